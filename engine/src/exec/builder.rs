@@ -1,0 +1,159 @@
+//! Turns a [`Plan`] into running stages: one stage for the source, then one per stage
+//! group (fused host steps, a chain of native steps, or a shuffle step), the last feeding
+//! the sink.
+
+use super::output::{ExecutionOutput, OnDone};
+use super::pool::WorkerPool;
+use super::stage::{Input, Output, Shared, Stage};
+use super::Source;
+use crate::error::{EngineError, Result};
+use crate::host::HostRuntime;
+use crate::ops::{Chain, CountByOp, CountOp, LimitOp, Operator, SumIntsOp};
+use crate::plan::{HostStep, Plan, StepSpec};
+use crate::queue::spsc;
+use crate::shuffle::{ShuffleCtx, ShuffleOp};
+use crate::sync::{Arc, AtomicBool, Mutex, Ordering};
+
+/// Tuning of one execution.
+#[derive(Debug, Clone)]
+pub struct ExecConfig {
+    /// Capacity (in batches) of each queue between stages.
+    pub queue_capacity: usize,
+}
+
+impl Default for ExecConfig {
+    fn default() -> Self {
+        ExecConfig { queue_capacity: 4 }
+    }
+}
+
+/// A running execution. Dropping the handle does not stop it; call [`Execution::abort`].
+pub struct Execution {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Execution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Execution").finish_non_exhaustive()
+    }
+}
+
+impl Execution {
+    /// Builds the stages of `plan` and starts them on `pool`. `on_done` is called exactly
+    /// once, on a worker thread, with the output.
+    pub fn start(
+        source: Box<dyn Source>,
+        plan: &Plan,
+        host: Option<&dyn HostRuntime>,
+        shuffle: Option<&ShuffleCtx>,
+        pool: &WorkerPool,
+        config: &ExecConfig,
+        on_done: OnDone,
+    ) -> Result<Execution> {
+        let ops = build_operators(plan, host, shuffle)?;
+        let shared = Arc::new(Shared {
+            stop_source: AtomicBool::new(false),
+            cancelled: AtomicBool::new(false),
+            stages: Mutex::new(Vec::new()),
+            sink: Mutex::new(Some((ExecutionOutput::default(), on_done))),
+        });
+        let handle = pool.handle();
+        let mut stages: Vec<Arc<Stage>> = Vec::with_capacity(ops.len() + 1);
+        let mut input = Input::Source(source);
+        // The source runs in a stage of its own (with a pass-through operator) so reading
+        // overlaps with processing.
+        let mut all_ops: Vec<Box<dyn Operator>> = vec![Box::new(Chain::new(Vec::new()))];
+        all_ops.extend(ops);
+        let last = all_ops.len() - 1;
+        for (i, op) in all_ops.into_iter().enumerate() {
+            let (output, next_input) = if i == last {
+                (Output::Sink, None)
+            } else {
+                let (p, c) = spsc(config.queue_capacity);
+                (Output::Queue(p), Some(Input::Queue(c)))
+            };
+            let stage = Stage::new(input, op, output, Arc::clone(&shared), handle.clone());
+            if let Some(prev) = stages.last() {
+                Stage::link(prev, &stage);
+            }
+            stages.push(stage);
+            match next_input {
+                Some(n) => input = n,
+                None => break,
+            }
+        }
+        *shared.stages.lock().expect("stages lock") = stages.clone();
+        for s in &stages {
+            s.wake();
+        }
+        Ok(Execution { shared })
+    }
+
+    /// Stops the execution as soon as each stage next runs; `on_done` then reports
+    /// `aborted`. Work already inside a host callback finishes (or is interrupted by the
+    /// host) first.
+    pub fn abort(&self) {
+        self.shared.cancelled.store(true, Ordering::Release);
+        let stages = self.shared.stages.lock().expect("stages lock").clone();
+        for s in &stages {
+            s.wake();
+        }
+    }
+}
+
+/// One operator per stage group of the plan, plus the host finalizer when needed.
+pub fn build_operators(
+    plan: &Plan,
+    host: Option<&dyn HostRuntime>,
+    shuffle: Option<&ShuffleCtx>,
+) -> Result<Vec<Box<dyn Operator>>> {
+    let mut ops: Vec<Box<dyn Operator>> = Vec::new();
+    for (gi, group) in plan.stage_groups().into_iter().enumerate() {
+        if group[0].is_host() {
+            let host =
+                host.ok_or_else(|| EngineError::Plan("plan has host steps but no host".into()))?;
+            let steps: Vec<HostStep> = group
+                .iter()
+                .filter_map(|s| match s {
+                    StepSpec::Host(h) => Some(h.clone()),
+                    _ => None,
+                })
+                .collect();
+            ops.push(host.build_stage(&steps)?);
+        } else if group.len() == 1 && matches!(group[0], StepSpec::Collect | StepSpec::Repartition)
+        {
+            ops.push(shuffle_op(&group[0], gi as u32, shuffle));
+        } else {
+            let chain = group.iter().map(native_op).collect::<Result<Vec<_>>>()?;
+            ops.push(Box::new(Chain::new(chain)));
+        }
+    }
+    if let Some(h) = host {
+        ops.push(h.finalizer());
+    }
+    Ok(ops)
+}
+
+/// The native operator for a (non-shuffle) native step.
+pub fn native_op(s: &StepSpec) -> Result<Box<dyn Operator>> {
+    Ok(match s {
+        StepSpec::Limit { offset, len } => Box::new(LimitOp::new(*offset, *len)),
+        StepSpec::Count => Box::<CountOp>::default(),
+        StepSpec::SumInts => Box::<SumIntsOp>::default(),
+        StepSpec::CountBy => Box::<CountByOp>::default(),
+        other => {
+            return Err(EngineError::Internal(format!(
+                "{other:?} is not a native step"
+            )))
+        }
+    })
+}
+
+fn shuffle_op(s: &StepSpec, step_id: u32, shuffle: Option<&ShuffleCtx>) -> Box<dyn Operator> {
+    let collect = matches!(s, StepSpec::Collect);
+    match shuffle {
+        Some(ctx) => Box::new(ShuffleOp::new(ctx.clone(), step_id, collect)),
+        // A single shard: collect and repartition move nothing (1.2 does the same locally).
+        None => Box::new(Chain::new(Vec::new())),
+    }
+}

@@ -1,0 +1,318 @@
+//! A pipeline stage as a schedulable task, and the wake-up protocol between stages.
+//!
+//! Scheduling state machine (per stage): `IDLE → SCHEDULED → RUNNING → IDLE`, with
+//! `NOTIFIED` meaning "woken while running: run again". A producer wakes its consumer
+//! after a push; a consumer wakes its producer after a pop (space freed). Because a wake
+//! on a running stage leaves `NOTIFIED`, a stage that found its queue empty (or full) and
+//! went idle can never miss the wake that follows. A stage runs at most a few batches per
+//! turn, then yields its worker so executions share the pool fairly.
+
+use std::collections::VecDeque;
+use std::sync::{OnceLock, Weak};
+
+use super::output::{ExecutionOutput, OnDone};
+use super::pool::{PoolHandle, Task};
+use super::Source;
+use crate::batch::Batch;
+use crate::ops::{Emit, Operator};
+use crate::queue::{Consumer, Pop, Producer};
+use crate::sync::{Arc, AtomicBool, AtomicU8, Mutex, Ordering};
+
+const IDLE: u8 = 0;
+const SCHEDULED: u8 = 1;
+const RUNNING: u8 = 2;
+const NOTIFIED: u8 = 3;
+const DONE: u8 = 4;
+
+/// Batches a stage handles per turn before yielding its worker.
+const BATCHES_PER_TURN: usize = 8;
+
+/// State shared by all stages of one execution.
+pub(crate) struct Shared {
+    /// Set by a satisfied limit or the first error: the source stops reading.
+    pub(crate) stop_source: AtomicBool,
+    pub(crate) cancelled: AtomicBool,
+    /// Keeps stages alive until the execution ends (then cleared, breaking the cycle).
+    pub(crate) stages: Mutex<Vec<Arc<Stage>>>,
+    pub(crate) sink: Mutex<Option<(ExecutionOutput, OnDone)>>,
+}
+
+pub(crate) enum Input {
+    Source(Box<dyn Source>),
+    Queue(Consumer<Batch>),
+}
+
+pub(crate) enum Output {
+    Queue(Producer<Batch>),
+    Sink,
+}
+
+struct Inner {
+    input: Option<Input>,
+    op: Box<dyn Operator>,
+    output: Option<Output>,
+    stash: VecDeque<Batch>,
+    finished: bool,
+}
+
+pub(crate) struct Stage {
+    state: AtomicU8,
+    inner: Mutex<Inner>,
+    shared: Arc<Shared>,
+    pool: PoolHandle,
+    prev: OnceLock<Weak<Stage>>,
+    next: OnceLock<Weak<Stage>>,
+}
+
+enum Turn {
+    Idle,
+    Yield,
+    Done,
+}
+
+// A `Next` lives for one step of a turn and is matched at once: boxing the batch would
+// cost an allocation per batch to save a move.
+#[allow(clippy::large_enum_variant)]
+enum Next {
+    Batch(Batch),
+    Empty,
+    End,
+}
+
+impl Stage {
+    pub(crate) fn new(
+        input: Input,
+        op: Box<dyn Operator>,
+        output: Output,
+        shared: Arc<Shared>,
+        pool: PoolHandle,
+    ) -> Arc<Stage> {
+        let inner = Inner {
+            input: Some(input),
+            op,
+            output: Some(output),
+            stash: VecDeque::new(),
+            finished: false,
+        };
+        Arc::new(Stage {
+            state: AtomicU8::new(IDLE),
+            inner: Mutex::new(inner),
+            shared,
+            pool,
+            prev: OnceLock::new(),
+            next: OnceLock::new(),
+        })
+    }
+
+    pub(crate) fn link(prev: &Arc<Stage>, next: &Arc<Stage>) {
+        let _ = prev.next.set(Arc::downgrade(next));
+        let _ = next.prev.set(Arc::downgrade(prev));
+    }
+
+    /// Makes sure the stage runs (again) soon.
+    pub(crate) fn wake(self: &Arc<Self>) {
+        let mut s = self.state.load(Ordering::Acquire);
+        loop {
+            let target = match s {
+                IDLE => SCHEDULED,
+                RUNNING => NOTIFIED,
+                _ => return,
+            };
+            match self
+                .state
+                .compare_exchange(s, target, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    if target == SCHEDULED {
+                        self.pool.spawn(Arc::clone(self) as Arc<dyn Task>);
+                    }
+                    return;
+                }
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    fn wake_link(link: &OnceLock<Weak<Stage>>) {
+        if let Some(s) = link.get().and_then(Weak::upgrade) {
+            s.wake();
+        }
+    }
+
+    fn turn(&self, inner: &mut Inner) -> Turn {
+        if self.shared.cancelled.load(Ordering::Acquire) {
+            return self.abort(inner);
+        }
+        for _ in 0..BATCHES_PER_TURN {
+            if !self.flush(inner) {
+                return Turn::Idle; // output full: the consumer wakes us after a pop
+            }
+            if inner.finished {
+                self.close_output(inner, false);
+                return Turn::Done;
+            }
+            match self.next_input(inner) {
+                Next::Batch(b) => self.process(inner, b),
+                Next::Empty => return Turn::Idle, // the producer wakes us after a push
+                Next::End => {
+                    inner.input = None;
+                    let mut emit = Emit::new();
+                    if let Err(e) = inner.op.finish(&mut emit) {
+                        inner
+                            .stash
+                            .push_back(Batch::errors_only(vec![e.to_string()]));
+                    }
+                    inner.stash.extend(emit.drain());
+                    inner.finished = true;
+                }
+            }
+        }
+        Turn::Yield
+    }
+
+    fn next_input(&self, inner: &mut Inner) -> Next {
+        match inner.input.as_mut() {
+            None => Next::End,
+            Some(Input::Source(src)) => {
+                if self.shared.stop_source.load(Ordering::Acquire) {
+                    return Next::End;
+                }
+                match src.next_batch() {
+                    Ok(Some(b)) => Next::Batch(b),
+                    Ok(None) => Next::End,
+                    Err(e) => {
+                        inner
+                            .stash
+                            .push_back(Batch::errors_only(vec![e.to_string()]));
+                        Next::End
+                    }
+                }
+            }
+            Some(Input::Queue(q)) => match q.pop() {
+                Pop::Item(b) => {
+                    Self::wake_link(&self.prev);
+                    Next::Batch(b)
+                }
+                Pop::Empty => Next::Empty,
+                Pop::Closed => Next::End,
+            },
+        }
+    }
+
+    fn process(&self, inner: &mut Inner, mut b: Batch) {
+        let errors = if inner.op.handles_errors() {
+            Vec::new()
+        } else {
+            std::mem::take(&mut b.errors)
+        };
+        let mut emit = Emit::new();
+        let res = if !b.is_empty() {
+            inner.op.process(b, &mut emit)
+        } else {
+            Ok(())
+        };
+        if emit.wants_stop() {
+            self.shared.stop_source.store(true, Ordering::Release);
+        }
+        inner.stash.extend(emit.drain());
+        if !errors.is_empty() {
+            inner.stash.push_back(Batch::errors_only(errors));
+        }
+        if let Err(e) = res {
+            // An operator failure ends the execution's input; it is reported as an error.
+            self.shared.stop_source.store(true, Ordering::Release);
+            inner
+                .stash
+                .push_back(Batch::errors_only(vec![e.to_string()]));
+        }
+    }
+
+    /// Moves stashed batches downstream; false when the output queue is full.
+    fn flush(&self, inner: &mut Inner) -> bool {
+        match inner.output.as_mut() {
+            None => true,
+            Some(Output::Queue(p)) => {
+                while let Some(b) = inner.stash.pop_front() {
+                    if let Err(b) = p.push(b) {
+                        inner.stash.push_front(b);
+                        return false;
+                    }
+                    Self::wake_link(&self.next);
+                }
+                true
+            }
+            Some(Output::Sink) => {
+                let mut sink = self.shared.sink.lock().expect("sink lock");
+                if let Some((out, _)) = sink.as_mut() {
+                    for b in inner.stash.drain(..) {
+                        let had_errors = !b.errors.is_empty();
+                        if let Err(e) = out.absorb(b) {
+                            out.errors.push(e.to_string());
+                        }
+                        if had_errors {
+                            // 1.2: once an error reaches the output, the reader stops.
+                            self.shared.stop_source.store(true, Ordering::Release);
+                        }
+                    }
+                }
+                true
+            }
+        }
+    }
+
+    fn close_output(&self, inner: &mut Inner, aborted: bool) {
+        match inner.output.take() {
+            Some(Output::Queue(p)) => {
+                drop(p); // the consumer sees `Closed` after the last item
+                Self::wake_link(&self.next);
+            }
+            Some(Output::Sink) => self.complete(aborted),
+            None => {}
+        }
+    }
+
+    fn abort(&self, inner: &mut Inner) -> Turn {
+        inner.input = None;
+        inner.stash.clear();
+        self.close_output(inner, true);
+        Turn::Done
+    }
+
+    fn complete(&self, aborted: bool) {
+        let done = self.shared.sink.lock().expect("sink lock").take();
+        let stages = std::mem::take(&mut *self.shared.stages.lock().expect("stages lock"));
+        if let Some((mut out, on_done)) = done {
+            out.aborted = aborted;
+            on_done(out);
+        }
+        drop(stages);
+    }
+}
+
+impl Task for Stage {
+    fn run(self: Arc<Self>) {
+        self.state.store(RUNNING, Ordering::Release);
+        let turn = {
+            let mut inner = self.inner.lock().expect("stage lock");
+            self.turn(&mut inner)
+        };
+        match turn {
+            Turn::Done => self.state.store(DONE, Ordering::Release),
+            Turn::Yield => {
+                self.state.store(SCHEDULED, Ordering::Release);
+                self.pool.spawn(Arc::clone(&self) as Arc<dyn Task>);
+            }
+            Turn::Idle => {
+                if self
+                    .state
+                    .compare_exchange(RUNNING, IDLE, Ordering::AcqRel, Ordering::Acquire)
+                    .is_err()
+                {
+                    // Woken while running: go again.
+                    self.state.store(SCHEDULED, Ordering::Release);
+                    self.pool.spawn(Arc::clone(&self) as Arc<dyn Task>);
+                }
+            }
+        }
+    }
+}

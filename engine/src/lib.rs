@@ -1,0 +1,35 @@
+//! Gearshift's engine: pure Rust, no Redis and no Python in its dependency tree.
+//!
+//! Layers, bottom up:
+//! - [`sync`]: the std/loom shim every atomic and cell comes from.
+//! - [`queue`]: the bounded lock-free SPSC ring between pipeline stages (loom-tested).
+//! - [`pool`]: a recycling pool of byte buffers for batch columns and shuffle frames.
+//! - [`batch`], [`datum`]: the columnar record batches that flow through a plan.
+//! - [`plan`], [`ops`], [`host`]: step specs, native operators, and the seam the host
+//!   (the Python layer) implements for callback steps.
+//! - [`exec`]: the pipelined executor (stages on a bounded worker pool).
+//! - [`shuffle`]: partitioner (Redis hash slots), frame codec and the transport seam.
+//! - [`reference`]: a record-at-a-time executor used as the oracle in differential tests.
+//!
+//! Data flow: a `Source` fills batches → stages connected by SPSC queues transform them →
+//! the sink gathers results and errors into an [`exec::ExecutionOutput`].
+#![deny(unsafe_code)]
+
+pub mod batch;
+pub mod datum;
+pub mod error;
+pub mod exec;
+pub mod glob;
+pub mod host;
+pub mod ops;
+pub mod plan;
+pub mod pool;
+pub mod queue;
+pub mod reference;
+pub mod shuffle;
+pub mod sync;
+pub mod testing;
+
+pub use batch::{Batch, BatchData};
+pub use datum::Datum;
+pub use error::{EngineError, Result};

@@ -1,0 +1,73 @@
+//! Native operators: pure, single-threaded transforms of batches.
+//!
+//! An [`Operator`] sees only records (the executor routes the error lane past it) and
+//! pushes output batches into an [`Emit`]. It never blocks on other stages; shuffle
+//! operators may wait on their transport, always with a bound. Depends on `batch`,
+//! `datum`, `error`.
+
+mod chain;
+mod count;
+mod group;
+mod limit;
+
+pub use chain::Chain;
+pub use count::{CountByOp, CountOp, SumIntsOp};
+pub use group::GroupTable;
+pub use limit::LimitOp;
+
+use crate::batch::Batch;
+use crate::error::Result;
+
+/// Where an operator puts its output.
+#[derive(Debug, Default)]
+pub struct Emit {
+    batches: Vec<Batch>,
+    stop_upstream: bool,
+}
+
+impl Emit {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Queues an output batch (empty ones are dropped).
+    pub fn push(&mut self, b: Batch) {
+        if !b.is_empty() {
+            self.batches.push(b);
+        }
+    }
+
+    /// Asks the executor to stop reading the source: this operator needs no more input
+    /// (a satisfied limit, or the first error of an execution).
+    pub fn stop_upstream(&mut self) {
+        self.stop_upstream = true;
+    }
+
+    pub fn wants_stop(&self) -> bool {
+        self.stop_upstream
+    }
+
+    /// Takes the queued batches.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Batch> {
+        self.batches.drain(..)
+    }
+}
+
+/// A batch transform. Contract:
+/// - `process` is called once per input batch, in order; `finish` once after the last.
+/// - Errors returned here fail the whole execution; a failing *record* is reported by
+///   pushing a batch whose error lane holds the message.
+/// - Dropping an operator (on abort) must release everything it holds.
+pub trait Operator: Send {
+    /// The 1.x step type, for introspection.
+    fn name(&self) -> &'static str;
+    fn process(&mut self, input: Batch, out: &mut Emit) -> Result<()>;
+    fn finish(&mut self, _out: &mut Emit) -> Result<()> {
+        Ok(())
+    }
+    /// True when the operator receives batches with their error lane (shuffles forward
+    /// errors to other shards); otherwise the executor routes errors past it.
+    fn handles_errors(&self) -> bool {
+        false
+    }
+}

@@ -1,0 +1,390 @@
+//! Shuffle frames: the bytes one shard sends another for a `collect`/`repartition` step.
+//!
+//! Layout (little-endian): `magic 'G' | version 1 | kind`; kind 0 = data: error lane,
+//! optional partition keys, then the records (key columns copied as raw column buffers,
+//! or tagged datums); kind 1 = "done sending". Decoding never trusts the input: every
+//! length is checked against what remains, nesting depth is bounded, and malformed frames
+//! are errors, never panics (fuzzed in `fuzz/`).
+
+use crate::batch::{Batch, BatchData, BinaryColumn, KeyColumns, KeyType, ValueColumn};
+use crate::datum::Datum;
+use crate::error::{EngineError, Result};
+
+const MAGIC: u8 = b'G';
+const VERSION: u8 = 1;
+const KIND_DATA: u8 = 0;
+const KIND_DONE: u8 = 1;
+const MAX_DEPTH: usize = 64;
+
+/// A decoded frame.
+// Frames are decoded, matched and unpacked at once; boxing the batch would cost an
+// allocation per frame to save a move.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Frame {
+    Data(Batch),
+    Done,
+}
+
+/// Appends a "done sending" frame.
+pub fn encode_done(out: &mut Vec<u8>) {
+    out.extend_from_slice(&[MAGIC, VERSION, KIND_DONE]);
+}
+
+/// Appends a data frame for `b`. Host columns cannot travel: the host converts them first.
+pub fn encode_data(b: &Batch, out: &mut Vec<u8>) -> Result<()> {
+    out.extend_from_slice(&[MAGIC, VERSION, KIND_DATA]);
+    put_u32(out, b.errors.len());
+    for e in &b.errors {
+        put_bytes(out, e.as_bytes());
+    }
+    match &b.partition_keys {
+        Some(k) => {
+            out.push(1);
+            put_column(out, k);
+        }
+        None => out.push(0),
+    }
+    match &b.data {
+        BatchData::Datums(d) => {
+            out.push(0);
+            put_u32(out, d.len());
+            for v in d {
+                put_datum(out, v);
+            }
+        }
+        BatchData::Keys(k) => {
+            out.push(1);
+            put_keys(out, k);
+        }
+        BatchData::Foreign(_) => {
+            return Err(EngineError::Execution("Failed serializing record".into()))
+        }
+    }
+    Ok(())
+}
+
+/// Decodes one frame.
+pub fn decode_frame(bytes: &[u8]) -> Result<Frame> {
+    let mut r = Reader { buf: bytes };
+    if r.u8()? != MAGIC || r.u8()? != VERSION {
+        return Err(bad("bad magic or version"));
+    }
+    match r.u8()? {
+        KIND_DONE => Ok(Frame::Done),
+        KIND_DATA => {
+            let n = r.count(4)?;
+            let mut errors = Vec::with_capacity(n);
+            for _ in 0..n {
+                errors.push(r.string()?);
+            }
+            let partition_keys = if r.u8()? == 1 {
+                Some(r.column()?)
+            } else {
+                None
+            };
+            let data = match r.u8()? {
+                0 => {
+                    let n = r.count(1)?;
+                    let mut d = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        d.push(r.datum(0)?);
+                    }
+                    BatchData::Datums(d)
+                }
+                1 => BatchData::Keys(r.keys()?),
+                _ => return Err(bad("unknown record shape")),
+            };
+            if !r.buf.is_empty() {
+                return Err(bad("trailing bytes"));
+            }
+            if partition_keys
+                .as_ref()
+                .is_some_and(|k| k.len() != data_len(&data))
+            {
+                return Err(bad("partition keys do not match rows"));
+            }
+            Ok(Frame::Data(Batch {
+                data,
+                partition_keys,
+                errors,
+            }))
+        }
+        _ => Err(bad("unknown frame kind")),
+    }
+}
+
+fn data_len(d: &BatchData) -> usize {
+    match d {
+        BatchData::Keys(k) => k.len(),
+        BatchData::Datums(d) => d.len(),
+        BatchData::Foreign(f) => f.len(),
+    }
+}
+
+fn bad(what: &str) -> EngineError {
+    EngineError::Execution(format!("malformed shuffle frame: {what}"))
+}
+
+fn put_u32(out: &mut Vec<u8>, n: usize) {
+    out.extend_from_slice(&(n as u32).to_le_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_u32(out, b.len());
+    out.extend_from_slice(b);
+}
+
+fn put_column(out: &mut Vec<u8>, c: &BinaryColumn) {
+    let (offsets, data) = c.parts();
+    put_u32(out, offsets.len());
+    for o in offsets {
+        out.extend_from_slice(&o.to_le_bytes());
+    }
+    put_bytes(out, data);
+}
+
+fn put_keys(out: &mut Vec<u8>, k: &KeyColumns) {
+    put_column(out, &k.keys);
+    out.extend(k.types.iter().map(|t| t.code()));
+    match &k.values {
+        None => out.push(0),
+        Some(v) => {
+            out.push(1);
+            for row in 0..v.rows() {
+                let items: Vec<&[u8]> = v.row_items(row).collect();
+                put_u32(out, items.len());
+                for i in items {
+                    put_bytes(out, i);
+                }
+            }
+        }
+    }
+}
+
+fn put_datum(out: &mut Vec<u8>, d: &Datum) {
+    match d {
+        Datum::Null => out.push(0),
+        Datum::Bool(b) => out.extend_from_slice(&[1, *b as u8]),
+        Datum::Int(i) => {
+            out.push(2);
+            out.extend_from_slice(&i.to_le_bytes());
+        }
+        Datum::Float(f) => {
+            out.push(3);
+            out.extend_from_slice(&f.to_le_bytes());
+        }
+        Datum::Str(s) => {
+            out.push(4);
+            put_bytes(out, s.as_bytes());
+        }
+        Datum::Bytes(b) => {
+            out.push(5);
+            put_bytes(out, b);
+        }
+        Datum::List(items) => {
+            out.push(6);
+            put_u32(out, items.len());
+            for i in items {
+                put_datum(out, i);
+            }
+        }
+        Datum::Map(items) => {
+            out.push(7);
+            put_u32(out, items.len());
+            for (k, v) in items {
+                put_bytes(out, k.as_bytes());
+                put_datum(out, v);
+            }
+        }
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if n > self.buf.len() {
+            return Err(bad("truncated"));
+        }
+        let (head, tail) = self.buf.split_at(n);
+        self.buf = tail;
+        Ok(head)
+    }
+
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// A count of items each at least `min_size` bytes long, checked against what is left.
+    fn count(&mut self, min_size: usize) -> Result<usize> {
+        let n = self.u32()? as usize;
+        if n.saturating_mul(min_size) > self.buf.len() {
+            return Err(bad("count exceeds frame"));
+        }
+        Ok(n)
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8]> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+
+    fn string(&mut self) -> Result<String> {
+        String::from_utf8(self.bytes()?.to_vec()).map_err(|_| bad("invalid utf-8"))
+    }
+
+    fn column(&mut self) -> Result<BinaryColumn> {
+        let n = self.count(4)?;
+        let mut offsets = Vec::with_capacity(n);
+        for _ in 0..n {
+            offsets.push(self.u32()?);
+        }
+        let data = self.bytes()?.to_vec();
+        BinaryColumn::from_parts(offsets, data).ok_or_else(|| bad("bad column offsets"))
+    }
+
+    fn keys(&mut self) -> Result<KeyColumns> {
+        let keys = self.column()?;
+        let types = self
+            .take(keys.len())?
+            .iter()
+            .map(|&c| KeyType::from_code(c).ok_or_else(|| bad("bad key type")))
+            .collect::<Result<Vec<_>>>()?;
+        let values = match self.u8()? {
+            0 => None,
+            1 => {
+                let mut v = ValueColumn::new();
+                for _ in 0..keys.len() {
+                    let n = self.count(4)?;
+                    for _ in 0..n {
+                        v.push_item(self.bytes()?);
+                    }
+                    v.finish_row();
+                }
+                Some(v)
+            }
+            _ => return Err(bad("bad value flag")),
+        };
+        Ok(KeyColumns {
+            keys,
+            types,
+            values,
+        })
+    }
+
+    fn datum(&mut self, depth: usize) -> Result<Datum> {
+        if depth > MAX_DEPTH {
+            return Err(bad("nesting too deep"));
+        }
+        Ok(match self.u8()? {
+            0 => Datum::Null,
+            1 => Datum::Bool(self.u8()? != 0),
+            2 => Datum::Int(i64::from_le_bytes(
+                self.take(8)?.try_into().map_err(|_| bad("int"))?,
+            )),
+            3 => Datum::Float(f64::from_le_bytes(
+                self.take(8)?.try_into().map_err(|_| bad("float"))?,
+            )),
+            4 => Datum::Str(self.string()?),
+            5 => Datum::Bytes(self.bytes()?.to_vec()),
+            6 => {
+                let n = self.count(1)?;
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push(self.datum(depth + 1)?);
+                }
+                Datum::List(items)
+            }
+            7 => {
+                let n = self.count(5)?;
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let k = self.string()?;
+                    items.push((k, self.datum(depth + 1)?));
+                }
+                Datum::Map(items)
+            }
+            _ => return Err(bad("unknown datum tag")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(b: &Batch) -> Batch {
+        let mut buf = Vec::new();
+        encode_data(b, &mut buf).unwrap();
+        match decode_frame(&buf).unwrap() {
+            Frame::Data(b) => b,
+            Frame::Done => panic!("expected data"),
+        }
+    }
+
+    #[test]
+    fn datums_roundtrip() {
+        let mut b = Batch::datums(vec![
+            Datum::Null,
+            Datum::Bool(true),
+            Datum::Int(-5),
+            Datum::Float(2.5),
+            Datum::Str("héllo".into()),
+            Datum::Bytes(vec![0, 255]),
+            Datum::List(vec![
+                Datum::Int(1),
+                Datum::Map(vec![("k".into(), Datum::Null)]),
+            ]),
+        ]);
+        b.errors.push("boom".into());
+        b.partition_keys = Some(BinaryColumn::from_iter((0..7).map(|_| &b"k"[..])));
+        let back = roundtrip(&b);
+        assert_eq!(back.errors, b.errors);
+        assert_eq!(back.partition_keys, b.partition_keys);
+        match (back.data, b.data) {
+            (BatchData::Datums(x), BatchData::Datums(y)) => assert_eq!(x, y),
+            _ => panic!("shape changed"),
+        }
+    }
+
+    #[test]
+    fn keys_roundtrip() {
+        let mut k = KeyColumns::new(true);
+        k.push_key(b"a", KeyType::Hash);
+        let v = k.values.as_mut().unwrap();
+        v.push_item(b"f");
+        v.push_item(b"v");
+        v.finish_row();
+        k.push_key(b"b", KeyType::Set);
+        k.values.as_mut().unwrap().finish_row();
+        let back = roundtrip(&Batch::new(BatchData::Keys(k.clone())));
+        match back.data {
+            BatchData::Keys(got) => assert_eq!(got, k),
+            _ => panic!("shape changed"),
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for bad in [
+            &b""[..],
+            b"G",
+            b"G\x01\x00\xff\xff\xff\xff",
+            b"G\x01\x07",
+            b"X\x01\x01",
+        ] {
+            assert!(decode_frame(bad).is_err(), "{bad:?}");
+        }
+        let mut done = Vec::new();
+        encode_done(&mut done);
+        assert!(matches!(decode_frame(&done), Ok(Frame::Done)));
+    }
+}

@@ -1,0 +1,45 @@
+//! Moving records between shards: the partitioner (Redis hash slots), the frame codec,
+//! the transport seam and the shuffle operator behind `collect` and `repartition`.
+//!
+//! No I/O lives here: a [`Transport`] moves frames (in-process for tests, the Redis
+//! Cluster in the module). Depends on `batch`, `datum`, `pool`, `ops`, `error`.
+
+mod codec;
+mod op;
+mod partitioner;
+mod transport;
+
+pub use codec::{decode_frame, encode_data, encode_done, Frame};
+pub use op::ShuffleOp;
+pub use partitioner::{crc16, key_hash_slot, Partitioner, SlotMap, SLOTS};
+pub use transport::{ChannelId, InProcessNetwork, Transport};
+
+use crate::pool::BufferPool;
+use crate::sync::Arc;
+use std::time::Duration;
+
+/// What a shuffle step needs to know about the cluster for one execution.
+#[derive(Clone)]
+pub struct ShuffleCtx {
+    /// This shard's index in `0..shards`.
+    pub me: usize,
+    pub shards: usize,
+    /// The shard that started the execution (receives `collect`).
+    pub initiator: usize,
+    /// Identifies the execution on every shard.
+    pub exec_id: u64,
+    pub transport: Arc<dyn Transport>,
+    pub slots: Arc<SlotMap>,
+    /// A shard silent for longer than this ends the execution (1.2's max idle).
+    pub idle_timeout: Duration,
+    pub pool: Arc<BufferPool>,
+}
+
+impl std::fmt::Debug for ShuffleCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShuffleCtx")
+            .field("me", &self.me)
+            .field("shards", &self.shards)
+            .finish()
+    }
+}

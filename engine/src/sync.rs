@@ -1,0 +1,37 @@
+//! The one import path for atomics, cells and `Arc` in the engine, so loom can model them.
+//!
+//! Under `cfg(loom)` these are loom's types; otherwise std's. Depends on nothing else.
+
+#[cfg(loom)]
+pub use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+#[cfg(loom)]
+pub use loom::sync::{Arc, Mutex};
+
+#[cfg(not(loom))]
+pub use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+#[cfg(not(loom))]
+pub use std::sync::{Arc, Mutex};
+
+/// `UnsafeCell` with loom's closure-based access API on both builds.
+#[derive(Debug)]
+pub struct UnsafeCell<T>(
+    #[cfg(loom)] loom::cell::UnsafeCell<T>,
+    #[cfg(not(loom))] std::cell::UnsafeCell<T>,
+);
+
+impl<T> UnsafeCell<T> {
+    pub fn new(v: T) -> Self {
+        #[cfg(loom)]
+        return Self(loom::cell::UnsafeCell::new(v));
+        #[cfg(not(loom))]
+        return Self(std::cell::UnsafeCell::new(v));
+    }
+
+    /// Runs `f` with a mutable raw pointer to the contents; the caller proves exclusivity.
+    pub fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        #[cfg(loom)]
+        return self.0.with_mut(f);
+        #[cfg(not(loom))]
+        return f(self.0.get());
+    }
+}

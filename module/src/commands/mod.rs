@@ -1,0 +1,3 @@
+//! RG.* commands, one file each.
+
+pub mod pyexecute;

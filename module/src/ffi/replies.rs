@@ -1,0 +1,95 @@
+//! Writing RESP replies with the raw reply API, so arrays can hold error elements with
+//! any text (1.2 replies `'-1'` as an error element) — `RedisValue` cannot.
+
+use std::ffi::CString;
+
+use redis_module::{raw, Context};
+
+/// A reply to send.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Null,
+    Int(i64),
+    Bulk(Vec<u8>),
+    Status(String),
+    Error(String),
+    Array(Vec<Reply>),
+}
+
+/// Writes `r` on `ctx`.
+pub fn write(ctx: &Context, r: &Reply) {
+    let c = ctx.ctx;
+    // SAFETY: `c` is the live context of the command (or of a blocked client's thread-safe
+    // context) for the duration of this call; strings passed are valid for the call.
+    unsafe {
+        match r {
+            Reply::Null => {
+                raw::RedisModule_ReplyWithNull.expect("reply api")(c);
+            }
+            Reply::Int(i) => {
+                raw::RedisModule_ReplyWithLongLong.expect("reply api")(c, *i);
+            }
+            Reply::Bulk(b) => {
+                raw::RedisModule_ReplyWithStringBuffer.expect("reply api")(
+                    c,
+                    b.as_ptr().cast(),
+                    b.len(),
+                );
+            }
+            Reply::Status(s) => {
+                let s = c_text(s);
+                raw::RedisModule_ReplyWithSimpleString.expect("reply api")(c, s.as_ptr());
+            }
+            Reply::Error(e) => {
+                let e = c_text(e);
+                raw::RedisModule_ReplyWithError.expect("reply api")(c, e.as_ptr());
+            }
+            Reply::Array(items) => {
+                raw::RedisModule_ReplyWithArray.expect("reply api")(c, items.len() as _);
+                for i in items {
+                    write(ctx, i);
+                }
+            }
+        }
+    }
+}
+
+/// RESP simple strings and errors cannot hold CR/LF or NUL; Redis itself replaces line
+/// breaks with spaces in errors.
+fn c_text(s: &str) -> CString {
+    let clean: String = s
+        .chars()
+        .map(|c| if matches!(c, '\r' | '\n') { ' ' } else { c })
+        .filter(|&c| c != '\0')
+        .collect();
+    CString::new(clean).unwrap_or_default()
+}
+
+/// A client blocked by a command, to be answered later from any thread.
+#[derive(Debug)]
+pub struct Blocked(*mut raw::RedisModuleBlockedClient);
+
+// SAFETY: a blocked-client handle may be used from any thread (that is its purpose);
+// it is consumed exactly once by `reply_blocked`.
+unsafe impl Send for Blocked {}
+
+/// Blocks the client of the current command (no timeout, no callbacks).
+pub fn block(ctx: &Context) -> Blocked {
+    // SAFETY: `ctx` is the live context of a command being executed on the main thread.
+    Blocked(unsafe {
+        raw::RedisModule_BlockClient.expect("block api")(ctx.ctx, None, None, None, 0)
+    })
+}
+
+/// Replies to a blocked client and unblocks it.
+pub fn reply_blocked(bc: Blocked, r: &Reply) {
+    // SAFETY: `bc.0` is a live blocked client (consumed here, once). Reply functions on a
+    // blocked client's thread-safe context need no Redis lock; the reply is delivered
+    // when the client is unblocked.
+    unsafe {
+        let tctx = raw::RedisModule_GetThreadSafeContext.expect("api")(bc.0);
+        write(&Context::new(tctx), r);
+        raw::RedisModule_FreeThreadSafeContext.expect("api")(tctx);
+        raw::RedisModule_UnblockClient.expect("api")(bc.0, std::ptr::null_mut());
+    }
+}

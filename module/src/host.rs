@@ -1,0 +1,107 @@
+//! `HostServices` for the Python layer: Redis commands, logging and config, honouring the
+//! lock rule (DESIGN.md §5): the Python layer releases the GIL before calling in here, and
+//! we take the Redis lock only if this thread does not already hold it.
+
+use std::cell::Cell;
+use std::sync::Arc;
+
+use gearpy::host::{CallReply as PyReply, HostServices};
+use redis_module::logging::{log, RedisLogLevel};
+use redis_module::{raw, CallOptionsBuilder, CallReply, CallResult, Context, ThreadSafeContext};
+
+use crate::config::Config;
+
+thread_local! {
+    /// The context of the Redis lock this thread holds (main thread, sync runs), if any.
+    static LOCKED_CTX: Cell<*mut raw::RedisModuleCtx> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// Marks that this thread holds the Redis lock through `ctx` while `f` runs.
+pub fn with_lock_held<R>(ctx: &Context, f: impl FnOnce() -> R) -> R {
+    let prev = LOCKED_CTX.with(|c| c.replace(ctx.ctx));
+    let r = f();
+    LOCKED_CTX.with(|c| c.set(prev));
+    r
+}
+
+#[derive(Debug)]
+pub struct RedisHost {
+    config: Arc<Config>,
+}
+
+impl RedisHost {
+    pub fn new(config: Arc<Config>) -> Self {
+        RedisHost { config }
+    }
+}
+
+impl HostServices for RedisHost {
+    fn call(&self, args: &[Vec<u8>]) -> PyReply {
+        let held = LOCKED_CTX.with(|c| c.get());
+        if !held.is_null() {
+            return call_on(&Context::new(held), args);
+        }
+        let tsc = ThreadSafeContext::new();
+        let guard = tsc.lock();
+        call_on(&guard, args)
+    }
+
+    fn log(&self, level: &str, msg: &str) {
+        let level = match level {
+            "debug" => RedisLogLevel::Debug,
+            "verbose" => RedisLogLevel::Verbose,
+            "warning" => RedisLogLevel::Warning,
+            _ => RedisLogLevel::Notice,
+        };
+        log(level, msg);
+    }
+
+    fn config_get(&self, key: &str) -> Option<String> {
+        self.config.extra(key)
+    }
+
+    fn attempt_traceback(&self) -> bool {
+        self.config.int("PythonAttemptTraceback") != 0
+    }
+}
+
+/// Runs a command with errors as replies (real Redis error texts) and replication.
+fn call_on(ctx: &Context, args: &[Vec<u8>]) -> PyReply {
+    let Some((cmd, rest)) = args.split_first() else {
+        return PyReply::Array(Vec::new());
+    };
+    let cmd = String::from_utf8_lossy(cmd);
+    let rest: Vec<&[u8]> = rest.iter().map(|a| a.as_slice()).collect();
+    let opts = CallOptionsBuilder::new()
+        .errors_as_replies()
+        .replicate()
+        .build();
+    let res: CallResult = ctx.call_ext(&cmd, &opts, rest.as_slice());
+    owned(res)
+}
+
+/// Copies a call result into owned data while the lock is still held.
+fn owned(r: CallResult) -> PyReply {
+    match r {
+        Err(e) => PyReply::Error(e.to_string()),
+        Ok(reply) => owned_reply(&reply),
+    }
+}
+
+fn owned_reply(r: &CallReply) -> PyReply {
+    match r {
+        CallReply::Unknown => PyReply::Nil,
+        CallReply::Null(_) => PyReply::Nil,
+        CallReply::I64(i) => PyReply::Int(i.to_i64()),
+        CallReply::Bool(b) => PyReply::Int(b.to_bool() as i64),
+        CallReply::Double(d) => PyReply::Double(d.to_double()),
+        CallReply::String(s) => PyReply::Bulk(s.as_bytes().to_vec()),
+        CallReply::BigNumber(b) => PyReply::Bulk(b.to_string().unwrap_or_default().into_bytes()),
+        CallReply::VerbatimString(v) => PyReply::Bulk(format!("{v:?}").into_bytes()),
+        CallReply::Array(a) => PyReply::Array(a.iter().map(owned).collect()),
+        CallReply::Set(s) => PyReply::Array(s.iter().map(owned).collect()),
+        CallReply::Map(m) => {
+            PyReply::Array(m.iter().flat_map(|(k, v)| [owned(k), owned(v)]).collect())
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! KeysReader for `run()`: scans the keyspace (glob pattern) or reads one exact key
+//! (`noScan`), with values (`readValue`), a bounded batch per Redis-lock hold.
+
+use std::time::Duration;
+
+use engine::batch::{Batch, BatchData, KeyColumns};
+use engine::exec::Source;
+use engine::Result;
+use redis_module::{DetachedFromClient, ThreadSafeContext};
+
+use crate::ffi::scan::{read_key, scan_some, ScanBudget, ScanCursor};
+
+/// Keys per batch and the longest single lock hold.
+const BUDGET: ScanBudget = ScanBudget {
+    max_rows: 1024,
+    max_time: Duration::from_millis(2),
+};
+
+pub struct KeysSource {
+    pattern: Vec<u8>,
+    no_scan: bool,
+    read_value: bool,
+    cursor: Option<ScanCursor>,
+    done: bool,
+    tsc: ThreadSafeContext<DetachedFromClient>,
+}
+
+impl KeysSource {
+    pub fn new(pattern: Vec<u8>, no_scan: bool, read_value: bool) -> Self {
+        KeysSource {
+            pattern,
+            no_scan,
+            read_value,
+            cursor: None,
+            done: false,
+            tsc: ThreadSafeContext::new(),
+        }
+    }
+}
+
+impl Source for KeysSource {
+    fn next_batch(&mut self) -> Result<Option<Batch>> {
+        while !self.done {
+            let mut cols = KeyColumns::new(self.read_value);
+            {
+                let guard = self.tsc.lock();
+                if self.no_scan {
+                    read_key(&guard, &self.pattern, &mut cols, self.read_value);
+                    self.done = true;
+                } else {
+                    let cursor = self.cursor.get_or_insert_with(ScanCursor::new);
+                    self.done = !scan_some(&guard, cursor, &self.pattern, &mut cols, BUDGET);
+                }
+            }
+            if !cols.is_empty() {
+                return Ok(Some(Batch::new(BatchData::Keys(cols))));
+            }
+        }
+        // Free the cursor (and its Redis allocation) as soon as the scan ends.
+        if let Some(c) = self.cursor.take() {
+            let _guard = self.tsc.lock();
+            drop(c);
+        }
+        Ok(None)
+    }
+}

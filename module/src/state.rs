@@ -1,0 +1,40 @@
+//! The single owner of module-wide state: configuration and the worker pool. Set once at
+//! load; never `static mut`.
+
+use std::sync::{Arc, OnceLock};
+
+use engine::exec::WorkerPool;
+use redis_module::{Context, RedisString};
+
+use crate::config::Config;
+use crate::host::RedisHost;
+
+/// Module-wide state.
+#[derive(Debug)]
+pub struct ModuleState {
+    pub config: Arc<Config>,
+    /// Runs scripts and execution stages (`ExecutionThreads` threads).
+    pub pool: WorkerPool,
+}
+
+static STATE: OnceLock<ModuleState> = OnceLock::new();
+
+/// Loads configuration, starts Python and the worker pool.
+pub fn init(_ctx: &Context, args: &[RedisString]) -> Result<(), String> {
+    let args: Vec<String> = args.iter().map(|a| a.to_string_lossy()).collect();
+    let config = Arc::new(Config::from_args(&args)?);
+    gearpy::init(
+        config.python_home.as_deref(),
+        Arc::new(RedisHost::new(Arc::clone(&config))),
+    )?;
+    let threads = config.int("ExecutionThreads").max(1) as usize;
+    let pool = WorkerPool::new(threads, "gearshift");
+    STATE
+        .set(ModuleState { config, pool })
+        .map_err(|_| "Gearshift is already loaded".to_owned())
+}
+
+/// The state; `None` only before a successful load.
+pub fn get() -> Option<&'static ModuleState> {
+    STATE.get()
+}

@@ -1,0 +1,112 @@
+//! Conversions between engine records and Python objects, done a batch at a time under
+//! one GIL hold: reader rows → 1.2 record dicts, `Datum` ⇄ Python values.
+
+use engine::batch::{KeyRow, ValueRef};
+use engine::Datum;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
+use pyo3::IntoPyObjectExt;
+
+/// Text as `str`, or `bytearray` when it is not UTF-8 (as 1.2 does).
+pub fn bytes_to_py<'py>(py: Python<'py>, b: &[u8]) -> Bound<'py, PyAny> {
+    match std::str::from_utf8(b) {
+        Ok(s) => PyString::new(py, s).into_any(),
+        Err(_) => PyByteArray::new(py, b).into_any(),
+    }
+}
+
+/// A KeysReader record: `{'key', 'value', 'type', 'event'}`, or `{'key', 'event'}` when
+/// values were not read (REFERENCE §2.1).
+pub fn key_row_to_dict<'py>(py: Python<'py>, row: &KeyRow<'_>) -> PyResult<Bound<'py, PyAny>> {
+    let d = PyDict::new(py);
+    d.set_item("key", bytes_to_py(py, row.key))?;
+    if let Some(v) = &row.value {
+        d.set_item("value", value_to_py(py, v)?)?;
+        d.set_item("type", row.key_type.name())?;
+    }
+    d.set_item("event", py.None())?;
+    Ok(d.into_any())
+}
+
+fn value_to_py<'py>(py: Python<'py>, v: &ValueRef<'_>) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match v {
+        ValueRef::None => py.None().into_bound(py),
+        ValueRef::Str(s) => bytes_to_py(py, s),
+        ValueRef::Hash(fields) => {
+            let d = PyDict::new(py);
+            for (f, val) in fields {
+                d.set_item(bytes_to_py(py, f), bytes_to_py(py, val))?;
+            }
+            d.into_any()
+        }
+        ValueRef::List(items) => {
+            PyList::new(py, items.iter().map(|i| bytes_to_py(py, i)))?.into_any()
+        }
+    })
+}
+
+/// A native value as a Python object.
+pub fn datum_to_py<'py>(py: Python<'py>, d: &Datum) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match d {
+        Datum::Null => py.None().into_bound(py),
+        Datum::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Datum::Int(i) => i.into_bound_py_any(py)?,
+        Datum::Float(f) => PyFloat::new(py, *f).into_any(),
+        Datum::Str(s) => PyString::new(py, s).into_any(),
+        Datum::Bytes(b) => PyBytes::new(py, b).into_any(),
+        Datum::List(items) => {
+            let objs = items
+                .iter()
+                .map(|i| datum_to_py(py, i))
+                .collect::<PyResult<Vec<_>>>()?;
+            PyList::new(py, objs)?.into_any()
+        }
+        Datum::Map(items) => {
+            let dict = PyDict::new(py);
+            for (k, v) in items {
+                dict.set_item(k, datum_to_py(py, v)?)?;
+            }
+            dict.into_any()
+        }
+    })
+}
+
+/// A result record as a native value, following 1.2's reply rules (REFERENCE §10): lists
+/// recurse, ints/bools are integers, floats stay floats (rendered `%lf` by the module),
+/// text stays text, anything else (dict, tuple, None, set...) becomes `PY RECORD`.
+pub fn py_to_datum(obj: &Bound<'_, PyAny>) -> Datum {
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Datum::Str(s.to_string_lossy().into_owned());
+    }
+    if obj.is_instance_of::<PyBool>() {
+        return Datum::Bool(obj.is_truthy().unwrap_or(false));
+    }
+    if obj.is_instance_of::<PyInt>() {
+        return match obj.extract::<i64>() {
+            Ok(i) => Datum::Int(i),
+            Err(_) => Datum::Str(obj.str().map(|s| s.to_string()).unwrap_or_default()),
+        };
+    }
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        return Datum::Float(f.value());
+    }
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Datum::Bytes(b.as_bytes().to_vec());
+    }
+    if let Ok(b) = obj.cast::<PyByteArray>() {
+        return Datum::Bytes(b.to_vec());
+    }
+    if let Ok(l) = obj.cast::<PyList>() {
+        return Datum::List(l.iter().map(|i| py_to_datum(&i)).collect());
+    }
+    // Tuples, dicts, sets, None...: opaque to RESP.
+    Datum::Str("PY RECORD".to_owned())
+}
+
+/// The grouping key of an extractor result: `str` as is, anything else as `repr()`.
+pub fn key_text(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(s.to_string_lossy().into_owned());
+    }
+    Ok(obj.repr()?.to_string())
+}

@@ -1,0 +1,60 @@
+//! Python exceptions as RedisGears 1.2 error texts (REFERENCE §10), and the exception
+//! classes scripts see (`GearsError`, `FlatError`).
+
+use pyo3::prelude::*;
+use pyo3::types::PyTraceback;
+
+use crate::host::host;
+
+pyo3::create_exception!(
+    gears,
+    GearsError,
+    pyo3::exceptions::PyException,
+    "An error reply from Redis or Gears."
+);
+pyo3::create_exception!(
+    gears,
+    FlatError,
+    pyo3::exceptions::PyException,
+    "An error reported as its bare message."
+);
+
+/// The text users see for `err`: a `traceback.format_exception` list when tracebacks are
+/// on and one exists, `Error type: <class>, Value: <msg>` otherwise, the bare message
+/// for `FlatError`.
+pub fn error_text(py: Python<'_>, err: &PyErr) -> String {
+    let value = err.value(py);
+    if value.is_instance_of::<FlatError>() {
+        return value.str().map(|s| s.to_string()).unwrap_or_default();
+    }
+    let attempt = host().map(|h| h.attempt_traceback()).unwrap_or(true);
+    if attempt {
+        if let Some(tb) = err.traceback(py) {
+            if let Ok(text) = format_traceback(py, err, &tb) {
+                return text;
+            }
+        }
+    }
+    plain_text(py, err)
+}
+
+fn format_traceback(py: Python<'_>, err: &PyErr, tb: &Bound<'_, PyTraceback>) -> PyResult<String> {
+    let lines = py
+        .import("traceback")?
+        .call_method1("format_exception", (err.get_type(py), err.value(py), tb))?;
+    Ok(lines.str()?.to_string())
+}
+
+fn plain_text(py: Python<'_>, err: &PyErr) -> String {
+    let t = err
+        .get_type(py)
+        .str()
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    let v = err
+        .value(py)
+        .str()
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    format!("Error type: {t}, Value: {v}")
+}

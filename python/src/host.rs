@@ -1,0 +1,40 @@
+//! `HostServices`: what Python code may ask of the Redis server, implemented by the module
+//! crate (this crate never sees redis-module). Installed once at start-up.
+
+use std::sync::{Arc, OnceLock};
+
+/// An owned reply of a Redis command, converted while the Redis lock was held.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallReply {
+    Nil,
+    Int(i64),
+    Double(f64),
+    Bulk(Vec<u8>),
+    Status(String),
+    Error(String),
+    Array(Vec<CallReply>),
+}
+
+/// Services of the hosting Redis server.
+pub trait HostServices: Send + Sync {
+    /// Runs a Redis command. Called with the GIL released; the implementation takes the
+    /// Redis lock unless the current thread already holds it.
+    fn call(&self, args: &[Vec<u8>]) -> CallReply;
+    /// Writes a line to the Redis log (`level`: debug, verbose, notice, warning).
+    fn log(&self, level: &str, msg: &str);
+    /// A value from the extra config dictionary (module args / RG.CONFIGSET of unknown keys).
+    fn config_get(&self, key: &str) -> Option<String>;
+    /// Whether errors carry Python tracebacks (`PythonAttemptTraceback`).
+    fn attempt_traceback(&self) -> bool;
+}
+
+static HOST: OnceLock<Arc<dyn HostServices>> = OnceLock::new();
+
+/// Installs the host; later calls are ignored.
+pub fn install(h: Arc<dyn HostServices>) {
+    let _ = HOST.set(h);
+}
+
+pub(crate) fn host() -> Option<&'static Arc<dyn HostServices>> {
+    HOST.get()
+}

@@ -1,0 +1,59 @@
+//! Gearshift's Python layer (pyo3): the embedded interpreter, the GearsBuilder API and
+//! runtime functions, and the engine host that runs Python steps a batch at a time.
+//!
+//! Depends on `engine`; never on redis-module — Redis reaches this crate only through
+//! [`host::HostServices`], which the module crate implements.
+//!
+//! - `embed`: interpreter start-up (the crate's only `unsafe`).
+//! - `runtime` + `py/prelude.py`: the API scripts see.
+//! - `session`: running a script, collecting its `run()`.
+//! - `steps`, `stage`, `column`, `convert`: plans and batched execution of callbacks.
+//! - `reader`: PythonReader as an engine source.
+#![deny(unsafe_code)]
+
+mod column;
+mod convert;
+mod embed;
+pub mod errors;
+pub mod host;
+pub mod reader;
+mod runtime;
+pub mod session;
+pub mod stage;
+mod steps;
+
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+pub use session::{run_script, ReaderSpec, RunRequest, ScriptOutcome};
+pub use stage::PyRuntime;
+
+const PRELUDE: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
+    concat!(include_str!("py/prelude.py"), "\0").as_bytes(),
+) {
+    Ok(c) => c,
+    Err(_) => panic!("prelude contains NUL"),
+};
+
+/// Starts the interpreter and loads the runtime API. Call once, at module load.
+pub fn init(
+    python_home: Option<&str>,
+    services: Arc<dyn host::HostServices>,
+) -> Result<(), String> {
+    host::install(services);
+    embed::initialize(python_home)?;
+    Python::attach(|py| load_runtime(py).map_err(|e| errors::error_text(py, &e)))
+}
+
+fn load_runtime(py: Python<'_>) -> PyResult<()> {
+    let m = runtime::module(py)?;
+    py.import("sys")?
+        .getattr("modules")?
+        .set_item("_gearshift", &m)?;
+    let prelude = PyModule::from_code(py, PRELUDE, c"gearshift_prelude.py", c"gearshift_prelude")?;
+    let globals: Bound<'_, PyDict> = prelude.dict().copy()?;
+    session::set_prelude(globals.unbind());
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! `PythonReader`: a generator function as an engine `Source`, pulled a batch at a time
+//! under one GIL hold.
+
+use engine::batch::{Batch, BatchData};
+use engine::exec::Source;
+use engine::Result;
+use pyo3::prelude::*;
+
+use crate::column::PyColumn;
+use crate::errors::error_text;
+
+/// Records per GIL hold.
+const BATCH: usize = 1024;
+
+pub struct GeneratorSource {
+    func: Option<Py<PyAny>>,
+    iter: Option<Py<PyAny>>,
+    done: bool,
+}
+
+impl GeneratorSource {
+    pub fn new(func: Py<PyAny>) -> Self {
+        GeneratorSource {
+            func: Some(func),
+            iter: None,
+            done: false,
+        }
+    }
+
+    fn pull(&mut self, py: Python<'_>) -> PyResult<Vec<Py<PyAny>>> {
+        if let Some(f) = self.func.take() {
+            let produced = f.bind(py).call0()?;
+            match produced.try_iter() {
+                Ok(it) => self.iter = Some(it.into_any().unbind()),
+                Err(_) => {
+                    // Not iterable: the return value itself is the only record.
+                    self.done = true;
+                    return Ok(vec![produced.unbind()]);
+                }
+            }
+        }
+        let mut rows = Vec::new();
+        let Some(it) = &self.iter else {
+            return Ok(rows);
+        };
+        let it = it.bind(py);
+        while rows.len() < BATCH {
+            match it.call_method0("__next__") {
+                Ok(v) => rows.push(v.unbind()),
+                Err(e) if e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) => {
+                    self.done = true;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(rows)
+    }
+}
+
+impl Source for GeneratorSource {
+    fn next_batch(&mut self) -> Result<Option<Batch>> {
+        if self.done {
+            return Ok(None);
+        }
+        Ok(Some(Python::attach(|py| match self.pull(py) {
+            Ok(rows) => Batch::new(BatchData::Foreign(Box::new(PyColumn(rows)))),
+            Err(e) => {
+                self.done = true;
+                Batch::errors_only(vec![error_text(py, &e)])
+            }
+        })))
+    }
+}

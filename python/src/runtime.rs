@@ -1,0 +1,141 @@
+//! The native module `_gearshift` behind the runtime API of every session: `execute`,
+//! `log`, `configGet`, `hashtag`, and `run` (which hands a built plan to the session).
+
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::IntoPyObjectExt;
+
+use crate::convert::bytes_to_py;
+use crate::errors::{FlatError, GearsError};
+use crate::host::{host, CallReply};
+use crate::session;
+
+/// `execute(command, *args)`: runs a Redis command. The GIL is released before the Redis
+/// lock is taken (DESIGN.md §5); an error reply raises `GearsError`.
+#[pyfunction]
+#[pyo3(signature = (*args))]
+fn execute<'py>(py: Python<'py>, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
+    if args.is_empty() {
+        return Ok(PyList::empty(py).into_any());
+    }
+    if !args.get_item(0)?.is_instance_of::<PyString>() {
+        return Err(GearsError::new_err("the given command must be a string"));
+    }
+    let argv = args
+        .iter()
+        .map(|a| arg_bytes(&a))
+        .collect::<PyResult<Vec<_>>>()?;
+    let h = host().ok_or_else(|| GearsError::new_err("no Redis host"))?;
+    let reply = py.detach(|| h.call(&argv));
+    reply_to_py(py, reply)
+}
+
+fn arg_bytes(a: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(b) = a.cast::<PyBytes>() {
+        return Ok(b.as_bytes().to_vec());
+    }
+    if let Ok(b) = a.cast::<PyByteArray>() {
+        return Ok(b.to_vec());
+    }
+    Ok(a.str()?.to_string().into_bytes())
+}
+
+fn reply_to_py(py: Python<'_>, r: CallReply) -> PyResult<Bound<'_, PyAny>> {
+    Ok(match r {
+        CallReply::Nil => py.None().into_bound(py),
+        CallReply::Int(i) => i.into_bound_py_any(py)?,
+        CallReply::Double(d) => d.into_bound_py_any(py)?,
+        CallReply::Bulk(b) => bytes_to_py(py, &b),
+        CallReply::Status(s) => s.into_bound_py_any(py)?,
+        CallReply::Error(e) => return Err(GearsError::new_err(e)),
+        CallReply::Array(items) => {
+            let objs = items
+                .into_iter()
+                .map(|i| reply_to_py(py, i))
+                .collect::<PyResult<Vec<_>>>()?;
+            PyList::new(py, objs)?.into_any()
+        }
+    })
+}
+
+/// `log(msg, level='notice')`; the legacy form `log(level, msg)` is accepted too.
+#[pyfunction]
+#[pyo3(signature = (msg, level = None))]
+fn log(msg: &Bound<'_, PyAny>, level: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    const LEVELS: [&str; 4] = ["debug", "verbose", "notice", "warning"];
+    let (mut msg, mut level) = (msg.clone(), level.cloned());
+    if let Some(l) = &level {
+        if let Ok(first) = msg.extract::<String>() {
+            if LEVELS.contains(&first.as_str()) && l.is_instance_of::<PyString>() {
+                let swapped = l.clone();
+                level = Some(msg.clone());
+                msg = swapped;
+            }
+        }
+    }
+    let text: String = msg
+        .extract()
+        .map_err(|_| GearsError::new_err("Log message must be a string"))?;
+    let level: String = match level {
+        Some(l) => l.extract()?,
+        None => "notice".to_owned(),
+    };
+    if let Some(h) = host() {
+        h.log(&level, &format!("GEARS: {text}"));
+    }
+    Ok(())
+}
+
+/// `configGet(key)`: a value of the extra config dictionary, or None.
+#[pyfunction(name = "configGet")]
+fn config_get(key: &str) -> Option<String> {
+    host().and_then(|h| h.config_get(key))
+}
+
+/// `gearsConfigGet(key, default=None)`.
+#[pyfunction(name = "gearsConfigGet")]
+#[pyo3(signature = (key, default = None))]
+fn gears_config_get(py: Python<'_>, key: &str, default: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+    match host().and_then(|h| h.config_get(key)) {
+        Some(v) => Ok(v.into_py_any(py)?),
+        None => Ok(default.unwrap_or_else(|| py.None())),
+    }
+}
+
+/// `hashtag()`: a string that hashes to this shard's first slot (`06S` is slot 0).
+#[pyfunction]
+fn hashtag() -> &'static str {
+    "06S"
+}
+
+/// `isAsyncAllow()`: true inside a (non-sync) execution.
+#[pyfunction(name = "isAsyncAllow")]
+fn is_async_allow() -> bool {
+    session::in_execution()
+}
+
+/// `run(reader, arg, steps, kwargs)`: called by `GearsBuilder.run`.
+#[pyfunction]
+fn run(
+    reader: &str,
+    arg: &Bound<'_, PyAny>,
+    steps: &Bound<'_, PyList>,
+    kwargs: &Bound<'_, PyDict>,
+) -> PyResult<()> {
+    session::request_run(reader, arg, steps, kwargs)
+}
+
+/// Builds the `_gearshift` module.
+pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
+    let m = PyModule::new(py, "_gearshift")?;
+    m.add_function(wrap_pyfunction!(execute, &m)?)?;
+    m.add_function(wrap_pyfunction!(log, &m)?)?;
+    m.add_function(wrap_pyfunction!(config_get, &m)?)?;
+    m.add_function(wrap_pyfunction!(gears_config_get, &m)?)?;
+    m.add_function(wrap_pyfunction!(hashtag, &m)?)?;
+    m.add_function(wrap_pyfunction!(is_async_allow, &m)?)?;
+    m.add_function(wrap_pyfunction!(run, &m)?)?;
+    m.add("GearsError", py.get_type::<GearsError>())?;
+    m.add("FlatError", py.get_type::<FlatError>())?;
+    Ok(m)
+}

@@ -1,0 +1,171 @@
+//! Sessions: running an RG.PYEXECUTE script in its own globals, and collecting the one
+//! `run()` it may request (REFERENCE §1.1, §5).
+
+use std::cell::{Cell, RefCell};
+use std::ffi::CString;
+use std::sync::OnceLock;
+
+use engine::plan::Plan;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyList};
+
+use crate::errors::{error_text, GearsError};
+use crate::reader::GeneratorSource;
+use crate::steps::build_plan;
+
+/// Where a run reads its input.
+pub enum ReaderSpec {
+    /// KeysReader: glob `pattern` (or exact key with `no_scan`).
+    Keys {
+        pattern: Vec<u8>,
+        no_scan: bool,
+        read_value: bool,
+    },
+    /// PythonReader (also ShardsIDReader and KeysOnlyReader).
+    Python(GeneratorSource),
+}
+
+/// A `run()` requested by a script.
+pub struct RunRequest {
+    pub reader: ReaderSpec,
+    pub plan: Plan,
+}
+
+/// How a script ended.
+pub enum ScriptOutcome {
+    /// Neither run() nor register(): reply OK.
+    NoRun,
+    Run(RunRequest),
+    /// A Python exception or a Gears error, as reply text.
+    Error(String),
+}
+
+thread_local! {
+    static PENDING: RefCell<Option<Option<RunRequest>>> = const { RefCell::new(None) };
+    static IN_EXECUTION: Cell<bool> = const { Cell::new(false) };
+}
+
+static PRELUDE_GLOBALS: OnceLock<Py<PyDict>> = OnceLock::new();
+
+pub(crate) fn set_prelude(d: Py<PyDict>) {
+    let _ = PRELUDE_GLOBALS.set(d);
+}
+
+pub(crate) fn in_execution() -> bool {
+    IN_EXECUTION.with(|c| c.get())
+}
+
+/// Runs `code` as a new session and returns what it asked for.
+pub fn run_script(code: &str) -> ScriptOutcome {
+    let Ok(code) = CString::new(code) else {
+        return ScriptOutcome::Error(
+            "Error type: <class 'ValueError'>, Value: source code string cannot contain null bytes"
+                .into(),
+        );
+    };
+    Python::attach(|py| {
+        let globals = match session_globals(py) {
+            Ok(g) => g,
+            Err(e) => return ScriptOutcome::Error(error_text(py, &e)),
+        };
+        PENDING.with(|p| *p.borrow_mut() = Some(None));
+        let res = py.run(&code, Some(&globals), None);
+        let pending = PENDING.with(|p| p.borrow_mut().take()).flatten();
+        match res {
+            Err(e) => ScriptOutcome::Error(error_text(py, &e)),
+            Ok(()) => pending
+                .map(ScriptOutcome::Run)
+                .unwrap_or(ScriptOutcome::NoRun),
+        }
+    })
+}
+
+fn session_globals(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let prelude = PRELUDE_GLOBALS
+        .get()
+        .ok_or_else(|| GearsError::new_err("Gearshift Python runtime not initialised"))?;
+    let g = prelude.bind(py).copy()?;
+    g.set_item("__name__", "__main__")?;
+    Ok(g)
+}
+
+/// Records the script's `run()`; a second one is an error (1.2's text).
+pub(crate) fn request_run(
+    reader: &str,
+    arg: &Bound<'_, PyAny>,
+    steps: &Bound<'_, PyList>,
+    kwargs: &Bound<'_, PyDict>,
+) -> PyResult<()> {
+    let in_script = PENDING.with(|p| p.borrow().is_some());
+    if !in_script {
+        return Err(GearsError::new_err(
+            "run() inside an execution is not supported by this Gearshift build yet",
+        ));
+    }
+    if PENDING.with(|p| p.borrow().as_ref().map(|r| r.is_some()).unwrap_or(false)) {
+        return Err(GearsError::new_err(
+            "Can not run more then 1 executions in a single script",
+        ));
+    }
+    let reader = reader_spec(reader, arg, kwargs)?;
+    let plan = build_plan(steps)?;
+    PENDING.with(|p| *p.borrow_mut() = Some(Some(RunRequest { reader, plan })));
+    Ok(())
+}
+
+fn reader_spec(
+    reader: &str,
+    arg: &Bound<'_, PyAny>,
+    kwargs: &Bound<'_, PyDict>,
+) -> PyResult<ReaderSpec> {
+    match reader {
+        "KeysReader" => {
+            let pattern = arg.str()?.to_string().into_bytes();
+            let no_scan = bool_kwarg(kwargs, "noScan", false)?;
+            let read_value = bool_kwarg(kwargs, "readValue", true)?;
+            Ok(ReaderSpec::Keys {
+                pattern,
+                no_scan,
+                read_value,
+            })
+        }
+        "PythonReader" => {
+            if !arg.is_callable() {
+                return Err(GearsError::new_err(
+                    "PythonReader argument must be a function",
+                ));
+            }
+            Ok(ReaderSpec::Python(GeneratorSource::new(
+                arg.clone().unbind(),
+            )))
+        }
+        "StreamReader" | "CommandReader" => Err(GearsError::new_err(
+            "Given reader do not support run or not exists",
+        )),
+        _ => Err(GearsError::new_err("The given reader does not exists")),
+    }
+}
+
+fn bool_kwarg(kwargs: &Bound<'_, PyDict>, name: &str, default: bool) -> PyResult<bool> {
+    match kwargs.get_item(name)? {
+        None => Ok(default),
+        Some(v) if v.is_instance_of::<PyBool>() => v.is_truthy(),
+        Some(v) => v.is_truthy(),
+    }
+}
+
+/// Marks the current thread as running an execution's Python code.
+pub(crate) struct ExecutionScope;
+
+impl ExecutionScope {
+    pub(crate) fn enter() -> Self {
+        IN_EXECUTION.with(|c| c.set(true));
+        ExecutionScope
+    }
+}
+
+impl Drop for ExecutionScope {
+    fn drop(&mut self) {
+        IN_EXECUTION.with(|c| c.set(false));
+    }
+}

@@ -1,0 +1,330 @@
+//! `PyStage`: a run of fused Python steps as one engine operator. It takes the GIL once
+//! per batch and pushes each record through every step in order (record-at-a-time inside
+//! the batch, so errors stop the flow exactly where 1.2's would). Also the finalizer that
+//! turns Python results into native values, and `PyRuntime`, the engine's host.
+
+use engine::batch::{Batch, BatchData, BinaryColumn};
+use engine::host::HostRuntime;
+use engine::ops::{Emit, GroupTable, Operator};
+use engine::plan::HostStep;
+use engine::{EngineError, Result};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use std::sync::Arc;
+
+use crate::column::PyColumn;
+use crate::convert::{datum_to_py, key_row_to_dict, key_text, py_to_datum};
+use crate::errors::error_text;
+
+/// One Python step (the payload of an engine `HostStep`).
+#[derive(Debug)]
+pub enum PyStep {
+    Map(Py<PyAny>),
+    FlatMap(Py<PyAny>),
+    Filter(Py<PyAny>),
+    Foreach(Py<PyAny>),
+    Accumulate(Py<PyAny>),
+    LocalGroupBy(Py<PyAny>, Py<PyAny>),
+    BatchGroupBy(Py<PyAny>, Py<PyAny>),
+    /// Key extraction for a following repartition.
+    ExtractKey(Py<PyAny>),
+    /// `convertToStr`: `str(record)`.
+    ToStr,
+}
+
+/// Per-step state of accumulating steps.
+enum StepState {
+    None,
+    Acc(Option<Py<PyAny>>),
+    Groups(GroupTable<Py<PyAny>>),
+    Lists(GroupTable<Vec<Py<PyAny>>>),
+}
+
+/// Records leaving the stage, with partition keys when the last step extracts them.
+#[derive(Default)]
+struct Out {
+    rows: Vec<Py<PyAny>>,
+    keys: Option<BinaryColumn>,
+}
+
+pub struct PyStage {
+    steps: Vec<Arc<PyStep>>,
+    state: Vec<StepState>,
+    failed: bool,
+}
+
+impl PyStage {
+    fn new(steps: Vec<Arc<PyStep>>) -> Self {
+        let state = steps
+            .iter()
+            .map(|s| match **s {
+                PyStep::Accumulate(_) => StepState::Acc(None),
+                PyStep::LocalGroupBy(..) => StepState::Groups(GroupTable::new()),
+                PyStep::BatchGroupBy(..) => StepState::Lists(GroupTable::new()),
+                _ => StepState::None,
+            })
+            .collect();
+        PyStage {
+            steps,
+            state,
+            failed: false,
+        }
+    }
+
+    /// Pushes one record through steps `from..`.
+    fn push<'py>(
+        &mut self,
+        py: Python<'py>,
+        from: usize,
+        row: Bound<'py, PyAny>,
+        out: &mut Out,
+    ) -> PyResult<()> {
+        let mut row = row;
+        for i in from..self.steps.len() {
+            let step = Arc::clone(&self.steps[i]);
+            match &*step {
+                PyStep::Map(f) => row = f.bind(py).call1((row,))?,
+                PyStep::Filter(f) => {
+                    if !f.bind(py).call1((&row,))?.is_truthy()? {
+                        return Ok(());
+                    }
+                }
+                PyStep::Foreach(f) => {
+                    f.bind(py).call1((&row,))?;
+                }
+                PyStep::FlatMap(f) => {
+                    let r = f.bind(py).call1((row,))?;
+                    if r.is_exact_instance_of::<PyList>() {
+                        // 1.2 emits a returned list's elements in reverse order.
+                        let items: Vec<Bound<'py, PyAny>> =
+                            r.try_iter()?.collect::<PyResult<_>>()?;
+                        for item in items.into_iter().rev() {
+                            self.push(py, i + 1, item, out)?;
+                        }
+                        return Ok(());
+                    }
+                    row = r;
+                }
+                PyStep::Accumulate(f) => return self.accumulate(py, i, f, row),
+                PyStep::LocalGroupBy(e, r) => return self.group(py, i, e, r, row),
+                PyStep::BatchGroupBy(e, _) => {
+                    let key = key_text(&e.bind(py).call1((&row,))?)?;
+                    if let StepState::Lists(t) = &mut self.state[i] {
+                        t.entry(key.as_bytes(), Vec::new).push(row.unbind());
+                    }
+                    return Ok(());
+                }
+                PyStep::ExtractKey(e) => {
+                    let key = key_text(&e.bind(py).call1((&row,))?)?;
+                    out.keys
+                        .get_or_insert_with(BinaryColumn::default)
+                        .push(key.as_bytes());
+                }
+                PyStep::ToStr => row = row.str()?.into_any(),
+            }
+        }
+        out.rows.push(row.unbind());
+        Ok(())
+    }
+
+    fn accumulate<'py>(
+        &mut self,
+        py: Python<'py>,
+        i: usize,
+        f: &Py<PyAny>,
+        row: Bound<'py, PyAny>,
+    ) -> PyResult<()> {
+        if let StepState::Acc(acc) = &mut self.state[i] {
+            let a = acc
+                .take()
+                .map(|a| a.into_bound(py))
+                .unwrap_or_else(|| py.None().into_bound(py));
+            *acc = Some(f.bind(py).call1((a, row))?.unbind());
+        }
+        Ok(())
+    }
+
+    fn group<'py>(
+        &mut self,
+        py: Python<'py>,
+        i: usize,
+        e: &Py<PyAny>,
+        r: &Py<PyAny>,
+        row: Bound<'py, PyAny>,
+    ) -> PyResult<()> {
+        let key = key_text(&e.bind(py).call1((&row,))?)?;
+        if let StepState::Groups(t) = &mut self.state[i] {
+            let slot = t.entry(key.as_bytes(), || py.None());
+            let a = std::mem::replace(slot, py.None());
+            *slot = r.bind(py).call1((key.as_str(), a, row))?.unbind();
+        }
+        Ok(())
+    }
+
+    /// Converts an input batch into Python records.
+    fn rows<'py>(py: Python<'py>, data: BatchData) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        match data {
+            BatchData::Keys(k) => (0..k.len())
+                .map(|i| key_row_to_dict(py, &k.row(i)))
+                .collect(),
+            BatchData::Datums(d) => d.iter().map(|v| datum_to_py(py, v)).collect(),
+            BatchData::Foreign(f) => match f.into_any().downcast::<PyColumn>() {
+                Ok(col) => Ok(col.0.into_iter().map(|o| o.into_bound(py)).collect()),
+                Err(_) => Err(pyo3::exceptions::PyTypeError::new_err(
+                    "foreign records of another host",
+                )),
+            },
+        }
+    }
+
+    fn emit(out: Out, errors: Vec<String>, emit: &mut Emit) {
+        let mut b = Batch::new(BatchData::Foreign(Box::new(PyColumn(out.rows))));
+        b.partition_keys = out.keys;
+        b.errors = errors;
+        emit.push(b);
+    }
+
+    /// Records one failure: 1.2 stops the execution's input at the first error.
+    fn fail(&mut self, py: Python<'_>, err: &PyErr, errors: &mut Vec<String>, emit: &mut Emit) {
+        errors.push(error_text(py, err));
+        self.failed = true;
+        emit.stop_upstream();
+    }
+
+    /// Outputs of accumulating step `i` at the end of input.
+    fn drain_state<'py>(&mut self, py: Python<'py>, i: usize) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        Ok(
+            match std::mem::replace(&mut self.state[i], StepState::None) {
+                StepState::None => Vec::new(),
+                StepState::Acc(a) => a.into_iter().map(|a| a.into_bound(py)).collect(),
+                StepState::Groups(mut t) => t
+                    .drain()
+                    .into_iter()
+                    .map(|(k, a)| key_value(py, &k, a.into_bound(py)))
+                    .collect::<PyResult<_>>()?,
+                StepState::Lists(mut t) => {
+                    let PyStep::BatchGroupBy(_, reducer) = &*self.steps[i] else {
+                        return Ok(Vec::new());
+                    };
+                    let mut rows = Vec::new();
+                    for (k, items) in t.drain() {
+                        let key = String::from_utf8_lossy(&k).into_owned();
+                        let list = PyList::new(py, items.into_iter().map(|o| o.into_bound(py)))?;
+                        let v = reducer.bind(py).call1((key.as_str(), list))?;
+                        rows.push(key_value(py, &k, v)?);
+                    }
+                    rows
+                }
+            },
+        )
+    }
+}
+
+fn key_value<'py>(py: Python<'py>, k: &[u8], v: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let d = PyDict::new(py);
+    d.set_item("key", String::from_utf8_lossy(k).as_ref())?;
+    d.set_item("value", v)?;
+    Ok(d.into_any())
+}
+
+impl Operator for PyStage {
+    fn name(&self) -> &'static str {
+        "python"
+    }
+
+    fn process(&mut self, input: Batch, emit: &mut Emit) -> Result<()> {
+        if self.failed {
+            return Ok(()); // input after the first error is dropped, as in 1.2
+        }
+        Python::attach(|py| {
+            let _scope = crate::session::ExecutionScope::enter();
+            let mut out = Out::default();
+            let mut errors = Vec::new();
+            match Self::rows(py, input.data) {
+                Ok(rows) => {
+                    for row in rows {
+                        if let Err(e) = self.push(py, 0, row, &mut out) {
+                            self.fail(py, &e, &mut errors, emit);
+                            break;
+                        }
+                    }
+                }
+                Err(e) => self.fail(py, &e, &mut errors, emit),
+            }
+            Self::emit(out, errors, emit);
+        });
+        Ok(())
+    }
+
+    fn finish(&mut self, emit: &mut Emit) -> Result<()> {
+        Python::attach(|py| {
+            let _scope = crate::session::ExecutionScope::enter();
+            let mut errors = Vec::new();
+            let mut out = Out::default();
+            for i in 0..self.steps.len() {
+                let rows = match self.drain_state(py, i) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.fail(py, &e, &mut errors, emit);
+                        break;
+                    }
+                };
+                for row in rows {
+                    if let Err(e) = self.push(py, i + 1, row, &mut out) {
+                        self.fail(py, &e, &mut errors, emit);
+                        break;
+                    }
+                }
+            }
+            Self::emit(out, errors, emit);
+        });
+        Ok(())
+    }
+}
+
+/// Turns Python results into native values (under one GIL hold per batch).
+struct PyFinalizer;
+
+impl Operator for PyFinalizer {
+    fn name(&self) -> &'static str {
+        "finalize"
+    }
+
+    fn process(&mut self, input: Batch, emit: &mut Emit) -> Result<()> {
+        match input.data {
+            BatchData::Foreign(f) => {
+                let col = f
+                    .into_any()
+                    .downcast::<PyColumn>()
+                    .map_err(|_| EngineError::Internal("foreign records of another host".into()))?;
+                let datums =
+                    Python::attach(|py| col.0.iter().map(|o| py_to_datum(o.bind(py))).collect());
+                emit.push(Batch::datums(datums));
+            }
+            other => emit.push(Batch::new(other)),
+        }
+        Ok(())
+    }
+}
+
+/// The engine's host: builds `PyStage`s from plan steps.
+#[derive(Debug, Default)]
+pub struct PyRuntime;
+
+impl HostRuntime for PyRuntime {
+    fn build_stage(&self, steps: &[HostStep]) -> Result<Box<dyn Operator>> {
+        let steps = steps
+            .iter()
+            .map(|s| {
+                Arc::clone(&s.payload)
+                    .downcast::<PyStep>()
+                    .map_err(|_| EngineError::Plan("not a Python step".into()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Box::new(PyStage::new(steps)))
+    }
+
+    fn finalizer(&self) -> Box<dyn Operator> {
+        Box::new(PyFinalizer)
+    }
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The one command that runs the whole test suite, locally and in CI (.ci/run execs it).
+# Steps run in order and stop at the first failure; each prints a header and its time.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+step() {
+  local name=$1 start=$SECONDS
+  shift
+  printf '\n===== %s\n' "$name"
+  if "$@"; then
+    printf '===== %s: ok (%ds)\n' "$name" $((SECONDS - start))
+  else
+    printf '===== %s: FAILED (%ds)\n' "$name" $((SECONDS - start))
+    exit 1
+  fi
+}
+
+# engine must stay free of Redis and Python; python must stay free of Redis (DESIGN §2).
+# Runs inside `if` (errexit is off there), so every failure is returned explicitly.
+check_dependency_direction() {
+  local tree ok=0
+  tree=$(cargo tree -p gearshift-engine -e normal) || return 1
+  if grep -E 'redis-module|pyo3' <<<"$tree"; then
+    echo "gearshift-engine must not depend on redis-module or pyo3 (see the lines above)"
+    ok=1
+  fi
+  tree=$(cargo tree -p gearshift-python -e normal) || return 1
+  if grep -E 'redis-module' <<<"$tree"; then
+    echo "gearshift-python must not depend on redis-module (see the lines above)"
+    ok=1
+  fi
+  return "$ok"
+}
+
+# loom gets its own target dir: --cfg loom changes RUSTFLAGS, which would otherwise throw away
+# the main build cache. Bounded preemptions keep the model checker's run time sane.
+loom_tests() {
+  RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR="$ROOT/target/loom" \
+    LOOM_MAX_PREEMPTIONS=${LOOM_MAX_PREEMPTIONS:-2} \
+    cargo test -p gearshift-engine --release --lib loom
+}
+
+main() {
+  local total=$SECONDS
+  step "setup: apt packages" ensure_apt_packages
+  step "setup: pip packages" ensure_pip_packages
+  pin_python
+  echo "PYO3_PYTHON=$PYO3_PYTHON"
+  step "cargo fmt" cargo fmt --all --check
+  step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+  step "dependency direction" check_dependency_direction
+  step "cargo test" cargo test --workspace
+  step "loom" loom_tests
+  step "build module" cargo build --release -p gearshift
+  step "e2e (pytest)" python3 -m pytest -q tests/e2e
+  printf '\n===== all steps passed (%ds)\n' $((SECONDS - total))
+}
+
+main "$@"

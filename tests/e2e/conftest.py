@@ -1,0 +1,204 @@
+"""End-to-end fixtures: real redis-server processes with the Gearshift module loaded.
+
+Every server gets its own free port and temp dir and is killed on teardown. Every client has a
+socket timeout, so a hung module fails a test instead of hanging the suite.
+
+Tests import the plain helpers directly: `from conftest import parse, fresh_server`.
+"""
+
+import ast
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+REPO = Path(__file__).resolve().parents[2]
+MODULE = Path(os.environ.get("GEARSHIFT_MODULE", REPO / "target/release/libgearshift.so"))
+START_TIMEOUT = 10  # seconds until a new server must answer PING
+STOP_TIMEOUT = 10  # seconds a server gets to exit after SIGTERM
+SOCKET_TIMEOUT = 30  # seconds any single command may take
+
+MISSING_MODULE = (
+    f"Gearshift module not found at {MODULE}; build it first with "
+    "`cargo build --release -p gearshift` (or run scripts/test.sh)"
+)
+
+
+def pytest_sessionstart(session):
+    # Say it once instead of once per test; a missing build is a failure, never a skip.
+    if not MODULE.is_file():
+        pytest.exit(MISSING_MODULE, returncode=1)
+
+
+def parse(records):
+    """Evaluate str()-converted records back into Python values.
+
+    Reader dicts print in hash-table order (REFERENCE §10), so compare parsed values, not text.
+    """
+    return [ast.literal_eval(rec) for rec in records]
+
+
+def pyexecute(client, script, *args):
+    """RG.PYEXECUTE <script> [args...] and return the raw reply."""
+    return client.execute_command("RG.PYEXECUTE", script, *args)
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """One redis-server child process with Gearshift loaded."""
+
+    def __init__(self, **module_args):
+        self.module_args = module_args
+        self.dir = None
+        self.proc = None
+        self.port = None
+
+    @property
+    def logfile(self):
+        return self.dir / "redis.log"
+
+    def start(self):
+        if not MODULE.is_file():
+            pytest.fail(MISSING_MODULE, pytrace=False)
+        if self.dir is None:
+            self.dir = Path(tempfile.mkdtemp(prefix="gearshift-e2e-"))
+        # Another process may grab the free port before redis binds it; retry on a new one.
+        for _ in range(3):
+            self.port = _free_port()
+            self.proc = subprocess.Popen(self._argv(), cwd=self.dir, stdin=subprocess.DEVNULL)
+            if self._wait_ready():
+                return self
+            if "Address already in use" not in self.log_tail():
+                break
+        log = self.log_tail()
+        self.cleanup()
+        pytest.fail(f"redis-server did not start:\n{log}", pytrace=False)
+
+    def _argv(self):
+        module_args = [str(x) for kv in self.module_args.items() for x in kv]
+        return [
+            "redis-server",
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(self.dir),
+            "--logfile", str(self.logfile),
+            "--loadmodule", str(MODULE), *module_args,
+        ]  # fmt: skip
+
+    def _wait_ready(self):
+        probe = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)
+        deadline = time.monotonic() + START_TIMEOUT
+        try:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    return False
+                with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
+                    if probe.ping():
+                        return True
+                time.sleep(0.05)
+            return False
+        finally:
+            probe.close()
+
+    def client(self):
+        return redis.Redis(
+            host="127.0.0.1",
+            port=self.port,
+            decode_responses=True,
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_connect_timeout=5,
+        )
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, lines=40):
+        if self.dir is None:
+            return "(no log)"
+        try:
+            return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=STOP_TIMEOUT)
+        self.proc = None
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def cleanup(self):
+        self.stop()
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+
+@contextlib.contextmanager
+def fresh_server(**module_args):
+    """A server of its own, for tests that need a pristine one (e.g. ids counting from 0).
+
+    Keyword arguments become module arguments: fresh_server(MaxExecutions=3).
+    """
+    with Server(**module_args) as srv:
+        yield srv
+
+
+def assert_alive(client, srv=None):
+    """The server must still answer PING (bad input must never take it down)."""
+    try:
+        assert client.ping() is True
+    except redis.ConnectionError as err:
+        log = srv.log_tail() if srv else ""
+        pytest.fail(f"server no longer answers PING: {err}\n{log}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def server():
+    """One server shared by every test in a test module."""
+    with Server() as srv:
+        yield srv
+
+
+@pytest.fixture
+def r(server):
+    """A client on the shared server with an empty database.
+
+    If an earlier test crashed the server, start a new one so later tests still mean something;
+    if this test crashes it, fail this test with the server log.
+    """
+    if not server.alive():
+        server.restart()
+    client = server.client()
+    client.flushall()
+    yield client
+    client.close()
+    if not server.alive():
+        pytest.fail(f"redis-server died during this test:\n{server.log_tail()}", pytrace=False)

@@ -12,6 +12,8 @@ fn main() {
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
+    // Test binaries of this crate embed Python too: give them the libpython rpath.
+    pyo3_build_config::add_libpython_rpath_link_args();
     println!("cargo:rustc-env=GEARSHIFT_PYTHON_HOME={home}");
     println!("cargo:rustc-env=GEARSHIFT_PYTHON_EXE={exe}");
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");

@@ -15,21 +15,34 @@
 //! the sink gathers results and errors into an [`exec::ExecutionOutput`].
 #![deny(unsafe_code)]
 
+#[cfg(not(loom))]
 pub mod batch;
+#[cfg(not(loom))]
 pub mod datum;
 pub mod error;
+#[cfg(not(loom))]
 pub mod exec;
+#[cfg(not(loom))]
 pub mod glob;
+#[cfg(not(loom))]
 pub mod host;
+#[cfg(not(loom))]
 pub mod ops;
+#[cfg(not(loom))]
 pub mod plan;
 pub mod pool;
 pub mod queue;
+#[cfg(not(loom))]
 pub mod reference;
+#[cfg(not(loom))]
 pub mod shuffle;
 pub mod sync;
+#[cfg(not(loom))]
 pub mod testing;
 
+// Under loom only the lock-free primitives (queue, pool) are built and modelled.
+#[cfg(not(loom))]
 pub use batch::{Batch, BatchData};
+#[cfg(not(loom))]
 pub use datum::Datum;
 pub use error::{EngineError, Result};

@@ -29,20 +29,20 @@ impl BufferPool {
     }
 
     /// An empty buffer, reused when one is free.
-    pub fn take(self: &Arc<Self>) -> PooledBuf {
-        let buf = match self.free.pop() {
+    pub fn take(pool: &Arc<Self>) -> PooledBuf {
+        let buf = match pool.free.pop() {
             Some(b) => {
-                self.reused.fetch_add(1, Ordering::Relaxed);
+                pool.reused.fetch_add(1, Ordering::Relaxed);
                 b
             }
             None => {
-                self.allocated.fetch_add(1, Ordering::Relaxed);
-                Vec::with_capacity(self.buf_capacity)
+                pool.allocated.fetch_add(1, Ordering::Relaxed);
+                Vec::with_capacity(pool.buf_capacity)
             }
         };
         PooledBuf {
             buf: Some(buf),
-            pool: Arc::clone(self),
+            pool: Arc::clone(pool),
         }
     }
 
@@ -111,13 +111,13 @@ mod tests {
     #[test]
     fn buffers_are_reused_and_bounded() {
         let pool = BufferPool::new(2, 16);
-        let mut a = pool.take();
+        let mut a = BufferPool::take(&pool);
         a.extend_from_slice(b"hello");
         drop(a);
-        let b = pool.take();
+        let b = BufferPool::take(&pool);
         assert!(b.is_empty(), "returned buffers come back cleared");
         assert_eq!(pool.stats(), (1, 1));
-        let bufs: Vec<_> = (0..5).map(|_| pool.take()).collect();
+        let bufs: Vec<_> = (0..5).map(|_| BufferPool::take(&pool)).collect();
         drop(bufs);
         drop(b);
         assert_eq!(pool.idle(), 2);

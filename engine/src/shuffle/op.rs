@@ -29,7 +29,7 @@ impl ShuffleOp {
     }
 
     fn send(&self, to: usize, b: &Batch) -> Result<()> {
-        let mut buf = self.ctx.pool.take();
+        let mut buf = crate::pool::BufferPool::take(&self.ctx.pool);
         encode_data(b, &mut buf)?;
         self.ctx.transport.send(to, self.ch, buf.to_vec())
     }

@@ -4,6 +4,7 @@
 //! - `ffi`: the one panic trampoline, raw scan and reply helpers (the crate's `unsafe`).
 //! - `state`: the single owner of module-wide state (worker pool, config).
 //! - `config`: module arguments and the extra config dictionary.
+//! - `executions`: the registry of kept executions (ids, statuses, results).
 //! - `host`: `HostServices` for the Python layer (execute, log, config).
 //! - `commands`: one file per RG.* command.
 //! - `readers`: engine sources that read Redis (KeysReader).
@@ -12,6 +13,7 @@
 
 pub mod commands;
 pub mod config;
+pub mod executions;
 pub mod ffi;
 pub mod host;
 pub mod readers;
@@ -22,33 +24,47 @@ pub mod state;
 mod registration {
     use redis_module::{redis_module, Context, RedisString, Status};
 
-    use crate::commands::pyexecute;
+    use crate::commands::{config, executions, misc, pyexecute};
 
     fn init(ctx: &Context, args: &[RedisString]) -> Status {
         crate::ffi::guard_status(ctx, || crate::state::init(ctx, args))
     }
 
-    #[cfg(not(feature = "mimalloc"))]
-    redis_module! {
-        name: "rg",
-        version: 10213,
-        allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
-        data_types: [],
-        init: init,
-        commands: [
-            ["rg.pyexecute", pyexecute::command, "readonly", 0, 0, 0, ""],
-        ],
+    /// One registration, instantiated with the allocator chosen at build time.
+    macro_rules! gearshift_module {
+        ($alloc:expr, $alloc_ty:ty) => {
+            redis_module! {
+                name: "rg",
+                version: 10213,
+                allocator: ($alloc_ty, $alloc),
+                data_types: [],
+                init: init,
+                commands: [
+                    ["rg.pyexecute", pyexecute::command, "readonly", 0, 0, 0, ""],
+                    ["rg.getresults", executions::getresults, "readonly", 0, 0, 0, ""],
+                    ["rg.getresultsblocking", executions::getresultsblocking, "readonly", 0, 0, 0, ""],
+                    ["rg.dumpexecutions", executions::dumpexecutions, "readonly", 0, 0, 0, ""],
+                    ["rg.dropexecution", executions::dropexecution, "readonly", 0, 0, 0, ""],
+                    ["rg.abortexecution", executions::abortexecution, "readonly", 0, 0, 0, ""],
+                    ["rg.getexecution", executions::getexecution, "readonly", 0, 0, 0, ""],
+                    ["rg.configget", config::configget, "readonly", 0, 0, 0, ""],
+                    ["rg.configset", config::configset, "readonly", 0, 0, 0, ""],
+                    ["rg.infocluster", misc::infocluster, "readonly", 0, 0, 0, ""],
+                    ["rg.dumpplugins", misc::dumpplugins, "readonly", 0, 0, 0, ""],
+                    ["rg.pyexecuteremote", misc::pyexecuteremote, "readonly", 0, 0, 0, ""],
+                    ["rg.pyfreeinterpreter", misc::pyfreeinterpreter, "readonly", 0, 0, 0, ""],
+                ],
+            }
+        };
     }
 
+    // Redis's allocator by default, so INFO memory and maxmemory see the engine (DESIGN §9).
+    #[cfg(not(feature = "mimalloc"))]
+    gearshift_module!(
+        redis_module::alloc::RedisAlloc,
+        redis_module::alloc::RedisAlloc
+    );
+
     #[cfg(feature = "mimalloc")]
-    redis_module! {
-        name: "rg",
-        version: 10213,
-        allocator: (mimalloc::MiMalloc, mimalloc::MiMalloc),
-        data_types: [],
-        init: init,
-        commands: [
-            ["rg.pyexecute", pyexecute::command, "readonly", 0, 0, 0, ""],
-        ],
-    }
+    gearshift_module!(mimalloc::MiMalloc, mimalloc::MiMalloc);
 }

@@ -7,6 +7,7 @@ use engine::exec::WorkerPool;
 use redis_module::{Context, RedisString};
 
 use crate::config::Config;
+use crate::executions::Registry;
 use crate::host::RedisHost;
 
 /// Module-wide state.
@@ -15,6 +16,8 @@ pub struct ModuleState {
     pub config: Arc<Config>,
     /// Runs scripts and execution stages (`ExecutionThreads` threads).
     pub pool: WorkerPool,
+    /// Kept executions and the id counter.
+    pub registry: Registry,
 }
 
 static STATE: OnceLock<ModuleState> = OnceLock::new();
@@ -30,7 +33,11 @@ pub fn init(_ctx: &Context, args: &[RedisString]) -> Result<(), String> {
     let threads = config.int("ExecutionThreads").max(1) as usize;
     let pool = WorkerPool::new(threads, "gearshift");
     STATE
-        .set(ModuleState { config, pool })
+        .set(ModuleState {
+            config,
+            pool,
+            registry: Registry::default(),
+        })
         .map_err(|_| "Gearshift is already loaded".to_owned())
 }
 

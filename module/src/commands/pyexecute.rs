@@ -4,10 +4,13 @@
 //! The client is blocked; the script runs on a worker (never on Redis's main thread); a
 //! requested `run()` becomes an engine execution whose output is the reply.
 
-use engine::exec::{ExecConfig, Execution, Source};
+use std::sync::{Arc, Mutex};
+
+use engine::exec::{ExecConfig, Execution, ExecutionOutput, Source};
 use gearpy::{PyRuntime, ReaderSpec, RunRequest, ScriptOutcome};
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
 
+use crate::executions::Entry;
 use crate::ffi::replies::{block, reply_blocked, Blocked, Reply};
 use crate::ffi::{guard, guard_worker};
 use crate::readers::keys::KeysSource;
@@ -80,11 +83,6 @@ pub fn command(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         }
         let rest: Vec<String> = args[2..].iter().map(|a| a.to_string_lossy()).collect();
         let opts = parse_options(&rest).map_err(RedisError::String)?;
-        if opts.unblocking {
-            return Err(RedisError::Str(
-                "UNBLOCKING is not supported by this Gearshift build yet",
-            ));
-        }
         if !opts.requirements.is_empty() {
             return Err(RedisError::Str(
                 "REQUIREMENTS are not supported by this Gearshift build yet",
@@ -93,7 +91,10 @@ pub fn command(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         let state = state::get().ok_or(RedisError::Str("Gearshift is not initialised"))?;
         let code = args[1].to_string_lossy();
         let client = Pending::new(block(ctx));
-        state.pool.spawn_fn(move || run_script(code, client));
+        let unblocking = opts.unblocking;
+        state
+            .pool
+            .spawn_fn(move || run_script(code, client, unblocking));
         Ok(RedisValue::NoReply)
     })
 }
@@ -125,18 +126,20 @@ impl Drop for Pending {
     }
 }
 
-fn run_script(code: String, client: Pending) {
+fn run_script(code: String, client: Pending, unblocking: bool) {
     guard_worker(
         move || match gearpy::run_script(&code) {
             ScriptOutcome::NoRun => client.send(&Reply::Status("OK".into())),
             ScriptOutcome::Error(e) => client.send(&Reply::Error(e)),
-            ScriptOutcome::Run(req) => start_run(req, client),
+            ScriptOutcome::Run(req) => start_run(req, client, unblocking),
         },
         |p| redis_module::logging::log_warning(format!("Gearshift: script worker panicked: {p}")),
     );
 }
 
-fn start_run(req: RunRequest, client: Pending) {
+/// Starts the requested run. Blocking: the reply is the output. UNBLOCKING: the reply is
+/// the execution id and the execution is kept for RG.GETRESULTS.
+fn start_run(req: RunRequest, client: Pending, unblocking: bool) {
     let Some(state) = state::get() else { return };
     let source: Box<dyn Source> = match req.reader {
         ReaderSpec::Keys {
@@ -146,27 +149,50 @@ fn start_run(req: RunRequest, client: Pending) {
         } => Box::new(KeysSource::new(pattern, no_scan, read_value)),
         ReaderSpec::Python(g) => Box::new(g),
     };
-    let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(client)));
-    let on_done_slot = std::sync::Arc::clone(&slot);
-    let on_done = Box::new(move |out: engine::exec::ExecutionOutput| {
-        if let Some(c) = on_done_slot.lock().ok().and_then(|mut g| g.take()) {
+    let entry = Entry::new(state.registry.next_id(), &req.plan);
+    let (waiting, id_client) = if unblocking {
+        (None, Some(client))
+    } else {
+        (Some(client), None)
+    };
+    let waiting = Arc::new(Mutex::new(waiting));
+    let done_entry = Arc::clone(&entry);
+    let done_client = Arc::clone(&waiting);
+    let on_done = Box::new(move |out: ExecutionOutput| {
+        if let Some(c) = take(&done_client) {
             c.send(&execution_reply(&out));
         }
+        done_entry.finish(out);
     });
-    let started = Execution::start(
+    let pool = &state.pool;
+    match Execution::start(
         source,
         &req.plan,
         Some(&PyRuntime),
         None,
-        &state.pool,
+        pool,
         &ExecConfig::default(),
         on_done,
-    );
-    if let Err(e) = started {
-        if let Some(c) = slot.lock().ok().and_then(|mut g| g.take()) {
-            c.send(&Reply::Error(e.to_string()));
+    ) {
+        Ok(handle) => {
+            entry.started(handle);
+            if let Some(c) = id_client {
+                state
+                    .registry
+                    .keep(Arc::clone(&entry), state.config.int("MaxExecutions"));
+                c.send(&Reply::Bulk(entry.id.clone().into_bytes()));
+            }
+        }
+        Err(e) => {
+            if let Some(c) = take(&waiting).or(id_client) {
+                c.send(&Reply::Error(e.to_string()));
+            }
         }
     }
+}
+
+fn take(slot: &Mutex<Option<Pending>>) -> Option<Pending> {
+    slot.lock().ok().and_then(|mut g| g.take())
 }
 
 #[cfg(test)]

@@ -1,0 +1,266 @@
+//! The execution registry (REFERENCE §8): ids `<shard id>-<n>`, statuses, kept results,
+//! FIFO eviction at `MaxExecutions`, and clients waiting for a result.
+//!
+//! Blocking RG.PYEXECUTE runs are not kept (1.2 drops them after replying); UNBLOCKING runs
+//! stay until dropped or evicted.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use engine::exec::{Execution, ExecutionOutput};
+use engine::plan::Plan;
+
+use crate::ffi::replies::{reply_blocked, Blocked};
+use crate::reply::execution_reply;
+
+/// The shard id of a standalone server: 40 zeros.
+pub const STANDALONE_SHARD_ID: &str = "0000000000000000000000000000000000000000";
+
+/// Execution statuses as 1.2 names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Created,
+    Running,
+    Done,
+    Aborted,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Done => "done",
+            Status::Aborted => "aborted",
+        }
+    }
+}
+
+/// A step as RG.GETEXECUTION lists it.
+#[derive(Debug, Clone)]
+pub struct StepInfo {
+    pub kind: String,
+    pub name: String,
+    pub arg: String,
+}
+
+#[derive(Debug)]
+struct EntryState {
+    status: Status,
+    output: Option<ExecutionOutput>,
+    waiters: Vec<Blocked>,
+    handle: Option<Execution>,
+    total_ms: u64,
+}
+
+/// One kept execution.
+#[derive(Debug)]
+pub struct Entry {
+    pub id: String,
+    pub registered: bool,
+    pub steps: Vec<StepInfo>,
+    started: Instant,
+    state: Mutex<EntryState>,
+}
+
+impl Entry {
+    pub fn new(id: String, plan: &Plan) -> Arc<Entry> {
+        let steps = plan
+            .steps
+            .iter()
+            .map(|s| match s {
+                engine::plan::StepSpec::Host(h) => StepInfo {
+                    kind: h.kind.to_owned(),
+                    name: h.name.clone(),
+                    arg: h.arg.clone(),
+                },
+                other => StepInfo {
+                    kind: other.kind().to_owned(),
+                    name: other.kind().to_owned(),
+                    arg: String::new(),
+                },
+            })
+            .collect();
+        Arc::new(Entry {
+            id,
+            registered: false,
+            steps,
+            started: Instant::now(),
+            state: Mutex::new(EntryState {
+                status: Status::Created,
+                output: None,
+                waiters: Vec::new(),
+                handle: None,
+                total_ms: 0,
+            }),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, EntryState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn status(&self) -> Status {
+        self.lock().status
+    }
+
+    /// Marks the execution started and keeps its handle (for abort).
+    pub fn started(&self, handle: Execution) {
+        let mut s = self.lock();
+        if s.status == Status::Created {
+            s.status = Status::Running;
+        }
+        s.handle = Some(handle);
+    }
+
+    /// Records the output and answers every waiting client.
+    pub fn finish(&self, out: ExecutionOutput) {
+        let waiters = {
+            let mut s = self.lock();
+            s.status = if out.aborted {
+                Status::Aborted
+            } else {
+                Status::Done
+            };
+            s.total_ms = self.started.elapsed().as_millis() as u64;
+            s.output = Some(out);
+            s.handle = None;
+            std::mem::take(&mut s.waiters)
+        };
+        if waiters.is_empty() {
+            return;
+        }
+        let reply = self
+            .result_reply()
+            .unwrap_or_else(|| execution_reply(&ExecutionOutput::default()));
+        for w in waiters {
+            reply_blocked(w, &reply);
+        }
+    }
+
+    /// `[[results],[errors]]` once finished.
+    pub fn result_reply(&self) -> Option<crate::ffi::replies::Reply> {
+        self.lock().output.as_ref().map(execution_reply)
+    }
+
+    /// Replies now if finished, else parks `client` until it is.
+    pub fn reply_when_done(&self, client: Blocked) {
+        let mut s = self.lock();
+        match &s.output {
+            Some(out) => {
+                let r = execution_reply(out);
+                drop(s);
+                reply_blocked(client, &r);
+            }
+            None => s.waiters.push(client),
+        }
+    }
+
+    /// Stops a running execution; true if there was one to stop.
+    pub fn abort(&self) -> bool {
+        let s = self.lock();
+        match (&s.handle, s.status) {
+            (Some(h), Status::Running | Status::Created) => {
+                h.abort();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// (results count or -1 while running, errors, total ms).
+    pub fn summary(&self) -> (i64, Vec<String>, u64) {
+        let s = self.lock();
+        match &s.output {
+            Some(o) => (o.results.len() as i64, o.errors.clone(), s.total_ms),
+            None => (-1, Vec::new(), self.started.elapsed().as_millis() as u64),
+        }
+    }
+}
+
+/// All kept executions, oldest first.
+#[derive(Debug, Default)]
+pub struct Registry {
+    next_id: AtomicU64,
+    kept: Mutex<VecDeque<Arc<Entry>>>,
+}
+
+impl Registry {
+    /// The next execution id (every execution consumes one, kept or not).
+    pub fn next_id(&self) -> String {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        format!("{STANDALONE_SHARD_ID}-{n}")
+    }
+
+    fn kept(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Entry>>> {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps `e`, evicting the oldest entries beyond `max` (≤ 0: unlimited).
+    pub fn keep(&self, e: Arc<Entry>, max: i64) {
+        let mut k = self.kept();
+        if max > 0 {
+            while k.len() >= max as usize {
+                k.pop_front();
+            }
+        }
+        k.push_back(e);
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Entry>> {
+        self.kept().iter().find(|e| e.id == id).cloned()
+    }
+
+    pub fn remove(&self, id: &str) -> Option<Arc<Entry>> {
+        let mut k = self.kept();
+        let pos = k.iter().position(|e| e.id == id)?;
+        k.remove(pos)
+    }
+
+    /// Newest first, as RG.DUMPEXECUTIONS lists them.
+    pub fn newest_first(&self) -> Vec<Arc<Entry>> {
+        self.kept().iter().rev().cloned().collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.kept().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_count_from_zero_and_eviction_is_fifo() {
+        let r = Registry::default();
+        let ids: Vec<String> = (0..4).map(|_| r.next_id()).collect();
+        assert_eq!(ids[0], format!("{STANDALONE_SHARD_ID}-0"));
+        for id in &ids {
+            r.keep(Entry::new(id.clone(), &Plan::default()), 3);
+        }
+        let kept: Vec<String> = r.newest_first().iter().map(|e| e.id.clone()).collect();
+        assert_eq!(kept, vec![ids[3].clone(), ids[2].clone(), ids[1].clone()]);
+        assert!(r.remove(&ids[2]).is_some());
+        assert!(r.get(&ids[2]).is_none());
+    }
+
+    #[test]
+    fn finish_records_status_and_results() {
+        let e = Entry::new("x-1".into(), &Plan::default());
+        assert_eq!(e.summary().0, -1);
+        e.finish(ExecutionOutput {
+            results: vec![engine::Datum::Int(1)],
+            errors: vec![],
+            aborted: false,
+        });
+        assert_eq!(e.status(), Status::Done);
+        assert_eq!(e.summary().0, 1);
+    }
+}

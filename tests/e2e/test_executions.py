@@ -1,0 +1,105 @@
+"""Execution lifecycle commands (REFERENCE §1.1, §1.3, §8, §11 items 2-10, 34-37)."""
+import time
+
+import pytest
+import redis
+
+from conftest import assert_alive, fresh_server, parse, pyexecute
+
+ZEROS = '0' * 40
+
+
+def test_unblocking_returns_id_and_results_stay(r):
+    r.set('x', '1')
+    eid = pyexecute(r, "GB().map(lambda x: x['value']).run()", 'UNBLOCKING')
+    assert eid.startswith(ZEROS + '-')
+    assert r.execute_command('RG.GETRESULTSBLOCKING', eid) == [['1'], []]
+    assert r.execute_command('RG.GETRESULTS', eid) == [['1'], []]
+    dump = r.execute_command('RG.DUMPEXECUTIONS')
+    assert ['executionId', eid, 'status', 'done', 'registered', 0] in dump
+
+
+def test_blocking_runs_are_not_kept(r):
+    before = len(r.execute_command('RG.DUMPEXECUTIONS'))
+    pyexecute(r, "GB().run()")
+    assert len(r.execute_command('RG.DUMPEXECUTIONS')) == before
+
+
+def test_first_execution_id_on_a_fresh_server():
+    with fresh_server() as srv:
+        c = srv.client()
+        assert pyexecute(c, "GB().run()", 'UNBLOCKING') == ZEROS + '-0'
+
+
+def test_unknown_ids(r):
+    for cmd in ('RG.GETRESULTS', 'RG.GETRESULTSBLOCKING', 'RG.GETEXECUTION', 'RG.DROPEXECUTION'):
+        with pytest.raises(redis.ResponseError, match='execution plan does not exist'):
+            r.execute_command(cmd, 'nosuch')
+    with pytest.raises(redis.ResponseError, match='execution does not exist'):
+        r.execute_command('RG.ABORTEXECUTION', 'nosuch')
+
+
+def test_abort_of_finished_execution_is_ok_and_drop_removes_it(r):
+    eid = pyexecute(r, "GB().run()", 'UNBLOCKING')
+    r.execute_command('RG.GETRESULTSBLOCKING', eid)
+    assert r.execute_command('RG.ABORTEXECUTION', eid) == 'OK'
+    assert r.execute_command('RG.DROPEXECUTION', eid) == 'OK'
+    with pytest.raises(redis.ResponseError, match='execution plan does not exist'):
+        r.execute_command('RG.GETRESULTS', eid)
+
+
+def test_getexecution_layout(r):
+    r.set('x', '1')
+    eid = pyexecute(r, "GB().map(lambda x: x['key']).run()", 'UNBLOCKING')
+    r.execute_command('RG.GETRESULTSBLOCKING', eid)
+    res = r.execute_command('RG.GETEXECUTION', eid)
+    assert res[0][0] == 'shard_id' and res[0][1] == ZEROS
+    plan = res[0][3]
+    assert plan[0] == 'status' and plan[1] == 'done'
+    assert plan[6] == 'results' and plan[7] == 1
+    assert plan[8] == 'errors' and plan[9] == []
+    steps = plan[15]
+    assert steps[-1][1] == 'map', 'steps are listed last step first'
+    assert r.execute_command('RG.GETEXECUTION', eid, 'shard') == res
+    with pytest.raises(redis.ResponseError, match='no cluster detected'):
+        r.execute_command('RG.GETEXECUTION', eid, 'CLUSTER')
+    with pytest.raises(redis.ResponseError, match='unknown subcommand'):
+        r.execute_command('RG.GETEXECUTION', eid, 'FOO')
+
+
+def test_getresults_while_running_and_blocking_wait(r):
+    eid = pyexecute(r, "import time\nGB('ShardsIDReader').map(lambda x: time.sleep(0.5) or x).run()", 'UNBLOCKING')
+    with pytest.raises(redis.ResponseError, match='execution is still running'):
+        r.execute_command('RG.GETRESULTS', eid)
+    with pytest.raises(redis.ResponseError, match='can not drop a not yet finished execution'):
+        r.execute_command('RG.DROPEXECUTION', eid)
+    assert r.ping()  # Redis itself is not blocked while the execution runs
+    assert r.execute_command('RG.GETRESULTSBLOCKING', eid) == [['1'], []]
+
+
+def test_max_executions_evicts_oldest(r):
+    r.execute_command('RG.CONFIGSET', 'MaxExecutions', '3')
+    try:
+        ids = [pyexecute(r, "GB().run()", 'UNBLOCKING') for _ in range(4)]
+        for i in ids[1:]:
+            r.execute_command('RG.GETRESULTSBLOCKING', i)
+        kept = [e[1] for e in r.execute_command('RG.DUMPEXECUTIONS')]
+        assert sorted(kept) == sorted(ids[1:])
+    finally:
+        r.execute_command('RG.CONFIGSET', 'MaxExecutions', '1000')
+
+
+def test_many_unblocking_runs_complete(r):
+    for i in range(50):
+        r.set(f'k{i}', i)
+    ids = [pyexecute(r, "GB().count().run()", 'UNBLOCKING') for _ in range(30)]
+    for i in ids:
+        assert r.execute_command('RG.GETRESULTSBLOCKING', i) == [['50'], []]
+    assert_alive(r)
+
+
+def test_legacy_and_info_commands(r):
+    assert r.execute_command('RG.INFOCLUSTER') == 'no cluster mode'
+    assert r.execute_command('RG.PYEXECUTEREMOTE') == 'Execute remote is not longer supported'
+    assert r.execute_command('RG.PYFREEINTERPRETER') == 'Free interpreter is not longer supported'
+    assert r.execute_command('RG.DUMPPLUGINS') == [['GearsPythonPlugin', 10000]]

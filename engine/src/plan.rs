@@ -44,8 +44,12 @@ pub enum StepSpec {
     Count,
     /// Sum of `Int` records: the global half of `count()`; nothing on empty input.
     SumInts,
-    /// Count records per `Str` value: native `countby` over plain values.
+    /// Count records per `Str` value: native `countby` over plain values. Emits
+    /// `{'key': k, 'value': n}` maps whose partition key is `k`.
     CountBy,
+    /// Sum the `Int` `value` of `{'key', 'value'}` maps per `key`: the global half of a
+    /// native `countby` (after the repartition by key).
+    SumByKey,
     /// Move every record to the initiator shard.
     Collect,
     /// Move every record to the shard owning the hash slot of its partition key.
@@ -58,7 +62,8 @@ impl StepSpec {
         match self {
             StepSpec::Host(h) => h.kind,
             StepSpec::Limit { .. } => "limit",
-            StepSpec::Count | StepSpec::SumInts | StepSpec::CountBy => "accumulate",
+            StepSpec::Count | StepSpec::SumInts => "accumulate",
+            StepSpec::CountBy | StepSpec::SumByKey => "accumulatebykey",
             StepSpec::Collect => "collect",
             StepSpec::Repartition => "repartition",
         }

@@ -67,6 +67,15 @@ pub struct Entry {
 
 impl Entry {
     pub fn new(id: String, plan: &Plan) -> Arc<Entry> {
+        Self::build(id, plan, false)
+    }
+
+    /// An execution triggered by a registration (`registered` = 1 in dumps).
+    pub fn new_registered(id: String, plan: &Plan) -> Arc<Entry> {
+        Self::build(id, plan, true)
+    }
+
+    fn build(id: String, plan: &Plan, registered: bool) -> Arc<Entry> {
         let steps = plan
             .steps
             .iter()
@@ -85,7 +94,7 @@ impl Entry {
             .collect();
         Arc::new(Entry {
             id,
-            registered: false,
+            registered,
             steps,
             started: Instant::now(),
             state: Mutex::new(EntryState {

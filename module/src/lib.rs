@@ -8,15 +8,18 @@
 //! - `host`: `HostServices` for the Python layer (execute, log, config).
 //! - `commands`: one file per RG.* command.
 //! - `readers`: engine sources that read Redis (KeysReader).
+//! - `registrations`, `events`: register() flows and the keyspace events that run them.
 //! - `reply`: engine results → RESP replies, with 1.2's rules.
 #![deny(unsafe_code)]
 
 pub mod commands;
 pub mod config;
+pub mod events;
 pub mod executions;
 pub mod ffi;
 pub mod host;
 pub mod readers;
+pub mod registrations;
 pub mod reply;
 pub mod state;
 
@@ -24,7 +27,7 @@ pub mod state;
 mod registration {
     use redis_module::{redis_module, Context, RedisString, Status};
 
-    use crate::commands::{config, executions, misc, pyexecute};
+    use crate::commands::{config, executions, misc, pyexecute, registrations};
 
     fn init(ctx: &Context, args: &[RedisString]) -> Status {
         crate::ffi::guard_status(ctx, || crate::state::init(ctx, args))
@@ -53,6 +56,11 @@ mod registration {
                     ["rg.dumpplugins", misc::dumpplugins, "readonly", 0, 0, 0, ""],
                     ["rg.pyexecuteremote", misc::pyexecuteremote, "readonly", 0, 0, 0, ""],
                     ["rg.pyfreeinterpreter", misc::pyfreeinterpreter, "readonly", 0, 0, 0, ""],
+                    ["rg.dumpregistrations", registrations::dumpregistrations, "readonly", 0, 0, 0, ""],
+                    ["rg.unregister", registrations::unregister, "readonly", 0, 0, 0, ""],
+                ],
+                event_handlers: [
+                    [@ALL @MISSED: crate::events::on_keyspace_event],
                 ],
             }
         };

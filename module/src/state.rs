@@ -9,6 +9,7 @@ use redis_module::{Context, RedisString};
 use crate::config::Config;
 use crate::executions::Registry;
 use crate::host::RedisHost;
+use crate::registrations::Registrations;
 
 /// Module-wide state.
 #[derive(Debug)]
@@ -18,6 +19,8 @@ pub struct ModuleState {
     pub pool: WorkerPool,
     /// Kept executions and the id counter.
     pub registry: Registry,
+    /// register() flows of this shard.
+    pub registrations: Registrations,
 }
 
 static STATE: OnceLock<ModuleState> = OnceLock::new();
@@ -37,6 +40,7 @@ pub fn init(_ctx: &Context, args: &[RedisString]) -> Result<(), String> {
             config,
             pool,
             registry: Registry::default(),
+            registrations: Registrations::default(),
         })
         .map_err(|_| "Gearshift is already loaded".to_owned())
 }

@@ -24,7 +24,10 @@ pub fn key_row_to_dict<'py>(py: Python<'py>, row: &KeyRow<'_>) -> PyResult<Bound
         d.set_item("value", value_to_py(py, v)?)?;
         d.set_item("type", row.key_type.name())?;
     }
-    d.set_item("event", py.None())?;
+    match row.event {
+        Some(e) => d.set_item("event", bytes_to_py(py, e))?,
+        None => d.set_item("event", py.None())?,
+    }
     Ok(d.into_any())
 }
 

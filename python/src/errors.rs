@@ -6,18 +6,25 @@ use pyo3::types::PyTraceback;
 
 use crate::host::host;
 
-pyo3::create_exception!(
-    gears,
-    GearsError,
-    pyo3::exceptions::PyException,
-    "An error reply from Redis or Gears."
-);
-pyo3::create_exception!(
-    gears,
-    FlatError,
-    pyo3::exceptions::PyException,
-    "An error reported as its bare message."
-);
+// 1.2 names its exception classes `gears.error` and `gears.flat_error`; the names show in
+// error texts (`Error type: <class 'gears.error'>, ...` and traceback last lines).
+#[allow(non_camel_case_types)]
+mod classes {
+    pyo3::create_exception!(
+        gears,
+        error,
+        pyo3::exceptions::PyException,
+        "An error reply from Redis or Gears."
+    );
+    pyo3::create_exception!(
+        gears,
+        flat_error,
+        pyo3::exceptions::PyException,
+        "An error reported as its bare message."
+    );
+}
+
+pub use classes::{error as GearsError, flat_error as FlatError};
 
 /// The text users see for `err`: a `traceback.format_exception` list when tracebacks are
 /// on and one exists, `Error type: <class>, Value: <msg>` otherwise, the bare message

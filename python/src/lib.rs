@@ -9,6 +9,7 @@
 //! - `session`: running a script, collecting its `run()`.
 //! - `steps`, `stage`, `column`, `convert`: plans and batched execution of callbacks.
 //! - `reader`: PythonReader as an engine source.
+//! - `register`: registrations a script prepares.
 #![deny(unsafe_code)]
 
 mod column;
@@ -17,6 +18,7 @@ mod embed;
 pub mod errors;
 pub mod host;
 pub mod reader;
+pub mod register;
 mod runtime;
 pub mod session;
 pub mod stage;
@@ -27,6 +29,7 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+pub use register::RegisterRequest;
 pub use session::{run_script, ReaderSpec, RunRequest, ScriptOutcome};
 pub use stage::PyRuntime;
 

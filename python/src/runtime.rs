@@ -58,27 +58,56 @@ fn reply_to_py(py: Python<'_>, r: CallReply) -> PyResult<Bound<'_, PyAny>> {
     })
 }
 
-/// `log(msg, level='notice')`; the legacy form `log(level, msg)` is accepted too.
+/// `log(msg, level='notice')`; the legacy form `log(level, msg)` still works (with a
+/// deprecation warning in the Redis log, as in 1.2). Lines carry the `GEARS: ` prefix.
 #[pyfunction]
-#[pyo3(signature = (msg, level = None))]
-fn log(msg: &Bound<'_, PyAny>, level: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+#[pyo3(signature = (*args, **kwargs))]
+fn log(args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
     const LEVELS: [&str; 4] = ["debug", "verbose", "notice", "warning"];
-    let (mut msg, mut level) = (msg.clone(), level.cloned());
-    if let Some(l) = &level {
-        if let Ok(first) = msg.extract::<String>() {
-            if LEVELS.contains(&first.as_str()) && l.is_instance_of::<PyString>() {
-                let swapped = l.clone();
-                level = Some(msg.clone());
-                msg = swapped;
+    let mut level = match kwargs {
+        Some(k) => k.get_item("level")?,
+        None => None,
+    };
+    let msg = match args.len() {
+        1 => args.get_item(0)?,
+        2 => {
+            if let Some(h) = host() {
+                h.log(
+                    "warning",
+                    "Specify log level as the first argument to log function is depricated, \
+                     use key argument 'level' instead",
+                );
             }
+            level = Some(args.get_item(0)?);
+            args.get_item(1)?
         }
-    }
-    let text: String = msg
-        .extract()
-        .map_err(|_| GearsError::new_err("Log message must be a string"))?;
-    let level: String = match level {
-        Some(l) => l.extract()?,
+        _ => {
+            return Err(GearsError::new_err(
+                "log function must get a log message as input",
+            ))
+        }
+    };
+    let text = msg
+        .cast::<PyString>()
+        .map_err(|_| GearsError::new_err("Log message must be a string"))?
+        .to_string_lossy()
+        .into_owned();
+    let level = match level {
         None => "notice".to_owned(),
+        Some(l) => {
+            let l: String = l
+                .cast::<PyString>()
+                .map(|s| s.to_string_lossy().into_owned())
+                .map_err(|_| {
+                    GearsError::new_err("Log level must be a sting (debug/verbose/notice/warning)")
+                })?;
+            if !LEVELS.contains(&l.as_str()) {
+                return Err(GearsError::new_err(
+                    "Log level should be one of the following : debug,verbose,notice,warning",
+                ));
+            }
+            l
+        }
     };
     if let Some(h) = host() {
         h.log(&level, &format!("GEARS: {text}"));
@@ -135,6 +164,7 @@ pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     m.add_function(wrap_pyfunction!(hashtag, &m)?)?;
     m.add_function(wrap_pyfunction!(is_async_allow, &m)?)?;
     m.add_function(wrap_pyfunction!(run, &m)?)?;
+    m.add_function(wrap_pyfunction!(crate::register::register, &m)?)?;
     m.add("GearsError", py.get_type::<GearsError>())?;
     m.add("FlatError", py.get_type::<FlatError>())?;
     Ok(m)

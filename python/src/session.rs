@@ -38,6 +38,8 @@ pub enum ScriptOutcome {
     Run(RunRequest),
     /// A Python exception or a Gears error, as reply text.
     Error(String),
+    /// The script prepared registrations (and no run).
+    Registered(Vec<crate::register::RegisterRequest>),
 }
 
 thread_local! {
@@ -69,10 +71,15 @@ pub fn run_script(code: &str) -> ScriptOutcome {
             Err(e) => return ScriptOutcome::Error(error_text(py, &e)),
         };
         PENDING.with(|p| *p.borrow_mut() = Some(None));
+        crate::register::begin();
         let res = py.run(&code, Some(&globals), None);
         let pending = PENDING.with(|p| p.borrow_mut().take()).flatten();
+        let registrations = crate::register::take();
         match res {
             Err(e) => ScriptOutcome::Error(error_text(py, &e)),
+            Ok(()) if pending.is_none() && !registrations.is_empty() => {
+                ScriptOutcome::Registered(registrations)
+            }
             Ok(()) => pending
                 .map(ScriptOutcome::Run)
                 .unwrap_or(ScriptOutcome::NoRun),

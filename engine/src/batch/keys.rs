@@ -104,6 +104,8 @@ pub struct KeyColumns {
     pub types: Vec<KeyType>,
     /// `None` when the reader ran with `readValue=False`.
     pub values: Option<ValueColumn>,
+    /// The keyspace event that produced each row (registrations); `None` for `run()`.
+    pub events: Option<BinaryColumn>,
 }
 
 /// A borrowed view of a row's value.
@@ -122,6 +124,8 @@ pub struct KeyRow<'a> {
     pub key_type: KeyType,
     /// `None` when values were not read.
     pub value: Option<ValueRef<'a>>,
+    /// The triggering event, if any.
+    pub event: Option<&'a [u8]>,
 }
 
 impl KeyColumns {
@@ -130,7 +134,22 @@ impl KeyColumns {
             keys: BinaryColumn::default(),
             types: Vec::new(),
             values: read_value.then(ValueColumn::new),
+            events: None,
         }
+    }
+
+    /// An empty set of columns shaped like `self` (values and events kept or not).
+    fn empty_like(&self) -> KeyColumns {
+        let mut k = KeyColumns::new(self.values.is_some());
+        k.events = self.events.as_ref().map(|_| BinaryColumn::default());
+        k
+    }
+
+    /// Records the event of the row just pushed (call once per row, or never).
+    pub fn push_event(&mut self, event: &[u8]) {
+        self.events
+            .get_or_insert_with(BinaryColumn::default)
+            .push(event);
     }
 
     pub fn len(&self) -> usize {
@@ -170,11 +189,12 @@ impl KeyColumns {
             key: self.keys.get(i),
             key_type,
             value,
+            event: self.events.as_ref().map(|e| e.get(i)),
         }
     }
 
     pub fn slice(self, start: usize, end: usize) -> KeyColumns {
-        let mut out = KeyColumns::new(self.values.is_some());
+        let mut out = self.empty_like();
         for i in start..end {
             self.copy_row(i, &mut out);
         }
@@ -182,9 +202,7 @@ impl KeyColumns {
     }
 
     pub fn partition(self, dest: &[usize], n: usize) -> Vec<KeyColumns> {
-        let mut out: Vec<KeyColumns> = (0..n)
-            .map(|_| KeyColumns::new(self.values.is_some()))
-            .collect();
+        let mut out: Vec<KeyColumns> = (0..n).map(|_| self.empty_like()).collect();
         for (i, &to) in dest.iter().enumerate() {
             self.copy_row(i, &mut out[to]);
         }
@@ -195,6 +213,9 @@ impl KeyColumns {
         to.push_key(self.keys.get(i), self.types[i]);
         if let (Some(src), Some(dst)) = (&self.values, &mut to.values) {
             src.copy_row(i, dst);
+        }
+        if let (Some(src), Some(dst)) = (&self.events, &mut to.events) {
+            dst.push(src.get(i));
         }
     }
 }

@@ -8,7 +8,7 @@ use super::stage::{Input, Output, Shared, Stage};
 use super::Source;
 use crate::error::{EngineError, Result};
 use crate::host::HostRuntime;
-use crate::ops::{Chain, CountByOp, CountOp, LimitOp, Operator, SumIntsOp};
+use crate::ops::{Chain, CountByOp, CountOp, LimitOp, Operator, SumByKeyOp, SumIntsOp};
 use crate::plan::{HostStep, Plan, StepSpec};
 use crate::queue::spsc;
 use crate::shuffle::{ShuffleCtx, ShuffleOp};
@@ -141,6 +141,7 @@ pub fn native_op(s: &StepSpec) -> Result<Box<dyn Operator>> {
         StepSpec::Count => Box::<CountOp>::default(),
         StepSpec::SumInts => Box::<SumIntsOp>::default(),
         StepSpec::CountBy => Box::<CountByOp>::default(),
+        StepSpec::SumByKey => Box::<SumByKeyOp>::default(),
         other => {
             return Err(EngineError::Internal(format!(
                 "{other:?} is not a native step"

@@ -1,8 +1,9 @@
-//! Native counting: `count()`'s local and global halves and `countby` over plain values.
-//! None of them touch the host: a count needs only row counts.
+//! Native counting: `count()`'s local and global halves, and `countby`'s local count per
+//! key and global sum per key. None of them touch the host: a count needs only row counts
+//! and the (already extracted) keys.
 
 use super::{Emit, GroupTable, Operator};
-use crate::batch::{Batch, BatchData};
+use crate::batch::{Batch, BatchData, BinaryColumn};
 use crate::datum::Datum;
 use crate::error::{EngineError, Result};
 
@@ -62,7 +63,8 @@ impl Operator for SumIntsOp {
     }
 }
 
-/// Counts records per plain value; emits `{'key': k, 'value': n}` maps.
+/// Counts records per plain value; emits `{'key': k, 'value': n}` maps, keyed by `k` for
+/// a following repartition.
 #[derive(Debug, Default)]
 pub struct CountByOp {
     table: GroupTable<i64>,
@@ -90,23 +92,79 @@ impl Operator for CountByOp {
     }
 
     fn finish(&mut self, out: &mut Emit) -> Result<()> {
-        let rows: Vec<Datum> = self
-            .table
-            .drain()
-            .into_iter()
-            .map(|(k, n)| {
-                Datum::Map(vec![
-                    (
-                        "key".into(),
-                        Datum::Str(String::from_utf8_lossy(&k).into_owned()),
-                    ),
-                    ("value".into(), Datum::Int(n)),
-                ])
-            })
-            .collect();
-        out.push(Batch::datums(rows));
+        out.push(key_value_batch(self.table.drain()));
         Ok(())
     }
+}
+
+/// Sums the `Int` values of `{'key': k, 'value': n}` maps per `k` (the partial counts of
+/// `countby` from every shard); emits the same shape, keyed by `k`.
+#[derive(Debug, Default)]
+pub struct SumByKeyOp {
+    table: GroupTable<i64>,
+}
+
+impl Operator for SumByKeyOp {
+    fn name(&self) -> &'static str {
+        "accumulatebykey"
+    }
+
+    fn process(&mut self, input: Batch, _out: &mut Emit) -> Result<()> {
+        let BatchData::Datums(values) = input.data else {
+            return Err(EngineError::Internal(
+                "sum by key over non-native records".into(),
+            ));
+        };
+        for v in values {
+            let (key, n) = key_and_count(&v)
+                .ok_or_else(|| EngineError::Internal(format!("sum by key over {v:?}")))?;
+            let slot = self.table.entry(key.as_bytes(), || 0);
+            *slot = slot
+                .checked_add(n)
+                .ok_or_else(|| EngineError::Execution("count overflow".into()))?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Emit) -> Result<()> {
+        out.push(key_value_batch(self.table.drain()));
+        Ok(())
+    }
+}
+
+/// The `key` text and `Int` `value` of a `{'key', 'value'}` map.
+fn key_and_count(d: &Datum) -> Option<(&str, i64)> {
+    let Datum::Map(items) = d else { return None };
+    let mut key = None;
+    let mut value = None;
+    for (k, v) in items {
+        match (k.as_str(), v) {
+            ("key", Datum::Str(s)) => key = Some(s.as_str()),
+            ("value", Datum::Int(n)) => value = Some(*n),
+            _ => {}
+        }
+    }
+    Some((key?, value?))
+}
+
+/// `{'key': k, 'value': n}` records with `k` as their partition keys.
+fn key_value_batch(groups: Vec<(Vec<u8>, i64)>) -> Batch {
+    let keys: BinaryColumn = groups.iter().map(|(k, _)| k.as_slice()).collect();
+    let rows: Vec<Datum> = groups
+        .into_iter()
+        .map(|(k, n)| {
+            Datum::Map(vec![
+                (
+                    "key".into(),
+                    Datum::Str(String::from_utf8_lossy(&k).into_owned()),
+                ),
+                ("value".into(), Datum::Int(n)),
+            ])
+        })
+        .collect();
+    let mut b = Batch::datums(rows);
+    b.partition_keys = Some(keys);
+    b
 }
 
 #[cfg(test)]
@@ -158,5 +216,43 @@ mod tests {
         let got = run(&mut CountByOp::default(), vec![b]);
         assert_eq!(got[0].py_str(), "{'key': 'a', 'value': 2}");
         assert_eq!(got.len(), 2);
+    }
+
+    #[test]
+    fn countby_output_is_keyed_for_repartition() {
+        let mut op = CountByOp::default();
+        let mut out = Emit::new();
+        let b = Batch::datums(vec![Datum::Str("x".into()), Datum::Str("y".into())]);
+        op.process(b, &mut out).unwrap();
+        op.finish(&mut out).unwrap();
+        let b = out.drain().next().unwrap();
+        let keys: Vec<&[u8]> = b.partition_keys.as_ref().unwrap().iter().collect();
+        assert_eq!(keys, vec![&b"x"[..], b"y"]);
+    }
+
+    #[test]
+    fn sum_by_key_adds_partial_counts() {
+        let part = |k: &str, n: i64| {
+            Datum::Map(vec![
+                ("key".into(), Datum::Str(k.into())),
+                ("value".into(), Datum::Int(n)),
+            ])
+        };
+        let a = Batch::datums(vec![part("Smith", 2), part("Sanchez", 1)]);
+        let b = Batch::datums(vec![part("Smith", 1)]);
+        let got = run(&mut SumByKeyOp::default(), vec![a, b]);
+        let text: Vec<String> = got.iter().map(Datum::py_str).collect();
+        assert_eq!(
+            text,
+            vec![
+                "{'key': 'Smith', 'value': 3}",
+                "{'key': 'Sanchez', 'value': 1}"
+            ]
+        );
+        assert!(run(&mut SumByKeyOp::default(), vec![]).is_empty());
+        let bad = Batch::datums(vec![Datum::Int(1)]);
+        assert!(SumByKeyOp::default()
+            .process(bad, &mut Emit::new())
+            .is_err());
     }
 }

@@ -11,7 +11,7 @@ mod group;
 mod limit;
 
 pub use chain::Chain;
-pub use count::{CountByOp, CountOp, SumIntsOp};
+pub use count::{CountByOp, CountOp, SumByKeyOp, SumIntsOp};
 pub use group::GroupTable;
 pub use limit::LimitOp;
 

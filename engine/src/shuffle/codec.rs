@@ -160,6 +160,13 @@ fn put_keys(out: &mut Vec<u8>, k: &KeyColumns) {
             }
         }
     }
+    match &k.events {
+        None => out.push(0),
+        Some(e) => {
+            out.push(1);
+            put_column(out, e);
+        }
+    }
 }
 
 fn put_datum(out: &mut Vec<u8>, d: &Datum) {
@@ -273,10 +280,22 @@ impl<'a> Reader<'a> {
             }
             _ => return Err(bad("bad value flag")),
         };
+        let events = match self.u8()? {
+            0 => None,
+            1 => {
+                let e = self.column()?;
+                if e.len() != keys.len() {
+                    return Err(bad("events do not match rows"));
+                }
+                Some(e)
+            }
+            _ => return Err(bad("bad event flag")),
+        };
         Ok(KeyColumns {
             keys,
             types,
             values,
+            events,
         })
     }
 

@@ -4,6 +4,7 @@ pub mod config;
 pub mod executions;
 pub mod misc;
 pub mod pyexecute;
+pub mod registrations;
 
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 

@@ -14,6 +14,7 @@ use crate::executions::Entry;
 use crate::ffi::replies::{block, reply_blocked, Blocked, Reply};
 use crate::ffi::{guard, guard_worker};
 use crate::readers::keys::KeysSource;
+use crate::registrations::Registration;
 use crate::reply::execution_reply;
 use crate::state;
 
@@ -132,6 +133,10 @@ fn run_script(code: String, client: Pending, unblocking: bool) {
             ScriptOutcome::NoRun => client.send(&Reply::Status("OK".into())),
             ScriptOutcome::Error(e) => client.send(&Reply::Error(e)),
             ScriptOutcome::Run(req) => start_run(req, client, unblocking),
+            ScriptOutcome::Registered(regs) => {
+                install(regs);
+                client.send(&Reply::Status("OK".into()))
+            }
         },
         |p| redis_module::logging::log_warning(format!("Gearshift: script worker panicked: {p}")),
     );
@@ -189,6 +194,33 @@ fn start_run(req: RunRequest, client: Pending, unblocking: bool) {
             }
         }
     }
+}
+
+/// Installs a script's registrations (one session) and runs their `onRegistered`.
+fn install(regs: Vec<gearpy::RegisterRequest>) {
+    let Some(state) = state::get() else { return };
+    let session = random_session_id();
+    for mut req in regs {
+        let on_registered = req.on_registered.take();
+        let reg = Registration::new(state.registrations.next_id(), session.clone(), req);
+        state.registrations.add(Arc::new(reg));
+        if let Some(f) = on_registered {
+            gearpy::register::call_on_registered(&f);
+        }
+    }
+}
+
+/// 40 random hex characters: the default session id.
+fn random_session_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = String::with_capacity(40);
+    while out.len() < 40 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_usize(out.len());
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out.truncate(40);
+    out
 }
 
 fn take(slot: &Mutex<Option<Pending>>) -> Option<Pending> {

@@ -237,3 +237,21 @@ fn push_list(ctx: &Context, name: &[u8], out: &mut KeyColumns) {
         }
     }
 }
+
+/// The type of key `name` right now (`Empty` when missing). Lock held.
+pub fn key_type_of(ctx: &Context, name: &[u8]) -> KeyType {
+    // SAFETY: lock held; the string and key are created, used and freed here.
+    unsafe {
+        let s =
+            raw::RedisModule_CreateString.expect("api")(ctx.ctx, name.as_ptr().cast(), name.len());
+        let key =
+            raw::RedisModule_OpenKey.expect("api")(ctx.ctx, s, raw::REDISMODULE_READ as c_int)
+                .cast::<raw::RedisModuleKey>();
+        let t = key_type(key);
+        if !key.is_null() {
+            raw::RedisModule_CloseKey.expect("api")(key);
+        }
+        raw::RedisModule_FreeString.expect("api")(ctx.ctx, s);
+        t
+    }
+}

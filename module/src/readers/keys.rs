@@ -22,6 +22,8 @@ pub struct KeysSource {
     read_value: bool,
     cursor: Option<ScanCursor>,
     done: bool,
+    /// The keyspace event that triggered this read (registrations).
+    event: Option<Vec<u8>>,
     tsc: ThreadSafeContext<DetachedFromClient>,
 }
 
@@ -33,8 +35,16 @@ impl KeysSource {
             read_value,
             cursor: None,
             done: false,
+            event: None,
             tsc: ThreadSafeContext::new(),
         }
+    }
+
+    /// Reads one key for a registration triggered by `event` on it.
+    pub fn for_event(key: Vec<u8>, event: Vec<u8>, read_value: bool) -> Self {
+        let mut s = Self::new(key, true, read_value);
+        s.event = Some(event);
+        s
     }
 }
 
@@ -46,6 +56,9 @@ impl Source for KeysSource {
                 let guard = self.tsc.lock();
                 if self.no_scan {
                     read_key(&guard, &self.pattern, &mut cols, self.read_value);
+                    if let Some(e) = &self.event {
+                        cols.push_event(e);
+                    }
                     self.done = true;
                 } else {
                     let cursor = self.cursor.get_or_insert_with(ScanCursor::new);

@@ -2,3 +2,4 @@
 //! batch and never holds it while waiting on anything else (in particular the GIL).
 
 pub mod keys;
+pub mod ready;

@@ -1,47 +1,100 @@
 # Gearshift's Python prelude: the GearsBuilder API of RedisGears 1.2, written from its
 # documented behaviour (REFERENCE.md §2-§5). Every RG.PYEXECUTE session's globals start as
 # a copy of this module's namespace. Steps are recorded as plain tuples; the native side
-# (`_gearshift.run`) turns them into an engine plan, running built-ins natively.
+# (`_gearshift.run`) turns them into an engine plan. Built-ins (count, countby, avg, sort,
+# distinct, limit) are recorded as their own tuples and run natively, with 1.2's output.
 import copy as _copy
 import types as _types
 
 import _gearshift
-from _gearshift import execute, log, configGet, gearsConfigGet, hashtag, isAsyncAllow
+from _gearshift import execute, log, configGet, hashtag, isAsyncAllow
 
 __all__ = ['GearsBuilder', 'GB', 'execute', 'log', 'configGet', 'gearsConfigGet', 'hashtag',
-           'isAsyncAllow', 'flat_error', 'GearsError', 'atomic']
+           'isAsyncAllow', 'flat_error', 'GearsError', 'atomic', 'call_next', 'override_reply',
+           'get_command']
 
 GearsError = _gearshift.GearsError
 flat_error = _gearshift.FlatError
 
 _FUNCTION = (_types.FunctionType,)
-_NATIVE_READERS = ('KeysReader', 'StreamReader', 'CommandReader', 'PythonReader')
+# Readers 1.2 knows at C level, plus its two Python-level aliases of PythonReader.
+_C_READERS = ('KeysReader', 'StreamReader', 'CommandReader', 'PythonReader', 'ShardIDReader')
+_PY_READERS = ('ShardsIDReader', 'KeysOnlyReader')
+# Entries per XREAD of StreamReader.run (paging keeps each Redis-lock hold short).
+_STREAM_PAGE = 1000
 
 
-def _check_fn(op, f):
+def _check_arity(op, args, low, high=None):
+    if not (low <= len(args) <= (low if high is None else high)):
+        raise GearsError('wrong number of args to %s function' % op)
+
+
+def _check_fn(what, f):
     if not isinstance(f, _FUNCTION):
-        raise GearsError('%s argument must be a function' % op)
+        raise GearsError('%s argument must be a function' % what)
 
 
-def _shard_ids():
-    yield '1'
+def gearsConfigGet(key, default=None):
+    val = configGet(key)
+    return val if val is not None else default
 
 
-def _keys_only_reader(pattern='*', count=1000, noScan=False, patternGenerator=None):
-    def generator():
-        pat, no_scan = (patternGenerator() if patternGenerator else (pattern, noScan))
+def createKeysOnlyReader(pattern='*', count=1000, noScan=False, patternGenerator=None):
+    """KeysOnlyReader: a PythonReader generator of key names (SCAN, or EXISTS with noScan).
+    patternGenerator, when given, runs on each shard and returns (pattern, noScan)."""
+    def keysOnlyReader():
+        pat, no_scan = patternGenerator() if patternGenerator is not None else (pattern, noScan)
         if no_scan:
-            if execute('EXISTS', pat) == 1:
+            try:
+                found = execute('exists', pat) == 1
+            except Exception:
+                return
+            if found:
                 yield pat
             return
         cursor = '0'
         while True:
-            cursor, keys = execute('SCAN', cursor, 'MATCH', pat, 'COUNT', count)
+            cursor, keys = execute('scan', cursor, 'MATCH', str(pat), 'COUNT', str(count))
             for k in keys:
                 yield k
             if cursor == '0':
                 return
-    return generator
+    return keysOnlyReader
+
+
+def shardReaderCallback():
+    """ShardsIDReader: this shard's id ('1' on a standalone server)."""
+    try:
+        res = execute('RG.INFOCLUSTER')
+    except GearsError:
+        res = 'no cluster mode'
+    yield '1' if res == 'no cluster mode' else res[1]
+
+
+def _stream_reader(key, fromId):
+    """StreamReader.run(key, fromId): the entries of stream `key` after `fromId`."""
+    def streamReader():
+        last = fromId
+        while True:
+            try:
+                res = execute('XREAD', 'COUNT', _STREAM_PAGE, 'STREAMS', key, last)
+            except GearsError as e:
+                raise flat_error(str(e)) from None
+            if not res:
+                return
+            entries = res[0][1]
+            for entry_id, fields in entries:
+                yield {'key': key, 'id': entry_id,
+                       'value': dict(zip(fields[0::2], fields[1::2]))}
+            if len(entries) < _STREAM_PAGE:
+                return
+            last = entries[-1][0]
+    return streamReader
+
+
+def _check_bool(kwargs, name, error):
+    if name in kwargs and not isinstance(kwargs[name], bool):
+        raise GearsError(error)
 
 
 class GearsBuilder(object):
@@ -50,148 +103,217 @@ class GearsBuilder(object):
     def __init__(self, reader='KeysReader', defaultArg='*', desc=None):
         if not isinstance(reader, str):
             raise GearsError('reader argument must be a string')
-        self.reader = reader
+        if reader not in _C_READERS and reader not in _PY_READERS:
+            raise GearsError('The given reader does not exists')
+        self.realReader = reader
+        self.reader = 'PythonReader' if reader in _PY_READERS else reader
         self.defaultArg = defaultArg
         self.desc = desc
         self.steps = []
-        if reader == 'ShardsIDReader':
-            self.reader = 'PythonReader'
-            self.defaultArg = _shard_ids
-        elif reader == 'KeysOnlyReader':
-            self.reader = 'KeysOnlyReader'
-        elif reader not in _NATIVE_READERS:
-            raise GearsError('The given reader does not exists')
 
     def _add(self, *step):
         self.steps.append(step)
         return self
 
-    def map(self, f):
-        _check_fn('map', f)
-        return self._add('map', f)
+    # -- steps (1.2 validates these in C: positional arguments only) ----------------------
 
-    def flatmap(self, f):
-        _check_fn('flatmap', f)
-        return self._add('flatmap', f)
+    def map(self, *args):
+        _check_arity('map', args, 1)
+        _check_fn('map', args[0])
+        return self._add('map', args[0])
 
-    def foreach(self, f):
-        _check_fn('foreach', f)
-        return self._add('foreach', f)
+    def flatmap(self, *args):
+        _check_arity('flatmap', args, 1)
+        _check_fn('flatmap', args[0])
+        return self._add('flatmap', args[0])
 
-    def filter(self, f):
-        _check_fn('filter', f)
-        return self._add('filter', f)
+    def foreach(self, *args):
+        _check_arity('foreach', args, 1)
+        _check_fn('foreach', args[0])
+        return self._add('foreach', args[0])
 
-    def accumulate(self, f):
-        _check_fn('accumulate', f)
-        return self._add('accumulate', f)
+    def filter(self, *args):
+        _check_arity('filter', args, 1)
+        _check_fn('filter', args[0])
+        return self._add('filter', args[0])
 
-    def localgroupby(self, extractor, reducer):
-        _check_fn('localgroupby extractor', extractor)
-        _check_fn('localgroupby reducer', reducer)
-        return self._add('localgroupby', extractor, reducer)
+    def accumulate(self, *args):
+        _check_arity('accumulate', args, 1)
+        _check_fn('accumulate', args[0])
+        return self._add('accumulate', args[0])
 
-    def limit(self, length, start=0):
-        if not isinstance(length, int) or not isinstance(start, int):
-            raise GearsError('limit argument must be a number')
-        return self._add('limit', length, start)
+    def repartition(self, *args):
+        _check_arity('repartition', args, 1)
+        _check_fn('repartition', args[0])
+        return self._add('repartition', args[0])
 
-    def collect(self):
+    def localgroupby(self, *args):
+        # 1.2 reports localgroupby's errors with groupby's texts.
+        _check_arity('groupby', args, 2)
+        _check_fn('groupby extractor', args[0])
+        _check_fn('groupby reducer', args[1])
+        return self._add('localgroupby', args[0], args[1])
+
+    def groupby(self, *args):
+        _check_arity('groupby', args, 2)
+        _check_fn('groupby extractor', args[0])
+        _check_fn('groupby reducer', args[1])
+        return self._add('groupby', args[0], args[1])
+
+    def batchgroupby(self, *args):
+        _check_arity('batchgroupby', args, 2)
+        _check_fn('batchgroupby extractor', args[0])
+        # 1.2 never checks the reducer here: a bad one fails when the execution runs.
+        return self._add('batchgroupby', args[0], args[1])
+
+    def collect(self, *args):
+        _check_arity('collect', args, 0)
         return self._add('collect')
 
-    def repartition(self, extractor):
-        _check_fn('repartition', extractor)
-        return self._add('repartition', extractor)
+    def limit(self, *args):
+        _check_arity('limit', args, 1, 2)
+        for a in args:
+            if not isinstance(a, int):
+                raise GearsError('limit argument must be a number')
+        return self._add('limit', args[0], args[1] if len(args) > 1 else 0)
 
-    def groupby(self, extractor, reducer):
-        if not isinstance(extractor, _FUNCTION):
-            raise GearsError('groupby extractor argument must be a function')
-        if not isinstance(reducer, _FUNCTION):
-            raise GearsError('groupby reducer argument must be a function')
-        self._add('repartition', extractor)
-        return self._add('localgroupby', extractor, reducer)
-
-    def batchgroupby(self, extractor, reducer):
-        _check_fn('batchgroupby extractor', extractor)
-        _check_fn('batchgroupby reducer', reducer)
-        self._add('repartition', extractor)
-        return self._add('batchgroupby', extractor, reducer)
+    # -- sugar (Python-level in 1.2: no validation, callbacks wrapped in lambdas) ---------
 
     def aggregate(self, zero, seqOp, combOp):
-        _check_fn('aggregate', seqOp)
-        _check_fn('aggregate', combOp)
         # 1.2 quirk: the accumulator is reset to a copy of zero whenever it is falsy.
-        self.accumulate(lambda a, r: seqOp(a if a else _copy.deepcopy(zero), r))
-        self.collect()
-        return self.accumulate(lambda a, r: combOp(a if a else _copy.deepcopy(zero), r))
+        self._add('accumulate', lambda a, r: seqOp(a if a else _copy.deepcopy(zero), r))
+        self._add('collect')
+        return self._add('accumulate', lambda a, r: combOp(a if a else _copy.deepcopy(zero), r))
 
     def aggregateby(self, extractor, zero, seqOp, combOp):
-        _check_fn('aggregateby', extractor)
-        self.localgroupby(extractor, lambda k, a, r: seqOp(k, a if a else _copy.deepcopy(zero), r))
-        return self.groupby(lambda r: r['key'],
-                            lambda k, a, r: combOp(k, a if a else _copy.deepcopy(zero), r['value']))
+        self._add('localgroupby', lambda x: extractor(x),
+                  lambda k, a, r: seqOp(k, a if a else _copy.deepcopy(zero), r))
+        return self._add('groupby', lambda r: r['key'],
+                         lambda k, a, r: combOp(k, a if a else _copy.deepcopy(zero), r['value']))
 
     def count(self):
-        # Native: no Python object is built to count records.
+        # Native: local count, collect, sum of the counts.
         self._add('count')
         self._add('collect')
         return self._add('sumints')
 
-    def countby(self, extractor=lambda x: x):
-        return self.aggregateby(extractor, 0, lambda k, a, r: 1 + a, lambda k, a, r: r + a)
+    def countby(self, extractor=None):
+        # Native: the extractor runs once per record; counting and summing per key are
+        # engine operators. Same output as 1.2's aggregateby(extractor, 0, +1, +).
+        return self._add('countby', extractor)
 
     def sort(self, reverse=True):
-        def seq(a, r):
-            a.append(r)
-            return a
-
-        def comb(a, r):
-            a.extend(r)
-            return a
-        self.aggregate([], seq, comb)
-        self.map(lambda r: sorted(r, reverse=reverse))
-        # flatmap emits in reverse list order (1.2), so reverse=True ends up ascending.
-        return self.flatmap(lambda r: r)
+        # Native gather + one sorted(); emitted last-first like 1.2's flatmap, so the
+        # default reverse=True gives ascending output.
+        return self._add('sort', reverse)
 
     def distinct(self):
-        def seq(a, r):
-            a.add(r)
-            return a
+        return self._add('distinct')
 
-        def comb(a, r):
-            a.update(r)
-            return a
-        self.aggregate(set(), seq, comb)
-        return self.flatmap(lambda r: list(r))
+    def avg(self, extractor=None):
+        # 1.2 adds the extractor as a map step (validated as one); float() by default.
+        if extractor is not None:
+            _check_fn('map', extractor)
+        return self._add('avg', extractor)
 
-    def avg(self, extractor=lambda x: float(x)):
-        self.map(extractor)
-        self.aggregate((0, 0), lambda a, r: (a[0] + r, a[1] + 1),
-                       lambda a, r: (a[0] + r[0], a[1] + r[1]))
-        return self.map(lambda x: x[0] / x[1])
+    # -- actions ------------------------------------------------------------------------
 
     def run(self, arg=None, convertToStr=True, collect=True, **kwargs):
-        mode = kwargs.get('mode', 'async')
-        if not isinstance(mode, str):
-            raise GearsError('execution mode must be a string')
-        if mode not in ('async', 'async_local'):
-            raise GearsError('unknown execution mode')
         steps = list(self.steps)
         if convertToStr:
             steps.append(('tostr',))
         if collect:
             steps.append(('collect',))
-        reader, arg = self.reader, (arg if arg else self.defaultArg)
-        if reader == 'KeysOnlyReader':
-            reader, arg = 'PythonReader', _keys_only_reader(
-                arg, **kwargs)
+        arg = arg if arg else self.defaultArg
+        reader = self.reader
+        if self.realReader == 'ShardsIDReader':
+            arg = shardReaderCallback
+        elif self.realReader == 'KeysOnlyReader':
+            arg = createKeysOnlyReader(arg, **kwargs)
+        elif reader == 'PythonReader':
+            if not isinstance(arg, _FUNCTION):
+                raise GearsError('pyreader argument must be a function')
+        elif reader in ('KeysReader', 'StreamReader'):
+            if not isinstance(arg, str):
+                raise GearsError('regex argument must be a string')
+            if reader == 'KeysReader':
+                _check_bool(kwargs, 'noScan', 'exactMatch value is not boolean')
+                _check_bool(kwargs, 'readValue', 'readValue value is not boolean')
+            else:
+                from_id = kwargs.get('fromId', '0-0')
+                if not isinstance(from_id, str):
+                    raise GearsError('fromId argument must be a string')
+                reader, arg = 'PythonReader', _stream_reader(arg, from_id)
+        else:
+            raise GearsError('Given reader do not support run or not exists')
+        mode = kwargs.get('mode', 'async')
+        if not isinstance(mode, str):
+            raise GearsError('execution mode must be a string')
+        if mode not in ('async', 'async_local'):
+            raise GearsError('unknown execution mode')
         return _gearshift.run(reader, arg, steps, kwargs)
 
     def register(self, prefix='*', convertToStr=True, collect=True, **kwargs):
-        raise GearsError('register() is not supported by this Gearshift build yet')
+        if 'regex' in kwargs:  # deprecated alias of prefix
+            prefix = kwargs.pop('regex')
+        if self.reader in ('PythonReader', 'KeysOnlyReader'):
+            raise GearsError('given reader does not exists or does not support register')
+        if self.reader != 'KeysReader':
+            raise GearsError('register() on %s is not supported by this Gearshift build yet' % self.reader)
+        if not isinstance(prefix, str):
+            raise GearsError('regex argument must be a string')
+        opts = _register_options(kwargs)
+        steps = list(self.steps)
+        if convertToStr:
+            steps.append(('tostr',))
+        if collect:
+            steps.append(('collect',))
+        return _gearshift.register(self.reader, prefix, steps, opts, self.desc)
 
 
 GB = GearsBuilder
+
+_KEY_TYPES = ('string', 'list', 'hash', 'set', 'zset', 'module', 'empty', 'stream')
+
+
+def _str_items(value, not_iterable, not_string):
+    if value is None:
+        return None
+    try:
+        items = list(value)
+    except TypeError:
+        raise GearsError(not_iterable)
+    for i in items:
+        if not isinstance(i, str):
+            raise GearsError(not_string)
+    return items
+
+
+def _register_options(kwargs):
+    mode = kwargs.get('mode', 'async')
+    if not isinstance(mode, str):
+        raise GearsError('execution mode must be a string')
+    if mode not in ('sync', 'async', 'async_local'):
+        raise GearsError('unknown execution mode')
+    on_registered = kwargs.get('onRegistered')
+    if on_registered is not None and not isinstance(on_registered, _FUNCTION):
+        raise GearsError('OnRegistered argument must be a function')
+    event_types = _str_items(kwargs.get('eventTypes'), 'given eventTypes is not iterable',
+                             'given event type is not string')
+    key_types = _str_items(kwargs.get('keyTypes'), 'given keyTypes is not iterable',
+                           'given key type is not string')
+    for t in key_types or ():
+        if t not in _KEY_TYPES:
+            raise GearsError('unknown key type')
+    read_value = kwargs.get('readValue', True)
+    if not isinstance(read_value, bool):
+        raise GearsError('readValue is not boolean')
+    commands = _str_items(kwargs.get('commands'), 'given commands is not iterable',
+                          'given command type is not string')
+    if commands:
+        raise GearsError('register(commands=...) is not supported by this Gearshift build yet')
+    return {'mode': mode, 'eventTypes': event_types, 'keyTypes': key_types,
+            'readValue': read_value, 'onRegistered': on_registered}
 
 
 class atomic(object):
@@ -202,3 +324,30 @@ class atomic(object):
 
     def __exit__(self, *exc):
         return False
+
+
+# Command-hook helpers: only meaningful inside a hook or `commands=` execution, which this
+# build does not run yet, so outside one they fail exactly as 1.2 does there.
+def call_next(*args):
+    raise GearsError('Can not get CommandHook ctx')
+
+
+def override_reply(value):
+    raise GearsError('Can not get command ctx')
+
+
+def get_command():
+    raise GearsError('Can not get command ctx')
+
+
+def _deprecated(old, new, target):
+    def method(*args, **kwargs):
+        log('%s is deprecated, use %s instead' % (old, new), level='warning')
+        return target(*args, **kwargs)
+    method.__name__ = old
+    return method
+
+
+Log = _deprecated('Log', 'log', log)
+ConfigGet = _deprecated('ConfigGet', 'configGet', configGet)
+GearsConfigGet = _deprecated('GearsConfigGet', 'gearsConfigGet', gearsConfigGet)

@@ -1,0 +1,143 @@
+//! Registration commands (REFERENCE §1.1, §1.3): RG.DUMPREGISTRATIONS, RG.UNREGISTER.
+
+use redis_module::{Context, RedisError, RedisResult, RedisString};
+
+use super::{module_state, respond, text_args};
+use crate::ffi::guard;
+use crate::ffi::replies::Reply;
+use crate::registrations::Registration;
+
+fn bulk(s: &str) -> Reply {
+    Reply::Bulk(s.as_bytes().to_vec())
+}
+
+fn opt_list(v: &Option<Vec<String>>) -> Reply {
+    match v {
+        None => Reply::Null,
+        Some(items) => Reply::Array(items.iter().map(|s| bulk(s)).collect()),
+    }
+}
+
+/// A double as RESP2 prints it (bulk), `0` when there is no finished run.
+fn double_text(f: f64) -> String {
+    if f.fract() == 0.0 {
+        format!("{}", f as i64)
+    } else {
+        format!("{f}")
+    }
+}
+
+fn registration_data(r: &Registration) -> Reply {
+    let s = r.stats().clone();
+    let avg = if s.finished() == 0 {
+        0.0
+    } else {
+        s.total_run_ms as f64 / s.finished() as f64
+    };
+    let key_types: Option<Vec<String>> = r
+        .key_types
+        .as_ref()
+        .map(|ts| ts.iter().map(|t| t.name().to_owned()).collect());
+    let args = Reply::Array(vec![
+        bulk("regex"),
+        bulk(&r.prefix),
+        bulk("eventTypes"),
+        opt_list(&r.event_types),
+        bulk("keyTypes"),
+        opt_list(&key_types),
+        bulk("hookCommands"),
+        Reply::Null,
+    ]);
+    Reply::Array(vec![
+        bulk("mode"),
+        bulk(r.mode.name()),
+        bulk("numTriggered"),
+        Reply::Int(s.triggered as i64),
+        bulk("numSuccess"),
+        Reply::Int(s.success as i64),
+        bulk("numFailures"),
+        Reply::Int(s.failures as i64),
+        bulk("numAborted"),
+        Reply::Int(s.aborted as i64),
+        bulk("lastRunDurationMS"),
+        Reply::Int(s.last_run_ms as i64),
+        bulk("totalRunDurationMS"),
+        Reply::Int(s.total_run_ms as i64),
+        bulk("avgRunDurationMS"),
+        bulk(&double_text(avg)),
+        bulk("lastError"),
+        s.last_error.as_deref().map(bulk).unwrap_or(Reply::Null),
+        bulk("args"),
+        args,
+    ])
+}
+
+/// The `PD` session string of 1.2's dump.
+fn session_text(r: &Registration, all: &[std::sync::Arc<Registration>]) -> String {
+    let regs: Vec<String> = all
+        .iter()
+        .filter(|o| o.session == r.session)
+        .map(|o| format!("'{}'", o.id))
+        .collect();
+    format!(
+        "{{'sessionName':'{}', 'sessionDescription':'null', 'refCount': {}, 'linkedTo': primary, 'dead': false, 'isInstallationNeeded':0, 'registrationsList':[{}], 'depsList':[]}}",
+        r.session,
+        regs.len(),
+        regs.join(", ")
+    )
+}
+
+/// `RG.DUMPREGISTRATIONS`.
+pub fn dumpregistrations(ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
+    guard(|| {
+        let all = module_state()?.registrations.all();
+        let rows = all
+            .iter()
+            .map(|r| {
+                Reply::Array(vec![
+                    bulk("id"),
+                    bulk(&r.id),
+                    bulk("reader"),
+                    bulk("KeysReader"),
+                    bulk("desc"),
+                    r.desc.as_deref().map(bulk).unwrap_or(Reply::Null),
+                    bulk("RegistrationData"),
+                    registration_data(r),
+                    bulk("PD"),
+                    bulk(&session_text(r, &all)),
+                    bulk("ExecutionThreadPool"),
+                    bulk("DefaultPool"),
+                ])
+            })
+            .collect();
+        respond(ctx, Reply::Array(rows))
+    })
+}
+
+/// `RG.UNREGISTER <id> [abortpending]`.
+pub fn unregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    guard(|| {
+        let a = text_args(&args);
+        if a.is_empty() || a.len() > 2 {
+            return Err(RedisError::WrongArity);
+        }
+        let state = module_state()?;
+        let reg = state
+            .registrations
+            .remove(&a[0])
+            .ok_or(RedisError::Str("execution is not registered"))?;
+        // Queued events never start once the registration is gone.
+        reg.clear_pending();
+        for id in reg.kept_executions() {
+            if let Some(e) = state.registry.get(&id) {
+                if !matches!(
+                    e.status(),
+                    crate::executions::Status::Running | crate::executions::Status::Created
+                ) {
+                    state.registry.remove(&id);
+                }
+            }
+        }
+        respond(ctx, Reply::Status("OK".into()))
+    })
+}

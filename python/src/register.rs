@@ -1,0 +1,111 @@
+//! `register()`: collects the registrations a script prepares. They are installed by the
+//! module after the script ends (REFERENCE §4.2: "register() inside a script only prepares").
+
+use std::cell::RefCell;
+
+use engine::plan::Plan;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use crate::errors::GearsError;
+use crate::steps::build_plan;
+
+/// A registration prepared by a script (KeysReader).
+#[derive(Debug)]
+pub struct RegisterRequest {
+    pub reader: String,
+    /// Trailing `*` = prefix match, else exact key.
+    pub prefix: String,
+    pub event_types: Option<Vec<String>>,
+    pub key_types: Option<Vec<String>>,
+    pub read_value: bool,
+    /// `sync`, `async` or `async_local`.
+    pub mode: String,
+    pub desc: Option<String>,
+    pub plan: Plan,
+    pub on_registered: Option<Py<PyAny>>,
+}
+
+thread_local! {
+    static PREPARED: RefCell<Option<Vec<RegisterRequest>>> = const { RefCell::new(None) };
+}
+
+/// Starts collecting for a script on this thread.
+pub(crate) fn begin() {
+    PREPARED.with(|p| *p.borrow_mut() = Some(Vec::new()));
+}
+
+/// Ends collecting; returns what the script registered.
+pub(crate) fn take() -> Vec<RegisterRequest> {
+    PREPARED.with(|p| p.borrow_mut().take()).unwrap_or_default()
+}
+
+fn str_list(v: Option<Bound<'_, PyAny>>) -> PyResult<Option<Vec<String>>> {
+    match v {
+        None => Ok(None),
+        Some(v) if v.is_none() => Ok(None),
+        Some(v) => Ok(Some(v.extract()?)),
+    }
+}
+
+/// `_gearshift.register(reader, prefix, steps, opts, desc)`, called by
+/// `GearsBuilder.register` after it validated the arguments.
+#[pyfunction]
+#[pyo3(signature = (reader, prefix, steps, opts, desc = None))]
+pub(crate) fn register(
+    reader: &str,
+    prefix: &str,
+    steps: &Bound<'_, PyList>,
+    opts: &Bound<'_, PyDict>,
+    desc: Option<String>,
+) -> PyResult<()> {
+    let plan = build_plan(steps)?;
+    let req = RegisterRequest {
+        reader: reader.to_owned(),
+        prefix: prefix.to_owned(),
+        event_types: str_list(opts.get_item("eventTypes")?)?,
+        key_types: str_list(opts.get_item("keyTypes")?)?,
+        read_value: opts
+            .get_item("readValue")?
+            .map(|v| v.is_truthy())
+            .transpose()?
+            .unwrap_or(true),
+        mode: opts
+            .get_item("mode")?
+            .map(|v| v.extract())
+            .transpose()?
+            .unwrap_or_else(|| "async".to_owned()),
+        desc,
+        plan,
+        on_registered: opts
+            .get_item("onRegistered")?
+            .filter(|f| !f.is_none())
+            .map(|f| f.unbind()),
+    };
+    PREPARED.with(|p| match p.borrow_mut().as_mut() {
+        Some(list) => {
+            list.push(req);
+            Ok(())
+        }
+        None => Err(GearsError::new_err(
+            "register() can only be called from RG.PYEXECUTE",
+        )),
+    })
+}
+
+/// Runs a registration's `onRegistered` callback; exceptions are only logged (1.2).
+pub fn call_on_registered(f: &Py<PyAny>) {
+    Python::attach(|py| {
+        if let Err(e) = f.bind(py).call0() {
+            if let Some(h) = crate::host::host() {
+                h.log(
+                    "warning",
+                    &format!(
+                        "GEARS: onRegistered failed: {}",
+                        crate::errors::error_text(py, &e)
+                    ),
+                );
+            }
+        }
+    });
+}

@@ -1,0 +1,182 @@
+"""register() on keyspace events (REFERENCE §2.1, §4.2, §11 items 29, 44; seed "Event Processing")."""
+import time
+
+import pytest
+import redis
+
+from conftest import assert_alive, fresh_server, parse, pyexecute
+
+ZEROS = '0' * 40
+
+MAXIMUM = """def maximum(a, x):
+  ''' Returns the maximum '''
+  a = a if a else 0  # initialize the accumulator
+  return max(a, x)
+
+gb = GearsBuilder()
+gb.map(lambda x: int(x['value']['age']))
+gb.accumulate(maximum)
+gb.register('person:*')                   # register to keyspace events
+"""
+
+CAS = """def age(x):
+  ''' Extracts the age from a person's record '''
+  return int(x['value']['age'])
+
+def cas(x):
+  ''' Checks and sets the current maximum '''
+  k = 'age:maximum'
+  v = execute('GET', k)   # read key's current value
+  v = int(v) if v else 0  # initialize to 0 if None
+  if x > v:               # if a new maximum found
+    execute('SET', k, x)  # set key to new value
+
+# Event handling function registration
+gb = GearsBuilder()
+gb.map(age)
+gb.foreach(cas)
+gb.register('person:*')
+"""
+
+
+def wait_for(fn, timeout=5.0):
+    """Polls fn() until it returns a truthy value (async registrations finish soon after)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.02)
+    return fn()
+
+
+def unregister_all(r):
+    for reg in r.execute_command('RG.DUMPREGISTRATIONS'):
+        r.execute_command('RG.UNREGISTER', reg[1])
+
+
+@pytest.fixture
+def rr(r):
+    yield r
+    unregister_all(r)
+
+
+def test_seed_registered_maximum():
+    with fresh_server() as srv:
+        c = srv.client()
+        assert pyexecute(c, "GB().run()", 'UNBLOCKING') == ZEROS + '-0'
+        assert pyexecute(c, MAXIMUM) == 'OK'
+        assert c.hset('person:3', mapping={'name': 'Summer Smith', 'age': 17}) == 2
+        dump = wait_for(lambda: [e for e in c.execute_command('RG.DUMPEXECUTIONS') if e[3] == 'done' and e[1] != ZEROS + '-0'])
+        assert dump[0][1] == ZEROS + '-1'
+        # 1.2 stringifies registered results too (convertToStr defaults to True).
+        assert c.execute_command('RG.GETRESULTS', ZEROS + '-1') == [['17'], []]
+
+
+def test_seed_event_driven_maximum(rr):
+    assert pyexecute(rr, CAS) == 'OK'
+    assert rr.get('age:maximum') is None
+    rr.hset('person:4', mapping={'name': 'Beth Smith', 'age': 35})
+    assert wait_for(lambda: rr.get('age:maximum')) == '35'
+    rr.hset('person:5', mapping={'name': 'Shrimply Pibbles', 'age': 87})
+    assert wait_for(lambda: rr.get('age:maximum') == '87')
+
+
+def test_sync_mode_runs_inside_the_writing_command(rr):
+    assert pyexecute(rr, "GB().foreach(lambda x: execute('INCR', 'seen')).register('s:*', mode='sync')") == 'OK'
+    rr.set('s:1', 'a')
+    assert rr.get('seen') == '1', 'sync registrations finish before the write returns'
+    rr.set('other', 'a')
+    assert rr.get('seen') == '1'
+
+
+def test_event_field_and_read_value_false(rr):
+    pyexecute(rr, "GB().foreach(lambda x: execute('SET', 'last', str(x))).register('ev:*', readValue=False, mode='sync')")
+    rr.set('ev:1', 'v')
+    assert parse([rr.get('last')]) == [{'key': 'ev:1', 'event': 'set'}]
+
+
+def test_event_and_key_type_filters(rr):
+    pyexecute(rr, "GB().foreach(lambda x: execute('INCR', 'n')).register('*', eventTypes=['hset'], mode='sync')")
+    rr.set('a', '1')
+    rr.hset('h', 'f', 'v')
+    assert rr.get('n') == '1'
+    unregister_all(rr)
+    pyexecute(rr, "GB().foreach(lambda x: execute('INCR', 'm')).register('k*', keyTypes=['list'], mode='sync')")
+    rr.set('k1', '1')
+    rr.lpush('k2', 'x')
+    assert rr.get('m') == '1'
+
+
+def test_prefix_without_star_is_exact(rr):
+    pyexecute(rr, "GB().foreach(lambda x: execute('INCR', 'c')).register('exact', mode='sync')")
+    rr.set('exact', '1')
+    rr.set('exactly', '1')
+    assert rr.get('c') == '1'
+
+
+def test_dumpregistrations_layout(rr):
+    assert pyexecute(rr, "GB().register()") == 'OK'
+    regs = rr.execute_command('RG.DUMPREGISTRATIONS')
+    assert len(regs) == 1
+    reg = regs[0]
+    assert reg[0] == 'id' and reg[2:4] == ['reader', 'KeysReader']
+    assert reg[10:12] == ['ExecutionThreadPool', 'DefaultPool']
+    data = reg[7]
+    assert data[0:2] == ['mode', 'async']
+    assert data[-1] == ['regex', '*', 'eventTypes', None, 'keyTypes', None, 'hookCommands', None]
+
+
+def test_stats_count_success_and_failure(rr):
+    pyexecute(rr, "GB().map(lambda x: 1/0 if x['key'] == 'f:bad' else x).register('f:*', mode='sync')")
+    rr.set('f:ok', '1')
+    rr.set('f:bad', '1')
+    data = rr.execute_command('RG.DUMPREGISTRATIONS')[0][7]
+    stats = dict(zip(data[0::2], data[1::2]))
+    assert stats['numTriggered'] == 2
+    assert stats['numSuccess'] == 1
+    assert stats['numFailures'] == 1
+    assert 'ZeroDivisionError' in stats['lastError']
+
+
+def test_unregister(rr):
+    pyexecute(rr, "GB().foreach(lambda x: execute('INCR', 'u')).register('u:*', mode='sync')")
+    reg_id = rr.execute_command('RG.DUMPREGISTRATIONS')[0][1]
+    rr.set('u:1', 'x')
+    assert rr.execute_command('RG.UNREGISTER', reg_id) == 'OK'
+    rr.set('u:1', 'y')
+    assert rr.get('u') == '1'
+    with pytest.raises(redis.ResponseError, match='execution is not registered'):
+        rr.execute_command('RG.UNREGISTER', reg_id)
+
+
+def test_async_events_all_counted(rr):
+    pyexecute(rr, "GB().foreach(lambda x: execute('INCR', 'events:seen')).register('ev:*')")
+    pipe = rr.pipeline(transaction=False)
+    for i in range(2000):
+        pipe.set(f'ev:{i}', 'v')
+    pipe.execute()
+    assert wait_for(lambda: rr.get('events:seen') == '2000', timeout=30), rr.get('events:seen')
+    assert_alive(rr)
+
+
+@pytest.mark.parametrize('script, error', [
+    ("GB().register(mode='nope')", 'unknown execution mode'),
+    ("GB().register(mode=1)", 'execution mode must be a string'),
+    ("GB().register(eventTypes=1)", 'given eventTypes is not iterable'),
+    ("GB().register(eventTypes=[1])", 'given event type is not string'),
+    ("GB().register(keyTypes=['nope'])", 'unknown key type'),
+    ("GB().register(readValue=1)", 'readValue is not boolean'),
+    ("GB().register(onRegistered=1)", 'OnRegistered argument must be a function'),
+    ("GB().register(1)", 'regex argument must be a string'),
+    ("GB('ShardsIDReader').register()", 'does not support register'),
+])
+def test_register_argument_errors(rr, script, error):
+    with pytest.raises(redis.ResponseError, match=error):
+        pyexecute(rr, script)
+    assert rr.execute_command('RG.DUMPREGISTRATIONS') == []
+
+
+def test_on_registered_runs(rr):
+    pyexecute(rr, "def f():\n    execute('SET', 'installed', '1')\nGB().register('x:*', onRegistered=f)")
+    assert rr.get('installed') == '1'

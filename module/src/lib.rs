@@ -10,6 +10,7 @@
 //! - `readers`: engine sources that read Redis (KeysReader).
 //! - `registrations`, `events`: register() flows and the keyspace events that run them.
 //! - `reply`: engine results → RESP replies, with 1.2's rules.
+//! - `scripts`, `sessions`: running RG.PYEXECUTE scripts; sessions owning registrations.
 #![deny(unsafe_code)]
 
 pub mod commands;
@@ -21,13 +22,15 @@ pub mod host;
 pub mod readers;
 pub mod registrations;
 pub mod reply;
+pub mod scripts;
+pub mod sessions;
 pub mod state;
 
 #[cfg(not(test))]
 mod registration {
     use redis_module::{redis_module, Context, RedisString, Status};
 
-    use crate::commands::{config, executions, misc, pyexecute, registrations};
+    use crate::commands::{config, executions, misc, pyexecute, registrations, sessions};
 
     fn init(ctx: &Context, args: &[RedisString]) -> Status {
         crate::ffi::guard_status(ctx, || crate::state::init(ctx, args))
@@ -58,6 +61,7 @@ mod registration {
                     ["rg.pyfreeinterpreter", misc::pyfreeinterpreter, "readonly", 0, 0, 0, ""],
                     ["rg.dumpregistrations", registrations::dumpregistrations, "readonly", 0, 0, 0, ""],
                     ["rg.unregister", registrations::unregister, "readonly", 0, 0, 0, ""],
+                    ["rg.pydumpsessions", sessions::pydumpsessions, "readonly", 0, 0, 0, ""],
                 ],
                 event_handlers: [
                     [@ALL @MISSED: crate::events::on_keyspace_event],

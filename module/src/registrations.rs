@@ -248,6 +248,10 @@ impl Registrations {
         Some(l.remove(pos))
     }
 
+    pub fn get(&self, id: &str) -> Option<Arc<Registration>> {
+        self.list().iter().find(|r| r.id == id).cloned()
+    }
+
     pub fn all(&self) -> Vec<Arc<Registration>> {
         self.list().clone()
     }

@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::executions::Registry;
 use crate::host::RedisHost;
 use crate::registrations::Registrations;
+use crate::sessions::Sessions;
 
 /// Module-wide state.
 #[derive(Debug)]
@@ -21,6 +22,8 @@ pub struct ModuleState {
     pub registry: Registry,
     /// register() flows of this shard.
     pub registrations: Registrations,
+    /// Sessions that own registrations.
+    pub sessions: Sessions,
 }
 
 static STATE: OnceLock<ModuleState> = OnceLock::new();
@@ -41,6 +44,7 @@ pub fn init(_ctx: &Context, args: &[RedisString]) -> Result<(), String> {
             pool,
             registry: Registry::default(),
             registrations: Registrations::default(),
+            sessions: Sessions::default(),
         })
         .map_err(|_| "Gearshift is already loaded".to_owned())
 }

@@ -7,11 +7,13 @@
 //! - `embed`: interpreter start-up (the crate's only `unsafe`).
 //! - `runtime` + `py/prelude.py`: the API scripts see.
 //! - `session`: running a script, collecting its `run()`.
-//! - `steps`, `stage`, `column`, `convert`: plans and batched execution of callbacks.
+//! - `steps`, `stage`, `builtins`, `column`, `convert`: plans and batched execution of
+//!   callbacks, and the native halves of the built-in operations.
 //! - `reader`: PythonReader as an engine source.
 //! - `register`: registrations a script prepares.
 #![deny(unsafe_code)]
 
+mod builtins;
 mod column;
 mod convert;
 mod embed;
@@ -29,7 +31,7 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-pub use register::RegisterRequest;
+pub use register::{OnRegistered, RegisterRequest};
 pub use session::{run_script, ReaderSpec, RunRequest, ScriptOutcome};
 pub use stage::PyRuntime;
 

@@ -23,7 +23,7 @@ pub struct RegisterRequest {
     pub mode: String,
     pub desc: Option<String>,
     pub plan: Plan,
-    pub on_registered: Option<Py<PyAny>>,
+    pub on_registered: Option<OnRegistered>,
 }
 
 thread_local! {
@@ -80,7 +80,7 @@ pub(crate) fn register(
         on_registered: opts
             .get_item("onRegistered")?
             .filter(|f| !f.is_none())
-            .map(|f| f.unbind()),
+            .map(|f| OnRegistered(f.unbind())),
     };
     PREPARED.with(|p| match p.borrow_mut().as_mut() {
         Some(list) => {
@@ -93,19 +93,20 @@ pub(crate) fn register(
     })
 }
 
-/// Runs a registration's `onRegistered` callback; exceptions are only logged (1.2).
-pub fn call_on_registered(f: &Py<PyAny>) {
-    Python::attach(|py| {
-        if let Err(e) = f.bind(py).call0() {
-            if let Some(h) = crate::host::host() {
-                h.log(
-                    "warning",
-                    &format!(
-                        "GEARS: onRegistered failed: {}",
-                        crate::errors::error_text(py, &e)
-                    ),
-                );
+/// A registration's `onRegistered` callback.
+#[derive(Debug)]
+pub struct OnRegistered(Py<PyAny>);
+
+impl OnRegistered {
+    /// Calls it (taking the GIL); exceptions are only logged, as in 1.2.
+    pub fn call(&self) {
+        Python::attach(|py| {
+            if let Err(e) = self.0.bind(py).call0() {
+                if let Some(h) = crate::host::host() {
+                    let text = crate::errors::error_text(py, &e);
+                    h.log("warning", &format!("GEARS: onRegistered failed: {text}"));
+                }
             }
-        }
-    });
+        });
+    }
 }

@@ -5,6 +5,7 @@ pub mod executions;
 pub mod misc;
 pub mod pyexecute;
 pub mod registrations;
+pub mod sessions;
 
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 

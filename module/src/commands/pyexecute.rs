@@ -4,18 +4,12 @@
 //! The client is blocked; the script runs on a worker (never on Redis's main thread); a
 //! requested `run()` becomes an engine execution whose output is the reply.
 
-use std::sync::{Arc, Mutex};
-
-use engine::exec::{ExecConfig, Execution, ExecutionOutput, Source};
-use gearpy::{PyRuntime, ReaderSpec, RunRequest, ScriptOutcome};
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
 
-use crate::executions::Entry;
-use crate::ffi::replies::{block, reply_blocked, Blocked, Reply};
-use crate::ffi::{guard, guard_worker};
-use crate::readers::keys::KeysSource;
-use crate::registrations::Registration;
-use crate::reply::execution_reply;
+use crate::ffi::guard;
+use crate::ffi::replies::block;
+use crate::scripts::{Pending, ScriptJob};
+use crate::sessions::SessionArgs;
 use crate::state;
 
 const IN_MULTI: &str =
@@ -90,141 +84,23 @@ pub fn command(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             ));
         }
         let state = state::get().ok_or(RedisError::Str("Gearshift is not initialised"))?;
+        let session = SessionArgs {
+            id: opts.id.clone(),
+            desc: opts.description.clone(),
+            upgrade: opts.upgrade,
+            replace_with: opts.replace_with.clone(),
+        };
+        state.sessions.check(&session).map_err(RedisError::String)?;
         let code = args[1].to_string_lossy();
         let client = Pending::new(block(ctx));
-        let unblocking = opts.unblocking;
-        state
-            .pool
-            .spawn_fn(move || run_script(code, client, unblocking));
+        let job = ScriptJob {
+            code,
+            unblocking: opts.unblocking,
+            session,
+        };
+        state.pool.spawn_fn(move || job.run(client));
         Ok(RedisValue::NoReply)
     })
-}
-
-/// A blocked client that must get exactly one reply: dropped unreplied (a panic), it gets
-/// an internal error instead of hanging.
-struct Pending(Option<Blocked>);
-
-impl Pending {
-    fn new(bc: Blocked) -> Self {
-        Pending(Some(bc))
-    }
-
-    fn send(mut self, r: &Reply) {
-        if let Some(bc) = self.0.take() {
-            reply_blocked(bc, r);
-        }
-    }
-}
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        if let Some(bc) = self.0.take() {
-            reply_blocked(
-                bc,
-                &Reply::Error("Gearshift internal error: execution ended without a reply".into()),
-            );
-        }
-    }
-}
-
-fn run_script(code: String, client: Pending, unblocking: bool) {
-    guard_worker(
-        move || match gearpy::run_script(&code) {
-            ScriptOutcome::NoRun => client.send(&Reply::Status("OK".into())),
-            ScriptOutcome::Error(e) => client.send(&Reply::Error(e)),
-            ScriptOutcome::Run(req) => start_run(req, client, unblocking),
-            ScriptOutcome::Registered(regs) => {
-                install(regs);
-                client.send(&Reply::Status("OK".into()))
-            }
-        },
-        |p| redis_module::logging::log_warning(format!("Gearshift: script worker panicked: {p}")),
-    );
-}
-
-/// Starts the requested run. Blocking: the reply is the output. UNBLOCKING: the reply is
-/// the execution id and the execution is kept for RG.GETRESULTS.
-fn start_run(req: RunRequest, client: Pending, unblocking: bool) {
-    let Some(state) = state::get() else { return };
-    let source: Box<dyn Source> = match req.reader {
-        ReaderSpec::Keys {
-            pattern,
-            no_scan,
-            read_value,
-        } => Box::new(KeysSource::new(pattern, no_scan, read_value)),
-        ReaderSpec::Python(g) => Box::new(g),
-    };
-    let entry = Entry::new(state.registry.next_id(), &req.plan);
-    let (waiting, id_client) = if unblocking {
-        (None, Some(client))
-    } else {
-        (Some(client), None)
-    };
-    let waiting = Arc::new(Mutex::new(waiting));
-    let done_entry = Arc::clone(&entry);
-    let done_client = Arc::clone(&waiting);
-    let on_done = Box::new(move |out: ExecutionOutput| {
-        if let Some(c) = take(&done_client) {
-            c.send(&execution_reply(&out));
-        }
-        done_entry.finish(out);
-    });
-    let pool = &state.pool;
-    match Execution::start(
-        source,
-        &req.plan,
-        Some(&PyRuntime),
-        None,
-        pool,
-        &ExecConfig::default(),
-        on_done,
-    ) {
-        Ok(handle) => {
-            entry.started(handle);
-            if let Some(c) = id_client {
-                state
-                    .registry
-                    .keep(Arc::clone(&entry), state.config.int("MaxExecutions"));
-                c.send(&Reply::Bulk(entry.id.clone().into_bytes()));
-            }
-        }
-        Err(e) => {
-            if let Some(c) = take(&waiting).or(id_client) {
-                c.send(&Reply::Error(e.to_string()));
-            }
-        }
-    }
-}
-
-/// Installs a script's registrations (one session) and runs their `onRegistered`.
-fn install(regs: Vec<gearpy::RegisterRequest>) {
-    let Some(state) = state::get() else { return };
-    let session = random_session_id();
-    for mut req in regs {
-        let on_registered = req.on_registered.take();
-        let reg = Registration::new(state.registrations.next_id(), session.clone(), req);
-        state.registrations.add(Arc::new(reg));
-        if let Some(f) = on_registered {
-            gearpy::register::call_on_registered(&f);
-        }
-    }
-}
-
-/// 40 random hex characters: the default session id.
-fn random_session_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut out = String::with_capacity(40);
-    while out.len() < 40 {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_usize(out.len());
-        out.push_str(&format!("{:016x}", h.finish()));
-    }
-    out.truncate(40);
-    out
-}
-
-fn take(slot: &Mutex<Option<Pending>>) -> Option<Pending> {
-    slot.lock().ok().and_then(|mut g| g.take())
 }
 
 #[cfg(test)]

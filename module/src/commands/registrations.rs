@@ -73,43 +73,51 @@ fn registration_data(r: &Registration) -> Reply {
 }
 
 /// The `PD` session string of 1.2's dump.
-fn session_text(r: &Registration, all: &[std::sync::Arc<Registration>]) -> String {
-    let regs: Vec<String> = all
-        .iter()
-        .filter(|o| o.session == r.session)
-        .map(|o| format!("'{}'", o.id))
-        .collect();
+fn session_text(r: &Registration, sessions: &crate::sessions::Sessions) -> String {
+    let (desc, regs) = match sessions.get(&r.session) {
+        Some(s) => (s.desc.clone(), s.registrations.clone()),
+        None => (None, vec![r.id.clone()]),
+    };
+    let desc = desc
+        .map(|d| format!("'{d}'"))
+        .unwrap_or_else(|| "null".to_owned());
+    let list: Vec<String> = regs.iter().map(|id| format!("'{id}'")).collect();
     format!(
-        "{{'sessionName':'{}', 'sessionDescription':'null', 'refCount': {}, 'linkedTo': primary, 'dead': false, 'isInstallationNeeded':0, 'registrationsList':[{}], 'depsList':[]}}",
+        "{{'sessionName':'{}', 'sessionDescription':{desc}, 'refCount': {}, 'linkedTo': primary, 'dead': false, 'isInstallationNeeded':0, 'registrationsList':[{}], 'depsList':[]}}",
         r.session,
         regs.len(),
-        regs.join(", ")
+        list.join(", ")
     )
+}
+
+/// One registration as RG.DUMPREGISTRATIONS shows it (`with_pd`: include the session).
+pub fn registration_dump(r: &Registration, with_pd: bool) -> Reply {
+    let mut row = vec![
+        bulk("id"),
+        bulk(&r.id),
+        bulk("reader"),
+        bulk("KeysReader"),
+        bulk("desc"),
+        r.desc.as_deref().map(bulk).unwrap_or(Reply::Null),
+        bulk("RegistrationData"),
+        registration_data(r),
+    ];
+    if with_pd {
+        if let Some(state) = crate::state::get() {
+            row.push(bulk("PD"));
+            row.push(bulk(&session_text(r, &state.sessions)));
+        }
+    }
+    row.push(bulk("ExecutionThreadPool"));
+    row.push(bulk("DefaultPool"));
+    Reply::Array(row)
 }
 
 /// `RG.DUMPREGISTRATIONS`.
 pub fn dumpregistrations(ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
     guard(|| {
         let all = module_state()?.registrations.all();
-        let rows = all
-            .iter()
-            .map(|r| {
-                Reply::Array(vec![
-                    bulk("id"),
-                    bulk(&r.id),
-                    bulk("reader"),
-                    bulk("KeysReader"),
-                    bulk("desc"),
-                    r.desc.as_deref().map(bulk).unwrap_or(Reply::Null),
-                    bulk("RegistrationData"),
-                    registration_data(r),
-                    bulk("PD"),
-                    bulk(&session_text(r, &all)),
-                    bulk("ExecutionThreadPool"),
-                    bulk("DefaultPool"),
-                ])
-            })
-            .collect();
+        let rows = all.iter().map(|r| registration_dump(r, true)).collect();
         respond(ctx, Reply::Array(rows))
     })
 }
@@ -126,6 +134,7 @@ pub fn unregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             .registrations
             .remove(&a[0])
             .ok_or(RedisError::Str("execution is not registered"))?;
+        state.sessions.forget_registration(&reg.session, &reg.id);
         // Queued events never start once the registration is gone.
         reg.clear_pending();
         for id in reg.kept_executions() {

@@ -1,0 +1,83 @@
+//! `RG.PYDUMPSESSIONS [VERBOSE] [DEAD] [SESSIONS s1 ...]` (REFERENCE §1.1, §1.3).
+
+use redis_module::{Context, RedisError, RedisResult, RedisString};
+
+use super::registrations::registration_dump;
+use super::{module_state, respond, text_args};
+use crate::ffi::guard;
+use crate::ffi::replies::Reply;
+use crate::sessions::Session;
+
+fn bulk(s: &str) -> Reply {
+    Reply::Bulk(s.as_bytes().to_vec())
+}
+
+fn session_reply(s: &Session, verbose: bool) -> Reply {
+    let state = crate::state::get();
+    let regs = s
+        .registrations
+        .iter()
+        .map(
+            |id| match (verbose, state.and_then(|st| st.registrations.get(id))) {
+                (true, Some(r)) => registration_dump(&r, false),
+                _ => bulk(id),
+            },
+        )
+        .collect();
+    Reply::Array(vec![
+        bulk("ID"),
+        bulk(&s.id),
+        bulk("sessionDescription"),
+        s.desc.as_deref().map(bulk).unwrap_or(Reply::Null),
+        bulk("refCount"),
+        Reply::Int(s.registrations.len() as i64),
+        bulk("linked"),
+        bulk("primary"),
+        bulk("dead"),
+        bulk("false"),
+        bulk("requirementInstallationNeeded"),
+        Reply::Int(0),
+        bulk("requirements"),
+        Reply::Array(Vec::new()),
+        bulk("registrations"),
+        Reply::Array(regs),
+    ])
+}
+
+/// `RG.PYDUMPSESSIONS`.
+pub fn pydumpsessions(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    guard(|| {
+        let a = text_args(&args);
+        let (mut verbose, mut names) = (false, None);
+        let mut i = 0;
+        while i < a.len() {
+            match a[i].to_ascii_uppercase().as_str() {
+                "VERBOSE" => verbose = true,
+                // Gearshift keeps no dead sessions: DEAD lists nothing extra.
+                "DEAD" => {}
+                "SESSIONS" => {
+                    names = Some(a[i + 1..].to_vec());
+                    break;
+                }
+                _ => return Err(RedisError::String(format!("Unknown option {}", a[i]))),
+            }
+            i += 1;
+        }
+        let sessions = &module_state()?.sessions;
+        let rows = match names {
+            None => sessions
+                .all()
+                .iter()
+                .map(|s| session_reply(s, verbose))
+                .collect(),
+            Some(names) => names
+                .iter()
+                .map(|n| match sessions.get(n) {
+                    Some(s) => session_reply(&s, verbose),
+                    None => bulk(&format!("Session {n} does not exists")),
+                })
+                .collect(),
+        };
+        respond(ctx, Reply::Array(rows))
+    })
+}

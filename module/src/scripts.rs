@@ -1,0 +1,146 @@
+//! Running an RG.PYEXECUTE script on a worker and acting on what it asked for: a run
+//! (blocking or UNBLOCKING), registrations (a session), or nothing (`OK`).
+
+use std::sync::{Arc, Mutex};
+
+use engine::exec::{ExecConfig, Execution, ExecutionOutput, Source};
+use gearpy::{PyRuntime, ReaderSpec, RegisterRequest, RunRequest, ScriptOutcome};
+
+use crate::executions::Entry;
+use crate::ffi::guard_worker;
+use crate::ffi::replies::{reply_blocked, Blocked, Reply};
+use crate::readers::keys::KeysSource;
+use crate::reply::execution_reply;
+use crate::sessions::{self, SessionArgs};
+use crate::state::{self, ModuleState};
+
+/// A blocked client that must get exactly one reply: dropped unreplied (a panic), it gets
+/// an internal error instead of hanging.
+pub struct Pending(Option<Blocked>);
+
+impl Pending {
+    pub fn new(bc: Blocked) -> Self {
+        Pending(Some(bc))
+    }
+
+    pub fn send(mut self, r: &Reply) {
+        if let Some(bc) = self.0.take() {
+            reply_blocked(bc, r);
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(bc) = self.0.take() {
+            let r =
+                Reply::Error("Gearshift internal error: execution ended without a reply".into());
+            reply_blocked(bc, &r);
+        }
+    }
+}
+
+/// One RG.PYEXECUTE to run on a worker.
+pub struct ScriptJob {
+    pub code: String,
+    pub unblocking: bool,
+    pub session: SessionArgs,
+}
+
+impl ScriptJob {
+    pub fn run(self, client: Pending) {
+        guard_worker(
+            move || match gearpy::run_script(&self.code) {
+                ScriptOutcome::NoRun => client.send(&Reply::Status("OK".into())),
+                ScriptOutcome::Error(e) => client.send(&Reply::Error(e)),
+                ScriptOutcome::Run(req) => start_run(req, client, self.unblocking),
+                ScriptOutcome::Registered(regs) => {
+                    register(&self.session, &self.code, regs);
+                    client.send(&Reply::Status("OK".into()))
+                }
+            },
+            |p| {
+                redis_module::logging::log_warning(format!(
+                    "Gearshift: script worker panicked: {p}"
+                ))
+            },
+        );
+    }
+}
+
+/// Installs the registrations as one session, then runs their `onRegistered`.
+fn register(args: &SessionArgs, code: &str, regs: Vec<RegisterRequest>) {
+    let Some(state) = state::get() else { return };
+    for (_, on_registered) in sessions::install(state, args, code, regs) {
+        if let Some(f) = on_registered {
+            f.call();
+        }
+    }
+}
+
+fn source_for(reader: ReaderSpec) -> Box<dyn Source> {
+    match reader {
+        ReaderSpec::Keys {
+            pattern,
+            no_scan,
+            read_value,
+        } => Box::new(KeysSource::new(pattern, no_scan, read_value)),
+        ReaderSpec::Python(g) => Box::new(g),
+    }
+}
+
+/// Starts the requested run. Blocking: the reply is the output. UNBLOCKING: the reply is
+/// the execution id and the execution is kept for RG.GETRESULTS.
+fn start_run(req: RunRequest, client: Pending, unblocking: bool) {
+    let Some(state) = state::get() else { return };
+    let source = source_for(req.reader);
+    let entry = Entry::new(state.registry.next_id(), &req.plan);
+    let (waiting, id_client) = if unblocking {
+        (None, Some(client))
+    } else {
+        (Some(client), None)
+    };
+    let waiting = Arc::new(Mutex::new(waiting));
+    let on_done = {
+        let (entry, waiting) = (Arc::clone(&entry), Arc::clone(&waiting));
+        Box::new(move |out: ExecutionOutput| {
+            if let Some(c) = take(&waiting) {
+                c.send(&execution_reply(&out));
+            }
+            entry.finish(out);
+        })
+    };
+    let cfg = ExecConfig::default();
+    match Execution::start(
+        source,
+        &req.plan,
+        Some(&PyRuntime),
+        None,
+        &state.pool,
+        &cfg,
+        on_done,
+    ) {
+        Ok(handle) => {
+            entry.started(handle);
+            if let Some(c) = id_client {
+                keep(state, &entry);
+                c.send(&Reply::Bulk(entry.id.clone().into_bytes()));
+            }
+        }
+        Err(e) => {
+            if let Some(c) = take(&waiting).or(id_client) {
+                c.send(&Reply::Error(e.to_string()));
+            }
+        }
+    }
+}
+
+fn keep(state: &ModuleState, entry: &Arc<Entry>) {
+    state
+        .registry
+        .keep(Arc::clone(entry), state.config.int("MaxExecutions"));
+}
+
+fn take(slot: &Mutex<Option<Pending>>) -> Option<Pending> {
+    slot.lock().ok().and_then(|mut g| g.take())
+}

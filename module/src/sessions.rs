@@ -1,0 +1,162 @@
+//! Sessions (REFERENCE §1.1, §5): each RG.PYEXECUTE is a session; sessions that own
+//! registrations are kept, named by `ID` (else 40 random hex chars), and replaced as a whole
+//! by `UPGRADE` / `REPLACE_WITH`. The session's source is kept with it so registrations can
+//! be rebuilt from source (not pickled bytecode) after a restart.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use gearpy::{OnRegistered, RegisterRequest};
+
+use crate::registrations::Registration;
+use crate::state::ModuleState;
+
+/// A kept session.
+#[derive(Debug)]
+pub struct Session {
+    pub id: String,
+    pub desc: Option<String>,
+    /// The script that built the session's registrations.
+    pub code: String,
+    pub registrations: Vec<String>,
+}
+
+/// What RG.PYEXECUTE asked of the session.
+#[derive(Debug, Clone, Default)]
+pub struct SessionArgs {
+    pub id: Option<String>,
+    pub desc: Option<String>,
+    pub upgrade: bool,
+    pub replace_with: Option<String>,
+}
+
+/// All kept sessions.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    list: Mutex<Vec<Arc<Session>>>,
+}
+
+/// 40 random hex characters: the default session id.
+pub fn random_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = String::with_capacity(48);
+    while out.len() < 40 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_usize(out.len());
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out.truncate(40);
+    out
+}
+
+impl Sessions {
+    fn list(&self) -> MutexGuard<'_, Vec<Arc<Session>>> {
+        self.list.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
+        self.list().iter().find(|s| s.id == id).cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        self.list().clone()
+    }
+
+    fn remove(&self, id: &str) -> Option<Arc<Session>> {
+        let mut l = self.list();
+        let pos = l.iter().position(|s| s.id == id)?;
+        Some(l.remove(pos))
+    }
+
+    /// Checks RG.PYEXECUTE's session arguments before the script runs (1.2's texts).
+    pub fn check(&self, a: &SessionArgs) -> Result<(), String> {
+        if let Some(old) = &a.replace_with {
+            if self.get(old).is_none() {
+                return Err(format!(
+                    "Can not replace with {old}, session does not exists."
+                ));
+            }
+            if let Some(id) = &a.id {
+                if id != old && self.get(id).is_some() {
+                    return Err(format!(
+                        "Can not replace an existing session {id} with {old}"
+                    ));
+                }
+            }
+            return Ok(());
+        }
+        match &a.id {
+            Some(id) if !a.upgrade && self.get(id).is_some() => {
+                Err(format!("Session {id} already exists"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes a registration from its session; drops the session once it owns none.
+    pub fn forget_registration(&self, session: &str, reg_id: &str) {
+        let mut l = self.list();
+        if let Some(pos) = l.iter().position(|s| s.id == session) {
+            let s = &l[pos];
+            let rest: Vec<String> = s
+                .registrations
+                .iter()
+                .filter(|r| *r != reg_id)
+                .cloned()
+                .collect();
+            if rest.is_empty() {
+                l.remove(pos);
+            } else {
+                l[pos] = Arc::new(Session {
+                    id: s.id.clone(),
+                    desc: s.desc.clone(),
+                    code: s.code.clone(),
+                    registrations: rest,
+                });
+            }
+        }
+    }
+}
+
+/// Installs a script's registrations as one session, replacing the session it upgrades.
+/// Returns the new registrations (for `onRegistered`).
+pub fn install(
+    state: &ModuleState,
+    a: &SessionArgs,
+    code: &str,
+    regs: Vec<RegisterRequest>,
+) -> Vec<(Arc<Registration>, Option<OnRegistered>)> {
+    let id = a.id.clone().unwrap_or_else(random_id);
+    // UPGRADE / REPLACE_WITH: the old session's registrations go away atomically (per shard).
+    let old = a
+        .replace_with
+        .as_deref()
+        .or(a.upgrade.then_some(id.as_str()))
+        .map(str::to_owned);
+    if let Some(old) = old {
+        if let Some(s) = state.sessions.remove(&old) {
+            for r in &s.registrations {
+                state.registrations.remove(r);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut ids = Vec::new();
+    for mut req in regs {
+        let cb = req.on_registered.take();
+        let reg = Arc::new(Registration::new(
+            state.registrations.next_id(),
+            id.clone(),
+            req,
+        ));
+        ids.push(reg.id.clone());
+        state.registrations.add(Arc::clone(&reg));
+        out.push((reg, cb));
+    }
+    state.sessions.list().push(Arc::new(Session {
+        id,
+        desc: a.desc.clone(),
+        code: code.to_owned(),
+        registrations: ids,
+    }));
+    out
+}

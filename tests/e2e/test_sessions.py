@@ -1,0 +1,85 @@
+"""Sessions: ID / DESCRIPTION / UPGRADE / REPLACE_WITH and RG.PYDUMPSESSIONS
+(REFERENCE §1.1, §1.3, §11 items 38-42)."""
+import pytest
+import redis
+
+from conftest import fresh_server, pyexecute
+
+ZEROS = '0' * 40
+REG = "GB().register('s:*', mode='sync')"
+
+
+@pytest.fixture
+def rs(r):
+    yield r
+    for reg in r.execute_command('RG.DUMPREGISTRATIONS'):
+        r.execute_command('RG.UNREGISTER', reg[1])
+
+
+def test_dump_sessions_after_one_registration():
+    with fresh_server() as srv:
+        c = srv.client()
+        assert pyexecute(c, "GB().register()", 'ID', 'test') == 'OK'
+        assert c.execute_command('RG.PYDUMPSESSIONS') == [[
+            'ID', 'test', 'sessionDescription', None, 'refCount', 1, 'linked', 'primary', 'dead', 'false',
+            'requirementInstallationNeeded', 0, 'requirements', [], 'registrations', [ZEROS + '-1']]]
+
+
+def test_same_id_twice_needs_upgrade(rs):
+    assert pyexecute(rs, REG, 'ID', 'test') == 'OK'
+    with pytest.raises(redis.ResponseError, match='Session test already exists'):
+        pyexecute(rs, REG, 'ID', 'test')
+    old = [r[1] for r in rs.execute_command('RG.DUMPREGISTRATIONS')]
+    assert pyexecute(rs, "GB().register('t:*', mode='sync')", 'ID', 'test', 'UPGRADE') == 'OK'
+    regs = rs.execute_command('RG.DUMPREGISTRATIONS')
+    assert len(regs) == 1 and regs[0][1] not in old, 'UPGRADE replaces the registrations'
+    assert regs[0][7][-1][1] == 't:*'
+
+
+def test_failed_upgrade_keeps_old_registrations(rs):
+    pyexecute(rs, REG, 'ID', 'keep')
+    with pytest.raises(redis.ResponseError):
+        pyexecute(rs, "1/0", 'ID', 'keep', 'UPGRADE')
+    assert len(rs.execute_command('RG.DUMPREGISTRATIONS')) == 1
+
+
+def test_replace_with(rs):
+    pyexecute(rs, REG, 'ID', 'old')
+    with pytest.raises(redis.ResponseError, match='Can not replace with nosuch, session does not exists.'):
+        pyexecute(rs, REG, 'ID', 'new', 'REPLACE_WITH', 'nosuch')
+    assert pyexecute(rs, REG, 'ID', 'new', 'REPLACE_WITH', 'old') == 'OK'
+    names = [s[1] for s in rs.execute_command('RG.PYDUMPSESSIONS')]
+    assert names == ['new']
+
+
+def test_description_and_session_filter(rs):
+    pyexecute(rs, REG, 'ID', 'd1', 'DESCRIPTION', 'my session')
+    dump = rs.execute_command('RG.PYDUMPSESSIONS', 'SESSIONS', 'd1', 'nosuch')
+    assert dump[0][3] == 'my session'
+    assert dump[1] == 'Session nosuch does not exists'
+    verbose = rs.execute_command('RG.PYDUMPSESSIONS', 'VERBOSE')
+    assert verbose[0][15][0][0] == 'id', 'VERBOSE lists registration dumps'
+
+
+@pytest.mark.parametrize('args, error', [
+    (['ID', 'test@a'], 'must be compose of'),
+    (['ID', 'test', 'UNKNOWN'], 'Unknown arguments were given'),
+    (['ID'], 'ID is missing'),
+    (['DESCRIPTION'], 'DESCRIPTION is missing'),
+    (['REPLACE_WITH'], 'REPLACE_WITH is missing'),
+])
+def test_argument_errors(rs, args, error):
+    with pytest.raises(redis.ResponseError, match=error):
+        pyexecute(rs, REG, *args)
+
+
+def test_dump_sessions_unknown_option(rs):
+    with pytest.raises(redis.ResponseError, match='Unknown option'):
+        rs.execute_command('RG.PYDUMPSESSIONS', 'foo')
+
+
+def test_unregistering_last_registration_drops_session(rs):
+    pyexecute(rs, REG, 'ID', 'gone')
+    reg = rs.execute_command('RG.DUMPREGISTRATIONS')[0][1]
+    rs.execute_command('RG.UNREGISTER', reg)
+    assert rs.execute_command('RG.PYDUMPSESSIONS') == []

@@ -10,6 +10,7 @@
 //! - `readers`: engine sources that read Redis (KeysReader).
 //! - `registrations`, `events`: register() flows and the keyspace events that run them.
 //! - `reply`: engine results → RESP replies, with 1.2's rules.
+//! - `persist`: sessions through RDB, AOF and replication (as source, not bytecode).
 //! - `scripts`, `sessions`: running RG.PYEXECUTE scripts; sessions owning registrations.
 #![deny(unsafe_code)]
 
@@ -19,6 +20,7 @@ pub mod events;
 pub mod executions;
 pub mod ffi;
 pub mod host;
+pub mod persist;
 pub mod readers;
 pub mod registrations;
 pub mod reply;
@@ -30,7 +32,8 @@ pub mod state;
 mod registration {
     use redis_module::{redis_module, Context, RedisString, Status};
 
-    use crate::commands::{config, executions, misc, pyexecute, registrations, sessions};
+    use crate::commands::{config, executions, internal, misc, pyexecute, registrations, sessions};
+    use crate::ffi::rdb::GEARSHIFT_AUX;
 
     fn init(ctx: &Context, args: &[RedisString]) -> Status {
         crate::ffi::guard_status(ctx, || crate::state::init(ctx, args))
@@ -43,7 +46,7 @@ mod registration {
                 name: "rg",
                 version: 10213,
                 allocator: ($alloc_ty, $alloc),
-                data_types: [],
+                data_types: [GEARSHIFT_AUX],
                 init: init,
                 commands: [
                     ["rg.pyexecute", pyexecute::command, "readonly", 0, 0, 0, ""],
@@ -62,6 +65,8 @@ mod registration {
                     ["rg.dumpregistrations", registrations::dumpregistrations, "readonly", 0, 0, 0, ""],
                     ["rg.unregister", registrations::unregister, "readonly", 0, 0, 0, ""],
                     ["rg.pydumpsessions", sessions::pydumpsessions, "readonly", 0, 0, 0, ""],
+                    ["rg.innerregister", internal::innerregister, "write", 0, 0, 0, ""],
+                    ["rg.innerunregister", internal::innerunregister, "write", 0, 0, 0, ""],
                 ],
                 event_handlers: [
                     [@ALL @MISSED: crate::events::on_keyspace_event],

@@ -234,6 +234,13 @@ impl Registrations {
         format!("{}-{n}", crate::executions::STANDALONE_SHARD_ID)
     }
 
+    /// Makes sure later ids are larger than a loaded `<shard>-<n>` id.
+    pub fn bump_past(&self, id: &str) {
+        if let Some(n) = id.rsplit('-').next().and_then(|n| n.parse::<u64>().ok()) {
+            self.next_id.fetch_max(n + 1, Ordering::Relaxed);
+        }
+    }
+
     fn list(&self) -> MutexGuard<'_, Vec<Arc<Registration>>> {
         self.list.lock().unwrap_or_else(|e| e.into_inner())
     }

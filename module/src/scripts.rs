@@ -71,7 +71,14 @@ impl ScriptJob {
 /// Installs the registrations as one session, then runs their `onRegistered`.
 fn register(args: &SessionArgs, code: &str, regs: Vec<RegisterRequest>) {
     let Some(state) = state::get() else { return };
-    for (_, on_registered) in sessions::install(state, args, code, regs) {
+    let installed = sessions::install(state, args, code, regs);
+    // Replicas and the AOF get the session as source (they keep it but never fire).
+    if let Some(session) = installed.first().map(|(r, _)| r.session.clone()) {
+        if let Some(blob) = crate::persist::session_blob(state, &session) {
+            crate::commands::internal::replicate("RG.INNERREGISTER", &[&blob]);
+        }
+    }
+    for (_, on_registered) in installed {
         if let Some(f) = on_registered {
             f.call();
         }

@@ -61,7 +61,7 @@ impl Sessions {
         self.list().clone()
     }
 
-    fn remove(&self, id: &str) -> Option<Arc<Session>> {
+    pub(crate) fn remove(&self, id: &str) -> Option<Arc<Session>> {
         let mut l = self.list();
         let pos = l.iter().position(|s| s.id == id)?;
         Some(l.remove(pos))
@@ -125,6 +125,26 @@ pub fn install(
     code: &str,
     regs: Vec<RegisterRequest>,
 ) -> Vec<(Arc<Registration>, Option<OnRegistered>)> {
+    install_with_ids(state, a, code, regs, None)
+}
+
+/// Drops a session and its registrations.
+pub fn drop_session(state: &ModuleState, id: &str) {
+    if let Some(s) = state.sessions.remove(id) {
+        for r in &s.registrations {
+            state.registrations.remove(r);
+        }
+    }
+}
+
+/// As [`install`], reusing saved registration ids (RDB load, replication).
+pub fn install_with_ids(
+    state: &ModuleState,
+    a: &SessionArgs,
+    code: &str,
+    regs: Vec<RegisterRequest>,
+    ids: Option<&[String]>,
+) -> Vec<(Arc<Registration>, Option<OnRegistered>)> {
     let id = a.id.clone().unwrap_or_else(random_id);
     // UPGRADE / REPLACE_WITH: the old session's registrations go away atomically (per shard).
     let old = a
@@ -133,22 +153,21 @@ pub fn install(
         .or(a.upgrade.then_some(id.as_str()))
         .map(str::to_owned);
     if let Some(old) = old {
-        if let Some(s) = state.sessions.remove(&old) {
-            for r in &s.registrations {
-                state.registrations.remove(r);
-            }
-        }
+        drop_session(state, &old);
     }
     let mut out = Vec::new();
-    let mut ids = Vec::new();
-    for mut req in regs {
+    let mut reg_ids = Vec::new();
+    for (i, mut req) in regs.into_iter().enumerate() {
         let cb = req.on_registered.take();
-        let reg = Arc::new(Registration::new(
-            state.registrations.next_id(),
-            id.clone(),
-            req,
-        ));
-        ids.push(reg.id.clone());
+        let reg_id = match ids.and_then(|ids| ids.get(i)) {
+            Some(saved) => {
+                state.registrations.bump_past(saved);
+                saved.clone()
+            }
+            None => state.registrations.next_id(),
+        };
+        let reg = Arc::new(Registration::new(reg_id, id.clone(), req));
+        reg_ids.push(reg.id.clone());
         state.registrations.add(Arc::clone(&reg));
         out.push((reg, cb));
     }
@@ -156,7 +175,7 @@ pub fn install(
         id,
         desc: a.desc.clone(),
         code: code.to_owned(),
-        registrations: ids,
+        registrations: reg_ids,
     }));
     out
 }

@@ -59,7 +59,8 @@ def _free_port():
 class Server:
     """One redis-server child process with Gearshift loaded."""
 
-    def __init__(self, **module_args):
+    def __init__(self, server_args=(), **module_args):
+        self.server_args = list(server_args)
         self.module_args = module_args
         self.dir = None
         self.proc = None
@@ -96,6 +97,8 @@ class Server:
             "--appendonly", "no",
             "--dir", str(self.dir),
             "--logfile", str(self.logfile),
+            "--enable-debug-command", "yes",
+            *self.server_args,
             "--loadmodule", str(MODULE), *module_args,
         ]  # fmt: skip
 
@@ -162,12 +165,13 @@ class Server:
 
 
 @contextlib.contextmanager
-def fresh_server(**module_args):
+def fresh_server(server_args=(), **module_args):
     """A server of its own, for tests that need a pristine one (e.g. ids counting from 0).
 
-    Keyword arguments become module arguments: fresh_server(MaxExecutions=3).
+    Keyword arguments become module arguments: fresh_server(MaxExecutions=3); server_args are
+    extra redis-server arguments.
     """
-    with Server(**module_args) as srv:
+    with Server(server_args, **module_args) as srv:
         yield srv
 
 

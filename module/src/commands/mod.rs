@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod executions;
+pub mod internal;
 pub mod misc;
 pub mod pyexecute;
 pub mod registrations;

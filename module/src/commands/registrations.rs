@@ -135,6 +135,7 @@ pub fn unregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             .remove(&a[0])
             .ok_or(RedisError::Str("execution is not registered"))?;
         state.sessions.forget_registration(&reg.session, &reg.id);
+        ctx.replicate("RG.INNERUNREGISTER", &[reg.id.as_bytes()][..]);
         // Queued events never start once the registration is gone.
         reg.clear_pending();
         for id in reg.kept_executions() {

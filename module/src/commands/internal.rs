@@ -1,0 +1,44 @@
+//! Internal commands that carry sessions to replicas and the AOF (REFERENCE §1.2, §9):
+//! `RG.INNERREGISTER <blob>` and `RG.INNERUNREGISTER <id> [abortpending]`.
+
+use redis_module::{Context, RedisError, RedisResult, RedisString, ThreadSafeContext};
+
+use super::{module_state, respond};
+use crate::ffi::guard;
+use crate::ffi::replies::Reply;
+use crate::persist;
+
+/// `RG.INNERREGISTER <blob>`: installs (or replaces) the sessions in the blob.
+pub fn innerregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    guard(|| {
+        if args.len() != 2 {
+            return Err(RedisError::WrongArity);
+        }
+        let state = module_state()?;
+        persist::load(ctx, state, args[1].as_slice()).map_err(RedisError::String)?;
+        respond(ctx, Reply::Status("OK".into()))
+    })
+}
+
+/// `RG.INNERUNREGISTER <id> [abortpending]`: drops a registration, silently if unknown.
+pub fn innerunregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    guard(|| {
+        if args.len() < 2 {
+            return Err(RedisError::WrongArity);
+        }
+        let state = module_state()?;
+        let id = args[1].to_string_lossy();
+        if let Some(reg) = state.registrations.remove(&id) {
+            state.sessions.forget_registration(&reg.session, &reg.id);
+            reg.clear_pending();
+        }
+        respond(ctx, Reply::Status("OK".into()))
+    })
+}
+
+/// Sends `command args` to replicas and the AOF, from any thread.
+pub fn replicate(command: &str, args: &[&[u8]]) {
+    let tsc = ThreadSafeContext::new();
+    let guard = tsc.lock();
+    guard.replicate(command, args);
+}

@@ -1,0 +1,220 @@
+//! Persistence and replication of sessions (REFERENCE §9). A session is stored as its
+//! source code plus its registration ids — never as pickled bytecode — so it rebuilds on
+//! a newer interpreter. The same blob travels to replicas and the AOF as
+//! `RG.INNERREGISTER <blob>`.
+//!
+//! Blob layout (little-endian): `'S' version=1 | count u32 | per session: id, desc flag +
+//! desc, code, reg count u32, reg ids` (strings are u32 length + bytes).
+
+use std::sync::Arc;
+
+use gearpy::ScriptOutcome;
+use redis_module::Context;
+
+use crate::host::with_lock_held;
+use crate::sessions::{self, Session, SessionArgs};
+use crate::state::ModuleState;
+
+const MAGIC: u8 = b'S';
+const VERSION: u8 = 1;
+
+/// What is saved of a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedSession {
+    pub id: String,
+    pub desc: Option<String>,
+    pub code: String,
+    pub registrations: Vec<String>,
+}
+
+impl From<&Session> for SavedSession {
+    fn from(s: &Session) -> Self {
+        SavedSession {
+            id: s.id.clone(),
+            desc: s.desc.clone(),
+            code: s.code.clone(),
+            registrations: s.registrations.clone(),
+        }
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// Encodes sessions into one blob.
+pub fn encode(sessions: &[SavedSession]) -> Vec<u8> {
+    let mut out = vec![MAGIC, VERSION];
+    out.extend_from_slice(&(sessions.len() as u32).to_le_bytes());
+    for s in sessions {
+        put_str(&mut out, &s.id);
+        match &s.desc {
+            Some(d) => {
+                out.push(1);
+                put_str(&mut out, d);
+            }
+            None => out.push(0),
+        }
+        put_str(&mut out, &s.code);
+        out.extend_from_slice(&(s.registrations.len() as u32).to_le_bytes());
+        for r in &s.registrations {
+            put_str(&mut out, r);
+        }
+    }
+    out
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        if n > self.0.len() {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn string(&mut self) -> Option<String> {
+        let n = self.u32()? as usize;
+        String::from_utf8(self.take(n)?.to_vec()).ok()
+    }
+}
+
+/// Decodes a blob; `None` if it is malformed.
+pub fn decode(bytes: &[u8]) -> Option<Vec<SavedSession>> {
+    let mut r = Reader(bytes);
+    if r.take(2)? != [MAGIC, VERSION] {
+        return None;
+    }
+    let n = r.u32()? as usize;
+    let mut out = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        let id = r.string()?;
+        let desc = match r.take(1)?[0] {
+            1 => Some(r.string()?),
+            _ => None,
+        };
+        let code = r.string()?;
+        let regs = r.u32()? as usize;
+        let mut registrations = Vec::with_capacity(regs.min(1024));
+        for _ in 0..regs {
+            registrations.push(r.string()?);
+        }
+        out.push(SavedSession {
+            id,
+            desc,
+            code,
+            registrations,
+        });
+    }
+    r.0.is_empty().then_some(out)
+}
+
+/// Every kept session, for an RDB save.
+pub fn snapshot(state: &ModuleState) -> Vec<u8> {
+    let all: Vec<SavedSession> = state
+        .sessions
+        .all()
+        .iter()
+        .map(|s| SavedSession::from(&**s))
+        .collect();
+    encode(&all)
+}
+
+/// Drops every session and registration (before a load replaces them).
+pub fn clear(state: &ModuleState) {
+    for s in state.sessions.all() {
+        sessions::drop_session(state, &s.id);
+    }
+}
+
+/// Rebuilds one saved session by re-running its source; failures are logged, never fatal.
+/// Called on the main thread with the Redis lock held (`ctx`).
+pub fn rebuild(ctx: &Context, state: &ModuleState, s: &SavedSession) {
+    let outcome = with_lock_held(ctx, || gearpy::run_script(&s.code));
+    let regs = match outcome {
+        ScriptOutcome::Registered(regs) => regs,
+        ScriptOutcome::Error(e) => {
+            ctx.log_warning(&format!(
+                "Gearshift: could not rebuild session {}: {e}",
+                s.id
+            ));
+            return;
+        }
+        _ => {
+            ctx.log_warning(&format!(
+                "Gearshift: session {} registered nothing on rebuild",
+                s.id
+            ));
+            return;
+        }
+    };
+    let args = SessionArgs {
+        id: Some(s.id.clone()),
+        desc: s.desc.clone(),
+        upgrade: true,
+        replace_with: None,
+    };
+    let installed = sessions::install_with_ids(state, &args, &s.code, regs, Some(&s.registrations));
+    with_lock_held(ctx, || {
+        for (_, cb) in installed {
+            if let Some(f) = cb {
+                f.call();
+            }
+        }
+    });
+}
+
+/// Rebuilds every session of a blob.
+pub fn load(ctx: &Context, state: &ModuleState, blob: &[u8]) -> Result<(), String> {
+    let sessions = decode(blob).ok_or_else(|| "malformed Gearshift session data".to_owned())?;
+    for s in &sessions {
+        rebuild(ctx, state, s);
+    }
+    Ok(())
+}
+
+/// The replication command for one session.
+pub fn session_blob(state: &ModuleState, id: &str) -> Option<Vec<u8>> {
+    state
+        .sessions
+        .get(id)
+        .map(|s: Arc<Session>| encode(&[SavedSession::from(&*s)]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_roundtrip_and_garbage_is_rejected() {
+        let s = vec![
+            SavedSession {
+                id: "a".into(),
+                desc: Some("d".into()),
+                code: "GB().register()".into(),
+                registrations: vec!["x-1".into()],
+            },
+            SavedSession {
+                id: "b".into(),
+                desc: None,
+                code: "print(1)\n".into(),
+                registrations: vec![],
+            },
+        ];
+        assert_eq!(decode(&encode(&s)), Some(s.clone()));
+        let blob = encode(&s);
+        for cut in 0..blob.len() {
+            assert!(decode(&blob[..cut]).is_none(), "truncated at {cut}");
+        }
+        assert!(decode(b"XX").is_none());
+    }
+}

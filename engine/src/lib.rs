@@ -27,6 +27,8 @@ pub mod glob;
 #[cfg(not(loom))]
 pub mod host;
 #[cfg(not(loom))]
+pub mod metrics;
+#[cfg(not(loom))]
 pub mod ops;
 #[cfg(not(loom))]
 pub mod plan;

@@ -5,6 +5,7 @@
 //! - `state`: the single owner of module-wide state (worker pool, config).
 //! - `config`: module arguments and the extra config dictionary.
 //! - `executions`: the registry of kept executions (ids, statuses, results).
+//! - `info`: INFO rg sections and Gearshift's counters.
 //! - `host`: `HostServices` for the Python layer (execute, log, config).
 //! - `commands`: one file per RG.* command.
 //! - `readers`: engine sources that read Redis (KeysReader).
@@ -20,6 +21,7 @@ pub mod events;
 pub mod executions;
 pub mod ffi;
 pub mod host;
+pub mod info;
 pub mod persist;
 pub mod readers;
 pub mod registrations;
@@ -36,7 +38,12 @@ mod registration {
     use crate::ffi::rdb::GEARSHIFT_AUX;
 
     fn init(ctx: &Context, args: &[RedisString]) -> Status {
-        crate::ffi::guard_status(ctx, || crate::state::init(ctx, args))
+        crate::ffi::guard_status(ctx, || {
+            crate::state::init(ctx, args)?;
+            // Replaces the crate's default INFO callback with ours.
+            redis_module::raw::register_info_function(ctx.ctx, Some(crate::info::info_callback));
+            Ok(())
+        })
     }
 
     /// One registration, instantiated with the allocator chosen at build time.

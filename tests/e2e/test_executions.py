@@ -103,3 +103,16 @@ def test_legacy_and_info_commands(r):
     assert r.execute_command('RG.PYEXECUTEREMOTE') == 'Execute remote is not longer supported'
     assert r.execute_command('RG.PYFREEINTERPRETER') == 'Free interpreter is not longer supported'
     assert r.execute_command('RG.DUMPPLUGINS') == [['GearsPythonPlugin', 10000]]
+
+
+def test_info_rg_sections(r):
+    r.set('x', '1')
+    pyexecute(r, "GB().count().run()")
+    info = r.info('rg')
+    assert info['rg_nexecutions'] >= 0
+    assert 'rg_nregistrations' in info
+    assert info['rg_gearshift_executions_finished'] >= 1
+    assert info['rg_gearshift_stage_records'] >= 1
+    everything = r.execute_command('INFO', 'everything')
+    for section in ('# rg', '# rg_regisrations', '# rg_plugins', '# rg_python_stats'):
+        assert section in everything

@@ -51,6 +51,8 @@ impl Execution {
         on_done: OnDone,
     ) -> Result<Execution> {
         let ops = build_operators(plan, host, shuffle)?;
+        let m = crate::metrics::global();
+        m.add(&m.executions_started, 1);
         let shared = Arc::new(Shared {
             stop_source: AtomicBool::new(false),
             cancelled: AtomicBool::new(false),

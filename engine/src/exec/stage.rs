@@ -206,6 +206,9 @@ impl Stage {
             std::mem::take(&mut b.errors)
         };
         let mut emit = Emit::new();
+        let m = crate::metrics::global();
+        m.add(&m.batches, 1);
+        m.add(&m.records, b.len() as u64);
         let res = if !b.is_empty() {
             inner.op.process(b, &mut emit)
         } else {
@@ -283,6 +286,15 @@ impl Stage {
         let stages = std::mem::take(&mut *self.shared.stages.lock().expect("stages lock"));
         if let Some((mut out, on_done)) = done {
             out.aborted = aborted;
+            let m = crate::metrics::global();
+            m.add(
+                if aborted {
+                    &m.executions_aborted
+                } else {
+                    &m.executions_finished
+                },
+                1,
+            );
             on_done(out);
         }
         drop(stages);

@@ -1,0 +1,54 @@
+//! Process-wide engine counters for operators (INFO): cheap relaxed atomics bumped once per
+//! batch or execution, never per record.
+
+use crate::sync::{AtomicU64, Ordering};
+
+/// Engine counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub executions_started: AtomicU64,
+    pub executions_finished: AtomicU64,
+    pub executions_aborted: AtomicU64,
+    pub batches: AtomicU64,
+    pub records: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub executions_started: u64,
+    pub executions_finished: u64,
+    pub executions_aborted: u64,
+    pub batches: u64,
+    pub records: u64,
+}
+
+static METRICS: Metrics = Metrics {
+    executions_started: AtomicU64::new(0),
+    executions_finished: AtomicU64::new(0),
+    executions_aborted: AtomicU64::new(0),
+    batches: AtomicU64::new(0),
+    records: AtomicU64::new(0),
+};
+
+/// The global counters.
+pub fn global() -> &'static Metrics {
+    &METRICS
+}
+
+impl Metrics {
+    pub fn add(&self, counter: &AtomicU64, n: u64) {
+        let _ = self;
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            executions_started: self.executions_started.load(Ordering::Relaxed),
+            executions_finished: self.executions_finished.load(Ordering::Relaxed),
+            executions_aborted: self.executions_aborted.load(Ordering::Relaxed),
+            batches: self.batches.load(Ordering::Relaxed),
+            records: self.records.load(Ordering::Relaxed),
+        }
+    }
+}

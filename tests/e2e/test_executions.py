@@ -113,6 +113,7 @@ def test_info_rg_sections(r):
     assert 'rg_nregistrations' in info
     assert info['rg_gearshift_executions_finished'] >= 1
     assert info['rg_gearshift_stage_records'] >= 1
-    everything = r.execute_command('INFO', 'everything')
-    for section in ('# rg', '# rg_regisrations', '# rg_plugins', '# rg_python_stats'):
-        assert section in everything
+    everything = r.info('everything')
+    assert everything['rg_GearsPythonPlugin'] == {'version': 10000}
+    for field in ('rg_TotalAllocated', 'rg_PeakAllocated', 'rg_CurrAllocated'):
+        assert everything[field] == 0

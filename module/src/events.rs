@@ -39,7 +39,7 @@ fn dispatch(ctx: &Context, event: &str, key: &[u8]) {
     }
     let mut key_type = None;
     for reg in state.registrations.all() {
-        if !reg.matches_event(event) || !reg.matches_key(key) {
+        if reg.trigger.is_some() || !reg.matches_event(event) || !reg.matches_key(key) {
             continue;
         }
         if reg.key_types.is_some() {

@@ -34,7 +34,9 @@ pub mod state;
 mod registration {
     use redis_module::{redis_module, Context, RedisString, Status};
 
-    use crate::commands::{config, executions, internal, misc, pyexecute, registrations, sessions};
+    use crate::commands::{
+        config, executions, internal, misc, pyexecute, registrations, sessions, trigger,
+    };
     use crate::ffi::rdb::GEARSHIFT_AUX;
 
     fn init(ctx: &Context, args: &[RedisString]) -> Status {
@@ -72,6 +74,8 @@ mod registration {
                     ["rg.dumpregistrations", registrations::dumpregistrations, "readonly", 0, 0, 0, ""],
                     ["rg.unregister", registrations::unregister, "readonly", 0, 0, 0, ""],
                     ["rg.pydumpsessions", sessions::pydumpsessions, "readonly", 0, 0, 0, ""],
+                    ["rg.trigger", trigger::trigger, "readonly", 0, 0, 0, ""],
+                    ["rg.triggeronkey", trigger::trigger, "readonly", 2, 2, 1, ""],
                     ["rg.innerregister", internal::innerregister, "write", 0, 0, 0, ""],
                     ["rg.innerunregister", internal::innerunregister, "write", 0, 0, 0, ""],
                 ],

@@ -97,6 +97,9 @@ pub struct Registration {
     pub read_value: bool,
     pub mode: Mode,
     pub plan: Plan,
+    /// CommandReader registrations: the trigger name (keyspace events skip these).
+    pub trigger: Option<String>,
+    pub inorder: bool,
     stats: Mutex<Stats>,
     queue: Mutex<Queue>,
 }
@@ -130,6 +133,8 @@ impl Registration {
             read_value: req.read_value,
             mode: Mode::parse(&req.mode),
             plan: req.plan,
+            trigger: req.trigger,
+            inorder: req.inorder,
             stats: Mutex::new(Stats::default()),
             queue: Mutex::new(Queue::default()),
         }
@@ -152,6 +157,15 @@ impl Registration {
 
     pub fn wants_type(&self, t: KeyType) -> bool {
         self.key_types.as_ref().is_none_or(|ts| ts.contains(&t))
+    }
+
+    /// The reader name shown by dumps.
+    pub fn reader(&self) -> &'static str {
+        if self.trigger.is_some() {
+            "CommandReader"
+        } else {
+            "KeysReader"
+        }
     }
 
     pub fn stats(&self) -> MutexGuard<'_, Stats> {
@@ -255,6 +269,14 @@ impl Registrations {
         Some(l.remove(pos))
     }
 
+    /// The registration of a CommandReader trigger.
+    pub fn by_trigger(&self, trigger: &str) -> Option<Arc<Registration>> {
+        self.list()
+            .iter()
+            .find(|r| r.trigger.as_deref() == Some(trigger))
+            .cloned()
+    }
+
     pub fn get(&self, id: &str) -> Option<Arc<Registration>> {
         self.list().iter().find(|r| r.id == id).cloned()
     }
@@ -287,6 +309,8 @@ mod tests {
             desc: None,
             plan: Plan::default(),
             on_registered: None,
+            trigger: None,
+            inorder: false,
         };
         Registration::new("r-1".into(), "s".into(), req)
     }

@@ -54,10 +54,13 @@ impl ScriptJob {
                 ScriptOutcome::NoRun => client.send(&Reply::Status("OK".into())),
                 ScriptOutcome::Error(e) => client.send(&Reply::Error(e)),
                 ScriptOutcome::Run(req) => start_run(req, client, self.unblocking),
-                ScriptOutcome::Registered(regs) => {
-                    register(&self.session, &self.code, regs);
-                    client.send(&Reply::Status("OK".into()))
-                }
+                ScriptOutcome::Registered(regs) => match check_triggers(&self.session, &regs) {
+                    Err(e) => client.send(&Reply::Error(e)),
+                    Ok(()) => {
+                        register(&self.session, &self.code, regs);
+                        client.send(&Reply::Status("OK".into()))
+                    }
+                },
             },
             |p| {
                 redis_module::logging::log_warning(format!(
@@ -66,6 +69,31 @@ impl ScriptJob {
             },
         );
     }
+}
+
+/// One registration per trigger name (1.2): a name may be reused only by the session an
+/// UPGRADE replaces, and only once per script.
+fn check_triggers(args: &SessionArgs, regs: &[RegisterRequest]) -> Result<(), String> {
+    let Some(state) = state::get() else {
+        return Ok(());
+    };
+    let replaced = args
+        .replace_with
+        .clone()
+        .or_else(|| args.upgrade.then(|| args.id.clone()).flatten());
+    let mut seen = Vec::new();
+    for t in regs.iter().filter_map(|r| r.trigger.as_deref()) {
+        if seen.contains(&t) {
+            return Err("trigger already registered in this session".into());
+        }
+        seen.push(t);
+        if let Some(existing) = state.registrations.by_trigger(t) {
+            if replaced.as_deref() != Some(existing.session.as_str()) {
+                return Err("trigger already registered".into());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Installs the registrations as one session, then runs their `onRegistered`.

@@ -24,6 +24,10 @@ pub struct RegisterRequest {
     pub desc: Option<String>,
     pub plan: Plan,
     pub on_registered: Option<OnRegistered>,
+    /// CommandReader: the trigger name.
+    pub trigger: Option<String>,
+    /// CommandReader: run in arrival order.
+    pub inorder: bool,
 }
 
 thread_local! {
@@ -81,6 +85,16 @@ pub(crate) fn register(
             .get_item("onRegistered")?
             .filter(|f| !f.is_none())
             .map(|f| OnRegistered(f.unbind())),
+        trigger: opts
+            .get_item("trigger")?
+            .filter(|t| !t.is_none())
+            .map(|t| t.extract())
+            .transpose()?,
+        inorder: opts
+            .get_item("inorder")?
+            .map(|v| v.is_truthy())
+            .transpose()?
+            .unwrap_or(false),
     };
     PREPARED.with(|p| match p.borrow_mut().as_mut() {
         Some(list) => {

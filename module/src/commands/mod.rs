@@ -7,6 +7,7 @@ pub mod misc;
 pub mod pyexecute;
 pub mod registrations;
 pub mod sessions;
+pub mod trigger;
 
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 

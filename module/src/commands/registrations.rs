@@ -38,16 +38,15 @@ fn registration_data(r: &Registration) -> Reply {
         .key_types
         .as_ref()
         .map(|ts| ts.iter().map(|t| t.name().to_owned()).collect());
-    let args = Reply::Array(vec![
-        bulk("regex"),
-        bulk(&r.prefix),
-        bulk("eventTypes"),
-        opt_list(&r.event_types),
-        bulk("keyTypes"),
-        opt_list(&key_types),
-        bulk("hookCommands"),
-        Reply::Null,
-    ]);
+    let args = match &r.trigger {
+        Some(t) => Reply::Array(vec![
+            bulk("trigger"),
+            bulk(t),
+            bulk("inorder"),
+            Reply::Int(r.inorder as i64),
+        ]),
+        None => keys_args(r, &key_types),
+    };
     Reply::Array(vec![
         bulk("mode"),
         bulk(r.mode.name()),
@@ -69,6 +68,19 @@ fn registration_data(r: &Registration) -> Reply {
         s.last_error.as_deref().map(bulk).unwrap_or(Reply::Null),
         bulk("args"),
         args,
+    ])
+}
+
+fn keys_args(r: &Registration, key_types: &Option<Vec<String>>) -> Reply {
+    Reply::Array(vec![
+        bulk("regex"),
+        bulk(&r.prefix),
+        bulk("eventTypes"),
+        opt_list(&r.event_types),
+        bulk("keyTypes"),
+        opt_list(key_types),
+        bulk("hookCommands"),
+        Reply::Null,
     ])
 }
 
@@ -96,7 +108,7 @@ pub fn registration_dump(r: &Registration, with_pd: bool) -> Reply {
         bulk("id"),
         bulk(&r.id),
         bulk("reader"),
-        bulk("KeysReader"),
+        bulk(r.reader()),
         bulk("desc"),
         r.desc.as_deref().map(bulk).unwrap_or(Reply::Null),
         bulk("RegistrationData"),

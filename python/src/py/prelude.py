@@ -258,11 +258,14 @@ class GearsBuilder(object):
             prefix = kwargs.pop('regex')
         if self.reader in ('PythonReader', 'KeysOnlyReader'):
             raise GearsError('given reader does not exists or does not support register')
-        if self.reader != 'KeysReader':
+        if self.reader == 'CommandReader':
+            opts = _command_options(kwargs)
+        elif self.reader == 'KeysReader':
+            if not isinstance(prefix, str):
+                raise GearsError('regex argument must be a string')
+            opts = _register_options(kwargs)
+        else:
             raise GearsError('register() on %s is not supported by this Gearshift build yet' % self.reader)
-        if not isinstance(prefix, str):
-            raise GearsError('regex argument must be a string')
-        opts = _register_options(kwargs)
         steps = list(self.steps)
         if convertToStr:
             steps.append(('tostr',))
@@ -289,7 +292,7 @@ def _str_items(value, not_iterable, not_string):
     return items
 
 
-def _register_options(kwargs):
+def _common_options(kwargs):
     mode = kwargs.get('mode', 'async')
     if not isinstance(mode, str):
         raise GearsError('execution mode must be a string')
@@ -298,6 +301,33 @@ def _register_options(kwargs):
     on_registered = kwargs.get('onRegistered')
     if on_registered is not None and not isinstance(on_registered, _FUNCTION):
         raise GearsError('OnRegistered argument must be a function')
+    return {'mode': mode, 'onRegistered': on_registered}
+
+
+def _command_options(kwargs):
+    trigger, hook, keyprefix = kwargs.get('trigger'), kwargs.get('hook'), kwargs.get('keyprefix')
+    if trigger is not None and (hook is not None or keyprefix is not None):
+        raise GearsError('trigger argument can not be given with keyprefix or hook')
+    if trigger is None and hook is None:
+        raise GearsError('no trigger or hook argument was given')
+    inorder = kwargs.get('inorder', False)
+    if not isinstance(inorder, bool):
+        raise GearsError('inorder argument is be boolean')
+    if trigger is not None and not isinstance(trigger, str):
+        raise GearsError('trigger argument is not string')
+    if hook is not None:
+        if not isinstance(hook, str):
+            raise GearsError('hook argument is not string')
+        if keyprefix is not None and not isinstance(keyprefix, str):
+            raise GearsError('keyprefix argument is not string')
+        raise GearsError('register(hook=...) is not supported by this Gearshift build yet')
+    opts = _common_options(kwargs)
+    opts.update({'trigger': trigger, 'inorder': inorder})
+    return opts
+
+
+def _register_options(kwargs):
+    opts = _common_options(kwargs)
     event_types = _str_items(kwargs.get('eventTypes'), 'given eventTypes is not iterable',
                              'given event type is not string')
     key_types = _str_items(kwargs.get('keyTypes'), 'given keyTypes is not iterable',
@@ -312,8 +342,8 @@ def _register_options(kwargs):
                           'given command type is not string')
     if commands:
         raise GearsError('register(commands=...) is not supported by this Gearshift build yet')
-    return {'mode': mode, 'eventTypes': event_types, 'keyTypes': key_types,
-            'readValue': read_value, 'onRegistered': on_registered}
+    opts.update({'eventTypes': event_types, 'keyTypes': key_types, 'readValue': read_value})
+    return opts
 
 
 class atomic(object):

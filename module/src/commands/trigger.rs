@@ -1,0 +1,119 @@
+//! `RG.TRIGGER <trigger> [arg ...]` and `RG.TRIGGERONKEY <trigger> <key> [arg ...]`
+//! (REFERENCE §1.1, §2.3): run a CommandReader registration on `[trigger, args...]`.
+//! Sync registrations run inline; others block the client until the execution ends.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use engine::batch::Batch;
+use engine::exec::{ExecConfig, Execution, ExecutionOutput};
+use engine::Datum;
+use gearpy::PyRuntime;
+use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
+
+use super::{module_state, respond};
+use crate::ffi::guard;
+use crate::ffi::replies::{block, reply_blocked, Reply};
+use crate::host::with_lock_held;
+use crate::readers::ready::ReadySource;
+use crate::registrations::{Mode, Registration};
+use crate::reply::datum_reply;
+
+const NOT_SYNC_IN_MULTI: &str =
+    "ERR can not run a non-sync execution inside a MULTI/LUA (blocking is not allowed) or on loading.";
+
+/// The reply of a trigger run: the first error, else the results.
+fn trigger_reply(out: &ExecutionOutput) -> Reply {
+    match out.errors.first() {
+        Some(e) => Reply::Error(e.clone()),
+        None => Reply::Array(out.results.iter().map(datum_reply).collect()),
+    }
+}
+
+fn record(args: &[RedisString]) -> Batch {
+    let items = args
+        .iter()
+        .skip(1)
+        .map(|a| Datum::Str(a.to_string_lossy()))
+        .collect();
+    Batch::datums(vec![Datum::List(items)])
+}
+
+/// `RG.TRIGGER` / `RG.TRIGGERONKEY` (same handler).
+pub fn trigger(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    guard(|| {
+        if args.len() < 2 {
+            return Err(RedisError::WrongArity);
+        }
+        let state = module_state()?;
+        let name = args[1].to_string_lossy();
+        let reg = state
+            .registrations
+            .by_trigger(&name)
+            .ok_or(RedisError::Str("ERR subcommand not found"))?;
+        reg.stats().triggered += 1;
+        let source = Box::new(ReadySource::new(record(&args)));
+        if reg.mode == Mode::Sync {
+            let started = Instant::now();
+            let out = with_lock_held(ctx, || {
+                engine::reference::run_reference(source, &reg.plan, Some(&PyRuntime))
+            })
+            .unwrap_or_else(|e| ExecutionOutput {
+                errors: vec![e.to_string()],
+                ..Default::default()
+            });
+            reg.stats()
+                .record(&out, started.elapsed().as_millis() as u64);
+            return respond(ctx, trigger_reply(&out));
+        }
+        let flags = ctx.get_flags();
+        if flags.intersects(
+            ContextFlags::MULTI
+                | ContextFlags::LUA
+                | ContextFlags::DENY_BLOCKING
+                | ContextFlags::LOADING,
+        ) {
+            return Err(RedisError::Str(NOT_SYNC_IN_MULTI));
+        }
+        run_async(ctx, state, reg, source)
+    })
+}
+
+fn run_async(
+    ctx: &Context,
+    state: &crate::state::ModuleState,
+    reg: Arc<Registration>,
+    source: Box<ReadySource>,
+) -> RedisResult {
+    let client = block(ctx);
+    let started = Instant::now();
+    let done_reg = Arc::clone(&reg);
+    let slot = Arc::new(std::sync::Mutex::new(Some(client)));
+    let done_slot = Arc::clone(&slot);
+    let on_done = Box::new(move |out: ExecutionOutput| {
+        done_reg
+            .stats()
+            .record(&out, started.elapsed().as_millis() as u64);
+        if let Some(c) = done_slot.lock().ok().and_then(|mut g| g.take()) {
+            reply_blocked(c, &trigger_reply(&out));
+        }
+    });
+    let cfg = ExecConfig::default();
+    if let Err(e) = Execution::start(
+        source,
+        &reg.plan,
+        Some(&PyRuntime),
+        None,
+        &state.pool,
+        &cfg,
+        on_done,
+    ) {
+        if let Some(c) = slot.lock().ok().and_then(|mut g| g.take()) {
+            reply_blocked(
+                c,
+                &Reply::Error(format!("ERR Could not trigger execution, {e}")),
+            );
+        }
+    }
+    Ok(RedisValue::NoReply)
+}

@@ -180,3 +180,24 @@ def test_register_argument_errors(rr, script, error):
 def test_on_registered_runs(rr):
     pyexecute(rr, "def f():\n    execute('SET', 'installed', '1')\nGB().register('x:*', onRegistered=f)")
     assert rr.get('installed') == '1'
+
+
+def test_clear_stats_and_pause_errors(rr):
+    pyexecute(rr, "GB().register('p:*', mode='sync')")
+    reg = rr.execute_command('RG.DUMPREGISTRATIONS')[0][1]
+    rr.set('p:1', 'x')
+    assert rr.execute_command('RG.CLEARREGISTRATIONSSTATS') == 'OK'
+    data = rr.execute_command('RG.DUMPREGISTRATIONS')[0][7]
+    stats = dict(zip(data[0::2], data[1::2]))
+    assert stats['numTriggered'] == 0 and stats['numSuccess'] == 0
+    with pytest.raises(redis.ResponseError, match='Reader KeysReader does not support pause'):
+        rr.execute_command('RG.PAUSEREGISTRATIONS', reg)
+    with pytest.raises(redis.ResponseError, match='does not exists on shard'):
+        rr.execute_command('RG.PAUSEREGISTRATIONS', 'nosuch')
+    with pytest.raises(redis.ResponseError, match='does not support unpause'):
+        rr.execute_command('RG.UNPAUSEREGISTRATIONS', reg)
+
+
+def test_pystats_and_reqs(rr):
+    assert rr.execute_command('RG.PYSTATS') == ['TotalAllocated', 0, 'PeakAllocated', 0, 'CurrAllocated', 0]
+    assert rr.execute_command('RG.PYDUMPREQS') == []

@@ -41,3 +41,27 @@ pub fn pyfreeinterpreter(ctx: &Context, _args: Vec<RedisString>) -> RedisResult 
         )
     })
 }
+
+/// `RG.PYSTATS`: Python allocator statistics (Gearshift does not route Python's allocator
+/// through Redis, so they are zero).
+pub fn pystats(ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
+    guard(|| {
+        let f = |k: &str| Reply::Bulk(k.as_bytes().to_vec());
+        respond(
+            ctx,
+            Reply::Array(vec![
+                f("TotalAllocated"),
+                Reply::Int(0),
+                f("PeakAllocated"),
+                Reply::Int(0),
+                f("CurrAllocated"),
+                Reply::Int(0),
+            ]),
+        )
+    })
+}
+
+/// `RG.PYDUMPREQS`: installed requirements (none: REQUIREMENTS is not supported yet).
+pub fn pydumpreqs(ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
+    guard(|| respond(ctx, Reply::Array(Vec::new())))
+}

@@ -163,3 +163,52 @@ pub fn unregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         respond(ctx, Reply::Status("OK".into()))
     })
 }
+
+/// `RG.CLEARREGISTRATIONSSTATS`: resets counters; `numTriggered` keeps in-flight runs.
+pub fn clearregistrationsstats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    guard(|| {
+        if args.len() != 1 {
+            return Err(RedisError::WrongArity);
+        }
+        for r in module_state()?.registrations.all() {
+            let mut s = r.stats();
+            let in_flight = s.triggered.saturating_sub(s.finished());
+            *s = crate::registrations::Stats {
+                triggered: in_flight,
+                ..Default::default()
+            };
+        }
+        respond(ctx, Reply::Status("OK".into()))
+    })
+}
+
+/// `RG.PAUSEREGISTRATIONS [ABORTPENDING] <id>` / `RG.UNPAUSEREGISTRATIONS <id>`: only
+/// StreamReader registrations can pause (none exist yet), so every known id is refused.
+fn pause_common(args: Vec<RedisString>, verb: &str) -> RedisResult {
+    let a = text_args(&args);
+    let id = match a.as_slice() {
+        [id] => id,
+        [flag, id] if verb == "pause" && flag.eq_ignore_ascii_case("abortpending") => id,
+        _ => return Err(RedisError::WrongArity),
+    };
+    match module_state()?.registrations.get(id) {
+        Some(r) => Err(RedisError::String(format!(
+            "Reader {} does not support {verb}",
+            r.reader()
+        ))),
+        None => Err(RedisError::String(format!(
+            "Execution {id} does not exists on shard {}",
+            crate::executions::STANDALONE_SHARD_ID
+        ))),
+    }
+}
+
+/// `RG.PAUSEREGISTRATIONS`.
+pub fn pauseregistrations(_ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    guard(|| pause_common(args, "pause"))
+}
+
+/// `RG.UNPAUSEREGISTRATIONS`.
+pub fn unpauseregistrations(_ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    guard(|| pause_common(args, "unpause"))
+}

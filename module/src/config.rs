@@ -272,6 +272,31 @@ impl Config {
         }
         SetOutcome::Ok
     }
+
+    /// Sets a built-in integer key while the module loads (`MODULE LOADEX ... CONFIG`),
+    /// where even keys that are fixed at runtime may be set.
+    pub fn set_at_load(&self, key: &'static str, value: i64) -> Result<(), String> {
+        let spec = spec_ci(key).ok_or_else(|| format!("Unsupported config parameter: {key}"))?;
+        let v = parse(spec, &value.to_string(), None)
+            .ok_or_else(|| format!("Failed setting config value {key}"))?;
+        self.values
+            .lock()
+            .expect("config lock")
+            .insert(spec.name, v);
+        Ok(())
+    }
+}
+
+static GLOBAL: std::sync::OnceLock<std::sync::Arc<Config>> = std::sync::OnceLock::new();
+
+/// Publishes the loaded configuration (for Redis's CONFIG callbacks).
+pub fn set_global(c: std::sync::Arc<Config>) {
+    let _ = GLOBAL.set(c);
+}
+
+/// The loaded configuration, once published.
+pub fn global() -> Option<&'static std::sync::Arc<Config>> {
+    GLOBAL.get()
 }
 
 #[cfg(test)]

@@ -29,9 +29,12 @@ pub struct ModuleState {
 static STATE: OnceLock<ModuleState> = OnceLock::new();
 
 /// Loads configuration, starts Python and the worker pool.
-pub fn init(_ctx: &Context, args: &[RedisString]) -> Result<(), String> {
+pub fn init(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
     let args: Vec<String> = args.iter().map(|a| a.to_string_lossy()).collect();
     let config = Arc::new(Config::from_args(&args)?);
+    crate::config::set_global(Arc::clone(&config));
+    // Before the pool starts, so `CONFIG rg.execution-threads` given at load applies.
+    crate::ffi::configs::register(ctx)?;
     gearpy::init(
         config.python_home.as_deref(),
         Arc::new(RedisHost::new(Arc::clone(&config))),

@@ -59,8 +59,9 @@ def _free_port():
 class Server:
     """One redis-server child process with Gearshift loaded."""
 
-    def __init__(self, server_args=(), **module_args):
+    def __init__(self, server_args=(), load_module=True, **module_args):
         self.server_args = list(server_args)
+        self.load_module = load_module
         self.module_args = module_args
         self.dir = None
         self.proc = None
@@ -99,8 +100,7 @@ class Server:
             "--logfile", str(self.logfile),
             "--enable-debug-command", "yes",
             *self.server_args,
-            "--loadmodule", str(MODULE), *module_args,
-        ]  # fmt: skip
+        ] + (["--loadmodule", str(MODULE), *module_args] if self.load_module else [])  # fmt: skip
 
     def _wait_ready(self):
         probe = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)

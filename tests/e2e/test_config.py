@@ -1,4 +1,7 @@
 """RG.CONFIGGET / RG.CONFIGSET and module arguments (REFERENCE §6, §11 items 34-36)."""
+import pytest
+import redis
+
 from conftest import fresh_server, pyexecute
 
 
@@ -45,3 +48,28 @@ def test_traceback_off_gives_error_type_text():
         assert res[0] == []
         assert res[1][0].startswith('Error type:'), res
         assert "name 'notexists' is not defined" in res[1][0]
+
+
+def test_redis7_module_configs(r):
+    cfg = r.config_get('rg.*')
+    assert cfg['rg.max-executions'] == '1000'
+    assert cfg['rg.execution-threads'] == '3'
+    r.config_set('rg.max-executions', 7)
+    try:
+        assert r.execute_command('RG.CONFIGGET', 'MaxExecutions') == [7]
+        r.execute_command('RG.CONFIGSET', 'MaxExecutions', '9')
+        assert r.config_get('rg.max-executions')['rg.max-executions'] == '9'
+    finally:
+        r.execute_command('RG.CONFIGSET', 'MaxExecutions', '1000')
+    with pytest.raises(redis.ResponseError, match='immutable'):
+        r.config_set('rg.execution-threads', 5)
+
+
+def test_module_loadex_configs_and_args():
+    from conftest import MODULE, Server
+    with Server(server_args=['--enable-module-command', 'yes'], load_module=False) as srv:
+        c = srv.client()
+        assert c.execute_command('MODULE', 'LOADEX', str(MODULE), 'CONFIG', 'rg.execution-threads', '5',
+                                 'ARGS', 'MaxExecutions', '3') == 'OK'
+        assert c.execute_command('RG.CONFIGGET', 'ExecutionThreads', 'MaxExecutions') == [5, 3]
+        assert pyexecute(c, "GB().run()") == [[], []]

@@ -3,6 +3,7 @@
 //! abort of redis-server. This is the module's named `unsafe` area.
 #![allow(unsafe_code)]
 
+pub mod configs;
 pub mod rdb;
 pub mod replies;
 pub mod scan;

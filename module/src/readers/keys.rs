@@ -13,7 +13,7 @@ use crate::ffi::scan::{read_key, scan_some, ScanBudget, ScanCursor};
 /// Keys per batch and the longest single lock hold.
 const BUDGET: ScanBudget = ScanBudget {
     max_rows: 1024,
-    max_time: Duration::from_millis(2),
+    max_time: Duration::from_millis(1),
 };
 
 pub struct KeysSource {

@@ -11,6 +11,7 @@
 //! - `readers`: engine sources that read Redis (KeysReader).
 //! - `registrations`, `events`: register() flows and the keyspace events that run them.
 //! - `reply`: engine results → RESP replies, with 1.2's rules.
+//! - `requirements`: REQUIREMENTS installed with pip into a per-server venv.
 //! - `persist`: sessions through RDB, AOF and replication (as source, not bytecode).
 //! - `scripts`, `sessions`: running RG.PYEXECUTE scripts; sessions owning registrations.
 #![deny(unsafe_code)]
@@ -26,6 +27,7 @@ pub mod persist;
 pub mod readers;
 pub mod registrations;
 pub mod reply;
+pub mod requirements;
 pub mod scripts;
 pub mod sessions;
 pub mod state;

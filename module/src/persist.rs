@@ -4,7 +4,8 @@
 //! `RG.INNERREGISTER <blob>`.
 //!
 //! Blob layout (little-endian): `'S' version=1 | count u32 | per session: id, desc flag +
-//! desc, code, reg count u32, reg ids` (strings are u32 length + bytes).
+//! desc, code, reg count u32, reg ids, requirement count u32, requirement names` (strings
+//! are u32 length + bytes).
 
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use crate::sessions::{self, Session, SessionArgs};
 use crate::state::ModuleState;
 
 const MAGIC: u8 = b'S';
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 /// What is saved of a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +26,7 @@ pub struct SavedSession {
     pub desc: Option<String>,
     pub code: String,
     pub registrations: Vec<String>,
+    pub requirements: Vec<String>,
 }
 
 impl From<&Session> for SavedSession {
@@ -34,7 +36,15 @@ impl From<&Session> for SavedSession {
             desc: s.desc.clone(),
             code: s.code.clone(),
             registrations: s.registrations.clone(),
+            requirements: s.requirements.clone(),
         }
+    }
+}
+
+fn put_list(out: &mut Vec<u8>, items: &[String]) {
+    out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+    for i in items {
+        put_str(out, i);
     }
 }
 
@@ -57,10 +67,8 @@ pub fn encode(sessions: &[SavedSession]) -> Vec<u8> {
             None => out.push(0),
         }
         put_str(&mut out, &s.code);
-        out.extend_from_slice(&(s.registrations.len() as u32).to_le_bytes());
-        for r in &s.registrations {
-            put_str(&mut out, r);
-        }
+        put_list(&mut out, &s.registrations);
+        put_list(&mut out, &s.requirements);
     }
     out
 }
@@ -80,6 +88,15 @@ impl Reader<'_> {
     fn u32(&mut self) -> Option<u32> {
         self.take(4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn list(&mut self) -> Option<Vec<String>> {
+        let n = self.u32()? as usize;
+        let mut items = Vec::with_capacity(n.min(1024));
+        for _ in 0..n {
+            items.push(self.string()?);
+        }
+        Some(items)
     }
 
     fn string(&mut self) -> Option<String> {
@@ -103,12 +120,10 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<SavedSession>> {
             _ => None,
         };
         let code = r.string()?;
-        let regs = r.u32()? as usize;
-        let mut registrations = Vec::with_capacity(regs.min(1024));
-        for _ in 0..regs {
-            registrations.push(r.string()?);
-        }
+        let registrations = r.list()?;
+        let requirements = r.list()?;
         out.push(SavedSession {
+            requirements,
             id,
             desc,
             code,
@@ -139,6 +154,13 @@ pub fn clear(state: &ModuleState) {
 /// Rebuilds one saved session by re-running its source; failures are logged, never fatal.
 /// Called on the main thread with the Redis lock held (`ctx`).
 pub fn rebuild(ctx: &Context, state: &ModuleState, s: &SavedSession) {
+    // Requirements are already on disk in the server's venv: make them importable again
+    // (never run pip on the main thread).
+    if !s.requirements.is_empty() {
+        if let Err(e) = state.requirements.activate_existing(&s.requirements) {
+            ctx.log_warning(&format!("Gearshift: requirements of session {}: {e}", s.id));
+        }
+    }
     let outcome = with_lock_held(ctx, || gearpy::run_script(&s.code));
     let regs = match outcome {
         ScriptOutcome::Registered(regs) => regs,
@@ -164,6 +186,7 @@ pub fn rebuild(ctx: &Context, state: &ModuleState, s: &SavedSession) {
         replace_with: None,
     };
     let installed = sessions::install_with_ids(state, &args, &s.code, regs, Some(&s.registrations));
+    state.sessions.set_requirements(&s.id, &s.requirements);
     with_lock_held(ctx, || {
         for (_, cb) in installed {
             if let Some(f) = cb {
@@ -202,12 +225,14 @@ mod tests {
                 desc: Some("d".into()),
                 code: "GB().register()".into(),
                 registrations: vec!["x-1".into()],
+                requirements: vec!["six".into()],
             },
             SavedSession {
                 id: "b".into(),
                 desc: None,
                 code: "print(1)\n".into(),
                 registrations: vec![],
+                requirements: vec![],
             },
         ];
         assert_eq!(decode(&encode(&s)), Some(s.clone()));

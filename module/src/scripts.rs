@@ -45,22 +45,19 @@ pub struct ScriptJob {
     pub code: String,
     pub unblocking: bool,
     pub session: SessionArgs,
+    /// REQUIREMENTS to install before the script runs.
+    pub requirements: Vec<String>,
+    pub force_reinstall: bool,
 }
 
 impl ScriptJob {
     pub fn run(self, client: Pending) {
         guard_worker(
-            move || match gearpy::run_script(&self.code) {
-                ScriptOutcome::NoRun => client.send(&Reply::Status("OK".into())),
-                ScriptOutcome::Error(e) => client.send(&Reply::Error(e)),
-                ScriptOutcome::Run(req) => start_run(req, client, self.unblocking),
-                ScriptOutcome::Registered(regs) => match check_triggers(&self.session, &regs) {
-                    Err(e) => client.send(&Reply::Error(e)),
-                    Ok(()) => {
-                        register(&self.session, &self.code, regs);
-                        client.send(&Reply::Status("OK".into()))
-                    }
-                },
+            move || {
+                if let Err(e) = self.install_requirements() {
+                    return client.send(&Reply::Error(e));
+                }
+                self.run_script(client)
             },
             |p| {
                 redis_module::logging::log_warning(format!(
@@ -68,6 +65,32 @@ impl ScriptJob {
                 ))
             },
         );
+    }
+
+    fn install_requirements(&self) -> Result<(), String> {
+        if self.requirements.is_empty() {
+            return Ok(());
+        }
+        let state = state::get().ok_or("Gearshift is not initialised")?;
+        state
+            .requirements
+            .ensure(&self.requirements, self.force_reinstall)
+            .map_err(|e| format!("Could not satisfy requirements, error='{e}'"))
+    }
+
+    fn run_script(self, client: Pending) {
+        match gearpy::run_script(&self.code) {
+            ScriptOutcome::NoRun => client.send(&Reply::Status("OK".into())),
+            ScriptOutcome::Error(e) => client.send(&Reply::Error(e)),
+            ScriptOutcome::Run(req) => start_run(req, client, self.unblocking),
+            ScriptOutcome::Registered(regs) => match check_triggers(&self.session, &regs) {
+                Err(e) => client.send(&Reply::Error(e)),
+                Ok(()) => {
+                    register(&self.session, &self.code, &self.requirements, regs);
+                    client.send(&Reply::Status("OK".into()))
+                }
+            },
+        }
     }
 }
 
@@ -97,9 +120,12 @@ fn check_triggers(args: &SessionArgs, regs: &[RegisterRequest]) -> Result<(), St
 }
 
 /// Installs the registrations as one session, then runs their `onRegistered`.
-fn register(args: &SessionArgs, code: &str, regs: Vec<RegisterRequest>) {
+fn register(args: &SessionArgs, code: &str, reqs: &[String], regs: Vec<RegisterRequest>) {
     let Some(state) = state::get() else { return };
     let installed = sessions::install(state, args, code, regs);
+    if let Some((r, _)) = installed.first() {
+        state.sessions.set_requirements(&r.session, reqs);
+    }
     // Replicas and the AOF get the session as source (they keep it but never fire).
     if let Some(session) = installed.first().map(|(r, _)| r.session.clone()) {
         if let Some(blob) = crate::persist::session_blob(state, &session) {

@@ -11,13 +11,15 @@ use crate::registrations::Registration;
 use crate::state::ModuleState;
 
 /// A kept session.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Session {
     pub id: String,
     pub desc: Option<String>,
     /// The script that built the session's registrations.
     pub code: String,
     pub registrations: Vec<String>,
+    /// Names given with REQUIREMENTS.
+    pub requirements: Vec<String>,
 }
 
 /// What RG.PYEXECUTE asked of the session.
@@ -92,6 +94,18 @@ impl Sessions {
         }
     }
 
+    /// Records the REQUIREMENTS of a session.
+    pub fn set_requirements(&self, id: &str, reqs: &[String]) {
+        let mut l = self.list();
+        if let Some(pos) = l.iter().position(|s| s.id == id) {
+            let s = &l[pos];
+            l[pos] = Arc::new(Session {
+                requirements: reqs.to_vec(),
+                ..(**s).clone()
+            });
+        }
+    }
+
     /// Removes a registration from its session; drops the session once it owns none.
     pub fn forget_registration(&self, session: &str, reg_id: &str) {
         let mut l = self.list();
@@ -107,10 +121,8 @@ impl Sessions {
                 l.remove(pos);
             } else {
                 l[pos] = Arc::new(Session {
-                    id: s.id.clone(),
-                    desc: s.desc.clone(),
-                    code: s.code.clone(),
                     registrations: rest,
+                    ..(**s).clone()
                 });
             }
         }
@@ -176,6 +188,7 @@ pub fn install_with_ids(
         desc: a.desc.clone(),
         code: code.to_owned(),
         registrations: reg_ids,
+        requirements: Vec::new(),
     }));
     out
 }

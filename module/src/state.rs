@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::executions::Registry;
 use crate::host::RedisHost;
 use crate::registrations::Registrations;
+use crate::requirements::Requirements;
 use crate::sessions::Sessions;
 
 /// Module-wide state.
@@ -24,6 +25,8 @@ pub struct ModuleState {
     pub registrations: Registrations,
     /// Sessions that own registrations.
     pub sessions: Sessions,
+    /// Packages installed with REQUIREMENTS.
+    pub requirements: Requirements,
 }
 
 static STATE: OnceLock<ModuleState> = OnceLock::new();
@@ -48,6 +51,7 @@ pub fn init(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
             registry: Registry::default(),
             registrations: Registrations::default(),
             sessions: Sessions::default(),
+            requirements: Requirements::default(),
         })
         .map_err(|_| "Gearshift is already loaded".to_owned())
 }

@@ -23,6 +23,7 @@ pub mod reader;
 pub mod register;
 mod runtime;
 pub mod session;
+pub mod site;
 pub mod stage;
 mod steps;
 

@@ -61,7 +61,39 @@ pub fn pystats(ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
     })
 }
 
-/// `RG.PYDUMPREQS`: installed requirements (none: REQUIREMENTS is not supported yet).
+/// `RG.PYDUMPREQS`: the 18-element metadata of each installed requirement.
 pub fn pydumpreqs(ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
-    guard(|| respond(ctx, Reply::Array(Vec::new())))
+    guard(|| {
+        let state = super::module_state()?;
+        let path = state.requirements.venv_dir();
+        let b = |s: &str| Reply::Bulk(s.as_bytes().to_vec());
+        let rows = state
+            .requirements
+            .installed()
+            .iter()
+            .map(|r| {
+                Reply::Array(vec![
+                    b("GearReqVersion"),
+                    Reply::Int(2),
+                    b("Name"),
+                    b(&r.name),
+                    b("IsDownloaded"),
+                    b("yes"),
+                    b("IsInstalled"),
+                    b("yes"),
+                    b("CompiledOs"),
+                    b(std::env::consts::OS),
+                    b("Wheels"),
+                    Reply::Array(Vec::new()),
+                    b("Path"),
+                    b(&path),
+                    b("RefCount"),
+                    Reply::Int(r.sessions as i64),
+                    b("IsInReqDictionary"),
+                    b("yes"),
+                ])
+            })
+            .collect();
+        respond(ctx, Reply::Array(rows))
+    })
 }

@@ -78,11 +78,6 @@ pub fn command(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         }
         let rest: Vec<String> = args[2..].iter().map(|a| a.to_string_lossy()).collect();
         let opts = parse_options(&rest).map_err(RedisError::String)?;
-        if !opts.requirements.is_empty() {
-            return Err(RedisError::Str(
-                "REQUIREMENTS are not supported by this Gearshift build yet",
-            ));
-        }
         let state = state::get().ok_or(RedisError::Str("Gearshift is not initialised"))?;
         let session = SessionArgs {
             id: opts.id.clone(),
@@ -97,6 +92,8 @@ pub fn command(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             code,
             unblocking: opts.unblocking,
             session,
+            requirements: opts.requirements,
+            force_reinstall: opts.force_reinstall,
         };
         state.pool.spawn_fn(move || job.run(client));
         Ok(RedisValue::NoReply)

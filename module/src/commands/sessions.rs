@@ -38,7 +38,7 @@ fn session_reply(s: &Session, verbose: bool) -> Reply {
         bulk("requirementInstallationNeeded"),
         Reply::Int(0),
         bulk("requirements"),
-        Reply::Array(Vec::new()),
+        Reply::Array(s.requirements.iter().map(|r| bulk(r)).collect()),
         bulk("registrations"),
         Reply::Array(regs),
     ])

@@ -76,6 +76,7 @@ mod registration {
                     ["rg.dumpregistrations", registrations::dumpregistrations, "readonly", 0, 0, 0, ""],
                     ["rg.unregister", registrations::unregister, "readonly", 0, 0, 0, ""],
                     ["rg.pydumpsessions", sessions::pydumpsessions, "readonly", 0, 0, 0, ""],
+                    ["rg.pyprofile", sessions::pyprofile, "readonly", 0, 0, 0, ""],
                     ["rg.trigger", trigger::trigger, "readonly", 0, 0, 0, ""],
                     ["rg.triggeronkey", trigger::trigger, "readonly", 2, 2, 1, ""],
                     ["rg.clearregistrationsstats", registrations::clearregistrationsstats, "readonly", 0, 0, 0, ""],

@@ -83,3 +83,14 @@ def test_unregistering_last_registration_drops_session(rs):
     reg = rs.execute_command('RG.DUMPREGISTRATIONS')[0][1]
     rs.execute_command('RG.UNREGISTER', reg)
     assert rs.execute_command('RG.PYDUMPSESSIONS') == []
+
+
+def test_pyprofile_errors(rs):
+    with pytest.raises(redis.ResponseError, match='Wrong subcommand given to RG.PYPROFILE'):
+        rs.execute_command('RG.PYPROFILE', 'FOO', 'x')
+    with pytest.raises(redis.ResponseError, match='session does not exists'):
+        rs.execute_command('RG.PYPROFILE', 'STATS', 'nosuch')
+    pyexecute(rs, REG, 'ID', 'prof')
+    assert rs.execute_command('RG.PYPROFILE', 'RESET', 'prof') == 'OK'
+    with pytest.raises(redis.ResponseError):
+        rs.execute_command('RG.PYPROFILE', 'STATS', 'prof')

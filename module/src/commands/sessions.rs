@@ -81,3 +81,25 @@ pub fn pydumpsessions(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         respond(ctx, Reply::Array(rows))
     })
 }
+
+/// `RG.PYPROFILE STATS <sessionId> [order] | RESET <sessionId>`. Gearshift does not
+/// collect cProfile data yet, so STATS reports an empty profile as 1.2's pstats does.
+pub fn pyprofile(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    guard(|| {
+        let a = text_args(&args);
+        if a.len() < 2 {
+            return Err(RedisError::WrongArity);
+        }
+        let sub = a[0].to_ascii_uppercase();
+        if sub != "STATS" && sub != "RESET" {
+            return Err(RedisError::Str("Wrong subcommand given to RG.PYPROFILE"));
+        }
+        if module_state()?.sessions.get(&a[1]).is_none() {
+            return Err(RedisError::Str("session does not exists"));
+        }
+        match sub.as_str() {
+            "RESET" => respond(ctx, Reply::Status("OK".into())),
+            _ => Err(RedisError::Str("Failed converting profile to string, no stats collected for this session")),
+        }
+    })
+}

@@ -364,3 +364,29 @@ fn crossing_shuffles_do_not_starve_one_thread_pools() {
     assert_eq!(outs[0].results, vec![Datum::Int(100)]);
     assert_eq!(outs[2].results, vec![Datum::Int(100)]);
 }
+
+/// Native `countby` as the Python layer plans it: local count per key, repartition by the
+/// key (CountBy output carries it), sum per key, collect. Every shard counts part of each
+/// key; the initiator must get exactly the single-shard totals.
+#[test]
+fn native_countby_sums_partial_counts_across_shards() {
+    let plan = Plan::new(vec![
+        to_bucket(),
+        StepSpec::CountBy,
+        StepSpec::Repartition,
+        StepSpec::SumByKey,
+        StepSpec::Collect,
+    ]);
+    let input = ints(0..700);
+    let want = single_shard(&plan, &input);
+    assert_eq!(want.results.len(), 17, "one count per bucket");
+    for n in 1..=3 {
+        for bs in BATCH_SIZES {
+            assert_collected(
+                &run_all(&plan, &input, n, bs),
+                &want,
+                &format!("{n} shards, batch {bs}"),
+            );
+        }
+    }
+}

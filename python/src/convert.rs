@@ -111,5 +111,19 @@ pub fn key_text(obj: &Bound<'_, PyAny>) -> PyResult<String> {
     if let Ok(s) = obj.cast::<PyString>() {
         return Ok(s.to_string_lossy().into_owned());
     }
+    // repr() of exact ints, floats and bools is known text: skip the Python call.
+    if obj.is_exact_instance_of::<PyInt>() {
+        if let Ok(i) = obj.extract::<i64>() {
+            return Ok(i.to_string());
+        }
+    } else if obj.is_exact_instance_of::<PyFloat>() {
+        if let Ok(f) = obj.extract::<f64>() {
+            return Ok(engine::datum::py_float_repr(f));
+        }
+    } else if obj.is_exact_instance_of::<PyBool>() {
+        return Ok(if obj.is_truthy()? { "True" } else { "False" }.to_owned());
+    } else if obj.is_none() {
+        return Ok("None".to_owned());
+    }
     Ok(obj.repr()?.to_string())
 }

@@ -27,21 +27,27 @@ impl GeneratorSource {
         }
     }
 
-    fn pull(&mut self, py: Python<'_>) -> PyResult<Vec<Py<PyAny>>> {
+    /// Up to one batch of records, plus the error that ended the generator, if any (the
+    /// records it yielded before failing are kept).
+    fn pull(&mut self, py: Python<'_>) -> (Vec<Py<PyAny>>, Option<PyErr>) {
+        let mut rows = Vec::new();
         if let Some(f) = self.func.take() {
-            let produced = f.bind(py).call0()?;
+            let produced = match f.bind(py).call0() {
+                Ok(p) => p,
+                Err(e) => return (rows, Some(e)),
+            };
             match produced.try_iter() {
                 Ok(it) => self.iter = Some(it.into_any().unbind()),
                 Err(_) => {
                     // Not iterable: the return value itself is the only record.
                     self.done = true;
-                    return Ok(vec![produced.unbind()]);
+                    rows.push(produced.unbind());
+                    return (rows, None);
                 }
             }
         }
-        let mut rows = Vec::new();
         let Some(it) = &self.iter else {
-            return Ok(rows);
+            return (rows, None);
         };
         let it = it.bind(py);
         while rows.len() < BATCH {
@@ -51,10 +57,10 @@ impl GeneratorSource {
                     self.done = true;
                     break;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return (rows, Some(e)),
             }
         }
-        Ok(rows)
+        (rows, None)
     }
 }
 
@@ -63,12 +69,15 @@ impl Source for GeneratorSource {
         if self.done {
             return Ok(None);
         }
-        Ok(Some(Python::attach(|py| match self.pull(py) {
-            Ok(rows) => Batch::new(BatchData::Foreign(Box::new(PyColumn(rows)))),
-            Err(e) => {
+        Ok(Some(Python::attach(|py| {
+            let _scope = crate::session::ExecutionScope::enter();
+            let (rows, err) = self.pull(py);
+            let mut b = Batch::new(BatchData::Foreign(Box::new(PyColumn(rows))));
+            if let Some(e) = err {
                 self.done = true;
-                Batch::errors_only(vec![error_text(py, &e)])
+                b.errors.push(error_text(py, &e));
             }
+            b
         })))
     }
 }

@@ -121,16 +121,6 @@ fn config_get(key: &str) -> Option<String> {
     host().and_then(|h| h.config_get(key))
 }
 
-/// `gearsConfigGet(key, default=None)`.
-#[pyfunction(name = "gearsConfigGet")]
-#[pyo3(signature = (key, default = None))]
-fn gears_config_get(py: Python<'_>, key: &str, default: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
-    match host().and_then(|h| h.config_get(key)) {
-        Some(v) => Ok(v.into_py_any(py)?),
-        None => Ok(default.unwrap_or_else(|| py.None())),
-    }
-}
-
 /// `hashtag()`: a string that hashes to this shard's first slot (`06S` is slot 0).
 #[pyfunction]
 fn hashtag() -> &'static str {
@@ -160,7 +150,6 @@ pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     m.add_function(wrap_pyfunction!(execute, &m)?)?;
     m.add_function(wrap_pyfunction!(log, &m)?)?;
     m.add_function(wrap_pyfunction!(config_get, &m)?)?;
-    m.add_function(wrap_pyfunction!(gears_config_get, &m)?)?;
     m.add_function(wrap_pyfunction!(hashtag, &m)?)?;
     m.add_function(wrap_pyfunction!(is_async_allow, &m)?)?;
     m.add_function(wrap_pyfunction!(run, &m)?)?;

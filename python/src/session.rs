@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use engine::plan::Plan;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyList};
+use pyo3::types::{PyBool, PyDict, PyFunction, PyList, PyString};
 
 use crate::errors::{error_text, GearsError};
 use crate::reader::GeneratorSource;
@@ -127,9 +127,15 @@ fn reader_spec(
 ) -> PyResult<ReaderSpec> {
     match reader {
         "KeysReader" => {
-            let pattern = arg.str()?.to_string().into_bytes();
-            let no_scan = bool_kwarg(kwargs, "noScan", false)?;
-            let read_value = bool_kwarg(kwargs, "readValue", true)?;
+            let pattern = arg
+                .cast::<PyString>()
+                .map_err(|_| GearsError::new_err("regex argument must be a string"))?
+                .to_string_lossy()
+                .into_owned()
+                .into_bytes();
+            let no_scan = bool_kwarg(kwargs, "noScan", false, "exactMatch value is not boolean")?;
+            let read_value =
+                bool_kwarg(kwargs, "readValue", true, "readValue value is not boolean")?;
             Ok(ReaderSpec::Keys {
                 pattern,
                 no_scan,
@@ -137,27 +143,31 @@ fn reader_spec(
             })
         }
         "PythonReader" => {
-            if !arg.is_callable() {
-                return Err(GearsError::new_err(
-                    "PythonReader argument must be a function",
-                ));
+            if !arg.is_instance_of::<PyFunction>() {
+                return Err(GearsError::new_err("pyreader argument must be a function"));
             }
             Ok(ReaderSpec::Python(GeneratorSource::new(
                 arg.clone().unbind(),
             )))
         }
-        "StreamReader" | "CommandReader" => Err(GearsError::new_err(
+        // StreamReader.run is a PythonReader generator by the time it gets here (prelude).
+        _ => Err(GearsError::new_err(
             "Given reader do not support run or not exists",
         )),
-        _ => Err(GearsError::new_err("The given reader does not exists")),
     }
 }
 
-fn bool_kwarg(kwargs: &Bound<'_, PyDict>, name: &str, default: bool) -> PyResult<bool> {
+/// A boolean keyword argument: absent → `default`, not a bool → `error` (1.2's checks).
+fn bool_kwarg(
+    kwargs: &Bound<'_, PyDict>,
+    name: &str,
+    default: bool,
+    error: &str,
+) -> PyResult<bool> {
     match kwargs.get_item(name)? {
         None => Ok(default),
         Some(v) if v.is_instance_of::<PyBool>() => v.is_truthy(),
-        Some(v) => v.is_truthy(),
+        Some(_) => Err(GearsError::new_err(error.to_owned())),
     }
 }
 

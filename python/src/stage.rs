@@ -7,11 +7,12 @@ use engine::batch::{Batch, BatchData, BinaryColumn};
 use engine::host::HostRuntime;
 use engine::ops::{Emit, GroupTable, Operator};
 use engine::plan::HostStep;
-use engine::{EngineError, Result};
+use engine::{Datum, EngineError, Result};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyDict, PyFloat, PyList, PySet};
 use std::sync::Arc;
 
+use crate::builtins::{datum_str, AvgAcc};
 use crate::column::PyColumn;
 use crate::convert::{datum_to_py, key_row_to_dict, key_text, py_to_datum};
 use crate::errors::error_text;
@@ -24,10 +25,36 @@ pub enum PyStep {
     Filter(Py<PyAny>),
     Foreach(Py<PyAny>),
     Accumulate(Py<PyAny>),
-    LocalGroupBy(Py<PyAny>, Py<PyAny>),
-    BatchGroupBy(Py<PyAny>, Py<PyAny>),
+    /// Accumulate by key. `keyed`: the step follows the repartition of a `groupby`, so
+    /// the key the extractor produced before the shuffle comes with the batch (the
+    /// extractor runs again only if the shuffle dropped it).
+    GroupBy {
+        extractor: Py<PyAny>,
+        reducer: Py<PyAny>,
+        keyed: bool,
+    },
+    /// `batchgroupby`'s reduce: the reducer gets every record of a key at once.
+    BatchGroupBy {
+        extractor: Py<PyAny>,
+        reducer: Py<PyAny>,
+        keyed: bool,
+    },
     /// Key extraction for a following repartition.
     ExtractKey(Py<PyAny>),
+    /// Key extraction feeding a native operator (`countby`): the key text leaves the
+    /// stage as a native `Str` record (`None`: the record itself is the key). Always the
+    /// last step of its stage.
+    KeyOf(Option<Py<PyAny>>),
+    /// `avg`, local half: sum and count of the extracted values (`float(x)` by default).
+    AvgLocal(Option<Py<PyAny>>),
+    /// `avg`, global half: combines the shards' `(sum, count)` and divides.
+    AvgGlobal,
+    /// `sort(reverse)`: gathers every record, one `sorted()`, emits last-first (1.2).
+    SortAll(Py<PyAny>),
+    /// `distinct`, local half: a set of the records.
+    DistinctLocal,
+    /// `distinct`, global half: the union of the shards' sets, emitted last-first.
+    DistinctGlobal,
     /// `convertToStr`: `str(record)`.
     ToStr,
 }
@@ -38,13 +65,18 @@ enum StepState {
     Acc(Option<Py<PyAny>>),
     Groups(GroupTable<Py<PyAny>>),
     Lists(GroupTable<Vec<Py<PyAny>>>),
+    Avg(AvgAcc),
+    Rows(Vec<Py<PyAny>>),
+    Set(Option<Py<PySet>>),
 }
 
-/// Records leaving the stage, with partition keys when the last step extracts them.
+/// Records leaving the stage, with partition keys when the last step extracts them, or
+/// native records when the last step is `KeyOf`.
 #[derive(Default)]
 struct Out {
     rows: Vec<Py<PyAny>>,
     keys: Option<BinaryColumn>,
+    native: Option<Vec<Datum>>,
 }
 
 pub struct PyStage {
@@ -59,8 +91,11 @@ impl PyStage {
             .iter()
             .map(|s| match **s {
                 PyStep::Accumulate(_) => StepState::Acc(None),
-                PyStep::LocalGroupBy(..) => StepState::Groups(GroupTable::new()),
-                PyStep::BatchGroupBy(..) => StepState::Lists(GroupTable::new()),
+                PyStep::GroupBy { .. } => StepState::Groups(GroupTable::new()),
+                PyStep::BatchGroupBy { .. } => StepState::Lists(GroupTable::new()),
+                PyStep::AvgLocal(_) | PyStep::AvgGlobal => StepState::Avg(AvgAcc::default()),
+                PyStep::SortAll(_) => StepState::Rows(Vec::new()),
+                PyStep::DistinctLocal | PyStep::DistinctGlobal => StepState::Set(None),
                 _ => StepState::None,
             })
             .collect();
@@ -71,17 +106,20 @@ impl PyStage {
         }
     }
 
-    /// Pushes one record through steps `from..`.
+    /// Pushes one record through steps `from..`. `key` is the record's partition key from
+    /// the input batch; only a keyed group step at `from` uses it.
     fn push<'py>(
         &mut self,
         py: Python<'py>,
         from: usize,
         row: Bound<'py, PyAny>,
+        key: Option<&[u8]>,
         out: &mut Out,
     ) -> PyResult<()> {
         let mut row = row;
         for i in from..self.steps.len() {
             let step = Arc::clone(&self.steps[i]);
+            let given_key = key.filter(|_| i == from);
             match &*step {
                 PyStep::Map(f) => row = f.bind(py).call1((row,))?,
                 PyStep::Filter(f) => {
@@ -94,31 +132,84 @@ impl PyStage {
                 }
                 PyStep::FlatMap(f) => {
                     let r = f.bind(py).call1((row,))?;
-                    if r.is_exact_instance_of::<PyList>() {
+                    if r.is_instance_of::<PyList>() {
                         // 1.2 emits a returned list's elements in reverse order.
                         let items: Vec<Bound<'py, PyAny>> =
                             r.try_iter()?.collect::<PyResult<_>>()?;
                         for item in items.into_iter().rev() {
-                            self.push(py, i + 1, item, out)?;
+                            self.push(py, i + 1, item, None, out)?;
                         }
                         return Ok(());
                     }
                     row = r;
                 }
                 PyStep::Accumulate(f) => return self.accumulate(py, i, f, row),
-                PyStep::LocalGroupBy(e, r) => return self.group(py, i, e, r, row),
-                PyStep::BatchGroupBy(e, _) => {
-                    let key = key_text(&e.bind(py).call1((&row,))?)?;
+                PyStep::GroupBy {
+                    extractor,
+                    reducer,
+                    keyed,
+                } => {
+                    let k = group_key(py, extractor, &row, given_key.filter(|_| *keyed))?;
+                    return self.group(py, i, k, reducer, row);
+                }
+                PyStep::BatchGroupBy {
+                    extractor, keyed, ..
+                } => {
+                    let k = group_key(py, extractor, &row, given_key.filter(|_| *keyed))?;
                     if let StepState::Lists(t) = &mut self.state[i] {
-                        t.entry(key.as_bytes(), Vec::new).push(row.unbind());
+                        t.entry(k.as_bytes(), Vec::new).push(row.unbind());
                     }
                     return Ok(());
                 }
                 PyStep::ExtractKey(e) => {
-                    let key = key_text(&e.bind(py).call1((&row,))?)?;
+                    let k = key_text(&e.bind(py).call1((&row,))?)?;
                     out.keys
                         .get_or_insert_with(BinaryColumn::default)
-                        .push(key.as_bytes());
+                        .push(k.as_bytes());
+                }
+                PyStep::KeyOf(e) => {
+                    let k = match e {
+                        Some(e) => key_text(&e.bind(py).call1((&row,))?)?,
+                        None => key_text(&row)?,
+                    };
+                    out.native.get_or_insert_with(Vec::new).push(Datum::Str(k));
+                    return Ok(());
+                }
+                PyStep::AvgLocal(e) => {
+                    let v = match e {
+                        Some(e) => e.bind(py).call1((row,))?,
+                        None => py.get_type::<PyFloat>().call1((row,))?,
+                    };
+                    if let StepState::Avg(a) = &mut self.state[i] {
+                        a.add_value(py, &v)?;
+                    }
+                    return Ok(());
+                }
+                PyStep::AvgGlobal => {
+                    if let StepState::Avg(a) = &mut self.state[i] {
+                        a.add_partial(py, &row)?;
+                    }
+                    return Ok(());
+                }
+                PyStep::SortAll(_) => {
+                    if let StepState::Rows(v) = &mut self.state[i] {
+                        v.push(row.unbind());
+                    }
+                    return Ok(());
+                }
+                PyStep::DistinctLocal => {
+                    if let StepState::Set(s) = &mut self.state[i] {
+                        let set = s.get_or_insert_with(|| PySet::empty(py).expect("set").unbind());
+                        set.bind(py).add(row)?;
+                    }
+                    return Ok(());
+                }
+                PyStep::DistinctGlobal => {
+                    if let StepState::Set(s) = &mut self.state[i] {
+                        let set = s.get_or_insert_with(|| PySet::empty(py).expect("set").unbind());
+                        set.bind(py).call_method1("update", (row,))?;
+                    }
+                    return Ok(());
                 }
                 PyStep::ToStr => row = row.str()?.into_any(),
             }
@@ -148,11 +239,10 @@ impl PyStage {
         &mut self,
         py: Python<'py>,
         i: usize,
-        e: &Py<PyAny>,
+        key: String,
         r: &Py<PyAny>,
         row: Bound<'py, PyAny>,
     ) -> PyResult<()> {
-        let key = key_text(&e.bind(py).call1((&row,))?)?;
         if let StepState::Groups(t) = &mut self.state[i] {
             let slot = t.entry(key.as_bytes(), || py.None());
             let a = std::mem::replace(slot, py.None());
@@ -178,7 +268,13 @@ impl PyStage {
     }
 
     fn emit(out: Out, errors: Vec<String>, emit: &mut Emit) {
-        let mut b = Batch::new(BatchData::Foreign(Box::new(PyColumn(out.rows))));
+        let mut b = match out.native {
+            Some(d) => {
+                debug_assert!(out.rows.is_empty(), "KeyOf ends its stage");
+                Batch::datums(d)
+            }
+            None => Batch::new(BatchData::Foreign(Box::new(PyColumn(out.rows)))),
+        };
         b.partition_keys = out.keys;
         b.errors = errors;
         emit.push(b);
@@ -193,30 +289,106 @@ impl PyStage {
 
     /// Outputs of accumulating step `i` at the end of input.
     fn drain_state<'py>(&mut self, py: Python<'py>, i: usize) -> PyResult<Vec<Bound<'py, PyAny>>> {
-        Ok(
-            match std::mem::replace(&mut self.state[i], StepState::None) {
-                StepState::None => Vec::new(),
-                StepState::Acc(a) => a.into_iter().map(|a| a.into_bound(py)).collect(),
-                StepState::Groups(mut t) => t
-                    .drain()
-                    .into_iter()
-                    .map(|(k, a)| key_value(py, &k, a.into_bound(py)))
-                    .collect::<PyResult<_>>()?,
-                StepState::Lists(mut t) => {
-                    let PyStep::BatchGroupBy(_, reducer) = &*self.steps[i] else {
-                        return Ok(Vec::new());
-                    };
-                    let mut rows = Vec::new();
-                    for (k, items) in t.drain() {
-                        let key = String::from_utf8_lossy(&k).into_owned();
-                        let list = PyList::new(py, items.into_iter().map(|o| o.into_bound(py)))?;
-                        let v = reducer.bind(py).call1((key.as_str(), list))?;
-                        rows.push(key_value(py, &k, v)?);
-                    }
-                    rows
+        let state = std::mem::replace(&mut self.state[i], StepState::None);
+        Ok(match state {
+            StepState::None => Vec::new(),
+            StepState::Acc(a) => a.into_iter().map(|a| a.into_bound(py)).collect(),
+            StepState::Groups(mut t) => t
+                .drain()
+                .into_iter()
+                .map(|(k, a)| key_value(py, &k, a.into_bound(py)))
+                .collect::<PyResult<_>>()?,
+            StepState::Lists(mut t) => {
+                let PyStep::BatchGroupBy { reducer, .. } = &*self.steps[i] else {
+                    return Ok(Vec::new());
+                };
+                let mut rows = Vec::new();
+                for (k, items) in t.drain() {
+                    let key = String::from_utf8_lossy(&k).into_owned();
+                    let list = PyList::new(py, items.into_iter().map(|o| o.into_bound(py)))?;
+                    let v = reducer.bind(py).call1((key.as_str(), list))?;
+                    rows.push(key_value(py, &k, v)?);
                 }
-            },
-        )
+                rows
+            }
+            StepState::Avg(a) => {
+                let out = if matches!(*self.steps[i], PyStep::AvgGlobal) {
+                    a.average(py)?
+                } else {
+                    a.partial(py)?
+                };
+                out.into_iter().collect()
+            }
+            StepState::Rows(rows) => {
+                let PyStep::SortAll(reverse) = &*self.steps[i] else {
+                    return Ok(Vec::new());
+                };
+                if rows.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let list = PyList::new(py, rows.into_iter().map(|o| o.into_bound(py)))?;
+                let kwargs = PyDict::new(py);
+                kwargs.set_item("reverse", reverse.bind(py))?;
+                let sorted = py
+                    .import("builtins")?
+                    .getattr("sorted")?
+                    .call((list,), Some(&kwargs))?;
+                let mut items: Vec<Bound<'py, PyAny>> =
+                    sorted.try_iter()?.collect::<PyResult<_>>()?;
+                items.reverse();
+                items
+            }
+            StepState::Set(None) => Vec::new(),
+            StepState::Set(Some(set)) => {
+                if matches!(*self.steps[i], PyStep::DistinctLocal) {
+                    vec![set.into_bound(py).into_any()]
+                } else {
+                    let list = PyList::new(py, set.bind(py).iter())?;
+                    let mut items: Vec<Bound<'py, PyAny>> = list.iter().collect();
+                    items.reverse();
+                    items
+                }
+            }
+        })
+    }
+
+    /// `convertToStr` over native records: Rust renders what it can render exactly; the
+    /// rest (rare: bytes, non-ASCII inside containers) goes through Python's `str()`.
+    fn native_tostr(values: Vec<Datum>, emit: &mut Emit) {
+        let mut out: Vec<Option<String>> = values.iter().map(datum_str).collect();
+        let mut errors = Vec::new();
+        if out.iter().any(Option::is_none) {
+            Python::attach(|py| {
+                for (d, slot) in values.iter().zip(out.iter_mut()) {
+                    if slot.is_none() {
+                        match datum_to_py(py, d).and_then(|o| Ok(o.str()?.to_string())) {
+                            Ok(s) => *slot = Some(s),
+                            Err(e) => errors.push(error_text(py, &e)),
+                        }
+                    }
+                }
+            });
+        }
+        let mut b = Batch::datums(out.into_iter().flatten().map(Datum::Str).collect());
+        b.errors = errors;
+        emit.push(b);
+    }
+
+    fn is_tostr_only(&self) -> bool {
+        self.steps.len() == 1 && matches!(*self.steps[0], PyStep::ToStr)
+    }
+}
+
+/// The group key of `row`: the one carried by the batch, else the extractor's.
+fn group_key(
+    py: Python<'_>,
+    extractor: &Py<PyAny>,
+    row: &Bound<'_, PyAny>,
+    given: Option<&[u8]>,
+) -> PyResult<String> {
+    match given {
+        Some(k) => Ok(String::from_utf8_lossy(k).into_owned()),
+        None => key_text(&extractor.bind(py).call1((row,))?),
     }
 }
 
@@ -232,18 +404,26 @@ impl Operator for PyStage {
         "python"
     }
 
-    fn process(&mut self, input: Batch, emit: &mut Emit) -> Result<()> {
+    fn process(&mut self, mut input: Batch, emit: &mut Emit) -> Result<()> {
         if self.failed {
             return Ok(()); // input after the first error is dropped, as in 1.2
         }
+        if self.is_tostr_only() {
+            if let BatchData::Datums(values) = input.data {
+                Self::native_tostr(values, emit);
+                return Ok(());
+            }
+        }
+        let keys = input.partition_keys.take();
         Python::attach(|py| {
             let _scope = crate::session::ExecutionScope::enter();
             let mut out = Out::default();
             let mut errors = Vec::new();
             match Self::rows(py, input.data) {
                 Ok(rows) => {
-                    for row in rows {
-                        if let Err(e) = self.push(py, 0, row, &mut out) {
+                    for (i, row) in rows.into_iter().enumerate() {
+                        let key = keys.as_ref().filter(|k| i < k.len()).map(|k| k.get(i));
+                        if let Err(e) = self.push(py, 0, row, key, &mut out) {
                             self.fail(py, &e, &mut errors, emit);
                             break;
                         }
@@ -261,7 +441,7 @@ impl Operator for PyStage {
             let _scope = crate::session::ExecutionScope::enter();
             let mut errors = Vec::new();
             let mut out = Out::default();
-            for i in 0..self.steps.len() {
+            'steps: for i in 0..self.steps.len() {
                 let rows = match self.drain_state(py, i) {
                     Ok(r) => r,
                     Err(e) => {
@@ -270,9 +450,9 @@ impl Operator for PyStage {
                     }
                 };
                 for row in rows {
-                    if let Err(e) = self.push(py, i + 1, row, &mut out) {
+                    if let Err(e) = self.push(py, i + 1, row, None, &mut out) {
                         self.fail(py, &e, &mut errors, emit);
-                        break;
+                        break 'steps;
                     }
                 }
             }

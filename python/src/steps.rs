@@ -1,5 +1,11 @@
 //! Turns the step tuples recorded by the Python `GearsBuilder` into an engine plan:
-//! built-ins become native steps, callbacks become `PyStep`s.
+//! callbacks become `PyStep`s, built-ins become native steps (or native-state Python
+//! steps), each with RedisGears 1.2's output.
+//!
+//! Tuples: `('map'|'flatmap'|'filter'|'foreach'|'accumulate'|'repartition', f)`,
+//! `('localgroupby'|'groupby'|'batchgroupby', extractor, reducer)`, `('limit', len, start)`,
+//! `('collect',)`, `('count',)`, `('sumints',)`, `('countby', extractor|None)`,
+//! `('avg', extractor|None)`, `('sort', reverse)`, `('distinct',)`, `('tostr',)`.
 
 use std::sync::Arc;
 
@@ -9,6 +15,12 @@ use pyo3::types::{PyList, PyTuple};
 
 use crate::stage::PyStep;
 
+/// 1.2's callback names, shown by RG.GETEXECUTION.
+const MAPPER: &str = "RedisGearsPy_PyCallbackMapper";
+const EXTRACTOR: &str = "RedisGearsPy_PyCallbackExtractor";
+const ACCUMULATE: &str = "RedisGearsPy_PyCallbackAccumulate";
+const ACCUMULATE_BY_KEY: &str = "RedisGearsPy_PyCallbackAccumulateByKey";
+
 /// Builds the plan for `steps` (a list of tuples like `('map', f)`).
 pub fn build_plan(steps: &Bound<'_, PyList>) -> PyResult<Plan> {
     let mut out = Vec::with_capacity(steps.len());
@@ -16,13 +28,12 @@ pub fn build_plan(steps: &Bound<'_, PyList>) -> PyResult<Plan> {
         let t = item.cast::<PyTuple>()?;
         let kind: String = t.get_item(0)?.extract()?;
         let arg = |i: usize| -> PyResult<Py<PyAny>> { Ok(t.get_item(i)?.unbind()) };
+        let opt = |i: usize| -> PyResult<Option<Py<PyAny>>> {
+            let a = t.get_item(i)?;
+            Ok((!a.is_none()).then(|| a.unbind()))
+        };
         match kind.as_str() {
-            "map" => out.push(host(
-                "map",
-                "RedisGearsPy_PyCallbackMapper",
-                PyStep::Map(arg(1)?),
-                t,
-            )?),
+            "map" => out.push(host("map", MAPPER, PyStep::Map(arg(1)?), t)?),
             "flatmap" => out.push(host(
                 "flatmap",
                 "RedisGearsPy_PyCallbackFlatMapper",
@@ -43,38 +54,103 @@ pub fn build_plan(steps: &Bound<'_, PyList>) -> PyResult<Plan> {
             )?),
             "accumulate" => out.push(host(
                 "accumulate",
-                "RedisGearsPy_PyCallbackAccumulate",
+                ACCUMULATE,
                 PyStep::Accumulate(arg(1)?),
                 t,
             )?),
             "localgroupby" => out.push(host(
                 "accumulatebykey",
-                "RedisGearsPy_PyCallbackAccumulateByKey",
-                PyStep::LocalGroupBy(arg(1)?, arg(2)?),
+                ACCUMULATE_BY_KEY,
+                PyStep::GroupBy {
+                    extractor: arg(1)?,
+                    reducer: arg(2)?,
+                    keyed: false,
+                },
                 t,
             )?),
-            "batchgroupby" => out.push(host(
-                "group",
-                "RedisGearsPy_PyCallbackReducer",
-                PyStep::BatchGroupBy(arg(1)?, arg(2)?),
-                t,
-            )?),
+            // Extract once, repartition, then reduce with the key carried by the batch.
+            "groupby" => {
+                out.push(host(
+                    "extractkey",
+                    EXTRACTOR,
+                    PyStep::ExtractKey(arg(1)?),
+                    t,
+                )?);
+                out.push(StepSpec::Repartition);
+                out.push(host(
+                    "accumulatebykey",
+                    ACCUMULATE_BY_KEY,
+                    PyStep::GroupBy {
+                        extractor: arg(1)?,
+                        reducer: arg(2)?,
+                        keyed: true,
+                    },
+                    t,
+                )?);
+            }
+            "batchgroupby" => {
+                out.push(host(
+                    "extractkey",
+                    EXTRACTOR,
+                    PyStep::ExtractKey(arg(1)?),
+                    t,
+                )?);
+                out.push(StepSpec::Repartition);
+                out.push(host(
+                    "group",
+                    "RedisGearsPy_PyCallbackReducer",
+                    PyStep::BatchGroupBy {
+                        extractor: arg(1)?,
+                        reducer: arg(2)?,
+                        keyed: true,
+                    },
+                    t,
+                )?);
+            }
             "repartition" => {
                 out.push(host(
                     "extractkey",
-                    "RedisGearsPy_PyCallbackExtractor",
+                    EXTRACTOR,
                     PyStep::ExtractKey(arg(1)?),
                     t,
                 )?);
                 out.push(StepSpec::Repartition);
             }
+            // Native: the extractor runs in the Python stage; counting per key (locally,
+            // then per key after the repartition) never builds a Python object.
+            "countby" => {
+                out.push(host("extractkey", EXTRACTOR, PyStep::KeyOf(opt(1)?), t)?);
+                out.push(StepSpec::CountBy);
+                out.push(StepSpec::Repartition);
+                out.push(StepSpec::SumByKey);
+            }
+            "avg" => {
+                out.push(host(
+                    "accumulate",
+                    ACCUMULATE,
+                    PyStep::AvgLocal(opt(1)?),
+                    t,
+                )?);
+                out.push(StepSpec::Collect);
+                out.push(host("accumulate", ACCUMULATE, PyStep::AvgGlobal, t)?);
+            }
+            "sort" => {
+                out.push(StepSpec::Collect);
+                out.push(host("accumulate", ACCUMULATE, PyStep::SortAll(arg(1)?), t)?);
+            }
+            "distinct" => {
+                out.push(host("accumulate", ACCUMULATE, PyStep::DistinctLocal, t)?);
+                out.push(StepSpec::Collect);
+                out.push(host("accumulate", ACCUMULATE, PyStep::DistinctGlobal, t)?);
+            }
             "tostr" => out.push(host("map", "RedisGearsPy_ToStr", PyStep::ToStr, t)?),
             "limit" => {
+                // 1.2 casts both to size_t: a negative value wraps to "no limit".
                 let len: i64 = t.get_item(1)?.extract()?;
                 let offset: i64 = t.get_item(2)?.extract()?;
                 out.push(StepSpec::Limit {
-                    offset: offset.max(0) as usize,
-                    len: len.max(0) as usize,
+                    offset: offset as u64 as usize,
+                    len: len as u64 as usize,
                 });
             }
             "collect" => out.push(StepSpec::Collect),

@@ -99,7 +99,9 @@ pub fn pyprofile(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         }
         match sub.as_str() {
             "RESET" => respond(ctx, Reply::Status("OK".into())),
-            _ => Err(RedisError::Str("Failed converting profile to string, no stats collected for this session")),
+            _ => Err(RedisError::Str(
+                "Failed converting profile to string, no stats collected for this session",
+            )),
         }
     })
 }

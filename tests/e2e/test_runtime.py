@@ -1,0 +1,246 @@
+"""The Python runtime API every session sees (REFERENCE §5, §10, §11.45): execute, log,
+configGet/gearsConfigGet, hashtag, flat_error, isAsyncAllow, GearsBuilder(desc=...), sessions'
+globals, and the error texts of a failing script or step."""
+
+import time
+
+import pytest
+import redis
+from conftest import assert_alive, fresh_server, parse, pyexecute
+
+
+def one(client, expr, setup=""):
+    """Evaluates `expr` inside a step of a one-record run and returns its str()."""
+    script = f"{setup}\nGB('ShardsIDReader').map(lambda _: {expr}).run()"
+    results, errors = pyexecute(client, script)
+    assert errors == [], errors
+    (value,) = results
+    return value
+
+
+def run_error(client, script):
+    with pytest.raises(redis.ResponseError) as err:
+        pyexecute(client, script)
+    return str(err.value)
+
+
+def wait_for_log(srv, text, timeout=5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        log = srv.logfile.read_text(errors="replace")
+        if text in log:
+            return log
+        time.sleep(0.05)
+    pytest.fail(f"{text!r} not in the Redis log:\n{srv.log_tail()}")
+
+
+# -- execute ---------------------------------------------------------------------------------
+
+
+def test_execute_reply_mapping(r):
+    r.set("s", "v")
+    r.rpush("l", "a", "b")
+    r.set("bin", b"\xff")
+    assert one(r, "repr(execute('SET', 'x', '1'))") == "'OK'"
+    assert one(r, "repr(execute('GET', 's'))") == "'v'"
+    assert one(r, "repr(execute('INCR', 'n'))") == "1"
+    assert one(r, "repr(execute('LRANGE', 'l', 0, -1))") == "['a', 'b']"
+    assert one(r, "repr(execute('GET', 'nosuch'))") == "None"
+    assert one(r, "repr(execute('GET', 'bin'))") == "bytearray(b'\\xff')"
+    assert one(r, "repr(execute())") == "[]"
+
+
+def test_execute_arguments_are_str_or_raw_bytes(r):
+    assert one(r, "execute('SET', 'num', 42) and execute('GET', 'num')") == "42"
+    one(r, "execute('SET', b'raw', bytearray(b'\\x00\\x01'))")
+    assert r.get("raw") == "\x00\x01"
+
+
+def test_execute_error_reply_raises(r):
+    r.set("foo", "bar")
+    setup = """
+def attempt():
+    try:
+        execute('LPUSH', 'foo', 'x')
+    except Exception as e:
+        return type(e).__name__ + ': ' + str(e)
+"""
+    got = one(r, "attempt()", setup)
+    assert got.startswith("error: WRONGTYPE")
+
+
+def test_execute_command_must_be_a_string(r):
+    results, errors = pyexecute(r, "GB('ShardsIDReader').map(lambda _: execute(1)).run()")
+    assert results == [] and "the given command must be a string" in errors[0]
+
+
+def test_execute_at_top_level_of_a_script(r):
+    assert pyexecute(r, "execute('SET', 'top', 'level')") == "OK"
+    assert r.get("top") == "level"
+
+
+# -- log -------------------------------------------------------------------------------------
+
+
+def test_log_lines_have_the_gears_prefix():
+    with fresh_server() as srv:
+        r = srv.client()
+        assert pyexecute(r, "log('hello notice')") == "OK"
+        assert pyexecute(r, "log('hello warning', level='warning')") == "OK"
+        assert pyexecute(r, "GB('ShardsIDReader').foreach(lambda _: log('from a step')).run()") == [["1"], []]
+        assert pyexecute(r, "log('warning', 'legacy form')") == "OK"
+        log = wait_for_log(srv, "GEARS: legacy form")
+        assert "GEARS: hello notice" in log
+        assert "GEARS: hello warning" in log
+        assert "GEARS: from a step" in log
+        assert "is depricated" in log
+        # debug is below the default loglevel (notice)
+        assert pyexecute(r, "log('quiet', level='debug')") == "OK"
+        assert pyexecute(r, "log('marker')") == "OK"
+        log = wait_for_log(srv, "GEARS: marker")
+        assert "GEARS: quiet" not in log
+
+
+def test_log_errors(r):
+    assert "Log message must be a string" in run_error(r, "log(1)")
+    assert "Log level should be one of the following" in run_error(r, "log('x', level='loud')")
+    assert "Log level must be a sting" in run_error(r, "log('x', level=3)")
+    assert "log function must get a log message as input" in run_error(r, "log()")
+    assert_alive(r)
+
+
+def test_deprecated_aliases_still_work():
+    with fresh_server(extraKey="extraValue") as srv:
+        r = srv.client()
+        assert pyexecute(r, "Log('old style')") == "OK"
+        assert one(r, "ConfigGet('extraKey')") == "extraValue"
+        log = wait_for_log(srv, "GEARS: old style")
+        assert "Log is deprecated, use log instead" in log
+
+
+# -- configGet, hashtag, flat_error, isAsyncAllow --------------------------------------------
+
+
+def test_config_get_reads_module_arguments():
+    with fresh_server(myKey="myValue") as srv:
+        r = srv.client()
+        assert one(r, "configGet('myKey')") == "myValue"
+        assert one(r, "gearsConfigGet('myKey', 'dflt')") == "myValue"
+        assert one(r, "gearsConfigGet('noKey', 'dflt')") == "dflt"
+        assert one(r, "repr(configGet('noKey'))") == "None"
+        # built-in settings are not in the extra dictionary (⚠ 1.2 doc says otherwise)
+        assert one(r, "repr(configGet('MaxExecutions'))") == "None"
+
+
+def test_hashtag(r):
+    assert one(r, "hashtag()") == "06S"
+
+
+def test_flat_error_is_the_bare_message(r):
+    r.set("k", "v")
+    setup = "def boom(x):\n    raise flat_error('just this text')\n"
+    results, errors = pyexecute(r, setup + "GB().map(boom).run()")
+    assert (results, errors) == ([], ["just this text"])
+
+
+def test_flat_error_at_top_level(r):
+    assert run_error(r, "raise flat_error('top text')") == "top text"
+
+
+def test_is_async_allow(r):
+    assert one(r, "str((outside, isAsyncAllow()))", "outside = isAsyncAllow()") == "(False, True)"
+
+
+def test_gears_builder_desc(r):
+    r.set("k", "v")
+    script = "gb = GB(desc='my flow')\ngb.map(lambda x: gb.desc).run()"
+    assert pyexecute(r, script) == [["my flow"], []]
+    assert pyexecute(r, "GearsBuilder('KeysReader', '*', 'other').map(lambda x: x['key']).run()") == [["k"], []]
+
+
+def test_hook_helpers_outside_a_hook(r):
+    # §11.31
+    results, errors = pyexecute(r, "GB('ShardsIDReader').map(lambda r: call_next(r)).run()")
+    assert results == [] and "Can not get CommandHook ctx" in errors[0]
+    assert "Can not get CommandHook ctx" in run_error(r, "call_next()")
+    assert "Can not get command ctx" in run_error(r, "override_reply('x')")
+
+
+# -- sessions --------------------------------------------------------------------------------
+
+
+def test_globals_are_per_session(r):
+    assert pyexecute(r, "leaked = 5") == "OK"
+    assert one(r, "str('leaked' in globals())") == "False"
+
+
+def test_imported_modules_are_shared(r):
+    assert pyexecute(r, "import json\njson.gearshift_marker = 7") == "OK"
+    assert one(r, "json.gearshift_marker", "import json") == "7"
+
+
+def test_functions_see_their_own_session_globals(r):
+    script = "factor = 3\nGB('ShardsIDReader').map(lambda x: int(x) * factor).run()"
+    assert pyexecute(r, script) == [["3"], []]
+    script = "factor = 4\nGB('ShardsIDReader').map(lambda x: int(x) * factor).run()"
+    assert pyexecute(r, script) == [["4"], []]
+
+
+# -- script-level behaviour ------------------------------------------------------------------
+
+
+def test_script_without_run_replies_ok(r):
+    # §11.3
+    assert pyexecute(r, "x = 1") == "OK"
+
+
+def test_two_runs_in_one_script(r):
+    # §11.27
+    assert "Can not run more then 1 executions in a single script" in run_error(r, "GB().run()\nGB().run()")
+
+
+def test_unknown_pyexecute_argument(r):
+    with pytest.raises(redis.ResponseError) as err:
+        r.execute_command("RG.PYEXECUTE", "GB().run()", "FOO")
+    assert "Unknown arguments were given: FOO" in str(err.value)
+
+
+def test_empty_run_on_empty_db(r):
+    # §11.1
+    assert pyexecute(r, "GB().run()") == [[], []]
+
+
+def test_traceback_errors_by_default(r):
+    r.set("x", "1")
+    results, errors = pyexecute(r, "GB().map(lambda x: notexists).run()")
+    assert results == []
+    assert errors[0].startswith("['Traceback (most recent call last):")
+    assert "name 'notexists' is not defined" in errors[0]
+
+
+def test_no_traceback_errors_with_python_attempt_traceback_0():
+    # §11.45
+    with fresh_server(PythonAttemptTraceback=0) as srv:
+        r = srv.client()
+        r.set("x", "1")
+        results, errors = pyexecute(r, "GB().map(lambda x: notexists).run()")
+        assert results == []
+        assert errors == ["Error type: <class 'NameError'>, Value: name 'notexists' is not defined"]
+        err = run_error(r, "1/0")
+        assert err == "Error type: <class 'ZeroDivisionError'>, Value: division by zero"
+        results, errors = pyexecute(r, "GB().map(lambda x: execute('LPUSH', 'x', 'y')).run()")
+        assert errors[0].startswith("Error type: <class 'gears.error'>, Value: WRONGTYPE")
+
+
+def test_records_after_an_error_are_not_read(r):
+    # Error records stop the reader: far fewer than all records are processed.
+    r.mset({f"k{i}": str(i) for i in range(5000)})
+    script = "GB().map(lambda x: 1/0).run()"
+    results, errors = pyexecute(r, script)
+    assert results == [] and len(errors) == 1
+
+
+def test_results_parse_back(r):
+    r.hset("h", mapping={"a": "1"})
+    results, errors = pyexecute(r, "GB().run()")
+    assert parse(results) == [{"key": "h", "value": {"a": "1"}, "type": "hash", "event": None}]

@@ -106,7 +106,7 @@ pub fn run_next(reg: Arc<Registration>) {
         &ExecConfig::default(),
         on_done,
     ) {
-        Ok(h) => entry.started(h),
+        Ok(h) => entry.started(h, None),
         Err(e) => {
             let out = ExecutionOutput {
                 errors: vec![e.to_string()],

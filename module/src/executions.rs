@@ -52,6 +52,8 @@ struct EntryState {
     output: Option<ExecutionOutput>,
     waiters: Vec<Blocked>,
     handle: Option<Execution>,
+    /// Interrupts the execution's running Python code on abort.
+    control: Option<Arc<gearpy::ExecControl>>,
     total_ms: u64,
 }
 
@@ -102,6 +104,7 @@ impl Entry {
                 output: None,
                 waiters: Vec::new(),
                 handle: None,
+                control: None,
                 total_ms: 0,
             }),
         })
@@ -116,12 +119,13 @@ impl Entry {
     }
 
     /// Marks the execution started and keeps its handle (for abort).
-    pub fn started(&self, handle: Execution) {
+    pub fn started(&self, handle: Execution, control: Option<Arc<gearpy::ExecControl>>) {
         let mut s = self.lock();
         if s.status == Status::Created {
             s.status = Status::Running;
         }
         s.handle = Some(handle);
+        s.control = control;
     }
 
     /// Records the output and answers every waiting client.
@@ -167,16 +171,25 @@ impl Entry {
         }
     }
 
-    /// Stops a running execution; true if there was one to stop.
+    /// Stops a running execution; true if there was one to stop. Running Python code gets
+    /// `gears.forcestopped` raised in it (the GIL is taken: the Redis lock may be held).
     pub fn abort(&self) -> bool {
-        let s = self.lock();
-        match (&s.handle, s.status) {
-            (Some(h), Status::Running | Status::Created) => {
-                h.abort();
-                true
+        let (control, running) = {
+            let s = self.lock();
+            let running = matches!(s.status, Status::Running | Status::Created);
+            if running {
+                if let Some(h) = &s.handle {
+                    h.abort();
+                }
             }
-            _ => false,
+            (s.control.clone(), running)
+        };
+        if running {
+            if let Some(c) = control {
+                c.interrupt();
+            }
         }
+        running
     }
 
     /// (results count or -1 while running, errors, total ms).

@@ -4,7 +4,9 @@
 use std::sync::{Arc, Mutex};
 
 use engine::exec::{ExecConfig, Execution, ExecutionOutput, Source};
-use gearpy::{PyRuntime, ReaderSpec, RegisterRequest, RunRequest, ScriptOutcome};
+use gearpy::{
+    ControlledRuntime, ExecControl, ReaderSpec, RegisterRequest, RunRequest, ScriptOutcome,
+};
 
 use crate::executions::Entry;
 use crate::ffi::guard_worker;
@@ -172,17 +174,19 @@ fn start_run(req: RunRequest, client: Pending, unblocking: bool) {
         })
     };
     let cfg = ExecConfig::default();
+    let control = ExecControl::new();
+    let host = ControlledRuntime(Arc::clone(&control));
     match Execution::start(
         source,
         &req.plan,
-        Some(&PyRuntime),
+        Some(&host),
         None,
         &state.pool,
         &cfg,
         on_done,
     ) {
         Ok(handle) => {
-            entry.started(handle);
+            entry.started(handle, Some(control));
             if let Some(c) = id_client {
                 keep(state, &entry);
                 c.send(&Reply::Bulk(entry.id.clone().into_bytes()));

@@ -98,3 +98,20 @@ fn promote_libpython() {
         }
     }
 }
+
+/// The ident of the calling thread as Python knows it (`threading.get_ident()`).
+pub(crate) fn current_thread_ident() -> u64 {
+    // SAFETY: plain query; valid on any thread once Python is initialised.
+    unsafe { ffi::PyThread_get_thread_ident() as u64 }
+}
+
+/// Schedules `exc` to be raised in the Python thread `ident` at its next bytecode
+/// boundary. The caller holds the GIL (`_py`).
+pub(crate) fn raise_in_thread(
+    _py: pyo3::Python<'_>,
+    ident: u64,
+    exc: &pyo3::Bound<'_, pyo3::types::PyType>,
+) -> bool {
+    // SAFETY: the GIL is held (token); `exc` is a live exception type for the call.
+    unsafe { ffi::PyThreadState_SetAsyncExc(ident as std::os::raw::c_long, exc.as_ptr()) == 1 }
+}

@@ -18,13 +18,19 @@ mod classes {
     );
     pyo3::create_exception!(
         gears,
+        forcestopped,
+        pyo3::exceptions::PyException,
+        "Raised in an execution's Python code when it is aborted."
+    );
+    pyo3::create_exception!(
+        gears,
         flat_error,
         pyo3::exceptions::PyException,
         "An error reported as its bare message."
     );
 }
 
-pub use classes::{error as GearsError, flat_error as FlatError};
+pub use classes::{error as GearsError, flat_error as FlatError, forcestopped as ForceStopped};
 
 /// The text users see for `err`: a `traceback.format_exception` list when tracebacks are
 /// on and one exists, `Error type: <class>, Value: <msg>` otherwise, the bare message

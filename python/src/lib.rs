@@ -15,6 +15,7 @@
 
 mod builtins;
 mod column;
+pub mod control;
 mod convert;
 mod embed;
 pub mod errors;
@@ -32,9 +33,10 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+pub use control::ExecControl;
 pub use register::{OnRegistered, RegisterRequest};
 pub use session::{run_script, ReaderSpec, RunRequest, ScriptOutcome};
-pub use stage::PyRuntime;
+pub use stage::{ControlledRuntime, PyRuntime};
 
 const PRELUDE: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
     concat!(include_str!("py/prelude.py"), "\0").as_bytes(),

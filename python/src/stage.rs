@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::builtins::{datum_str, AvgAcc};
 use crate::column::PyColumn;
+use crate::control::ExecControl;
 use crate::convert::{datum_to_py, key_row_to_dict, key_text, py_to_datum};
 use crate::errors::error_text;
 
@@ -83,6 +84,8 @@ pub struct PyStage {
     steps: Vec<Arc<PyStep>>,
     state: Vec<StepState>,
     failed: bool,
+    /// Set for abortable executions: records the running thread, honours stops.
+    control: Option<Arc<ExecControl>>,
 }
 
 impl PyStage {
@@ -103,6 +106,7 @@ impl PyStage {
             steps,
             state,
             failed: false,
+            control: None,
         }
     }
 
@@ -415,8 +419,12 @@ impl Operator for PyStage {
             }
         }
         let keys = input.partition_keys.take();
+        if self.control.as_ref().is_some_and(|c| c.stopped()) {
+            return Ok(());
+        }
         Python::attach(|py| {
             let _scope = crate::session::ExecutionScope::enter();
+            let _running = self.control.as_ref().map(|c| c.enter());
             let mut out = Out::default();
             let mut errors = Vec::new();
             match Self::rows(py, input.data) {
@@ -437,8 +445,12 @@ impl Operator for PyStage {
     }
 
     fn finish(&mut self, emit: &mut Emit) -> Result<()> {
+        if self.control.as_ref().is_some_and(|c| c.stopped()) {
+            return Ok(());
+        }
         Python::attach(|py| {
             let _scope = crate::session::ExecutionScope::enter();
+            let _running = self.control.as_ref().map(|c| c.enter());
             let mut errors = Vec::new();
             let mut out = Out::default();
             'steps: for i in 0..self.steps.len() {
@@ -491,17 +503,37 @@ impl Operator for PyFinalizer {
 #[derive(Debug, Default)]
 pub struct PyRuntime;
 
+fn py_steps(steps: &[HostStep]) -> Result<Vec<Arc<PyStep>>> {
+    steps
+        .iter()
+        .map(|s| {
+            Arc::clone(&s.payload)
+                .downcast::<PyStep>()
+                .map_err(|_| EngineError::Plan("not a Python step".into()))
+        })
+        .collect()
+}
+
 impl HostRuntime for PyRuntime {
     fn build_stage(&self, steps: &[HostStep]) -> Result<Box<dyn Operator>> {
-        let steps = steps
-            .iter()
-            .map(|s| {
-                Arc::clone(&s.payload)
-                    .downcast::<PyStep>()
-                    .map_err(|_| EngineError::Plan("not a Python step".into()))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Box::new(PyStage::new(steps)))
+        Ok(Box::new(PyStage::new(py_steps(steps)?)))
+    }
+
+    fn finalizer(&self) -> Box<dyn Operator> {
+        Box::new(PyFinalizer)
+    }
+}
+
+/// A host whose Python stages can be interrupted through an [`ExecControl`] (abortable
+/// executions).
+#[derive(Debug)]
+pub struct ControlledRuntime(pub Arc<ExecControl>);
+
+impl HostRuntime for ControlledRuntime {
+    fn build_stage(&self, steps: &[HostStep]) -> Result<Box<dyn Operator>> {
+        let mut stage = PyStage::new(py_steps(steps)?);
+        stage.control = Some(Arc::clone(&self.0));
+        Ok(Box::new(stage))
     }
 
     fn finalizer(&self) -> Box<dyn Operator> {

@@ -117,3 +117,20 @@ def test_info_rg_sections(r):
     assert everything['rg_GearsPythonPlugin'] == {'version': 10000}
     for field in ('rg_TotalAllocated', 'rg_PeakAllocated', 'rg_CurrAllocated'):
         assert everything[field] == 0
+
+
+def test_abort_stops_a_runaway_python_loop(r):
+    eid = pyexecute(r, "def spin(x):\n    while True:\n        pass\nGB('ShardsIDReader').map(spin).run()", 'UNBLOCKING')
+    time.sleep(0.3)
+    assert [e[3] for e in r.execute_command('RG.DUMPEXECUTIONS') if e[1] == eid] == ['running']
+    t0 = time.time()
+    assert r.execute_command('RG.ABORTEXECUTION', eid) == 'OK'
+    res = r.execute_command('RG.GETRESULTSBLOCKING', eid)
+    assert time.time() - t0 < 1.0, 'abort takes effect within a second'
+    status = [e[3] for e in r.execute_command('RG.DUMPEXECUTIONS') if e[1] == eid][0]
+    assert status in ('aborted', 'done')
+    assert res[0] == []
+    assert_alive(r)
+    # The worker is free again: new executions still run.
+    r.set('x', '1')
+    assert pyexecute(r, "GB().count().run()") == [['1'], []]

@@ -1,0 +1,60 @@
+//! Stopping a running execution's Python code (RG.ABORTEXECUTION): the stage records which
+//! thread runs its callbacks, and `interrupt` raises `gears.forcestopped` there, so even a
+//! `while True: pass` callback ends within one bytecode boundary.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+
+use crate::embed;
+use crate::errors::ForceStopped;
+
+/// Per-execution control shared by its Python stages and the module.
+#[derive(Debug, Default)]
+pub struct ExecControl {
+    /// Python thread ident running this execution's callbacks, 0 when none.
+    thread: AtomicU64,
+    stopped: AtomicBool,
+}
+
+impl ExecControl {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// True once the execution was told to stop.
+    pub fn stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    /// Stops the execution's Python code now. Takes the GIL: call it while holding no GIL
+    /// (the Redis lock may be held, as the lock order allows).
+    pub fn interrupt(&self) {
+        self.stopped.store(true, Ordering::Release);
+        Python::attach(|py| {
+            // Under the GIL the stage cannot enter or leave, so the ident is current.
+            let t = self.thread.load(Ordering::Acquire);
+            if t != 0 {
+                embed::raise_in_thread(py, t, &py.get_type::<ForceStopped>());
+            }
+        });
+    }
+
+    /// Marks the calling thread as running this execution's Python (GIL held) until the
+    /// guard drops.
+    pub(crate) fn enter(self: &Arc<Self>) -> Running {
+        self.thread
+            .store(embed::current_thread_ident(), Ordering::Release);
+        Running(Arc::clone(self))
+    }
+}
+
+/// While alive, the execution's Python runs on this thread.
+pub(crate) struct Running(Arc<ExecControl>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.thread.store(0, Ordering::Release);
+    }
+}

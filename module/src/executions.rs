@@ -63,6 +63,8 @@ pub struct Entry {
     pub id: String,
     pub registered: bool,
     pub steps: Vec<StepInfo>,
+    /// Steps per pipeline stage, in order (to map stage timings onto steps).
+    group_sizes: Vec<usize>,
     started: Instant,
     state: Mutex<EntryState>,
 }
@@ -94,10 +96,12 @@ impl Entry {
                 },
             })
             .collect();
+        let group_sizes = plan.stage_groups().iter().map(|g| g.len()).collect();
         Arc::new(Entry {
             id,
             registered,
             steps,
+            group_sizes,
             started: Instant::now(),
             state: Mutex::new(EntryState {
                 status: Status::Created,
@@ -139,7 +143,7 @@ impl Entry {
             };
             s.total_ms = self.started.elapsed().as_millis() as u64;
             s.output = Some(out);
-            s.handle = None;
+            // The handle is kept: it holds the stage timings RG.GETEXECUTION reports.
             std::mem::take(&mut s.waiters)
         };
         if waiters.is_empty() {
@@ -190,6 +194,19 @@ impl Entry {
             }
         }
         running
+    }
+
+    /// (read ms, per-step ms in plan order). A fused stage's time is reported on its last
+    /// step (its steps run interleaved, record by record).
+    pub fn durations(&self) -> (u64, Vec<u64>) {
+        let nanos = self.lock().handle.as_ref().map(|h| h.stage_nanos()).unwrap_or_default();
+        let ms = |i: usize| nanos.get(i).copied().unwrap_or(0) / 1_000_000;
+        let mut steps = Vec::with_capacity(self.steps.len());
+        for (g, size) in self.group_sizes.iter().enumerate() {
+            steps.extend(std::iter::repeat_n(0, size.saturating_sub(1)));
+            steps.push(ms(g + 1));
+        }
+        (ms(0), steps)
     }
 
     /// (results count or -1 while running, errors, total ms).

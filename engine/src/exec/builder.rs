@@ -12,7 +12,7 @@ use crate::ops::{Chain, CountByOp, CountOp, LimitOp, Operator, SumByKeyOp, SumIn
 use crate::plan::{HostStep, Plan, StepSpec};
 use crate::queue::spsc;
 use crate::shuffle::{ShuffleCtx, ShuffleOp};
-use crate::sync::{Arc, AtomicBool, Mutex, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering};
 
 /// Tuning of one execution.
 #[derive(Debug, Clone)]
@@ -58,6 +58,7 @@ impl Execution {
             cancelled: AtomicBool::new(false),
             stages: Mutex::new(Vec::new()),
             sink: Mutex::new(Some((ExecutionOutput::default(), on_done))),
+            stage_nanos: (0..=ops.len()).map(|_| AtomicU64::new(0)).collect(),
         });
         let handle = pool.handle();
         let mut stages: Vec<Arc<Stage>> = Vec::with_capacity(ops.len() + 1);
@@ -74,7 +75,7 @@ impl Execution {
                 let (p, c) = spsc(config.queue_capacity);
                 (Output::Queue(p), Some(Input::Queue(c)))
             };
-            let stage = Stage::new(input, op, output, Arc::clone(&shared), handle.clone());
+            let stage = Stage::new(i, input, op, output, Arc::clone(&shared), handle.clone());
             if let Some(prev) = stages.last() {
                 Stage::link(prev, &stage);
             }
@@ -89,6 +90,11 @@ impl Execution {
             s.wake();
         }
         Ok(Execution { shared })
+    }
+
+    /// Time spent by each stage so far (index 0 is the source stage), in nanoseconds.
+    pub fn stage_nanos(&self) -> Vec<u64> {
+        self.shared.stage_nanos.iter().map(|n| n.load(Ordering::Relaxed)).collect()
     }
 
     /// Stops the execution as soon as each stage next runs; `on_done` then reports

@@ -16,7 +16,7 @@ use super::Source;
 use crate::batch::Batch;
 use crate::ops::{Emit, Operator};
 use crate::queue::{Consumer, Pop, Producer};
-use crate::sync::{Arc, AtomicBool, AtomicU8, Mutex, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicU8, Mutex, Ordering};
 
 const IDLE: u8 = 0;
 const SCHEDULED: u8 = 1;
@@ -35,6 +35,8 @@ pub(crate) struct Shared {
     /// Keeps stages alive until the execution ends (then cleared, breaking the cycle).
     pub(crate) stages: Mutex<Vec<Arc<Stage>>>,
     pub(crate) sink: Mutex<Option<(ExecutionOutput, OnDone)>>,
+    /// Time each stage spent in its source or operator, by stage index (profiling).
+    pub(crate) stage_nanos: Vec<AtomicU64>,
 }
 
 pub(crate) enum Input {
@@ -56,6 +58,8 @@ struct Inner {
 }
 
 pub(crate) struct Stage {
+    /// Position in the pipeline (0 = the source stage).
+    index: usize,
     state: AtomicU8,
     inner: Mutex<Inner>,
     shared: Arc<Shared>,
@@ -81,6 +85,7 @@ enum Next {
 
 impl Stage {
     pub(crate) fn new(
+        index: usize,
         input: Input,
         op: Box<dyn Operator>,
         output: Output,
@@ -95,6 +100,7 @@ impl Stage {
             finished: false,
         };
         Arc::new(Stage {
+            index,
             state: AtomicU8::new(IDLE),
             inner: Mutex::new(inner),
             shared,
@@ -157,7 +163,7 @@ impl Stage {
                 Next::End => {
                     inner.input = None;
                     let mut emit = Emit::new();
-                    if let Err(e) = inner.op.finish(&mut emit) {
+                    if let Err(e) = self.timed(|| inner.op.finish(&mut emit)) {
                         inner
                             .stash
                             .push_back(Batch::errors_only(vec![e.to_string()]));
@@ -170,6 +176,16 @@ impl Stage {
         Turn::Yield
     }
 
+    /// Runs `f`, adding its duration to this stage's profile.
+    fn timed<R>(&self, f: impl FnOnce() -> R) -> R {
+        let t0 = std::time::Instant::now();
+        let r = f();
+        if let Some(n) = self.shared.stage_nanos.get(self.index) {
+            n.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        }
+        r
+    }
+
     fn next_input(&self, inner: &mut Inner) -> Next {
         match inner.input.as_mut() {
             None => Next::End,
@@ -177,7 +193,7 @@ impl Stage {
                 if self.shared.stop_source.load(Ordering::Acquire) {
                     return Next::End;
                 }
-                match src.next_batch() {
+                match self.timed(|| src.next_batch()) {
                     Ok(Some(b)) => Next::Batch(b),
                     Ok(None) => Next::End,
                     Err(e) => {
@@ -210,7 +226,7 @@ impl Stage {
         m.add(&m.batches, 1);
         m.add(&m.records, b.len() as u64);
         let res = if !b.is_empty() {
-            inner.op.process(b, &mut emit)
+            self.timed(|| inner.op.process(b, &mut emit))
         } else {
             Ok(())
         };

@@ -124,23 +124,27 @@ pub fn getexecution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             }
         }
         let e = entry(&a[0])?;
-        respond(ctx, Reply::Array(vec![shard_plan(&e)]))
+        let profile = module_state()?.config.int("ProfileExecutions") != 0;
+        respond(ctx, Reply::Array(vec![shard_plan(&e, profile)]))
     })
 }
 
-fn shard_plan(e: &Entry) -> Reply {
+fn shard_plan(e: &Entry, profile: bool) -> Reply {
     let (results, errors, total_ms) = e.summary();
-    // Steps are listed last step first; durations are 0 unless ProfileExecutions (not yet).
+    // Total and read durations are always measured; per-step ones only when profiling.
+    let (read_ms, step_ms) = e.durations();
+    // Steps are listed last step first; durations are 0 unless ProfileExecutions.
     let steps = e
         .steps
         .iter()
+        .zip(step_ms)
         .rev()
-        .map(|s| {
+        .map(|(s, ms)| {
             Reply::Array(vec![
                 bulk("type"),
                 bulk(&s.kind),
                 bulk("duration"),
-                Reply::Int(0),
+                Reply::Int(if profile { ms as i64 } else { 0 }),
                 bulk("name"),
                 bulk(&s.name),
                 bulk("arg"),
@@ -162,7 +166,7 @@ fn shard_plan(e: &Entry) -> Reply {
         bulk("total_duration"),
         Reply::Int(total_ms as i64),
         bulk("read_duration"),
-        Reply::Int(0),
+        Reply::Int(read_ms as i64),
         bulk("steps"),
         Reply::Array(steps),
     ];

@@ -141,13 +141,14 @@ fn register(args: &SessionArgs, code: &str, reqs: &[String], regs: Vec<RegisterR
     }
 }
 
-fn source_for(reader: ReaderSpec) -> Box<dyn Source> {
+/// The run's source. A plan that starts by counting never looks at values, so the reader
+/// skips reading them (same output, much less work under the Redis lock).
+fn source_for(reader: ReaderSpec, plan: &engine::plan::Plan) -> Box<dyn Source> {
+    let counts_first = matches!(plan.steps.first(), Some(engine::plan::StepSpec::Count));
     match reader {
-        ReaderSpec::Keys {
-            pattern,
-            no_scan,
-            read_value,
-        } => Box::new(KeysSource::new(pattern, no_scan, read_value)),
+        ReaderSpec::Keys { pattern, no_scan, read_value } => {
+            Box::new(KeysSource::new(pattern, no_scan, read_value && !counts_first))
+        }
         ReaderSpec::Python(g) => Box::new(g),
     }
 }
@@ -156,7 +157,7 @@ fn source_for(reader: ReaderSpec) -> Box<dyn Source> {
 /// the execution id and the execution is kept for RG.GETRESULTS.
 fn start_run(req: RunRequest, client: Pending, unblocking: bool) {
     let Some(state) = state::get() else { return };
-    let source = source_for(req.reader);
+    let source = source_for(req.reader, &req.plan);
     let entry = Entry::new(state.registry.next_id(), &req.plan);
     let (waiting, id_client) = if unblocking {
         (None, Some(client))

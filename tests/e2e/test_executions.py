@@ -134,3 +134,16 @@ def test_abort_stops_a_runaway_python_loop(r):
     # The worker is free again: new executions still run.
     r.set('x', '1')
     assert pyexecute(r, "GB().count().run()") == [['1'], []]
+
+
+def test_profile_executions_fills_step_durations(r):
+    r.execute_command('RG.CONFIGSET', 'ProfileExecutions', '1')
+    try:
+        eid = pyexecute(r, "import time\nGB('ShardsIDReader').map(lambda x: time.sleep(0.05) or x).run()", 'UNBLOCKING')
+        r.execute_command('RG.GETRESULTSBLOCKING', eid)
+        plan = r.execute_command('RG.GETEXECUTION', eid)[0][3]
+        assert plan[10] == 'total_duration' and plan[11] >= 50
+        durations = [step[3] for step in plan[15]]
+        assert max(durations) >= 50, plan[15]
+    finally:
+        r.execute_command('RG.CONFIGSET', 'ProfileExecutions', '0')

@@ -7,13 +7,22 @@ use std::sync::Arc;
 
 use gearpy::host::{CallReply as PyReply, HostServices};
 use redis_module::logging::{log, RedisLogLevel};
-use redis_module::{raw, CallOptionsBuilder, CallReply, CallResult, Context, ThreadSafeContext};
+use redis_module::{
+    raw, CallOptionsBuilder, CallReply, CallResult, Context, ContextGuard, DetachedFromClient,
+    ThreadSafeContext,
+};
 
 use crate::config::Config;
 
 thread_local! {
     /// The context of the Redis lock this thread holds (main thread, sync runs), if any.
     static LOCKED_CTX: Cell<*mut raw::RedisModuleCtx> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+thread_local! {
+    /// The lock an `atomic()` block holds on this thread.
+    static ATOMIC_HOLD: std::cell::RefCell<Option<(ContextGuard, ThreadSafeContext<DetachedFromClient>)>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// Marks that this thread holds the Redis lock through `ctx` while `f` runs.
@@ -62,6 +71,26 @@ impl HostServices for RedisHost {
 
     fn attempt_traceback(&self) -> bool {
         self.config.int("PythonAttemptTraceback") != 0
+    }
+
+    fn lock_redis(&self) -> bool {
+        if !LOCKED_CTX.with(|c| c.get()).is_null() {
+            return false; // main thread or a sync run: the lock is already ours
+        }
+        let tsc = ThreadSafeContext::new();
+        let guard = tsc.lock();
+        LOCKED_CTX.with(|c| c.set(guard.ctx));
+        ATOMIC_HOLD.with(|h| *h.borrow_mut() = Some((guard, tsc)));
+        true
+    }
+
+    fn unlock_redis(&self) {
+        // Drop order: the guard (unlock) first, then its thread-safe context.
+        if let Some((guard, tsc)) = ATOMIC_HOLD.with(|h| h.borrow_mut().take()) {
+            LOCKED_CTX.with(|c| c.set(std::ptr::null_mut()));
+            drop(guard);
+            drop(tsc);
+        }
     }
 }
 

@@ -26,6 +26,11 @@ pub trait HostServices: Send + Sync {
     fn config_get(&self, key: &str) -> Option<String>;
     /// Whether errors carry Python tracebacks (`PythonAttemptTraceback`).
     fn attempt_traceback(&self) -> bool;
+    /// Takes the Redis lock for this thread until `unlock_redis` (for `atomic()`); a no-op
+    /// returning `false` when the thread already holds it. Called with the GIL released.
+    fn lock_redis(&self) -> bool;
+    /// Releases a lock taken by `lock_redis`.
+    fn unlock_redis(&self);
 }
 
 static HOST: OnceLock<Arc<dyn HostServices>> = OnceLock::new();

@@ -144,6 +144,34 @@ fn run(
     session::request_run(reader, arg, steps, kwargs)
 }
 
+thread_local! {
+    /// Depth of `atomic()` blocks on this thread and whether the outer one took the lock.
+    static ATOMIC: std::cell::Cell<(bool, bool)> = const { std::cell::Cell::new((false, false)) };
+}
+
+/// Enters `with atomic():`: takes the Redis lock (GIL released while waiting for it).
+#[pyfunction]
+fn atomic_enter(py: Python<'_>) -> PyResult<()> {
+    if ATOMIC.with(|a| a.get().0) {
+        return Err(GearsError::new_err("Already inside an atomic block"));
+    }
+    let h = host().ok_or_else(|| GearsError::new_err("no Redis host"))?;
+    let took = py.detach(|| h.lock_redis());
+    ATOMIC.with(|a| a.set((true, took)));
+    Ok(())
+}
+
+/// Leaves `with atomic():`, releasing the lock it took.
+#[pyfunction]
+fn atomic_exit(py: Python<'_>) {
+    let (inside, took) = ATOMIC.with(|a| a.replace((false, false)));
+    if inside && took {
+        if let Some(h) = host() {
+            py.detach(|| h.unlock_redis());
+        }
+    }
+}
+
 /// Builds the `_gearshift` module.
 pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     let m = PyModule::new(py, "_gearshift")?;
@@ -153,6 +181,8 @@ pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     m.add_function(wrap_pyfunction!(hashtag, &m)?)?;
     m.add_function(wrap_pyfunction!(is_async_allow, &m)?)?;
     m.add_function(wrap_pyfunction!(run, &m)?)?;
+    m.add_function(wrap_pyfunction!(atomic_enter, &m)?)?;
+    m.add_function(wrap_pyfunction!(atomic_exit, &m)?)?;
     m.add_function(wrap_pyfunction!(crate::register::register, &m)?)?;
     m.add("GearsError", py.get_type::<GearsError>())?;
     m.add("FlatError", py.get_type::<FlatError>())?;

@@ -244,3 +244,39 @@ def test_results_parse_back(r):
     r.hset("h", mapping={"a": "1"})
     results, errors = pyexecute(r, "GB().run()")
     assert parse(results) == [{"key": "h", "value": {"a": "1"}, "type": "hash", "event": None}]
+
+
+def test_atomic_block_runs_execute_under_one_lock(r):
+    script = """
+def f(x):
+    with atomic():
+        execute('SET', 'a', '1')
+        execute('INCR', 'a')
+    return execute('GET', 'a')
+GB('ShardsIDReader').map(f).run()
+"""
+    assert pyexecute(r, script) == [['2'], []]
+    assert r.ping()
+
+
+def test_atomic_nesting_is_an_error(r):
+    script = """
+def f(x):
+    with atomic():
+        with atomic():
+            pass
+GB('ShardsIDReader').map(f).run()
+"""
+    res = pyexecute(r, script)
+    assert res[0] == [] and 'Already inside an atomic block' in res[1][0]
+    assert r.ping(), 'the lock was released after the error'
+
+
+def test_atomic_in_sync_registration_is_allowed(r):
+    pyexecute(r, "def f(x):\n    with atomic():\n        execute('INCR', 'n')\nGB().foreach(f).register('at:*', mode='sync')")
+    try:
+        r.set('at:1', 'x')
+        assert r.get('n') == '1'
+    finally:
+        for reg in r.execute_command('RG.DUMPREGISTRATIONS'):
+            r.execute_command('RG.UNREGISTER', reg[1])

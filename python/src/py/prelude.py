@@ -177,6 +177,18 @@ class GearsBuilder(object):
                 raise GearsError('limit argument must be a number')
         return self._add('limit', args[0], args[1] if len(args) > 1 else 0)
 
+    # -- Gearshift extensions (docs/batch-api.md): one call per batch of records ---------
+
+    def mapBatch(self, *args):
+        _check_arity('mapBatch', args, 1)
+        _check_fn('mapBatch', args[0])
+        return self._add('mapbatch', args[0])
+
+    def filterBatch(self, *args):
+        _check_arity('filterBatch', args, 1)
+        _check_fn('filterBatch', args[0])
+        return self._add('filterbatch', args[0])
+
     # -- sugar (Python-level in 1.2: no validation, callbacks wrapped in lambdas) ---------
 
     def aggregate(self, zero, seqOp, combOp):
@@ -347,12 +359,15 @@ def _register_options(kwargs):
 
 
 class atomic(object):
-    """`with atomic():` — holds the Redis lock for the block (not yet supported)."""
+    """`with atomic():` holds the Redis lock for the whole block, so its execute() calls run
+    without any other client's command in between."""
 
     def __enter__(self):
-        raise GearsError('atomic() is not supported by this Gearshift build yet')
+        _gearshift.atomic_enter()
+        return self
 
     def __exit__(self, *exc):
+        _gearshift.atomic_exit()
         return False
 
 

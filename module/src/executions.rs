@@ -199,7 +199,12 @@ impl Entry {
     /// (read ms, per-step ms in plan order). A fused stage's time is reported on its last
     /// step (its steps run interleaved, record by record).
     pub fn durations(&self) -> (u64, Vec<u64>) {
-        let nanos = self.lock().handle.as_ref().map(|h| h.stage_nanos()).unwrap_or_default();
+        let nanos = self
+            .lock()
+            .handle
+            .as_ref()
+            .map(|h| h.stage_nanos())
+            .unwrap_or_default();
         let ms = |i: usize| nanos.get(i).copied().unwrap_or(0) / 1_000_000;
         let mut steps = Vec::with_capacity(self.steps.len());
         for (g, size) in self.group_sizes.iter().enumerate() {

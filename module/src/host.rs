@@ -84,6 +84,10 @@ impl HostServices for RedisHost {
         true
     }
 
+    fn start_timer(&self, period: std::time::Duration, tick: Box<dyn FnMut() -> bool + Send>) {
+        crate::timers::start(period, tick);
+    }
+
     fn unlock_redis(&self) {
         // Drop order: the guard (unlock) first, then its thread-safe context.
         if let Some((guard, tsc)) = ATOMIC_HOLD.with(|h| h.borrow_mut().take()) {

@@ -5,6 +5,7 @@
 //! - `state`: the single owner of module-wide state (worker pool, config).
 //! - `config`: module arguments and the extra config dictionary.
 //! - `executions`: the registry of kept executions (ids, statuses, results).
+//! - `timers`: registerTE time events on the main thread.
 //! - `info`: INFO rg sections and Gearshift's counters.
 //! - `host`: `HostServices` for the Python layer (execute, log, config).
 //! - `commands`: one file per RG.* command.
@@ -31,6 +32,7 @@ pub mod requirements;
 pub mod scripts;
 pub mod sessions;
 pub mod state;
+pub mod timers;
 
 #[cfg(not(test))]
 mod registration {

@@ -146,9 +146,15 @@ fn register(args: &SessionArgs, code: &str, reqs: &[String], regs: Vec<RegisterR
 fn source_for(reader: ReaderSpec, plan: &engine::plan::Plan) -> Box<dyn Source> {
     let counts_first = matches!(plan.steps.first(), Some(engine::plan::StepSpec::Count));
     match reader {
-        ReaderSpec::Keys { pattern, no_scan, read_value } => {
-            Box::new(KeysSource::new(pattern, no_scan, read_value && !counts_first))
-        }
+        ReaderSpec::Keys {
+            pattern,
+            no_scan,
+            read_value,
+        } => Box::new(KeysSource::new(
+            pattern,
+            no_scan,
+            read_value && !counts_first,
+        )),
         ReaderSpec::Python(g) => Box::new(g),
     }
 }

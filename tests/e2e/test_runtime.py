@@ -280,3 +280,20 @@ def test_atomic_in_sync_registration_is_allowed(r):
     finally:
         for reg in r.execute_command('RG.DUMPREGISTRATIONS'):
             r.execute_command('RG.UNREGISTER', reg[1])
+
+
+def test_register_time_event_repeats_until_it_raises(r):
+    script = """
+def tick():
+    n = execute('INCR', 'te:ticks')
+    if n >= 2:
+        raise Exception('enough')
+registerTE(1, tick)
+"""
+    assert pyexecute(r, script) == 'OK'
+    deadline = time.time() + 5
+    while time.time() < deadline and r.get('te:ticks') != '2':
+        time.sleep(0.1)
+    assert r.get('te:ticks') == '2'
+    time.sleep(1.5)
+    assert r.get('te:ticks') == '2', 'the time event stopped when its callback raised'

@@ -179,10 +179,15 @@ class GearsBuilder(object):
 
     # -- Gearshift extensions (docs/batch-api.md): one call per batch of records ---------
 
-    def mapBatch(self, *args):
+    def mapBatch(self, *args, format='list'):
         _check_arity('mapBatch', args, 1)
         _check_fn('mapBatch', args[0])
-        return self._add('mapbatch', args[0])
+        if format == 'arrow':
+            import _gearshift_arrow
+            return self._add('mapbatch', args[0], *_gearshift_arrow.wrap(args[0]))
+        if format != 'list':
+            raise GearsError("mapBatch format must be 'list' or 'arrow'")
+        return self._add('mapbatch', args[0], args[0], None)
 
     def filterBatch(self, *args):
         _check_arity('filterBatch', args, 1)
@@ -356,6 +361,17 @@ def _register_options(kwargs):
         raise GearsError('register(commands=...) is not supported by this Gearshift build yet')
     opts.update({'eventTypes': event_types, 'keyTypes': key_types, 'readValue': read_value})
     return opts
+
+
+def registerTE(seconds, fn, keyName=None):
+    """Calls fn() every `seconds` seconds on Redis's main thread until it raises."""
+    if keyName is not None:
+        raise GearsError('registerTE(keyName=...) is not supported by this Gearshift build yet')
+    if not isinstance(seconds, int) or seconds <= 0:
+        raise GearsError('time argument must be a positive integer')
+    if not callable(fn):
+        raise GearsError('callback must be a function')
+    return _gearshift.register_te(seconds, fn)
 
 
 class atomic(object):

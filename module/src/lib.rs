@@ -5,6 +5,7 @@
 //! - `state`: the single owner of module-wide state (worker pool, config).
 //! - `config`: module arguments and the extra config dictionary.
 //! - `executions`: the registry of kept executions (ids, statuses, results).
+//! - `streams`: StreamReader registrations (consumer group batches, failure policies).
 //! - `timers`: registerTE time events on the main thread.
 //! - `info`: INFO rg sections and Gearshift's counters.
 //! - `host`: `HostServices` for the Python layer (execute, log, config).
@@ -32,6 +33,7 @@ pub mod requirements;
 pub mod scripts;
 pub mod sessions;
 pub mod state;
+pub mod streams;
 pub mod timers;
 
 #[cfg(not(test))]
@@ -91,6 +93,7 @@ mod registration {
                 ],
                 event_handlers: [
                     [@ALL @MISSED: crate::events::on_keyspace_event],
+                    [@STREAM: crate::streams::on_stream_event],
                 ],
             }
         };

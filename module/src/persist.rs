@@ -187,13 +187,7 @@ pub fn rebuild(ctx: &Context, state: &ModuleState, s: &SavedSession) {
     };
     let installed = sessions::install_with_ids(state, &args, &s.code, regs, Some(&s.registrations));
     state.sessions.set_requirements(&s.id, &s.requirements);
-    with_lock_held(ctx, || {
-        for (_, cb) in installed {
-            if let Some(f) = cb {
-                f.call();
-            }
-        }
-    });
+    with_lock_held(ctx, || installed.activate());
 }
 
 /// Rebuilds every session of a blob.

@@ -311,6 +311,7 @@ mod tests {
             on_registered: None,
             trigger: None,
             inorder: false,
+            stream: None,
         };
         Registration::new("r-1".into(), "s".into(), req)
     }

@@ -125,20 +125,12 @@ fn check_triggers(args: &SessionArgs, regs: &[RegisterRequest]) -> Result<(), St
 fn register(args: &SessionArgs, code: &str, reqs: &[String], regs: Vec<RegisterRequest>) {
     let Some(state) = state::get() else { return };
     let installed = sessions::install(state, args, code, regs);
-    if let Some((r, _)) = installed.first() {
-        state.sessions.set_requirements(&r.session, reqs);
-    }
+    state.sessions.set_requirements(&installed.session, reqs);
     // Replicas and the AOF get the session as source (they keep it but never fire).
-    if let Some(session) = installed.first().map(|(r, _)| r.session.clone()) {
-        if let Some(blob) = crate::persist::session_blob(state, &session) {
-            crate::commands::internal::replicate("RG.INNERREGISTER", &[&blob]);
-        }
+    if let Some(blob) = crate::persist::session_blob(state, &installed.session) {
+        crate::commands::internal::replicate("RG.INNERREGISTER", &[&blob]);
     }
-    for (_, on_registered) in installed {
-        if let Some(f) = on_registered {
-            f.call();
-        }
-    }
+    installed.activate();
 }
 
 /// The run's source. A plan that starts by counting never looks at values, so the reader

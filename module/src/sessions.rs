@@ -9,6 +9,7 @@ use gearpy::{OnRegistered, RegisterRequest};
 
 use crate::registrations::Registration;
 use crate::state::ModuleState;
+use crate::streams::StreamRegistration;
 
 /// A kept session.
 #[derive(Debug, Clone)]
@@ -136,8 +137,30 @@ pub fn install(
     a: &SessionArgs,
     code: &str,
     regs: Vec<RegisterRequest>,
-) -> Vec<(Arc<Registration>, Option<OnRegistered>)> {
+) -> Installed {
     install_with_ids(state, a, code, regs, None)
+}
+
+/// What an installation produced.
+#[derive(Debug)]
+pub struct Installed {
+    pub session: String,
+    /// `onRegistered` callbacks to run, in registration order.
+    pub callbacks: Vec<OnRegistered>,
+    /// New StreamReader registrations, to start once installed.
+    pub streams: Vec<Arc<StreamRegistration>>,
+}
+
+impl Installed {
+    /// Runs `onRegistered` callbacks and starts stream processing.
+    pub fn activate(self) {
+        for f in self.callbacks {
+            f.call();
+        }
+        for r in self.streams {
+            crate::streams::start(r);
+        }
+    }
 }
 
 /// Drops a session and its registrations.
@@ -145,6 +168,7 @@ pub fn drop_session(state: &ModuleState, id: &str) {
     if let Some(s) = state.sessions.remove(id) {
         for r in &s.registrations {
             state.registrations.remove(r);
+            state.streams.remove(r);
         }
     }
 }
@@ -156,7 +180,7 @@ pub fn install_with_ids(
     code: &str,
     regs: Vec<RegisterRequest>,
     ids: Option<&[String]>,
-) -> Vec<(Arc<Registration>, Option<OnRegistered>)> {
+) -> Installed {
     let id = a.id.clone().unwrap_or_else(random_id);
     // UPGRADE / REPLACE_WITH: the old session's registrations go away atomically (per shard).
     let old = a
@@ -167,7 +191,7 @@ pub fn install_with_ids(
     if let Some(old) = old {
         drop_session(state, &old);
     }
-    let mut out = Vec::new();
+    let (mut callbacks, mut streams) = (Vec::new(), Vec::new());
     let mut reg_ids = Vec::new();
     for (i, mut req) in regs.into_iter().enumerate() {
         let cb = req.on_registered.take();
@@ -178,17 +202,29 @@ pub fn install_with_ids(
             }
             None => state.registrations.next_id(),
         };
-        let reg = Arc::new(Registration::new(reg_id, id.clone(), req));
-        reg_ids.push(reg.id.clone());
-        state.registrations.add(Arc::clone(&reg));
-        out.push((reg, cb));
+        reg_ids.push(reg_id.clone());
+        callbacks.extend(cb);
+        match req.stream.clone() {
+            Some(opts) => {
+                let reg = Arc::new(StreamRegistration::new(reg_id, id.clone(), req, opts));
+                state.streams.add(Arc::clone(&reg));
+                streams.push(reg);
+            }
+            None => state
+                .registrations
+                .add(Arc::new(Registration::new(reg_id, id.clone(), req))),
+        }
     }
     state.sessions.list().push(Arc::new(Session {
-        id,
+        id: id.clone(),
         desc: a.desc.clone(),
         code: code.to_owned(),
         registrations: reg_ids,
         requirements: Vec::new(),
     }));
-    out
+    Installed {
+        session: id,
+        callbacks,
+        streams,
+    }
 }

@@ -12,6 +12,7 @@ use crate::host::RedisHost;
 use crate::registrations::Registrations;
 use crate::requirements::Requirements;
 use crate::sessions::Sessions;
+use crate::streams::StreamRegistrations;
 
 /// Module-wide state.
 #[derive(Debug)]
@@ -25,6 +26,8 @@ pub struct ModuleState {
     pub registrations: Registrations,
     /// Sessions that own registrations.
     pub sessions: Sessions,
+    /// StreamReader registrations.
+    pub streams: StreamRegistrations,
     /// Packages installed with REQUIREMENTS.
     pub requirements: Requirements,
 }
@@ -51,6 +54,7 @@ pub fn init(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
             registry: Registry::default(),
             registrations: Registrations::default(),
             sessions: Sessions::default(),
+            streams: StreamRegistrations::default(),
             requirements: Requirements::default(),
         })
         .map_err(|_| "Gearshift is already loaded".to_owned())

@@ -34,7 +34,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 pub use control::ExecControl;
-pub use register::{OnRegistered, RegisterRequest};
+pub use register::{OnRegistered, RegisterRequest, StreamOptions};
 pub use session::{run_script, ReaderSpec, RunRequest, ScriptOutcome};
 pub use stage::{ControlledRuntime, PyRuntime};
 

@@ -28,6 +28,51 @@ pub struct RegisterRequest {
     pub trigger: Option<String>,
     /// CommandReader: run in arrival order.
     pub inorder: bool,
+    /// StreamReader settings.
+    pub stream: Option<StreamOptions>,
+}
+
+/// StreamReader register() settings (REFERENCE §2.2, §4.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamOptions {
+    /// Entries per execution.
+    pub batch: u64,
+    /// Run a partial batch this many ms after its first entry (0: never).
+    pub duration_ms: u64,
+    /// `continue`, `abort` or `retry`.
+    pub on_failed_policy: String,
+    /// Seconds before a retry.
+    pub retry_interval_s: u64,
+    /// Delete processed entries.
+    pub trim: bool,
+}
+
+fn stream_options(opts: &Bound<'_, PyDict>) -> PyResult<Option<StreamOptions>> {
+    let Some(batch) = opts.get_item("batch")? else {
+        return Ok(None);
+    };
+    let get_u64 = |k: &str, d: u64| -> PyResult<u64> {
+        Ok(opts
+            .get_item(k)?
+            .map(|v| v.extract::<u64>())
+            .transpose()?
+            .unwrap_or(d))
+    };
+    Ok(Some(StreamOptions {
+        batch: batch.extract::<u64>()?.max(1),
+        duration_ms: get_u64("duration", 0)?,
+        on_failed_policy: opts
+            .get_item("onFailedPolicy")?
+            .map(|v| v.extract::<String>())
+            .transpose()?
+            .unwrap_or_else(|| "continue".to_owned()),
+        retry_interval_s: get_u64("onFailedRetryInterval", 1)?,
+        trim: opts
+            .get_item("trimStream")?
+            .map(|v| v.is_truthy())
+            .transpose()?
+            .unwrap_or(true),
+    }))
 }
 
 thread_local! {
@@ -95,6 +140,7 @@ pub(crate) fn register(
             .map(|v| v.is_truthy())
             .transpose()?
             .unwrap_or(false),
+        stream: stream_options(opts)?,
     };
     PREPARED.with(|p| match p.borrow_mut().as_mut() {
         Some(list) => {

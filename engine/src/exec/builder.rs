@@ -94,7 +94,11 @@ impl Execution {
 
     /// Time spent by each stage so far (index 0 is the source stage), in nanoseconds.
     pub fn stage_nanos(&self) -> Vec<u64> {
-        self.shared.stage_nanos.iter().map(|n| n.load(Ordering::Relaxed)).collect()
+        self.shared
+            .stage_nanos
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .collect()
     }
 
     /// Stops the execution as soon as each stage next runs; `on_done` then reports

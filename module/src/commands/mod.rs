@@ -1,6 +1,7 @@
 //! RG.* commands, grouped by concern. Every handler runs inside `ffi::guard`.
 
 pub mod config;
+pub mod dump;
 pub mod executions;
 pub mod internal;
 pub mod misc;

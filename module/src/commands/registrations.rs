@@ -2,134 +2,22 @@
 
 use redis_module::{Context, RedisError, RedisResult, RedisString};
 
+use super::dump::{keys_dump, stream_dump};
 use super::{module_state, respond, text_args};
 use crate::ffi::guard;
 use crate::ffi::replies::Reply;
-use crate::registrations::Registration;
-
-fn bulk(s: &str) -> Reply {
-    Reply::Bulk(s.as_bytes().to_vec())
-}
-
-fn opt_list(v: &Option<Vec<String>>) -> Reply {
-    match v {
-        None => Reply::Null,
-        Some(items) => Reply::Array(items.iter().map(|s| bulk(s)).collect()),
-    }
-}
-
-/// A double as RESP2 prints it (bulk), `0` when there is no finished run.
-fn double_text(f: f64) -> String {
-    if f.fract() == 0.0 {
-        format!("{}", f as i64)
-    } else {
-        format!("{f}")
-    }
-}
-
-fn registration_data(r: &Registration) -> Reply {
-    let s = r.stats().clone();
-    let avg = if s.finished() == 0 {
-        0.0
-    } else {
-        s.total_run_ms as f64 / s.finished() as f64
-    };
-    let key_types: Option<Vec<String>> = r
-        .key_types
-        .as_ref()
-        .map(|ts| ts.iter().map(|t| t.name().to_owned()).collect());
-    let args = match &r.trigger {
-        Some(t) => Reply::Array(vec![
-            bulk("trigger"),
-            bulk(t),
-            bulk("inorder"),
-            Reply::Int(r.inorder as i64),
-        ]),
-        None => keys_args(r, &key_types),
-    };
-    Reply::Array(vec![
-        bulk("mode"),
-        bulk(r.mode.name()),
-        bulk("numTriggered"),
-        Reply::Int(s.triggered as i64),
-        bulk("numSuccess"),
-        Reply::Int(s.success as i64),
-        bulk("numFailures"),
-        Reply::Int(s.failures as i64),
-        bulk("numAborted"),
-        Reply::Int(s.aborted as i64),
-        bulk("lastRunDurationMS"),
-        Reply::Int(s.last_run_ms as i64),
-        bulk("totalRunDurationMS"),
-        Reply::Int(s.total_run_ms as i64),
-        bulk("avgRunDurationMS"),
-        bulk(&double_text(avg)),
-        bulk("lastError"),
-        s.last_error.as_deref().map(bulk).unwrap_or(Reply::Null),
-        bulk("args"),
-        args,
-    ])
-}
-
-fn keys_args(r: &Registration, key_types: &Option<Vec<String>>) -> Reply {
-    Reply::Array(vec![
-        bulk("regex"),
-        bulk(&r.prefix),
-        bulk("eventTypes"),
-        opt_list(&r.event_types),
-        bulk("keyTypes"),
-        opt_list(key_types),
-        bulk("hookCommands"),
-        Reply::Null,
-    ])
-}
-
-/// The `PD` session string of 1.2's dump.
-fn session_text(r: &Registration, sessions: &crate::sessions::Sessions) -> String {
-    let (desc, regs) = match sessions.get(&r.session) {
-        Some(s) => (s.desc.clone(), s.registrations.clone()),
-        None => (None, vec![r.id.clone()]),
-    };
-    let desc = desc
-        .map(|d| format!("'{d}'"))
-        .unwrap_or_else(|| "null".to_owned());
-    let list: Vec<String> = regs.iter().map(|id| format!("'{id}'")).collect();
-    format!(
-        "{{'sessionName':'{}', 'sessionDescription':{desc}, 'refCount': {}, 'linkedTo': primary, 'dead': false, 'isInstallationNeeded':0, 'registrationsList':[{}], 'depsList':[]}}",
-        r.session,
-        regs.len(),
-        list.join(", ")
-    )
-}
-
-/// One registration as RG.DUMPREGISTRATIONS shows it (`with_pd`: include the session).
-pub fn registration_dump(r: &Registration, with_pd: bool) -> Reply {
-    let mut row = vec![
-        bulk("id"),
-        bulk(&r.id),
-        bulk("reader"),
-        bulk(r.reader()),
-        bulk("desc"),
-        r.desc.as_deref().map(bulk).unwrap_or(Reply::Null),
-        bulk("RegistrationData"),
-        registration_data(r),
-    ];
-    if with_pd {
-        if let Some(state) = crate::state::get() {
-            row.push(bulk("PD"));
-            row.push(bulk(&session_text(r, &state.sessions)));
-        }
-    }
-    row.push(bulk("ExecutionThreadPool"));
-    row.push(bulk("DefaultPool"));
-    Reply::Array(row)
-}
 
 /// `RG.DUMPREGISTRATIONS`.
 pub fn dumpregistrations(ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
     guard(|| {
-        let all = module_state()?.registrations.all();
-        let rows = all.iter().map(|r| registration_dump(r, true)).collect();
+        let state = module_state()?;
+        let mut rows: Vec<Reply> = state
+            .registrations
+            .all()
+            .iter()
+            .map(|r| keys_dump(r, true))
+            .collect();
+        rows.extend(state.streams.all().iter().map(|r| stream_dump(r, true)));
         respond(ctx, Reply::Array(rows))
     })
 }
@@ -142,6 +30,11 @@ pub fn unregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             return Err(RedisError::WrongArity);
         }
         let state = module_state()?;
+        if let Some(r) = state.streams.remove(&a[0]) {
+            state.sessions.forget_registration(&r.session, &r.id);
+            ctx.replicate("RG.INNERUNREGISTER", &[r.id.as_bytes()][..]);
+            return respond(ctx, Reply::Status("OK".into()));
+        }
         let reg = state
             .registrations
             .remove(&a[0])
@@ -183,7 +76,7 @@ pub fn clearregistrationsstats(ctx: &Context, args: Vec<RedisString>) -> RedisRe
 }
 
 /// `RG.PAUSEREGISTRATIONS [ABORTPENDING] <id>` / `RG.UNPAUSEREGISTRATIONS <id>`: only
-/// StreamReader registrations can pause (none exist yet), so every known id is refused.
+/// StreamReader registrations can pause; others are refused with 1.2's texts.
 fn pause_common(args: Vec<RedisString>, verb: &str) -> RedisResult {
     let a = text_args(&args);
     let id = match a.as_slice() {
@@ -191,7 +84,15 @@ fn pause_common(args: Vec<RedisString>, verb: &str) -> RedisResult {
         [flag, id] if verb == "pause" && flag.eq_ignore_ascii_case("abortpending") => id,
         _ => return Err(RedisError::WrongArity),
     };
-    match module_state()?.registrations.get(id) {
+    let state = module_state()?;
+    if let Some(r) = state.streams.get(id) {
+        match verb {
+            "pause" => r.set_status(crate::streams::Status::Paused),
+            _ => crate::streams::unpause(r),
+        }
+        return Ok(redis_module::RedisValue::SimpleStringStatic("OK"));
+    }
+    match state.registrations.get(id) {
         Some(r) => Err(RedisError::String(format!(
             "Reader {} does not support {verb}",
             r.reader()

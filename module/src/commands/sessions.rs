@@ -2,7 +2,7 @@
 
 use redis_module::{Context, RedisError, RedisResult, RedisString};
 
-use super::registrations::registration_dump;
+use super::dump::{keys_dump, stream_dump};
 use super::{module_state, respond, text_args};
 use crate::ffi::guard;
 use crate::ffi::replies::Reply;
@@ -17,12 +17,16 @@ fn session_reply(s: &Session, verbose: bool) -> Reply {
     let regs = s
         .registrations
         .iter()
-        .map(
-            |id| match (verbose, state.and_then(|st| st.registrations.get(id))) {
-                (true, Some(r)) => registration_dump(&r, false),
-                _ => bulk(id),
-            },
-        )
+        .map(|id| {
+            let st = state.filter(|_| verbose);
+            if let Some(r) = st.and_then(|st| st.registrations.get(id)) {
+                return keys_dump(&r, false);
+            }
+            match st.and_then(|st| st.streams.get(id)) {
+                Some(r) => stream_dump(&r, false),
+                None => bulk(id),
+            }
+        })
         .collect();
     Reply::Array(vec![
         bulk("ID"),

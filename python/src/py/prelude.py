@@ -277,10 +277,13 @@ class GearsBuilder(object):
             raise GearsError('given reader does not exists or does not support register')
         if self.reader == 'CommandReader':
             opts = _command_options(kwargs)
-        elif self.reader == 'KeysReader':
+        elif self.reader in ('KeysReader', 'StreamReader'):
             if not isinstance(prefix, str):
                 raise GearsError('regex argument must be a string')
-            opts = _register_options(kwargs)
+            if self.reader == 'KeysReader':
+                opts = _register_options(kwargs)
+            else:
+                opts = _stream_options(kwargs)
         else:
             raise GearsError('register() on %s is not supported by this Gearshift build yet' % self.reader)
         steps = list(self.steps)
@@ -340,6 +343,30 @@ def _command_options(kwargs):
         raise GearsError('register(hook=...) is not supported by this Gearshift build yet')
     opts = _common_options(kwargs)
     opts.update({'trigger': trigger, 'inorder': inorder})
+    return opts
+
+
+def _stream_options(kwargs):
+    opts = _common_options(kwargs)
+    batch = kwargs.get('batch', 1)
+    if not isinstance(batch, int) or isinstance(batch, bool):
+        raise GearsError('batch argument must be a number')
+    duration = kwargs.get('duration', 0)
+    if not isinstance(duration, int) or isinstance(duration, bool):
+        raise GearsError('duration argument must be a number')
+    policy = kwargs.get('onFailedPolicy', 'continue')
+    if not isinstance(policy, str) or policy.lower() not in ('continue', 'abort', 'retry'):
+        raise GearsError('onFailedPolicy must be Continue/Abort/Retry')
+    interval = kwargs.get('onFailedRetryInterval', 1)
+    if not isinstance(interval, int) or isinstance(interval, bool):
+        raise GearsError('retryInterval argument must be a number')
+    trim = kwargs.get('trimStream', True)
+    if not isinstance(trim, bool):
+        raise GearsError('pyTrimmStream argument must be a boolean')
+    if opts['mode'] == 'sync' and policy.lower() != 'continue':
+        raise GearsError('ExecutionMode sync can only be combined with OnFailedPolicy Continue')
+    opts.update({'batch': batch, 'duration': duration, 'onFailedPolicy': policy.lower(),
+                 'onFailedRetryInterval': interval, 'trimStream': trim})
     return opts
 
 

@@ -55,6 +55,7 @@ main() {
   step "loom" loom_tests
   step "build module" cargo build --release -p gearshift
   step "e2e (pytest)" python3 -m pytest -q tests/e2e
+  step "perf (quick)" python3 perf/run.py --quick --no-plot
   printf '\n===== all steps passed (%ds)\n' $((SECONDS - total))
 }
 

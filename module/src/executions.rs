@@ -259,7 +259,7 @@ impl Registry {
 
     pub fn remove(&self, id: &str) -> Option<Arc<Entry>> {
         let mut k = self.kept();
-        let pos = k.iter().position(|e| e.id == id)?;
+        let pos = k.iter().rposition(|e| e.id == id)?;
         k.remove(pos)
     }
 

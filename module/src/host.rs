@@ -84,6 +84,10 @@ impl HostServices for RedisHost {
         true
     }
 
+    fn profile_executions(&self) -> bool {
+        self.config.int("ProfileExecutions") != 0
+    }
+
     fn start_timer(&self, period: std::time::Duration, tick: Box<dyn FnMut() -> bool + Send>) {
         crate::timers::start(period, tick);
     }

@@ -1,20 +1,22 @@
 //! Registrations (REFERENCE §2.1, §4.2, §8): KeysReader flows bound to keyspace events,
-//! their matching rules, per-registration serial execution queue and statistics.
+//! their matching rules, their bounded queue of pending events and statistics.
 //!
-//! A registration's executions run one at a time, in trigger order (as 1.2's per-registration
-//! worker does); the queue is bounded so a hot keyspace cannot grow memory without limit.
+//! A registration's events run one at a time, in trigger order (as 1.2's per-registration
+//! worker does), drained by `events::drain`; the queue is bounded so a hot keyspace cannot
+//! grow memory without limit (see `events::queue` for the overflow policy).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use engine::batch::KeyType;
 use engine::exec::ExecutionOutput;
 use engine::plan::Plan;
-use gearpy::RegisterRequest;
+use gearpy::{EventPlan, RegisterRequest};
 
-/// Events waiting per registration before new ones are dropped (and counted).
-pub const MAX_PENDING_EVENTS: usize = 1_000_000;
+use crate::events::drain::DrainState;
+pub use crate::events::queue::MAX_PENDING_EVENTS;
+use crate::events::queue::{EventQueue, Pushed};
 
 /// Execution mode of a registration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,8 +54,11 @@ pub struct Stats {
     pub last_run_ms: u64,
     pub total_run_ms: u64,
     pub last_error: Option<String>,
-    /// Events dropped because the pending queue was full.
+    /// Events dropped because the pending queue was full (not executions: they count in
+    /// no other field).
     pub dropped: u64,
+    /// Run time below a millisecond not yet added to `total_run_ms` (batched events).
+    pub run_us_carry: u64,
 }
 
 impl Stats {
@@ -72,17 +77,33 @@ impl Stats {
         }
     }
 
+    /// Counts a batch of event executions run back to back in `us` microseconds, each as
+    /// [`Stats::record`] would (the last one decides `lastError`).
+    pub fn record_batch(&mut self, outs: &[ExecutionOutput], us: u64) {
+        let n = outs.len() as u64;
+        if n == 0 {
+            return;
+        }
+        let total = us + self.run_us_carry;
+        self.total_run_ms += total / 1000;
+        self.run_us_carry = total % 1000;
+        self.last_run_ms = us / n / 1000;
+        for out in outs {
+            if out.aborted {
+                self.aborted += 1;
+            } else if let Some(e) = out.errors.first() {
+                self.failures += 1;
+                self.last_error = Some(e.clone());
+            } else {
+                self.success += 1;
+                self.last_error = None;
+            }
+        }
+    }
+
     pub fn finished(&self) -> u64 {
         self.success + self.failures + self.aborted
     }
-}
-
-#[derive(Debug, Default)]
-struct Queue {
-    pending: VecDeque<(Vec<u8>, Vec<u8>)>,
-    running: bool,
-    /// Ids of this registration's kept executions, oldest first.
-    kept: VecDeque<String>,
 }
 
 /// One registration.
@@ -100,8 +121,21 @@ pub struct Registration {
     /// CommandReader registrations: the trigger name (keyspace events skip these).
     pub trigger: Option<String>,
     pub inorder: bool,
+    /// Set when every step is record-local: events then run many per GIL hold
+    /// (`events::drain`); otherwise each event is one engine execution.
+    pub fast: Option<EventPlan>,
+    /// Pending events (async modes), filled by the notification callback.
+    pub(crate) queue: EventQueue,
+    /// Sync events counted since `stats()` last folded them in (async ones are the
+    /// queue's accepted pushes).
+    triggered: AtomicU64,
+    /// `queue.pushed()` as last folded into `stats` (changed under the stats lock).
+    folded_pushed: AtomicU64,
     stats: Mutex<Stats>,
-    queue: Mutex<Queue>,
+    /// Ids of this registration's kept executions, oldest first.
+    kept: Mutex<VecDeque<String>>,
+    /// The drain's state (deferral, events carried to its next batch).
+    drain: Mutex<DrainState>,
 }
 
 fn key_type_named(name: &str) -> KeyType {
@@ -119,6 +153,10 @@ fn key_type_named(name: &str) -> KeyType {
 
 impl Registration {
     pub fn new(id: String, session: String, req: RegisterRequest) -> Registration {
+        let fast = match req.trigger {
+            None => EventPlan::from_plan(&req.plan),
+            Some(_) => None,
+        };
         Registration {
             id,
             session,
@@ -135,8 +173,13 @@ impl Registration {
             plan: req.plan,
             trigger: req.trigger,
             inorder: req.inorder,
+            fast,
+            queue: EventQueue::new(MAX_PENDING_EVENTS),
+            triggered: AtomicU64::new(0),
+            folded_pushed: AtomicU64::new(0),
             stats: Mutex::new(Stats::default()),
-            queue: Mutex::new(Queue::default()),
+            kept: Mutex::new(VecDeque::new()),
+            drain: Mutex::new(DrainState::default()),
         }
     }
 
@@ -168,60 +211,59 @@ impl Registration {
         }
     }
 
+    /// The statistics, with events counted by the notification callback folded in.
     pub fn stats(&self) -> MutexGuard<'_, Stats> {
-        self.stats.lock().unwrap_or_else(|e| e.into_inner())
+        let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        let pushed = self.queue.pushed();
+        let folded = self.folded_pushed.swap(pushed, Ordering::Relaxed);
+        s.triggered += pushed - folded + self.triggered.swap(0, Ordering::Relaxed);
+        s.dropped += self.queue.take_dropped();
+        s
     }
 
-    fn queue(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    /// Counts one triggered execution without taking the stats lock.
+    pub fn count_triggered(&self) {
+        self.triggered.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Queues an event; true if the caller must start the run loop (it was idle).
-    pub fn enqueue(&self, key: &[u8], event: &[u8]) -> bool {
-        let mut q = self.queue();
-        if q.pending.len() >= MAX_PENDING_EVENTS {
-            drop(q);
-            self.stats().dropped += 1;
-            return false;
-        }
-        q.pending.push_back((key.to_vec(), event.to_vec()));
-        let start = !q.running;
-        q.running = true;
-        start
+    /// Queues an event (notification callback: Redis lock held, never blocks). Counted as
+    /// triggered if accepted; a full queue drops it and counts it in `dropped`.
+    pub fn enqueue(&self, key: &[u8], event: &[u8]) -> Pushed {
+        self.queue.push(key, event)
     }
 
-    /// The next queued event, or marks the loop idle when there is none.
-    pub fn next_event(&self) -> Option<(Vec<u8>, Vec<u8>)> {
-        let mut q = self.queue();
-        let next = q.pending.pop_front();
-        if next.is_none() {
-            q.running = false;
-        }
-        next
+    /// Events waiting to run.
+    pub fn pending(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub(crate) fn drain_state(&self) -> MutexGuard<'_, DrainState> {
+        self.drain.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn kept_ids(&self) -> MutexGuard<'_, VecDeque<String>> {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Remembers a kept execution id; returns ids to drop beyond `max` (≤ 0: unlimited).
     pub fn keep_execution(&self, id: String, max: i64) -> Vec<String> {
-        let mut q = self.queue();
-        q.kept.push_back(id);
+        let mut k = self.kept_ids();
+        k.push_back(id);
         let mut dropped = Vec::new();
-        while max > 0 && q.kept.len() > max as usize {
-            dropped.extend(q.kept.pop_front());
+        while max > 0 && k.len() > max as usize {
+            dropped.extend(k.pop_front());
         }
         dropped
     }
 
     /// Ids of kept executions (dropped on unregister).
     pub fn kept_executions(&self) -> Vec<String> {
-        self.queue().kept.iter().cloned().collect()
+        self.kept_ids().iter().cloned().collect()
     }
 
-    /// Clears queued (not yet started) events; returns how many.
+    /// Discards queued (not yet started) events; returns how many.
     pub fn clear_pending(&self) -> usize {
-        let mut q = self.queue();
-        let n = q.pending.len();
-        q.pending.clear();
-        n
+        self.queue.discard_pending()
     }
 }
 
@@ -230,6 +272,8 @@ impl Registration {
 pub struct Registrations {
     next_id: AtomicU64,
     list: Mutex<Vec<Arc<Registration>>>,
+    /// `list.len()`, readable without the lock (the notification callback's first check).
+    count: AtomicUsize,
 }
 
 impl Default for Registrations {
@@ -238,6 +282,7 @@ impl Default for Registrations {
         Registrations {
             next_id: AtomicU64::new(1),
             list: Mutex::new(Vec::new()),
+            count: AtomicUsize::new(0),
         }
     }
 }
@@ -260,13 +305,23 @@ impl Registrations {
     }
 
     pub fn add(&self, r: Arc<Registration>) {
-        self.list().push(r);
+        let mut l = self.list();
+        l.push(r);
+        self.count.store(l.len(), Ordering::Release);
     }
 
     pub fn remove(&self, id: &str) -> Option<Arc<Registration>> {
         let mut l = self.list();
         let pos = l.iter().position(|r| r.id == id)?;
-        Some(l.remove(pos))
+        let r = l.remove(pos);
+        self.count.store(l.len(), Ordering::Release);
+        Some(r)
+    }
+
+    /// Runs `f` over every registration without copying the list (the list lock is held:
+    /// `f` must not call back into `Registrations`).
+    pub fn with_all<R>(&self, f: impl FnOnce(&[Arc<Registration>]) -> R) -> R {
+        f(&self.list())
     }
 
     /// The registration of a CommandReader trigger.
@@ -286,11 +341,11 @@ impl Registrations {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.list().is_empty()
+        self.len() == 0
     }
 
     pub fn len(&self) -> usize {
-        self.list().len()
+        self.count.load(Ordering::Acquire)
     }
 }
 
@@ -312,6 +367,7 @@ mod tests {
             trigger: None,
             inorder: false,
             stream: None,
+            globals: None,
         };
         Registration::new("r-1".into(), "s".into(), req)
     }
@@ -338,14 +394,35 @@ mod tests {
     }
 
     #[test]
-    fn queue_starts_once_and_goes_idle() {
+    fn enqueue_counts_triggered_and_clear_discards() {
         let r = reg("*", None);
-        assert!(r.enqueue(b"a", b"set"));
-        assert!(!r.enqueue(b"b", b"set"), "already running");
-        assert_eq!(r.next_event().unwrap().0, b"a");
-        assert_eq!(r.next_event().unwrap().0, b"b");
-        assert!(r.next_event().is_none());
-        assert!(r.enqueue(b"c", b"set"), "idle again: restart");
+        assert_eq!(r.enqueue(b"a", b"set"), Pushed::Accepted { schedule: true });
+        assert_eq!(
+            r.enqueue(b"b", b"set"),
+            Pushed::Accepted { schedule: false }
+        );
+        assert_eq!(r.stats().triggered, 2);
+        assert_eq!(r.pending(), 2);
+        assert_eq!(r.clear_pending(), 2);
+        let mut c = r.queue.consumer();
+        assert!(c.pop().is_none(), "cleared events never run");
+        assert_eq!(r.pending(), 0);
+    }
+
+    #[test]
+    fn record_batch_counts_each_event() {
+        let ok = ExecutionOutput::default();
+        let bad = ExecutionOutput {
+            errors: vec!["boom".into()],
+            ..Default::default()
+        };
+        let mut s = Stats::default();
+        s.record_batch(&[ok.clone(), bad.clone(), ok.clone()], 2500);
+        assert_eq!((s.success, s.failures, s.last_error.clone()), (2, 1, None));
+        assert_eq!((s.total_run_ms, s.run_us_carry), (2, 500));
+        s.record_batch(&[ok, bad], 600);
+        assert_eq!(s.last_error.as_deref(), Some("boom"));
+        assert_eq!((s.total_run_ms, s.run_us_carry), (3, 100));
     }
 
     #[test]

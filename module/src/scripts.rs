@@ -11,6 +11,7 @@ use gearpy::{
 use crate::executions::Entry;
 use crate::ffi::guard_worker;
 use crate::ffi::replies::{reply_blocked, Blocked, Reply};
+use crate::readers::key_names::KeyNamesSource;
 use crate::readers::keys::KeysSource;
 use crate::reply::execution_reply;
 use crate::sessions::{self, SessionArgs};
@@ -147,6 +148,9 @@ fn source_for(reader: ReaderSpec, plan: &engine::plan::Plan) -> Box<dyn Source> 
             no_scan,
             read_value && !counts_first,
         )),
+        ReaderSpec::KeyNames { pattern, no_scan } => {
+            Box::new(KeyNamesSource::new(pattern, no_scan))
+        }
         ReaderSpec::Python(g) => Box::new(g),
     }
 }

@@ -21,6 +21,8 @@ pub struct Session {
     pub registrations: Vec<String>,
     /// Names given with REQUIREMENTS.
     pub requirements: Vec<String>,
+    /// The script's globals (its profiler lives there).
+    pub globals: Option<Arc<gearpy::profile::SessionGlobals>>,
 }
 
 /// What RG.PYEXECUTE asked of the session.
@@ -193,7 +195,11 @@ pub fn install_with_ids(
     }
     let (mut callbacks, mut streams) = (Vec::new(), Vec::new());
     let mut reg_ids = Vec::new();
+    let mut globals = None;
     for (i, mut req) in regs.into_iter().enumerate() {
+        if let Some(g) = req.globals.take() {
+            globals.get_or_insert(Arc::new(g));
+        }
         let cb = req.on_registered.take();
         let reg_id = match ids.and_then(|ids| ids.get(i)) {
             Some(saved) => {
@@ -221,6 +227,7 @@ pub fn install_with_ids(
         code: code.to_owned(),
         registrations: reg_ids,
         requirements: Vec::new(),
+        globals,
     }));
     Installed {
         session: id,

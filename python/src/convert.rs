@@ -18,17 +18,27 @@ pub fn bytes_to_py<'py>(py: Python<'py>, b: &[u8]) -> Bound<'py, PyAny> {
 /// A KeysReader record: `{'key', 'value', 'type', 'event'}`, or `{'key', 'event'}` when
 /// values were not read (REFERENCE §2.1).
 pub fn key_row_to_dict<'py>(py: Python<'py>, row: &KeyRow<'_>) -> PyResult<Bound<'py, PyAny>> {
+    // Interned names: built once, and dict lookups on them hash-compare by identity.
     let d = PyDict::new(py);
-    d.set_item("key", bytes_to_py(py, row.key))?;
+    d.set_item(pyo3::intern!(py, "key"), bytes_to_py(py, row.key))?;
     if let Some(v) = &row.value {
-        d.set_item("value", value_to_py(py, v)?)?;
-        d.set_item("type", row.key_type.name())?;
+        d.set_item(pyo3::intern!(py, "value"), value_to_py(py, v)?)?;
+        d.set_item(pyo3::intern!(py, "type"), PyString::intern(py, row.key_type.name()))?;
     }
+    let event = pyo3::intern!(py, "event");
     match row.event {
-        Some(e) => d.set_item("event", bytes_to_py(py, e))?,
-        None => d.set_item("event", py.None())?,
+        Some(e) => d.set_item(event, bytes_to_py(py, e))?,
+        None => d.set_item(event, py.None())?,
     }
     Ok(d.into_any())
+}
+
+/// Hash field names repeat across records: short UTF-8 ones are interned.
+fn field_name<'py>(py: Python<'py>, f: &[u8]) -> Bound<'py, PyAny> {
+    match std::str::from_utf8(f) {
+        Ok(s) if s.len() <= 32 => PyString::intern(py, s).into_any(),
+        _ => bytes_to_py(py, f),
+    }
 }
 
 fn value_to_py<'py>(py: Python<'py>, v: &ValueRef<'_>) -> PyResult<Bound<'py, PyAny>> {
@@ -38,7 +48,7 @@ fn value_to_py<'py>(py: Python<'py>, v: &ValueRef<'_>) -> PyResult<Bound<'py, Py
         ValueRef::Hash(fields) => {
             let d = PyDict::new(py);
             for (f, val) in fields {
-                d.set_item(bytes_to_py(py, f), bytes_to_py(py, val))?;
+                d.set_item(field_name(py, f), bytes_to_py(py, val))?;
             }
             d.into_any()
         }

@@ -31,6 +31,10 @@ pub trait HostServices: Send + Sync {
     fn lock_redis(&self) -> bool;
     /// Releases a lock taken by `lock_redis`.
     fn unlock_redis(&self);
+    /// Whether Python stages profile their callbacks (`ProfileExecutions`).
+    fn profile_executions(&self) -> bool {
+        false
+    }
     /// Calls `tick` on Redis's main thread every `period`, until it returns false.
     /// Called with the GIL released.
     fn start_timer(&self, period: std::time::Duration, tick: Box<dyn FnMut() -> bool + Send>);

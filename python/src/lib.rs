@@ -5,7 +5,8 @@
 //! [`host::HostServices`], which the module crate implements.
 //!
 //! - `embed`: interpreter start-up (the crate's only `unsafe`).
-//! - `runtime` + `py/prelude.py`: the API scripts see.
+//! - `runtime` + `py/prelude.py`: the API scripts see (`py/arrow_batch.py`: the arrow
+//!   format of the `mapBatch` extension).
 //! - `session`: running a script, collecting its `run()`.
 //! - `steps`, `stage`, `builtins`, `column`, `convert`: plans and batched execution of
 //!   callbacks, and the native halves of the built-in operations.
@@ -19,7 +20,9 @@ pub mod control;
 mod convert;
 mod embed;
 pub mod errors;
+pub mod event_batch;
 pub mod host;
+pub mod profile;
 pub mod reader;
 pub mod register;
 mod runtime;
@@ -34,6 +37,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 pub use control::ExecControl;
+pub use event_batch::EventPlan;
 pub use register::{OnRegistered, RegisterRequest, StreamOptions};
 pub use session::{run_script, ReaderSpec, RunRequest, ScriptOutcome};
 pub use stage::{ControlledRuntime, PyRuntime};
@@ -43,6 +47,14 @@ const PRELUDE: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
 ) {
     Ok(c) => c,
     Err(_) => panic!("prelude contains NUL"),
+};
+
+/// `mapBatch(f, format='arrow')` support (imports pyarrow only when a flow uses it).
+const ARROW_BATCH: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
+    concat!(include_str!("py/arrow_batch.py"), "\0").as_bytes(),
+) {
+    Ok(c) => c,
+    Err(_) => panic!("arrow_batch.py contains NUL"),
 };
 
 /// Starts the interpreter and loads the runtime API. Call once, at module load.
@@ -60,6 +72,10 @@ fn load_runtime(py: Python<'_>) -> PyResult<()> {
     py.import("sys")?
         .getattr("modules")?
         .set_item("_gearshift", &m)?;
+    let arrow = PyModule::from_code(py, ARROW_BATCH, c"gearshift_arrow.py", c"_gearshift_arrow")?;
+    py.import("sys")?
+        .getattr("modules")?
+        .set_item("_gearshift_arrow", &arrow)?;
     let prelude = PyModule::from_code(py, PRELUDE, c"gearshift_prelude.py", c"gearshift_prelude")?;
     let globals: Bound<'_, PyDict> = prelude.dict().copy()?;
     session::set_prelude(globals.unbind());

@@ -30,6 +30,8 @@ pub struct RegisterRequest {
     pub inorder: bool,
     /// StreamReader settings.
     pub stream: Option<StreamOptions>,
+    /// The script's globals (for the session's profiler); set when the script ends.
+    pub globals: Option<crate::profile::SessionGlobals>,
 }
 
 /// StreamReader register() settings (REFERENCE §2.2, §4.2).
@@ -141,6 +143,7 @@ pub(crate) fn register(
             .transpose()?
             .unwrap_or(false),
         stream: stream_options(opts)?,
+        globals: None,
     };
     PREPARED.with(|p| match p.borrow_mut().as_mut() {
         Some(list) => {

@@ -21,7 +21,9 @@ pub enum ReaderSpec {
         no_scan: bool,
         read_value: bool,
     },
-    /// PythonReader (also ShardsIDReader and KeysOnlyReader).
+    /// KeysOnlyReader without a pattern generator: key names straight from the scan.
+    KeyNames { pattern: Vec<u8>, no_scan: bool },
+    /// PythonReader (also ShardsIDReader, StreamReader.run and generated KeysOnlyReader).
     Python(GeneratorSource),
 }
 
@@ -74,7 +76,10 @@ pub fn run_script(code: &str) -> ScriptOutcome {
         crate::register::begin();
         let res = py.run(&code, Some(&globals), None);
         let pending = PENDING.with(|p| p.borrow_mut().take()).flatten();
-        let registrations = crate::register::take();
+        let mut registrations = crate::register::take();
+        for r in &mut registrations {
+            r.globals = Some(crate::profile::SessionGlobals(globals.clone().unbind()));
+        }
         match res {
             Err(e) => ScriptOutcome::Error(error_text(py, &e)),
             Ok(()) if pending.is_none() && !registrations.is_empty() => {
@@ -142,6 +147,10 @@ fn reader_spec(
                 read_value,
             })
         }
+        "KeysOnlyReader" => Ok(ReaderSpec::KeyNames {
+            pattern: arg.str()?.to_string().into_bytes(),
+            no_scan: bool_kwarg(kwargs, "noScan", false, "noScan value is not boolean")?,
+        }),
         "PythonReader" => {
             if !arg.is_instance_of::<PyFunction>() {
                 return Err(GearsError::new_err("pyreader argument must be a function"));

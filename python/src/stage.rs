@@ -1,7 +1,8 @@
 //! `PyStage`: a run of fused Python steps as one engine operator. It takes the GIL once
 //! per batch and pushes each record through every step in order (record-at-a-time inside
-//! the batch, so errors stop the flow exactly where 1.2's would). Also the finalizer that
-//! turns Python results into native values, and `PyRuntime`, the engine's host.
+//! the batch, so errors stop the flow exactly where 1.2's would); batch steps (`mapBatch`,
+//! `filterBatch`, in `batch`) gather what reaches them and run once per batch. Also the
+//! finalizer that turns Python results into native values, and `PyRuntime`, the host.
 
 use engine::batch::{Batch, BatchData, BinaryColumn};
 use engine::host::HostRuntime;
@@ -17,6 +18,8 @@ use crate::column::PyColumn;
 use crate::control::ExecControl;
 use crate::convert::{datum_to_py, key_row_to_dict, key_text, py_to_datum};
 use crate::errors::error_text;
+
+mod batch;
 
 /// One Python step (the payload of an engine `HostStep`).
 #[derive(Debug)]
@@ -58,6 +61,15 @@ pub enum PyStep {
     DistinctGlobal,
     /// `convertToStr`: `str(record)`.
     ToStr,
+    /// `mapBatch(f)` (Gearshift extension): `call(list of records)` returns the output
+    /// list; `columns`, for the arrow format, takes the reader's columns instead.
+    MapBatch {
+        call: Py<PyAny>,
+        columns: Option<Py<PyAny>>,
+    },
+    /// `filterBatch(f)` (Gearshift extension): `f(list of records)` returns one keep-flag
+    /// per record.
+    FilterBatch(Py<PyAny>),
 }
 
 /// Per-step state of accumulating steps.
@@ -69,6 +81,8 @@ enum StepState {
     Avg(AvgAcc),
     Rows(Vec<Py<PyAny>>),
     Set(Option<Py<PySet>>),
+    /// Records waiting for a batch step's one call per batch (see `batch`).
+    Pending(Vec<Py<PyAny>>),
 }
 
 /// Records leaving the stage, with partition keys when the last step extracts them, or
@@ -99,6 +113,7 @@ impl PyStage {
                 PyStep::AvgLocal(_) | PyStep::AvgGlobal => StepState::Avg(AvgAcc::default()),
                 PyStep::SortAll(_) => StepState::Rows(Vec::new()),
                 PyStep::DistinctLocal | PyStep::DistinctGlobal => StepState::Set(None),
+                PyStep::MapBatch { .. } | PyStep::FilterBatch(_) => StepState::Pending(Vec::new()),
                 _ => StepState::None,
             })
             .collect();
@@ -216,6 +231,12 @@ impl PyStage {
                     return Ok(());
                 }
                 PyStep::ToStr => row = row.str()?.into_any(),
+                PyStep::MapBatch { .. } | PyStep::FilterBatch(_) => {
+                    if let StepState::Pending(v) = &mut self.state[i] {
+                        v.push(row.unbind());
+                    }
+                    return Ok(());
+                }
             }
         }
         out.rows.push(row.unbind());
@@ -342,6 +363,7 @@ impl PyStage {
                 items.reverse();
                 items
             }
+            StepState::Pending(rows) => batch::call(py, &self.steps[i], rows)?,
             StepState::Set(None) => Vec::new(),
             StepState::Set(Some(set)) => {
                 if matches!(*self.steps[i], PyStep::DistinctLocal) {
@@ -425,9 +447,17 @@ impl Operator for PyStage {
         Python::attach(|py| {
             let _scope = crate::session::ExecutionScope::enter();
             let _running = self.control.as_ref().map(|c| c.enter());
+            let _profiling = crate::profile::Profiling::start(py, &self.steps);
             let mut out = Out::default();
             let mut errors = Vec::new();
-            match Self::rows(py, input.data) {
+            let data = match self.columnar_first(py, input.data, &mut out) {
+                Ok(data) => data,
+                Err(e) => {
+                    self.fail(py, &e, &mut errors, emit);
+                    BatchData::Datums(Vec::new())
+                }
+            };
+            match Self::rows(py, data) {
                 Ok(rows) => {
                     for (i, row) in rows.into_iter().enumerate() {
                         let key = keys.as_ref().filter(|k| i < k.len()).map(|k| k.get(i));
@@ -438,6 +468,13 @@ impl Operator for PyStage {
                     }
                 }
                 Err(e) => self.fail(py, &e, &mut errors, emit),
+            }
+            // Batch steps run once over what reached them (even after an error there:
+            // those records were read before it, as in 1.2); one error at most.
+            if let Err(e) = self.flush_batches(py, &mut out) {
+                if !self.failed {
+                    self.fail(py, &e, &mut errors, emit);
+                }
             }
             Self::emit(out, errors, emit);
         });
@@ -451,6 +488,7 @@ impl Operator for PyStage {
         Python::attach(|py| {
             let _scope = crate::session::ExecutionScope::enter();
             let _running = self.control.as_ref().map(|c| c.enter());
+            let _profiling = crate::profile::Profiling::start(py, &self.steps);
             let mut errors = Vec::new();
             let mut out = Out::default();
             'steps: for i in 0..self.steps.len() {

@@ -5,7 +5,9 @@
 //! Tuples: `('map'|'flatmap'|'filter'|'foreach'|'accumulate'|'repartition', f)`,
 //! `('localgroupby'|'groupby'|'batchgroupby', extractor, reducer)`, `('limit', len, start)`,
 //! `('collect',)`, `('count',)`, `('sumints',)`, `('countby', extractor|None)`,
-//! `('avg', extractor|None)`, `('sort', reverse)`, `('distinct',)`, `('tostr',)`.
+//! `('avg', extractor|None)`, `('sort', reverse)`, `('distinct',)`, `('tostr',)`, and the
+//! Gearshift extensions `('mapbatch', f, call, columns|None)` (`call`: `f` itself, or the
+//! arrow format's wrapper) and `('filterbatch', f)`.
 
 use std::sync::Arc;
 
@@ -144,6 +146,22 @@ pub fn build_plan(steps: &Bound<'_, PyList>) -> PyResult<Plan> {
                 out.push(host("accumulate", ACCUMULATE, PyStep::DistinctGlobal, t)?);
             }
             "tostr" => out.push(host("map", "RedisGearsPy_ToStr", PyStep::ToStr, t)?),
+            // Gearshift extensions (docs/batch-api.md): one call per batch.
+            "mapbatch" => out.push(host(
+                "map",
+                "Gearshift_PyCallbackMapBatch",
+                PyStep::MapBatch {
+                    call: arg(2)?,
+                    columns: opt(3)?,
+                },
+                t,
+            )?),
+            "filterbatch" => out.push(host(
+                "filter",
+                "Gearshift_PyCallbackFilterBatch",
+                PyStep::FilterBatch(arg(1)?),
+                t,
+            )?),
             "limit" => {
                 // 1.2 casts both to size_t: a negative value wraps to "no limit".
                 let len: i64 = t.get_item(1)?.extract()?;

@@ -94,3 +94,20 @@ def test_pyprofile_errors(rs):
     assert rs.execute_command('RG.PYPROFILE', 'RESET', 'prof') == 'OK'
     with pytest.raises(redis.ResponseError):
         rs.execute_command('RG.PYPROFILE', 'STATS', 'prof')
+
+
+def test_pyprofile_stats_after_profiled_runs(rs):
+    rs.execute_command('RG.CONFIGSET', 'ProfileExecutions', '1')
+    try:
+        script = "def my_profiled_step(x):\n    return x\nGB().map(my_profiled_step).register('pp:*', mode='sync')"
+        pyexecute(rs, script, 'ID', 'profiled')
+        rs.set('pp:1', 'x')
+        rs.set('pp:2', 'y')
+        stats = rs.execute_command('RG.PYPROFILE', 'STATS', 'profiled')
+        assert 'my_profiled_step' in stats
+        assert 'function calls' in stats
+        assert rs.execute_command('RG.PYPROFILE', 'RESET', 'profiled') == 'OK'
+        with pytest.raises(redis.ResponseError):
+            rs.execute_command('RG.PYPROFILE', 'STATS', 'profiled')
+    finally:
+        rs.execute_command('RG.CONFIGSET', 'ProfileExecutions', '0')

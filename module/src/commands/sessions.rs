@@ -86,8 +86,8 @@ pub fn pydumpsessions(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     })
 }
 
-/// `RG.PYPROFILE STATS <sessionId> [order] | RESET <sessionId>`. Gearshift does not
-/// collect cProfile data yet, so STATS reports an empty profile as 1.2's pstats does.
+/// `RG.PYPROFILE STATS <sessionId> [order] | RESET <sessionId>`: the session's cProfile
+/// data collected while `ProfileExecutions` is on (1.2 ignores `order`: always `tottime`).
 pub fn pyprofile(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     guard(|| {
         let a = text_args(&args);
@@ -98,14 +98,23 @@ pub fn pyprofile(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         if sub != "STATS" && sub != "RESET" {
             return Err(RedisError::Str("Wrong subcommand given to RG.PYPROFILE"));
         }
-        if module_state()?.sessions.get(&a[1]).is_none() {
-            return Err(RedisError::Str("session does not exists"));
-        }
+        let session = module_state()?
+            .sessions
+            .get(&a[1])
+            .ok_or(RedisError::Str("session does not exists"))?;
+        let globals = session
+            .globals
+            .clone()
+            .ok_or(RedisError::Str("session has no profile"))?;
         match sub.as_str() {
-            "RESET" => respond(ctx, Reply::Status("OK".into())),
-            _ => Err(RedisError::Str(
-                "Failed converting profile to string, no stats collected for this session",
-            )),
+            "RESET" => {
+                gearpy::profile::reset(&globals).map_err(RedisError::String)?;
+                respond(ctx, Reply::Status("OK".into()))
+            }
+            _ => {
+                let text = gearpy::profile::stats(&globals).map_err(RedisError::String)?;
+                respond(ctx, Reply::Bulk(text.into_bytes()))
+            }
         }
     })
 }

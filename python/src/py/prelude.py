@@ -246,7 +246,12 @@ class GearsBuilder(object):
         if self.realReader == 'ShardsIDReader':
             arg = shardReaderCallback
         elif self.realReader == 'KeysOnlyReader':
-            arg = createKeysOnlyReader(arg, **kwargs)
+            generator = createKeysOnlyReader(arg, **kwargs)  # 1.2's argument checks
+            if kwargs.get('patternGenerator') is None:
+                # Native: key names straight from the keyspace scan, no Python per key.
+                reader, kwargs = 'KeysOnlyReader', {'noScan': bool(kwargs.get('noScan', False))}
+            else:
+                arg = generator
         elif reader == 'PythonReader':
             if not isinstance(arg, _FUNCTION):
                 raise GearsError('pyreader argument must be a function')

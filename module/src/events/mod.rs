@@ -1,0 +1,184 @@
+//! Keyspace events → registration executions (REFERENCE §2.1, DESIGN §6).
+//!
+//! The notification callback runs on a thread holding the Redis lock (the main thread, or
+//! a worker whose `execute()` wrote a key). For `sync` registrations it runs the flow right
+//! there (Redis lock first, then the GIL); for the others it only pushes `(key, event)`
+//! onto the registration's bounded lock-free queue (`queue`) and, if the registration was
+//! idle, schedules its drain (`drain`) on the worker pool.
+//!
+//! Every event is still one execution, as in 1.2: one execution id, one `numTriggered`,
+//! its own success or failure (and `lastError`), its own results in the kept execution,
+//! events of one registration run in trigger order. What changes is how they run: for
+//! record-local flows (`gearpy::EventPlan`) the drain reads up to hundreds of events'
+//! values under one Redis-lock hold, runs them under one GIL hold and builds the finished
+//! executions directly (`accounting`); other flows run one engine execution per event.
+
+pub mod accounting;
+pub mod drain;
+pub mod queue;
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::Instant;
+
+use engine::batch::{Batch, BatchData, KeyColumns};
+use engine::exec::ExecutionOutput;
+use gearpy::{EventPlan, PyRuntime};
+use redis_module::{Context, ContextFlags, NotifyEvent};
+
+use crate::executions::Entry;
+use crate::ffi::scan::{key_type_of, read_key};
+use crate::host::with_lock_held;
+use crate::readers::ready::ReadySource;
+use crate::registrations::{Mode, Registration};
+use crate::state::{self, ModuleState};
+use accounting::Caps;
+use queue::Pushed;
+
+/// The keyspace notification handler (Redis lock held).
+pub fn on_keyspace_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[u8]) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(ctx, event, key)));
+}
+
+fn dispatch(ctx: &Context, event: &str, key: &[u8]) {
+    let Some(state) = state::get() else { return };
+    if state.registrations.is_empty() {
+        return;
+    }
+    // Fires only on masters and never while loading (1.2); asked once a flow matches.
+    let mut active = None;
+    let mut key_type = None;
+    let mut sync_hits: Vec<Arc<Registration>> = Vec::new();
+    state.registrations.with_all(|all| {
+        for reg in all {
+            if reg.trigger.is_some() || !reg.matches_key(key) {
+                continue;
+            }
+            drain::note_write(reg);
+            if !reg.matches_event(event) {
+                continue;
+            }
+            let live = *active.get_or_insert_with(|| {
+                !ctx.get_flags()
+                    .intersects(ContextFlags::LOADING | ContextFlags::SLAVE)
+            });
+            if !live {
+                return;
+            }
+            if reg.key_types.is_some() {
+                let t = *key_type.get_or_insert_with(|| key_type_of(ctx, key));
+                if !reg.wants_type(t) {
+                    continue;
+                }
+            }
+            match reg.mode {
+                // Run after the list lock is released: the flow may write keys, whose
+                // notifications come back here.
+                Mode::Sync => sync_hits.push(Arc::clone(reg)),
+                Mode::Async | Mode::AsyncLocal => {
+                    if reg.enqueue(key, event.as_bytes()) == (Pushed::Accepted { schedule: true }) {
+                        drain::start(Arc::clone(reg));
+                    }
+                }
+            }
+        }
+    });
+    for reg in sync_hits {
+        reg.count_triggered();
+        run_sync(ctx, state, &reg, key, event);
+    }
+}
+
+/// Runs a sync registration inline: the key is read under the lock we hold, and
+/// `execute()` calls Redis directly on this context.
+fn run_sync(ctx: &Context, state: &ModuleState, reg: &Arc<Registration>, key: &[u8], event: &str) {
+    let started = Instant::now();
+    if let Some(plan) = &reg.fast {
+        return run_sync_fast(ctx, state, reg, plan, key, event, started);
+    }
+    let mut cols = KeyColumns::new(reg.read_value);
+    read_key(ctx, key, &mut cols, reg.read_value);
+    cols.push_event(event.as_bytes());
+    let source = Box::new(ReadySource::new(Batch::new(BatchData::Keys(cols))));
+    let entry = Entry::new_registered(state.registry.next_id(), &reg.plan);
+    track(state, reg, &entry);
+    let out = with_lock_held(ctx, || {
+        engine::reference::run_reference(source, &reg.plan, Some(&PyRuntime))
+    })
+    .unwrap_or_else(|e| ExecutionOutput {
+        errors: vec![e.to_string()],
+        ..Default::default()
+    });
+    finish(reg, &entry, out, started);
+}
+
+/// A record-local sync flow: one event through the event plan, no engine execution.
+fn run_sync_fast(
+    ctx: &Context,
+    state: &ModuleState,
+    reg: &Registration,
+    plan: &EventPlan,
+    key: &[u8],
+    event: &str,
+    started: Instant,
+) {
+    let caps = Caps::now(state);
+    let run = |cols: &mut KeyColumns| {
+        let first = cols.len();
+        with_lock_held(ctx, || {
+            // The Redis lock is ours: the key is read as the event runs.
+            let mut next = |cols: &mut KeyColumns, i: usize| {
+                if i != first {
+                    return false;
+                }
+                read_key(ctx, key, cols, reg.read_value);
+                cols.push_event(event.as_bytes());
+                true
+            };
+            plan.run(cols, first, &mut next, caps.keep())
+        })
+    };
+    let outs = SYNC_ROWS.with(|rows| match rows.try_borrow_mut() {
+        Ok(mut rows) => {
+            let reuse = rows
+                .as_ref()
+                .is_some_and(|c| c.values.is_some() == reg.read_value && c.len() < SYNC_ROWS_MAX);
+            if !reuse {
+                *rows = Some(KeyColumns::new(reg.read_value));
+            }
+            match rows.as_mut() {
+                Some(cols) => run(cols),
+                None => run(&mut KeyColumns::new(reg.read_value)),
+            }
+        }
+        // A flow of this thread wrote a key: the nested event gets its own rows.
+        Err(_) => run(&mut KeyColumns::new(reg.read_value)),
+    });
+    accounting::record(state, reg, outs, started.elapsed(), caps);
+}
+
+/// Rows a thread's sync events are read into, one after another, before a fresh set
+/// (saves allocating columns per event).
+const SYNC_ROWS_MAX: usize = 256;
+
+thread_local! {
+    static SYNC_ROWS: RefCell<Option<KeyColumns>> = const { RefCell::new(None) };
+}
+
+/// Keeps the execution (listed while it runs), capped per registration and globally.
+fn track(state: &ModuleState, reg: &Registration, entry: &Arc<Entry>) {
+    state
+        .registry
+        .keep(Arc::clone(entry), state.config.int("MaxExecutions"));
+    let cap = state.config.int("MaxExecutionsPerRegistration");
+    for old in reg.keep_execution(entry.id.clone(), cap) {
+        state.registry.remove(&old);
+    }
+}
+
+/// Records the run in the registration's stats and completes the execution.
+fn finish(reg: &Registration, entry: &Arc<Entry>, out: ExecutionOutput, started: Instant) {
+    reg.stats()
+        .record(&out, started.elapsed().as_millis() as u64);
+    entry.finish(out);
+}

@@ -1,0 +1,109 @@
+//! Per-session Python profiling (`ProfileExecutions 1`, `RG.PYPROFILE`): each session's
+//! globals hold a `cProfile.Profile` that every Python stage running the session's
+//! callbacks enables around its batch. `RG.PYPROFILE STATS` renders it with `pstats`
+//! (stats, callers, callees; sorted by `tottime`, as 1.2 does).
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::errors::error_text;
+use crate::stage::PyStep;
+
+const PROFILER: &str = "__gearshift_profiler__";
+
+/// A session's globals, kept by the module to reach its profiler.
+#[derive(Debug)]
+pub struct SessionGlobals(pub(crate) Py<PyDict>);
+
+impl PyStep {
+    /// A user callback of this step (its `__globals__` name the session).
+    fn callable(&self) -> Option<&Py<PyAny>> {
+        match self {
+            PyStep::Map(f) | PyStep::FlatMap(f) | PyStep::Filter(f) | PyStep::Foreach(f) => Some(f),
+            PyStep::Accumulate(f)
+            | PyStep::ExtractKey(f)
+            | PyStep::SortAll(f)
+            | PyStep::FilterBatch(f) => Some(f),
+            PyStep::GroupBy { reducer, .. } | PyStep::BatchGroupBy { reducer, .. } => Some(reducer),
+            PyStep::KeyOf(f) | PyStep::AvgLocal(f) => f.as_ref(),
+            PyStep::MapBatch { call, .. } => Some(call),
+            _ => None,
+        }
+    }
+}
+
+fn profiler<'py>(py: Python<'py>, globals: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
+    if let Some(p) = globals.get_item(PROFILER)? {
+        return Ok(p);
+    }
+    let p = py.import("cProfile")?.getattr("Profile")?.call0()?;
+    globals.set_item(PROFILER, &p)?;
+    Ok(p)
+}
+
+/// While alive, the session's profiler records this thread's Python calls.
+pub(crate) struct Profiling<'py>(Option<Bound<'py, PyAny>>);
+
+impl<'py> Profiling<'py> {
+    /// Enables the profiler of the session owning `steps`' callbacks when
+    /// `ProfileExecutions` is on.
+    pub(crate) fn start(py: Python<'py>, steps: &[std::sync::Arc<PyStep>]) -> Self {
+        let on = crate::host::host().is_some_and(|h| h.profile_executions());
+        Profiling(on.then(|| Self::enable(py, steps)).flatten())
+    }
+
+    fn enable(py: Python<'py>, steps: &[std::sync::Arc<PyStep>]) -> Option<Bound<'py, PyAny>> {
+        // The first callback defined by the session's script (wrappers from Gearshift's own
+        // modules have other globals).
+        let globals = steps.iter().filter_map(|s| s.callable()).find_map(|f| {
+            let g = f.bind(py).getattr("__globals__").ok()?.cast_into::<PyDict>().ok()?;
+            let name = g.get_item("__name__").ok()??;
+            (name.extract::<String>().ok()? == "__main__").then_some(g)
+        })?;
+        let p = profiler(py, &globals).ok()?;
+        p.call_method0("enable").ok()?;
+        Some(p)
+    }
+}
+
+impl Drop for Profiling<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = p.call_method0("disable");
+        }
+    }
+}
+
+/// `RG.PYPROFILE STATS`: the pstats report; an error when nothing was profiled.
+pub fn stats(g: &SessionGlobals) -> Result<String, String> {
+    Python::attach(|py| {
+        let run = || -> PyResult<String> {
+            let globals = g.0.bind(py);
+            let p = profiler(py, globals)?;
+            let stream = py.import("io")?.getattr("StringIO")?.call0()?;
+            let kwargs = PyDict::new(py);
+            kwargs.set_item("stream", &stream)?;
+            let stats = py
+                .import("pstats")?
+                .getattr("Stats")?
+                .call((p,), Some(&kwargs))?;
+            stats.call_method1("sort_stats", ("tottime",))?;
+            stats.call_method0("print_stats")?;
+            stats.call_method0("print_callers")?;
+            stats.call_method0("print_callees")?;
+            stream.call_method0("getvalue")?.extract()
+        };
+        run().map_err(|e| error_text(py, &e))
+    })
+}
+
+/// `RG.PYPROFILE RESET`: a fresh profiler for the session.
+pub fn reset(g: &SessionGlobals) -> Result<(), String> {
+    Python::attach(|py| {
+        let run = || -> PyResult<()> {
+            let p = py.import("cProfile")?.getattr("Profile")?.call0()?;
+            g.0.bind(py).set_item(PROFILER, p)
+        };
+        run().map_err(|e| error_text(py, &e))
+    })
+}

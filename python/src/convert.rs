@@ -23,7 +23,10 @@ pub fn key_row_to_dict<'py>(py: Python<'py>, row: &KeyRow<'_>) -> PyResult<Bound
     d.set_item(pyo3::intern!(py, "key"), bytes_to_py(py, row.key))?;
     if let Some(v) = &row.value {
         d.set_item(pyo3::intern!(py, "value"), value_to_py(py, v)?)?;
-        d.set_item(pyo3::intern!(py, "type"), PyString::intern(py, row.key_type.name()))?;
+        d.set_item(
+            pyo3::intern!(py, "type"),
+            PyString::intern(py, row.key_type.name()),
+        )?;
     }
     let event = pyo3::intern!(py, "event");
     match row.event {

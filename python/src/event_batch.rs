@@ -2,19 +2,19 @@
 //!
 //! A registration whose steps are all record-local (`map`, `flatmap`, `filter`, `foreach`,
 //! `convertToStr`; `collect` is a no-op for an event execution) gets an [`EventPlan`]. The
-//! module then feeds it the registration's queued events one after the other under one
-//! GIL hold: each event is still its own execution — one record in, its own results and
-//! errors out, an error ending only that event — but without building an engine execution,
-//! stages or tasks per event. Every other flow keeps the per-event engine execution.
+//! module hands it a batch of the registration's events (their rows, read under one
+//! Redis-lock hold) and it runs them one after the other under one GIL hold: each event is
+//! still its own execution — one record in, its own results and errors out, an error
+//! ending only that event — without an engine execution, stages or tasks per event.
+//! Every other flow keeps the per-event engine execution.
 //!
 //! Results of executions that are dropped before anyone can read them (all but the newest
-//! `keep` of a batch) are never converted. Likewise the final `convertToStr`: when the
-//! record is a builtin value that cannot change any more (a `str`, `float`, `bool`,
-//! `None`, or a dict of those that nothing else references), `str()` — which then has no
-//! side effect and cannot fail — waits for the batch end and runs only for kept events.
-//! A flow that is only `convertToStr` (`GB().register()`) renders the reader's record
-//! natively, exactly as Python's `str()` would, and touches Python only for text
-//! `repr()` would escape beyond ASCII.
+//! `keep` of a batch) are never converted. The final `convertToStr` is computed in Rust for
+//! plain values (`native_str`), and when the record cannot change any more (a `str`,
+//! `float`, `bool`, `None`, or a dict of those that nothing else references) it waits for
+//! the batch end and runs only for kept events — `str()` of such a value has no side effect
+//! and cannot fail. A flow that is only `convertToStr` (`GB().register()`) renders the
+//! reader's row directly, without Python, except for text `repr()` escapes beyond ASCII.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -41,9 +41,7 @@ impl EventPlan {
     fn str_only(&self) -> bool {
         self.steps.len() == 1 && matches!(*self.steps[0], PyStep::ToStr)
     }
-}
 
-impl EventPlan {
     /// The plan's record-local steps, or `None` when any step needs more than one record
     /// at a time (accumulate, groupby, limit, count, sort, shuffles...).
     pub fn from_plan(plan: &Plan) -> Option<EventPlan> {

@@ -56,7 +56,12 @@ impl<'py> Profiling<'py> {
         // The first callback defined by the session's script (wrappers from Gearshift's own
         // modules have other globals).
         let globals = steps.iter().filter_map(|s| s.callable()).find_map(|f| {
-            let g = f.bind(py).getattr("__globals__").ok()?.cast_into::<PyDict>().ok()?;
+            let g = f
+                .bind(py)
+                .getattr("__globals__")
+                .ok()?
+                .cast_into::<PyDict>()
+                .ok()?;
             let name = g.get_item("__name__").ok()??;
             (name.extract::<String>().ok()? == "__main__").then_some(g)
         })?;

@@ -235,3 +235,20 @@ def test_sync_flow_records_and_ids(srv):
         assert c.execute_command('RG.GETRESULTS', eid(i)) == [[str({'k': f's:{i}', 'ok': True, 'n': None})], []]
     s = reg_stats(c)
     assert (s['numTriggered'], s['numSuccess']) == (3, 3)
+
+
+def test_deleting_a_key_does_not_retrigger_forever(r):
+    """Reading a deleted key must not raise `keymiss` (which would trigger again)."""
+    pyexecute(r, "GB().foreach(lambda x: None).register('*')")
+    try:
+        r.set('loop:k', '1')
+        r.delete('loop:k')
+        time.sleep(0.5)
+        data = r.execute_command('RG.DUMPREGISTRATIONS')[0][7]
+        triggered = dict(zip(data[0::2], data[1::2]))['numTriggered']
+        time.sleep(0.5)
+        data = r.execute_command('RG.DUMPREGISTRATIONS')[0][7]
+        assert dict(zip(data[0::2], data[1::2]))['numTriggered'] == triggered <= 3
+    finally:
+        for reg in r.execute_command('RG.DUMPREGISTRATIONS'):
+            r.execute_command('RG.UNREGISTER', reg[1])

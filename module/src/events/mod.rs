@@ -41,6 +41,9 @@ pub fn on_keyspace_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[
 }
 
 fn dispatch(ctx: &Context, event: &str, key: &[u8]) {
+    if crate::ffi::scan::own_read() {
+        return; // a `keymiss` raised by our own read of a deleted key
+    }
     let Some(state) = state::get() else { return };
     if state.registrations.is_empty() {
         return;

@@ -111,15 +111,45 @@ extern "C" fn on_key(
     }));
 }
 
+thread_local! {
+    static OWN_READ: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// While alive, keyspace notifications on this thread come from Gearshift's own key reads.
+struct OwnRead;
+
+impl OwnRead {
+    fn start() -> Self {
+        OWN_READ.with(|r| r.set(true));
+        OwnRead
+    }
+}
+
+impl Drop for OwnRead {
+    fn drop(&mut self) {
+        OWN_READ.with(|r| r.set(false));
+    }
+}
+
+/// True while Gearshift itself is opening a key on this thread (its `keymiss` is not an
+/// event of the user's data).
+pub fn own_read() -> bool {
+    OWN_READ.with(|r| r.get())
+}
+
 /// Appends the row for key `name` (type `empty` when missing). Lock held.
 pub fn read_key(ctx: &Context, name: &[u8], out: &mut KeyColumns, read_value: bool) {
     // SAFETY: lock held; the string and key are created, used and freed here.
     unsafe {
         let s =
             raw::RedisModule_CreateString.expect("api")(ctx.ctx, name.as_ptr().cast(), name.len());
-        let key =
+        // Opening a missing key for reading raises `keymiss`; `OwnRead` marks it as ours so
+        // registrations listening to every event are not triggered by their own reads.
+        let key = {
+            let _own = OwnRead::start();
             raw::RedisModule_OpenKey.expect("api")(ctx.ctx, s, raw::REDISMODULE_READ as c_int)
-                .cast::<raw::RedisModuleKey>();
+                .cast::<raw::RedisModuleKey>()
+        };
         push_open_key(ctx, name, key, out, read_value);
         if !key.is_null() {
             raw::RedisModule_CloseKey.expect("api")(key);
@@ -244,9 +274,11 @@ pub fn key_type_of(ctx: &Context, name: &[u8]) -> KeyType {
     unsafe {
         let s =
             raw::RedisModule_CreateString.expect("api")(ctx.ctx, name.as_ptr().cast(), name.len());
-        let key =
+        let key = {
+            let _own = OwnRead::start();
             raw::RedisModule_OpenKey.expect("api")(ctx.ctx, s, raw::REDISMODULE_READ as c_int)
-                .cast::<raw::RedisModuleKey>();
+                .cast::<raw::RedisModuleKey>()
+        };
         let t = key_type(key);
         if !key.is_null() {
             raw::RedisModule_CloseKey.expect("api")(key);

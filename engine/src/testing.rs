@@ -54,6 +54,8 @@ pub enum TestFn {
     Sum,
     /// Fails on records equal to the given value.
     FailOn(Datum),
+    /// Panics on records equal to the given value (an operator bug).
+    PanicOn(Datum),
 }
 
 impl TestFn {
@@ -120,6 +122,10 @@ impl TestStage {
                         if let Datum::Int(v) = d {
                             *self.sums[i].get_or_insert(0) += v;
                         }
+                    }
+                    TestFn::PanicOn(bad) => {
+                        assert!(&d != bad, "test operator panics on {}", d.py_str());
+                        next.push((d, key))
                     }
                     TestFn::FailOn(bad) => {
                         if &d == bad {

@@ -321,3 +321,37 @@ fn slow_last_stage_gets_everything_through_capacity_one_queues() {
         "the source ran {lag} batches ahead of a slow stage behind capacity-1 queues"
     );
 }
+
+#[test]
+fn a_panicking_operator_ends_the_execution_with_an_error_and_the_pool_survives() {
+    let pool = WorkerPool::new(2, "panic");
+    let plan = Plan::new(vec![TestFn::PanicOn(Datum::Int(7)).step("map")]);
+    let out = run_pipelined(
+        engine::testing::VecSource::datums(&ints(0..100), 10),
+        &plan,
+        &TestHost,
+        None,
+        &pool,
+    )
+    .expect("on_done is still called");
+    assert!(out.aborted);
+    assert!(
+        out.errors
+            .iter()
+            .any(|e| e.contains("Gearshift internal error")),
+        "{:?}",
+        out.errors
+    );
+    // Both workers are alive: later executions still complete.
+    for _ in 0..4 {
+        let ok = run_pipelined(
+            engine::testing::VecSource::datums(&ints(0..10), 3),
+            &Plan::new(vec![StepSpec::Count]),
+            &TestHost,
+            None,
+            &pool,
+        )
+        .unwrap();
+        assert_eq!(ok.results, vec![Datum::Int(10)]);
+    }
+}

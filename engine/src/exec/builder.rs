@@ -85,7 +85,7 @@ impl Execution {
                 None => break,
             }
         }
-        *shared.stages.lock().expect("stages lock") = stages.clone();
+        *shared.stages.lock().unwrap_or_else(|e| e.into_inner()) = stages.clone();
         for s in &stages {
             s.wake();
         }
@@ -106,7 +106,12 @@ impl Execution {
     /// host) first.
     pub fn abort(&self) {
         self.shared.cancelled.store(true, Ordering::Release);
-        let stages = self.shared.stages.lock().expect("stages lock").clone();
+        let stages = self
+            .shared
+            .stages
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         for s in &stages {
             s.wake();
         }

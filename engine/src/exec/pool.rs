@@ -48,7 +48,10 @@ impl WorkerPool {
                     .name(format!("{name}-{i}"))
                     .spawn(move || {
                         while let Ok(task) = rx.recv() {
-                            task.run();
+                            // Backstop: a panicking task must not take the worker down.
+                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                task.run()
+                            }));
                         }
                     })
                     .expect("spawning a worker thread")

@@ -261,7 +261,7 @@ impl Stage {
                 true
             }
             Some(Output::Sink) => {
-                let mut sink = self.shared.sink.lock().expect("sink lock");
+                let mut sink = self.shared.sink.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some((out, _)) = sink.as_mut() {
                     for b in inner.stash.drain(..) {
                         let had_errors = !b.errors.is_empty();
@@ -298,8 +298,14 @@ impl Stage {
     }
 
     fn complete(&self, aborted: bool) {
-        let done = self.shared.sink.lock().expect("sink lock").take();
-        let stages = std::mem::take(&mut *self.shared.stages.lock().expect("stages lock"));
+        let done = self
+            .shared
+            .sink
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let stages =
+            std::mem::take(&mut *self.shared.stages.lock().unwrap_or_else(|e| e.into_inner()));
         if let Some((mut out, on_done)) = done {
             out.aborted = aborted;
             let m = crate::metrics::global();
@@ -317,13 +323,50 @@ impl Stage {
     }
 }
 
+impl Stage {
+    /// Records a panic as the execution's error and aborts every stage.
+    fn fail_on_panic(&self, p: Box<dyn std::any::Any + Send>) -> Turn {
+        let text = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        if let Some((out, _)) = self
+            .shared
+            .sink
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            out.errors.push(format!("Gearshift internal error: {text}"));
+        }
+        self.shared.cancelled.store(true, Ordering::Release);
+        let stages = self
+            .shared
+            .stages
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for s in &stages {
+            if !std::ptr::eq(Arc::as_ptr(s), self) {
+                s.wake();
+            }
+        }
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        self.abort(&mut inner)
+    }
+}
+
 impl Task for Stage {
     fn run(self: Arc<Self>) {
         self.state.store(RUNNING, Ordering::Release);
-        let turn = {
-            let mut inner = self.inner.lock().expect("stage lock");
+        // A panic in an operator (a bug) must not kill the worker or strand the execution:
+        // it ends the execution with an internal error instead.
+        let turn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
             self.turn(&mut inner)
-        };
+        }))
+        .unwrap_or_else(|p| self.fail_on_panic(p));
         match turn {
             Turn::Done => self.state.store(DONE, Ordering::Release),
             Turn::Yield => {

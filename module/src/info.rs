@@ -38,7 +38,11 @@ fn fill(ctx: &InfoContext) {
     let m = engine::metrics::global().snapshot();
     section(ctx, None);
     int(ctx, "nexecutions", kept.len() as i64);
-    int(ctx, "nregistrations", st.registrations.len() as i64);
+    int(
+        ctx,
+        "nregistrations",
+        (st.registrations.len() + st.streams.all().len()) as i64,
+    );
     int(ctx, "gearshift_executions_running", running as i64);
     int(
         ctx,
@@ -69,6 +73,16 @@ fn fill(ctx: &InfoContext) {
         });
     int(ctx, "gearshift_events_triggered", triggered as i64);
     int(ctx, "gearshift_events_dropped", dropped as i64);
+    let pending: usize = st.registrations.all().iter().map(|r| r.pending()).sum();
+    int(ctx, "gearshift_events_pending", pending as i64);
+    let (holds, wait_us) = gearpy::metrics::gil_stats();
+    int(ctx, "gearshift_gil_holds", holds as i64);
+    int(ctx, "gearshift_gil_wait_us", wait_us as i64);
+    int(
+        ctx,
+        "gearshift_stream_registrations",
+        st.streams.all().len() as i64,
+    );
     section(ctx, Some("regisrations"));
     for r in st.registrations.all() {
         let s = r.stats().clone();

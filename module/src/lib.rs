@@ -74,6 +74,8 @@ mod registration {
                     ["rg.configget", config::configget, "readonly", 0, 0, 0, ""],
                     ["rg.configset", config::configset, "readonly", 0, 0, 0, ""],
                     ["rg.infocluster", misc::infocluster, "readonly", 0, 0, 0, ""],
+                    ["rg.refreshcluster", misc::refreshcluster, "readonly", 0, 0, 0, ""],
+                    ["rg.networktest", misc::networktest, "readonly", 0, 0, 0, ""],
                     ["rg.dumpplugins", misc::dumpplugins, "readonly", 0, 0, 0, ""],
                     ["rg.pyexecuteremote", misc::pyexecuteremote, "readonly", 0, 0, 0, ""],
                     ["rg.pyfreeinterpreter", misc::pyfreeinterpreter, "readonly", 0, 0, 0, ""],

@@ -83,7 +83,7 @@ impl EventPlan {
         if self.str_only() {
             return run_str_only(cols, first, next, keep);
         }
-        Python::attach(|py| {
+        crate::metrics::attach_batch(|py| {
             let _scope = crate::session::ExecutionScope::enter();
             let _profiling = crate::profile::Profiling::start(py, &self.steps);
             let mut outs: Vec<ExecutionOutput> = Vec::new();
@@ -289,7 +289,7 @@ fn run_str_only(
     for (i, out) in outs.iter_mut().enumerate().skip(from) {
         let row = cols.row(first + i);
         let text = record_repr(&row).ok_or(()).or_else(|()| {
-            Python::attach(|py| {
+            crate::metrics::attach_batch(|py| {
                 key_row_to_dict(py, &row)
                     .and_then(|r| Ok(r.str()?.to_string()))
                     .map_err(|e| error_text(py, &e))

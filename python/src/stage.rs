@@ -384,7 +384,7 @@ impl PyStage {
         let mut out: Vec<Option<String>> = values.iter().map(datum_str).collect();
         let mut errors = Vec::new();
         if out.iter().any(Option::is_none) {
-            Python::attach(|py| {
+            crate::metrics::attach_batch(|py| {
                 for (d, slot) in values.iter().zip(out.iter_mut()) {
                     if slot.is_none() {
                         match datum_to_py(py, d).and_then(|o| Ok(o.str()?.to_string())) {
@@ -444,7 +444,7 @@ impl Operator for PyStage {
         if self.control.as_ref().is_some_and(|c| c.stopped()) {
             return Ok(());
         }
-        Python::attach(|py| {
+        crate::metrics::attach_batch(|py| {
             let _scope = crate::session::ExecutionScope::enter();
             let _running = self.control.as_ref().map(|c| c.enter());
             let _profiling = crate::profile::Profiling::start(py, &self.steps);
@@ -485,7 +485,7 @@ impl Operator for PyStage {
         if self.control.as_ref().is_some_and(|c| c.stopped()) {
             return Ok(());
         }
-        Python::attach(|py| {
+        crate::metrics::attach_batch(|py| {
             let _scope = crate::session::ExecutionScope::enter();
             let _running = self.control.as_ref().map(|c| c.enter());
             let _profiling = crate::profile::Profiling::start(py, &self.steps);

@@ -113,6 +113,9 @@ def test_info_rg_sections(r):
     assert 'rg_nregistrations' in info
     assert info['rg_gearshift_executions_finished'] >= 1
     assert info['rg_gearshift_stage_records'] >= 1
+    for field in ('rg_gearshift_gil_holds', 'rg_gearshift_gil_wait_us', 'rg_gearshift_events_pending',
+                  'rg_gearshift_executions_running', 'rg_gearshift_events_dropped'):
+        assert field in info
     everything = r.info('everything')
     assert everything['rg_GearsPythonPlugin'] == {'version': 10000}
     for field in ('rg_TotalAllocated', 'rg_PeakAllocated', 'rg_CurrAllocated'):

@@ -97,3 +97,13 @@ pub fn pydumpreqs(ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
         respond(ctx, Reply::Array(rows))
     })
 }
+
+/// `RG.REFRESHCLUSTER`: nothing to refresh until the cluster transport exists; `OK` as 1.2.
+pub fn refreshcluster(ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
+    guard(|| respond(ctx, Reply::Status("OK".into())))
+}
+
+/// `RG.NETWORKTEST`: `OK`, as 1.2.
+pub fn networktest(ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
+    guard(|| respond(ctx, Reply::Status("OK".into())))
+}

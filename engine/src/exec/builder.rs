@@ -105,16 +105,7 @@ impl Execution {
     /// `aborted`. Work already inside a host callback finishes (or is interrupted by the
     /// host) first.
     pub fn abort(&self) {
-        self.shared.cancelled.store(true, Ordering::Release);
-        let stages = self
-            .shared
-            .stages
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        for s in &stages {
-            s.wake();
-        }
+        self.shared.cancel();
     }
 }
 

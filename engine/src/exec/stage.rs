@@ -27,6 +27,21 @@ const DONE: u8 = 4;
 /// Batches a stage handles per turn before yielding its worker.
 const BATCHES_PER_TURN: usize = 8;
 
+impl Shared {
+    /// Marks the execution cancelled and wakes every stage so each one stops.
+    pub(crate) fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Release);
+        let stages = self
+            .stages
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for s in &stages {
+            s.wake();
+        }
+    }
+}
+
 /// State shared by all stages of one execution.
 pub(crate) struct Shared {
     /// Set by a satisfied limit or the first error: the source stops reading.
@@ -340,18 +355,7 @@ impl Stage {
         {
             out.errors.push(format!("Gearshift internal error: {text}"));
         }
-        self.shared.cancelled.store(true, Ordering::Release);
-        let stages = self
-            .shared
-            .stages
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        for s in &stages {
-            if !std::ptr::eq(Arc::as_ptr(s), self) {
-                s.wake();
-            }
-        }
+        self.shared.cancel();
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         self.abort(&mut inner)
     }

@@ -137,9 +137,10 @@ pub fn own_read() -> bool {
     OWN_READ.with(|r| r.get())
 }
 
-/// Appends the row for key `name` (type `empty` when missing). Lock held.
-pub fn read_key(ctx: &Context, name: &[u8], out: &mut KeyColumns, read_value: bool) {
-    // SAFETY: lock held; the string and key are created, used and freed here.
+/// Runs `f` with key `name` opened for reading (null when missing). Lock held.
+fn with_key<R>(ctx: &Context, name: &[u8], f: impl FnOnce(*mut raw::RedisModuleKey) -> R) -> R {
+    // SAFETY: lock held (caller contract); the string and key are created, used and freed
+    // here, and `f` does not keep the key.
     unsafe {
         let s =
             raw::RedisModule_CreateString.expect("api")(ctx.ctx, name.as_ptr().cast(), name.len());
@@ -150,12 +151,20 @@ pub fn read_key(ctx: &Context, name: &[u8], out: &mut KeyColumns, read_value: bo
             raw::RedisModule_OpenKey.expect("api")(ctx.ctx, s, raw::REDISMODULE_READ as c_int)
                 .cast::<raw::RedisModuleKey>()
         };
-        push_open_key(ctx, name, key, out, read_value);
+        let r = f(key);
         if !key.is_null() {
             raw::RedisModule_CloseKey.expect("api")(key);
         }
         raw::RedisModule_FreeString.expect("api")(ctx.ctx, s);
+        r
     }
+}
+
+/// Appends the row for key `name` (type `empty` when missing). Lock held.
+pub fn read_key(ctx: &Context, name: &[u8], out: &mut KeyColumns, read_value: bool) {
+    with_key(ctx, name, |key| {
+        push_open_key(ctx, name, key, out, read_value)
+    });
 }
 
 fn string_bytes<'a>(s: *mut raw::RedisModuleString) -> &'a [u8] {
@@ -270,20 +279,5 @@ fn push_list(ctx: &Context, name: &[u8], out: &mut KeyColumns) {
 
 /// The type of key `name` right now (`Empty` when missing). Lock held.
 pub fn key_type_of(ctx: &Context, name: &[u8]) -> KeyType {
-    // SAFETY: lock held; the string and key are created, used and freed here.
-    unsafe {
-        let s =
-            raw::RedisModule_CreateString.expect("api")(ctx.ctx, name.as_ptr().cast(), name.len());
-        let key = {
-            let _own = OwnRead::start();
-            raw::RedisModule_OpenKey.expect("api")(ctx.ctx, s, raw::REDISMODULE_READ as c_int)
-                .cast::<raw::RedisModuleKey>()
-        };
-        let t = key_type(key);
-        if !key.is_null() {
-            raw::RedisModule_CloseKey.expect("api")(key);
-        }
-        raw::RedisModule_FreeString.expect("api")(ctx.ctx, s);
-        t
-    }
+    with_key(ctx, name, key_type)
 }

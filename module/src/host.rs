@@ -46,13 +46,15 @@ impl RedisHost {
 
 impl HostServices for RedisHost {
     fn call(&self, args: &[Vec<u8>]) -> PyReply {
-        let held = LOCKED_CTX.with(|c| c.get());
-        if !held.is_null() {
-            return call_on(&Context::new(held), args);
-        }
-        let tsc = ThreadSafeContext::new();
-        let guard = tsc.lock();
-        call_on(&guard, args)
+        call(args)
+    }
+
+    fn call_next(&self, args: &[Vec<u8>]) -> Option<PyReply> {
+        crate::hooks::call_next(args)
+    }
+
+    fn hooked_command(&self) -> Option<Vec<Vec<u8>>> {
+        crate::hooks::current_argv()
     }
 
     fn log(&self, level: &str, msg: &str) {
@@ -100,6 +102,18 @@ impl HostServices for RedisHost {
             drop(tsc);
         }
     }
+}
+
+/// Runs a Redis command from any thread: directly when this thread holds the Redis lock,
+/// else under the lock (the caller holds no GIL).
+pub fn call(args: &[Vec<u8>]) -> PyReply {
+    let held = LOCKED_CTX.with(|c| c.get());
+    if !held.is_null() {
+        return call_on(&Context::new(held), args);
+    }
+    let tsc = ThreadSafeContext::new();
+    let guard = tsc.lock();
+    call_on(&guard, args)
 }
 
 /// Runs a command with errors as replies (real Redis error texts) and replication.

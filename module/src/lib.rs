@@ -7,6 +7,7 @@
 //! - `executions`: the registry of kept executions (ids, statuses, results).
 //! - `streams`: StreamReader registrations (consumer group batches, failure policies).
 //! - `timers`: registerTE time events on the main thread.
+//! - `hooks`: CommandReader command hooks (`hook=`, `call_next`).
 //! - `info`: INFO rg sections and Gearshift's counters.
 //! - `host`: `HostServices` for the Python layer (execute, log, config).
 //! - `commands`: one file per RG.* command.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod events;
 pub mod executions;
 pub mod ffi;
+pub mod hooks;
 pub mod host;
 pub mod info;
 pub mod persist;
@@ -48,6 +50,7 @@ mod registration {
     fn init(ctx: &Context, args: &[RedisString]) -> Status {
         crate::ffi::guard_status(ctx, || {
             crate::state::init(ctx, args)?;
+            crate::ffi::filter::install(ctx)?;
             // Replaces the crate's default INFO callback with ours.
             redis_module::raw::register_info_function(ctx.ctx, Some(crate::info::info_callback));
             Ok(())

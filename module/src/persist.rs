@@ -185,7 +185,11 @@ pub fn rebuild(ctx: &Context, state: &ModuleState, s: &SavedSession) {
         upgrade: true,
         replace_with: None,
     };
-    let installed = sessions::install_with_ids(state, &args, &s.code, regs, Some(&s.registrations));
+    // On the main thread: Redis calls made while installing (COMMAND INFO for hooks) must
+    // use this context, never wait for the lock this thread already holds.
+    let installed = with_lock_held(ctx, || {
+        sessions::install_with_ids(state, &args, &s.code, regs, Some(&s.registrations))
+    });
     state.sessions.set_requirements(&s.id, &s.requirements);
     with_lock_held(ctx, || installed.activate());
 }

@@ -121,6 +121,11 @@ pub struct Registration {
     /// CommandReader registrations: the trigger name (keyspace events skip these).
     pub trigger: Option<String>,
     pub inorder: bool,
+    /// CommandReader hook: the hooked command (lowercase), an optional key prefix and the
+    /// command's key positions `(first, last, step)` from COMMAND INFO.
+    pub hook: Option<String>,
+    pub keyprefix: Option<String>,
+    pub key_spec: std::sync::Mutex<(i64, i64, i64)>,
     /// Set when every step is record-local: events then run many per GIL hold
     /// (`events::drain`); otherwise each event is one engine execution.
     pub fast: Option<EventPlan>,
@@ -173,6 +178,9 @@ impl Registration {
             plan: req.plan,
             trigger: req.trigger,
             inorder: req.inorder,
+            hook: req.hook,
+            keyprefix: req.keyprefix,
+            key_spec: std::sync::Mutex::new((0, 0, 0)),
             fast,
             queue: EventQueue::new(MAX_PENDING_EVENTS),
             triggered: AtomicU64::new(0),
@@ -204,7 +212,7 @@ impl Registration {
 
     /// The reader name shown by dumps.
     pub fn reader(&self) -> &'static str {
-        if self.trigger.is_some() {
+        if self.trigger.is_some() || self.hook.is_some() {
             "CommandReader"
         } else {
             "KeysReader"
@@ -325,6 +333,21 @@ impl Registrations {
     }
 
     /// The registration of a CommandReader trigger.
+    /// Hooks of `command` (lowercase), newest first (the first one runs first).
+    pub fn hooks_of(&self, command: &str) -> Vec<Arc<Registration>> {
+        self.list()
+            .iter()
+            .rev()
+            .filter(|r| r.hook.as_deref() == Some(command))
+            .cloned()
+            .collect()
+    }
+
+    /// True when any registration hooks a command (the command filter's fast path).
+    pub fn any_hooks(&self) -> bool {
+        self.list().iter().any(|r| r.hook.is_some())
+    }
+
     pub fn by_trigger(&self, trigger: &str) -> Option<Arc<Registration>> {
         self.list()
             .iter()
@@ -368,6 +391,8 @@ mod tests {
             inorder: false,
             stream: None,
             globals: None,
+            hook: None,
+            keyprefix: None,
         };
         Registration::new("r-1".into(), "s".into(), req)
     }

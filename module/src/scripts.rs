@@ -86,7 +86,9 @@ impl ScriptJob {
             ScriptOutcome::NoRun => client.send(&Reply::Status("OK".into())),
             ScriptOutcome::Error(e) => client.send(&Reply::Error(e)),
             ScriptOutcome::Run(req) => start_run(req, client, self.unblocking),
-            ScriptOutcome::Registered(regs) => match check_triggers(&self.session, &regs) {
+            ScriptOutcome::Registered(regs) => match check_triggers(&self.session, &regs)
+                .and_then(|()| check_hooks(&self.session, &regs))
+            {
                 Err(e) => client.send(&Reply::Error(e)),
                 Ok(()) => {
                     register(&self.session, &self.code, &self.requirements, regs);
@@ -120,6 +122,22 @@ fn check_triggers(args: &SessionArgs, regs: &[RegisterRequest]) -> Result<(), St
         }
     }
     Ok(())
+}
+
+/// Command hooks must hook an existing, scriptable command and stack only over sync hooks.
+fn check_hooks(args: &SessionArgs, regs: &[RegisterRequest]) -> Result<(), String> {
+    let hooks: Vec<(String, Option<String>)> = regs
+        .iter()
+        .filter_map(|r| r.hook.clone().map(|h| (h, r.keyprefix.clone())))
+        .collect();
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    let replaced = args
+        .replace_with
+        .clone()
+        .or_else(|| args.upgrade.then(|| args.id.clone()).flatten());
+    crate::hooks::check(&hooks, replaced.as_deref())
 }
 
 /// Installs the registrations as one session, then runs their `onRegistered`.

@@ -216,9 +216,11 @@ pub fn install_with_ids(
                 state.streams.add(Arc::clone(&reg));
                 streams.push(reg);
             }
-            None => state
-                .registrations
-                .add(Arc::new(Registration::new(reg_id, id.clone(), req))),
+            None => {
+                let reg = Arc::new(Registration::new(reg_id, id.clone(), req));
+                crate::hooks::resolve(&reg);
+                state.registrations.add(reg);
+            }
         }
     }
     state.sessions.list().push(Arc::new(Session {

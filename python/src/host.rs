@@ -35,6 +35,15 @@ pub trait HostServices: Send + Sync {
     fn profile_executions(&self) -> bool {
         false
     }
+    /// `call_next(*args)` inside a command hook: the next hook or the real command.
+    /// `None` when the current thread runs no hook. Called with the GIL released.
+    fn call_next(&self, _args: &[Vec<u8>]) -> Option<CallReply> {
+        None
+    }
+    /// The argv of the command a hook execution runs for (`get_command()`).
+    fn hooked_command(&self) -> Option<Vec<Vec<u8>>> {
+        None
+    }
     /// Calls `tick` on Redis's main thread every `period`, until it returns false.
     /// Called with the GIL released.
     fn start_timer(&self, period: std::time::Duration, tick: Box<dyn FnMut() -> bool + Send>);

@@ -28,6 +28,10 @@ pub struct RegisterRequest {
     pub trigger: Option<String>,
     /// CommandReader: run in arrival order.
     pub inorder: bool,
+    /// CommandReader: the hooked command (lowercase).
+    pub hook: Option<String>,
+    /// CommandReader hook: fire only when a key argument starts with this.
+    pub keyprefix: Option<String>,
     /// StreamReader settings.
     pub stream: Option<StreamOptions>,
     /// The script's globals (for the session's profiler); set when the script ends.
@@ -47,6 +51,13 @@ pub struct StreamOptions {
     pub retry_interval_s: u64,
     /// Delete processed entries.
     pub trim: bool,
+}
+
+fn opt_str(opts: &Bound<'_, PyDict>, key: &str) -> PyResult<Option<String>> {
+    opts.get_item(key)?
+        .filter(|v| !v.is_none())
+        .map(|v| v.extract())
+        .transpose()
 }
 
 fn stream_options(opts: &Bound<'_, PyDict>) -> PyResult<Option<StreamOptions>> {
@@ -143,6 +154,8 @@ pub(crate) fn register(
             .transpose()?
             .unwrap_or(false),
         stream: stream_options(opts)?,
+        hook: opt_str(opts, "hook")?.map(|h| h.to_ascii_lowercase()),
+        keyprefix: opt_str(opts, "keyprefix")?,
         globals: None,
     };
     PREPARED.with(|p| match p.borrow_mut().as_mut() {

@@ -193,6 +193,31 @@ fn register_te(py: Python<'_>, seconds: u64, f: Py<PyAny>) -> PyResult<bool> {
     Ok(true)
 }
 
+/// `call_next(*args)`: inside a command hook, runs the next hook or the real command with
+/// `args` (the command's arguments, without its name).
+#[pyfunction]
+#[pyo3(signature = (*args))]
+fn call_next<'py>(py: Python<'py>, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
+    let argv = args
+        .iter()
+        .map(|a| arg_bytes(&a))
+        .collect::<PyResult<Vec<_>>>()?;
+    let h = host().ok_or_else(|| GearsError::new_err("Can not get CommandHook ctx"))?;
+    match py.detach(|| h.call_next(&argv)) {
+        Some(reply) => reply_to_py(py, reply),
+        None => Err(GearsError::new_err("Can not get CommandHook ctx")),
+    }
+}
+
+/// `get_command()`: the argv of the hooked command.
+#[pyfunction]
+fn get_command(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    let argv = host()
+        .and_then(|h| h.hooked_command())
+        .ok_or_else(|| GearsError::new_err("Can not get command ctx"))?;
+    Ok(PyList::new(py, argv.iter().map(|a| bytes_to_py(py, a)))?.into_any())
+}
+
 /// Builds the `_gearshift` module.
 pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     let m = PyModule::new(py, "_gearshift")?;
@@ -204,6 +229,8 @@ pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     m.add_function(wrap_pyfunction!(run, &m)?)?;
     m.add_function(wrap_pyfunction!(atomic_enter, &m)?)?;
     m.add_function(wrap_pyfunction!(register_te, &m)?)?;
+    m.add_function(wrap_pyfunction!(call_next, &m)?)?;
+    m.add_function(wrap_pyfunction!(get_command, &m)?)?;
     m.add_function(wrap_pyfunction!(atomic_exit, &m)?)?;
     m.add_function(wrap_pyfunction!(crate::register::register, &m)?)?;
     m.add("GearsError", py.get_type::<GearsError>())?;

@@ -54,7 +54,7 @@ fn dispatch(ctx: &Context, event: &str, key: &[u8]) {
     let mut sync_hits: Vec<Arc<Registration>> = Vec::new();
     state.registrations.with_all(|all| {
         for reg in all {
-            if reg.trigger.is_some() || !reg.matches_key(key) {
+            if reg.trigger.is_some() || reg.hook.is_some() || !reg.matches_key(key) {
                 continue;
             }
             drain::note_write(reg);

@@ -4,6 +4,7 @@
 #![allow(unsafe_code)]
 
 pub mod configs;
+pub mod filter;
 pub mod rdb;
 pub mod replies;
 pub mod scan;

@@ -345,9 +345,8 @@ def _command_options(kwargs):
             raise GearsError('hook argument is not string')
         if keyprefix is not None and not isinstance(keyprefix, str):
             raise GearsError('keyprefix argument is not string')
-        raise GearsError('register(hook=...) is not supported by this Gearshift build yet')
     opts = _common_options(kwargs)
-    opts.update({'trigger': trigger, 'inorder': inorder})
+    opts.update({'trigger': trigger, 'inorder': inorder, 'hook': hook, 'keyprefix': keyprefix})
     return opts
 
 
@@ -419,10 +418,10 @@ class atomic(object):
         return False
 
 
-# Command-hook helpers: only meaningful inside a hook or `commands=` execution, which this
-# build does not run yet, so outside one they fail exactly as 1.2 does there.
+# Command-hook helpers: `call_next` runs the next hook or the real command from inside a
+# hook execution; outside one it fails exactly as 1.2 does.
 def call_next(*args):
-    raise GearsError('Can not get CommandHook ctx')
+    return _gearshift.call_next(*args)
 
 
 def override_reply(value):
@@ -430,7 +429,7 @@ def override_reply(value):
 
 
 def get_command():
-    raise GearsError('Can not get command ctx')
+    return _gearshift.get_command()
 
 
 def _deprecated(old, new, target):

@@ -1,0 +1,75 @@
+//! The command filter behind command hooks: on Redis's main thread, for every command,
+//! rewrite `<hooked command> args…` into `RG.TRIGGER <hooked command> args…`. It must be
+//! cheap: one flag check when nothing is hooked.
+
+use std::os::raw::c_int;
+
+use redis_module::{raw, Context};
+
+fn arg(fctx: *mut raw::RedisModuleCommandFilterCtx, i: c_int) -> Vec<u8> {
+    // SAFETY: `fctx` is the live filter context of this callback and `i` is in range;
+    // the returned string is owned by the context and read before it returns.
+    unsafe {
+        let s = raw::RedisModule_CommandFilterArgGet.expect("filter api")(fctx, i);
+        if s.is_null() {
+            return Vec::new();
+        }
+        let mut len = 0usize;
+        let p = raw::RedisModule_StringPtrLen.expect("api")(s, &mut len);
+        if p.is_null() {
+            return Vec::new();
+        }
+        std::slice::from_raw_parts(p.cast::<u8>(), len).to_vec()
+    }
+}
+
+/// Rewrites the command when a hook fires for it.
+fn rewrite_hooked(fctx: *mut raw::RedisModuleCommandFilterCtx) {
+    let Some(state) = crate::state::get() else {
+        return;
+    };
+    if !state.registrations.any_hooks() {
+        return;
+    }
+    // SAFETY: live filter context of this callback.
+    let argc = unsafe { raw::RedisModule_CommandFilterArgsCount.expect("filter api")(fctx) };
+    if argc < 1 {
+        return;
+    }
+    let name = String::from_utf8_lossy(&arg(fctx, 0)).to_ascii_lowercase();
+    if name == "rg.trigger" || state.registrations.hooks_of(&name).is_empty() {
+        return;
+    }
+    const TRIGGER: &[u8] = b"RG.TRIGGER";
+    // SAFETY: inserting at position 0 of the live filter context; Redis takes ownership of
+    // the new string (created with a NULL context, so it is not auto-freed).
+    unsafe {
+        let s = raw::RedisModule_CreateString.expect("api")(
+            std::ptr::null_mut(),
+            TRIGGER.as_ptr().cast(),
+            TRIGGER.len(),
+        );
+        raw::RedisModule_CommandFilterArgInsert.expect("filter api")(fctx, 0, s);
+    }
+}
+
+extern "C" fn filter(fctx: *mut raw::RedisModuleCommandFilterCtx) {
+    let _ = std::panic::catch_unwind(|| rewrite_hooked(fctx));
+}
+
+/// Installs the command filter (once, at load). Commands this module calls itself
+/// (`call_next`, `execute`) are not filtered.
+pub fn install(ctx: &Context) -> Result<(), String> {
+    // SAFETY: OnLoad context; the callback is a plain function.
+    let f = unsafe {
+        raw::RedisModule_RegisterCommandFilter.expect("filter api")(
+            ctx.ctx,
+            Some(filter),
+            raw::REDISMODULE_CMDFILTER_NOSELF as c_int,
+        )
+    };
+    if f.is_null() {
+        return Err("could not register the command filter".into());
+    }
+    Ok(())
+}

@@ -209,7 +209,7 @@ fn push_open_key(
         return;
     }
     match t {
-        KeyType::String => push_string(key, out),
+        KeyType::String => push_string(ctx, name, out),
         KeyType::Hash => push_hash(key, out),
         KeyType::List => push_list(ctx, name, out),
         _ => {}
@@ -219,20 +219,16 @@ fn push_open_key(
     }
 }
 
-fn push_string(key: *mut raw::RedisModuleKey, out: &mut KeyColumns) {
-    let mut len = 0usize;
-    // SAFETY: `key` is an open string key; DMA in READ mode gives `len` readable bytes.
-    let p = unsafe {
-        raw::RedisModule_StringDMA.expect("api")(key, &mut len, raw::REDISMODULE_READ as c_int)
-    };
-    let bytes = if p.is_null() {
-        &[][..]
-    } else {
-        // SAFETY: as above, valid until the key is modified (we hold the lock).
-        unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) }
-    };
+/// A string value read with GET: RM_StringDMA would re-encode int/embstr values as raw
+/// strings (a visible side effect on the user's data), so the value is copied instead.
+fn push_string(ctx: &Context, name: &[u8], out: &mut KeyColumns) {
+    let opts = CallOptionsBuilder::new().errors_as_replies().build();
+    let res: CallResult = ctx.call_ext("GET", &opts, &[name][..]);
     if let Some(v) = out.values.as_mut() {
-        v.push_item(bytes);
+        match res {
+            Ok(CallReply::String(s)) => v.push_item(s.as_bytes()),
+            _ => v.push_item(&[]),
+        }
     }
 }
 

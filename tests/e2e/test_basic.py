@@ -122,3 +122,11 @@ def test_map_over_many_keys_returns_every_record_once(r):
     seen = Counter(results)
     assert [rec for rec, times in seen.items() if times > 1] == []
     assert dict(rec.split("=", 1) for rec in results) == expected
+
+
+def test_reading_values_does_not_change_their_encoding(r):
+    r.set('counter', 5)
+    r.set('short', 'abc')
+    pyexecute(r, "GB().run()")
+    assert r.object('encoding', 'counter') == 'int'
+    assert r.object('encoding', 'short') == 'embstr'

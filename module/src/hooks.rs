@@ -129,7 +129,7 @@ fn to_call_reply(r: Reply) -> CallReply {
     }
 }
 
-fn from_call_reply(r: CallReply) -> Reply {
+pub(crate) fn from_call_reply(r: CallReply) -> Reply {
     match r {
         CallReply::Nil => Reply::Null,
         CallReply::Int(i) => Reply::Int(i),

@@ -8,6 +8,7 @@
 //! - `streams`: StreamReader registrations (consumer group batches, failure policies).
 //! - `timers`: registerTE time events on the main thread.
 //! - `hooks`: CommandReader command hooks (`hook=`, `call_next`).
+//! - `linked`: KeysReader `commands=` runs linked to the command (`override_reply`).
 //! - `info`: INFO rg sections and Gearshift's counters.
 //! - `host`: `HostServices` for the Python layer (execute, log, config).
 //! - `commands`: one file per RG.* command.
@@ -27,6 +28,7 @@ pub mod ffi;
 pub mod hooks;
 pub mod host;
 pub mod info;
+pub mod linked;
 pub mod persist;
 pub mod readers;
 pub mod registrations;

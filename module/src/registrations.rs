@@ -126,6 +126,9 @@ pub struct Registration {
     pub hook: Option<String>,
     pub keyprefix: Option<String>,
     pub key_spec: std::sync::Mutex<(i64, i64, i64)>,
+    /// KeysReader `commands=[…]`: only events raised by these commands trigger, each run
+    /// linked to the command's client (`override_reply`).
+    pub commands: Option<Vec<String>>,
     /// Set when every step is record-local: events then run many per GIL hold
     /// (`events::drain`); otherwise each event is one engine execution.
     pub fast: Option<EventPlan>,
@@ -180,6 +183,7 @@ impl Registration {
             inorder: req.inorder,
             hook: req.hook,
             keyprefix: req.keyprefix,
+            commands: req.commands,
             key_spec: std::sync::Mutex::new((0, 0, 0)),
             fast,
             queue: EventQueue::new(MAX_PENDING_EVENTS),
@@ -343,9 +347,21 @@ impl Registrations {
             .collect()
     }
 
+    /// True when a registration listens to events of `command` only (KeysReader
+    /// `commands=`): the command is then run linked to its executions.
+    pub fn commanded(&self, command: &str) -> bool {
+        self.list().iter().any(|r| {
+            r.commands
+                .as_ref()
+                .is_some_and(|c| c.iter().any(|x| x == command))
+        })
+    }
+
     /// True when any registration hooks a command (the command filter's fast path).
     pub fn any_hooks(&self) -> bool {
-        self.list().iter().any(|r| r.hook.is_some())
+        self.list()
+            .iter()
+            .any(|r| r.hook.is_some() || r.commands.is_some())
     }
 
     pub fn by_trigger(&self, trigger: &str) -> Option<Arc<Registration>> {
@@ -393,6 +409,7 @@ mod tests {
             globals: None,
             hook: None,
             keyprefix: None,
+            commands: None,
         };
         Registration::new("r-1".into(), "s".into(), req)
     }

@@ -16,11 +16,27 @@ pub struct ExecControl {
     /// Python thread ident running this execution's callbacks, 0 when none.
     thread: AtomicU64,
     stopped: AtomicBool,
+    /// The command this execution is linked to (`override_reply`), if any.
+    link: Option<Arc<dyn crate::link::CommandLink>>,
+}
+
+impl std::fmt::Debug for dyn crate::link::CommandLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CommandLink")
+    }
 }
 
 impl ExecControl {
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// Control of an execution linked to a command (KeysReader `commands=`).
+    pub fn linked(link: Arc<dyn crate::link::CommandLink>) -> Arc<Self> {
+        Arc::new(ExecControl {
+            link: Some(link),
+            ..Self::default()
+        })
     }
 
     /// True once the execution was told to stop.
@@ -46,12 +62,13 @@ impl ExecControl {
     pub(crate) fn enter(self: &Arc<Self>) -> Running {
         self.thread
             .store(embed::current_thread_ident(), Ordering::Release);
-        Running(Arc::clone(self))
+        let link = crate::link::Scope::enter(self.link.clone());
+        Running(Arc::clone(self), link)
     }
 }
 
-/// While alive, the execution's Python runs on this thread.
-pub(crate) struct Running(Arc<ExecControl>);
+/// While alive, the execution's Python runs on this thread (with its command link set).
+pub(crate) struct Running(Arc<ExecControl>, #[allow(dead_code)] crate::link::Scope);
 
 impl Drop for Running {
     fn drop(&mut self) {

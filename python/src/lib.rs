@@ -22,6 +22,7 @@ mod embed;
 pub mod errors;
 pub mod event_batch;
 pub mod host;
+pub mod link;
 pub mod metrics;
 pub mod profile;
 pub mod reader;

@@ -32,6 +32,8 @@ pub struct RegisterRequest {
     pub hook: Option<String>,
     /// CommandReader hook: fire only when a key argument starts with this.
     pub keyprefix: Option<String>,
+    /// KeysReader: only events raised by these commands (lowercase) trigger, linked to them.
+    pub commands: Option<Vec<String>>,
     /// StreamReader settings.
     pub stream: Option<StreamOptions>,
     /// The script's globals (for the session's profiler); set when the script ends.
@@ -156,6 +158,8 @@ pub(crate) fn register(
         stream: stream_options(opts)?,
         hook: opt_str(opts, "hook")?.map(|h| h.to_ascii_lowercase()),
         keyprefix: opt_str(opts, "keyprefix")?,
+        commands: str_list(opts.get_item("commands")?)?
+            .map(|v| v.into_iter().map(|c| c.to_ascii_lowercase()).collect()),
         globals: None,
     };
     PREPARED.with(|p| match p.borrow_mut().as_mut() {

@@ -209,13 +209,24 @@ fn call_next<'py>(py: Python<'py>, args: &Bound<'py, PyTuple>) -> PyResult<Bound
     }
 }
 
-/// `get_command()`: the argv of the hooked command.
+/// `get_command()`: the argv of the hooked (or linked) command.
 #[pyfunction]
 fn get_command(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     let argv = host()
         .and_then(|h| h.hooked_command())
+        .or_else(|| crate::link::current().map(|l| l.argv()))
         .ok_or_else(|| GearsError::new_err("Can not get command ctx"))?;
     Ok(PyList::new(py, argv.iter().map(|a| bytes_to_py(py, a)))?.into_any())
+}
+
+/// `override_reply(value)`: replaces the reply of the command that triggered this
+/// execution (KeysReader `commands=`).
+#[pyfunction]
+fn override_reply(value: &Bound<'_, PyAny>) -> PyResult<()> {
+    let link =
+        crate::link::current().ok_or_else(|| GearsError::new_err("Can not get command ctx"))?;
+    link.override_reply(crate::convert::py_to_datum(value))
+        .map_err(GearsError::new_err)
 }
 
 /// Builds the `_gearshift` module.
@@ -231,6 +242,7 @@ pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     m.add_function(wrap_pyfunction!(register_te, &m)?)?;
     m.add_function(wrap_pyfunction!(call_next, &m)?)?;
     m.add_function(wrap_pyfunction!(get_command, &m)?)?;
+    m.add_function(wrap_pyfunction!(override_reply, &m)?)?;
     m.add_function(wrap_pyfunction!(atomic_exit, &m)?)?;
     m.add_function(wrap_pyfunction!(crate::register::register, &m)?)?;
     m.add("GearsError", py.get_type::<GearsError>())?;

@@ -52,6 +52,12 @@ pub fn trigger(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             crate::hooks::HookRun::Blocked => return Ok(RedisValue::NoReply),
             crate::hooks::HookRun::NotHooked => {}
         }
+        let argv: Vec<Vec<u8>> = args[1..].iter().map(|a| a.as_slice().to_vec()).collect();
+        match crate::linked::run(ctx, argv) {
+            crate::hooks::HookRun::Reply(r) => return respond(ctx, r),
+            crate::hooks::HookRun::Blocked => return Ok(RedisValue::NoReply),
+            crate::hooks::HookRun::NotHooked => {}
+        }
         let name = args[1].to_string_lossy();
         let reg = state
             .registrations

@@ -52,9 +52,17 @@ fn dispatch(ctx: &Context, event: &str, key: &[u8]) {
     let mut active = None;
     let mut key_type = None;
     let mut sync_hits: Vec<Arc<Registration>> = Vec::new();
+    let mut linked_hits: Vec<Arc<Registration>> = Vec::new();
     state.registrations.with_all(|all| {
         for reg in all {
             if reg.trigger.is_some() || reg.hook.is_some() || !reg.matches_key(key) {
+                continue;
+            }
+            if reg.commands.is_some() {
+                // Only events raised by one of its commands, linked to that command.
+                if reg.matches_event(event) {
+                    linked_hits.push(Arc::clone(reg));
+                }
                 continue;
             }
             drain::note_write(reg);
@@ -89,6 +97,9 @@ fn dispatch(ctx: &Context, event: &str, key: &[u8]) {
     for reg in sync_hits {
         reg.count_triggered();
         run_sync(ctx, state, &reg, key, event);
+    }
+    for reg in linked_hits {
+        crate::linked::trigger(ctx, state, &reg, key, event);
     }
 }
 
@@ -169,7 +180,7 @@ thread_local! {
 }
 
 /// Keeps the execution (listed while it runs), capped per registration and globally.
-fn track(state: &ModuleState, reg: &Registration, entry: &Arc<Entry>) {
+pub(crate) fn track(state: &ModuleState, reg: &Registration, entry: &Arc<Entry>) {
     state
         .registry
         .keep(Arc::clone(entry), state.config.int("MaxExecutions"));

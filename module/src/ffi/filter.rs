@@ -37,7 +37,9 @@ fn rewrite_hooked(fctx: *mut raw::RedisModuleCommandFilterCtx) {
         return;
     }
     let name = String::from_utf8_lossy(&arg(fctx, 0)).to_ascii_lowercase();
-    if name == "rg.trigger" || state.registrations.hooks_of(&name).is_empty() {
+    if name == "rg.trigger"
+        || (state.registrations.hooks_of(&name).is_empty() && !state.registrations.commanded(&name))
+    {
         return;
     }
     const TRIGGER: &[u8] = b"RG.TRIGGER";

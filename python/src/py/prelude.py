@@ -388,9 +388,8 @@ def _register_options(kwargs):
         raise GearsError('readValue is not boolean')
     commands = _str_items(kwargs.get('commands'), 'given commands is not iterable',
                           'given command type is not string')
-    if commands:
-        raise GearsError('register(commands=...) is not supported by this Gearshift build yet')
-    opts.update({'eventTypes': event_types, 'keyTypes': key_types, 'readValue': read_value})
+    opts.update({'eventTypes': event_types, 'keyTypes': key_types, 'readValue': read_value,
+                 'commands': commands})
     return opts
 
 
@@ -425,7 +424,7 @@ def call_next(*args):
 
 
 def override_reply(value):
-    raise GearsError('Can not get command ctx')
+    return _gearshift.override_reply(value)
 
 
 def get_command():

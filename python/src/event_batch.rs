@@ -16,6 +16,7 @@
 //! and cannot fail. A flow that is only `convertToStr` (`GB().register()`) renders the
 //! reader's row directly, without Python, except for text `repr()` escapes beyond ASCII.
 
+use crate::asyncio_bridge::awaited;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -134,17 +135,17 @@ impl EventPlan {
         let last = self.steps.len().saturating_sub(1);
         for i in from..self.steps.len() {
             match &*self.steps[i] {
-                PyStep::Map(f) => row = f.bind(py).call1((row,))?,
+                PyStep::Map(f) => row = awaited(py, f.bind(py).call1((row,))?)?,
                 PyStep::Filter(f) => {
-                    if !f.bind(py).call1((&row,))?.is_truthy()? {
+                    if !awaited(py, f.bind(py).call1((&row,))?)?.is_truthy()? {
                         return Ok(());
                     }
                 }
                 PyStep::Foreach(f) => {
-                    f.bind(py).call1((&row,))?;
+                    awaited(py, f.bind(py).call1((&row,))?)?;
                 }
                 PyStep::FlatMap(f) => {
-                    let r = f.bind(py).call1((row,))?;
+                    let r = awaited(py, f.bind(py).call1((row,))?)?;
                     if r.is_instance_of::<PyList>() {
                         // 1.2 emits a returned list's elements in reverse order.
                         let items: Vec<Bound<'py, PyAny>> =

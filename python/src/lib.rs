@@ -14,6 +14,7 @@
 //! - `register`: registrations a script prepares.
 #![deny(unsafe_code)]
 
+mod asyncio_bridge;
 mod builtins;
 mod column;
 pub mod control;
@@ -79,6 +80,9 @@ fn load_runtime(py: Python<'_>) -> PyResult<()> {
         .getattr("modules")?
         .set_item("_gearshift_arrow", &arrow)?;
     let prelude = PyModule::from_code(py, PRELUDE, c"gearshift_prelude.py", c"gearshift_prelude")?;
+    py.import("sys")?
+        .getattr("modules")?
+        .set_item("gearshift_prelude", &prelude)?;
     let globals: Bound<'_, PyDict> = prelude.dict().copy()?;
     session::set_prelude(globals.unbind());
     Ok(())

@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyList, PySet};
 use std::sync::Arc;
 
+use crate::asyncio_bridge::{awaited, not_async};
 use crate::builtins::{datum_str, AvgAcc};
 use crate::column::PyColumn;
 use crate::control::ExecControl;
@@ -140,17 +141,17 @@ impl PyStage {
             let step = Arc::clone(&self.steps[i]);
             let given_key = key.filter(|_| i == from);
             match &*step {
-                PyStep::Map(f) => row = f.bind(py).call1((row,))?,
+                PyStep::Map(f) => row = awaited(py, f.bind(py).call1((row,))?)?,
                 PyStep::Filter(f) => {
-                    if !f.bind(py).call1((&row,))?.is_truthy()? {
+                    if !awaited(py, f.bind(py).call1((&row,))?)?.is_truthy()? {
                         return Ok(());
                     }
                 }
                 PyStep::Foreach(f) => {
-                    f.bind(py).call1((&row,))?;
+                    awaited(py, f.bind(py).call1((&row,))?)?;
                 }
                 PyStep::FlatMap(f) => {
-                    let r = f.bind(py).call1((row,))?;
+                    let r = awaited(py, f.bind(py).call1((row,))?)?;
                     if r.is_instance_of::<PyList>() {
                         // 1.2 emits a returned list's elements in reverse order.
                         let items: Vec<Bound<'py, PyAny>> =
@@ -181,14 +182,16 @@ impl PyStage {
                     return Ok(());
                 }
                 PyStep::ExtractKey(e) => {
-                    let k = key_text(&e.bind(py).call1((&row,))?)?;
+                    let k = key_text(&not_async(py, e.bind(py).call1((&row,))?, "extractor")?)?;
                     out.keys
                         .get_or_insert_with(BinaryColumn::default)
                         .push(k.as_bytes());
                 }
                 PyStep::KeyOf(e) => {
                     let k = match e {
-                        Some(e) => key_text(&e.bind(py).call1((&row,))?)?,
+                        Some(e) => {
+                            key_text(&not_async(py, e.bind(py).call1((&row,))?, "extractor")?)?
+                        }
                         None => key_text(&row)?,
                     };
                     out.native.get_or_insert_with(Vec::new).push(Datum::Str(k));
@@ -255,7 +258,7 @@ impl PyStage {
                 .take()
                 .map(|a| a.into_bound(py))
                 .unwrap_or_else(|| py.None().into_bound(py));
-            *acc = Some(f.bind(py).call1((a, row))?.unbind());
+            *acc = Some(awaited(py, f.bind(py).call1((a, row))?)?.unbind());
         }
         Ok(())
     }
@@ -271,7 +274,7 @@ impl PyStage {
         if let StepState::Groups(t) = &mut self.state[i] {
             let slot = t.entry(key.as_bytes(), || py.None());
             let a = std::mem::replace(slot, py.None());
-            *slot = r.bind(py).call1((key.as_str(), a, row))?.unbind();
+            *slot = awaited(py, r.bind(py).call1((key.as_str(), a, row))?)?.unbind();
         }
         Ok(())
     }
@@ -331,7 +334,7 @@ impl PyStage {
                 for (k, items) in t.drain() {
                     let key = String::from_utf8_lossy(&k).into_owned();
                     let list = PyList::new(py, items.into_iter().map(|o| o.into_bound(py)))?;
-                    let v = reducer.bind(py).call1((key.as_str(), list))?;
+                    let v = not_async(py, reducer.bind(py).call1((key.as_str(), list))?, "reduce")?;
                     rows.push(key_value(py, &k, v)?);
                 }
                 rows
@@ -414,7 +417,11 @@ fn group_key(
 ) -> PyResult<String> {
     match given {
         Some(k) => Ok(String::from_utf8_lossy(k).into_owned()),
-        None => key_text(&extractor.bind(py).call1((row,))?),
+        None => key_text(&not_async(
+            py,
+            extractor.bind(py).call1((row,))?,
+            "extractor",
+        )?),
     }
 }
 

@@ -393,6 +393,31 @@ def _register_options(kwargs):
     return opts
 
 
+_gears_loop = None
+_gears_loop_lock = None
+
+
+def _gears_event_loop():
+    """The one asyncio loop `async def` callbacks run on, in a thread of its own."""
+    global _gears_loop, _gears_loop_lock
+    import asyncio
+    import threading
+    if _gears_loop_lock is None:
+        _gears_loop_lock = threading.Lock()
+    with _gears_loop_lock:
+        if _gears_loop is None:
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name='gears-asyncio', daemon=True).start()
+            _gears_loop = loop
+    return _gears_loop
+
+
+def _gears_await(coro):
+    """Runs a callback's coroutine on the gears loop and waits (GIL released) for it."""
+    import asyncio
+    return asyncio.run_coroutine_threadsafe(coro, _gears_event_loop()).result()
+
+
 def registerTE(seconds, fn, keyName=None):
     """Calls fn() every `seconds` seconds on Redis's main thread until it raises."""
     if keyName is not None:

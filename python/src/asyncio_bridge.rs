@@ -1,0 +1,46 @@
+//! `async def` callbacks (REFERENCE §5): a callback that returns a coroutine has it run on
+//! one global asyncio event-loop thread; the record waits for its result (the GIL is
+//! released while it waits), so output order is preserved.
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyType;
+
+use crate::errors::GearsError;
+
+static COROUTINE_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+fn is_coroutine(py: Python<'_>, v: &Bound<'_, PyAny>) -> bool {
+    let t = COROUTINE_TYPE.get_or_init(py, || {
+        py.import("types")
+            .and_then(|m| m.getattr("CoroutineType"))
+            .and_then(|t| Ok(t.cast_into::<PyType>()?.unbind()))
+            .unwrap_or_else(|_| py.get_type::<PyType>().unbind())
+    });
+    v.get_type().is(t.bind(py))
+}
+
+/// A callback's result, with a coroutine run to completion on the gears event loop.
+pub(crate) fn awaited<'py>(py: Python<'py>, v: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    if !is_coroutine(py, &v) {
+        return Ok(v);
+    }
+    py.import("gearshift_prelude")?
+        .getattr("_gears_await")?
+        .call1((v,))
+}
+
+/// Extractors and batch reducers may not be coroutines (1.2's texts).
+pub(crate) fn not_async<'py>(
+    py: Python<'py>,
+    v: Bound<'py, PyAny>,
+    what: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    if is_coroutine(py, &v) {
+        let _ = v.call_method0("close");
+        return Err(GearsError::new_err(format!(
+            "coroutine are not allow on {what}"
+        )));
+    }
+    Ok(v)
+}

@@ -1,0 +1,51 @@
+"""`async def` callbacks run on the gears asyncio loop (REFERENCE §3, §5)."""
+from conftest import pyexecute
+
+
+def test_async_map_results_in_order(r):
+    for i in range(20):
+        r.set(f'a:{i:02d}', i)
+    script = """
+import asyncio
+async def slow_double(x):
+    await asyncio.sleep(0.001)
+    return int(x['value']) * 2
+GB().map(slow_double).sort().run('a:*')
+"""
+    res = pyexecute(r, script)
+    assert res[1] == []
+    assert res[0] == [str(i * 2) for i in range(20)]
+
+
+def test_async_filter_and_foreach(r):
+    r.set('b:1', '1')
+    r.set('b:2', '2')
+    script = """
+async def keep(x):
+    return x['value'] == '2'
+async def touch(x):
+    execute('INCR', 'touched')
+GB().filter(keep).foreach(touch).map(lambda x: x['key']).run('b:*')
+"""
+    assert pyexecute(r, script) == [['b:2'], []]
+    assert r.get('touched') == '1'
+
+
+def test_async_in_registration(r):
+    pyexecute(r, "async def f(x):\n    execute('INCR', 'areg')\nGB().foreach(f).register('ar:*', eventTypes=['set'])")
+    try:
+        r.set('ar:1', 'x')
+        import time
+        deadline = time.time() + 5
+        while time.time() < deadline and r.get('areg') != '1':
+            time.sleep(0.02)
+        assert r.get('areg') == '1'
+    finally:
+        for reg in r.execute_command('RG.DUMPREGISTRATIONS'):
+            r.execute_command('RG.UNREGISTER', reg[1])
+
+
+def test_coroutine_extractor_is_refused(r):
+    r.set('c:1', 'x')
+    res = pyexecute(r, "async def e(x):\n    return 'k'\nGB().countby(e).run('c:*')")
+    assert res[0] == [] and 'coroutine are not allow on extractor' in res[1][0]

@@ -86,6 +86,10 @@ impl HostServices for RedisHost {
         true
     }
 
+    fn holds_redis_lock(&self) -> bool {
+        !LOCKED_CTX.with(|c| c.get()).is_null()
+    }
+
     fn profile_executions(&self) -> bool {
         self.config.int("ProfileExecutions") != 0
     }

@@ -25,6 +25,13 @@ pub(crate) fn awaited<'py>(py: Python<'py>, v: Bound<'py, PyAny>) -> PyResult<Bo
     if !is_coroutine(py, &v) {
         return Ok(v);
     }
+    if crate::host::host().is_some_and(|h| h.holds_redis_lock()) {
+        // Waiting here would hold the Redis lock while the coroutine may need it.
+        let _ = v.call_method0("close");
+        return Err(GearsError::new_err(
+            "Creating async record is not allowed while holding the Redis lock (sync execution or atomic block)",
+        ));
+    }
     py.import("gearshift_prelude")?
         .getattr("_gears_await")?
         .call1((v,))

@@ -44,6 +44,10 @@ pub trait HostServices: Send + Sync {
     fn hooked_command(&self) -> Option<Vec<Vec<u8>>> {
         None
     }
+    /// True when this thread holds the Redis lock (main thread, sync runs, `atomic()`).
+    fn holds_redis_lock(&self) -> bool {
+        false
+    }
     /// Calls `tick` on Redis's main thread every `period`, until it returns false.
     /// Called with the GIL released.
     fn start_timer(&self, period: std::time::Duration, tick: Box<dyn FnMut() -> bool + Send>);

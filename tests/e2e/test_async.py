@@ -49,3 +49,16 @@ def test_coroutine_extractor_is_refused(r):
     r.set('c:1', 'x')
     res = pyexecute(r, "async def e(x):\n    return 'k'\nGB().countby(e).run('c:*')")
     assert res[0] == [] and 'coroutine are not allow on extractor' in res[1][0]
+
+
+def test_async_callback_in_sync_registration_is_refused_not_deadlocked(r):
+    pyexecute(r, "async def f(x):\n    execute('INCR', 'n')\nGB().foreach(f).register('sy:*', mode='sync')")
+    try:
+        r.set('sy:1', 'x')  # must return: the coroutine is refused, not awaited under the lock
+        data = r.execute_command('RG.DUMPREGISTRATIONS')[0][7]
+        stats = dict(zip(data[0::2], data[1::2]))
+        assert stats['numFailures'] == 1 and 'Creating async record is not allowed' in stats['lastError']
+        assert r.ping()
+    finally:
+        for reg in r.execute_command('RG.DUMPREGISTRATIONS'):
+            r.execute_command('RG.UNREGISTER', reg[1])

@@ -20,17 +20,39 @@ fn is_coroutine(py: Python<'_>, v: &Bound<'_, PyAny>) -> bool {
     v.get_type().is(t.bind(py))
 }
 
-/// A callback's result, with a coroutine run to completion on the gears event loop.
+static FUTURE_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// Longest wait for a `gearsFuture` to be continued.
+const FUTURE_WAIT_S: f64 = 60.0;
+
+fn is_future(py: Python<'_>, v: &Bound<'_, PyAny>) -> bool {
+    let t = FUTURE_TYPE.get_or_init(py, || {
+        py.import("gearshift_prelude")
+            .and_then(|m| m.getattr("GearsFuture"))
+            .and_then(|t| Ok(t.cast_into::<PyType>()?.unbind()))
+            .unwrap_or_else(|_| py.get_type::<PyType>().unbind())
+    });
+    v.get_type().is(t.bind(py))
+}
+
+/// A callback's result, with a coroutine run to completion on the gears event loop and a
+/// `gearsFuture` waited for (GIL released, bounded).
 pub(crate) fn awaited<'py>(py: Python<'py>, v: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    if !is_coroutine(py, &v) {
+    let future = is_future(py, &v);
+    if !future && !is_coroutine(py, &v) {
         return Ok(v);
     }
     if crate::host::host().is_some_and(|h| h.holds_redis_lock()) {
         // Waiting here would hold the Redis lock while the coroutine may need it.
-        let _ = v.call_method0("close");
+        if !future {
+            let _ = v.call_method0("close");
+        }
         return Err(GearsError::new_err(
             "Creating async record is not allowed while holding the Redis lock (sync execution or atomic block)",
         ));
+    }
+    if future {
+        return v.call_method1("_wait", (FUTURE_WAIT_S,));
     }
     py.import("gearshift_prelude")?
         .getattr("_gears_await")?

@@ -1,4 +1,7 @@
 """`async def` callbacks run on the gears asyncio loop (REFERENCE §3, §5)."""
+import pytest
+import redis
+
 from conftest import pyexecute
 
 
@@ -62,3 +65,39 @@ def test_async_callback_in_sync_registration_is_refused_not_deadlocked(r):
     finally:
         for reg in r.execute_command('RG.DUMPREGISTRATIONS'):
             r.execute_command('RG.UNREGISTER', reg[1])
+
+
+def test_gears_future_continued_from_another_thread(r):
+    r.set('f:1', '5')
+    script = """
+import threading
+def later(x):
+    f = gearsFuture()
+    threading.Timer(0.05, lambda: f.continueRun(int(x['value']) + 1)).start()
+    return f
+GB().map(later).run('f:*')
+"""
+    assert pyexecute(r, script) == [['6'], []]
+
+
+def test_gears_future_failed_and_twice(r):
+    r.set('g:1', '1')
+    script = """
+def failing(x):
+    f = gearsFuture()
+    f.continueFailed('boom')
+    try:
+        f.continueRun(1)
+    except Exception as e:
+        execute('SET', 'twice', str(e))
+    return f
+GB().map(failing).run('g:*')
+"""
+    res = pyexecute(r, script)
+    assert res[0] == [] and 'boom' in res[1][0]
+    assert r.get('twice') == 'Can not continue with the same future twice'
+
+
+def test_gears_future_outside_an_execution(r):
+    with pytest.raises(redis.ResponseError, match='Future object can only be created inside certain execution steps'):
+        pyexecute(r, "gearsFuture()")

@@ -11,7 +11,7 @@ from _gearshift import execute, log, configGet, hashtag, isAsyncAllow
 
 __all__ = ['GearsBuilder', 'GB', 'execute', 'log', 'configGet', 'gearsConfigGet', 'hashtag',
            'isAsyncAllow', 'flat_error', 'GearsError', 'atomic', 'call_next', 'override_reply',
-           'get_command']
+           'get_command', 'gearsFuture', 'registerTE']
 
 GearsError = _gearshift.GearsError
 flat_error = _gearshift.FlatError
@@ -416,6 +416,48 @@ def _gears_await(coro):
     """Runs a callback's coroutine on the gears loop and waits (GIL released) for it."""
     import asyncio
     return asyncio.run_coroutine_threadsafe(coro, _gears_event_loop()).result()
+
+
+class GearsFuture(object):
+    """A record that continues later: return it from a map/flatmap/filter/foreach/accumulate
+    callback, then call continueRun(value) or continueFailed(error) from elsewhere."""
+
+    def __init__(self):
+        import threading
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._done = False
+        self._value = None
+        self._error = None
+
+    def _finish(self, value, error):
+        with self._lock:
+            if self._done:
+                raise GearsError('Can not continue with the same future twice')
+            self._done = True
+        self._value, self._error = value, error
+        self._event.set()
+
+    def continueRun(self, value):
+        self._finish(value, None)
+
+    def continueFailed(self, error):
+        if not isinstance(error, BaseException):
+            error = Exception(str(error))
+        self._finish(None, error)
+
+    def _wait(self, timeout):
+        if not self._event.wait(timeout):
+            raise GearsError('Async record did not called continue')
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def gearsFuture():
+    if not isAsyncAllow():
+        raise GearsError('Future object can only be created inside certain execution steps')
+    return GearsFuture()
 
 
 def registerTE(seconds, fn, keyName=None):

@@ -44,6 +44,19 @@ impl Mode {
     }
 }
 
+/// A job of an `inorder` registration; it calls `next_serial` on the registration when done.
+pub type SerialJob = Box<dyn FnOnce(Arc<Registration>) + Send>;
+
+/// Queued serial jobs and whether one is running.
+#[derive(Default)]
+struct SerialLane(Mutex<(std::collections::VecDeque<SerialJob>, bool)>);
+
+impl std::fmt::Debug for SerialLane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SerialLane")
+    }
+}
+
 /// Statistics shown by RG.DUMPREGISTRATIONS.
 #[derive(Debug, Default, Clone)]
 pub struct Stats {
@@ -129,6 +142,8 @@ pub struct Registration {
     /// KeysReader `commands=[…]`: only events raised by these commands trigger, each run
     /// linked to the command's client (`override_reply`).
     pub commands: Option<Vec<String>>,
+    /// `inorder` CommandReader runs waiting their turn (one runs at a time).
+    serial: SerialLane,
     /// Set when every step is record-local: events then run many per GIL hold
     /// (`events::drain`); otherwise each event is one engine execution.
     pub fast: Option<EventPlan>,
@@ -184,6 +199,7 @@ impl Registration {
             hook: req.hook,
             keyprefix: req.keyprefix,
             commands: req.commands,
+            serial: SerialLane::default(),
             key_spec: std::sync::Mutex::new((0, 0, 0)),
             fast,
             queue: EventQueue::new(MAX_PENDING_EVENTS),
@@ -212,6 +228,34 @@ impl Registration {
 
     pub fn wants_type(&self, t: KeyType) -> bool {
         self.key_types.as_ref().is_none_or(|ts| ts.contains(&t))
+    }
+
+    /// Runs `job` after every earlier serial job of this registration (`inorder`): jobs run
+    /// one at a time, in submission order; `done` (given to the job) starts the next.
+    pub fn run_serial(self: &Arc<Self>, job: SerialJob) {
+        let start = {
+            let mut q = self.serial.0.lock().unwrap_or_else(|e| e.into_inner());
+            q.0.push_back(job);
+            !std::mem::replace(&mut q.1, true)
+        };
+        if start {
+            Arc::clone(self).next_serial();
+        }
+    }
+
+    /// Starts the next serial job, or marks the lane idle.
+    pub fn next_serial(self: Arc<Self>) {
+        let job = {
+            let mut q = self.serial.0.lock().unwrap_or_else(|e| e.into_inner());
+            let job = q.0.pop_front();
+            if job.is_none() {
+                q.1 = false;
+            }
+            job
+        };
+        if let Some(job) = job {
+            job(self);
+        }
     }
 
     /// The reader name shown by dumps.

@@ -127,10 +127,11 @@ fn hashtag() -> &'static str {
     "06S"
 }
 
-/// `isAsyncAllow()`: true inside a (non-sync) execution.
+/// `isAsyncAllow()`: true inside an execution that may wait for async records, i.e. one
+/// not holding the Redis lock (sync runs, MULTI/Lua-triggered runs and atomic blocks hold it).
 #[pyfunction(name = "isAsyncAllow")]
 fn is_async_allow() -> bool {
-    session::in_execution()
+    session::in_execution() && !host().is_some_and(|h| h.holds_redis_lock())
 }
 
 /// `run(reader, arg, steps, kwargs)`: called by `GearsBuilder.run`.

@@ -73,3 +73,35 @@ def test_non_sync_trigger_inside_multi(rt):
     pipe.execute_command('RG.TRIGGER', 'm')
     res = pipe.execute(raise_on_error=False)
     assert 'can not run a non-sync execution inside a MULTI/LUA' in str(res[0])
+
+
+def test_inorder_async_triggers_run_in_arrival_order(rt, server):
+    script = """
+import time, random
+def f(x):
+    time.sleep(random.random() / 30)
+    execute('RPUSH', 'order', x[1])
+    return x[1]
+GB('CommandReader').map(f).register(trigger='ord', mode='async_local', inorder=True)
+"""
+    pyexecute(rt, script)
+    import threading
+    import time
+
+    def fire(i):
+        time.sleep(i * 0.005)  # arrival order = i
+        server.client().execute_command('RG.TRIGGER', 'ord', str(i))
+
+    threads = [threading.Thread(target=fire, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert rt.lrange('order', 0, -1) == [str(i) for i in range(12)]
+
+
+def test_is_async_allow_false_in_sync_runs(rt):
+    pyexecute(rt, "GB('CommandReader').map(lambda x: str(isAsyncAllow())).register(trigger='s', mode='sync')")
+    pyexecute(rt, "GB('CommandReader').map(lambda x: str(isAsyncAllow())).register(trigger='a')")
+    assert rt.execute_command('RG.TRIGGER', 's') == ['False']
+    assert rt.execute_command('RG.TRIGGER', 'a') == ['True']

@@ -13,7 +13,7 @@ use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, 
 
 use super::{module_state, respond};
 use crate::ffi::guard;
-use crate::ffi::replies::{block, reply_blocked, Reply};
+use crate::ffi::replies::{block, reply_blocked, Blocked, Reply};
 use crate::host::with_lock_held;
 use crate::readers::ready::ReadySource;
 use crate::registrations::{Mode, Registration};
@@ -98,16 +98,33 @@ fn run_async(
     source: Box<ReadySource>,
 ) -> RedisResult {
     let client = block(ctx);
+    if reg.inorder {
+        // `inorder`: one run at a time, in arrival order (1.2 gives it its own worker).
+        reg.run_serial(Box::new(move |reg| start(reg, source, client, true)));
+    } else {
+        start(reg, source, client, false);
+    }
+    let _ = state;
+    Ok(RedisValue::NoReply)
+}
+
+/// Starts one trigger execution; `serial`: start the registration's next one when done.
+fn start(reg: Arc<Registration>, source: Box<ReadySource>, client: Blocked, serial: bool) {
+    let Some(state) = crate::state::get() else {
+        return;
+    };
     let started = Instant::now();
-    let done_reg = Arc::clone(&reg);
     let slot = Arc::new(std::sync::Mutex::new(Some(client)));
-    let done_slot = Arc::clone(&slot);
+    let (done_reg, done_slot) = (Arc::clone(&reg), Arc::clone(&slot));
     let on_done = Box::new(move |out: ExecutionOutput| {
         done_reg
             .stats()
             .record(&out, started.elapsed().as_millis() as u64);
         if let Some(c) = done_slot.lock().ok().and_then(|mut g| g.take()) {
             reply_blocked(c, &trigger_reply(&out));
+        }
+        if serial {
+            done_reg.next_serial();
         }
     });
     let cfg = ExecConfig::default();
@@ -126,6 +143,8 @@ fn run_async(
                 &Reply::Error(format!("ERR Could not trigger execution, {e}")),
             );
         }
+        if serial {
+            reg.next_serial();
+        }
     }
-    Ok(RedisValue::NoReply)
 }

@@ -101,3 +101,31 @@ GB().map(failing).run('g:*')
 def test_gears_future_outside_an_execution(r):
     with pytest.raises(redis.ResponseError, match='Future object can only be created inside certain execution steps'):
         pyexecute(r, "gearsFuture()")
+
+
+def test_asyncio_helpers_complete_a_future(r):
+    r.set('h:1', '3')
+    script = """
+import asyncio
+async def f(x):
+    fut = createFuture()
+    async def produce():
+        return int(x['value']) * 10
+    runCoroutine(produce(), fut, delay=0.01)
+    return await fut
+GB().map(f).run('h:*')
+"""
+    assert pyexecute(r, script) == [['30'], []]
+
+
+def test_set_future_results_from_another_thread(r):
+    r.set('h:2', '4')
+    script = """
+import threading
+async def f(x):
+    fut = createFuture()
+    threading.Timer(0.02, lambda: setFutureResults(fut, x['value'] + '!')).start()
+    return await fut
+GB().map(f).run('h:2')
+"""
+    assert pyexecute(r, script) == [['4!'], []]

@@ -11,7 +11,8 @@ from _gearshift import execute, log, configGet, hashtag, isAsyncAllow
 
 __all__ = ['GearsBuilder', 'GB', 'execute', 'log', 'configGet', 'gearsConfigGet', 'hashtag',
            'isAsyncAllow', 'flat_error', 'GearsError', 'atomic', 'call_next', 'override_reply',
-           'get_command', 'gearsFuture', 'registerTE']
+           'get_command', 'gearsFuture', 'registerTE', 'createFuture', 'setFutureResults',
+           'setFutureException', 'runCoroutine']
 
 GearsError = _gearshift.GearsError
 flat_error = _gearshift.FlatError
@@ -416,6 +417,42 @@ def _gears_await(coro):
     """Runs a callback's coroutine on the gears loop and waits (GIL released) for it."""
     import asyncio
     return asyncio.run_coroutine_threadsafe(coro, _gears_event_loop()).result()
+
+
+def createFuture():
+    """An asyncio future bound to the gears event loop."""
+    return _gears_event_loop().create_future()
+
+
+def setFutureResults(f, res):
+    """Sets an asyncio future's result from any thread."""
+    _gears_event_loop().call_soon_threadsafe(f.set_result, res)
+
+
+def setFutureException(f, e):
+    """Sets an asyncio future's exception from any thread (non-exceptions are wrapped)."""
+    if not isinstance(e, BaseException):
+        e = Exception(str(e))
+    _gears_event_loop().call_soon_threadsafe(f.set_exception, e)
+
+
+def runCoroutine(cr, f=None, delay=0):
+    """Runs a coroutine on the gears event loop after `delay` seconds; with `f`, its result
+    (or exception) completes that future."""
+    import asyncio
+
+    async def runner():
+        if delay:
+            await asyncio.sleep(delay)
+        try:
+            res = await cr
+        except Exception as e:  # noqa: BLE001 - handed to the future
+            if f is not None:
+                f.set_exception(e)
+            return
+        if f is not None:
+            f.set_result(res)
+    return asyncio.run_coroutine_threadsafe(runner(), _gears_event_loop())
 
 
 class GearsFuture(object):

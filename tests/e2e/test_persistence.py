@@ -86,3 +86,20 @@ def test_replica_keeps_registration_but_never_fires():
         while time.time() < deadline and registration_ids(r):
             time.sleep(0.05)
         assert registration_ids(r) == []
+
+
+def test_registrations_survive_aof_rewrite_and_restart():
+    with fresh_server(server_args=['--appendonly', 'yes']) as srv:
+        c = srv.client()
+        pyexecute(c, SYNC_INCR)
+        before = registration_ids(c)
+        c.execute_command('BGREWRITEAOF')
+        deadline = time.time() + 20
+        while time.time() < deadline and c.info('persistence').get('aof_rewrite_in_progress'):
+            time.sleep(0.05)
+        time.sleep(0.2)
+        srv.restart()
+        c = srv.client()
+        assert registration_ids(c) == before
+        c.set('s:1', 'x')
+        assert c.get('seen') == '1'

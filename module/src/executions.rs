@@ -224,11 +224,35 @@ impl Entry {
     }
 }
 
+/// Kept executions: insertion order plus an index by id. Removal only drops the index
+/// entry; the order list is pruned lazily, so keeping, looking up and removing are O(1)
+/// (amortised) even with thousands of kept executions.
+#[derive(Debug, Default)]
+struct Kept {
+    order: VecDeque<Arc<Entry>>,
+    by_id: std::collections::HashMap<String, Arc<Entry>>,
+}
+
+impl Kept {
+    fn live(&self, e: &Arc<Entry>) -> bool {
+        self.by_id.get(&e.id).is_some_and(|x| Arc::ptr_eq(x, e))
+    }
+
+    /// Drops stale (removed) entries from the order list once they dominate it.
+    fn compact(&mut self) {
+        if self.order.len() > 2 * self.by_id.len() + 64 {
+            let by_id = &self.by_id;
+            self.order
+                .retain(|e| by_id.get(&e.id).is_some_and(|x| Arc::ptr_eq(x, e)));
+        }
+    }
+}
+
 /// All kept executions, oldest first.
 #[derive(Debug, Default)]
 pub struct Registry {
     next_id: AtomicU64,
-    kept: Mutex<VecDeque<Arc<Entry>>>,
+    kept: Mutex<Kept>,
 }
 
 impl Registry {
@@ -238,7 +262,7 @@ impl Registry {
         format!("{STANDALONE_SHARD_ID}-{n}")
     }
 
-    fn kept(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Entry>>> {
+    fn kept(&self) -> std::sync::MutexGuard<'_, Kept> {
         self.kept.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -246,30 +270,43 @@ impl Registry {
     pub fn keep(&self, e: Arc<Entry>, max: i64) {
         let mut k = self.kept();
         if max > 0 {
-            while k.len() >= max as usize {
-                k.pop_front();
+            while k.by_id.len() >= max as usize {
+                let Some(old) = k.order.pop_front() else {
+                    break;
+                };
+                if k.live(&old) {
+                    k.by_id.remove(&old.id);
+                }
             }
         }
-        k.push_back(e);
+        k.by_id.insert(e.id.clone(), Arc::clone(&e));
+        k.order.push_back(e);
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Entry>> {
-        self.kept().iter().find(|e| e.id == id).cloned()
+        self.kept().by_id.get(id).cloned()
     }
 
     pub fn remove(&self, id: &str) -> Option<Arc<Entry>> {
         let mut k = self.kept();
-        let pos = k.iter().rposition(|e| e.id == id)?;
-        k.remove(pos)
+        let e = k.by_id.remove(id);
+        k.compact();
+        e
     }
 
     /// Newest first, as RG.DUMPEXECUTIONS lists them.
     pub fn newest_first(&self) -> Vec<Arc<Entry>> {
-        self.kept().iter().rev().cloned().collect()
+        let k = self.kept();
+        k.order
+            .iter()
+            .rev()
+            .filter(|e| k.live(e))
+            .cloned()
+            .collect()
     }
 
     pub fn len(&self) -> usize {
-        self.kept().len()
+        self.kept().by_id.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -293,6 +330,21 @@ mod tests {
         assert_eq!(kept, vec![ids[3].clone(), ids[2].clone(), ids[1].clone()]);
         assert!(r.remove(&ids[2]).is_some());
         assert!(r.get(&ids[2]).is_none());
+        assert_eq!(r.len(), 2);
+        // Removed entries do not count towards the cap, nor come back.
+        let more: Vec<String> = (0..3).map(|_| r.next_id()).collect();
+        for id in &more {
+            r.keep(Entry::new(id.clone(), &Plan::default()), 3);
+        }
+        let kept: Vec<String> = r.newest_first().iter().map(|e| e.id.clone()).collect();
+        assert_eq!(
+            kept,
+            vec![more[2].clone(), more[1].clone(), more[0].clone()]
+        );
+        for id in &more {
+            assert!(r.remove(id).is_some());
+        }
+        assert!(r.is_empty() && r.newest_first().is_empty());
     }
 
     #[test]

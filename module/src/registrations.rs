@@ -79,6 +79,12 @@ impl Stats {
     pub fn record(&mut self, out: &ExecutionOutput, ms: u64) {
         self.last_run_ms = ms;
         self.total_run_ms += ms;
+        self.count_outcome(out);
+    }
+
+    /// Failure if the run has errors (it sets `lastError`), aborted, else success (it clears
+    /// `lastError`).
+    fn count_outcome(&mut self, out: &ExecutionOutput) {
         if out.aborted {
             self.aborted += 1;
         } else if let Some(e) = out.errors.first() {
@@ -102,15 +108,7 @@ impl Stats {
         self.run_us_carry = total % 1000;
         self.last_run_ms = us / n / 1000;
         for out in outs {
-            if out.aborted {
-                self.aborted += 1;
-            } else if let Some(e) = out.errors.first() {
-                self.failures += 1;
-                self.last_error = Some(e.clone());
-            } else {
-                self.success += 1;
-                self.last_error = None;
-            }
+            self.count_outcome(out);
         }
     }
 

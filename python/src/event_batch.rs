@@ -16,7 +16,6 @@
 //! and cannot fail. A flow that is only `convertToStr` (`GB().register()`) renders the
 //! reader's row directly, without Python, except for text `repr()` escapes beyond ASCII.
 
-use crate::asyncio_bridge::awaited;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -29,7 +28,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyList, PyString};
 
 use crate::convert::{key_row_to_dict, py_to_datum};
 use crate::errors::error_text;
-use crate::stage::PyStep;
+use crate::stage::{Local, PyStep};
 
 /// The Python steps of a record-local registration flow.
 #[derive(Debug, Clone)]
@@ -135,28 +134,19 @@ impl EventPlan {
         let last = self.steps.len().saturating_sub(1);
         for i in from..self.steps.len() {
             match &*self.steps[i] {
-                PyStep::Map(f) => row = awaited(py, f.bind(py).call1((row,))?)?,
-                PyStep::Filter(f) => {
-                    if !awaited(py, f.bind(py).call1((&row,))?)?.is_truthy()? {
-                        return Ok(());
-                    }
-                }
-                PyStep::Foreach(f) => {
-                    awaited(py, f.bind(py).call1((&row,))?)?;
-                }
-                PyStep::FlatMap(f) => {
-                    let r = awaited(py, f.bind(py).call1((row,))?)?;
-                    if r.is_instance_of::<PyList>() {
-                        // 1.2 emits a returned list's elements in reverse order.
-                        let items: Vec<Bound<'py, PyAny>> =
-                            r.try_iter()?.collect::<PyResult<_>>()?;
-                        for item in items.into_iter().rev() {
+                local @ (PyStep::Map(_)
+                | PyStep::Filter(_)
+                | PyStep::Foreach(_)
+                | PyStep::FlatMap(_)) => match local.apply_local(py, row)? {
+                    Local::Row(r) => row = r,
+                    Local::Dropped => return Ok(()),
+                    Local::Spread(items) => {
+                        for item in items {
                             self.push(py, i + 1, item, out)?;
                         }
                         return Ok(());
                     }
-                    row = r;
-                }
+                },
                 PyStep::ToStr if i == last => {
                     if str_can_wait(&row) {
                         out.push(Record::StrPending(row.unbind()));

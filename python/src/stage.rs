@@ -73,6 +73,53 @@ pub enum PyStep {
     FilterBatch(Py<PyAny>),
 }
 
+/// What a record-local step did with one record.
+pub(crate) enum Local<'py> {
+    /// The record to pass on.
+    Row(Bound<'py, PyAny>),
+    Dropped,
+    /// Several records to pass on, in emission order.
+    Spread(Vec<Bound<'py, PyAny>>),
+}
+
+impl PyStep {
+    /// Runs a record-local step (map, filter, foreach, flatmap; shared by `PyStage` and
+    /// the batched event path) on `row` (any other step passes it on unchanged).
+    pub(crate) fn apply_local<'py>(
+        &self,
+        py: Python<'py>,
+        row: Bound<'py, PyAny>,
+    ) -> PyResult<Local<'py>> {
+        Ok(match self {
+            PyStep::Map(f) => Local::Row(awaited(py, f.bind(py).call1((row,))?)?),
+            PyStep::Filter(f) => {
+                if awaited(py, f.bind(py).call1((&row,))?)?.is_truthy()? {
+                    Local::Row(row)
+                } else {
+                    Local::Dropped
+                }
+            }
+            PyStep::Foreach(f) => {
+                awaited(py, f.bind(py).call1((&row,))?)?;
+                Local::Row(row)
+            }
+            PyStep::FlatMap(f) => {
+                let r = awaited(py, f.bind(py).call1((row,))?)?;
+                if r.is_instance_of::<PyList>() {
+                    // 1.2 emits a returned list's elements in reverse order.
+                    let mut items: Vec<Bound<'py, PyAny>> =
+                        r.try_iter()?.collect::<PyResult<_>>()?;
+                    items.reverse();
+                    Local::Spread(items)
+                } else {
+                    Local::Row(r)
+                }
+            }
+            _ => Local::Row(row),
+        })
+    }
+}
+
 /// Per-step state of accumulating steps.
 enum StepState {
     None,
@@ -141,28 +188,19 @@ impl PyStage {
             let step = Arc::clone(&self.steps[i]);
             let given_key = key.filter(|_| i == from);
             match &*step {
-                PyStep::Map(f) => row = awaited(py, f.bind(py).call1((row,))?)?,
-                PyStep::Filter(f) => {
-                    if !awaited(py, f.bind(py).call1((&row,))?)?.is_truthy()? {
-                        return Ok(());
-                    }
-                }
-                PyStep::Foreach(f) => {
-                    awaited(py, f.bind(py).call1((&row,))?)?;
-                }
-                PyStep::FlatMap(f) => {
-                    let r = awaited(py, f.bind(py).call1((row,))?)?;
-                    if r.is_instance_of::<PyList>() {
-                        // 1.2 emits a returned list's elements in reverse order.
-                        let items: Vec<Bound<'py, PyAny>> =
-                            r.try_iter()?.collect::<PyResult<_>>()?;
-                        for item in items.into_iter().rev() {
+                local @ (PyStep::Map(_)
+                | PyStep::Filter(_)
+                | PyStep::Foreach(_)
+                | PyStep::FlatMap(_)) => match local.apply_local(py, row)? {
+                    Local::Row(r) => row = r,
+                    Local::Dropped => return Ok(()),
+                    Local::Spread(items) => {
+                        for item in items {
                             self.push(py, i + 1, item, None, out)?;
                         }
                         return Ok(());
                     }
-                    row = r;
-                }
+                },
                 PyStep::Accumulate(f) => return self.accumulate(py, i, f, row),
                 PyStep::GroupBy {
                     extractor,

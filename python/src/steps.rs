@@ -72,13 +72,7 @@ pub fn build_plan(steps: &Bound<'_, PyList>) -> PyResult<Plan> {
             )?),
             // Extract once, repartition, then reduce with the key carried by the batch.
             "groupby" => {
-                out.push(host(
-                    "extractkey",
-                    EXTRACTOR,
-                    PyStep::ExtractKey(arg(1)?),
-                    t,
-                )?);
-                out.push(StepSpec::Repartition);
+                repartition_by(&mut out, t)?;
                 out.push(host(
                     "accumulatebykey",
                     ACCUMULATE_BY_KEY,
@@ -91,13 +85,7 @@ pub fn build_plan(steps: &Bound<'_, PyList>) -> PyResult<Plan> {
                 )?);
             }
             "batchgroupby" => {
-                out.push(host(
-                    "extractkey",
-                    EXTRACTOR,
-                    PyStep::ExtractKey(arg(1)?),
-                    t,
-                )?);
-                out.push(StepSpec::Repartition);
+                repartition_by(&mut out, t)?;
                 out.push(host(
                     "group",
                     "RedisGearsPy_PyCallbackReducer",
@@ -110,13 +98,7 @@ pub fn build_plan(steps: &Bound<'_, PyList>) -> PyResult<Plan> {
                 )?);
             }
             "repartition" => {
-                out.push(host(
-                    "extractkey",
-                    EXTRACTOR,
-                    PyStep::ExtractKey(arg(1)?),
-                    t,
-                )?);
-                out.push(StepSpec::Repartition);
+                repartition_by(&mut out, t)?;
             }
             // Native: the extractor runs in the Python stage; counting per key (locally,
             // then per key after the repartition) never builds a Python object.
@@ -182,6 +164,14 @@ pub fn build_plan(steps: &Bound<'_, PyList>) -> PyResult<Plan> {
         }
     }
     Ok(Plan::new(out))
+}
+
+/// Key extraction (`t[1]`) then a repartition on the extracted key.
+fn repartition_by(out: &mut Vec<StepSpec>, t: &Bound<'_, PyTuple>) -> PyResult<()> {
+    let extractor = PyStep::ExtractKey(t.get_item(1)?.unbind());
+    out.push(host("extractkey", EXTRACTOR, extractor, t)?);
+    out.push(StepSpec::Repartition);
+    Ok(())
 }
 
 fn host(

@@ -175,6 +175,24 @@ def fresh_server(server_args=(), **module_args):
         yield srv
 
 
+def wait_for(fn, timeout=5.0, interval=0.02):
+    """Polls fn() until it returns something truthy (async work finishes soon after), at
+    most `timeout` seconds; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(interval)
+    return fn()
+
+
+def unregister_all(client):
+    """Drops every registration (tests that register clean up after themselves)."""
+    for reg in client.execute_command("RG.DUMPREGISTRATIONS"):
+        client.execute_command("RG.UNREGISTER", reg[1])
+
+
 def assert_alive(client, srv=None):
     """The server must still answer PING (bad input must never take it down)."""
     try:

@@ -2,7 +2,7 @@
 import pytest
 import redis
 
-from conftest import pyexecute
+from conftest import pyexecute, unregister_all
 
 
 def test_async_map_results_in_order(r):
@@ -44,8 +44,7 @@ def test_async_in_registration(r):
             time.sleep(0.02)
         assert r.get('areg') == '1'
     finally:
-        for reg in r.execute_command('RG.DUMPREGISTRATIONS'):
-            r.execute_command('RG.UNREGISTER', reg[1])
+        unregister_all(r)
 
 
 def test_coroutine_extractor_is_refused(r):
@@ -63,8 +62,7 @@ def test_async_callback_in_sync_registration_is_refused_not_deadlocked(r):
         assert stats['numFailures'] == 1 and 'Creating async record is not allowed' in stats['lastError']
         assert r.ping()
     finally:
-        for reg in r.execute_command('RG.DUMPREGISTRATIONS'):
-            r.execute_command('RG.UNREGISTER', reg[1])
+        unregister_all(r)
 
 
 def test_gears_future_continued_from_another_thread(r):

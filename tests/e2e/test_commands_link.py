@@ -2,14 +2,13 @@
 import pytest
 import redis
 
-from conftest import assert_alive, pyexecute
+from conftest import assert_alive, pyexecute, unregister_all
 
 
 @pytest.fixture
 def rc(r):
     yield r
-    for reg in r.execute_command('RG.DUMPREGISTRATIONS'):
-        r.execute_command('RG.UNREGISTER', reg[1])
+    unregister_all(r)
 
 
 def test_override_reply_with_an_error(rc):

@@ -4,7 +4,7 @@ import time
 import pytest
 import redis
 
-from conftest import assert_alive, fresh_server, parse, pyexecute
+from conftest import assert_alive, fresh_server, pyexecute
 
 ZEROS = '0' * 40
 

@@ -2,14 +2,13 @@
 import pytest
 import redis
 
-from conftest import assert_alive, pyexecute
+from conftest import assert_alive, pyexecute, unregister_all
 
 
 @pytest.fixture
 def rh(r):
     yield r
-    for reg in r.execute_command('RG.DUMPREGISTRATIONS'):
-        r.execute_command('RG.UNREGISTER', reg[1])
+    unregister_all(r)
 
 
 def test_hook_replaces_the_command_and_call_next_runs_it(rh):

@@ -1,7 +1,7 @@
 """Registrations through DEBUG RELOAD, restarts (RDB, AOF) and replication (REFERENCE §9)."""
 import time
 
-from conftest import Server, fresh_server, pyexecute
+from conftest import fresh_server, pyexecute
 
 SYNC_INCR = "GB().foreach(lambda x: execute('INCR', 'seen')).register('s:*', mode='sync')"
 

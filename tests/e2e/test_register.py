@@ -1,10 +1,9 @@
 """register() on keyspace events (REFERENCE §2.1, §4.2, §11 items 29, 44; seed "Event Processing")."""
-import time
 
 import pytest
 import redis
 
-from conftest import assert_alive, fresh_server, parse, pyexecute
+from conftest import assert_alive, fresh_server, parse, pyexecute, unregister_all, wait_for
 
 ZEROS = '0' * 40
 
@@ -37,22 +36,6 @@ gb.map(age)
 gb.foreach(cas)
 gb.register('person:*')
 """
-
-
-def wait_for(fn, timeout=5.0):
-    """Polls fn() until it returns a truthy value (async registrations finish soon after)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.02)
-    return fn()
-
-
-def unregister_all(r):
-    for reg in r.execute_command('RG.DUMPREGISTRATIONS'):
-        r.execute_command('RG.UNREGISTER', reg[1])
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import time
 
 import pytest
 import redis
-from conftest import assert_alive, fresh_server, parse, pyexecute
+from conftest import assert_alive, fresh_server, parse, pyexecute, unregister_all
 
 
 def one(client, expr, setup=""):
@@ -278,8 +278,7 @@ def test_atomic_in_sync_registration_is_allowed(r):
         r.set('at:1', 'x')
         assert r.get('n') == '1'
     finally:
-        for reg in r.execute_command('RG.DUMPREGISTRATIONS'):
-            r.execute_command('RG.UNREGISTER', reg[1])
+        unregister_all(r)
 
 
 def test_register_time_event_repeats_until_it_raises(r):

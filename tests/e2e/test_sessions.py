@@ -3,7 +3,7 @@
 import pytest
 import redis
 
-from conftest import fresh_server, pyexecute
+from conftest import fresh_server, pyexecute, unregister_all
 
 ZEROS = '0' * 40
 REG = "GB().register('s:*', mode='sync')"
@@ -12,8 +12,7 @@ REG = "GB().register('s:*', mode='sync')"
 @pytest.fixture
 def rs(r):
     yield r
-    for reg in r.execute_command('RG.DUMPREGISTRATIONS'):
-        r.execute_command('RG.UNREGISTER', reg[1])
+    unregister_all(r)
 
 
 def test_dump_sessions_after_one_registration():

@@ -4,24 +4,13 @@ import time
 import pytest
 import redis
 
-from conftest import assert_alive, pyexecute
-
-
-def wait_for(fn, timeout=5.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.02)
-    return fn()
+from conftest import assert_alive, pyexecute, unregister_all, wait_for
 
 
 @pytest.fixture
 def rs(r):
     yield r
-    for reg in r.execute_command('RG.DUMPREGISTRATIONS'):
-        r.execute_command('RG.UNREGISTER', reg[1])
+    unregister_all(r)
 
 
 def reg_data(r, reader='StreamReader'):

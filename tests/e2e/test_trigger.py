@@ -2,14 +2,13 @@
 import pytest
 import redis
 
-from conftest import pyexecute
+from conftest import pyexecute, unregister_all
 
 
 @pytest.fixture
 def rt(r):
     yield r
-    for reg in r.execute_command('RG.DUMPREGISTRATIONS'):
-        r.execute_command('RG.UNREGISTER', reg[1])
+    unregister_all(r)
 
 
 def test_trigger_record_is_the_argument_list(rt):

@@ -328,6 +328,9 @@ pub struct Registrations {
     list: Mutex<Vec<Arc<Registration>>>,
     /// `list.len()`, readable without the lock (the notification callback's first check).
     count: AtomicUsize,
+    /// How many registrations rewrite commands (`hook=` or `commands=`), readable without
+    /// the lock: the command filter checks it for every command Redis runs.
+    rewriting: AtomicUsize,
 }
 
 impl Default for Registrations {
@@ -337,6 +340,7 @@ impl Default for Registrations {
             next_id: AtomicU64::new(1),
             list: Mutex::new(Vec::new()),
             count: AtomicUsize::new(0),
+            rewriting: AtomicUsize::new(0),
         }
     }
 }
@@ -361,14 +365,24 @@ impl Registrations {
     pub fn add(&self, r: Arc<Registration>) {
         let mut l = self.list();
         l.push(r);
+        self.recount(&l);
+    }
+
+    /// Refreshes the lock-free counts after the list changed (list lock held).
+    fn recount(&self, l: &[Arc<Registration>]) {
         self.count.store(l.len(), Ordering::Release);
+        let rewriting = l
+            .iter()
+            .filter(|r| r.hook.is_some() || r.commands.is_some())
+            .count();
+        self.rewriting.store(rewriting, Ordering::Release);
     }
 
     pub fn remove(&self, id: &str) -> Option<Arc<Registration>> {
         let mut l = self.list();
         let pos = l.iter().position(|r| r.id == id)?;
         let r = l.remove(pos);
-        self.count.store(l.len(), Ordering::Release);
+        self.recount(&l);
         Some(r)
     }
 
@@ -399,11 +413,9 @@ impl Registrations {
         })
     }
 
-    /// True when any registration hooks a command (the command filter's fast path).
+    /// True when any registration rewrites commands (the command filter's lock-free check).
     pub fn any_hooks(&self) -> bool {
-        self.list()
-            .iter()
-            .any(|r| r.hook.is_some() || r.commands.is_some())
+        self.rewriting.load(Ordering::Acquire) > 0
     }
 
     pub fn by_trigger(&self, trigger: &str) -> Option<Arc<Registration>> {

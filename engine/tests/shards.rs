@@ -44,6 +44,7 @@ fn cluster(n: usize, idle_timeout: Duration) -> Vec<ShuffleCtx> {
             slots: Arc::clone(&slots),
             idle_timeout,
             pool: BufferPool::new(8, 4096),
+            foreign: None,
         })
         .collect()
 }

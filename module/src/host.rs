@@ -33,6 +33,11 @@ pub fn with_lock_held<R>(ctx: &Context, f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// Whether this thread holds the Redis lock (main thread, sync runs, atomic blocks).
+pub fn lock_held() -> bool {
+    !LOCKED_CTX.with(|c| c.get()).is_null()
+}
+
 #[derive(Debug)]
 pub struct RedisHost {
     config: Arc<Config>,

@@ -2,6 +2,7 @@
 //! Python layer. This file only registers the module; everything else lives in:
 //!
 //! - `ffi`: the one panic trampoline, raw scan and reply helpers (the crate's `unsafe`).
+//! - `cluster`: the topology, bus messages between shards and distributed runs.
 //! - `state`: the single owner of module-wide state (worker pool, config).
 //! - `config`: module arguments and the extra config dictionary.
 //! - `executions`: the registry of kept executions (ids, statuses, results).
@@ -20,6 +21,7 @@
 //! - `scripts`, `sessions`: running RG.PYEXECUTE scripts; sessions owning registrations.
 #![deny(unsafe_code)]
 
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod events;
@@ -53,6 +55,7 @@ mod registration {
         crate::ffi::guard_status(ctx, || {
             crate::state::init(ctx, args)?;
             crate::ffi::filter::install(ctx)?;
+            crate::ffi::cluster::install(ctx)?;
             // Replaces the crate's default INFO callback with ours.
             redis_module::raw::register_info_function(ctx.ctx, Some(crate::info::info_callback));
             Ok(())

@@ -348,7 +348,7 @@ impl Default for Registrations {
 impl Registrations {
     pub fn next_id(&self) -> String {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-        format!("{}-{n}", crate::executions::STANDALONE_SHARD_ID)
+        format!("{}-{n}", crate::cluster::shard_id())
     }
 
     /// Makes sure later ids are larger than a loaded `<shard>-<n>` id.

@@ -60,6 +60,8 @@ impl ScriptJob {
                 if let Err(e) = self.install_requirements() {
                     return client.send(&Reply::Error(e));
                 }
+                // Cluster mode and shard ids follow the topology as it is now.
+                crate::cluster::refresh();
                 self.run_script(client)
             },
             |p| {
@@ -148,13 +150,15 @@ fn register(args: &SessionArgs, code: &str, reqs: &[String], regs: Vec<RegisterR
     // Replicas and the AOF get the session as source (they keep it but never fire).
     if let Some(blob) = crate::persist::session_blob(state, &installed.session) {
         crate::commands::internal::replicate("RG.INNERREGISTER", &[&blob]);
+        // Every shard of a cluster runs the registrations on its own keys.
+        crate::cluster::broadcast_session(blob);
     }
     installed.activate();
 }
 
 /// The run's source. A plan that starts by counting never looks at values, so the reader
 /// skips reading them (same output, much less work under the Redis lock).
-fn source_for(reader: ReaderSpec, plan: &engine::plan::Plan) -> Box<dyn Source> {
+pub(crate) fn source_for(reader: ReaderSpec, plan: &engine::plan::Plan) -> Box<dyn Source> {
     let counts_first = matches!(plan.steps.first(), Some(engine::plan::StepSpec::Count));
     match reader {
         ReaderSpec::Keys {
@@ -175,10 +179,17 @@ fn source_for(reader: ReaderSpec, plan: &engine::plan::Plan) -> Box<dyn Source> 
 
 /// Starts the requested run. Blocking: the reply is the output. UNBLOCKING: the reply is
 /// the execution id and the execution is kept for RG.GETRESULTS.
-fn start_run(req: RunRequest, client: Pending, unblocking: bool) {
+fn start_run(mut req: RunRequest, client: Pending, unblocking: bool) {
     let Some(state) = state::get() else { return };
     let source = source_for(req.reader, &req.plan);
     let entry = Entry::new(state.registry.next_id(), &req.plan);
+    // In cluster mode the run goes to every shard; collect/repartition cross the bus.
+    let cluster = req
+        .wire
+        .take()
+        .and_then(|w| crate::cluster::current().map(|t| (w, t)));
+    let shuffle = cluster.map(|(wire, topo)| crate::cluster::dist::launch(&entry.id, &topo, wire));
+    let distributed = shuffle.is_some();
     let (waiting, id_client) = if unblocking {
         (None, Some(client))
     } else {
@@ -187,7 +198,10 @@ fn start_run(req: RunRequest, client: Pending, unblocking: bool) {
     let waiting = Arc::new(Mutex::new(waiting));
     let on_done = {
         let (entry, waiting) = (Arc::clone(&entry), Arc::clone(&waiting));
-        Box::new(move |out: ExecutionOutput| {
+        Box::new(move |mut out: ExecutionOutput| {
+            if distributed {
+                crate::cluster::dist::await_peers(&entry.id, &mut out);
+            }
             if let Some(c) = take(&waiting) {
                 c.send(&execution_reply(&out));
             }
@@ -201,7 +215,7 @@ fn start_run(req: RunRequest, client: Pending, unblocking: bool) {
         source,
         &req.plan,
         Some(&host),
-        None,
+        shuffle.as_ref(),
         &state.pool,
         &cfg,
         on_done,

@@ -1,10 +1,14 @@
 //! `PyColumn`: Python objects as an engine `ForeignColumn` (one allocation per batch, not
 //! per record). Dropping it without the GIL is safe: pyo3 defers the decrefs.
+//!
+//! Records cross shards with `marshal` (1.2's choice: builtin types only), one call per
+//! batch; a record marshal refuses is replaced by an error, as in 1.2.
 
 use std::any::Any;
 
-use engine::batch::ForeignColumn;
+use engine::batch::{ForeignColumn, ForeignDecoder};
 use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList};
 
 #[derive(Debug, Default)]
 pub struct PyColumn(pub Vec<Py<PyAny>>);
@@ -32,5 +36,52 @@ impl ForeignColumn for PyColumn {
 
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
         self
+    }
+
+    fn encode(&self, out: &mut Vec<u8>, errors: &mut Vec<String>) -> Result<(), String> {
+        Python::attach(|py| {
+            let marshal = py.import("marshal").map_err(|e| e.to_string())?;
+            let all =
+                PyList::new(py, self.0.iter().map(|o| o.bind(py))).map_err(|e| e.to_string())?;
+            let dumped = match marshal.call_method1("dumps", (&all,)) {
+                Ok(b) => b,
+                // Find the records marshal refuses; the rest still travel.
+                Err(_) => {
+                    let ok = PyList::empty(py);
+                    for o in self.0.iter().map(|o| o.bind(py)) {
+                        match marshal.call_method1("dumps", (o,)) {
+                            Ok(_) => ok.append(o).map_err(|e| e.to_string())?,
+                            Err(e) => errors.push(format!("Failed serializing record, {e}")),
+                        }
+                    }
+                    marshal
+                        .call_method1("dumps", (&ok,))
+                        .map_err(|e| e.to_string())?
+                }
+            };
+            let bytes = dumped.cast::<PyBytes>().map_err(|e| e.to_string())?;
+            out.extend_from_slice(bytes.as_bytes());
+            Ok(())
+        })
+    }
+}
+
+/// Rebuilds marshalled records on the receiving shard.
+#[derive(Debug, Default)]
+pub struct PyColumnDecoder;
+
+impl ForeignDecoder for PyColumnDecoder {
+    fn decode(&self, bytes: &[u8]) -> Result<Box<dyn ForeignColumn>, String> {
+        Python::attach(|py| {
+            let marshal = py.import("marshal").map_err(|e| e.to_string())?;
+            let loaded = marshal
+                .call_method1("loads", (PyBytes::new(py, bytes),))
+                .map_err(|e| format!("Failed deserializing record, {e}"))?;
+            let list = loaded
+                .cast::<PyList>()
+                .map_err(|_| "Failed deserializing record".to_string())?;
+            let rows = list.iter().map(|o| o.unbind()).collect();
+            Ok(Box::new(PyColumn(rows)) as Box<dyn ForeignColumn>)
+        })
     }
 }

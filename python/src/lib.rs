@@ -16,6 +16,7 @@
 
 mod asyncio_bridge;
 mod builtins;
+pub mod cluster;
 mod column;
 pub mod control;
 mod convert;
@@ -39,6 +40,7 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+pub use column::PyColumnDecoder;
 pub use control::ExecControl;
 pub use event_batch::EventPlan;
 pub use register::{OnRegistered, RegisterRequest, StreamOptions};

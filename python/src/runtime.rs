@@ -123,8 +123,8 @@ fn config_get(key: &str) -> Option<String> {
 
 /// `hashtag()`: a string that hashes to this shard's first slot (`06S` is slot 0).
 #[pyfunction]
-fn hashtag() -> &'static str {
-    "06S"
+fn hashtag() -> String {
+    crate::cluster::hashtag()
 }
 
 /// `isAsyncAllow()`: true inside an execution that may wait for async records, i.e. one

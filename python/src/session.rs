@@ -31,6 +31,8 @@ pub enum ReaderSpec {
 pub struct RunRequest {
     pub reader: ReaderSpec,
     pub plan: Plan,
+    /// The run for the other shards of a cluster (`None`: it runs on this shard only).
+    pub wire: Option<Vec<u8>>,
 }
 
 /// How a script ended.
@@ -119,10 +121,24 @@ pub(crate) fn request_run(
             "Can not run more then 1 executions in a single script",
         ));
     }
-    let reader = reader_spec(reader, arg, kwargs)?;
-    let plan = build_plan(steps)?;
-    PENDING.with(|p| *p.borrow_mut() = Some(Some(RunRequest { reader, plan })));
+    let wire = crate::cluster::wire_of(arg.py(), reader, arg, steps, kwargs)?;
+    let req = build_request(reader, arg, steps, kwargs, wire)?;
+    PENDING.with(|p| *p.borrow_mut() = Some(Some(req)));
     Ok(())
+}
+
+pub(crate) fn build_request(
+    reader: &str,
+    arg: &Bound<'_, PyAny>,
+    steps: &Bound<'_, PyList>,
+    kwargs: &Bound<'_, PyDict>,
+    wire: Option<Vec<u8>>,
+) -> PyResult<RunRequest> {
+    Ok(RunRequest {
+        reader: reader_spec(reader, arg, kwargs)?,
+        plan: build_plan(steps)?,
+        wire,
+    })
 }
 
 fn reader_spec(

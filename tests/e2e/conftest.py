@@ -56,6 +56,24 @@ def _free_port():
         return sock.getsockname()[1]
 
 
+def _port_free(port):
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def _free_cluster_port():
+    """A free port whose cluster bus port (port + 10000) is free too."""
+    for _ in range(200):
+        port = _free_port()
+        if port + 10000 < 65536 and _port_free(port + 10000):
+            return port
+    pytest.fail("no free port pair for a cluster node", pytrace=False)
+
+
 class Server:
     """One redis-server child process with Gearshift loaded."""
 
@@ -66,6 +84,7 @@ class Server:
         self.dir = None
         self.proc = None
         self.port = None
+        self.cluster_node = "--cluster-enabled" in self.server_args
 
     @property
     def logfile(self):
@@ -78,7 +97,7 @@ class Server:
             self.dir = Path(tempfile.mkdtemp(prefix="gearshift-e2e-"))
         # Another process may grab the free port before redis binds it; retry on a new one.
         for _ in range(3):
-            self.port = _free_port()
+            self.port = _free_cluster_port() if self.cluster_node else _free_port()
             self.proc = subprocess.Popen(self._argv(), cwd=self.dir, stdin=subprocess.DEVNULL)
             if self._wait_ready():
                 return self
@@ -200,6 +219,65 @@ def assert_alive(client, srv=None):
     except redis.ConnectionError as err:
         log = srv.log_tail() if srv else ""
         pytest.fail(f"server no longer answers PING: {err}\n{log}", pytrace=False)
+
+
+class Cluster:
+    """A real 3-master Redis Cluster (no replicas), Gearshift loaded on every node."""
+
+    def __init__(self, masters=3, **module_args):
+        args = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
+        self.nodes = [Server(args, **module_args) for _ in range(masters)]
+
+    def start(self):
+        for n in self.nodes:
+            n.start()
+        addrs = [f"127.0.0.1:{n.port}" for n in self.nodes]
+        out = subprocess.run(
+            ["redis-cli", "--cluster", "create", *addrs, "--cluster-replicas", "0", "--cluster-yes"],
+            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        if out.returncode != 0:
+            self.cleanup()
+            pytest.fail(f"redis-cli --cluster create failed:\n{out.stdout}\n{out.stderr}", pytrace=False)
+        if not wait_for(self._formed, timeout=30, interval=0.1):
+            self.cleanup()
+            pytest.fail("cluster did not reach cluster_state:ok on every node", pytrace=False)
+        return self
+
+    def _formed(self):
+        for n in self.nodes:
+            c = n.client()
+            try:
+                if "cluster_state:ok" not in c.execute_command("CLUSTER", "INFO"):
+                    return False
+                masters = {tuple(r[2][:2]) for r in c.execute_command("CLUSTER", "SLOTS")}
+                if len(masters) != len(self.nodes):
+                    return False
+            finally:
+                c.close()
+        return True
+
+    def client(self, i=0):
+        return self.nodes[i].client()
+
+    def cluster_client(self):
+        """A cluster-aware client (follows MOVED), for loading data and reading results."""
+        from redis.cluster import RedisCluster
+
+        return RedisCluster(host="127.0.0.1", port=self.nodes[0].port, decode_responses=True)
+
+    def alive(self):
+        return all(n.alive() for n in self.nodes)
+
+    def cleanup(self):
+        for n in self.nodes:
+            n.cleanup()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
 
 
 @pytest.fixture(scope="module")

@@ -16,4 +16,15 @@ pub trait ForeignColumn: Send + Debug {
     fn partition(self: Box<Self>, dest: &[usize], n: usize) -> Vec<Box<dyn ForeignColumn>>;
     /// The concrete column, for the host that made it.
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
+    /// Serialises the rows for another shard (`Err` text becomes the execution's error).
+    /// Rows that cannot be serialised are left out and reported in `errors`, 1.2's way.
+    fn encode(&self, _out: &mut Vec<u8>, _errors: &mut Vec<String>) -> Result<(), String> {
+        Err("Failed serializing record".into())
+    }
+}
+
+/// Rebuilds a [`ForeignColumn`] from [`ForeignColumn::encode`]'s bytes on the receiving
+/// shard (the host implements it; the shuffle carries it in its context).
+pub trait ForeignDecoder: Send + Sync {
+    fn decode(&self, bytes: &[u8]) -> Result<Box<dyn ForeignColumn>, String>;
 }

@@ -11,7 +11,7 @@ mod foreign;
 mod keys;
 
 pub use binary::BinaryColumn;
-pub use foreign::ForeignColumn;
+pub use foreign::{ForeignColumn, ForeignDecoder};
 pub use keys::{KeyColumns, KeyRow, KeyType, ValueColumn, ValueRef};
 
 use crate::datum::Datum;

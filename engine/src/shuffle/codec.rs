@@ -2,11 +2,13 @@
 //!
 //! Layout (little-endian): `magic 'G' | version 1 | kind`; kind 0 = data: error lane,
 //! optional partition keys, then the records (key columns copied as raw column buffers,
-//! or tagged datums); kind 1 = "done sending". Decoding never trusts the input: every
+//! tagged datums, or a host-serialised blob of foreign records); kind 1 = "done sending". Decoding never trusts the input: every
 //! length is checked against what remains, nesting depth is bounded, and malformed frames
 //! are errors, never panics (fuzzed in `fuzz/`).
 
-use crate::batch::{Batch, BatchData, BinaryColumn, KeyColumns, KeyType, ValueColumn};
+use crate::batch::{
+    Batch, BatchData, BinaryColumn, ForeignDecoder, KeyColumns, KeyType, ValueColumn,
+};
 use crate::datum::Datum;
 use crate::error::{EngineError, Result};
 
@@ -31,14 +33,23 @@ pub fn encode_done(out: &mut Vec<u8>) {
     out.extend_from_slice(&[MAGIC, VERSION, KIND_DONE]);
 }
 
-/// Appends a data frame for `b`. Host columns cannot travel: the host converts them first.
+/// Appends a data frame for `b`. Host columns are serialised by the host
+/// ([`crate::batch::ForeignColumn::encode`]); rows it cannot serialise become errors.
 pub fn encode_data(b: &Batch, out: &mut Vec<u8>) -> Result<()> {
     out.extend_from_slice(&[MAGIC, VERSION, KIND_DATA]);
-    put_u32(out, b.errors.len());
-    for e in &b.errors {
+    let mut blob = Vec::new();
+    let mut errors = b.errors.clone();
+    if let BatchData::Foreign(f) = &b.data {
+        f.encode(&mut blob, &mut errors)
+            .map_err(EngineError::Execution)?;
+    }
+    put_u32(out, errors.len());
+    for e in &errors {
         put_bytes(out, e.as_bytes());
     }
-    match &b.partition_keys {
+    // Rows the host could not serialise are gone, so the keys would no longer line up.
+    let dropped_rows = errors.len() > b.errors.len();
+    match b.partition_keys.as_ref().filter(|_| !dropped_rows) {
         Some(k) => {
             out.push(1);
             put_column(out, k);
@@ -58,14 +69,20 @@ pub fn encode_data(b: &Batch, out: &mut Vec<u8>) -> Result<()> {
             put_keys(out, k);
         }
         BatchData::Foreign(_) => {
-            return Err(EngineError::Execution("Failed serializing record".into()))
+            out.push(2);
+            put_bytes(out, &blob);
         }
     }
     Ok(())
 }
 
-/// Decodes one frame.
+/// Decodes one frame (frames carrying host records are refused: no decoder).
 pub fn decode_frame(bytes: &[u8]) -> Result<Frame> {
+    decode_frame_with(bytes, None)
+}
+
+/// Decodes one frame; `foreign` rebuilds host records.
+pub fn decode_frame_with(bytes: &[u8], foreign: Option<&dyn ForeignDecoder>) -> Result<Frame> {
     let mut r = Reader { buf: bytes };
     if r.u8()? != MAGIC || r.u8()? != VERSION {
         return Err(bad("bad magic or version"));
@@ -93,6 +110,11 @@ pub fn decode_frame(bytes: &[u8]) -> Result<Frame> {
                     BatchData::Datums(d)
                 }
                 1 => BatchData::Keys(r.keys()?),
+                2 => {
+                    let blob = r.bytes()?;
+                    let dec = foreign.ok_or_else(|| bad("host records without a decoder"))?;
+                    BatchData::Foreign(dec.decode(blob).map_err(EngineError::Execution)?)
+                }
                 _ => return Err(bad("unknown record shape")),
             };
             if !r.buf.is_empty() {

@@ -9,7 +9,7 @@ mod op;
 mod partitioner;
 mod transport;
 
-pub use codec::{decode_frame, encode_data, encode_done, Frame};
+pub use codec::{decode_frame, decode_frame_with, encode_data, encode_done, Frame};
 pub use op::ShuffleOp;
 pub use partitioner::{crc16, key_hash_slot, Partitioner, SlotMap, SLOTS};
 pub use transport::{ChannelId, InProcessNetwork, Transport};
@@ -33,6 +33,8 @@ pub struct ShuffleCtx {
     /// A shard silent for longer than this ends the execution (1.2's max idle).
     pub idle_timeout: Duration,
     pub pool: Arc<BufferPool>,
+    /// Rebuilds host records arriving from other shards (none: only native records travel).
+    pub foreign: Option<Arc<dyn crate::batch::ForeignDecoder>>,
 }
 
 impl std::fmt::Debug for ShuffleCtx {

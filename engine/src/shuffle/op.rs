@@ -5,7 +5,7 @@
 //! sent one frame per batch. At `finish` the operator announces "done" and waits — with
 //! the execution's idle bound — for every peer that sends to it.
 
-use super::codec::{decode_frame, encode_data, encode_done, Frame};
+use super::codec::{decode_frame_with, encode_data, encode_done, Frame};
 use super::partitioner::Partitioner;
 use super::transport::ChannelId;
 use super::ShuffleCtx;
@@ -110,7 +110,7 @@ impl Operator for ShuffleOp {
             let Some((_, bytes)) = self.ctx.transport.recv(self.ch, self.ctx.idle_timeout)? else {
                 return Err(EngineError::Execution("Execution max idle reached".into()));
             };
-            match decode_frame(&bytes)? {
+            match decode_frame_with(&bytes, self.ctx.foreign.as_deref())? {
                 Frame::Done => waiting -= 1,
                 Frame::Data(mut b) => {
                     b.partition_keys = None;

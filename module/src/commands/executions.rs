@@ -4,7 +4,7 @@
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
 use super::{module_state, respond, text_args};
-use crate::executions::{Entry, Status, STANDALONE_SHARD_ID};
+use crate::executions::{Entry, Status};
 use crate::ffi::guard;
 use crate::ffi::replies::{block, Reply};
 
@@ -172,7 +172,7 @@ fn shard_plan(e: &Entry, profile: bool) -> Reply {
     ];
     Reply::Array(vec![
         bulk("shard_id"),
-        bulk(STANDALONE_SHARD_ID),
+        bulk(&crate::cluster::shard_id()),
         bulk("execution_plan"),
         Reply::Array(plan),
     ])

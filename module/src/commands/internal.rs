@@ -26,14 +26,37 @@ pub fn innerunregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         if args.len() < 2 {
             return Err(RedisError::WrongArity);
         }
-        let state = module_state()?;
-        let id = args[1].to_string_lossy();
-        if let Some(reg) = state.registrations.remove(&id) {
-            state.sessions.forget_registration(&reg.session, &reg.id);
-            reg.clear_pending();
-        }
+        let abort_pending = args
+            .get(2)
+            .is_some_and(|a| a.to_string_lossy().eq_ignore_ascii_case("abortpending"));
+        unregister_local(&args[1].to_string_lossy(), abort_pending);
         respond(ctx, Reply::Status("OK".into()))
     })
+}
+
+/// Drops registration `id` on this shard, silently if unknown (replicas, other shards).
+pub fn unregister_local(id: &str, _abort_pending: bool) {
+    let Some(state) = crate::state::get() else {
+        return;
+    };
+    if let Some(r) = state.streams.remove(id) {
+        state.sessions.forget_registration(&r.session, &r.id);
+    } else if let Some(reg) = state.registrations.remove(id) {
+        state.sessions.forget_registration(&reg.session, &reg.id);
+        reg.clear_pending();
+    }
+}
+
+/// Installs sessions another shard sent (a failure is logged: the sender already replied).
+pub fn install_blob(ctx: &Context, blob: &[u8]) {
+    let Some(state) = crate::state::get() else {
+        return;
+    };
+    if let Err(e) = persist::load(ctx, state, blob) {
+        ctx.log_warning(&format!(
+            "Gearshift: session from another shard failed: {e}"
+        ));
+    }
 }
 
 /// Sends `command args` to replicas and the AOF, from any thread.

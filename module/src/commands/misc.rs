@@ -1,4 +1,4 @@
-//! Small commands: RG.INFOCLUSTER (standalone), RG.DUMPPLUGINS, legacy stubs.
+//! Small commands: RG.INFOCLUSTER, RG.REFRESHCLUSTER, RG.DUMPPLUGINS, legacy stubs.
 
 use redis_module::{Context, RedisResult, RedisString};
 
@@ -6,9 +6,57 @@ use super::respond;
 use crate::ffi::guard;
 use crate::ffi::replies::Reply;
 
-/// `RG.INFOCLUSTER` on a standalone server.
+/// `RG.INFOCLUSTER`: `no cluster mode`, or this shard's id and every master (§1.3).
 pub fn infocluster(ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
-    guard(|| respond(ctx, Reply::Bulk(b"no cluster mode".to_vec())))
+    guard(|| {
+        let topo = crate::host::with_lock_held(ctx, crate::cluster::refresh);
+        let Some(t) = topo else {
+            return respond(ctx, Reply::Bulk(b"no cluster mode".to_vec()));
+        };
+        let bulk = |s: &str| Reply::Bulk(s.as_bytes().to_vec());
+        let run_id = crate::cluster::run_id();
+        let shards = t
+            .shards
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let min = s.ranges.iter().map(|r| r.0).min().unwrap_or(0);
+                let max = s.ranges.iter().map(|r| r.1).max().unwrap_or(0);
+                Reply::Array(vec![
+                    bulk("id"),
+                    bulk(&s.id),
+                    bulk("ip"),
+                    bulk(&s.ip),
+                    bulk("port"),
+                    Reply::Int(s.port),
+                    bulk("unixSocket"),
+                    bulk("None"),
+                    bulk("runid"),
+                    if i == t.me {
+                        bulk(&run_id)
+                    } else {
+                        Reply::Null
+                    },
+                    bulk("minHslot"),
+                    Reply::Int(i64::from(min)),
+                    bulk("maxHslot"),
+                    Reply::Int(i64::from(max)),
+                    bulk("pendingMessages"),
+                    Reply::Int(0),
+                ])
+            })
+            .collect();
+        respond(
+            ctx,
+            Reply::Array(vec![
+                bulk("MyId"),
+                bulk(&t.my_id),
+                bulk("MyRunId"),
+                bulk(&run_id),
+                Reply::Array(shards),
+            ]),
+        )
+    })
 }
 
 /// `RG.DUMPPLUGINS`: the Python plugin, as clients probe it.
@@ -100,7 +148,10 @@ pub fn pydumpreqs(ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
 
 /// `RG.REFRESHCLUSTER`: nothing to refresh until the cluster transport exists; `OK` as 1.2.
 pub fn refreshcluster(ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
-    guard(|| respond(ctx, Reply::Status("OK".into())))
+    guard(|| {
+        crate::host::with_lock_held(ctx, crate::cluster::refresh);
+        respond(ctx, Reply::Status("OK".into()))
+    })
 }
 
 /// `RG.NETWORKTEST`: `OK`, as 1.2.

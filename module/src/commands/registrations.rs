@@ -33,6 +33,7 @@ pub fn unregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         if let Some(r) = state.streams.remove(&a[0]) {
             state.sessions.forget_registration(&r.session, &r.id);
             ctx.replicate("RG.INNERUNREGISTER", &[r.id.as_bytes()][..]);
+            crate::host::with_lock_held(ctx, || crate::cluster::broadcast_unregister(&r.id, false));
             return respond(ctx, Reply::Status("OK".into()));
         }
         let reg = state
@@ -41,6 +42,12 @@ pub fn unregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             .ok_or(RedisError::Str("execution is not registered"))?;
         state.sessions.forget_registration(&reg.session, &reg.id);
         ctx.replicate("RG.INNERUNREGISTER", &[reg.id.as_bytes()][..]);
+        let abort_pending = a
+            .get(1)
+            .is_some_and(|f| f.eq_ignore_ascii_case("abortpending"));
+        crate::host::with_lock_held(ctx, || {
+            crate::cluster::broadcast_unregister(&reg.id, abort_pending)
+        });
         // Queued events never start once the registration is gone.
         reg.clear_pending();
         for id in reg.kept_executions() {
@@ -99,7 +106,7 @@ fn pause_common(args: Vec<RedisString>, verb: &str) -> RedisResult {
         ))),
         None => Err(RedisError::String(format!(
             "Execution {id} does not exists on shard {}",
-            crate::executions::STANDALONE_SHARD_ID
+            crate::cluster::shard_id()
         ))),
     }
 }

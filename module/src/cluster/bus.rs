@@ -1,0 +1,252 @@
+//! Messages between shards on the cluster bus: their wire form and their dispatch.
+//!
+//! Every payload starts with `GS`, a version byte and a kind, then length-prefixed fields
+//! (little-endian). Decoding never trusts the input: a malformed message is logged and
+//! dropped. Handlers run on the main thread, so they only queue or hand work to workers.
+
+use redis_module::Context;
+
+/// A distributed execution as shipped to every shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOrder {
+    pub id: String,
+    /// The initiator's index in `shards`.
+    pub initiator: u32,
+    /// Node ids in index order.
+    pub shards: Vec<String>,
+    /// Slot ranges `(first, last, index)`.
+    pub ranges: Vec<(u16, u16, u32)>,
+    /// The cloudpickled run.
+    pub wire: Vec<u8>,
+}
+
+/// What one shard tells another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// A shuffle frame for channel (`exec`, `step`) from shard index `from`.
+    Frame {
+        exec: u64,
+        step: u32,
+        from: u32,
+        frame: Vec<u8>,
+    },
+    /// Run a part of a distributed execution.
+    Run(RunOrder),
+    /// A shard finished its part of execution `id`.
+    Done { id: String },
+    /// Install a session (the persisted blob of `persist::session_blob`).
+    Session { blob: Vec<u8> },
+    /// Drop a registration (`abortpending` as in RG.UNREGISTER).
+    Unregister { id: String, abort_pending: bool },
+}
+
+const MAGIC: &[u8; 2] = b"GS";
+const VERSION: u8 = 1;
+
+impl Message {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(MAGIC);
+        out.push(VERSION);
+        match self {
+            Message::Frame {
+                exec,
+                step,
+                from,
+                frame,
+            } => {
+                out.push(1);
+                out.extend_from_slice(&exec.to_le_bytes());
+                out.extend_from_slice(&step.to_le_bytes());
+                out.extend_from_slice(&from.to_le_bytes());
+                put(&mut out, frame);
+            }
+            Message::Run(RunOrder {
+                id,
+                initiator,
+                shards,
+                ranges,
+                wire,
+            }) => {
+                out.push(2);
+                put(&mut out, id.as_bytes());
+                out.extend_from_slice(&initiator.to_le_bytes());
+                out.extend_from_slice(&(shards.len() as u32).to_le_bytes());
+                for s in shards {
+                    put(&mut out, s.as_bytes());
+                }
+                out.extend_from_slice(&(ranges.len() as u32).to_le_bytes());
+                for (a, b, i) in ranges {
+                    out.extend_from_slice(&a.to_le_bytes());
+                    out.extend_from_slice(&b.to_le_bytes());
+                    out.extend_from_slice(&i.to_le_bytes());
+                }
+                put(&mut out, wire);
+            }
+            Message::Done { id } => {
+                out.push(3);
+                put(&mut out, id.as_bytes());
+            }
+            Message::Session { blob } => {
+                out.push(4);
+                put(&mut out, blob);
+            }
+            Message::Unregister { id, abort_pending } => {
+                out.push(5);
+                put(&mut out, id.as_bytes());
+                out.push(u8::from(*abort_pending));
+            }
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Message> {
+        let mut r = Reader(bytes);
+        if r.take(2)? != MAGIC || r.u8()? != VERSION {
+            return None;
+        }
+        let m = match r.u8()? {
+            1 => Message::Frame {
+                exec: r.u64()?,
+                step: r.u32()?,
+                from: r.u32()?,
+                frame: r.field()?.to_vec(),
+            },
+            2 => {
+                let id = r.text()?;
+                let initiator = r.u32()?;
+                let n = r.u32()? as usize;
+                let mut shards = Vec::with_capacity(n.min(1024));
+                for _ in 0..n {
+                    shards.push(r.text()?);
+                }
+                let n = r.u32()? as usize;
+                let mut ranges = Vec::with_capacity(n.min(16384));
+                for _ in 0..n {
+                    ranges.push((r.u16()?, r.u16()?, r.u32()?));
+                }
+                Message::Run(RunOrder {
+                    id,
+                    initiator,
+                    shards,
+                    ranges,
+                    wire: r.field()?.to_vec(),
+                })
+            }
+            3 => Message::Done { id: r.text()? },
+            4 => Message::Session {
+                blob: r.field()?.to_vec(),
+            },
+            5 => Message::Unregister {
+                id: r.text()?,
+                abort_pending: r.u8()? != 0,
+            },
+            _ => return None,
+        };
+        r.0.is_empty().then_some(m)
+    }
+}
+
+fn put(out: &mut Vec<u8>, field: &[u8]) {
+    out.extend_from_slice(&(field.len() as u32).to_le_bytes());
+    out.extend_from_slice(field);
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn u16(&mut self) -> Option<u16> {
+        self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap_or_default()))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        self.take(8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+    }
+    fn field(&mut self) -> Option<&'a [u8]> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+    fn text(&mut self) -> Option<String> {
+        String::from_utf8(self.field()?.to_vec()).ok()
+    }
+}
+
+/// Sends `m` to the node `to` (None: every other node). False: the bus refused it.
+pub fn send(to: Option<&str>, m: &Message) -> bool {
+    crate::ffi::cluster::send(to, &m.encode())
+}
+
+/// Dispatches one received message (main thread, Redis lock held).
+pub fn on_message(ctx: &Context, sender: &str, payload: &[u8]) {
+    let Some(m) = Message::decode(payload) else {
+        // Not ours (another module shares the bus id) or malformed: ignore.
+        return;
+    };
+    match m {
+        Message::Frame {
+            exec,
+            step,
+            from,
+            frame,
+        } => super::transport::deliver(exec, step, from as usize, frame),
+        Message::Run(order) => super::dist::on_run(order),
+        Message::Done { id } => super::dist::on_done(&id, sender),
+        Message::Session { blob } => crate::commands::internal::install_blob(ctx, &blob),
+        Message::Unregister { id, abort_pending } => {
+            crate::commands::internal::unregister_local(&id, abort_pending)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        let all = [
+            Message::Frame {
+                exec: 7,
+                step: 2,
+                from: 1,
+                frame: b"abc".to_vec(),
+            },
+            Message::Run(RunOrder {
+                id: "x-1".into(),
+                initiator: 0,
+                shards: vec!["a".into(), "b".into()],
+                ranges: vec![(0, 8191, 0), (8192, 16383, 1)],
+                wire: vec![1, 2, 3],
+            }),
+            Message::Done { id: "x-1".into() },
+            Message::Session { blob: vec![9; 10] },
+            Message::Unregister {
+                id: "r".into(),
+                abort_pending: true,
+            },
+        ];
+        for m in all {
+            let enc = m.encode();
+            assert_eq!(Message::decode(&enc), Some(m.clone()));
+            for cut in 0..enc.len() {
+                assert_eq!(Message::decode(&enc[..cut]), None);
+            }
+        }
+        assert_eq!(Message::decode(b"XX\x01\x03"), None);
+    }
+}

@@ -1,0 +1,89 @@
+//! What the Python layer knows of the cluster: whether runs are distributed, and this
+//! shard's `hashtag()`. The module sets it from the topology; the default is standalone.
+//!
+//! Also the wire form of a `run()`: its reader, argument, steps and options, cloudpickled
+//! (1.2 ships callbacks the same way), rebuilt on every other shard into the same plan.
+
+use std::sync::RwLock;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+
+use crate::errors::error_text;
+use crate::session::RunRequest;
+
+struct View {
+    hashtag: String,
+}
+
+static VIEW: RwLock<Option<View>> = RwLock::new(None);
+
+/// Cluster mode on (with this shard's hashtag) or off (`None`).
+pub fn set_cluster(hashtag: Option<String>) {
+    if let Ok(mut v) = VIEW.write() {
+        *v = hashtag.map(|hashtag| View { hashtag });
+    }
+}
+
+pub(crate) fn is_cluster() -> bool {
+    VIEW.read().map(|v| v.is_some()).unwrap_or(false)
+}
+
+/// `hashtag()`: a string that hashes to this shard's lowest slot (`06S`, slot 0, standalone).
+pub(crate) fn hashtag() -> String {
+    VIEW.read()
+        .ok()
+        .and_then(|v| v.as_ref().map(|v| v.hashtag.clone()))
+        .unwrap_or_else(|| "06S".to_owned())
+}
+
+/// The run's wire form, or `None` when it stays on this shard (standalone, `async_local`).
+pub(crate) fn wire_of(
+    py: Python<'_>,
+    reader: &str,
+    arg: &Bound<'_, PyAny>,
+    steps: &Bound<'_, PyList>,
+    kwargs: &Bound<'_, PyDict>,
+) -> PyResult<Option<Vec<u8>>> {
+    let local = kwargs
+        .get_item("mode")?
+        .is_some_and(|m| m.extract::<String>().is_ok_and(|m| m == "async_local"));
+    if !is_cluster() || local {
+        return Ok(None);
+    }
+    let spec = PyTuple::new(
+        py,
+        [
+            PyString::new(py, reader).into_any(),
+            arg.clone(),
+            steps.clone().into_any(),
+            kwargs.clone().into_any(),
+        ],
+    )?;
+    let dumped = py.import("cloudpickle")?.call_method1("dumps", (spec,))?;
+    Ok(Some(dumped.cast::<PyBytes>()?.as_bytes().to_vec()))
+}
+
+/// Rebuilds a run shipped by another shard (`Err`: the reply text of the failure).
+pub fn run_from_wire(bytes: &[u8]) -> Result<RunRequest, String> {
+    Python::attach(|py| {
+        let build = || -> PyResult<RunRequest> {
+            let spec = py
+                .import("cloudpickle")?
+                .call_method1("loads", (PyBytes::new(py, bytes),))?;
+            let spec = spec.cast::<PyTuple>()?;
+            let reader: String = spec.get_item(0)?.extract()?;
+            let arg = spec.get_item(1)?;
+            let steps = spec.get_item(2)?;
+            let kwargs = spec.get_item(3)?;
+            crate::session::build_request(
+                &reader,
+                &arg,
+                steps.cast::<PyList>()?,
+                kwargs.cast::<PyDict>()?,
+                None,
+            )
+        };
+        build().map_err(|e| error_text(py, &e))
+    })
+}

@@ -1,0 +1,360 @@
+"""The seed walkthrough's cluster section on a real 3-master Redis Cluster, plus the
+distributed behaviour around it: runs go to every shard, collect/repartition move records
+between shards, registrations reach every shard (REFERENCE §7)."""
+
+import pytest
+from conftest import Cluster, parse, pyexecute, wait_for
+
+PEOPLE = {
+    "person:1": ("Rick Sanchez", 70),
+    "person:2": ("Morty Smith", 14),
+    "person:3": ("Summer Smith", 17),
+    "person:4": ("Beth Smith", 35),
+    "person:5": ("Shrimply Pibbles", 87),
+}
+
+MAXIMUM = """
+def maximum(a, x):
+  ''' Returns the maximum '''
+  a = a if a else 0       # initialize the accumulator
+  return max(a, x)
+"""
+
+FAMILY = """
+def fname(x):
+  ''' Extracts the family name from a person's record '''
+  return x['value']['name'].split(' ')[1]
+
+def key(x):
+  ''' Extracts the key of a record '''
+  return x['key']
+
+def counter(k, a, r):
+  ''' Counts records '''
+  return (a if a else 0) + 1
+
+def summer(k, a, r):
+  ''' Sums record values '''
+  return (a if a else 0) + r['value']
+"""
+
+FAMILIES = [
+    {"key": "Pibbles", "value": 1},
+    {"key": "Smith", "value": 3},
+    {"key": "Sanchez", "value": 1},
+]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with Cluster() as c:
+        yield c
+
+
+@pytest.fixture
+def rc(cluster):
+    """The cluster with the seed's data and no registrations; yields a client on shard A."""
+    assert cluster.alive(), "a cluster node died in an earlier test"
+    for i in range(len(cluster.nodes)):
+        c = cluster.client(i)
+        for reg in c.execute_command("RG.DUMPREGISTRATIONS"):
+            c.execute_command("RG.UNREGISTER", reg[1])
+        c.flushall()
+        c.close()
+    cc = cluster.cluster_client()
+    cc.set("foo", "bar")
+    for k, (name, age) in PEOPLE.items():
+        cc.hset(k, mapping={"name": name, "age": age})
+    cc.close()
+    client = cluster.client(0)
+    yield client
+    client.close()
+    assert cluster.alive(), "a cluster node died during this test"
+
+
+def by_key(records):
+    return sorted(records, key=lambda r: str(r["key"]) if isinstance(r, dict) else str(r))
+
+
+def sample_records():
+    recs = [{"key": k, "value": {"name": n, "age": str(a)}} for k, (n, a) in PEOPLE.items()]
+    return by_key(recs + [{"key": "foo", "value": "bar"}])
+
+
+def strip(records):
+    """Drop Gearshift's extra record fields (`type`, `event`, docs/compat.md)."""
+    return [{"key": r["key"], "value": r["value"]} for r in records]
+
+
+def test_run_collects_every_shard(rc):
+    res, errs = pyexecute(rc, "GB().run()")
+    assert errs == []
+    assert by_key(strip(parse(res))) == sample_records()
+
+
+def test_every_shard_can_initiate(cluster, rc):
+    for i in range(3):
+        c = cluster.client(i)
+        res, errs = pyexecute(c, "GB().run()")
+        c.close()
+        assert errs == [] and len(res) == 6
+
+
+def test_collect_false_gives_local_records_only(cluster, rc):
+    total = []
+    for i in range(3):
+        c = cluster.client(i)
+        res, errs = pyexecute(c, "GB().run(collect=False)")
+        local = set(c.execute_command("KEYS", "*"))
+        c.close()
+        assert errs == []
+        assert {r["key"] for r in parse(res)} == local
+        total += res
+    assert len(total) == 6
+
+
+def test_explicit_collect(rc):
+    res, errs = pyexecute(rc, "GB().collect().run(collect=False)")
+    assert errs == [] and by_key(strip(parse(res))) == sample_records()
+
+
+def test_non_reduced_maximum_gives_one_maximum_per_shard(rc):
+    script = MAXIMUM + """
+gb = GearsBuilder()
+gb.map(lambda x: int(x['value']['age']))
+gb.accumulate(maximum)
+gb.run('person:*')
+"""
+    res, errs = pyexecute(rc, script)
+    assert errs == []
+    # One maximum per shard holding person keys; the seed's layout gives [87, 35, 14].
+    per_shard = []
+    for node in rc_nodes(rc):
+        ages = [PEOPLE[k][1] for k in node if k.startswith("person:")]
+        if ages:
+            per_shard.append(max(ages))
+    assert sorted(int(x) for x in res) == sorted(per_shard)
+
+
+def rc_nodes(rc):
+    """The keys of each master, read through the cluster's own view."""
+    out = []
+    for row in rc.execute_command("CLUSTER", "SLOTS"):
+        import redis
+
+        c = redis.Redis(host=row[2][0], port=row[2][1], decode_responses=True)
+        out.append(c.keys("*"))
+        c.close()
+    return out
+
+
+def test_reduced_maximum(rc):
+    script = MAXIMUM + """
+gb = GearsBuilder()
+gb.map(lambda x: int(x['value']['age']))
+gb.accumulate(maximum)
+gb.collect()
+gb.accumulate(maximum)
+gb.run('person:*')
+"""
+    assert pyexecute(rc, script) == [["87"], []]
+
+
+def test_aggregate_maximum_and_average(rc):
+    agg = """
+gb = GearsBuilder()
+gb.map(lambda x: int(x['value']['age']))
+gb.aggregate(0,
+             lambda a, x: max(a, x),
+             lambda a, x: max(a, x))
+gb.run('person:*')
+"""
+    assert pyexecute(rc, agg) == [["87"], []]
+    avg = """
+gb = GearsBuilder()
+gb.map(lambda x: int(x['value']['age']))
+gb.aggregate((0, 0),
+             lambda a, x: (a[0] + x, a[1] + 1),
+             lambda a, x: (a[0] + x[0], a[1] + x[1]))
+gb.map(lambda x: x[0]/x[1])
+gb.run('person:*')
+"""
+    assert pyexecute(rc, avg) == [["44.6"], []]
+    assert pyexecute(rc, "GB().map(lambda x: int(x['value']['age'])).avg().run('person:*')") == [
+        ["44.6"],
+        [],
+    ]
+
+
+@pytest.mark.parametrize(
+    "flow",
+    [
+        "gb.countby(fname)",
+        "gb.localgroupby(fname, counter)\ngb.groupby(key, summer)",
+        "gb.groupby(fname, counter)",
+        "gb.aggregateby(fname, 0, lambda k, a, r: a + 1, lambda k, a, r: a + r)",
+    ],
+)
+def test_family_counts(rc, flow):
+    script = FAMILY + "gb = GearsBuilder()\n" + flow + "\ngb.run('person:*')\n"
+    res, errs = pyexecute(rc, script)
+    assert errs == []
+    assert by_key(parse(res)) == by_key(FAMILIES)
+
+
+def test_repartition_writes_each_count_on_its_owner(cluster, rc):
+    script = FAMILY + """
+gb = GearsBuilder()
+gb.localgroupby(fname, counter)
+gb.repartition(key)
+gb.localgroupby(key, summer)
+gb.foreach(lambda x: execute('SET', x['key'], x['value']))
+gb.run('person:*')
+"""
+    res, errs = pyexecute(rc, script)
+    assert errs == []
+    assert by_key(parse(res)) == by_key(FAMILIES)
+    cc = cluster.cluster_client()
+    assert (cc.get("Smith"), cc.get("Sanchez"), cc.get("Pibbles")) == ("3", "1", "1")
+    cc.close()
+
+
+def test_count_and_native_steps_across_shards(rc):
+    assert pyexecute(rc, "GB().count().run()") == [["6"], []]
+    res, _ = pyexecute(rc, "GB().map(lambda x: x['key']).sort().run('person:*')")
+    assert res == [f"person:{i}" for i in range(1, 6)]
+    res, _ = pyexecute(rc, "GB().map(lambda x: len(x['key'])).distinct().run()")
+    assert sorted(res) == ["3", "8"]
+    res, _ = pyexecute(rc, "GB().collect().limit(2).run()")
+    assert len(res) == 2
+
+
+def test_errors_from_every_shard_reach_the_initiator(rc):
+    res, errs = pyexecute(rc, "GB().map(lambda x: 1/0).run()")
+    # Each shard stops at its first error (as a 1.2 execution does); all three arrive.
+    assert res == [] and len(errs) == 3
+    assert all("division by zero" in e for e in errs)
+
+
+def test_records_marshal_cannot_carry_become_errors(rc):
+    res, errs = pyexecute(rc, "GB().map(lambda x: object()).run(convertToStr=False)")
+    # The initiator's own records never cross the bus; remote ones fail to serialise.
+    local = len(rc.keys("*"))
+    assert len(res) == local
+    assert len(errs) == 6 - local
+    assert all("Failed serializing record" in e for e in errs)
+
+
+def test_python_reader_runs_on_every_shard(rc):
+    res, errs = pyexecute(rc, "GB('PythonReader').run(lambda: iter([1, 2]))")
+    assert errs == [] and sorted(res) == ["1", "1", "1", "2", "2", "2"]
+
+
+def test_shards_id_reader_and_infocluster(cluster, rc):
+    ids, errs = pyexecute(rc, "GB('ShardsIDReader').run()")
+    assert errs == []
+    node_ids = set()
+    for i in range(3):
+        c = cluster.client(i)
+        node_ids.add(c.execute_command("CLUSTER", "MYID"))
+        info = c.execute_command("RG.INFOCLUSTER")
+        c.close()
+        assert info[0] == "MyId" and info[1] in node_ids and info[2] == "MyRunId"
+        assert len(info[3]) == 40
+        shards = info[4]
+        assert len(shards) == 3
+        for s in shards:
+            fields = dict(zip(s[::2], s[1::2]))
+            assert set(fields) == {
+                "id", "ip", "port", "unixSocket", "runid", "minHslot", "maxHslot", "pendingMessages"
+            }  # fmt: skip
+    assert set(ids) == node_ids
+
+
+def test_hashtag_is_local_to_each_shard(cluster, rc):
+    for i in range(3):
+        c = cluster.client(i)
+        (tag,), errs = pyexecute(c, "GB('ShardsIDReader').map(lambda x: hashtag()).run(mode='async_local')")
+        assert errs == []
+        slot = c.execute_command("CLUSTER", "KEYSLOT", tag)
+        owned = [r for r in c.execute_command("CLUSTER", "SLOTS") if r[0] <= slot <= r[1]]
+        myid = c.execute_command("CLUSTER", "MYID")
+        c.close()
+        assert owned and owned[0][2][2] == myid
+
+
+def test_async_local_stays_on_the_shard(rc):
+    res, errs = pyexecute(rc, "GB().map(lambda x: x['key']).run(mode='async_local')")
+    assert errs == [] and sorted(res) == sorted(rc.keys("*"))
+
+
+def test_execution_ids_carry_the_initiator_id(cluster, rc):
+    myid = rc.execute_command("CLUSTER", "MYID")
+    eid = pyexecute(rc, "GB().run()", "UNBLOCKING")
+    assert eid.startswith(myid + "-")
+    res = wait_for(lambda: _results(rc, eid))
+    assert len(res[0]) == 6
+    # Every shard ran its part under the same id.
+    for i in (1, 2):
+        c = cluster.client(i)
+        ids = wait_for(lambda: [e[1] for e in c.execute_command("RG.DUMPEXECUTIONS") if e[1] == eid])
+        c.close()
+        assert ids == [eid]
+
+
+def _results(c, eid):
+    try:
+        return c.execute_command("RG.GETRESULTS", eid)
+    except Exception:
+        return None
+
+
+def test_registration_reaches_and_fires_on_every_shard(cluster, rc):
+    script = "GB().foreach(lambda x: execute('INCR', 'seen{%s}' % hashtag())).register('ev:*')"
+    assert pyexecute(rc, script) == "OK"
+    regs = []
+    for i in range(3):
+        c = cluster.client(i)
+        regs.append(wait_for(lambda: c.execute_command("RG.DUMPREGISTRATIONS")))
+        c.close()
+    ids = {r[0][1] for r in regs}
+    assert len(ids) == 1, "one registration id on every shard"
+    cc = cluster.cluster_client()
+    for i in range(30):
+        cc.set(f"ev:{i}", i)
+
+    def total():
+        n = 0
+        for j in range(3):
+            c = cluster.client(j)
+            (tag,), _ = pyexecute(c, "GB('ShardsIDReader').map(lambda x: hashtag()).run(mode='async_local')")
+            n += int(c.get(f"seen{{{tag}}}") or 0)
+            c.close()
+        return n == 30 and n
+
+    assert wait_for(total, timeout=10) == 30
+    cc.close()
+    # Unregister on one shard drops it everywhere.
+    rc.execute_command("RG.UNREGISTER", ids.pop())
+    for i in range(3):
+        c = cluster.client(i)
+        assert wait_for(lambda: c.execute_command("RG.DUMPREGISTRATIONS") == []), i
+        c.close()
+
+
+def test_seed_event_maximum_in_cluster(cluster, rc):
+    script = MAXIMUM + """
+gb = GearsBuilder()
+gb.map(lambda x: int(x['value']['age']))
+gb.accumulate(maximum)
+gb.register('person:*')
+"""
+    assert pyexecute(rc, script) == "OK"
+    cc = cluster.cluster_client()
+    cc.hset("person:3", mapping={"name": "Summer Smith", "age": 17})
+    owner = cc.get_node_from_key("person:3")
+    cc.close()
+    c = cluster.client([n.port for n in cluster.nodes].index(owner.port))
+    ex = wait_for(lambda: [e for e in c.execute_command("RG.DUMPEXECUTIONS") if e[3] == "done"])
+    assert c.execute_command("RG.GETRESULTS", ex[0][1]) == [["17"], []]
+    c.close()

@@ -326,13 +326,10 @@ fn missing_shard_ends_with_max_idle() {
 }
 
 /// Two repartitioning executions started in opposite orders on two shards whose pools
-/// have one thread each. Each shard's only worker blocks in `ShuffleOp::finish` waiting for
-/// the execution the *other* shard has not been able to run, so both give up after the idle
-/// timeout and lose the records in flight. Ignored until shuffle waits stop holding a
-/// worker (a receive that parks the stage and is woken by the transport, as stages are by
-/// their queues); run with `cargo test -p gearshift-engine --test shards -- --ignored`.
+/// have one thread each. A shuffle that held its worker while waiting would wait for the
+/// execution the *other* shard cannot run, and both would give up after the idle timeout;
+/// cooperative waits (`try_finish`) let both finish.
 #[test]
-#[ignore = "known bug: blocking shuffle waits can starve a bounded pool (see doc comment)"]
 fn crossing_shuffles_do_not_starve_one_thread_pools() {
     let plan = Plan::new(vec![
         extract_bucket(),

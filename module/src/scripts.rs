@@ -198,14 +198,19 @@ fn start_run(mut req: RunRequest, client: Pending, unblocking: bool) {
     let waiting = Arc::new(Mutex::new(waiting));
     let on_done = {
         let (entry, waiting) = (Arc::clone(&entry), Arc::clone(&waiting));
-        Box::new(move |mut out: ExecutionOutput| {
+        Box::new(move |out: ExecutionOutput| {
+            let id = entry.id.clone();
+            let complete = move |out: ExecutionOutput| {
+                if let Some(c) = take(&waiting) {
+                    c.send(&execution_reply(&out));
+                }
+                entry.finish(out);
+            };
             if distributed {
-                crate::cluster::dist::await_peers(&entry.id, &mut out);
+                crate::cluster::dist::local_done(&id, out, Box::new(complete));
+            } else {
+                complete(out);
             }
-            if let Some(c) = take(&waiting) {
-                c.send(&execution_reply(&out));
-            }
-            entry.finish(out);
         })
     };
     let cfg = ExecConfig::default();
@@ -228,6 +233,9 @@ fn start_run(mut req: RunRequest, client: Pending, unblocking: bool) {
             }
         }
         Err(e) => {
+            if distributed {
+                crate::cluster::dist::abandon(&entry.id);
+            }
             if let Some(c) = take(&waiting).or(id_client) {
                 c.send(&Reply::Error(e.to_string()));
             }

@@ -358,3 +358,29 @@ gb.register('person:*')
     ex = wait_for(lambda: [e for e in c.execute_command("RG.DUMPEXECUTIONS") if e[3] == "done"])
     assert c.execute_command("RG.GETRESULTS", ex[0][1]) == [["17"], []]
     c.close()
+
+
+def test_concurrent_shuffles_from_every_shard(cluster, rc):
+    """Repartitioning runs started at once on every shard: no shard's workers may starve
+    another's (each finishes with the full answer)."""
+    script = FAMILY + "GB().countby(fname).run('person:*')"
+    clients = [cluster.client(i) for i in range(3)]
+    ids = [pyexecute(c, script, "UNBLOCKING") for c in clients for _ in range(4)]
+    for n, eid in enumerate(ids):
+        c = clients[n // 4]
+        res, errs = c.execute_command("RG.GETRESULTSBLOCKING", eid)
+        assert errs == [] and by_key(parse(res)) == by_key(FAMILIES), eid
+    for c in clients:
+        c.close()
+
+
+def test_lost_shard_ends_the_run_with_max_idle():
+    with Cluster(ExecutionMaxIdleTime=1000) as c:
+        c.nodes[2].proc.kill()
+        c.nodes[2].proc.wait()
+        client = c.client(0)
+        res, errs = pyexecute(client, "GB('ShardsIDReader').run()")
+        assert "Execution max idle reached" in errs
+        assert len(res) == 2, "the live shards' records are kept"
+        assert client.ping()
+        client.close()

@@ -178,12 +178,20 @@ impl Stage {
                 Next::End => {
                     inner.input = None;
                     let mut emit = Emit::new();
-                    if let Err(e) = self.timed(|| inner.op.finish(&mut emit)) {
-                        inner
-                            .stash
-                            .push_back(Batch::errors_only(vec![e.to_string()]));
-                    }
+                    let finished = match self.timed(|| inner.op.try_finish(&mut emit)) {
+                        Ok(done) => done,
+                        Err(e) => {
+                            inner
+                                .stash
+                                .push_back(Batch::errors_only(vec![e.to_string()]));
+                            true
+                        }
+                    };
                     inner.stash.extend(emit.drain());
+                    if !finished {
+                        // Waiting on other shards: give the worker to other stages.
+                        return Turn::Yield;
+                    }
                     inner.finished = true;
                 }
             }

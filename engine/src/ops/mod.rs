@@ -65,6 +65,13 @@ pub trait Operator: Send {
     fn finish(&mut self, _out: &mut Emit) -> Result<()> {
         Ok(())
     }
+    /// A step of `finish` that may wait on something outside the pool (another shard):
+    /// `Ok(false)` means "not finished, call again later" and the stage yields its worker
+    /// in between, so a waiting operator never holds a worker for long. The default runs
+    /// `finish` at once.
+    fn try_finish(&mut self, out: &mut Emit) -> Result<bool> {
+        self.finish(out).map(|()| true)
+    }
     /// True when the operator receives batches with their error lane (shuffles forward
     /// errors to other shards); otherwise the executor routes errors past it.
     fn handles_errors(&self) -> bool {

@@ -3,7 +3,9 @@
 //!
 //! Local records pass straight through; remote ones are encoded into pooled buffers and
 //! sent one frame per batch. At `finish` the operator announces "done" and waits — with
-//! the execution's idle bound — for every peer that sends to it.
+//! the execution's idle bound — for every peer that sends to it. The wait is cooperative
+//! (`try_finish`): each call waits at most `POLL_SLICE`, then the stage yields its worker,
+//! so shuffles waiting on each other across shards cannot starve a bounded pool.
 
 use super::codec::{decode_frame_with, encode_data, encode_done, Frame};
 use super::partitioner::Partitioner;
@@ -12,11 +14,19 @@ use super::ShuffleCtx;
 use crate::batch::Batch;
 use crate::error::{EngineError, Result};
 use crate::ops::{Emit, Operator};
+use std::time::{Duration, Instant};
+
+/// Longest a `try_finish` call waits for a frame before yielding the worker.
+const POLL_SLICE: Duration = Duration::from_millis(2);
+/// Frames taken per `try_finish` call (the stage flushes between calls).
+const FRAMES_PER_CALL: usize = 8;
 
 pub struct ShuffleOp {
     ctx: ShuffleCtx,
     ch: ChannelId,
     collect: bool,
+    /// Set once "done" was sent: peers still to finish, and when one last made progress.
+    waiting: Option<(usize, Instant)>,
 }
 
 impl ShuffleOp {
@@ -25,7 +35,12 @@ impl ShuffleOp {
             exec: ctx.exec_id,
             step,
         };
-        ShuffleOp { ctx, ch, collect }
+        ShuffleOp {
+            ctx,
+            ch,
+            collect,
+            waiting: None,
+        }
     }
 
     fn send(&self, to: usize, b: &Batch) -> Result<()> {
@@ -95,6 +110,44 @@ impl Operator for ShuffleOp {
     }
 
     fn finish(&mut self, out: &mut Emit) -> Result<()> {
+        while !self.try_finish(out)? {}
+        Ok(())
+    }
+
+    fn try_finish(&mut self, out: &mut Emit) -> Result<bool> {
+        let (mut left, mut progress) = match self.waiting {
+            Some(w) => w,
+            None => {
+                self.announce_done()?;
+                (self.expected_senders(), Instant::now())
+            }
+        };
+        let mut taken = 0;
+        while left > 0 && taken < FRAMES_PER_CALL {
+            let Some((_, bytes)) = self.ctx.transport.recv(self.ch, POLL_SLICE)? else {
+                if progress.elapsed() >= self.ctx.idle_timeout {
+                    return Err(EngineError::Execution("Execution max idle reached".into()));
+                }
+                break;
+            };
+            taken += 1;
+            progress = Instant::now();
+            match decode_frame_with(&bytes, self.ctx.foreign.as_deref())? {
+                Frame::Done => left -= 1,
+                Frame::Data(mut b) => {
+                    b.partition_keys = None;
+                    out.push(b);
+                }
+            }
+        }
+        self.waiting = Some((left, progress));
+        Ok(left == 0)
+    }
+}
+
+impl ShuffleOp {
+    /// Tells every shard this one sends to that it has sent everything.
+    fn announce_done(&self) -> Result<()> {
         let targets: Vec<usize> = if self.collect {
             vec![self.ctx.initiator]
         } else {
@@ -104,19 +157,6 @@ impl Operator for ShuffleOp {
             let mut done = Vec::new();
             encode_done(&mut done);
             self.ctx.transport.send(t, self.ch, done)?;
-        }
-        let mut waiting = self.expected_senders();
-        while waiting > 0 {
-            let Some((_, bytes)) = self.ctx.transport.recv(self.ch, self.ctx.idle_timeout)? else {
-                return Err(EngineError::Execution("Execution max idle reached".into()));
-            };
-            match decode_frame_with(&bytes, self.ctx.foreign.as_deref())? {
-                Frame::Done => waiting -= 1,
-                Frame::Data(mut b) => {
-                    b.partition_keys = None;
-                    out.push(b);
-                }
-            }
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 //! `ExecutionMaxIdleTime`: a silent shard ends the run with 1.2's max-idle error).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use engine::exec::{ExecConfig, Execution, ExecutionOutput};
@@ -57,26 +57,34 @@ fn shuffle_ctx(
     }
 }
 
-/// Shards still to report for each run this shard initiated.
-struct Waiting {
-    remaining: Mutex<HashMap<String, usize>>,
-    changed: Condvar,
+/// Completes a run once every shard is done.
+pub type Complete = Box<dyn FnOnce(ExecutionOutput) + Send>;
+
+/// A run this shard initiated, until every shard reported its part done.
+#[derive(Default)]
+struct Pending {
+    /// Other shards still to report.
+    remaining: usize,
+    /// Set when the local part ended: its output, how to complete, and the deadline.
+    local: Option<(ExecutionOutput, Complete, Instant)>,
 }
 
-fn waiting() -> &'static Waiting {
-    static W: OnceLock<Waiting> = OnceLock::new();
-    W.get_or_init(|| Waiting {
-        remaining: Mutex::new(HashMap::new()),
-        changed: Condvar::new(),
-    })
+fn pending() -> std::sync::MutexGuard<'static, HashMap<String, Pending>> {
+    static P: OnceLock<Mutex<HashMap<String, Pending>>> = OnceLock::new();
+    P.get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
 }
 
 /// Ships run `id` to every other shard and returns this shard's shuffle context.
 pub fn launch(id: &str, topo: &Topology, wire: Vec<u8>) -> ShuffleCtx {
-    let others = topo.shards.len() - 1;
-    if let Ok(mut w) = waiting().remaining.lock() {
-        w.insert(id.to_owned(), others);
-    }
+    pending().insert(
+        id.to_owned(),
+        Pending {
+            remaining: topo.shards.len() - 1,
+            local: None,
+        },
+    );
     let m = Message::Run(RunOrder {
         id: id.to_owned(),
         initiator: topo.me as u32,
@@ -99,42 +107,90 @@ pub fn launch(id: &str, topo: &Topology, wire: Vec<u8>) -> ShuffleCtx {
     shuffle_ctx(id, topo.me, topo.me, topo.ids(), Arc::clone(&topo.slots))
 }
 
-/// Waits until every other shard finished its part of `id` (bounded); adds 1.2's max-idle
-/// error when one stays silent. Called once the initiator's own part is done.
-pub fn await_peers(id: &str, out: &mut ExecutionOutput) {
-    let w = waiting();
-    let deadline = Instant::now() + idle_timeout();
-    let mut map = w.remaining.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let left = map.get(id).copied().unwrap_or(0);
-        if left == 0 {
-            break;
+/// The initiator's own part of `id` ended: completes the run now if every other shard
+/// already reported, else when the last one does, or with 1.2's max-idle error when one
+/// stays silent for `ExecutionMaxIdleTime`. Never blocks the calling worker.
+pub fn local_done(id: &str, out: ExecutionOutput, complete: Complete) {
+    let mut p = pending();
+    match p.get_mut(id) {
+        Some(run) if run.remaining > 0 => {
+            run.local = Some((out, complete, Instant::now() + idle_timeout()));
+            drop(p);
+            start_sweeper();
         }
-        let now = Instant::now();
-        if now >= deadline {
-            out.errors.push("Execution max idle reached".into());
-            break;
+        _ => {
+            p.remove(id);
+            drop(p);
+            transport::forget(exec_key(id));
+            complete(out);
         }
-        map = w
-            .changed
-            .wait_timeout(map, deadline - now)
-            .unwrap_or_else(|e| e.into_inner())
-            .0;
     }
-    map.remove(id);
-    drop(map);
+}
+
+/// Forgets run `id` whose local part never started.
+pub fn abandon(id: &str) {
+    pending().remove(id);
     transport::forget(exec_key(id));
 }
 
-/// A shard reported its part of `id` done (main thread).
+/// A shard reported its part of `id` done (main thread): the last report completes the
+/// run, on a worker.
 pub fn on_done(id: &str, _sender: &str) {
-    let w = waiting();
-    if let Ok(mut map) = w.remaining.lock() {
-        if let Some(n) = map.get_mut(id) {
-            *n = n.saturating_sub(1);
-        }
+    let mut p = pending();
+    let Some(run) = p.get_mut(id) else { return };
+    run.remaining = run.remaining.saturating_sub(1);
+    if run.remaining > 0 || run.local.is_none() {
+        return;
     }
-    w.changed.notify_all();
+    let Some((out, complete, _)) = p.remove(id).and_then(|r| r.local) else {
+        return;
+    };
+    drop(p);
+    transport::forget(exec_key(id));
+    if let Some(state) = crate::state::get() {
+        state.pool.spawn_fn(move || complete(out));
+    }
+}
+
+/// One thread completes runs whose shards stayed silent past their deadline.
+fn start_sweeper() {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    STARTED.get_or_init(|| {
+        let spawned = std::thread::Builder::new()
+            .name("gearshift-sweep".into())
+            .spawn(|| loop {
+                std::thread::sleep(Duration::from_millis(50));
+                sweep(Instant::now());
+            });
+        if let Err(e) = spawned {
+            redis_module::logging::log_warning(format!("Gearshift: no sweeper thread: {e}"));
+        }
+    });
+}
+
+fn sweep(now: Instant) {
+    let expired: Vec<(String, ExecutionOutput, Complete)> = {
+        let mut p = pending();
+        let ids: Vec<String> = p
+            .iter()
+            .filter(|(_, r)| r.local.as_ref().is_some_and(|l| l.2 <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.into_iter()
+            .filter_map(|id| {
+                let (out, complete, _) = p.remove(&id)?.local?;
+                Some((id, out, complete))
+            })
+            .collect()
+    };
+    for (id, mut out, complete) in expired {
+        transport::forget(exec_key(&id));
+        const IDLE: &str = "Execution max idle reached";
+        if !out.errors.iter().any(|e| e == IDLE) {
+            out.errors.push(IDLE.into());
+        }
+        complete(out);
+    }
 }
 
 /// Another shard asks this one to run its part of an execution (main thread: hand it to

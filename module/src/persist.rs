@@ -151,9 +151,10 @@ pub fn clear(state: &ModuleState) {
     }
 }
 
-/// Rebuilds one saved session by re-running its source; failures are logged, never fatal.
-/// Called on the main thread with the Redis lock held (`ctx`).
-pub fn rebuild(ctx: &Context, state: &ModuleState, s: &SavedSession) {
+/// Rebuilds one saved session by re-running its source; failures are logged, never fatal
+/// (the text is returned for callers that report it). Called on the main thread with the
+/// Redis lock held (`ctx`).
+pub fn rebuild(ctx: &Context, state: &ModuleState, s: &SavedSession) -> Result<(), String> {
     // Requirements are already on disk in the server's venv: make them importable again
     // (never run pip on the main thread).
     if !s.requirements.is_empty() {
@@ -169,14 +170,14 @@ pub fn rebuild(ctx: &Context, state: &ModuleState, s: &SavedSession) {
                 "Gearshift: could not rebuild session {}: {e}",
                 s.id
             ));
-            return;
+            return Err(e);
         }
         _ => {
             ctx.log_warning(&format!(
                 "Gearshift: session {} registered nothing on rebuild",
                 s.id
             ));
-            return;
+            return Err("session registered nothing".into());
         }
     };
     let args = SessionArgs {
@@ -192,15 +193,29 @@ pub fn rebuild(ctx: &Context, state: &ModuleState, s: &SavedSession) {
     });
     state.sessions.set_requirements(&s.id, &s.requirements);
     with_lock_held(ctx, || installed.activate());
+    Ok(())
 }
 
-/// Rebuilds every session of a blob.
+/// Rebuilds every session of a blob; only a malformed blob is an error (a session that
+/// fails to rebuild is logged and the rest still load).
 pub fn load(ctx: &Context, state: &ModuleState, blob: &[u8]) -> Result<(), String> {
     let sessions = decode(blob).ok_or_else(|| "malformed Gearshift session data".to_owned())?;
     for s in &sessions {
-        rebuild(ctx, state, s);
+        let _ = rebuild(ctx, state, s);
     }
     Ok(())
+}
+
+/// Like [`load`], but a session that fails to rebuild is an error too (the first one).
+pub fn load_strict(ctx: &Context, state: &ModuleState, blob: &[u8]) -> Result<(), String> {
+    let sessions = decode(blob).ok_or_else(|| "malformed Gearshift session data".to_owned())?;
+    let mut first_err = Ok(());
+    for s in &sessions {
+        if let Err(e) = rebuild(ctx, state, s) {
+            first_err = first_err.and(Err(e));
+        }
+    }
+    first_err
 }
 
 /// The replication command for one session.

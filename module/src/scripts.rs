@@ -92,10 +92,7 @@ impl ScriptJob {
                 .and_then(|()| check_hooks(&self.session, &regs))
             {
                 Err(e) => client.send(&Reply::Error(e)),
-                Ok(()) => {
-                    register(&self.session, &self.code, &self.requirements, regs);
-                    client.send(&Reply::Status("OK".into()))
-                }
+                Ok(()) => register(&self.session, &self.code, &self.requirements, regs, client),
             },
         }
     }
@@ -142,18 +139,51 @@ fn check_hooks(args: &SessionArgs, regs: &[RegisterRequest]) -> Result<(), Strin
     crate::hooks::check(&hooks, replaced.as_deref())
 }
 
-/// Installs the registrations as one session, then runs their `onRegistered`.
-fn register(args: &SessionArgs, code: &str, reqs: &[String], regs: Vec<RegisterRequest>) {
+/// Installs the registrations as one session, runs their `onRegistered`, and in a cluster
+/// installs the session on every other master too. The reply is `OK`, or one error per
+/// shard that failed (`ERR shard-<id>: …`, 1.2's form).
+fn register(
+    args: &SessionArgs,
+    code: &str,
+    reqs: &[String],
+    regs: Vec<RegisterRequest>,
+    client: Pending,
+) {
     let Some(state) = state::get() else { return };
     let installed = sessions::install(state, args, code, regs);
     state.sessions.set_requirements(&installed.session, reqs);
     // Replicas and the AOF get the session as source (they keep it but never fire).
-    if let Some(blob) = crate::persist::session_blob(state, &installed.session) {
-        crate::commands::internal::replicate("RG.INNERREGISTER", &[&blob]);
-        // Every shard of a cluster runs the registrations on its own keys.
-        crate::cluster::broadcast_session(blob);
+    let blob = crate::persist::session_blob(state, &installed.session);
+    if let Some(blob) = &blob {
+        crate::commands::internal::replicate("RG.INNERREGISTER", &[blob]);
     }
     installed.activate();
+    match blob {
+        Some(blob) if crate::cluster::current().is_some() => {
+            let timeout = state.config.int("PythonInstallReqMaxIdleTime").max(1) as u64;
+            crate::cluster::ask::ask_others(
+                crate::cluster::ask::Query::Session(blob),
+                std::time::Duration::from_millis(timeout),
+                Box::new(move |answers| client.send(&session_reply(answers))),
+            );
+        }
+        _ => client.send(&Reply::Status("OK".into())),
+    }
+}
+
+fn session_reply(answers: crate::cluster::ask::Answers) -> Reply {
+    let failed: Vec<Reply> = answers
+        .into_iter()
+        .filter_map(|(shard, r)| match r {
+            Reply::Error(e) => Some(Reply::Error(format!("ERR shard-{shard}: {e}"))),
+            _ => None,
+        })
+        .collect();
+    if failed.is_empty() {
+        Reply::Status("OK".into())
+    } else {
+        Reply::Array(failed)
+    }
 }
 
 /// The run's source. A plan that starts by counting never looks at values, so the reader

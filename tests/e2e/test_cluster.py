@@ -384,3 +384,56 @@ def test_lost_shard_ends_the_run_with_max_idle():
         assert len(res) == 2, "the live shards' records are kept"
         assert client.ping()
         client.close()
+
+
+def test_getexecution_gathers_every_shard(cluster, rc):
+    eid = pyexecute(rc, "GB().run()", "UNBLOCKING")
+    rc.execute_command("RG.GETRESULTSBLOCKING", eid)
+    node_ids = set()
+    for i in range(3):
+        c = cluster.client(i)
+        node_ids.add(c.execute_command("CLUSTER", "MYID"))
+        c.close()
+    plans = wait_for(lambda: _plans(rc, eid, 3))
+    assert {p[1] for p in plans} == node_ids
+    assert all(p[0] == "shard_id" and p[2] == "execution_plan" for p in plans)
+    assert rc.execute_command("RG.GETEXECUTION", eid, "CLUSTER") is not None
+    (one,) = rc.execute_command("RG.GETEXECUTION", eid, "SHARD")
+    assert one[1] == rc.execute_command("CLUSTER", "MYID")
+    with pytest.raises(Exception, match="execution plan does not exist"):
+        rc.execute_command("RG.GETEXECUTION", "nope-1")
+
+
+def _plans(c, eid, n):
+    plans = c.execute_command("RG.GETEXECUTION", eid)
+    return plans if len(plans) == n else None
+
+
+def test_drop_and_abort_reach_every_shard(cluster, rc):
+    eid = pyexecute(rc, "GB().run()", "UNBLOCKING")
+    rc.execute_command("RG.GETRESULTSBLOCKING", eid)
+    others = [cluster.client(i) for i in (1, 2)]
+    for c in others:
+        assert wait_for(lambda: any(e[1] == eid for e in c.execute_command("RG.DUMPEXECUTIONS")))
+    assert rc.execute_command("RG.ABORTEXECUTION", eid) == "OK"  # finished: OK, as 1.2
+    assert rc.execute_command("RG.DROPEXECUTION", eid) == "OK"
+    for c in others:
+        assert wait_for(lambda: all(e[1] != eid for e in c.execute_command("RG.DUMPEXECUTIONS")))
+        c.close()
+    with pytest.raises(Exception, match="execution does not exist"):
+        rc.execute_command("RG.ABORTEXECUTION", eid)
+
+
+def test_register_reports_each_failing_shard(cluster, rc):
+    myid = rc.execute_command("CLUSTER", "MYID")
+    script = (
+        "GB().register('never:*')\n"
+        f"if execute('CLUSTER', 'MYID') != '{myid}':\n"
+        "    raise Exception('only the initiator accepts this')\n"
+    )
+    reply = pyexecute(rc, script)
+    assert isinstance(reply, list) and len(reply) == 2
+    for err in reply:
+        text = str(err)
+        assert text.startswith("shard-") or "shard-" in text
+        assert "only the initiator accepts this" in text

@@ -6,6 +6,8 @@
 
 use redis_module::Context;
 
+use super::ask::Query;
+
 /// A distributed execution as shipped to every shard.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunOrder {
@@ -34,8 +36,10 @@ pub enum Message {
     Run(RunOrder),
     /// A shard finished its part of execution `id`.
     Done { id: String },
-    /// Install a session (the persisted blob of `persist::session_blob`).
-    Session { blob: Vec<u8> },
+    /// A question for this shard; answer with `Answer { req, .. }`.
+    Ask { req: u64, query: Query },
+    /// The answer to request `req` (a reply in `ask::encode_reply`'s form).
+    Answer { req: u64, reply: Vec<u8> },
     /// Drop a registration (`abortpending` as in RG.UNREGISTER).
     Unregister { id: String, abort_pending: bool },
 }
@@ -87,9 +91,22 @@ impl Message {
                 out.push(3);
                 put(&mut out, id.as_bytes());
             }
-            Message::Session { blob } => {
+            Message::Ask { req, query } => {
                 out.push(4);
-                put(&mut out, blob);
+                out.extend_from_slice(&req.to_le_bytes());
+                let (kind, field) = match query {
+                    Query::GetExecution(id) => (0u8, id.as_bytes()),
+                    Query::DropExecution(id) => (1, id.as_bytes()),
+                    Query::AbortExecution(id) => (2, id.as_bytes()),
+                    Query::Session(blob) => (3, blob.as_slice()),
+                };
+                out.push(kind);
+                put(&mut out, field);
+            }
+            Message::Answer { req, reply } => {
+                out.push(6);
+                out.extend_from_slice(&req.to_le_bytes());
+                put(&mut out, reply);
             }
             Message::Unregister { id, abort_pending } => {
                 out.push(5);
@@ -134,8 +151,23 @@ impl Message {
                 })
             }
             3 => Message::Done { id: r.text()? },
-            4 => Message::Session {
-                blob: r.field()?.to_vec(),
+            4 => {
+                let req = r.u64()?;
+                let kind = r.u8()?;
+                let field = r.field()?;
+                let text = || String::from_utf8(field.to_vec()).ok();
+                let query = match kind {
+                    0 => Query::GetExecution(text()?),
+                    1 => Query::DropExecution(text()?),
+                    2 => Query::AbortExecution(text()?),
+                    3 => Query::Session(field.to_vec()),
+                    _ => return None,
+                };
+                Message::Ask { req, query }
+            }
+            6 => Message::Answer {
+                req: r.u64()?,
+                reply: r.field()?.to_vec(),
             },
             5 => Message::Unregister {
                 id: r.text()?,
@@ -206,7 +238,8 @@ pub fn on_message(ctx: &Context, sender: &str, payload: &[u8]) {
         } => super::transport::deliver(exec, step, from as usize, frame),
         Message::Run(order) => super::dist::on_run(order),
         Message::Done { id } => super::dist::on_done(&id, sender),
-        Message::Session { blob } => crate::commands::internal::install_blob(ctx, &blob),
+        Message::Ask { req, query } => super::ask::on_ask(ctx, sender, req, query),
+        Message::Answer { req, reply } => super::ask::on_answer(sender, req, &reply),
         Message::Unregister { id, abort_pending } => {
             crate::commands::internal::unregister_local(&id, abort_pending)
         }
@@ -234,7 +267,18 @@ mod tests {
                 wire: vec![1, 2, 3],
             }),
             Message::Done { id: "x-1".into() },
-            Message::Session { blob: vec![9; 10] },
+            Message::Ask {
+                req: 3,
+                query: Query::Session(vec![9; 10]),
+            },
+            Message::Ask {
+                req: 4,
+                query: Query::AbortExecution("e-1".into()),
+            },
+            Message::Answer {
+                req: 3,
+                reply: vec![0],
+            },
             Message::Unregister {
                 id: "r".into(),
                 abort_pending: true,

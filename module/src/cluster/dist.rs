@@ -152,8 +152,8 @@ pub fn on_done(id: &str, _sender: &str) {
     }
 }
 
-/// One thread completes runs whose shards stayed silent past their deadline.
-fn start_sweeper() {
+/// One thread completes runs and questions whose shards stayed silent past their deadline.
+pub(crate) fn start_sweeper() {
     static STARTED: OnceLock<()> = OnceLock::new();
     STARTED.get_or_init(|| {
         let spawned = std::thread::Builder::new()
@@ -161,6 +161,7 @@ fn start_sweeper() {
             .spawn(|| loop {
                 std::thread::sleep(Duration::from_millis(50));
                 sweep(Instant::now());
+                super::ask::sweep(Instant::now());
             });
         if let Err(e) = spawned {
             redis_module::logging::log_warning(format!("Gearshift: no sweeper thread: {e}"));

@@ -6,6 +6,7 @@
 //! script starts and on RG.REFRESHCLUSTER, always from a thread that holds no GIL.
 //! Depends on `host` (commands), `ffi::cluster` (the bus) and the engine's shuffle.
 
+pub mod ask;
 pub mod bus;
 pub mod dist;
 pub mod transport;
@@ -88,13 +89,6 @@ pub fn run_id() -> String {
                 .collect()
         })
         .clone()
-}
-
-/// Sends a session to every other shard (fire and forget; they log failures).
-pub fn broadcast_session(blob: Vec<u8>) {
-    if current().is_some() {
-        bus::send(None, &bus::Message::Session { blob });
-    }
 }
 
 /// Tells every other shard to drop registration `id`.

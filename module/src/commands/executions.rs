@@ -4,9 +4,11 @@
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
 use super::{module_state, respond, text_args};
+use crate::cluster::ask::{self, Query};
 use crate::executions::{Entry, Status};
 use crate::ffi::guard;
-use crate::ffi::replies::{block, Reply};
+use crate::ffi::replies::{block, reply_blocked, Reply};
+use crate::host::with_lock_held;
 
 const NO_SUCH_PLAN: &str = "execution plan does not exist";
 
@@ -71,7 +73,7 @@ pub fn dumpexecutions(ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
     })
 }
 
-/// `RG.DROPEXECUTION <id>`.
+/// `RG.DROPEXECUTION <id>`; in a cluster the drop also reaches every other shard.
 pub fn dropexecution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     guard(|| {
         let a = text_args(&args);
@@ -85,48 +87,137 @@ pub fn dropexecution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             ));
         }
         module_state()?.registry.remove(&a[0]);
+        with_lock_held(ctx, || {
+            ask::ask_others(
+                Query::DropExecution(a[0].clone()),
+                cluster_timeout(),
+                Box::new(|_| {}),
+            )
+        });
         respond(ctx, Reply::Status("OK".into()))
     })
 }
 
-/// `RG.ABORTEXECUTION <id>`: OK for finished executions (1.2), else stops it.
+/// Drops `id` on this shard for another shard's RG.DROPEXECUTION (unknown is fine).
+pub fn drop_local(id: &str) -> Result<Reply, String> {
+    let state = crate::state::get().ok_or("Gearshift is not initialised")?;
+    if let Some(e) = state.registry.get(id) {
+        if matches!(e.status(), Status::Running | Status::Created) {
+            return Err("can not drop a not yet finished execution, abort it first.".into());
+        }
+        state.registry.remove(id);
+    }
+    Ok(Reply::Status("OK".into()))
+}
+
+/// Aborts `id` on this shard (OK for a finished one, as 1.2).
+pub fn abort_local(id: &str) -> Result<Reply, String> {
+    let state = crate::state::get().ok_or("Gearshift is not initialised")?;
+    let e = state
+        .registry
+        .get(id)
+        .ok_or_else(|| "execution does not exist".to_owned())?;
+    e.abort();
+    Ok(Reply::Status("OK".into()))
+}
+
+/// `RG.ABORTEXECUTION <id>`: OK for finished executions (1.2), else stops it; in a cluster
+/// on every shard, replying with the first error or OK.
 pub fn abortexecution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     guard(|| {
         let a = text_args(&args);
         if a.len() != 1 {
             return Err(RedisError::WrongArity);
         }
-        let e = module_state()?
-            .registry
-            .get(&a[0])
-            .ok_or(RedisError::Str("execution does not exist"))?;
-        e.abort();
-        respond(ctx, Reply::Status("OK".into()))
+        let local = abort_local(&a[0]).map_err(RedisError::String)?;
+        if crate::cluster::current().is_none() {
+            return respond(ctx, local);
+        }
+        let bc = block(ctx);
+        with_lock_held(ctx, || {
+            ask::ask_others(
+                Query::AbortExecution(a[0].clone()),
+                cluster_timeout(),
+                Box::new(move |answers| {
+                    let first_err = answers
+                        .into_iter()
+                        .map(|(_, r)| r)
+                        .find(|r| matches!(r, Reply::Error(_)));
+                    reply_blocked(bc, &first_err.unwrap_or(local));
+                }),
+            )
+        });
+        Ok(RedisValue::NoReply)
     })
 }
 
-/// `RG.GETEXECUTION <id> [SHARD|CLUSTER]`: the §1.3 layout.
+/// `RG.GETEXECUTION <id> [SHARD|CLUSTER]`: the §1.3 layout; CLUSTER (the default in a
+/// cluster) gathers every shard's entry.
 pub fn getexecution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     guard(|| {
         let a = text_args(&args);
         if a.is_empty() || a.len() > 2 {
             return Err(RedisError::WrongArity);
         }
-        if let Some(mode) = a.get(1) {
-            match mode.to_ascii_uppercase().as_str() {
-                "SHARD" => {}
-                "CLUSTER" => {
+        let clustered = crate::cluster::current().is_some();
+        let whole_cluster = match a.get(1).map(|m| m.to_ascii_uppercase()) {
+            None => clustered,
+            Some(m) if m == "SHARD" => false,
+            Some(m) if m == "CLUSTER" => {
+                if !clustered {
                     return Err(RedisError::Str(
                         "no cluster detected - use `RG.GETEXECUTION <id> [SHARD]` instead",
-                    ))
+                    ));
                 }
-                _ => return Err(RedisError::Str("unknown subcommand")),
+                true
             }
+            Some(_) => return Err(RedisError::Str("unknown subcommand")),
+        };
+        if !whole_cluster {
+            let plan = local_plan(&a[0]).map_err(RedisError::String)?;
+            return respond(ctx, Reply::Array(vec![plan]));
         }
-        let e = entry(&a[0])?;
-        let profile = module_state()?.config.int("ProfileExecutions") != 0;
-        respond(ctx, Reply::Array(vec![shard_plan(&e, profile)]))
+        let local = local_plan(&a[0]).ok();
+        let bc = block(ctx);
+        with_lock_held(ctx, || {
+            ask::ask_others(
+                Query::GetExecution(a[0].clone()),
+                cluster_timeout(),
+                Box::new(move |answers| {
+                    let plans: Vec<Reply> = local
+                        .into_iter()
+                        .chain(answers.into_iter().map(|(_, r)| r))
+                        .filter(|r| matches!(r, Reply::Array(_)))
+                        .collect();
+                    let reply = if plans.is_empty() {
+                        Reply::Error(NO_SUCH_PLAN.into())
+                    } else {
+                        Reply::Array(plans)
+                    };
+                    reply_blocked(bc, &reply);
+                }),
+            )
+        });
+        Ok(RedisValue::NoReply)
     })
+}
+
+/// This shard's entry of RG.GETEXECUTION for `id`.
+pub fn local_plan(id: &str) -> Result<Reply, String> {
+    let state = crate::state::get().ok_or("Gearshift is not initialised")?;
+    let e = state
+        .registry
+        .get(id)
+        .ok_or_else(|| NO_SUCH_PLAN.to_owned())?;
+    Ok(shard_plan(&e, state.config.int("ProfileExecutions") != 0))
+}
+
+/// How long a cluster-wide command waits for the other shards.
+fn cluster_timeout() -> std::time::Duration {
+    let ms = crate::state::get()
+        .map(|s| s.config.int("ExecutionMaxIdleTime"))
+        .unwrap_or(5000);
+    std::time::Duration::from_millis(ms.max(1) as u64)
 }
 
 fn shard_plan(e: &Entry, profile: bool) -> Reply {

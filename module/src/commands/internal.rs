@@ -47,16 +47,10 @@ pub fn unregister_local(id: &str, _abort_pending: bool) {
     }
 }
 
-/// Installs sessions another shard sent (a failure is logged: the sender already replied).
-pub fn install_blob(ctx: &Context, blob: &[u8]) {
-    let Some(state) = crate::state::get() else {
-        return;
-    };
-    if let Err(e) = persist::load(ctx, state, blob) {
-        ctx.log_warning(&format!(
-            "Gearshift: session from another shard failed: {e}"
-        ));
-    }
+/// Installs sessions another shard sent; the error is the reply text for that shard.
+pub fn install_blob(ctx: &Context, blob: &[u8]) -> Result<(), String> {
+    let state = crate::state::get().ok_or("Gearshift is not initialised")?;
+    persist::load_strict(ctx, state, blob)
 }
 
 /// Sends `command args` to replicas and the AOF, from any thread.

@@ -122,7 +122,23 @@ pub fn call(args: &[Vec<u8>]) -> PyReply {
     }
     let tsc = ThreadSafeContext::new();
     let guard = tsc.lock();
-    call_on(&guard, args)
+    let reply = call_on(&guard, args);
+    // In a cluster, a key another shard owns: run the command there (lock released first,
+    // since the owner's answer arrives through this shard's main thread).
+    if crate::cluster::forward::is_non_local(&reply) {
+        if let Some(owner) = crate::cluster::forward::owner(&guard, args) {
+            drop(guard);
+            return crate::cluster::forward::forward(owner, args, forward_timeout());
+        }
+    }
+    reply
+}
+
+fn forward_timeout() -> std::time::Duration {
+    let ms = crate::config::global()
+        .map(|c| c.int("ExecutionMaxIdleTime"))
+        .unwrap_or(5000);
+    std::time::Duration::from_millis(ms.max(1) as u64)
 }
 
 /// Runs a command with errors as replies (real Redis error texts) and replication.

@@ -280,6 +280,31 @@ class Cluster:
         self.cleanup()
 
 
+class ClusterFront:
+    """A client for a whole cluster as the walkthrough's `redis-cli -c -p 30001` is: RG.*
+    commands go to shard A (the initiator), data commands to the key's owner."""
+
+    def __init__(self, cluster):
+        self.node = cluster.client(0)
+        self.cc = cluster.cluster_client()
+
+    def execute_command(self, *args):
+        if str(args[0]).upper().startswith("RG."):
+            return self.node.execute_command(*args)
+        return self.cc.execute_command(*args)
+
+    def flushall(self):
+        for node in self.cc.get_primaries():
+            self.cc.flushall(target_nodes=node)
+
+    def __getattr__(self, name):
+        return getattr(self.cc, name)
+
+    def close(self):
+        self.node.close()
+        self.cc.close()
+
+
 @pytest.fixture(scope="module")
 def server():
     """One server shared by every test in a test module."""

@@ -437,3 +437,57 @@ def test_register_reports_each_failing_shard(cluster, rc):
         text = str(err)
         assert text.startswith("shard-") or "shard-" in text
         assert "only the initiator accepts this" in text
+
+
+CAS = """
+def age(x):
+  ''' Extracts the age from a person's record '''
+  return int(x['value']['age'])
+
+def cas(x):
+  ''' Checks and sets the current maximum '''
+  k = 'age:maximum'
+  v = execute('GET', k)   # read key's current value
+  v = int(v) if v else 0  # initialize to 0 if None
+  if x > v:               # if a new maximum found
+    execute('SET', k, x)  # set key to new value
+
+# Event handling function registration
+gb = GearsBuilder()
+gb.map(age)
+gb.foreach(cas)
+gb.register('person:*')
+"""
+
+
+def test_seed_event_driven_maximum_in_cluster(cluster, rc):
+    """person:5 and age:maximum live on different shards: the flow's execute() calls are
+    forwarded to the owner, so the walkthrough's replies hold on a cluster too."""
+    cc = cluster.cluster_client()
+    cc.delete("person:4", "person:5")
+    assert pyexecute(rc, CAS) == "OK"
+    assert cc.get("age:maximum") is None
+    assert cc.hset("person:4", mapping={"name": "Beth Smith", "age": 35}) == 2
+    assert wait_for(lambda: cc.get("age:maximum") == "35") is True
+    assert cc.hset("person:5", mapping={"name": "Shrimply Pibbles", "age": 87}) == 2
+    assert wait_for(lambda: cc.get("age:maximum") == "87") is True
+    cc.close()
+
+
+def test_execute_on_a_remote_key_is_forwarded(cluster, rc):
+    cc = cluster.cluster_client()
+    myid = rc.execute_command("CLUSTER", "MYID")
+    remote = next(
+        k for k in (f"k{i}" for i in range(100)) if cc.get_node_from_key(k).port != cluster.nodes[0].port
+    )
+    res, errs = pyexecute(
+        rc,
+        f"GB('ShardsIDReader').filter(lambda x: x == '{myid}')"
+        f".map(lambda x: (execute('SET', '{remote}', 'v'), execute('GET', '{remote}'),"
+        f" execute('HGET', '{remote}', 'f') if False else 1)).run()",
+    )
+    assert errs == [] and res == ["('OK', 'v', 1)"]
+    assert cc.get(remote) == "v"
+    res, errs = pyexecute(rc, f"GB('ShardsIDReader').filter(lambda x: x == '{myid}').map(lambda x: execute('HGET', '{remote}', 'f')).run()")
+    assert res == [] and "WRONGTYPE" in errs[0]
+    cc.close()

@@ -1,12 +1,15 @@
 """The seed walkthrough (shared/seed/redisgears-introduction.txt), step by step, verbatim.
 
+Every batch example runs twice: on a standalone server and on a 3-master cluster (RG.*
+commands sent to one shard, data routed to each key's owner), with the same replies.
+
 Scripts are sent exactly as the walkthrough shows them, multi-line ones included. Records are
 compared after parsing, because the order of records and of dict keys is not defined. Unlike
 the walkthrough's older output, 1.2 records also carry 'type' and 'event' (REFERENCE §2).
 """
 
 import pytest
-from conftest import fresh_server, parse, pyexecute
+from conftest import Cluster, ClusterFront, fresh_server, parse, pyexecute
 
 FOO = {"key": "foo", "value": "bar", "type": "string", "event": None}
 RICK = {
@@ -27,6 +30,37 @@ def by_key(records):
     parsed = parse(records)
     assert len(parsed) == len(records)
     return {rec["key"]: rec for rec in parsed}
+
+
+@pytest.fixture(scope="module")
+def seed_cluster():
+    with Cluster() as c:
+        yield c
+
+
+@pytest.fixture(params=["standalone", "cluster"])
+def r(request):
+    """A client with an empty database: a standalone server, or a whole cluster."""
+    if request.param == "standalone":
+        yield request.getfixturevalue("r_standalone")
+        return
+    cluster = request.getfixturevalue("seed_cluster")
+    assert cluster.alive()
+    front = ClusterFront(cluster)
+    front.flushall()
+    yield front
+    front.close()
+    assert cluster.alive(), "a cluster node died during this test"
+
+
+@pytest.fixture
+def r_standalone(server):
+    if not server.alive():
+        server.restart()
+    client = server.client()
+    client.flushall()
+    yield client
+    client.close()
 
 
 @pytest.fixture
@@ -130,8 +164,16 @@ gb.run('person:*')
 """
 
 
+def per_shard(db, standalone, cluster):
+    """What a non-reduced accumulate gives: one value on a standalone server, one per shard
+    in a cluster (the seed's "Cluster Map and Reduce": person:1 and person:2 live on
+    different shards of a 3-master cluster)."""
+    return cluster if isinstance(db, ClusterFront) else standalone
+
+
 def test_accumulating_data(walkthrough_db):
-    assert pyexecute(walkthrough_db, MAXIMUM) == [["70"], []]
+    res, errs = pyexecute(walkthrough_db, MAXIMUM)
+    assert errs == [] and sorted(res) == per_shard(walkthrough_db, ["70"], ["14", "70"])
 
 
 PREPARE_AVG = """\
@@ -151,7 +193,9 @@ gb.run('person:*')
 
 
 def test_aggregating_sum_and_count(walkthrough_db):
-    assert pyexecute(walkthrough_db, PREPARE_AVG) == [["(84, 2)"], []]
+    res, errs = pyexecute(walkthrough_db, PREPARE_AVG)
+    want = per_shard(walkthrough_db, ["(84, 2)"], ["(14, 1)", "(70, 1)"])
+    assert errs == [] and sorted(res) == want
 
 
 COMPUTE_AVG = """\
@@ -177,7 +221,8 @@ gb.run('person:*')
 
 
 def test_aggregating_average(walkthrough_db):
-    assert pyexecute(walkthrough_db, COMPUTE_AVG) == [["42.0"], []]
+    res, errs = pyexecute(walkthrough_db, COMPUTE_AVG)
+    assert errs == [] and sorted(res) == per_shard(walkthrough_db, ["42.0"], ["14.0", "70.0"])
 
 
 def test_nonblocking_execution_id_and_results():

@@ -24,6 +24,8 @@ pub enum Query {
     AbortExecution(String),
     /// Install this session blob (a registration made on the asking shard).
     Session(Vec<u8>),
+    /// Run this command here (a flow's `execute()` on a key this shard owns).
+    Call(Vec<Vec<u8>>),
 }
 
 /// Each other shard's answer: `(node id, reply)`.
@@ -48,18 +50,25 @@ fn gathers() -> MutexGuard<'static, HashMap<u64, Gather>> {
 /// at the latest after `timeout`. Not in cluster mode: `done` gets no answers at once and
 /// this returns false.
 pub fn ask_others(q: Query, timeout: Duration, done: OnAnswers) -> bool {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
     let Some(topo) = super::current() else {
         done(Vec::new());
         return false;
     };
-    let req = NEXT.fetch_add(1, Ordering::Relaxed);
     let others: Vec<String> = topo
         .shards
         .iter()
         .filter(|s| s.id != topo.my_id)
         .map(|s| s.id.clone())
         .collect();
+    ask(others, q, timeout, done);
+    true
+}
+
+/// Asks the shards `others` (node ids) `q`; `done` gets their answers, at the latest after
+/// `timeout`.
+pub fn ask(others: Vec<String>, q: Query, timeout: Duration, done: OnAnswers) {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let req = NEXT.fetch_add(1, Ordering::Relaxed);
     gathers().insert(
         req,
         Gather {
@@ -74,7 +83,6 @@ pub fn ask_others(q: Query, timeout: Duration, done: OnAnswers) -> bool {
     for id in &others {
         bus::send(Some(id), &m);
     }
-    true
 }
 
 /// Answers a query from `sender` (main thread, Redis lock held through `ctx`).
@@ -98,6 +106,7 @@ fn answer(ctx: &Context, q: Query) -> Reply {
         Query::Session(blob) => {
             crate::commands::internal::install_blob(ctx, &blob).map(|()| Reply::Status("OK".into()))
         }
+        Query::Call(args) => Ok(super::forward::to_reply(crate::host::call(&args))),
     };
     result.unwrap_or_else(Reply::Error)
 }

@@ -94,11 +94,21 @@ impl Message {
             Message::Ask { req, query } => {
                 out.push(4);
                 out.extend_from_slice(&req.to_le_bytes());
+                let args;
                 let (kind, field) = match query {
                     Query::GetExecution(id) => (0u8, id.as_bytes()),
                     Query::DropExecution(id) => (1, id.as_bytes()),
                     Query::AbortExecution(id) => (2, id.as_bytes()),
                     Query::Session(blob) => (3, blob.as_slice()),
+                    Query::Call(argv) => {
+                        let mut b = Vec::new();
+                        b.extend_from_slice(&(argv.len() as u32).to_le_bytes());
+                        for a in argv {
+                            put(&mut b, a);
+                        }
+                        args = b;
+                        (4, args.as_slice())
+                    }
                 };
                 out.push(kind);
                 put(&mut out, field);
@@ -161,6 +171,18 @@ impl Message {
                     1 => Query::DropExecution(text()?),
                     2 => Query::AbortExecution(text()?),
                     3 => Query::Session(field.to_vec()),
+                    4 => {
+                        let mut a = Reader(field);
+                        let n = a.u32()? as usize;
+                        let mut argv = Vec::with_capacity(n.min(1024));
+                        for _ in 0..n {
+                            argv.push(a.field()?.to_vec());
+                        }
+                        if !a.0.is_empty() {
+                            return None;
+                        }
+                        Query::Call(argv)
+                    }
                     _ => return None,
                 };
                 Message::Ask { req, query }
@@ -278,6 +300,10 @@ mod tests {
             Message::Answer {
                 req: 3,
                 reply: vec![0],
+            },
+            Message::Ask {
+                req: 5,
+                query: Query::Call(vec![b"SET".to_vec(), b"k".to_vec(), vec![]]),
             },
             Message::Unregister {
                 id: "r".into(),

@@ -9,6 +9,7 @@
 pub mod ask;
 pub mod bus;
 pub mod dist;
+pub mod forward;
 pub mod transport;
 
 use std::sync::{Arc, RwLock};

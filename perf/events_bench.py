@@ -20,21 +20,15 @@ Exit status: 0 ok, 1 a wrong count or a dead server, 2 a setup problem.
 """
 
 import argparse
-import contextlib
 import os
-import shutil
 import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-try:
-    import redis
-except ImportError:  # pragma: no cover - setup problem
-    sys.exit("perf/events_bench.py needs redis-py: python3 -m pip install redis")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from servers import Server  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODULE = Path(os.environ.get("GEARSHIFT_MODULE", REPO / "target/release/libgearshift.so"))
@@ -45,61 +39,6 @@ SYNC_NOOPS = {
     "sync foreach(lambda x: None)": "GB().foreach(lambda x: None).register('ev:*', mode='sync')",
 }
 COUNTER = "events:seen"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, module):
-        self.dir = Path(tempfile.mkdtemp(prefix="gearshift-evbench-"))
-        self.module = self.dir / "libgearshift.so"
-        shutil.copy2(module, self.module)  # a rebuild during the run cannot race
-        self.proc = None
-        self.port = None
-
-    def start(self):
-        for _ in range(3):
-            self.port = free_port()
-            argv = [
-                "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--dir", str(self.dir),
-                "--logfile", str(self.dir / "redis.log"),
-                "--loadmodule", str(self.module),
-            ]  # fmt: skip
-            self.proc = subprocess.Popen(argv, cwd=self.dir, stdin=subprocess.DEVNULL)
-            deadline = time.monotonic() + 10
-            probe = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)
-            while time.monotonic() < deadline and self.proc.poll() is None:
-                with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
-                    if probe.ping():
-                        probe.close()
-                        return self
-                time.sleep(0.05)
-            probe.close()
-            self.stop(keep_dir=True)
-        sys.exit(2)
-
-    def client(self):
-        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True, socket_timeout=120)
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, keep_dir=False):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
-        self.proc = None
-        if not keep_dir:
-            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def set_chunks(prefix, n, per):

@@ -16,7 +16,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loader  # noqa: E402
-from run import Server  # noqa: E402
+from servers import Server  # noqa: E402
 
 SCRIPTS = {
     'count': "GB().count().run('person:*')",

@@ -55,8 +55,11 @@ def _bulk(b):
     return b"$%d\r\n%s\r\n" % (len(b), b)
 
 
-def _make_chunks(n, seed, truth):
-    """Yield (RESP bytes, command count) chunks; fill `truth` once all are generated."""
+def _make_chunks(n, seed, truth, route=None):
+    """Yield (RESP bytes, command count) chunks; fill `truth` once all are generated.
+
+    With `route` (key bytes -> destination index), yield lists of such chunks instead, one
+    per destination (a cluster's masters), each holding the commands for its keys."""
     rng = random.Random(seed)
     combos = len(FIRST_NAMES) * len(FAMILY_NAMES) * 100
     name_bulks = [
@@ -71,14 +74,18 @@ def _make_chunks(n, seed, truth):
     over_50 = 0
     family_idx = Counter()
     randrange = rng.randrange
+    dests = route.destinations if route else 1
     for start in range(0, n, CHUNK):
-        parts = []
-        append = parts.append
+        per_dest = [[] for _ in range(dests)]
+        counts = [0] * dests
         stop = min(n, start + CHUNK)
         for i in range(start, stop):
             # One draw per record: name index (first*100 + family) and age.
             name_i, age = divmod(randrange(combos), 100)
             key = b"%s%d" % (KEY_PREFIX.encode(), i)
+            d = route(key) if route else 0
+            counts[d] += 1
+            append = per_dest[d].append
             append(head)
             append(b"$%d\r\n%s\r\n" % (len(key), key))
             append(name_field)
@@ -89,7 +96,10 @@ def _make_chunks(n, seed, truth):
             if age > 50:
                 over_50 += 1
             family_idx[name_i % n_fam] += 1
-        yield b"".join(parts), stop - start
+        if route:
+            yield [(b"".join(p), c) for p, c in zip(per_dest, counts)]
+        else:
+            yield b"".join(per_dest[0]), counts[0]
     truth["count"] = n
     truth["age_sum"] = age_sum
     truth["avg_age"] = (age_sum / n) if n else None
@@ -199,6 +209,63 @@ def load(host, port, n, seed=SEED, flush=True, timeout=600):
         _simple_command(host, port, b"*1\r\n$8\r\nFLUSHALL\r\n", timeout)
     elapsed = pipe(host, port, _make_chunks(n, seed, truth), timeout)
     return truth, elapsed
+
+
+class SlotRoute:
+    """Routes a key to the master owning its hash slot: owners = [(first, last, index)]."""
+
+    def __init__(self, owners):
+        self.destinations = 1 + max(i for _, _, i in owners)
+        self.owner = [0] * 16384
+        for first, last, i in owners:
+            for slot in range(first, last + 1):
+                self.owner[slot] = i
+
+    def __call__(self, key):
+        return self.owner[crc16(key) % 16384]
+
+
+def _crc16_table():
+    table = []
+    for byte in range(256):
+        crc = byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+        table.append(crc)
+    return table
+
+
+_CRC16 = _crc16_table()
+
+
+def crc16(data):
+    """Redis Cluster's CRC16 (XMODEM), table-driven; keys here have no {hashtag}."""
+    crc = 0
+    for b in data:
+        crc = ((crc << 8) & 0xFFFF) ^ _CRC16[(crc >> 8) ^ b]
+    return crc
+
+
+def load_cluster(owners, n, seed=SEED, timeout=600):
+    """Load the same n hashes as `load` into a cluster: owners = [(first, last, port)].
+    Returns (truth, seconds). The data is generated first, then sent to every master."""
+    ports = sorted({p for _, _, p in owners})
+    route = SlotRoute([(a, b, ports.index(p)) for a, b, p in owners])
+    truth = {}
+    per_port = [[] for _ in ports]
+    for chunks in _make_chunks(n, seed, truth, route):
+        for i, chunk in enumerate(chunks):
+            per_port[i].append(chunk)
+    t0 = time.perf_counter()
+    threads = [
+        threading.Thread(target=pipe, args=("127.0.0.1", port, chunks, timeout))
+        for port, chunks in zip(ports, per_port)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return truth, time.perf_counter() - t0
 
 
 def _simple_command(host, port, resp, timeout):

@@ -26,7 +26,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -54,7 +53,6 @@ except ImportError:
 PATTERN = "person:*"
 PROBE_PATTERN = "gearshift-perf-probe-nomatch:*"
 SOCKET_TIMEOUT = 1800  # a blocking EVAL/RG.PYEXECUTE over 1M keys may take a while on 2 busy cores
-START_TIMEOUT = 20
 
 METHODS = ["gearshift", "lua", "client"]
 METHOD_LABEL = {"gearshift": "Gearshift", "lua": "Lua EVAL", "client": "client redis-py"}
@@ -170,107 +168,7 @@ class WrongAnswer(Exception):
 # --------------------------------------------------------------------------------------------
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _die_with_parent():
-    """In the child before exec: SIGKILL redis-server if this script dies without cleaning up."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-class Server:
-    """Our own redis-server with a snapshot copy of the module (a rebuild mid-run cannot race)."""
-
-    def __init__(self, module, port=None):
-        self.module_src = Path(module)
-        self.port = port
-        self.dir = Path(tempfile.mkdtemp(prefix="gearshift-perf-"))
-        self.module = self.dir / "libgearshift.so"
-        self.log = self.dir / "redis.log"
-        self.proc = None
-
-    def start(self):
-        shutil.copy2(self.module_src, self.module)
-        for _ in range(3):
-            port = self.port or free_port()
-            argv = [
-                "redis-server",
-                "--port", str(port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", str(self.dir),
-                "--logfile", str(self.log),
-                # A scanning EVAL blocks the server for seconds: only a benchmark, so no BUSY.
-                "--lua-time-limit", "600000",
-                # W6 client-side: the keyspace-notification subscriber may lag behind the writer.
-                "--client-output-buffer-limit", "pubsub 0 0 0",
-                "--loadmodule", str(self.module),
-            ]  # fmt: skip
-            # Own session: a Ctrl-C in the terminal reaches us, and we stop the server ourselves.
-            self.proc = subprocess.Popen(
-                argv,
-                cwd=self.dir,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-            if self._wait_ready(port):
-                self.port = port
-                return self
-            if self.port is not None or "Address already in use" not in self.log_tail():
-                break
-        raise SystemExit(f"redis-server did not start:\n{self.log_tail()}")
-
-    def _wait_ready(self, port):
-        deadline = time.monotonic() + START_TIMEOUT
-        probe = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1)
-        try:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    return False
-                with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
-                    if probe.ping():
-                        return True
-                time.sleep(0.05)
-            return False
-        finally:
-            probe.close()
-
-    def client(self, decode=True):
-        return redis.Redis(
-            host="127.0.0.1",
-            port=self.port,
-            decode_responses=decode,
-            socket_timeout=SOCKET_TIMEOUT,
-            socket_connect_timeout=5,
-        )
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def log_tail(self, lines=40):
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
-        self.proc = None
-        shutil.rmtree(self.dir, ignore_errors=True)
+from servers import Server  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------------

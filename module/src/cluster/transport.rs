@@ -3,9 +3,10 @@
 //! Frames for this shard land (main thread) in one inbox keyed by channel; a shuffle step
 //! waits on it with its execution's idle bound. Frames may arrive before the execution
 //! that reads them has started, so the inbox keeps them until it does; an execution
-//! removes its channels when it ends.
+//! removes its channels when it ends, and frames arriving for it later (a peer that was
+//! slower than the idle bound) are dropped, so the inbox cannot grow with dead channels.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -16,32 +17,61 @@ use super::bus::{self, Message};
 
 type Queues = HashMap<ChannelId, VecDeque<(usize, Vec<u8>)>>;
 
+/// Executions that ended here, newest last (bounded).
+#[derive(Default)]
+struct Ended {
+    set: HashSet<u64>,
+    order: VecDeque<u64>,
+}
+
+const ENDED_KEPT: usize = 4096;
+
+#[derive(Default)]
+struct State {
+    queues: Queues,
+    ended: Ended,
+}
+
 struct Inbox {
-    queues: Mutex<Queues>,
+    state: Mutex<State>,
     arrived: Condvar,
 }
 
 static INBOX: LazyLock<Inbox> = LazyLock::new(|| Inbox {
-    queues: Mutex::new(HashMap::new()),
+    state: Mutex::new(State::default()),
     arrived: Condvar::new(),
 });
 
-fn queues() -> MutexGuard<'static, Queues> {
-    INBOX.queues.lock().unwrap_or_else(|e| e.into_inner())
+fn state() -> MutexGuard<'static, State> {
+    INBOX.state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A frame from shard `from` for (`exec`, `step`) arrived.
 pub fn deliver(exec: u64, step: u32, from: usize, frame: Vec<u8>) {
-    queues()
+    let mut st = state();
+    if st.ended.set.contains(&exec) {
+        return; // too late: the execution ended here
+    }
+    st.queues
         .entry(ChannelId { exec, step })
         .or_default()
         .push_back((from, frame));
+    drop(st);
     INBOX.arrived.notify_all();
 }
 
-/// Drops whatever is left for execution `exec` (it ended).
+/// Drops whatever is left for execution `exec` (it ended) and refuses later frames.
 pub fn forget(exec: u64) {
-    queues().retain(|ch, _| ch.exec != exec);
+    let mut st = state();
+    st.queues.retain(|ch, _| ch.exec != exec);
+    if st.ended.set.insert(exec) {
+        st.ended.order.push_back(exec);
+        if st.ended.order.len() > ENDED_KEPT {
+            if let Some(old) = st.ended.order.pop_front() {
+                st.ended.set.remove(&old);
+            }
+        }
+    }
 }
 
 /// One execution's view of the cluster: shard indices map to node ids.
@@ -77,20 +107,45 @@ impl Transport for BusTransport {
 
     fn recv(&self, ch: ChannelId, timeout: Duration) -> Result<Option<(usize, Vec<u8>)>> {
         let deadline = Instant::now() + timeout;
-        let mut q = queues();
+        let mut st = state();
         loop {
-            if let Some(item) = q.get_mut(&ch).and_then(|v| v.pop_front()) {
+            if let Some(item) = st.queues.get_mut(&ch).and_then(|v| v.pop_front()) {
                 return Ok(Some(item));
             }
             let now = Instant::now();
             if now >= deadline {
                 return Ok(None);
             }
-            q = INBOX
+            st = INBOX
                 .arrived
-                .wait_timeout(q, deadline - now)
+                .wait_timeout(st, deadline - now)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_wait_for_their_reader_and_late_ones_are_dropped() {
+        let t = BusTransport {
+            me: 0,
+            peers: Arc::new(vec!["a".into(), "b".into()]),
+        };
+        let ch = ChannelId { exec: 77, step: 1 };
+        deliver(77, 1, 1, b"early".to_vec());
+        let got = t.recv(ch, Duration::from_millis(10)).unwrap();
+        assert_eq!(got, Some((1, b"early".to_vec())));
+        forget(77);
+        deliver(77, 1, 1, b"late".to_vec());
+        assert_eq!(t.recv(ch, Duration::from_millis(10)).unwrap(), None);
+        // Sending to oneself never touches the bus.
+        t.send(0, ChannelId { exec: 78, step: 0 }, b"self".to_vec())
+            .unwrap();
+        let own = t.recv(ChannelId { exec: 78, step: 0 }, Duration::ZERO);
+        assert_eq!(own.unwrap(), Some((0, b"self".to_vec())));
     }
 }

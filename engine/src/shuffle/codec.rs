@@ -362,6 +362,77 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
 
+    /// A host column of strings; rows starting with '!' cannot be serialised.
+    #[derive(Debug)]
+    struct Texts(Vec<String>);
+
+    impl crate::batch::ForeignColumn for Texts {
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+        fn slice(self: Box<Self>, a: usize, b: usize) -> Box<dyn crate::batch::ForeignColumn> {
+            Box::new(Texts(self.0[a..b].to_vec()))
+        }
+        fn partition(
+            self: Box<Self>,
+            _dest: &[usize],
+            _n: usize,
+        ) -> Vec<Box<dyn crate::batch::ForeignColumn>> {
+            unimplemented!()
+        }
+        fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+            self
+        }
+        fn encode(&self, out: &mut Vec<u8>, errors: &mut Vec<String>) -> Result<(), String> {
+            let ok: Vec<&str> = self
+                .0
+                .iter()
+                .filter(|t| {
+                    let bad = t.starts_with('!');
+                    if bad {
+                        errors.push(format!("Failed serializing record {t}"));
+                    }
+                    !bad
+                })
+                .map(|t| t.as_str())
+                .collect();
+            out.extend_from_slice(ok.join("\n").as_bytes());
+            Ok(())
+        }
+    }
+
+    struct TextsDecoder;
+
+    impl ForeignDecoder for TextsDecoder {
+        fn decode(&self, b: &[u8]) -> Result<Box<dyn crate::batch::ForeignColumn>, String> {
+            let s = String::from_utf8(b.to_vec()).map_err(|e| e.to_string())?;
+            Ok(Box::new(Texts(s.split('\n').map(str::to_owned).collect())))
+        }
+    }
+
+    #[test]
+    fn host_records_travel_through_the_host_codec() {
+        let rows = vec!["a".to_owned(), "!x".to_owned(), "b".to_owned()];
+        let mut b = Batch::errors_only(vec!["earlier".into()]);
+        b.data = BatchData::Foreign(Box::new(Texts(rows)));
+        b.partition_keys = Some(BinaryColumn::from_iter([&b"k1"[..], b"k2", b"k3"]));
+        let mut buf = Vec::new();
+        encode_data(&b, &mut buf).unwrap();
+        // Without a decoder the frame is refused, never misread.
+        assert!(decode_frame(&buf).is_err());
+        let Frame::Data(got) = decode_frame_with(&buf, Some(&TextsDecoder)).unwrap() else {
+            panic!("data frame expected");
+        };
+        assert_eq!(got.errors, vec!["earlier", "Failed serializing record !x"]);
+        // A row was dropped, so the keys no longer line up and are not sent.
+        assert!(got.partition_keys.is_none());
+        let BatchData::Foreign(col) = got.data else {
+            panic!("foreign rows expected");
+        };
+        let texts = col.into_any().downcast::<Texts>().unwrap();
+        assert_eq!(texts.0, vec!["a", "b"]);
+    }
+
     fn roundtrip(b: &Batch) -> Batch {
         let mut buf = Vec::new();
         encode_data(b, &mut buf).unwrap();

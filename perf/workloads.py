@@ -1,0 +1,116 @@
+"""What the perf suite measures: its constants and the workload table.
+
+Owns the paths (perf/, the repo, perf/lua, perf/results), the key pattern, the methods compared
+(Gearshift, Lua EVAL, client-side redis-py) and their labels, the static RedisGears 1.2 reference
+figures and the targets, and WORKLOADS: per workload its title, answer kind, the ground-truth
+field (perf/loader.py) it is checked against, the Gearshift script, the Lua script and, for the
+batch workloads, the probe that tells whether the server supports them. The lowest module of
+perf/run.py's family: it imports nothing from perf/.
+"""
+
+from pathlib import Path
+
+PERF = Path(__file__).resolve().parent
+REPO = PERF.parent
+LUA_DIR = PERF / "lua"
+RESULTS = PERF / "results"
+
+PATTERN = "person:*"
+PROBE_PATTERN = "gearshift-perf-probe-nomatch:*"
+
+METHODS = ["gearshift", "lua", "client"]
+METHOD_LABEL = {"gearshift": "Gearshift", "lua": "Lua EVAL", "client": "client redis-py"}
+
+# RedisGears 1.2 and Lua EVAL on 1,000,000 hashes, measured by an earlier session on this machine
+# kind (issue #6). Static reference only: not measured in this run.
+RG12_REFERENCE = {"W1": 71e3, "W2": 28e3, "W3": 33e3, "W4": 39e3, "W5": 74e3, "W6": 18.3e3}
+LUA_REFERENCE_TEXT = "Lua EVAL then: W1-W4 330-440k/s, W5 840k/s"
+TARGETS = {"W1": 1e6, "W2": 5e5, "W3": 5e5, "W4": 5e5, "W5": 1e6}
+QUICK_GUARD_RATIO = 3.0  # --quick: Gearshift W1 must beat client-side W1 by this factor
+
+
+W7A_SCRIPT = (
+    "GB().mapBatch(lambda b: [(sum(int(r['value']['age']) for r in b), len(b))])"
+    ".aggregate((0, 0), lambda a, r: (a[0] + r[0], a[1] + r[1]), lambda a, r: (a[0] + r[0], a[1] + r[1]))"
+    ".map(lambda a: a[0] / a[1])"
+    ".run('person:*')"
+)
+W7B_SCRIPT = """import collections
+def family_counts(batch):
+    return list(collections.Counter(r['value']['name'].split(' ')[1] for r in batch).items())
+GB().mapBatch(family_counts).aggregateby(lambda kv: kv[0], 0, lambda k, a, kv: a + kv[1], lambda k, a, v: a + v).run('person:*')
+"""
+W7C_SCRIPT = (
+    "GB().filterBatch(lambda b: [int(r['value']['age']) > 50 for r in b]).count().run('person:*')"
+)
+
+WORKLOADS = {
+    "W1": dict(
+        title="count records",
+        kind="int",
+        truth="count",
+        gearshift="GB().count().run('person:*')",
+        lua="w1_count.lua",
+    ),
+    "W2": dict(
+        title="map(age) + avg()",
+        kind="float",
+        truth="avg_age",
+        gearshift="GB().map(lambda x: int(x['value']['age'])).avg().run('person:*')",
+        lua="w2_avg_age.lua",
+    ),
+    "W3": dict(
+        title="countby(family name)",
+        kind="dict",
+        truth="count_by_family",
+        gearshift="GB().countby(lambda x: x['value']['name'].split(' ')[1]).run('person:*')",
+        lua="w3_countby_family.lua",
+    ),
+    "W4": dict(
+        title="filter(age > 50) + count()",
+        kind="int",
+        truth="count_age_over_50",
+        gearshift="GB().filter(lambda x: int(x['value']['age']) > 50).count().run('person:*')",
+        lua="w4_count_age_over_50.lua",
+    ),
+    "W5": dict(
+        title="KeysOnlyReader count",
+        kind="int",
+        truth="count",
+        gearshift="GB('KeysOnlyReader').count().run('person:*')",
+        lua="w5_count_keys.lua",
+    ),
+    "W6": dict(
+        title="events: foreach(INCR) on ev:*",
+        kind="events",
+        gearshift=(
+            "GB().foreach(lambda x: execute('INCR', 'perf:w6:processed'))"
+            ".register(prefix='ev:*', eventTypes=['set'])"
+        ),
+    ),
+    "W7a": dict(
+        title="mapBatch: avg age (vectorised W2)",
+        kind="float",
+        truth="avg_age",
+        base="W2",
+        gearshift=W7A_SCRIPT,
+        probe="GB().mapBatch(lambda b: b).count().run('%s')" % PROBE_PATTERN,
+    ),
+    "W7b": dict(
+        title="mapBatch: countby family (vectorised W3)",
+        kind="dict",
+        truth="count_by_family",
+        base="W3",
+        gearshift=W7B_SCRIPT,
+        probe="GB().mapBatch(lambda b: b).count().run('%s')" % PROBE_PATTERN,
+    ),
+    "W7c": dict(
+        title="filterBatch: count age > 50 (vectorised W4)",
+        kind="int",
+        truth="count_age_over_50",
+        base="W4",
+        gearshift=W7C_SCRIPT,
+        probe="GB().filterBatch(lambda b: b).count().run('%s')" % PROBE_PATTERN,
+    ),
+}
+ALL_WORKLOADS = list(WORKLOADS)

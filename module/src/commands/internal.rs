@@ -28,10 +28,10 @@ pub fn innerunregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         }
         let state = module_state()?;
         let id = args[1].to_string_lossy();
-        if let Some(reg) = state.registrations.remove(&id) {
-            state.sessions.forget_registration(&reg.session, &reg.id);
-            reg.clear_pending();
-        }
+        let abort_pending = args
+            .get(2)
+            .is_some_and(|f| f.to_string_lossy().eq_ignore_ascii_case("abortpending"));
+        crate::registrations::unregister(state, &id, abort_pending);
         respond(ctx, Reply::Status("OK".into()))
     })
 }

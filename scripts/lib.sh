@@ -30,10 +30,12 @@ ensure_apt_packages() {
     apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
 }
 
+# cloudpickle is a runtime dependency: cluster runs ship their callbacks with it (as 1.2 does).
 ensure_pip_packages() {
-  python3 -c 'import redis, pytest' 2>/dev/null && return 0
-  log "installing pip packages: redis pytest"
-  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore redis pytest </dev/null
+  python3 -c 'import redis, pytest, cloudpickle' 2>/dev/null && return 0
+  log "installing pip packages: redis pytest cloudpickle"
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+    redis pytest cloudpickle </dev/null
 }
 
 # pyo3 links against whatever PYO3_PYTHON names. A pyenv shim path is not stable, so pin the

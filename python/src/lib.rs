@@ -12,6 +12,7 @@
 //!   callbacks, and the native halves of the built-in operations.
 //! - `reader`: PythonReader as an engine source.
 //! - `register`: registrations a script prepares.
+//! - `time_event`: `registerTE` timers, in memory or persisted in a key.
 #![deny(unsafe_code)]
 
 mod asyncio_bridge;
@@ -33,6 +34,7 @@ pub mod session;
 pub mod site;
 pub mod stage;
 mod steps;
+pub mod time_event;
 
 use std::sync::Arc;
 

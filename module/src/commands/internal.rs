@@ -1,5 +1,6 @@
 //! Internal commands that carry sessions to replicas and the AOF (REFERENCE §1.2, §9):
-//! `RG.INNERREGISTER <blob>` and `RG.INNERUNREGISTER <id> [abortpending]`.
+//! `RG.INNERREGISTER <blob>`, `RG.INNERUNREGISTER <id> [abortpending]` and
+//! `RG.INNERTIMEEVENT <key> <seconds> <pickled>` (a keyed time event, `time_events`).
 
 use redis_module::{Context, RedisError, RedisResult, RedisString, ThreadSafeContext};
 
@@ -32,6 +33,23 @@ pub fn innerunregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             .get(2)
             .is_some_and(|f| f.to_string_lossy().eq_ignore_ascii_case("abortpending"));
         crate::registrations::unregister(state, &id, abort_pending);
+        respond(ctx, Reply::Status("OK".into()))
+    })
+}
+
+/// `RG.INNERTIMEEVENT <key> <seconds> <pickled>`: (re)creates a time event key.
+pub fn innertimeevent(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    guard(|| {
+        if args.len() != 4 {
+            return Err(RedisError::WrongArity);
+        }
+        let secs = args[2]
+            .parse_unsigned_integer()
+            .map_err(|_| RedisError::Str("ERR bad time event period"))?;
+        let pickled = args[3].as_slice().to_vec();
+        crate::time_events::restore_key(ctx, &args[1], secs, pickled)
+            .map_err(RedisError::String)?;
+        ctx.replicate_verbatim();
         respond(ctx, Reply::Status("OK".into()))
     })
 }

@@ -23,6 +23,7 @@ mod convert;
 mod embed;
 pub mod errors;
 pub mod event_batch;
+mod event_defer;
 pub mod host;
 pub mod link;
 pub mod metrics;
@@ -43,6 +44,7 @@ use pyo3::types::PyDict;
 
 pub use control::ExecControl;
 pub use event_batch::EventPlan;
+pub use event_defer::Deferred;
 pub use register::{OnRegistered, RegisterRequest, StreamOptions};
 pub use session::{run_script, ReaderSpec, RunRequest, ScriptOutcome};
 pub use stage::{ControlledRuntime, PyRuntime};

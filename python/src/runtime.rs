@@ -127,11 +127,13 @@ fn hashtag() -> &'static str {
     "06S"
 }
 
-/// `isAsyncAllow()`: true inside an execution that may wait for async records, i.e. one
-/// not holding the Redis lock (sync runs, MULTI/Lua-triggered runs and atomic blocks hold it).
+/// `isAsyncAllow()`: true inside an execution that may wait for async records: one not
+/// holding the Redis lock, or a `sync` keyspace event outside MULTI/Lua (its wait continues
+/// in the background). Other sync runs, MULTI/Lua-triggered runs and atomic blocks: false.
 #[pyfunction(name = "isAsyncAllow")]
 fn is_async_allow() -> bool {
-    session::in_execution() && !host().is_some_and(|h| h.holds_redis_lock())
+    session::in_execution()
+        && (session::awaits_deferred() || !host().is_some_and(|h| h.holds_redis_lock()))
 }
 
 /// `run(reader, arg, steps, kwargs)`: called by `GearsBuilder.run`.

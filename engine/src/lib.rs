@@ -2,7 +2,8 @@
 //!
 //! Layers, bottom up:
 //! - [`sync`]: the std/loom shim every atomic and cell comes from.
-//! - [`queue`]: the bounded lock-free SPSC ring between pipeline stages (loom-tested).
+//! - [`queue`]: the bounded lock-free SPSC ring between pipeline stages, and the
+//!   keyspace-event queue of registrations (both loom-tested).
 //! - [`pool`]: a recycling pool of byte buffers for batch columns and shuffle frames.
 //! - [`batch`], [`datum`]: the columnar record batches that flow through a plan.
 //! - [`plan`], [`ops`], [`host`]: step specs, native operators, and the seam the host

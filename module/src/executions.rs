@@ -122,6 +122,14 @@ impl Entry {
         self.lock().status
     }
 
+    /// Marks the execution running (one without an engine execution to keep).
+    pub fn running(&self) {
+        let mut s = self.lock();
+        if s.status == Status::Created {
+            s.status = Status::Running;
+        }
+    }
+
     /// Marks the execution started and keeps its handle (for abort).
     pub fn started(&self, handle: Execution, control: Option<Arc<gearpy::ExecControl>>) {
         let mut s = self.lock();

@@ -103,6 +103,16 @@ impl HostServices for RedisHost {
         crate::timers::start(period, tick);
     }
 
+    fn create_time_event(
+        &self,
+        key: &[u8],
+        period: std::time::Duration,
+        pickled: Vec<u8>,
+        tick: Box<dyn FnMut() -> bool + Send>,
+    ) -> Result<bool, String> {
+        crate::time_events::create(key, period, pickled, tick)
+    }
+
     fn unlock_redis(&self) {
         // Drop order: the guard (unlock) first, then its thread-safe context.
         if let Some((guard, tsc)) = ATOMIC_HOLD.with(|h| h.borrow_mut().take()) {
@@ -111,6 +121,18 @@ impl HostServices for RedisHost {
             drop(tsc);
         }
     }
+}
+
+/// Runs `f` with the Redis lock from any thread: on this thread's context when it holds
+/// the lock, else under the lock (the caller must not hold the GIL).
+pub fn with_redis<R>(f: impl FnOnce(&Context) -> R) -> R {
+    let held = LOCKED_CTX.with(|c| c.get());
+    if !held.is_null() {
+        return f(&Context::new(held));
+    }
+    let tsc = ThreadSafeContext::new();
+    let guard = tsc.lock();
+    f(&guard)
 }
 
 /// Runs a Redis command from any thread: directly when this thread holds the Redis lock,

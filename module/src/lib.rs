@@ -40,6 +40,7 @@ pub mod scripts;
 pub mod sessions;
 pub mod state;
 pub mod streams;
+pub mod time_events;
 pub mod timers;
 
 #[cfg(not(test))]
@@ -50,6 +51,7 @@ mod registration {
         config, executions, internal, misc, pyexecute, registrations, sessions, trigger,
     };
     use crate::ffi::rdb::GEARSHIFT_AUX;
+    use crate::ffi::timeev::TIME_EVENT_TYPE;
 
     fn init(ctx: &Context, args: &[RedisString]) -> Status {
         crate::ffi::guard_status(ctx, || {
@@ -69,7 +71,7 @@ mod registration {
                 name: "rg",
                 version: 10213,
                 allocator: ($alloc_ty, $alloc),
-                data_types: [GEARSHIFT_AUX],
+                data_types: [GEARSHIFT_AUX, TIME_EVENT_TYPE],
                 init: init,
                 commands: [
                     ["rg.pyexecute", pyexecute::command, "readonly", 0, 0, 0, ""],
@@ -100,6 +102,7 @@ mod registration {
                     ["rg.pydumpreqs", misc::pydumpreqs, "readonly", 0, 0, 0, ""],
                     ["rg.innerregister", internal::innerregister, "write", 0, 0, 0, ""],
                     ["rg.innerunregister", internal::innerunregister, "write", 0, 0, 0, ""],
+                    ["rg.innertimeevent", internal::innertimeevent, "write deny-oom", 1, 1, 1, ""],
                 ],
                 event_handlers: [
                     [@ALL @MISSED: crate::events::on_keyspace_event],

@@ -1,6 +1,8 @@
 //! `async def` callbacks (REFERENCE §5): a callback that returns a coroutine has it run on
 //! one global asyncio event-loop thread; the record waits for its result (the GIL is
-//! released while it waits), so output order is preserved.
+//! released while it waits), so output order is preserved. Where the thread holds the
+//! Redis lock, awaiting is refused, except in a `sync` keyspace event, whose rest then
+//! continues on a worker (`event_defer`).
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -33,6 +35,13 @@ fn is_future(py: Python<'_>, v: &Bound<'_, PyAny>) -> bool {
             .unwrap_or_else(|_| py.get_type::<PyType>().unbind())
     });
     v.get_type().is(t.bind(py))
+}
+
+/// True when `v` must be awaited but cannot be here: a coroutine or `gearsFuture` while
+/// this thread holds the Redis lock (the wait could need that lock).
+pub(crate) fn must_defer(py: Python<'_>, v: &Bound<'_, PyAny>) -> bool {
+    (is_future(py, v) || is_coroutine(py, v))
+        && crate::host::host().is_some_and(|h| h.holds_redis_lock())
 }
 
 /// A callback's result, with a coroutine run to completion on the gears event loop and a

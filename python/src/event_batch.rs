@@ -26,8 +26,10 @@ use engine::Datum;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyList, PyString};
 
+use crate::asyncio_bridge::{awaited, must_defer};
 use crate::convert::{key_row_to_dict, py_to_datum};
 use crate::errors::error_text;
+use crate::event_defer::{DeferScope, Deferred, Pending};
 use crate::stage::{Local, PyStep};
 
 /// The Python steps of a record-local registration flow.
@@ -80,13 +82,41 @@ impl EventPlan {
         next: &mut dyn FnMut(&mut KeyColumns, usize) -> bool,
         keep: usize,
     ) -> Vec<ExecutionOutput> {
+        self.run_events(cols, first, next, keep, false).0
+    }
+
+    /// As [`EventPlan::run`], for `sync` events (the caller holds the Redis lock): a
+    /// callback returning a coroutine or `gearsFuture`, which cannot be awaited under the
+    /// lock, ends the batch there, and that event continues in the background as 1.2's
+    /// async_local (its output is not among the returned ones: run `Deferred::finish` on
+    /// a worker).
+    pub fn run_sync(
+        &self,
+        cols: &mut KeyColumns,
+        first: usize,
+        next: &mut dyn FnMut(&mut KeyColumns, usize) -> bool,
+        keep: usize,
+    ) -> (Vec<ExecutionOutput>, Option<Deferred>) {
+        self.run_events(cols, first, next, keep, true)
+    }
+
+    fn run_events(
+        &self,
+        cols: &mut KeyColumns,
+        first: usize,
+        next: &mut dyn FnMut(&mut KeyColumns, usize) -> bool,
+        keep: usize,
+        may_defer: bool,
+    ) -> (Vec<ExecutionOutput>, Option<Deferred>) {
         if self.str_only() {
-            return run_str_only(cols, first, next, keep);
+            return (run_str_only(cols, first, next, keep), None);
         }
         crate::metrics::attach_batch(|py| {
             let _scope = crate::session::ExecutionScope::enter();
             let _profiling = crate::profile::Profiling::start(py, &self.steps);
+            let _deferring = DeferScope::enter(may_defer);
             let mut outs: Vec<ExecutionOutput> = Vec::new();
+            let mut deferred = None;
             // (event index, records) of the newest `keep` events.
             let mut recent: VecDeque<(usize, Vec<Record>)> = VecDeque::new();
             let mut i = first;
@@ -95,8 +125,14 @@ impl EventPlan {
                 let mut out = ExecutionOutput::default();
                 let record = key_row_to_dict(py, &cols.row(i));
                 i += 1;
-                if let Err(e) = record.and_then(|r| self.push(py, 0, r, &mut rows)) {
+                let mut pending = None;
+                let slot = may_defer.then_some(&mut pending);
+                if let Err(e) = record.and_then(|r| self.push(py, 0, r, &mut rows, slot)) {
                     out.errors.push(error_text(py, &e));
+                }
+                if let Some(p) = pending {
+                    deferred = Some(Deferred::new(self.clone(), p, rows, out));
+                    break;
                 }
                 if keep > 0 {
                     if recent.len() == keep {
@@ -107,28 +143,22 @@ impl EventPlan {
                 outs.push(out);
             }
             for (i, rows) in recent {
-                let out = &mut outs[i];
-                for r in rows {
-                    match r.finish(py) {
-                        Ok(d) => out.results.push(d),
-                        Err(e) => {
-                            out.errors.push(error_text(py, &e));
-                            break;
-                        }
-                    }
-                }
+                finish_records(py, rows, &mut outs[i]);
             }
-            outs
+            (outs, deferred)
         })
     }
 
     /// Pushes one record through steps `from..` (as `PyStage` does for these steps).
-    fn push<'py>(
+    /// With `defer` (a `sync` event), a callback result that cannot be awaited here is
+    /// left in it, with the event's records still to run, and the push ends.
+    pub(crate) fn push<'py>(
         &self,
         py: Python<'py>,
         from: usize,
         row: Bound<'py, PyAny>,
         out: &mut Vec<Record>,
+        mut defer: Option<&mut Option<Pending>>,
     ) -> PyResult<()> {
         let mut row = row;
         let last = self.steps.len().saturating_sub(1);
@@ -137,16 +167,32 @@ impl EventPlan {
                 local @ (PyStep::Map(_)
                 | PyStep::Filter(_)
                 | PyStep::Foreach(_)
-                | PyStep::FlatMap(_)) => match local.apply_local(py, row)? {
-                    Local::Row(r) => row = r,
-                    Local::Dropped => return Ok(()),
-                    Local::Spread(items) => {
-                        for item in items {
-                            self.push(py, i + 1, item, out)?;
+                | PyStep::FlatMap(_)) => {
+                    let Some(v) = local.call_local(py, &row)? else {
+                        continue;
+                    };
+                    if let Some(slot) = defer.as_deref_mut() {
+                        if must_defer(py, &v) {
+                            *slot = Some(Pending::new(i, row, v));
+                            return Ok(());
                         }
-                        return Ok(());
                     }
-                },
+                    match local.settle_local(row, awaited(py, v)?)? {
+                        Local::Row(r) => row = r,
+                        Local::Dropped => return Ok(()),
+                        Local::Spread(items) => {
+                            let mut items = items.into_iter();
+                            while let Some(item) = items.next() {
+                                self.push(py, i + 1, item, out, defer.as_deref_mut())?;
+                                if let Some(Some(p)) = defer.as_deref_mut() {
+                                    p.then_run(i + 1, items);
+                                    break;
+                                }
+                            }
+                            return Ok(());
+                        }
+                    }
+                }
                 PyStep::ToStr if i == last => {
                     if str_can_wait(&row) {
                         out.push(Record::StrPending(row.unbind()));
@@ -168,10 +214,28 @@ impl EventPlan {
         out.push(Record::Obj(row.unbind()));
         Ok(())
     }
+
+    /// The step at `i`.
+    pub(crate) fn step(&self, i: usize) -> Option<&PyStep> {
+        self.steps.get(i).map(|s| &**s)
+    }
+}
+
+/// Converts an event's records into its results (stopping at the first that fails).
+pub(crate) fn finish_records(py: Python<'_>, rows: Vec<Record>, out: &mut ExecutionOutput) {
+    for r in rows {
+        match r.finish(py) {
+            Ok(d) => out.results.push(d),
+            Err(e) => {
+                out.errors.push(error_text(py, &e));
+                break;
+            }
+        }
+    }
 }
 
 /// A record that reached the end of the flow.
-enum Record {
+pub(crate) enum Record {
     Obj(Py<PyAny>),
     /// The final `str()` is still to be applied (see `str_can_wait`).
     StrPending(Py<PyAny>),

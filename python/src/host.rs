@@ -51,6 +51,18 @@ pub trait HostServices: Send + Sync {
     /// Calls `tick` on Redis's main thread every `period`, until it returns false.
     /// Called with the GIL released.
     fn start_timer(&self, period: std::time::Duration, tick: Box<dyn FnMut() -> bool + Send>);
+    /// Stores a time event in a new key `key` (module type `rg_timeev`: `period` and the
+    /// callback's cloudpickled bytes) and starts it with `tick`; `Ok(false)` if the key
+    /// exists. Called with the GIL released.
+    fn create_time_event(
+        &self,
+        _key: &[u8],
+        _period: std::time::Duration,
+        _pickled: Vec<u8>,
+        _tick: Box<dyn FnMut() -> bool + Send>,
+    ) -> Result<bool, String> {
+        Err("time events with a key name are not supported by this host".into())
+    }
 }
 
 static HOST: OnceLock<Arc<dyn HostServices>> = OnceLock::new();

@@ -12,6 +12,7 @@
 //!   callbacks, and the native halves of the built-in operations.
 //! - `reader`: PythonReader as an engine source.
 //! - `register`: registrations a script prepares.
+//! - `time_event`: `registerTE` timers, in memory or persisted in a key.
 #![deny(unsafe_code)]
 
 mod asyncio_bridge;
@@ -23,6 +24,7 @@ mod convert;
 mod embed;
 pub mod errors;
 pub mod event_batch;
+mod event_defer;
 pub mod host;
 pub mod link;
 pub mod metrics;
@@ -34,6 +36,7 @@ pub mod session;
 pub mod site;
 pub mod stage;
 mod steps;
+pub mod time_event;
 
 use std::sync::Arc;
 
@@ -43,6 +46,7 @@ use pyo3::types::PyDict;
 pub use column::PyColumnDecoder;
 pub use control::ExecControl;
 pub use event_batch::EventPlan;
+pub use event_defer::Deferred;
 pub use register::{OnRegistered, RegisterRequest, StreamOptions};
 pub use session::{run_script, ReaderSpec, RunRequest, ScriptOutcome};
 pub use stage::{ControlledRuntime, PyRuntime};

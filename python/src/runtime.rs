@@ -127,11 +127,13 @@ fn hashtag() -> String {
     crate::cluster::hashtag()
 }
 
-/// `isAsyncAllow()`: true inside an execution that may wait for async records, i.e. one
-/// not holding the Redis lock (sync runs, MULTI/Lua-triggered runs and atomic blocks hold it).
+/// `isAsyncAllow()`: true inside an execution that may wait for async records: one not
+/// holding the Redis lock, or a `sync` keyspace event outside MULTI/Lua (its wait continues
+/// in the background). Other sync runs, MULTI/Lua-triggered runs and atomic blocks: false.
 #[pyfunction(name = "isAsyncAllow")]
 fn is_async_allow() -> bool {
-    session::in_execution() && !host().is_some_and(|h| h.holds_redis_lock())
+    session::in_execution()
+        && (session::awaits_deferred() || !host().is_some_and(|h| h.holds_redis_lock()))
 }
 
 /// `run(reader, arg, steps, kwargs)`: called by `GearsBuilder.run`.
@@ -171,27 +173,6 @@ fn atomic_exit(py: Python<'_>) {
             py.detach(|| h.unlock_redis());
         }
     }
-}
-
-/// `registerTE(seconds, fn)`: calls `fn()` on Redis's main thread every `seconds` until it
-/// raises (the exception is logged).
-#[pyfunction]
-fn register_te(py: Python<'_>, seconds: u64, f: Py<PyAny>) -> PyResult<bool> {
-    let h = host().ok_or_else(|| GearsError::new_err("no Redis host"))?;
-    let tick = Box::new(move || {
-        Python::attach(|py| match f.bind(py).call0() {
-            Ok(_) => true,
-            Err(e) => {
-                if let Some(h) = host() {
-                    let text = crate::errors::error_text(py, &e);
-                    h.log("warning", &format!("GEARS: time event stopped: {text}"));
-                }
-                false
-            }
-        })
-    });
-    py.detach(|| h.start_timer(std::time::Duration::from_secs(seconds.max(1)), tick));
-    Ok(true)
 }
 
 /// `call_next(*args)`: inside a command hook, runs the next hook or the real command with
@@ -240,7 +221,7 @@ pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     m.add_function(wrap_pyfunction!(is_async_allow, &m)?)?;
     m.add_function(wrap_pyfunction!(run, &m)?)?;
     m.add_function(wrap_pyfunction!(atomic_enter, &m)?)?;
-    m.add_function(wrap_pyfunction!(register_te, &m)?)?;
+    crate::time_event::add_to(&m)?;
     m.add_function(wrap_pyfunction!(call_next, &m)?)?;
     m.add_function(wrap_pyfunction!(get_command, &m)?)?;
     m.add_function(wrap_pyfunction!(override_reply, &m)?)?;

@@ -49,6 +49,8 @@ pub enum ScriptOutcome {
 thread_local! {
     static PENDING: RefCell<Option<Option<RunRequest>>> = const { RefCell::new(None) };
     static IN_EXECUTION: Cell<bool> = const { Cell::new(false) };
+    /// A `sync` event runs on this thread whose awaits continue in the background.
+    static AWAITS_DEFERRED: Cell<bool> = const { Cell::new(false) };
 }
 
 static PRELUDE_GLOBALS: OnceLock<Py<PyDict>> = OnceLock::new();
@@ -59,6 +61,17 @@ pub(crate) fn set_prelude(d: Py<PyDict>) {
 
 pub(crate) fn in_execution() -> bool {
     IN_EXECUTION.with(|c| c.get())
+}
+
+/// True while a `sync` event that may await (in the background) runs on this thread.
+pub(crate) fn awaits_deferred() -> bool {
+    AWAITS_DEFERRED.with(|c| c.get())
+}
+
+/// Marks (or unmarks) this thread as running a `sync` event that may await; returns the
+/// previous mark, to restore.
+pub(crate) fn set_awaits_deferred(on: bool) -> bool {
+    AWAITS_DEFERRED.with(|c| c.replace(on))
 }
 
 /// Runs `code` as a new session and returns what it asked for.

@@ -21,6 +21,9 @@ use crate::convert::{datum_to_py, key_row_to_dict, key_text, py_to_datum};
 use crate::errors::error_text;
 
 mod batch;
+mod local;
+
+pub(crate) use local::Local;
 
 /// One Python step (the payload of an engine `HostStep`).
 #[derive(Debug)]
@@ -71,53 +74,6 @@ pub enum PyStep {
     /// `filterBatch(f)` (Gearshift extension): `f(list of records)` returns one keep-flag
     /// per record.
     FilterBatch(Py<PyAny>),
-}
-
-/// What a record-local step did with one record.
-pub(crate) enum Local<'py> {
-    /// The record to pass on.
-    Row(Bound<'py, PyAny>),
-    Dropped,
-    /// Several records to pass on, in emission order.
-    Spread(Vec<Bound<'py, PyAny>>),
-}
-
-impl PyStep {
-    /// Runs a record-local step (map, filter, foreach, flatmap; shared by `PyStage` and
-    /// the batched event path) on `row` (any other step passes it on unchanged).
-    pub(crate) fn apply_local<'py>(
-        &self,
-        py: Python<'py>,
-        row: Bound<'py, PyAny>,
-    ) -> PyResult<Local<'py>> {
-        Ok(match self {
-            PyStep::Map(f) => Local::Row(awaited(py, f.bind(py).call1((row,))?)?),
-            PyStep::Filter(f) => {
-                if awaited(py, f.bind(py).call1((&row,))?)?.is_truthy()? {
-                    Local::Row(row)
-                } else {
-                    Local::Dropped
-                }
-            }
-            PyStep::Foreach(f) => {
-                awaited(py, f.bind(py).call1((&row,))?)?;
-                Local::Row(row)
-            }
-            PyStep::FlatMap(f) => {
-                let r = awaited(py, f.bind(py).call1((row,))?)?;
-                if r.is_instance_of::<PyList>() {
-                    // 1.2 emits a returned list's elements in reverse order.
-                    let mut items: Vec<Bound<'py, PyAny>> =
-                        r.try_iter()?.collect::<PyResult<_>>()?;
-                    items.reverse();
-                    Local::Spread(items)
-                } else {
-                    Local::Row(r)
-                }
-            }
-            _ => Local::Row(row),
-        })
-    }
 }
 
 /// Per-step state of accumulating steps.

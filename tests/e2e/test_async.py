@@ -2,7 +2,7 @@
 import pytest
 import redis
 
-from conftest import pyexecute, unregister_all
+from conftest import parse, pyexecute, unregister_all, wait_for
 
 
 def test_async_map_results_in_order(r):
@@ -53,13 +53,83 @@ def test_coroutine_extractor_is_refused(r):
     assert res[0] == [] and 'coroutine are not allow on extractor' in res[1][0]
 
 
-def test_async_callback_in_sync_registration_is_refused_not_deadlocked(r):
+def reg_stats(r):
+    data = r.execute_command('RG.DUMPREGISTRATIONS')[0][7]
+    return dict(zip(data[0::2], data[1::2]))
+
+
+def test_sync_registration_that_awaits_continues_in_background(r):
+    # 1.2: the sync run goes on as async_local; steps before the await ran inline.
+    script = """
+import asyncio
+async def slow(x):
+    await asyncio.sleep(0.3)
+    execute('INCR', 'n')
+GB().foreach(lambda x: execute('INCR', 'before')).foreach(slow).register('sy:*', mode='sync')
+"""
+    pyexecute(r, script)
+    try:
+        r.set('sy:1', 'x')  # returns at once: nothing is awaited under the Redis lock
+        assert r.get('before') == '1' and r.get('n') is None
+        running = [e for e in r.execute_command('RG.DUMPEXECUTIONS') if e[5] == 1]
+        assert [e[3] for e in running] == ['running']
+        assert wait_for(lambda: r.get('n') == '1')
+        assert wait_for(lambda: reg_stats(r)['numSuccess'] == 1)
+        stats = reg_stats(r)
+        assert (stats['numTriggered'], stats['numFailures'], stats['lastError']) == (1, 0, None)
+        results, errors = r.execute_command('RG.GETRESULTS', running[0][1])
+        assert errors == []
+        assert parse(results) == [{'key': 'sy:1', 'value': 'x', 'type': 'string', 'event': 'set'}]
+    finally:
+        unregister_all(r)
+
+
+def test_sync_await_keeps_the_rest_of_the_event_in_order(r):
+    script = """
+import asyncio
+async def double(x):
+    await asyncio.sleep(0.01)
+    return x * 2
+GB().flatmap(lambda x: [1, 2, 3]).map(double).register('fl:*', mode='sync')
+"""
+    pyexecute(r, script)
+    try:
+        r.set('fl:1', 'x')
+        done = wait_for(lambda: [e for e in r.execute_command('RG.DUMPEXECUTIONS') if e[3] == 'done'])
+        # flatmap emits a list last-first (1.2); the deferred rest keeps that order.
+        assert r.execute_command('RG.GETRESULTS', done[0][1]) == [['6', '4', '2'], []]
+    finally:
+        unregister_all(r)
+
+
+def test_sync_gears_future_continues_in_background(r):
+    script = """
+import threading
+def later(x):
+    f = gearsFuture()
+    allowed = isAsyncAllow()
+    threading.Timer(0.05, lambda: f.continueRun(str(allowed))).start()
+    return f
+GB().map(later).foreach(lambda x: execute('SET', 'fut', x)).register('gf:*', mode='sync')
+"""
+    pyexecute(r, script)
+    try:
+        r.set('gf:1', 'x')
+        assert wait_for(lambda: r.get('fut') == 'True')
+        assert wait_for(lambda: reg_stats(r)['numSuccess'] == 1)
+    finally:
+        unregister_all(r)
+
+
+def test_sync_await_inside_multi_is_refused_not_deadlocked(r):
     pyexecute(r, "async def f(x):\n    execute('INCR', 'n')\nGB().foreach(f).register('sy:*', mode='sync')")
     try:
-        r.set('sy:1', 'x')  # must return: the coroutine is refused, not awaited under the lock
-        data = r.execute_command('RG.DUMPREGISTRATIONS')[0][7]
-        stats = dict(zip(data[0::2], data[1::2]))
+        pipe = r.pipeline(transaction=True)
+        pipe.set('sy:1', 'x')
+        pipe.execute()  # must return: the coroutine is refused, not awaited under the lock
+        stats = reg_stats(r)
         assert stats['numFailures'] == 1 and 'Creating async record is not allowed' in stats['lastError']
+        assert r.get('n') is None
         assert r.ping()
     finally:
         unregister_all(r)

@@ -48,6 +48,23 @@ def test_restart_from_aof():
         assert registration_ids(c) == before
 
 
+def test_rebuilt_script_may_call_redis_at_top_level():
+    # Rebuilding re-runs the script: its execute() calls must not crash the loading server.
+    script = "execute('INCR', 'loads')\n" + SYNC_INCR
+    with fresh_server() as srv:
+        c = srv.client()
+        pyexecute(c, script)
+        before = registration_ids(c)
+        assert c.execute_command('DEBUG', 'RELOAD') == 'OK'
+        assert registration_ids(c) == before
+        c.execute_command('SAVE')
+        srv.restart()
+        c = srv.client()
+        assert registration_ids(c) == before
+        c.set('s:1', 'x')
+        assert c.get('seen') == '1'
+
+
 def test_failed_rebuild_does_not_abort_loading(tmp_path):
     gate = tmp_path / 'gate'
     failing = f"import os\nif os.path.exists({str(gate)!r}): raise Exception('gate closed')\nGB().register('a:*')"

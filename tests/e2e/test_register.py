@@ -1,5 +1,7 @@
 """register() on keyspace events (REFERENCE §2.1, §4.2, §11 items 29, 44; seed "Event Processing")."""
 
+import time
+
 import pytest
 import redis
 
@@ -131,6 +133,55 @@ def test_unregister(rr):
     assert rr.get('u') == '1'
     with pytest.raises(redis.ResponseError, match='execution is not registered'):
         rr.execute_command('RG.UNREGISTER', reg_id)
+
+
+SLOW_FLOW = """
+import time
+def slow(x):
+    time.sleep(0.05)
+    execute('INCR', 'slow:done')
+GB().foreach(slow){tail}.register('job:*', mode='async_local')
+"""
+
+# A record-local flow (batched drain) and one that runs an engine execution per event.
+SLOW_TAILS = pytest.mark.parametrize('tail', ['', '.count()'], ids=['batched', 'engine'])
+
+
+def _queue_slow_jobs(client, tail, n):
+    assert pyexecute(client, SLOW_FLOW.format(tail=tail)) == 'OK'
+    reg_id = client.execute_command('RG.DUMPREGISTRATIONS')[0][1]
+    pipe = client.pipeline(transaction=False)
+    for i in range(n):
+        pipe.set(f'job:{i}', 'v')
+    pipe.execute()
+    return reg_id
+
+
+@SLOW_TAILS
+def test_unregister_runs_queued_events(rr, tail):
+    # 1.2 runs the executions an unregistered registration already has pending.
+    n = 20
+    reg_id = _queue_slow_jobs(rr, tail, n)
+    assert rr.execute_command('RG.UNREGISTER', reg_id) == 'OK'
+    assert rr.execute_command('RG.DUMPREGISTRATIONS') == []
+    assert wait_for(lambda: rr.get('slow:done') == str(n), timeout=15), rr.get('slow:done')
+    # Nothing new fires once it is gone.
+    rr.set('job:new', 'v')
+    time.sleep(0.3)
+    assert rr.get('slow:done') == str(n)
+    assert_alive(rr)
+
+
+@SLOW_TAILS
+def test_unregister_abortpending_drops_queued_events(rr, tail):
+    n = 20
+    reg_id = _queue_slow_jobs(rr, tail, n)
+    assert rr.execute_command('RG.UNREGISTER', reg_id, 'abortpending') == 'OK'
+    # All n would be done after ~1 s; only the one(s) already running may finish.
+    time.sleep(n * 0.05 + 0.5)
+    done = int(rr.get('slow:done') or 0)
+    assert done < n // 2, done
+    assert_alive(rr)
 
 
 def test_async_events_all_counted(rr):

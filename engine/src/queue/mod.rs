@@ -7,8 +7,13 @@
 //! consumer slows the producer (back-pressure) instead of growing memory.
 //!
 //! This is one of the engine's named `unsafe` modules. Depends on `sync` only.
+//! [`events`]: the keyspace-event queue of registrations (variable-length records, no
+//! `unsafe`), loom-modelled too.
 #![allow(unsafe_code)]
 
+pub mod events;
+#[cfg(all(test, loom))]
+mod loom_events;
 #[cfg(all(test, loom))]
 mod loom_tests;
 

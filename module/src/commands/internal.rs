@@ -1,5 +1,6 @@
 //! Internal commands that carry sessions to replicas and the AOF (REFERENCE §1.2, §9):
-//! `RG.INNERREGISTER <blob>` and `RG.INNERUNREGISTER <id> [abortpending]`.
+//! `RG.INNERREGISTER <blob>`, `RG.INNERUNREGISTER <id> [abortpending]` and
+//! `RG.INNERTIMEEVENT <key> <seconds> <pickled>` (a keyed time event, `time_events`).
 
 use redis_module::{Context, RedisError, RedisResult, RedisString, ThreadSafeContext};
 
@@ -28,22 +29,33 @@ pub fn innerunregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         }
         let abort_pending = args
             .get(2)
-            .is_some_and(|a| a.to_string_lossy().eq_ignore_ascii_case("abortpending"));
+            .is_some_and(|f| f.to_string_lossy().eq_ignore_ascii_case("abortpending"));
         unregister_local(&args[1].to_string_lossy(), abort_pending);
         respond(ctx, Reply::Status("OK".into()))
     })
 }
 
+/// `RG.INNERTIMEEVENT <key> <seconds> <pickled>`: (re)creates a time event key.
+pub fn innertimeevent(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    guard(|| {
+        if args.len() != 4 {
+            return Err(RedisError::WrongArity);
+        }
+        let secs = args[2]
+            .parse_unsigned_integer()
+            .map_err(|_| RedisError::Str("ERR bad time event period"))?;
+        let pickled = args[3].as_slice().to_vec();
+        crate::time_events::restore_key(ctx, &args[1], secs, pickled)
+            .map_err(RedisError::String)?;
+        ctx.replicate_verbatim();
+        respond(ctx, Reply::Status("OK".into()))
+    })
+}
+
 /// Drops registration `id` on this shard, silently if unknown (replicas, other shards).
-pub fn unregister_local(id: &str, _abort_pending: bool) {
-    let Some(state) = crate::state::get() else {
-        return;
-    };
-    if let Some(r) = state.streams.remove(id) {
-        state.sessions.forget_registration(&r.session, &r.id);
-    } else if let Some(reg) = state.registrations.remove(id) {
-        state.sessions.forget_registration(&reg.session, &reg.id);
-        reg.clear_pending();
+pub fn unregister_local(id: &str, abort_pending: bool) {
+    if let Some(state) = crate::state::get() {
+        crate::registrations::unregister(state, id, abort_pending);
     }
 }
 

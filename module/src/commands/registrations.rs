@@ -29,37 +29,21 @@ pub fn unregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         if a.is_empty() || a.len() > 2 {
             return Err(RedisError::WrongArity);
         }
-        let state = module_state()?;
-        if let Some(r) = state.streams.remove(&a[0]) {
-            state.sessions.forget_registration(&r.session, &r.id);
-            ctx.replicate("RG.INNERUNREGISTER", &[r.id.as_bytes()][..]);
-            crate::host::with_lock_held(ctx, || crate::cluster::broadcast_unregister(&r.id, false));
-            return respond(ctx, Reply::Status("OK".into()));
-        }
-        let reg = state
-            .registrations
-            .remove(&a[0])
-            .ok_or(RedisError::Str("execution is not registered"))?;
-        state.sessions.forget_registration(&reg.session, &reg.id);
-        ctx.replicate("RG.INNERUNREGISTER", &[reg.id.as_bytes()][..]);
         let abort_pending = a
             .get(1)
             .is_some_and(|f| f.eq_ignore_ascii_case("abortpending"));
-        crate::host::with_lock_held(ctx, || {
-            crate::cluster::broadcast_unregister(&reg.id, abort_pending)
-        });
-        // Queued events never start once the registration is gone.
-        reg.clear_pending();
-        for id in reg.kept_executions() {
-            if let Some(e) = state.registry.get(&id) {
-                if !matches!(
-                    e.status(),
-                    crate::executions::Status::Running | crate::executions::Status::Created
-                ) {
-                    state.registry.remove(&id);
-                }
-            }
+        let state = module_state()?;
+        if !crate::registrations::unregister(state, &a[0], abort_pending) {
+            return Err(RedisError::Str("execution is not registered"));
         }
+        let mut rep: Vec<&[u8]> = vec![a[0].as_bytes()];
+        if abort_pending {
+            rep.push(b"abortpending");
+        }
+        ctx.replicate("RG.INNERUNREGISTER", &rep[..]);
+        crate::host::with_lock_held(ctx, || {
+            crate::cluster::broadcast_unregister(&a[0], abort_pending)
+        });
         respond(ctx, Reply::Status("OK".into()))
     })
 }

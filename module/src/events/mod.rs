@@ -130,13 +130,17 @@ fn run_sync(ctx: &Context, state: &ModuleState, reg: &Arc<Registration>, key: &[
 fn run_sync_fast(
     ctx: &Context,
     state: &ModuleState,
-    reg: &Registration,
+    reg: &Arc<Registration>,
     plan: &EventPlan,
     key: &[u8],
     event: &str,
     started: Instant,
 ) {
     let caps = Caps::now(state);
+    // An await continues in the background (1.2's async_local), except inside MULTI/Lua.
+    let may_defer = !ctx
+        .get_flags()
+        .intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING);
     let run = |cols: &mut KeyColumns| {
         let first = cols.len();
         with_lock_held(ctx, || {
@@ -149,10 +153,14 @@ fn run_sync_fast(
                 cols.push_event(event.as_bytes());
                 true
             };
-            plan.run(cols, first, &mut next, caps.keep())
+            if may_defer {
+                plan.run_sync(cols, first, &mut next, caps.keep())
+            } else {
+                (plan.run(cols, first, &mut next, caps.keep()), None)
+            }
         })
     };
-    let outs = SYNC_ROWS.with(|rows| match rows.try_borrow_mut() {
+    let (outs, deferred) = SYNC_ROWS.with(|rows| match rows.try_borrow_mut() {
         Ok(mut rows) => {
             let reuse = rows
                 .as_ref()
@@ -169,6 +177,26 @@ fn run_sync_fast(
         Err(_) => run(&mut KeyColumns::new(reg.read_value)),
     });
     accounting::record(state, reg, outs, started.elapsed(), caps);
+    if let Some(rest) = deferred {
+        continue_in_background(state, reg, rest, started);
+    }
+}
+
+/// A sync event that awaited: listed as running, it finishes on a worker.
+fn continue_in_background(
+    state: &ModuleState,
+    reg: &Arc<Registration>,
+    rest: gearpy::Deferred,
+    started: Instant,
+) {
+    let entry = Entry::new_registered(state.registry.next_id(), &reg.plan);
+    entry.running();
+    track(state, reg, &entry);
+    let reg = Arc::clone(reg);
+    state.pool.spawn_fn(move || {
+        let out = rest.finish();
+        finish(&reg, &entry, out, started);
+    });
 }
 
 /// Rows a thread's sync events are read into, one after another, before a fresh set

@@ -9,6 +9,7 @@ pub mod filter;
 pub mod rdb;
 pub mod replies;
 pub mod scan;
+pub mod timeev;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 

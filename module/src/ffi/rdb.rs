@@ -59,16 +59,50 @@ extern "C" fn aux_load(io: *mut raw::RedisModuleIO, _encver: c_int, when: c_int)
         return raw::Status::Err as c_int;
     };
     let bytes = buf.as_ref().to_vec();
-    // SAFETY: `io` is the live IO handle of this callback; the context it yields is valid
-    // for the callback's duration.
-    let ctx = Context::new(unsafe { raw::RedisModule_GetContextFromIO.expect("api")(io) });
+    let Some(ctx) = LoadingContext::new() else {
+        return raw::Status::Err as c_int;
+    };
+    let ctx = &ctx.0;
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let Some(state) = state::get() else { return };
         // A load replaces whatever this shard had.
         persist::clear(state);
-        if let Err(e) = persist::load(&ctx, state, &bytes) {
+        if let Err(e) = persist::load(ctx, state, &bytes) {
             ctx.log_warning(&format!("Gearshift: {e}; registrations were not restored"));
         }
     }));
     raw::Status::Ok as c_int
+}
+
+/// The context sessions are rebuilt on while loading. Rebuilding re-runs their scripts,
+/// whose `execute()` calls need a context with a client (the RDB IO context has none, and
+/// `RM_Call` on it crashes): a thread-safe context, used without locking because the
+/// loading main thread already holds the Redis lock.
+struct LoadingContext(Context);
+
+impl LoadingContext {
+    fn new() -> Option<LoadingContext> {
+        // SAFETY: reading the function pointers Redis filled in at module load.
+        let (get, _) = unsafe {
+            (
+                raw::RedisModule_GetThreadSafeContext?,
+                raw::RedisModule_FreeThreadSafeContext?,
+            )
+        };
+        // SAFETY: a thread-safe context without a blocked client; freed on drop.
+        let ctx = unsafe { get(std::ptr::null_mut()) };
+        (!ctx.is_null()).then(|| LoadingContext(Context::new(ctx)))
+    }
+}
+
+impl Drop for LoadingContext {
+    fn drop(&mut self) {
+        // SAFETY: `new` checked that the function exists; the context came from
+        // `RedisModule_GetThreadSafeContext` and is freed once, here.
+        unsafe {
+            if let Some(free) = raw::RedisModule_FreeThreadSafeContext {
+                free(self.0.ctx);
+            }
+        }
+    }
 }

@@ -498,14 +498,27 @@ def gearsFuture():
 
 
 def registerTE(seconds, fn, keyName=None):
-    """Calls fn() every `seconds` seconds on Redis's main thread until it raises."""
-    if keyName is not None:
-        raise GearsError('registerTE(keyName=...) is not supported by this Gearshift build yet')
+    """Calls fn() every `seconds` seconds on Redis's main thread until it raises. With
+    `keyName` the time event is stored in that key (module type rg_timeev: persisted,
+    replicated, and stopped by deleting the key); returns False if the key exists."""
     if not isinstance(seconds, int) or seconds <= 0:
         raise GearsError('time argument must be a positive integer')
     if not callable(fn):
         raise GearsError('callback must be a function')
-    return _gearshift.register_te(seconds, fn)
+    if keyName is None:
+        return _gearshift.register_te(seconds, fn)
+    if not isinstance(keyName, str):
+        raise GearsError('key name must be a string')
+    try:
+        import cloudpickle
+    except ImportError:
+        raise GearsError('registerTE with a key name needs the cloudpickle package')
+    try:
+        data = cloudpickle.dumps(fn)
+    except Exception as e:
+        raise GearsError('Error occured when serialized a python callback, callback=%s error=%s'
+                         % (getattr(fn, '__name__', repr(fn)), e))
+    return _gearshift.register_te_key(seconds, fn, keyName, data)
 
 
 class atomic(object):

@@ -1,0 +1,85 @@
+//! `registerTE(seconds, fn, keyName=None)` (REFERENCE §5, §9): a callback Redis's main
+//! thread calls every `seconds` until it raises.
+//!
+//! Without a key name the timer lives in memory only. With one, the host stores it in a
+//! key of module type `rg_timeev` holding the period and the callback cloudpickled (as 1.2
+//! stores it): the key travels through RDB saves, `DEBUG RELOAD`, restarts and replication,
+//! and deleting it stops the timer. A reloaded key rebuilds its callback with [`restore`]
+//! when the timer first fires (so it does not matter whether keys load before or after
+//! the sessions they came from).
+
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::errors::{error_text, GearsError};
+use crate::host::host;
+
+/// A time event's callback: returns false once the timer must stop (the function raised).
+pub type Tick = Box<dyn FnMut() -> bool + Send>;
+
+/// Wraps `f` as a tick: called with the GIL taken (the caller holds the Redis lock, which
+/// comes first); an exception is logged and stops the timer.
+fn tick_for(f: Py<PyAny>) -> Tick {
+    Box::new(move || {
+        Python::attach(|py| match f.bind(py).call0() {
+            Ok(_) => true,
+            Err(e) => {
+                if let Some(h) = host() {
+                    let text = error_text(py, &e);
+                    h.log("warning", &format!("GEARS: time event stopped: {text}"));
+                }
+                false
+            }
+        })
+    })
+}
+
+/// Rebuilds a persisted time event's callback from its cloudpickled bytes. Call with the
+/// Redis lock held and without the GIL (it takes the GIL).
+pub fn restore(pickled: &[u8]) -> Result<Tick, String> {
+    Python::attach(|py| {
+        let f = py
+            .import("cloudpickle")
+            .and_then(|cp| cp.call_method1("loads", (PyBytes::new(py, pickled),)))
+            .map_err(|e| error_text(py, &e))?;
+        Ok(tick_for(f.unbind()))
+    })
+}
+
+fn period(seconds: u64) -> Duration {
+    Duration::from_secs(seconds.max(1))
+}
+
+/// `registerTE(seconds, fn)`: an in-memory time event.
+#[pyfunction]
+fn register_te(py: Python<'_>, seconds: u64, f: Py<PyAny>) -> PyResult<bool> {
+    let h = host().ok_or_else(|| GearsError::new_err("no Redis host"))?;
+    let tick = tick_for(f);
+    py.detach(|| h.start_timer(period(seconds), tick));
+    Ok(true)
+}
+
+/// `registerTE(seconds, fn, keyName)`: a time event stored in key `key` (`pickled` is `fn`
+/// cloudpickled, see the prelude). False if the key already exists.
+#[pyfunction]
+fn register_te_key(
+    py: Python<'_>,
+    seconds: u64,
+    f: Py<PyAny>,
+    key: &str,
+    pickled: Vec<u8>,
+) -> PyResult<bool> {
+    let h = host().ok_or_else(|| GearsError::new_err("no Redis host"))?;
+    let tick = tick_for(f);
+    py.detach(|| h.create_time_event(key.as_bytes(), period(seconds), pickled, tick))
+        .map_err(GearsError::new_err)
+}
+
+/// Adds the time-event functions to the `_gearshift` module.
+pub(crate) fn add_to(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(register_te, m)?)?;
+    m.add_function(wrap_pyfunction!(register_te_key, m)?)?;
+    Ok(())
+}

@@ -2,7 +2,7 @@
 //! their defaults and runtime rules, plus the extra dictionary of unknown keys that
 //! `configGet` reads. Parsed from module arguments; read and changed by RG.CONFIGGET/SET.
 
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 use std::sync::Mutex;
 
 /// A key's value.

@@ -238,7 +238,7 @@ impl Entry {
 #[derive(Debug, Default)]
 struct Kept {
     order: VecDeque<Arc<Entry>>,
-    by_id: std::collections::HashMap<String, Arc<Entry>>,
+    by_id: ahash::AHashMap<String, Arc<Entry>>,
 }
 
 impl Kept {

@@ -48,8 +48,9 @@ fn dispatch(ctx: &Context, event: &str, key: &[u8]) {
     if state.registrations.is_empty() {
         return;
     }
-    // Fires only on masters and never while loading (1.2); asked once a flow matches.
-    let mut active = None;
+    // Fires only on masters and never while loading (1.2); asked once a flow matches (the
+    // flags are not free to compute, so sync runs reuse them).
+    let mut flags: Option<ContextFlags> = None;
     let mut key_type = None;
     let mut sync_hits: Vec<Arc<Registration>> = Vec::new();
     let mut linked_hits: Vec<Arc<Registration>> = Vec::new();
@@ -69,11 +70,8 @@ fn dispatch(ctx: &Context, event: &str, key: &[u8]) {
             if !reg.matches_event(event) {
                 continue;
             }
-            let live = *active.get_or_insert_with(|| {
-                !ctx.get_flags()
-                    .intersects(ContextFlags::LOADING | ContextFlags::SLAVE)
-            });
-            if !live {
+            let f = flags.get_or_insert_with(|| ctx.get_flags());
+            if f.intersects(ContextFlags::LOADING | ContextFlags::SLAVE) {
                 return;
             }
             if reg.key_types.is_some() {
@@ -94,9 +92,14 @@ fn dispatch(ctx: &Context, event: &str, key: &[u8]) {
             }
         }
     });
+    // An await in a sync flow continues in the background (1.2's async_local), except
+    // inside MULTI/Lua.
+    let may_defer = !flags
+        .unwrap_or(ContextFlags::empty())
+        .intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING);
     for reg in sync_hits {
         reg.count_triggered();
-        run_sync(ctx, state, &reg, key, event);
+        run_sync(ctx, state, &reg, key, event, may_defer);
     }
     for reg in linked_hits {
         crate::linked::trigger(ctx, state, &reg, key, event);
@@ -105,10 +108,23 @@ fn dispatch(ctx: &Context, event: &str, key: &[u8]) {
 
 /// Runs a sync registration inline: the key is read under the lock we hold, and
 /// `execute()` calls Redis directly on this context.
-fn run_sync(ctx: &Context, state: &ModuleState, reg: &Arc<Registration>, key: &[u8], event: &str) {
+fn run_sync(
+    ctx: &Context,
+    state: &ModuleState,
+    reg: &Arc<Registration>,
+    key: &[u8],
+    event: &str,
+    may_defer: bool,
+) {
     let started = Instant::now();
     if let Some(plan) = &reg.fast {
-        return run_sync_fast(ctx, state, reg, plan, key, event, started);
+        let ev = SyncEvent {
+            key,
+            event,
+            started,
+            may_defer,
+        };
+        return run_sync_fast(ctx, state, reg, plan, ev);
     }
     let mut cols = KeyColumns::new(reg.read_value);
     read_key(ctx, key, &mut cols, reg.read_value);
@@ -126,21 +142,30 @@ fn run_sync(ctx: &Context, state: &ModuleState, reg: &Arc<Registration>, key: &[
     finish(reg, &entry, out, started);
 }
 
+/// One event for a sync flow.
+struct SyncEvent<'a> {
+    key: &'a [u8],
+    event: &'a str,
+    started: Instant,
+    /// Whether an await may continue in the background (not inside MULTI/Lua).
+    may_defer: bool,
+}
+
 /// A record-local sync flow: one event through the event plan, no engine execution.
 fn run_sync_fast(
     ctx: &Context,
     state: &ModuleState,
     reg: &Arc<Registration>,
     plan: &EventPlan,
-    key: &[u8],
-    event: &str,
-    started: Instant,
+    ev: SyncEvent<'_>,
 ) {
+    let SyncEvent {
+        key,
+        event,
+        started,
+        may_defer,
+    } = ev;
     let caps = Caps::now(state);
-    // An await continues in the background (1.2's async_local), except inside MULTI/Lua.
-    let may_defer = !ctx
-        .get_flags()
-        .intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING);
     let run = |cols: &mut KeyColumns| {
         let first = cols.len();
         with_lock_held(ctx, || {

@@ -150,17 +150,10 @@ pub fn call(args: &[Vec<u8>]) -> PyReply {
     if crate::cluster::forward::is_non_local(&reply) {
         if let Some(owner) = crate::cluster::forward::owner(&guard, args) {
             drop(guard);
-            return crate::cluster::forward::forward(owner, args, forward_timeout());
+            return crate::cluster::forward::forward(owner, args, crate::cluster::wait_bound());
         }
     }
     reply
-}
-
-fn forward_timeout() -> std::time::Duration {
-    let ms = crate::config::global()
-        .map(|c| c.int("ExecutionMaxIdleTime"))
-        .unwrap_or(5000);
-    std::time::Duration::from_millis(ms.max(1) as u64)
 }
 
 /// Runs a command with errors as replies (real Redis error texts) and replication.

@@ -491,3 +491,39 @@ def test_execute_on_a_remote_key_is_forwarded(cluster, rc):
     res, errs = pyexecute(rc, f"GB('ShardsIDReader').filter(lambda x: x == '{myid}').map(lambda x: execute('HGET', '{remote}', 'f')).run()")
     assert res == [] and "WRONGTYPE" in errs[0]
     cc.close()
+
+
+def _dump(c, rid):
+    """Registration `rid` as one flat dict (its RegistrationData fields included)."""
+    for reg in c.execute_command("RG.DUMPREGISTRATIONS"):
+        d = dict(zip(reg[::2], reg[1::2]))
+        if d["id"] == rid:
+            data = d.pop("RegistrationData")
+            d.update(zip(data[::2], data[1::2]))
+            return d
+    return None
+
+
+def test_pause_and_clear_stats_reach_every_shard(cluster, rc):
+    assert pyexecute(rc, "GB('StreamReader').register('st:*')") == "OK"
+    rid = rc.execute_command("RG.DUMPREGISTRATIONS")[0][1]
+    other = cluster.client(1)
+    assert wait_for(lambda: _dump(other, rid))
+    assert rc.execute_command("RG.PAUSEREGISTRATIONS", rid) == "OK"
+    assert _dump(other, rid)["status"] == "PAUSED"
+    assert rc.execute_command("RG.UNPAUSEREGISTRATIONS", rid) == "OK"
+    assert _dump(other, rid)["status"] != "PAUSED"
+    # A KeysReader registration cannot pause: 1.2's text, from the first shard that says so.
+    assert pyexecute(rc, "GB().register('x:*')") == "OK"
+    kid = next(r[1] for r in rc.execute_command("RG.DUMPREGISTRATIONS") if r[1] != rid)
+    with pytest.raises(Exception, match="does not support pause"):
+        rc.execute_command("RG.PAUSEREGISTRATIONS", kid)
+    # Stats are cleared on every shard.
+    cc = cluster.cluster_client()
+    for i in range(20):
+        cc.set(f"x:{i}", i)
+    cc.close()
+    assert wait_for(lambda: _dump(other, kid)["numTriggered"] > 0)
+    assert rc.execute_command("RG.CLEARREGISTRATIONSSTATS") == "OK"
+    assert wait_for(lambda: _dump(other, kid)["numSuccess"] == 0)
+    other.close()

@@ -26,6 +26,10 @@ pub enum Query {
     Session(Vec<u8>),
     /// Run this command here (a flow's `execute()` on a key this shard owns).
     Call(Vec<Vec<u8>>),
+    /// `RG.PAUSEREGISTRATIONS <id>` (true) or `RG.UNPAUSEREGISTRATIONS <id>` (false).
+    Pause(String, bool),
+    /// `RG.CLEARREGISTRATIONSSTATS`.
+    ClearStats,
 }
 
 /// Each other shard's answer: `(node id, reply)`.
@@ -107,6 +111,8 @@ fn answer(ctx: &Context, q: Query) -> Reply {
             crate::commands::internal::install_blob(ctx, &blob).map(|()| Reply::Status("OK".into()))
         }
         Query::Call(args) => Ok(super::forward::to_reply(crate::host::call(&args))),
+        Query::Pause(id, pause) => crate::commands::registrations::pause_local(&id, pause),
+        Query::ClearStats => crate::commands::registrations::clear_stats_local(),
     };
     result.unwrap_or_else(Reply::Error)
 }

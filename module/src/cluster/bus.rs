@@ -96,7 +96,10 @@ impl Message {
                 out.extend_from_slice(&req.to_le_bytes());
                 let args;
                 let (kind, field) = match query {
-                    Query::GetExecution(id) => (0u8, id.as_bytes()),
+                    Query::Pause(id, true) => (5u8, id.as_bytes()),
+                    Query::Pause(id, false) => (6, id.as_bytes()),
+                    Query::ClearStats => (7, &[][..]),
+                    Query::GetExecution(id) => (0, id.as_bytes()),
                     Query::DropExecution(id) => (1, id.as_bytes()),
                     Query::AbortExecution(id) => (2, id.as_bytes()),
                     Query::Session(blob) => (3, blob.as_slice()),
@@ -183,6 +186,9 @@ impl Message {
                         }
                         Query::Call(argv)
                     }
+                    5 => Query::Pause(text()?, true),
+                    6 => Query::Pause(text()?, false),
+                    7 => Query::ClearStats,
                     _ => return None,
                 };
                 Message::Ask { req, query }
@@ -304,6 +310,14 @@ mod tests {
             Message::Ask {
                 req: 5,
                 query: Query::Call(vec![b"SET".to_vec(), b"k".to_vec(), vec![]]),
+            },
+            Message::Ask {
+                req: 6,
+                query: Query::Pause("r-1".into(), false),
+            },
+            Message::Ask {
+                req: 7,
+                query: Query::ClearStats,
             },
             Message::Unregister {
                 id: "r".into(),

@@ -29,13 +29,6 @@ fn frame_pool() -> Arc<BufferPool> {
     Arc::clone(POOL.get_or_init(|| BufferPool::new(16, 64 * 1024)))
 }
 
-fn idle_timeout() -> Duration {
-    let ms = crate::state::get()
-        .map(|s| s.config.int("ExecutionMaxIdleTime"))
-        .unwrap_or(5000);
-    Duration::from_millis(ms.max(1) as u64)
-}
-
 fn shuffle_ctx(
     id: &str,
     me: usize,
@@ -51,7 +44,7 @@ fn shuffle_ctx(
         exec_id: exec_key(id),
         transport: Arc::new(BusTransport { me, peers }),
         slots,
-        idle_timeout: idle_timeout(),
+        idle_timeout: super::wait_bound(),
         pool: frame_pool(),
         foreign: Some(Arc::new(gearpy::PyColumnDecoder)),
     }
@@ -114,7 +107,7 @@ pub fn local_done(id: &str, out: ExecutionOutput, complete: Complete) {
     let mut p = pending();
     match p.get_mut(id) {
         Some(run) if run.remaining > 0 => {
-            run.local = Some((out, complete, Instant::now() + idle_timeout()));
+            run.local = Some((out, complete, Instant::now() + super::wait_bound()));
             drop(p);
             start_sweeper();
         }

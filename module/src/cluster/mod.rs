@@ -68,6 +68,14 @@ pub fn shard_id() -> String {
         .unwrap_or_else(|| STANDALONE_SHARD_ID.to_owned())
 }
 
+/// How long a shard waits for the others: `ExecutionMaxIdleTime`.
+pub fn wait_bound() -> std::time::Duration {
+    let ms = crate::config::global()
+        .map(|c| c.int("ExecutionMaxIdleTime"))
+        .unwrap_or(5000);
+    std::time::Duration::from_millis(ms.max(1) as u64)
+}
+
 /// This process's run id (40 hex characters, new on every start), as RG.INFOCLUSTER shows.
 pub fn run_id() -> String {
     static RUN_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();

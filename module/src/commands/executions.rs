@@ -3,7 +3,7 @@
 
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
-use super::{module_state, respond, text_args};
+use super::{module_state, respond, respond_cluster_wide, text_args};
 use crate::cluster::ask::{self, Query};
 use crate::executions::{Entry, Status};
 use crate::ffi::guard;
@@ -90,7 +90,7 @@ pub fn dropexecution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         with_lock_held(ctx, || {
             ask::ask_others(
                 Query::DropExecution(a[0].clone()),
-                cluster_timeout(),
+                crate::cluster::wait_bound(),
                 Box::new(|_| {}),
             )
         });
@@ -129,25 +129,7 @@ pub fn abortexecution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         if a.len() != 1 {
             return Err(RedisError::WrongArity);
         }
-        let local = abort_local(&a[0]).map_err(RedisError::String)?;
-        if crate::cluster::current().is_none() {
-            return respond(ctx, local);
-        }
-        let bc = block(ctx);
-        with_lock_held(ctx, || {
-            ask::ask_others(
-                Query::AbortExecution(a[0].clone()),
-                cluster_timeout(),
-                Box::new(move |answers| {
-                    let first_err = answers
-                        .into_iter()
-                        .map(|(_, r)| r)
-                        .find(|r| matches!(r, Reply::Error(_)));
-                    reply_blocked(bc, &first_err.unwrap_or(local));
-                }),
-            )
-        });
-        Ok(RedisValue::NoReply)
+        respond_cluster_wide(ctx, abort_local(&a[0]), Query::AbortExecution(a[0].clone()))
     })
 }
 
@@ -182,7 +164,7 @@ pub fn getexecution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         with_lock_held(ctx, || {
             ask::ask_others(
                 Query::GetExecution(a[0].clone()),
-                cluster_timeout(),
+                crate::cluster::wait_bound(),
                 Box::new(move |answers| {
                     let plans: Vec<Reply> = local
                         .into_iter()
@@ -210,14 +192,6 @@ pub fn local_plan(id: &str) -> Result<Reply, String> {
         .get(id)
         .ok_or_else(|| NO_SUCH_PLAN.to_owned())?;
     Ok(shard_plan(&e, state.config.int("ProfileExecutions") != 0))
-}
-
-/// How long a cluster-wide command waits for the other shards.
-fn cluster_timeout() -> std::time::Duration {
-    let ms = crate::state::get()
-        .map(|s| s.config.int("ExecutionMaxIdleTime"))
-        .unwrap_or(5000);
-    std::time::Duration::from_millis(ms.max(1) as u64)
 }
 
 fn shard_plan(e: &Entry, profile: bool) -> Reply {

@@ -12,7 +12,8 @@ pub mod trigger;
 
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
-use crate::ffi::replies::{write, Reply};
+use crate::cluster::ask::{self, Query};
+use crate::ffi::replies::{block, reply_blocked, write, Reply};
 use crate::state::{self, ModuleState};
 
 /// Writes `r` as the command's reply.
@@ -29,4 +30,33 @@ pub(crate) fn module_state() -> Result<&'static ModuleState, RedisError> {
 /// Arguments after the command name, as text.
 pub(crate) fn text_args(args: &[RedisString]) -> Vec<String> {
     args.iter().skip(1).map(|a| a.to_string_lossy()).collect()
+}
+
+/// Replies for a command that acts on every shard (REFERENCE §7): this shard's result
+/// `local` first (an error ends it here); in a cluster the other shards are then asked `q`
+/// and the reply is the first error among their answers, else `local`.
+pub(crate) fn respond_cluster_wide(
+    ctx: &Context,
+    local: Result<Reply, String>,
+    q: Query,
+) -> RedisResult {
+    let local = local.map_err(RedisError::String)?;
+    if crate::cluster::current().is_none() {
+        return respond(ctx, local);
+    }
+    let bc = block(ctx);
+    crate::host::with_lock_held(ctx, || {
+        ask::ask_others(
+            q,
+            crate::cluster::wait_bound(),
+            Box::new(move |answers| {
+                let first_err = answers
+                    .into_iter()
+                    .map(|(_, r)| r)
+                    .find(|r| matches!(r, Reply::Error(_)));
+                reply_blocked(bc, &first_err.unwrap_or(local));
+            }),
+        )
+    });
+    Ok(RedisValue::NoReply)
 }

@@ -3,7 +3,8 @@
 use redis_module::{Context, RedisError, RedisResult, RedisString};
 
 use super::dump::{keys_dump, stream_dump};
-use super::{module_state, respond, text_args};
+use super::{module_state, respond, respond_cluster_wide, text_args};
+use crate::cluster::ask::Query;
 use crate::ffi::guard;
 use crate::ffi::replies::Reply;
 
@@ -48,59 +49,71 @@ pub fn unregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     })
 }
 
-/// `RG.CLEARREGISTRATIONSSTATS`: resets counters; `numTriggered` keeps in-flight runs.
+/// `RG.CLEARREGISTRATIONSSTATS`: resets counters; `numTriggered` keeps in-flight runs. In a
+/// cluster, on every shard.
 pub fn clearregistrationsstats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     guard(|| {
         if args.len() != 1 {
             return Err(RedisError::WrongArity);
         }
-        for r in module_state()?.registrations.all() {
-            let mut s = r.stats();
-            let in_flight = s.triggered.saturating_sub(s.finished());
-            *s = crate::registrations::Stats {
-                triggered: in_flight,
-                ..Default::default()
-            };
-        }
-        respond(ctx, Reply::Status("OK".into()))
+        respond_cluster_wide(ctx, clear_stats_local(), Query::ClearStats)
     })
 }
 
+/// Clears this shard's registration stats.
+pub fn clear_stats_local() -> Result<Reply, String> {
+    let state = crate::state::get().ok_or("Gearshift is not initialised")?;
+    for r in state.registrations.all() {
+        let mut s = r.stats();
+        let in_flight = s.triggered.saturating_sub(s.finished());
+        *s = crate::registrations::Stats {
+            triggered: in_flight,
+            ..Default::default()
+        };
+    }
+    Ok(Reply::Status("OK".into()))
+}
+
 /// `RG.PAUSEREGISTRATIONS [ABORTPENDING] <id>` / `RG.UNPAUSEREGISTRATIONS <id>`: only
-/// StreamReader registrations can pause; others are refused with 1.2's texts.
-fn pause_common(args: Vec<RedisString>, verb: &str) -> RedisResult {
+/// StreamReader registrations can pause; others are refused with 1.2's texts. In a
+/// cluster, on every shard.
+fn pause_common(ctx: &Context, args: Vec<RedisString>, pause: bool) -> RedisResult {
     let a = text_args(&args);
     let id = match a.as_slice() {
         [id] => id,
-        [flag, id] if verb == "pause" && flag.eq_ignore_ascii_case("abortpending") => id,
+        [flag, id] if pause && flag.eq_ignore_ascii_case("abortpending") => id,
         _ => return Err(RedisError::WrongArity),
     };
-    let state = module_state()?;
+    respond_cluster_wide(ctx, pause_local(id, pause), Query::Pause(id.clone(), pause))
+}
+
+/// Pauses (or unpauses) registration `id` on this shard.
+pub fn pause_local(id: &str, pause: bool) -> Result<Reply, String> {
+    let state = crate::state::get().ok_or("Gearshift is not initialised")?;
     if let Some(r) = state.streams.get(id) {
-        match verb {
-            "pause" => r.set_status(crate::streams::Status::Paused),
-            _ => crate::streams::unpause(r),
+        if pause {
+            r.set_status(crate::streams::Status::Paused);
+        } else {
+            crate::streams::unpause(r);
         }
-        return Ok(redis_module::RedisValue::SimpleStringStatic("OK"));
+        return Ok(Reply::Status("OK".into()));
     }
-    match state.registrations.get(id) {
-        Some(r) => Err(RedisError::String(format!(
-            "Reader {} does not support {verb}",
-            r.reader()
-        ))),
-        None => Err(RedisError::String(format!(
+    let verb = if pause { "pause" } else { "unpause" };
+    Err(match state.registrations.get(id) {
+        Some(r) => format!("Reader {} does not support {verb}", r.reader()),
+        None => format!(
             "Execution {id} does not exists on shard {}",
             crate::cluster::shard_id()
-        ))),
-    }
+        ),
+    })
 }
 
 /// `RG.PAUSEREGISTRATIONS`.
-pub fn pauseregistrations(_ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    guard(|| pause_common(args, "pause"))
+pub fn pauseregistrations(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    guard(|| pause_common(ctx, args, true))
 }
 
 /// `RG.UNPAUSEREGISTRATIONS`.
-pub fn unpauseregistrations(_ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    guard(|| pause_common(args, "unpause"))
+pub fn unpauseregistrations(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    guard(|| pause_common(ctx, args, false))
 }

@@ -527,3 +527,32 @@ def test_pause_and_clear_stats_reach_every_shard(cluster, rc):
     assert rc.execute_command("RG.CLEARREGISTRATIONSSTATS") == "OK"
     assert wait_for(lambda: _dump(other, kid)["numSuccess"] == 0)
     other.close()
+
+
+def test_requirements_are_installed_on_every_shard(cluster, rc):
+    """REQUIREMENTS reach every shard before the callbacks that import them run there."""
+    script = "import humanize\nGB().map(lambda x: humanize.intcomma(1234567)).run('person:*')"
+    res, errs = pyexecute(rc, script, "REQUIREMENTS", "humanize")
+    assert errs == [] and res == ["1,234,567"] * 5
+    # A registration needing it installs on every shard too.
+    assert pyexecute(rc, "import humanize\nGB().register('hz:*')", "REQUIREMENTS", "humanize") == "OK"
+    for i in range(3):
+        c = cluster.client(i)
+        assert wait_for(lambda: c.execute_command("RG.DUMPREGISTRATIONS"))
+        c.close()
+
+
+def test_a_part_that_cannot_start_is_reported_at_once(rc):
+    """A callback other shards cannot rebuild (its module exists only here): their errors
+    come back with this shard's records, and no shuffle waits for them (which would add
+    `Execution max idle reached`)."""
+    script = (
+        "import sys, types\n"
+        "m = types.ModuleType('gs_only_here')\n"
+        "exec('def f(x):\\n    return 1', m.__dict__)\n"
+        "sys.modules['gs_only_here'] = m\n"
+        "GB().map(m.f).run()\n"
+    )
+    res, errs = pyexecute(rc, script)
+    assert res == ["1"] * len(rc.keys("*"))
+    assert len(errs) == 2 and all("gs_only_here" in e for e in errs), errs

@@ -30,6 +30,8 @@ pub enum Query {
     Pause(String, bool),
     /// `RG.CLEARREGISTRATIONSSTATS`.
     ClearStats,
+    /// Install these REQUIREMENTS (pip, on a worker) before a script that needs them runs.
+    Install(Vec<String>),
 }
 
 /// Each other shard's answer: `(node id, reply)`.
@@ -89,16 +91,37 @@ pub fn ask(others: Vec<String>, q: Query, timeout: Duration, done: OnAnswers) {
     }
 }
 
-/// Answers a query from `sender` (main thread, Redis lock held through `ctx`).
+/// Answers a query from `sender` (main thread, Redis lock held through `ctx`). Installing
+/// requirements runs pip, so that answer comes later, from a worker.
 pub fn on_ask(ctx: &Context, sender: &str, req: u64, q: Query) {
+    if let Query::Install(names) = q {
+        return install_then_answer(sender.to_owned(), req, names);
+    }
     let reply = answer(ctx, q);
+    send_answer(sender, req, &reply);
+}
+
+fn send_answer(to: &str, req: u64, reply: &Reply) {
     bus::send(
-        Some(sender),
+        Some(to),
         &Message::Answer {
             req,
-            reply: encode_reply(&reply),
+            reply: encode_reply(reply),
         },
     );
+}
+
+fn install_then_answer(sender: String, req: u64, names: Vec<String>) {
+    let Some(state) = crate::state::get() else {
+        return;
+    };
+    state.pool.spawn_fn(move || {
+        let reply = match state.requirements.ensure(&names, false) {
+            Ok(()) => Reply::Status("OK".into()),
+            Err(e) => Reply::Error(e),
+        };
+        send_answer(&sender, req, &reply);
+    });
 }
 
 fn answer(ctx: &Context, q: Query) -> Reply {
@@ -113,8 +136,24 @@ fn answer(ctx: &Context, q: Query) -> Reply {
         Query::Call(args) => Ok(super::forward::to_reply(crate::host::call(&args))),
         Query::Pause(id, pause) => crate::commands::registrations::pause_local(&id, pause),
         Query::ClearStats => crate::commands::registrations::clear_stats_local(),
+        Query::Install(_) => Err("requirements are installed on a worker".into()),
     };
     result.unwrap_or_else(Reply::Error)
+}
+
+/// Asks every other master `q` and waits (this thread holds no lock) at most `timeout`
+/// for their answers; none outside cluster mode.
+pub fn ask_others_and_wait(q: Query, timeout: Duration) -> Answers {
+    let (tx, rx) = std::sync::mpsc::channel();
+    ask_others(
+        q,
+        timeout,
+        Box::new(move |answers| {
+            let _ = tx.send(answers);
+        }),
+    );
+    rx.recv_timeout(timeout + Duration::from_secs(1))
+        .unwrap_or_default()
 }
 
 /// An answer arrived (main thread): completes its request once all are in.

@@ -36,6 +36,12 @@ pub enum Message {
     Run(RunOrder),
     /// A shard finished its part of execution `id`.
     Done { id: String },
+    /// Shard `from` could not run its part of execution `id`.
+    PartFailed {
+        id: String,
+        from: u32,
+        error: String,
+    },
     /// A question for this shard; answer with `Answer { req, .. }`.
     Ask { req: u64, query: Query },
     /// The answer to request `req` (a reply in `ask::encode_reply`'s form).
@@ -91,6 +97,12 @@ impl Message {
                 out.push(3);
                 put(&mut out, id.as_bytes());
             }
+            Message::PartFailed { id, from, error } => {
+                out.push(7);
+                put(&mut out, id.as_bytes());
+                out.extend_from_slice(&from.to_le_bytes());
+                put(&mut out, error.as_bytes());
+            }
             Message::Ask { req, query } => {
                 out.push(4);
                 out.extend_from_slice(&req.to_le_bytes());
@@ -104,13 +116,12 @@ impl Message {
                     Query::AbortExecution(id) => (2, id.as_bytes()),
                     Query::Session(blob) => (3, blob.as_slice()),
                     Query::Call(argv) => {
-                        let mut b = Vec::new();
-                        b.extend_from_slice(&(argv.len() as u32).to_le_bytes());
-                        for a in argv {
-                            put(&mut b, a);
-                        }
-                        args = b;
+                        args = put_list(argv);
                         (4, args.as_slice())
+                    }
+                    Query::Install(names) => {
+                        args = put_list(names.iter().map(|n| n.as_bytes()));
+                        (8, args.as_slice())
                     }
                 };
                 out.push(kind);
@@ -164,6 +175,11 @@ impl Message {
                 })
             }
             3 => Message::Done { id: r.text()? },
+            7 => Message::PartFailed {
+                id: r.text()?,
+                from: r.u32()?,
+                error: r.text()?,
+            },
             4 => {
                 let req = r.u64()?;
                 let kind = r.u8()?;
@@ -174,18 +190,14 @@ impl Message {
                     1 => Query::DropExecution(text()?),
                     2 => Query::AbortExecution(text()?),
                     3 => Query::Session(field.to_vec()),
-                    4 => {
-                        let mut a = Reader(field);
-                        let n = a.u32()? as usize;
-                        let mut argv = Vec::with_capacity(n.min(1024));
-                        for _ in 0..n {
-                            argv.push(a.field()?.to_vec());
-                        }
-                        if !a.0.is_empty() {
-                            return None;
-                        }
-                        Query::Call(argv)
-                    }
+                    4 => Query::Call(take_list(field)?),
+                    8 => Query::Install(
+                        take_list(field)?
+                            .into_iter()
+                            .map(String::from_utf8)
+                            .collect::<Result<_, _>>()
+                            .ok()?,
+                    ),
                     5 => Query::Pause(text()?, true),
                     6 => Query::Pause(text()?, false),
                     7 => Query::ClearStats,
@@ -205,6 +217,27 @@ impl Message {
         };
         r.0.is_empty().then_some(m)
     }
+}
+
+/// A list of byte strings as one field: a count, then each length-prefixed.
+fn put_list<T: AsRef<[u8]>>(items: impl IntoIterator<Item = T>) -> Vec<u8> {
+    let items: Vec<T> = items.into_iter().collect();
+    let mut b = Vec::new();
+    b.extend_from_slice(&(items.len() as u32).to_le_bytes());
+    for i in &items {
+        put(&mut b, i.as_ref());
+    }
+    b
+}
+
+fn take_list(field: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut a = Reader(field);
+    let n = a.u32()? as usize;
+    let mut out = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        out.push(a.field()?.to_vec());
+    }
+    a.0.is_empty().then_some(out)
 }
 
 fn put(out: &mut Vec<u8>, field: &[u8]) {
@@ -266,6 +299,9 @@ pub fn on_message(ctx: &Context, sender: &str, payload: &[u8]) {
         } => super::transport::deliver(exec, step, from as usize, frame),
         Message::Run(order) => super::dist::on_run(order),
         Message::Done { id } => super::dist::on_done(&id, sender),
+        Message::PartFailed { id, from, error } => {
+            super::dist::on_part_failed(&id, from as usize, error)
+        }
         Message::Ask { req, query } => super::ask::on_ask(ctx, sender, req, query),
         Message::Answer { req, reply } => super::ask::on_answer(sender, req, &reply),
         Message::Unregister { id, abort_pending } => {
@@ -295,6 +331,11 @@ mod tests {
                 wire: vec![1, 2, 3],
             }),
             Message::Done { id: "x-1".into() },
+            Message::PartFailed {
+                id: "x-1".into(),
+                from: 2,
+                error: "boom".into(),
+            },
             Message::Ask {
                 req: 3,
                 query: Query::Session(vec![9; 10]),
@@ -318,6 +359,10 @@ mod tests {
             Message::Ask {
                 req: 7,
                 query: Query::ClearStats,
+            },
+            Message::Ask {
+                req: 8,
+                query: Query::Install(vec!["six".into(), "humanize".into()]),
             },
             Message::Unregister {
                 id: "r".into(),

@@ -60,6 +60,8 @@ struct Pending {
     remaining: usize,
     /// Set when the local part ended: its output, how to complete, and the deadline.
     local: Option<(ExecutionOutput, Complete, Instant)>,
+    /// Errors of shards whose part could not start.
+    errors: Vec<String>,
 }
 
 fn pending() -> std::sync::MutexGuard<'static, HashMap<String, Pending>> {
@@ -76,6 +78,7 @@ pub fn launch(id: &str, topo: &Topology, wire: Vec<u8>) -> ShuffleCtx {
         Pending {
             remaining: topo.shards.len() - 1,
             local: None,
+            errors: Vec::new(),
         },
     );
     let m = Message::Run(RunOrder {
@@ -103,7 +106,7 @@ pub fn launch(id: &str, topo: &Topology, wire: Vec<u8>) -> ShuffleCtx {
 /// The initiator's own part of `id` ended: completes the run now if every other shard
 /// already reported, else when the last one does, or with 1.2's max-idle error when one
 /// stays silent for `ExecutionMaxIdleTime`. Never blocks the calling worker.
-pub fn local_done(id: &str, out: ExecutionOutput, complete: Complete) {
+pub fn local_done(id: &str, mut out: ExecutionOutput, complete: Complete) {
     let mut p = pending();
     match p.get_mut(id) {
         Some(run) if run.remaining > 0 => {
@@ -112,12 +115,25 @@ pub fn local_done(id: &str, out: ExecutionOutput, complete: Complete) {
             start_sweeper();
         }
         _ => {
-            p.remove(id);
+            out.errors
+                .extend(p.remove(id).map(|r| r.errors).unwrap_or_default());
             drop(p);
             transport::forget(exec_key(id));
             complete(out);
         }
     }
+}
+
+/// Removes run `id` once its local part ended: its output (with the errors of shards that
+/// could not run their part) and how to complete it.
+fn take_finished(
+    p: &mut HashMap<String, Pending>,
+    id: &str,
+) -> Option<(ExecutionOutput, Complete)> {
+    let run = p.remove(id)?;
+    let (mut out, complete, _) = run.local?;
+    out.errors.extend(run.errors);
+    Some((out, complete))
 }
 
 /// Forgets run `id` whose local part never started.
@@ -135,7 +151,7 @@ pub fn on_done(id: &str, _sender: &str) {
     if run.remaining > 0 || run.local.is_none() {
         return;
     }
-    let Some((out, complete, _)) = p.remove(id).and_then(|r| r.local) else {
+    let Some((out, complete)) = take_finished(&mut p, id) else {
         return;
     };
     drop(p);
@@ -172,7 +188,7 @@ fn sweep(now: Instant) {
             .collect();
         ids.into_iter()
             .filter_map(|id| {
-                let (out, complete, _) = p.remove(&id)?.local?;
+                let (out, complete) = take_finished(&mut p, &id)?;
                 Some((id, out, complete))
             })
             .collect()
@@ -206,68 +222,51 @@ pub fn on_run(order: RunOrder) {
 }
 
 fn run_part(order: RunOrder) {
-    let RunOrder {
-        id,
-        initiator,
-        shards,
-        ranges,
-        wire,
-    } = order;
-    let initiator = initiator as usize;
-    let Some(state) = crate::state::get() else {
-        return;
-    };
-    let initiator_id = shards.get(initiator).cloned().unwrap_or_default();
-    let report_done = {
-        let (id, to) = (id.clone(), initiator_id.clone());
-        move || {
-            transport::forget(exec_key(&id));
-            bus::send(Some(&to), &Message::Done { id });
-        }
-    };
     // A shard that has not run a script yet may not know the topology.
     if super::current().is_none() {
         super::refresh();
     }
     let my_id = super::shard_id();
-    let Some(me) = shards.iter().position(|s| *s == my_id) else {
-        redis_module::logging::log_warning(format!(
-            "Gearshift: execution {id} names shards without this one ({my_id})"
-        ));
-        return report_done();
-    };
-    let req = match gearpy::cluster::run_from_wire(&wire) {
-        Ok(r) => r,
-        Err(e) => {
-            redis_module::logging::log_warning(format!(
-                "Gearshift: could not rebuild execution {id}: {e}"
-            ));
-            return report_done();
-        }
-    };
-    let ranges: Vec<(u16, u16, usize)> = ranges
-        .into_iter()
-        .map(|(a, b, i)| (a, b, i as usize))
+    let me = order.shards.iter().position(|s| *s == my_id);
+    if let Err(e) = me
+        .ok_or_else(|| format!("execution names shards without this one ({my_id})"))
+        .and_then(|me| start_part(&order, me))
+    {
+        fail_part(&order, me, e);
+    }
+}
+
+/// Starts this shard's part; on `Err` nothing was started.
+fn start_part(order: &RunOrder, me: usize) -> Result<(), String> {
+    let state = crate::state::get().ok_or("Gearshift is not initialised")?;
+    let req = gearpy::cluster::run_from_wire(&order.wire)?;
+    let ranges: Vec<(u16, u16, usize)> = order
+        .ranges
+        .iter()
+        .map(|&(a, b, i)| (a, b, i as usize))
         .collect();
+    let initiator = order.initiator as usize;
     let ctx = shuffle_ctx(
-        &id,
+        &order.id,
         me,
         initiator,
-        shards,
+        order.shards.clone(),
         Arc::new(SlotMap::from_ranges(&ranges)),
     );
-    let entry = Entry::new(id, &req.plan);
+    let entry = Entry::new(order.id.clone(), &req.plan);
     let source = crate::scripts::source_for(req.reader, &req.plan);
     let control = ExecControl::new();
     let host = ControlledRuntime(Arc::clone(&control));
     let on_done = {
         let entry = Arc::clone(&entry);
+        let (id, to) = (order.id.clone(), order.shards[initiator].clone());
         Box::new(move |out: ExecutionOutput| {
             entry.finish(out);
-            report_done();
+            transport::forget(exec_key(&id));
+            bus::send(Some(&to), &Message::Done { id });
         })
     };
-    match Execution::start(
+    let handle = Execution::start(
         source,
         &req.plan,
         Some(&host),
@@ -275,15 +274,48 @@ fn run_part(order: RunOrder) {
         &state.pool,
         &ExecConfig::default(),
         on_done,
-    ) {
-        Ok(handle) => {
-            entry.started(handle, Some(control));
-            state
-                .registry
-                .keep(entry, state.config.int("MaxExecutions"));
+    )
+    .map_err(|e| e.to_string())?;
+    entry.started(handle, Some(control));
+    state
+        .registry
+        .keep(entry, state.config.int("MaxExecutions"));
+    Ok(())
+}
+
+/// This shard's part could not start: every shard that waits for its records is told (so
+/// none waits for the idle bound), and the initiator reports `error`.
+fn fail_part(order: &RunOrder, me: Option<usize>, error: String) {
+    redis_module::logging::log_warning(format!(
+        "Gearshift: part of execution {} failed here: {error}",
+        order.id
+    ));
+    let failed = Message::PartFailed {
+        id: order.id.clone(),
+        from: me.unwrap_or(usize::MAX) as u32,
+        error,
+    };
+    for (i, shard) in order.shards.iter().enumerate() {
+        if Some(i) != me {
+            bus::send(Some(shard), &failed);
         }
-        Err(e) => redis_module::logging::log_warning(format!(
-            "Gearshift: remote execution failed to start: {e}"
-        )),
+    }
+    transport::forget(exec_key(&order.id));
+    if let Some(to) = order.shards.get(order.initiator as usize) {
+        bus::send(
+            Some(to),
+            &Message::Done {
+                id: order.id.clone(),
+            },
+        );
+    }
+}
+
+/// Shard `from` could not run its part of `id` (main thread): shuffles stop waiting for it,
+/// and if this shard initiated the run, the error is reported with its results.
+pub fn on_part_failed(id: &str, from: usize, error: String) {
+    transport::fail_shard(exec_key(id), from);
+    if let Some(run) = pending().get_mut(id) {
+        run.errors.push(error);
     }
 }

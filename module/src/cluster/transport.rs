@@ -30,6 +30,25 @@ const ENDED_KEPT: usize = 4096;
 struct State {
     queues: Queues,
     ended: Ended,
+    /// Shards whose part of an execution could not start, by execution.
+    failed: HashMap<u64, Vec<usize>>,
+    /// Channels already given the "done" of a failed shard.
+    failed_done: HashSet<(ChannelId, usize)>,
+}
+
+impl State {
+    /// A "done" frame standing in for a failed shard that `ch` has not had yet.
+    fn failed_shard_done(&mut self, ch: ChannelId) -> Option<(usize, Vec<u8>)> {
+        let shard = *self
+            .failed
+            .get(&ch.exec)?
+            .iter()
+            .find(|&&s| !self.failed_done.contains(&(ch, s)))?;
+        self.failed_done.insert((ch, shard));
+        let mut done = Vec::new();
+        engine::shuffle::encode_done(&mut done);
+        Some((shard, done))
+    }
 }
 
 struct Inbox {
@@ -60,10 +79,24 @@ pub fn deliver(exec: u64, step: u32, from: usize, frame: Vec<u8>) {
     INBOX.arrived.notify_all();
 }
 
+/// Shard `from` will send nothing for execution `exec`: every channel of it gets a "done"
+/// in its name, so no shuffle waits for it.
+pub fn fail_shard(exec: u64, from: usize) {
+    let mut st = state();
+    if st.ended.set.contains(&exec) {
+        return;
+    }
+    st.failed.entry(exec).or_default().push(from);
+    drop(st);
+    INBOX.arrived.notify_all();
+}
+
 /// Drops whatever is left for execution `exec` (it ended) and refuses later frames.
 pub fn forget(exec: u64) {
     let mut st = state();
     st.queues.retain(|ch, _| ch.exec != exec);
+    st.failed.remove(&exec);
+    st.failed_done.retain(|(ch, _)| ch.exec != exec);
     if st.ended.set.insert(exec) {
         st.ended.order.push_back(exec);
         if st.ended.order.len() > ENDED_KEPT {
@@ -112,6 +145,9 @@ impl Transport for BusTransport {
             if let Some(item) = st.queues.get_mut(&ch).and_then(|v| v.pop_front()) {
                 return Ok(Some(item));
             }
+            if let Some(done) = st.failed_shard_done(ch) {
+                return Ok(Some(done));
+            }
             let now = Instant::now();
             if now >= deadline {
                 return Ok(None);
@@ -142,6 +178,17 @@ mod tests {
         forget(77);
         deliver(77, 1, 1, b"late".to_vec());
         assert_eq!(t.recv(ch, Duration::from_millis(10)).unwrap(), None);
+        // A failed shard's "done" comes once per channel.
+        fail_shard(79, 1);
+        let ch = ChannelId { exec: 79, step: 3 };
+        let (from, frame) = t.recv(ch, Duration::ZERO).unwrap().unwrap();
+        assert_eq!(from, 1);
+        assert!(matches!(
+            engine::shuffle::decode_frame(&frame),
+            Ok(engine::shuffle::Frame::Done)
+        ));
+        assert_eq!(t.recv(ch, Duration::ZERO).unwrap(), None);
+        forget(79);
         // Sending to oneself never touches the bus.
         t.send(0, ChannelId { exec: 78, step: 0 }, b"self".to_vec())
             .unwrap();

@@ -256,6 +256,29 @@ impl Kept {
     }
 }
 
+/// Starts `plan` over `source` on the module's worker pool with the default tuning: the
+/// one way every reader (scripts, triggers, events, streams, cluster parts) starts one.
+pub fn start_execution(
+    source: Box<dyn engine::exec::Source>,
+    plan: &Plan,
+    host: &dyn engine::host::HostRuntime,
+    shuffle: Option<&engine::shuffle::ShuffleCtx>,
+    on_done: engine::exec::OnDone,
+) -> Result<Execution, String> {
+    let state = crate::state::get().ok_or("Gearshift is not initialised")?;
+    let cfg = engine::exec::ExecConfig::default();
+    Execution::start(
+        source,
+        plan,
+        Some(host),
+        shuffle,
+        &state.pool,
+        &cfg,
+        on_done,
+    )
+    .map_err(|e| e.to_string())
+}
+
 /// All kept executions, oldest first.
 #[derive(Debug, Default)]
 pub struct Registry {

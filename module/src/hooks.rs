@@ -79,10 +79,7 @@ fn run_frame(frame: Frame, ctx: Option<&Context>) -> Reply {
         Some(c) => with_lock_held(c, run),
         None => run(),
     }
-    .unwrap_or_else(|e| ExecutionOutput {
-        errors: vec![e.to_string()],
-        ..Default::default()
-    });
+    .unwrap_or_else(ExecutionOutput::failed);
     FRAMES.with(|f| f.borrow_mut().pop());
     reg.stats()
         .record(&out, started.elapsed().as_millis() as u64);

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use engine::batch::{Batch, BatchData, KeyColumns};
-use engine::exec::{ExecConfig, Execution, ExecutionOutput};
+use engine::exec::ExecutionOutput;
 use engine::Datum;
 use gearpy::link::CommandLink;
 use gearpy::{ControlledRuntime, ExecControl, PyRuntime};
@@ -150,10 +150,7 @@ pub fn trigger(
                 engine::reference::run_reference(source, &reg.plan, Some(&PyRuntime))
             })
         })
-        .unwrap_or_else(|e| ExecutionOutput {
-            errors: vec![e.to_string()],
-            ..Default::default()
-        });
+        .unwrap_or_else(ExecutionOutput::failed);
         reg.stats()
             .record(&out, started.elapsed().as_millis() as u64);
         entry.finish(out);
@@ -176,21 +173,10 @@ pub fn trigger(
         done_link.finish_one();
     });
     let host = ControlledRuntime(Arc::clone(&control));
-    match Execution::start(
-        source,
-        &reg.plan,
-        Some(&host),
-        None,
-        &state.pool,
-        &ExecConfig::default(),
-        on_done,
-    ) {
+    match crate::executions::start_execution(source, &reg.plan, &host, None, on_done) {
         Ok(h) => entry.started(h, Some(control)),
         Err(e) => {
-            entry.finish(ExecutionOutput {
-                errors: vec![e.to_string()],
-                ..Default::default()
-            });
+            entry.finish(ExecutionOutput::failed(e));
             link.finish_one();
         }
     }

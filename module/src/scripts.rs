@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use engine::exec::{ExecConfig, Execution, ExecutionOutput, Source};
+use engine::exec::{ExecutionOutput, Source};
 use gearpy::{
     ControlledRuntime, ExecControl, ReaderSpec, RegisterRequest, RunRequest, ScriptOutcome,
 };
@@ -262,18 +262,9 @@ fn start_run(mut req: RunRequest, client: Pending, unblocking: bool) {
             }
         })
     };
-    let cfg = ExecConfig::default();
     let control = ExecControl::new();
     let host = ControlledRuntime(Arc::clone(&control));
-    match Execution::start(
-        source,
-        &req.plan,
-        Some(&host),
-        shuffle.as_ref(),
-        &state.pool,
-        &cfg,
-        on_done,
-    ) {
+    match crate::executions::start_execution(source, &req.plan, &host, shuffle.as_ref(), on_done) {
         Ok(handle) => {
             entry.started(handle, Some(control));
             if let Some(c) = id_client {

@@ -17,6 +17,14 @@ pub struct ExecutionOutput {
 pub type OnDone = Box<dyn FnOnce(ExecutionOutput) + Send>;
 
 impl ExecutionOutput {
+    /// The output of an execution that failed before producing anything.
+    pub fn failed(error: impl ToString) -> Self {
+        ExecutionOutput {
+            errors: vec![error.to_string()],
+            ..Default::default()
+        }
+    }
+
     /// Adds a batch that reached the end of the plan.
     pub fn absorb(&mut self, b: Batch) -> Result<()> {
         self.errors.extend(b.errors);

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use engine::exec::{ExecConfig, Execution, ExecutionOutput};
+use engine::exec::ExecutionOutput;
 use engine::pool::BufferPool;
 use engine::shuffle::{ShuffleCtx, SlotMap};
 use gearpy::{ControlledRuntime, ExecControl};
@@ -266,16 +266,8 @@ fn start_part(order: &RunOrder, me: usize) -> Result<(), String> {
             bus::send(Some(&to), &Message::Done { id });
         })
     };
-    let handle = Execution::start(
-        source,
-        &req.plan,
-        Some(&host),
-        Some(&ctx),
-        &state.pool,
-        &ExecConfig::default(),
-        on_done,
-    )
-    .map_err(|e| e.to_string())?;
+    let handle = crate::executions::start_execution(source, &req.plan, &host, Some(&ctx), on_done)
+        .map_err(|e| e.to_string())?;
     entry.started(handle, Some(control));
     state
         .registry

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use engine::batch::Batch;
-use engine::exec::{ExecConfig, Execution, ExecutionOutput};
+use engine::exec::ExecutionOutput;
 use engine::Datum;
 use gearpy::PyRuntime;
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
@@ -70,10 +70,7 @@ pub fn trigger(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             let out = with_lock_held(ctx, || {
                 engine::reference::run_reference(source, &reg.plan, Some(&PyRuntime))
             })
-            .unwrap_or_else(|e| ExecutionOutput {
-                errors: vec![e.to_string()],
-                ..Default::default()
-            });
+            .unwrap_or_else(ExecutionOutput::failed);
             reg.stats()
                 .record(&out, started.elapsed().as_millis() as u64);
             return respond(ctx, trigger_reply(&out));
@@ -110,9 +107,6 @@ fn run_async(
 
 /// Starts one trigger execution; `serial`: start the registration's next one when done.
 fn start(reg: Arc<Registration>, source: Box<ReadySource>, client: Blocked, serial: bool) {
-    let Some(state) = crate::state::get() else {
-        return;
-    };
     let started = Instant::now();
     let slot = Arc::new(std::sync::Mutex::new(Some(client)));
     let (done_reg, done_slot) = (Arc::clone(&reg), Arc::clone(&slot));
@@ -127,16 +121,8 @@ fn start(reg: Arc<Registration>, source: Box<ReadySource>, client: Blocked, seri
             done_reg.next_serial();
         }
     });
-    let cfg = ExecConfig::default();
-    if let Err(e) = Execution::start(
-        source,
-        &reg.plan,
-        Some(&PyRuntime),
-        None,
-        &state.pool,
-        &cfg,
-        on_done,
-    ) {
+    if let Err(e) = crate::executions::start_execution(source, &reg.plan, &PyRuntime, None, on_done)
+    {
         if let Some(c) = slot.lock().ok().and_then(|mut g| g.take()) {
             reply_blocked(
                 c,

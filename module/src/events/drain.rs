@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use engine::batch::KeyColumns;
-use engine::exec::{ExecConfig, Execution, ExecutionOutput};
+use engine::exec::ExecutionOutput;
 use gearpy::{EventPlan, PyRuntime};
 use redis_module::{Context, ContextGuard, ThreadSafeContext};
 
@@ -281,24 +281,13 @@ pub fn run_next(reg: Arc<Registration>) {
             finish(&done_reg, &done_entry, out, started);
             run_next(done_reg);
         });
-        match Execution::start(
-            source,
-            &reg.plan,
-            Some(&PyRuntime),
-            None,
-            &state.pool,
-            &ExecConfig::default(),
-            on_done,
-        ) {
+        match crate::executions::start_execution(source, &reg.plan, &PyRuntime, None, on_done) {
             Ok(h) => {
                 entry.started(h, None);
                 return;
             }
             Err(e) => {
-                let out = ExecutionOutput {
-                    errors: vec![e.to_string()],
-                    ..Default::default()
-                };
+                let out = ExecutionOutput::failed(e);
                 finish(&reg, &entry, out, started);
             }
         }

@@ -135,10 +135,7 @@ fn run_sync(
     let out = with_lock_held(ctx, || {
         engine::reference::run_reference(source, &reg.plan, Some(&PyRuntime))
     })
-    .unwrap_or_else(|e| ExecutionOutput {
-        errors: vec![e.to_string()],
-        ..Default::default()
-    });
+    .unwrap_or_else(ExecutionOutput::failed);
     finish(reg, &entry, out, started);
 }
 

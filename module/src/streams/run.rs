@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use engine::batch::Batch;
-use engine::exec::{ExecConfig, Execution, ExecutionOutput};
+use engine::exec::ExecutionOutput;
 use gearpy::PyRuntime;
 use redis_module::{Context, ThreadSafeContext};
 
@@ -83,22 +83,10 @@ fn run_batch(reg: Arc<StreamRegistration>, key: Vec<u8>) {
             spawn(done_reg, done_key);
         }
     });
-    let cfg = ExecConfig::default();
-    match Execution::start(
-        source,
-        &reg.plan,
-        Some(&PyRuntime),
-        None,
-        &state.pool,
-        &cfg,
-        on_done,
-    ) {
+    match crate::executions::start_execution(source, &reg.plan, &PyRuntime, None, on_done) {
         Ok(h) => entry.started(h, None),
         Err(e) => {
-            let out = ExecutionOutput {
-                errors: vec![e.to_string()],
-                ..Default::default()
-            };
+            let out = ExecutionOutput::failed(e);
             entry.finish(out);
             reg.after_batch(&key, 0, false);
         }
@@ -120,10 +108,7 @@ pub(super) fn run_sync(ctx: &Context, reg: &Arc<StreamRegistration>, key: &[u8])
         let out = with_lock_held(ctx, || {
             engine::reference::run_reference(source, &reg.plan, Some(&PyRuntime))
         })
-        .unwrap_or_else(|e| ExecutionOutput {
-            errors: vec![e.to_string()],
-            ..Default::default()
-        });
+        .unwrap_or_else(ExecutionOutput::failed);
         // Sync registrations only allow the `continue` policy: always ack.
         if !finish(reg, key, &entries, &entry, out, started, Some(ctx)) {
             return;

@@ -1,7 +1,8 @@
 //! `PyStage`: a run of fused Python steps as one engine operator. It takes the GIL once
 //! per batch and pushes each record through every step in order (record-at-a-time inside
 //! the batch, so errors stop the flow exactly where 1.2's would); batch steps (`mapBatch`,
-//! `filterBatch`, in `batch`) gather what reaches them and run once per batch. Also the
+//! `filterBatch`, in `batch`) gather what reaches them and run once per batch; leading
+//! `async def` steps run a batch's coroutines together (`wave`). Also the
 //! finalizer that turns Python results into native values, and `PyRuntime`, the host.
 
 use engine::batch::{Batch, BatchData, BinaryColumn};
@@ -22,6 +23,7 @@ use crate::errors::error_text;
 
 mod batch;
 mod local;
+mod wave;
 
 pub(crate) use local::Local;
 
@@ -104,6 +106,8 @@ pub struct PyStage {
     failed: bool,
     /// Set for abortable executions: records the running thread, honours stops.
     control: Option<Arc<ExecControl>>,
+    /// Leading steps run as a wave (`wave`), found on the first batch.
+    wave_upto: Option<usize>,
 }
 
 impl PyStage {
@@ -126,6 +130,7 @@ impl PyStage {
             state,
             failed: false,
             control: None,
+            wave_upto: None,
         }
     }
 
@@ -460,12 +465,26 @@ impl Operator for PyStage {
             };
             match Self::rows(py, data) {
                 Ok(rows) => {
+                    // Leading `async def` steps: the batch's coroutines run together.
+                    let upto = match keys {
+                        None => *self
+                            .wave_upto
+                            .get_or_insert_with(|| wave::async_prefix(py, &self.steps)),
+                        Some(_) => 0,
+                    };
+                    let (rows, wave_err) = match upto {
+                        0 => (rows, None),
+                        _ => wave::run_wave(py, &self.steps, upto, rows),
+                    };
                     for (i, row) in rows.into_iter().enumerate() {
                         let key = keys.as_ref().filter(|k| i < k.len()).map(|k| k.get(i));
-                        if let Err(e) = self.push(py, 0, row, key, &mut out) {
+                        if let Err(e) = self.push(py, upto, row, key, &mut out) {
                             self.fail(py, &e, &mut errors, emit);
                             break;
                         }
+                    }
+                    if let Some(e) = wave_err.filter(|_| !self.failed) {
+                        self.fail(py, &e, &mut errors, emit);
                     }
                 }
                 Err(e) => self.fail(py, &e, &mut errors, emit),

@@ -197,3 +197,55 @@ async def f(x):
 GB().map(f).run('h:2')
 """
     assert pyexecute(r, script) == [['4!'], []]
+
+
+IN_FLIGHT = """
+import asyncio
+state = {'now': 0, 'max': 0}
+
+async def f(x):
+    state['now'] += 1
+    state['max'] = max(state['max'], state['now'])
+    await asyncio.sleep(0.001)
+    state['now'] -= 1
+    return x
+
+GB('PythonReader').map(f).map(lambda x: state['max']).run(lambda: iter(range(N)))
+"""
+
+
+def test_coroutines_of_a_step_are_in_flight_together(r):
+    """1.2 keeps up to 1000 coroutines in flight per map/filter/foreach step."""
+    res, errs = pyexecute(r, IN_FLIGHT.replace("N", "50"))
+    assert errs == [] and set(res) == {"50"}
+
+
+def test_no_more_than_1000_in_flight(r):
+    res, errs = pyexecute(r, IN_FLIGHT.replace("N", "1500"))
+    assert errs == [] and max(int(x) for x in res) == 1000
+
+
+def test_records_before_a_failing_coroutine_are_kept_in_order(r):
+    script = """
+import asyncio
+async def f(x):
+    await asyncio.sleep(0.001 * (5 - x % 5))
+    if x == 7:
+        raise Exception('seven')
+    return x
+GB('PythonReader').map(f).map(lambda x: x + 1).run(lambda: iter(range(10)))
+"""
+    res, errs = pyexecute(r, script)
+    assert res == [str(i) for i in range(1, 8)]
+    assert len(errs) == 1 and "Exception: seven" in errs[0]
+
+
+def test_plain_steps_keep_record_order_of_side_effects(r):
+    """Without an async step, each record goes through every step before the next."""
+    script = """
+seen = []
+GB('PythonReader').map(lambda x: seen.append(('m', x)) or x).foreach(lambda x: seen.append(('f', x))).collect().accumulate(lambda a, x: seen).flatmap(lambda s: [str(s)]).run(lambda: iter(range(3)))
+"""
+    res, errs = pyexecute(r, script)
+    assert errs == []
+    assert res == ["[('m', 0), ('f', 0), ('m', 1), ('f', 1), ('m', 2), ('f', 2)]"]

@@ -57,29 +57,17 @@ struct EntryState {
     total_ms: u64,
 }
 
-/// One kept execution.
+/// What RG.GETEXECUTION shows of a plan: computed once per registration and shared by
+/// every execution it triggers (not rebuilt per event).
 #[derive(Debug)]
-pub struct Entry {
-    pub id: String,
-    pub registered: bool,
+pub struct PlanShape {
     pub steps: Vec<StepInfo>,
     /// Steps per pipeline stage, in order (to map stage timings onto steps).
     group_sizes: Vec<usize>,
-    started: Instant,
-    state: Mutex<EntryState>,
 }
 
-impl Entry {
-    pub fn new(id: String, plan: &Plan) -> Arc<Entry> {
-        Self::build(id, plan, false)
-    }
-
-    /// An execution triggered by a registration (`registered` = 1 in dumps).
-    pub fn new_registered(id: String, plan: &Plan) -> Arc<Entry> {
-        Self::build(id, plan, true)
-    }
-
-    fn build(id: String, plan: &Plan, registered: bool) -> Arc<Entry> {
+impl PlanShape {
+    pub fn of(plan: &Plan) -> Arc<PlanShape> {
         let steps = plan
             .steps
             .iter()
@@ -97,11 +85,40 @@ impl Entry {
             })
             .collect();
         let group_sizes = plan.stage_groups().iter().map(|g| g.len()).collect();
+        Arc::new(PlanShape { steps, group_sizes })
+    }
+}
+
+/// One kept execution.
+#[derive(Debug)]
+pub struct Entry {
+    pub id: String,
+    pub registered: bool,
+    shape: Arc<PlanShape>,
+    started: Instant,
+    state: Mutex<EntryState>,
+}
+
+impl Entry {
+    pub fn new(id: String, plan: &Plan) -> Arc<Entry> {
+        Self::build(id, PlanShape::of(plan), false)
+    }
+
+    /// An execution triggered by a registration (`registered` = 1 in dumps).
+    pub fn new_registered(id: String, shape: &Arc<PlanShape>) -> Arc<Entry> {
+        Self::build(id, Arc::clone(shape), true)
+    }
+
+    /// The plan's steps, as RG.GETEXECUTION lists them.
+    pub fn steps(&self) -> &[StepInfo] {
+        &self.shape.steps
+    }
+
+    fn build(id: String, shape: Arc<PlanShape>, registered: bool) -> Arc<Entry> {
         Arc::new(Entry {
             id,
             registered,
-            steps,
-            group_sizes,
+            shape,
             started: Instant::now(),
             state: Mutex::new(EntryState {
                 status: Status::Created,
@@ -214,8 +231,8 @@ impl Entry {
             .map(|h| h.stage_nanos())
             .unwrap_or_default();
         let ms = |i: usize| nanos.get(i).copied().unwrap_or(0) / 1_000_000;
-        let mut steps = Vec::with_capacity(self.steps.len());
-        for (g, size) in self.group_sizes.iter().enumerate() {
+        let mut steps = Vec::with_capacity(self.shape.steps.len());
+        for (g, size) in self.shape.group_sizes.iter().enumerate() {
             steps.extend(std::iter::repeat_n(0, size.saturating_sub(1)));
             steps.push(ms(g + 1));
         }

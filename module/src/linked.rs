@@ -136,7 +136,7 @@ pub fn trigger(
         return;
     }
     reg.count_triggered();
-    let entry = Entry::new_registered(state.registry.next_id(), &reg.plan);
+    let entry = Entry::new_registered(state.registry.next_id(), &reg.shape);
     crate::events::track(state, reg, &entry);
     let started = Instant::now();
     if reg.mode == Mode::Sync {

@@ -131,6 +131,8 @@ pub struct Registration {
     pub read_value: bool,
     pub mode: Mode,
     pub plan: Plan,
+    /// The plan as executions show it (shared by every execution it triggers).
+    pub shape: Arc<crate::executions::PlanShape>,
     /// CommandReader registrations: the trigger name (keyspace events skip these).
     pub trigger: Option<String>,
     pub inorder: bool,
@@ -193,6 +195,7 @@ impl Registration {
                 .map(|v| v.iter().map(|t| key_type_named(t)).collect()),
             read_value: req.read_value,
             mode: Mode::parse(&req.mode),
+            shape: crate::executions::PlanShape::of(&req.plan),
             plan: req.plan,
             trigger: req.trigger,
             inorder: req.inorder,

@@ -200,7 +200,7 @@ fn shard_plan(e: &Entry, profile: bool) -> Reply {
     let (read_ms, step_ms) = e.durations();
     // Steps are listed last step first; durations are 0 unless ProfileExecutions.
     let steps = e
-        .steps
+        .steps()
         .iter()
         .zip(step_ms)
         .rev()

@@ -14,9 +14,9 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use engine::exec::ExecutionOutput;
-use engine::plan::Plan;
+use std::sync::Arc;
 
-use crate::executions::{Entry, Registry};
+use crate::executions::{Entry, PlanShape, Registry};
 use crate::registrations::Registration;
 use crate::state::ModuleState;
 
@@ -63,7 +63,7 @@ pub fn record(
         return;
     }
     reg.stats().record_batch(&outs, elapsed.as_micros() as u64);
-    keep_batch(&state.registry, &mut reg.kept_ids(), &reg.plan, outs, caps);
+    keep_batch(&state.registry, &mut reg.kept_ids(), &reg.shape, outs, caps);
 }
 
 /// Ids for `outs`, their entries kept in `registry` and their ids in `kept` (the
@@ -71,7 +71,7 @@ pub fn record(
 pub(crate) fn keep_batch(
     registry: &Registry,
     kept: &mut VecDeque<String>,
-    plan: &Plan,
+    plan: &Arc<PlanShape>,
     outs: Vec<ExecutionOutput>,
     caps: Caps,
 ) {
@@ -198,7 +198,8 @@ mod tests {
     /// 1.2's order, one execution at a time (what `events::track` does).
     fn one_by_one(r: &Registry, kept: &mut VecDeque<String>, n: usize, caps: Caps) {
         for i in 0..n {
-            let e = Entry::new_registered(r.next_id(), &Plan::default());
+            let e =
+                Entry::new_registered(r.next_id(), &PlanShape::of(&engine::plan::Plan::default()));
             e.finish(out(i));
             r.keep(Arc::clone(&e), caps.total);
             kept.push_back(e.id.clone());
@@ -231,14 +232,23 @@ mod tests {
                             let (mut ka, mut kb) = (VecDeque::new(), VecDeque::new());
                             for r in [&a, &b] {
                                 for _ in 0..others {
-                                    r.keep(Entry::new(r.next_id(), &Plan::default()), total);
+                                    r.keep(
+                                        Entry::new(r.next_id(), &engine::plan::Plan::default()),
+                                        total,
+                                    );
                                 }
                             }
                             one_by_one(&a, &mut ka, prior, caps);
                             one_by_one(&b, &mut kb, prior, caps);
                             one_by_one(&a, &mut ka, n, caps);
                             let outs = (0..n).map(out).collect();
-                            keep_batch(&b, &mut kb, &Plan::default(), outs, caps);
+                            keep_batch(
+                                &b,
+                                &mut kb,
+                                &PlanShape::of(&engine::plan::Plan::default()),
+                                outs,
+                                caps,
+                            );
                             let ctx = format!("{caps:?} others={others} prior={prior} n={n}");
                             assert_eq!(ids(&a), ids(&b), "{ctx}");
                             assert_eq!(ka, kb, "{ctx}");

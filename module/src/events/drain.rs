@@ -273,7 +273,7 @@ pub fn run_next(reg: Arc<Registration>) {
             return;
         };
         let started = Instant::now();
-        let entry = Entry::new_registered(state.registry.next_id(), &reg.plan);
+        let entry = Entry::new_registered(state.registry.next_id(), &reg.shape);
         track(state, &reg, &entry);
         let source = Box::new(KeysSource::for_event(key, event, reg.read_value));
         let (done_reg, done_entry) = (Arc::clone(&reg), Arc::clone(&entry));

@@ -130,7 +130,7 @@ fn run_sync(
     read_key(ctx, key, &mut cols, reg.read_value);
     cols.push_event(event.as_bytes());
     let source = Box::new(ReadySource::new(Batch::new(BatchData::Keys(cols))));
-    let entry = Entry::new_registered(state.registry.next_id(), &reg.plan);
+    let entry = Entry::new_registered(state.registry.next_id(), &reg.shape);
     track(state, reg, &entry);
     let out = with_lock_held(ctx, || {
         engine::reference::run_reference(source, &reg.plan, Some(&PyRuntime))
@@ -211,7 +211,7 @@ fn continue_in_background(
     rest: gearpy::Deferred,
     started: Instant,
 ) {
-    let entry = Entry::new_registered(state.registry.next_id(), &reg.plan);
+    let entry = Entry::new_registered(state.registry.next_id(), &reg.shape);
     entry.running();
     track(state, reg, &entry);
     let reg = Arc::clone(reg);

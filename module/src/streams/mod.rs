@@ -69,6 +69,8 @@ pub struct StreamRegistration {
     pub opts: StreamOptions,
     pub mode: Mode,
     pub plan: Plan,
+    /// The plan as executions show it (shared by every batch's execution).
+    pub shape: std::sync::Arc<crate::executions::PlanShape>,
     stats: Mutex<Stats>,
     state: Mutex<State>,
 }
@@ -82,6 +84,7 @@ impl StreamRegistration {
             prefix: req.prefix,
             opts,
             mode: Mode::parse(&req.mode),
+            shape: crate::executions::PlanShape::of(&req.plan),
             plan: req.plan,
             stats: Mutex::new(Stats::default()),
             state: Mutex::new(State {

@@ -1,14 +1,15 @@
-//! The one import path for atomics, cells and `Arc` in the engine, so loom can model them.
+//! The one import path for atomics, cells and `Arc` in the engine (and for atomics in the
+//! module and Python crates), so loom can model them.
 //!
 //! Under `cfg(loom)` these are loom's types; otherwise std's. Depends on nothing else.
 
 #[cfg(loom)]
-pub use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+pub use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 #[cfg(loom)]
 pub use loom::sync::{Arc, Mutex, MutexGuard};
 
 #[cfg(not(loom))]
-pub use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+pub use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 #[cfg(not(loom))]
 pub use std::sync::{Arc, Mutex, MutexGuard};
 

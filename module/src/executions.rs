@@ -4,8 +4,8 @@
 //! Blocking RG.PYEXECUTE runs are not kept (1.2 drops them after replying); UNBLOCKING runs
 //! stay until dropped or evicted.
 
+use engine::sync::{AtomicU64, Ordering};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 

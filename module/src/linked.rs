@@ -4,8 +4,8 @@
 //! reply unless a step called `override_reply(v)` (first caller wins). Inside MULTI/Lua the
 //! client is not blocked and gets the real reply.
 
+use engine::sync::{AtomicUsize, Ordering};
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 

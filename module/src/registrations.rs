@@ -5,8 +5,8 @@
 //! worker does), drained by `events::drain`; the queue is bounded so a hot keyspace cannot
 //! grow memory without limit (see `events::queue` for the overflow policy).
 
+use engine::sync::{AtomicU64, AtomicUsize, Ordering};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use engine::batch::KeyType;

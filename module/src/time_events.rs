@@ -14,7 +14,7 @@
 //! recreates the key (also what an AOF rewrite without an RDB preamble emits). Like
 //! registrations, time events never call their function on a replica or while loading.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use engine::sync::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! thread runs its callbacks, and `interrupt` raises `gears.forcestopped` there, so even a
 //! `while True: pass` callback ends within one bytecode boundary.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use engine::sync::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use pyo3::prelude::*;

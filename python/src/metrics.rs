@@ -1,7 +1,7 @@
 //! Counters of the Python layer for INFO: how often execution stages took the GIL and how
 //! long they waited for it (contention between workers, the main thread and Redis).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use engine::sync::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use pyo3::prelude::*;

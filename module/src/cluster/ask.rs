@@ -3,8 +3,8 @@
 //! main thread, and the gathered answers complete the request once all are in, or at its
 //! deadline with what arrived (a silent shard is named in its answer slot).
 
+use engine::sync::{AtomicU64, Ordering};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 

@@ -5,8 +5,8 @@
 //! caller's, or one taken here). Received messages arrive on the main thread and go to
 //! `crate::cluster::bus::on_message`, behind the panic trampoline.
 
+use engine::sync::{AtomicPtr, Ordering};
 use std::ffi::CString;
-use std::sync::atomic::{AtomicPtr, Ordering};
 
 use redis_module::{raw, Context, ThreadSafeContext};
 

@@ -34,6 +34,18 @@ check_dependency_direction() {
   return "$ok"
 }
 
+# Every atomic comes from the engine's `sync` shim, so loom can model it (DESIGN §10).
+check_atomics_via_shim() {
+  local hits
+  hits=$(grep -rn 'std::sync::atomic' engine/src module/src python/src --include='*.rs' |
+    grep -v '^engine/src/sync.rs:') || true
+  if [[ -n $hits ]]; then
+    printf '%s\n' "$hits"
+    echo "use engine::sync::{Atomic…} instead of std::sync::atomic (see the lines above)"
+    return 1
+  fi
+}
+
 # loom gets its own target dir: --cfg loom changes RUSTFLAGS, which would otherwise throw away
 # the main build cache. Bounded preemptions keep the model checker's run time sane.
 loom_tests() {
@@ -51,6 +63,7 @@ main() {
   step "cargo fmt" cargo fmt --all --check
   step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
   step "dependency direction" check_dependency_direction
+  step "atomics via the sync shim" check_atomics_via_shim
   step "cargo test" cargo test --workspace
   step "loom" loom_tests
   step "build module" cargo build --release -p gearshift

@@ -1,4 +1,4 @@
-//! Redis Cluster support: the topology (who owns which slots), the bus messages between
+//! Redis Cluster support (docs/cluster.md): the topology (who owns which slots), the bus messages between
 //! shards, the shuffle transport over them, and distributed runs.
 //!
 //! Cluster mode is on when `CLUSTER SLOTS` shows more than one master (REFERENCE §7):

@@ -1,5 +1,5 @@
-//! Redis Cluster support (docs/cluster.md): the topology (who owns which slots), the bus messages between
-//! shards, the shuffle transport over them, and distributed runs.
+//! Redis Cluster support (docs/cluster.md): the topology (who owns which slots), the bus
+//! messages between shards, the shuffle transport over them, and distributed runs.
 //!
 //! Cluster mode is on when `CLUSTER SLOTS` shows more than one master (REFERENCE §7):
 //! otherwise everything runs locally and ids use 40 zeros. The topology is re-read when a

@@ -14,7 +14,7 @@ use super::output::{ExecutionOutput, OnDone};
 use super::pool::{PoolHandle, Task};
 use super::Source;
 use crate::batch::Batch;
-use crate::ops::{Emit, Operator};
+use crate::ops::{Emit, Finish, Operator};
 use crate::queue::{Consumer, Pop, Producer};
 use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicU8, Mutex, Ordering};
 
@@ -114,7 +114,7 @@ impl Stage {
             stash: VecDeque::new(),
             finished: false,
         };
-        Arc::new(Stage {
+        let stage = Arc::new(Stage {
             index,
             state: AtomicU8::new(IDLE),
             inner: Mutex::new(inner),
@@ -122,7 +122,21 @@ impl Stage {
             pool,
             prev: OnceLock::new(),
             next: OnceLock::new(),
-        })
+        });
+        // Operators that park (shuffles waiting for peers) wake their stage with this.
+        let weak = Arc::downgrade(&stage);
+        let waker: crate::ops::Waker = Arc::new(move || {
+            if let Some(s) = weak.upgrade() {
+                s.wake();
+            }
+        });
+        stage
+            .inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .op
+            .set_waker(waker);
+        stage
     }
 
     pub(crate) fn link(prev: &Arc<Stage>, next: &Arc<Stage>) {
@@ -178,21 +192,26 @@ impl Stage {
                 Next::End => {
                     inner.input = None;
                     let mut emit = Emit::new();
-                    let finished = match self.timed(|| inner.op.try_finish(&mut emit)) {
-                        Ok(done) => done,
+                    let progress = match self.timed(|| inner.op.try_finish(&mut emit)) {
+                        Ok(p) => p,
                         Err(e) => {
                             inner
                                 .stash
                                 .push_back(Batch::errors_only(vec![e.to_string()]));
-                            true
+                            Finish::Done
                         }
                     };
                     inner.stash.extend(emit.drain());
-                    if !finished {
+                    match progress {
+                        Finish::Done => inner.finished = true,
                         // Waiting on other shards: give the worker to other stages.
-                        return Turn::Yield;
+                        Finish::Yield => return Turn::Yield,
+                        // Waiting for its waker (a full output: for the consumer's wake).
+                        Finish::Parked => {
+                            self.flush(inner);
+                            return Turn::Idle;
+                        }
                     }
-                    inner.finished = true;
                 }
             }
         }

@@ -9,11 +9,13 @@ mod chain;
 mod count;
 mod group;
 mod limit;
+mod wake;
 
 pub use chain::Chain;
 pub use count::{CountByOp, CountOp, SumByKeyOp, SumIntsOp};
 pub use group::GroupTable;
 pub use limit::LimitOp;
+pub use wake::{wake_at, Waker};
 
 use crate::batch::Batch;
 use crate::error::Result;
@@ -53,6 +55,16 @@ impl Emit {
     }
 }
 
+/// How far `Operator::try_finish` got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    Done,
+    /// More work is ready: run again after other stages had a turn.
+    Yield,
+    /// Waiting: the operator's waker will be called (arrival or deadline).
+    Parked,
+}
+
 /// A batch transform. Contract:
 /// - `process` is called once per input batch, in order; `finish` once after the last.
 /// - Errors returned here fail the whole execution; a failing *record* is reported by
@@ -65,13 +77,15 @@ pub trait Operator: Send {
     fn finish(&mut self, _out: &mut Emit) -> Result<()> {
         Ok(())
     }
-    /// A step of `finish` that may wait on something outside the pool (another shard):
-    /// `Ok(false)` means "not finished, call again later" and the stage yields its worker
-    /// in between, so a waiting operator never holds a worker for long. The default runs
+    /// A step of `finish` that may wait on something outside the pool (another shard),
+    /// never holding a worker while it waits: `Yield` means "call again soon", `Parked`
+    /// means "call again when the waker given by `set_waker` is called". The default runs
     /// `finish` at once.
-    fn try_finish(&mut self, out: &mut Emit) -> Result<bool> {
-        self.finish(out).map(|()| true)
+    fn try_finish(&mut self, out: &mut Emit) -> Result<Finish> {
+        self.finish(out).map(|()| Finish::Done)
     }
+    /// The stage's waker, given once before the first batch (operators that park keep it).
+    fn set_waker(&mut self, _waker: Waker) {}
     /// True when the operator receives batches with their error lane (shuffles forward
     /// errors to other shards); otherwise the executor routes errors past it.
     fn handles_errors(&self) -> bool {

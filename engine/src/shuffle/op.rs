@@ -3,9 +3,10 @@
 //!
 //! Local records pass straight through; remote ones are encoded into pooled buffers and
 //! sent one frame per batch. At `finish` the operator announces "done" and waits — with
-//! the execution's idle bound — for every peer that sends to it. The wait is cooperative
-//! (`try_finish`): each call waits at most `POLL_SLICE`, then the stage yields its worker,
-//! so shuffles waiting on each other across shards cannot starve a bounded pool.
+//! the execution's idle bound — for every peer that sends to it. In a stage the wait never
+//! holds a worker (`try_finish`): the operator takes what has arrived, then parks, to be
+//! woken by the transport on the next arrival or by the timer at its idle deadline, so
+//! shuffles waiting on each other across shards cannot starve a bounded pool.
 
 use super::codec::{decode_frame_with, encode_data, encode_done, Frame};
 use super::partitioner::Partitioner;
@@ -13,10 +14,11 @@ use super::transport::ChannelId;
 use super::ShuffleCtx;
 use crate::batch::Batch;
 use crate::error::{EngineError, Result};
-use crate::ops::{Emit, Operator};
+use crate::ops::{wake_at, Emit, Finish, Operator, Waker};
+use crate::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Longest a `try_finish` call waits for a frame before yielding the worker.
+/// Longest a blocking `finish` waits per receive (outside a stage).
 const POLL_SLICE: Duration = Duration::from_millis(2);
 /// Frames taken per `try_finish` call (the stage flushes between calls).
 const FRAMES_PER_CALL: usize = 8;
@@ -27,6 +29,18 @@ pub struct ShuffleOp {
     collect: bool,
     /// Set once "done" was sent: peers still to finish, and when one last made progress.
     waiting: Option<(usize, Instant)>,
+    /// The stage's waker (none outside a stage: `finish` then blocks).
+    waker: Option<Waker>,
+    /// When the idle timer last set will fire.
+    timer_at: Option<Instant>,
+}
+
+/// What one look at the inbox found.
+enum Poll {
+    Done,
+    /// Stopped after `FRAMES_PER_CALL` frames: more may be waiting.
+    Busy,
+    Empty,
 }
 
 impl ShuffleOp {
@@ -40,6 +54,8 @@ impl ShuffleOp {
             ch,
             collect,
             waiting: None,
+            waker: None,
+            timer_at: None,
         }
     }
 
@@ -110,11 +126,48 @@ impl Operator for ShuffleOp {
     }
 
     fn finish(&mut self, out: &mut Emit) -> Result<()> {
-        while !self.try_finish(out)? {}
+        while !matches!(self.poll(out, POLL_SLICE)?, Poll::Done) {}
         Ok(())
     }
 
-    fn try_finish(&mut self, out: &mut Emit) -> Result<bool> {
+    fn try_finish(&mut self, out: &mut Emit) -> Result<Finish> {
+        let Some(waker) = self.waker.as_ref().map(Arc::clone) else {
+            // Outside a stage: nobody would wake us, so wait a slice and ask to run again.
+            return Ok(match self.poll(out, POLL_SLICE)? {
+                Poll::Done => Finish::Done,
+                _ => Finish::Yield,
+            });
+        };
+        match self.poll(out, Duration::ZERO)? {
+            Poll::Done => return Ok(Finish::Done),
+            Poll::Busy => return Ok(Finish::Yield),
+            Poll::Empty => {}
+        }
+        // Park: woken by the next arrival, or at the idle deadline.
+        self.ctx.transport.on_arrival(self.ch, Arc::clone(&waker));
+        let deadline = self.waiting.map_or_else(Instant::now, |w| w.1) + self.ctx.idle_timeout;
+        if self.timer_at.is_none_or(|t| t <= Instant::now()) {
+            self.timer_at = Some(deadline);
+            wake_at(deadline, waker);
+        }
+        // A frame that came before the waker was registered would not wake us: look again.
+        Ok(match self.poll(out, Duration::ZERO)? {
+            Poll::Done => Finish::Done,
+            Poll::Busy => Finish::Yield,
+            // Records taken so far are handed on by the stage before it idles.
+            Poll::Empty => Finish::Parked,
+        })
+    }
+
+    fn set_waker(&mut self, waker: Waker) {
+        self.waker = Some(waker);
+    }
+}
+
+impl ShuffleOp {
+    /// Takes what has arrived (waiting at most `wait` for a frame); the idle bound counts
+    /// from the last frame.
+    fn poll(&mut self, out: &mut Emit, wait: Duration) -> Result<Poll> {
         let (mut left, mut progress) = match self.waiting {
             Some(w) => w,
             None => {
@@ -123,8 +176,13 @@ impl Operator for ShuffleOp {
             }
         };
         let mut taken = 0;
-        while left > 0 && taken < FRAMES_PER_CALL {
-            let Some((_, bytes)) = self.ctx.transport.recv(self.ch, POLL_SLICE)? else {
+        let mut polled = Poll::Empty;
+        while left > 0 {
+            if taken == FRAMES_PER_CALL {
+                polled = Poll::Busy;
+                break;
+            }
+            let Some((_, bytes)) = self.ctx.transport.recv(self.ch, wait)? else {
                 if progress.elapsed() >= self.ctx.idle_timeout {
                     return Err(EngineError::Execution("Execution max idle reached".into()));
                 }
@@ -141,7 +199,7 @@ impl Operator for ShuffleOp {
             }
         }
         self.waiting = Some((left, progress));
-        Ok(left == 0)
+        Ok(if left == 0 { Poll::Done } else { polled })
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Condvar;
 use std::time::{Duration, Instant};
 
 use crate::error::{EngineError, Result};
+use crate::ops::Waker;
 use crate::sync::{Arc, Mutex};
 
 /// Frames of one shuffle step of one execution travel on their own channel.
@@ -16,18 +17,29 @@ pub struct ChannelId {
 }
 
 /// Moves frames between shards. `send` must not block for long; `recv` waits at most
-/// `timeout` and returns `Ok(None)` when nothing came.
+/// `timeout` and returns `Ok(None)` when nothing came (`Duration::ZERO`: do not wait).
+/// `on_arrival` registers a one-shot waker for the next frame on a channel: a receiver
+/// that found nothing registers, then checks again, so no arrival is missed.
 pub trait Transport: Send + Sync {
     fn send(&self, to: usize, ch: ChannelId, frame: Vec<u8>) -> Result<()>;
     fn recv(&self, ch: ChannelId, timeout: Duration) -> Result<Option<(usize, Vec<u8>)>>;
+    fn on_arrival(&self, ch: ChannelId, waker: Waker);
 }
 
 type Inbox = Mutex<HashMap<ChannelId, VecDeque<(usize, Vec<u8>)>>>;
+type Wakers = Mutex<HashMap<ChannelId, Vec<Waker>>>;
 
 /// N shards' inboxes in one process.
-#[derive(Debug)]
 pub struct InProcessNetwork {
-    inboxes: Vec<(Inbox, Condvar)>,
+    inboxes: Vec<(Inbox, Condvar, Wakers)>,
+}
+
+impl std::fmt::Debug for InProcessNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InProcessNetwork")
+            .field("shards", &self.inboxes.len())
+            .finish()
+    }
 }
 
 /// One shard's end of an [`InProcessNetwork`].
@@ -45,7 +57,13 @@ impl InProcessNetwork {
     pub fn new(n: usize) -> Vec<Arc<dyn Transport>> {
         let net = Arc::new(InProcessNetwork {
             inboxes: (0..n)
-                .map(|_| (Mutex::new(HashMap::new()), Condvar::new()))
+                .map(|_| {
+                    (
+                        Mutex::new(HashMap::new()),
+                        Condvar::new(),
+                        Mutex::new(HashMap::new()),
+                    )
+                })
                 .collect(),
         });
         (0..n)
@@ -61,7 +79,7 @@ impl InProcessNetwork {
 
 impl Transport for InProcessTransport {
     fn send(&self, to: usize, ch: ChannelId, frame: Vec<u8>) -> Result<()> {
-        let (inbox, cv) = self
+        let (inbox, cv, wakers) = self
             .net
             .inboxes
             .get(to)
@@ -73,11 +91,25 @@ impl Transport for InProcessTransport {
             .or_default()
             .push_back((self.me, frame));
         cv.notify_all();
+        let woken = wakers.lock().expect("wakers lock").remove(&ch);
+        for w in woken.into_iter().flatten() {
+            w();
+        }
         Ok(())
     }
 
+    fn on_arrival(&self, ch: ChannelId, waker: Waker) {
+        let (_, _, wakers) = &self.net.inboxes[self.me];
+        wakers
+            .lock()
+            .expect("wakers lock")
+            .entry(ch)
+            .or_default()
+            .push(waker);
+    }
+
     fn recv(&self, ch: ChannelId, timeout: Duration) -> Result<Option<(usize, Vec<u8>)>> {
-        let (inbox, cv) = &self.net.inboxes[self.me];
+        let (inbox, cv, _) = &self.net.inboxes[self.me];
         let deadline = Instant::now() + timeout;
         let mut guard = inbox.lock().expect("inbox lock");
         loop {

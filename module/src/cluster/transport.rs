@@ -11,6 +11,7 @@ use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use engine::error::{EngineError, Result};
+use engine::ops::Waker;
 use engine::shuffle::{ChannelId, Transport};
 
 use super::bus::{self, Message};
@@ -34,6 +35,19 @@ struct State {
     failed: HashMap<u64, Vec<usize>>,
     /// Channels already given the "done" of a failed shard.
     failed_done: HashSet<(ChannelId, usize)>,
+    /// Parked shuffles to wake on the next frame of their channel.
+    wakers: HashMap<ChannelId, Vec<Waker>>,
+}
+
+impl State {
+    /// Takes the wakers of `ch` (or of every channel of `exec`), to call after unlocking.
+    fn take_wakers(&mut self, pick: impl Fn(&ChannelId) -> bool) -> Vec<Waker> {
+        let chans: Vec<ChannelId> = self.wakers.keys().filter(|c| pick(c)).copied().collect();
+        chans
+            .into_iter()
+            .flat_map(|c| self.wakers.remove(&c).unwrap_or_default())
+            .collect()
+    }
 }
 
 impl State {
@@ -71,12 +85,14 @@ pub fn deliver(exec: u64, step: u32, from: usize, frame: Vec<u8>) {
     if st.ended.set.contains(&exec) {
         return; // too late: the execution ended here
     }
-    st.queues
-        .entry(ChannelId { exec, step })
-        .or_default()
-        .push_back((from, frame));
+    let ch = ChannelId { exec, step };
+    st.queues.entry(ch).or_default().push_back((from, frame));
+    let woken = st.take_wakers(|c| *c == ch);
     drop(st);
     INBOX.arrived.notify_all();
+    for w in woken {
+        w();
+    }
 }
 
 /// Shard `from` will send nothing for execution `exec`: every channel of it gets a "done"
@@ -87,8 +103,12 @@ pub fn fail_shard(exec: u64, from: usize) {
         return;
     }
     st.failed.entry(exec).or_default().push(from);
+    let woken = st.take_wakers(|c| c.exec == exec);
     drop(st);
     INBOX.arrived.notify_all();
+    for w in woken {
+        w();
+    }
 }
 
 /// Drops whatever is left for execution `exec` (it ended) and refuses later frames.
@@ -97,6 +117,7 @@ pub fn forget(exec: u64) {
     st.queues.retain(|ch, _| ch.exec != exec);
     st.failed.remove(&exec);
     st.failed_done.retain(|(ch, _)| ch.exec != exec);
+    st.wakers.retain(|ch, _| ch.exec != exec);
     if st.ended.set.insert(exec) {
         st.ended.order.push_back(exec);
         if st.ended.order.len() > ENDED_KEPT {
@@ -136,6 +157,10 @@ impl Transport for BusTransport {
                 "Failed sending records to shard {peer}"
             )))
         }
+    }
+
+    fn on_arrival(&self, ch: ChannelId, waker: Waker) {
+        state().wakers.entry(ch).or_default().push(waker);
     }
 
     fn recv(&self, ch: ChannelId, timeout: Duration) -> Result<Option<(usize, Vec<u8>)>> {

@@ -14,7 +14,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use engine::batch::{BinaryColumn, KeyColumns, KeyType};
-use engine::shuffle::{decode_frame, encode_data, encode_done, Frame};
+use engine::shuffle::{bundle_push, decode_frame, encode_data, encode_done, unbundle, Frame};
 use engine::{Batch, BatchData, Datum};
 
 const SEED: u64 = 0x63_6f_64_65_63; // "codec"
@@ -213,4 +213,28 @@ fn done_frames_and_nesting_bounds() {
     assert!(same_batch(&ok, &decode_data(&encode(&ok))));
     // Deeper than the decoder allows: an error, never a stack overflow or a panic.
     assert!(decode_frame(&encode(&Batch::datums(vec![nest(200)]))).is_err());
+}
+
+/// Bundles give back their frames in order; any cut or garbage is an error, not a panic.
+#[test]
+fn bundles_round_trip_and_reject_truncation() {
+    let frames: Vec<Vec<u8>> = vec![encode(&Batch::datums(vec![Datum::Int(1)])), {
+        let mut d = Vec::new();
+        encode_done(&mut d);
+        d
+    }];
+    let mut bundle = Vec::new();
+    for f in &frames {
+        bundle_push(&mut bundle, f);
+    }
+    let got = unbundle(&bundle).unwrap();
+    assert_eq!(got, frames.iter().map(|f| f.as_slice()).collect::<Vec<_>>());
+    for cut in 1..bundle.len() {
+        if let Ok(parts) = unbundle(&bundle[..cut]) {
+            // A cut exactly between frames is a shorter valid bundle.
+            assert!(parts.len() < frames.len());
+        }
+    }
+    assert!(unbundle(&[0xff, 0xff, 0xff, 0xff]).is_err());
+    assert!(unbundle(&[]).unwrap().is_empty());
 }

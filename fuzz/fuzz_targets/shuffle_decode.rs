@@ -3,14 +3,20 @@
 //! unbounded allocation or a stack overflow. When the input does decode to data, the batch
 //! must survive `encode_data` → `decode_frame` unchanged (compared structurally, floats by
 //! bits so NaNs count as equal). `engine/tests/codec_props.rs` checks the same property
-//! on stable with seeded random input.
+//! on stable with seeded random input. Messages are bundles of frames, so the input is
+//! also split with `unbundle` (which must not panic either).
 #![no_main]
 
-use engine::shuffle::{decode_frame, encode_data, Frame};
+use engine::shuffle::{decode_frame, encode_data, unbundle, Frame};
 use engine::{Batch, BatchData, Datum};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    if let Ok(frames) = unbundle(data) {
+        for f in frames {
+            let _ = decode_frame(f);
+        }
+    }
     let Ok(Frame::Data(first)) = decode_frame(data) else {
         return;
     };

@@ -76,6 +76,22 @@ pub fn encode_data(b: &Batch, out: &mut Vec<u8>) -> Result<()> {
     Ok(())
 }
 
+/// Appends `frame` to a bundle: the frames one transport message carries, each
+/// length-prefixed, so small batch parts travel together (fewer, larger messages).
+pub fn bundle_push(bundle: &mut Vec<u8>, frame: &[u8]) {
+    put_bytes(bundle, frame);
+}
+
+/// The frames of a bundle; a truncated or overlong length is an error, never a panic.
+pub fn unbundle(bytes: &[u8]) -> Result<Vec<&[u8]>> {
+    let mut r = Reader { buf: bytes };
+    let mut frames = Vec::new();
+    while !r.buf.is_empty() {
+        frames.push(r.bytes()?);
+    }
+    Ok(frames)
+}
+
 /// Decodes one frame (frames carrying host records are refused: no decoder).
 pub fn decode_frame(bytes: &[u8]) -> Result<Frame> {
     decode_frame_with(bytes, None)

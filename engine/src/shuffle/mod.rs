@@ -9,7 +9,9 @@ mod op;
 mod partitioner;
 mod transport;
 
-pub use codec::{decode_frame, decode_frame_with, encode_data, encode_done, Frame};
+pub use codec::{
+    bundle_push, decode_frame, decode_frame_with, encode_data, encode_done, unbundle, Frame,
+};
 pub use op::ShuffleOp;
 pub use partitioner::{crc16, key_hash_slot, Partitioner, SlotMap, SLOTS};
 pub use transport::{ChannelId, InProcessNetwork, Transport};

@@ -1,14 +1,15 @@
 //! `ShuffleOp`: the operator behind `collect` (everything to the initiator) and
 //! `repartition` (each record to the owner of its partition key's slot).
 //!
-//! Local records pass straight through; remote ones are encoded into pooled buffers and
-//! sent one frame per batch. At `finish` the operator announces "done" and waits — with
+//! Local records pass straight through; remote ones are encoded and gathered per
+//! destination into bundles sent once they reach `BUNDLE_BYTES` (and at the end), so a
+//! message carries many batch parts. At `finish` the operator announces "done" and waits — with
 //! the execution's idle bound — for every peer that sends to it. In a stage the wait never
 //! holds a worker (`try_finish`): the operator takes what has arrived, then parks, to be
 //! woken by the transport on the next arrival or by the timer at its idle deadline, so
 //! shuffles waiting on each other across shards cannot starve a bounded pool.
 
-use super::codec::{decode_frame_with, encode_data, encode_done, Frame};
+use super::codec::{bundle_push, decode_frame_with, encode_data, encode_done, unbundle, Frame};
 use super::partitioner::Partitioner;
 use super::transport::ChannelId;
 use super::ShuffleCtx;
@@ -20,8 +21,10 @@ use std::time::{Duration, Instant};
 
 /// Longest a blocking `finish` waits per receive (outside a stage).
 const POLL_SLICE: Duration = Duration::from_millis(2);
-/// Frames taken per `try_finish` call (the stage flushes between calls).
+/// Messages taken per `try_finish` call (the stage flushes between calls).
 const FRAMES_PER_CALL: usize = 8;
+/// A bundle is sent once it holds this much (DESIGN §7: frames of at least 64 KiB).
+const BUNDLE_BYTES: usize = 64 * 1024;
 
 pub struct ShuffleOp {
     ctx: ShuffleCtx,
@@ -33,6 +36,8 @@ pub struct ShuffleOp {
     waker: Option<Waker>,
     /// When the idle timer last set will fire.
     timer_at: Option<Instant>,
+    /// Encoded batch parts not yet sent, per destination shard.
+    bundles: Vec<Vec<u8>>,
 }
 
 /// What one look at the inbox found.
@@ -56,13 +61,33 @@ impl ShuffleOp {
             waiting: None,
             waker: None,
             timer_at: None,
+            bundles: Vec::new(),
         }
     }
 
-    fn send(&self, to: usize, b: &Batch) -> Result<()> {
+    /// Adds `b` to `to`'s bundle, sending the bundle once it is large enough.
+    fn send(&mut self, to: usize, b: &Batch) -> Result<()> {
         let mut buf = crate::pool::BufferPool::take(&self.ctx.pool);
         encode_data(b, &mut buf)?;
-        self.ctx.transport.send(to, self.ch, buf.to_vec())
+        if self.bundles.len() < self.ctx.shards {
+            self.bundles.resize_with(self.ctx.shards, Vec::new);
+        }
+        bundle_push(&mut self.bundles[to], &buf);
+        if self.bundles[to].len() >= BUNDLE_BYTES {
+            self.flush(to)?;
+        }
+        Ok(())
+    }
+
+    /// Sends what `to`'s bundle holds.
+    fn flush(&mut self, to: usize) -> Result<()> {
+        match self.bundles.get_mut(to) {
+            Some(b) if !b.is_empty() => {
+                let bundle = std::mem::take(b);
+                self.ctx.transport.send(to, self.ch, bundle)
+            }
+            _ => Ok(()),
+        }
     }
 
     fn destinations(&self, b: &Batch) -> Result<Vec<usize>> {
@@ -190,11 +215,13 @@ impl ShuffleOp {
             };
             taken += 1;
             progress = Instant::now();
-            match decode_frame_with(&bytes, self.ctx.foreign.as_deref())? {
-                Frame::Done => left -= 1,
-                Frame::Data(mut b) => {
-                    b.partition_keys = None;
-                    out.push(b);
+            for frame in unbundle(&bytes)? {
+                match decode_frame_with(frame, self.ctx.foreign.as_deref())? {
+                    Frame::Done => left = left.saturating_sub(1),
+                    Frame::Data(mut b) => {
+                        b.partition_keys = None;
+                        out.push(b);
+                    }
                 }
             }
         }
@@ -204,17 +231,23 @@ impl ShuffleOp {
 }
 
 impl ShuffleOp {
-    /// Tells every shard this one sends to that it has sent everything.
-    fn announce_done(&self) -> Result<()> {
+    /// Tells every shard this one sends to that it has sent everything (the "done" rides
+    /// in the last bundle).
+    fn announce_done(&mut self) -> Result<()> {
         let targets: Vec<usize> = if self.collect {
             vec![self.ctx.initiator]
         } else {
             (0..self.ctx.shards).collect()
         };
-        for t in targets.into_iter().filter(|&t| t != self.ctx.me) {
-            let mut done = Vec::new();
-            encode_done(&mut done);
-            self.ctx.transport.send(t, self.ch, done)?;
+        if self.bundles.len() < self.ctx.shards {
+            self.bundles.resize_with(self.ctx.shards, Vec::new);
+        }
+        let mut done = Vec::new();
+        encode_done(&mut done);
+        let me = self.ctx.me;
+        for t in targets.into_iter().filter(|&t| t != me) {
+            bundle_push(&mut self.bundles[t], &done);
+            self.flush(t)?;
         }
         Ok(())
     }

@@ -61,7 +61,9 @@ impl State {
         self.failed_done.insert((ch, shard));
         let mut done = Vec::new();
         engine::shuffle::encode_done(&mut done);
-        Some((shard, done))
+        let mut bundle = Vec::new();
+        engine::shuffle::bundle_push(&mut bundle, &done);
+        Some((shard, bundle))
     }
 }
 
@@ -208,8 +210,10 @@ mod tests {
         let ch = ChannelId { exec: 79, step: 3 };
         let (from, frame) = t.recv(ch, Duration::ZERO).unwrap().unwrap();
         assert_eq!(from, 1);
+        let frames = engine::shuffle::unbundle(&frame).unwrap();
+        assert_eq!(frames.len(), 1);
         assert!(matches!(
-            engine::shuffle::decode_frame(&frame),
+            engine::shuffle::decode_frame(frames[0]),
             Ok(engine::shuffle::Frame::Done)
         ));
         assert_eq!(t.recv(ch, Duration::ZERO).unwrap(), None);

@@ -8,6 +8,10 @@ import redis
 from conftest import assert_alive, parse, pyexecute
 
 N = 5000
+# Batches are at most 1024 records but the reader also yields after 1 ms under the lock, so
+# a loaded machine makes smaller ones: "once per batch" is checked as far fewer calls than
+# records (an average batch of at least 10), not as an exact batch count.
+MAX_BATCHES = N // 10
 
 # A counter the callbacks bump, read back by a step that runs after every call (count()'s
 # global half runs once the whole input has gone through).
@@ -167,7 +171,7 @@ def test_callback_runs_once_per_batch(numbers):
     [[count, n_calls, rows]], errors = pyexecute(numbers, script)
     assert errors == []
     assert count == N and rows == N
-    assert 1 <= n_calls <= 20, n_calls
+    assert 1 <= n_calls <= MAX_BATCHES, n_calls
 
 
 def test_filter_batch_runs_once_per_batch(numbers):
@@ -176,7 +180,7 @@ def test_filter_batch_runs_once_per_batch(numbers):
         ".map(lambda c: [c, calls['n']]).run('n:*', convertToStr=False)"
     )
     [[count, n_calls]], errors = pyexecute(numbers, script)
-    assert errors == [] and count == N and 1 <= n_calls <= 20, n_calls
+    assert errors == [] and count == N and 1 <= n_calls <= MAX_BATCHES, n_calls
 
 
 # -- fused with other Python steps ------------------------------------------------------------
@@ -207,7 +211,7 @@ def test_two_batch_steps_in_a_row_each_run_once_per_batch(numbers):
     )
     [[count, n_calls]], errors = pyexecute(numbers, script)
     assert errors == [] and count == N // 2
-    assert n_calls % 3 == 0 and 3 <= n_calls <= 60, n_calls
+    assert n_calls % 3 == 0 and 3 <= n_calls <= 3 * MAX_BATCHES, n_calls
 
 
 def test_after_an_accumulating_step(numbers):
@@ -340,7 +344,7 @@ def test_arrow_columns_of_hashes(arrow, people):
         (("key", "type", "value"), ("string", "string", "map<string, string>"))
     }
     assert sum(int(n) for _, _, n in res) == N
-    assert len(res) <= 20
+    assert len(res) <= MAX_BATCHES
 
 
 def test_arrow_columns_of_strings_lists_and_keys_only(arrow):

@@ -376,9 +376,19 @@ def test_concurrent_shuffles_from_every_shard(cluster, rc):
 
 def test_lost_shard_ends_the_run_with_max_idle():
     with Cluster(ExecutionMaxIdleTime=1000) as c:
+        client = c.client(0)
+        myid = client.execute_command("CLUSTER", "MYID")
+        # A part still running long after the initiator's own ended is progress, not
+        # idleness: the run waits for it (here 2.5 s against a 1 s idle bound).
+        slow = (
+            "import time\n"
+            f"GB('ShardsIDReader').foreach(lambda x: time.sleep(2.5) if x != '{myid}' else None)"
+            ".run(collect=False)"
+        )
+        res, errs = pyexecute(client, slow)
+        assert errs == [] and res == [myid]
         c.nodes[2].proc.kill()
         c.nodes[2].proc.wait()
-        client = c.client(0)
         res, errs = pyexecute(client, "GB('ShardsIDReader').run()")
         assert "Execution max idle reached" in errs
         assert len(res) == 2, "the live shards' records are kept"

@@ -32,6 +32,8 @@ pub enum Query {
     ClearStats,
     /// Install these REQUIREMENTS (pip, on a worker) before a script that needs them runs.
     Install(Vec<String>),
+    /// Is this shard's part of the execution still running? (`1` or `0`)
+    IsRunning(String),
 }
 
 /// Each other shard's answer: `(node id, reply)`.
@@ -137,6 +139,7 @@ fn answer(ctx: &Context, q: Query) -> Reply {
         Query::Pause(id, pause) => crate::commands::registrations::pause_local(&id, pause),
         Query::ClearStats => crate::commands::registrations::clear_stats_local(),
         Query::Install(_) => Err("requirements are installed on a worker".into()),
+        Query::IsRunning(id) => Ok(Reply::Int(i64::from(super::dist::is_running(&id)))),
     };
     result.unwrap_or_else(Reply::Error)
 }

@@ -111,6 +111,7 @@ impl Message {
                     Query::Pause(id, true) => (5u8, id.as_bytes()),
                     Query::Pause(id, false) => (6, id.as_bytes()),
                     Query::ClearStats => (7, &[][..]),
+                    Query::IsRunning(id) => (9, id.as_bytes()),
                     Query::GetExecution(id) => (0, id.as_bytes()),
                     Query::DropExecution(id) => (1, id.as_bytes()),
                     Query::AbortExecution(id) => (2, id.as_bytes()),
@@ -201,6 +202,7 @@ impl Message {
                     5 => Query::Pause(text()?, true),
                     6 => Query::Pause(text()?, false),
                     7 => Query::ClearStats,
+                    9 => Query::IsRunning(text()?),
                     _ => return None,
                 };
                 Message::Ask { req, query }
@@ -359,6 +361,10 @@ mod tests {
             Message::Ask {
                 req: 7,
                 query: Query::ClearStats,
+            },
+            Message::Ask {
+                req: 9,
+                query: Query::IsRunning("x-1".into()),
             },
             Message::Ask {
                 req: 8,

@@ -62,6 +62,8 @@ struct Pending {
     local: Option<(ExecutionOutput, Complete, Instant)>,
     /// Errors of shards whose part could not start.
     errors: Vec<String>,
+    /// Past its deadline: the silent shards are being asked whether they still run.
+    probing: bool,
 }
 
 fn pending() -> std::sync::MutexGuard<'static, HashMap<String, Pending>> {
@@ -79,6 +81,7 @@ pub fn launch(id: &str, topo: &Topology, wire: Vec<u8>) -> ShuffleCtx {
             remaining: topo.shards.len() - 1,
             local: None,
             errors: Vec::new(),
+            probing: false,
         },
     );
     let m = Message::Run(RunOrder {
@@ -178,29 +181,70 @@ pub(crate) fn start_sweeper() {
     });
 }
 
+/// Runs whose deadline passed: the shards still out are asked whether their part is
+/// still running. If one is, the run is progressing and gets another idle period (a part
+/// may run long after the initiator's own ended, e.g. `run(collect=False)`); if none is,
+/// the run ends with 1.2's max-idle error.
 fn sweep(now: Instant) {
-    let expired: Vec<(String, ExecutionOutput, Complete)> = {
+    let due: Vec<String> = {
         let mut p = pending();
-        let ids: Vec<String> = p
-            .iter()
-            .filter(|(_, r)| r.local.as_ref().is_some_and(|l| l.2 <= now))
-            .map(|(id, _)| id.clone())
-            .collect();
-        ids.into_iter()
-            .filter_map(|id| {
-                let (out, complete) = take_finished(&mut p, &id)?;
-                Some((id, out, complete))
+        p.iter_mut()
+            .filter(|(_, r)| !r.probing && r.local.as_ref().is_some_and(|l| l.2 <= now))
+            .map(|(id, r)| {
+                r.probing = true;
+                id.clone()
             })
             .collect()
     };
-    for (id, mut out, complete) in expired {
-        transport::forget(exec_key(&id));
-        const IDLE: &str = "Execution max idle reached";
-        if !out.errors.iter().any(|e| e == IDLE) {
-            out.errors.push(IDLE.into());
-        }
-        complete(out);
+    for id in due {
+        let probe_id = id.clone();
+        super::ask::ask_others(
+            super::ask::Query::IsRunning(probe_id),
+            super::wait_bound(),
+            Box::new(move |answers| {
+                let running = answers
+                    .iter()
+                    .any(|(_, r)| matches!(r, crate::ffi::replies::Reply::Int(1)));
+                after_probe(&id, running);
+            }),
+        );
     }
+}
+
+/// A probe of run `id`'s silent shards came back.
+fn after_probe(id: &str, running: bool) {
+    let mut p = pending();
+    if running {
+        if let Some(run) = p.get_mut(id) {
+            run.probing = false;
+            if let Some(local) = run.local.as_mut() {
+                local.2 = Instant::now() + super::wait_bound();
+            }
+        }
+        return;
+    }
+    let Some((mut out, complete)) = take_finished(&mut p, id) else {
+        return;
+    };
+    drop(p);
+    transport::forget(exec_key(id));
+    const IDLE: &str = "Execution max idle reached";
+    if !out.errors.iter().any(|e| e == IDLE) {
+        out.errors.push(IDLE.into());
+    }
+    complete(out);
+}
+
+/// Whether this shard's part of `id` is still running (answer to another shard's probe).
+pub fn is_running(id: &str) -> bool {
+    crate::state::get()
+        .and_then(|s| s.registry.get(id))
+        .is_some_and(|e| {
+            matches!(
+                e.status(),
+                crate::executions::Status::Running | crate::executions::Status::Created
+            )
+        })
 }
 
 /// Another shard asks this one to run its part of an execution (main thread: hand it to

@@ -387,6 +387,14 @@ def test_lost_shard_ends_the_run_with_max_idle():
         )
         res, errs = pyexecute(client, slow)
         assert errs == [] and res == [myid]
+        # A collect waiting on a slow part hears its heartbeats: no max idle either.
+        slow_collect = (
+            "import time\n"
+            f"GB('ShardsIDReader').map(lambda x: (time.sleep(2.5), x)[1] if x != '{myid}' else x)"
+            ".run()"
+        )
+        res, errs = pyexecute(client, slow_collect)
+        assert errs == [] and len(res) == 3 and myid in res
         c.nodes[2].proc.kill()
         c.nodes[2].proc.wait()
         res, errs = pyexecute(client, "GB('ShardsIDReader').run()")

@@ -36,6 +36,8 @@ pub enum Message {
     Run(RunOrder),
     /// A shard finished its part of execution `id`.
     Done { id: String },
+    /// The sender's part of execution `id` is still running (a heartbeat).
+    Alive { id: String },
     /// Shard `from` could not run its part of execution `id`.
     PartFailed {
         id: String,
@@ -95,6 +97,10 @@ impl Message {
             }
             Message::Done { id } => {
                 out.push(3);
+                put(&mut out, id.as_bytes());
+            }
+            Message::Alive { id } => {
+                out.push(8);
                 put(&mut out, id.as_bytes());
             }
             Message::PartFailed { id, from, error } => {
@@ -176,6 +182,7 @@ impl Message {
                 })
             }
             3 => Message::Done { id: r.text()? },
+            8 => Message::Alive { id: r.text()? },
             7 => Message::PartFailed {
                 id: r.text()?,
                 from: r.u32()?,
@@ -304,6 +311,7 @@ pub fn on_message(ctx: &Context, sender: &str, payload: &[u8]) {
         Message::PartFailed { id, from, error } => {
             super::dist::on_part_failed(&id, from as usize, error)
         }
+        Message::Alive { id } => super::dist::on_alive(&id),
         Message::Ask { req, query } => super::ask::on_ask(ctx, sender, req, query),
         Message::Answer { req, reply } => super::ask::on_answer(sender, req, &reply),
         Message::Unregister { id, abort_pending } => {
@@ -338,6 +346,7 @@ mod tests {
                 from: 2,
                 error: "boom".into(),
             },
+            Message::Alive { id: "x-2".into() },
             Message::Ask {
                 req: 3,
                 query: Query::Session(vec![9; 10]),

@@ -50,6 +50,48 @@ fn shuffle_ctx(
     }
 }
 
+/// This shard's parts that are running, with the other shards of each: while a part
+/// runs, the sweeper tells them so (`Alive`) every third of the idle bound, so a slow but
+/// working part is never taken for a lost one.
+fn live() -> std::sync::MutexGuard<'static, HashMap<String, Vec<String>>> {
+    static L: OnceLock<Mutex<HashMap<String, Vec<String>>>> = OnceLock::new();
+    L.get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+fn part_started(id: &str, shards: &[String], me: usize) {
+    let peers = shards
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != me)
+        .map(|(_, s)| s.clone())
+        .collect();
+    live().insert(id.to_owned(), peers);
+    start_sweeper();
+}
+
+fn part_ended(id: &str) {
+    live().remove(id);
+}
+
+/// Sends `Alive` for every running part (called by the sweeper).
+fn send_heartbeats() {
+    let parts: Vec<(String, Vec<String>)> =
+        live().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    for (id, peers) in parts {
+        let m = Message::Alive { id };
+        for p in &peers {
+            bus::send(Some(p), &m);
+        }
+    }
+}
+
+/// Another shard's part of `id` is alive (main thread): its channels see progress.
+pub fn on_alive(id: &str) {
+    transport::touch(exec_key(id));
+}
+
 /// Completes a run once every shard is done.
 pub type Complete = Box<dyn FnOnce(ExecutionOutput) + Send>;
 
@@ -103,6 +145,7 @@ pub fn launch(id: &str, topo: &Topology, wire: Vec<u8>) -> ShuffleCtx {
             ));
         }
     }
+    part_started(id, &topo.ids(), topo.me);
     shuffle_ctx(id, topo.me, topo.me, topo.ids(), Arc::clone(&topo.slots))
 }
 
@@ -110,6 +153,7 @@ pub fn launch(id: &str, topo: &Topology, wire: Vec<u8>) -> ShuffleCtx {
 /// already reported, else when the last one does, or with 1.2's max-idle error when one
 /// stays silent for `ExecutionMaxIdleTime`. Never blocks the calling worker.
 pub fn local_done(id: &str, mut out: ExecutionOutput, complete: Complete) {
+    part_ended(id);
     let mut p = pending();
     match p.get_mut(id) {
         Some(run) if run.remaining > 0 => {
@@ -141,6 +185,7 @@ fn take_finished(
 
 /// Forgets run `id` whose local part never started.
 pub fn abandon(id: &str) {
+    part_ended(id);
     pending().remove(id);
     transport::forget(exec_key(id));
 }
@@ -170,10 +215,17 @@ pub(crate) fn start_sweeper() {
     STARTED.get_or_init(|| {
         let spawned = std::thread::Builder::new()
             .name("gearshift-sweep".into())
-            .spawn(|| loop {
-                std::thread::sleep(Duration::from_millis(50));
-                sweep(Instant::now());
-                super::ask::sweep(Instant::now());
+            .spawn(|| {
+                let mut last_beat = Instant::now();
+                loop {
+                    std::thread::sleep(Duration::from_millis(50));
+                    sweep(Instant::now());
+                    super::ask::sweep(Instant::now());
+                    if last_beat.elapsed() >= super::wait_bound() / 3 {
+                        last_beat = Instant::now();
+                        send_heartbeats();
+                    }
+                }
             });
         if let Err(e) = spawned {
             redis_module::logging::log_warning(format!("Gearshift: no sweeper thread: {e}"));
@@ -305,13 +357,18 @@ fn start_part(order: &RunOrder, me: usize) -> Result<(), String> {
         let entry = Arc::clone(&entry);
         let (id, to) = (order.id.clone(), order.shards[initiator].clone());
         Box::new(move |out: ExecutionOutput| {
+            part_ended(&id);
             entry.finish(out);
             transport::forget(exec_key(&id));
             bus::send(Some(&to), &Message::Done { id });
         })
     };
+    part_started(&order.id, &order.shards, me);
     let handle = crate::executions::start_execution(source, &req.plan, &host, Some(&ctx), on_done)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| {
+            part_ended(&order.id);
+            e.to_string()
+        })?;
     entry.started(handle, Some(control));
     state
         .registry

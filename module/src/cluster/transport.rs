@@ -113,6 +113,34 @@ pub fn fail_shard(exec: u64, from: usize) {
     }
 }
 
+/// A peer of execution `exec` is alive: every channel of it that exists here gets an
+/// empty bundle (no records, but progress for the idle bound) and its waker is called.
+pub fn touch(exec: u64) {
+    let mut st = state();
+    if st.ended.set.contains(&exec) {
+        return;
+    }
+    let chans: HashSet<ChannelId> = st
+        .queues
+        .keys()
+        .chain(st.wakers.keys())
+        .filter(|c| c.exec == exec)
+        .copied()
+        .collect();
+    for ch in &chans {
+        st.queues
+            .entry(*ch)
+            .or_default()
+            .push_back((usize::MAX, Vec::new()));
+    }
+    let woken = st.take_wakers(|c| c.exec == exec);
+    drop(st);
+    INBOX.arrived.notify_all();
+    for w in woken {
+        w();
+    }
+}
+
 /// Drops whatever is left for execution `exec` (it ended) and refuses later frames.
 pub fn forget(exec: u64) {
     let mut st = state();
@@ -218,6 +246,19 @@ mod tests {
         ));
         assert_eq!(t.recv(ch, Duration::ZERO).unwrap(), None);
         forget(79);
+        // A heartbeat reaches a channel that exists as an empty bundle (no frames).
+        deliver(80, 2, 1, Vec::new());
+        assert!(t
+            .recv(ChannelId { exec: 80, step: 2 }, Duration::ZERO)
+            .unwrap()
+            .is_some());
+        touch(80);
+        let (_, beat) = t
+            .recv(ChannelId { exec: 80, step: 2 }, Duration::ZERO)
+            .unwrap()
+            .unwrap();
+        assert!(engine::shuffle::unbundle(&beat).unwrap().is_empty());
+        forget(80);
         // Sending to oneself never touches the bus.
         t.send(0, ChannelId { exec: 78, step: 0 }, b"self".to_vec())
             .unwrap();

@@ -60,7 +60,13 @@ pub(crate) fn wire_of(
             kwargs.clone().into_any(),
         ],
     )?;
-    let dumped = py.import("cloudpickle")?.call_method1("dumps", (spec,))?;
+    let cloudpickle = py.import("cloudpickle").map_err(|_| {
+        crate::errors::GearsError::new_err(
+            "running on a cluster needs the cloudpickle package in the server's Python \
+             (python3 -m pip install cloudpickle), or run(mode='async_local')",
+        )
+    })?;
+    let dumped = cloudpickle.call_method1("dumps", (spec,))?;
     Ok(Some(dumped.cast::<PyBytes>()?.as_bytes().to_vec()))
 }
 

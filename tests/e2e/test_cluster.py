@@ -577,3 +577,22 @@ def test_a_part_that_cannot_start_is_reported_at_once(rc):
     res, errs = pyexecute(rc, script)
     assert res == ["1"] * len(rc.keys("*"))
     assert len(errs) == 2 and all("gs_only_here" in e for e in errs), errs
+
+
+def test_without_cloudpickle_the_error_says_what_to_do(rc):
+    script = (
+        "import sys\n"
+        "saved = sys.modules.get('cloudpickle')\n"
+        "sys.modules['cloudpickle'] = None\n"
+        "try:\n"
+        "    GB().run()\n"
+        "finally:\n"
+        "    if saved is None:\n"
+        "        del sys.modules['cloudpickle']\n"
+        "    else:\n"
+        "        sys.modules['cloudpickle'] = saved\n"
+    )
+    with pytest.raises(Exception, match="needs the cloudpickle package"):
+        pyexecute(rc, script)
+    # The next cluster run (cloudpickle importable again) works.
+    assert len(pyexecute(rc, "GB().run()")[0]) == 6

@@ -169,8 +169,21 @@ fn register(
     client: Pending,
 ) {
     let Some(state) = state::get() else { return };
+    // REPLACE_WITH drops another session: replicas and other shards must drop it too (they
+    // rebuild the new session under its own id, which replaces nothing there).
+    let replaced: Vec<String> = args
+        .replace_with
+        .as_deref()
+        .filter(|old| args.id.as_deref() != Some(*old))
+        .and_then(|old| state.sessions.get(old))
+        .map(|s| s.registrations.clone())
+        .unwrap_or_default();
     let installed = sessions::install(state, args, code, regs);
     state.sessions.set_requirements(&installed.session, reqs);
+    for id in &replaced {
+        crate::commands::internal::replicate("RG.INNERUNREGISTER", &[id.as_bytes()]);
+        crate::cluster::broadcast_unregister(id, false);
+    }
     // Replicas and the AOF get the session as source (they keep it but never fire).
     let blob = crate::persist::session_blob(state, &installed.session);
     if let Some(blob) = &blob {

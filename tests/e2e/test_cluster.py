@@ -596,3 +596,16 @@ def test_without_cloudpickle_the_error_says_what_to_do(rc):
         pyexecute(rc, script)
     # The next cluster run (cloudpickle importable again) works.
     assert len(pyexecute(rc, "GB().run()")[0]) == 6
+
+
+def test_replace_with_replaces_on_every_shard(cluster, rc):
+    assert pyexecute(rc, "GB().register('ra:*')", "ID", "sa") == "OK"
+    assert pyexecute(rc, "GB().register('rb:*')", "ID", "sb", "REPLACE_WITH", "sa") == "OK"
+    for i in range(3):
+        c = cluster.client(i)
+
+        def prefixes():
+            return sorted(_dump(c, r[1])["args"][1] for r in c.execute_command("RG.DUMPREGISTRATIONS"))
+
+        assert wait_for(lambda: prefixes() == ["rb:*"]), (i, prefixes())
+        c.close()

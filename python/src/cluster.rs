@@ -66,8 +66,51 @@ pub(crate) fn wire_of(
              (python3 -m pip install cloudpickle), or run(mode='async_local')",
         )
     })?;
-    let dumped = cloudpickle.call_method1("dumps", (spec,))?;
+    let dumped = match cloudpickle.call_method1("dumps", (spec,)) {
+        Ok(d) => d,
+        Err(e) => return Err(serialize_error(py, &cloudpickle, arg, steps, e)),
+    };
     Ok(Some(dumped.cast::<PyBytes>()?.as_bytes().to_vec()))
+}
+
+/// 1.2's error for a plan that cannot be shipped, naming the first callback (the reader's
+/// argument, then the steps' callables) that cloudpickle refuses.
+fn serialize_error(
+    py: Python<'_>,
+    cloudpickle: &Bound<'_, PyModule>,
+    arg: &Bound<'_, PyAny>,
+    steps: &Bound<'_, PyList>,
+    err: PyErr,
+) -> PyErr {
+    let mut callables = vec![arg.clone()];
+    for step in steps.iter() {
+        if let Ok(t) = step.cast::<PyTuple>() {
+            callables.extend(t.iter().skip(1).filter(|x| x.is_callable()));
+        }
+    }
+    let failing = callables
+        .into_iter()
+        .filter(|c| c.is_callable())
+        .find_map(|c| {
+            cloudpickle
+                .call_method1("dumps", (&c,))
+                .err()
+                .map(|e| (c, e))
+        });
+    let (name, e) = match failing {
+        Some((c, e)) => {
+            let name = c
+                .getattr("__name__")
+                .and_then(|n| n.extract::<String>())
+                .unwrap_or_else(|_| c.to_string());
+            (name, e)
+        }
+        None => ("<plan>".to_owned(), err),
+    };
+    let text = e.value(py).to_string();
+    crate::errors::GearsError::new_err(format!(
+        "Error occured when serialized a python callback, callback={name} error={text}"
+    ))
 }
 
 /// Rebuilds a run shipped by another shard (`Err`: the reply text of the failure).

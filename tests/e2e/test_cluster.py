@@ -609,3 +609,12 @@ def test_replace_with_replaces_on_every_shard(cluster, rc):
 
         assert wait_for(lambda: prefixes() == ["rb:*"]), (i, prefixes())
         c.close()
+
+
+def test_a_callback_that_cannot_be_shipped_is_named(rc):
+    script = "import threading\nlk = threading.Lock()\ndef keep_lock(x):\n    return lk\nGB().map(keep_lock).run()"
+    with pytest.raises(Exception) as err:
+        pyexecute(rc, script)
+    text = str(err.value)
+    assert "Error occured when serialized a python callback, callback=keep_lock error=" in text
+    assert "lock" in text

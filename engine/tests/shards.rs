@@ -125,21 +125,26 @@ fn assert_collected(outs: &[ExecutionOutput], want: &ExecutionOutput, what: &str
     }
 }
 
+/// `plan` on 1, 2 and 3 shards, at every batch size, collects exactly `want`.
+fn assert_every_layout(plan: &Plan, input: &[Datum], want: &ExecutionOutput) {
+    for n in 1..=3 {
+        for bs in BATCH_SIZES {
+            assert_collected(
+                &run_all(plan, input, n, bs),
+                want,
+                &format!("{n} shards, batch {bs}"),
+            );
+        }
+    }
+}
+
 #[test]
 fn count_collect_sum_matches_one_shard() {
     let plan = Plan::new(vec![StepSpec::Count, StepSpec::Collect, StepSpec::SumInts]);
     let input = ints(0..1000);
     let want = single_shard(&plan, &input);
     assert_eq!(want.results, vec![Datum::Int(1000)]);
-    for n in 1..=3 {
-        for bs in BATCH_SIZES {
-            assert_collected(
-                &run_all(&plan, &input, n, bs),
-                &want,
-                &format!("{n} shards, batch {bs}"),
-            );
-        }
-    }
+    assert_every_layout(&plan, &input, &want);
 }
 
 #[test]
@@ -151,15 +156,7 @@ fn map_filter_collect_matches_one_shard() {
     ]);
     let input = ints(0..500);
     let want = single_shard(&plan, &input);
-    for n in 1..=3 {
-        for bs in BATCH_SIZES {
-            assert_collected(
-                &run_all(&plan, &input, n, bs),
-                &want,
-                &format!("{n} shards, batch {bs}"),
-            );
-        }
-    }
+    assert_every_layout(&plan, &input, &want);
 }
 
 #[test]
@@ -174,15 +171,7 @@ fn repartition_then_countby_matches_one_shard() {
     let input = ints(0..700);
     let want = single_shard(&plan, &input);
     assert_eq!(want.results.len(), 17, "one count per bucket");
-    for n in 1..=3 {
-        for bs in BATCH_SIZES {
-            assert_collected(
-                &run_all(&plan, &input, n, bs),
-                &want,
-                &format!("{n} shards, batch {bs}"),
-            );
-        }
-    }
+    assert_every_layout(&plan, &input, &want);
 }
 
 /// Without a final collect, each shard counts exactly the buckets whose slot it owns, and
@@ -378,13 +367,5 @@ fn native_countby_sums_partial_counts_across_shards() {
     let input = ints(0..700);
     let want = single_shard(&plan, &input);
     assert_eq!(want.results.len(), 17, "one count per bucket");
-    for n in 1..=3 {
-        for bs in BATCH_SIZES {
-            assert_collected(
-                &run_all(&plan, &input, n, bs),
-                &want,
-                &format!("{n} shards, batch {bs}"),
-            );
-        }
-    }
+    assert_every_layout(&plan, &input, &want);
 }

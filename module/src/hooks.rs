@@ -20,7 +20,7 @@ use crate::ffi::replies::{block, reply_blocked, Reply};
 use crate::host::with_lock_held;
 use crate::readers::ready::ReadySource;
 use crate::registrations::{Mode, Registration};
-use crate::reply::datum_reply;
+use crate::reply::{datum_reply, from_call_reply, to_call_reply};
 
 /// One running hook: the command's argv, the hooks that apply, and which one runs.
 struct Frame {
@@ -113,29 +113,6 @@ pub fn call_next(args: &[Vec<u8>]) -> Option<CallReply> {
         )),
         None => crate::host::call(&argv),
     })
-}
-
-fn to_call_reply(r: Reply) -> CallReply {
-    match r {
-        Reply::Null => CallReply::Nil,
-        Reply::Int(i) => CallReply::Int(i),
-        Reply::Bulk(b) => CallReply::Bulk(b),
-        Reply::Status(s) => CallReply::Status(s),
-        Reply::Error(e) => CallReply::Error(e),
-        Reply::Array(items) => CallReply::Array(items.into_iter().map(to_call_reply).collect()),
-    }
-}
-
-pub(crate) fn from_call_reply(r: CallReply) -> Reply {
-    match r {
-        CallReply::Nil => Reply::Null,
-        CallReply::Int(i) => Reply::Int(i),
-        CallReply::Double(d) => Reply::Bulk(d.to_string().into_bytes()),
-        CallReply::Bulk(b) => Reply::Bulk(b),
-        CallReply::Status(s) => Reply::Status(s),
-        CallReply::Error(e) => Reply::Error(e),
-        CallReply::Array(items) => Reply::Array(items.into_iter().map(from_call_reply).collect()),
-    }
 }
 
 /// What RG.TRIGGER does for a command name.

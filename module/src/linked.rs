@@ -19,12 +19,13 @@ use redis_module::{Context, ContextFlags};
 use crate::executions::Entry;
 use crate::ffi::replies::{block, reply_blocked, Blocked, Reply};
 use crate::ffi::scan::read_key;
-use crate::hooks::{from_call_reply, HookRun};
+use crate::hooks::HookRun;
 use crate::host::with_lock_held;
 use crate::readers::keys::KeysSource;
 use crate::readers::ready::ReadySource;
 use crate::registrations::{Mode, Registration};
 use crate::reply::datum_reply;
+use crate::reply::from_call_reply;
 use crate::state::ModuleState;
 
 /// A running command and the executions it triggered.

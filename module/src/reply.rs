@@ -6,6 +6,32 @@ use engine::exec::ExecutionOutput;
 use engine::Datum;
 
 use crate::ffi::replies::Reply;
+use gearpy::host::CallReply;
+
+/// A reply as a Redis command's result seen from Python (`call_next`, forwarded calls).
+pub fn to_call_reply(r: Reply) -> CallReply {
+    match r {
+        Reply::Null => CallReply::Nil,
+        Reply::Int(i) => CallReply::Int(i),
+        Reply::Bulk(b) => CallReply::Bulk(b),
+        Reply::Status(s) => CallReply::Status(s),
+        Reply::Error(e) => CallReply::Error(e),
+        Reply::Array(items) => CallReply::Array(items.into_iter().map(to_call_reply).collect()),
+    }
+}
+
+/// A command's result as a reply (doubles as their RESP2 text).
+pub fn from_call_reply(r: CallReply) -> Reply {
+    match r {
+        CallReply::Nil => Reply::Null,
+        CallReply::Int(i) => Reply::Int(i),
+        CallReply::Double(d) => Reply::Bulk(d.to_string().into_bytes()),
+        CallReply::Bulk(b) => Reply::Bulk(b),
+        CallReply::Status(s) => Reply::Status(s),
+        CallReply::Error(e) => Reply::Error(e),
+        CallReply::Array(items) => Reply::Array(items.into_iter().map(from_call_reply).collect()),
+    }
+}
 
 /// `[[results...], [errors...]]`.
 pub fn execution_reply(out: &ExecutionOutput) -> Reply {

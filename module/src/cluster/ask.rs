@@ -135,7 +135,7 @@ fn answer(ctx: &Context, q: Query) -> Reply {
         Query::Session(blob) => {
             crate::commands::internal::install_blob(ctx, &blob).map(|()| Reply::Status("OK".into()))
         }
-        Query::Call(args) => Ok(super::forward::to_reply(crate::host::call(&args))),
+        Query::Call(args) => Ok(crate::reply::from_call_reply(crate::host::call(&args))),
         Query::Pause(id, pause) => crate::commands::registrations::pause_local(&id, pause),
         Query::ClearStats => crate::commands::registrations::clear_stats_local(),
         Query::Install(_) => Err("requirements are installed on a worker".into()),

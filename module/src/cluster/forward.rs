@@ -15,7 +15,6 @@ use gearpy::host::CallReply;
 use redis_module::Context;
 
 use super::ask::{self, Query};
-use crate::ffi::replies::Reply;
 
 const NON_LOCAL: &str = "Attempted to access a non local key in a cluster node";
 
@@ -61,31 +60,8 @@ pub fn forward(owner: String, args: &[Vec<u8>], timeout: Duration) -> CallReply 
         Ok(answers) => answers
             .into_iter()
             .next()
-            .map(|(_, r)| from_reply(r))
+            .map(|(_, r)| crate::reply::to_call_reply(r))
             .unwrap_or_else(|| CallReply::Error(format!("ERR shard {owner} did not answer"))),
         Err(_) => CallReply::Error(format!("ERR shard {owner} did not answer")),
-    }
-}
-
-pub fn to_reply(r: CallReply) -> Reply {
-    match r {
-        CallReply::Nil => Reply::Null,
-        CallReply::Int(i) => Reply::Int(i),
-        CallReply::Double(d) => Reply::Bulk(d.to_string().into_bytes()),
-        CallReply::Bulk(b) => Reply::Bulk(b),
-        CallReply::Status(s) => Reply::Status(s),
-        CallReply::Error(e) => Reply::Error(e),
-        CallReply::Array(a) => Reply::Array(a.into_iter().map(to_reply).collect()),
-    }
-}
-
-fn from_reply(r: Reply) -> CallReply {
-    match r {
-        Reply::Null => CallReply::Nil,
-        Reply::Int(i) => CallReply::Int(i),
-        Reply::Bulk(b) => CallReply::Bulk(b),
-        Reply::Status(s) => CallReply::Status(s),
-        Reply::Error(e) => CallReply::Error(e),
-        Reply::Array(a) => CallReply::Array(a.into_iter().map(from_reply).collect()),
     }
 }

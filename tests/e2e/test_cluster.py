@@ -4,45 +4,24 @@ between shards, registrations reach every shard (REFERENCE §7)."""
 
 import pytest
 from conftest import Cluster, parse, pyexecute, wait_for
+from seed_scripts import (
+    AGGREGATED_AVERAGE,
+    AGGREGATED_MAXIMUM,
+    CAS,
+    COUNTBY,
+    FAMILIES,
+    GLOBAL_ONLY,
+    HELPERS,
+    LOCAL_AND_GLOBAL,
+    NON_REDUCED_MAXIMUM,
+    PERSONS,
+    REDUCED_MAXIMUM,
+    REGISTERED_MAXIMUM,
+    REPARTITION,
+)
 
-PEOPLE = {
-    "person:1": ("Rick Sanchez", 70),
-    "person:2": ("Morty Smith", 14),
-    "person:3": ("Summer Smith", 17),
-    "person:4": ("Beth Smith", 35),
-    "person:5": ("Shrimply Pibbles", 87),
-}
-
-MAXIMUM = """
-def maximum(a, x):
-  ''' Returns the maximum '''
-  a = a if a else 0       # initialize the accumulator
-  return max(a, x)
-"""
-
-FAMILY = """
-def fname(x):
-  ''' Extracts the family name from a person's record '''
-  return x['value']['name'].split(' ')[1]
-
-def key(x):
-  ''' Extracts the key of a record '''
-  return x['key']
-
-def counter(k, a, r):
-  ''' Counts records '''
-  return (a if a else 0) + 1
-
-def summer(k, a, r):
-  ''' Sums record values '''
-  return (a if a else 0) + r['value']
-"""
-
-FAMILIES = [
-    {"key": "Pibbles", "value": 1},
-    {"key": "Smith", "value": 3},
-    {"key": "Sanchez", "value": 1},
-]
+# The walkthrough's data: person key -> (name, age).
+PEOPLE = {key: (name, age) for key, name, age in PERSONS}
 
 
 @pytest.fixture(scope="module")
@@ -119,13 +98,7 @@ def test_explicit_collect(rc):
 
 
 def test_non_reduced_maximum_gives_one_maximum_per_shard(rc):
-    script = MAXIMUM + """
-gb = GearsBuilder()
-gb.map(lambda x: int(x['value']['age']))
-gb.accumulate(maximum)
-gb.run('person:*')
-"""
-    res, errs = pyexecute(rc, script)
+    res, errs = pyexecute(rc, NON_REDUCED_MAXIMUM)
     assert errs == []
     # One maximum per shard holding person keys; the seed's layout gives [87, 35, 14].
     per_shard = []
@@ -149,69 +122,36 @@ def rc_nodes(rc):
 
 
 def test_reduced_maximum(rc):
-    script = MAXIMUM + """
-gb = GearsBuilder()
-gb.map(lambda x: int(x['value']['age']))
-gb.accumulate(maximum)
-gb.collect()
-gb.accumulate(maximum)
-gb.run('person:*')
-"""
-    assert pyexecute(rc, script) == [["87"], []]
+    assert pyexecute(rc, REDUCED_MAXIMUM) == [["87"], []]
 
 
 def test_aggregate_maximum_and_average(rc):
-    agg = """
-gb = GearsBuilder()
-gb.map(lambda x: int(x['value']['age']))
-gb.aggregate(0,
-             lambda a, x: max(a, x),
-             lambda a, x: max(a, x))
-gb.run('person:*')
-"""
-    assert pyexecute(rc, agg) == [["87"], []]
-    avg = """
-gb = GearsBuilder()
-gb.map(lambda x: int(x['value']['age']))
-gb.aggregate((0, 0),
-             lambda a, x: (a[0] + x, a[1] + 1),
-             lambda a, x: (a[0] + x[0], a[1] + x[1]))
-gb.map(lambda x: x[0]/x[1])
-gb.run('person:*')
-"""
-    assert pyexecute(rc, avg) == [["44.6"], []]
+    assert pyexecute(rc, AGGREGATED_MAXIMUM) == [["87"], []]
+    assert pyexecute(rc, AGGREGATED_AVERAGE) == [["44.6"], []]
     assert pyexecute(rc, "GB().map(lambda x: int(x['value']['age'])).avg().run('person:*')") == [
         ["44.6"],
         [],
     ]
 
 
+AGGREGATEBY = HELPERS + """
+gb = GearsBuilder()
+gb.aggregateby(fname, 0, lambda k, a, r: a + 1, lambda k, a, r: a + r)
+gb.run('person:*')
+"""
+
+
 @pytest.mark.parametrize(
-    "flow",
-    [
-        "gb.countby(fname)",
-        "gb.localgroupby(fname, counter)\ngb.groupby(key, summer)",
-        "gb.groupby(fname, counter)",
-        "gb.aggregateby(fname, 0, lambda k, a, r: a + 1, lambda k, a, r: a + r)",
-    ],
+    "script", [COUNTBY, LOCAL_AND_GLOBAL, GLOBAL_ONLY, REPARTITION, AGGREGATEBY]
 )
-def test_family_counts(rc, flow):
-    script = FAMILY + "gb = GearsBuilder()\n" + flow + "\ngb.run('person:*')\n"
+def test_family_counts(rc, script):
     res, errs = pyexecute(rc, script)
     assert errs == []
     assert by_key(parse(res)) == by_key(FAMILIES)
 
 
 def test_repartition_writes_each_count_on_its_owner(cluster, rc):
-    script = FAMILY + """
-gb = GearsBuilder()
-gb.localgroupby(fname, counter)
-gb.repartition(key)
-gb.localgroupby(key, summer)
-gb.foreach(lambda x: execute('SET', x['key'], x['value']))
-gb.run('person:*')
-"""
-    res, errs = pyexecute(rc, script)
+    res, errs = pyexecute(rc, REPARTITION)
     assert errs == []
     assert by_key(parse(res)) == by_key(FAMILIES)
     cc = cluster.cluster_client()
@@ -343,13 +283,7 @@ def test_registration_reaches_and_fires_on_every_shard(cluster, rc):
 
 
 def test_seed_event_maximum_in_cluster(cluster, rc):
-    script = MAXIMUM + """
-gb = GearsBuilder()
-gb.map(lambda x: int(x['value']['age']))
-gb.accumulate(maximum)
-gb.register('person:*')
-"""
-    assert pyexecute(rc, script) == "OK"
+    assert pyexecute(rc, REGISTERED_MAXIMUM) == "OK"
     cc = cluster.cluster_client()
     cc.hset("person:3", mapping={"name": "Summer Smith", "age": 17})
     owner = cc.get_node_from_key("person:3")
@@ -363,9 +297,8 @@ gb.register('person:*')
 def test_concurrent_shuffles_from_every_shard(cluster, rc):
     """Repartitioning runs started at once on every shard: no shard's workers may starve
     another's (each finishes with the full answer)."""
-    script = FAMILY + "GB().countby(fname).run('person:*')"
     clients = [cluster.client(i) for i in range(3)]
-    ids = [pyexecute(c, script, "UNBLOCKING") for c in clients for _ in range(4)]
+    ids = [pyexecute(c, COUNTBY, "UNBLOCKING") for c in clients for _ in range(4)]
     for n, eid in enumerate(ids):
         c = clients[n // 4]
         res, errs = c.execute_command("RG.GETRESULTSBLOCKING", eid)
@@ -455,27 +388,6 @@ def test_register_reports_each_failing_shard(cluster, rc):
         text = str(err)
         assert text.startswith("shard-") or "shard-" in text
         assert "only the initiator accepts this" in text
-
-
-CAS = """
-def age(x):
-  ''' Extracts the age from a person's record '''
-  return int(x['value']['age'])
-
-def cas(x):
-  ''' Checks and sets the current maximum '''
-  k = 'age:maximum'
-  v = execute('GET', k)   # read key's current value
-  v = int(v) if v else 0  # initialize to 0 if None
-  if x > v:               # if a new maximum found
-    execute('SET', k, x)  # set key to new value
-
-# Event handling function registration
-gb = GearsBuilder()
-gb.map(age)
-gb.foreach(cas)
-gb.register('person:*')
-"""
 
 
 def test_seed_event_driven_maximum_in_cluster(cluster, rc):

@@ -7,6 +7,17 @@ import ast
 import pytest
 import redis
 from conftest import assert_alive, fresh_server, parse, pyexecute
+from seed_scripts import (
+    AGGREGATED_AVERAGE,
+    AGGREGATED_MAXIMUM,
+    COUNTBY,
+    FAMILIES,
+    GLOBAL_ONLY,
+    LOCAL_AND_GLOBAL,
+    PERSONS,
+    REDUCED_MAXIMUM,
+    REPARTITION,
+)
 
 
 def run_error(client, script):
@@ -429,13 +440,6 @@ def probed(srv, flow):
     return parse(results), ast.literal_eval(snap)
 
 
-FAMILIES = [
-    {"key": "Pibbles", "value": 1},
-    {"key": "Sanchez", "value": 1},
-    {"key": "Smith", "value": 3},
-]
-
-
 def test_countby_runs_natively():
     # One extractor call per record and no other Python function on its thread: the
     # counting and the per-key sums are engine operators.
@@ -458,13 +462,6 @@ def test_python_aggregateby_probe_sees_reducers():
 
 # -- the seed walkthrough's remaining batch examples (one shard) -------------------------------
 
-PERSONS = [
-    ("person:1", "Rick Sanchez", 70),
-    ("person:2", "Morty Smith", 14),
-    ("person:3", "Summer Smith", 17),
-    ("person:4", "Beth Smith", 35),
-    ("person:5", "Shrimply Pibbles", 87),
-]
 
 
 @pytest.fixture
@@ -476,47 +473,8 @@ def family_db(r):
     return r
 
 
-REDUCED_MAXIMUM = """\
-def maximum(a, x):
-  ''' Returns the maximum '''
-  a = a if a else 0       # initialize the accumulator
-  return max(a, x)
 
-# Reduced maximum function
-gb = GearsBuilder()
-gb.map(lambda x: int(x['value']['age']))
-gb.accumulate(maximum)
-gb.collect()
-gb.accumulate(maximum)
-gb.run('person:*')
 
-## Expected result: [87]
-"""
-
-AGGREGATED_MAXIMUM = """\
-# Aggregated maximum version
-gb = GearsBuilder()
-gb.map(lambda x: int(x['value']['age']))
-gb.aggregate(0,
-             lambda a, x: max(a, x),
-             lambda a, x: max(a, x))
-gb.run('person:*')
-
-## Expected result: [87]
-"""
-
-AGGREGATED_AVERAGE = """\
-# Aggregated average
-gb = GearsBuilder()
-gb.map(lambda x: int(x['value']['age']))
-gb.aggregate((0, 0),
-             lambda a, x: (a[0] + x, a[1] + 1),
-             lambda a, x: (a[0] + x[0], a[1] + x[1]))
-gb.map(lambda x: x[0]/x[1])
-gb.run('person:*')
-
-## Expected result: [44.6]
-"""
 
 
 def test_seed_reduced_maximum(family_db):
@@ -531,69 +489,11 @@ def test_seed_aggregated_average(family_db):
     assert pyexecute(family_db, AGGREGATED_AVERAGE) == [["44.6"], []]
 
 
-FNAME = """\
-def fname(x):
-  ''' Extracts the family name from a person's record '''
-  return x['value']['name'].split(' ')[1]
-"""
 
-COUNTBY = FNAME + """
-# Count family members
-gb = GearsBuilder()
-gb.countby(fname)
-gb.run('person:*')
 
-# Expected result: [
-#   {'key': 'Pibbles', 'value': 1},
-#   {'key': 'Smith', 'value': 3},
-#   {'key': 'Sanchez', 'value': 1}
-# ]
-"""
 
-HELPERS = FNAME + """
-def key(x):
-  ''' Extracts the key of a record '''
-  return x['key']
 
-def counter(k, a, r):
-  ''' Counts records '''
-  return (a if a else 0) + 1
 
-def summer(k, a, r):
-  ''' Sums record values '''
-  return (a if a else 0) + r['value']
-"""
-
-LOCAL_AND_GLOBAL = HELPERS + """
-# Use local and global groupby operations
-gb = GearsBuilder()
-gb.localgroupby(fname, counter)
-gb.groupby(key, summer)
-gb.run('person:*')
-
-# Expected result: the same
-"""
-
-GLOBAL_ONLY = HELPERS + """
-# Use only global groupby - NON-RECOMMENDED
-gb = GearsBuilder()
-gb.groupby(fname, counter)
-gb.run('person:*')
-
-# Expected result: the same, but slower :/
-"""
-
-REPARTITION = HELPERS + """
-# Repartition for storing counts
-gb = GearsBuilder()
-gb.localgroupby(fname, counter)
-gb.repartition(key)
-gb.localgroupby(key, summer)
-gb.foreach(lambda x: execute('SET', x['key'], x['value']))
-gb.run('person:*')
-
-# Expected result: the same + stored in Redis String keys
-"""
 
 
 @pytest.mark.parametrize("script", [COUNTBY, LOCAL_AND_GLOBAL, GLOBAL_ONLY, REPARTITION])

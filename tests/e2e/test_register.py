@@ -6,38 +6,11 @@ import pytest
 import redis
 
 from conftest import assert_alive, fresh_server, parse, pyexecute, unregister_all, wait_for
+from seed_scripts import CAS, REGISTERED_MAXIMUM
 
 ZEROS = '0' * 40
 
-MAXIMUM = """def maximum(a, x):
-  ''' Returns the maximum '''
-  a = a if a else 0  # initialize the accumulator
-  return max(a, x)
 
-gb = GearsBuilder()
-gb.map(lambda x: int(x['value']['age']))
-gb.accumulate(maximum)
-gb.register('person:*')                   # register to keyspace events
-"""
-
-CAS = """def age(x):
-  ''' Extracts the age from a person's record '''
-  return int(x['value']['age'])
-
-def cas(x):
-  ''' Checks and sets the current maximum '''
-  k = 'age:maximum'
-  v = execute('GET', k)   # read key's current value
-  v = int(v) if v else 0  # initialize to 0 if None
-  if x > v:               # if a new maximum found
-    execute('SET', k, x)  # set key to new value
-
-# Event handling function registration
-gb = GearsBuilder()
-gb.map(age)
-gb.foreach(cas)
-gb.register('person:*')
-"""
 
 
 @pytest.fixture
@@ -50,7 +23,7 @@ def test_seed_registered_maximum():
     with fresh_server() as srv:
         c = srv.client()
         assert pyexecute(c, "GB().run()", 'UNBLOCKING') == ZEROS + '-0'
-        assert pyexecute(c, MAXIMUM) == 'OK'
+        assert pyexecute(c, REGISTERED_MAXIMUM) == 'OK'
         assert c.hset('person:3', mapping={'name': 'Summer Smith', 'age': 17}) == 2
         dump = wait_for(lambda: [e for e in c.execute_command('RG.DUMPEXECUTIONS') if e[3] == 'done' and e[1] != ZEROS + '-0'])
         assert dump[0][1] == ZEROS + '-1'

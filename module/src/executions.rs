@@ -307,7 +307,7 @@ impl Registry {
     /// The next execution id (every execution consumes one, kept or not).
     pub fn next_id(&self) -> String {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-        format!("{}-{n}", crate::cluster::shard_id())
+        crate::cluster::numbered_id(n)
     }
 
     fn kept(&self) -> std::sync::MutexGuard<'_, Kept> {

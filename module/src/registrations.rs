@@ -384,7 +384,7 @@ impl Default for Registrations {
 impl Registrations {
     pub fn next_id(&self) -> String {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-        format!("{}-{n}", crate::cluster::shard_id())
+        crate::cluster::numbered_id(n)
     }
 
     /// Makes sure later ids are larger than a loaded `<shard>-<n>` id.

@@ -57,11 +57,11 @@ impl ScriptJob {
     pub fn run(self, client: Pending) {
         guard_worker(
             move || {
+                // Cluster mode and shard ids follow the topology as it is now.
+                crate::cluster::refresh();
                 if let Err(e) = self.install_requirements() {
                     return client.send(&Reply::Error(e));
                 }
-                // Cluster mode and shard ids follow the topology as it is now.
-                crate::cluster::refresh();
                 self.run_script(client)
             },
             |p| {
@@ -82,7 +82,6 @@ impl ScriptJob {
             .ensure(&self.requirements, self.force_reinstall)
             .map_err(|e| format!("Could not satisfy requirements, error='{e}'"))?;
         // Every shard runs the script's callbacks: each installs the requirements first.
-        crate::cluster::refresh();
         if crate::cluster::current().is_none() {
             return Ok(());
         }

@@ -126,10 +126,11 @@ pub fn launch(id: &str, topo: &Topology, wire: Vec<u8>) -> ShuffleCtx {
             probing: false,
         },
     );
+    let ids = topo.ids();
     let m = Message::Run(RunOrder {
         id: id.to_owned(),
         initiator: topo.me as u32,
-        shards: topo.ids(),
+        shards: ids.clone(),
         ranges: topo
             .ranges()
             .into_iter()
@@ -145,8 +146,8 @@ pub fn launch(id: &str, topo: &Topology, wire: Vec<u8>) -> ShuffleCtx {
             ));
         }
     }
-    part_started(id, &topo.ids(), topo.me);
-    shuffle_ctx(id, topo.me, topo.me, topo.ids(), Arc::clone(&topo.slots))
+    part_started(id, &ids, topo.me);
+    shuffle_ctx(id, topo.me, topo.me, ids, Arc::clone(&topo.slots))
 }
 
 /// The initiator's own part of `id` ended: completes the run now if every other shard

@@ -63,9 +63,24 @@ pub fn current() -> Option<Arc<Topology>> {
 
 /// This shard's id: the node id in cluster mode, else 40 zeros.
 pub fn shard_id() -> String {
-    current()
-        .map(|t| t.my_id.clone())
-        .unwrap_or_else(|| STANDALONE_SHARD_ID.to_owned())
+    id_of(None)
+}
+
+/// `<shard id>-<n>`, the form of execution and registration ids (every event takes one:
+/// formatted under the read lock, without copying the topology or the id first).
+pub fn numbered_id(n: u64) -> String {
+    id_of(Some(n))
+}
+
+fn id_of(n: Option<u64>) -> String {
+    let topo = CURRENT.read().unwrap_or_else(|e| e.into_inner());
+    let shard = topo
+        .as_ref()
+        .map_or(STANDALONE_SHARD_ID, |t| t.my_id.as_str());
+    match n {
+        Some(n) => format!("{shard}-{n}"),
+        None => shard.to_owned(),
+    }
 }
 
 /// How long a shard waits for the others: `ExecutionMaxIdleTime`.

@@ -110,7 +110,7 @@ impl HostServices for NoRedis {
 }
 
 fn python_map(c: &mut Criterion) {
-    gearpy::init(None, Arc::new(NoRedis)).expect("embedded Python starts");
+    gearpy::init(None, Arc::new(NoRedis), None).expect("embedded Python starts");
     let f = Python::attach(|py| {
         py.eval(c"lambda x: int(x['value']['age'])", None, None)
             .expect("lambda")

@@ -65,6 +65,14 @@ const KEYS: &[KeySpec] = &[
         runtime: true,
         min: 1,
     },
+    // Gearshift's own: the Python memory one execution may hold (bytes, 0: unlimited).
+    KeySpec {
+        name: "ExecutionMemoryLimit",
+        default: || Value::Int(2 << 30),
+        owner: Owner::Core,
+        runtime: true,
+        min: 0,
+    },
     KeySpec {
         name: "SendMsgRetries",
         default: || Value::Int(3),

@@ -95,6 +95,10 @@ impl HostServices for RedisHost {
         !LOCKED_CTX.with(|c| c.get()).is_null()
     }
 
+    fn execution_memory_limit(&self) -> i64 {
+        self.config.int("ExecutionMemoryLimit")
+    }
+
     fn profile_executions(&self) -> bool {
         self.config.int("ProfileExecutions") != 0
     }

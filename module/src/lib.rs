@@ -11,6 +11,7 @@
 //! - `hooks`: CommandReader command hooks (`hook=`, `call_next`).
 //! - `linked`: KeysReader `commands=` runs linked to the command (`override_reply`).
 //! - `info`: INFO rg sections and Gearshift's counters.
+//! - `memory`: the `maxmemory` headroom executions and Python's allocator respect.
 //! - `host`: `HostServices` for the Python layer (execute, log, config).
 //! - `commands`: one file per RG.* command.
 //! - `readers`: engine sources that read Redis (KeysReader).
@@ -31,6 +32,7 @@ pub mod hooks;
 pub mod host;
 pub mod info;
 pub mod linked;
+pub mod memory;
 pub mod persist;
 pub mod readers;
 pub mod registrations;
@@ -58,6 +60,7 @@ mod registration {
             crate::state::init(ctx, args)?;
             crate::ffi::filter::install(ctx)?;
             crate::ffi::cluster::install(ctx)?;
+            crate::memory::start(ctx);
             // Replaces the crate's default INFO callback with ours.
             redis_module::raw::register_info_function(ctx.ctx, Some(crate::info::info_callback));
             Ok(())

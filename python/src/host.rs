@@ -31,6 +31,10 @@ pub trait HostServices: Send + Sync {
     fn lock_redis(&self) -> bool;
     /// Releases a lock taken by `lock_redis`.
     fn unlock_redis(&self);
+    /// The most Python memory one execution may hold, in bytes (0: unlimited).
+    fn execution_memory_limit(&self) -> i64 {
+        0
+    }
     /// Whether Python stages profile their callbacks (`ProfileExecutions`).
     fn profile_executions(&self) -> bool {
         false

@@ -4,7 +4,8 @@
 //! Depends on `engine`; never on redis-module — Redis reaches this crate only through
 //! [`host::HostServices`], which the module crate implements.
 //!
-//! - `embed`: interpreter start-up (the crate's only `unsafe`).
+//! - `embed`, `pymem`: interpreter start-up and Python's allocator hooks (the crate's only
+//!   `unsafe`).
 //! - `runtime` + `py/prelude.py`: the API scripts see (`py/arrow_batch.py`: the arrow
 //!   format of the `mapBatch` extension).
 //! - `session`: running a script, collecting its `run()`.
@@ -29,6 +30,7 @@ pub mod host;
 pub mod link;
 pub mod metrics;
 pub mod profile;
+pub mod pymem;
 pub mod reader;
 pub mod register;
 mod runtime;
@@ -66,12 +68,17 @@ const ARROW_BATCH: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
     Err(_) => panic!("arrow_batch.py contains NUL"),
 };
 
-/// Starts the interpreter and loads the runtime API. Call once, at module load.
+/// Starts the interpreter and loads the runtime API. Call once, at module load. With
+/// `allocator`, Python's memory comes from it (see [`pymem`]).
 pub fn init(
     python_home: Option<&str>,
     services: Arc<dyn host::HostServices>,
+    allocator: Option<pymem::HostAllocator>,
 ) -> Result<(), String> {
     host::install(services);
+    if let Some(a) = allocator {
+        pymem::route(a);
+    }
     embed::initialize(python_home)?;
     Python::attach(|py| load_runtime(py).map_err(|e| errors::error_text(py, &e)))
 }

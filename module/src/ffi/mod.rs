@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod configs;
 pub mod filter;
+pub mod memory;
 pub mod rdb;
 pub mod replies;
 pub mod scan;
@@ -15,7 +16,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use redis_module::{Context, RedisError, RedisResult, Status};
 
-fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
+pub(crate) fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
     p.downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| p.downcast_ref::<String>().cloned())

@@ -20,15 +20,30 @@ thread_local! {
 }
 
 thread_local! {
+    /// Redis's main thread (marked at load): Python it runs with the lock held is watched
+    /// for running long (`gearpy::busy`).
+    static MAIN_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the calling thread as Redis's main thread (module load).
+pub fn mark_main_thread() {
+    MAIN_THREAD.with(|m| m.set(true));
+}
+
+thread_local! {
     /// The lock an `atomic()` block holds on this thread.
     static ATOMIC_HOLD: std::cell::RefCell<Option<(ContextGuard, ThreadSafeContext<DetachedFromClient>)>> =
         const { std::cell::RefCell::new(None) };
 }
 
-/// Marks that this thread holds the Redis lock through `ctx` while `f` runs.
+/// Marks that this thread holds the Redis lock through `ctx` while `f` runs. On the main
+/// thread it is a busy section: Python running long there lets clients in (`-BUSY`) and
+/// can be killed.
 pub fn with_lock_held<R>(ctx: &Context, f: impl FnOnce() -> R) -> R {
     let prev = LOCKED_CTX.with(|c| c.replace(ctx.ctx));
+    let section = MAIN_THREAD.with(|m| m.get()).then(gearpy::busy::enter);
     let r = f();
+    drop(section);
     LOCKED_CTX.with(|c| c.set(prev));
     r
 }
@@ -89,6 +104,13 @@ impl HostServices for RedisHost {
         LOCKED_CTX.with(|c| c.set(guard.ctx));
         ATOMIC_HOLD.with(|h| *h.borrow_mut() = Some((guard, tsc)));
         true
+    }
+
+    fn yield_to_clients(&self) {
+        let held = LOCKED_CTX.with(|c| c.get());
+        if !held.is_null() && MAIN_THREAD.with(|m| m.get()) {
+            crate::ffi::busy::yield_to_clients(&Context::new(held));
+        }
     }
 
     fn holds_redis_lock(&self) -> bool {

@@ -11,7 +11,7 @@
 //! - `hooks`: CommandReader command hooks (`hook=`, `call_next`).
 //! - `linked`: KeysReader `commands=` runs linked to the command (`override_reply`).
 //! - `info`: INFO rg sections and Gearshift's counters.
-//! - `memory`: the `maxmemory` headroom executions and Python's allocator respect.
+//! - `limits`: server limits mirrored for other threads (maxmemory headroom, busy threshold).
 //! - `host`: `HostServices` for the Python layer (execute, log, config).
 //! - `commands`: one file per RG.* command.
 //! - `readers`: engine sources that read Redis (KeysReader).
@@ -31,8 +31,8 @@ pub mod ffi;
 pub mod hooks;
 pub mod host;
 pub mod info;
+pub mod limits;
 pub mod linked;
-pub mod memory;
 pub mod persist;
 pub mod readers;
 pub mod registrations;
@@ -57,10 +57,11 @@ mod registration {
 
     fn init(ctx: &Context, args: &[RedisString]) -> Status {
         crate::ffi::guard_status(ctx, || {
+            crate::host::mark_main_thread();
             crate::state::init(ctx, args)?;
             crate::ffi::filter::install(ctx)?;
             crate::ffi::cluster::install(ctx)?;
-            crate::memory::start(ctx);
+            crate::limits::start(ctx);
             // Replaces the crate's default INFO callback with ours.
             redis_module::raw::register_info_function(ctx.ctx, Some(crate::info::info_callback));
             Ok(())
@@ -80,9 +81,9 @@ mod registration {
                     ["rg.pyexecute", pyexecute::command, "readonly", 0, 0, 0, ""],
                     ["rg.getresults", executions::getresults, "readonly", 0, 0, 0, ""],
                     ["rg.getresultsblocking", executions::getresultsblocking, "readonly", 0, 0, 0, ""],
-                    ["rg.dumpexecutions", executions::dumpexecutions, "readonly", 0, 0, 0, ""],
+                    ["rg.dumpexecutions", executions::dumpexecutions, "readonly allow-busy", 0, 0, 0, ""],
                     ["rg.dropexecution", executions::dropexecution, "readonly", 0, 0, 0, ""],
-                    ["rg.abortexecution", executions::abortexecution, "readonly", 0, 0, 0, ""],
+                    ["rg.abortexecution", executions::abortexecution, "readonly allow-busy allow-loading", 0, 0, 0, ""],
                     ["rg.getexecution", executions::getexecution, "readonly", 0, 0, 0, ""],
                     ["rg.configget", config::configget, "readonly", 0, 0, 0, ""],
                     ["rg.configset", config::configset, "readonly", 0, 0, 0, ""],

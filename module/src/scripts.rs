@@ -263,6 +263,9 @@ fn start_run(mut req: RunRequest, client: Pending, unblocking: bool) {
             let id = entry.id.clone();
             let complete = move |out: ExecutionOutput| {
                 if let Some(c) = take(&waiting) {
+                    // A blocking run is listed while it runs (so it can be aborted, even
+                    // once its client is gone) and dropped before its reply (1.2).
+                    state.registry.remove(&entry.id);
                     c.send(&execution_reply(&out));
                 }
                 entry.finish(out);
@@ -279,8 +282,14 @@ fn start_run(mut req: RunRequest, client: Pending, unblocking: bool) {
     match crate::executions::start_execution(source, &req.plan, &host, shuffle.as_ref(), on_done) {
         Ok(handle) => {
             entry.started(handle, Some(control));
-            if let Some(c) = id_client {
+            // Kept unless it already finished (and was dropped) before this line; holding
+            // the slot orders this with the completion, which empties it.
+            let slot = lock(&waiting);
+            if id_client.is_some() || slot.is_some() {
                 keep(state, &entry);
+            }
+            drop(slot);
+            if let Some(c) = id_client {
                 c.send(&Reply::Bulk(entry.id.clone().into_bytes()));
             }
         }
@@ -302,5 +311,9 @@ fn keep(state: &ModuleState, entry: &Arc<Entry>) {
 }
 
 fn take(slot: &Mutex<Option<Pending>>) -> Option<Pending> {
-    slot.lock().ok().and_then(|mut g| g.take())
+    lock(slot).take()
+}
+
+fn lock(slot: &Mutex<Option<Pending>>) -> std::sync::MutexGuard<'_, Option<Pending>> {
+    slot.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -35,6 +35,9 @@ pub trait HostServices: Send + Sync {
     fn execution_memory_limit(&self) -> i64 {
         0
     }
+    /// Lets Redis serve clients (answering `-BUSY`) while Python that holds the Redis lock
+    /// on the main thread runs long. Called there, with the GIL.
+    fn yield_to_clients(&self) {}
     /// Whether Python stages profile their callbacks (`ProfileExecutions`).
     fn profile_executions(&self) -> bool {
         false

@@ -4,8 +4,8 @@
 //! Depends on `engine`; never on redis-module — Redis reaches this crate only through
 //! [`host::HostServices`], which the module crate implements.
 //!
-//! - `embed`, `pymem`: interpreter start-up and Python's allocator hooks (the crate's only
-//!   `unsafe`).
+//! - `embed`, `pymem`, `busy`: interpreter start-up, Python's allocator hooks, and the
+//!   busy watchdog for runaway main-thread Python (the crate's only `unsafe`).
 //! - `runtime` + `py/prelude.py`: the API scripts see (`py/arrow_batch.py`: the arrow
 //!   format of the `mapBatch` extension).
 //! - `session`: running a script, collecting its `run()`.
@@ -18,6 +18,7 @@
 
 mod asyncio_bridge;
 mod builtins;
+pub mod busy;
 pub mod cluster;
 mod column;
 pub mod control;

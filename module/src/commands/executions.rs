@@ -129,6 +129,22 @@ pub fn abortexecution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         if a.len() != 1 {
             return Err(RedisError::WrongArity);
         }
+        // Python running long on the main thread (this command runs while it yields): it
+        // is stopped by its id, or by SCRIPT KILL / FUNCTION KILL, which the command filter
+        // turns into this command with `KILL_BUSY`.
+        if a[0] == crate::ffi::filter::KILL_BUSY {
+            return respond(
+                ctx,
+                if gearpy::busy::kill(None) {
+                    Reply::Status("OK".into())
+                } else {
+                    Reply::Error("NOTBUSY No scripts in execution right now.".into())
+                },
+            );
+        }
+        if gearpy::busy::kill(Some(&a[0])) {
+            return respond(ctx, Reply::Status("OK".into()));
+        }
         respond_cluster_wide(ctx, abort_local(&a[0]), Query::AbortExecution(a[0].clone()))
     })
 }

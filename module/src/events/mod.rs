@@ -132,7 +132,9 @@ fn run_sync(
     let source = Box::new(ReadySource::new(Batch::new(BatchData::Keys(cols))));
     let entry = Entry::new_registered(state.registry.next_id(), &reg.shape);
     track(state, reg, &entry);
+    entry.running();
     let out = with_lock_held(ctx, || {
+        gearpy::busy::name_section(&entry.id);
         engine::reference::run_reference(source, &reg.plan, Some(&PyRuntime))
     })
     .unwrap_or_else(ExecutionOutput::failed);

@@ -1,4 +1,5 @@
-//! Redis's allocator for the embedded Python, and the server's memory headroom (raw API).
+//! Redis's allocator for the embedded Python, the server's memory headroom and integer
+//! configs (raw API).
 
 use gearpy::pymem::HostAllocator;
 use redis_module::{raw, Context};
@@ -20,15 +21,15 @@ pub fn python_allocator() -> Option<HostAllocator> {
 /// Bytes the server may still allocate before `maxmemory` (`None`: no limit). Main
 /// thread (or the Redis lock held): Redis computes the ratio from unlocked state.
 pub fn headroom(ctx: &Context) -> Option<i64> {
-    let max = maxmemory(ctx)?;
+    let max = config_int(ctx, "maxmemory").filter(|&m| m > 0)?;
     // SAFETY: plain query with no arguments, called under the Redis lock.
     let ratio = unsafe { raw::RedisModule_GetUsedMemoryRatio.map(|f| f()) }?;
     Some(max - (f64::from(ratio) * max as f64) as i64)
 }
 
-/// The `maxmemory` setting in bytes, if one is set.
-fn maxmemory(ctx: &Context) -> Option<i64> {
-    let reply = ctx.call("CONFIG", &["GET", "maxmemory"]).ok()?;
+/// An integer server config (`CONFIG GET name`).
+pub fn config_int(ctx: &Context, name: &str) -> Option<i64> {
+    let reply = ctx.call("CONFIG", &["GET", name]).ok()?;
     let redis_module::RedisValue::Array(items) = reply else {
         return None;
     };
@@ -38,5 +39,5 @@ fn maxmemory(ctx: &Context) -> Option<i64> {
         redis_module::RedisValue::StringBuffer(b) => std::str::from_utf8(b).ok()?.parse().ok()?,
         _ => return None,
     };
-    (value > 0).then_some(value)
+    Some(value)
 }

@@ -314,8 +314,12 @@ pub struct Registry {
 impl Registry {
     /// The next execution id (every execution consumes one, kept or not).
     pub fn next_id(&self) -> String {
-        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-        crate::cluster::numbered_id(n)
+        crate::cluster::numbered_id(self.next_number())
+    }
+
+    /// The next execution number (`next_id` without formatting it).
+    pub fn next_number(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
     fn kept(&self) -> std::sync::MutexGuard<'_, Kept> {

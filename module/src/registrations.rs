@@ -161,6 +161,8 @@ pub struct Registration {
     kept: Mutex<VecDeque<String>>,
     /// The drain's state (deferral, events carried to its next batch).
     drain: Mutex<DrainState>,
+    /// The event the drain runs now (listed and abortable while it runs).
+    pub in_flight: crate::events::in_flight::InFlight,
 }
 
 fn key_type_named(name: &str) -> KeyType {
@@ -211,6 +213,7 @@ impl Registration {
             stats: Mutex::new(Stats::default()),
             kept: Mutex::new(VecDeque::new()),
             drain: Mutex::new(DrainState::default()),
+            in_flight: Default::default(),
         }
     }
 

@@ -62,8 +62,27 @@ impl ExecControl {
     /// (the Redis lock may be held, as the lock order allows).
     pub fn interrupt(&self) {
         self.stopped.store(true, Ordering::Release);
+        // Under the GIL the stage cannot enter or leave, so the ident is current.
+        self.interrupt_thread();
+    }
+
+    /// Marks the calling thread (GIL held) as running this control's Python until
+    /// [`ExecControl::release_thread`]: for code that runs many short executions in one
+    /// GIL hold (batched events).
+    pub fn claim_thread(&self) {
+        self.thread
+            .store(embed::current_thread_ident(), Ordering::Release);
+    }
+
+    /// Ends [`ExecControl::claim_thread`] (GIL held, on the same thread).
+    pub fn release_thread(&self) {
+        self.thread.store(0, Ordering::Release);
+    }
+
+    /// Raises `gears.forcestopped` in the claimed thread, if any, without marking the
+    /// control stopped (it goes on serving later executions). Takes the GIL.
+    pub fn interrupt_thread(&self) {
         Python::attach(|py| {
-            // Under the GIL the stage cannot enter or leave, so the ident is current.
             let t = self.thread.load(Ordering::Acquire);
             if t != 0 {
                 embed::raise_in_thread(py, t, &py.get_type::<ForceStopped>());

@@ -144,3 +144,24 @@ def test_a_finished_blocking_run_is_not_listed(srv):
     r = srv.client()
     assert pyexecute(r, "GB('ShardsIDReader').count().run()") == [['1'], []]
     assert r.execute_command('RG.DUMPEXECUTIONS') == []
+
+
+def test_a_spinning_async_registration_is_listed_and_abortable(srv):
+    r = srv.client()
+    pyexecute(r, """
+def f(x):
+    if x['key'] == 'as1':
+        while True:
+            pass
+    execute('INCR', 'done')
+GB().foreach(f).register(prefix='as*', mode='async')""")
+    r.set('as1', 'x')
+    running = wait_for(lambda: [e[1] for e in r.execute_command('RG.DUMPEXECUTIONS') if e[3] == 'running'])
+    assert len(running) == 1, r.execute_command('RG.DUMPEXECUTIONS')
+    assert r.execute_command('RG.ABORTEXECUTION', running[0]) == 'OK'
+    # The registration goes on with later events; the aborted one failed with forcestopped.
+    r.set('as2', 'x')
+    assert wait_for(lambda: r.get('done') == '1', timeout=10)
+    res = r.execute_command('RG.GETRESULTS', running[0])
+    assert 'forcestopped' in str(res[1]), res
+    assert [e[3] for e in r.execute_command('RG.DUMPEXECUTIONS')] == ['done', 'done']

@@ -54,21 +54,33 @@ pub fn getresultsblocking(ctx: &Context, args: Vec<RedisString>) -> RedisResult 
 /// `RG.DUMPEXECUTIONS`: `[executionId, id, status, s, registered, 0|1]`, newest first.
 pub fn dumpexecutions(ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
     guard(|| {
-        let rows = module_state()?
-            .registry
-            .newest_first()
+        let state = module_state()?;
+        let row = |id: &str, status: &str, registered: bool| {
+            Reply::Array(vec![
+                bulk("executionId"),
+                bulk(id),
+                bulk("status"),
+                bulk(status),
+                bulk("registered"),
+                Reply::Int(registered as i64),
+            ])
+        };
+        // Batched events run before their entries exist: the running ones come first
+        // (they are the newest).
+        let mut rows: Vec<Reply> = state
+            .registrations
+            .all()
             .iter()
-            .map(|e| {
-                Reply::Array(vec![
-                    bulk("executionId"),
-                    bulk(&e.id),
-                    bulk("status"),
-                    bulk(e.status().name()),
-                    bulk("registered"),
-                    Reply::Int(e.registered as i64),
-                ])
-            })
+            .filter_map(|r| r.in_flight.id())
+            .map(|id| row(&id, Status::Running.name(), true))
             .collect();
+        rows.extend(
+            state
+                .registry
+                .newest_first()
+                .iter()
+                .map(|e| row(&e.id, e.status().name(), e.registered)),
+        );
         respond(ctx, Reply::Array(rows))
     })
 }
@@ -113,11 +125,17 @@ pub fn drop_local(id: &str) -> Result<Reply, String> {
 /// Aborts `id` on this shard (OK for a finished one, as 1.2).
 pub fn abort_local(id: &str) -> Result<Reply, String> {
     let state = crate::state::get().ok_or("Gearshift is not initialised")?;
-    let e = state
-        .registry
-        .get(id)
-        .ok_or_else(|| "execution does not exist".to_owned())?;
-    e.abort();
+    match state.registry.get(id) {
+        Some(e) => {
+            e.abort();
+        }
+        None => {
+            let in_flight = state.registrations.all().iter().any(|r| r.in_flight.abort(id));
+            if !in_flight {
+                return Err("execution does not exist".to_owned());
+            }
+        }
+    }
     Ok(Reply::Status("OK".into()))
 }
 

@@ -210,13 +210,25 @@ fn run_batch(state: &ModuleState, reg: &Arc<Registration>, plan: &EventPlan, gua
 
     DRAINING.with(|d| d.set((Arc::as_ptr(reg) as usize, false)));
     let running = Instant::now();
+    // Each event is numbered as it starts, and is the registration's in-flight one (listed,
+    // abortable) while it runs.
+    let mut numbers = Vec::with_capacity(seqs.len());
     // An event discarded meanwhile (RG.UNREGISTER) does not start.
     let mut next = |cols: &mut KeyColumns, i: usize| {
-        i < cols.len()
+        let go = i < cols.len()
             && !reg.queue.discarded(seqs[i])
-            && (i == 0 || (!DRAINING.with(|d| d.get().1) && running.elapsed() < RUN_BUDGET))
+            && (i == 0 || (!DRAINING.with(|d| d.get().1) && running.elapsed() < RUN_BUDGET));
+        if go {
+            let n = state.registry.next_number();
+            numbers.push(n);
+            reg.in_flight.start(n);
+        } else {
+            reg.in_flight.stop();
+        }
+        go
     };
     let outs = plan.run(&mut cols, 0, &mut next, caps.keep());
+    reg.in_flight.stop();
     DRAINING.with(|d| d.set((0, false)));
 
     // Events not run (the batch stopped early) go first next time, read again.
@@ -227,7 +239,7 @@ fn run_batch(state: &ModuleState, reg: &Arc<Registration>, plan: &EventPlan, gua
         drain.carry.push_back((seq, row.key.to_vec(), event));
     }
     drop(drain);
-    accounting::record(state, reg, outs, started.elapsed(), caps);
+    accounting::record_numbered(state, reg, outs, &numbers, started.elapsed(), caps);
 }
 
 /// Pops the batch's events (carried ones first) and reads their values into `cols`;

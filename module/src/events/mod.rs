@@ -15,6 +15,7 @@
 
 pub mod accounting;
 pub mod drain;
+pub mod in_flight;
 pub mod queue;
 
 use std::cell::RefCell;

@@ -46,6 +46,27 @@ check_atomics_via_shim() {
   fi
 }
 
+# Every reply and error goes through the module's reply path: the crate's `Context::reply`
+# mangles non-ASCII error text (and aborts redis-server on U+0100). So only ffi/command.rs may
+# name a textual RedisError, and every command in lib.rs's table is wrapped in `command!`.
+check_replies_via_trampoline() {
+  local hits ok=0
+  hits=$(grep -rnE 'RedisError::(String|Str)\b' module/src --include='*.rs' |
+    grep -v '^module/src/ffi/command.rs:') || true
+  if [[ -n $hits ]]; then
+    printf '%s\n' "$hits"
+    echo "return crate::ffi::command::error(..) instead of RedisError::String/Str (see the lines above)"
+    ok=1
+  fi
+  hits=$(grep -nE '^\s*\["rg\.' module/src/lib.rs | grep -v 'command!(') || true
+  if [[ -n $hits ]]; then
+    printf '%s\n' "$hits"
+    echo "wrap every command handler in command!(..) in module/src/lib.rs (see the lines above)"
+    ok=1
+  fi
+  return "$ok"
+}
+
 # loom gets its own target dir: --cfg loom changes RUSTFLAGS, which would otherwise throw away
 # the main build cache. Bounded preemptions keep the model checker's run time sane.
 loom_tests() {
@@ -64,6 +85,7 @@ main() {
   step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
   step "dependency direction" check_dependency_direction
   step "atomics via the sync shim" check_atomics_via_shim
+  step "replies via the command trampoline" check_replies_via_trampoline
   step "cargo test" cargo test --workspace
   step "loom" loom_tests
   step "build module" cargo build --release -p gearshift

@@ -64,6 +64,14 @@ mod registration {
         })
     }
 
+    /// A handler wrapped in the command trampoline (`ffi::command::run`): every reply and
+    /// error goes through the module's own reply path, never the crate's.
+    macro_rules! command {
+        ($handler:path) => {
+            |ctx: &Context, args: Vec<RedisString>| crate::ffi::command::run(ctx, args, $handler)
+        };
+    }
+
     /// One registration, instantiated with the allocator chosen at build time.
     macro_rules! gearshift_module {
         ($alloc:expr, $alloc_ty:ty) => {
@@ -74,35 +82,35 @@ mod registration {
                 data_types: [GEARSHIFT_AUX, TIME_EVENT_TYPE],
                 init: init,
                 commands: [
-                    ["rg.pyexecute", pyexecute::command, "readonly", 0, 0, 0, ""],
-                    ["rg.getresults", executions::getresults, "readonly", 0, 0, 0, ""],
-                    ["rg.getresultsblocking", executions::getresultsblocking, "readonly", 0, 0, 0, ""],
-                    ["rg.dumpexecutions", executions::dumpexecutions, "readonly", 0, 0, 0, ""],
-                    ["rg.dropexecution", executions::dropexecution, "readonly", 0, 0, 0, ""],
-                    ["rg.abortexecution", executions::abortexecution, "readonly", 0, 0, 0, ""],
-                    ["rg.getexecution", executions::getexecution, "readonly", 0, 0, 0, ""],
-                    ["rg.configget", config::configget, "readonly", 0, 0, 0, ""],
-                    ["rg.configset", config::configset, "readonly", 0, 0, 0, ""],
-                    ["rg.infocluster", misc::infocluster, "readonly", 0, 0, 0, ""],
-                    ["rg.refreshcluster", misc::refreshcluster, "readonly", 0, 0, 0, ""],
-                    ["rg.networktest", misc::networktest, "readonly", 0, 0, 0, ""],
-                    ["rg.dumpplugins", misc::dumpplugins, "readonly", 0, 0, 0, ""],
-                    ["rg.pyexecuteremote", misc::pyexecuteremote, "readonly", 0, 0, 0, ""],
-                    ["rg.pyfreeinterpreter", misc::pyfreeinterpreter, "readonly", 0, 0, 0, ""],
-                    ["rg.dumpregistrations", registrations::dumpregistrations, "readonly", 0, 0, 0, ""],
-                    ["rg.unregister", registrations::unregister, "readonly", 0, 0, 0, ""],
-                    ["rg.pydumpsessions", sessions::pydumpsessions, "readonly", 0, 0, 0, ""],
-                    ["rg.pyprofile", sessions::pyprofile, "readonly", 0, 0, 0, ""],
-                    ["rg.trigger", trigger::trigger, "readonly", 0, 0, 0, ""],
-                    ["rg.triggeronkey", trigger::trigger, "readonly", 2, 2, 1, ""],
-                    ["rg.clearregistrationsstats", registrations::clearregistrationsstats, "readonly", 0, 0, 0, ""],
-                    ["rg.pauseregistrations", registrations::pauseregistrations, "readonly", 0, 0, 0, ""],
-                    ["rg.unpauseregistrations", registrations::unpauseregistrations, "readonly", 0, 0, 0, ""],
-                    ["rg.pystats", misc::pystats, "readonly", 0, 0, 0, ""],
-                    ["rg.pydumpreqs", misc::pydumpreqs, "readonly", 0, 0, 0, ""],
-                    ["rg.innerregister", internal::innerregister, "write", 0, 0, 0, ""],
-                    ["rg.innerunregister", internal::innerunregister, "write", 0, 0, 0, ""],
-                    ["rg.innertimeevent", internal::innertimeevent, "write deny-oom", 1, 1, 1, ""],
+                    ["rg.pyexecute", command!(pyexecute::command), "readonly", 0, 0, 0, ""],
+                    ["rg.getresults", command!(executions::getresults), "readonly", 0, 0, 0, ""],
+                    ["rg.getresultsblocking", command!(executions::getresultsblocking), "readonly", 0, 0, 0, ""],
+                    ["rg.dumpexecutions", command!(executions::dumpexecutions), "readonly", 0, 0, 0, ""],
+                    ["rg.dropexecution", command!(executions::dropexecution), "readonly", 0, 0, 0, ""],
+                    ["rg.abortexecution", command!(executions::abortexecution), "readonly", 0, 0, 0, ""],
+                    ["rg.getexecution", command!(executions::getexecution), "readonly", 0, 0, 0, ""],
+                    ["rg.configget", command!(config::configget), "readonly", 0, 0, 0, ""],
+                    ["rg.configset", command!(config::configset), "readonly", 0, 0, 0, ""],
+                    ["rg.infocluster", command!(misc::infocluster), "readonly", 0, 0, 0, ""],
+                    ["rg.refreshcluster", command!(misc::refreshcluster), "readonly", 0, 0, 0, ""],
+                    ["rg.networktest", command!(misc::networktest), "readonly", 0, 0, 0, ""],
+                    ["rg.dumpplugins", command!(misc::dumpplugins), "readonly", 0, 0, 0, ""],
+                    ["rg.pyexecuteremote", command!(misc::pyexecuteremote), "readonly", 0, 0, 0, ""],
+                    ["rg.pyfreeinterpreter", command!(misc::pyfreeinterpreter), "readonly", 0, 0, 0, ""],
+                    ["rg.dumpregistrations", command!(registrations::dumpregistrations), "readonly", 0, 0, 0, ""],
+                    ["rg.unregister", command!(registrations::unregister), "readonly", 0, 0, 0, ""],
+                    ["rg.pydumpsessions", command!(sessions::pydumpsessions), "readonly", 0, 0, 0, ""],
+                    ["rg.pyprofile", command!(sessions::pyprofile), "readonly", 0, 0, 0, ""],
+                    ["rg.trigger", command!(trigger::trigger), "readonly", 0, 0, 0, ""],
+                    ["rg.triggeronkey", command!(trigger::trigger), "readonly", 2, 2, 1, ""],
+                    ["rg.clearregistrationsstats", command!(registrations::clearregistrationsstats), "readonly", 0, 0, 0, ""],
+                    ["rg.pauseregistrations", command!(registrations::pauseregistrations), "readonly", 0, 0, 0, ""],
+                    ["rg.unpauseregistrations", command!(registrations::unpauseregistrations), "readonly", 0, 0, 0, ""],
+                    ["rg.pystats", command!(misc::pystats), "readonly", 0, 0, 0, ""],
+                    ["rg.pydumpreqs", command!(misc::pydumpreqs), "readonly", 0, 0, 0, ""],
+                    ["rg.innerregister", command!(internal::innerregister), "write", 0, 0, 0, ""],
+                    ["rg.innerunregister", command!(internal::innerunregister), "write", 0, 0, 0, ""],
+                    ["rg.innertimeevent", command!(internal::innertimeevent), "write deny-oom", 1, 1, 1, ""],
                 ],
                 event_handlers: [
                     [@ALL @MISSED: crate::events::on_keyspace_event],

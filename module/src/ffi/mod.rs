@@ -4,6 +4,7 @@
 #![allow(unsafe_code)]
 
 pub mod cluster;
+pub mod command;
 pub mod configs;
 pub mod filter;
 pub mod rdb;
@@ -13,7 +14,7 @@ pub mod timeev;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use redis_module::{Context, RedisError, RedisResult, Status};
+use redis_module::{Context, RedisResult, Status};
 
 fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
     p.downcast_ref::<&str>()
@@ -22,10 +23,12 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "unknown panic".to_owned())
 }
 
-/// Runs a command body; a panic becomes an error reply.
+/// Runs a command body; a panic becomes an error. (`command::run`, which wraps every
+/// handler in the command table, is the boundary that writes replies; this inner catch only
+/// keeps a handler's panic message close to it.)
 pub fn guard(f: impl FnOnce() -> RedisResult) -> RedisResult {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| {
-        Err(RedisError::String(format!(
+        Err(command::error(format!(
             "Gearshift internal error: {}",
             panic_text(p)
         )))

@@ -46,9 +46,10 @@ check_atomics_via_shim() {
   fi
 }
 
-# Every reply and error goes through the module's reply path: the crate's `Context::reply`
-# mangles non-ASCII error text (and aborts redis-server on U+0100). So only ffi/command.rs may
-# name a textual RedisError, and every command in lib.rs's table is wrapped in `command!`.
+# Every reply, error and log line goes through the module's own path: the crate's
+# `Context::reply` mangles non-ASCII error text (and aborts redis-server on U+0100). So only
+# ffi/command.rs may name a textual RedisError, every command in lib.rs's table is wrapped in
+# `command!`, and only ffi/log.rs writes to the Redis log.
 check_replies_via_trampoline() {
   local hits ok=0
   hits=$(grep -rnE 'RedisError::(String|Str)\b' module/src --include='*.rs' |
@@ -62,6 +63,14 @@ check_replies_via_trampoline() {
   if [[ -n $hits ]]; then
     printf '%s\n' "$hits"
     echo "wrap every command handler in command!(..) in module/src/lib.rs (see the lines above)"
+    ok=1
+  fi
+  # The crate's log helpers use the message as a printf format: '%s' in user text crashed Redis.
+  hits=$(grep -rnE 'log_(warning|notice|debug|verbose)\(|logging::' module/src --include='*.rs' |
+    grep -v '^module/src/ffi/log.rs:') || true
+  if [[ -n $hits ]]; then
+    printf '%s\n' "$hits"
+    echo "log through crate::ffi::log, not redis-module's log helpers (see the lines above)"
     ok=1
   fi
   return "$ok"

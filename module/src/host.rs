@@ -6,7 +6,6 @@ use std::cell::Cell;
 use std::sync::Arc;
 
 use gearpy::host::{CallReply as PyReply, HostServices};
-use redis_module::logging::{log, RedisLogLevel};
 use redis_module::{
     raw, CallOptionsBuilder, CallReply, CallResult, Context, ContextGuard, DetachedFromClient,
     ThreadSafeContext,
@@ -63,13 +62,14 @@ impl HostServices for RedisHost {
     }
 
     fn log(&self, level: &str, msg: &str) {
+        use crate::ffi::log::Level;
         let level = match level {
-            "debug" => RedisLogLevel::Debug,
-            "verbose" => RedisLogLevel::Verbose,
-            "warning" => RedisLogLevel::Warning,
-            _ => RedisLogLevel::Notice,
+            "debug" => Level::Debug,
+            "verbose" => Level::Verbose,
+            "warning" => Level::Warning,
+            _ => Level::Notice,
         };
-        log(level, msg);
+        crate::ffi::log::log(level, msg);
     }
 
     fn config_get(&self, key: &str) -> Option<String> {

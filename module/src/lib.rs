@@ -54,7 +54,7 @@ mod registration {
     use crate::ffi::timeev::TIME_EVENT_TYPE;
 
     fn init(ctx: &Context, args: &[RedisString]) -> Status {
-        crate::ffi::guard_status(ctx, || {
+        crate::ffi::guard_status(|| {
             crate::state::init(ctx, args)?;
             crate::ffi::filter::install(ctx)?;
             crate::ffi::cluster::install(ctx)?;

@@ -66,7 +66,7 @@ impl TimeEvent {
             match gearpy::time_event::restore(&self.pickled) {
                 Ok(t) => *tick = Some(t),
                 Err(e) => {
-                    ctx.log_warning(&format!(
+                    crate::ffi::log::warning(&format!(
                         "Gearshift: time event stopped, its callback could not be restored: {e}"
                     ));
                     return false;

@@ -85,3 +85,14 @@ def test_nul_and_newlines_in_echoed_text(server, r):
         with pytest.raises(redis.ResponseError):
             r.execute_command("RG.PYDUMPSESSIONS", text)
     assert_alive(r, server)
+
+
+@pytest.mark.parametrize(
+    "text", ["%s%s%s%s%s%s%s%s", "%n%n%n", "100% done %x %p", "a\x00b", "Ā一\U0001f600"]
+)
+def test_log_writes_user_text_verbatim(server, r, text):
+    # The text once became RedisModule_Log's printf format: '%s' read missing varargs.
+    assert r.execute_command("RG.PYEXECUTE", f"log({text!r})") == "OK"
+    assert_alive(r, server)
+    assert text.replace("\x00", "") in server.logfile.read_text(errors="replace")
+

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod command;
 pub mod configs;
 pub mod filter;
+pub mod log;
 pub mod rdb;
 pub mod replies;
 pub mod scan;
@@ -14,7 +15,7 @@ pub mod timeev;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use redis_module::{Context, RedisResult, Status};
+use redis_module::{RedisResult, Status};
 
 fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
     p.downcast_ref::<&str>()
@@ -36,15 +37,15 @@ pub fn guard(f: impl FnOnce() -> RedisResult) -> RedisResult {
 }
 
 /// Runs module initialisation; an error or panic is logged and fails the load.
-pub fn guard_status(ctx: &Context, f: impl FnOnce() -> Result<(), String>) -> Status {
+pub fn guard_status(f: impl FnOnce() -> Result<(), String>) -> Status {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => Status::Ok,
         Ok(Err(e)) => {
-            ctx.log_warning(&format!("Gearshift failed to load: {e}"));
+            log::warning(&format!("Gearshift failed to load: {e}"));
             Status::Err
         }
         Err(p) => {
-            ctx.log_warning(&format!(
+            log::warning(&format!(
                 "Gearshift failed to load (panic): {}",
                 panic_text(p)
             ));

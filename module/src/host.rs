@@ -159,15 +159,23 @@ pub fn call(args: &[Vec<u8>]) -> PyReply {
 /// Runs a command with errors as replies (real Redis error texts) and replication.
 fn call_on(ctx: &Context, args: &[Vec<u8>]) -> PyReply {
     let Some((cmd, rest)) = args.split_first() else {
-        return PyReply::Array(Vec::new());
+        return PyReply::Error("ERR wrong number of arguments for 'execute' command".into());
     };
-    let cmd = String::from_utf8_lossy(cmd);
+    // RM_Call takes the name as a C string: a NUL (or non-UTF-8) name names no command, and
+    // the crate would panic on the NUL.
+    let cmd = match std::str::from_utf8(cmd) {
+        Ok(c) if !c.contains('\0') => c,
+        _ => {
+            let shown = String::from_utf8_lossy(cmd).replace('\0', "\\x00");
+            return PyReply::Error(format!("ERR unknown command '{shown}'"));
+        }
+    };
     let rest: Vec<&[u8]> = rest.iter().map(|a| a.as_slice()).collect();
     let opts = CallOptionsBuilder::new()
         .errors_as_replies()
         .replicate()
         .build();
-    let res: CallResult = ctx.call_ext(&cmd, &opts, rest.as_slice());
+    let res: CallResult = ctx.call_ext(cmd, &opts, rest.as_slice());
     owned(res)
 }
 

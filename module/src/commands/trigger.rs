@@ -35,7 +35,7 @@ fn record(args: &[RedisString]) -> Batch {
     let items = args
         .iter()
         .skip(1)
-        .map(|a| Datum::Str(a.to_string_lossy()))
+        .map(|a| Datum::text_or_bytes(a.as_slice().to_vec()))
         .collect();
     Batch::datums(vec![Datum::List(items)])
 }

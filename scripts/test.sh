@@ -76,6 +76,18 @@ check_replies_via_trampoline() {
   return "$ok"
 }
 
+# Every Redis timer is created by timers::create, which bounds the period: redis-module
+# panics on a period whose milliseconds do not fit an i64 (an abort inside a callback).
+check_timers_via_create() {
+  local hits
+  hits=$(grep -rn 'create_timer(' module/src --include='*.rs' | grep -v '^module/src/timers.rs:') || true
+  if [[ -n $hits ]]; then
+    printf '%s\n' "$hits"
+    echo "create timers with crate::timers::create (see the lines above)"
+    return 1
+  fi
+}
+
 # loom gets its own target dir: --cfg loom changes RUSTFLAGS, which would otherwise throw away
 # the main build cache. Bounded preemptions keep the model checker's run time sane.
 loom_tests() {
@@ -95,6 +107,7 @@ main() {
   step "dependency direction" check_dependency_direction
   step "atomics via the sync shim" check_atomics_via_shim
   step "replies via the command trampoline" check_replies_via_trampoline
+  step "timers via timers::create" check_timers_via_create
   step "cargo test" cargo test --workspace
   step "loom" loom_tests
   step "build module" cargo build --release -p gearshift

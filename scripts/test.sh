@@ -59,10 +59,17 @@ check_replies_via_trampoline() {
     echo "return crate::ffi::command::error(..) instead of RedisError::String/Str (see the lines above)"
     ok=1
   fi
-  hits=$(grep -nE '^\s*\["rg\.' module/src/lib.rs | grep -v 'command!(') || true
+  hits=$(grep -nE '^\s*\["rg\.' module/src/lib.rs | grep -vE 'command!\(|internal!\(') || true
   if [[ -n $hits ]]; then
     printf '%s\n' "$hits"
     echo "wrap every command handler in command!(..) in module/src/lib.rs (see the lines above)"
+    ok=1
+  fi
+  # Internal commands run code from their arguments: only replication and the AOF may call them.
+  hits=$(grep -nE '^\s*\["rg\.inner' module/src/lib.rs | grep -v 'internal!(') || true
+  if [[ -n $hits ]]; then
+    printf '%s\n' "$hits"
+    echo "wrap internal (rg.inner*) commands in internal!(..) (see the lines above)"
     ok=1
   fi
   # The crate's log helpers use the message as a printf format: '%s' in user text crashed Redis.

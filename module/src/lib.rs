@@ -72,6 +72,16 @@ mod registration {
         };
     }
 
+    /// An internal command's handler: run only for the master's replication stream or the
+    /// AOF (`ffi::command::run_internal`); any other caller sees an unknown command.
+    macro_rules! internal {
+        ($handler:path) => {
+            |ctx: &Context, args: Vec<RedisString>| {
+                crate::ffi::command::run_internal(ctx, args, $handler)
+            }
+        };
+    }
+
     /// One registration, instantiated with the allocator chosen at build time.
     macro_rules! gearshift_module {
         ($alloc:expr, $alloc_ty:ty) => {
@@ -108,9 +118,9 @@ mod registration {
                     ["rg.unpauseregistrations", command!(registrations::unpauseregistrations), "readonly", 0, 0, 0, ""],
                     ["rg.pystats", command!(misc::pystats), "readonly", 0, 0, 0, ""],
                     ["rg.pydumpreqs", command!(misc::pydumpreqs), "readonly", 0, 0, 0, ""],
-                    ["rg.innerregister", command!(internal::innerregister), "write", 0, 0, 0, ""],
-                    ["rg.innerunregister", command!(internal::innerunregister), "write", 0, 0, 0, ""],
-                    ["rg.innertimeevent", command!(internal::innertimeevent), "write deny-oom", 1, 1, 1, ""],
+                    ["rg.innerregister", internal!(internal::innerregister), "write", 0, 0, 0, ""],
+                    ["rg.innerunregister", internal!(internal::innerunregister), "write", 0, 0, 0, ""],
+                    ["rg.innertimeevent", internal!(internal::innertimeevent), "write deny-oom", 1, 1, 1, ""],
                 ],
                 event_handlers: [
                     [@ALL @MISSED: crate::events::on_keyspace_event],

@@ -10,10 +10,10 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
+use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
 
 use super::panic_text;
-use super::replies::{write, Reply};
+use super::replies::{write, write_error_bytes, Reply};
 
 /// A command handler as the command table registers it.
 pub type Handler = fn(&Context, Vec<RedisString>) -> RedisResult;
@@ -52,6 +52,47 @@ pub fn run(ctx: &Context, args: Vec<RedisString>, h: Handler) -> RedisResult {
     Ok(RedisValue::NoReply)
 }
 
+/// Runs internal command `h` (`internal!` in the command table) only for the master's
+/// replication stream or while the AOF loads: they install code on the main thread
+/// (`RG.INNERREGISTER`) or drop registrations, so any other caller (a client, MULTI, Lua)
+/// gets exactly the reply Redis gives for an unknown command and nothing runs.
+pub fn run_internal(ctx: &Context, args: Vec<RedisString>, h: Handler) -> RedisResult {
+    if ctx
+        .get_flags()
+        .intersects(ContextFlags::REPLICATED | ContextFlags::LOADING)
+    {
+        return run(ctx, args, h);
+    }
+    let argv: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+    write_error_bytes(ctx, &unknown_command_text(&argv));
+    Ok(RedisValue::NoReply)
+}
+
+/// Redis 7's text for an unknown command: the name as sent (at most 128 bytes), then each
+/// argument quoted, until the argument list reaches 128 bytes (each one cut to what is left).
+fn unknown_command_text(argv: &[&[u8]]) -> Vec<u8> {
+    // Redis prints these with `%s`: a NUL ends each one.
+    let c_str = |a: &[u8]| -> Vec<u8> { a.iter().copied().take_while(|&b| b != 0).collect() };
+    let mut name = argv.first().map(|n| c_str(n)).unwrap_or_default();
+    name.truncate(128);
+    let mut tail = Vec::new();
+    for a in argv.iter().skip(1) {
+        if tail.len() >= 128 {
+            break;
+        }
+        let mut a = c_str(a);
+        a.truncate(128 - tail.len());
+        tail.push(b'\'');
+        tail.extend_from_slice(&a);
+        tail.extend_from_slice(b"' ");
+    }
+    let mut out = b"ERR unknown command '".to_vec();
+    out.extend_from_slice(&name);
+    out.extend_from_slice(b"', with args beginning with: ");
+    out.extend_from_slice(&tail);
+    out
+}
+
 /// The few `RedisValue`s a handler might return, as our replies (handlers normally write
 /// their reply with `respond` and return `NoReply`).
 fn value_reply(v: RedisValue) -> Reply {
@@ -80,6 +121,22 @@ mod tests {
     fn error_text_keeps_any_utf8() {
         assert_eq!(error_text(error("Unknown option 一")), "Unknown option 一");
         assert_eq!(error_text(RedisError::Str("Ā")), "Ā");
+    }
+
+    #[test]
+    fn unknown_command_text_is_redis_own() {
+        let t = |argv: &[&[u8]]| String::from_utf8(unknown_command_text(argv)).unwrap();
+        assert_eq!(
+            t(&[b"RG.X", b"a", b"b\0c"]),
+            "ERR unknown command 'RG.X', with args beginning with: 'a' 'b' "
+        );
+        assert_eq!(
+            t(&[b"rg.x"]),
+            "ERR unknown command 'rg.x', with args beginning with: "
+        );
+        let long = [b'a'; 200];
+        let text = t(&[b"X", &long, b"more"]);
+        assert!(text.ends_with(&format!("'{}' ", "a".repeat(128))));
     }
 
     #[test]

@@ -68,7 +68,7 @@ fn run_frame(frame: Frame, ctx: Option<&Context>) -> Reply {
     let items = frame
         .argv
         .iter()
-        .map(|a| Datum::Str(String::from_utf8_lossy(a).into_owned()))
+        .map(|a| Datum::text_or_bytes(a.clone()))
         .collect();
     let source = Box::new(ReadySource::new(Batch::datums(vec![Datum::List(items)])));
     reg.stats().triggered += 1;

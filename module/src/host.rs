@@ -6,7 +6,6 @@ use std::cell::Cell;
 use std::sync::Arc;
 
 use gearpy::host::{CallReply as PyReply, HostServices};
-use redis_module::logging::{log, RedisLogLevel};
 use redis_module::{
     raw, CallOptionsBuilder, CallReply, CallResult, Context, ContextGuard, DetachedFromClient,
     ThreadSafeContext,
@@ -78,13 +77,14 @@ impl HostServices for RedisHost {
     }
 
     fn log(&self, level: &str, msg: &str) {
+        use crate::ffi::log::Level;
         let level = match level {
-            "debug" => RedisLogLevel::Debug,
-            "verbose" => RedisLogLevel::Verbose,
-            "warning" => RedisLogLevel::Warning,
-            _ => RedisLogLevel::Notice,
+            "debug" => Level::Debug,
+            "verbose" => Level::Verbose,
+            "warning" => Level::Warning,
+            _ => Level::Notice,
         };
-        log(level, msg);
+        crate::ffi::log::log(level, msg);
     }
 
     fn config_get(&self, key: &str) -> Option<String> {
@@ -185,15 +185,23 @@ pub fn call(args: &[Vec<u8>]) -> PyReply {
 /// Runs a command with errors as replies (real Redis error texts) and replication.
 fn call_on(ctx: &Context, args: &[Vec<u8>]) -> PyReply {
     let Some((cmd, rest)) = args.split_first() else {
-        return PyReply::Array(Vec::new());
+        return PyReply::Error("ERR wrong number of arguments for 'execute' command".into());
     };
-    let cmd = String::from_utf8_lossy(cmd);
+    // RM_Call takes the name as a C string: a NUL (or non-UTF-8) name names no command, and
+    // the crate would panic on the NUL.
+    let cmd = match std::str::from_utf8(cmd) {
+        Ok(c) if !c.contains('\0') => c,
+        _ => {
+            let shown = String::from_utf8_lossy(cmd).replace('\0', "\\x00");
+            return PyReply::Error(format!("ERR unknown command '{shown}'"));
+        }
+    };
     let rest: Vec<&[u8]> = rest.iter().map(|a| a.as_slice()).collect();
     let opts = CallOptionsBuilder::new()
         .errors_as_replies()
         .replicate()
         .build();
-    let res: CallResult = ctx.call_ext(&cmd, &opts, rest.as_slice());
+    let res: CallResult = ctx.call_ext(cmd, &opts, rest.as_slice());
     owned(res)
 }
 

@@ -2,7 +2,7 @@
 //! `maxmemory` with Redis's used-memory ratio (the headroom of `engine::memory`, which stops
 //! executions and large Python allocations at the limit) and `busy-reply-threshold` (when
 //! long main-thread Python lets clients in, `gearpy::busy`) every tenth of a second.
-//! Depends on `ffi`.
+//! Depends on `ffi` and `timers`.
 
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ const PERIOD: Duration = Duration::from_millis(100);
 /// Starts the refresh (at module load, on the main thread).
 pub fn start(ctx: &Context) {
     refresh(ctx);
-    ctx.create_timer(PERIOD, tick, ());
+    crate::timers::create(ctx, PERIOD, tick, ());
 }
 
 fn refresh(ctx: &Context) {
@@ -26,7 +26,7 @@ fn refresh(ctx: &Context) {
 fn tick(ctx: &Context, _: ()) {
     if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| refresh(ctx))) {
         let text = crate::ffi::panic_text(p);
-        ctx.log_warning(&format!("Gearshift: limits refresh panicked: {text}"));
+        crate::ffi::log::warning(&format!("Gearshift: limits refresh panicked: {text}"));
     }
-    ctx.create_timer(PERIOD, tick, ());
+    crate::timers::create(ctx, PERIOD, tick, ());
 }

@@ -159,21 +159,21 @@ pub fn rebuild(ctx: &Context, state: &ModuleState, s: &SavedSession) -> Result<(
     // (never run pip on the main thread).
     if !s.requirements.is_empty() {
         if let Err(e) = state.requirements.activate_existing(&s.requirements) {
-            ctx.log_warning(&format!("Gearshift: requirements of session {}: {e}", s.id));
+            crate::ffi::log::warning(&format!("Gearshift: requirements of session {}: {e}", s.id));
         }
     }
     let outcome = with_lock_held(ctx, || gearpy::run_script(&s.code));
     let regs = match outcome {
         ScriptOutcome::Registered(regs) => regs,
         ScriptOutcome::Error(e) => {
-            ctx.log_warning(&format!(
+            crate::ffi::log::warning(&format!(
                 "Gearshift: could not rebuild session {}: {e}",
                 s.id
             ));
             return Err(e);
         }
         _ => {
-            ctx.log_warning(&format!(
+            crate::ffi::log::warning(&format!(
                 "Gearshift: session {} registered nothing on rebuild",
                 s.id
             ));

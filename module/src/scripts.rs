@@ -64,11 +64,7 @@ impl ScriptJob {
                 }
                 self.run_script(client)
             },
-            |p| {
-                redis_module::logging::log_warning(format!(
-                    "Gearshift: script worker panicked: {p}"
-                ))
-            },
+            |p| crate::ffi::log::warning(&format!("Gearshift: script worker panicked: {p}")),
         );
     }
 

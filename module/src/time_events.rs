@@ -18,7 +18,7 @@ use engine::sync::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gearpy::time_event::Tick;
+use gearpy::time_event::{Tick, MAX_PERIOD_SECS};
 use redis_module::{Context, ContextFlags, RedisString};
 
 use crate::ffi::timeev::TIME_EVENT_TYPE;
@@ -47,7 +47,7 @@ impl std::fmt::Debug for TimeEvent {
 impl TimeEvent {
     pub fn new(period: Duration, pickled: Vec<u8>, tick: Option<Tick>) -> Arc<TimeEvent> {
         Arc::new(TimeEvent {
-            period: period.max(Duration::from_secs(1)),
+            period: clamp_period(period),
             pickled,
             alive: AtomicBool::new(true),
             tick: Mutex::new(tick),
@@ -66,7 +66,7 @@ impl TimeEvent {
             match gearpy::time_event::restore(&self.pickled) {
                 Ok(t) => *tick = Some(t),
                 Err(e) => {
-                    ctx.log_warning(&format!(
+                    crate::ffi::log::warning(&format!(
                         "Gearshift: time event stopped, its callback could not be restored: {e}"
                     ));
                     return false;
@@ -78,6 +78,12 @@ impl TimeEvent {
             None => false,
         }
     }
+}
+
+/// A period within what a timer allows (1 s .. `MAX_PERIOD_SECS`), as every stored event
+/// has: a value saved with it always loads.
+pub fn clamp_period(period: Duration) -> Duration {
+    period.clamp(Duration::from_secs(1), Duration::from_secs(MAX_PERIOD_SECS))
 }
 
 /// The value of an `rg_timeev` key; dropping it (the key goes away) stops the timer.
@@ -93,7 +99,7 @@ impl Drop for TimeEventKey {
 /// Schedules `ev`'s next firing (main thread or a holder of the Redis lock, through `ctx`).
 pub fn schedule(ctx: &Context, ev: Arc<TimeEvent>) {
     let period = ev.period;
-    ctx.create_timer(period, on_fire, ev);
+    crate::timers::create(ctx, period, on_fire, ev);
 }
 
 fn on_fire(ctx: &Context, ev: Arc<TimeEvent>) {
@@ -128,11 +134,10 @@ pub fn create(key: &[u8], period: Duration, pickled: Vec<u8>, tick: Tick) -> Res
         if !k.is_empty() {
             return Ok(false);
         }
-        let secs = period.as_secs().max(1);
         let ev = TimeEvent::new(period, pickled, Some(tick));
         k.set_value(&TIME_EVENT_TYPE, TimeEventKey(Arc::clone(&ev)))
             .map_err(|e| e.to_string())?;
-        let secs_text = secs.to_string();
+        let secs_text = ev.period.as_secs().to_string();
         ctx.replicate(
             "RG.INNERTIMEEVENT",
             &[key, secs_text.as_bytes(), ev.pickled.as_slice()][..],
@@ -149,6 +154,14 @@ pub fn restore_key(
     secs: u64,
     pickled: Vec<u8>,
 ) -> Result<(), String> {
+    // Checked before the key is touched: a stored value must always load back (a period
+    // the timer refused once left a key that failed every RDB load).
+    if secs == 0 || secs > MAX_PERIOD_SECS {
+        return Err(format!(
+            "ERR time event period must be between 1 and {MAX_PERIOD_SECS} seconds"
+        ));
+    }
+    gearpy::time_event::check_pickle(&pickled).map_err(|e| format!("ERR {e}"))?;
     let k = ctx.open_key_writable(key);
     let ev = TimeEvent::new(Duration::from_secs(secs), pickled, None);
     k.set_value(&TIME_EVENT_TYPE, TimeEventKey(Arc::clone(&ev)))

@@ -15,8 +15,11 @@ use crate::session;
 #[pyfunction]
 #[pyo3(signature = (*args))]
 fn execute<'py>(py: Python<'py>, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
+    // 1.2 answered `[]`; a call that names no command is a bug to report (docs/compat.md).
     if args.is_empty() {
-        return Ok(PyList::empty(py).into_any());
+        return Err(GearsError::new_err(
+            "wrong number of arguments for 'execute' command",
+        ));
     }
     if !args.get_item(0)?.is_instance_of::<PyString>() {
         return Err(GearsError::new_err("the given command must be a string"));

@@ -48,16 +48,46 @@ pub fn restore(pickled: &[u8]) -> Result<Tick, String> {
     })
 }
 
-fn period(seconds: u64) -> Duration {
-    Duration::from_secs(seconds.max(1))
+/// The longest period of any timer (time events, StreamReader `duration` and retries):
+/// 2^32-1 seconds, about 136 years. Redis keeps a timer's due time as a signed 64-bit count
+/// of microseconds and redis-module panics (aborting redis-server from a timer callback)
+/// when the period in ms does not fit an i64, so periods are checked against this bound
+/// where users give them, and the module clamps to it as a last resort.
+pub const MAX_PERIOD_SECS: u64 = u32::MAX as u64;
+
+/// Checks that `pickled` is one well-formed pickle (walking its opcodes with `pickletools`,
+/// which runs none of them), so a time event key never holds bytes that can only fail
+/// later. Unpickling itself waits for the first firing (see the module doc). Takes the GIL.
+pub fn check_pickle(pickled: &[u8]) -> Result<(), String> {
+    Python::attach(|py| {
+        let ops = py
+            .import("pickletools")?
+            .call_method1("genops", (PyBytes::new(py, pickled),))?;
+        for op in ops.try_iter()? {
+            op?;
+        }
+        Ok::<_, PyErr>(())
+    })
+    .map_err(|e| format!("bad time event callback: {e}"))
+}
+
+/// A period given in seconds, checked (`registerTE` already refused non-integers).
+pub fn period(seconds: u64) -> PyResult<Duration> {
+    if seconds == 0 || seconds > MAX_PERIOD_SECS {
+        return Err(GearsError::new_err(format!(
+            "time argument must be between 1 and {MAX_PERIOD_SECS} seconds"
+        )));
+    }
+    Ok(Duration::from_secs(seconds))
 }
 
 /// `registerTE(seconds, fn)`: an in-memory time event.
 #[pyfunction]
 fn register_te(py: Python<'_>, seconds: u64, f: Py<PyAny>) -> PyResult<bool> {
     let h = host().ok_or_else(|| GearsError::new_err("no Redis host"))?;
+    let period = period(seconds)?;
     let tick = tick_for(f);
-    py.detach(|| h.start_timer(period(seconds), tick));
+    py.detach(|| h.start_timer(period, tick));
     Ok(true)
 }
 
@@ -72,8 +102,9 @@ fn register_te_key(
     pickled: Vec<u8>,
 ) -> PyResult<bool> {
     let h = host().ok_or_else(|| GearsError::new_err("no Redis host"))?;
+    let period = period(seconds)?;
     let tick = tick_for(f);
-    py.detach(|| h.create_time_event(key.as_bytes(), period(seconds), pickled, tick))
+    py.detach(|| h.create_time_event(key.as_bytes(), period, pickled, tick))
         .map_err(GearsError::new_err)
 }
 
@@ -81,5 +112,6 @@ fn register_te_key(
 pub(crate) fn add_to(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(register_te, m)?)?;
     m.add_function(wrap_pyfunction!(register_te_key, m)?)?;
+    m.add("MAX_TIMER_SECONDS", MAX_PERIOD_SECS)?;
     Ok(())
 }

@@ -140,7 +140,7 @@ pub fn launch(id: &str, topo: &Topology, wire: Vec<u8>) -> ShuffleCtx {
     });
     for (i, s) in topo.shards.iter().enumerate() {
         if i != topo.me && !bus::send(Some(&s.id), &m) {
-            redis_module::logging::log_warning(format!(
+            crate::ffi::log::warning(&format!(
                 "Gearshift: could not send execution {id} to shard {}",
                 s.id
             ));
@@ -229,7 +229,7 @@ pub(crate) fn start_sweeper() {
                 }
             });
         if let Err(e) = spawned {
-            redis_module::logging::log_warning(format!("Gearshift: no sweeper thread: {e}"));
+            crate::ffi::log::warning(&format!("Gearshift: no sweeper thread: {e}"));
         }
     });
 }
@@ -309,11 +309,7 @@ pub fn on_run(order: RunOrder) {
     state.pool.spawn_fn(move || {
         crate::ffi::guard_worker(
             || run_part(order),
-            |p| {
-                redis_module::logging::log_warning(format!(
-                    "Gearshift: remote execution panicked: {p}"
-                ))
-            },
+            |p| crate::ffi::log::warning(&format!("Gearshift: remote execution panicked: {p}")),
         )
     });
 }
@@ -380,7 +376,7 @@ fn start_part(order: &RunOrder, me: usize) -> Result<(), String> {
 /// This shard's part could not start: every shard that waits for its records is told (so
 /// none waits for the idle bound), and the initiator reports `error`.
 fn fail_part(order: &RunOrder, me: Option<usize>, error: String) {
-    redis_module::logging::log_warning(format!(
+    crate::ffi::log::warning(&format!(
         "Gearshift: part of execution {} failed here: {error}",
         order.id
     ));

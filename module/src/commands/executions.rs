@@ -6,6 +6,7 @@ use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 use super::{module_state, respond, respond_cluster_wide, text_args};
 use crate::cluster::ask::{self, Query};
 use crate::executions::{Entry, Status};
+use crate::ffi::command::error;
 use crate::ffi::guard;
 use crate::ffi::replies::{block, reply_blocked, Reply};
 use crate::host::with_lock_held;
@@ -20,7 +21,7 @@ fn entry(id: &str) -> Result<std::sync::Arc<Entry>, RedisError> {
     module_state()?
         .registry
         .get(id)
-        .ok_or(RedisError::Str(NO_SUCH_PLAN))
+        .ok_or_else(|| error(NO_SUCH_PLAN))
 }
 
 /// `RG.GETRESULTS <id>` (extra arguments ignored).
@@ -30,7 +31,7 @@ pub fn getresults(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         let id = a.first().ok_or(RedisError::WrongArity)?;
         match entry(id)?.result_reply() {
             Some(r) => respond(ctx, r),
-            None => Err(RedisError::Str("execution is still running")),
+            None => Err(error("execution is still running")),
         }
     })
 }
@@ -94,7 +95,7 @@ pub fn dropexecution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         }
         let e = entry(&a[0])?;
         if matches!(e.status(), Status::Running | Status::Created) {
-            return Err(RedisError::Str(
+            return Err(error(
                 "can not drop a not yet finished execution, abort it first.",
             ));
         }
@@ -130,7 +131,11 @@ pub fn abort_local(id: &str) -> Result<Reply, String> {
             e.abort();
         }
         None => {
-            let in_flight = state.registrations.all().iter().any(|r| r.in_flight.abort(id));
+            let in_flight = state
+                .registrations
+                .all()
+                .iter()
+                .any(|r| r.in_flight.abort(id));
             if !in_flight {
                 return Err("execution does not exist".to_owned());
             }
@@ -181,16 +186,16 @@ pub fn getexecution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             Some(m) if m == "SHARD" => false,
             Some(m) if m == "CLUSTER" => {
                 if !clustered {
-                    return Err(RedisError::Str(
+                    return Err(error(
                         "no cluster detected - use `RG.GETEXECUTION <id> [SHARD]` instead",
                     ));
                 }
                 true
             }
-            Some(_) => return Err(RedisError::Str("unknown subcommand")),
+            Some(_) => return Err(error("unknown subcommand")),
         };
         if !whole_cluster {
-            let plan = local_plan(&a[0]).map_err(RedisError::String)?;
+            let plan = local_plan(&a[0]).map_err(error)?;
             return respond(ctx, Reply::Array(vec![plan]));
         }
         let local = local_plan(&a[0]).ok();

@@ -5,6 +5,7 @@
 use redis_module::{Context, RedisError, RedisResult, RedisString, ThreadSafeContext};
 
 use super::{module_state, respond};
+use crate::ffi::command::error;
 use crate::ffi::guard;
 use crate::ffi::replies::Reply;
 use crate::persist;
@@ -16,7 +17,7 @@ pub fn innerregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             return Err(RedisError::WrongArity);
         }
         let state = module_state()?;
-        persist::load(ctx, state, args[1].as_slice()).map_err(RedisError::String)?;
+        persist::load(ctx, state, args[1].as_slice()).map_err(error)?;
         respond(ctx, Reply::Status("OK".into()))
     })
 }
@@ -43,10 +44,9 @@ pub fn innertimeevent(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         }
         let secs = args[2]
             .parse_unsigned_integer()
-            .map_err(|_| RedisError::Str("ERR bad time event period"))?;
+            .map_err(|_| error("ERR bad time event period"))?;
         let pickled = args[3].as_slice().to_vec();
-        crate::time_events::restore_key(ctx, &args[1], secs, pickled)
-            .map_err(RedisError::String)?;
+        crate::time_events::restore_key(ctx, &args[1], secs, pickled).map_err(error)?;
         ctx.replicate_verbatim();
         respond(ctx, Reply::Status("OK".into()))
     })

@@ -12,6 +12,7 @@ use gearpy::PyRuntime;
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
 
 use super::{module_state, respond};
+use crate::ffi::command::error;
 use crate::ffi::guard;
 use crate::ffi::replies::{block, reply_blocked, Blocked, Reply};
 use crate::host::with_lock_held;
@@ -34,7 +35,7 @@ fn record(args: &[RedisString]) -> Batch {
     let items = args
         .iter()
         .skip(1)
-        .map(|a| Datum::Str(a.to_string_lossy()))
+        .map(|a| Datum::text_or_bytes(a.as_slice().to_vec()))
         .collect();
     Batch::datums(vec![Datum::List(items)])
 }
@@ -62,7 +63,7 @@ pub fn trigger(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         let reg = state
             .registrations
             .by_trigger(&name)
-            .ok_or(RedisError::Str("ERR subcommand not found"))?;
+            .ok_or_else(|| error("ERR subcommand not found"))?;
         reg.stats().triggered += 1;
         let source = Box::new(ReadySource::new(record(&args)));
         if reg.mode == Mode::Sync {
@@ -82,7 +83,7 @@ pub fn trigger(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
                 | ContextFlags::DENY_BLOCKING
                 | ContextFlags::LOADING,
         ) {
-            return Err(RedisError::Str(NOT_SYNC_IN_MULTI));
+            return Err(error(NOT_SYNC_IN_MULTI));
         }
         run_async(ctx, state, reg, source)
     })

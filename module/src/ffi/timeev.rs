@@ -66,19 +66,27 @@ extern "C" fn rdb_load(io: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_voi
     let (Ok(secs), Ok(pickled)) = (raw::load_unsigned(io), raw::load_string_buffer(io)) else {
         return std::ptr::null_mut();
     };
-    let ev = TimeEvent::new(Duration::from_secs(secs), pickled.as_ref().to_vec(), None);
+    // One odd value must never fail the whole RDB (NULL would): a period no timer accepts is
+    // clamped (and saved clamped from then on); a callback that does not unpickle stops its
+    // timer with a log line when it first fires.
+    let period = Duration::from_secs(secs);
+    if time_events::clamp_period(period) != period {
+        crate::ffi::log::warning(&format!(
+            "Gearshift: a time event key had period {secs} s, out of range; clamped"
+        ));
+    }
+    let ev = TimeEvent::new(period, pickled.as_ref().to_vec(), None);
     // SAFETY: reading the function pointer Redis filled in at module load.
-    let Some(context_of) = (unsafe { raw::RedisModule_GetContextFromIO }) else {
-        return std::ptr::null_mut();
-    };
-    // SAFETY: `io` is the live IO handle of this callback; the context it yields is valid
-    // for the callback's duration and belongs to this module (timers need that).
-    let ctx = Context::new(unsafe { context_of(io) });
-    let scheduled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        time_events::schedule(&ctx, Arc::clone(&ev));
-    }));
-    if scheduled.is_err() {
-        return std::ptr::null_mut();
+    if let Some(context_of) = unsafe { raw::RedisModule_GetContextFromIO } {
+        // SAFETY: `io` is the live IO handle of this callback; the context it yields is
+        // valid for the callback's duration and belongs to this module (timers need that).
+        let ctx = Context::new(unsafe { context_of(io) });
+        let scheduled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            time_events::schedule(&ctx, Arc::clone(&ev));
+        }));
+        if scheduled.is_err() {
+            crate::ffi::log::warning("Gearshift: a loaded time event key could not start");
+        }
     }
     Box::into_raw(Box::new(TimeEventKey(ev))).cast()
 }

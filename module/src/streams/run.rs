@@ -193,7 +193,8 @@ fn on_wake(ctx: &Context, w: Wake) {
 /// `duration`: runs a partial batch `duration` ms after its first entry (main thread).
 pub(super) fn arm_duration(ctx: &Context, reg: &Arc<StreamRegistration>, key: Vec<u8>) {
     let period = Duration::from_millis(reg.opts.duration_ms);
-    ctx.create_timer(
+    crate::timers::create(
+        ctx,
         period,
         on_wake,
         Wake {
@@ -209,7 +210,8 @@ fn arm_retry(reg: Arc<StreamRegistration>, key: Vec<u8>) {
     let period = Duration::from_secs(reg.opts.retry_interval_s.max(1));
     let tsc = ThreadSafeContext::new();
     let guard = tsc.lock();
-    guard.create_timer(
+    crate::timers::create(
+        &guard,
         period,
         on_wake,
         Wake {

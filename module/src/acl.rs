@@ -154,8 +154,7 @@ fn noperm_text(ctx: &Context, refusal: &str, cmd: &str, rest: &[&[u8]]) -> Strin
     if refusal.contains("keys") {
         "NOPERM this user has no permissions to access one of the keys used as arguments".into()
     } else if refusal.contains("channel") {
-        "NOPERM this user has no permissions to access one of the channels used as arguments"
-            .into()
+        "NOPERM this user has no permissions to access one of the channels used as arguments".into()
     } else {
         format!(
             "NOPERM this user has no permissions to run the '{}' command",
@@ -193,12 +192,16 @@ fn full_name(ctx: &Context, cmd: &str, sub: Option<&[u8]>) -> String {
     let name = cmd.to_ascii_lowercase();
     let Some(sub) = sub else { return name };
     let opts = CallOptionsBuilder::new().errors_as_replies().build();
-    let info: CallResult = ctx.call_ext("COMMAND", &opts, &[b"INFO".as_slice(), cmd.as_bytes()][..]);
+    let info: CallResult =
+        ctx.call_ext("COMMAND", &opts, &[b"INFO".as_slice(), cmd.as_bytes()][..]);
     let has_subcommands = matches!(&info, Ok(redis_module::CallReply::Array(outer))
         if matches!(outer.get(0), Some(Ok(redis_module::CallReply::Array(entry)))
             if matches!(entry.get(9), Some(Ok(redis_module::CallReply::Array(subs))) if subs.len() > 0)));
     if has_subcommands {
-        format!("{name}|{}", String::from_utf8_lossy(sub).to_ascii_lowercase())
+        format!(
+            "{name}|{}",
+            String::from_utf8_lossy(sub).to_ascii_lowercase()
+        )
     } else {
         name
     }

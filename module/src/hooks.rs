@@ -105,9 +105,14 @@ pub fn current_argv() -> Option<Vec<Vec<u8>>> {
 /// hook. Called with the GIL released.
 pub fn call_next(args: &[Vec<u8>]) -> Option<CallReply> {
     let (cmd, hooks, idx, client) = FRAMES.with(|f| {
-        f.borrow()
-            .last()
-            .map(|fr| (fr.argv[0].clone(), fr.hooks.clone(), fr.idx, fr.client.clone()))
+        f.borrow().last().map(|fr| {
+            (
+                fr.argv[0].clone(),
+                fr.hooks.clone(),
+                fr.idx,
+                fr.client.clone(),
+            )
+        })
     })?;
     let mut argv = vec![cmd];
     argv.extend_from_slice(args);

@@ -153,7 +153,9 @@ pub fn call(run_as: Option<&RunAs>, args: &[Vec<u8>]) -> PyReply {
         if let Some(owner) = crate::cluster::forward::owner(&guard, args) {
             drop(guard);
             // Code without an identity is refused on the owning shard too.
-            let run_as = run_as.cloned().unwrap_or_else(|| RunAs::user(crate::acl::NO_USER));
+            let run_as = run_as
+                .cloned()
+                .unwrap_or_else(|| RunAs::user(crate::acl::NO_USER));
             return crate::cluster::forward::forward(
                 owner,
                 run_as,
@@ -169,7 +171,6 @@ pub fn call(run_as: Option<&RunAs>, args: &[Vec<u8>]) -> PyReply {
 pub fn call_internal(args: &[Vec<u8>]) -> PyReply {
     call(Some(&RunAs::Superuser), args)
 }
-
 
 /// Runs a command with errors as replies (real Redis error texts) and replication.
 fn call_on(ctx: &Context, run_as: Option<&RunAs>, temp: bool, args: &[Vec<u8>]) -> PyReply {

@@ -25,7 +25,6 @@ const VERSION: u8 = 3;
 /// Blobs without the session's user.
 const VERSION_NO_USER: u8 = 2;
 
-
 /// What is saved of a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SavedSession {

@@ -251,8 +251,8 @@ fn start_run(mut req: RunRequest, client: Pending, unblocking: bool, run_as: &Ru
         .wire
         .take()
         .and_then(|w| crate::cluster::current().map(|t| (w, t)));
-    let shuffle = cluster
-        .map(|(wire, topo)| crate::cluster::dist::launch(&entry.id, &topo, wire, run_as));
+    let shuffle =
+        cluster.map(|(wire, topo)| crate::cluster::dist::launch(&entry.id, &topo, wire, run_as));
     let distributed = shuffle.is_some();
     let (waiting, id_client) = if unblocking {
         (None, Some(client))

@@ -147,7 +147,8 @@ fn read_topology() -> Option<Topology> {
         CallReply::Bulk(b) => String::from_utf8(b).ok()?,
         _ => return None,
     };
-    let CallReply::Array(ranges) = crate::host::call_internal(&[b"CLUSTER".to_vec(), b"SLOTS".to_vec()])
+    let CallReply::Array(ranges) =
+        crate::host::call_internal(&[b"CLUSTER".to_vec(), b"SLOTS".to_vec()])
     else {
         return None;
     };

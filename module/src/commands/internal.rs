@@ -43,10 +43,10 @@ pub fn innertimeevent(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         if args.len() != 4 && args.len() != 5 {
             return Err(RedisError::WrongArity);
         }
-        let run_as = match args.get(4) {
+        let run_as = match args.get(4).map(|u| crate::acl::decode(u.as_slice())) {
             None => crate::acl::RunAs::user(crate::acl::LEGACY_USER),
-            Some(u) => crate::acl::decode(u.as_slice())
-                .ok_or(RedisError::Str("ERR bad time event user"))?,
+            Some(Some(run_as)) => run_as,
+            Some(None) => return respond(ctx, Reply::Error("ERR bad time event user".into())),
         };
         let secs = args[2]
             .parse_unsigned_integer()

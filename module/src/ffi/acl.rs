@@ -180,7 +180,9 @@ impl<'a> ContextUser<'a> {
 impl Drop for ContextUser<'_> {
     fn drop(&mut self) {
         // SAFETY: lock held; a null user detaches it (a context has none unless set).
-        unsafe { raw::RedisModule_SetContextUser.expect("acl api")(self.ctx.ctx, std::ptr::null()) };
+        unsafe {
+            raw::RedisModule_SetContextUser.expect("acl api")(self.ctx.ctx, std::ptr::null())
+        };
     }
 }
 

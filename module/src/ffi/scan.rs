@@ -106,9 +106,11 @@ extern "C" fn on_key(
     if !state.match_all && !glob_match(state.pattern, name) {
         return;
     }
-    // SAFETY: `keyname` is the live key name string of this callback.
-    if state.user.is_some_and(|u| !unsafe { u.may_read_string(keyname) }) {
-        return;
+    if let Some(user) = state.user {
+        // SAFETY: `keyname` is the live key name string of this callback.
+        if !unsafe { user.may_read_string(keyname) } {
+            return;
+        }
     }
     let read_value = state.out.values.is_some();
     let name = name.to_vec();

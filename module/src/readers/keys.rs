@@ -70,8 +70,7 @@ impl Source for KeysSource {
                     self.done = true;
                 } else {
                     let cursor = self.cursor.get_or_insert_with(ScanCursor::new);
-                    self.done =
-                        !scan_some(&guard, cursor, &self.pattern, &gate, &mut cols, BUDGET);
+                    self.done = !scan_some(&guard, cursor, &self.pattern, &gate, &mut cols, BUDGET);
                 }
             }
             if !cols.is_empty() {

@@ -146,7 +146,11 @@ impl StreamRegistration {
     /// the consumer group and acks do (and delete entries, when it trims). Streams it may
     /// not are left alone, as if they did not match.
     pub fn may_use(&self, key: &[u8]) -> bool {
-        let trims = if self.opts.trim { crate::acl::DELETE } else { 0 };
+        let trims = if self.opts.trim {
+            crate::acl::DELETE
+        } else {
+            0
+        };
         crate::acl::may_access(&self.run_as, key, crate::acl::READ_UPDATE | trims)
     }
 

@@ -84,6 +84,21 @@ def test_keysreader_does_not_read_what_the_user_may_not(srv, admin):
         "allowed:1", "secret:1"]
 
 
+def test_read_only_access_to_every_key(srv, admin):
+    # `%R~*` reads every key (the reader's no-check path) but writes none; a selector
+    # granting `~*` is honoured key by key.
+    admin.execute_command("ACL", "SETUSER", "ro", "reset", "on", ">pw", "%R~*", "+@all",
+                          "-config", "-acl")
+    admin.execute_command("ACL", "SETUSER", "sel", "reset", "on", ">pw", "~allowed:*", "+@all",
+                          "(%R~secret:* +get)")
+    ro = as_user(srv, "ro")
+    assert sorted(pyexec(ro, "GB().map(lambda x: x['value']).run()")[0]) == ["a1", "s1"]
+    assert NOPERM_KEY in error_of(ro, "execute('SET', 'allowed:1', 'x')")
+    sel = as_user(srv, "sel")
+    assert sorted(pyexec(sel, "GB().map(lambda x: x['value']).run()")[0]) == ["a1", "s1"]
+    assert NOPERM_KEY in error_of(sel, "execute('SET', 'secret:1', 'x')")
+
+
 def test_config_get_is_refused_without_config_permission(srv, admin):
     u = as_user(srv, "u")
     assert noperm_cmd("config|get") in error_of(u, "execute('CONFIG', 'GET', 'dir')")
@@ -240,3 +255,7 @@ def test_superuser_config_as_module_argument():
         c.execute_command("ACL", "SETUSER", "u", "on", ">pw", "~allowed:*", "+@all")
         assert pyexec(as_user(s, "u"), "execute('SET', 'secret:1', 'x')") == "OK"
         assert c.get("secret:1") == "x"
+        assert c.config_get("rg.execute-as-superuser") == {"rg.execute-as-superuser": "1"}
+        c.execute_command("RG.CONFIGSET", "ExecuteAsSuperuser", "0")
+        with pytest.raises(redis.ResponseError, match="no permissions"):
+            pyexec(as_user(s, "u"), "execute('SET', 'secret:1', 'y')")

@@ -94,6 +94,22 @@ impl ModuleUser {
         }
     }
 
+    /// Whether the user's root selector may read every key (`~*`, `%R~*`, `%RW~*`):
+    /// then no key needs checking. Selectors (`(...)`) only add permissions, so they need
+    /// not be looked at; a user with all-keys access only through one is checked per key.
+    pub fn reads_all_keys(&self) -> bool {
+        // SAFETY: lock held; `self.0` is a live user handle; the description string is
+        // created by Redis for us, copied and freed here.
+        let text = unsafe {
+            let s = raw::RedisModule_GetModuleUserACLString.expect("acl api")(self.0);
+            if s.is_null() {
+                return false;
+            }
+            take_string(std::ptr::null_mut(), s)
+        };
+        root_reads_all_keys(&text)
+    }
+
     /// Whether the user may read key `key` (an existing module string).
     ///
     /// # Safety
@@ -154,6 +170,15 @@ impl ModuleUser {
     }
 }
 
+/// `ACL GETUSER`-style rules (`on nopass ~* &* +@all (~x +get)`): does the root part, before
+/// the first selector, grant reading every key?
+fn root_reads_all_keys(rules: &str) -> bool {
+    rules
+        .split(' ')
+        .take_while(|t| !t.starts_with('('))
+        .any(|t| matches!(t, "~*" | "allkeys" | "%R~*" | "%RW~*" | "%WR~*"))
+}
+
 impl Drop for ModuleUser {
     fn drop(&mut self) {
         // SAFETY: the handle came from GetModuleUserFromUserName and is freed once; that
@@ -197,5 +222,22 @@ pub fn with_own_client<R>(f: impl FnOnce(&Context) -> R) -> R {
         let r = f(&Context::new(ctx));
         raw::RedisModule_FreeThreadSafeContext.expect("api")(ctx);
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::root_reads_all_keys;
+
+    #[test]
+    fn all_keys_only_from_the_root_selector() {
+        assert!(root_reads_all_keys(
+            "on nopass sanitize-payload ~* &* +@all"
+        ));
+        assert!(root_reads_all_keys("on #abc %R~* resetchannels +get"));
+        assert!(!root_reads_all_keys("on #abc %W~* resetchannels +set"));
+        assert!(!root_reads_all_keys("on #abc ~app:* resetchannels +@all"));
+        assert!(!root_reads_all_keys("on #abc ~app:* +@all (~* +get)"));
+        assert!(!root_reads_all_keys("off resetchannels -@all"));
     }
 }

@@ -92,7 +92,7 @@ fn native_groupby(c: &mut Criterion) {
 struct NoRedis;
 
 impl HostServices for NoRedis {
-    fn call(&self, _args: &[Vec<u8>]) -> CallReply {
+    fn call(&self, _caller: Option<&gearpy::caller::RunAs>, _args: &[Vec<u8>]) -> CallReply {
         CallReply::Error("no Redis in benches".into())
     }
     fn log(&self, _level: &str, _msg: &str) {}

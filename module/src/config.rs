@@ -80,6 +80,14 @@ const KEYS: &[KeySpec] = &[
         runtime: true,
         min: 0,
     },
+    // Gearshift's own: 1 = user code ignores ACLs, as in 1.2 (docs/security-acl.md).
+    KeySpec {
+        name: "ExecuteAsSuperuser",
+        default: || Value::Int(0),
+        owner: Owner::Core,
+        runtime: true,
+        min: 0,
+    },
     KeySpec {
         name: "Plugin",
         default: || Value::List(Vec::new()),

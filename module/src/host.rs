@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use gearpy::host::{CallReply as PyReply, HostServices};
 use redis_module::{
-    raw, CallOptionsBuilder, CallReply, CallResult, Context, ContextGuard, DetachedFromClient,
-    ThreadSafeContext,
+    raw, CallReply, CallResult, Context, ContextGuard, DetachedFromClient, ThreadSafeContext,
 };
 
+use crate::acl::RunAs;
 use crate::config::Config;
 
 thread_local! {
@@ -64,8 +64,8 @@ impl RedisHost {
 }
 
 impl HostServices for RedisHost {
-    fn call(&self, args: &[Vec<u8>]) -> PyReply {
-        call(args)
+    fn call(&self, caller: Option<&RunAs>, args: &[Vec<u8>]) -> PyReply {
+        call(caller, args)
     }
 
     fn call_next(&self, args: &[Vec<u8>]) -> Option<PyReply> {
@@ -134,9 +134,10 @@ impl HostServices for RedisHost {
         key: &[u8],
         period: std::time::Duration,
         pickled: Vec<u8>,
+        run_as: Option<RunAs>,
         tick: Box<dyn FnMut() -> bool + Send>,
     ) -> Result<bool, String> {
-        crate::time_events::create(key, period, pickled, tick)
+        crate::time_events::create(key, period, pickled, run_as, tick)
     }
 
     fn unlock_redis(&self) {
@@ -161,29 +162,44 @@ pub fn with_redis<R>(f: impl FnOnce(&Context) -> R) -> R {
     f(&guard)
 }
 
-/// Runs a Redis command from any thread: directly when this thread holds the Redis lock,
-/// else under the lock (the caller holds no GIL).
-pub fn call(args: &[Vec<u8>]) -> PyReply {
+/// Runs a Redis command as `run_as` (`crate::acl`) from any thread: directly when this
+/// thread holds the Redis lock, else under the lock (the caller holds no GIL).
+pub fn call(run_as: Option<&RunAs>, args: &[Vec<u8>]) -> PyReply {
     let held = LOCKED_CTX.with(|c| c.get());
     if !held.is_null() {
-        return call_on(&Context::new(held), args);
+        // This thread's context may be a notification's or a timer's (`acl::call_as`).
+        return call_on(&Context::new(held), run_as, true, args);
     }
     let tsc = ThreadSafeContext::new();
     let guard = tsc.lock();
-    let reply = call_on(&guard, args);
+    let reply = call_on(&guard, run_as, false, args);
     // In a cluster, a key another shard owns: run the command there (lock released first,
-    // since the owner's answer arrives through this shard's main thread).
+    // since the owner's answer arrives through this shard's main thread), as the same user.
     if crate::cluster::forward::is_non_local(&reply) {
         if let Some(owner) = crate::cluster::forward::owner(&guard, args) {
             drop(guard);
-            return crate::cluster::forward::forward(owner, args, crate::cluster::wait_bound());
+            // Code without an identity is refused on the owning shard too.
+            let run_as = run_as
+                .cloned()
+                .unwrap_or_else(|| RunAs::user(crate::acl::NO_USER));
+            return crate::cluster::forward::forward(
+                owner,
+                run_as,
+                args,
+                crate::cluster::wait_bound(),
+            );
         }
     }
     reply
 }
 
+/// Gearshift's own commands (never user code's): unrestricted.
+pub fn call_internal(args: &[Vec<u8>]) -> PyReply {
+    call(Some(&RunAs::Superuser), args)
+}
+
 /// Runs a command with errors as replies (real Redis error texts) and replication.
-fn call_on(ctx: &Context, args: &[Vec<u8>]) -> PyReply {
+fn call_on(ctx: &Context, run_as: Option<&RunAs>, temp: bool, args: &[Vec<u8>]) -> PyReply {
     let Some((cmd, rest)) = args.split_first() else {
         return PyReply::Error("ERR wrong number of arguments for 'execute' command".into());
     };
@@ -197,12 +213,7 @@ fn call_on(ctx: &Context, args: &[Vec<u8>]) -> PyReply {
         }
     };
     let rest: Vec<&[u8]> = rest.iter().map(|a| a.as_slice()).collect();
-    let opts = CallOptionsBuilder::new()
-        .errors_as_replies()
-        .replicate()
-        .build();
-    let res: CallResult = ctx.call_ext(cmd, &opts, rest.as_slice());
-    owned(res)
+    crate::acl::call_as(ctx, run_as, temp, &cmd, &rest, owned)
 }
 
 /// Copies a call result into owned data while the lock is still held.

@@ -1,7 +1,8 @@
 //! The Gearshift Redis module (`rg`): RedisGears 1.2 commands on top of the engine and the
 //! Python layer. This file only registers the module; everything else lives in:
 //!
-//! - `ffi`: the one panic trampoline, raw scan and reply helpers (the crate's `unsafe`).
+//! - `ffi`: the one panic trampoline, raw scan, reply and ACL helpers (the crate's `unsafe`).
+//! - `acl`: who user code runs as (the client's ACL user) and what it may read.
 //! - `cluster`: the topology, bus messages between shards and distributed runs.
 //! - `state`: the single owner of module-wide state (worker pool, config).
 //! - `config`: module arguments and the extra config dictionary.
@@ -22,6 +23,7 @@
 //! - `scripts`, `sessions`: running RG.PYEXECUTE scripts; sessions owning registrations.
 #![deny(unsafe_code)]
 
+pub mod acl;
 pub mod cluster;
 pub mod commands;
 pub mod config;

@@ -3,21 +3,27 @@
 //! a newer interpreter. The same blob travels to replicas and the AOF as
 //! `RG.INNERREGISTER <blob>`.
 //!
-//! Blob layout (little-endian): `'S' version=1 | count u32 | per session: id, desc flag +
-//! desc, code, reg count u32, reg ids, requirement count u32, requirement names` (strings
-//! are u32 length + bytes).
+//! Blob layout (little-endian): `'S' version | count u32 | per session: id, desc flag +
+//! desc, code, reg count u32, reg ids, requirement count u32, requirement names, user`
+//! (strings are u32 length + bytes). The user (version 3) is who the session's code runs
+//! as: a flag byte, `1` + its ACL user name, or `0` for unrestricted. Version 2 blobs
+//! (before ACL support) load with the `default` user, whom every client was before it
+//! authenticated.
 
 use std::sync::Arc;
 
 use gearpy::ScriptOutcome;
 use redis_module::Context;
 
+use crate::acl::{RunAs, Scope};
 use crate::host::with_lock_held;
 use crate::sessions::{self, Session, SessionArgs};
 use crate::state::ModuleState;
 
 const MAGIC: u8 = b'S';
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
+/// Blobs without the session's user.
+const VERSION_NO_USER: u8 = 2;
 
 /// What is saved of a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +33,7 @@ pub struct SavedSession {
     pub code: String,
     pub registrations: Vec<String>,
     pub requirements: Vec<String>,
+    pub run_as: RunAs,
 }
 
 impl From<&Session> for SavedSession {
@@ -37,6 +44,7 @@ impl From<&Session> for SavedSession {
             code: s.code.clone(),
             registrations: s.registrations.clone(),
             requirements: s.requirements.clone(),
+            run_as: s.run_as.clone(),
         }
     }
 }
@@ -69,6 +77,13 @@ pub fn encode(sessions: &[SavedSession]) -> Vec<u8> {
         put_str(&mut out, &s.code);
         put_list(&mut out, &s.registrations);
         put_list(&mut out, &s.requirements);
+        match &s.run_as {
+            RunAs::Superuser => out.push(0),
+            RunAs::User(name) => {
+                out.push(1);
+                put_str(&mut out, name);
+            }
+        }
     }
     out
 }
@@ -108,9 +123,10 @@ impl Reader<'_> {
 /// Decodes a blob; `None` if it is malformed.
 pub fn decode(bytes: &[u8]) -> Option<Vec<SavedSession>> {
     let mut r = Reader(bytes);
-    if r.take(2)? != [MAGIC, VERSION] {
-        return None;
-    }
+    let version = match r.take(2)? {
+        [MAGIC, v @ (VERSION | VERSION_NO_USER)] => *v,
+        _ => return None,
+    };
     let n = r.u32()? as usize;
     let mut out = Vec::with_capacity(n.min(1024));
     for _ in 0..n {
@@ -122,12 +138,21 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<SavedSession>> {
         let code = r.string()?;
         let registrations = r.list()?;
         let requirements = r.list()?;
+        let run_as = match version {
+            VERSION_NO_USER => RunAs::user(crate::acl::LEGACY_USER),
+            _ => match r.take(1)?[0] {
+                0 => RunAs::Superuser,
+                1 => RunAs::user(&r.string()?),
+                _ => return None,
+            },
+        };
         out.push(SavedSession {
             requirements,
             id,
             desc,
             code,
             registrations,
+            run_as,
         });
     }
     r.0.is_empty().then_some(out)
@@ -162,7 +187,10 @@ pub fn rebuild(ctx: &Context, state: &ModuleState, s: &SavedSession) -> Result<(
             crate::ffi::log::warning(&format!("Gearshift: requirements of session {}: {e}", s.id));
         }
     }
-    let outcome = with_lock_held(ctx, || gearpy::run_script(&s.code));
+    let outcome = with_lock_held(ctx, || {
+        let _as = Scope::enter(s.run_as.clone());
+        gearpy::run_script(&s.code)
+    });
     let regs = match outcome {
         ScriptOutcome::Registered(regs) => regs,
         ScriptOutcome::Error(e) => {
@@ -189,7 +217,14 @@ pub fn rebuild(ctx: &Context, state: &ModuleState, s: &SavedSession) -> Result<(
     // On the main thread: Redis calls made while installing (COMMAND INFO for hooks) must
     // use this context, never wait for the lock this thread already holds.
     let installed = with_lock_held(ctx, || {
-        sessions::install_with_ids(state, &args, &s.code, regs, Some(&s.registrations))
+        sessions::install_with_ids(
+            state,
+            &args,
+            &s.code,
+            regs,
+            &s.run_as,
+            Some(&s.registrations),
+        )
     });
     state.sessions.set_requirements(&s.id, &s.requirements);
     with_lock_held(ctx, || installed.activate());
@@ -239,6 +274,7 @@ mod tests {
                 code: "GB().register()".into(),
                 registrations: vec!["x-1".into()],
                 requirements: vec!["six".into()],
+                run_as: RunAs::user("app"),
             },
             SavedSession {
                 id: "b".into(),
@@ -246,6 +282,7 @@ mod tests {
                 code: "print(1)\n".into(),
                 registrations: vec![],
                 requirements: vec![],
+                run_as: RunAs::Superuser,
             },
         ];
         assert_eq!(decode(&encode(&s)), Some(s.clone()));
@@ -254,5 +291,21 @@ mod tests {
             assert!(decode(&blob[..cut]).is_none(), "truncated at {cut}");
         }
         assert!(decode(b"XX").is_none());
+    }
+
+    #[test]
+    fn blobs_without_a_user_load_as_default() {
+        let mut v2 = vec![MAGIC, VERSION_NO_USER, 1, 0, 0, 0];
+        for field in [&b"s1"[..], b""] {
+            v2.extend_from_slice(&(field.len() as u32).to_le_bytes());
+            v2.extend_from_slice(field);
+            if field == b"s1" {
+                v2.push(0); // no description
+            }
+        }
+        v2.extend_from_slice(&[0; 8]); // no registrations, no requirements
+        let s = decode(&v2).expect("a version 2 blob");
+        assert_eq!(s[0].id, "s1");
+        assert_eq!(s[0].run_as, RunAs::user("default"));
     }
 }

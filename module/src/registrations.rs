@@ -14,6 +14,7 @@ use engine::exec::ExecutionOutput;
 use engine::plan::Plan;
 use gearpy::{EventPlan, RegisterRequest};
 
+use crate::acl::RunAs;
 use crate::events::drain::DrainState;
 pub use crate::events::queue::MAX_PENDING_EVENTS;
 use crate::events::queue::{EventQueue, Pushed};
@@ -124,6 +125,8 @@ impl Stats {
 pub struct Registration {
     pub id: String,
     pub session: String,
+    /// Who registered it: everything it runs runs as this ACL user (`crate::acl`).
+    pub run_as: RunAs,
     pub desc: Option<String>,
     pub prefix: String,
     pub event_types: Option<Vec<String>>,
@@ -179,7 +182,7 @@ fn key_type_named(name: &str) -> KeyType {
 }
 
 impl Registration {
-    pub fn new(id: String, session: String, req: RegisterRequest) -> Registration {
+    pub fn new(id: String, session: String, req: RegisterRequest, run_as: RunAs) -> Registration {
         let fast = match req.trigger {
             None => EventPlan::from_plan(&req.plan),
             Some(_) => None,
@@ -187,6 +190,7 @@ impl Registration {
         Registration {
             id,
             session,
+            run_as,
             desc: req.desc,
             prefix: req.prefix,
             event_types: req
@@ -504,7 +508,7 @@ mod tests {
             keyprefix: None,
             commands: None,
         };
-        Registration::new("r-1".into(), "s".into(), req)
+        Registration::new("r-1".into(), "s".into(), req, RunAs::user("default"))
     }
 
     #[test]

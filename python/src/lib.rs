@@ -9,6 +9,7 @@
 //! - `runtime` + `py/prelude.py`: the API scripts see (`py/arrow_batch.py`: the arrow
 //!   format of the `mapBatch` extension).
 //! - `session`: running a script, collecting its `run()`.
+//! - `caller`: the ACL identity user code runs as (set by the host, read by `execute()`).
 //! - `steps`, `stage`, `builtins`, `column`, `convert`: plans and batched execution of
 //!   callbacks, and the native halves of the built-in operations.
 //! - `reader`: PythonReader as an engine source.
@@ -19,6 +20,7 @@
 mod asyncio_bridge;
 mod builtins;
 pub mod busy;
+pub mod caller;
 pub mod cluster;
 mod column;
 pub mod control;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use crate::caller::RunAs;
 use crate::errors::{error_text, GearsError};
 use crate::host::host;
 
@@ -20,9 +21,11 @@ use crate::host::host;
 pub type Tick = Box<dyn FnMut() -> bool + Send>;
 
 /// Wraps `f` as a tick: called with the GIL taken (the caller holds the Redis lock, which
-/// comes first); an exception is logged and stops the timer.
-fn tick_for(f: Py<PyAny>) -> Tick {
+/// comes first), as `run_as` (the ACL user of the code that registered it); an exception
+/// is logged and stops the timer.
+fn tick_for(f: Py<PyAny>, run_as: Option<RunAs>) -> Tick {
     Box::new(move || {
+        let _as = crate::caller::Scope::enter_opt(run_as.clone());
         Python::attach(|py| match f.bind(py).call0() {
             Ok(_) => true,
             Err(e) => {
@@ -36,15 +39,17 @@ fn tick_for(f: Py<PyAny>) -> Tick {
     })
 }
 
-/// Rebuilds a persisted time event's callback from its cloudpickled bytes. Call with the
-/// Redis lock held and without the GIL (it takes the GIL).
-pub fn restore(pickled: &[u8]) -> Result<Tick, String> {
+/// Rebuilds a persisted time event's callback from its cloudpickled bytes, to run as
+/// `run_as` (unpickling runs as that user too). Call with the Redis lock held and without
+/// the GIL (it takes the GIL).
+pub fn restore(pickled: &[u8], run_as: RunAs) -> Result<Tick, String> {
+    let _as = crate::caller::Scope::enter(run_as.clone());
     Python::attach(|py| {
         let f = py
             .import("cloudpickle")
             .and_then(|cp| cp.call_method1("loads", (PyBytes::new(py, pickled),)))
             .map_err(|e| error_text(py, &e))?;
-        Ok(tick_for(f.unbind()))
+        Ok(tick_for(f.unbind(), Some(run_as)))
     })
 }
 
@@ -86,7 +91,7 @@ pub fn period(seconds: u64) -> PyResult<Duration> {
 fn register_te(py: Python<'_>, seconds: u64, f: Py<PyAny>) -> PyResult<bool> {
     let h = host().ok_or_else(|| GearsError::new_err("no Redis host"))?;
     let period = period(seconds)?;
-    let tick = tick_for(f);
+    let tick = tick_for(f, crate::caller::current(py));
     py.detach(|| h.start_timer(period, tick));
     Ok(true)
 }
@@ -103,8 +108,9 @@ fn register_te_key(
 ) -> PyResult<bool> {
     let h = host().ok_or_else(|| GearsError::new_err("no Redis host"))?;
     let period = period(seconds)?;
-    let tick = tick_for(f);
-    py.detach(|| h.create_time_event(key.as_bytes(), period, pickled, tick))
+    let run_as = crate::caller::current(py);
+    let tick = tick_for(f, run_as.clone());
+    py.detach(|| h.create_time_event(key.as_bytes(), period, pickled, run_as, tick))
         .map_err(GearsError::new_err)
 }
 

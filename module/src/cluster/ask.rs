@@ -24,8 +24,8 @@ pub enum Query {
     AbortExecution(String),
     /// Install this session blob (a registration made on the asking shard).
     Session(Vec<u8>),
-    /// Run this command here (a flow's `execute()` on a key this shard owns).
-    Call(Vec<Vec<u8>>),
+    /// Run this command here as this user (a flow's `execute()` on a key this shard owns).
+    Call(crate::acl::RunAs, Vec<Vec<u8>>),
     /// `RG.PAUSEREGISTRATIONS <id>` (true) or `RG.UNPAUSEREGISTRATIONS <id>` (false).
     Pause(String, bool),
     /// `RG.CLEARREGISTRATIONSSTATS`.
@@ -135,7 +135,10 @@ fn answer(ctx: &Context, q: Query) -> Reply {
         Query::Session(blob) => {
             crate::commands::internal::install_blob(ctx, &blob).map(|()| Reply::Status("OK".into()))
         }
-        Query::Call(args) => Ok(crate::reply::from_call_reply(crate::host::call(&args))),
+        Query::Call(run_as, args) => Ok(crate::reply::from_call_reply(crate::host::call(
+            Some(&run_as),
+            &args,
+        ))),
         Query::Pause(id, pause) => crate::commands::registrations::pause_local(&id, pause),
         Query::ClearStats => crate::commands::registrations::clear_stats_local(),
         Query::Install(_) => Err("requirements are installed on a worker".into()),

@@ -7,6 +7,7 @@
 use redis_module::Context;
 
 use super::ask::Query;
+use crate::acl::RunAs;
 
 /// A distributed execution as shipped to every shard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +21,8 @@ pub struct RunOrder {
     pub ranges: Vec<(u16, u16, u32)>,
     /// The cloudpickled run.
     pub wire: Vec<u8>,
+    /// Who the run runs as on every shard (`crate::acl`).
+    pub run_as: RunAs,
 }
 
 /// What one shard tells another.
@@ -53,7 +56,8 @@ pub enum Message {
 }
 
 const MAGIC: &[u8; 2] = b"GS";
-const VERSION: u8 = 1;
+/// 2: runs and forwarded calls carry the ACL user they run as.
+const VERSION: u8 = 2;
 
 impl Message {
     pub fn encode(&self) -> Vec<u8> {
@@ -79,6 +83,7 @@ impl Message {
                 shards,
                 ranges,
                 wire,
+                run_as,
             }) => {
                 out.push(2);
                 put(&mut out, id.as_bytes());
@@ -94,6 +99,7 @@ impl Message {
                     out.extend_from_slice(&i.to_le_bytes());
                 }
                 put(&mut out, wire);
+                put(&mut out, &crate::acl::encode(run_as));
             }
             Message::Done { id } => {
                 out.push(3);
@@ -122,9 +128,10 @@ impl Message {
                     Query::DropExecution(id) => (1, id.as_bytes()),
                     Query::AbortExecution(id) => (2, id.as_bytes()),
                     Query::Session(blob) => (3, blob.as_slice()),
-                    Query::Call(argv) => {
-                        args = put_list(argv);
-                        (4, args.as_slice())
+                    Query::Call(run_as, argv) => {
+                        let user = crate::acl::encode(run_as);
+                        args = put_list(std::iter::once(&user).chain(argv));
+                        (10, args.as_slice())
                     }
                     Query::Install(names) => {
                         args = put_list(names.iter().map(|n| n.as_bytes()));
@@ -179,6 +186,7 @@ impl Message {
                     shards,
                     ranges,
                     wire: r.field()?.to_vec(),
+                    run_as: crate::acl::decode(r.field()?)?,
                 })
             }
             3 => Message::Done { id: r.text()? },
@@ -198,7 +206,11 @@ impl Message {
                     1 => Query::DropExecution(text()?),
                     2 => Query::AbortExecution(text()?),
                     3 => Query::Session(field.to_vec()),
-                    4 => Query::Call(take_list(field)?),
+                    10 => {
+                        let mut items = take_list(field)?.into_iter();
+                        let run_as = crate::acl::decode(&items.next()?)?;
+                        Query::Call(run_as, items.collect())
+                    }
                     8 => Query::Install(
                         take_list(field)?
                             .into_iter()
@@ -339,6 +351,7 @@ mod tests {
                 shards: vec!["a".into(), "b".into()],
                 ranges: vec![(0, 8191, 0), (8192, 16383, 1)],
                 wire: vec![1, 2, 3],
+                run_as: RunAs::user("app"),
             }),
             Message::Done { id: "x-1".into() },
             Message::PartFailed {
@@ -361,7 +374,14 @@ mod tests {
             },
             Message::Ask {
                 req: 5,
-                query: Query::Call(vec![b"SET".to_vec(), b"k".to_vec(), vec![]]),
+                query: Query::Call(
+                    crate::acl::RunAs::user("u"),
+                    vec![b"SET".to_vec(), b"k".to_vec(), vec![]],
+                ),
+            },
+            Message::Ask {
+                req: 8,
+                query: Query::Call(crate::acl::RunAs::Superuser, vec![b"PING".to_vec()]),
             },
             Message::Ask {
                 req: 6,

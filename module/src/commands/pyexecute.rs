@@ -95,6 +95,7 @@ pub fn command(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             session,
             requirements: opts.requirements,
             force_reinstall: opts.force_reinstall,
+            run_as: crate::acl::of_client(ctx),
         };
         state.pool.spawn_fn(move || job.run(client));
         Ok(RedisValue::NoReply)

@@ -12,6 +12,7 @@ use gearpy::PyRuntime;
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
 
 use super::{module_state, respond};
+use crate::acl::{AsUser, Scope};
 use crate::ffi::command::error;
 use crate::ffi::guard;
 use crate::ffi::replies::{block, reply_blocked, Blocked, Reply};
@@ -69,6 +70,7 @@ pub fn trigger(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         if reg.mode == Mode::Sync {
             let started = Instant::now();
             let out = with_lock_held(ctx, || {
+                let _as = Scope::enter(reg.run_as.clone());
                 engine::reference::run_reference(source, &reg.plan, Some(&PyRuntime))
             })
             .unwrap_or_else(ExecutionOutput::failed);
@@ -122,8 +124,9 @@ fn start(reg: Arc<Registration>, source: Box<ReadySource>, client: Blocked, seri
             done_reg.next_serial();
         }
     });
-    if let Err(e) = crate::executions::start_execution(source, &reg.plan, &PyRuntime, None, on_done)
-    {
+    let host = AsUser::new(PyRuntime, reg.run_as.clone());
+    let source = crate::acl::source(source, &reg.run_as);
+    if let Err(e) = crate::executions::start_execution(source, &reg.plan, &host, None, on_done) {
         if let Some(c) = slot.lock().ok().and_then(|mut g| g.take()) {
             reply_blocked(
                 c,

@@ -38,6 +38,7 @@ use redis_module::{Context, ContextGuard, ThreadSafeContext};
 use super::accounting::{self, Caps};
 use super::queue::MAX_PENDING_EVENTS;
 use super::{finish, track};
+use crate::acl::{self, AsUser, Scope};
 use crate::executions::Entry;
 use crate::ffi::scan::read_key;
 use crate::readers::keys::KeysSource;
@@ -227,7 +228,10 @@ fn run_batch(state: &ModuleState, reg: &Arc<Registration>, plan: &EventPlan, gua
         }
         go
     };
-    let outs = plan.run(&mut cols, 0, &mut next, caps.keep());
+    let outs = {
+        let _as = Scope::enter(reg.run_as.clone());
+        plan.run(&mut cols, 0, &mut next, caps.keep())
+    };
     reg.in_flight.stop();
     DRAINING.with(|d| d.set((0, false)));
 
@@ -287,13 +291,17 @@ pub fn run_next(reg: Arc<Registration>) {
         let started = Instant::now();
         let entry = Entry::new_registered(state.registry.next_id(), &reg.shape);
         track(state, &reg, &entry);
-        let source = Box::new(KeysSource::for_event(key, event, reg.read_value));
+        let source = acl::source(
+            Box::new(KeysSource::for_event(key, event, reg.read_value)),
+            &reg.run_as,
+        );
         let (done_reg, done_entry) = (Arc::clone(&reg), Arc::clone(&entry));
         let on_done = Box::new(move |out: ExecutionOutput| {
             finish(&done_reg, &done_entry, out, started);
             run_next(done_reg);
         });
-        match crate::executions::start_execution(source, &reg.plan, &PyRuntime, None, on_done) {
+        let host = AsUser::new(PyRuntime, reg.run_as.clone());
+        match crate::executions::start_execution(source, &reg.plan, &host, None, on_done) {
             Ok(h) => {
                 entry.started(h, None);
                 return;

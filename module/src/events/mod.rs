@@ -27,6 +27,7 @@ use engine::exec::ExecutionOutput;
 use gearpy::{EventPlan, PyRuntime};
 use redis_module::{Context, ContextFlags, NotifyEvent};
 
+use crate::acl::Scope;
 use crate::executions::Entry;
 use crate::ffi::scan::{key_type_of, read_key};
 use crate::host::with_lock_held;
@@ -62,7 +63,7 @@ fn dispatch(ctx: &Context, event: &str, key: &[u8]) {
             }
             if reg.commands.is_some() {
                 // Only events raised by one of its commands, linked to that command.
-                if reg.matches_event(event) {
+                if reg.matches_event(event) && may_read(reg, key) {
                     linked_hits.push(Arc::clone(reg));
                 }
                 continue;
@@ -80,6 +81,9 @@ fn dispatch(ctx: &Context, event: &str, key: &[u8]) {
                 if !reg.wants_type(t) {
                     continue;
                 }
+            }
+            if !may_read(reg, key) {
+                continue;
             }
             match reg.mode {
                 // Run after the list lock is released: the flow may write keys, whose
@@ -107,8 +111,14 @@ fn dispatch(ctx: &Context, event: &str, key: &[u8]) {
     }
 }
 
-/// Runs a sync registration inline: the key is read under the lock we hold, and
-/// `execute()` calls Redis directly on this context.
+/// Whether `reg`'s user may read `key` (lock held): a registration never sees keys its
+/// user may not read — it does not fire for them (`crate::acl`).
+fn may_read(reg: &Registration, key: &[u8]) -> bool {
+    crate::acl::may_access(&reg.run_as, key, crate::acl::READ)
+}
+
+/// Runs a sync registration inline (as its user): the key is read under the lock we
+/// hold, and `execute()` calls Redis directly on this context.
 fn run_sync(
     ctx: &Context,
     state: &ModuleState,
@@ -117,6 +127,7 @@ fn run_sync(
     event: &str,
     may_defer: bool,
 ) {
+    let _as = Scope::enter(reg.run_as.clone());
     let started = Instant::now();
     if let Some(plan) = &reg.fast {
         let ev = SyncEvent {
@@ -219,7 +230,10 @@ fn continue_in_background(
     track(state, reg, &entry);
     let reg = Arc::clone(reg);
     state.pool.spawn_fn(move || {
-        let out = rest.finish();
+        let out = {
+            let _as = Scope::enter(reg.run_as.clone());
+            rest.finish()
+        };
         finish(&reg, &entry, out, started);
     });
 }

@@ -3,6 +3,7 @@
 //! abort of redis-server. This is the module's named `unsafe` area.
 #![allow(unsafe_code)]
 
+pub mod acl;
 pub mod busy;
 pub mod cluster;
 pub mod command;

@@ -420,10 +420,21 @@ def _gears_event_loop():
     return _gears_loop
 
 
+def _gears_as_caller(coro):
+    """`coro` wrapped to run (on the gears loop, shared by every execution) as the ACL user
+    of the code creating it: the identity travels in the task's own context."""
+    token = _gearshift.caller_token()
+
+    async def as_caller():
+        _gearshift.caller_var.set(token)
+        return await coro
+    return as_caller()
+
+
 def _gears_await(coro):
     """Runs a callback's coroutine on the gears loop and waits (GIL released) for it."""
     import asyncio
-    return asyncio.run_coroutine_threadsafe(coro, _gears_event_loop()).result()
+    return asyncio.run_coroutine_threadsafe(_gears_as_caller(coro), _gears_event_loop()).result()
 
 
 def _gears_await_all(coros):
@@ -433,7 +444,8 @@ def _gears_await_all(coros):
 
     async def gather():
         return await asyncio.gather(*coros, return_exceptions=True)
-    return asyncio.run_coroutine_threadsafe(gather(), _gears_event_loop()).result()
+    return asyncio.run_coroutine_threadsafe(_gears_as_caller(gather()),
+                                            _gears_event_loop()).result()
 
 
 def createFuture():
@@ -469,7 +481,7 @@ def runCoroutine(cr, f=None, delay=0):
             return
         if f is not None:
             f.set_result(res)
-    return asyncio.run_coroutine_threadsafe(runner(), _gears_event_loop())
+    return asyncio.run_coroutine_threadsafe(_gears_as_caller(runner()), _gears_event_loop())
 
 
 class GearsFuture(object):

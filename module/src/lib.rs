@@ -24,6 +24,7 @@
 #![deny(unsafe_code)]
 
 pub mod acl;
+pub mod acl_categories;
 pub mod cluster;
 pub mod commands;
 pub mod config;
@@ -78,6 +79,16 @@ mod registration {
         };
     }
 
+    /// A handler that runs user code: refused when the caller's ACL rules take it away by
+    /// category (`ffi::command::run_code`; Redis 7.0 gives module commands none).
+    macro_rules! code {
+        ($handler:path) => {
+            |ctx: &Context, args: Vec<RedisString>| {
+                crate::ffi::command::run_code(ctx, args, $handler)
+            }
+        };
+    }
+
     /// An internal command's handler: run only for the master's replication stream or the
     /// AOF (`ffi::command::run_internal`); any other caller sees an unknown command.
     macro_rules! internal {
@@ -106,7 +117,7 @@ mod registration {
                 // The 8th field (ACL categories) applies on Redis >= 7.2 only: 7.0 has no
                 // RedisModule_SetCommandACLCategories and gives module commands no category.
                 commands: [
-                    ["rg.pyexecute", command!(pyexecute::command), "write deny-oom", 0, 0, 0, "", "dangerous scripting"],
+                    ["rg.pyexecute", code!(pyexecute::command), "write deny-oom", 0, 0, 0, "", "dangerous scripting"],
                     ["rg.getresults", command!(executions::getresults), "readonly", 0, 0, 0, ""],
                     ["rg.getresultsblocking", command!(executions::getresultsblocking), "readonly", 0, 0, 0, ""],
                     ["rg.dumpexecutions", command!(executions::dumpexecutions), "readonly allow-busy", 0, 0, 0, ""],
@@ -119,7 +130,7 @@ mod registration {
                     ["rg.refreshcluster", command!(misc::refreshcluster), "admin", 0, 0, 0, "", "admin dangerous"],
                     ["rg.networktest", command!(misc::networktest), "readonly", 0, 0, 0, ""],
                     ["rg.dumpplugins", command!(misc::dumpplugins), "readonly", 0, 0, 0, ""],
-                    ["rg.pyexecuteremote", command!(misc::pyexecuteremote), "readonly", 0, 0, 0, "", "dangerous scripting"],
+                    ["rg.pyexecuteremote", code!(misc::pyexecuteremote), "readonly", 0, 0, 0, "", "dangerous scripting"],
                     ["rg.pyfreeinterpreter", command!(misc::pyfreeinterpreter), "admin", 0, 0, 0, "", "admin dangerous"],
                     ["rg.dumpregistrations", command!(registrations::dumpregistrations), "readonly", 0, 0, 0, ""],
                     ["rg.unregister", command!(registrations::unregister), "write", 0, 0, 0, ""],

@@ -10,7 +10,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
+use redis_module::{raw, Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
 
 use super::panic_text;
 use super::replies::{write, write_error_bytes, Reply};
@@ -50,6 +50,24 @@ pub fn run(ctx: &Context, args: Vec<RedisString>, h: Handler) -> RedisResult {
         Err(e) => write(ctx, &Reply::Error(error_text(e))),
     }
     Ok(RedisValue::NoReply)
+}
+
+/// Runs `h`, a command that runs user code (`code!` in the command table), unless the
+/// caller's ACL rules take it away by category: on Redis 7.0 module commands have none,
+/// so `-@dangerous` / `-@scripting` are applied here (`acl_categories`).
+pub fn run_code(ctx: &Context, args: Vec<RedisString>, h: Handler) -> RedisResult {
+    // SAFETY: reading a function pointer Redis filled in at load.
+    let native = unsafe { (*&raw const raw::RedisModule_SetCommandACLCategories).is_some() };
+    let name = args
+        .first()
+        .map(|a| a.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let categories = crate::acl_categories::RUNS_CODE;
+    if let Some(refusal) = crate::acl_categories::refusal(ctx, &name, categories, native) {
+        write(ctx, &Reply::Error(refusal));
+        return Ok(RedisValue::NoReply);
+    }
+    run(ctx, args, h)
 }
 
 /// Runs internal command `h` (`internal!` in the command table) only for the master's

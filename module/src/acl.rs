@@ -250,6 +250,16 @@ pub fn may_access(run_as: &RunAs, key: &[u8], flags: u32) -> bool {
     }
 }
 
+/// Whether `run_as` may read every key (lock held): unrestricted, or a user whose root
+/// selector reads all keys. False for a user that is gone.
+pub fn reads_all_keys(run_as: &RunAs) -> bool {
+    match effective(Some(run_as)) {
+        Ok(Effective::Unrestricted) => true,
+        Ok(Effective::User(u)) => u.reads_all_keys(),
+        Err(_) => false,
+    }
+}
+
 /// Read permission, for [`may_access`].
 pub const READ: u32 = raw::REDISMODULE_CMD_KEY_ACCESS;
 /// Read and update permission (a StreamReader reads, acks and creates its group).

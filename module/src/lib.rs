@@ -24,6 +24,7 @@
 #![deny(unsafe_code)]
 
 pub mod acl;
+pub mod acl_cache;
 pub mod acl_categories;
 pub mod cluster;
 pub mod commands;

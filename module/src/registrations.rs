@@ -127,6 +127,8 @@ pub struct Registration {
     pub session: String,
     /// Who registered it: everything it runs runs as this ACL user (`crate::acl`).
     pub run_as: RunAs,
+    /// Whether `run_as` may read every key, between ACL changes (keyspace events).
+    pub read_cache: crate::acl_cache::ReadCache,
     pub desc: Option<String>,
     pub prefix: String,
     pub event_types: Option<Vec<String>>,
@@ -191,6 +193,7 @@ impl Registration {
             id,
             session,
             run_as,
+            read_cache: Default::default(),
             desc: req.desc,
             prefix: req.prefix,
             event_types: req

@@ -182,6 +182,28 @@ def test_registration_does_not_fire_for_keys_its_user_may_not_read(srv, admin):
     assert admin.get("allowed:seen") == "shown"
 
 
+def test_a_registration_follows_acl_changes_made_after_it(srv, admin):
+    # Gearshift caches "its user may read every key" per registration: an ACL change
+    # (ACL SETUSER, also inside MULTI) must end that at once.
+    admin.execute_command("ACL", "SETUSER", "w", "reset", "on", ">pw", "~*", "+@all")
+    w = as_user(srv, "w")
+    assert pyexec(w, "GB().foreach(lambda x: execute('INCR', 'fired')).register(mode='sync')") == "OK"
+    admin.set("secret:a", "1")
+    assert admin.get("fired") == "1"
+    admin.execute_command("ACL", "SETUSER", "w", "resetkeys", "~fired")
+    admin.set("secret:b", "1")
+    assert admin.get("fired") == "1"
+    admin.execute_command("ACL", "SETUSER", "w", "~*")
+    admin.set("secret:c", "1")
+    assert admin.get("fired") == "2"
+    p = admin.pipeline(transaction=True)
+    p.execute_command("ACL", "SETUSER", "w", "resetkeys", "~fired")
+    p.set("secret:d", "1")
+    p.execute()
+    assert admin.get("fired") == "2"
+    admin.execute_command("ACL", "DELUSER", "w")
+
+
 def test_trigger_runs_as_the_registering_user_and_fails_once_it_is_deleted(srv, admin):
     u = as_user(srv, "u")
     script = ("GB('CommandReader').map(lambda x: execute('GET', x[1]))"

@@ -63,8 +63,11 @@ fn dispatch(ctx: &Context, event: &str, key: &[u8]) {
             }
             if reg.commands.is_some() {
                 // Only events raised by one of its commands, linked to that command.
-                if reg.matches_event(event) && may_read(reg, key) {
-                    linked_hits.push(Arc::clone(reg));
+                if reg.matches_event(event) {
+                    let f = flags.get_or_insert_with(|| ctx.get_flags());
+                    if may_read(reg, key, f.contains(ContextFlags::MULTI)) {
+                        linked_hits.push(Arc::clone(reg));
+                    }
                 }
                 continue;
             }
@@ -76,13 +79,14 @@ fn dispatch(ctx: &Context, event: &str, key: &[u8]) {
             if f.intersects(ContextFlags::LOADING | ContextFlags::SLAVE) {
                 return;
             }
+            let in_multi = f.contains(ContextFlags::MULTI);
             if reg.key_types.is_some() {
                 let t = *key_type.get_or_insert_with(|| key_type_of(ctx, key));
                 if !reg.wants_type(t) {
                     continue;
                 }
             }
-            if !may_read(reg, key) {
+            if !may_read(reg, key, in_multi) {
                 continue;
             }
             match reg.mode {
@@ -112,9 +116,10 @@ fn dispatch(ctx: &Context, event: &str, key: &[u8]) {
 }
 
 /// Whether `reg`'s user may read `key` (lock held): a registration never sees keys its
-/// user may not read — it does not fire for them (`crate::acl`).
-fn may_read(reg: &Registration, key: &[u8]) -> bool {
-    crate::acl::may_access(&reg.run_as, key, crate::acl::READ)
+/// user may not read — it does not fire for them (`crate::acl`). The all-keys verdict is
+/// cached between ACL changes, except inside MULTI (`acl_cache`).
+fn may_read(reg: &Registration, key: &[u8], in_multi: bool) -> bool {
+    reg.read_cache.may_read(&reg.run_as, key, !in_multi)
 }
 
 /// Runs a sync registration inline (as its user): the key is read under the lock we

@@ -85,8 +85,31 @@ fn rewrite_kill(fctx: *mut raw::RedisModuleCommandFilterCtx) {
     }
 }
 
+/// Calls `f` with the command's name, borrowed from the filter context (no copy).
+fn with_name<R>(fctx: *mut raw::RedisModuleCommandFilterCtx, f: impl FnOnce(&[u8]) -> R) -> R {
+    // SAFETY: `fctx` is the live filter context of this callback; the name string is owned
+    // by it and read before this returns.
+    unsafe {
+        let s = raw::RedisModule_CommandFilterArgGet.expect("filter api")(fctx, 0);
+        let mut len = 0usize;
+        let p = if s.is_null() {
+            std::ptr::null()
+        } else {
+            raw::RedisModule_StringPtrLen.expect("api")(s, &mut len)
+        };
+        if p.is_null() {
+            return f(&[]);
+        }
+        f(std::slice::from_raw_parts(p.cast::<u8>(), len))
+    }
+}
+
 extern "C" fn filter(fctx: *mut raw::RedisModuleCommandFilterCtx) {
     let _ = std::panic::catch_unwind(|| {
+        // Runs before the command: cached ACL verdicts are stale once it has run.
+        if with_name(fctx, crate::acl_cache::may_change_acl) {
+            crate::acl_cache::changed();
+        }
         if gearpy::busy::is_busy() {
             rewrite_kill(fctx);
         }

@@ -213,7 +213,7 @@ fn call_on(ctx: &Context, run_as: Option<&RunAs>, temp: bool, args: &[Vec<u8>]) 
         }
     };
     let rest: Vec<&[u8]> = rest.iter().map(|a| a.as_slice()).collect();
-    crate::acl::call_as(ctx, run_as, temp, &cmd, &rest, owned)
+    crate::acl::call_as(ctx, run_as, temp, cmd, &rest, owned)
 }
 
 /// Copies a call result into owned data while the lock is still held.

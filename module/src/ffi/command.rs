@@ -57,7 +57,7 @@ pub fn run(ctx: &Context, args: Vec<RedisString>, h: Handler) -> RedisResult {
 /// so `-@dangerous` / `-@scripting` are applied here (`acl_categories`).
 pub fn run_code(ctx: &Context, args: Vec<RedisString>, h: Handler) -> RedisResult {
     // SAFETY: reading a function pointer Redis filled in at load.
-    let native = unsafe { (*&raw const raw::RedisModule_SetCommandACLCategories).is_some() };
+    let native = unsafe { raw::RedisModule_SetCommandACLCategories }.is_some();
     let name = args
         .first()
         .map(|a| a.to_string_lossy().to_ascii_lowercase())

@@ -1,4 +1,4 @@
-//! ACL: who user code runs as (docs/security-acl.md).
+//! ACL: who user code runs as (docs/security.md, "ACL").
 //!
 //! Every command and key read of user code runs with the ACL user of the client that
 //! started it, as Lua and Functions do: RG.PYEXECUTE's caller for the script and its run,

@@ -80,7 +80,7 @@ const KEYS: &[KeySpec] = &[
         runtime: true,
         min: 0,
     },
-    // Gearshift's own: 1 = user code ignores ACLs, as in 1.2 (docs/security-acl.md).
+    // Gearshift's own: 1 = user code ignores ACLs, as in 1.2 (docs/security.md, "ACL").
     KeySpec {
         name: "ExecuteAsSuperuser",
         default: || Value::Int(0),

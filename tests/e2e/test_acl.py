@@ -1,4 +1,4 @@
-"""User code obeys ACLs (docs/security-acl.md): execute() and readers run as the ACL user of
+"""User code obeys ACLs (docs/security.md, "ACL"): execute() and readers run as the ACL user of
 the client that started the code (RG.PYEXECUTE's caller; the registering user for whatever
 a registration runs), and `ExecuteAsSuperuser 1` restores 1.2, which ignored ACLs."""
 

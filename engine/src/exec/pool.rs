@@ -37,6 +37,11 @@ impl PoolHandle {
     }
 }
 
+/// Stack of a worker thread. Host callbacks run on it (Python: nested `repr()` and
+/// `__repr__` recursion use C stack per level, up to the recursion limit the Python layer
+/// caps); untouched pages cost nothing.
+pub const WORKER_STACK: usize = 16 << 20;
+
 impl WorkerPool {
     /// Starts `threads` workers (at least one) named `<name>-<i>`.
     pub fn new(threads: usize, name: &str) -> Self {
@@ -46,6 +51,7 @@ impl WorkerPool {
                 let rx: Receiver<Arc<dyn Task>> = rx.clone();
                 std::thread::Builder::new()
                     .name(format!("{name}-{i}"))
+                    .stack_size(WORKER_STACK)
                     .spawn(move || {
                         while let Ok(task) = rx.recv() {
                             // Backstop: a panicking task must not take the worker down.

@@ -1,0 +1,62 @@
+"""Hostile or careless scripts (issue 10): each ends with an error reply or an execution
+error, never a crash of redis-server."""
+
+import pytest
+import redis
+
+from conftest import assert_alive, pyexecute
+
+NESTED = """
+import sys
+sys.setrecursionlimit(10**7)
+nested = []
+for _ in range(200000):
+    nested = [nested]
+"""
+
+
+def test_a_huge_recursion_limit_cannot_overflow_a_worker_stack(r, server):
+    out = pyexecute(r, NESTED + "GB('ShardsIDReader').map(lambda x: len(repr(nested))).run()")
+    assert out[0] == [] and 'RecursionError' in str(out[1])
+    assert pyexecute(r, "import sys\nsys.setrecursionlimit(10**7)\n"
+                        "GB('ShardsIDReader').map(lambda x: sys.getrecursionlimit()).run()") == [['10000'], []]
+    assert_alive(r, server)
+
+
+def test_a_huge_recursion_limit_cannot_overflow_the_main_thread(r, server):
+    pyexecute(r, NESTED + "GB().foreach(lambda x: repr(nested)).register(prefix='deep*', mode='sync')")
+    try:
+        r.set('deep1', 'x')
+        assert_alive(r, server)
+        reg = r.execute_command('RG.DUMPREGISTRATIONS')[0]
+        assert 'RecursionError' in str(reg)
+    finally:
+        for reg in r.execute_command('RG.DUMPREGISTRATIONS'):
+            r.execute_command('RG.UNREGISTER', reg[1])
+
+
+@pytest.mark.parametrize('stmt, text', [
+    ('import sys; sys.exit(3)', 'SystemExit: 3'),
+    ('raise KeyboardInterrupt', 'KeyboardInterrupt'),
+    ('raise GeneratorExit', 'GeneratorExit'),
+])
+def test_base_exceptions_are_errors(r, server, stmt, text):
+    with pytest.raises(redis.ResponseError, match=text):
+        pyexecute(r, stmt)
+    out = pyexecute(r, "def f(x):\n    " + stmt + "\nGB('ShardsIDReader').map(f).run()")
+    assert out[0] == [] and text in str(out[1])
+    assert_alive(r, server)
+
+
+def test_a_thread_the_script_starts_cannot_call_redis_unchecked(r, server):
+    # A thread outside any execution has no ACL user: its calls are refused, not run as
+    # superuser, and nothing crashes.
+    out = pyexecute(r, """
+import threading
+res = []
+t = threading.Thread(target=lambda: res.append(execute('SET', 'from_thread', '1')))
+t.start(); t.join(10)
+GB('ShardsIDReader').map(lambda x: 'done').run()""")
+    assert out == [['done'], []]
+    assert r.get('from_thread') is None
+    assert_alive(r, server)

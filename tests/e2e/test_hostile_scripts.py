@@ -60,3 +60,25 @@ GB('ShardsIDReader').map(lambda x: 'done').run()""")
     assert out == [['done'], []]
     assert r.get('from_thread') is None
     assert_alive(r, server)
+
+
+@pytest.mark.parametrize('args', [
+    "'WAIT', '1', '0'",          # asserted on a blocked client inside RM_Call (crash)
+    "'PSYNC', '?', '-1'",        # dereferenced NULL (crash)
+    "'SYNC'",
+    "'MULTI'",
+    "'DEBUG', 'SLEEP', '0'",
+    "'SHUTDOWN'",
+    "'CLIENT', 'KILL', 'TYPE', 'normal'",
+])
+def test_commands_not_allowed_in_scripts_are_refused_by_execute(r, server, args):
+    name = args.split("'")[1].lower()
+    out = pyexecute(r, f"GB('ShardsIDReader').map(lambda x: execute({args})).run()")
+    assert out[0] == []
+    assert f"is not allowed on script mode" in str(out[1]) and name in str(out[1])
+    assert_alive(r, server)
+
+
+def test_config_get_stays_allowed_through_execute(r):
+    out = pyexecute(r, "GB('ShardsIDReader').map(lambda x: execute('CONFIG', 'GET', 'maxmemory')[0]).run()")
+    assert out == [['maxmemory'], []]

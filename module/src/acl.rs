@@ -154,7 +154,8 @@ pub fn call_as(
 }
 
 fn is_config_get(cmd: &str, rest: &[&[u8]]) -> bool {
-    cmd.eq_ignore_ascii_case("config") && rest.first().is_some_and(|s| s.eq_ignore_ascii_case(b"get"))
+    cmd.eq_ignore_ascii_case("config")
+        && rest.first().is_some_and(|s| s.eq_ignore_ascii_case(b"get"))
 }
 
 /// How Redis 7.0's `RM_Call` words an ACL refusal (7.2 and later already say `NOPERM`).

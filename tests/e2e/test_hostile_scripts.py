@@ -82,3 +82,30 @@ def test_commands_not_allowed_in_scripts_are_refused_by_execute(r, server, args)
 def test_config_get_stays_allowed_through_execute(r):
     out = pyexecute(r, "GB('ShardsIDReader').map(lambda x: execute('CONFIG', 'GET', 'maxmemory')[0]).run()")
     assert out == [['maxmemory'], []]
+
+
+@pytest.mark.parametrize('script', [
+    "a = atomic()\na.__enter__()",
+    "GB('ShardsIDReader').map(lambda x: atomic().__enter__() and 1).run()",
+    "GB('ShardsIDReader').map(lambda x: [atomic().__enter__(), execute('SET', 'z', '1')] and 1).run()",
+])
+def test_an_atomic_block_left_open_does_not_keep_the_redis_lock(r, server, script):
+    # Entering atomic() without leaving it held the Redis lock on a worker for good.
+    pyexecute(r, script)
+    assert_alive(r, server)
+    assert r.set('after', '1')
+    assert pyexecute(r, "with atomic():\n    execute('INCR', 'n')") == 'OK'
+    assert r.get('n') == '1'
+    r.delete('n')
+
+
+def test_an_atomic_block_left_open_by_an_event_does_not_keep_the_lock(r, server):
+    pyexecute(r, "GB().foreach(lambda x: atomic().__enter__()).register(prefix='at*')")
+    try:
+        r.set('at1', 'x')
+        for _ in range(20):
+            assert_alive(r, server)
+        assert r.set('after', '1')
+    finally:
+        for reg in r.execute_command('RG.DUMPREGISTRATIONS'):
+            r.execute_command('RG.UNREGISTER', reg[1])

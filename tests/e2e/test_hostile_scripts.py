@@ -109,3 +109,19 @@ def test_an_atomic_block_left_open_by_an_event_does_not_keep_the_lock(r, server)
     finally:
         for reg in r.execute_command('RG.DUMPREGISTRATIONS'):
             r.execute_command('RG.UNREGISTER', reg[1])
+
+
+@pytest.mark.parametrize('reader', ["GB().run()", "GB().map(lambda x: execute('GET', x['key'])).run()"])
+def test_reading_a_key_linked_to_commands_does_not_crash(r, server, reader):
+    # Found by tests/reliability's command fuzzer: a KeysReader read (RM_Call GET) of a key
+    # with a commands=['get'] registration reached RG.TRIGGER on a client without a user,
+    # and asking for that user's name segfaulted.
+    pyexecute(r, "GB().map(lambda x: x).register(prefix='fuzz:*', commands=['get'])")
+    try:
+        r.set('fuzz:a', '1')
+        out = pyexecute(r, reader)
+        assert_alive(r, server)
+        assert out[1] == [], out
+    finally:
+        for reg in r.execute_command('RG.DUMPREGISTRATIONS'):
+            r.execute_command('RG.UNREGISTER', reg[1])

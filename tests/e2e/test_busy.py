@@ -175,3 +175,28 @@ def test_shutdown_nosave_works_while_busy(srv):
     with pytest.raises(redis.ConnectionError):
         r.execute_command('SHUTDOWN', 'NOSAVE')
     assert wait_for(lambda: not srv.alive(), timeout=10)
+
+
+def test_a_spinning_trigger_run_is_listed_and_abortable(srv):
+    r = srv.client()
+    pyexecute(r, SPIN + "GB('CommandReader').map(spin).register(trigger='spin', mode='async')")
+    blocked = srv.client()
+    res = {}
+    th = threading.Thread(target=lambda: res.setdefault('r', _trigger(blocked)))
+    th.start()
+    running = wait_for(lambda: [e[1] for e in r.execute_command('RG.DUMPEXECUTIONS') if e[3] == 'running'])
+    assert len(running) == 1
+    assert r.execute_command('RG.ABORTEXECUTION', running[0]) == 'OK'
+    th.join(10)
+    assert not th.is_alive()
+    # The blocked client is answered (the aborted run's results: none).
+    assert res['r'] == [] or 'forcestopped' in str(res['r']), res
+    # Trigger runs are dropped once they replied (1.2).
+    assert wait_for(lambda: r.execute_command('RG.DUMPEXECUTIONS') == [], timeout=10)
+
+
+def _trigger(c):
+    try:
+        return c.execute_command('RG.TRIGGER', 'spin')
+    except redis.RedisError as err:
+        return err

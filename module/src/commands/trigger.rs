@@ -8,11 +8,12 @@ use std::time::Instant;
 use engine::batch::Batch;
 use engine::exec::ExecutionOutput;
 use engine::Datum;
-use gearpy::PyRuntime;
+use gearpy::{ControlledRuntime, ExecControl, PyRuntime};
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
 
 use super::{module_state, respond};
 use crate::acl::{AsUser, Scope};
+use crate::executions::Entry;
 use crate::ffi::command::error;
 use crate::ffi::guard;
 use crate::ffi::replies::{block, reply_blocked, Blocked, Reply};
@@ -109,32 +110,57 @@ fn run_async(
 }
 
 /// Starts one trigger execution; `serial`: start the registration's next one when done.
+/// It is listed while it runs (abortable, also once its client is gone) and dropped before
+/// its reply, as 1.2 drops trigger runs.
 fn start(reg: Arc<Registration>, source: Box<ReadySource>, client: Blocked, serial: bool) {
+    let Some(state) = crate::state::get() else {
+        reply_blocked(client, &Reply::Error("Gearshift is not initialised".into()));
+        return;
+    };
     let started = Instant::now();
+    let entry = Entry::new_registered(state.registry.next_id(), &reg.shape);
     let slot = Arc::new(std::sync::Mutex::new(Some(client)));
-    let (done_reg, done_slot) = (Arc::clone(&reg), Arc::clone(&slot));
+    let (done_reg, done_slot, done_entry) =
+        (Arc::clone(&reg), Arc::clone(&slot), Arc::clone(&entry));
     let on_done = Box::new(move |out: ExecutionOutput| {
         done_reg
             .stats()
             .record(&out, started.elapsed().as_millis() as u64);
-        if let Some(c) = done_slot.lock().ok().and_then(|mut g| g.take()) {
+        let client = done_slot.lock().ok().and_then(|mut g| g.take());
+        state.registry.remove(&done_entry.id);
+        if let Some(c) = client {
             reply_blocked(c, &trigger_reply(&out));
         }
+        done_entry.finish(out);
         if serial {
             done_reg.next_serial();
         }
     });
-    let host = AsUser::new(PyRuntime, reg.run_as.clone());
+    let control = ExecControl::new();
+    let host = AsUser::new(ControlledRuntime(Arc::clone(&control)), reg.run_as.clone());
     let source = crate::acl::source(source, &reg.run_as);
-    if let Err(e) = crate::executions::start_execution(source, &reg.plan, &host, None, on_done) {
-        if let Some(c) = slot.lock().ok().and_then(|mut g| g.take()) {
-            reply_blocked(
-                c,
-                &Reply::Error(format!("ERR Could not trigger execution, {e}")),
-            );
+    // Listed before it can finish: holding the slot orders this with the completion.
+    let held = slot.lock().unwrap_or_else(|e| e.into_inner());
+    match crate::executions::start_execution(source, &reg.plan, &host, None, on_done) {
+        Ok(handle) => {
+            entry.started(handle, Some(control));
+            if held.is_some() {
+                state
+                    .registry
+                    .keep(Arc::clone(&entry), state.config.int("MaxExecutions"));
+            }
         }
-        if serial {
-            reg.next_serial();
+        Err(e) => {
+            drop(held);
+            if let Some(c) = slot.lock().ok().and_then(|mut g| g.take()) {
+                reply_blocked(
+                    c,
+                    &Reply::Error(format!("ERR Could not trigger execution, {e}")),
+                );
+            }
+            if serial {
+                reg.next_serial();
+            }
         }
     }
 }

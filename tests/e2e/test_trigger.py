@@ -84,18 +84,26 @@ def f(x):
 GB('CommandReader').map(f).register(trigger='ord', mode='async_local', inorder=True)
 """
     pyexecute(rt, script)
-    import threading
-    import time
+    import socket
 
-    def fire(i):
-        time.sleep(i * 0.005)  # arrival order = i
-        server.client().execute_command('RG.TRIGGER', 'ord', str(i))
+    from conftest import wait_for
 
-    threads = [threading.Thread(target=fire, args=(i,)) for i in range(12)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
+    def triggered():
+        data = rt.execute_command('RG.DUMPREGISTRATIONS')[0][7]
+        return dict(zip(data[0::2], data[1::2]))['numTriggered']
+
+    # Twelve clients, each sending once Redis has taken the previous one's trigger (the
+    # arrival order is then known; no sleeps), all waiting for their replies together.
+    port = rt.connection_pool.connection_kwargs['port']
+    socks = []
+    for i in range(12):
+        s = socket.create_connection(('127.0.0.1', port), timeout=30)
+        s.sendall(b'*3\r\n$10\r\nRG.TRIGGER\r\n$3\r\nord\r\n$%d\r\n%d\r\n' % (len(str(i)), i))
+        socks.append(s)
+        assert wait_for(lambda: triggered() >= i + 1, timeout=10)
+    for s in socks:
+        assert s.recv(1024)  # every client got its reply
+        s.close()
     assert rt.lrange('order', 0, -1) == [str(i) for i in range(12)]
 
 

@@ -157,6 +157,11 @@ thread_local! {
     static ATOMIC: std::cell::Cell<(bool, bool)> = const { std::cell::Cell::new((false, false)) };
 }
 
+/// True while an `atomic()` block is open on this thread.
+pub fn atomic_open() -> bool {
+    ATOMIC.with(|a| a.get().0)
+}
+
 /// Ends an `atomic()` block user code entered and never left (`__enter__` without
 /// `__exit__`): called by the host when the callback that could leave it has returned, so a
 /// worker never keeps the Redis lock past it. True if one was open.

@@ -89,8 +89,11 @@ pub fn run_script(code: &str) -> ScriptOutcome {
         };
         PENDING.with(|p| *p.borrow_mut() = Some(None));
         crate::register::begin();
+        let atomic_before = crate::runtime::atomic_open();
         let res = py.run(&code, Some(&globals), None);
-        crate::runtime::release_leaked_atomic();
+        if !atomic_before {
+            crate::runtime::release_leaked_atomic();
+        }
         let pending = PENDING.with(|p| p.borrow_mut().take()).flatten();
         let mut registrations = crate::register::take();
         for r in &mut registrations {
@@ -211,12 +214,17 @@ fn bool_kwarg(
 }
 
 /// Marks the current thread as running an execution's Python code.
-pub(crate) struct ExecutionScope;
+pub(crate) struct ExecutionScope {
+    /// An `atomic()` block was already open (a sync flow fired by a write inside one).
+    atomic_before: bool,
+}
 
 impl ExecutionScope {
     pub(crate) fn enter() -> Self {
         IN_EXECUTION.with(|c| c.set(true));
-        ExecutionScope
+        ExecutionScope {
+            atomic_before: crate::runtime::atomic_open(),
+        }
     }
 }
 
@@ -225,6 +233,9 @@ impl Drop for ExecutionScope {
         IN_EXECUTION.with(|c| c.set(false));
         // The callbacks have returned: an atomic() they entered and never left must not
         // keep the Redis lock (the next lock taken on this thread would wait for itself).
-        crate::runtime::release_leaked_atomic();
+        // One opened before this scope is not theirs to close.
+        if !self.atomic_before {
+            crate::runtime::release_leaked_atomic();
+        }
     }
 }

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 _E2E = Path(__file__).resolve().parents[1] / "e2e" / "conftest.py"
 _spec = importlib.util.spec_from_file_location("gearshift_e2e_fixtures", _E2E)
@@ -38,13 +40,16 @@ PING_BOUND = 5.0
 
 
 def client(srv, timeout=PING_BOUND, decode=True):
-    """A client whose every command is bounded by `timeout` seconds."""
+    """A client whose every command is bounded by `timeout` seconds. redis-py retries a timed
+    out command three times by default (reconnecting each time), which turns a 3 s bound into
+    more than 30 s: no retries."""
     return redis.Redis(
         host="127.0.0.1",
         port=srv.port,
         decode_responses=decode,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
     )
 
 

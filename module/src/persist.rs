@@ -1,11 +1,7 @@
 //! Persistence and replication of sessions (REFERENCE §9). A session is stored as its
 //! source code plus its registration ids — never as pickled bytecode — so it rebuilds on
 //! a newer interpreter. The same blob travels to replicas and the AOF as
-//! `RG.INNERREGISTER <blob>`.
-//!
-//! Blob layout (little-endian): `'S' version=1 | count u32 | per session: id, desc flag +
-//! desc, code, reg count u32, reg ids, requirement count u32, requirement names` (strings
-//! are u32 length + bytes).
+//! `RG.INNERREGISTER <blob>`; its layout and codec are `engine::wire::sessions`.
 
 use std::sync::Arc;
 
@@ -16,18 +12,8 @@ use crate::host::with_lock_held;
 use crate::sessions::{self, Session, SessionArgs};
 use crate::state::ModuleState;
 
-const MAGIC: u8 = b'S';
-const VERSION: u8 = 2;
-
-/// What is saved of a session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SavedSession {
-    pub id: String,
-    pub desc: Option<String>,
-    pub code: String,
-    pub registrations: Vec<String>,
-    pub requirements: Vec<String>,
-}
+// The blob's codec lives in the engine so the fuzz targets reach it without Redis.
+pub use engine::wire::sessions::{decode, encode, SavedSession};
 
 impl From<&Session> for SavedSession {
     fn from(s: &Session) -> Self {
@@ -39,98 +25,6 @@ impl From<&Session> for SavedSession {
             requirements: s.requirements.clone(),
         }
     }
-}
-
-fn put_list(out: &mut Vec<u8>, items: &[String]) {
-    out.extend_from_slice(&(items.len() as u32).to_le_bytes());
-    for i in items {
-        put_str(out, i);
-    }
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
-/// Encodes sessions into one blob.
-pub fn encode(sessions: &[SavedSession]) -> Vec<u8> {
-    let mut out = vec![MAGIC, VERSION];
-    out.extend_from_slice(&(sessions.len() as u32).to_le_bytes());
-    for s in sessions {
-        put_str(&mut out, &s.id);
-        match &s.desc {
-            Some(d) => {
-                out.push(1);
-                put_str(&mut out, d);
-            }
-            None => out.push(0),
-        }
-        put_str(&mut out, &s.code);
-        put_list(&mut out, &s.registrations);
-        put_list(&mut out, &s.requirements);
-    }
-    out
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
-        if n > self.0.len() {
-            return None;
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Some(a)
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        self.take(4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    fn list(&mut self) -> Option<Vec<String>> {
-        let n = self.u32()? as usize;
-        let mut items = Vec::with_capacity(n.min(1024));
-        for _ in 0..n {
-            items.push(self.string()?);
-        }
-        Some(items)
-    }
-
-    fn string(&mut self) -> Option<String> {
-        let n = self.u32()? as usize;
-        String::from_utf8(self.take(n)?.to_vec()).ok()
-    }
-}
-
-/// Decodes a blob; `None` if it is malformed.
-pub fn decode(bytes: &[u8]) -> Option<Vec<SavedSession>> {
-    let mut r = Reader(bytes);
-    if r.take(2)? != [MAGIC, VERSION] {
-        return None;
-    }
-    let n = r.u32()? as usize;
-    let mut out = Vec::with_capacity(n.min(1024));
-    for _ in 0..n {
-        let id = r.string()?;
-        let desc = match r.take(1)?[0] {
-            1 => Some(r.string()?),
-            _ => None,
-        };
-        let code = r.string()?;
-        let registrations = r.list()?;
-        let requirements = r.list()?;
-        out.push(SavedSession {
-            requirements,
-            id,
-            desc,
-            code,
-            registrations,
-        });
-    }
-    r.0.is_empty().then_some(out)
 }
 
 /// Every kept session, for an RDB save.
@@ -224,35 +118,4 @@ pub fn session_blob(state: &ModuleState, id: &str) -> Option<Vec<u8>> {
         .sessions
         .get(id)
         .map(|s: Arc<Session>| encode(&[SavedSession::from(&*s)]))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sessions_roundtrip_and_garbage_is_rejected() {
-        let s = vec![
-            SavedSession {
-                id: "a".into(),
-                desc: Some("d".into()),
-                code: "GB().register()".into(),
-                registrations: vec!["x-1".into()],
-                requirements: vec!["six".into()],
-            },
-            SavedSession {
-                id: "b".into(),
-                desc: None,
-                code: "print(1)\n".into(),
-                registrations: vec![],
-                requirements: vec![],
-            },
-        ];
-        assert_eq!(decode(&encode(&s)), Some(s.clone()));
-        let blob = encode(&s);
-        for cut in 0..blob.len() {
-            assert!(decode(&blob[..cut]).is_none(), "truncated at {cut}");
-        }
-        assert!(decode(b"XX").is_none());
-    }
 }

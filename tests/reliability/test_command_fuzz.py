@@ -191,7 +191,7 @@ def test_fuzzed_commands_never_crash_or_hang():
     assert sent >= min(commands, 1000), f"only {sent} commands in the time budget"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: reply crash on code points that are multiples of 256 / NUL; out-of-range time-event period poisons the RDB")
+@pytest.mark.xfail(strict=True, reason="issue 10: reply crash on code points that are multiples of 256 / NUL")
 def test_fuzzed_commands_with_known_crash_classes():
     # The same fuzzer without scrubbing issue 10's known crash classes. When this passes,
     # drop the xfail and the scrubbing in fuzz_gen.Generator.command.

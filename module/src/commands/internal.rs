@@ -44,6 +44,11 @@ pub fn innertimeevent(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         let secs = args[2]
             .parse_unsigned_integer()
             .map_err(|_| RedisError::Str("ERR bad time event period"))?;
+        // Refused before anything is stored: a period no timer can hold would make every
+        // later RDB load fail (found by fuzz/fuzz_targets/time_event_value.rs).
+        if let Err(e) = engine::wire::time_event::period(secs) {
+            return respond(ctx, Reply::Error(format!("ERR {e}")));
+        }
         let pickled = args[3].as_slice().to_vec();
         crate::time_events::restore_key(ctx, &args[1], secs, pickled)
             .map_err(RedisError::String)?;

@@ -74,6 +74,12 @@ extern "C" fn rdb_load(io: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_voi
     // SAFETY: `io` is the live IO handle of this callback; the context it yields is valid
     // for the callback's duration and belongs to this module (timers need that).
     let ctx = Context::new(unsafe { context_of(io) });
+    // A period no timer can hold (written before RG.INNERTIMEEVENT checked it) is loaded
+    // as an inert key instead of failing the whole RDB.
+    if let Err(e) = engine::wire::time_event::period(secs) {
+        ctx.log_warning(&format!("Gearshift: time event not started: {e}"));
+        return Box::into_raw(Box::new(TimeEventKey(ev))).cast();
+    }
     let scheduled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         time_events::schedule(&ctx, Arc::clone(&ev));
     }));

@@ -1,0 +1,121 @@
+//! The sessions blob: how sessions travel through the RDB aux data, replication and the
+//! AOF (`RG.INNERREGISTER <blob>`), and to other shards (`bus::Query::Session`). A session
+//! is stored as its source code plus its registration ids, never as pickled bytecode.
+//!
+//! Layout (little-endian): `'S' version=2 | count u32 | per session: id, desc flag +
+//! desc, code, reg count u32, reg ids, requirement count u32, requirement names` (strings
+//! are u32 length + bytes).
+
+use super::{put, Reader};
+
+const MAGIC: u8 = b'S';
+const VERSION: u8 = 2;
+
+/// What is saved of a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedSession {
+    pub id: String,
+    pub desc: Option<String>,
+    pub code: String,
+    pub registrations: Vec<String>,
+    pub requirements: Vec<String>,
+}
+
+fn put_list(out: &mut Vec<u8>, items: &[String]) {
+    out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+    for i in items {
+        put_str(out, i);
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put(out, s.as_bytes());
+}
+
+/// Encodes sessions into one blob.
+pub fn encode(sessions: &[SavedSession]) -> Vec<u8> {
+    let mut out = vec![MAGIC, VERSION];
+    out.extend_from_slice(&(sessions.len() as u32).to_le_bytes());
+    for s in sessions {
+        put_str(&mut out, &s.id);
+        match &s.desc {
+            Some(d) => {
+                out.push(1);
+                put_str(&mut out, d);
+            }
+            None => out.push(0),
+        }
+        put_str(&mut out, &s.code);
+        put_list(&mut out, &s.registrations);
+        put_list(&mut out, &s.requirements);
+    }
+    out
+}
+
+fn list(r: &mut Reader<'_>) -> Option<Vec<String>> {
+    let n = r.u32()? as usize;
+    let mut items = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        items.push(r.text()?);
+    }
+    Some(items)
+}
+
+/// Decodes a blob; `None` if it is malformed.
+pub fn decode(bytes: &[u8]) -> Option<Vec<SavedSession>> {
+    let mut r = Reader(bytes);
+    if r.take(2)? != [MAGIC, VERSION] {
+        return None;
+    }
+    let n = r.u32()? as usize;
+    let mut out = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        let id = r.text()?;
+        let desc = match r.take(1)?[0] {
+            1 => Some(r.text()?),
+            _ => None,
+        };
+        let code = r.text()?;
+        let registrations = list(&mut r)?;
+        let requirements = list(&mut r)?;
+        out.push(SavedSession {
+            requirements,
+            id,
+            desc,
+            code,
+            registrations,
+        });
+    }
+    r.is_empty().then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_roundtrip_and_garbage_is_rejected() {
+        let s = vec![
+            SavedSession {
+                id: "a".into(),
+                desc: Some("d".into()),
+                code: "GB().register()".into(),
+                registrations: vec!["x-1".into()],
+                requirements: vec!["six".into()],
+            },
+            SavedSession {
+                id: "b".into(),
+                desc: None,
+                code: "print(1)\n".into(),
+                registrations: vec![],
+                requirements: vec![],
+            },
+        ];
+        assert_eq!(decode(&encode(&s)), Some(s.clone()));
+        let blob = encode(&s);
+        for cut in 0..blob.len() {
+            assert!(decode(&blob[..cut]).is_none(), "truncated at {cut}");
+        }
+        assert!(decode(b"XX").is_none());
+    }
+}

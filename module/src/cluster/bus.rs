@@ -5,7 +5,6 @@
 
 use redis_module::Context;
 
-
 // The wire form lives in the engine so the fuzz targets reach it without Redis.
 pub use engine::wire::bus::{Message, RunOrder};
 

@@ -205,8 +205,8 @@ class Generator:
                 good_id = rng.choice(["fuzzsession", "fz-1", "fz_2"] + self.session_ids)
                 args.append(good_id.encode() if rng.random() < 0.6 else self.value())
         if rng.random() < 0.004:
-            # pip runs for real but cannot reach an index (the fuzzer's server has
-            # PIP_NO_INDEX=1): it fails fast, offline.
+            # The fuzzer's server has a venv without pip (and PIP_NO_INDEX=1): installing
+            # fails fast and offline, after the option parsing and bookkeeping ran.
             args += [b"REQUIREMENTS"] + self.values(0, 2)
         return args
 

@@ -8,7 +8,7 @@ Users are created per test on a fresh server; "admin" is the default user.
 import pytest
 import redis
 from fuzz_gen import session_blob
-from harness import answers_ping, client, server
+from harness import Server, answers_ping, client, kill_hard, server
 
 PASSWORD = "pw-reliability"
 
@@ -186,3 +186,32 @@ def test_trigger_passes_non_utf8_arguments_unchanged(srv, admin):
     assert pyexecute(admin, script) == "OK"
     reply = client(srv, decode=False).execute_command("RG.TRIGGER", "echo", b"\xff\xfe", b"ok")
     assert b"\xff\xfe" in reply, reply
+
+
+@pytest.mark.xfail(strict=True, reason="harness finding: REQUIREMENTS names reach pip as options (-r/path reads a file into the reply)")
+def test_requirement_names_are_never_pip_options(tmp_path):
+    # A stand-in venv whose python records its arguments: what pip would have been told.
+    # (With a real pip, `REQUIREMENTS -r/etc/hostname` reads that file as a requirements
+    # list and names its first line in the error reply.)
+    srv = Server()
+    srv.dir = tmp_path
+    venv = tmp_path / "gearshift-venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "lib" / "python3" / "site-packages").mkdir(parents=True)
+    argv_log = tmp_path / "argv.log"
+    fake = venv / "bin" / "python"
+    fake.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" >> "{argv_log}"\nexit 0\n')
+    fake.chmod(0o755)
+    srv.start()
+    try:
+        c = client(srv, timeout=30)
+        try:
+            c.execute_command("RG.PYEXECUTE", "GB('ShardsIDReader').run()", "REQUIREMENTS", "-r/etc/hostname")
+        except redis.ResponseError:
+            pass  # refusing the name is one right answer
+        argv = argv_log.read_text().splitlines() if argv_log.exists() else []
+        if "-r/etc/hostname" in argv:
+            i = argv.index("-r/etc/hostname")
+            assert "--" in argv[:i], f"pip was run as {argv}"
+    finally:
+        kill_hard(srv)

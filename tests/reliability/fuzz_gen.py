@@ -205,7 +205,7 @@ class Generator:
                 good_id = rng.choice(["fuzzsession", "fz-1", "fz_2"] + self.session_ids)
                 args.append(good_id.encode() if rng.random() < 0.6 else self.value())
         if rng.random() < 0.004:
-            # The fuzzer's server has a venv without pip (and PIP_NO_INDEX=1): installing
+            # The fuzzer's server has a stand-in venv (and PIP_NO_INDEX=1): installing
             # fails fast and offline, after the option parsing and bookkeeping ran.
             args += [b"REQUIREMENTS"] + self.values(0, 2)
         return args

@@ -16,7 +16,6 @@ import signal
 import time
 from pathlib import Path
 
-import pytest
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -29,8 +28,6 @@ _spec.loader.exec_module(e2e)
 Server = e2e.Server
 Cluster = e2e.Cluster
 MODULE = e2e.MODULE
-MISSING_MODULE = e2e.MISSING_MODULE
-wait_for = e2e.wait_for
 
 FULL = os.environ.get("GEARSHIFT_RELIABILITY", "quick").lower() == "full"
 
@@ -87,6 +84,19 @@ def server(server_args=(), **module_args):
         kill_hard(srv)
 
 
+def fake_venv(srv_dir, argv_log=None):
+    """A stand-in for the server's requirements venv (`gearshift-venv` in its dir) whose
+    python never installs anything: it records its arguments in `argv_log` (what pip would
+    have been told) and fails like a pip that finds nothing, offline and in milliseconds."""
+    venv = Path(srv_dir) / "gearshift-venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "lib" / "python3" / "site-packages").mkdir(parents=True)
+    log = f'printf "%s\\n" "$@" >> "{argv_log}"\n' if argv_log else ""
+    fake = venv / "bin" / "python"
+    fake.write_text(f"#!/bin/sh\n{log}echo 'stand-in pip: no index' >&2\nexit 1\n")
+    fake.chmod(0o755)
+
+
 def info_int(c, section, field):
     """One integer field of INFO <section>."""
     return int(c.info(section)[field])
@@ -101,8 +111,3 @@ def poll(fn, timeout, interval=0.05):
         if v or time.monotonic() >= deadline:
             return v
         time.sleep(interval)
-
-
-def require_module():
-    if not MODULE.is_file():
-        pytest.exit(MISSING_MODULE, returncode=1)

@@ -10,8 +10,6 @@ keeps going after a finding (restarting the server) to report up to five of them
 import contextlib
 import os
 import random
-import subprocess
-import sys
 import tempfile
 import time
 from collections import deque
@@ -20,7 +18,7 @@ from pathlib import Path
 import pytest
 import redis
 from fuzz_gen import Generator, session_blob
-from harness import FULL, PING_BOUND, Server, answers_ping, client, kill_hard
+from harness import FULL, PING_BOUND, Server, answers_ping, client, fake_venv, kill_hard
 
 QUICK_COMMANDS = 5000
 FULL_COMMANDS = 20000
@@ -32,7 +30,7 @@ CLEAN_EVERY = 1000  # drop registrations and data so event fan-out stays bounded
 HISTORY = 25
 MAX_FINDINGS = 5
 
-# pip must never reach the network (REQUIREMENTS): the venv has no pip, and no index either.
+# pip must never reach the network (REQUIREMENTS): the venv is a stand-in, and no index either.
 OFFLINE_PIP = {"PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
 
 
@@ -51,12 +49,12 @@ def offline_env():
 
 
 def start_server():
-    """A server whose requirements venv has no pip: REQUIREMENTS then fails in milliseconds,
-    offline, instead of spending seconds creating a venv (a "hang" on a loaded machine)."""
+    """A server whose requirements venv is a stand-in: REQUIREMENTS is parsed and attempted,
+    and fails offline in milliseconds (a real venv takes seconds to create, a "hang" on a
+    loaded machine)."""
     srv = Server()
     srv.dir = Path(tempfile.mkdtemp(prefix="gearshift-fuzz-"))
-    venv = srv.dir / "gearshift-venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    fake_venv(srv.dir)
     with offline_env():
         return srv.start()
 

@@ -8,7 +8,7 @@ Users are created per test on a fresh server; "admin" is the default user.
 import pytest
 import redis
 from fuzz_gen import session_blob
-from harness import Server, answers_ping, client, kill_hard, server
+from harness import Server, answers_ping, client, fake_venv, kill_hard, server
 
 PASSWORD = "pw-reliability"
 
@@ -190,18 +190,13 @@ def test_trigger_passes_non_utf8_arguments_unchanged(srv, admin):
 
 @pytest.mark.xfail(strict=True, reason="harness finding: REQUIREMENTS names reach pip as options (-r/path reads a file into the reply)")
 def test_requirement_names_are_never_pip_options(tmp_path):
-    # A stand-in venv whose python records its arguments: what pip would have been told.
-    # (With a real pip, `REQUIREMENTS -r/etc/hostname` reads that file as a requirements
-    # list and names its first line in the error reply.)
+    # A stand-in venv records what pip would have been told. With a real pip,
+    # `REQUIREMENTS -r/etc/hostname` reads that file as a requirements list and names its
+    # first line in the error reply.
     srv = Server()
     srv.dir = tmp_path
-    venv = tmp_path / "gearshift-venv"
-    (venv / "bin").mkdir(parents=True)
-    (venv / "lib" / "python3" / "site-packages").mkdir(parents=True)
     argv_log = tmp_path / "argv.log"
-    fake = venv / "bin" / "python"
-    fake.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" >> "{argv_log}"\nexit 0\n')
-    fake.chmod(0o755)
+    fake_venv(tmp_path, argv_log)
     srv.start()
     try:
         c = client(srv, timeout=30)

@@ -46,6 +46,55 @@ check_atomics_via_shim() {
   fi
 }
 
+# Every reply, error and log line goes through the module's own path: the crate's
+# `Context::reply` mangles non-ASCII error text (and aborts redis-server on U+0100). So only
+# ffi/command.rs may name a textual RedisError, every command in lib.rs's table is wrapped in
+# `command!`, and only ffi/log.rs writes to the Redis log.
+check_replies_via_trampoline() {
+  local hits ok=0
+  hits=$(grep -rnE 'RedisError::(String|Str)\b' module/src --include='*.rs' |
+    grep -v '^module/src/ffi/command.rs:') || true
+  if [[ -n $hits ]]; then
+    printf '%s\n' "$hits"
+    echo "return crate::ffi::command::error(..) instead of RedisError::String/Str (see the lines above)"
+    ok=1
+  fi
+  hits=$(grep -nE '^\s*\["rg\.' module/src/lib.rs | grep -vE 'command!\(|internal!\(|code!\(') || true
+  if [[ -n $hits ]]; then
+    printf '%s\n' "$hits"
+    echo "wrap every command handler in command!(..) in module/src/lib.rs (see the lines above)"
+    ok=1
+  fi
+  # Internal commands run code from their arguments: only replication and the AOF may call them.
+  hits=$(grep -nE '^\s*\["rg\.inner' module/src/lib.rs | grep -v 'internal!(') || true
+  if [[ -n $hits ]]; then
+    printf '%s\n' "$hits"
+    echo "wrap internal (rg.inner*) commands in internal!(..) (see the lines above)"
+    ok=1
+  fi
+  # The crate's log helpers use the message as a printf format: '%s' in user text crashed Redis.
+  hits=$(grep -rnE 'log_(warning|notice|debug|verbose)\(|logging::' module/src --include='*.rs' |
+    grep -v '^module/src/ffi/log.rs:') || true
+  if [[ -n $hits ]]; then
+    printf '%s\n' "$hits"
+    echo "log through crate::ffi::log, not redis-module's log helpers (see the lines above)"
+    ok=1
+  fi
+  return "$ok"
+}
+
+# Every Redis timer is created by timers::create, which bounds the period: redis-module
+# panics on a period whose milliseconds do not fit an i64 (an abort inside a callback).
+check_timers_via_create() {
+  local hits
+  hits=$(grep -rn 'create_timer(' module/src --include='*.rs' | grep -v '^module/src/timers.rs:') || true
+  if [[ -n $hits ]]; then
+    printf '%s\n' "$hits"
+    echo "create timers with crate::timers::create (see the lines above)"
+    return 1
+  fi
+}
+
 # loom gets its own target dir: --cfg loom changes RUSTFLAGS, which would otherwise throw away
 # the main build cache. Bounded preemptions keep the model checker's run time sane.
 loom_tests() {
@@ -64,6 +113,8 @@ main() {
   step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
   step "dependency direction" check_dependency_direction
   step "atomics via the sync shim" check_atomics_via_shim
+  step "replies via the command trampoline" check_replies_via_trampoline
+  step "timers via timers::create" check_timers_via_create
   step "cargo test" cargo test --workspace
   step "loom" loom_tests
   step "build module" cargo build --release -p gearshift

@@ -92,7 +92,7 @@ fn native_groupby(c: &mut Criterion) {
 struct NoRedis;
 
 impl HostServices for NoRedis {
-    fn call(&self, _args: &[Vec<u8>]) -> CallReply {
+    fn call(&self, _caller: Option<&gearpy::caller::RunAs>, _args: &[Vec<u8>]) -> CallReply {
         CallReply::Error("no Redis in benches".into())
     }
     fn log(&self, _level: &str, _msg: &str) {}
@@ -110,7 +110,7 @@ impl HostServices for NoRedis {
 }
 
 fn python_map(c: &mut Criterion) {
-    gearpy::init(None, Arc::new(NoRedis)).expect("embedded Python starts");
+    gearpy::init(None, Arc::new(NoRedis), None).expect("embedded Python starts");
     let f = Python::attach(|py| {
         py.eval(c"lambda x: int(x['value']['age'])", None, None)
             .expect("lambda")

@@ -21,6 +21,14 @@ pub enum Datum {
 }
 
 impl Datum {
+    /// Bytes from Redis: `Str` when they are UTF-8, else `Bytes` (never altered).
+    pub fn text_or_bytes(b: Vec<u8>) -> Datum {
+        match String::from_utf8(b) {
+            Ok(s) => Datum::Str(s),
+            Err(e) => Datum::Bytes(e.into_bytes()),
+        }
+    }
+
     /// `str(x)` as Python would print this value.
     pub fn py_str(&self) -> String {
         match self {
@@ -30,7 +38,7 @@ impl Datum {
             Datum::Int(i) => i.to_string(),
             Datum::Float(f) => py_float_repr(*f),
             Datum::Str(s) => s.clone(),
-            Datum::Bytes(b) => format!("{:?}", String::from_utf8_lossy(b)),
+            Datum::Bytes(b) => py_bytes_repr(b),
             Datum::List(items) => {
                 let inner: Vec<String> = items.iter().map(Datum::py_repr).collect();
                 format!("[{}]", inner.join(", "))
@@ -125,9 +133,51 @@ pub fn py_str_repr(s: &str) -> String {
     out
 }
 
+/// Python's `repr()` of a bytes object: `b'...'`, printable ASCII as is, the rest escaped.
+pub fn py_bytes_repr(b: &[u8]) -> String {
+    let quote = if b.contains(&b'\'') && !b.contains(&b'"') {
+        b'"'
+    } else {
+        b'\''
+    };
+    let mut out = String::with_capacity(b.len() + 3);
+    out.push('b');
+    out.push(quote as char);
+    for &c in b {
+        match c {
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c as char);
+            }
+            0x20..=0x7e => out.push(c as char),
+            c => out.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    out.push(quote as char);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_print_as_python_does() {
+        assert_eq!(py_bytes_repr(b"a\xff\x00'\\"), r#"b"a\xff\x00'\\""#);
+        assert_eq!(py_bytes_repr(b"x\n"), r"b'x\n'");
+        assert_eq!(
+            Datum::List(vec![
+                Datum::text_or_bytes(b"\xfe".to_vec()),
+                Datum::text_or_bytes(b"t".to_vec())
+            ])
+            .py_str(),
+            r"[b'\xfe', 't']"
+        );
+    }
 
     #[test]
     fn float_repr_matches_python() {

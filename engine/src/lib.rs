@@ -30,6 +30,8 @@ pub mod glob;
 #[cfg(not(loom))]
 pub mod host;
 #[cfg(not(loom))]
+pub mod memory;
+#[cfg(not(loom))]
 pub mod metrics;
 #[cfg(not(loom))]
 pub mod ops;

@@ -5,7 +5,8 @@
 //! - decoding never panics on arbitrary bytes (random, and mutations of valid encodings so
 //!   the decoder gets past the magic bytes), and whatever it accepts re-encodes to bytes
 //!   that decode to the same value;
-//! - every accepted time-event period fits a Redis timer.
+//! - every time-event period that is stored (accepted or clamped) fits a Redis timer, and
+//!   identities (`run_as`) decode only from their one encoding.
 //!
 //! Reproducers of anything the fuzzers find are added at the bottom as regression tests.
 
@@ -19,8 +20,9 @@ use rand::{Rng, SeedableRng};
 use common::{mutate, random_bytes};
 use engine::wire::bus::{Message, Query, RunOrder};
 use engine::wire::reply::{decode_reply, encode_reply, Reply};
+use engine::wire::run_as::{self, RunAs};
 use engine::wire::sessions::{self, SavedSession};
-use engine::wire::time_event::{period, timer_millis, MAX_PERIOD_SECS, MIN_PERIOD};
+use engine::wire::time_event::{check_period, clamp_period, timer_millis, MAX_PERIOD_SECS};
 
 const SEED: u64 = 0x77_69_72_65; // "wire"
 const VALUES: usize = 2_000;
@@ -34,6 +36,14 @@ fn text(rng: &mut StdRng) -> String {
 
 fn texts(rng: &mut StdRng) -> Vec<String> {
     (0..rng.random_range(0..4)).map(|_| text(rng)).collect()
+}
+
+fn random_run_as(rng: &mut StdRng) -> RunAs {
+    if rng.random_bool(0.3) {
+        RunAs::Superuser
+    } else {
+        RunAs::user(&text(rng))
+    }
 }
 
 fn random_reply(rng: &mut StdRng, depth: usize) -> Reply {
@@ -58,6 +68,7 @@ fn random_query(rng: &mut StdRng) -> Query {
         2 => Query::AbortExecution(text(rng)),
         3 => Query::Session(random_bytes(rng, 16)),
         4 => Query::Call(
+            random_run_as(rng),
             (0..rng.random_range(0..4))
                 .map(|_| random_bytes(rng, 6))
                 .collect(),
@@ -85,6 +96,7 @@ fn random_message(rng: &mut StdRng) -> Message {
                 .map(|_| (rng.random(), rng.random(), rng.random()))
                 .collect(),
             wire: random_bytes(rng, 16),
+            run_as: random_run_as(rng),
         }),
         2 => Message::Done { id: text(rng) },
         3 => Message::Alive { id: text(rng) },
@@ -116,6 +128,7 @@ fn random_sessions(rng: &mut StdRng) -> Vec<SavedSession> {
             code: text(rng),
             registrations: texts(rng),
             requirements: texts(rng),
+            run_as: random_run_as(rng),
         })
         .collect()
 }
@@ -203,7 +216,7 @@ fn sessions_blobs_never_panic_and_roundtrip_when_accepted() {
 }
 
 #[test]
-fn accepted_time_event_periods_fit_a_timer() {
+fn time_event_periods_that_are_stored_fit_a_timer() {
     let mut rng = StdRng::seed_from_u64(SEED + 4);
     let edges = [
         0,
@@ -215,15 +228,26 @@ fn accepted_time_event_periods_fit_a_timer() {
     ];
     let random = (0..BYTE_STRINGS).map(|_| rng.random::<u64>() >> rng.random_range(0..64));
     for secs in edges.into_iter().chain(random) {
-        match period(secs) {
-            Ok(p) => {
-                assert!(p >= MIN_PERIOD);
-                assert!(
-                    timer_millis(p).is_some(),
-                    "{secs} s accepted, no timer holds it"
-                );
-            }
-            Err(_) => assert!(timer_millis(Duration::from_secs(secs)).is_none(), "{secs}"),
+        // RDB loads clamp; RG.INNERTIMEEVENT refuses. Either way the timer can hold it.
+        let clamped = clamp_period(Duration::from_secs(secs));
+        assert!(clamped >= Duration::from_secs(1));
+        assert!(
+            timer_millis(clamped).is_some(),
+            "{secs} s clamps to {clamped:?}"
+        );
+        if let Ok(p) = check_period(secs) {
+            assert_eq!(clamp_period(p), p, "{secs} s accepted, then clamped");
+        }
+    }
+}
+
+#[test]
+fn identities_never_panic_and_roundtrip_when_accepted() {
+    let mut rng = StdRng::seed_from_u64(SEED + 5);
+    for _ in 0..BYTE_STRINGS {
+        let bytes = input(&mut rng, |r| run_as::encode(&random_run_as(r)));
+        if let Some(r) = run_as::decode(&bytes) {
+            assert_eq!(run_as::encode(&r), bytes, "two encodings of {r:?}");
         }
     }
 }
@@ -234,7 +258,9 @@ fn accepted_time_event_periods_fit_a_timer() {
 /// timer panicked (`Value must fit in 64 bits`) and the next RDB load failed.
 #[test]
 fn regression_time_event_period_of_i64_max_seconds_is_refused() {
-    assert!(period(9_223_372_036_854_775_807).is_err());
+    assert!(check_period(9_223_372_036_854_775_807).is_err());
+    let clamped = clamp_period(Duration::from_secs(9_223_372_036_854_775_807));
+    assert!(timer_millis(clamped).is_some());
 }
 
 /// Nested arrays deeper than the decoder's bound are refused, not recursed into.
@@ -251,10 +277,10 @@ fn regression_deeply_nested_reply_is_refused() {
 /// reserving room for the count first.
 #[test]
 fn regression_huge_counts_do_not_allocate() {
-    let mut run = b"GS\x01\x02".to_vec();
+    let mut run = b"GS\x02\x02".to_vec();
     run.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
     assert_eq!(Message::decode(&run), None);
-    let blob = [b'S', 2, 0xff, 0xff, 0xff, 0xff];
+    let blob = [b'S', 3, 0xff, 0xff, 0xff, 0xff];
     assert_eq!(sessions::decode(&blob), None);
     assert_eq!(decode_reply(&[5, 0xff, 0xff, 0xff, 0xff]), None);
 }

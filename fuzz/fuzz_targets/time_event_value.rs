@@ -1,28 +1,34 @@
-//! Fuzzes time-event values as they arrive: from the RDB (a `u64` period in seconds, then
-//! the pickled callback) and from `RG.INNERTIMEEVENT <key> <seconds> <pickled>` (the
-//! period as text). Every period `time_event::period` accepts must be one a Redis timer can
-//! hold (milliseconds in an `i64`, or redis-module's `create_timer` panics), and at least
-//! the minimum period; anything else must be refused. `engine/tests/wire_props.rs` checks
-//! the same on stable.
+//! Fuzzes time-event values as they arrive: from the RDB (a `u64` period in seconds, the
+//! pickled callback, then who it runs as) and from `RG.INNERTIMEEVENT <key> <seconds>
+//! <pickled> [user]` (the period as text). Whatever period is stored, refused-or-accepted
+//! by `check_period` or clamped on load by `clamp_period`, must be one a Redis timer can
+//! hold (milliseconds in an `i64`, or redis-module's `create_timer` panics). The user field
+//! must decode only from its one encoding. `engine/tests/wire_props.rs` checks the same on
+//! stable.
 #![no_main]
 
-use engine::wire::time_event::{period, timer_millis, MIN_PERIOD};
+use std::time::Duration;
+
+use engine::wire::run_as;
+use engine::wire::time_event::{check_period, clamp_period, timer_millis};
 use libfuzzer_sys::fuzz_target;
 
 fn check(secs: u64) {
-    if let Ok(p) = period(secs) {
-        assert!(p >= MIN_PERIOD, "{secs} s gives a period under the minimum");
-        assert!(
-            timer_millis(p).is_some(),
-            "{secs} s was accepted but no timer can hold it"
-        );
+    let clamped = clamp_period(Duration::from_secs(secs));
+    assert!(clamped >= Duration::from_secs(1));
+    assert!(timer_millis(clamped).is_some(), "{secs} s clamps to {clamped:?}");
+    if let Ok(p) = check_period(secs) {
+        assert_eq!(clamp_period(p), p, "{secs} s accepted but out of the clamp range");
     }
 }
 
 fuzz_target!(|data: &[u8]| {
-    // RDB form: 8 bytes of period, the rest is the pickled callback (opaque here).
-    if let Some(head) = data.get(..8) {
-        check(u64::from_le_bytes(head.try_into().unwrap_or_default()));
+    // RDB form: 8 bytes of period, then the user field (the pickle is opaque here).
+    if let Some((head, rest)) = data.split_first_chunk::<8>() {
+        check(u64::from_le_bytes(*head));
+        if let Some(r) = run_as::decode(rest) {
+            assert_eq!(run_as::encode(&r), rest, "two encodings of {r:?}");
+        }
     }
     // Command form: the whole input as the period argument.
     if let Some(secs) = std::str::from_utf8(data)

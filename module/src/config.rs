@@ -65,9 +65,25 @@ const KEYS: &[KeySpec] = &[
         runtime: true,
         min: 1,
     },
+    // Gearshift's own: the Python memory one execution may hold (bytes, 0: unlimited).
+    KeySpec {
+        name: "ExecutionMemoryLimit",
+        default: || Value::Int(2 << 30),
+        owner: Owner::Core,
+        runtime: true,
+        min: 0,
+    },
     KeySpec {
         name: "SendMsgRetries",
         default: || Value::Int(3),
+        owner: Owner::Core,
+        runtime: true,
+        min: 0,
+    },
+    // Gearshift's own: 1 = user code ignores ACLs, as in 1.2 (docs/security.md, "ACL").
+    KeySpec {
+        name: "ExecuteAsSuperuser",
+        default: || Value::Int(0),
         owner: Owner::Core,
         runtime: true,
         min: 0,

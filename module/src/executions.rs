@@ -6,7 +6,7 @@
 
 use engine::sync::{AtomicU64, Ordering};
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use engine::exec::{Execution, ExecutionOutput};
@@ -251,24 +251,32 @@ impl Entry {
 
 /// Kept executions: insertion order plus an index by id. Removal only drops the index
 /// entry; the order list is pruned lazily, so keeping, looking up and removing are O(1)
-/// (amortised) even with thousands of kept executions.
+/// (amortised) even with thousands of kept executions. The order list holds weak
+/// references: a removed execution's results are freed at once, not at the next pruning.
 #[derive(Debug, Default)]
 struct Kept {
-    order: VecDeque<Arc<Entry>>,
+    order: VecDeque<Weak<Entry>>,
     by_id: ahash::AHashMap<String, Arc<Entry>>,
 }
 
 impl Kept {
-    fn live(&self, e: &Arc<Entry>) -> bool {
-        self.by_id.get(&e.id).is_some_and(|x| Arc::ptr_eq(x, e))
+    /// The entry behind `w` if it is still kept (not removed, not replaced under its id).
+    fn live(&self, w: &Weak<Entry>) -> Option<Arc<Entry>> {
+        let e = w.upgrade()?;
+        self.by_id
+            .get(&e.id)
+            .is_some_and(|x| Arc::ptr_eq(x, &e))
+            .then_some(e)
     }
 
     /// Drops stale (removed) entries from the order list once they dominate it.
     fn compact(&mut self) {
         if self.order.len() > 2 * self.by_id.len() + 64 {
-            let by_id = &self.by_id;
-            self.order
-                .retain(|e| by_id.get(&e.id).is_some_and(|x| Arc::ptr_eq(x, e)));
+            let order = std::mem::take(&mut self.order);
+            self.order = order
+                .into_iter()
+                .filter(|w| self.live(w).is_some())
+                .collect();
         }
     }
 }
@@ -306,8 +314,12 @@ pub struct Registry {
 impl Registry {
     /// The next execution id (every execution consumes one, kept or not).
     pub fn next_id(&self) -> String {
-        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-        crate::cluster::numbered_id(n)
+        crate::cluster::numbered_id(self.next_number())
+    }
+
+    /// The next execution number (`next_id` without formatting it).
+    pub fn next_number(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
     fn kept(&self) -> std::sync::MutexGuard<'_, Kept> {
@@ -322,13 +334,13 @@ impl Registry {
                 let Some(old) = k.order.pop_front() else {
                     break;
                 };
-                if k.live(&old) {
+                if let Some(old) = k.live(&old) {
                     k.by_id.remove(&old.id);
                 }
             }
         }
-        k.by_id.insert(e.id.clone(), Arc::clone(&e));
-        k.order.push_back(e);
+        k.order.push_back(Arc::downgrade(&e));
+        k.by_id.insert(e.id.clone(), e);
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Entry>> {
@@ -345,12 +357,7 @@ impl Registry {
     /// Newest first, as RG.DUMPEXECUTIONS lists them.
     pub fn newest_first(&self) -> Vec<Arc<Entry>> {
         let k = self.kept();
-        k.order
-            .iter()
-            .rev()
-            .filter(|e| k.live(e))
-            .cloned()
-            .collect()
+        k.order.iter().rev().filter_map(|w| k.live(w)).collect()
     }
 
     pub fn len(&self) -> usize {
@@ -393,6 +400,22 @@ mod tests {
             assert!(r.remove(id).is_some());
         }
         assert!(r.is_empty() && r.newest_first().is_empty());
+    }
+
+    #[test]
+    fn removing_an_execution_frees_it_at_once() {
+        let r = Registry::default();
+        let id = r.next_id();
+        let e = Entry::new(id.clone(), &Plan::default());
+        let weak = Arc::downgrade(&e);
+        r.keep(e, 0);
+        assert!(weak.upgrade().is_some());
+        r.remove(&id);
+        assert!(
+            weak.upgrade().is_none(),
+            "the order list must not keep it alive"
+        );
+        assert!(r.newest_first().is_empty());
     }
 
     #[test]

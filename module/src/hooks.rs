@@ -16,17 +16,24 @@ use gearpy::host::CallReply;
 use gearpy::PyRuntime;
 use redis_module::{Context, ContextFlags};
 
+use crate::acl::{RunAs, Scope};
 use crate::ffi::replies::{block, reply_blocked, Reply};
 use crate::host::with_lock_held;
 use crate::readers::ready::ReadySource;
 use crate::registrations::{Mode, Registration};
 use crate::reply::{datum_reply, from_call_reply, to_call_reply};
 
-/// One running hook: the command's argv, the hooks that apply, and which one runs.
+/// One running hook: the command's argv, the hooks that apply, which one runs, and the
+/// client who sent the command.
 struct Frame {
     argv: Vec<Vec<u8>>,
     hooks: Vec<Arc<Registration>>,
     idx: usize,
+    /// The real command (`call_next` past the last hook) runs as this client's user: the
+    /// command filter turned it into RG.TRIGGER before Redis checked its ACL, so this is
+    /// where the client's permissions on it are enforced. The hook's own code runs as the
+    /// registration's user.
+    client: RunAs,
 }
 
 thread_local! {
@@ -68,13 +75,16 @@ fn run_frame(frame: Frame, ctx: Option<&Context>) -> Reply {
     let items = frame
         .argv
         .iter()
-        .map(|a| Datum::Str(String::from_utf8_lossy(a).into_owned()))
+        .map(|a| Datum::text_or_bytes(a.clone()))
         .collect();
     let source = Box::new(ReadySource::new(Batch::datums(vec![Datum::List(items)])));
     reg.stats().triggered += 1;
     let started = Instant::now();
     FRAMES.with(|f| f.borrow_mut().push(frame));
-    let run = || engine::reference::run_reference(source, &reg.plan, Some(&PyRuntime));
+    let run = || {
+        let _as = Scope::enter(reg.run_as.clone());
+        engine::reference::run_reference(source, &reg.plan, Some(&PyRuntime))
+    };
     let out = match ctx {
         Some(c) => with_lock_held(c, run),
         None => run(),
@@ -94,10 +104,15 @@ pub fn current_argv() -> Option<Vec<Vec<u8>>> {
 /// `call_next(*args)`: the next hook that fires, else the real command. `None` outside a
 /// hook. Called with the GIL released.
 pub fn call_next(args: &[Vec<u8>]) -> Option<CallReply> {
-    let (cmd, hooks, idx) = FRAMES.with(|f| {
-        f.borrow()
-            .last()
-            .map(|fr| (fr.argv[0].clone(), fr.hooks.clone(), fr.idx))
+    let (cmd, hooks, idx, client) = FRAMES.with(|f| {
+        f.borrow().last().map(|fr| {
+            (
+                fr.argv[0].clone(),
+                fr.hooks.clone(),
+                fr.idx,
+                fr.client.clone(),
+            )
+        })
     })?;
     let mut argv = vec![cmd];
     argv.extend_from_slice(args);
@@ -108,10 +123,11 @@ pub fn call_next(args: &[Vec<u8>]) -> Option<CallReply> {
                 argv,
                 hooks,
                 idx: i,
+                client,
             },
             None,
         )),
-        None => crate::host::call(&argv),
+        None => crate::host::call(Some(&client), &argv),
     })
 }
 
@@ -137,14 +153,20 @@ pub fn run(ctx: &Context, argv: Vec<Vec<u8>>) -> HookRun {
     let flags = ctx.get_flags();
     let first = hooks.iter().position(|h| fires_for(h, &argv));
     let replicated = flags.intersects(ContextFlags::REPLICATED | ContextFlags::LOADING);
+    let client = crate::acl::of_client(ctx);
     let (Some(idx), false) = (first, replicated) else {
-        // Replicated/AOF traffic, or no hook fires: the real command runs, unhooked (this
-        // thread holds the lock: call on this context).
+        // Replicated/AOF traffic, or no hook fires: the real command runs, unhooked, as
+        // the client (this thread holds the lock: call on this context).
         return HookRun::Reply(from_call_reply(with_lock_held(ctx, || {
-            crate::host::call(&argv)
+            crate::host::call(Some(&client), &argv)
         })));
     };
-    let frame = Frame { argv, hooks, idx };
+    let frame = Frame {
+        argv,
+        hooks,
+        idx,
+        client,
+    };
     let blocking_ok =
         !flags.intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING);
     if frame.hooks[idx].mode == Mode::Sync || !blocking_ok {
@@ -162,7 +184,7 @@ pub fn run(ctx: &Context, argv: Vec<Vec<u8>>) -> HookRun {
 /// COMMAND INFO of `command`: (flags, key positions), `None` for an unknown command.
 /// Works from any thread (through `host::call`).
 fn command_info(command: &str) -> Option<(Vec<String>, (i64, i64, i64))> {
-    let reply = crate::host::call(&[
+    let reply = crate::host::call_internal(&[
         b"COMMAND".to_vec(),
         b"INFO".to_vec(),
         command.as_bytes().to_vec(),

@@ -6,12 +6,11 @@ use std::cell::Cell;
 use std::sync::Arc;
 
 use gearpy::host::{CallReply as PyReply, HostServices};
-use redis_module::logging::{log, RedisLogLevel};
 use redis_module::{
-    raw, CallOptionsBuilder, CallReply, CallResult, Context, ContextGuard, DetachedFromClient,
-    ThreadSafeContext,
+    raw, CallReply, CallResult, Context, ContextGuard, DetachedFromClient, ThreadSafeContext,
 };
 
+use crate::acl::RunAs;
 use crate::config::Config;
 
 thread_local! {
@@ -20,15 +19,30 @@ thread_local! {
 }
 
 thread_local! {
+    /// Redis's main thread (marked at load): Python it runs with the lock held is watched
+    /// for running long (`gearpy::busy`).
+    static MAIN_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the calling thread as Redis's main thread (module load).
+pub fn mark_main_thread() {
+    MAIN_THREAD.with(|m| m.set(true));
+}
+
+thread_local! {
     /// The lock an `atomic()` block holds on this thread.
     static ATOMIC_HOLD: std::cell::RefCell<Option<(ContextGuard, ThreadSafeContext<DetachedFromClient>)>> =
         const { std::cell::RefCell::new(None) };
 }
 
-/// Marks that this thread holds the Redis lock through `ctx` while `f` runs.
+/// Marks that this thread holds the Redis lock through `ctx` while `f` runs. On the main
+/// thread it is a busy section: Python running long there lets clients in (`-BUSY`) and
+/// can be killed.
 pub fn with_lock_held<R>(ctx: &Context, f: impl FnOnce() -> R) -> R {
     let prev = LOCKED_CTX.with(|c| c.replace(ctx.ctx));
+    let section = MAIN_THREAD.with(|m| m.get()).then(gearpy::busy::enter);
     let r = f();
+    drop(section);
     LOCKED_CTX.with(|c| c.set(prev));
     r
 }
@@ -50,8 +64,8 @@ impl RedisHost {
 }
 
 impl HostServices for RedisHost {
-    fn call(&self, args: &[Vec<u8>]) -> PyReply {
-        call(args)
+    fn call(&self, caller: Option<&RunAs>, args: &[Vec<u8>]) -> PyReply {
+        call(caller, args)
     }
 
     fn call_next(&self, args: &[Vec<u8>]) -> Option<PyReply> {
@@ -63,13 +77,14 @@ impl HostServices for RedisHost {
     }
 
     fn log(&self, level: &str, msg: &str) {
+        use crate::ffi::log::Level;
         let level = match level {
-            "debug" => RedisLogLevel::Debug,
-            "verbose" => RedisLogLevel::Verbose,
-            "warning" => RedisLogLevel::Warning,
-            _ => RedisLogLevel::Notice,
+            "debug" => Level::Debug,
+            "verbose" => Level::Verbose,
+            "warning" => Level::Warning,
+            _ => Level::Notice,
         };
-        log(level, msg);
+        crate::ffi::log::log(level, msg);
     }
 
     fn config_get(&self, key: &str) -> Option<String> {
@@ -91,8 +106,19 @@ impl HostServices for RedisHost {
         true
     }
 
+    fn yield_to_clients(&self) {
+        let held = LOCKED_CTX.with(|c| c.get());
+        if !held.is_null() && MAIN_THREAD.with(|m| m.get()) {
+            crate::ffi::busy::yield_to_clients(&Context::new(held));
+        }
+    }
+
     fn holds_redis_lock(&self) -> bool {
         !LOCKED_CTX.with(|c| c.get()).is_null()
+    }
+
+    fn execution_memory_limit(&self) -> i64 {
+        self.config.int("ExecutionMemoryLimit")
     }
 
     fn profile_executions(&self) -> bool {
@@ -108,9 +134,10 @@ impl HostServices for RedisHost {
         key: &[u8],
         period: std::time::Duration,
         pickled: Vec<u8>,
+        run_as: Option<RunAs>,
         tick: Box<dyn FnMut() -> bool + Send>,
     ) -> Result<bool, String> {
-        crate::time_events::create(key, period, pickled, tick)
+        crate::time_events::create(key, period, pickled, run_as, tick)
     }
 
     fn unlock_redis(&self) {
@@ -135,40 +162,58 @@ pub fn with_redis<R>(f: impl FnOnce(&Context) -> R) -> R {
     f(&guard)
 }
 
-/// Runs a Redis command from any thread: directly when this thread holds the Redis lock,
-/// else under the lock (the caller holds no GIL).
-pub fn call(args: &[Vec<u8>]) -> PyReply {
+/// Runs a Redis command as `run_as` (`crate::acl`) from any thread: directly when this
+/// thread holds the Redis lock, else under the lock (the caller holds no GIL).
+pub fn call(run_as: Option<&RunAs>, args: &[Vec<u8>]) -> PyReply {
     let held = LOCKED_CTX.with(|c| c.get());
     if !held.is_null() {
-        return call_on(&Context::new(held), args);
+        // This thread's context may be a notification's or a timer's (`acl::call_as`).
+        return call_on(&Context::new(held), run_as, true, args);
     }
     let tsc = ThreadSafeContext::new();
     let guard = tsc.lock();
-    let reply = call_on(&guard, args);
+    let reply = call_on(&guard, run_as, false, args);
     // In a cluster, a key another shard owns: run the command there (lock released first,
-    // since the owner's answer arrives through this shard's main thread).
+    // since the owner's answer arrives through this shard's main thread), as the same user.
     if crate::cluster::forward::is_non_local(&reply) {
         if let Some(owner) = crate::cluster::forward::owner(&guard, args) {
             drop(guard);
-            return crate::cluster::forward::forward(owner, args, crate::cluster::wait_bound());
+            // Code without an identity is refused on the owning shard too.
+            let run_as = run_as
+                .cloned()
+                .unwrap_or_else(|| RunAs::user(crate::acl::NO_USER));
+            return crate::cluster::forward::forward(
+                owner,
+                run_as,
+                args,
+                crate::cluster::wait_bound(),
+            );
         }
     }
     reply
 }
 
+/// Gearshift's own commands (never user code's): unrestricted.
+pub fn call_internal(args: &[Vec<u8>]) -> PyReply {
+    call(Some(&RunAs::Superuser), args)
+}
+
 /// Runs a command with errors as replies (real Redis error texts) and replication.
-fn call_on(ctx: &Context, args: &[Vec<u8>]) -> PyReply {
+fn call_on(ctx: &Context, run_as: Option<&RunAs>, temp: bool, args: &[Vec<u8>]) -> PyReply {
     let Some((cmd, rest)) = args.split_first() else {
-        return PyReply::Array(Vec::new());
+        return PyReply::Error("ERR wrong number of arguments for 'execute' command".into());
     };
-    let cmd = String::from_utf8_lossy(cmd);
+    // RM_Call takes the name as a C string: a NUL (or non-UTF-8) name names no command, and
+    // the crate would panic on the NUL.
+    let cmd = match std::str::from_utf8(cmd) {
+        Ok(c) if !c.contains('\0') => c,
+        _ => {
+            let shown = String::from_utf8_lossy(cmd).replace('\0', "\\x00");
+            return PyReply::Error(format!("ERR unknown command '{shown}'"));
+        }
+    };
     let rest: Vec<&[u8]> = rest.iter().map(|a| a.as_slice()).collect();
-    let opts = CallOptionsBuilder::new()
-        .errors_as_replies()
-        .replicate()
-        .build();
-    let res: CallResult = ctx.call_ext(&cmd, &opts, rest.as_slice());
-    owned(res)
+    crate::acl::call_as(ctx, run_as, temp, cmd, &rest, owned)
 }
 
 /// Copies a call result into owned data while the lock is still held.

@@ -100,7 +100,8 @@ fn fill(ctx: &InfoContext) {
     section(ctx, Some("plugins"));
     text(ctx, "GearsPythonPlugin", "version=10000");
     section(ctx, Some("python_stats"));
-    int(ctx, "TotalAllocated", 0);
-    int(ctx, "PeakAllocated", 0);
-    int(ctx, "CurrAllocated", 0);
+    let (total, peak, current) = gearpy::pymem::stats();
+    int(ctx, "TotalAllocated", total);
+    int(ctx, "PeakAllocated", peak);
+    int(ctx, "CurrAllocated", current);
 }

@@ -1,7 +1,8 @@
 //! The Gearshift Redis module (`rg`): RedisGears 1.2 commands on top of the engine and the
 //! Python layer. This file only registers the module; everything else lives in:
 //!
-//! - `ffi`: the one panic trampoline, raw scan and reply helpers (the crate's `unsafe`).
+//! - `ffi`: the one panic trampoline, raw scan, reply and ACL helpers (the crate's `unsafe`).
+//! - `acl`: who user code runs as (the client's ACL user) and what it may read.
 //! - `cluster`: the topology, bus messages between shards and distributed runs.
 //! - `state`: the single owner of module-wide state (worker pool, config).
 //! - `config`: module arguments and the extra config dictionary.
@@ -11,6 +12,7 @@
 //! - `hooks`: CommandReader command hooks (`hook=`, `call_next`).
 //! - `linked`: KeysReader `commands=` runs linked to the command (`override_reply`).
 //! - `info`: INFO rg sections and Gearshift's counters.
+//! - `limits`: server limits mirrored for other threads (maxmemory headroom, busy threshold).
 //! - `host`: `HostServices` for the Python layer (execute, log, config).
 //! - `commands`: one file per RG.* command.
 //! - `readers`: engine sources that read Redis (KeysReader).
@@ -21,6 +23,9 @@
 //! - `scripts`, `sessions`: running RG.PYEXECUTE scripts; sessions owning registrations.
 #![deny(unsafe_code)]
 
+pub mod acl;
+pub mod acl_cache;
+pub mod acl_categories;
 pub mod cluster;
 pub mod commands;
 pub mod config;
@@ -30,6 +35,7 @@ pub mod ffi;
 pub mod hooks;
 pub mod host;
 pub mod info;
+pub mod limits;
 pub mod linked;
 pub mod persist;
 pub mod readers;
@@ -54,14 +60,44 @@ mod registration {
     use crate::ffi::timeev::TIME_EVENT_TYPE;
 
     fn init(ctx: &Context, args: &[RedisString]) -> Status {
-        crate::ffi::guard_status(ctx, || {
+        crate::ffi::guard_status(|| {
+            crate::host::mark_main_thread();
             crate::state::init(ctx, args)?;
             crate::ffi::filter::install(ctx)?;
             crate::ffi::cluster::install(ctx)?;
+            crate::limits::start(ctx);
             // Replaces the crate's default INFO callback with ours.
             redis_module::raw::register_info_function(ctx.ctx, Some(crate::info::info_callback));
             Ok(())
         })
+    }
+
+    /// A handler wrapped in the command trampoline (`ffi::command::run`): every reply and
+    /// error goes through the module's own reply path, never the crate's.
+    macro_rules! command {
+        ($handler:path) => {
+            |ctx: &Context, args: Vec<RedisString>| crate::ffi::command::run(ctx, args, $handler)
+        };
+    }
+
+    /// A handler that runs user code: refused when the caller's ACL rules take it away by
+    /// category (`ffi::command::run_code`; Redis 7.0 gives module commands none).
+    macro_rules! code {
+        ($handler:path) => {
+            |ctx: &Context, args: Vec<RedisString>| {
+                crate::ffi::command::run_code(ctx, args, $handler)
+            }
+        };
+    }
+
+    /// An internal command's handler: run only for the master's replication stream or the
+    /// AOF (`ffi::command::run_internal`); any other caller sees an unknown command.
+    macro_rules! internal {
+        ($handler:path) => {
+            |ctx: &Context, args: Vec<RedisString>| {
+                crate::ffi::command::run_internal(ctx, args, $handler)
+            }
+        };
     }
 
     /// One registration, instantiated with the allocator chosen at build time.
@@ -73,36 +109,44 @@ mod registration {
                 allocator: ($alloc_ty, $alloc),
                 data_types: [GEARSHIFT_AUX, TIME_EVENT_TYPE],
                 init: init,
+                // Flags (docs/security.md): `write` where a command changes data or state
+                // that replicates (refused on read-only replicas); `may-replicate` for
+                // RG.TRIGGER*, which also carries every hooked command (the filter rewrites
+                // `GET k` into `RG.TRIGGER GET k`), so a hooked read still runs on a replica;
+                // `admin` for operator commands; `allow-busy` so a runaway run can be found and
+                // aborted (and `allow-loading`: a session re-run while loading may be the one).
+                // The 8th field (ACL categories) applies on Redis >= 7.2 only: 7.0 has no
+                // RedisModule_SetCommandACLCategories and gives module commands no category.
                 commands: [
-                    ["rg.pyexecute", pyexecute::command, "readonly", 0, 0, 0, ""],
-                    ["rg.getresults", executions::getresults, "readonly", 0, 0, 0, ""],
-                    ["rg.getresultsblocking", executions::getresultsblocking, "readonly", 0, 0, 0, ""],
-                    ["rg.dumpexecutions", executions::dumpexecutions, "readonly", 0, 0, 0, ""],
-                    ["rg.dropexecution", executions::dropexecution, "readonly", 0, 0, 0, ""],
-                    ["rg.abortexecution", executions::abortexecution, "readonly", 0, 0, 0, ""],
-                    ["rg.getexecution", executions::getexecution, "readonly", 0, 0, 0, ""],
-                    ["rg.configget", config::configget, "readonly", 0, 0, 0, ""],
-                    ["rg.configset", config::configset, "readonly", 0, 0, 0, ""],
-                    ["rg.infocluster", misc::infocluster, "readonly", 0, 0, 0, ""],
-                    ["rg.refreshcluster", misc::refreshcluster, "readonly", 0, 0, 0, ""],
-                    ["rg.networktest", misc::networktest, "readonly", 0, 0, 0, ""],
-                    ["rg.dumpplugins", misc::dumpplugins, "readonly", 0, 0, 0, ""],
-                    ["rg.pyexecuteremote", misc::pyexecuteremote, "readonly", 0, 0, 0, ""],
-                    ["rg.pyfreeinterpreter", misc::pyfreeinterpreter, "readonly", 0, 0, 0, ""],
-                    ["rg.dumpregistrations", registrations::dumpregistrations, "readonly", 0, 0, 0, ""],
-                    ["rg.unregister", registrations::unregister, "readonly", 0, 0, 0, ""],
-                    ["rg.pydumpsessions", sessions::pydumpsessions, "readonly", 0, 0, 0, ""],
-                    ["rg.pyprofile", sessions::pyprofile, "readonly", 0, 0, 0, ""],
-                    ["rg.trigger", trigger::trigger, "readonly", 0, 0, 0, ""],
-                    ["rg.triggeronkey", trigger::trigger, "readonly", 2, 2, 1, ""],
-                    ["rg.clearregistrationsstats", registrations::clearregistrationsstats, "readonly", 0, 0, 0, ""],
-                    ["rg.pauseregistrations", registrations::pauseregistrations, "readonly", 0, 0, 0, ""],
-                    ["rg.unpauseregistrations", registrations::unpauseregistrations, "readonly", 0, 0, 0, ""],
-                    ["rg.pystats", misc::pystats, "readonly", 0, 0, 0, ""],
-                    ["rg.pydumpreqs", misc::pydumpreqs, "readonly", 0, 0, 0, ""],
-                    ["rg.innerregister", internal::innerregister, "write", 0, 0, 0, ""],
-                    ["rg.innerunregister", internal::innerunregister, "write", 0, 0, 0, ""],
-                    ["rg.innertimeevent", internal::innertimeevent, "write deny-oom", 1, 1, 1, ""],
+                    ["rg.pyexecute", code!(pyexecute::command), "write deny-oom", 0, 0, 0, "", "dangerous scripting"],
+                    ["rg.getresults", command!(executions::getresults), "readonly", 0, 0, 0, ""],
+                    ["rg.getresultsblocking", command!(executions::getresultsblocking), "readonly", 0, 0, 0, ""],
+                    ["rg.dumpexecutions", command!(executions::dumpexecutions), "readonly allow-busy", 0, 0, 0, ""],
+                    ["rg.dropexecution", command!(executions::dropexecution), "", 0, 0, 0, ""],
+                    ["rg.abortexecution", command!(executions::abortexecution), "allow-busy allow-loading", 0, 0, 0, ""],
+                    ["rg.getexecution", command!(executions::getexecution), "readonly", 0, 0, 0, ""],
+                    ["rg.configget", command!(config::configget), "readonly", 0, 0, 0, ""],
+                    ["rg.configset", command!(config::configset), "admin", 0, 0, 0, "", "admin dangerous"],
+                    ["rg.infocluster", command!(misc::infocluster), "readonly", 0, 0, 0, ""],
+                    ["rg.refreshcluster", command!(misc::refreshcluster), "admin", 0, 0, 0, "", "admin dangerous"],
+                    ["rg.networktest", command!(misc::networktest), "readonly", 0, 0, 0, ""],
+                    ["rg.dumpplugins", command!(misc::dumpplugins), "readonly", 0, 0, 0, ""],
+                    ["rg.pyexecuteremote", code!(misc::pyexecuteremote), "readonly", 0, 0, 0, "", "dangerous scripting"],
+                    ["rg.pyfreeinterpreter", command!(misc::pyfreeinterpreter), "admin", 0, 0, 0, "", "admin dangerous"],
+                    ["rg.dumpregistrations", command!(registrations::dumpregistrations), "readonly", 0, 0, 0, ""],
+                    ["rg.unregister", command!(registrations::unregister), "write", 0, 0, 0, ""],
+                    ["rg.pydumpsessions", command!(sessions::pydumpsessions), "readonly", 0, 0, 0, ""],
+                    ["rg.pyprofile", command!(sessions::pyprofile), "readonly", 0, 0, 0, ""],
+                    ["rg.trigger", command!(trigger::trigger), "may-replicate", 0, 0, 0, "", "scripting"],
+                    ["rg.triggeronkey", command!(trigger::trigger), "may-replicate", 2, 2, 1, "", "scripting"],
+                    ["rg.clearregistrationsstats", command!(registrations::clearregistrationsstats), "admin", 0, 0, 0, "", "admin dangerous"],
+                    ["rg.pauseregistrations", command!(registrations::pauseregistrations), "admin", 0, 0, 0, "", "admin dangerous"],
+                    ["rg.unpauseregistrations", command!(registrations::unpauseregistrations), "admin", 0, 0, 0, "", "admin dangerous"],
+                    ["rg.pystats", command!(misc::pystats), "readonly", 0, 0, 0, ""],
+                    ["rg.pydumpreqs", command!(misc::pydumpreqs), "readonly", 0, 0, 0, ""],
+                    ["rg.innerregister", internal!(internal::innerregister), "write", 0, 0, 0, ""],
+                    ["rg.innerunregister", internal!(internal::innerunregister), "write", 0, 0, 0, ""],
+                    ["rg.innertimeevent", internal!(internal::innertimeevent), "write deny-oom", 1, 1, 1, ""],
                 ],
                 event_handlers: [
                     [@ALL @MISSED: crate::events::on_keyspace_event],

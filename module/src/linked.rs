@@ -16,6 +16,7 @@ use gearpy::link::CommandLink;
 use gearpy::{ControlledRuntime, ExecControl, PyRuntime};
 use redis_module::{Context, ContextFlags};
 
+use crate::acl::{AsUser, Scope};
 use crate::executions::Entry;
 use crate::ffi::replies::{block, reply_blocked, Blocked, Reply};
 use crate::ffi::scan::read_key;
@@ -90,9 +91,12 @@ pub fn run(ctx: &Context, argv: Vec<Vec<u8>>) -> HookRun {
         return HookRun::NotHooked;
     }
     let flags = ctx.get_flags();
+    // The command runs as its client: the command filter turned it into RG.TRIGGER before
+    // Redis checked the client's ACL on it (`crate::acl`).
+    let client = crate::acl::of_client(ctx);
     if flags.intersects(ContextFlags::REPLICATED | ContextFlags::LOADING) {
         return HookRun::Reply(from_call_reply(with_lock_held(ctx, || {
-            crate::host::call(&argv)
+            crate::host::call(Some(&client), &argv)
         })));
     }
     let link = Arc::new(Link {
@@ -104,7 +108,7 @@ pub fn run(ctx: &Context, argv: Vec<Vec<u8>>) -> HookRun {
         client: Mutex::new(None),
     });
     ACTIVE.with(|a| *a.borrow_mut() = Some(Arc::clone(&link)));
-    let real = with_lock_held(ctx, || crate::host::call(&argv));
+    let real = with_lock_held(ctx, || crate::host::call(Some(&client), &argv));
     ACTIVE.with(|a| a.borrow_mut().take());
     *link.real.lock().unwrap_or_else(|e| e.into_inner()) = Some(from_call_reply(real));
     if flags.intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING) {
@@ -148,6 +152,7 @@ pub fn trigger(
         let dyn_link: Arc<dyn CommandLink> = Arc::clone(&link) as Arc<dyn CommandLink>;
         let out = gearpy::link::with_link(Some(dyn_link), || {
             with_lock_held(ctx, || {
+                let _as = Scope::enter(reg.run_as.clone());
                 engine::reference::run_reference(source, &reg.plan, Some(&PyRuntime))
             })
         })
@@ -159,11 +164,14 @@ pub fn trigger(
     }
     link.pending.fetch_add(1, Ordering::AcqRel);
     let control = ExecControl::linked(Arc::clone(&link) as Arc<dyn CommandLink>);
-    let source = Box::new(KeysSource::for_event(
-        key.to_vec(),
-        event.as_bytes().to_vec(),
-        reg.read_value,
-    ));
+    let source = crate::acl::source(
+        Box::new(KeysSource::for_event(
+            key.to_vec(),
+            event.as_bytes().to_vec(),
+            reg.read_value,
+        )),
+        &reg.run_as,
+    );
     let (done_reg, done_entry, done_link) =
         (Arc::clone(reg), Arc::clone(&entry), Arc::clone(&link));
     let on_done = Box::new(move |out: ExecutionOutput| {
@@ -173,7 +181,7 @@ pub fn trigger(
         done_entry.finish(out);
         done_link.finish_one();
     });
-    let host = ControlledRuntime(Arc::clone(&control));
+    let host = AsUser::new(ControlledRuntime(Arc::clone(&control)), reg.run_as.clone());
     match crate::executions::start_execution(source, &reg.plan, &host, None, on_done) {
         Ok(h) => entry.started(h, Some(control)),
         Err(e) => {

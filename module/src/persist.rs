@@ -1,13 +1,16 @@
 //! Persistence and replication of sessions (REFERENCE §9). A session is stored as its
 //! source code plus its registration ids — never as pickled bytecode — so it rebuilds on
 //! a newer interpreter. The same blob travels to replicas and the AOF as
-//! `RG.INNERREGISTER <blob>`; its layout and codec are `engine::wire::sessions`.
+//! `RG.INNERREGISTER <blob>`.
+//!
+//! Its layout and codec (with the version history) are `engine::wire::sessions`.
 
 use std::sync::Arc;
 
 use gearpy::ScriptOutcome;
 use redis_module::Context;
 
+use crate::acl::Scope;
 use crate::host::with_lock_held;
 use crate::sessions::{self, Session, SessionArgs};
 use crate::state::ModuleState;
@@ -23,6 +26,7 @@ impl From<&Session> for SavedSession {
             code: s.code.clone(),
             registrations: s.registrations.clone(),
             requirements: s.requirements.clone(),
+            run_as: s.run_as.clone(),
         }
     }
 }
@@ -53,21 +57,24 @@ pub fn rebuild(ctx: &Context, state: &ModuleState, s: &SavedSession) -> Result<(
     // (never run pip on the main thread).
     if !s.requirements.is_empty() {
         if let Err(e) = state.requirements.activate_existing(&s.requirements) {
-            ctx.log_warning(&format!("Gearshift: requirements of session {}: {e}", s.id));
+            crate::ffi::log::warning(&format!("Gearshift: requirements of session {}: {e}", s.id));
         }
     }
-    let outcome = with_lock_held(ctx, || gearpy::run_script(&s.code));
+    let outcome = with_lock_held(ctx, || {
+        let _as = Scope::enter(s.run_as.clone());
+        gearpy::run_script(&s.code)
+    });
     let regs = match outcome {
         ScriptOutcome::Registered(regs) => regs,
         ScriptOutcome::Error(e) => {
-            ctx.log_warning(&format!(
+            crate::ffi::log::warning(&format!(
                 "Gearshift: could not rebuild session {}: {e}",
                 s.id
             ));
             return Err(e);
         }
         _ => {
-            ctx.log_warning(&format!(
+            crate::ffi::log::warning(&format!(
                 "Gearshift: session {} registered nothing on rebuild",
                 s.id
             ));
@@ -83,7 +90,14 @@ pub fn rebuild(ctx: &Context, state: &ModuleState, s: &SavedSession) -> Result<(
     // On the main thread: Redis calls made while installing (COMMAND INFO for hooks) must
     // use this context, never wait for the lock this thread already holds.
     let installed = with_lock_held(ctx, || {
-        sessions::install_with_ids(state, &args, &s.code, regs, Some(&s.registrations))
+        sessions::install_with_ids(
+            state,
+            &args,
+            &s.code,
+            regs,
+            &s.run_as,
+            Some(&s.registrations),
+        )
     });
     state.sessions.set_requirements(&s.id, &s.requirements);
     with_lock_held(ctx, || installed.activate());

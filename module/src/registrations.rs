@@ -14,6 +14,7 @@ use engine::exec::ExecutionOutput;
 use engine::plan::Plan;
 use gearpy::{EventPlan, RegisterRequest};
 
+use crate::acl::RunAs;
 use crate::events::drain::DrainState;
 pub use crate::events::queue::MAX_PENDING_EVENTS;
 use crate::events::queue::{EventQueue, Pushed};
@@ -124,6 +125,10 @@ impl Stats {
 pub struct Registration {
     pub id: String,
     pub session: String,
+    /// Who registered it: everything it runs runs as this ACL user (`crate::acl`).
+    pub run_as: RunAs,
+    /// Whether `run_as` may read every key, between ACL changes (keyspace events).
+    pub read_cache: crate::acl_cache::ReadCache,
     pub desc: Option<String>,
     pub prefix: String,
     pub event_types: Option<Vec<String>>,
@@ -161,6 +166,8 @@ pub struct Registration {
     kept: Mutex<VecDeque<String>>,
     /// The drain's state (deferral, events carried to its next batch).
     drain: Mutex<DrainState>,
+    /// The event the drain runs now (listed and abortable while it runs).
+    pub in_flight: crate::events::in_flight::InFlight,
 }
 
 fn key_type_named(name: &str) -> KeyType {
@@ -177,7 +184,7 @@ fn key_type_named(name: &str) -> KeyType {
 }
 
 impl Registration {
-    pub fn new(id: String, session: String, req: RegisterRequest) -> Registration {
+    pub fn new(id: String, session: String, req: RegisterRequest, run_as: RunAs) -> Registration {
         let fast = match req.trigger {
             None => EventPlan::from_plan(&req.plan),
             Some(_) => None,
@@ -185,6 +192,8 @@ impl Registration {
         Registration {
             id,
             session,
+            run_as,
+            read_cache: Default::default(),
             desc: req.desc,
             prefix: req.prefix,
             event_types: req
@@ -211,6 +220,7 @@ impl Registration {
             stats: Mutex::new(Stats::default()),
             kept: Mutex::new(VecDeque::new()),
             drain: Mutex::new(DrainState::default()),
+            in_flight: Default::default(),
         }
     }
 
@@ -501,7 +511,7 @@ mod tests {
             keyprefix: None,
             commands: None,
         };
-        Registration::new("r-1".into(), "s".into(), req)
+        Registration::new("r-1".into(), "s".into(), req, RunAs::user("default"))
     }
 
     #[test]

@@ -8,6 +8,7 @@ use gearpy::{
     ControlledRuntime, ExecControl, ReaderSpec, RegisterRequest, RunRequest, ScriptOutcome,
 };
 
+use crate::acl::{self, AsUser, RunAs, Scope};
 use crate::executions::Entry;
 use crate::ffi::guard_worker;
 use crate::ffi::replies::{reply_blocked, Blocked, Reply};
@@ -51,6 +52,8 @@ pub struct ScriptJob {
     /// REQUIREMENTS to install before the script runs.
     pub requirements: Vec<String>,
     pub force_reinstall: bool,
+    /// Who RG.PYEXECUTE's client is: the script, its run and its registrations run as it.
+    pub run_as: RunAs,
 }
 
 impl ScriptJob {
@@ -64,11 +67,7 @@ impl ScriptJob {
                 }
                 self.run_script(client)
             },
-            |p| {
-                redis_module::logging::log_warning(format!(
-                    "Gearshift: script worker panicked: {p}"
-                ))
-            },
+            |p| crate::ffi::log::warning(&format!("Gearshift: script worker panicked: {p}")),
         );
     }
 
@@ -102,15 +101,19 @@ impl ScriptJob {
     }
 
     fn run_script(self, client: Pending) {
-        match gearpy::run_script(&self.code) {
+        let outcome = {
+            let _as = Scope::enter(self.run_as.clone());
+            gearpy::run_script(&self.code)
+        };
+        match outcome {
             ScriptOutcome::NoRun => client.send(&Reply::Status("OK".into())),
             ScriptOutcome::Error(e) => client.send(&Reply::Error(e)),
-            ScriptOutcome::Run(req) => start_run(req, client, self.unblocking),
+            ScriptOutcome::Run(req) => start_run(req, client, self.unblocking, &self.run_as),
             ScriptOutcome::Registered(regs) => match check_triggers(&self.session, &regs)
                 .and_then(|()| check_hooks(&self.session, &regs))
             {
                 Err(e) => client.send(&Reply::Error(e)),
-                Ok(()) => register(&self.session, &self.code, &self.requirements, regs, client),
+                Ok(()) => register(&self, regs, client),
             },
         }
     }
@@ -160,13 +163,8 @@ fn check_hooks(args: &SessionArgs, regs: &[RegisterRequest]) -> Result<(), Strin
 /// Installs the registrations as one session, runs their `onRegistered`, and in a cluster
 /// installs the session on every other master too. The reply is `OK`, or one error per
 /// shard that failed (`ERR shard-<id>: …`, 1.2's form).
-fn register(
-    args: &SessionArgs,
-    code: &str,
-    reqs: &[String],
-    regs: Vec<RegisterRequest>,
-    client: Pending,
-) {
+fn register(job: &ScriptJob, regs: Vec<RegisterRequest>, client: Pending) {
+    let (args, code, reqs) = (&job.session, &job.code, &job.requirements);
     let Some(state) = state::get() else { return };
     // REPLACE_WITH drops another session: replicas and other shards must drop it too (they
     // rebuild the new session under its own id, which replaces nothing there).
@@ -177,7 +175,7 @@ fn register(
         .and_then(|old| state.sessions.get(old))
         .map(|s| s.registrations.clone())
         .unwrap_or_default();
-    let installed = sessions::install(state, args, code, regs);
+    let installed = sessions::install(state, args, code, regs, &job.run_as);
     state.sessions.set_requirements(&installed.session, reqs);
     for id in &replaced {
         crate::commands::internal::replicate("RG.INNERUNREGISTER", &[id.as_bytes()]);
@@ -238,18 +236,19 @@ pub(crate) fn source_for(reader: ReaderSpec, plan: &engine::plan::Plan) -> Box<d
     }
 }
 
-/// Starts the requested run. Blocking: the reply is the output. UNBLOCKING: the reply is
-/// the execution id and the execution is kept for RG.GETRESULTS.
-fn start_run(mut req: RunRequest, client: Pending, unblocking: bool) {
+/// Starts the requested run (as `run_as`). Blocking: the reply is the output. UNBLOCKING:
+/// the reply is the execution id and the execution is kept for RG.GETRESULTS.
+fn start_run(mut req: RunRequest, client: Pending, unblocking: bool, run_as: &RunAs) {
     let Some(state) = state::get() else { return };
-    let source = source_for(req.reader, &req.plan);
+    let source = acl::source(source_for(req.reader, &req.plan), run_as);
     let entry = Entry::new(state.registry.next_id(), &req.plan);
     // In cluster mode the run goes to every shard; collect/repartition cross the bus.
     let cluster = req
         .wire
         .take()
         .and_then(|w| crate::cluster::current().map(|t| (w, t)));
-    let shuffle = cluster.map(|(wire, topo)| crate::cluster::dist::launch(&entry.id, &topo, wire));
+    let shuffle =
+        cluster.map(|(wire, topo)| crate::cluster::dist::launch(&entry.id, &topo, wire, run_as));
     let distributed = shuffle.is_some();
     let (waiting, id_client) = if unblocking {
         (None, Some(client))
@@ -263,6 +262,9 @@ fn start_run(mut req: RunRequest, client: Pending, unblocking: bool) {
             let id = entry.id.clone();
             let complete = move |out: ExecutionOutput| {
                 if let Some(c) = take(&waiting) {
+                    // A blocking run is listed while it runs (so it can be aborted, even
+                    // once its client is gone) and dropped before its reply (1.2).
+                    state.registry.remove(&entry.id);
                     c.send(&execution_reply(&out));
                 }
                 entry.finish(out);
@@ -275,12 +277,18 @@ fn start_run(mut req: RunRequest, client: Pending, unblocking: bool) {
         })
     };
     let control = ExecControl::new();
-    let host = ControlledRuntime(Arc::clone(&control));
+    let host = AsUser::new(ControlledRuntime(Arc::clone(&control)), run_as.clone());
     match crate::executions::start_execution(source, &req.plan, &host, shuffle.as_ref(), on_done) {
         Ok(handle) => {
             entry.started(handle, Some(control));
-            if let Some(c) = id_client {
+            // Kept unless it already finished (and was dropped) before this line; holding
+            // the slot orders this with the completion, which empties it.
+            let slot = lock(&waiting);
+            if id_client.is_some() || slot.is_some() {
                 keep(state, &entry);
+            }
+            drop(slot);
+            if let Some(c) = id_client {
                 c.send(&Reply::Bulk(entry.id.clone().into_bytes()));
             }
         }
@@ -302,5 +310,9 @@ fn keep(state: &ModuleState, entry: &Arc<Entry>) {
 }
 
 fn take(slot: &Mutex<Option<Pending>>) -> Option<Pending> {
-    slot.lock().ok().and_then(|mut g| g.take())
+    lock(slot).take()
+}
+
+fn lock(slot: &Mutex<Option<Pending>>) -> std::sync::MutexGuard<'_, Option<Pending>> {
+    slot.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use gearpy::{OnRegistered, RegisterRequest};
 
+use crate::acl::{RunAs, Scope};
 use crate::registrations::Registration;
 use crate::state::ModuleState;
 use crate::streams::StreamRegistration;
@@ -23,6 +24,8 @@ pub struct Session {
     pub requirements: Vec<String>,
     /// The script's globals (its profiler lives there).
     pub globals: Option<Arc<gearpy::profile::SessionGlobals>>,
+    /// Who registered it: its registrations run as this ACL user (`crate::acl`).
+    pub run_as: RunAs,
 }
 
 /// What RG.PYEXECUTE asked of the session.
@@ -139,8 +142,9 @@ pub fn install(
     a: &SessionArgs,
     code: &str,
     regs: Vec<RegisterRequest>,
+    run_as: &RunAs,
 ) -> Installed {
-    install_with_ids(state, a, code, regs, None)
+    install_with_ids(state, a, code, regs, run_as, None)
 }
 
 /// What an installation produced.
@@ -151,12 +155,16 @@ pub struct Installed {
     pub callbacks: Vec<OnRegistered>,
     /// New StreamReader registrations, to start once installed.
     pub streams: Vec<Arc<StreamRegistration>>,
+    /// Who the session's code runs as.
+    pub run_as: RunAs,
 }
 
 impl Installed {
-    /// Runs `onRegistered` callbacks and starts stream processing.
+    /// Runs `onRegistered` callbacks (as the session's user) and starts stream processing.
     pub fn activate(self) {
+        let run_as = self.run_as.clone();
         for f in self.callbacks {
+            let _as = Scope::enter(run_as.clone());
             f.call();
         }
         for r in self.streams {
@@ -181,6 +189,7 @@ pub fn install_with_ids(
     a: &SessionArgs,
     code: &str,
     regs: Vec<RegisterRequest>,
+    run_as: &RunAs,
     ids: Option<&[String]>,
 ) -> Installed {
     let id = a.id.clone().unwrap_or_else(random_id);
@@ -212,12 +221,18 @@ pub fn install_with_ids(
         callbacks.extend(cb);
         match req.stream.clone() {
             Some(opts) => {
-                let reg = Arc::new(StreamRegistration::new(reg_id, id.clone(), req, opts));
+                let reg = Arc::new(StreamRegistration::new(
+                    reg_id,
+                    id.clone(),
+                    req,
+                    opts,
+                    run_as.clone(),
+                ));
                 state.streams.add(Arc::clone(&reg));
                 streams.push(reg);
             }
             None => {
-                let reg = Arc::new(Registration::new(reg_id, id.clone(), req));
+                let reg = Arc::new(Registration::new(reg_id, id.clone(), req, run_as.clone()));
                 crate::hooks::resolve(&reg);
                 state.registrations.add(reg);
             }
@@ -230,10 +245,12 @@ pub fn install_with_ids(
         registrations: reg_ids,
         requirements: Vec::new(),
         globals,
+        run_as: run_as.clone(),
     }));
     Installed {
         session: id,
         callbacks,
         streams,
+        run_as: run_as.clone(),
     }
 }

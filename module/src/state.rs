@@ -41,9 +41,17 @@ pub fn init(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
     crate::config::set_global(Arc::clone(&config));
     // Before the pool starts, so `CONFIG rg.execution-threads` given at load applies.
     crate::ffi::configs::register(ctx)?;
+    // 1.2's OverridePythonAllocators: Python's memory is Redis's, visible to used_memory
+    // and bounded by maxmemory and ExecutionMemoryLimit.
+    let allocator = if config.int("OverridePythonAllocators") != 0 {
+        crate::ffi::memory::python_allocator()
+    } else {
+        None
+    };
     gearpy::init(
         config.python_home.as_deref(),
         Arc::new(RedisHost::new(Arc::clone(&config))),
+        allocator,
     )?;
     let threads = config.int("ExecutionThreads").max(1) as usize;
     let pool = WorkerPool::new(threads, "gearshift");

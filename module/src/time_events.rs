@@ -10,7 +10,8 @@
 //!
 //! A session rebuilt from its source while loading calls `registerTE` again; that call
 //! does nothing (returns False): the key, if it existed when the data was saved, was
-//! loaded with the data. Replication and the AOF see `RG.INNERTIMEEVENT <key> <seconds> <pickled>`, which
+//! loaded with the data. Replication and the AOF see `RG.INNERTIMEEVENT <key> <seconds> <pickled>
+//! <user>` (the user its callback runs as, `crate::acl`), which
 //! recreates the key (also what an AOF rewrite without an RDB preamble emits). Like
 //! registrations, time events never call their function on a replica or while loading.
 
@@ -21,6 +22,7 @@ use std::time::Duration;
 use gearpy::time_event::Tick;
 use redis_module::{Context, ContextFlags, RedisString};
 
+use crate::acl::RunAs;
 use crate::ffi::timeev::TIME_EVENT_TYPE;
 use crate::host::{with_lock_held, with_redis};
 
@@ -29,6 +31,8 @@ pub struct TimeEvent {
     pub period: Duration,
     /// The callback, cloudpickled.
     pub pickled: Vec<u8>,
+    /// Who the callback runs as (the ACL user of the code that created it).
+    pub run_as: RunAs,
     /// False once the key's value was dropped: the timer stops.
     alive: AtomicBool,
     /// The callback, once built (at creation, or unpickled on first fire after a load).
@@ -45,10 +49,16 @@ impl std::fmt::Debug for TimeEvent {
 }
 
 impl TimeEvent {
-    pub fn new(period: Duration, pickled: Vec<u8>, tick: Option<Tick>) -> Arc<TimeEvent> {
+    pub fn new(
+        period: Duration,
+        pickled: Vec<u8>,
+        run_as: RunAs,
+        tick: Option<Tick>,
+    ) -> Arc<TimeEvent> {
         Arc::new(TimeEvent {
-            period: period.max(Duration::from_secs(1)),
+            period: clamp_period(period),
             pickled,
+            run_as,
             alive: AtomicBool::new(true),
             tick: Mutex::new(tick),
         })
@@ -63,10 +73,10 @@ impl TimeEvent {
     fn run(&self, ctx: &Context) -> bool {
         let mut tick = self.tick.lock().unwrap_or_else(|e| e.into_inner());
         if tick.is_none() {
-            match gearpy::time_event::restore(&self.pickled) {
+            match gearpy::time_event::restore(&self.pickled, self.run_as.clone()) {
                 Ok(t) => *tick = Some(t),
                 Err(e) => {
-                    ctx.log_warning(&format!(
+                    crate::ffi::log::warning(&format!(
                         "Gearshift: time event stopped, its callback could not be restored: {e}"
                     ));
                     return false;
@@ -79,6 +89,9 @@ impl TimeEvent {
         }
     }
 }
+
+// The period checks live in the engine so the fuzz targets reach them without Redis.
+pub use engine::wire::time_event::clamp_period;
 
 /// The value of an `rg_timeev` key; dropping it (the key goes away) stops the timer.
 #[derive(Debug)]
@@ -93,7 +106,7 @@ impl Drop for TimeEventKey {
 /// Schedules `ev`'s next firing (main thread or a holder of the Redis lock, through `ctx`).
 pub fn schedule(ctx: &Context, ev: Arc<TimeEvent>) {
     let period = ev.period;
-    ctx.create_timer(period, on_fire, ev);
+    crate::timers::create(ctx, period, on_fire, ev);
 }
 
 fn on_fire(ctx: &Context, ev: Arc<TimeEvent>) {
@@ -112,7 +125,15 @@ fn on_fire(ctx: &Context, ev: Arc<TimeEvent>) {
 
 /// Stores a new time event in `key` and starts it; false if the key exists. From any
 /// thread (takes the Redis lock unless this thread holds it; never call with the GIL).
-pub fn create(key: &[u8], period: Duration, pickled: Vec<u8>, tick: Tick) -> Result<bool, String> {
+pub fn create(
+    key: &[u8],
+    period: Duration,
+    pickled: Vec<u8>,
+    run_as: Option<RunAs>,
+    tick: Tick,
+) -> Result<bool, String> {
+    // Code without an identity gets none later either (its calls are refused).
+    let run_as = run_as.unwrap_or_else(|| RunAs::user(crate::acl::NO_USER));
     with_redis(|ctx| {
         // A session rebuilt from its source while loading runs its registerTE again: the
         // key, if it still existed when saved, comes from the data itself. Replicas get
@@ -128,29 +149,34 @@ pub fn create(key: &[u8], period: Duration, pickled: Vec<u8>, tick: Tick) -> Res
         if !k.is_empty() {
             return Ok(false);
         }
-        let secs = period.as_secs().max(1);
-        let ev = TimeEvent::new(period, pickled, Some(tick));
+        let ev = TimeEvent::new(period, pickled, run_as, Some(tick));
         k.set_value(&TIME_EVENT_TYPE, TimeEventKey(Arc::clone(&ev)))
             .map_err(|e| e.to_string())?;
-        let secs_text = secs.to_string();
+        let secs_text = ev.period.as_secs().to_string();
+        let user = crate::acl::encode(&ev.run_as);
         ctx.replicate(
             "RG.INNERTIMEEVENT",
-            &[key, secs_text.as_bytes(), ev.pickled.as_slice()][..],
+            &[key, secs_text.as_bytes(), ev.pickled.as_slice(), &user][..],
         );
         schedule(ctx, ev);
         Ok(true)
     })
 }
 
-/// `RG.INNERTIMEEVENT <key> <seconds> <pickled>` (replication, AOF): (re)creates the key.
+/// `RG.INNERTIMEEVENT <key> <seconds> <pickled> [<user>]` (replication, AOF): (re)creates
+/// the key.
 pub fn restore_key(
     ctx: &Context,
     key: &RedisString,
     secs: u64,
     pickled: Vec<u8>,
+    run_as: RunAs,
 ) -> Result<(), String> {
+    // Checked before the key is touched: a stored value must always load back.
+    engine::wire::time_event::check_period(secs)?;
+    gearpy::time_event::check_pickle(&pickled).map_err(|e| format!("ERR {e}"))?;
     let k = ctx.open_key_writable(key);
-    let ev = TimeEvent::new(Duration::from_secs(secs), pickled, None);
+    let ev = TimeEvent::new(Duration::from_secs(secs), pickled, run_as, None);
     k.set_value(&TIME_EVENT_TYPE, TimeEventKey(Arc::clone(&ev)))
         .map_err(|e| e.to_string())?;
     schedule(ctx, ev);

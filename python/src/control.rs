@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 
 use crate::embed;
 use crate::errors::ForceStopped;
+use crate::pymem::{BudgetScope, MemBudget};
 
 /// Per-execution control shared by its Python stages and the module.
 #[derive(Debug, Default)]
@@ -18,6 +19,8 @@ pub struct ExecControl {
     stopped: AtomicBool,
     /// The command this execution is linked to (`override_reply`), if any.
     link: Option<Arc<dyn crate::link::CommandLink>>,
+    /// The Python memory charged to this execution, bounded by the host's limit.
+    memory: MemBudget,
 }
 
 impl std::fmt::Debug for dyn crate::link::CommandLink {
@@ -28,15 +31,26 @@ impl std::fmt::Debug for dyn crate::link::CommandLink {
 
 impl ExecControl {
     pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+        Arc::new(Self::with_link(None))
     }
 
     /// Control of an execution linked to a command (KeysReader `commands=`).
     pub fn linked(link: Arc<dyn crate::link::CommandLink>) -> Arc<Self> {
-        Arc::new(ExecControl {
-            link: Some(link),
+        Arc::new(Self::with_link(Some(link)))
+    }
+
+    fn with_link(link: Option<Arc<dyn crate::link::CommandLink>>) -> Self {
+        let limit = crate::host::host().map_or(0, |h| h.execution_memory_limit());
+        ExecControl {
+            link,
+            memory: MemBudget::new(limit),
             ..Self::default()
-        })
+        }
+    }
+
+    /// Python bytes charged to this execution now (an estimate, see `pymem`).
+    pub fn memory_charged(&self) -> i64 {
+        self.memory.charged()
     }
 
     /// True once the execution was told to stop.
@@ -48,8 +62,27 @@ impl ExecControl {
     /// (the Redis lock may be held, as the lock order allows).
     pub fn interrupt(&self) {
         self.stopped.store(true, Ordering::Release);
+        // Under the GIL the stage cannot enter or leave, so the ident is current.
+        self.interrupt_thread();
+    }
+
+    /// Marks the calling thread (GIL held) as running this control's Python until
+    /// [`ExecControl::release_thread`]: for code that runs many short executions in one
+    /// GIL hold (batched events).
+    pub fn claim_thread(&self) {
+        self.thread
+            .store(embed::current_thread_ident(), Ordering::Release);
+    }
+
+    /// Ends [`ExecControl::claim_thread`] (GIL held, on the same thread).
+    pub fn release_thread(&self) {
+        self.thread.store(0, Ordering::Release);
+    }
+
+    /// Raises `gears.forcestopped` in the claimed thread, if any, without marking the
+    /// control stopped (it goes on serving later executions). Takes the GIL.
+    pub fn interrupt_thread(&self) {
         Python::attach(|py| {
-            // Under the GIL the stage cannot enter or leave, so the ident is current.
             let t = self.thread.load(Ordering::Acquire);
             if t != 0 {
                 embed::raise_in_thread(py, t, &py.get_type::<ForceStopped>());
@@ -63,15 +96,26 @@ impl ExecControl {
         self.thread
             .store(embed::current_thread_ident(), Ordering::Release);
         let link = crate::link::Scope::enter(self.link.clone());
-        Running(Arc::clone(self), link)
+        let budget = self.memory.enter();
+        Running {
+            _budget: budget,
+            control: Arc::clone(self),
+            _link: link,
+        }
     }
 }
 
-/// While alive, the execution's Python runs on this thread (with its command link set).
-pub(crate) struct Running(Arc<ExecControl>, #[allow(dead_code)] crate::link::Scope);
+/// While alive, the execution's Python runs on this thread (with its command link set and
+/// its memory charged to it).
+pub(crate) struct Running {
+    // Dropped first: the budget scope points into `control`.
+    _budget: BudgetScope,
+    control: Arc<ExecControl>,
+    _link: crate::link::Scope,
+}
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.0.thread.store(0, Ordering::Release);
+        self.control.thread.store(0, Ordering::Release);
     }
 }

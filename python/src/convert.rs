@@ -36,11 +36,13 @@ pub fn key_row_to_dict<'py>(py: Python<'py>, row: &KeyRow<'_>) -> PyResult<Bound
     Ok(d.into_any())
 }
 
-/// Hash field names repeat across records: short UTF-8 ones are interned.
+/// Hash field names repeat across records: short UTF-8 ones are interned. A name that is
+/// not UTF-8 becomes `bytes`, not `bytearray`: a dict key must be hashable.
 fn field_name<'py>(py: Python<'py>, f: &[u8]) -> Bound<'py, PyAny> {
     match std::str::from_utf8(f) {
         Ok(s) if s.len() <= 32 => PyString::intern(py, s).into_any(),
-        _ => bytes_to_py(py, f),
+        Ok(s) => PyString::new(py, s).into_any(),
+        Err(_) => PyBytes::new(py, f).into_any(),
     }
 }
 

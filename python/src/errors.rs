@@ -36,6 +36,11 @@ pub use classes::{error as GearsError, flat_error as FlatError, forcestopped as 
 /// on and one exists, `Error type: <class>, Value: <msg>` otherwise, the bare message
 /// for `FlatError`.
 pub fn error_text(py: Python<'_>, err: &PyErr) -> String {
+    if err.is_instance_of::<pyo3::exceptions::PyMemoryError>(py) {
+        if let Some(r) = crate::pymem::take_refusal() {
+            return refusal_text(r);
+        }
+    }
     let value = err.value(py);
     if value.is_instance_of::<FlatError>() {
         return value.str().map(|s| s.to_string()).unwrap_or_default();
@@ -49,6 +54,19 @@ pub fn error_text(py: Python<'_>, err: &PyErr) -> String {
         }
     }
     plain_text(py, err)
+}
+
+/// Why a bound refused memory, in words a user can act on.
+fn refusal_text(r: crate::pymem::Refusal) -> String {
+    match r {
+        crate::pymem::Refusal::ExecutionLimit(limit) => format!(
+            "MemoryError: the execution passed its memory limit of {limit} bytes \
+             (ExecutionMemoryLimit)"
+        ),
+        crate::pymem::Refusal::MaxMemory(size) => format!(
+            "MemoryError: OOM allocating {size} bytes would take used memory past 'maxmemory'"
+        ),
+    }
 }
 
 fn format_traceback(py: Python<'_>, err: &PyErr, tb: &Bound<'_, PyTraceback>) -> PyResult<String> {

@@ -17,9 +17,10 @@ pub enum CallReply {
 
 /// Services of the hosting Redis server.
 pub trait HostServices: Send + Sync {
-    /// Runs a Redis command. Called with the GIL released; the implementation takes the
+    /// Runs a Redis command as `caller` (the identity of the code calling, `None` when
+    /// no execution set one). Called with the GIL released; the implementation takes the
     /// Redis lock unless the current thread already holds it.
-    fn call(&self, args: &[Vec<u8>]) -> CallReply;
+    fn call(&self, caller: Option<&crate::caller::RunAs>, args: &[Vec<u8>]) -> CallReply;
     /// Writes a line to the Redis log (`level`: debug, verbose, notice, warning).
     fn log(&self, level: &str, msg: &str);
     /// A value from the extra config dictionary (module args / RG.CONFIGSET of unknown keys).
@@ -31,6 +32,13 @@ pub trait HostServices: Send + Sync {
     fn lock_redis(&self) -> bool;
     /// Releases a lock taken by `lock_redis`.
     fn unlock_redis(&self);
+    /// The most Python memory one execution may hold, in bytes (0: unlimited).
+    fn execution_memory_limit(&self) -> i64 {
+        0
+    }
+    /// Lets Redis serve clients (answering `-BUSY`) while Python that holds the Redis lock
+    /// on the main thread runs long. Called there, with the GIL.
+    fn yield_to_clients(&self) {}
     /// Whether Python stages profile their callbacks (`ProfileExecutions`).
     fn profile_executions(&self) -> bool {
         false
@@ -51,14 +59,15 @@ pub trait HostServices: Send + Sync {
     /// Calls `tick` on Redis's main thread every `period`, until it returns false.
     /// Called with the GIL released.
     fn start_timer(&self, period: std::time::Duration, tick: Box<dyn FnMut() -> bool + Send>);
-    /// Stores a time event in a new key `key` (module type `rg_timeev`: `period` and the
-    /// callback's cloudpickled bytes) and starts it with `tick`; `Ok(false)` if the key
-    /// exists. Called with the GIL released.
+    /// Stores a time event in a new key `key` (module type `rg_timeev`: `period`, the
+    /// callback's cloudpickled bytes and `run_as`, who it runs as) and starts it with
+    /// `tick`; `Ok(false)` if the key exists. Called with the GIL released.
     fn create_time_event(
         &self,
         _key: &[u8],
         _period: std::time::Duration,
         _pickled: Vec<u8>,
+        _run_as: Option<crate::caller::RunAs>,
         _tick: Box<dyn FnMut() -> bool + Send>,
     ) -> Result<bool, String> {
         Err("time events with a key name are not supported by this host".into())

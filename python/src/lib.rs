@@ -4,10 +4,12 @@
 //! Depends on `engine`; never on redis-module — Redis reaches this crate only through
 //! [`host::HostServices`], which the module crate implements.
 //!
-//! - `embed`: interpreter start-up (the crate's only `unsafe`).
+//! - `embed`, `pymem`, `busy`: interpreter start-up, Python's allocator hooks, and the
+//!   busy watchdog for runaway main-thread Python (the crate's only `unsafe`).
 //! - `runtime` + `py/prelude.py`: the API scripts see (`py/arrow_batch.py`: the arrow
 //!   format of the `mapBatch` extension).
 //! - `session`: running a script, collecting its `run()`.
+//! - `caller`: the ACL identity user code runs as (set by the host, read by `execute()`).
 //! - `steps`, `stage`, `builtins`, `column`, `convert`: plans and batched execution of
 //!   callbacks, and the native halves of the built-in operations.
 //! - `reader`: PythonReader as an engine source.
@@ -17,6 +19,8 @@
 
 mod asyncio_bridge;
 mod builtins;
+pub mod busy;
+pub mod caller;
 pub mod cluster;
 mod column;
 pub mod control;
@@ -29,6 +33,7 @@ pub mod host;
 pub mod link;
 pub mod metrics;
 pub mod profile;
+pub mod pymem;
 pub mod reader;
 pub mod register;
 mod runtime;
@@ -66,12 +71,17 @@ const ARROW_BATCH: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
     Err(_) => panic!("arrow_batch.py contains NUL"),
 };
 
-/// Starts the interpreter and loads the runtime API. Call once, at module load.
+/// Starts the interpreter and loads the runtime API. Call once, at module load. With
+/// `allocator`, Python's memory comes from it (see [`pymem`]).
 pub fn init(
     python_home: Option<&str>,
     services: Arc<dyn host::HostServices>,
+    allocator: Option<pymem::HostAllocator>,
 ) -> Result<(), String> {
     host::install(services);
+    if let Some(a) = allocator {
+        pymem::route(a);
+    }
     embed::initialize(python_home)?;
     Python::attach(|py| load_runtime(py).map_err(|e| errors::error_text(py, &e)))
 }

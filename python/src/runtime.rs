@@ -15,8 +15,11 @@ use crate::session;
 #[pyfunction]
 #[pyo3(signature = (*args))]
 fn execute<'py>(py: Python<'py>, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
+    // 1.2 answered `[]`; a call that names no command is a bug to report (docs/compat.md).
     if args.is_empty() {
-        return Ok(PyList::empty(py).into_any());
+        return Err(GearsError::new_err(
+            "wrong number of arguments for 'execute' command",
+        ));
     }
     if !args.get_item(0)?.is_instance_of::<PyString>() {
         return Err(GearsError::new_err("the given command must be a string"));
@@ -26,7 +29,9 @@ fn execute<'py>(py: Python<'py>, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'
         .map(|a| arg_bytes(&a))
         .collect::<PyResult<Vec<_>>>()?;
     let h = host().ok_or_else(|| GearsError::new_err("no Redis host"))?;
-    let reply = py.detach(|| h.call(&argv));
+    // Read before the GIL is released: a coroutine's identity lives in its context.
+    let caller = crate::caller::current(py);
+    let reply = py.detach(|| h.call(caller.as_ref(), &argv));
     reply_to_py(py, reply)
 }
 
@@ -227,6 +232,7 @@ pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     m.add_function(wrap_pyfunction!(override_reply, &m)?)?;
     m.add_function(wrap_pyfunction!(atomic_exit, &m)?)?;
     m.add_function(wrap_pyfunction!(crate::register::register, &m)?)?;
+    crate::caller::add_to(&m)?;
     m.add("GearsError", py.get_type::<GearsError>())?;
     m.add("FlatError", py.get_type::<FlatError>())?;
     Ok(m)

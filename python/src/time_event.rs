@@ -13,6 +13,7 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use crate::caller::RunAs;
 use crate::errors::{error_text, GearsError};
 use crate::host::host;
 
@@ -20,9 +21,11 @@ use crate::host::host;
 pub type Tick = Box<dyn FnMut() -> bool + Send>;
 
 /// Wraps `f` as a tick: called with the GIL taken (the caller holds the Redis lock, which
-/// comes first); an exception is logged and stops the timer.
-fn tick_for(f: Py<PyAny>) -> Tick {
+/// comes first), as `run_as` (the ACL user of the code that registered it); an exception
+/// is logged and stops the timer.
+fn tick_for(f: Py<PyAny>, run_as: Option<RunAs>) -> Tick {
     Box::new(move || {
+        let _as = crate::caller::Scope::enter_opt(run_as.clone());
         Python::attach(|py| match f.bind(py).call0() {
             Ok(_) => true,
             Err(e) => {
@@ -36,28 +39,57 @@ fn tick_for(f: Py<PyAny>) -> Tick {
     })
 }
 
-/// Rebuilds a persisted time event's callback from its cloudpickled bytes. Call with the
-/// Redis lock held and without the GIL (it takes the GIL).
-pub fn restore(pickled: &[u8]) -> Result<Tick, String> {
+/// Rebuilds a persisted time event's callback from its cloudpickled bytes, to run as
+/// `run_as` (unpickling runs as that user too). Call with the Redis lock held and without
+/// the GIL (it takes the GIL).
+pub fn restore(pickled: &[u8], run_as: RunAs) -> Result<Tick, String> {
+    let _as = crate::caller::Scope::enter(run_as.clone());
     Python::attach(|py| {
         let f = py
             .import("cloudpickle")
             .and_then(|cp| cp.call_method1("loads", (PyBytes::new(py, pickled),)))
             .map_err(|e| error_text(py, &e))?;
-        Ok(tick_for(f.unbind()))
+        Ok(tick_for(f.unbind(), Some(run_as)))
     })
 }
 
-fn period(seconds: u64) -> Duration {
-    Duration::from_secs(seconds.max(1))
+/// The longest period of any timer (2^32-1 s); defined with the time-event value checks in
+/// the engine (`engine::wire::time_event`).
+pub use engine::wire::time_event::MAX_PERIOD_SECS;
+
+/// Checks that `pickled` is one well-formed pickle (walking its opcodes with `pickletools`,
+/// which runs none of them), so a time event key never holds bytes that can only fail
+/// later. Unpickling itself waits for the first firing (see the module doc). Takes the GIL.
+pub fn check_pickle(pickled: &[u8]) -> Result<(), String> {
+    Python::attach(|py| {
+        let ops = py
+            .import("pickletools")?
+            .call_method1("genops", (PyBytes::new(py, pickled),))?;
+        for op in ops.try_iter()? {
+            op?;
+        }
+        Ok::<_, PyErr>(())
+    })
+    .map_err(|e| format!("bad time event callback: {e}"))
+}
+
+/// A period given in seconds, checked (`registerTE` already refused non-integers).
+pub fn period(seconds: u64) -> PyResult<Duration> {
+    if seconds == 0 || seconds > MAX_PERIOD_SECS {
+        return Err(GearsError::new_err(format!(
+            "time argument must be between 1 and {MAX_PERIOD_SECS} seconds"
+        )));
+    }
+    Ok(Duration::from_secs(seconds))
 }
 
 /// `registerTE(seconds, fn)`: an in-memory time event.
 #[pyfunction]
 fn register_te(py: Python<'_>, seconds: u64, f: Py<PyAny>) -> PyResult<bool> {
     let h = host().ok_or_else(|| GearsError::new_err("no Redis host"))?;
-    let tick = tick_for(f);
-    py.detach(|| h.start_timer(period(seconds), tick));
+    let period = period(seconds)?;
+    let tick = tick_for(f, crate::caller::current(py));
+    py.detach(|| h.start_timer(period, tick));
     Ok(true)
 }
 
@@ -72,8 +104,10 @@ fn register_te_key(
     pickled: Vec<u8>,
 ) -> PyResult<bool> {
     let h = host().ok_or_else(|| GearsError::new_err("no Redis host"))?;
-    let tick = tick_for(f);
-    py.detach(|| h.create_time_event(key.as_bytes(), period(seconds), pickled, tick))
+    let period = period(seconds)?;
+    let run_as = crate::caller::current(py);
+    let tick = tick_for(f, run_as.clone());
+    py.detach(|| h.create_time_event(key.as_bytes(), period, pickled, run_as, tick))
         .map_err(GearsError::new_err)
 }
 
@@ -81,5 +115,6 @@ fn register_te_key(
 pub(crate) fn add_to(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(register_te, m)?)?;
     m.add_function(wrap_pyfunction!(register_te_key, m)?)?;
+    m.add("MAX_TIMER_SECONDS", MAX_PERIOD_SECS)?;
     Ok(())
 }

@@ -119,7 +119,7 @@ def test_info_rg_sections(r):
     everything = r.info('everything')
     assert everything['rg_GearsPythonPlugin'] == {'version': 10000}
     for field in ('rg_TotalAllocated', 'rg_PeakAllocated', 'rg_CurrAllocated'):
-        assert everything[field] == 0
+        assert everything[field] > 0  # Python's allocator is Redis's (OverridePythonAllocators)
 
 
 def test_abort_stops_a_runaway_python_loop(r):

@@ -47,7 +47,6 @@ def test_execute_reply_mapping(r):
     assert one(r, "repr(execute('LRANGE', 'l', 0, -1))") == "['a', 'b']"
     assert one(r, "repr(execute('GET', 'nosuch'))") == "None"
     assert one(r, "repr(execute('GET', 'bin'))") == "bytearray(b'\\xff')"
-    assert one(r, "repr(execute())") == "[]"
 
 
 def test_execute_arguments_are_str_or_raw_bytes(r):

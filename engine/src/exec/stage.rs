@@ -14,6 +14,7 @@ use super::output::{ExecutionOutput, OnDone};
 use super::pool::{PoolHandle, Task};
 use super::Source;
 use crate::batch::Batch;
+use crate::error::EngineError;
 use crate::ops::{Emit, Finish, Operator};
 use crate::queue::{Consumer, Pop, Producer};
 use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicU8, Mutex, Ordering};
@@ -233,6 +234,15 @@ impl Stage {
             None => Next::End,
             Some(Input::Source(src)) => {
                 if self.shared.stop_source.load(Ordering::Acquire) {
+                    return Next::End;
+                }
+                if crate::memory::exhausted() {
+                    // Reading more would only grow memory past the server's limit.
+                    self.shared.stop_source.store(true, Ordering::Release);
+                    let e = EngineError::ResourcesExhausted(crate::memory::OUT_OF_MEMORY.into());
+                    inner
+                        .stash
+                        .push_back(Batch::errors_only(vec![e.to_string()]));
                     return Next::End;
                 }
                 match self.timed(|| src.next_batch()) {

@@ -4,6 +4,7 @@
 //! Every payload starts with `GS`, a version byte and a kind, then length-prefixed fields
 //! (little-endian). Decoding never trusts the input: a malformed message is `None`.
 
+use super::run_as::{self, RunAs};
 use super::{put, Reader};
 
 /// A distributed execution as shipped to every shard.
@@ -18,6 +19,8 @@ pub struct RunOrder {
     pub ranges: Vec<(u16, u16, u32)>,
     /// The cloudpickled run.
     pub wire: Vec<u8>,
+    /// Who the run runs as on every shard (`crate::acl`).
+    pub run_as: RunAs,
 }
 
 /// What one shard tells another.
@@ -61,8 +64,8 @@ pub enum Query {
     AbortExecution(String),
     /// Install this session blob (a registration made on the asking shard).
     Session(Vec<u8>),
-    /// Run this command here (a flow's `execute()` on a key this shard owns).
-    Call(Vec<Vec<u8>>),
+    /// Run this command here as this user (a flow's `execute()` on a key this shard owns).
+    Call(RunAs, Vec<Vec<u8>>),
     /// `RG.PAUSEREGISTRATIONS <id>` (true) or `RG.UNPAUSEREGISTRATIONS <id>` (false).
     Pause(String, bool),
     /// `RG.CLEARREGISTRATIONSSTATS`.
@@ -74,7 +77,8 @@ pub enum Query {
 }
 
 const MAGIC: &[u8; 2] = b"GS";
-const VERSION: u8 = 1;
+/// 2: runs and forwarded calls carry the ACL user they run as.
+const VERSION: u8 = 2;
 
 impl Message {
     pub fn encode(&self) -> Vec<u8> {
@@ -100,6 +104,7 @@ impl Message {
                 shards,
                 ranges,
                 wire,
+                run_as,
             }) => {
                 out.push(2);
                 put(&mut out, id.as_bytes());
@@ -115,6 +120,7 @@ impl Message {
                     out.extend_from_slice(&i.to_le_bytes());
                 }
                 put(&mut out, wire);
+                put(&mut out, &run_as::encode(run_as));
             }
             Message::Done { id } => {
                 out.push(3);
@@ -143,9 +149,10 @@ impl Message {
                     Query::DropExecution(id) => (1, id.as_bytes()),
                     Query::AbortExecution(id) => (2, id.as_bytes()),
                     Query::Session(blob) => (3, blob.as_slice()),
-                    Query::Call(argv) => {
-                        args = put_list(argv);
-                        (4, args.as_slice())
+                    Query::Call(run_as, argv) => {
+                        let user = run_as::encode(run_as);
+                        args = put_list(std::iter::once(&user).chain(argv));
+                        (10, args.as_slice())
                     }
                     Query::Install(names) => {
                         args = put_list(names.iter().map(|n| n.as_bytes()));
@@ -200,6 +207,7 @@ impl Message {
                     shards,
                     ranges,
                     wire: r.field()?.to_vec(),
+                    run_as: run_as::decode(r.field()?)?,
                 })
             }
             3 => Message::Done { id: r.text()? },
@@ -219,7 +227,11 @@ impl Message {
                     1 => Query::DropExecution(text()?),
                     2 => Query::AbortExecution(text()?),
                     3 => Query::Session(field.to_vec()),
-                    4 => Query::Call(take_list(field)?),
+                    10 => {
+                        let mut items = take_list(field)?.into_iter();
+                        let run_as = run_as::decode(&items.next()?)?;
+                        Query::Call(run_as, items.collect())
+                    }
                     8 => Query::Install(
                         take_list(field)?
                             .into_iter()
@@ -289,6 +301,7 @@ mod tests {
                 shards: vec!["a".into(), "b".into()],
                 ranges: vec![(0, 8191, 0), (8192, 16383, 1)],
                 wire: vec![1, 2, 3],
+                run_as: RunAs::user("app"),
             }),
             Message::Done { id: "x-1".into() },
             Message::PartFailed {
@@ -311,7 +324,14 @@ mod tests {
             },
             Message::Ask {
                 req: 5,
-                query: Query::Call(vec![b"SET".to_vec(), b"k".to_vec(), vec![]]),
+                query: Query::Call(
+                    RunAs::user("u"),
+                    vec![b"SET".to_vec(), b"k".to_vec(), vec![]],
+                ),
+            },
+            Message::Ask {
+                req: 8,
+                query: Query::Call(RunAs::Superuser, vec![b"PING".to_vec()]),
             },
             Message::Ask {
                 req: 6,

@@ -1,6 +1,7 @@
 //! Byte codecs for what the module reads from outside the process: cluster bus messages
 //! ([`bus`]), the replies they carry ([`reply`]), the sessions blob of the RDB aux data,
-//! replication and AOF ([`sessions`]), and time-event values ([`time_event`]).
+//! replication and AOF ([`sessions`]), time-event values ([`time_event`]), and the ACL
+//! identity all of them carry ([`run_as`]).
 //!
 //! They live here, not in the module, so that cargo-fuzz targets (`fuzz/`) and stable
 //! property tests (`engine/tests/wire_props.rs`) reach them without Redis or Python: the
@@ -12,10 +13,12 @@
 
 pub mod bus;
 pub mod reply;
+pub mod run_as;
 pub mod sessions;
 pub mod time_event;
 
 pub use reply::Reply;
+pub use run_as::RunAs;
 
 /// A cursor over untrusted bytes: every read checks the remaining length.
 pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);

@@ -2,14 +2,20 @@
 //! AOF (`RG.INNERREGISTER <blob>`), and to other shards (`bus::Query::Session`). A session
 //! is stored as its source code plus its registration ids, never as pickled bytecode.
 //!
-//! Layout (little-endian): `'S' version=2 | count u32 | per session: id, desc flag +
-//! desc, code, reg count u32, reg ids, requirement count u32, requirement names` (strings
-//! are u32 length + bytes).
+//! Layout (little-endian): `'S' version | count u32 | per session: id, desc flag +
+//! desc, code, reg count u32, reg ids, requirement count u32, requirement names, user`
+//! (strings are u32 length + bytes). The user (version 3) is who the session's code runs
+//! as: a flag byte, `1` + its ACL user name, or `0` for unrestricted. Version 2 blobs
+//! (before ACL support) load with the `default` user, whom every client was before it
+//! authenticated.
 
+use super::run_as::{RunAs, LEGACY_USER};
 use super::{put, Reader};
 
 const MAGIC: u8 = b'S';
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
+/// Blobs without the session's user.
+const VERSION_NO_USER: u8 = 2;
 
 /// What is saved of a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +25,7 @@ pub struct SavedSession {
     pub code: String,
     pub registrations: Vec<String>,
     pub requirements: Vec<String>,
+    pub run_as: RunAs,
 }
 
 fn put_list(out: &mut Vec<u8>, items: &[String]) {
@@ -48,6 +55,13 @@ pub fn encode(sessions: &[SavedSession]) -> Vec<u8> {
         put_str(&mut out, &s.code);
         put_list(&mut out, &s.registrations);
         put_list(&mut out, &s.requirements);
+        match &s.run_as {
+            RunAs::Superuser => out.push(0),
+            RunAs::User(name) => {
+                out.push(1);
+                put_str(&mut out, name);
+            }
+        }
     }
     out
 }
@@ -64,9 +78,10 @@ fn list(r: &mut Reader<'_>) -> Option<Vec<String>> {
 /// Decodes a blob; `None` if it is malformed.
 pub fn decode(bytes: &[u8]) -> Option<Vec<SavedSession>> {
     let mut r = Reader(bytes);
-    if r.take(2)? != [MAGIC, VERSION] {
-        return None;
-    }
+    let version = match r.take(2)? {
+        [MAGIC, v @ (VERSION | VERSION_NO_USER)] => *v,
+        _ => return None,
+    };
     let n = r.u32()? as usize;
     let mut out = Vec::with_capacity(n.min(1024));
     for _ in 0..n {
@@ -78,12 +93,21 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<SavedSession>> {
         let code = r.text()?;
         let registrations = list(&mut r)?;
         let requirements = list(&mut r)?;
+        let run_as = match version {
+            VERSION_NO_USER => RunAs::user(LEGACY_USER),
+            _ => match r.take(1)?[0] {
+                0 => RunAs::Superuser,
+                1 => RunAs::user(&r.text()?),
+                _ => return None,
+            },
+        };
         out.push(SavedSession {
             requirements,
             id,
             desc,
             code,
             registrations,
+            run_as,
         });
     }
     r.is_empty().then_some(out)
@@ -102,6 +126,7 @@ mod tests {
                 code: "GB().register()".into(),
                 registrations: vec!["x-1".into()],
                 requirements: vec!["six".into()],
+                run_as: RunAs::user("app"),
             },
             SavedSession {
                 id: "b".into(),
@@ -109,6 +134,7 @@ mod tests {
                 code: "print(1)\n".into(),
                 registrations: vec![],
                 requirements: vec![],
+                run_as: RunAs::Superuser,
             },
         ];
         assert_eq!(decode(&encode(&s)), Some(s.clone()));
@@ -117,5 +143,21 @@ mod tests {
             assert!(decode(&blob[..cut]).is_none(), "truncated at {cut}");
         }
         assert!(decode(b"XX").is_none());
+    }
+
+    #[test]
+    fn blobs_without_a_user_load_as_default() {
+        let mut v2 = vec![MAGIC, VERSION_NO_USER, 1, 0, 0, 0];
+        for field in [&b"s1"[..], b""] {
+            v2.extend_from_slice(&(field.len() as u32).to_le_bytes());
+            v2.extend_from_slice(field);
+            if field == b"s1" {
+                v2.push(0); // no description
+            }
+        }
+        v2.extend_from_slice(&[0; 8]); // no registrations, no requirements
+        let s = decode(&v2).expect("a version 2 blob");
+        assert_eq!(s[0].id, "s1");
+        assert_eq!(s[0].run_as, RunAs::user("default"));
     }
 }

@@ -116,7 +116,10 @@ fn answer(ctx: &Context, q: Query) -> Reply {
         Query::Session(blob) => {
             crate::commands::internal::install_blob(ctx, &blob).map(|()| Reply::Status("OK".into()))
         }
-        Query::Call(args) => Ok(crate::reply::from_call_reply(crate::host::call(&args))),
+        Query::Call(run_as, args) => Ok(crate::reply::from_call_reply(crate::host::call(
+            Some(&run_as),
+            &args,
+        ))),
         Query::Pause(id, pause) => crate::commands::registrations::pause_local(&id, pause),
         Query::ClearStats => crate::commands::registrations::clear_stats_local(),
         Query::Install(_) => Err("requirements are installed on a worker".into()),

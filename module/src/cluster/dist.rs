@@ -15,6 +15,7 @@ use gearpy::{ControlledRuntime, ExecControl};
 use super::bus::{self, Message, RunOrder};
 use super::transport::{self, BusTransport};
 use super::Topology;
+use crate::acl::{self, AsUser, RunAs, Scope};
 use crate::executions::Entry;
 
 /// The channel key of execution `id` on every shard (FNV-1a: stable across processes).
@@ -115,8 +116,9 @@ fn pending() -> std::sync::MutexGuard<'static, HashMap<String, Pending>> {
         .unwrap_or_else(|e| e.into_inner())
 }
 
-/// Ships run `id` to every other shard and returns this shard's shuffle context.
-pub fn launch(id: &str, topo: &Topology, wire: Vec<u8>) -> ShuffleCtx {
+/// Ships run `id` (running as `run_as` everywhere) to every other shard and returns this
+/// shard's shuffle context.
+pub fn launch(id: &str, topo: &Topology, wire: Vec<u8>, run_as: &RunAs) -> ShuffleCtx {
     pending().insert(
         id.to_owned(),
         Pending {
@@ -137,10 +139,11 @@ pub fn launch(id: &str, topo: &Topology, wire: Vec<u8>) -> ShuffleCtx {
             .map(|(a, b, i)| (a, b, i as u32))
             .collect(),
         wire,
+        run_as: run_as.clone(),
     });
     for (i, s) in topo.shards.iter().enumerate() {
         if i != topo.me && !bus::send(Some(&s.id), &m) {
-            redis_module::logging::log_warning(format!(
+            crate::ffi::log::warning(&format!(
                 "Gearshift: could not send execution {id} to shard {}",
                 s.id
             ));
@@ -229,7 +232,7 @@ pub(crate) fn start_sweeper() {
                 }
             });
         if let Err(e) = spawned {
-            redis_module::logging::log_warning(format!("Gearshift: no sweeper thread: {e}"));
+            crate::ffi::log::warning(&format!("Gearshift: no sweeper thread: {e}"));
         }
     });
 }
@@ -309,11 +312,7 @@ pub fn on_run(order: RunOrder) {
     state.pool.spawn_fn(move || {
         crate::ffi::guard_worker(
             || run_part(order),
-            |p| {
-                redis_module::logging::log_warning(format!(
-                    "Gearshift: remote execution panicked: {p}"
-                ))
-            },
+            |p| crate::ffi::log::warning(&format!("Gearshift: remote execution panicked: {p}")),
         )
     });
 }
@@ -336,7 +335,11 @@ fn run_part(order: RunOrder) {
 /// Starts this shard's part; on `Err` nothing was started.
 fn start_part(order: &RunOrder, me: usize) -> Result<(), String> {
     let state = crate::state::get().ok_or("Gearshift is not initialised")?;
-    let req = gearpy::cluster::run_from_wire(&order.wire)?;
+    // Unpickling may run the initiator's code: as the run's user, like the rest.
+    let req = {
+        let _as = Scope::enter(order.run_as.clone());
+        gearpy::cluster::run_from_wire(&order.wire)?
+    };
     let ranges: Vec<(u16, u16, usize)> = order
         .ranges
         .iter()
@@ -351,9 +354,15 @@ fn start_part(order: &RunOrder, me: usize) -> Result<(), String> {
         Arc::new(SlotMap::from_ranges(&ranges)),
     );
     let entry = Entry::new(order.id.clone(), &req.plan);
-    let source = crate::scripts::source_for(req.reader, &req.plan);
+    let source = acl::source(
+        crate::scripts::source_for(req.reader, &req.plan),
+        &order.run_as,
+    );
     let control = ExecControl::new();
-    let host = ControlledRuntime(Arc::clone(&control));
+    let host = AsUser::new(
+        ControlledRuntime(Arc::clone(&control)),
+        order.run_as.clone(),
+    );
     let on_done = {
         let entry = Arc::clone(&entry);
         let (id, to) = (order.id.clone(), order.shards[initiator].clone());
@@ -380,7 +389,7 @@ fn start_part(order: &RunOrder, me: usize) -> Result<(), String> {
 /// This shard's part could not start: every shard that waits for its records is told (so
 /// none waits for the idle bound), and the initiator reports `error`.
 fn fail_part(order: &RunOrder, me: Option<usize>, error: String) {
-    redis_module::logging::log_warning(format!(
+    crate::ffi::log::warning(&format!(
         "Gearshift: part of execution {} failed here: {error}",
         order.id
     ));

@@ -3,7 +3,8 @@
 //! In a cluster, Redis refuses commands on keys this shard does not own ("Attempted to
 //! access a non local key"), which 1.2 returns as the error. Gearshift forwards such a
 //! command to the owner over the bus and waits (bounded by `ExecutionMaxIdleTime`) for its
-//! reply, so flows such as the walkthrough's event-driven maximum work on a cluster. Only
+//! reply, so flows such as the walkthrough's event-driven maximum work on a cluster. The
+//! command runs there as the same ACL user (`crate::acl`). Only
 //! threads that took the Redis lock for this call can wait: where the lock is already held
 //! (sync runs, `atomic()` blocks) the error is returned, as in 1.2.
 
@@ -15,6 +16,7 @@ use gearpy::host::CallReply;
 use redis_module::Context;
 
 use super::ask::{self, Query};
+use crate::acl::RunAs;
 
 const NON_LOCAL: &str = "Attempted to access a non local key in a cluster node";
 
@@ -45,12 +47,13 @@ pub fn owner(ctx: &Context, args: &[Vec<u8>]) -> Option<String> {
     (owner != topo.me).then(|| topo.shards[owner].id.clone())
 }
 
-/// Runs `args` on shard `owner` and waits for its reply (the caller holds no lock).
-pub fn forward(owner: String, args: &[Vec<u8>], timeout: Duration) -> CallReply {
+/// Runs `args` on shard `owner` as `run_as` and waits for its reply (the caller holds no
+/// lock).
+pub fn forward(owner: String, run_as: RunAs, args: &[Vec<u8>], timeout: Duration) -> CallReply {
     let (tx, rx) = mpsc::channel();
     ask::ask(
         vec![owner.clone()],
-        Query::Call(args.to_vec()),
+        Query::Call(run_as, args.to_vec()),
         timeout,
         Box::new(move |answers| {
             let _ = tx.send(answers);

@@ -143,11 +143,12 @@ pub fn refresh() -> Option<Arc<Topology>> {
 }
 
 fn read_topology() -> Option<Topology> {
-    let my_id = match crate::host::call(&[b"CLUSTER".to_vec(), b"MYID".to_vec()]) {
+    let my_id = match crate::host::call_internal(&[b"CLUSTER".to_vec(), b"MYID".to_vec()]) {
         CallReply::Bulk(b) => String::from_utf8(b).ok()?,
         _ => return None,
     };
-    let CallReply::Array(ranges) = crate::host::call(&[b"CLUSTER".to_vec(), b"SLOTS".to_vec()])
+    let CallReply::Array(ranges) =
+        crate::host::call_internal(&[b"CLUSTER".to_vec(), b"SLOTS".to_vec()])
     else {
         return None;
     };

@@ -6,6 +6,7 @@ use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 use super::{module_state, respond, respond_cluster_wide, text_args};
 use crate::cluster::ask::{self, Query};
 use crate::executions::{Entry, Status};
+use crate::ffi::command::error;
 use crate::ffi::guard;
 use crate::ffi::replies::{block, reply_blocked, Reply};
 use crate::host::with_lock_held;
@@ -20,7 +21,7 @@ fn entry(id: &str) -> Result<std::sync::Arc<Entry>, RedisError> {
     module_state()?
         .registry
         .get(id)
-        .ok_or(RedisError::Str(NO_SUCH_PLAN))
+        .ok_or_else(|| error(NO_SUCH_PLAN))
 }
 
 /// `RG.GETRESULTS <id>` (extra arguments ignored).
@@ -30,7 +31,7 @@ pub fn getresults(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         let id = a.first().ok_or(RedisError::WrongArity)?;
         match entry(id)?.result_reply() {
             Some(r) => respond(ctx, r),
-            None => Err(RedisError::Str("execution is still running")),
+            None => Err(error("execution is still running")),
         }
     })
 }
@@ -54,21 +55,33 @@ pub fn getresultsblocking(ctx: &Context, args: Vec<RedisString>) -> RedisResult 
 /// `RG.DUMPEXECUTIONS`: `[executionId, id, status, s, registered, 0|1]`, newest first.
 pub fn dumpexecutions(ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
     guard(|| {
-        let rows = module_state()?
-            .registry
-            .newest_first()
+        let state = module_state()?;
+        let row = |id: &str, status: &str, registered: bool| {
+            Reply::Array(vec![
+                bulk("executionId"),
+                bulk(id),
+                bulk("status"),
+                bulk(status),
+                bulk("registered"),
+                Reply::Int(registered as i64),
+            ])
+        };
+        // Batched events run before their entries exist: the running ones come first
+        // (they are the newest).
+        let mut rows: Vec<Reply> = state
+            .registrations
+            .all()
             .iter()
-            .map(|e| {
-                Reply::Array(vec![
-                    bulk("executionId"),
-                    bulk(&e.id),
-                    bulk("status"),
-                    bulk(e.status().name()),
-                    bulk("registered"),
-                    Reply::Int(e.registered as i64),
-                ])
-            })
+            .filter_map(|r| r.in_flight.id())
+            .map(|id| row(&id, Status::Running.name(), true))
             .collect();
+        rows.extend(
+            state
+                .registry
+                .newest_first()
+                .iter()
+                .map(|e| row(&e.id, e.status().name(), e.registered)),
+        );
         respond(ctx, Reply::Array(rows))
     })
 }
@@ -82,7 +95,7 @@ pub fn dropexecution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         }
         let e = entry(&a[0])?;
         if matches!(e.status(), Status::Running | Status::Created) {
-            return Err(RedisError::Str(
+            return Err(error(
                 "can not drop a not yet finished execution, abort it first.",
             ));
         }
@@ -113,11 +126,21 @@ pub fn drop_local(id: &str) -> Result<Reply, String> {
 /// Aborts `id` on this shard (OK for a finished one, as 1.2).
 pub fn abort_local(id: &str) -> Result<Reply, String> {
     let state = crate::state::get().ok_or("Gearshift is not initialised")?;
-    let e = state
-        .registry
-        .get(id)
-        .ok_or_else(|| "execution does not exist".to_owned())?;
-    e.abort();
+    match state.registry.get(id) {
+        Some(e) => {
+            e.abort();
+        }
+        None => {
+            let in_flight = state
+                .registrations
+                .all()
+                .iter()
+                .any(|r| r.in_flight.abort(id));
+            if !in_flight {
+                return Err("execution does not exist".to_owned());
+            }
+        }
+    }
     Ok(Reply::Status("OK".into()))
 }
 
@@ -128,6 +151,22 @@ pub fn abortexecution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         let a = text_args(&args);
         if a.len() != 1 {
             return Err(RedisError::WrongArity);
+        }
+        // Python running long on the main thread (this command runs while it yields): it
+        // is stopped by its id, or by SCRIPT KILL / FUNCTION KILL, which the command filter
+        // turns into this command with `KILL_BUSY`.
+        if a[0] == crate::ffi::filter::KILL_BUSY {
+            return respond(
+                ctx,
+                if gearpy::busy::kill(None) {
+                    Reply::Status("OK".into())
+                } else {
+                    Reply::Error("NOTBUSY No scripts in execution right now.".into())
+                },
+            );
+        }
+        if gearpy::busy::kill(Some(&a[0])) {
+            return respond(ctx, Reply::Status("OK".into()));
         }
         respond_cluster_wide(ctx, abort_local(&a[0]), Query::AbortExecution(a[0].clone()))
     })
@@ -147,16 +186,16 @@ pub fn getexecution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             Some(m) if m == "SHARD" => false,
             Some(m) if m == "CLUSTER" => {
                 if !clustered {
-                    return Err(RedisError::Str(
+                    return Err(error(
                         "no cluster detected - use `RG.GETEXECUTION <id> [SHARD]` instead",
                     ));
                 }
                 true
             }
-            Some(_) => return Err(RedisError::Str("unknown subcommand")),
+            Some(_) => return Err(error("unknown subcommand")),
         };
         if !whole_cluster {
-            let plan = local_plan(&a[0]).map_err(RedisError::String)?;
+            let plan = local_plan(&a[0]).map_err(error)?;
             return respond(ctx, Reply::Array(vec![plan]));
         }
         let local = local_plan(&a[0]).ok();

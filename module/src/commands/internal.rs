@@ -1,10 +1,12 @@
 //! Internal commands that carry sessions to replicas and the AOF (REFERENCE §1.2, §9):
 //! `RG.INNERREGISTER <blob>`, `RG.INNERUNREGISTER <id> [abortpending]` and
-//! `RG.INNERTIMEEVENT <key> <seconds> <pickled>` (a keyed time event, `time_events`).
+//! `RG.INNERTIMEEVENT <key> <seconds> <pickled> [<user>]` (a keyed time event,
+//! `time_events`).
 
 use redis_module::{Context, RedisError, RedisResult, RedisString, ThreadSafeContext};
 
 use super::{module_state, respond};
+use crate::ffi::command::error;
 use crate::ffi::guard;
 use crate::ffi::replies::Reply;
 use crate::persist;
@@ -16,7 +18,7 @@ pub fn innerregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             return Err(RedisError::WrongArity);
         }
         let state = module_state()?;
-        persist::load(ctx, state, args[1].as_slice()).map_err(RedisError::String)?;
+        persist::load(ctx, state, args[1].as_slice()).map_err(error)?;
         respond(ctx, Reply::Status("OK".into()))
     })
 }
@@ -35,23 +37,23 @@ pub fn innerunregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     })
 }
 
-/// `RG.INNERTIMEEVENT <key> <seconds> <pickled>`: (re)creates a time event key.
+/// `RG.INNERTIMEEVENT <key> <seconds> <pickled> [<user>]`: (re)creates a time event key
+/// (its callback runs as `<user>`, `crate::acl::encode`d; without one, as `default`).
 pub fn innertimeevent(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     guard(|| {
-        if args.len() != 4 {
+        if args.len() != 4 && args.len() != 5 {
             return Err(RedisError::WrongArity);
         }
+        let run_as = match args.get(4).map(|u| crate::acl::decode(u.as_slice())) {
+            None => crate::acl::RunAs::user(crate::acl::LEGACY_USER),
+            Some(Some(run_as)) => run_as,
+            Some(None) => return respond(ctx, Reply::Error("ERR bad time event user".into())),
+        };
         let secs = args[2]
             .parse_unsigned_integer()
-            .map_err(|_| RedisError::Str("ERR bad time event period"))?;
-        // Refused before anything is stored: a period no timer can hold would make every
-        // later RDB load fail (found by fuzz/fuzz_targets/time_event_value.rs).
-        if let Err(e) = engine::wire::time_event::period(secs) {
-            return respond(ctx, Reply::Error(format!("ERR {e}")));
-        }
+            .map_err(|_| error("ERR bad time event period"))?;
         let pickled = args[3].as_slice().to_vec();
-        crate::time_events::restore_key(ctx, &args[1], secs, pickled)
-            .map_err(RedisError::String)?;
+        crate::time_events::restore_key(ctx, &args[1], secs, pickled, run_as).map_err(error)?;
         ctx.replicate_verbatim();
         respond(ctx, Reply::Status("OK".into()))
     })

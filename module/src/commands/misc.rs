@@ -95,15 +95,16 @@ pub fn pyfreeinterpreter(ctx: &Context, _args: Vec<RedisString>) -> RedisResult 
 pub fn pystats(ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
     guard(|| {
         let f = |k: &str| Reply::Bulk(k.as_bytes().to_vec());
+        let (total, peak, current) = gearpy::pymem::stats();
         respond(
             ctx,
             Reply::Array(vec![
                 f("TotalAllocated"),
-                Reply::Int(0),
+                Reply::Int(total),
                 f("PeakAllocated"),
-                Reply::Int(0),
+                Reply::Int(peak),
                 f("CurrAllocated"),
-                Reply::Int(0),
+                Reply::Int(current),
             ]),
         )
     })

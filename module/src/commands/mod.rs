@@ -13,6 +13,7 @@ pub mod trigger;
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
 use crate::cluster::ask::{self, Query};
+use crate::ffi::command::error;
 use crate::ffi::replies::{block, reply_blocked, write, Reply};
 use crate::state::{self, ModuleState};
 
@@ -24,7 +25,7 @@ pub(crate) fn respond(ctx: &Context, r: Reply) -> RedisResult {
 
 /// The module state, or an error before a successful load.
 pub(crate) fn module_state() -> Result<&'static ModuleState, RedisError> {
-    state::get().ok_or(RedisError::Str("Gearshift is not initialised"))
+    state::get().ok_or_else(|| error("Gearshift is not initialised"))
 }
 
 /// Arguments after the command name, as text.
@@ -40,7 +41,7 @@ pub(crate) fn respond_cluster_wide(
     local: Result<Reply, String>,
     q: Query,
 ) -> RedisResult {
-    let local = local.map_err(RedisError::String)?;
+    let local = local.map_err(error)?;
     if crate::cluster::current().is_none() {
         return respond(ctx, local);
     }

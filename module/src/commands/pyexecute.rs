@@ -6,6 +6,7 @@
 
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
 
+use crate::ffi::command::error;
 use crate::ffi::guard;
 use crate::ffi::replies::block;
 use crate::scripts::{Pending, ScriptJob};
@@ -74,18 +75,18 @@ pub fn command(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         }
         let flags = ctx.get_flags();
         if flags.intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING) {
-            return Err(RedisError::Str(IN_MULTI));
+            return Err(error(IN_MULTI));
         }
         let rest: Vec<String> = args[2..].iter().map(|a| a.to_string_lossy()).collect();
-        let opts = parse_options(&rest).map_err(RedisError::String)?;
-        let state = state::get().ok_or(RedisError::Str("Gearshift is not initialised"))?;
+        let opts = parse_options(&rest).map_err(error)?;
+        let state = state::get().ok_or_else(|| error("Gearshift is not initialised"))?;
         let session = SessionArgs {
             id: opts.id.clone(),
             desc: opts.description.clone(),
             upgrade: opts.upgrade,
             replace_with: opts.replace_with.clone(),
         };
-        state.sessions.check(&session).map_err(RedisError::String)?;
+        state.sessions.check(&session).map_err(error)?;
         let code = args[1].to_string_lossy();
         let client = Pending::new(block(ctx));
         let job = ScriptJob {
@@ -94,6 +95,7 @@ pub fn command(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             session,
             requirements: opts.requirements,
             force_reinstall: opts.force_reinstall,
+            run_as: crate::acl::of_client(ctx),
         };
         state.pool.spawn_fn(move || job.run(client));
         Ok(RedisValue::NoReply)

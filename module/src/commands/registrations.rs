@@ -5,6 +5,7 @@ use redis_module::{Context, RedisError, RedisResult, RedisString};
 use super::dump::{keys_dump, stream_dump};
 use super::{module_state, respond, respond_cluster_wide, text_args};
 use crate::cluster::ask::Query;
+use crate::ffi::command::error;
 use crate::ffi::guard;
 use crate::ffi::replies::Reply;
 
@@ -35,7 +36,7 @@ pub fn unregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             .is_some_and(|f| f.eq_ignore_ascii_case("abortpending"));
         let state = module_state()?;
         if !crate::registrations::unregister(state, &a[0], abort_pending) {
-            return Err(RedisError::Str("execution is not registered"));
+            return Err(error("execution is not registered"));
         }
         let mut rep: Vec<&[u8]> = vec![a[0].as_bytes()];
         if abort_pending {

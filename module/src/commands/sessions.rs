@@ -4,6 +4,7 @@ use redis_module::{Context, RedisError, RedisResult, RedisString};
 
 use super::dump::{keys_dump, stream_dump};
 use super::{module_state, respond, text_args};
+use crate::ffi::command::error;
 use crate::ffi::guard;
 use crate::ffi::replies::Reply;
 use crate::sessions::Session;
@@ -63,7 +64,7 @@ pub fn pydumpsessions(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
                     names = Some(a[i + 1..].to_vec());
                     break;
                 }
-                _ => return Err(RedisError::String(format!("Unknown option {}", a[i]))),
+                _ => return Err(error(format!("Unknown option {}", a[i]))),
             }
             i += 1;
         }
@@ -96,23 +97,23 @@ pub fn pyprofile(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         }
         let sub = a[0].to_ascii_uppercase();
         if sub != "STATS" && sub != "RESET" {
-            return Err(RedisError::Str("Wrong subcommand given to RG.PYPROFILE"));
+            return Err(error("Wrong subcommand given to RG.PYPROFILE"));
         }
         let session = module_state()?
             .sessions
             .get(&a[1])
-            .ok_or(RedisError::Str("session does not exists"))?;
+            .ok_or_else(|| error("session does not exists"))?;
         let globals = session
             .globals
             .clone()
-            .ok_or(RedisError::Str("session has no profile"))?;
+            .ok_or_else(|| error("session has no profile"))?;
         match sub.as_str() {
             "RESET" => {
-                gearpy::profile::reset(&globals).map_err(RedisError::String)?;
+                gearpy::profile::reset(&globals).map_err(error)?;
                 respond(ctx, Reply::Status("OK".into()))
             }
             _ => {
-                let text = gearpy::profile::stats(&globals).map_err(RedisError::String)?;
+                let text = gearpy::profile::stats(&globals).map_err(error)?;
                 respond(ctx, Reply::Bulk(text.into_bytes()))
             }
         }

@@ -12,6 +12,8 @@ use gearpy::PyRuntime;
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
 
 use super::{module_state, respond};
+use crate::acl::{AsUser, Scope};
+use crate::ffi::command::error;
 use crate::ffi::guard;
 use crate::ffi::replies::{block, reply_blocked, Blocked, Reply};
 use crate::host::with_lock_held;
@@ -34,7 +36,7 @@ fn record(args: &[RedisString]) -> Batch {
     let items = args
         .iter()
         .skip(1)
-        .map(|a| Datum::Str(a.to_string_lossy()))
+        .map(|a| Datum::text_or_bytes(a.as_slice().to_vec()))
         .collect();
     Batch::datums(vec![Datum::List(items)])
 }
@@ -62,12 +64,13 @@ pub fn trigger(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         let reg = state
             .registrations
             .by_trigger(&name)
-            .ok_or(RedisError::Str("ERR subcommand not found"))?;
+            .ok_or_else(|| error("ERR subcommand not found"))?;
         reg.stats().triggered += 1;
         let source = Box::new(ReadySource::new(record(&args)));
         if reg.mode == Mode::Sync {
             let started = Instant::now();
             let out = with_lock_held(ctx, || {
+                let _as = Scope::enter(reg.run_as.clone());
                 engine::reference::run_reference(source, &reg.plan, Some(&PyRuntime))
             })
             .unwrap_or_else(ExecutionOutput::failed);
@@ -82,7 +85,7 @@ pub fn trigger(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
                 | ContextFlags::DENY_BLOCKING
                 | ContextFlags::LOADING,
         ) {
-            return Err(RedisError::Str(NOT_SYNC_IN_MULTI));
+            return Err(error(NOT_SYNC_IN_MULTI));
         }
         run_async(ctx, state, reg, source)
     })
@@ -121,8 +124,9 @@ fn start(reg: Arc<Registration>, source: Box<ReadySource>, client: Blocked, seri
             done_reg.next_serial();
         }
     });
-    if let Err(e) = crate::executions::start_execution(source, &reg.plan, &PyRuntime, None, on_done)
-    {
+    let host = AsUser::new(PyRuntime, reg.run_as.clone());
+    let source = crate::acl::source(source, &reg.run_as);
+    if let Err(e) = crate::executions::start_execution(source, &reg.plan, &host, None, on_done) {
         if let Some(c) = slot.lock().ok().and_then(|mut g| g.take()) {
             reply_blocked(
                 c,

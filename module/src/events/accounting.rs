@@ -58,12 +58,37 @@ pub fn record(
     elapsed: Duration,
     caps: Caps,
 ) {
+    record_numbered(state, reg, outs, &[], elapsed, caps);
+}
+
+/// As [`record`], for events numbered as they started (`numbers[i]` is event i's
+/// execution number; events past its end get the next ones).
+pub fn record_numbered(
+    state: &ModuleState,
+    reg: &Registration,
+    outs: Vec<ExecutionOutput>,
+    numbers: &[u64],
+    elapsed: Duration,
+    caps: Caps,
+) {
     let n = outs.len();
     if n == 0 {
         return;
     }
     reg.stats().record_batch(&outs, elapsed.as_micros() as u64);
-    keep_batch(&state.registry, &mut reg.kept_ids(), &reg.shape, outs, caps);
+    let mut numbers = numbers.iter();
+    let mut next_id = || match numbers.next() {
+        Some(&n) => crate::cluster::numbered_id(n),
+        None => state.registry.next_id(),
+    };
+    keep_batch(
+        &state.registry,
+        &mut reg.kept_ids(),
+        &reg.shape,
+        outs,
+        caps,
+        &mut next_id,
+    );
 }
 
 /// Ids for `outs`, their entries kept in `registry` and their ids in `kept` (the
@@ -74,13 +99,14 @@ pub(crate) fn keep_batch(
     plan: &Arc<PlanShape>,
     outs: Vec<ExecutionOutput>,
     caps: Caps,
+    next_id: &mut dyn FnMut() -> String,
 ) {
     let n = outs.len();
     let per_reg = cap(caps.per_registration);
     let total = cap(caps.total);
     if n == 1 {
         // One execution (sync flows): kept as such.
-        let entry = Entry::new_registered(registry.next_id(), plan);
+        let entry = Entry::new_registered(next_id(), plan);
         entry.finish(outs.into_iter().next().unwrap_or_default());
         kept.push_back(entry.id.clone());
         registry.keep(entry, caps.total);
@@ -106,7 +132,7 @@ pub(crate) fn keep_batch(
     let mut len = old_present;
 
     for (j, out) in outs.into_iter().enumerate() {
-        let id = registry.next_id();
+        let id = next_id();
         if j < survivors_from {
             // Keep it (virtually), evicting the front while the registry is full.
             while total.is_some_and(|m| len >= m) {
@@ -248,6 +274,7 @@ mod tests {
                                 &PlanShape::of(&engine::plan::Plan::default()),
                                 outs,
                                 caps,
+                                &mut || b.next_id(),
                             );
                             let ctx = format!("{caps:?} others={others} prior={prior} n={n}");
                             assert_eq!(ids(&a), ids(&b), "{ctx}");

@@ -38,6 +38,7 @@ use redis_module::{Context, ContextGuard, ThreadSafeContext};
 use super::accounting::{self, Caps};
 use super::queue::MAX_PENDING_EVENTS;
 use super::{finish, track};
+use crate::acl::{self, AsUser, Scope};
 use crate::executions::Entry;
 use crate::ffi::scan::read_key;
 use crate::readers::keys::KeysSource;
@@ -210,13 +211,28 @@ fn run_batch(state: &ModuleState, reg: &Arc<Registration>, plan: &EventPlan, gua
 
     DRAINING.with(|d| d.set((Arc::as_ptr(reg) as usize, false)));
     let running = Instant::now();
+    // Each event is numbered as it starts, and is the registration's in-flight one (listed,
+    // abortable) while it runs.
+    let mut numbers = Vec::with_capacity(seqs.len());
     // An event discarded meanwhile (RG.UNREGISTER) does not start.
     let mut next = |cols: &mut KeyColumns, i: usize| {
-        i < cols.len()
+        let go = i < cols.len()
             && !reg.queue.discarded(seqs[i])
-            && (i == 0 || (!DRAINING.with(|d| d.get().1) && running.elapsed() < RUN_BUDGET))
+            && (i == 0 || (!DRAINING.with(|d| d.get().1) && running.elapsed() < RUN_BUDGET));
+        if go {
+            let n = state.registry.next_number();
+            numbers.push(n);
+            reg.in_flight.start(n);
+        } else {
+            reg.in_flight.stop();
+        }
+        go
     };
-    let outs = plan.run(&mut cols, 0, &mut next, caps.keep());
+    let outs = {
+        let _as = Scope::enter(reg.run_as.clone());
+        plan.run(&mut cols, 0, &mut next, caps.keep())
+    };
+    reg.in_flight.stop();
     DRAINING.with(|d| d.set((0, false)));
 
     // Events not run (the batch stopped early) go first next time, read again.
@@ -227,7 +243,7 @@ fn run_batch(state: &ModuleState, reg: &Arc<Registration>, plan: &EventPlan, gua
         drain.carry.push_back((seq, row.key.to_vec(), event));
     }
     drop(drain);
-    accounting::record(state, reg, outs, started.elapsed(), caps);
+    accounting::record_numbered(state, reg, outs, &numbers, started.elapsed(), caps);
 }
 
 /// Pops the batch's events (carried ones first) and reads their values into `cols`;
@@ -275,13 +291,17 @@ pub fn run_next(reg: Arc<Registration>) {
         let started = Instant::now();
         let entry = Entry::new_registered(state.registry.next_id(), &reg.shape);
         track(state, &reg, &entry);
-        let source = Box::new(KeysSource::for_event(key, event, reg.read_value));
+        let source = acl::source(
+            Box::new(KeysSource::for_event(key, event, reg.read_value)),
+            &reg.run_as,
+        );
         let (done_reg, done_entry) = (Arc::clone(&reg), Arc::clone(&entry));
         let on_done = Box::new(move |out: ExecutionOutput| {
             finish(&done_reg, &done_entry, out, started);
             run_next(done_reg);
         });
-        match crate::executions::start_execution(source, &reg.plan, &PyRuntime, None, on_done) {
+        let host = AsUser::new(PyRuntime, reg.run_as.clone());
+        match crate::executions::start_execution(source, &reg.plan, &host, None, on_done) {
             Ok(h) => {
                 entry.started(h, None);
                 return;

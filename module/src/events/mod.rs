@@ -15,6 +15,7 @@
 
 pub mod accounting;
 pub mod drain;
+pub mod in_flight;
 pub mod queue;
 
 use std::cell::RefCell;
@@ -26,6 +27,7 @@ use engine::exec::ExecutionOutput;
 use gearpy::{EventPlan, PyRuntime};
 use redis_module::{Context, ContextFlags, NotifyEvent};
 
+use crate::acl::Scope;
 use crate::executions::Entry;
 use crate::ffi::scan::{key_type_of, read_key};
 use crate::host::with_lock_held;
@@ -62,7 +64,10 @@ fn dispatch(ctx: &Context, event: &str, key: &[u8]) {
             if reg.commands.is_some() {
                 // Only events raised by one of its commands, linked to that command.
                 if reg.matches_event(event) {
-                    linked_hits.push(Arc::clone(reg));
+                    let f = flags.get_or_insert_with(|| ctx.get_flags());
+                    if may_read(reg, key, f.contains(ContextFlags::MULTI)) {
+                        linked_hits.push(Arc::clone(reg));
+                    }
                 }
                 continue;
             }
@@ -74,11 +79,15 @@ fn dispatch(ctx: &Context, event: &str, key: &[u8]) {
             if f.intersects(ContextFlags::LOADING | ContextFlags::SLAVE) {
                 return;
             }
+            let in_multi = f.contains(ContextFlags::MULTI);
             if reg.key_types.is_some() {
                 let t = *key_type.get_or_insert_with(|| key_type_of(ctx, key));
                 if !reg.wants_type(t) {
                     continue;
                 }
+            }
+            if !may_read(reg, key, in_multi) {
+                continue;
             }
             match reg.mode {
                 // Run after the list lock is released: the flow may write keys, whose
@@ -106,8 +115,15 @@ fn dispatch(ctx: &Context, event: &str, key: &[u8]) {
     }
 }
 
-/// Runs a sync registration inline: the key is read under the lock we hold, and
-/// `execute()` calls Redis directly on this context.
+/// Whether `reg`'s user may read `key` (lock held): a registration never sees keys its
+/// user may not read — it does not fire for them (`crate::acl`). The all-keys verdict is
+/// cached between ACL changes, except inside MULTI (`acl_cache`).
+fn may_read(reg: &Registration, key: &[u8], in_multi: bool) -> bool {
+    reg.read_cache.may_read(&reg.run_as, key, !in_multi)
+}
+
+/// Runs a sync registration inline (as its user): the key is read under the lock we
+/// hold, and `execute()` calls Redis directly on this context.
 fn run_sync(
     ctx: &Context,
     state: &ModuleState,
@@ -116,6 +132,7 @@ fn run_sync(
     event: &str,
     may_defer: bool,
 ) {
+    let _as = Scope::enter(reg.run_as.clone());
     let started = Instant::now();
     if let Some(plan) = &reg.fast {
         let ev = SyncEvent {
@@ -132,7 +149,9 @@ fn run_sync(
     let source = Box::new(ReadySource::new(Batch::new(BatchData::Keys(cols))));
     let entry = Entry::new_registered(state.registry.next_id(), &reg.shape);
     track(state, reg, &entry);
+    entry.running();
     let out = with_lock_held(ctx, || {
+        gearpy::busy::name_section(&entry.id);
         engine::reference::run_reference(source, &reg.plan, Some(&PyRuntime))
     })
     .unwrap_or_else(ExecutionOutput::failed);
@@ -216,7 +235,10 @@ fn continue_in_background(
     track(state, reg, &entry);
     let reg = Arc::clone(reg);
     state.pool.spawn_fn(move || {
-        let out = rest.finish();
+        let out = {
+            let _as = Scope::enter(reg.run_as.clone());
+            rest.finish()
+        };
         finish(&reg, &entry, out, started);
     });
 }

@@ -113,10 +113,6 @@ extern "C" fn receive(
                 crate::cluster::bus::on_message(&ctx, &sender, &payload)
             })
         },
-        |p| {
-            redis_module::logging::log_warning(format!(
-                "Gearshift: cluster message handler panicked: {p}"
-            ))
-        },
+        |p| crate::ffi::log::warning(&format!("Gearshift: cluster message handler panicked: {p}")),
     );
 }

@@ -62,6 +62,13 @@ const CONFIGS: &[NumericConfig] = &[
         immutable: false,
     },
     NumericConfig {
+        name: c"execute-as-superuser",
+        key: "ExecuteAsSuperuser",
+        min: 0,
+        max: 1,
+        immutable: false,
+    },
+    NumericConfig {
         name: c"python-attempt-traceback",
         key: "PythonAttemptTraceback",
         min: 0,

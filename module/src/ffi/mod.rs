@@ -3,9 +3,14 @@
 //! abort of redis-server. This is the module's named `unsafe` area.
 #![allow(unsafe_code)]
 
+pub mod acl;
+pub mod busy;
 pub mod cluster;
+pub mod command;
 pub mod configs;
 pub mod filter;
+pub mod log;
+pub mod memory;
 pub mod rdb;
 pub mod replies;
 pub mod scan;
@@ -13,19 +18,21 @@ pub mod timeev;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use redis_module::{Context, RedisError, RedisResult, Status};
+use redis_module::{RedisResult, Status};
 
-fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
+pub(crate) fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
     p.downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".to_owned())
 }
 
-/// Runs a command body; a panic becomes an error reply.
+/// Runs a command body; a panic becomes an error. (`command::run`, which wraps every
+/// handler in the command table, is the boundary that writes replies; this inner catch only
+/// keeps a handler's panic message close to it.)
 pub fn guard(f: impl FnOnce() -> RedisResult) -> RedisResult {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| {
-        Err(RedisError::String(format!(
+        Err(command::error(format!(
             "Gearshift internal error: {}",
             panic_text(p)
         )))
@@ -33,15 +40,15 @@ pub fn guard(f: impl FnOnce() -> RedisResult) -> RedisResult {
 }
 
 /// Runs module initialisation; an error or panic is logged and fails the load.
-pub fn guard_status(ctx: &Context, f: impl FnOnce() -> Result<(), String>) -> Status {
+pub fn guard_status(f: impl FnOnce() -> Result<(), String>) -> Status {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => Status::Ok,
         Ok(Err(e)) => {
-            ctx.log_warning(&format!("Gearshift failed to load: {e}"));
+            log::warning(&format!("Gearshift failed to load: {e}"));
             Status::Err
         }
         Err(p) => {
-            ctx.log_warning(&format!(
+            log::warning(&format!(
                 "Gearshift failed to load (panic): {}",
                 panic_text(p)
             ));

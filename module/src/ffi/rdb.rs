@@ -68,7 +68,7 @@ extern "C" fn aux_load(io: *mut raw::RedisModuleIO, _encver: c_int, when: c_int)
         // A load replaces whatever this shard had.
         persist::clear(state);
         if let Err(e) = persist::load(ctx, state, &bytes) {
-            ctx.log_warning(&format!("Gearshift: {e}; registrations were not restored"));
+            crate::ffi::log::warning(&format!("Gearshift: {e}; registrations were not restored"));
         }
     }));
     raw::Status::Ok as c_int

@@ -46,6 +46,21 @@ pub fn write(ctx: &Context, r: &Reply) {
     }
 }
 
+/// Writes an error reply whose text is raw bytes (Redis echoes client bytes in some errors,
+/// UTF-8 or not). CR/LF become spaces and the text ends at a NUL, as Redis's own do.
+pub fn write_error_bytes(ctx: &Context, text: &[u8]) {
+    let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
+    let clean: Vec<u8> = text[..end]
+        .iter()
+        .map(|&b| if matches!(b, b'\r' | b'\n') { b' ' } else { b })
+        .collect();
+    let e = CString::new(clean).unwrap_or_default();
+    // SAFETY: `ctx.ctx` is the live context of the command; `e` is valid for the call.
+    unsafe {
+        raw::RedisModule_ReplyWithError.expect("reply api")(ctx.ctx, e.as_ptr());
+    }
+}
+
 /// RESP simple strings and errors cannot hold CR/LF or NUL; Redis itself replaces line
 /// breaks with spaces in errors.
 fn c_text(s: &str) -> CString {

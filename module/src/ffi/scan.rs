@@ -10,6 +10,9 @@ use engine::batch::{KeyColumns, KeyType};
 use engine::glob::glob_match;
 use redis_module::{raw, CallOptionsBuilder, CallReply, CallResult, Context};
 
+use super::acl::ModuleUser;
+use crate::acl::KeyGate;
+
 /// An RM_Scan cursor. Owned by one reader; used only under the Redis lock.
 pub struct ScanCursor(*mut raw::RedisModuleScanCursor);
 
@@ -48,15 +51,18 @@ struct ScanState<'a> {
     ctx: &'a Context,
     pattern: &'a [u8],
     match_all: bool,
+    /// The user whose read permission each key needs; `None`: every key may be read.
+    user: Option<&'a ModuleUser>,
     out: &'a mut KeyColumns,
 }
 
-/// Scans on from `cursor`, appending matching keys (and values) to `out` until the budget
-/// is used; returns false once the keyspace is exhausted.
+/// Scans on from `cursor`, appending matching keys (and values) that `gate` lets through
+/// to `out` until the budget is used; returns false once the keyspace is exhausted.
 pub fn scan_some(
     ctx: &Context,
     cursor: &mut ScanCursor,
     pattern: &[u8],
+    gate: &KeyGate,
     out: &mut KeyColumns,
     budget: ScanBudget,
 ) -> bool {
@@ -65,6 +71,7 @@ pub fn scan_some(
         ctx,
         pattern,
         match_all: pattern == b"*",
+        user: gate.user(),
         out,
     };
     loop {
@@ -98,6 +105,12 @@ extern "C" fn on_key(
     let name = string_bytes(keyname);
     if !state.match_all && !glob_match(state.pattern, name) {
         return;
+    }
+    if let Some(user) = state.user {
+        // SAFETY: `keyname` is the live key name string of this callback.
+        if !unsafe { user.may_read_string(keyname) } {
+            return;
+        }
     }
     let read_value = state.out.values.is_some();
     let name = name.to_vec();

@@ -1,8 +1,9 @@
 //! The `rg_timeev` module data type: keys holding a time event (`registerTE(…, keyName)`).
 //! These are the raw callbacks Redis invokes; the logic lives in `time_events`.
 //!
-//! RDB layout (encoding version 1): the period in seconds (unsigned), then the callback's
-//! cloudpickled bytes (string buffer).
+//! RDB layout (encoding version 2): the period in seconds (unsigned), the callback's
+//! cloudpickled bytes (string buffer), then who it runs as (`crate::acl::encode`, string
+//! buffer). Version 1 values (no user) load as run by the `default` user.
 
 use std::ffi::{c_char, c_void};
 use std::os::raw::c_int;
@@ -14,7 +15,9 @@ use redis_module::{raw, Context};
 
 use crate::time_events::{self, TimeEvent, TimeEventKey};
 
-const ENCODING_VERSION: c_int = 1;
+const ENCODING_VERSION: c_int = 2;
+/// Values saved before ACL support (no user).
+const ENCODING_NO_USER: c_int = 1;
 
 /// The data type (exactly 9 characters, as Redis requires; 1.2's name).
 pub static TIME_EVENT_TYPE: RedisType = RedisType::new(
@@ -57,34 +60,49 @@ extern "C" fn rdb_save(io: *mut raw::RedisModuleIO, value: *mut c_void) {
     let ev = unsafe { event(value) };
     raw::save_unsigned(io, ev.period.as_secs());
     raw::save_slice(io, &ev.pickled);
+    raw::save_slice(io, &crate::acl::encode(&ev.run_as));
 }
 
 extern "C" fn rdb_load(io: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
-    if encver != ENCODING_VERSION {
+    if encver != ENCODING_VERSION && encver != ENCODING_NO_USER {
         return std::ptr::null_mut();
     }
     let (Ok(secs), Ok(pickled)) = (raw::load_unsigned(io), raw::load_string_buffer(io)) else {
         return std::ptr::null_mut();
     };
-    let ev = TimeEvent::new(Duration::from_secs(secs), pickled.as_ref().to_vec(), None);
-    // SAFETY: reading the function pointer Redis filled in at module load.
-    let Some(context_of) = (unsafe { raw::RedisModule_GetContextFromIO }) else {
-        return std::ptr::null_mut();
-    };
-    // SAFETY: `io` is the live IO handle of this callback; the context it yields is valid
-    // for the callback's duration and belongs to this module (timers need that).
-    let ctx = Context::new(unsafe { context_of(io) });
-    // A period no timer can hold (written before RG.INNERTIMEEVENT checked it) is loaded
-    // as an inert key instead of failing the whole RDB.
-    if let Err(e) = engine::wire::time_event::period(secs) {
-        ctx.log_warning(&format!("Gearshift: time event not started: {e}"));
-        return Box::into_raw(Box::new(TimeEventKey(ev))).cast();
+    // One odd value must never fail the whole RDB (NULL would): a period no timer accepts is
+    // clamped (and saved clamped from then on); a callback that does not unpickle stops its
+    // timer with a log line when it first fires; an unreadable user runs as no user (every
+    // call refused), never unrestricted.
+    let period = Duration::from_secs(secs);
+    if time_events::clamp_period(period) != period {
+        crate::ffi::log::warning(&format!(
+            "Gearshift: a time event key had period {secs} s, out of range; clamped"
+        ));
     }
-    let scheduled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        time_events::schedule(&ctx, Arc::clone(&ev));
-    }));
-    if scheduled.is_err() {
-        return std::ptr::null_mut();
+    let run_as = if encver == ENCODING_NO_USER {
+        crate::acl::RunAs::user(crate::acl::LEGACY_USER)
+    } else {
+        let Ok(user) = raw::load_string_buffer(io) else {
+            return std::ptr::null_mut();
+        };
+        crate::acl::decode(user.as_ref()).unwrap_or_else(|| {
+            crate::ffi::log::warning("Gearshift: a time event key had an unreadable ACL user");
+            crate::acl::RunAs::user(crate::acl::NO_USER)
+        })
+    };
+    let ev = TimeEvent::new(period, pickled.as_ref().to_vec(), run_as, None);
+    // SAFETY: reading the function pointer Redis filled in at module load.
+    if let Some(context_of) = unsafe { raw::RedisModule_GetContextFromIO } {
+        // SAFETY: `io` is the live IO handle of this callback; the context it yields is
+        // valid for the callback's duration and belongs to this module (timers need that).
+        let ctx = Context::new(unsafe { context_of(io) });
+        let scheduled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            time_events::schedule(&ctx, Arc::clone(&ev));
+        }));
+        if scheduled.is_err() {
+            crate::ffi::log::warning("Gearshift: a loaded time event key could not start");
+        }
     }
     Box::into_raw(Box::new(TimeEventKey(ev))).cast()
 }
@@ -98,23 +116,27 @@ extern "C" fn aof_rewrite(
     // SAFETY: Redis passes a value of this type, alive for the callback.
     let ev = unsafe { event(value) };
     let secs = ev.period.as_secs() as std::os::raw::c_longlong;
+    let user = crate::acl::encode(&ev.run_as);
     let Some(emit) = (
         // SAFETY: reading the function pointer Redis filled in at module load.
         unsafe { raw::RedisModule_EmitAOF }
     ) else {
         return;
     };
-    // SAFETY: the format "slb" takes a module string (`key`, alive for the callback), a
-    // long long and a buffer with its length; the C strings are NUL-terminated literals.
+    // SAFETY: the format "slbb" takes a module string (`key`, alive for the callback), a
+    // long long and two buffers with their lengths (alive for the call); the C strings are
+    // NUL-terminated literals.
     unsafe {
         emit(
             aof,
             c"RG.INNERTIMEEVENT".as_ptr(),
-            c"slb".as_ptr(),
+            c"slbb".as_ptr(),
             key,
             secs,
             ev.pickled.as_ptr().cast::<c_char>(),
             ev.pickled.len(),
+            user.as_ptr().cast::<c_char>(),
+            user.len(),
         )
     };
 }

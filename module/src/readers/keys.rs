@@ -1,13 +1,17 @@
 //! KeysReader for `run()`: scans the keyspace (glob pattern) or reads one exact key
 //! (`noScan`), with values (`readValue`), a bounded batch per Redis-lock hold.
+//!
+//! Keys the execution's ACL user may not read are skipped, as if they did not exist
+//! (`crate::acl`): a run sees the part of the keyspace its user may read.
 
 use std::time::Duration;
 
 use engine::batch::{Batch, BatchData, KeyColumns};
 use engine::exec::Source;
-use engine::Result;
+use engine::{EngineError, Result};
 use redis_module::{DetachedFromClient, ThreadSafeContext};
 
+use crate::acl::KeyGate;
 use crate::ffi::scan::{read_key, scan_some, ScanBudget, ScanCursor};
 
 /// Keys per batch and the longest single lock hold.
@@ -54,15 +58,19 @@ impl Source for KeysSource {
             let mut cols = KeyColumns::new(self.read_value);
             {
                 let guard = self.tsc.lock();
+                // Resolved per lock hold: a user handle is valid only while the lock is.
+                let gate = KeyGate::for_thread().map_err(EngineError::Execution)?;
                 if self.no_scan {
-                    read_key(&guard, &self.pattern, &mut cols, self.read_value);
-                    if let Some(e) = &self.event {
-                        cols.push_event(e);
+                    if gate.may_read(&self.pattern) {
+                        read_key(&guard, &self.pattern, &mut cols, self.read_value);
+                        if let Some(e) = &self.event {
+                            cols.push_event(e);
+                        }
                     }
                     self.done = true;
                 } else {
                     let cursor = self.cursor.get_or_insert_with(ScanCursor::new);
-                    self.done = !scan_some(&guard, cursor, &self.pattern, &mut cols, BUDGET);
+                    self.done = !scan_some(&guard, cursor, &self.pattern, &gate, &mut cols, BUDGET);
                 }
             }
             if !cols.is_empty() {

@@ -17,6 +17,7 @@ use engine::plan::Plan;
 use gearpy::{RegisterRequest, StreamOptions};
 use redis_module::{Context, ContextFlags, NotifyEvent};
 
+use crate::acl::RunAs;
 use crate::registrations::{Mode, Stats};
 
 /// Status shown at the end of the registration's dump.
@@ -64,6 +65,8 @@ struct State {
 pub struct StreamRegistration {
     pub id: String,
     pub session: String,
+    /// Who registered it: its batches run as this ACL user (`crate::acl`).
+    pub run_as: RunAs,
     pub desc: Option<String>,
     pub prefix: String,
     pub opts: StreamOptions,
@@ -76,10 +79,17 @@ pub struct StreamRegistration {
 }
 
 impl StreamRegistration {
-    pub fn new(id: String, session: String, req: RegisterRequest, opts: StreamOptions) -> Self {
+    pub fn new(
+        id: String,
+        session: String,
+        req: RegisterRequest,
+        opts: StreamOptions,
+        run_as: RunAs,
+    ) -> Self {
         StreamRegistration {
             id,
             session,
+            run_as,
             desc: req.desc,
             prefix: req.prefix,
             opts,
@@ -130,6 +140,18 @@ impl StreamRegistration {
             Some(p) => key.starts_with(p.as_bytes()),
             None => key == self.prefix.as_bytes(),
         }
+    }
+
+    /// Whether its user may process stream `key` (lock held): read it, and update it as
+    /// the consumer group and acks do (and delete entries, when it trims). Streams it may
+    /// not are left alone, as if they did not match.
+    pub fn may_use(&self, key: &[u8]) -> bool {
+        let trims = if self.opts.trim {
+            crate::acl::DELETE
+        } else {
+            0
+        };
+        crate::acl::may_access(&self.run_as, key, crate::acl::READ_UPDATE | trims)
     }
 
     /// Counts a new entry; returns what should happen now.
@@ -279,7 +301,7 @@ pub fn on_stream_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[u8
             .streams
             .all()
             .into_iter()
-            .filter(|r| r.matches_key(key))
+            .filter(|r| r.matches_key(key) && r.may_use(key))
         {
             match reg.on_entry(key) {
                 Trigger::Nothing => {}

@@ -11,6 +11,7 @@ use redis_module::{Context, ThreadSafeContext};
 
 use super::io::{self, StreamEntry};
 use super::{Status, StreamRegistration};
+use crate::acl::{self, AsUser, Scope};
 use crate::executions::Entry;
 use crate::host::with_lock_held;
 use crate::readers::ready::ReadySource;
@@ -83,7 +84,9 @@ fn run_batch(reg: Arc<StreamRegistration>, key: Vec<u8>) {
             spawn(done_reg, done_key);
         }
     });
-    match crate::executions::start_execution(source, &reg.plan, &PyRuntime, None, on_done) {
+    let source = acl::source(source, &reg.run_as);
+    let host = AsUser::new(PyRuntime, reg.run_as.clone());
+    match crate::executions::start_execution(source, &reg.plan, &host, None, on_done) {
         Ok(h) => entry.started(h, None),
         Err(e) => {
             let out = ExecutionOutput::failed(e);
@@ -106,6 +109,7 @@ pub(super) fn run_sync(ctx: &Context, reg: &Arc<StreamRegistration>, key: &[u8])
         let started = Instant::now();
         let source = records(key, &entries);
         let out = with_lock_held(ctx, || {
+            let _as = Scope::enter(reg.run_as.clone());
             engine::reference::run_reference(source, &reg.plan, Some(&PyRuntime))
         })
         .unwrap_or_else(ExecutionOutput::failed);
@@ -193,7 +197,8 @@ fn on_wake(ctx: &Context, w: Wake) {
 /// `duration`: runs a partial batch `duration` ms after its first entry (main thread).
 pub(super) fn arm_duration(ctx: &Context, reg: &Arc<StreamRegistration>, key: Vec<u8>) {
     let period = Duration::from_millis(reg.opts.duration_ms);
-    ctx.create_timer(
+    crate::timers::create(
+        ctx,
         period,
         on_wake,
         Wake {
@@ -209,7 +214,8 @@ fn arm_retry(reg: Arc<StreamRegistration>, key: Vec<u8>) {
     let period = Duration::from_secs(reg.opts.retry_interval_s.max(1));
     let tsc = ThreadSafeContext::new();
     let guard = tsc.lock();
-    guard.create_timer(
+    crate::timers::create(
+        &guard,
         period,
         on_wake,
         Wake {
@@ -225,7 +231,8 @@ pub(super) fn scan_existing(reg: Arc<StreamRegistration>) {
     let keys = {
         let tsc = ThreadSafeContext::new();
         let guard = tsc.lock();
-        let keys = io::matching_streams(&guard, &reg.prefix);
+        let mut keys = io::matching_streams(&guard, &reg.prefix);
+        keys.retain(|k| reg.may_use(k));
         for k in &keys {
             io::ensure_group(&guard, k);
             reg.note_existing(k, io::len(&guard, k));

@@ -362,9 +362,16 @@ def _stream_options(kwargs):
     policy = kwargs.get('onFailedPolicy', 'continue')
     if not isinstance(policy, str) or policy.lower() not in ('continue', 'abort', 'retry'):
         raise GearsError('onFailedPolicy must be Continue/Abort/Retry')
+    if not 0 <= duration <= _gearshift.MAX_TIMER_SECONDS * 1000:
+        # Both become timers; a longer period overflows Redis's timer clock.
+        raise GearsError('duration argument must be between 0 and %d ms'
+                         % (_gearshift.MAX_TIMER_SECONDS * 1000))
     interval = kwargs.get('onFailedRetryInterval', 1)
     if not isinstance(interval, int) or isinstance(interval, bool):
         raise GearsError('retryInterval argument must be a number')
+    if not 0 <= interval <= _gearshift.MAX_TIMER_SECONDS:
+        raise GearsError('retryInterval argument must be between 0 and %d seconds'
+                         % _gearshift.MAX_TIMER_SECONDS)
     trim = kwargs.get('trimStream', True)
     if not isinstance(trim, bool):
         raise GearsError('pyTrimmStream argument must be a boolean')
@@ -413,10 +420,21 @@ def _gears_event_loop():
     return _gears_loop
 
 
+def _gears_as_caller(coro):
+    """`coro` wrapped to run (on the gears loop, shared by every execution) as the ACL user
+    of the code creating it: the identity travels in the task's own context."""
+    token = _gearshift.caller_token()
+
+    async def as_caller():
+        _gearshift.caller_var.set(token)
+        return await coro
+    return as_caller()
+
+
 def _gears_await(coro):
     """Runs a callback's coroutine on the gears loop and waits (GIL released) for it."""
     import asyncio
-    return asyncio.run_coroutine_threadsafe(coro, _gears_event_loop()).result()
+    return asyncio.run_coroutine_threadsafe(_gears_as_caller(coro), _gears_event_loop()).result()
 
 
 def _gears_await_all(coros):
@@ -426,7 +444,8 @@ def _gears_await_all(coros):
 
     async def gather():
         return await asyncio.gather(*coros, return_exceptions=True)
-    return asyncio.run_coroutine_threadsafe(gather(), _gears_event_loop()).result()
+    return asyncio.run_coroutine_threadsafe(_gears_as_caller(gather()),
+                                            _gears_event_loop()).result()
 
 
 def createFuture():
@@ -462,7 +481,7 @@ def runCoroutine(cr, f=None, delay=0):
             return
         if f is not None:
             f.set_result(res)
-    return asyncio.run_coroutine_threadsafe(runner(), _gears_event_loop())
+    return asyncio.run_coroutine_threadsafe(_gears_as_caller(runner()), _gears_event_loop())
 
 
 class GearsFuture(object):
@@ -511,8 +530,13 @@ def registerTE(seconds, fn, keyName=None):
     """Calls fn() every `seconds` seconds on Redis's main thread until it raises. With
     `keyName` the time event is stored in that key (module type rg_timeev: persisted,
     replicated, and stopped by deleting the key); returns False if the key exists."""
-    if not isinstance(seconds, int) or seconds <= 0:
+    if not isinstance(seconds, int):
+        raise GearsError('time argument must be a long')
+    if seconds <= 0:
         raise GearsError('time argument must be a positive integer')
+    if seconds > _gearshift.MAX_TIMER_SECONDS:
+        # A longer period overflows Redis's timer clock (it once aborted the server).
+        raise GearsError('time argument must be at most %d seconds' % _gearshift.MAX_TIMER_SECONDS)
     if not callable(fn):
         raise GearsError('callback must be a function')
     if keyName is None:

@@ -38,7 +38,6 @@ def plan_field(c, eid, field):
     return dict(zip(plan[::2], plan[1::2]))[field]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: Python allocations are invisible to maxmemory")
 def test_huge_python_allocation_is_a_clear_error_under_maxmemory():
     with server(["--maxmemory", str(MAXMEMORY)]) as srv:
         c = client(srv, timeout=60)
@@ -53,7 +52,6 @@ def test_huge_python_allocation_is_a_clear_error_under_maxmemory():
         assert "memory" in str(reply).lower(), f"not a clear memory error: {reply!r}"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: an endless generator grows past maxmemory")
 def test_endless_generator_stops_with_an_error_under_maxmemory():
     with server(["--maxmemory", str(MAXMEMORY)]) as srv:
         c = client(srv)
@@ -76,7 +74,6 @@ def test_endless_generator_stops_with_an_error_under_maxmemory():
         assert answers_ping(srv)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: abort + RG.DROPEXECUTION of a generator run leaks")
 def test_abort_and_drop_of_a_generator_run_frees_its_memory():
     with server() as srv:
         c = client(srv)

@@ -75,8 +75,13 @@ RUNAWAYS = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: runaway sync callback / atomic() blocks the server (no -BUSY, no kill)")
-@pytest.mark.parametrize("case", sorted(RUNAWAYS))
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param("atomic block", marks=pytest.mark.xfail(strict=True, reason="issue 10: a runaway atomic() block (a worker holding the Redis lock) blocks the server: no -BUSY, no kill")),
+        "sync registration",
+    ],
+)  # fmt: skip
 def test_runaway_on_main_thread_gets_busy_and_is_killable(case):
     script, trigger = RUNAWAYS[case]
     with server(["--busy-reply-threshold", str(BUSY_MS)]) as srv:
@@ -100,7 +105,6 @@ def test_runaway_on_main_thread_gets_busy_and_is_killable(case):
             held.close()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: a blocking run whose client disconnects is not listed in RG.DUMPEXECUTIONS nor abortable")
 def test_disconnected_blocking_run_is_listed_and_abortable():
     with server() as srv:
         c = client(srv)
@@ -116,7 +120,9 @@ def test_disconnected_blocking_run_is_listed_and_abortable():
         ids = poll(running, timeout=3)
         assert ids, f"the spinning run is not listed: {c.execute_command('RG.DUMPEXECUTIONS')}"
         assert c.execute_command("RG.ABORTEXECUTION", ids[0]) == "OK"
-        assert poll(lambda: status_of(c, ids[0]) == "aborted", timeout=5)
+        # A blocking run is dropped once it ends, so it may be gone rather than `aborted`.
+        assert poll(lambda: ids[0] not in running(), timeout=5), "still running after abort"
+        assert status_of(c, ids[0]) in (None, "aborted")
 
 
 def test_aborted_run_shows_aborted():
@@ -132,7 +138,7 @@ def test_aborted_run_shows_aborted():
         assert answers_ping(srv)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: running executions of registrations are not listed in RG.DUMPEXECUTIONS nor abortable")
+@pytest.mark.xfail(strict=True, reason="issue 10: an aborted execution shows done (1.2 shows aborted)")
 def test_aborted_registration_execution_shows_aborted():
     with server() as srv:
         c = client(srv)
@@ -151,14 +157,11 @@ def test_aborted_registration_execution_shows_aborted():
         assert answers_ping(srv)
 
 
-TIMER_OVERFLOW = pytest.mark.xfail(strict=True, reason="issue 10: out-of-range timer period panics in the crate's timer code")
-
-
 @pytest.mark.parametrize(
     "period",
     [
-        pytest.param("2**62", marks=TIMER_OVERFLOW),
-        pytest.param("9223372036854775807", marks=TIMER_OVERFLOW),
+        "2**62",
+        "9223372036854775807",
         "2**64",
         "-1",
     ],

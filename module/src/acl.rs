@@ -97,7 +97,15 @@ pub fn call_as(
         Ok(Effective::User(u)) => Some(u),
         Err(e) => return PyReply::Error(e),
     };
+    // Script mode, as Lua: commands flagged `noscript` are refused. Through RM_Call several
+    // of them crash Redis 7.0 (WAIT asserts on a blocked client, PSYNC dereferences NULL).
+    // CONFIG GET stays allowed: it is harmless and 1.2 scripts read configs with it.
     let opts = CallOptionsBuilder::new().errors_as_replies().replicate();
+    let opts = if is_config_get(cmd, rest) {
+        opts
+    } else {
+        opts.script_mode()
+    };
     let Some(user) = user else {
         return convert(ctx.call_ext(cmd, &opts.build(), rest));
     };
@@ -119,6 +127,11 @@ pub fn call_as(
         }
         other => other,
     }
+}
+
+fn is_config_get(cmd: &str, rest: &[&[u8]]) -> bool {
+    cmd.eq_ignore_ascii_case("config")
+        && rest.first().is_some_and(|s| s.eq_ignore_ascii_case(b"get"))
 }
 
 /// How Redis 7.0's `RM_Call` words an ACL refusal (7.2 and later already say `NOPERM`).

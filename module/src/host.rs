@@ -35,6 +35,16 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
+/// After a worker task: an `atomic()` block its user code entered and never left gives
+/// the Redis lock back (else the server would wait for it forever).
+pub fn release_leaked_lock() {
+    if gearpy::release_leaked_atomic() {
+        crate::ffi::log::warning(
+            "Gearshift: user code left an atomic() block open; the Redis lock was released",
+        );
+    }
+}
+
 /// Marks that this thread holds the Redis lock through `ctx` while `f` runs. On the main
 /// thread it is a busy section: Python running long there lets clients in (`-BUSY`) and
 /// can be killed.
@@ -42,6 +52,10 @@ pub fn with_lock_held<R>(ctx: &Context, f: impl FnOnce() -> R) -> R {
     let prev = LOCKED_CTX.with(|c| c.replace(ctx.ctx));
     let section = MAIN_THREAD.with(|m| m.get()).then(gearpy::busy::enter);
     let r = f();
+    if section.as_ref().is_some_and(|s| s.is_outer()) {
+        // The main thread holds the lock anyway; an unclosed atomic() only leaves its flag.
+        gearpy::release_leaked_atomic();
+    }
     drop(section);
     LOCKED_CTX.with(|c| c.set(prev));
     r

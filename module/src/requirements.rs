@@ -127,6 +127,8 @@ impl Requirements {
             if force {
                 args.push("--force-reinstall");
             }
+            // Names are requirement specifiers, never options (`-r /etc/…`, `--index-url …`).
+            args.push("--");
             args.extend(missing.iter().copied());
             run(&pip, &args, "pip install")?;
         }

@@ -54,7 +54,7 @@ pub fn init(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
         allocator,
     )?;
     let threads = config.int("ExecutionThreads").max(1) as usize;
-    let pool = WorkerPool::new(threads, "gearshift");
+    let pool = WorkerPool::with_task_end(threads, "gearshift", crate::host::release_leaked_lock);
     STATE
         .set(ModuleState {
             config,

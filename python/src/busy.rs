@@ -77,6 +77,13 @@ pub fn enter() -> Section {
     Section { outer }
 }
 
+impl Section {
+    /// True for the outermost section of the thread (nested ones join it).
+    pub fn is_outer(&self) -> bool {
+        self.outer
+    }
+}
+
 /// Names the execution the running section of this thread runs, so that
 /// `RG.ABORTEXECUTION <id>` reaches it. No-op outside a section.
 pub fn name_section(id: &str) {

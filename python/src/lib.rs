@@ -53,6 +53,7 @@ pub use control::ExecControl;
 pub use event_batch::EventPlan;
 pub use event_defer::Deferred;
 pub use register::{OnRegistered, RegisterRequest, StreamOptions};
+pub use runtime::release_leaked_atomic;
 pub use session::{run_script, ReaderSpec, RunRequest, ScriptOutcome};
 pub use stage::{ControlledRuntime, PyRuntime};
 

@@ -157,6 +157,19 @@ thread_local! {
     static ATOMIC: std::cell::Cell<(bool, bool)> = const { std::cell::Cell::new((false, false)) };
 }
 
+/// Ends an `atomic()` block user code entered and never left (`__enter__` without
+/// `__exit__`): called by the host when the callback that could leave it has returned, so a
+/// worker never keeps the Redis lock past it. True if one was open.
+pub fn release_leaked_atomic() -> bool {
+    let (inside, took) = ATOMIC.with(|a| a.replace((false, false)));
+    if inside && took {
+        if let Some(h) = host() {
+            h.unlock_redis();
+        }
+    }
+    inside
+}
+
 /// Enters `with atomic():`: takes the Redis lock (GIL released while waiting for it).
 #[pyfunction]
 fn atomic_enter(py: Python<'_>) -> PyResult<()> {

@@ -90,6 +90,7 @@ pub fn run_script(code: &str) -> ScriptOutcome {
         PENDING.with(|p| *p.borrow_mut() = Some(None));
         crate::register::begin();
         let res = py.run(&code, Some(&globals), None);
+        crate::runtime::release_leaked_atomic();
         let pending = PENDING.with(|p| p.borrow_mut().take()).flatten();
         let mut registrations = crate::register::take();
         for r in &mut registrations {
@@ -222,5 +223,8 @@ impl ExecutionScope {
 impl Drop for ExecutionScope {
     fn drop(&mut self) {
         IN_EXECUTION.with(|c| c.set(false));
+        // The callbacks have returned: an atomic() they entered and never left must not
+        // keep the Redis lock (the next lock taken on this thread would wait for itself).
+        crate::runtime::release_leaked_atomic();
     }
 }

@@ -165,3 +165,13 @@ GB().foreach(f).register(prefix='as*', mode='async')""")
     res = r.execute_command('RG.GETRESULTS', running[0])
     assert 'forcestopped' in str(res[1]), res
     assert [e[3] for e in r.execute_command('RG.DUMPEXECUTIONS')] == ['done', 'done']
+
+
+def test_shutdown_nosave_works_while_busy(srv):
+    r = srv.client()
+    pyexecute(r, SPIN + "GB().foreach(spin).register(prefix='spin*', mode='sync')")
+    start_write(srv, 'spin1')
+    wait_busy(r)
+    with pytest.raises(redis.ConnectionError):
+        r.execute_command('SHUTDOWN', 'NOSAVE')
+    assert wait_for(lambda: not srv.alive(), timeout=10)

@@ -37,21 +37,35 @@ impl PoolHandle {
     }
 }
 
+/// Stack of a worker thread. Host callbacks run on it (Python: nested `repr()` and
+/// `__repr__` recursion use C stack per level, up to the recursion limit the Python layer
+/// caps); untouched pages cost nothing.
+pub const WORKER_STACK: usize = 16 << 20;
+
 impl WorkerPool {
     /// Starts `threads` workers (at least one) named `<name>-<i>`.
     pub fn new(threads: usize, name: &str) -> Self {
+        Self::with_task_end(threads, name, || {})
+    }
+
+    /// As [`WorkerPool::new`]; `task_end` runs on the worker after every task (the host
+    /// releases there what a task's callbacks may have left held on the thread, such as a
+    /// lock user code took and never gave back).
+    pub fn with_task_end(threads: usize, name: &str, task_end: fn()) -> Self {
         let (tx, rx) = unbounded::<Arc<dyn Task>>();
         let threads = (0..threads.max(1))
             .map(|i| {
                 let rx: Receiver<Arc<dyn Task>> = rx.clone();
                 std::thread::Builder::new()
                     .name(format!("{name}-{i}"))
+                    .stack_size(WORKER_STACK)
                     .spawn(move || {
                         while let Ok(task) = rx.recv() {
                             // Backstop: a panicking task must not take the worker down.
                             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                                 task.run()
                             }));
+                            let _ = std::panic::catch_unwind(task_end);
                         }
                     })
                     .expect("spawning a worker thread")

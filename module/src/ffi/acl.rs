@@ -38,6 +38,25 @@ unsafe fn take_string(ctx: *mut raw::RedisModuleCtx, s: *mut raw::RedisModuleStr
     text
 }
 
+thread_local! {
+    /// Depth of Gearshift's own `RM_Call`s on this thread made without an ACL user.
+    static OWN_CALLS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs `f`, an `RM_Call` of Gearshift's own made without an ACL user attached: a command
+/// of this module it reaches runs unrestricted (its client's user is NULL).
+pub fn own_call<R>(f: impl FnOnce() -> R) -> R {
+    OWN_CALLS.with(|c| c.set(c.get() + 1));
+    let r = f();
+    OWN_CALLS.with(|c| c.set(c.get() - 1));
+    r
+}
+
+/// True inside [`own_call`] on this thread.
+pub fn in_own_call() -> bool {
+    OWN_CALLS.with(|c| c.get()) > 0
+}
+
 /// The ACL user of the client running the command of `ctx`.
 pub fn client_user(ctx: &Context) -> ClientUser {
     // Replicated and loaded commands come from clients Redis does not restrict, whose
@@ -59,9 +78,20 @@ pub fn client_user(ctx: &Context) -> ClientUser {
         match std::io::Error::last_os_error().raw_os_error() {
             // A listed client without a user: Redis does not restrict it.
             Some(libc::ENOTSUP) => ClientUser::Unrestricted,
-            // A client Redis does not list (a script's or a module call's): it carries
-            // the user it runs as, never a NULL one outside replication and loading.
+            // A client Redis does not list: a module call's or a script's. Inside one of our
+            // own calls the thread says who it runs as (a call without a user attached has a
+            // client with a NULL user, whose name must not be asked for).
             _ => {
+                if let Some(who) = gearpy::caller::on_this_thread() {
+                    return match who {
+                        gearpy::caller::RunAs::Superuser => ClientUser::Unrestricted,
+                        gearpy::caller::RunAs::User(n) => ClientUser::Named(n.to_string()),
+                    };
+                }
+                if in_own_call() {
+                    return ClientUser::Unrestricted;
+                }
+                // A script's client carries its caller's user.
                 let s = raw::RedisModule_GetCurrentUserName.expect("api")(ctx.ctx);
                 if s.is_null() {
                     return ClientUser::Unrestricted;

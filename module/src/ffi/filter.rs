@@ -29,7 +29,9 @@ fn rewrite_hooked(fctx: *mut raw::RedisModuleCommandFilterCtx) {
     let Some(state) = crate::state::get() else {
         return;
     };
-    if !state.registrations.any_hooks() {
+    // Gearshift's own reads (a KeysReader's GET, a StreamReader's XREADGROUP) are not the
+    // user's commands: they fire no hook.
+    if !state.registrations.any_hooks() || super::acl::in_own_call() {
         return;
     }
     // SAFETY: live filter context of this callback.

@@ -236,7 +236,7 @@ fn push_open_key(
 /// strings (a visible side effect on the user's data), so the value is copied instead.
 fn push_string(ctx: &Context, name: &[u8], out: &mut KeyColumns) {
     let opts = CallOptionsBuilder::new().errors_as_replies().build();
-    let res: CallResult = ctx.call_ext("GET", &opts, &[name][..]);
+    let res: CallResult = super::acl::own_call(|| ctx.call_ext("GET", &opts, &[name][..]));
     if let Some(v) = out.values.as_mut() {
         match res {
             Ok(CallReply::String(s)) => v.push_item(s.as_bytes()),
@@ -276,7 +276,8 @@ fn push_hash(key: *mut raw::RedisModuleKey, out: &mut KeyColumns) {
 
 fn push_list(ctx: &Context, name: &[u8], out: &mut KeyColumns) {
     let opts = CallOptionsBuilder::new().errors_as_replies().build();
-    let res: CallResult = ctx.call_ext("LRANGE", &opts, &[name, b"0", b"-1"][..]);
+    let res: CallResult =
+        super::acl::own_call(|| ctx.call_ext("LRANGE", &opts, &[name, b"0", b"-1"][..]));
     if let (Ok(CallReply::Array(items)), Some(v)) = (res, out.values.as_mut()) {
         for item in items.iter() {
             if let Ok(CallReply::String(s)) = item {

@@ -18,7 +18,7 @@ pub struct StreamEntry {
 
 fn call(ctx: &Context, cmd: &str, args: &[&[u8]]) -> CallResult<'static> {
     let opts = CallOptionsBuilder::new().errors_as_replies().build();
-    ctx.call_ext(cmd, &opts, args)
+    crate::ffi::acl::own_call(|| ctx.call_ext(cmd, &opts, args))
 }
 
 fn text(r: &CallResult) -> Option<String> {

@@ -119,6 +119,9 @@ main() {
   step "loom" loom_tests
   step "build module" cargo build --release -p gearshift
   step "e2e (pytest)" python3 -m pytest -q tests/e2e
+  # Quick mode (docs/reliability.md): the command fuzzer and issue 10's hostile cases. Every
+  # test bounds its own waits; the outer timeout only guards the step against a stuck runner.
+  step "reliability (quick)" timeout -k 10 300 python3 -m pytest -q -rxX tests/reliability
   step "perf (quick)" python3 perf/run.py --quick --no-plot
   printf '\n===== all steps passed (%ds)\n' $((SECONDS - total))
 }

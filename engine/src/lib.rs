@@ -11,6 +11,8 @@
 //! - [`exec`]: the pipelined executor (stages on a bounded worker pool).
 //! - [`shuffle`]: partitioner (Redis hash slots), frame codec and the transport seam.
 //! - [`reference`]: a record-at-a-time executor used as the oracle in differential tests.
+//! - [`wire`]: the module's byte codecs for input from outside (bus messages, sessions
+//!   blob, time-event values), here so they are fuzzed without Redis.
 //!
 //! Data flow: a `Source` fills batches → stages connected by SPSC queues transform them →
 //! the sink gathers results and errors into an [`exec::ExecutionOutput`].
@@ -44,6 +46,8 @@ pub mod shuffle;
 pub mod sync;
 #[cfg(not(loom))]
 pub mod testing;
+#[cfg(not(loom))]
+pub mod wire;
 
 // Under loom only the lock-free primitives (queue, pool) are built and modelled.
 #[cfg(not(loom))]

@@ -10,8 +10,12 @@
 //! "Equal" is structural, with floats compared by bits: `Datum` is `PartialEq` only, and
 //! a NaN read from random bytes must still round-trip.
 
+mod common;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+use common::{mutate, random_bytes};
 
 use engine::batch::{BinaryColumn, KeyColumns, KeyType};
 use engine::shuffle::{bundle_push, decode_frame, encode_data, encode_done, unbundle, Frame};
@@ -77,12 +81,6 @@ fn check_decoded_roundtrips(bytes: &[u8]) -> bool {
     true
 }
 
-fn random_bytes(rng: &mut StdRng, max: usize) -> Vec<u8> {
-    (0..rng.random_range(0..=max))
-        .map(|_| rng.random())
-        .collect()
-}
-
 fn random_string(rng: &mut StdRng) -> String {
     (0..rng.random_range(0..6))
         .map(|_| rng.random::<char>())
@@ -143,25 +141,6 @@ fn random_batch(rng: &mut StdRng) -> Batch {
         b.partition_keys = Some(BinaryColumn::from_iter(keys.iter().map(Vec::as_slice)));
     }
     b
-}
-
-/// One to three random edits: bit flips, truncation, insertion, and small little-endian
-/// u32s written over the bytes (to hit length and count fields with plausible values).
-fn mutate(rng: &mut StdRng, mut bytes: Vec<u8>) -> Vec<u8> {
-    for _ in 0..rng.random_range(1..=3) {
-        let at = rng.random_range(0..=bytes.len());
-        match rng.random_range(0..5) {
-            0 if at < bytes.len() => bytes[at] ^= 1 << rng.random_range(0..8),
-            1 => bytes.truncate(at),
-            2 => bytes.insert(at, rng.random()),
-            3 if at + 4 <= bytes.len() => {
-                bytes[at..at + 4].copy_from_slice(&rng.random_range(0u32..16).to_le_bytes());
-            }
-            _ if at < bytes.len() => bytes[at] = rng.random(),
-            _ => bytes.push(rng.random()),
-        }
-    }
-    bytes
 }
 
 #[test]

@@ -40,36 +40,12 @@ pub fn of_client(ctx: &Context) -> RunAs {
     }
 }
 
-/// An identity as bytes (bus messages, time event values, AOF): `0` = unrestricted, `1`
-/// followed by the ACL user name (which may be empty).
-pub fn encode(run_as: &RunAs) -> Vec<u8> {
-    match run_as {
-        RunAs::Superuser => vec![0],
-        RunAs::User(name) => {
-            let mut f = Vec::with_capacity(name.len() + 1);
-            f.push(1);
-            f.extend_from_slice(name.as_bytes());
-            f
-        }
-    }
-}
-
-/// The identity [`encode`] wrote; `None` for anything else.
-pub fn decode(field: &[u8]) -> Option<RunAs> {
-    match field.split_first()? {
-        (0, []) => Some(RunAs::Superuser),
-        (1, name) => Some(RunAs::user(std::str::from_utf8(name).ok()?)),
-        _ => None,
-    }
-}
+// The identity's wire form lives in the engine so the fuzz targets reach it without Redis.
+pub use engine::wire::run_as::{decode, encode, LEGACY_USER};
 
 /// A name no ACL user can have (Redis refuses user names with spaces): the identity of
 /// code that had none, carried where an identity must be (its calls stay refused).
 pub const NO_USER: &str = " no user";
-
-/// Who the code of data saved before ACL support runs as: the user every client was
-/// before it authenticated.
-pub const LEGACY_USER: &str = "default";
 
 /// Whether user code ignores ACLs (`ExecuteAsSuperuser`).
 pub fn superuser_mode() -> bool {

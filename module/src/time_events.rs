@@ -19,7 +19,7 @@ use engine::sync::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gearpy::time_event::{Tick, MAX_PERIOD_SECS};
+use gearpy::time_event::Tick;
 use redis_module::{Context, ContextFlags, RedisString};
 
 use crate::acl::RunAs;
@@ -90,11 +90,8 @@ impl TimeEvent {
     }
 }
 
-/// A period within what a timer allows (1 s .. `MAX_PERIOD_SECS`), as every stored event
-/// has: a value saved with it always loads.
-pub fn clamp_period(period: Duration) -> Duration {
-    period.clamp(Duration::from_secs(1), Duration::from_secs(MAX_PERIOD_SECS))
-}
+// The period checks live in the engine so the fuzz targets reach them without Redis.
+pub use engine::wire::time_event::clamp_period;
 
 /// The value of an `rg_timeev` key; dropping it (the key goes away) stops the timer.
 #[derive(Debug)]
@@ -175,13 +172,8 @@ pub fn restore_key(
     pickled: Vec<u8>,
     run_as: RunAs,
 ) -> Result<(), String> {
-    // Checked before the key is touched: a stored value must always load back (a period
-    // the timer refused once left a key that failed every RDB load).
-    if secs == 0 || secs > MAX_PERIOD_SECS {
-        return Err(format!(
-            "ERR time event period must be between 1 and {MAX_PERIOD_SECS} seconds"
-        ));
-    }
+    // Checked before the key is touched: a stored value must always load back.
+    engine::wire::time_event::check_period(secs)?;
     gearpy::time_event::check_pickle(&pickled).map_err(|e| format!("ERR {e}"))?;
     let k = ctx.open_key_writable(key);
     let ev = TimeEvent::new(Duration::from_secs(secs), pickled, run_as, None);

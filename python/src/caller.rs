@@ -11,35 +11,13 @@
 //! context of its own). The thread-local wins where both are set.
 
 use std::cell::RefCell;
-use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
-/// The identity user code runs as.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum RunAs {
-    /// No ACL restrictions: RedisGears 1.2's behaviour (its opt-in config), and the code
-    /// Redis's own replication link or AOF loading starts.
-    Superuser,
-    /// The ACL user of this name (it may have been deleted since).
-    User(Arc<str>),
-}
-
-impl RunAs {
-    /// The ACL user `name`.
-    pub fn user(name: &str) -> RunAs {
-        RunAs::User(Arc::from(name))
-    }
-
-    /// The user name, `None` for [`RunAs::Superuser`].
-    pub fn name(&self) -> Option<&str> {
-        match self {
-            RunAs::Superuser => None,
-            RunAs::User(n) => Some(n),
-        }
-    }
-}
+/// The identity user code runs as; defined with its wire form in the engine
+/// (`engine::wire::run_as`).
+pub use engine::wire::RunAs;
 
 thread_local! {
     static CURRENT: RefCell<Option<RunAs>> = const { RefCell::new(None) };

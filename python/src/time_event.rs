@@ -53,12 +53,9 @@ pub fn restore(pickled: &[u8], run_as: RunAs) -> Result<Tick, String> {
     })
 }
 
-/// The longest period of any timer (time events, StreamReader `duration` and retries):
-/// 2^32-1 seconds, about 136 years. Redis keeps a timer's due time as a signed 64-bit count
-/// of microseconds and redis-module panics (aborting redis-server from a timer callback)
-/// when the period in ms does not fit an i64, so periods are checked against this bound
-/// where users give them, and the module clamps to it as a last resort.
-pub const MAX_PERIOD_SECS: u64 = u32::MAX as u64;
+/// The longest period of any timer (2^32-1 s); defined with the time-event value checks in
+/// the engine (`engine::wire::time_event`).
+pub use engine::wire::time_event::MAX_PERIOD_SECS;
 
 /// Checks that `pickled` is one well-formed pickle (walking its opcodes with `pickletools`,
 /// which runs none of them), so a time event key never holds bytes that can only fail

@@ -6,6 +6,9 @@
 #![allow(dead_code)]
 
 use std::sync::mpsc;
+
+use rand::rngs::StdRng;
+use rand::Rng;
 use std::time::{Duration, Instant};
 
 use engine::exec::{ExecConfig, Execution, ExecutionOutput, Source, WorkerPool};
@@ -72,4 +75,30 @@ pub fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(2));
     }
     cond()
+}
+
+/// Up to `max` random bytes (for decoder property tests).
+pub fn random_bytes(rng: &mut StdRng, max: usize) -> Vec<u8> {
+    (0..rng.random_range(0..=max))
+        .map(|_| rng.random())
+        .collect()
+}
+
+/// One to three random edits: bit flips, truncation, insertion, and small little-endian
+/// u32s written over the bytes (to hit length and count fields with plausible values).
+pub fn mutate(rng: &mut StdRng, mut bytes: Vec<u8>) -> Vec<u8> {
+    for _ in 0..rng.random_range(1..=3) {
+        let at = rng.random_range(0..=bytes.len());
+        match rng.random_range(0..5) {
+            0 if at < bytes.len() => bytes[at] ^= 1 << rng.random_range(0..8),
+            1 => bytes.truncate(at),
+            2 => bytes.insert(at, rng.random()),
+            3 if at + 4 <= bytes.len() => {
+                bytes[at..at + 4].copy_from_slice(&rng.random_range(0u32..16).to_le_bytes());
+            }
+            _ if at < bytes.len() => bytes[at] = rng.random(),
+            _ => bytes.push(rng.random()),
+        }
+    }
+    bytes
 }

@@ -5,16 +5,8 @@ use std::ffi::CString;
 
 use redis_module::{raw, Context};
 
-/// A reply to send.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Reply {
-    Null,
-    Int(i64),
-    Bulk(Vec<u8>),
-    Status(String),
-    Error(String),
-    Array(Vec<Reply>),
-}
+/// A reply to send; defined with its bus codec in the engine (`engine::wire::reply`).
+pub use engine::wire::Reply;
 
 /// Writes `r` on `ctx`.
 pub fn write(ctx: &Context, r: &Reply) {

@@ -1,0 +1,366 @@
+//! Messages between shards on the cluster bus: their wire form. Dispatch lives in the
+//! module (`module/src/cluster/bus.rs`).
+//!
+//! Every payload starts with `GS`, a version byte and a kind, then length-prefixed fields
+//! (little-endian). Decoding never trusts the input: a malformed message is `None`.
+
+use super::run_as::{self, RunAs};
+use super::{put, Reader};
+
+/// A distributed execution as shipped to every shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOrder {
+    pub id: String,
+    /// The initiator's index in `shards`.
+    pub initiator: u32,
+    /// Node ids in index order.
+    pub shards: Vec<String>,
+    /// Slot ranges `(first, last, index)`.
+    pub ranges: Vec<(u16, u16, u32)>,
+    /// The cloudpickled run.
+    pub wire: Vec<u8>,
+    /// Who the run runs as on every shard (`crate::acl`).
+    pub run_as: RunAs,
+}
+
+/// What one shard tells another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// A shuffle frame for channel (`exec`, `step`) from shard index `from`.
+    Frame {
+        exec: u64,
+        step: u32,
+        from: u32,
+        frame: Vec<u8>,
+    },
+    /// Run a part of a distributed execution.
+    Run(RunOrder),
+    /// A shard finished its part of execution `id`.
+    Done { id: String },
+    /// The sender's part of execution `id` is still running (a heartbeat).
+    Alive { id: String },
+    /// Shard `from` could not run its part of execution `id`.
+    PartFailed {
+        id: String,
+        from: u32,
+        error: String,
+    },
+    /// A question for this shard; answer with `Answer { req, .. }`.
+    Ask { req: u64, query: Query },
+    /// The answer to request `req` (a reply in `ask::encode_reply`'s form).
+    Answer { req: u64, reply: Vec<u8> },
+    /// Drop a registration (`abortpending` as in RG.UNREGISTER).
+    Unregister { id: String, abort_pending: bool },
+}
+
+/// What a shard is asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    /// `RG.GETEXECUTION <id> SHARD` on that shard.
+    GetExecution(String),
+    /// `RG.DROPEXECUTION <id>` on that shard (unknown ids are fine there).
+    DropExecution(String),
+    /// `RG.ABORTEXECUTION <id>` on that shard.
+    AbortExecution(String),
+    /// Install this session blob (a registration made on the asking shard).
+    Session(Vec<u8>),
+    /// Run this command here as this user (a flow's `execute()` on a key this shard owns).
+    Call(RunAs, Vec<Vec<u8>>),
+    /// `RG.PAUSEREGISTRATIONS <id>` (true) or `RG.UNPAUSEREGISTRATIONS <id>` (false).
+    Pause(String, bool),
+    /// `RG.CLEARREGISTRATIONSSTATS`.
+    ClearStats,
+    /// Install these REQUIREMENTS (pip, on a worker) before a script that needs them runs.
+    Install(Vec<String>),
+    /// Is this shard's part of the execution still running? (`1` or `0`)
+    IsRunning(String),
+}
+
+const MAGIC: &[u8; 2] = b"GS";
+/// 2: runs and forwarded calls carry the ACL user they run as.
+const VERSION: u8 = 2;
+
+impl Message {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(MAGIC);
+        out.push(VERSION);
+        match self {
+            Message::Frame {
+                exec,
+                step,
+                from,
+                frame,
+            } => {
+                out.push(1);
+                out.extend_from_slice(&exec.to_le_bytes());
+                out.extend_from_slice(&step.to_le_bytes());
+                out.extend_from_slice(&from.to_le_bytes());
+                put(&mut out, frame);
+            }
+            Message::Run(RunOrder {
+                id,
+                initiator,
+                shards,
+                ranges,
+                wire,
+                run_as,
+            }) => {
+                out.push(2);
+                put(&mut out, id.as_bytes());
+                out.extend_from_slice(&initiator.to_le_bytes());
+                out.extend_from_slice(&(shards.len() as u32).to_le_bytes());
+                for s in shards {
+                    put(&mut out, s.as_bytes());
+                }
+                out.extend_from_slice(&(ranges.len() as u32).to_le_bytes());
+                for (a, b, i) in ranges {
+                    out.extend_from_slice(&a.to_le_bytes());
+                    out.extend_from_slice(&b.to_le_bytes());
+                    out.extend_from_slice(&i.to_le_bytes());
+                }
+                put(&mut out, wire);
+                put(&mut out, &run_as::encode(run_as));
+            }
+            Message::Done { id } => {
+                out.push(3);
+                put(&mut out, id.as_bytes());
+            }
+            Message::Alive { id } => {
+                out.push(8);
+                put(&mut out, id.as_bytes());
+            }
+            Message::PartFailed { id, from, error } => {
+                out.push(7);
+                put(&mut out, id.as_bytes());
+                out.extend_from_slice(&from.to_le_bytes());
+                put(&mut out, error.as_bytes());
+            }
+            Message::Ask { req, query } => {
+                out.push(4);
+                out.extend_from_slice(&req.to_le_bytes());
+                let args;
+                let (kind, field) = match query {
+                    Query::Pause(id, true) => (5u8, id.as_bytes()),
+                    Query::Pause(id, false) => (6, id.as_bytes()),
+                    Query::ClearStats => (7, &[][..]),
+                    Query::IsRunning(id) => (9, id.as_bytes()),
+                    Query::GetExecution(id) => (0, id.as_bytes()),
+                    Query::DropExecution(id) => (1, id.as_bytes()),
+                    Query::AbortExecution(id) => (2, id.as_bytes()),
+                    Query::Session(blob) => (3, blob.as_slice()),
+                    Query::Call(run_as, argv) => {
+                        let user = run_as::encode(run_as);
+                        args = put_list(std::iter::once(&user).chain(argv));
+                        (10, args.as_slice())
+                    }
+                    Query::Install(names) => {
+                        args = put_list(names.iter().map(|n| n.as_bytes()));
+                        (8, args.as_slice())
+                    }
+                };
+                out.push(kind);
+                put(&mut out, field);
+            }
+            Message::Answer { req, reply } => {
+                out.push(6);
+                out.extend_from_slice(&req.to_le_bytes());
+                put(&mut out, reply);
+            }
+            Message::Unregister { id, abort_pending } => {
+                out.push(5);
+                put(&mut out, id.as_bytes());
+                out.push(u8::from(*abort_pending));
+            }
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Message> {
+        let mut r = Reader(bytes);
+        if r.take(2)? != MAGIC || r.u8()? != VERSION {
+            return None;
+        }
+        let m = match r.u8()? {
+            1 => Message::Frame {
+                exec: r.u64()?,
+                step: r.u32()?,
+                from: r.u32()?,
+                frame: r.field()?.to_vec(),
+            },
+            2 => {
+                let id = r.text()?;
+                let initiator = r.u32()?;
+                let n = r.u32()? as usize;
+                let mut shards = Vec::with_capacity(n.min(1024));
+                for _ in 0..n {
+                    shards.push(r.text()?);
+                }
+                let n = r.u32()? as usize;
+                let mut ranges = Vec::with_capacity(n.min(16384));
+                for _ in 0..n {
+                    ranges.push((r.u16()?, r.u16()?, r.u32()?));
+                }
+                Message::Run(RunOrder {
+                    id,
+                    initiator,
+                    shards,
+                    ranges,
+                    wire: r.field()?.to_vec(),
+                    run_as: run_as::decode(r.field()?)?,
+                })
+            }
+            3 => Message::Done { id: r.text()? },
+            8 => Message::Alive { id: r.text()? },
+            7 => Message::PartFailed {
+                id: r.text()?,
+                from: r.u32()?,
+                error: r.text()?,
+            },
+            4 => {
+                let req = r.u64()?;
+                let kind = r.u8()?;
+                let field = r.field()?;
+                let text = || String::from_utf8(field.to_vec()).ok();
+                let query = match kind {
+                    0 => Query::GetExecution(text()?),
+                    1 => Query::DropExecution(text()?),
+                    2 => Query::AbortExecution(text()?),
+                    3 => Query::Session(field.to_vec()),
+                    10 => {
+                        let mut items = take_list(field)?.into_iter();
+                        let run_as = run_as::decode(&items.next()?)?;
+                        Query::Call(run_as, items.collect())
+                    }
+                    8 => Query::Install(
+                        take_list(field)?
+                            .into_iter()
+                            .map(String::from_utf8)
+                            .collect::<Result<_, _>>()
+                            .ok()?,
+                    ),
+                    5 => Query::Pause(text()?, true),
+                    6 => Query::Pause(text()?, false),
+                    7 => Query::ClearStats,
+                    9 => Query::IsRunning(text()?),
+                    _ => return None,
+                };
+                Message::Ask { req, query }
+            }
+            6 => Message::Answer {
+                req: r.u64()?,
+                reply: r.field()?.to_vec(),
+            },
+            5 => Message::Unregister {
+                id: r.text()?,
+                abort_pending: r.u8()? != 0,
+            },
+            _ => return None,
+        };
+        r.is_empty().then_some(m)
+    }
+}
+
+/// A list of byte strings as one field: a count, then each length-prefixed.
+fn put_list<T: AsRef<[u8]>>(items: impl IntoIterator<Item = T>) -> Vec<u8> {
+    let items: Vec<T> = items.into_iter().collect();
+    let mut b = Vec::new();
+    b.extend_from_slice(&(items.len() as u32).to_le_bytes());
+    for i in &items {
+        put(&mut b, i.as_ref());
+    }
+    b
+}
+
+fn take_list(field: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut a = Reader(field);
+    let n = a.u32()? as usize;
+    let mut out = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        out.push(a.field()?.to_vec());
+    }
+    a.is_empty().then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        let all = [
+            Message::Frame {
+                exec: 7,
+                step: 2,
+                from: 1,
+                frame: b"abc".to_vec(),
+            },
+            Message::Run(RunOrder {
+                id: "x-1".into(),
+                initiator: 0,
+                shards: vec!["a".into(), "b".into()],
+                ranges: vec![(0, 8191, 0), (8192, 16383, 1)],
+                wire: vec![1, 2, 3],
+                run_as: RunAs::user("app"),
+            }),
+            Message::Done { id: "x-1".into() },
+            Message::PartFailed {
+                id: "x-1".into(),
+                from: 2,
+                error: "boom".into(),
+            },
+            Message::Alive { id: "x-2".into() },
+            Message::Ask {
+                req: 3,
+                query: Query::Session(vec![9; 10]),
+            },
+            Message::Ask {
+                req: 4,
+                query: Query::AbortExecution("e-1".into()),
+            },
+            Message::Answer {
+                req: 3,
+                reply: vec![0],
+            },
+            Message::Ask {
+                req: 5,
+                query: Query::Call(
+                    RunAs::user("u"),
+                    vec![b"SET".to_vec(), b"k".to_vec(), vec![]],
+                ),
+            },
+            Message::Ask {
+                req: 8,
+                query: Query::Call(RunAs::Superuser, vec![b"PING".to_vec()]),
+            },
+            Message::Ask {
+                req: 6,
+                query: Query::Pause("r-1".into(), false),
+            },
+            Message::Ask {
+                req: 7,
+                query: Query::ClearStats,
+            },
+            Message::Ask {
+                req: 9,
+                query: Query::IsRunning("x-1".into()),
+            },
+            Message::Ask {
+                req: 8,
+                query: Query::Install(vec!["six".into(), "humanize".into()]),
+            },
+            Message::Unregister {
+                id: "r".into(),
+                abort_pending: true,
+            },
+        ];
+        for m in all {
+            let enc = m.encode();
+            assert_eq!(Message::decode(&enc), Some(m.clone()));
+            for cut in 0..enc.len() {
+                assert_eq!(Message::decode(&enc[..cut]), None);
+            }
+        }
+        assert_eq!(Message::decode(b"XX\x01\x03"), None);
+    }
+}

@@ -207,7 +207,6 @@ def test_fuzzed_commands_never_crash_or_hang():
     assert sent >= min(commands, 1000), f"only {sent} commands in the time budget"
 
 
-@pytest.mark.xfail(strict=True, reason="harness finding: a sync registration fired by execute() inside atomic() crashes in RM_ThreadSafeContextUnlock (test_findings.py)")
 def test_fuzzed_commands_with_known_crashes():
     # The same fuzzer with fuzz_gen.KNOWN_CRASH_SCRIPTS drawn too. When this passes, drop
     # the xfail and the known_crashes switch in fuzz_gen.

@@ -54,9 +54,9 @@ def test_requirement_names_are_never_pip_options(tmp_path):
         kill_hard(srv)
 
 
-@pytest.mark.xfail(strict=True, reason="harness finding: a sync registration fired by execute() inside atomic() crashes in RM_ThreadSafeContextUnlock")
 @pytest.mark.parametrize("opts", [(), ("UNBLOCKING",)], ids=["blocking", "unblocking"])
 def test_sync_registration_fired_inside_atomic_does_not_crash(opts):
+    # Fixed: the leaked-atomic release now closes only blocks opened within its scope.
     # Found by test_command_fuzz (seed 20261202, command #411) after bb57663 (atomic()
     # releases the lock after every worker task): the SET inside atomic() runs the sync
     # registration on the worker, and the Redis lock is unlocked where it is not held

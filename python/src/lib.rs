@@ -18,6 +18,7 @@
 #![deny(unsafe_code)]
 
 mod asyncio_bridge;
+mod atomic;
 mod builtins;
 pub mod busy;
 pub mod caller;
@@ -48,12 +49,12 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+pub use atomic::release_leaked_atomic;
 pub use column::PyColumnDecoder;
 pub use control::ExecControl;
 pub use event_batch::EventPlan;
 pub use event_defer::Deferred;
 pub use register::{OnRegistered, RegisterRequest, StreamOptions};
-pub use runtime::release_leaked_atomic;
 pub use session::{run_script, ReaderSpec, RunRequest, ScriptOutcome};
 pub use stage::{ControlledRuntime, PyRuntime};
 

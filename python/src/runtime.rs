@@ -152,52 +152,6 @@ fn run(
     session::request_run(reader, arg, steps, kwargs)
 }
 
-thread_local! {
-    /// Depth of `atomic()` blocks on this thread and whether the outer one took the lock.
-    static ATOMIC: std::cell::Cell<(bool, bool)> = const { std::cell::Cell::new((false, false)) };
-}
-
-/// True while an `atomic()` block is open on this thread.
-pub fn atomic_open() -> bool {
-    ATOMIC.with(|a| a.get().0)
-}
-
-/// Ends an `atomic()` block user code entered and never left (`__enter__` without
-/// `__exit__`): called by the host when the callback that could leave it has returned, so a
-/// worker never keeps the Redis lock past it. True if one was open.
-pub fn release_leaked_atomic() -> bool {
-    let (inside, took) = ATOMIC.with(|a| a.replace((false, false)));
-    if inside && took {
-        if let Some(h) = host() {
-            h.unlock_redis();
-        }
-    }
-    inside
-}
-
-/// Enters `with atomic():`: takes the Redis lock (GIL released while waiting for it).
-#[pyfunction]
-fn atomic_enter(py: Python<'_>) -> PyResult<()> {
-    if ATOMIC.with(|a| a.get().0) {
-        return Err(GearsError::new_err("Already inside an atomic block"));
-    }
-    let h = host().ok_or_else(|| GearsError::new_err("no Redis host"))?;
-    let took = py.detach(|| h.lock_redis());
-    ATOMIC.with(|a| a.set((true, took)));
-    Ok(())
-}
-
-/// Leaves `with atomic():`, releasing the lock it took.
-#[pyfunction]
-fn atomic_exit(py: Python<'_>) {
-    let (inside, took) = ATOMIC.with(|a| a.replace((false, false)));
-    if inside && took {
-        if let Some(h) = host() {
-            py.detach(|| h.unlock_redis());
-        }
-    }
-}
-
 /// `call_next(*args)`: inside a command hook, runs the next hook or the real command with
 /// `args` (the command's arguments, without its name).
 #[pyfunction]
@@ -243,12 +197,12 @@ pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     m.add_function(wrap_pyfunction!(hashtag, &m)?)?;
     m.add_function(wrap_pyfunction!(is_async_allow, &m)?)?;
     m.add_function(wrap_pyfunction!(run, &m)?)?;
-    m.add_function(wrap_pyfunction!(atomic_enter, &m)?)?;
+    m.add_function(wrap_pyfunction!(crate::atomic::atomic_enter, &m)?)?;
     crate::time_event::add_to(&m)?;
     m.add_function(wrap_pyfunction!(call_next, &m)?)?;
     m.add_function(wrap_pyfunction!(get_command, &m)?)?;
     m.add_function(wrap_pyfunction!(override_reply, &m)?)?;
-    m.add_function(wrap_pyfunction!(atomic_exit, &m)?)?;
+    m.add_function(wrap_pyfunction!(crate::atomic::atomic_exit, &m)?)?;
     m.add_function(wrap_pyfunction!(crate::register::register, &m)?)?;
     crate::caller::add_to(&m)?;
     m.add("GearsError", py.get_type::<GearsError>())?;

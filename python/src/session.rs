@@ -89,10 +89,10 @@ pub fn run_script(code: &str) -> ScriptOutcome {
         };
         PENDING.with(|p| *p.borrow_mut() = Some(None));
         crate::register::begin();
-        let atomic_before = crate::runtime::atomic_open();
+        let atomic_before = crate::atomic::atomic_open();
         let res = py.run(&code, Some(&globals), None);
         if !atomic_before {
-            crate::runtime::release_leaked_atomic();
+            crate::atomic::release_leaked_atomic();
         }
         let pending = PENDING.with(|p| p.borrow_mut().take()).flatten();
         let mut registrations = crate::register::take();
@@ -223,7 +223,7 @@ impl ExecutionScope {
     pub(crate) fn enter() -> Self {
         IN_EXECUTION.with(|c| c.set(true));
         ExecutionScope {
-            atomic_before: crate::runtime::atomic_open(),
+            atomic_before: crate::atomic::atomic_open(),
         }
     }
 }
@@ -235,7 +235,7 @@ impl Drop for ExecutionScope {
         // keep the Redis lock (the next lock taken on this thread would wait for itself).
         // One opened before this scope is not theirs to close.
         if !self.atomic_before {
-            crate::runtime::release_leaked_atomic();
+            crate::atomic::release_leaked_atomic();
         }
     }
 }

@@ -323,19 +323,3 @@ impl<H: HostRuntime> HostRuntime for AsUser<H> {
 pub fn source(inner: Box<dyn Source>, run_as: &RunAs) -> Box<dyn Source> {
     Box::new(AsUser::new(inner, run_as.clone()))
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn identities_round_trip() {
-        for r in [RunAs::Superuser, RunAs::user("app"), RunAs::user("")] {
-            assert_eq!(decode(&encode(&r)), Some(r));
-        }
-        assert_eq!(decode(b""), None);
-        assert_eq!(decode(b"\x00x"), None);
-        assert_eq!(decode(b"\x02a"), None);
-        assert_eq!(decode(b"\x01\xff"), None);
-    }
-}

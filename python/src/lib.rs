@@ -65,6 +65,14 @@ const PRELUDE: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
     Err(_) => panic!("prelude contains NUL"),
 };
 
+/// Caps `sys.setrecursionlimit` to what Redis's thread stacks hold (run once at start-up).
+const STACK_GUARD: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
+    concat!(include_str!("py/stack_guard.py"), "\0").as_bytes(),
+) {
+    Ok(c) => c,
+    Err(_) => panic!("stack_guard.py contains NUL"),
+};
+
 /// `mapBatch(f, format='arrow')` support (imports pyarrow only when a flow uses it).
 const ARROW_BATCH: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
     concat!(include_str!("py/arrow_batch.py"), "\0").as_bytes(),
@@ -89,6 +97,12 @@ pub fn init(
 }
 
 fn load_runtime(py: Python<'_>) -> PyResult<()> {
+    PyModule::from_code(
+        py,
+        STACK_GUARD,
+        c"gearshift_stack_guard.py",
+        c"_gearshift_stack_guard",
+    )?;
     let m = runtime::module(py)?;
     py.import("sys")?
         .getattr("modules")?

@@ -1,6 +1,7 @@
 //! `with atomic():` on a thread: whether a block is open and whether it took the Redis lock,
 //! entering and leaving it (the runtime's `atomic_enter`/`atomic_exit`), and closing one
-//! user code left open once its callback has returned. Depends on `host` and `errors`.
+//! user code left open once its callback has returned. A worker's block is watched by
+//! `busy` (stopped past the busy threshold). Depends on `host`, `errors`, `busy`, `embed`.
 
 use pyo3::prelude::*;
 
@@ -23,6 +24,7 @@ pub fn atomic_open() -> bool {
 pub fn release_leaked_atomic() -> bool {
     let (inside, took) = ATOMIC.with(|a| a.replace((false, false)));
     if inside && took {
+        crate::busy::worker_unlocked();
         if let Some(h) = host() {
             h.unlock_redis();
         }
@@ -39,6 +41,9 @@ pub(crate) fn atomic_enter(py: Python<'_>) -> PyResult<()> {
     let h = host().ok_or_else(|| GearsError::new_err("no Redis host"))?;
     let took = py.detach(|| h.lock_redis());
     ATOMIC.with(|a| a.set((true, took)));
+    if took {
+        crate::busy::worker_locked(crate::embed::current_thread_ident());
+    }
     Ok(())
 }
 
@@ -47,6 +52,7 @@ pub(crate) fn atomic_enter(py: Python<'_>) -> PyResult<()> {
 pub(crate) fn atomic_exit(py: Python<'_>) {
     let (inside, took) = ATOMIC.with(|a| a.replace((false, false)));
     if inside && took {
+        crate::busy::worker_unlocked();
         if let Some(h) = host() {
             py.detach(|| h.unlock_redis());
         }

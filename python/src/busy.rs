@@ -41,6 +41,55 @@ thread_local! {
     static DEPTH: Cell<u32> = const { Cell::new(0) };
 }
 
+/// The Python thread ident of a worker holding the Redis lock in an `atomic()` block (0:
+/// none; the lock is exclusive, so there is at most one), and since when (as `SINCE`).
+static WORKER: AtomicU64 = AtomicU64::new(0);
+static WORKER_SINCE: AtomicU64 = AtomicU64::new(0);
+/// The stop of the current worker block was logged.
+static WORKER_LOGGED: AtomicBool = AtomicBool::new(false);
+
+/// A worker thread took the Redis lock for an `atomic()` block (GIL held). Redis cannot
+/// answer `-BUSY` while another thread holds its lock, so past the busy threshold the
+/// watchdog stops the block (`gears.forcestopped`) instead of letting the server hang.
+pub fn worker_locked(ident: u64) {
+    start_watchdog();
+    WORKER_LOGGED.store(false, Ordering::Relaxed);
+    WORKER_SINCE.store(now_ms() + 1, Ordering::Release);
+    WORKER.store(ident, Ordering::Release);
+}
+
+/// The worker's `atomic()` block gave the lock back (GIL held).
+pub fn worker_unlocked() {
+    WORKER.store(0, Ordering::Release);
+    WORKER_SINCE.store(0, Ordering::Release);
+}
+
+/// Stops a worker's `atomic()` block that held the Redis lock past the threshold.
+fn stop_overdue_worker() {
+    let since = WORKER_SINCE.load(Ordering::Acquire);
+    let threshold = THRESHOLD_MS.load(Ordering::Relaxed);
+    if since == 0 || threshold == 0 || now_ms() + 1 < since + threshold {
+        return;
+    }
+    Python::attach(|py| {
+        // Under the GIL the block cannot leave, so the ident is still the holder's.
+        let t = WORKER.load(Ordering::Acquire);
+        if t != 0 {
+            crate::embed::raise_in_thread(py, t, &py.get_type::<ForceStopped>());
+        }
+    });
+    if WORKER_LOGGED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    if let Some(h) = crate::host::host() {
+        h.log(
+            "warning",
+            "Gearshift: an atomic() block held the Redis lock past busy-reply-threshold on a \
+             worker thread (where Redis cannot answer -BUSY); it was stopped",
+        );
+    }
+}
+
 fn epoch() -> Instant {
     static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     *EPOCH.get_or_init(Instant::now)
@@ -152,6 +201,7 @@ fn start_watchdog() {
 fn watchdog() {
     loop {
         std::thread::sleep(TICK);
+        stop_overdue_worker();
         let since = SINCE.load(Ordering::Acquire);
         if since == 0 {
             continue;

@@ -200,3 +200,15 @@ def _trigger(c):
         return c.execute_command('RG.TRIGGER', 'spin')
     except redis.RedisError as err:
         return err
+
+
+def test_a_runaway_atomic_block_on_a_worker_is_stopped_past_the_threshold(srv):
+    # Redis cannot answer -BUSY while a worker holds its lock, so the block is stopped
+    # (gears.forcestopped) once it passes busy-reply-threshold, instead of hanging the server.
+    r = srv.client()
+    out = pyexecute(r, "def f(x):\n    with atomic():\n        while True:\n            pass\n"
+                       "GB('ShardsIDReader').foreach(f).run()")
+    assert out[0] == [] and 'forcestopped' in str(out[1]), out
+    assert r.ping() is True
+    assert pyexecute(r, "with atomic():\n    execute('INCR', 'n')") == 'OK'
+    assert r.get('n') == '1'

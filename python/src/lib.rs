@@ -73,6 +73,14 @@ const STACK_GUARD: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
     Err(_) => panic!("stack_guard.py contains NUL"),
 };
 
+/// The `redisgears` module (1.2's native names), built in the prelude's namespace.
+const REDISGEARS_MODULE: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
+    concat!(include_str!("py/redisgears_module.py"), "\0").as_bytes(),
+) {
+    Ok(c) => c,
+    Err(_) => panic!("redisgears_module.py contains NUL"),
+};
+
 /// `mapBatch(f, format='arrow')` support (imports pyarrow only when a flow uses it).
 const ARROW_BATCH: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
     concat!(include_str!("py/arrow_batch.py"), "\0").as_bytes(),
@@ -115,6 +123,7 @@ fn load_runtime(py: Python<'_>) -> PyResult<()> {
     py.import("sys")?
         .getattr("modules")?
         .set_item("gearshift_prelude", &prelude)?;
+    py.run(REDISGEARS_MODULE, Some(&prelude.dict()), None)?;
     let globals: Bound<'_, PyDict> = prelude.dict().copy()?;
     session::set_prelude(globals.unbind());
     Ok(())

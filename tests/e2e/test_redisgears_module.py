@@ -1,0 +1,43 @@
+"""The `redisgears` module (REFERENCE §5, §12.1): in every session's globals and importable,
+with 1.2's native names behind the short ones."""
+
+from conftest import pyexecute, wait_for
+
+NAMES = ['atomicCtx', 'callNext', 'config_get', 'executeCommand', 'flatError', 'gearsFutureCtx',
+         'getCommand', 'getMyHashTag', 'isAsyncAllow', 'log', 'overrideReply', 'registerTimeEvent']
+
+
+def test_redisgears_is_in_globals_and_importable(r):
+    out = pyexecute(r, "import redisgears as rg\n"
+                       "GB('ShardsIDReader').map(lambda x: [rg is redisgears, "
+                       "sorted(n for n in dir(rg) if not n.startswith('_'))]).run()")
+    assert out == [[str([True, NAMES])], []]
+
+
+def test_execute_command_passes_nul_bytes(r):
+    pyexecute(r, "import redisgears\nredisgears.executeCommand('SET', 'nul', b'a\\x00b')")
+    assert r.strlen('nul') == 3
+    out = pyexecute(r, "GB('ShardsIDReader').map(lambda x: redisgears.executeCommand('GET', 'nul')).run()")
+    assert out == [["a\x00b"], []]
+
+
+def test_register_time_event_through_redisgears(r):
+    pyexecute(r, "import redisgears\n"
+                 "redisgears.registerTimeEvent(1, lambda: redisgears.executeCommand('INCR', 'te'), 'te_key')")
+    try:
+        assert wait_for(lambda: int(r.get('te') or 0) >= 1, timeout=10)
+    finally:
+        r.delete('te_key')
+
+
+def test_a_registration_using_redisgears_survives_reload(r):
+    pyexecute(r, "GB().foreach(lambda x: redisgears.executeCommand('INCR', 'seen')).register(prefix='rgm:*', mode='sync')")
+    try:
+        r.set('rgm:1', 'x')
+        assert r.get('seen') == '1'
+        assert r.execute_command('DEBUG', 'RELOAD') == 'OK'
+        r.set('rgm:2', 'x')
+        assert r.get('seen') == '2'
+    finally:
+        for reg in r.execute_command('RG.DUMPREGISTRATIONS'):
+            r.execute_command('RG.UNREGISTER', reg[1])

@@ -41,3 +41,11 @@ def test_a_registration_using_redisgears_survives_reload(r):
     finally:
         for reg in r.execute_command('RG.DUMPREGISTRATIONS'):
             r.execute_command('RG.UNREGISTER', reg[1])
+
+
+def test_local_aggregateby_exists(r):
+    for i, v in enumerate(['a', 'b', 'a', 'a']):
+        r.set(f'la:{i}', v)
+    out = pyexecute(r, "GB().__localAggregateby__(lambda x: x['value'], 0, lambda k, a, x: a + 1).run('la:*')")
+    got = sorted(eval(rec)['value'] for rec in out[0])
+    assert out[1] == [] and got == [1, 3], out

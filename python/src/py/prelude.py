@@ -209,6 +209,11 @@ class GearsBuilder(object):
         return self._add('groupby', lambda r: r['key'],
                          lambda k, a, r: combOp(k, a if a else _copy.deepcopy(zero), r['value']))
 
+    def __localAggregateby__(self, extractor, zero, aggregator):
+        # aggregateby's local half: per key on this shard, no repartition.
+        return self._add('localgroupby', lambda x: extractor(x),
+                         lambda k, a, r: aggregator(k, a if a else _copy.deepcopy(zero), r))
+
     def count(self):
         # Native: local count, collect, sum of the counts.
         self._add('count')

@@ -81,6 +81,14 @@ const REDISGEARS_MODULE: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with
     Err(_) => panic!("redisgears_module.py contains NUL"),
 };
 
+/// The readers 1.2 implements in Python (loaded before the prelude, which imports them).
+const READERS: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
+    concat!(include_str!("py/readers.py"), "\0").as_bytes(),
+) {
+    Ok(c) => c,
+    Err(_) => panic!("readers.py contains NUL"),
+};
+
 /// `mapBatch(f, format='arrow')` support (imports pyarrow only when a flow uses it).
 const ARROW_BATCH: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
     concat!(include_str!("py/arrow_batch.py"), "\0").as_bytes(),
@@ -119,6 +127,10 @@ fn load_runtime(py: Python<'_>) -> PyResult<()> {
     py.import("sys")?
         .getattr("modules")?
         .set_item("_gearshift_arrow", &arrow)?;
+    let readers = PyModule::from_code(py, READERS, c"gearshift_readers.py", c"_gearshift_readers")?;
+    py.import("sys")?
+        .getattr("modules")?
+        .set_item("_gearshift_readers", &readers)?;
     let prelude = PyModule::from_code(py, PRELUDE, c"gearshift_prelude.py", c"gearshift_prelude")?;
     py.import("sys")?
         .getattr("modules")?

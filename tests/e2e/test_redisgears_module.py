@@ -49,3 +49,11 @@ def test_local_aggregateby_exists(r):
     out = pyexecute(r, "GB().__localAggregateby__(lambda x: x['value'], 0, lambda k, a, x: a + 1).run('la:*')")
     got = sorted(eval(rec)['value'] for rec in out[0])
     assert out[1] == [] and got == [1, 3], out
+
+
+def test_keys_only_reader_count_is_checked_as_scan_checks_it(r):
+    r.set('k1', 'v')
+    for bad in ("'x'", "10**30"):
+        out = pyexecute(r, f"GB('KeysOnlyReader').run(count={bad})")
+        assert out[0] == [] and 'value is not an integer or out of range' in str(out[1]), out
+    assert pyexecute(r, "GB('KeysOnlyReader').run('k1', count=5)") == [['k1'], []]

@@ -22,8 +22,6 @@ _FUNCTION = (_types.FunctionType,)
 _C_READERS = ('KeysReader', 'StreamReader', 'CommandReader', 'PythonReader', 'ShardIDReader')
 _PY_READERS = ('ShardsIDReader', 'KeysOnlyReader')
 # Entries per XREAD of StreamReader.run (paging keeps each Redis-lock hold short).
-_STREAM_PAGE = 1000
-
 
 def _check_arity(op, args, low, high=None):
     if not (low <= len(args) <= (low if high is None else high)):
@@ -40,57 +38,8 @@ def gearsConfigGet(key, default=None):
     return val if val is not None else default
 
 
-def createKeysOnlyReader(pattern='*', count=1000, noScan=False, patternGenerator=None):
-    """KeysOnlyReader: a PythonReader generator of key names (SCAN, or EXISTS with noScan).
-    patternGenerator, when given, runs on each shard and returns (pattern, noScan)."""
-    def keysOnlyReader():
-        pat, no_scan = patternGenerator() if patternGenerator is not None else (pattern, noScan)
-        if no_scan:
-            try:
-                found = execute('exists', pat) == 1
-            except Exception:
-                return
-            if found:
-                yield pat
-            return
-        cursor = '0'
-        while True:
-            cursor, keys = execute('scan', cursor, 'MATCH', str(pat), 'COUNT', str(count))
-            for k in keys:
-                yield k
-            if cursor == '0':
-                return
-    return keysOnlyReader
-
-
-def shardReaderCallback():
-    """ShardsIDReader: this shard's id ('1' on a standalone server)."""
-    try:
-        res = execute('RG.INFOCLUSTER')
-    except GearsError:
-        res = 'no cluster mode'
-    yield '1' if res == 'no cluster mode' else res[1]
-
-
-def _stream_reader(key, fromId):
-    """StreamReader.run(key, fromId): the entries of stream `key` after `fromId`."""
-    def streamReader():
-        last = fromId
-        while True:
-            try:
-                res = execute('XREAD', 'COUNT', _STREAM_PAGE, 'STREAMS', key, last)
-            except GearsError as e:
-                raise flat_error(str(e)) from None
-            if not res:
-                return
-            entries = res[0][1]
-            for entry_id, fields in entries:
-                yield {'key': key, 'id': entry_id,
-                       'value': dict(zip(fields[0::2], fields[1::2]))}
-            if len(entries) < _STREAM_PAGE:
-                return
-            last = entries[-1][0]
-    return streamReader
+from _gearshift_readers import (  # noqa: E402  (python readers, own file)
+    _scan_count_ok, _stream_reader, createKeysOnlyReader, shardReaderCallback)
 
 
 def _check_bool(kwargs, name, error):
@@ -253,7 +202,8 @@ class GearsBuilder(object):
             arg = shardReaderCallback
         elif self.realReader == 'KeysOnlyReader':
             generator = createKeysOnlyReader(arg, **kwargs)  # 1.2's argument checks
-            if kwargs.get('patternGenerator') is None:
+            # A count SCAN refuses takes the Python path, where SCAN reports it as in 1.2.
+            if kwargs.get('patternGenerator') is None and _scan_count_ok(kwargs.get('count', 1)):
                 # Native: key names straight from the keyspace scan, no Python per key.
                 reader, kwargs = 'KeysOnlyReader', {'noScan': bool(kwargs.get('noScan', False))}
             else:

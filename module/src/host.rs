@@ -30,6 +30,20 @@ pub fn mark_main_thread() {
 }
 
 thread_local! {
+    /// A saved session is being rebuilt on this thread: its registrations keep their
+    /// saved ids, so `register()` reserves none.
+    static REBUILDING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` (a saved session's script) with no registration ids reserved.
+pub fn rebuilding<R>(f: impl FnOnce() -> R) -> R {
+    let prev = REBUILDING.with(|r| r.replace(true));
+    let out = f();
+    REBUILDING.with(|r| r.set(prev));
+    out
+}
+
+thread_local! {
     /// The lock an `atomic()` block holds on this thread.
     static ATOMIC_HOLD: std::cell::RefCell<Option<(ContextGuard, ThreadSafeContext<DetachedFromClient>)>> =
         const { std::cell::RefCell::new(None) };
@@ -118,6 +132,13 @@ impl HostServices for RedisHost {
         LOCKED_CTX.with(|c| c.set(guard.ctx));
         ATOMIC_HOLD.with(|h| *h.borrow_mut() = Some((guard, tsc)));
         true
+    }
+
+    fn reserve_registration_id(&self) -> Option<String> {
+        if REBUILDING.with(|r| r.get()) {
+            return None;
+        }
+        crate::state::get().map(|s| s.registrations.next_id())
     }
 
     fn yield_to_clients(&self) {

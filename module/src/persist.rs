@@ -62,7 +62,7 @@ pub fn rebuild(ctx: &Context, state: &ModuleState, s: &SavedSession) -> Result<(
     }
     let outcome = with_lock_held(ctx, || {
         let _as = Scope::enter(s.run_as.clone());
-        gearpy::run_script(&s.code)
+        crate::host::rebuilding(|| gearpy::run_script(&s.code))
     });
     let regs = match outcome {
         ScriptOutcome::Registered(regs) => regs,

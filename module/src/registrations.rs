@@ -507,6 +507,7 @@ mod tests {
             inorder: false,
             stream: None,
             globals: None,
+            id: None,
             hook: None,
             keyprefix: None,
             commands: None,

@@ -210,7 +210,7 @@ pub fn install_with_ids(
             globals.get_or_insert(Arc::new(g));
         }
         let cb = req.on_registered.take();
-        let reg_id = match ids.and_then(|ids| ids.get(i)) {
+        let reg_id = match ids.and_then(|ids| ids.get(i)).or(req.id.as_ref()) {
             Some(saved) => {
                 state.registrations.bump_past(saved);
                 saved.clone()

@@ -36,6 +36,11 @@ pub trait HostServices: Send + Sync {
     fn execution_memory_limit(&self) -> i64 {
         0
     }
+    /// Reserves the id of a registration `register()` is preparing (what it returns); None
+    /// where ids come from elsewhere (sessions re-run while loading keep their saved ids).
+    fn reserve_registration_id(&self) -> Option<String> {
+        None
+    }
     /// Lets Redis serve clients (answering `-BUSY`) while Python that holds the Redis lock
     /// on the main thread runs long. Called there, with the GIL.
     fn yield_to_clients(&self) {}

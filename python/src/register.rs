@@ -38,6 +38,8 @@ pub struct RegisterRequest {
     pub stream: Option<StreamOptions>,
     /// The script's globals (for the session's profiler); set when the script ends.
     pub globals: Option<crate::profile::SessionGlobals>,
+    /// The id `register()` returned (reserved from the host), used when it is installed.
+    pub id: Option<String>,
 }
 
 /// StreamReader register() settings (REFERENCE §2.2, §4.2).
@@ -113,7 +115,9 @@ fn str_list(v: Option<Bound<'_, PyAny>>) -> PyResult<Option<Vec<String>>> {
 }
 
 /// `_gearshift.register(reader, prefix, steps, opts, desc)`, called by
-/// `GearsBuilder.register` after it validated the arguments.
+/// `GearsBuilder.register` after it validated the arguments. Returns the registration's id
+/// (reserved now, as RG.DUMPREGISTRATIONS will show it), or None where the host reserves
+/// none (a session re-run while loading keeps its saved ids).
 #[pyfunction]
 #[pyo3(signature = (reader, prefix, steps, opts, desc = None))]
 pub(crate) fn register(
@@ -122,7 +126,7 @@ pub(crate) fn register(
     steps: &Bound<'_, PyList>,
     opts: &Bound<'_, PyDict>,
     desc: Option<String>,
-) -> PyResult<()> {
+) -> PyResult<Option<String>> {
     let plan = build_plan(steps)?;
     let req = RegisterRequest {
         reader: reader.to_owned(),
@@ -161,11 +165,15 @@ pub(crate) fn register(
         commands: str_list(opts.get_item("commands")?)?
             .map(|v| v.into_iter().map(|c| c.to_ascii_lowercase()).collect()),
         globals: None,
+        id: None,
     };
     PREPARED.with(|p| match p.borrow_mut().as_mut() {
         Some(list) => {
+            let mut req = req;
+            req.id = crate::host::host().and_then(|h| h.reserve_registration_id());
+            let id = req.id.clone();
             list.push(req);
-            Ok(())
+            Ok(id)
         }
         None => Err(GearsError::new_err(
             "register() can only be called from RG.PYEXECUTE",

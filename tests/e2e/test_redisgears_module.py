@@ -1,6 +1,9 @@
 """The `redisgears` module (REFERENCE §5, §12.1): in every session's globals and importable,
 with 1.2's native names behind the short ones."""
 
+import pytest
+import redis
+
 from conftest import pyexecute, wait_for
 
 NAMES = ['atomicCtx', 'callNext', 'config_get', 'executeCommand', 'flatError', 'gearsFutureCtx',
@@ -57,3 +60,31 @@ def test_keys_only_reader_count_is_checked_as_scan_checks_it(r):
         out = pyexecute(r, f"GB('KeysOnlyReader').run(count={bad})")
         assert out[0] == [] and 'value is not an integer or out of range' in str(out[1]), out
     assert pyexecute(r, "GB('KeysOnlyReader').run('k1', count=5)") == [['k1'], []]
+
+
+def test_register_returns_the_registration_id(r):
+    assert pyexecute(r, "rid = GB().register(prefix='rid:*')\nexecute('SET', 'the_rid', rid)") == 'OK'
+    try:
+        rid = r.get('the_rid')
+        ids = [reg[1] for reg in r.execute_command('RG.DUMPREGISTRATIONS')]
+        assert ids == [rid], (rid, ids)
+        # The id is usable where 1.2 scripts pass it on.
+        with pytest.raises(redis.ResponseError, match='Reader KeysReader does not support pause'):
+            r.execute_command('RG.PAUSEREGISTRATIONS', rid)
+        assert r.execute_command('RG.UNREGISTER', rid) == 'OK'
+    finally:
+        for reg in r.execute_command('RG.DUMPREGISTRATIONS'):
+            r.execute_command('RG.UNREGISTER', reg[1])
+
+
+def test_register_ids_survive_reload_unchanged(r):
+    assert pyexecute(r, "a = GB().register(prefix='ra:*')\nb = GB().register(prefix='rb:*')\n"
+                        "execute('RPUSH', 'the_rids', a, b)") == 'OK'
+    try:
+        before = sorted(reg[1] for reg in r.execute_command('RG.DUMPREGISTRATIONS'))
+        assert sorted(r.lrange('the_rids', 0, -1)) == before
+        assert r.execute_command('DEBUG', 'RELOAD') == 'OK'
+        assert sorted(reg[1] for reg in r.execute_command('RG.DUMPREGISTRATIONS')) == before
+    finally:
+        for reg in r.execute_command('RG.DUMPREGISTRATIONS'):
+            r.execute_command('RG.UNREGISTER', reg[1])

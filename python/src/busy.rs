@@ -8,7 +8,7 @@
 //! Pending calls run only on the interpreter's main thread, which is Redis's (the
 //! interpreter starts in the module's OnLoad). Code blocked in C (e.g. `time.sleep`) is
 //! reached when it returns to bytecode. A named `unsafe` module (`Py_AddPendingCall`).
-//! Depends on `host` and `errors`.
+//! Depends on `host`, `errors` and `control`.
 #![allow(unsafe_code)]
 
 use std::cell::Cell;
@@ -71,13 +71,7 @@ fn stop_overdue_worker() {
     if since == 0 || threshold == 0 || now_ms() + 1 < since + threshold {
         return;
     }
-    Python::attach(|py| {
-        // Under the GIL the block cannot leave, so the ident is still the holder's.
-        let t = WORKER.load(Ordering::Acquire);
-        if t != 0 {
-            crate::embed::raise_in_thread(py, t, &py.get_type::<ForceStopped>());
-        }
-    });
+    crate::control::force_stop(&WORKER);
     if WORKER_LOGGED.swap(true, Ordering::Relaxed) {
         return;
     }

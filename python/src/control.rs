@@ -82,12 +82,7 @@ impl ExecControl {
     /// Raises `gears.forcestopped` in the claimed thread, if any, without marking the
     /// control stopped (it goes on serving later executions). Takes the GIL.
     pub fn interrupt_thread(&self) {
-        Python::attach(|py| {
-            let t = self.thread.load(Ordering::Acquire);
-            if t != 0 {
-                embed::raise_in_thread(py, t, &py.get_type::<ForceStopped>());
-            }
-        });
+        force_stop(&self.thread);
     }
 
     /// Marks the calling thread as running this execution's Python (GIL held) until the
@@ -103,6 +98,18 @@ impl ExecControl {
             _link: link,
         }
     }
+}
+
+/// Raises `gears.forcestopped` in the Python thread whose ident `slot` holds (0: none).
+/// Takes the GIL and reads the slot under it: a thread clears its slot with the GIL held,
+/// so the ident is current when the exception is scheduled.
+pub(crate) fn force_stop(slot: &AtomicU64) {
+    Python::attach(|py| {
+        let t = slot.load(Ordering::Acquire);
+        if t != 0 {
+            embed::raise_in_thread(py, t, &py.get_type::<ForceStopped>());
+        }
+    });
 }
 
 /// While alive, the execution's Python runs on this thread (with its command link set and

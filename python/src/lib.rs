@@ -58,44 +58,29 @@ pub use register::{OnRegistered, RegisterRequest, StreamOptions};
 pub use session::{run_script, ReaderSpec, RunRequest, ScriptOutcome};
 pub use stage::{ControlledRuntime, PyRuntime};
 
-const PRELUDE: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
-    concat!(include_str!("py/prelude.py"), "\0").as_bytes(),
-) {
-    Ok(c) => c,
-    Err(_) => panic!("prelude contains NUL"),
-};
+/// A Python source file of this crate as a C string (checked at compile time: no NUL).
+macro_rules! embedded_py {
+    ($path:literal) => {
+        match std::ffi::CStr::from_bytes_with_nul(concat!(include_str!($path), "\0").as_bytes()) {
+            Ok(c) => c,
+            Err(_) => panic!(concat!($path, " contains NUL")),
+        }
+    };
+}
+
+const PRELUDE: &std::ffi::CStr = embedded_py!("py/prelude.py");
 
 /// Caps `sys.setrecursionlimit` to what Redis's thread stacks hold (run once at start-up).
-const STACK_GUARD: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
-    concat!(include_str!("py/stack_guard.py"), "\0").as_bytes(),
-) {
-    Ok(c) => c,
-    Err(_) => panic!("stack_guard.py contains NUL"),
-};
+const STACK_GUARD: &std::ffi::CStr = embedded_py!("py/stack_guard.py");
 
 /// The `redisgears` module (1.2's native names), built in the prelude's namespace.
-const REDISGEARS_MODULE: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
-    concat!(include_str!("py/redisgears_module.py"), "\0").as_bytes(),
-) {
-    Ok(c) => c,
-    Err(_) => panic!("redisgears_module.py contains NUL"),
-};
+const REDISGEARS_MODULE: &std::ffi::CStr = embedded_py!("py/redisgears_module.py");
 
 /// The readers 1.2 implements in Python (loaded before the prelude, which imports them).
-const READERS: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
-    concat!(include_str!("py/readers.py"), "\0").as_bytes(),
-) {
-    Ok(c) => c,
-    Err(_) => panic!("readers.py contains NUL"),
-};
+const READERS: &std::ffi::CStr = embedded_py!("py/readers.py");
 
 /// `mapBatch(f, format='arrow')` support (imports pyarrow only when a flow uses it).
-const ARROW_BATCH: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
-    concat!(include_str!("py/arrow_batch.py"), "\0").as_bytes(),
-) {
-    Ok(c) => c,
-    Err(_) => panic!("arrow_batch.py contains NUL"),
-};
+const ARROW_BATCH: &std::ffi::CStr = embedded_py!("py/arrow_batch.py");
 
 /// Starts the interpreter and loads the runtime API. Call once, at module load. With
 /// `allocator`, Python's memory comes from it (see [`pymem`]).
@@ -119,22 +104,14 @@ fn load_runtime(py: Python<'_>) -> PyResult<()> {
         c"gearshift_stack_guard.py",
         c"_gearshift_stack_guard",
     )?;
-    let m = runtime::module(py)?;
-    py.import("sys")?
-        .getattr("modules")?
-        .set_item("_gearshift", &m)?;
+    let modules = py.import("sys")?.getattr("modules")?;
+    modules.set_item("_gearshift", runtime::module(py)?)?;
     let arrow = PyModule::from_code(py, ARROW_BATCH, c"gearshift_arrow.py", c"_gearshift_arrow")?;
-    py.import("sys")?
-        .getattr("modules")?
-        .set_item("_gearshift_arrow", &arrow)?;
+    modules.set_item("_gearshift_arrow", &arrow)?;
     let readers = PyModule::from_code(py, READERS, c"gearshift_readers.py", c"_gearshift_readers")?;
-    py.import("sys")?
-        .getattr("modules")?
-        .set_item("_gearshift_readers", &readers)?;
+    modules.set_item("_gearshift_readers", &readers)?;
     let prelude = PyModule::from_code(py, PRELUDE, c"gearshift_prelude.py", c"gearshift_prelude")?;
-    py.import("sys")?
-        .getattr("modules")?
-        .set_item("gearshift_prelude", &prelude)?;
+    modules.set_item("gearshift_prelude", &prelude)?;
     py.run(REDISGEARS_MODULE, Some(&prelude.dict()), None)?;
     let globals: Bound<'_, PyDict> = prelude.dict().copy()?;
     session::set_prelude(globals.unbind());

@@ -23,31 +23,12 @@
 //! - `scripts`, `sessions`: running RG.PYEXECUTE scripts; sessions owning registrations.
 #![deny(unsafe_code)]
 
-pub mod acl;
-pub mod acl_cache;
-pub mod acl_categories;
+pub mod app;
 pub mod cluster;
 pub mod commands;
-pub mod config;
-pub mod events;
-pub mod executions;
-pub mod ffi;
-pub mod hooks;
-pub mod host;
-pub mod info;
-pub mod limits;
-pub mod linked;
-pub mod persist;
-pub mod readers;
-pub mod registrations;
-pub mod reply;
-pub mod requirements;
-pub mod scripts;
-pub mod sessions;
-pub mod state;
-pub mod streams;
-pub mod time_events;
-pub mod timers;
+pub mod model;
+pub mod redis;
+pub mod run;
 
 #[cfg(not(test))]
 mod registration {
@@ -56,18 +37,21 @@ mod registration {
     use crate::commands::{
         config, executions, internal, misc, pyexecute, registrations, sessions, trigger,
     };
-    use crate::ffi::rdb::GEARSHIFT_AUX;
-    use crate::ffi::timeev::TIME_EVENT_TYPE;
+    use crate::redis::ffi::rdb::GEARSHIFT_AUX;
+    use crate::redis::ffi::timeev::TIME_EVENT_TYPE;
 
     fn init(ctx: &Context, args: &[RedisString]) -> Status {
-        crate::ffi::guard_status(|| {
-            crate::host::mark_main_thread();
-            crate::state::init(ctx, args)?;
-            crate::ffi::filter::install(ctx)?;
-            crate::ffi::cluster::install(ctx)?;
-            crate::limits::start(ctx);
+        crate::redis::ffi::guard_status(|| {
+            crate::redis::lock::mark_main_thread();
+            crate::model::state::init(ctx, args)?;
+            crate::redis::ffi::filter::install(ctx)?;
+            crate::redis::ffi::cluster::install(ctx)?;
+            crate::redis::limits::start(ctx);
             // Replaces the crate's default INFO callback with ours.
-            redis_module::raw::register_info_function(ctx.ctx, Some(crate::info::info_callback));
+            redis_module::raw::register_info_function(
+                ctx.ctx,
+                Some(crate::app::info::info_callback),
+            );
             Ok(())
         })
     }
@@ -76,7 +60,9 @@ mod registration {
     /// error goes through the module's own reply path, never the crate's.
     macro_rules! command {
         ($handler:path) => {
-            |ctx: &Context, args: Vec<RedisString>| crate::ffi::command::run(ctx, args, $handler)
+            |ctx: &Context, args: Vec<RedisString>| {
+                crate::redis::ffi::command::run(ctx, args, $handler)
+            }
         };
     }
 
@@ -85,7 +71,7 @@ mod registration {
     macro_rules! code {
         ($handler:path) => {
             |ctx: &Context, args: Vec<RedisString>| {
-                crate::ffi::command::run_code(ctx, args, $handler)
+                crate::redis::ffi::command::run_code(ctx, args, $handler)
             }
         };
     }
@@ -95,7 +81,7 @@ mod registration {
     macro_rules! internal {
         ($handler:path) => {
             |ctx: &Context, args: Vec<RedisString>| {
-                crate::ffi::command::run_internal(ctx, args, $handler)
+                crate::redis::ffi::command::run_internal(ctx, args, $handler)
             }
         };
     }
@@ -149,8 +135,8 @@ mod registration {
                     ["rg.innertimeevent", internal!(internal::innertimeevent), "write deny-oom", 1, 1, 1, ""],
                 ],
                 event_handlers: [
-                    [@ALL @MISSED: crate::events::on_keyspace_event],
-                    [@STREAM: crate::streams::on_stream_event],
+                    [@ALL @MISSED: crate::run::events::on_keyspace_event],
+                    [@STREAM: crate::run::streams::on_stream_event],
                 ],
             }
         };

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use redis_module::Context;
 
 use super::bus::{self, Message};
-use crate::ffi::replies::Reply;
+use crate::redis::ffi::replies::Reply;
 
 // The wire forms live in the engine so the fuzz targets reach them without Redis.
 pub use engine::wire::bus::Query;
@@ -39,7 +39,7 @@ fn gathers() -> MutexGuard<'static, HashMap<u64, Gather>> {
 /// at the latest after `timeout`. Not in cluster mode: `done` gets no answers at once and
 /// this returns false.
 pub fn ask_others(q: Query, timeout: Duration, done: OnAnswers) -> bool {
-    let Some(topo) = super::current() else {
+    let Some(topo) = crate::model::topology::current() else {
         done(Vec::new());
         return false;
     };
@@ -95,7 +95,7 @@ fn send_answer(to: &str, req: u64, reply: &Reply) {
 }
 
 fn install_then_answer(sender: String, req: u64, names: Vec<String>) {
-    let Some(state) = crate::state::get() else {
+    let Some(state) = crate::model::state::get() else {
         return;
     };
     state.pool.spawn_fn(move || {
@@ -116,10 +116,9 @@ fn answer(ctx: &Context, q: Query) -> Reply {
         Query::Session(blob) => {
             crate::commands::internal::install_blob(ctx, &blob).map(|()| Reply::Status("OK".into()))
         }
-        Query::Call(run_as, args) => Ok(crate::reply::from_call_reply(crate::host::call(
-            Some(&run_as),
-            &args,
-        ))),
+        Query::Call(run_as, args) => Ok(crate::model::reply::from_call_reply(
+            crate::redis::lock::call(Some(&run_as), &args),
+        )),
         Query::Pause(id, pause) => crate::commands::registrations::pause_local(&id, pause),
         Query::ClearStats => crate::commands::registrations::clear_stats_local(),
         Query::Install(_) => Err("requirements are installed on a worker".into()),
@@ -157,7 +156,7 @@ pub fn on_answer(sender: &str, req: u64, reply: &[u8]) {
     }
     let Some(gather) = g.remove(&req) else { return };
     drop(g);
-    if let Some(state) = crate::state::get() {
+    if let Some(state) = crate::model::state::get() {
         state.pool.spawn_fn(move || (gather.done)(gather.answers));
     }
 }

@@ -10,7 +10,7 @@ pub use engine::wire::bus::{Message, RunOrder};
 
 /// Sends `m` to the node `to` (None: every other node). False: the bus refused it.
 pub fn send(to: Option<&str>, m: &Message) -> bool {
-    crate::ffi::cluster::send(to, &m.encode())
+    crate::redis::ffi::cluster::send(to, &m.encode())
 }
 
 /// Dispatches one received message (main thread, Redis lock held).
@@ -37,5 +37,18 @@ pub fn on_message(ctx: &Context, sender: &str, payload: &[u8]) {
         Message::Unregister { id, abort_pending } => {
             crate::commands::internal::unregister_local(&id, abort_pending)
         }
+    }
+}
+
+/// Tells every other shard to drop registration `id`.
+pub fn broadcast_unregister(id: &str, abort_pending: bool) {
+    if crate::model::topology::current().is_some() {
+        send(
+            None,
+            &Message::Unregister {
+                id: id.to_owned(),
+                abort_pending,
+            },
+        );
     }
 }

@@ -14,9 +14,9 @@ use gearpy::{ControlledRuntime, ExecControl};
 
 use super::bus::{self, Message, RunOrder};
 use super::transport::{self, BusTransport};
-use super::Topology;
-use crate::acl::{self, AsUser, RunAs, Scope};
-use crate::executions::Entry;
+use crate::model::executions::Entry;
+use crate::model::topology::Topology;
+use crate::redis::access::{self, AsUser, RunAs, Scope};
 
 /// The channel key of execution `id` on every shard (FNV-1a: stable across processes).
 pub fn exec_key(id: &str) -> u64 {
@@ -45,7 +45,7 @@ fn shuffle_ctx(
         exec_id: exec_key(id),
         transport: Arc::new(BusTransport { me, peers }),
         slots,
-        idle_timeout: super::wait_bound(),
+        idle_timeout: crate::model::topology::wait_bound(),
         pool: frame_pool(),
         foreign: Some(Arc::new(gearpy::PyColumnDecoder)),
     }
@@ -143,7 +143,7 @@ pub fn launch(id: &str, topo: &Topology, wire: Vec<u8>, run_as: &RunAs) -> Shuff
     });
     for (i, s) in topo.shards.iter().enumerate() {
         if i != topo.me && !bus::send(Some(&s.id), &m) {
-            crate::ffi::log::warning(&format!(
+            crate::redis::ffi::log::warning(&format!(
                 "Gearshift: could not send execution {id} to shard {}",
                 s.id
             ));
@@ -161,7 +161,11 @@ pub fn local_done(id: &str, mut out: ExecutionOutput, complete: Complete) {
     let mut p = pending();
     match p.get_mut(id) {
         Some(run) if run.remaining > 0 => {
-            run.local = Some((out, complete, Instant::now() + super::wait_bound()));
+            run.local = Some((
+                out,
+                complete,
+                Instant::now() + crate::model::topology::wait_bound(),
+            ));
             drop(p);
             start_sweeper();
         }
@@ -208,7 +212,7 @@ pub fn on_done(id: &str, _sender: &str) {
     };
     drop(p);
     transport::forget(exec_key(id));
-    if let Some(state) = crate::state::get() {
+    if let Some(state) = crate::model::state::get() {
         state.pool.spawn_fn(move || complete(out));
     }
 }
@@ -225,14 +229,14 @@ pub(crate) fn start_sweeper() {
                     std::thread::sleep(Duration::from_millis(50));
                     sweep(Instant::now());
                     super::ask::sweep(Instant::now());
-                    if last_beat.elapsed() >= super::wait_bound() / 3 {
+                    if last_beat.elapsed() >= crate::model::topology::wait_bound() / 3 {
                         last_beat = Instant::now();
                         send_heartbeats();
                     }
                 }
             });
         if let Err(e) = spawned {
-            crate::ffi::log::warning(&format!("Gearshift: no sweeper thread: {e}"));
+            crate::redis::ffi::log::warning(&format!("Gearshift: no sweeper thread: {e}"));
         }
     });
 }
@@ -256,11 +260,11 @@ fn sweep(now: Instant) {
         let probe_id = id.clone();
         super::ask::ask_others(
             super::ask::Query::IsRunning(probe_id),
-            super::wait_bound(),
+            crate::model::topology::wait_bound(),
             Box::new(move |answers| {
                 let running = answers
                     .iter()
-                    .any(|(_, r)| matches!(r, crate::ffi::replies::Reply::Int(1)));
+                    .any(|(_, r)| matches!(r, crate::redis::ffi::replies::Reply::Int(1)));
                 after_probe(&id, running);
             }),
         );
@@ -274,7 +278,7 @@ fn after_probe(id: &str, running: bool) {
         if let Some(run) = p.get_mut(id) {
             run.probing = false;
             if let Some(local) = run.local.as_mut() {
-                local.2 = Instant::now() + super::wait_bound();
+                local.2 = Instant::now() + crate::model::topology::wait_bound();
             }
         }
         return;
@@ -293,12 +297,13 @@ fn after_probe(id: &str, running: bool) {
 
 /// Whether this shard's part of `id` is still running (answer to another shard's probe).
 pub fn is_running(id: &str) -> bool {
-    crate::state::get()
+    crate::model::state::get()
         .and_then(|s| s.registry.get(id))
         .is_some_and(|e| {
             matches!(
                 e.status(),
-                crate::executions::Status::Running | crate::executions::Status::Created
+                crate::model::executions::Status::Running
+                    | crate::model::executions::Status::Created
             )
         })
 }
@@ -306,23 +311,27 @@ pub fn is_running(id: &str) -> bool {
 /// Another shard asks this one to run its part of an execution (main thread: hand it to
 /// a worker).
 pub fn on_run(order: RunOrder) {
-    let Some(state) = crate::state::get() else {
+    let Some(state) = crate::model::state::get() else {
         return;
     };
     state.pool.spawn_fn(move || {
-        crate::ffi::guard_worker(
+        crate::redis::ffi::guard_worker(
             || run_part(order),
-            |p| crate::ffi::log::warning(&format!("Gearshift: remote execution panicked: {p}")),
+            |p| {
+                crate::redis::ffi::log::warning(&format!(
+                    "Gearshift: remote execution panicked: {p}"
+                ))
+            },
         )
     });
 }
 
 fn run_part(order: RunOrder) {
     // A shard that has not run a script yet may not know the topology.
-    if super::current().is_none() {
-        super::refresh();
+    if crate::model::topology::current().is_none() {
+        crate::model::topology::refresh();
     }
-    let my_id = super::shard_id();
+    let my_id = crate::model::topology::shard_id();
     let me = order.shards.iter().position(|s| *s == my_id);
     if let Err(e) = me
         .ok_or_else(|| format!("execution names shards without this one ({my_id})"))
@@ -334,7 +343,7 @@ fn run_part(order: RunOrder) {
 
 /// Starts this shard's part; on `Err` nothing was started.
 fn start_part(order: &RunOrder, me: usize) -> Result<(), String> {
-    let state = crate::state::get().ok_or("Gearshift is not initialised")?;
+    let state = crate::model::state::get().ok_or("Gearshift is not initialised")?;
     // Unpickling may run the initiator's code: as the run's user, like the rest.
     let req = {
         let _as = Scope::enter(order.run_as.clone());
@@ -354,8 +363,8 @@ fn start_part(order: &RunOrder, me: usize) -> Result<(), String> {
         Arc::new(SlotMap::from_ranges(&ranges)),
     );
     let entry = Entry::new(order.id.clone(), &req.plan);
-    let source = acl::source(
-        crate::scripts::source_for(req.reader, &req.plan),
+    let source = access::source(
+        crate::app::scripts::source_for(req.reader, &req.plan),
         &order.run_as,
     );
     let control = ExecControl::new();
@@ -374,11 +383,12 @@ fn start_part(order: &RunOrder, me: usize) -> Result<(), String> {
         })
     };
     part_started(&order.id, &order.shards, me);
-    let handle = crate::executions::start_execution(source, &req.plan, &host, Some(&ctx), on_done)
-        .map_err(|e| {
-            part_ended(&order.id);
-            e.to_string()
-        })?;
+    let handle =
+        crate::model::executions::start_execution(source, &req.plan, &host, Some(&ctx), on_done)
+            .map_err(|e| {
+                part_ended(&order.id);
+                e.to_string()
+            })?;
     entry.started(handle, Some(control));
     state
         .registry
@@ -389,7 +399,7 @@ fn start_part(order: &RunOrder, me: usize) -> Result<(), String> {
 /// This shard's part could not start: every shard that waits for its records is told (so
 /// none waits for the idle bound), and the initiator reports `error`.
 fn fail_part(order: &RunOrder, me: Option<usize>, error: String) {
-    crate::ffi::log::warning(&format!(
+    crate::redis::ffi::log::warning(&format!(
         "Gearshift: part of execution {} failed here: {error}",
         order.id
     ));

@@ -4,7 +4,7 @@
 //! access a non local key"), which 1.2 returns as the error. Gearshift forwards such a
 //! command to the owner over the bus and waits (bounded by `ExecutionMaxIdleTime`) for its
 //! reply, so flows such as the walkthrough's event-driven maximum work on a cluster. The
-//! command runs there as the same ACL user (`crate::acl`). Only
+//! command runs there as the same ACL user (`crate::redis::access`). Only
 //! threads that took the Redis lock for this call can wait: where the lock is already held
 //! (sync runs, `atomic()` blocks) the error is returned, as in 1.2.
 
@@ -16,7 +16,7 @@ use gearpy::host::CallReply;
 use redis_module::Context;
 
 use super::ask::{self, Query};
-use crate::acl::RunAs;
+use crate::redis::access::RunAs;
 
 const NON_LOCAL: &str = "Attempted to access a non local key in a cluster node";
 
@@ -28,7 +28,7 @@ pub fn is_non_local(r: &CallReply) -> bool {
 /// The node owning the first key of command `args` (asked with `COMMAND GETKEYS` on
 /// `ctx`, whose lock the caller holds), if another shard owns it.
 pub fn owner(ctx: &Context, args: &[Vec<u8>]) -> Option<String> {
-    let topo = super::current()?;
+    let topo = crate::model::topology::current()?;
     let mut argv: Vec<&[u8]> = vec![b"GETKEYS"];
     argv.extend(args.iter().map(|a| a.as_slice()));
     let keys = ctx.call("COMMAND", argv.as_slice()).ok()?;
@@ -63,7 +63,7 @@ pub fn forward(owner: String, run_as: RunAs, args: &[Vec<u8>], timeout: Duration
         Ok(answers) => answers
             .into_iter()
             .next()
-            .map(|(_, r)| crate::reply::to_call_reply(r))
+            .map(|(_, r)| crate::model::reply::to_call_reply(r))
             .unwrap_or_else(|| CallReply::Error(format!("ERR shard {owner} did not answer"))),
         Err(_) => CallReply::Error(format!("ERR shard {owner} did not answer")),
     }

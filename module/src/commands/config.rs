@@ -4,9 +4,9 @@
 use redis_module::{Context, RedisError, RedisResult, RedisString};
 
 use super::{module_state, respond, text_args};
-use crate::config::{SetOutcome, Value};
-use crate::ffi::guard;
-use crate::ffi::replies::Reply;
+use crate::redis::config::{SetOutcome, Value};
+use crate::redis::ffi::guard;
+use crate::redis::ffi::replies::Reply;
 
 fn value_reply(v: Value) -> Reply {
     match v {

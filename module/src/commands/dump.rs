@@ -1,8 +1,8 @@
 //! How registrations look in RG.DUMPREGISTRATIONS and RG.PYDUMPSESSIONS (REFERENCE §1.3).
 
-use crate::ffi::replies::Reply;
-use crate::registrations::{Registration, Stats};
-use crate::streams::StreamRegistration;
+use crate::model::registrations::{Registration, Stats};
+use crate::model::streams::StreamRegistration;
+use crate::redis::ffi::replies::Reply;
 
 fn bulk(s: &str) -> Reply {
     Reply::Bulk(s.as_bytes().to_vec())
@@ -89,7 +89,11 @@ fn keys_args(r: &Registration, key_types: &Option<Vec<String>>) -> Reply {
 }
 
 /// The `PD` session string of 1.2's dump.
-fn session_text(session: &str, reg_id: &str, sessions: &crate::sessions::Sessions) -> String {
+fn session_text(
+    session: &str,
+    reg_id: &str,
+    sessions: &crate::model::sessions::Sessions,
+) -> String {
     let (desc, regs) = match sessions.get(session) {
         Some(s) => (s.desc.clone(), s.registrations.clone()),
         None => (None, vec![reg_id.to_owned()]),
@@ -126,7 +130,7 @@ fn entry(
         data,
     ];
     if with_pd {
-        if let Some(state) = crate::state::get() {
+        if let Some(state) = crate::model::state::get() {
             row.push(bulk("PD"));
             row.push(bulk(&session_text(session, id, &state.sessions)));
         }

@@ -5,11 +5,11 @@ use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
 use super::{module_state, respond, respond_cluster_wide, text_args};
 use crate::cluster::ask::{self, Query};
-use crate::executions::{Entry, Status};
-use crate::ffi::command::error;
-use crate::ffi::guard;
-use crate::ffi::replies::{block, reply_blocked, Reply};
-use crate::host::with_lock_held;
+use crate::model::executions::{Entry, Status};
+use crate::redis::ffi::command::error;
+use crate::redis::ffi::guard;
+use crate::redis::ffi::replies::{block, reply_blocked, Reply};
+use crate::redis::lock::with_lock_held;
 
 const NO_SUCH_PLAN: &str = "execution plan does not exist";
 
@@ -103,7 +103,7 @@ pub fn dropexecution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         with_lock_held(ctx, || {
             ask::ask_others(
                 Query::DropExecution(a[0].clone()),
-                crate::cluster::wait_bound(),
+                crate::model::topology::wait_bound(),
                 Box::new(|_| {}),
             )
         });
@@ -113,7 +113,7 @@ pub fn dropexecution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 
 /// Drops `id` on this shard for another shard's RG.DROPEXECUTION (unknown is fine).
 pub fn drop_local(id: &str) -> Result<Reply, String> {
-    let state = crate::state::get().ok_or("Gearshift is not initialised")?;
+    let state = crate::model::state::get().ok_or("Gearshift is not initialised")?;
     if let Some(e) = state.registry.get(id) {
         if matches!(e.status(), Status::Running | Status::Created) {
             return Err("can not drop a not yet finished execution, abort it first.".into());
@@ -125,7 +125,7 @@ pub fn drop_local(id: &str) -> Result<Reply, String> {
 
 /// Aborts `id` on this shard (OK for a finished one, as 1.2).
 pub fn abort_local(id: &str) -> Result<Reply, String> {
-    let state = crate::state::get().ok_or("Gearshift is not initialised")?;
+    let state = crate::model::state::get().ok_or("Gearshift is not initialised")?;
     match state.registry.get(id) {
         Some(e) => {
             e.abort();
@@ -155,7 +155,7 @@ pub fn abortexecution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         // Python running long on the main thread (this command runs while it yields): it
         // is stopped by its id, or by SCRIPT KILL / FUNCTION KILL, which the command filter
         // turns into this command with `KILL_BUSY`.
-        if a[0] == crate::ffi::filter::KILL_BUSY {
+        if a[0] == crate::redis::ffi::filter::KILL_BUSY {
             return respond(
                 ctx,
                 if gearpy::busy::kill(None) {
@@ -180,7 +180,7 @@ pub fn getexecution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         if a.is_empty() || a.len() > 2 {
             return Err(RedisError::WrongArity);
         }
-        let clustered = crate::cluster::current().is_some();
+        let clustered = crate::model::topology::current().is_some();
         let whole_cluster = match a.get(1).map(|m| m.to_ascii_uppercase()) {
             None => clustered,
             Some(m) if m == "SHARD" => false,
@@ -203,7 +203,7 @@ pub fn getexecution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         with_lock_held(ctx, || {
             ask::ask_others(
                 Query::GetExecution(a[0].clone()),
-                crate::cluster::wait_bound(),
+                crate::model::topology::wait_bound(),
                 Box::new(move |answers| {
                     let plans: Vec<Reply> = local
                         .into_iter()
@@ -225,7 +225,7 @@ pub fn getexecution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 
 /// This shard's entry of RG.GETEXECUTION for `id`.
 pub fn local_plan(id: &str) -> Result<Reply, String> {
-    let state = crate::state::get().ok_or("Gearshift is not initialised")?;
+    let state = crate::model::state::get().ok_or("Gearshift is not initialised")?;
     let e = state
         .registry
         .get(id)
@@ -276,7 +276,7 @@ fn shard_plan(e: &Entry, profile: bool) -> Reply {
     ];
     Reply::Array(vec![
         bulk("shard_id"),
-        bulk(&crate::cluster::shard_id()),
+        bulk(&crate::model::topology::shard_id()),
         bulk("execution_plan"),
         Reply::Array(plan),
     ])

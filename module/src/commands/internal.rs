@@ -6,10 +6,10 @@
 use redis_module::{Context, RedisError, RedisResult, RedisString, ThreadSafeContext};
 
 use super::{module_state, respond};
-use crate::ffi::command::error;
-use crate::ffi::guard;
-use crate::ffi::replies::Reply;
-use crate::persist;
+use crate::app::persist;
+use crate::redis::ffi::command::error;
+use crate::redis::ffi::guard;
+use crate::redis::ffi::replies::Reply;
 
 /// `RG.INNERREGISTER <blob>`: installs (or replaces) the sessions in the blob.
 pub fn innerregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
@@ -38,14 +38,17 @@ pub fn innerunregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 }
 
 /// `RG.INNERTIMEEVENT <key> <seconds> <pickled> [<user>]`: (re)creates a time event key
-/// (its callback runs as `<user>`, `crate::acl::encode`d; without one, as `default`).
+/// (its callback runs as `<user>`, `crate::redis::access::encode`d; without one, as `default`).
 pub fn innertimeevent(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     guard(|| {
         if args.len() != 4 && args.len() != 5 {
             return Err(RedisError::WrongArity);
         }
-        let run_as = match args.get(4).map(|u| crate::acl::decode(u.as_slice())) {
-            None => crate::acl::RunAs::user(crate::acl::LEGACY_USER),
+        let run_as = match args
+            .get(4)
+            .map(|u| crate::redis::access::decode(u.as_slice()))
+        {
+            None => crate::redis::access::RunAs::user(crate::redis::access::LEGACY_USER),
             Some(Some(run_as)) => run_as,
             Some(None) => return respond(ctx, Reply::Error("ERR bad time event user".into())),
         };
@@ -53,7 +56,8 @@ pub fn innertimeevent(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             .parse_unsigned_integer()
             .map_err(|_| error("ERR bad time event period"))?;
         let pickled = args[3].as_slice().to_vec();
-        crate::time_events::restore_key(ctx, &args[1], secs, pickled, run_as).map_err(error)?;
+        crate::run::time_events::restore_key(ctx, &args[1], secs, pickled, run_as)
+            .map_err(error)?;
         ctx.replicate_verbatim();
         respond(ctx, Reply::Status("OK".into()))
     })
@@ -61,14 +65,14 @@ pub fn innertimeevent(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 
 /// Drops registration `id` on this shard, silently if unknown (replicas, other shards).
 pub fn unregister_local(id: &str, abort_pending: bool) {
-    if let Some(state) = crate::state::get() {
-        crate::registrations::unregister(state, id, abort_pending);
+    if let Some(state) = crate::model::state::get() {
+        crate::model::registrations::unregister(state, id, abort_pending);
     }
 }
 
 /// Installs sessions another shard sent; the error is the reply text for that shard.
 pub fn install_blob(ctx: &Context, blob: &[u8]) -> Result<(), String> {
-    let state = crate::state::get().ok_or("Gearshift is not initialised")?;
+    let state = crate::model::state::get().ok_or("Gearshift is not initialised")?;
     persist::load_strict(ctx, state, blob)
 }
 

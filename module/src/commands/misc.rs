@@ -3,18 +3,18 @@
 use redis_module::{Context, RedisResult, RedisString};
 
 use super::respond;
-use crate::ffi::guard;
-use crate::ffi::replies::Reply;
+use crate::redis::ffi::guard;
+use crate::redis::ffi::replies::Reply;
 
 /// `RG.INFOCLUSTER`: `no cluster mode`, or this shard's id and every master (§1.3).
 pub fn infocluster(ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
     guard(|| {
-        let topo = crate::host::with_lock_held(ctx, crate::cluster::refresh);
+        let topo = crate::redis::lock::with_lock_held(ctx, crate::model::topology::refresh);
         let Some(t) = topo else {
             return respond(ctx, Reply::Bulk(b"no cluster mode".to_vec()));
         };
         let bulk = |s: &str| Reply::Bulk(s.as_bytes().to_vec());
-        let run_id = crate::cluster::run_id();
+        let run_id = crate::model::topology::run_id();
         let shards = t
             .shards
             .iter()
@@ -150,7 +150,7 @@ pub fn pydumpreqs(ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
 /// `RG.REFRESHCLUSTER`: nothing to refresh until the cluster transport exists; `OK` as 1.2.
 pub fn refreshcluster(ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
     guard(|| {
-        crate::host::with_lock_held(ctx, crate::cluster::refresh);
+        crate::redis::lock::with_lock_held(ctx, crate::model::topology::refresh);
         respond(ctx, Reply::Status("OK".into()))
     })
 }

@@ -13,9 +13,9 @@ pub mod trigger;
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
 use crate::cluster::ask::{self, Query};
-use crate::ffi::command::error;
-use crate::ffi::replies::{block, reply_blocked, write, Reply};
-use crate::state::{self, ModuleState};
+use crate::model::state::{self, ModuleState};
+use crate::redis::ffi::command::error;
+use crate::redis::ffi::replies::{block, reply_blocked, write, Reply};
 
 /// Writes `r` as the command's reply.
 pub(crate) fn respond(ctx: &Context, r: Reply) -> RedisResult {
@@ -42,14 +42,14 @@ pub(crate) fn respond_cluster_wide(
     q: Query,
 ) -> RedisResult {
     let local = local.map_err(error)?;
-    if crate::cluster::current().is_none() {
+    if crate::model::topology::current().is_none() {
         return respond(ctx, local);
     }
     let bc = block(ctx);
-    crate::host::with_lock_held(ctx, || {
+    crate::redis::lock::with_lock_held(ctx, || {
         ask::ask_others(
             q,
-            crate::cluster::wait_bound(),
+            crate::model::topology::wait_bound(),
             Box::new(move |answers| {
                 let first_err = answers
                     .into_iter()

@@ -6,12 +6,12 @@
 
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
 
-use crate::ffi::command::error;
-use crate::ffi::guard;
-use crate::ffi::replies::block;
-use crate::scripts::{Pending, ScriptJob};
-use crate::sessions::SessionArgs;
-use crate::state;
+use crate::app::scripts::{Pending, ScriptJob};
+use crate::model::sessions::SessionArgs;
+use crate::model::state;
+use crate::redis::ffi::command::error;
+use crate::redis::ffi::guard;
+use crate::redis::ffi::replies::block;
 
 const IN_MULTI: &str =
     "Can not run gears inside a multi exec, lua, or when blocking is not allowed";
@@ -95,7 +95,7 @@ pub fn command(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             session,
             requirements: opts.requirements,
             force_reinstall: opts.force_reinstall,
-            run_as: crate::acl::of_client(ctx),
+            run_as: crate::redis::access::of_client(ctx),
         };
         state.pool.spawn_fn(move || job.run(client));
         Ok(RedisValue::NoReply)

@@ -5,9 +5,9 @@ use redis_module::{Context, RedisError, RedisResult, RedisString};
 use super::dump::{keys_dump, stream_dump};
 use super::{module_state, respond, respond_cluster_wide, text_args};
 use crate::cluster::ask::Query;
-use crate::ffi::command::error;
-use crate::ffi::guard;
-use crate::ffi::replies::Reply;
+use crate::redis::ffi::command::error;
+use crate::redis::ffi::guard;
+use crate::redis::ffi::replies::Reply;
 
 /// `RG.DUMPREGISTRATIONS`.
 pub fn dumpregistrations(ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
@@ -35,7 +35,7 @@ pub fn unregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             .get(1)
             .is_some_and(|f| f.eq_ignore_ascii_case("abortpending"));
         let state = module_state()?;
-        if !crate::registrations::unregister(state, &a[0], abort_pending) {
+        if !crate::model::registrations::unregister(state, &a[0], abort_pending) {
             return Err(error("execution is not registered"));
         }
         let mut rep: Vec<&[u8]> = vec![a[0].as_bytes()];
@@ -43,8 +43,8 @@ pub fn unregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             rep.push(b"abortpending");
         }
         ctx.replicate("RG.INNERUNREGISTER", &rep[..]);
-        crate::host::with_lock_held(ctx, || {
-            crate::cluster::broadcast_unregister(&a[0], abort_pending)
+        crate::redis::lock::with_lock_held(ctx, || {
+            crate::cluster::bus::broadcast_unregister(&a[0], abort_pending)
         });
         respond(ctx, Reply::Status("OK".into()))
     })
@@ -63,11 +63,11 @@ pub fn clearregistrationsstats(ctx: &Context, args: Vec<RedisString>) -> RedisRe
 
 /// Clears this shard's registration stats.
 pub fn clear_stats_local() -> Result<Reply, String> {
-    let state = crate::state::get().ok_or("Gearshift is not initialised")?;
+    let state = crate::model::state::get().ok_or("Gearshift is not initialised")?;
     for r in state.registrations.all() {
         let mut s = r.stats();
         let in_flight = s.triggered.saturating_sub(s.finished());
-        *s = crate::registrations::Stats {
+        *s = crate::model::registrations::Stats {
             triggered: in_flight,
             ..Default::default()
         };
@@ -90,12 +90,12 @@ fn pause_common(ctx: &Context, args: Vec<RedisString>, pause: bool) -> RedisResu
 
 /// Pauses (or unpauses) registration `id` on this shard.
 pub fn pause_local(id: &str, pause: bool) -> Result<Reply, String> {
-    let state = crate::state::get().ok_or("Gearshift is not initialised")?;
+    let state = crate::model::state::get().ok_or("Gearshift is not initialised")?;
     if let Some(r) = state.streams.get(id) {
         if pause {
-            r.set_status(crate::streams::Status::Paused);
+            r.set_status(crate::model::streams::Status::Paused);
         } else {
-            crate::streams::unpause(r);
+            crate::run::streams::unpause(r);
         }
         return Ok(Reply::Status("OK".into()));
     }
@@ -104,7 +104,7 @@ pub fn pause_local(id: &str, pause: bool) -> Result<Reply, String> {
         Some(r) => format!("Reader {} does not support {verb}", r.reader()),
         None => format!(
             "Execution {id} does not exists on shard {}",
-            crate::cluster::shard_id()
+            crate::model::topology::shard_id()
         ),
     })
 }

@@ -4,17 +4,17 @@ use redis_module::{Context, RedisError, RedisResult, RedisString};
 
 use super::dump::{keys_dump, stream_dump};
 use super::{module_state, respond, text_args};
-use crate::ffi::command::error;
-use crate::ffi::guard;
-use crate::ffi::replies::Reply;
-use crate::sessions::Session;
+use crate::model::sessions::Session;
+use crate::redis::ffi::command::error;
+use crate::redis::ffi::guard;
+use crate::redis::ffi::replies::Reply;
 
 fn bulk(s: &str) -> Reply {
     Reply::Bulk(s.as_bytes().to_vec())
 }
 
 fn session_reply(s: &Session, verbose: bool) -> Reply {
-    let state = crate::state::get();
+    let state = crate::model::state::get();
     let regs = s
         .registrations
         .iter()

@@ -12,15 +12,15 @@ use gearpy::{ControlledRuntime, ExecControl, PyRuntime};
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
 
 use super::{module_state, respond};
-use crate::acl::{AsUser, Scope};
-use crate::executions::Entry;
-use crate::ffi::command::error;
-use crate::ffi::guard;
-use crate::ffi::replies::{block, reply_blocked, Blocked, Reply};
-use crate::host::with_lock_held;
-use crate::readers::ready::ReadySource;
-use crate::registrations::{Mode, Registration};
-use crate::reply::datum_reply;
+use crate::model::executions::Entry;
+use crate::model::registrations::{Mode, Registration};
+use crate::model::reply::datum_reply;
+use crate::redis::access::{AsUser, Scope};
+use crate::redis::ffi::command::error;
+use crate::redis::ffi::guard;
+use crate::redis::ffi::replies::{block, reply_blocked, Blocked, Reply};
+use crate::redis::lock::with_lock_held;
+use crate::run::readers::ready::ReadySource;
 
 const NOT_SYNC_IN_MULTI: &str =
     "ERR can not run a non-sync execution inside a MULTI/LUA (blocking is not allowed) or on loading.";
@@ -50,16 +50,16 @@ pub fn trigger(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         }
         let state = module_state()?;
         let argv: Vec<Vec<u8>> = args[1..].iter().map(|a| a.as_slice().to_vec()).collect();
-        match crate::hooks::run(ctx, argv) {
-            crate::hooks::HookRun::Reply(r) => return respond(ctx, r),
-            crate::hooks::HookRun::Blocked => return Ok(RedisValue::NoReply),
-            crate::hooks::HookRun::NotHooked => {}
+        match crate::run::hooks::run(ctx, argv) {
+            crate::run::hooks::HookRun::Reply(r) => return respond(ctx, r),
+            crate::run::hooks::HookRun::Blocked => return Ok(RedisValue::NoReply),
+            crate::run::hooks::HookRun::NotHooked => {}
         }
         let argv: Vec<Vec<u8>> = args[1..].iter().map(|a| a.as_slice().to_vec()).collect();
-        match crate::linked::run(ctx, argv) {
-            crate::hooks::HookRun::Reply(r) => return respond(ctx, r),
-            crate::hooks::HookRun::Blocked => return Ok(RedisValue::NoReply),
-            crate::hooks::HookRun::NotHooked => {}
+        match crate::run::linked::run(ctx, argv) {
+            crate::run::hooks::HookRun::Reply(r) => return respond(ctx, r),
+            crate::run::hooks::HookRun::Blocked => return Ok(RedisValue::NoReply),
+            crate::run::hooks::HookRun::NotHooked => {}
         }
         let name = args[1].to_string_lossy();
         let reg = state
@@ -94,7 +94,7 @@ pub fn trigger(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 
 fn run_async(
     ctx: &Context,
-    state: &crate::state::ModuleState,
+    state: &crate::model::state::ModuleState,
     reg: Arc<Registration>,
     source: Box<ReadySource>,
 ) -> RedisResult {
@@ -113,7 +113,7 @@ fn run_async(
 /// It is listed while it runs (abortable, also once its client is gone) and dropped before
 /// its reply, as 1.2 drops trigger runs.
 fn start(reg: Arc<Registration>, source: Box<ReadySource>, client: Blocked, serial: bool) {
-    let Some(state) = crate::state::get() else {
+    let Some(state) = crate::model::state::get() else {
         reply_blocked(client, &Reply::Error("Gearshift is not initialised".into()));
         return;
     };
@@ -138,10 +138,10 @@ fn start(reg: Arc<Registration>, source: Box<ReadySource>, client: Blocked, seri
     });
     let control = ExecControl::new();
     let host = AsUser::new(ControlledRuntime(Arc::clone(&control)), reg.run_as.clone());
-    let source = crate::acl::source(source, &reg.run_as);
+    let source = crate::redis::access::source(source, &reg.run_as);
     // Listed before it can finish: holding the slot orders this with the completion.
     let held = slot.lock().unwrap_or_else(|e| e.into_inner());
-    match crate::executions::start_execution(source, &reg.plan, &host, None, on_done) {
+    match crate::model::executions::start_execution(source, &reg.plan, &host, None, on_done) {
         Ok(handle) => {
             entry.started(handle, Some(control));
             if held.is_some() {

@@ -1,0 +1,107 @@
+//! `INFO rg` (REFERENCE §10): 1.2's sections and fields, plus Gearshift's own counters under
+//! a `gearshift_` prefix (Redis prefixes every module field with `rg_`), which Prometheus'
+//! redis exporter picks up like any INFO field.
+
+use redis_module::{raw, InfoContext};
+
+use crate::model::executions::Status;
+use crate::model::state;
+
+fn section(ctx: &InfoContext, name: Option<&str>) {
+    raw::add_info_section(ctx.ctx, name);
+}
+
+fn int(ctx: &InfoContext, name: &str, v: i64) {
+    raw::add_info_field_long_long(ctx.ctx, name, v);
+}
+
+fn text(ctx: &InfoContext, name: &str, v: &str) {
+    raw::add_info_field_str(ctx.ctx, name, v);
+}
+
+/// The INFO callback Redis calls for `INFO rg` / `INFO everything`.
+pub extern "C" fn info_callback(
+    ctx: *mut raw::RedisModuleInfoCtx,
+    _for_crash_report: std::os::raw::c_int,
+) {
+    let ctx = InfoContext::new(ctx);
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fill(&ctx)));
+}
+
+fn fill(ctx: &InfoContext) {
+    let Some(st) = state::get() else { return };
+    let kept = st.registry.newest_first();
+    let running = kept
+        .iter()
+        .filter(|e| matches!(e.status(), Status::Running | Status::Created))
+        .count();
+    let m = engine::metrics::global().snapshot();
+    section(ctx, None);
+    int(ctx, "nexecutions", kept.len() as i64);
+    int(
+        ctx,
+        "nregistrations",
+        (st.registrations.len() + st.streams.all().len()) as i64,
+    );
+    int(ctx, "gearshift_executions_running", running as i64);
+    int(
+        ctx,
+        "gearshift_executions_started",
+        m.executions_started as i64,
+    );
+    int(
+        ctx,
+        "gearshift_executions_finished",
+        m.executions_finished as i64,
+    );
+    int(
+        ctx,
+        "gearshift_executions_aborted",
+        m.executions_aborted as i64,
+    );
+    int(ctx, "gearshift_stage_batches", m.batches as i64);
+    int(ctx, "gearshift_stage_records", m.records as i64);
+    int(ctx, "gearshift_worker_threads", st.pool.size() as i64);
+    int(ctx, "gearshift_sessions", st.sessions.all().len() as i64);
+    let (triggered, dropped) = st
+        .registrations
+        .all()
+        .iter()
+        .fold((0u64, 0u64), |(t, d), r| {
+            let s = r.stats();
+            (t + s.triggered, d + s.dropped)
+        });
+    int(ctx, "gearshift_events_triggered", triggered as i64);
+    int(ctx, "gearshift_events_dropped", dropped as i64);
+    let pending: usize = st.registrations.all().iter().map(|r| r.pending()).sum();
+    int(ctx, "gearshift_events_pending", pending as i64);
+    let (holds, wait_us) = gearpy::metrics::gil_stats();
+    int(ctx, "gearshift_gil_holds", holds as i64);
+    int(ctx, "gearshift_gil_wait_us", wait_us as i64);
+    int(
+        ctx,
+        "gearshift_stream_registrations",
+        st.streams.all().len() as i64,
+    );
+    section(ctx, Some("regisrations"));
+    for r in st.registrations.all() {
+        let s = r.stats().clone();
+        let v = format!(
+            "reader=KeysReader,mode={},numTriggered={},numSuccess={},numFailures={},numAborted={},regex={}",
+            r.mode.name(),
+            s.triggered,
+            s.success,
+            s.failures,
+            s.aborted,
+            r.prefix
+        );
+        text(ctx, &r.id, &v);
+    }
+    section(ctx, Some("plugins"));
+    text(ctx, "GearsPythonPlugin", "version=10000");
+    section(ctx, Some("python_stats"));
+    let (total, peak, current) = gearpy::pymem::stats();
+    int(ctx, "TotalAllocated", total);
+    int(ctx, "PeakAllocated", peak);
+    int(ctx, "CurrAllocated", current);
+}

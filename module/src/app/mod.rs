@@ -1,0 +1,7 @@
+//! The application: running RG.PYEXECUTE scripts, persistence, the local halves of
+//! cluster-wide commands, the services the Python layer gets, and INFO. Depends on
+//! `cluster`, `run`, `model` and `redis`.
+
+pub mod info;
+pub mod persist;
+pub mod scripts;

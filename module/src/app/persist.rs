@@ -1,0 +1,138 @@
+//! Persistence and replication of sessions (REFERENCE §9). A session is stored as its
+//! source code plus its registration ids — never as pickled bytecode — so it rebuilds on
+//! a newer interpreter. The same blob travels to replicas and the AOF as
+//! `RG.INNERREGISTER <blob>`.
+//!
+//! Its layout and codec (with the version history) are `engine::wire::sessions`.
+
+use std::sync::Arc;
+
+use gearpy::ScriptOutcome;
+use redis_module::Context;
+
+use crate::model::sessions::{self, Session, SessionArgs};
+use crate::model::state::ModuleState;
+use crate::redis::access::Scope;
+use crate::redis::lock::with_lock_held;
+
+// The blob's codec lives in the engine so the fuzz targets reach it without Redis.
+pub use engine::wire::sessions::{decode, encode, SavedSession};
+
+impl From<&Session> for SavedSession {
+    fn from(s: &Session) -> Self {
+        SavedSession {
+            id: s.id.clone(),
+            desc: s.desc.clone(),
+            code: s.code.clone(),
+            registrations: s.registrations.clone(),
+            requirements: s.requirements.clone(),
+            run_as: s.run_as.clone(),
+        }
+    }
+}
+
+/// Every kept session, for an RDB save.
+pub fn snapshot(state: &ModuleState) -> Vec<u8> {
+    let all: Vec<SavedSession> = state
+        .sessions
+        .all()
+        .iter()
+        .map(|s| SavedSession::from(&**s))
+        .collect();
+    encode(&all)
+}
+
+/// Drops every session and registration (before a load replaces them).
+pub fn clear(state: &ModuleState) {
+    for s in state.sessions.all() {
+        sessions::drop_session(state, &s.id);
+    }
+}
+
+/// Rebuilds one saved session by re-running its source; failures are logged, never fatal
+/// (the text is returned for callers that report it). Called on the main thread with the
+/// Redis lock held (`ctx`).
+pub fn rebuild(ctx: &Context, state: &ModuleState, s: &SavedSession) -> Result<(), String> {
+    // Requirements are already on disk in the server's venv: make them importable again
+    // (never run pip on the main thread).
+    if !s.requirements.is_empty() {
+        if let Err(e) = state.requirements.activate_existing(&s.requirements) {
+            crate::redis::ffi::log::warning(&format!(
+                "Gearshift: requirements of session {}: {e}",
+                s.id
+            ));
+        }
+    }
+    let outcome = with_lock_held(ctx, || {
+        let _as = Scope::enter(s.run_as.clone());
+        crate::redis::lock::rebuilding(|| gearpy::run_script(&s.code))
+    });
+    let regs = match outcome {
+        ScriptOutcome::Registered(regs) => regs,
+        ScriptOutcome::Error(e) => {
+            crate::redis::ffi::log::warning(&format!(
+                "Gearshift: could not rebuild session {}: {e}",
+                s.id
+            ));
+            return Err(e);
+        }
+        _ => {
+            crate::redis::ffi::log::warning(&format!(
+                "Gearshift: session {} registered nothing on rebuild",
+                s.id
+            ));
+            return Err("session registered nothing".into());
+        }
+    };
+    let args = SessionArgs {
+        id: Some(s.id.clone()),
+        desc: s.desc.clone(),
+        upgrade: true,
+        replace_with: None,
+    };
+    // On the main thread: Redis calls made while installing (COMMAND INFO for hooks) must
+    // use this context, never wait for the lock this thread already holds.
+    let installed = with_lock_held(ctx, || {
+        sessions::install_with_ids(
+            state,
+            &args,
+            &s.code,
+            regs,
+            &s.run_as,
+            Some(&s.registrations),
+        )
+    });
+    state.sessions.set_requirements(&s.id, &s.requirements);
+    with_lock_held(ctx, || installed.activate());
+    Ok(())
+}
+
+/// Rebuilds every session of a blob; only a malformed blob is an error (a session that
+/// fails to rebuild is logged and the rest still load).
+pub fn load(ctx: &Context, state: &ModuleState, blob: &[u8]) -> Result<(), String> {
+    let sessions = decode(blob).ok_or_else(|| "malformed Gearshift session data".to_owned())?;
+    for s in &sessions {
+        let _ = rebuild(ctx, state, s);
+    }
+    Ok(())
+}
+
+/// Like [`load`], but a session that fails to rebuild is an error too (the first one).
+pub fn load_strict(ctx: &Context, state: &ModuleState, blob: &[u8]) -> Result<(), String> {
+    let sessions = decode(blob).ok_or_else(|| "malformed Gearshift session data".to_owned())?;
+    let mut first_err = Ok(());
+    for s in &sessions {
+        if let Err(e) = rebuild(ctx, state, s) {
+            first_err = first_err.and(Err(e));
+        }
+    }
+    first_err
+}
+
+/// The replication command for one session.
+pub fn session_blob(state: &ModuleState, id: &str) -> Option<Vec<u8>> {
+    state
+        .sessions
+        .get(id)
+        .map(|s: Arc<Session>| encode(&[SavedSession::from(&*s)]))
+}

@@ -1,0 +1,324 @@
+//! Running an RG.PYEXECUTE script on a worker and acting on what it asked for: a run
+//! (blocking or UNBLOCKING), registrations (a session), or nothing (`OK`).
+
+use std::sync::{Arc, Mutex};
+
+use engine::exec::{ExecutionOutput, Source};
+use gearpy::{
+    ControlledRuntime, ExecControl, ReaderSpec, RegisterRequest, RunRequest, ScriptOutcome,
+};
+
+use crate::model::executions::Entry;
+use crate::model::reply::execution_reply;
+use crate::model::sessions::{self, SessionArgs};
+use crate::model::state::{self, ModuleState};
+use crate::redis::access::{self, AsUser, RunAs, Scope};
+use crate::redis::ffi::guard_worker;
+use crate::redis::ffi::replies::{reply_blocked, Blocked, Reply};
+use crate::run::readers::key_names::KeyNamesSource;
+use crate::run::readers::keys::KeysSource;
+
+/// A blocked client that must get exactly one reply: dropped unreplied (a panic), it gets
+/// an internal error instead of hanging.
+pub struct Pending(Option<Blocked>);
+
+impl Pending {
+    pub fn new(bc: Blocked) -> Self {
+        Pending(Some(bc))
+    }
+
+    pub fn send(mut self, r: &Reply) {
+        if let Some(bc) = self.0.take() {
+            reply_blocked(bc, r);
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(bc) = self.0.take() {
+            let r =
+                Reply::Error("Gearshift internal error: execution ended without a reply".into());
+            reply_blocked(bc, &r);
+        }
+    }
+}
+
+/// One RG.PYEXECUTE to run on a worker.
+pub struct ScriptJob {
+    pub code: String,
+    pub unblocking: bool,
+    pub session: SessionArgs,
+    /// REQUIREMENTS to install before the script runs.
+    pub requirements: Vec<String>,
+    pub force_reinstall: bool,
+    /// Who RG.PYEXECUTE's client is: the script, its run and its registrations run as it.
+    pub run_as: RunAs,
+}
+
+impl ScriptJob {
+    pub fn run(self, client: Pending) {
+        guard_worker(
+            move || {
+                // Cluster mode and shard ids follow the topology as it is now.
+                crate::model::topology::refresh();
+                if let Err(e) = self.install_requirements() {
+                    return client.send(&Reply::Error(e));
+                }
+                self.run_script(client)
+            },
+            |p| crate::redis::ffi::log::warning(&format!("Gearshift: script worker panicked: {p}")),
+        );
+    }
+
+    fn install_requirements(&self) -> Result<(), String> {
+        if self.requirements.is_empty() {
+            return Ok(());
+        }
+        let state = state::get().ok_or("Gearshift is not initialised")?;
+        state
+            .requirements
+            .ensure(&self.requirements, self.force_reinstall)
+            .map_err(|e| format!("Could not satisfy requirements, error='{e}'"))?;
+        // Every shard runs the script's callbacks: each installs the requirements first.
+        if crate::model::topology::current().is_none() {
+            return Ok(());
+        }
+        let bound = state.config.int("PythonInstallReqMaxIdleTime").max(1) as u64;
+        let answers = crate::cluster::ask::ask_others_and_wait(
+            crate::cluster::ask::Query::Install(self.requirements.clone()),
+            std::time::Duration::from_millis(bound),
+        );
+        match answers
+            .into_iter()
+            .find(|(_, r)| matches!(r, Reply::Error(_)))
+        {
+            Some((shard, Reply::Error(e))) => Err(format!(
+                "Could not satisfy requirements, error='shard-{shard}: {e}'"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn run_script(self, client: Pending) {
+        let outcome = {
+            let _as = Scope::enter(self.run_as.clone());
+            gearpy::run_script(&self.code)
+        };
+        match outcome {
+            ScriptOutcome::NoRun => client.send(&Reply::Status("OK".into())),
+            ScriptOutcome::Error(e) => client.send(&Reply::Error(e)),
+            ScriptOutcome::Run(req) => start_run(req, client, self.unblocking, &self.run_as),
+            ScriptOutcome::Registered(regs) => match check_triggers(&self.session, &regs)
+                .and_then(|()| check_hooks(&self.session, &regs))
+            {
+                Err(e) => client.send(&Reply::Error(e)),
+                Ok(()) => register(&self, regs, client),
+            },
+        }
+    }
+}
+
+/// One registration per trigger name (1.2): a name may be reused only by the session an
+/// UPGRADE replaces, and only once per script.
+fn check_triggers(args: &SessionArgs, regs: &[RegisterRequest]) -> Result<(), String> {
+    let Some(state) = state::get() else {
+        return Ok(());
+    };
+    let replaced = args
+        .replace_with
+        .clone()
+        .or_else(|| args.upgrade.then(|| args.id.clone()).flatten());
+    let mut seen = Vec::new();
+    for t in regs.iter().filter_map(|r| r.trigger.as_deref()) {
+        if seen.contains(&t) {
+            return Err("trigger already registered in this session".into());
+        }
+        seen.push(t);
+        if let Some(existing) = state.registrations.by_trigger(t) {
+            if replaced.as_deref() != Some(existing.session.as_str()) {
+                return Err("trigger already registered".into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Command hooks must hook an existing, scriptable command and stack only over sync hooks.
+fn check_hooks(args: &SessionArgs, regs: &[RegisterRequest]) -> Result<(), String> {
+    let hooks: Vec<(String, Option<String>)> = regs
+        .iter()
+        .filter_map(|r| r.hook.clone().map(|h| (h, r.keyprefix.clone())))
+        .collect();
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    let replaced = args
+        .replace_with
+        .clone()
+        .or_else(|| args.upgrade.then(|| args.id.clone()).flatten());
+    crate::run::hooks::check(&hooks, replaced.as_deref())
+}
+
+/// Installs the registrations as one session, runs their `onRegistered`, and in a cluster
+/// installs the session on every other master too. The reply is `OK`, or one error per
+/// shard that failed (`ERR shard-<id>: …`, 1.2's form).
+fn register(job: &ScriptJob, regs: Vec<RegisterRequest>, client: Pending) {
+    let (args, code, reqs) = (&job.session, &job.code, &job.requirements);
+    let Some(state) = state::get() else { return };
+    // REPLACE_WITH drops another session: replicas and other shards must drop it too (they
+    // rebuild the new session under its own id, which replaces nothing there).
+    let replaced: Vec<String> = args
+        .replace_with
+        .as_deref()
+        .filter(|old| args.id.as_deref() != Some(*old))
+        .and_then(|old| state.sessions.get(old))
+        .map(|s| s.registrations.clone())
+        .unwrap_or_default();
+    let installed = sessions::install(state, args, code, regs, &job.run_as);
+    state.sessions.set_requirements(&installed.session, reqs);
+    for id in &replaced {
+        crate::commands::internal::replicate("RG.INNERUNREGISTER", &[id.as_bytes()]);
+        crate::cluster::bus::broadcast_unregister(id, false);
+    }
+    // Replicas and the AOF get the session as source (they keep it but never fire).
+    let blob = crate::app::persist::session_blob(state, &installed.session);
+    if let Some(blob) = &blob {
+        crate::commands::internal::replicate("RG.INNERREGISTER", &[blob]);
+    }
+    installed.activate();
+    match blob {
+        Some(blob) if crate::model::topology::current().is_some() => {
+            let timeout = state.config.int("PythonInstallReqMaxIdleTime").max(1) as u64;
+            crate::cluster::ask::ask_others(
+                crate::cluster::ask::Query::Session(blob),
+                std::time::Duration::from_millis(timeout),
+                Box::new(move |answers| client.send(&session_reply(answers))),
+            );
+        }
+        _ => client.send(&Reply::Status("OK".into())),
+    }
+}
+
+fn session_reply(answers: crate::cluster::ask::Answers) -> Reply {
+    let failed: Vec<Reply> = answers
+        .into_iter()
+        .filter_map(|(shard, r)| match r {
+            Reply::Error(e) => Some(Reply::Error(format!("ERR shard-{shard}: {e}"))),
+            _ => None,
+        })
+        .collect();
+    if failed.is_empty() {
+        Reply::Status("OK".into())
+    } else {
+        Reply::Array(failed)
+    }
+}
+
+/// The run's source. A plan that starts by counting never looks at values, so the reader
+/// skips reading them (same output, much less work under the Redis lock).
+pub(crate) fn source_for(reader: ReaderSpec, plan: &engine::plan::Plan) -> Box<dyn Source> {
+    let counts_first = matches!(plan.steps.first(), Some(engine::plan::StepSpec::Count));
+    match reader {
+        ReaderSpec::Keys {
+            pattern,
+            no_scan,
+            read_value,
+        } => Box::new(KeysSource::new(
+            pattern,
+            no_scan,
+            read_value && !counts_first,
+        )),
+        ReaderSpec::KeyNames { pattern, no_scan } => {
+            Box::new(KeyNamesSource::new(pattern, no_scan))
+        }
+        ReaderSpec::Python(g) => Box::new(g),
+    }
+}
+
+/// Starts the requested run (as `run_as`). Blocking: the reply is the output. UNBLOCKING:
+/// the reply is the execution id and the execution is kept for RG.GETRESULTS.
+fn start_run(mut req: RunRequest, client: Pending, unblocking: bool, run_as: &RunAs) {
+    let Some(state) = state::get() else { return };
+    let source = access::source(source_for(req.reader, &req.plan), run_as);
+    let entry = Entry::new(state.registry.next_id(), &req.plan);
+    // In cluster mode the run goes to every shard; collect/repartition cross the bus.
+    let cluster = req
+        .wire
+        .take()
+        .and_then(|w| crate::model::topology::current().map(|t| (w, t)));
+    let shuffle =
+        cluster.map(|(wire, topo)| crate::cluster::dist::launch(&entry.id, &topo, wire, run_as));
+    let distributed = shuffle.is_some();
+    let (waiting, id_client) = if unblocking {
+        (None, Some(client))
+    } else {
+        (Some(client), None)
+    };
+    let waiting = Arc::new(Mutex::new(waiting));
+    let on_done = {
+        let (entry, waiting) = (Arc::clone(&entry), Arc::clone(&waiting));
+        Box::new(move |out: ExecutionOutput| {
+            let id = entry.id.clone();
+            let complete = move |out: ExecutionOutput| {
+                if let Some(c) = take(&waiting) {
+                    // A blocking run is listed while it runs (so it can be aborted, even
+                    // once its client is gone) and dropped before its reply (1.2).
+                    state.registry.remove(&entry.id);
+                    c.send(&execution_reply(&out));
+                }
+                entry.finish(out);
+            };
+            if distributed {
+                crate::cluster::dist::local_done(&id, out, Box::new(complete));
+            } else {
+                complete(out);
+            }
+        })
+    };
+    let control = ExecControl::new();
+    let host = AsUser::new(ControlledRuntime(Arc::clone(&control)), run_as.clone());
+    match crate::model::executions::start_execution(
+        source,
+        &req.plan,
+        &host,
+        shuffle.as_ref(),
+        on_done,
+    ) {
+        Ok(handle) => {
+            entry.started(handle, Some(control));
+            // Kept unless it already finished (and was dropped) before this line; holding
+            // the slot orders this with the completion, which empties it.
+            let slot = lock(&waiting);
+            if id_client.is_some() || slot.is_some() {
+                keep(state, &entry);
+            }
+            drop(slot);
+            if let Some(c) = id_client {
+                c.send(&Reply::Bulk(entry.id.clone().into_bytes()));
+            }
+        }
+        Err(e) => {
+            if distributed {
+                crate::cluster::dist::abandon(&entry.id);
+            }
+            if let Some(c) = take(&waiting).or(id_client) {
+                c.send(&Reply::Error(e.to_string()));
+            }
+        }
+    }
+}
+
+fn keep(state: &ModuleState, entry: &Arc<Entry>) {
+    state
+        .registry
+        .keep(Arc::clone(entry), state.config.int("MaxExecutions"));
+}
+
+fn take(slot: &Mutex<Option<Pending>>) -> Option<Pending> {
+    lock(slot).take()
+}
+
+fn lock(slot: &Mutex<Option<Pending>>) -> std::sync::MutexGuard<'_, Option<Pending>> {
+    slot.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,14 @@
+//! The module's state and its types: the kept executions and ids, the cluster topology,
+//! registrations, sessions, StreamReader registrations, requirements, and `ModuleState`
+//! that owns them. Depends on `redis` only.
+
+pub mod event_queue;
+pub mod executions;
+pub mod in_flight;
+pub mod registrations;
+pub mod reply;
+pub mod requirements;
+pub mod sessions;
+pub mod state;
+pub mod streams;
+pub mod topology;

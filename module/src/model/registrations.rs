@@ -1,0 +1,578 @@
+//! Registrations (REFERENCE §2.1, §4.2, §8): KeysReader flows bound to keyspace events,
+//! their matching rules, their bounded queue of pending events and statistics.
+//!
+//! A registration's events run one at a time, in trigger order (as 1.2's per-registration
+//! worker does), drained by `events::drain`; the queue is bounded so a hot keyspace cannot
+//! grow memory without limit (see `events::queue` for the overflow policy).
+
+use engine::sync::{AtomicU64, AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use engine::batch::KeyType;
+use engine::exec::ExecutionOutput;
+use engine::plan::Plan;
+use gearpy::{EventPlan, RegisterRequest};
+
+pub use crate::model::event_queue::MAX_PENDING_EVENTS;
+use crate::model::event_queue::{EventQueue, Pushed};
+use crate::model::executions::Status;
+use crate::model::state::ModuleState;
+use crate::redis::access::RunAs;
+use crate::run::events::drain::DrainState;
+
+/// Execution mode of a registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Sync,
+    Async,
+    AsyncLocal,
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> Mode {
+        match s {
+            "sync" => Mode::Sync,
+            "async_local" => Mode::AsyncLocal,
+            _ => Mode::Async,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Sync => "sync",
+            Mode::Async => "async",
+            Mode::AsyncLocal => "async_local",
+        }
+    }
+}
+
+/// A job of an `inorder` registration; it calls `next_serial` on the registration when done.
+pub type SerialJob = Box<dyn FnOnce(Arc<Registration>) + Send>;
+
+/// Queued serial jobs and whether one is running.
+#[derive(Default)]
+struct SerialLane(Mutex<(std::collections::VecDeque<SerialJob>, bool)>);
+
+impl std::fmt::Debug for SerialLane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SerialLane")
+    }
+}
+
+/// Statistics shown by RG.DUMPREGISTRATIONS.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub triggered: u64,
+    pub success: u64,
+    pub failures: u64,
+    pub aborted: u64,
+    pub last_run_ms: u64,
+    pub total_run_ms: u64,
+    pub last_error: Option<String>,
+    /// Events dropped because the pending queue was full (not executions: they count in
+    /// no other field).
+    pub dropped: u64,
+    /// Run time below a millisecond not yet added to `total_run_ms` (batched events).
+    pub run_us_carry: u64,
+}
+
+impl Stats {
+    /// Counts a finished run as 1.2 does: failure if it has errors, aborted, else success.
+    pub fn record(&mut self, out: &ExecutionOutput, ms: u64) {
+        self.last_run_ms = ms;
+        self.total_run_ms += ms;
+        self.count_outcome(out);
+    }
+
+    /// Failure if the run has errors (it sets `lastError`), aborted, else success (it clears
+    /// `lastError`).
+    fn count_outcome(&mut self, out: &ExecutionOutput) {
+        if out.aborted {
+            self.aborted += 1;
+        } else if let Some(e) = out.errors.first() {
+            self.failures += 1;
+            self.last_error = Some(e.clone());
+        } else {
+            self.success += 1;
+            self.last_error = None;
+        }
+    }
+
+    /// Counts a batch of event executions run back to back in `us` microseconds, each as
+    /// [`Stats::record`] would (the last one decides `lastError`).
+    pub fn record_batch(&mut self, outs: &[ExecutionOutput], us: u64) {
+        let n = outs.len() as u64;
+        if n == 0 {
+            return;
+        }
+        let total = us + self.run_us_carry;
+        self.total_run_ms += total / 1000;
+        self.run_us_carry = total % 1000;
+        self.last_run_ms = us / n / 1000;
+        for out in outs {
+            self.count_outcome(out);
+        }
+    }
+
+    pub fn finished(&self) -> u64 {
+        self.success + self.failures + self.aborted
+    }
+}
+
+/// One registration.
+#[derive(Debug)]
+pub struct Registration {
+    pub id: String,
+    pub session: String,
+    /// Who registered it: everything it runs runs as this ACL user (`crate::redis::access`).
+    pub run_as: RunAs,
+    /// Whether `run_as` may read every key, between ACL changes (keyspace events).
+    pub read_cache: crate::redis::access_cache::ReadCache,
+    pub desc: Option<String>,
+    pub prefix: String,
+    pub event_types: Option<Vec<String>>,
+    pub key_types: Option<Vec<KeyType>>,
+    pub read_value: bool,
+    pub mode: Mode,
+    pub plan: Plan,
+    /// The plan as executions show it (shared by every execution it triggers).
+    pub shape: Arc<crate::model::executions::PlanShape>,
+    /// CommandReader registrations: the trigger name (keyspace events skip these).
+    pub trigger: Option<String>,
+    pub inorder: bool,
+    /// CommandReader hook: the hooked command (lowercase), an optional key prefix and the
+    /// command's key positions `(first, last, step)` from COMMAND INFO.
+    pub hook: Option<String>,
+    pub keyprefix: Option<String>,
+    pub key_spec: std::sync::Mutex<(i64, i64, i64)>,
+    /// KeysReader `commands=[…]`: only events raised by these commands trigger, each run
+    /// linked to the command's client (`override_reply`).
+    pub commands: Option<Vec<String>>,
+    /// `inorder` CommandReader runs waiting their turn (one runs at a time).
+    serial: SerialLane,
+    /// Set when every step is record-local: events then run many per GIL hold
+    /// (`events::drain`); otherwise each event is one engine execution.
+    pub fast: Option<EventPlan>,
+    /// Pending events (async modes), filled by the notification callback.
+    pub(crate) queue: EventQueue,
+    /// Sync events counted since `stats()` last folded them in (async ones are the
+    /// queue's accepted pushes).
+    triggered: AtomicU64,
+    /// `queue.pushed()` as last folded into `stats` (changed under the stats lock).
+    folded_pushed: AtomicU64,
+    stats: Mutex<Stats>,
+    /// Ids of this registration's kept executions, oldest first.
+    kept: Mutex<VecDeque<String>>,
+    /// The drain's state (deferral, events carried to its next batch).
+    drain: Mutex<DrainState>,
+    /// The event the drain runs now (listed and abortable while it runs).
+    pub in_flight: crate::model::in_flight::InFlight,
+}
+
+fn key_type_named(name: &str) -> KeyType {
+    match name {
+        "string" => KeyType::String,
+        "hash" => KeyType::Hash,
+        "list" => KeyType::List,
+        "set" => KeyType::Set,
+        "zset" => KeyType::ZSet,
+        "module" => KeyType::Module,
+        "empty" => KeyType::Empty,
+        _ => KeyType::Unknown,
+    }
+}
+
+impl Registration {
+    pub fn new(id: String, session: String, req: RegisterRequest, run_as: RunAs) -> Registration {
+        let fast = match req.trigger {
+            None => EventPlan::from_plan(&req.plan),
+            Some(_) => None,
+        };
+        Registration {
+            id,
+            session,
+            run_as,
+            read_cache: Default::default(),
+            desc: req.desc,
+            prefix: req.prefix,
+            event_types: req
+                .event_types
+                .map(|v| v.into_iter().map(|e| e.to_ascii_lowercase()).collect()),
+            key_types: req
+                .key_types
+                .map(|v| v.iter().map(|t| key_type_named(t)).collect()),
+            read_value: req.read_value,
+            mode: Mode::parse(&req.mode),
+            shape: crate::model::executions::PlanShape::of(&req.plan),
+            plan: req.plan,
+            trigger: req.trigger,
+            inorder: req.inorder,
+            hook: req.hook,
+            keyprefix: req.keyprefix,
+            commands: req.commands,
+            serial: SerialLane::default(),
+            key_spec: std::sync::Mutex::new((0, 0, 0)),
+            fast,
+            queue: EventQueue::new(MAX_PENDING_EVENTS),
+            triggered: AtomicU64::new(0),
+            folded_pushed: AtomicU64::new(0),
+            stats: Mutex::new(Stats::default()),
+            kept: Mutex::new(VecDeque::new()),
+            drain: Mutex::new(DrainState::default()),
+            in_flight: Default::default(),
+        }
+    }
+
+    /// `prefix`: trailing `*` = byte-prefix match, otherwise an exact key (not a glob).
+    pub fn matches_key(&self, key: &[u8]) -> bool {
+        match self.prefix.strip_suffix('*') {
+            Some(p) => key.starts_with(p.as_bytes()),
+            None => key == self.prefix.as_bytes(),
+        }
+    }
+
+    /// `eventTypes`: case-insensitive match on the notification name.
+    pub fn matches_event(&self, event: &str) -> bool {
+        self.event_types
+            .as_ref()
+            .is_none_or(|ts| ts.iter().any(|t| t.eq_ignore_ascii_case(event)))
+    }
+
+    pub fn wants_type(&self, t: KeyType) -> bool {
+        self.key_types.as_ref().is_none_or(|ts| ts.contains(&t))
+    }
+
+    /// Runs `job` after every earlier serial job of this registration (`inorder`): jobs run
+    /// one at a time, in submission order; `done` (given to the job) starts the next.
+    pub fn run_serial(self: &Arc<Self>, job: SerialJob) {
+        let start = {
+            let mut q = self.serial.0.lock().unwrap_or_else(|e| e.into_inner());
+            q.0.push_back(job);
+            !std::mem::replace(&mut q.1, true)
+        };
+        if start {
+            Arc::clone(self).next_serial();
+        }
+    }
+
+    /// Starts the next serial job, or marks the lane idle.
+    pub fn next_serial(self: Arc<Self>) {
+        let job = {
+            let mut q = self.serial.0.lock().unwrap_or_else(|e| e.into_inner());
+            let job = q.0.pop_front();
+            if job.is_none() {
+                q.1 = false;
+            }
+            job
+        };
+        if let Some(job) = job {
+            job(self);
+        }
+    }
+
+    /// The reader name shown by dumps.
+    pub fn reader(&self) -> &'static str {
+        if self.trigger.is_some() || self.hook.is_some() {
+            "CommandReader"
+        } else {
+            "KeysReader"
+        }
+    }
+
+    /// The statistics, with events counted by the notification callback folded in.
+    pub fn stats(&self) -> MutexGuard<'_, Stats> {
+        let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        let pushed = self.queue.pushed();
+        let folded = self.folded_pushed.swap(pushed, Ordering::Relaxed);
+        s.triggered += pushed - folded + self.triggered.swap(0, Ordering::Relaxed);
+        s.dropped += self.queue.take_dropped();
+        s
+    }
+
+    /// Counts one triggered execution without taking the stats lock.
+    pub fn count_triggered(&self) {
+        self.triggered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Queues an event (notification callback: Redis lock held, never blocks). Counted as
+    /// triggered if accepted; a full queue drops it and counts it in `dropped`.
+    pub fn enqueue(&self, key: &[u8], event: &[u8]) -> Pushed {
+        self.queue.push(key, event)
+    }
+
+    /// Events waiting to run.
+    pub fn pending(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub(crate) fn drain_state(&self) -> MutexGuard<'_, DrainState> {
+        self.drain.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn kept_ids(&self) -> MutexGuard<'_, VecDeque<String>> {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Remembers a kept execution id; returns ids to drop beyond `max` (≤ 0: unlimited).
+    pub fn keep_execution(&self, id: String, max: i64) -> Vec<String> {
+        let mut k = self.kept_ids();
+        k.push_back(id);
+        let mut dropped = Vec::new();
+        while max > 0 && k.len() > max as usize {
+            dropped.extend(k.pop_front());
+        }
+        dropped
+    }
+
+    /// Ids of kept executions (dropped on unregister).
+    pub fn kept_executions(&self) -> Vec<String> {
+        self.kept_ids().iter().cloned().collect()
+    }
+
+    /// Discards queued (not yet started) events; returns how many.
+    pub fn clear_pending(&self) -> usize {
+        self.queue.discard_pending()
+    }
+}
+
+/// `RG.UNREGISTER <id> [abortpending]` (and its replicated form): removes registration
+/// `id`; false if there is none. Its queued events still run, in trigger order, on its
+/// drain, which holds the registration until the queue is empty (1.2 runs the pending
+/// executions of an unregistered registration); with `abort_pending` they are discarded
+/// instead (counted as aborted) and never start. An event already running finishes.
+/// Done executions of the registration are dropped; those finishing later stay listed.
+pub fn unregister(state: &ModuleState, id: &str, abort_pending: bool) -> bool {
+    if let Some(r) = state.streams.remove(id) {
+        state.sessions.forget_registration(&r.session, &r.id);
+        return true;
+    }
+    let Some(reg) = state.registrations.remove(id) else {
+        return false;
+    };
+    state.sessions.forget_registration(&reg.session, &reg.id);
+    if abort_pending {
+        let n = reg.clear_pending();
+        reg.stats().aborted += n as u64;
+    }
+    for id in reg.kept_executions() {
+        let done = state
+            .registry
+            .get(&id)
+            .is_some_and(|e| !matches!(e.status(), Status::Running | Status::Created));
+        if done {
+            state.registry.remove(&id);
+        }
+    }
+    true
+}
+
+/// All registrations of this shard, in registration order.
+#[derive(Debug)]
+pub struct Registrations {
+    next_id: AtomicU64,
+    list: Mutex<Vec<Arc<Registration>>>,
+    /// `list.len()`, readable without the lock (the notification callback's first check).
+    count: AtomicUsize,
+    /// How many registrations rewrite commands (`hook=` or `commands=`), readable without
+    /// the lock: the command filter checks it for every command Redis runs.
+    rewriting: AtomicUsize,
+}
+
+impl Default for Registrations {
+    fn default() -> Self {
+        // 1.2's first registration on a fresh server is `…-1`.
+        Registrations {
+            next_id: AtomicU64::new(1),
+            list: Mutex::new(Vec::new()),
+            count: AtomicUsize::new(0),
+            rewriting: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Registrations {
+    pub fn next_id(&self) -> String {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        crate::model::topology::numbered_id(n)
+    }
+
+    /// Makes sure later ids are larger than a loaded `<shard>-<n>` id.
+    pub fn bump_past(&self, id: &str) {
+        if let Some(n) = id.rsplit('-').next().and_then(|n| n.parse::<u64>().ok()) {
+            self.next_id.fetch_max(n + 1, Ordering::Relaxed);
+        }
+    }
+
+    fn list(&self) -> MutexGuard<'_, Vec<Arc<Registration>>> {
+        self.list.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn add(&self, r: Arc<Registration>) {
+        let mut l = self.list();
+        l.push(r);
+        self.recount(&l);
+    }
+
+    /// Refreshes the lock-free counts after the list changed (list lock held).
+    fn recount(&self, l: &[Arc<Registration>]) {
+        self.count.store(l.len(), Ordering::Release);
+        let rewriting = l
+            .iter()
+            .filter(|r| r.hook.is_some() || r.commands.is_some())
+            .count();
+        self.rewriting.store(rewriting, Ordering::Release);
+    }
+
+    pub fn remove(&self, id: &str) -> Option<Arc<Registration>> {
+        let mut l = self.list();
+        let pos = l.iter().position(|r| r.id == id)?;
+        let r = l.remove(pos);
+        self.recount(&l);
+        Some(r)
+    }
+
+    /// Runs `f` over every registration without copying the list (the list lock is held:
+    /// `f` must not call back into `Registrations`).
+    pub fn with_all<R>(&self, f: impl FnOnce(&[Arc<Registration>]) -> R) -> R {
+        f(&self.list())
+    }
+
+    /// The registration of a CommandReader trigger.
+    /// Hooks of `command` (lowercase), newest first (the first one runs first).
+    pub fn hooks_of(&self, command: &str) -> Vec<Arc<Registration>> {
+        self.list()
+            .iter()
+            .rev()
+            .filter(|r| r.hook.as_deref() == Some(command))
+            .cloned()
+            .collect()
+    }
+
+    /// True when a registration listens to events of `command` only (KeysReader
+    /// `commands=`): the command is then run linked to its executions.
+    pub fn commanded(&self, command: &str) -> bool {
+        self.list().iter().any(|r| {
+            r.commands
+                .as_ref()
+                .is_some_and(|c| c.iter().any(|x| x == command))
+        })
+    }
+
+    /// True when any registration rewrites commands (the command filter's lock-free check).
+    pub fn any_hooks(&self) -> bool {
+        self.rewriting.load(Ordering::Acquire) > 0
+    }
+
+    pub fn by_trigger(&self, trigger: &str) -> Option<Arc<Registration>> {
+        self.list()
+            .iter()
+            .find(|r| r.trigger.as_deref() == Some(trigger))
+            .cloned()
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Registration>> {
+        self.list().iter().find(|r| r.id == id).cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Registration>> {
+        self.list().clone()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn len(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg(prefix: &str, events: Option<Vec<&str>>) -> Registration {
+        let req = RegisterRequest {
+            reader: "KeysReader".into(),
+            prefix: prefix.into(),
+            event_types: events.map(|v| v.into_iter().map(String::from).collect()),
+            key_types: None,
+            read_value: true,
+            mode: "async".into(),
+            desc: None,
+            plan: Plan::default(),
+            on_registered: None,
+            trigger: None,
+            inorder: false,
+            stream: None,
+            globals: None,
+            id: None,
+            hook: None,
+            keyprefix: None,
+            commands: None,
+        };
+        Registration::new("r-1".into(), "s".into(), req, RunAs::user("default"))
+    }
+
+    #[test]
+    fn prefix_is_prefix_or_exact_never_glob() {
+        let r = reg("person:*", None);
+        assert!(r.matches_key(b"person:1"));
+        assert!(!r.matches_key(b"persons"));
+        let exact = reg("person", None);
+        assert!(exact.matches_key(b"person"));
+        assert!(!exact.matches_key(b"person:1"));
+        let glob_looking = reg("p?rson", None);
+        assert!(!glob_looking.matches_key(b"person"));
+        assert!(reg("*", None).matches_key(b"anything"));
+    }
+
+    #[test]
+    fn event_types_are_case_insensitive() {
+        let r = reg("*", Some(vec!["HSET", "del"]));
+        assert!(r.matches_event("hset"));
+        assert!(r.matches_event("del"));
+        assert!(!r.matches_event("set"));
+    }
+
+    #[test]
+    fn enqueue_counts_triggered_and_clear_discards() {
+        let r = reg("*", None);
+        assert_eq!(r.enqueue(b"a", b"set"), Pushed::Accepted { schedule: true });
+        assert_eq!(
+            r.enqueue(b"b", b"set"),
+            Pushed::Accepted { schedule: false }
+        );
+        assert_eq!(r.stats().triggered, 2);
+        assert_eq!(r.pending(), 2);
+        assert_eq!(r.clear_pending(), 2);
+        let mut c = r.queue.consumer();
+        assert!(c.pop().is_none(), "cleared events never run");
+        assert_eq!(r.pending(), 0);
+    }
+
+    #[test]
+    fn record_batch_counts_each_event() {
+        let ok = ExecutionOutput::default();
+        let bad = ExecutionOutput {
+            errors: vec!["boom".into()],
+            ..Default::default()
+        };
+        let mut s = Stats::default();
+        s.record_batch(&[ok.clone(), bad.clone(), ok.clone()], 2500);
+        assert_eq!((s.success, s.failures, s.last_error.clone()), (2, 1, None));
+        assert_eq!((s.total_run_ms, s.run_us_carry), (2, 500));
+        s.record_batch(&[ok, bad], 600);
+        assert_eq!(s.last_error.as_deref(), Some("boom"));
+        assert_eq!((s.total_run_ms, s.run_us_carry), (3, 100));
+    }
+
+    #[test]
+    fn kept_executions_are_capped() {
+        let r = reg("*", None);
+        assert!(r.keep_execution("1".into(), 2).is_empty());
+        assert!(r.keep_execution("2".into(), 2).is_empty());
+        assert_eq!(r.keep_execution("3".into(), 2), vec!["1".to_string()]);
+    }
+}

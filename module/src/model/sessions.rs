@@ -1,0 +1,256 @@
+//! Sessions (REFERENCE §1.1, §5): each RG.PYEXECUTE is a session; sessions that own
+//! registrations are kept, named by `ID` (else 40 random hex chars), and replaced as a whole
+//! by `UPGRADE` / `REPLACE_WITH`. The session's source is kept with it so registrations can
+//! be rebuilt from source (not pickled bytecode) after a restart.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use gearpy::{OnRegistered, RegisterRequest};
+
+use crate::model::registrations::Registration;
+use crate::model::state::ModuleState;
+use crate::model::streams::StreamRegistration;
+use crate::redis::access::{RunAs, Scope};
+
+/// A kept session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: String,
+    pub desc: Option<String>,
+    /// The script that built the session's registrations.
+    pub code: String,
+    pub registrations: Vec<String>,
+    /// Names given with REQUIREMENTS.
+    pub requirements: Vec<String>,
+    /// The script's globals (its profiler lives there).
+    pub globals: Option<Arc<gearpy::profile::SessionGlobals>>,
+    /// Who registered it: its registrations run as this ACL user (`crate::redis::access`).
+    pub run_as: RunAs,
+}
+
+/// What RG.PYEXECUTE asked of the session.
+#[derive(Debug, Clone, Default)]
+pub struct SessionArgs {
+    pub id: Option<String>,
+    pub desc: Option<String>,
+    pub upgrade: bool,
+    pub replace_with: Option<String>,
+}
+
+/// All kept sessions.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    list: Mutex<Vec<Arc<Session>>>,
+}
+
+/// 40 random hex characters: the default session id.
+pub fn random_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = String::with_capacity(48);
+    while out.len() < 40 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_usize(out.len());
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out.truncate(40);
+    out
+}
+
+impl Sessions {
+    fn list(&self) -> MutexGuard<'_, Vec<Arc<Session>>> {
+        self.list.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
+        self.list().iter().find(|s| s.id == id).cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        self.list().clone()
+    }
+
+    pub(crate) fn remove(&self, id: &str) -> Option<Arc<Session>> {
+        let mut l = self.list();
+        let pos = l.iter().position(|s| s.id == id)?;
+        Some(l.remove(pos))
+    }
+
+    /// Checks RG.PYEXECUTE's session arguments before the script runs (1.2's texts).
+    pub fn check(&self, a: &SessionArgs) -> Result<(), String> {
+        if let Some(old) = &a.replace_with {
+            if self.get(old).is_none() {
+                return Err(format!(
+                    "Can not replace with {old}, session does not exists."
+                ));
+            }
+            if let Some(id) = &a.id {
+                if id != old && self.get(id).is_some() {
+                    return Err(format!(
+                        "Can not replace an existing session {id} with {old}"
+                    ));
+                }
+            }
+            return Ok(());
+        }
+        match &a.id {
+            Some(id) if !a.upgrade && self.get(id).is_some() => {
+                Err(format!("Session {id} already exists"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Records the REQUIREMENTS of a session.
+    pub fn set_requirements(&self, id: &str, reqs: &[String]) {
+        let mut l = self.list();
+        if let Some(pos) = l.iter().position(|s| s.id == id) {
+            let s = &l[pos];
+            l[pos] = Arc::new(Session {
+                requirements: reqs.to_vec(),
+                ..(**s).clone()
+            });
+        }
+    }
+
+    /// Removes a registration from its session; drops the session once it owns none.
+    pub fn forget_registration(&self, session: &str, reg_id: &str) {
+        let mut l = self.list();
+        if let Some(pos) = l.iter().position(|s| s.id == session) {
+            let s = &l[pos];
+            let rest: Vec<String> = s
+                .registrations
+                .iter()
+                .filter(|r| *r != reg_id)
+                .cloned()
+                .collect();
+            if rest.is_empty() {
+                l.remove(pos);
+            } else {
+                l[pos] = Arc::new(Session {
+                    registrations: rest,
+                    ..(**s).clone()
+                });
+            }
+        }
+    }
+}
+
+/// Installs a script's registrations as one session, replacing the session it upgrades.
+/// Returns the new registrations (for `onRegistered`).
+pub fn install(
+    state: &ModuleState,
+    a: &SessionArgs,
+    code: &str,
+    regs: Vec<RegisterRequest>,
+    run_as: &RunAs,
+) -> Installed {
+    install_with_ids(state, a, code, regs, run_as, None)
+}
+
+/// What an installation produced.
+#[derive(Debug)]
+pub struct Installed {
+    pub session: String,
+    /// `onRegistered` callbacks to run, in registration order.
+    pub callbacks: Vec<OnRegistered>,
+    /// New StreamReader registrations, to start once installed.
+    pub streams: Vec<Arc<StreamRegistration>>,
+    /// Who the session's code runs as.
+    pub run_as: RunAs,
+}
+
+impl Installed {
+    /// Runs `onRegistered` callbacks (as the session's user) and starts stream processing.
+    pub fn activate(self) {
+        let run_as = self.run_as.clone();
+        for f in self.callbacks {
+            let _as = Scope::enter(run_as.clone());
+            f.call();
+        }
+        for r in self.streams {
+            crate::run::streams::start(r);
+        }
+    }
+}
+
+/// Drops a session and its registrations.
+pub fn drop_session(state: &ModuleState, id: &str) {
+    if let Some(s) = state.sessions.remove(id) {
+        for r in &s.registrations {
+            state.registrations.remove(r);
+            state.streams.remove(r);
+        }
+    }
+}
+
+/// As [`install`], reusing saved registration ids (RDB load, replication).
+pub fn install_with_ids(
+    state: &ModuleState,
+    a: &SessionArgs,
+    code: &str,
+    regs: Vec<RegisterRequest>,
+    run_as: &RunAs,
+    ids: Option<&[String]>,
+) -> Installed {
+    let id = a.id.clone().unwrap_or_else(random_id);
+    // UPGRADE / REPLACE_WITH: the old session's registrations go away atomically (per shard).
+    let old = a
+        .replace_with
+        .as_deref()
+        .or(a.upgrade.then_some(id.as_str()))
+        .map(str::to_owned);
+    if let Some(old) = old {
+        drop_session(state, &old);
+    }
+    let (mut callbacks, mut streams) = (Vec::new(), Vec::new());
+    let mut reg_ids = Vec::new();
+    let mut globals = None;
+    for (i, mut req) in regs.into_iter().enumerate() {
+        if let Some(g) = req.globals.take() {
+            globals.get_or_insert(Arc::new(g));
+        }
+        let cb = req.on_registered.take();
+        let reg_id = match ids.and_then(|ids| ids.get(i)).or(req.id.as_ref()) {
+            Some(saved) => {
+                state.registrations.bump_past(saved);
+                saved.clone()
+            }
+            None => state.registrations.next_id(),
+        };
+        reg_ids.push(reg_id.clone());
+        callbacks.extend(cb);
+        match req.stream.clone() {
+            Some(opts) => {
+                let reg = Arc::new(StreamRegistration::new(
+                    reg_id,
+                    id.clone(),
+                    req,
+                    opts,
+                    run_as.clone(),
+                ));
+                state.streams.add(Arc::clone(&reg));
+                streams.push(reg);
+            }
+            None => {
+                let reg = Arc::new(Registration::new(reg_id, id.clone(), req, run_as.clone()));
+                crate::run::hooks::resolve(&reg);
+                state.registrations.add(reg);
+            }
+        }
+    }
+    state.sessions.list().push(Arc::new(Session {
+        id: id.clone(),
+        desc: a.desc.clone(),
+        code: code.to_owned(),
+        registrations: reg_ids,
+        requirements: Vec::new(),
+        globals,
+        run_as: run_as.clone(),
+    }));
+    Installed {
+        session: id,
+        callbacks,
+        streams,
+        run_as: run_as.clone(),
+    }
+}

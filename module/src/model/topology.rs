@@ -1,0 +1,237 @@
+//! Redis Cluster support (docs/cluster.md): the topology (who owns which slots), the bus
+//! messages between shards, the shuffle transport over them, and distributed runs.
+//!
+//! Cluster mode is on when `CLUSTER SLOTS` shows more than one master (REFERENCE §7):
+//! otherwise everything runs locally and ids use 40 zeros. The topology is re-read when a
+//! script starts and on RG.REFRESHCLUSTER, always from a thread that holds no GIL.
+//! Depends on `host` (commands), `ffi::cluster` (the bus) and the engine's shuffle.
+
+use std::sync::{Arc, RwLock};
+
+use engine::shuffle::{key_hash_slot, SlotMap};
+use gearpy::host::CallReply;
+
+use crate::model::executions::STANDALONE_SHARD_ID;
+
+/// One master of the cluster.
+#[derive(Debug, Clone)]
+pub struct Shard {
+    pub id: String,
+    pub ip: String,
+    pub port: i64,
+    /// Slot ranges it owns, inclusive.
+    pub ranges: Vec<(u16, u16)>,
+}
+
+/// The masters, ordered by node id (every shard computes the same order).
+#[derive(Debug)]
+pub struct Topology {
+    pub my_id: String,
+    /// This shard's index in `shards`.
+    pub me: usize,
+    pub shards: Vec<Shard>,
+    pub slots: Arc<SlotMap>,
+}
+
+impl Topology {
+    pub fn ids(&self) -> Vec<String> {
+        self.shards.iter().map(|s| s.id.clone()).collect()
+    }
+
+    /// `(first, last, shard index)` for every owned range.
+    pub fn ranges(&self) -> Vec<(u16, u16, usize)> {
+        self.shards
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| s.ranges.iter().map(move |&(a, b)| (a, b, i)))
+            .collect()
+    }
+}
+
+static CURRENT: RwLock<Option<Arc<Topology>>> = RwLock::new(None);
+
+/// The topology last read, if cluster mode is on.
+pub fn current() -> Option<Arc<Topology>> {
+    CURRENT.read().ok().and_then(|t| t.clone())
+}
+
+/// This shard's id: the node id in cluster mode, else 40 zeros.
+pub fn shard_id() -> String {
+    id_of(None)
+}
+
+/// `<shard id>-<n>`, the form of execution and registration ids (every event takes one:
+/// formatted under the read lock, without copying the topology or the id first).
+pub fn numbered_id(n: u64) -> String {
+    id_of(Some(n))
+}
+
+fn id_of(n: Option<u64>) -> String {
+    let topo = CURRENT.read().unwrap_or_else(|e| e.into_inner());
+    let shard = topo
+        .as_ref()
+        .map_or(STANDALONE_SHARD_ID, |t| t.my_id.as_str());
+    match n {
+        Some(n) => format!("{shard}-{n}"),
+        None => shard.to_owned(),
+    }
+}
+
+/// How long a shard waits for the others: `ExecutionMaxIdleTime`.
+pub fn wait_bound() -> std::time::Duration {
+    let ms = crate::redis::config::global()
+        .map(|c| c.int("ExecutionMaxIdleTime"))
+        .unwrap_or(5000);
+    std::time::Duration::from_millis(ms.max(1) as u64)
+}
+
+/// This process's run id (40 hex characters, new on every start), as RG.INFOCLUSTER shows.
+pub fn run_id() -> String {
+    static RUN_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    RUN_ID
+        .get_or_init(|| {
+            let seed = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default()
+                ^ u128::from(std::process::id());
+            let mut x = seed as u64 | 1;
+            (0..40)
+                .map(|_| {
+                    // xorshift: enough to tell restarts apart, not a secret.
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    char::from_digit((x % 16) as u32, 16).unwrap_or('0')
+                })
+                .collect()
+        })
+        .clone()
+}
+
+/// Re-reads the topology (takes the Redis lock unless held; the caller holds no GIL).
+pub fn refresh() -> Option<Arc<Topology>> {
+    let topo = read_topology().map(Arc::new);
+    let hashtag = topo.as_ref().map(|t| {
+        let lowest = t.shards[t.me].ranges.iter().map(|r| r.0).min();
+        hashtag_for(lowest.unwrap_or(0))
+    });
+    gearpy::cluster::set_cluster(hashtag);
+    if let Ok(mut cur) = CURRENT.write() {
+        cur.clone_from(&topo);
+    }
+    topo
+}
+
+fn read_topology() -> Option<Topology> {
+    let my_id = match crate::redis::lock::call_internal(&[b"CLUSTER".to_vec(), b"MYID".to_vec()]) {
+        CallReply::Bulk(b) => String::from_utf8(b).ok()?,
+        _ => return None,
+    };
+    let CallReply::Array(ranges) =
+        crate::redis::lock::call_internal(&[b"CLUSTER".to_vec(), b"SLOTS".to_vec()])
+    else {
+        return None;
+    };
+    let mut shards: Vec<Shard> = Vec::new();
+    for r in ranges {
+        let Some((first, last, ip, port, id)) = parse_range(r) else {
+            continue;
+        };
+        match shards.iter_mut().find(|s| s.id == id) {
+            Some(s) => s.ranges.push((first, last)),
+            None => shards.push(Shard {
+                id,
+                ip,
+                port,
+                ranges: vec![(first, last)],
+            }),
+        }
+    }
+    if shards.len() < 2 {
+        return None;
+    }
+    shards.sort_by(|a, b| a.id.cmp(&b.id));
+    let me = shards.iter().position(|s| s.id == my_id)?;
+    let ranges: Vec<(u16, u16, usize)> = shards
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| s.ranges.iter().map(move |&(a, b)| (a, b, i)))
+        .collect();
+    Some(Topology {
+        my_id,
+        me,
+        shards,
+        slots: Arc::new(SlotMap::from_ranges(&ranges)),
+    })
+}
+
+/// One `CLUSTER SLOTS` entry: `[first, last, [ip, port, id, …], replicas…]`.
+fn parse_range(r: CallReply) -> Option<(u16, u16, String, i64, String)> {
+    let CallReply::Array(mut parts) = r else {
+        return None;
+    };
+    if parts.len() < 3 {
+        return None;
+    }
+    let master = parts.swap_remove(2);
+    let (CallReply::Int(first), CallReply::Int(last)) = (&parts[0], &parts[1]) else {
+        return None;
+    };
+    let CallReply::Array(m) = master else {
+        return None;
+    };
+    let text = |r: &CallReply| match r {
+        CallReply::Bulk(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        _ => None,
+    };
+    let ip = m.first().and_then(text)?;
+    let port = match m.get(1) {
+        Some(CallReply::Int(p)) => *p,
+        _ => return None,
+    };
+    let id = m.get(2).and_then(text)?;
+    Some((
+        u16::try_from(*first).ok()?,
+        u16::try_from(*last).ok()?,
+        ip,
+        port,
+        id,
+    ))
+}
+
+/// A short string whose hash slot is `slot` (what `hashtag()` returns on this shard).
+pub fn hashtag_for(slot: u16) -> String {
+    if slot == 0 {
+        return "06S".to_owned();
+    }
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let base = ALPHABET.len() as u64;
+    for len in 1..=4u32 {
+        for mut n in 0..base.pow(len) {
+            let mut cand = Vec::with_capacity(len as usize);
+            for _ in 0..len {
+                cand.push(ALPHABET[(n % base) as usize]);
+                n /= base;
+            }
+            if key_hash_slot(&cand) == slot {
+                return String::from_utf8(cand).unwrap_or_default();
+            }
+        }
+    }
+    String::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashtags_hash_to_their_slot() {
+        for slot in [0u16, 1, 5461, 10923, 16383] {
+            let t = hashtag_for(slot);
+            assert!(!t.is_empty());
+            assert_eq!(key_hash_slot(t.as_bytes()), slot, "{t}");
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! ACL: who user code runs as (docs/security.md, "ACL").
+//!
+//! Every command and key read of user code runs with the ACL user of the client that
+//! started it, as Lua and Functions do: RG.PYEXECUTE's caller for the script and its run,
+//! the registering user for everything a registration runs (events, triggers, hooks,
+//! stream batches, time events, `onRegistered`). The identity (`RunAs`) is captured when
+//! the command arrives, stored with sessions (and so persisted and shipped to other
+//! shards), and set on the thread while user code runs (`gearpy::caller::Scope`; the
+//! engine's stages and sources get it through [`AsUser`]).
+//!
+//! - `execute()`: `RM_Call` with the `C` flag on a context carrying the user, so Redis
+//!   checks the command, its keys and channels (and a script it runs) as that user. The
+//!   refusal reads as Redis's own `NOPERM` text.
+//! - Readers skip keys the user may not read (as if they did not exist); registrations
+//!   do not fire for them.
+//! - A user deleted since: its calls fail with a clear `NOPERM` error, it reads no key,
+//!   its registrations stop firing. Never a fallback to an unrestricted run.
+//! - `ExecuteAsSuperuser 1` restores RedisGears 1.2, which ignored ACLs.
+
+use engine::exec::Source;
+use engine::host::HostRuntime;
+use engine::ops::{Emit, Finish, Operator};
+use engine::plan::HostStep;
+use engine::{Batch, Result};
+use gearpy::host::CallReply as PyReply;
+use redis_module::{raw, CallOptionsBuilder, CallResult, Context};
+
+pub use gearpy::caller::{RunAs, Scope};
+
+use crate::redis::ffi::acl::{client_user, with_own_client, ClientUser, ContextUser, ModuleUser};
+
+/// The config key that restores 1.2's unrestricted `execute()`.
+pub const SUPERUSER_KEY: &str = "ExecuteAsSuperuser";
+
+/// The identity of the client running the command of `ctx` (lock held).
+pub fn of_client(ctx: &Context) -> RunAs {
+    match client_user(ctx) {
+        ClientUser::Unrestricted => RunAs::Superuser,
+        ClientUser::Named(n) => RunAs::user(&n),
+    }
+}
+
+// The identity's wire form lives in the engine so the fuzz targets reach it without Redis.
+pub use engine::wire::run_as::{decode, encode, LEGACY_USER};
+
+/// A name no ACL user can have (Redis refuses user names with spaces): the identity of
+/// code that had none, carried where an identity must be (its calls stay refused).
+pub const NO_USER: &str = " no user";
+
+/// Whether user code ignores ACLs (`ExecuteAsSuperuser`).
+pub fn superuser_mode() -> bool {
+    crate::model::state::get().is_some_and(|s| s.config.int(SUPERUSER_KEY) != 0)
+}
+
+/// The ACL that applies to user code right now.
+enum Effective {
+    Unrestricted,
+    User(ModuleUser),
+}
+
+fn gone(name: &str) -> String {
+    format!("NOPERM the ACL user '{name}' this code runs as no longer exists")
+}
+
+/// Resolves an identity (lock held). `None`: code no execution started (for instance a
+/// thread user code created itself), which gets no permissions.
+fn effective(run_as: Option<&RunAs>) -> std::result::Result<Effective, String> {
+    if superuser_mode() {
+        return Ok(Effective::Unrestricted);
+    }
+    match run_as {
+        None => Err("NOPERM this code runs outside any execution, so it has no ACL user".into()),
+        Some(RunAs::Superuser) => Ok(Effective::Unrestricted),
+        Some(RunAs::User(n)) => ModuleUser::by_name(n)
+            .map(Effective::User)
+            .ok_or_else(|| gone(n)),
+    }
+}
+
+/// Runs `cmd rest…` on `ctx` (lock held) as `run_as`, with errors as replies and
+/// replication; returns the converted reply.
+///
+/// `temp_client`: `ctx` may belong to a temporary client of Redis (a keyspace
+/// notification's, a timer's), whose user is NULL. Redis 7.0 logs an `RM_Call` refusal
+/// under the name of the context client's user, which crashes on such a client, so there
+/// the permission is checked first and a refused command is never handed to `RM_Call`.
+pub fn call_as(
+    ctx: &Context,
+    run_as: Option<&RunAs>,
+    temp_client: bool,
+    cmd: &str,
+    rest: &[&[u8]],
+    convert: impl FnOnce(CallResult) -> PyReply,
+) -> PyReply {
+    let user = match effective(run_as) {
+        Ok(Effective::Unrestricted) => None,
+        Ok(Effective::User(u)) => Some(u),
+        Err(e) => return PyReply::Error(e),
+    };
+    // Script mode, as Lua: commands flagged `noscript` are refused. Through RM_Call several
+    // of them crash Redis 7.0 (WAIT asserts on a blocked client, PSYNC dereferences NULL).
+    // CONFIG GET stays allowed: it is harmless and 1.2 scripts read configs with it.
+    let opts = CallOptionsBuilder::new().errors_as_replies().replicate();
+    let opts = if is_config_get(cmd, rest) {
+        opts
+    } else {
+        opts.script_mode()
+    };
+    let Some(user) = user else {
+        return convert(ctx.call_ext(cmd, &opts.build(), rest));
+    };
+    if temp_client {
+        let mut argv = Vec::with_capacity(rest.len() + 1);
+        argv.push(cmd.as_bytes());
+        argv.extend_from_slice(rest);
+        if !user.may_run(&argv) {
+            return PyReply::Error(refusal(&user, cmd, rest));
+        }
+    }
+    let reply = {
+        let _as = ContextUser::attach(ctx, &user);
+        convert(ctx.call_ext(cmd, &opts.verify_acl().build(), rest))
+    };
+    match reply {
+        PyReply::Error(e) if e.starts_with(REFUSED_7_0) => {
+            PyReply::Error(noperm_text(ctx, &e, cmd, rest))
+        }
+        other => other,
+    }
+}
+
+fn is_config_get(cmd: &str, rest: &[&[u8]]) -> bool {
+    cmd.eq_ignore_ascii_case("config")
+        && rest.first().is_some_and(|s| s.eq_ignore_ascii_case(b"get"))
+}
+
+/// How Redis 7.0's `RM_Call` words an ACL refusal (7.2 and later already say `NOPERM`).
+const REFUSED_7_0: &str = "ERR acl verification failed";
+
+/// The `NOPERM` text a client gets from Redis for the same refusal (Redis 7.2's
+/// `RM_Call` gives these texts too).
+fn noperm_text(ctx: &Context, refusal: &str, cmd: &str, rest: &[&[u8]]) -> String {
+    if refusal.contains("keys") {
+        "NOPERM this user has no permissions to access one of the keys used as arguments".into()
+    } else if refusal.contains("channel") {
+        "NOPERM this user has no permissions to access one of the channels used as arguments".into()
+    } else {
+        format!(
+            "NOPERM this user has no permissions to run the '{}' command",
+            full_name(ctx, cmd, rest.first().copied())
+        )
+    }
+}
+
+/// The `NOPERM` text of a command `user` may not run (`call_as` checked that): Redis's
+/// own refusal of it, asked on a context whose client has a user (the command does not
+/// run: it is refused again).
+fn refusal(user: &ModuleUser, cmd: &str, rest: &[&[u8]]) -> String {
+    with_own_client(|own| {
+        let opts = CallOptionsBuilder::new()
+            .errors_as_replies()
+            .verify_acl()
+            .build();
+        let text = {
+            let _as = ContextUser::attach(own, user);
+            let r: CallResult = own.call_ext(cmd, &opts, rest);
+            match r {
+                Err(e) => e.to_utf8_string().unwrap_or_default(),
+                Ok(_) => String::new(),
+            }
+        };
+        if text.starts_with("NOPERM") {
+            return text; // Redis 7.2 and later word it so already
+        }
+        noperm_text(own, &text, cmd, rest)
+    })
+}
+
+/// `cmd`, or `cmd|sub` for a command with subcommands (Redis's ACL name of it).
+fn full_name(ctx: &Context, cmd: &str, sub: Option<&[u8]>) -> String {
+    let name = cmd.to_ascii_lowercase();
+    let Some(sub) = sub else { return name };
+    let opts = CallOptionsBuilder::new().errors_as_replies().build();
+    let info: CallResult =
+        ctx.call_ext("COMMAND", &opts, &[b"INFO".as_slice(), cmd.as_bytes()][..]);
+    let has_subcommands = matches!(&info, Ok(redis_module::CallReply::Array(outer))
+        if matches!(outer.get(0), Some(Ok(redis_module::CallReply::Array(entry)))
+            if matches!(entry.get(9), Some(Ok(redis_module::CallReply::Array(subs))) if subs.len() > 0)));
+    if has_subcommands {
+        format!(
+            "{name}|{}",
+            String::from_utf8_lossy(sub).to_ascii_lowercase()
+        )
+    } else {
+        name
+    }
+}
+
+/// Which keys a reader may read (lock held while it lives).
+pub struct KeyGate(Option<ModuleUser>);
+
+impl KeyGate {
+    /// The gate of the identity this thread runs as; `Err` (the user is gone, or there is
+    /// no identity) fails the read with that text.
+    pub fn for_thread() -> std::result::Result<KeyGate, String> {
+        match effective(gearpy::caller::on_this_thread().as_ref())? {
+            Effective::Unrestricted => Ok(KeyGate(None)),
+            // Asked once per gate (a batch): users who may read everything (`default`
+            // unless restricted) then cost nothing per key.
+            Effective::User(u) if u.reads_all_keys() => Ok(KeyGate(None)),
+            Effective::User(u) => Ok(KeyGate(Some(u))),
+        }
+    }
+
+    /// An open gate (Gearshift's own reads).
+    pub fn all() -> KeyGate {
+        KeyGate(None)
+    }
+
+    /// The user to check keys against; `None`: every key may be read.
+    pub fn user(&self) -> Option<&ModuleUser> {
+        self.0.as_ref()
+    }
+
+    pub fn may_read(&self, key: &[u8]) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(|u| u.may_access(key, raw::REDISMODULE_CMD_KEY_ACCESS))
+    }
+}
+
+/// Whether code running as `run_as` may access `key` with `flags` (lock held); false for
+/// a user that no longer exists (its registrations stop firing).
+pub fn may_access(run_as: &RunAs, key: &[u8], flags: u32) -> bool {
+    match effective(Some(run_as)) {
+        Ok(Effective::Unrestricted) => true,
+        Ok(Effective::User(u)) => u.may_access(key, flags),
+        Err(_) => false,
+    }
+}
+
+/// Whether `run_as` may read every key (lock held): unrestricted, or a user whose root
+/// selector reads all keys. False for a user that is gone.
+pub fn reads_all_keys(run_as: &RunAs) -> bool {
+    match effective(Some(run_as)) {
+        Ok(Effective::Unrestricted) => true,
+        Ok(Effective::User(u)) => u.reads_all_keys(),
+        Err(_) => false,
+    }
+}
+
+/// Read permission, for [`may_access`].
+pub const READ: u32 = raw::REDISMODULE_CMD_KEY_ACCESS;
+/// Read and update permission (a StreamReader reads, acks and creates its group).
+pub const READ_UPDATE: u32 = raw::REDISMODULE_CMD_KEY_ACCESS | raw::REDISMODULE_CMD_KEY_UPDATE;
+/// Delete permission (a StreamReader that trims).
+pub const DELETE: u32 = raw::REDISMODULE_CMD_KEY_DELETE;
+
+/// An engine source or operator that runs as `run_as` on whatever thread calls it.
+pub struct AsUser<T> {
+    inner: T,
+    run_as: RunAs,
+}
+
+impl<T> AsUser<T> {
+    pub fn new(inner: T, run_as: RunAs) -> Self {
+        AsUser { inner, run_as }
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::enter(self.run_as.clone())
+    }
+}
+
+impl Source for AsUser<Box<dyn Source>> {
+    fn next_batch(&mut self) -> Result<Option<Batch>> {
+        let _as = self.scope();
+        self.inner.next_batch()
+    }
+}
+
+impl Operator for AsUser<Box<dyn Operator>> {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn process(&mut self, input: Batch, out: &mut Emit) -> Result<()> {
+        let _as = self.scope();
+        self.inner.process(input, out)
+    }
+
+    fn finish(&mut self, out: &mut Emit) -> Result<()> {
+        let _as = self.scope();
+        self.inner.finish(out)
+    }
+
+    fn try_finish(&mut self, out: &mut Emit) -> Result<Finish> {
+        let _as = self.scope();
+        self.inner.try_finish(out)
+    }
+
+    fn set_waker(&mut self, waker: engine::ops::Waker) {
+        self.inner.set_waker(waker)
+    }
+
+    fn handles_errors(&self) -> bool {
+        self.inner.handles_errors()
+    }
+}
+
+impl<H: HostRuntime> HostRuntime for AsUser<H> {
+    fn build_stage(&self, steps: &[HostStep]) -> Result<Box<dyn Operator>> {
+        let op = self.inner.build_stage(steps)?;
+        Ok(Box::new(AsUser::new(op, self.run_as.clone())))
+    }
+
+    fn finalizer(&self) -> Box<dyn Operator> {
+        Box::new(AsUser::new(self.inner.finalizer(), self.run_as.clone()))
+    }
+}
+
+/// A source that reads as `run_as`.
+pub fn source(inner: Box<dyn Source>, run_as: &RunAs) -> Box<dyn Source> {
+    Box::new(AsUser::new(inner, run_as.clone()))
+}

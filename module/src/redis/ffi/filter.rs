@@ -1,0 +1,137 @@
+//! The command filter behind command hooks: on Redis's main thread, for every command,
+//! rewrite `<hooked command> args…` into `RG.TRIGGER <hooked command> args…`; and while
+//! main-thread Python is busy, SCRIPT KILL / FUNCTION KILL into its kill. It must be
+//! cheap: one flag check each when nothing is hooked or busy.
+
+use std::os::raw::c_int;
+
+use redis_module::{raw, Context};
+
+fn arg(fctx: *mut raw::RedisModuleCommandFilterCtx, i: c_int) -> Vec<u8> {
+    // SAFETY: `fctx` is the live filter context of this callback and `i` is in range;
+    // the returned string is owned by the context and read before it returns.
+    unsafe {
+        let s = raw::RedisModule_CommandFilterArgGet.expect("filter api")(fctx, i);
+        if s.is_null() {
+            return Vec::new();
+        }
+        let mut len = 0usize;
+        let p = raw::RedisModule_StringPtrLen.expect("api")(s, &mut len);
+        if p.is_null() {
+            return Vec::new();
+        }
+        std::slice::from_raw_parts(p.cast::<u8>(), len).to_vec()
+    }
+}
+
+/// Rewrites the command when a hook fires for it.
+fn rewrite_hooked(fctx: *mut raw::RedisModuleCommandFilterCtx) {
+    let Some(state) = crate::model::state::get() else {
+        return;
+    };
+    // Gearshift's own reads (a KeysReader's GET, a StreamReader's XREADGROUP) are not the
+    // user's commands: they fire no hook.
+    if !state.registrations.any_hooks() || super::acl::in_own_call() {
+        return;
+    }
+    // SAFETY: live filter context of this callback.
+    let argc = unsafe { raw::RedisModule_CommandFilterArgsCount.expect("filter api")(fctx) };
+    if argc < 1 {
+        return;
+    }
+    let name = String::from_utf8_lossy(&arg(fctx, 0)).to_ascii_lowercase();
+    if name == "rg.trigger"
+        || (state.registrations.hooks_of(&name).is_empty() && !state.registrations.commanded(&name))
+    {
+        return;
+    }
+    const TRIGGER: &[u8] = b"RG.TRIGGER";
+    // SAFETY: inserting at position 0 of the live filter context; Redis takes ownership of
+    // the new string (created with a NULL context, so it is not auto-freed).
+    unsafe {
+        let s = raw::RedisModule_CreateString.expect("api")(
+            std::ptr::null_mut(),
+            TRIGGER.as_ptr().cast(),
+            TRIGGER.len(),
+        );
+        raw::RedisModule_CommandFilterArgInsert.expect("filter api")(fctx, 0, s);
+    }
+}
+
+/// The argument of `RG.ABORTEXECUTION` that SCRIPT KILL and FUNCTION KILL become while
+/// main-thread Python is busy (they would otherwise answer that no script runs).
+pub const KILL_BUSY: &str = "BUSY-SECTION";
+
+/// While busy: `SCRIPT KILL` / `FUNCTION KILL` → `RG.ABORTEXECUTION BUSY-SECTION`.
+fn rewrite_kill(fctx: *mut raw::RedisModuleCommandFilterCtx) {
+    // SAFETY: live filter context of this callback.
+    let argc = unsafe { raw::RedisModule_CommandFilterArgsCount.expect("filter api")(fctx) };
+    if argc != 2 || !arg(fctx, 1).eq_ignore_ascii_case(b"kill") {
+        return;
+    }
+    let name = arg(fctx, 0);
+    if !(name.eq_ignore_ascii_case(b"script") || name.eq_ignore_ascii_case(b"function")) {
+        return;
+    }
+    for (i, text) in [(0, &b"RG.ABORTEXECUTION"[..]), (1, KILL_BUSY.as_bytes())] {
+        // SAFETY: replacing an existing argument of the live filter context; Redis takes
+        // ownership of the new string (NULL context: not auto-freed).
+        unsafe {
+            let s = raw::RedisModule_CreateString.expect("api")(
+                std::ptr::null_mut(),
+                text.as_ptr().cast(),
+                text.len(),
+            );
+            raw::RedisModule_CommandFilterArgReplace.expect("filter api")(fctx, i, s);
+        }
+    }
+}
+
+/// Calls `f` with the command's name, borrowed from the filter context (no copy).
+fn with_name<R>(fctx: *mut raw::RedisModuleCommandFilterCtx, f: impl FnOnce(&[u8]) -> R) -> R {
+    // SAFETY: `fctx` is the live filter context of this callback; the name string is owned
+    // by it and read before this returns.
+    unsafe {
+        let s = raw::RedisModule_CommandFilterArgGet.expect("filter api")(fctx, 0);
+        let mut len = 0usize;
+        let p = if s.is_null() {
+            std::ptr::null()
+        } else {
+            raw::RedisModule_StringPtrLen.expect("api")(s, &mut len)
+        };
+        if p.is_null() {
+            return f(&[]);
+        }
+        f(std::slice::from_raw_parts(p.cast::<u8>(), len))
+    }
+}
+
+extern "C" fn filter(fctx: *mut raw::RedisModuleCommandFilterCtx) {
+    let _ = std::panic::catch_unwind(|| {
+        // Runs before the command: cached ACL verdicts are stale once it has run.
+        if with_name(fctx, crate::redis::access_cache::may_change_acl) {
+            crate::redis::access_cache::changed();
+        }
+        if gearpy::busy::is_busy() {
+            rewrite_kill(fctx);
+        }
+        rewrite_hooked(fctx)
+    });
+}
+
+/// Installs the command filter (once, at load). Commands this module calls itself
+/// (`call_next`, `execute`) are not filtered.
+pub fn install(ctx: &Context) -> Result<(), String> {
+    // SAFETY: OnLoad context; the callback is a plain function.
+    let f = unsafe {
+        raw::RedisModule_RegisterCommandFilter.expect("filter api")(
+            ctx.ctx,
+            Some(filter),
+            raw::REDISMODULE_CMDFILTER_NOSELF as c_int,
+        )
+    };
+    if f.is_null() {
+        return Err("could not register the command filter".into());
+    }
+    Ok(())
+}

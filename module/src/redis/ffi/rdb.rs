@@ -1,0 +1,110 @@
+//! The RDB aux data type that carries sessions through RDB saves, `DEBUG RELOAD`, restarts
+//! and AOF rewrites (RDB preamble). The logic lives in `persist`; these are the raw
+//! callbacks Redis invokes.
+
+use std::os::raw::c_int;
+
+use redis_module::native_types::RedisType;
+use redis_module::{raw, Context};
+
+use crate::app::persist;
+use crate::model::state;
+
+/// Aux-only data type (no keys of this type exist). Named apart from 1.2's `GEARS_DT0`,
+/// whose pickled payload Gearshift cannot read.
+pub static GEARSHIFT_AUX: RedisType = RedisType::new(
+    "gearshft0",
+    1,
+    raw::RedisModuleTypeMethods {
+        version: raw::REDISMODULE_TYPE_METHOD_VERSION as u64,
+        rdb_load: None,
+        rdb_save: None,
+        aof_rewrite: None,
+        mem_usage: None,
+        digest: None,
+        free: None,
+        aux_load: Some(aux_load),
+        aux_save: Some(aux_save),
+        aux_save_triggers: raw::REDISMODULE_AUX_AFTER_RDB as c_int,
+        free_effort: None,
+        unlink: None,
+        copy: None,
+        defrag: None,
+        mem_usage2: None,
+        free_effort2: None,
+        unlink2: None,
+        copy2: None,
+        aux_save2: None,
+    },
+);
+
+extern "C" fn aux_save(io: *mut raw::RedisModuleIO, when: c_int) {
+    if when != raw::REDISMODULE_AUX_AFTER_RDB as c_int {
+        return;
+    }
+    let blob = std::panic::catch_unwind(|| {
+        state::get()
+            .map(persist::snapshot)
+            .unwrap_or_else(|| persist::encode(&[]))
+    })
+    .unwrap_or_else(|_| persist::encode(&[]));
+    raw::save_slice(io, &blob);
+}
+
+extern "C" fn aux_load(io: *mut raw::RedisModuleIO, _encver: c_int, when: c_int) -> c_int {
+    if when != raw::REDISMODULE_AUX_AFTER_RDB as c_int {
+        return raw::Status::Ok as c_int;
+    }
+    let Ok(buf) = raw::load_string_buffer(io) else {
+        return raw::Status::Err as c_int;
+    };
+    let bytes = buf.as_ref().to_vec();
+    let Some(ctx) = LoadingContext::new() else {
+        return raw::Status::Err as c_int;
+    };
+    let ctx = &ctx.0;
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let Some(state) = state::get() else { return };
+        // A load replaces whatever this shard had.
+        persist::clear(state);
+        if let Err(e) = persist::load(ctx, state, &bytes) {
+            crate::redis::ffi::log::warning(&format!(
+                "Gearshift: {e}; registrations were not restored"
+            ));
+        }
+    }));
+    raw::Status::Ok as c_int
+}
+
+/// The context sessions are rebuilt on while loading. Rebuilding re-runs their scripts,
+/// whose `execute()` calls need a context with a client (the RDB IO context has none, and
+/// `RM_Call` on it crashes): a thread-safe context, used without locking because the
+/// loading main thread already holds the Redis lock.
+struct LoadingContext(Context);
+
+impl LoadingContext {
+    fn new() -> Option<LoadingContext> {
+        // SAFETY: reading the function pointers Redis filled in at module load.
+        let (get, _) = unsafe {
+            (
+                raw::RedisModule_GetThreadSafeContext?,
+                raw::RedisModule_FreeThreadSafeContext?,
+            )
+        };
+        // SAFETY: a thread-safe context without a blocked client; freed on drop.
+        let ctx = unsafe { get(std::ptr::null_mut()) };
+        (!ctx.is_null()).then(|| LoadingContext(Context::new(ctx)))
+    }
+}
+
+impl Drop for LoadingContext {
+    fn drop(&mut self) {
+        // SAFETY: `new` checked that the function exists; the context came from
+        // `RedisModule_GetThreadSafeContext` and is freed once, here.
+        unsafe {
+            if let Some(free) = raw::RedisModule_FreeThreadSafeContext {
+                free(self.0.ctx);
+            }
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! Draining a registration's queued events on the worker pool, in trigger order, one
+//! drain per registration at a time.
+//!
+//! Record-local flows (`Registration::fast`) run in batches of up to `MAX_BATCH` events:
+//! 1. under one Redis-lock hold (at most `READ_BUDGET`), pop the events and read their
+//!    keys' values;
+//! 2. release the lock and run every event's Python under one GIL hold (at most
+//!    `RUN_BUDGET` before the next event is left for the next batch). User code runs
+//!    without the Redis lock, as in 1.2's async mode; `execute()` takes the lock per call
+//!    (GIL released first, DESIGN §5). An event's value is the one read in step 1, which
+//!    differs from 1.2 (reading when its execution starts) only if an earlier event of
+//!    the batch wrote that key: when a flow writes any key the registration matches, the
+//!    batch stops after that event and the rest are read again for the next batch;
+//! 3. record the finished executions (`accounting`).
+//!
+//! Sharing the Redis lock with the main thread: the drain holds it only to read a batch
+//! (its Python phase leaves the main thread free to take it) and for `execute()` calls.
+//! Write bursts: when events arrive faster than `BUSY_RATE` (averaged over `RATE_TAU` of
+//! time the drain did not hold the lock), or the lock was busy (the wait exceeded
+//! `BUSY_WAIT`), the main thread is saturated, and processing now would only slow the
+//! writer down (reads and `execute()` need the lock). The drain then retries after
+//! `BACKOFF`, letting events accumulate — for at most `MAX_DEFER` per backlog (from the
+//! first deferral until the queue is next empty) and only while fewer than `DEFER_LIMIT`
+//! events wait. After that it runs batches regardless, and the writer shares the lock.
+//!
+//! Other flows run one engine execution per event (`run_next`), chained on completion.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use engine::batch::KeyColumns;
+use engine::exec::ExecutionOutput;
+use gearpy::{EventPlan, PyRuntime};
+use redis_module::{Context, ContextGuard, ThreadSafeContext};
+
+use super::accounting::{self, Caps};
+use super::{finish, track};
+use crate::model::event_queue::MAX_PENDING_EVENTS;
+use crate::model::executions::Entry;
+use crate::model::registrations::Registration;
+use crate::model::state::{self, ModuleState};
+use crate::redis::access::{self, AsUser, Scope};
+use crate::redis::ffi::scan::read_key;
+use crate::run::readers::keys::KeysSource;
+
+/// Events per batch (one Redis-lock hold to read them, one GIL hold to run them).
+pub const MAX_BATCH: usize = 512;
+/// Lock time after which a batch reads no further event.
+pub const READ_BUDGET: Duration = Duration::from_millis(1);
+/// Run time after which a batch starts no further event.
+pub const RUN_BUDGET: Duration = Duration::from_millis(5);
+/// A lock wait this long means the main thread is busy.
+pub const BUSY_WAIT: Duration = Duration::from_micros(50);
+/// Events arriving this fast (per second, while the drain did not hold the lock) mean
+/// the main thread is busy writing.
+pub const BUSY_RATE: f64 = 100_000.0;
+/// Time constant of that arrival-rate average (it smooths over a writer's pauses
+/// between pipelines).
+pub const RATE_TAU: Duration = Duration::from_millis(3);
+/// Fewer events than this between two looks is no burst, however close together.
+pub const BURST_MIN_EVENTS: u64 = 16;
+/// Retry delay while deferring to a busy main thread.
+pub const BACKOFF: Duration = Duration::from_millis(1);
+/// The longest a backlog is deferred.
+pub const MAX_DEFER: Duration = Duration::from_millis(250);
+/// No deferral once this many events wait.
+pub const DEFER_LIMIT: usize = MAX_PENDING_EVENTS / 8;
+/// Pool time of one drain task before it yields its thread (re-queues itself).
+const SLICE: Duration = Duration::from_millis(10);
+
+/// A registration's drain state (only its drain touches it).
+#[derive(Debug, Default)]
+pub struct DrainState {
+    deferring_since: Option<Instant>,
+    /// Arrival rate (events/s) while the drain did not hold the lock, averaged; `None`
+    /// before the backlog's first observation.
+    rate: Option<f64>,
+    /// Events popped but not run (a batch stopped early): (sequence number, key, event),
+    /// read again and run first by the next batch.
+    carry: VecDeque<(u64, Vec<u8>, Vec<u8>)>,
+}
+
+impl DrainState {
+    /// Folds in `arrived` events over `during` (drain not holding the lock); returns
+    /// the average rate. A handful of events close together is no burst.
+    fn observe(&mut self, arrived: u64, during: Duration) -> f64 {
+        let secs = during.as_secs_f64().max(1e-6);
+        let now = if arrived < BURST_MIN_EVENTS {
+            0.0
+        } else {
+            arrived as f64 / secs
+        };
+        let weight = 1.0 - (-secs / RATE_TAU.as_secs_f64()).exp();
+        let rate = match self.rate {
+            None => now,
+            Some(r) => r + weight * (now - r),
+        };
+        self.rate = Some(rate);
+        rate
+    }
+}
+
+thread_local! {
+    /// The registration this thread is running a batch of (its address), and whether a
+    /// key it matches was written since.
+    static DRAINING: Cell<(usize, bool)> = const { Cell::new((0, false)) };
+}
+
+/// Notes a write to a key `reg` matches (notification callback).
+pub fn note_write(reg: &Arc<Registration>) {
+    DRAINING.with(|d| {
+        let (r, _) = d.get();
+        if r == Arc::as_ptr(reg) as usize {
+            d.set((r, true));
+        }
+    });
+}
+
+fn has_work(reg: &Registration) -> bool {
+    !reg.queue.is_empty() || !reg.drain_state().carry.is_empty()
+}
+
+/// Schedules the drain of a registration that was idle (its queue is claimed; the
+/// event just pushed is the first of a backlog).
+pub fn start(reg: Arc<Registration>) {
+    let since = (reg.queue.pushed().saturating_sub(1), Instant::now());
+    resume(reg, since);
+}
+
+/// Schedules the drain; `since`: (events pushed, when) as of its last lock release.
+fn resume(reg: Arc<Registration>, since: (u64, Instant)) {
+    if let Some(state) = state::get() {
+        state.pool.spawn_fn(move || run(reg, since));
+    }
+}
+
+fn run(reg: Arc<Registration>, since: (u64, Instant)) {
+    let Some(state) = state::get() else { return };
+    match reg.fast.clone() {
+        Some(plan) => drain_batches(state, reg, &plan, since),
+        None => run_next(reg),
+    }
+}
+
+/// Runs batches until the queue is empty (then releases it) or the slice is used up
+/// (then re-queues itself, still owning the queue).
+fn drain_batches(
+    state: &ModuleState,
+    reg: Arc<Registration>,
+    plan: &EventPlan,
+    since: (u64, Instant),
+) {
+    let tsc = ThreadSafeContext::new();
+    let slice_end = Instant::now() + SLICE;
+    // Events pushed as of when the drain last released the lock, and when that was.
+    let mut mark = since;
+    loop {
+        if !has_work(&reg) {
+            *reg.drain_state() = DrainState::default();
+            if reg.queue.finish_drain() {
+                continue;
+            }
+            return;
+        }
+        // A burst is recognised without touching the lock (a waiting drain costs the
+        // main thread a futex wake-up and a context switch).
+        let rate = reg
+            .drain_state()
+            .observe(reg.queue.pushed() - mark.0, mark.1.elapsed());
+        if rate >= BUSY_RATE && may_defer(&reg) {
+            mark = (reg.queue.pushed(), Instant::now());
+            std::thread::sleep(BACKOFF);
+        } else {
+            let asked = Instant::now();
+            let guard = tsc.lock();
+            if asked.elapsed() >= BUSY_WAIT && may_defer(&reg) {
+                drop(guard);
+                mark = (reg.queue.pushed(), Instant::now());
+                std::thread::sleep(BACKOFF);
+            } else {
+                run_batch(state, &reg, plan, guard);
+                mark = (reg.queue.pushed(), Instant::now());
+            }
+        }
+        if Instant::now() >= slice_end {
+            resume(reg, mark);
+            return;
+        }
+    }
+}
+
+/// True while the backlog may still wait for a busy main thread.
+fn may_defer(reg: &Registration) -> bool {
+    if reg.queue.len() >= DEFER_LIMIT {
+        return false;
+    }
+    let now = Instant::now();
+    let since = *reg.drain_state().deferring_since.get_or_insert(now);
+    now.duration_since(since) < MAX_DEFER
+}
+
+/// One batch: read under the Redis lock `guard` holds (released here), then run.
+fn run_batch(state: &ModuleState, reg: &Arc<Registration>, plan: &EventPlan, guard: ContextGuard) {
+    let caps = Caps::now(state);
+    let started = Instant::now();
+    let mut cols = KeyColumns::new(reg.read_value);
+    let seqs = read_batch(reg, &guard, &mut cols, started);
+    drop(guard);
+
+    DRAINING.with(|d| d.set((Arc::as_ptr(reg) as usize, false)));
+    let running = Instant::now();
+    // Each event is numbered as it starts, and is the registration's in-flight one (listed,
+    // abortable) while it runs.
+    let mut numbers = Vec::with_capacity(seqs.len());
+    // An event discarded meanwhile (RG.UNREGISTER) does not start.
+    let mut next = |cols: &mut KeyColumns, i: usize| {
+        let go = i < cols.len()
+            && !reg.queue.discarded(seqs[i])
+            && (i == 0 || (!DRAINING.with(|d| d.get().1) && running.elapsed() < RUN_BUDGET));
+        if go {
+            let n = state.registry.next_number();
+            numbers.push(n);
+            reg.in_flight.start(n);
+        } else {
+            reg.in_flight.stop();
+        }
+        go
+    };
+    let outs = {
+        let _as = Scope::enter(reg.run_as.clone());
+        plan.run(&mut cols, 0, &mut next, caps.keep())
+    };
+    reg.in_flight.stop();
+    DRAINING.with(|d| d.set((0, false)));
+
+    // Events not run (the batch stopped early) go first next time, read again.
+    let mut drain = reg.drain_state();
+    for (i, &seq) in seqs.iter().enumerate().skip(outs.len()) {
+        let row = cols.row(i);
+        let event = row.event.unwrap_or_default().to_vec();
+        drain.carry.push_back((seq, row.key.to_vec(), event));
+    }
+    drop(drain);
+    accounting::record_numbered(state, reg, outs, &numbers, started.elapsed(), caps);
+}
+
+/// Pops the batch's events (carried ones first) and reads their values into `cols`;
+/// returns their sequence numbers.
+fn read_batch(
+    reg: &Registration,
+    ctx: &Context,
+    cols: &mut KeyColumns,
+    started: Instant,
+) -> Vec<u64> {
+    let mut seqs = Vec::new();
+    let carry = std::mem::take(&mut reg.drain_state().carry);
+    for (seq, key, event) in carry {
+        if !reg.queue.discarded(seq) {
+            read_key(ctx, &key, cols, reg.read_value);
+            cols.push_event(&event);
+            seqs.push(seq);
+        }
+    }
+    let mut queue = reg.queue.consumer();
+    while seqs.len() < MAX_BATCH && !(seqs.len() % 16 == 15 && started.elapsed() >= READ_BUDGET) {
+        let Some(ev) = queue.pop() else { break };
+        read_key(ctx, ev.key, cols, reg.read_value);
+        cols.push_event(ev.event);
+        seqs.push(ev.seq);
+    }
+    seqs
+}
+
+/// Other flows: starts the next queued event as an engine execution; its completion
+/// starts the one after.
+pub fn run_next(reg: Arc<Registration>) {
+    let Some(state) = state::get() else { return };
+    loop {
+        let next = {
+            let mut queue = reg.queue.consumer();
+            queue.pop().map(|e| (e.key.to_vec(), e.event.to_vec()))
+        };
+        let Some((key, event)) = next else {
+            if reg.queue.finish_drain() {
+                continue;
+            }
+            return;
+        };
+        let started = Instant::now();
+        let entry = Entry::new_registered(state.registry.next_id(), &reg.shape);
+        track(state, &reg, &entry);
+        let source = access::source(
+            Box::new(KeysSource::for_event(key, event, reg.read_value)),
+            &reg.run_as,
+        );
+        let (done_reg, done_entry) = (Arc::clone(&reg), Arc::clone(&entry));
+        let on_done = Box::new(move |out: ExecutionOutput| {
+            finish(&done_reg, &done_entry, out, started);
+            run_next(done_reg);
+        });
+        let host = AsUser::new(PyRuntime, reg.run_as.clone());
+        match crate::model::executions::start_execution(source, &reg.plan, &host, None, on_done) {
+            Ok(h) => {
+                entry.started(h, None);
+                return;
+            }
+            Err(e) => {
+                let out = ExecutionOutput::failed(e);
+                finish(&reg, &entry, out, started);
+            }
+        }
+    }
+}

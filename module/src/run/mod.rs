@@ -1,0 +1,10 @@
+//! Running flows on this shard: readers, keyspace events and their drains, command hooks,
+//! linked `commands=` runs, StreamReader batches and time events. Depends on `model` and
+//! `redis`.
+
+pub mod events;
+pub mod hooks;
+pub mod linked;
+pub mod readers;
+pub mod streams;
+pub mod time_events;

@@ -1,0 +1,201 @@
+//! Stream commands a StreamReader registration issues, always under the Redis lock: the
+//! consumer group, reading a batch (own pending entries first, for at-least-once), acking
+//! and trimming processed entries.
+
+use engine::Datum;
+use redis_module::{CallOptionsBuilder, CallReply, CallResult, Context};
+
+/// 1.2's consumer group and consumer names.
+pub const GROUP: &str = "__gears_consumer_group__";
+pub const CONSUMER: &str = "__gears_client__";
+
+/// One stream entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamEntry {
+    pub id: String,
+    pub fields: Vec<(String, String)>,
+}
+
+fn call(ctx: &Context, cmd: &str, args: &[&[u8]]) -> CallResult<'static> {
+    let opts = CallOptionsBuilder::new().errors_as_replies().build();
+    crate::redis::ffi::acl::own_call(|| ctx.call_ext(cmd, &opts, args))
+}
+
+fn text(r: &CallResult) -> Option<String> {
+    match r {
+        Ok(CallReply::String(s)) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        _ => None,
+    }
+}
+
+/// Creates the consumer group at id 0 (existing entries are processed); an existing
+/// group is fine.
+pub fn ensure_group(ctx: &Context, key: &[u8]) {
+    let _ = call(
+        ctx,
+        "XGROUP",
+        &[b"CREATE", key, GROUP.as_bytes(), b"0", b"MKSTREAM"],
+    );
+}
+
+/// Up to `count` entries: this consumer's pending ones first (retries after a failure or
+/// restart), then new ones.
+pub fn read_batch(ctx: &Context, key: &[u8], count: u64) -> Vec<StreamEntry> {
+    ensure_group(ctx, key);
+    let n = count.to_string();
+    for from in [&b"0"[..], b">"] {
+        let res = call(
+            ctx,
+            "XREADGROUP",
+            &[
+                b"GROUP",
+                GROUP.as_bytes(),
+                CONSUMER.as_bytes(),
+                b"COUNT",
+                n.as_bytes(),
+                b"STREAMS",
+                key,
+                from,
+            ],
+        );
+        let entries = parse_read(&res);
+        if !entries.is_empty() {
+            return entries;
+        }
+    }
+    Vec::new()
+}
+
+fn parse_read(res: &CallResult) -> Vec<StreamEntry> {
+    let Ok(CallReply::Array(streams)) = res else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for stream in streams.iter() {
+        let Ok(CallReply::Array(pair)) = stream else {
+            continue;
+        };
+        let Some(Ok(CallReply::Array(entries))) = pair.get(1) else {
+            continue;
+        };
+        for e in entries.iter() {
+            let Ok(CallReply::Array(e)) = e else { continue };
+            let (Some(id), Some(Ok(CallReply::Array(kv)))) =
+                (e.get(0).as_ref().and_then(text), e.get(1))
+            else {
+                continue;
+            };
+            let items: Vec<String> = kv.iter().filter_map(|x| text(&x)).collect();
+            let fields = items
+                .chunks(2)
+                .filter(|c| c.len() == 2)
+                .map(|c| (c[0].clone(), c[1].clone()))
+                .collect();
+            out.push(StreamEntry { id, fields });
+        }
+    }
+    out
+}
+
+/// The id right after `id` (`ms-seq` → `ms-(seq+1)`), for an exclusive XTRIM MINID.
+pub fn next_id(id: &str) -> Option<String> {
+    let (ms, seq) = id.split_once('-')?;
+    let (ms, seq): (u64, u64) = (ms.parse().ok()?, seq.parse().ok()?);
+    Some(match seq.checked_add(1) {
+        Some(s) => format!("{ms}-{s}"),
+        None => format!("{}-0", ms + 1),
+    })
+}
+
+/// Acknowledges processed entries and, with `trim`, deletes them from the stream.
+pub fn ack(ctx: &Context, key: &[u8], ids: &[String], trim: bool) {
+    if ids.is_empty() {
+        return;
+    }
+    let mut args: Vec<&[u8]> = vec![key, GROUP.as_bytes()];
+    args.extend(ids.iter().map(|i| i.as_bytes()));
+    let _ = call(ctx, "XACK", &args);
+    if trim {
+        if let Some(min) = ids.last().and_then(|l| next_id(l)) {
+            let _ = call(ctx, "XTRIM", &[key, b"MINID", min.as_bytes()]);
+        }
+    }
+}
+
+/// Length of the stream (0 when missing).
+pub fn len(ctx: &Context, key: &[u8]) -> u64 {
+    match call(ctx, "XLEN", &[key]) {
+        Ok(CallReply::I64(n)) => n.to_i64().max(0) as u64,
+        _ => 0,
+    }
+}
+
+/// Stream keys matching a registration prefix (trailing `*` = prefix, else exact).
+pub fn matching_streams(ctx: &Context, prefix: &str) -> Vec<Vec<u8>> {
+    let pattern = match prefix.strip_suffix('*') {
+        Some(p) => format!("{}*", p.replace(['*', '?', '[', ']', '\\'], "\\")),
+        None => prefix.replace(['*', '?', '[', ']', '\\'], "\\"),
+    };
+    let mut out = Vec::new();
+    let mut cursor = "0".to_owned();
+    loop {
+        let res = call(
+            ctx,
+            "SCAN",
+            &[
+                cursor.as_bytes(),
+                b"MATCH",
+                pattern.as_bytes(),
+                b"COUNT",
+                b"1000",
+                b"TYPE",
+                b"stream",
+            ],
+        );
+        let Ok(CallReply::Array(parts)) = res else {
+            break;
+        };
+        cursor = parts
+            .get(0)
+            .as_ref()
+            .and_then(text)
+            .unwrap_or_else(|| "0".into());
+        if let Some(Ok(CallReply::Array(keys))) = parts.get(1) {
+            out.extend(keys.iter().filter_map(|k| text(&k)).map(String::into_bytes));
+        }
+        if cursor == "0" {
+            break;
+        }
+    }
+    out
+}
+
+/// A stream entry as the record 1.2 produces: `{'key', 'id', 'value': {field: value}}`.
+pub fn record(key: &[u8], e: &StreamEntry) -> Datum {
+    let value = Datum::Map(
+        e.fields
+            .iter()
+            .map(|(f, v)| (f.clone(), Datum::Str(v.clone())))
+            .collect(),
+    );
+    Datum::Map(vec![
+        (
+            "key".into(),
+            Datum::Str(String::from_utf8_lossy(key).into_owned()),
+        ),
+        ("id".into(), Datum::Str(e.id.clone())),
+        ("value".into(), value),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_id_is_exclusive_successor() {
+        assert_eq!(next_id("5-0").as_deref(), Some("5-1"));
+        assert_eq!(next_id(&format!("5-{}", u64::MAX)).as_deref(), Some("6-0"));
+        assert_eq!(next_id("bad"), None);
+    }
+}

@@ -41,11 +41,10 @@ mod registration {
     use crate::redis::ffi::timeev::TIME_EVENT_TYPE;
 
     fn init(ctx: &Context, args: &[RedisString]) -> Status {
-        crate::redis::ffi::guard_status(|| {
+        crate::redis::ffi::trampoline::status(|| {
             crate::redis::lock::mark_main_thread();
-            crate::model::state::init(ctx, args)?;
-            crate::redis::ffi::filter::install(ctx)?;
-            crate::redis::ffi::cluster::install(ctx)?;
+            crate::app::load::load(ctx, args)?;
+            fill_slots(ctx)?;
             crate::redis::limits::start(ctx);
             // Replaces the crate's default INFO callback with ours.
             redis_module::raw::register_info_function(
@@ -56,12 +55,39 @@ mod registration {
         })
     }
 
+    /// Fills the slots through which the lower layers call up (docs/architecture.md): bus
+    /// receive, call forwarding, the cluster's questions, RDB aux data, loaded time events,
+    /// the command filter and the ACL mode.
+    fn fill_slots(ctx: &Context) -> Result<(), String> {
+        use crate::model::state;
+        crate::redis::access::set_superuser_probe(|| {
+            state::get().is_some_and(|s| s.config.int(crate::redis::access::SUPERUSER_KEY) != 0)
+        });
+        crate::redis::call::set_forwarder(crate::cluster::forward::forwarder());
+        crate::cluster::handler::install(Box::new(crate::app::local::LocalShard));
+        crate::redis::ffi::rdb::set_persistence(crate::app::persist::persistence());
+        crate::redis::ffi::timeev::set_on_load(crate::run::time_events::schedule);
+        crate::redis::ffi::filter::install(
+            ctx,
+            crate::redis::ffi::filter::Hooks {
+                any: || state::get().is_some_and(|s| s.registrations.any_hooks()),
+                hooked: |name| {
+                    state::get().is_some_and(|s| {
+                        !s.registrations.hooks_of(name).is_empty()
+                            || s.registrations.commanded(name)
+                    })
+                },
+            },
+        )?;
+        crate::redis::ffi::cluster::install(ctx, crate::cluster::dispatch::on_message)
+    }
+
     /// A handler wrapped in the command trampoline (`ffi::command::run`): every reply and
     /// error goes through the module's own reply path, never the crate's.
     macro_rules! command {
         ($handler:path) => {
             |ctx: &Context, args: Vec<RedisString>| {
-                crate::redis::ffi::command::run(ctx, args, $handler)
+                crate::redis::ffi::command::run(ctx, args, crate::model::state::get(), $handler)
             }
         };
     }
@@ -71,7 +97,12 @@ mod registration {
     macro_rules! code {
         ($handler:path) => {
             |ctx: &Context, args: Vec<RedisString>| {
-                crate::redis::ffi::command::run_code(ctx, args, $handler)
+                crate::redis::ffi::command::run_code(
+                    ctx,
+                    args,
+                    crate::model::state::get(),
+                    $handler,
+                )
             }
         };
     }
@@ -81,7 +112,12 @@ mod registration {
     macro_rules! internal {
         ($handler:path) => {
             |ctx: &Context, args: Vec<RedisString>| {
-                crate::redis::ffi::command::run_internal(ctx, args, $handler)
+                crate::redis::ffi::command::run_internal(
+                    ctx,
+                    args,
+                    crate::model::state::get(),
+                    $handler,
+                )
             }
         };
     }

@@ -25,7 +25,7 @@ pub extern "C" fn info_callback(
     _for_crash_report: std::os::raw::c_int,
 ) {
     let ctx = InfoContext::new(ctx);
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fill(&ctx)));
+    crate::redis::ffi::trampoline::callback("INFO rg", (), || fill(&ctx));
 }
 
 fn fill(ctx: &InfoContext) {

@@ -3,5 +3,9 @@
 //! `cluster`, `run`, `model` and `redis`.
 
 pub mod info;
+pub mod install;
+pub mod load;
+pub mod local;
 pub mod persist;
 pub mod scripts;
+pub mod services;

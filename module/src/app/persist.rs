@@ -10,7 +10,7 @@ use std::sync::Arc;
 use gearpy::ScriptOutcome;
 use redis_module::Context;
 
-use crate::model::sessions::{self, Session, SessionArgs};
+use crate::model::sessions::{Session, SessionArgs};
 use crate::model::state::ModuleState;
 use crate::redis::access::Scope;
 use crate::redis::lock::with_lock_held;
@@ -45,7 +45,7 @@ pub fn snapshot(state: &ModuleState) -> Vec<u8> {
 /// Drops every session and registration (before a load replaces them).
 pub fn clear(state: &ModuleState) {
     for s in state.sessions.all() {
-        sessions::drop_session(state, &s.id);
+        crate::app::install::drop_session(state, &s.id);
     }
 }
 
@@ -65,7 +65,7 @@ pub fn rebuild(ctx: &Context, state: &ModuleState, s: &SavedSession) -> Result<(
     }
     let outcome = with_lock_held(ctx, || {
         let _as = Scope::enter(s.run_as.clone());
-        crate::redis::lock::rebuilding(|| gearpy::run_script(&s.code))
+        crate::app::services::rebuilding(|| gearpy::run_script(&s.code))
     });
     let regs = match outcome {
         ScriptOutcome::Registered(regs) => regs,
@@ -93,7 +93,7 @@ pub fn rebuild(ctx: &Context, state: &ModuleState, s: &SavedSession) -> Result<(
     // On the main thread: Redis calls made while installing (COMMAND INFO for hooks) must
     // use this context, never wait for the lock this thread already holds.
     let installed = with_lock_held(ctx, || {
-        sessions::install_with_ids(
+        crate::app::install::install_with_ids(
             state,
             &args,
             &s.code,
@@ -135,4 +135,27 @@ pub fn session_blob(state: &ModuleState, id: &str) -> Option<Vec<u8>> {
         .sessions
         .get(id)
         .map(|s: Arc<Session>| encode(&[SavedSession::from(&*s)]))
+}
+
+/// The RDB aux callbacks' view of persistence (`redis::ffi::rdb`, installed at load).
+pub fn persistence() -> crate::redis::ffi::rdb::Persistence {
+    crate::redis::ffi::rdb::Persistence {
+        save: || match crate::model::state::get() {
+            Some(state) => snapshot(state),
+            None => encode(&[]),
+        },
+        empty: || encode(&[]),
+        load: |ctx, blob| {
+            let Some(state) = crate::model::state::get() else {
+                return;
+            };
+            // A load replaces whatever this shard had.
+            clear(state);
+            if let Err(e) = load(ctx, state, blob) {
+                crate::redis::ffi::log::warning(&format!(
+                    "Gearshift: {e}; registrations were not restored"
+                ));
+            }
+        },
+    }
 }

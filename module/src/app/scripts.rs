@@ -3,20 +3,16 @@
 
 use std::sync::{Arc, Mutex};
 
-use engine::exec::{ExecutionOutput, Source};
-use gearpy::{
-    ControlledRuntime, ExecControl, ReaderSpec, RegisterRequest, RunRequest, ScriptOutcome,
-};
+use engine::exec::ExecutionOutput;
+use gearpy::{ControlledRuntime, ExecControl, RegisterRequest, RunRequest, ScriptOutcome};
 
 use crate::model::executions::Entry;
 use crate::model::reply::execution_reply;
-use crate::model::sessions::{self, SessionArgs};
+use crate::model::sessions::SessionArgs;
 use crate::model::state::{self, ModuleState};
 use crate::redis::access::{self, AsUser, RunAs, Scope};
-use crate::redis::ffi::guard_worker;
 use crate::redis::ffi::replies::{reply_blocked, Blocked, Reply};
-use crate::run::readers::key_names::KeyNamesSource;
-use crate::run::readers::keys::KeysSource;
+use crate::redis::ffi::trampoline::callback;
 
 /// A blocked client that must get exactly one reply: dropped unreplied (a panic), it gets
 /// an internal error instead of hanging.
@@ -58,17 +54,14 @@ pub struct ScriptJob {
 
 impl ScriptJob {
     pub fn run(self, client: Pending) {
-        guard_worker(
-            move || {
-                // Cluster mode and shard ids follow the topology as it is now.
-                crate::model::topology::refresh();
-                if let Err(e) = self.install_requirements() {
-                    return client.send(&Reply::Error(e));
-                }
-                self.run_script(client)
-            },
-            |p| crate::redis::ffi::log::warning(&format!("Gearshift: script worker panicked: {p}")),
-        );
+        callback("a script worker", (), move || {
+            // Cluster mode and shard ids follow the topology as it is now.
+            crate::model::topology::refresh();
+            if let Err(e) = self.install_requirements() {
+                return client.send(&Reply::Error(e));
+            }
+            self.run_script(client)
+        });
     }
 
     fn install_requirements(&self) -> Result<(), String> {
@@ -175,16 +168,16 @@ fn register(job: &ScriptJob, regs: Vec<RegisterRequest>, client: Pending) {
         .and_then(|old| state.sessions.get(old))
         .map(|s| s.registrations.clone())
         .unwrap_or_default();
-    let installed = sessions::install(state, args, code, regs, &job.run_as);
+    let installed = crate::app::install::install(state, args, code, regs, &job.run_as);
     state.sessions.set_requirements(&installed.session, reqs);
     for id in &replaced {
-        crate::commands::internal::replicate("RG.INNERUNREGISTER", &[id.as_bytes()]);
+        crate::redis::call::replicate("RG.INNERUNREGISTER", &[id.as_bytes()]);
         crate::cluster::bus::broadcast_unregister(id, false);
     }
     // Replicas and the AOF get the session as source (they keep it but never fire).
     let blob = crate::app::persist::session_blob(state, &installed.session);
     if let Some(blob) = &blob {
-        crate::commands::internal::replicate("RG.INNERREGISTER", &[blob]);
+        crate::redis::call::replicate("RG.INNERREGISTER", &[blob]);
     }
     installed.activate();
     match blob {
@@ -215,32 +208,11 @@ fn session_reply(answers: crate::cluster::ask::Answers) -> Reply {
     }
 }
 
-/// The run's source. A plan that starts by counting never looks at values, so the reader
-/// skips reading them (same output, much less work under the Redis lock).
-pub(crate) fn source_for(reader: ReaderSpec, plan: &engine::plan::Plan) -> Box<dyn Source> {
-    let counts_first = matches!(plan.steps.first(), Some(engine::plan::StepSpec::Count));
-    match reader {
-        ReaderSpec::Keys {
-            pattern,
-            no_scan,
-            read_value,
-        } => Box::new(KeysSource::new(
-            pattern,
-            no_scan,
-            read_value && !counts_first,
-        )),
-        ReaderSpec::KeyNames { pattern, no_scan } => {
-            Box::new(KeyNamesSource::new(pattern, no_scan))
-        }
-        ReaderSpec::Python(g) => Box::new(g),
-    }
-}
-
 /// Starts the requested run (as `run_as`). Blocking: the reply is the output. UNBLOCKING:
 /// the reply is the execution id and the execution is kept for RG.GETRESULTS.
 fn start_run(mut req: RunRequest, client: Pending, unblocking: bool, run_as: &RunAs) {
     let Some(state) = state::get() else { return };
-    let source = access::source(source_for(req.reader, &req.plan), run_as);
+    let source = access::source(crate::run::start::source_for(req.reader, &req.plan), run_as);
     let entry = Entry::new(state.registry.next_id(), &req.plan);
     // In cluster mode the run goes to every shard; collect/repartition cross the bus.
     let cluster = req
@@ -278,13 +250,7 @@ fn start_run(mut req: RunRequest, client: Pending, unblocking: bool, run_as: &Ru
     };
     let control = ExecControl::new();
     let host = AsUser::new(ControlledRuntime(Arc::clone(&control)), run_as.clone());
-    match crate::model::executions::start_execution(
-        source,
-        &req.plan,
-        &host,
-        shuffle.as_ref(),
-        on_done,
-    ) {
+    match crate::run::start::start_execution(source, &req.plan, &host, shuffle.as_ref(), on_done) {
         Ok(handle) => {
             entry.started(handle, Some(control));
             // Kept unless it already finished (and was dropped) before this line; holding

@@ -8,8 +8,6 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use redis_module::Context;
-
 use super::bus::{self, Message};
 use crate::redis::ffi::replies::Reply;
 
@@ -67,64 +65,11 @@ pub fn ask(others: Vec<String>, q: Query, timeout: Duration, done: OnAnswers) {
             done,
         },
     );
-    super::dist::start_sweeper();
+    super::sweeper::every_tick(sweep);
     let m = Message::Ask { req, query: q };
     for id in &others {
         bus::send(Some(id), &m);
     }
-}
-
-/// Answers a query from `sender` (main thread, Redis lock held through `ctx`). Installing
-/// requirements runs pip, so that answer comes later, from a worker.
-pub fn on_ask(ctx: &Context, sender: &str, req: u64, q: Query) {
-    if let Query::Install(names) = q {
-        return install_then_answer(sender.to_owned(), req, names);
-    }
-    let reply = answer(ctx, q);
-    send_answer(sender, req, &reply);
-}
-
-fn send_answer(to: &str, req: u64, reply: &Reply) {
-    bus::send(
-        Some(to),
-        &Message::Answer {
-            req,
-            reply: encode_reply(reply),
-        },
-    );
-}
-
-fn install_then_answer(sender: String, req: u64, names: Vec<String>) {
-    let Some(state) = crate::model::state::get() else {
-        return;
-    };
-    state.pool.spawn_fn(move || {
-        let reply = match state.requirements.ensure(&names, false) {
-            Ok(()) => Reply::Status("OK".into()),
-            Err(e) => Reply::Error(e),
-        };
-        send_answer(&sender, req, &reply);
-    });
-}
-
-fn answer(ctx: &Context, q: Query) -> Reply {
-    use crate::commands::executions as ex;
-    let result = match q {
-        Query::GetExecution(id) => ex::local_plan(&id),
-        Query::DropExecution(id) => ex::drop_local(&id),
-        Query::AbortExecution(id) => ex::abort_local(&id),
-        Query::Session(blob) => {
-            crate::commands::internal::install_blob(ctx, &blob).map(|()| Reply::Status("OK".into()))
-        }
-        Query::Call(run_as, args) => Ok(crate::model::reply::from_call_reply(
-            crate::redis::lock::call(Some(&run_as), &args),
-        )),
-        Query::Pause(id, pause) => crate::commands::registrations::pause_local(&id, pause),
-        Query::ClearStats => crate::commands::registrations::clear_stats_local(),
-        Query::Install(_) => Err("requirements are installed on a worker".into()),
-        Query::IsRunning(id) => Ok(Reply::Int(i64::from(super::dist::is_running(&id)))),
-    };
-    result.unwrap_or_else(Reply::Error)
 }
 
 /// Asks every other master `q` and waits (this thread holds no lock) at most `timeout`

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use engine::exec::ExecutionOutput;
 use engine::pool::BufferPool;
@@ -45,7 +45,7 @@ fn shuffle_ctx(
         exec_id: exec_key(id),
         transport: Arc::new(BusTransport { me, peers }),
         slots,
-        idle_timeout: crate::model::topology::wait_bound(),
+        idle_timeout: crate::model::state::wait_bound(),
         pool: frame_pool(),
         foreign: Some(Arc::new(gearpy::PyColumnDecoder)),
     }
@@ -69,7 +69,7 @@ fn part_started(id: &str, shards: &[String], me: usize) {
         .map(|(_, s)| s.clone())
         .collect();
     live().insert(id.to_owned(), peers);
-    start_sweeper();
+    super::sweeper::every_tick(check);
 }
 
 fn part_ended(id: &str) {
@@ -164,10 +164,10 @@ pub fn local_done(id: &str, mut out: ExecutionOutput, complete: Complete) {
             run.local = Some((
                 out,
                 complete,
-                Instant::now() + crate::model::topology::wait_bound(),
+                Instant::now() + crate::model::state::wait_bound(),
             ));
             drop(p);
-            start_sweeper();
+            super::sweeper::every_tick(check);
         }
         _ => {
             out.errors
@@ -217,28 +217,18 @@ pub fn on_done(id: &str, _sender: &str) {
     }
 }
 
-/// One thread completes runs and questions whose shards stayed silent past their deadline.
-pub(crate) fn start_sweeper() {
-    static STARTED: OnceLock<()> = OnceLock::new();
-    STARTED.get_or_init(|| {
-        let spawned = std::thread::Builder::new()
-            .name("gearshift-sweep".into())
-            .spawn(|| {
-                let mut last_beat = Instant::now();
-                loop {
-                    std::thread::sleep(Duration::from_millis(50));
-                    sweep(Instant::now());
-                    super::ask::sweep(Instant::now());
-                    if last_beat.elapsed() >= crate::model::topology::wait_bound() / 3 {
-                        last_beat = Instant::now();
-                        send_heartbeats();
-                    }
-                }
-            });
-        if let Err(e) = spawned {
-            crate::redis::ffi::log::warning(&format!("Gearshift: no sweeper thread: {e}"));
-        }
-    });
+/// The sweeper's check for runs: silent shards are probed, and heartbeats go out every
+/// third of the idle bound.
+fn check(now: Instant) {
+    static LAST_BEAT: Mutex<Option<Instant>> = Mutex::new(None);
+    sweep(now);
+    let mut last = LAST_BEAT.lock().unwrap_or_else(|e| e.into_inner());
+    let last_beat = *last.get_or_insert(now);
+    if now.duration_since(last_beat) >= crate::model::state::wait_bound() / 3 {
+        *last = Some(now);
+        drop(last);
+        send_heartbeats();
+    }
 }
 
 /// Runs whose deadline passed: the shards still out are asked whether their part is
@@ -260,7 +250,7 @@ fn sweep(now: Instant) {
         let probe_id = id.clone();
         super::ask::ask_others(
             super::ask::Query::IsRunning(probe_id),
-            crate::model::topology::wait_bound(),
+            crate::model::state::wait_bound(),
             Box::new(move |answers| {
                 let running = answers
                     .iter()
@@ -278,7 +268,7 @@ fn after_probe(id: &str, running: bool) {
         if let Some(run) = p.get_mut(id) {
             run.probing = false;
             if let Some(local) = run.local.as_mut() {
-                local.2 = Instant::now() + crate::model::topology::wait_bound();
+                local.2 = Instant::now() + crate::model::state::wait_bound();
             }
         }
         return;
@@ -315,14 +305,7 @@ pub fn on_run(order: RunOrder) {
         return;
     };
     state.pool.spawn_fn(move || {
-        crate::redis::ffi::guard_worker(
-            || run_part(order),
-            |p| {
-                crate::redis::ffi::log::warning(&format!(
-                    "Gearshift: remote execution panicked: {p}"
-                ))
-            },
-        )
+        crate::redis::ffi::trampoline::callback("a remote execution", (), || run_part(order))
     });
 }
 
@@ -364,7 +347,7 @@ fn start_part(order: &RunOrder, me: usize) -> Result<(), String> {
     );
     let entry = Entry::new(order.id.clone(), &req.plan);
     let source = access::source(
-        crate::app::scripts::source_for(req.reader, &req.plan),
+        crate::run::start::source_for(req.reader, &req.plan),
         &order.run_as,
     );
     let control = ExecControl::new();
@@ -383,12 +366,11 @@ fn start_part(order: &RunOrder, me: usize) -> Result<(), String> {
         })
     };
     part_started(&order.id, &order.shards, me);
-    let handle =
-        crate::model::executions::start_execution(source, &req.plan, &host, Some(&ctx), on_done)
-            .map_err(|e| {
-                part_ended(&order.id);
-                e.to_string()
-            })?;
+    let handle = crate::run::start::start_execution(source, &req.plan, &host, Some(&ctx), on_done)
+        .map_err(|e| {
+            part_ended(&order.id);
+            e.to_string()
+        })?;
     entry.started(handle, Some(control));
     state
         .registry

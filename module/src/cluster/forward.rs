@@ -68,3 +68,19 @@ pub fn forward(owner: String, run_as: RunAs, args: &[Vec<u8>], timeout: Duration
         Err(_) => CallReply::Error(format!("ERR shard {owner} did not answer")),
     }
 }
+
+/// The slot `redis::call` forwards through (installed at load by `lib.rs`).
+pub fn forwarder() -> crate::redis::call::Forwarder {
+    crate::redis::call::Forwarder {
+        owner: |ctx, reply, args| {
+            if is_non_local(reply) {
+                owner(ctx, args)
+            } else {
+                None
+            }
+        },
+        forward: |owner, run_as, args| {
+            forward(owner, run_as, args, crate::model::state::wait_bound())
+        },
+    }
+}

@@ -2,11 +2,7 @@
 
 use crate::model::registrations::{Registration, Stats};
 use crate::model::streams::StreamRegistration;
-use crate::redis::ffi::replies::Reply;
-
-fn bulk(s: &str) -> Reply {
-    Reply::Bulk(s.as_bytes().to_vec())
-}
+use crate::redis::ffi::replies::{bulk, Reply};
 
 fn opt_list(v: &Option<Vec<String>>) -> Reply {
     match v {

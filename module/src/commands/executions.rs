@@ -3,281 +3,177 @@
 
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
-use super::{module_state, respond, respond_cluster_wide, text_args};
+use super::{respond, respond_cluster_wide, text_args};
 use crate::cluster::ask::{self, Query};
 use crate::model::executions::{Entry, Status};
+use crate::model::state::ModuleState;
 use crate::redis::ffi::command::error;
-use crate::redis::ffi::guard;
-use crate::redis::ffi::replies::{block, reply_blocked, Reply};
+use crate::redis::ffi::replies::{block, bulk, reply_blocked, Reply};
 use crate::redis::lock::with_lock_held;
 
 const NO_SUCH_PLAN: &str = "execution plan does not exist";
 
-fn bulk(s: &str) -> Reply {
-    Reply::Bulk(s.as_bytes().to_vec())
-}
-
-fn entry(id: &str) -> Result<std::sync::Arc<Entry>, RedisError> {
-    module_state()?
-        .registry
-        .get(id)
-        .ok_or_else(|| error(NO_SUCH_PLAN))
+fn entry(state: &ModuleState, id: &str) -> Result<std::sync::Arc<Entry>, RedisError> {
+    state.registry.get(id).ok_or_else(|| error(NO_SUCH_PLAN))
 }
 
 /// `RG.GETRESULTS <id>` (extra arguments ignored).
-pub fn getresults(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    guard(|| {
-        let a = text_args(&args);
-        let id = a.first().ok_or(RedisError::WrongArity)?;
-        match entry(id)?.result_reply() {
-            Some(r) => respond(ctx, r),
-            None => Err(error("execution is still running")),
-        }
-    })
+pub fn getresults(ctx: &Context, state: &ModuleState, args: Vec<RedisString>) -> RedisResult {
+    let a = text_args(&args);
+    let id = a.first().ok_or(RedisError::WrongArity)?;
+    match entry(state, id)?.result_reply() {
+        Some(r) => respond(ctx, r),
+        None => Err(error("execution is still running")),
+    }
 }
 
 /// `RG.GETRESULTSBLOCKING <id>`: blocks the client (not Redis) until the execution ends.
-pub fn getresultsblocking(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    guard(|| {
-        let a = text_args(&args);
-        if a.len() != 1 {
-            return Err(RedisError::WrongArity);
-        }
-        let e = entry(&a[0])?;
-        if let Some(r) = e.result_reply() {
-            return respond(ctx, r);
-        }
-        e.reply_when_done(block(ctx));
-        Ok(RedisValue::NoReply)
-    })
+pub fn getresultsblocking(
+    ctx: &Context,
+    state: &ModuleState,
+    args: Vec<RedisString>,
+) -> RedisResult {
+    let a = text_args(&args);
+    if a.len() != 1 {
+        return Err(RedisError::WrongArity);
+    }
+    let e = entry(state, &a[0])?;
+    if let Some(r) = e.result_reply() {
+        return respond(ctx, r);
+    }
+    e.reply_when_done(block(ctx));
+    Ok(RedisValue::NoReply)
 }
 
 /// `RG.DUMPEXECUTIONS`: `[executionId, id, status, s, registered, 0|1]`, newest first.
-pub fn dumpexecutions(ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
-    guard(|| {
-        let state = module_state()?;
-        let row = |id: &str, status: &str, registered: bool| {
-            Reply::Array(vec![
-                bulk("executionId"),
-                bulk(id),
-                bulk("status"),
-                bulk(status),
-                bulk("registered"),
-                Reply::Int(registered as i64),
-            ])
-        };
-        // Batched events run before their entries exist: the running ones come first
-        // (they are the newest).
-        let mut rows: Vec<Reply> = state
-            .registrations
-            .all()
+pub fn dumpexecutions(ctx: &Context, state: &ModuleState, _args: Vec<RedisString>) -> RedisResult {
+    let row = |id: &str, status: &str, registered: bool| {
+        Reply::Array(vec![
+            bulk("executionId"),
+            bulk(id),
+            bulk("status"),
+            bulk(status),
+            bulk("registered"),
+            Reply::Int(registered as i64),
+        ])
+    };
+    // Batched events run before their entries exist: the running ones come first
+    // (they are the newest).
+    let mut rows: Vec<Reply> = state
+        .registrations
+        .all()
+        .iter()
+        .filter_map(|r| r.in_flight.id())
+        .map(|id| row(&id, Status::Running.name(), true))
+        .collect();
+    rows.extend(
+        state
+            .registry
+            .newest_first()
             .iter()
-            .filter_map(|r| r.in_flight.id())
-            .map(|id| row(&id, Status::Running.name(), true))
-            .collect();
-        rows.extend(
-            state
-                .registry
-                .newest_first()
-                .iter()
-                .map(|e| row(&e.id, e.status().name(), e.registered)),
-        );
-        respond(ctx, Reply::Array(rows))
-    })
+            .map(|e| row(&e.id, e.status().name(), e.registered)),
+    );
+    respond(ctx, Reply::Array(rows))
 }
 
 /// `RG.DROPEXECUTION <id>`; in a cluster the drop also reaches every other shard.
-pub fn dropexecution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    guard(|| {
-        let a = text_args(&args);
-        if a.len() != 1 {
-            return Err(RedisError::WrongArity);
-        }
-        let e = entry(&a[0])?;
-        if matches!(e.status(), Status::Running | Status::Created) {
-            return Err(error(
-                "can not drop a not yet finished execution, abort it first.",
-            ));
-        }
-        module_state()?.registry.remove(&a[0]);
-        with_lock_held(ctx, || {
-            ask::ask_others(
-                Query::DropExecution(a[0].clone()),
-                crate::model::topology::wait_bound(),
-                Box::new(|_| {}),
-            )
-        });
-        respond(ctx, Reply::Status("OK".into()))
-    })
-}
-
-/// Drops `id` on this shard for another shard's RG.DROPEXECUTION (unknown is fine).
-pub fn drop_local(id: &str) -> Result<Reply, String> {
-    let state = crate::model::state::get().ok_or("Gearshift is not initialised")?;
-    if let Some(e) = state.registry.get(id) {
-        if matches!(e.status(), Status::Running | Status::Created) {
-            return Err("can not drop a not yet finished execution, abort it first.".into());
-        }
-        state.registry.remove(id);
+pub fn dropexecution(ctx: &Context, state: &ModuleState, args: Vec<RedisString>) -> RedisResult {
+    let a = text_args(&args);
+    if a.len() != 1 {
+        return Err(RedisError::WrongArity);
     }
-    Ok(Reply::Status("OK".into()))
-}
-
-/// Aborts `id` on this shard (OK for a finished one, as 1.2).
-pub fn abort_local(id: &str) -> Result<Reply, String> {
-    let state = crate::model::state::get().ok_or("Gearshift is not initialised")?;
-    match state.registry.get(id) {
-        Some(e) => {
-            e.abort();
-        }
-        None => {
-            let in_flight = state
-                .registrations
-                .all()
-                .iter()
-                .any(|r| r.in_flight.abort(id));
-            if !in_flight {
-                return Err("execution does not exist".to_owned());
-            }
-        }
+    let e = entry(state, &a[0])?;
+    if matches!(e.status(), Status::Running | Status::Created) {
+        return Err(error(
+            "can not drop a not yet finished execution, abort it first.",
+        ));
     }
-    Ok(Reply::Status("OK".into()))
+    state.registry.remove(&a[0]);
+    with_lock_held(ctx, || {
+        ask::ask_others(
+            Query::DropExecution(a[0].clone()),
+            crate::model::state::wait_bound(),
+            Box::new(|_| {}),
+        )
+    });
+    respond(ctx, Reply::Status("OK".into()))
 }
 
 /// `RG.ABORTEXECUTION <id>`: OK for finished executions (1.2), else stops it; in a cluster
 /// on every shard, replying with the first error or OK.
-pub fn abortexecution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    guard(|| {
-        let a = text_args(&args);
-        if a.len() != 1 {
-            return Err(RedisError::WrongArity);
-        }
-        // Python running long on the main thread (this command runs while it yields): it
-        // is stopped by its id, or by SCRIPT KILL / FUNCTION KILL, which the command filter
-        // turns into this command with `KILL_BUSY`.
-        if a[0] == crate::redis::ffi::filter::KILL_BUSY {
-            return respond(
-                ctx,
-                if gearpy::busy::kill(None) {
-                    Reply::Status("OK".into())
-                } else {
-                    Reply::Error("NOTBUSY No scripts in execution right now.".into())
-                },
-            );
-        }
-        if gearpy::busy::kill(Some(&a[0])) {
-            return respond(ctx, Reply::Status("OK".into()));
-        }
-        respond_cluster_wide(ctx, abort_local(&a[0]), Query::AbortExecution(a[0].clone()))
-    })
+pub fn abortexecution(ctx: &Context, state: &ModuleState, args: Vec<RedisString>) -> RedisResult {
+    let a = text_args(&args);
+    if a.len() != 1 {
+        return Err(RedisError::WrongArity);
+    }
+    // Python running long on the main thread (this command runs while it yields): it
+    // is stopped by its id, or by SCRIPT KILL / FUNCTION KILL, which the command filter
+    // turns into this command with `KILL_BUSY`.
+    if a[0] == crate::redis::ffi::filter::KILL_BUSY {
+        return respond(
+            ctx,
+            if gearpy::busy::kill(None) {
+                Reply::Status("OK".into())
+            } else {
+                Reply::Error("NOTBUSY No scripts in execution right now.".into())
+            },
+        );
+    }
+    if gearpy::busy::kill(Some(&a[0])) {
+        return respond(ctx, Reply::Status("OK".into()));
+    }
+    respond_cluster_wide(
+        ctx,
+        crate::app::local::abort_local(state, &a[0]),
+        Query::AbortExecution(a[0].clone()),
+    )
 }
 
 /// `RG.GETEXECUTION <id> [SHARD|CLUSTER]`: the §1.3 layout; CLUSTER (the default in a
 /// cluster) gathers every shard's entry.
-pub fn getexecution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    guard(|| {
-        let a = text_args(&args);
-        if a.is_empty() || a.len() > 2 {
-            return Err(RedisError::WrongArity);
-        }
-        let clustered = crate::model::topology::current().is_some();
-        let whole_cluster = match a.get(1).map(|m| m.to_ascii_uppercase()) {
-            None => clustered,
-            Some(m) if m == "SHARD" => false,
-            Some(m) if m == "CLUSTER" => {
-                if !clustered {
-                    return Err(error(
-                        "no cluster detected - use `RG.GETEXECUTION <id> [SHARD]` instead",
-                    ));
-                }
-                true
+pub fn getexecution(ctx: &Context, state: &ModuleState, args: Vec<RedisString>) -> RedisResult {
+    let a = text_args(&args);
+    if a.is_empty() || a.len() > 2 {
+        return Err(RedisError::WrongArity);
+    }
+    let clustered = crate::model::topology::current().is_some();
+    let whole_cluster = match a.get(1).map(|m| m.to_ascii_uppercase()) {
+        None => clustered,
+        Some(m) if m == "SHARD" => false,
+        Some(m) if m == "CLUSTER" => {
+            if !clustered {
+                return Err(error(
+                    "no cluster detected - use `RG.GETEXECUTION <id> [SHARD]` instead",
+                ));
             }
-            Some(_) => return Err(error("unknown subcommand")),
-        };
-        if !whole_cluster {
-            let plan = local_plan(&a[0]).map_err(error)?;
-            return respond(ctx, Reply::Array(vec![plan]));
+            true
         }
-        let local = local_plan(&a[0]).ok();
-        let bc = block(ctx);
-        with_lock_held(ctx, || {
-            ask::ask_others(
-                Query::GetExecution(a[0].clone()),
-                crate::model::topology::wait_bound(),
-                Box::new(move |answers| {
-                    let plans: Vec<Reply> = local
-                        .into_iter()
-                        .chain(answers.into_iter().map(|(_, r)| r))
-                        .filter(|r| matches!(r, Reply::Array(_)))
-                        .collect();
-                    let reply = if plans.is_empty() {
-                        Reply::Error(NO_SUCH_PLAN.into())
-                    } else {
-                        Reply::Array(plans)
-                    };
-                    reply_blocked(bc, &reply);
-                }),
-            )
-        });
-        Ok(RedisValue::NoReply)
-    })
-}
-
-/// This shard's entry of RG.GETEXECUTION for `id`.
-pub fn local_plan(id: &str) -> Result<Reply, String> {
-    let state = crate::model::state::get().ok_or("Gearshift is not initialised")?;
-    let e = state
-        .registry
-        .get(id)
-        .ok_or_else(|| NO_SUCH_PLAN.to_owned())?;
-    Ok(shard_plan(&e, state.config.int("ProfileExecutions") != 0))
-}
-
-fn shard_plan(e: &Entry, profile: bool) -> Reply {
-    let (results, errors, total_ms) = e.summary();
-    // Total and read durations are always measured; per-step ones only when profiling.
-    let (read_ms, step_ms) = e.durations();
-    // Steps are listed last step first; durations are 0 unless ProfileExecutions.
-    let steps = e
-        .steps()
-        .iter()
-        .zip(step_ms)
-        .rev()
-        .map(|(s, ms)| {
-            Reply::Array(vec![
-                bulk("type"),
-                bulk(&s.kind),
-                bulk("duration"),
-                Reply::Int(if profile { ms as i64 } else { 0 }),
-                bulk("name"),
-                bulk(&s.name),
-                bulk("arg"),
-                bulk(&s.arg),
-            ])
-        })
-        .collect();
-    let plan = vec![
-        bulk("status"),
-        bulk(e.status().name()),
-        bulk("shards_received"),
-        Reply::Int(0),
-        bulk("shards_completed"),
-        Reply::Int(0),
-        bulk("results"),
-        Reply::Int(results),
-        bulk("errors"),
-        Reply::Array(errors.iter().map(|x| bulk(x)).collect()),
-        bulk("total_duration"),
-        Reply::Int(total_ms as i64),
-        bulk("read_duration"),
-        Reply::Int(read_ms as i64),
-        bulk("steps"),
-        Reply::Array(steps),
-    ];
-    Reply::Array(vec![
-        bulk("shard_id"),
-        bulk(&crate::model::topology::shard_id()),
-        bulk("execution_plan"),
-        Reply::Array(plan),
-    ])
+        Some(_) => return Err(error("unknown subcommand")),
+    };
+    if !whole_cluster {
+        let plan = crate::app::local::local_plan(state, &a[0]).map_err(error)?;
+        return respond(ctx, Reply::Array(vec![plan]));
+    }
+    let local = crate::app::local::local_plan(state, &a[0]).ok();
+    let bc = block(ctx);
+    with_lock_held(ctx, || {
+        ask::ask_others(
+            Query::GetExecution(a[0].clone()),
+            crate::model::state::wait_bound(),
+            Box::new(move |answers| {
+                let plans: Vec<Reply> = local
+                    .into_iter()
+                    .chain(answers.into_iter().map(|(_, r)| r))
+                    .filter(|r| matches!(r, Reply::Array(_)))
+                    .collect();
+                let reply = if plans.is_empty() {
+                    Reply::Error(NO_SUCH_PLAN.into())
+                } else {
+                    Reply::Array(plans)
+                };
+                reply_blocked(bc, &reply);
+            }),
+        )
+    });
+    Ok(RedisValue::NoReply)
 }

@@ -1,4 +1,7 @@
-//! RG.* commands, grouped by concern. Every handler runs inside `ffi::guard`.
+//! RG.* commands, grouped by concern: each parses its arguments, calls the app (or the
+//! model) and builds the reply. Every handler runs in the command wrapper (`command!`,
+//! `code!`, `internal!` in lib.rs), which contains panics and hands it the module state.
+//! Depends on every layer below.
 
 pub mod config;
 pub mod dump;
@@ -10,10 +13,9 @@ pub mod registrations;
 pub mod sessions;
 pub mod trigger;
 
-use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
+use redis_module::{Context, RedisResult, RedisString, RedisValue};
 
 use crate::cluster::ask::{self, Query};
-use crate::model::state::{self, ModuleState};
 use crate::redis::ffi::command::error;
 use crate::redis::ffi::replies::{block, reply_blocked, write, Reply};
 
@@ -21,11 +23,6 @@ use crate::redis::ffi::replies::{block, reply_blocked, write, Reply};
 pub(crate) fn respond(ctx: &Context, r: Reply) -> RedisResult {
     write(ctx, &r);
     Ok(RedisValue::NoReply)
-}
-
-/// The module state, or an error before a successful load.
-pub(crate) fn module_state() -> Result<&'static ModuleState, RedisError> {
-    state::get().ok_or_else(|| error("Gearshift is not initialised"))
 }
 
 /// Arguments after the command name, as text.
@@ -49,7 +46,7 @@ pub(crate) fn respond_cluster_wide(
     crate::redis::lock::with_lock_held(ctx, || {
         ask::ask_others(
             q,
-            crate::model::topology::wait_bound(),
+            crate::model::state::wait_bound(),
             Box::new(move |answers| {
                 let first_err = answers
                     .into_iter()

@@ -8,9 +8,8 @@ use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, 
 
 use crate::app::scripts::{Pending, ScriptJob};
 use crate::model::sessions::SessionArgs;
-use crate::model::state;
+use crate::model::state::ModuleState;
 use crate::redis::ffi::command::error;
-use crate::redis::ffi::guard;
 use crate::redis::ffi::replies::block;
 
 const IN_MULTI: &str =
@@ -68,38 +67,35 @@ pub fn parse_options(args: &[String]) -> Result<Options, String> {
 }
 
 /// The command handler.
-pub fn command(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    guard(|| {
-        if args.len() < 2 {
-            return Err(RedisError::WrongArity);
-        }
-        let flags = ctx.get_flags();
-        if flags.intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING) {
-            return Err(error(IN_MULTI));
-        }
-        let rest: Vec<String> = args[2..].iter().map(|a| a.to_string_lossy()).collect();
-        let opts = parse_options(&rest).map_err(error)?;
-        let state = state::get().ok_or_else(|| error("Gearshift is not initialised"))?;
-        let session = SessionArgs {
-            id: opts.id.clone(),
-            desc: opts.description.clone(),
-            upgrade: opts.upgrade,
-            replace_with: opts.replace_with.clone(),
-        };
-        state.sessions.check(&session).map_err(error)?;
-        let code = args[1].to_string_lossy();
-        let client = Pending::new(block(ctx));
-        let job = ScriptJob {
-            code,
-            unblocking: opts.unblocking,
-            session,
-            requirements: opts.requirements,
-            force_reinstall: opts.force_reinstall,
-            run_as: crate::redis::access::of_client(ctx),
-        };
-        state.pool.spawn_fn(move || job.run(client));
-        Ok(RedisValue::NoReply)
-    })
+pub fn command(ctx: &Context, state: &ModuleState, args: Vec<RedisString>) -> RedisResult {
+    if args.len() < 2 {
+        return Err(RedisError::WrongArity);
+    }
+    let flags = ctx.get_flags();
+    if flags.intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING) {
+        return Err(error(IN_MULTI));
+    }
+    let rest: Vec<String> = args[2..].iter().map(|a| a.to_string_lossy()).collect();
+    let opts = parse_options(&rest).map_err(error)?;
+    let session = SessionArgs {
+        id: opts.id.clone(),
+        desc: opts.description.clone(),
+        upgrade: opts.upgrade,
+        replace_with: opts.replace_with.clone(),
+    };
+    state.sessions.check(&session).map_err(error)?;
+    let code = args[1].to_string_lossy();
+    let client = Pending::new(block(ctx));
+    let job = ScriptJob {
+        code,
+        unblocking: opts.unblocking,
+        session,
+        requirements: opts.requirements,
+        force_reinstall: opts.force_reinstall,
+        run_as: crate::redis::access::of_client(ctx),
+    };
+    state.pool.spawn_fn(move || job.run(client));
+    Ok(RedisValue::NoReply)
 }
 
 #[cfg(test)]

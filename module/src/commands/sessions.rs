@@ -3,15 +3,11 @@
 use redis_module::{Context, RedisError, RedisResult, RedisString};
 
 use super::dump::{keys_dump, stream_dump};
-use super::{module_state, respond, text_args};
+use super::{respond, text_args};
 use crate::model::sessions::Session;
+use crate::model::state::ModuleState;
 use crate::redis::ffi::command::error;
-use crate::redis::ffi::guard;
-use crate::redis::ffi::replies::Reply;
-
-fn bulk(s: &str) -> Reply {
-    Reply::Bulk(s.as_bytes().to_vec())
-}
+use crate::redis::ffi::replies::{bulk, Reply};
 
 fn session_reply(s: &Session, verbose: bool) -> Reply {
     let state = crate::model::state::get();
@@ -50,72 +46,68 @@ fn session_reply(s: &Session, verbose: bool) -> Reply {
 }
 
 /// `RG.PYDUMPSESSIONS`.
-pub fn pydumpsessions(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    guard(|| {
-        let a = text_args(&args);
-        let (mut verbose, mut names) = (false, None);
-        let mut i = 0;
-        while i < a.len() {
-            match a[i].to_ascii_uppercase().as_str() {
-                "VERBOSE" => verbose = true,
-                // Gearshift keeps no dead sessions: DEAD lists nothing extra.
-                "DEAD" => {}
-                "SESSIONS" => {
-                    names = Some(a[i + 1..].to_vec());
-                    break;
-                }
-                _ => return Err(error(format!("Unknown option {}", a[i]))),
+pub fn pydumpsessions(ctx: &Context, state: &ModuleState, args: Vec<RedisString>) -> RedisResult {
+    let a = text_args(&args);
+    let (mut verbose, mut names) = (false, None);
+    let mut i = 0;
+    while i < a.len() {
+        match a[i].to_ascii_uppercase().as_str() {
+            "VERBOSE" => verbose = true,
+            // Gearshift keeps no dead sessions: DEAD lists nothing extra.
+            "DEAD" => {}
+            "SESSIONS" => {
+                names = Some(a[i + 1..].to_vec());
+                break;
             }
-            i += 1;
+            _ => return Err(error(format!("Unknown option {}", a[i]))),
         }
-        let sessions = &module_state()?.sessions;
-        let rows = match names {
-            None => sessions
-                .all()
-                .iter()
-                .map(|s| session_reply(s, verbose))
-                .collect(),
-            Some(names) => names
-                .iter()
-                .map(|n| match sessions.get(n) {
-                    Some(s) => session_reply(&s, verbose),
-                    None => bulk(&format!("Session {n} does not exists")),
-                })
-                .collect(),
-        };
-        respond(ctx, Reply::Array(rows))
-    })
+        i += 1;
+    }
+    let sessions = &state.sessions;
+    let rows = match names {
+        None => sessions
+            .all()
+            .iter()
+            .map(|s| session_reply(s, verbose))
+            .collect(),
+        Some(names) => names
+            .iter()
+            .map(|n| match sessions.get(n) {
+                Some(s) => session_reply(&s, verbose),
+                None => bulk(&format!("Session {n} does not exists")),
+            })
+            .collect(),
+    };
+    respond(ctx, Reply::Array(rows))
 }
 
 /// `RG.PYPROFILE STATS <sessionId> [order] | RESET <sessionId>`: the session's cProfile
 /// data collected while `ProfileExecutions` is on (1.2 ignores `order`: always `tottime`).
-pub fn pyprofile(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    guard(|| {
-        let a = text_args(&args);
-        if a.len() < 2 {
-            return Err(RedisError::WrongArity);
+pub fn pyprofile(ctx: &Context, state: &ModuleState, args: Vec<RedisString>) -> RedisResult {
+    let a = text_args(&args);
+    if a.len() < 2 {
+        return Err(RedisError::WrongArity);
+    }
+    let sub = a[0].to_ascii_uppercase();
+    if sub != "STATS" && sub != "RESET" {
+        return Err(error("Wrong subcommand given to RG.PYPROFILE"));
+    }
+    let session = state
+        .sessions
+        .get(&a[1])
+        .ok_or_else(|| error("session does not exists"))?;
+    let globals = session
+        .globals
+        .clone()
+        .ok_or_else(|| error("session has no profile"))?;
+    match sub.as_str() {
+        "RESET" => {
+            gearpy::profile::reset(&globals).map_err(error)?;
+            respond(ctx, Reply::Status("OK".into()))
         }
-        let sub = a[0].to_ascii_uppercase();
-        if sub != "STATS" && sub != "RESET" {
-            return Err(error("Wrong subcommand given to RG.PYPROFILE"));
+        _ => {
+            let text = gearpy::profile::stats(&globals).map_err(error)?;
+            respond(ctx, Reply::Bulk(text.into_bytes()))
         }
-        let session = module_state()?
-            .sessions
-            .get(&a[1])
-            .ok_or_else(|| error("session does not exists"))?;
-        let globals = session
-            .globals
-            .clone()
-            .ok_or_else(|| error("session has no profile"))?;
-        match sub.as_str() {
-            "RESET" => {
-                gearpy::profile::reset(&globals).map_err(error)?;
-                respond(ctx, Reply::Status("OK".into()))
-            }
-            _ => {
-                let text = gearpy::profile::stats(&globals).map_err(error)?;
-                respond(ctx, Reply::Bulk(text.into_bytes()))
-            }
-        }
-    })
+    }
 }

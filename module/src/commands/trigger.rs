@@ -11,13 +11,13 @@ use engine::Datum;
 use gearpy::{ControlledRuntime, ExecControl, PyRuntime};
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
 
-use super::{module_state, respond};
+use super::respond;
 use crate::model::executions::Entry;
 use crate::model::registrations::{Mode, Registration};
 use crate::model::reply::datum_reply;
+use crate::model::state::ModuleState;
 use crate::redis::access::{AsUser, Scope};
 use crate::redis::ffi::command::error;
-use crate::redis::ffi::guard;
 use crate::redis::ffi::replies::{block, reply_blocked, Blocked, Reply};
 use crate::redis::lock::with_lock_held;
 use crate::run::readers::ready::ReadySource;
@@ -43,58 +43,55 @@ fn record(args: &[RedisString]) -> Batch {
 }
 
 /// `RG.TRIGGER` / `RG.TRIGGERONKEY` (same handler).
-pub fn trigger(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    guard(|| {
-        if args.len() < 2 {
-            return Err(RedisError::WrongArity);
-        }
-        let state = module_state()?;
-        let argv: Vec<Vec<u8>> = args[1..].iter().map(|a| a.as_slice().to_vec()).collect();
-        match crate::run::hooks::run(ctx, argv) {
-            crate::run::hooks::HookRun::Reply(r) => return respond(ctx, r),
-            crate::run::hooks::HookRun::Blocked => return Ok(RedisValue::NoReply),
-            crate::run::hooks::HookRun::NotHooked => {}
-        }
-        let argv: Vec<Vec<u8>> = args[1..].iter().map(|a| a.as_slice().to_vec()).collect();
-        match crate::run::linked::run(ctx, argv) {
-            crate::run::hooks::HookRun::Reply(r) => return respond(ctx, r),
-            crate::run::hooks::HookRun::Blocked => return Ok(RedisValue::NoReply),
-            crate::run::hooks::HookRun::NotHooked => {}
-        }
-        let name = args[1].to_string_lossy();
-        let reg = state
-            .registrations
-            .by_trigger(&name)
-            .ok_or_else(|| error("ERR subcommand not found"))?;
-        reg.stats().triggered += 1;
-        let source = Box::new(ReadySource::new(record(&args)));
-        if reg.mode == Mode::Sync {
-            let started = Instant::now();
-            let out = with_lock_held(ctx, || {
-                let _as = Scope::enter(reg.run_as.clone());
-                engine::reference::run_reference(source, &reg.plan, Some(&PyRuntime))
-            })
-            .unwrap_or_else(ExecutionOutput::failed);
-            reg.stats()
-                .record(&out, started.elapsed().as_millis() as u64);
-            return respond(ctx, trigger_reply(&out));
-        }
-        let flags = ctx.get_flags();
-        if flags.intersects(
-            ContextFlags::MULTI
-                | ContextFlags::LUA
-                | ContextFlags::DENY_BLOCKING
-                | ContextFlags::LOADING,
-        ) {
-            return Err(error(NOT_SYNC_IN_MULTI));
-        }
-        run_async(ctx, state, reg, source)
-    })
+pub fn trigger(ctx: &Context, state: &ModuleState, args: Vec<RedisString>) -> RedisResult {
+    if args.len() < 2 {
+        return Err(RedisError::WrongArity);
+    }
+    let argv: Vec<Vec<u8>> = args[1..].iter().map(|a| a.as_slice().to_vec()).collect();
+    match crate::run::hooks::run(ctx, argv) {
+        crate::run::hooks::HookRun::Reply(r) => return respond(ctx, r),
+        crate::run::hooks::HookRun::Blocked => return Ok(RedisValue::NoReply),
+        crate::run::hooks::HookRun::NotHooked => {}
+    }
+    let argv: Vec<Vec<u8>> = args[1..].iter().map(|a| a.as_slice().to_vec()).collect();
+    match crate::run::linked::run(ctx, argv) {
+        crate::run::hooks::HookRun::Reply(r) => return respond(ctx, r),
+        crate::run::hooks::HookRun::Blocked => return Ok(RedisValue::NoReply),
+        crate::run::hooks::HookRun::NotHooked => {}
+    }
+    let name = args[1].to_string_lossy();
+    let reg = state
+        .registrations
+        .by_trigger(&name)
+        .ok_or_else(|| error("ERR subcommand not found"))?;
+    reg.stats().triggered += 1;
+    let source = Box::new(ReadySource::new(record(&args)));
+    if reg.mode == Mode::Sync {
+        let started = Instant::now();
+        let out = with_lock_held(ctx, || {
+            let _as = Scope::enter(reg.run_as.clone());
+            engine::reference::run_reference(source, &reg.plan, Some(&PyRuntime))
+        })
+        .unwrap_or_else(ExecutionOutput::failed);
+        reg.stats()
+            .record(&out, started.elapsed().as_millis() as u64);
+        return respond(ctx, trigger_reply(&out));
+    }
+    let flags = ctx.get_flags();
+    if flags.intersects(
+        ContextFlags::MULTI
+            | ContextFlags::LUA
+            | ContextFlags::DENY_BLOCKING
+            | ContextFlags::LOADING,
+    ) {
+        return Err(error(NOT_SYNC_IN_MULTI));
+    }
+    run_async(ctx, state, reg, source)
 }
 
 fn run_async(
     ctx: &Context,
-    state: &crate::model::state::ModuleState,
+    _state: &crate::model::state::ModuleState,
     reg: Arc<Registration>,
     source: Box<ReadySource>,
 ) -> RedisResult {
@@ -105,7 +102,6 @@ fn run_async(
     } else {
         start(reg, source, client, false);
     }
-    let _ = state;
     Ok(RedisValue::NoReply)
 }
 
@@ -141,7 +137,7 @@ fn start(reg: Arc<Registration>, source: Box<ReadySource>, client: Blocked, seri
     let source = crate::redis::access::source(source, &reg.run_as);
     // Listed before it can finish: holding the slot orders this with the completion.
     let held = slot.lock().unwrap_or_else(|e| e.into_inner());
-    match crate::model::executions::start_execution(source, &reg.plan, &host, None, on_done) {
+    match crate::run::start::start_execution(source, &reg.plan, &host, None, on_done) {
         Ok(handle) => {
             entry.started(handle, Some(control));
             if held.is_some() {

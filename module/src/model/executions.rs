@@ -16,7 +16,7 @@ use crate::model::reply::execution_reply;
 use crate::redis::ffi::replies::{reply_blocked, Blocked};
 
 /// The shard id of a standalone server: 40 zeros.
-pub const STANDALONE_SHARD_ID: &str = "0000000000000000000000000000000000000000";
+pub use crate::model::topology::STANDALONE_SHARD_ID;
 
 /// Execution statuses as 1.2 names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,29 +279,6 @@ impl Kept {
                 .collect();
         }
     }
-}
-
-/// Starts `plan` over `source` on the module's worker pool with the default tuning: the
-/// one way every reader (scripts, triggers, events, streams, cluster parts) starts one.
-pub fn start_execution(
-    source: Box<dyn engine::exec::Source>,
-    plan: &Plan,
-    host: &dyn engine::host::HostRuntime,
-    shuffle: Option<&engine::shuffle::ShuffleCtx>,
-    on_done: engine::exec::OnDone,
-) -> Result<Execution, String> {
-    let state = crate::model::state::get().ok_or("Gearshift is not initialised")?;
-    let cfg = engine::exec::ExecConfig::default();
-    Execution::start(
-        source,
-        plan,
-        Some(host),
-        shuffle,
-        &state.pool,
-        &cfg,
-        on_done,
-    )
-    .map_err(|e| e.to_string())
 }
 
 /// All kept executions, oldest first.

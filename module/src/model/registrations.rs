@@ -14,12 +14,10 @@ use engine::exec::ExecutionOutput;
 use engine::plan::Plan;
 use gearpy::{EventPlan, RegisterRequest};
 
+use crate::model::drain_state::DrainState;
 pub use crate::model::event_queue::MAX_PENDING_EVENTS;
 use crate::model::event_queue::{EventQueue, Pushed};
-use crate::model::executions::Status;
-use crate::model::state::ModuleState;
 use crate::redis::access::RunAs;
-use crate::run::events::drain::DrainState;
 
 /// Execution mode of a registration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -334,37 +332,6 @@ impl Registration {
     pub fn clear_pending(&self) -> usize {
         self.queue.discard_pending()
     }
-}
-
-/// `RG.UNREGISTER <id> [abortpending]` (and its replicated form): removes registration
-/// `id`; false if there is none. Its queued events still run, in trigger order, on its
-/// drain, which holds the registration until the queue is empty (1.2 runs the pending
-/// executions of an unregistered registration); with `abort_pending` they are discarded
-/// instead (counted as aborted) and never start. An event already running finishes.
-/// Done executions of the registration are dropped; those finishing later stay listed.
-pub fn unregister(state: &ModuleState, id: &str, abort_pending: bool) -> bool {
-    if let Some(r) = state.streams.remove(id) {
-        state.sessions.forget_registration(&r.session, &r.id);
-        return true;
-    }
-    let Some(reg) = state.registrations.remove(id) else {
-        return false;
-    };
-    state.sessions.forget_registration(&reg.session, &reg.id);
-    if abort_pending {
-        let n = reg.clear_pending();
-        reg.stats().aborted += n as u64;
-    }
-    for id in reg.kept_executions() {
-        let done = state
-            .registry
-            .get(&id)
-            .is_some_and(|e| !matches!(e.status(), Status::Running | Status::Created));
-        if done {
-            state.registry.remove(&id);
-        }
-    }
-    true
 }
 
 /// All registrations of this shard, in registration order.

@@ -1,18 +1,18 @@
-//! The single owner of module-wide state: configuration and the worker pool. Set once at
-//! load; never `static mut`.
+//! `ModuleState`, the owner of module-wide state: configuration, the worker pool, kept
+//! executions, registrations, sessions, stream registrations and requirements. Built and
+//! installed once at load (`app::load`); never `static mut`.
 
 use std::sync::{Arc, OnceLock};
 
 use engine::exec::WorkerPool;
-use redis_module::{Context, RedisString};
 
 use crate::model::executions::Registry;
-use crate::model::registrations::Registrations;
+use crate::model::executions::{Entry, Status};
+use crate::model::registrations::{Registration, Registrations};
 use crate::model::requirements::Requirements;
 use crate::model::sessions::Sessions;
 use crate::model::streams::StreamRegistrations;
 use crate::redis::config::Config;
-use crate::redis::lock::RedisHost;
 
 /// Module-wide state.
 #[derive(Debug)]
@@ -34,45 +34,65 @@ pub struct ModuleState {
 
 static STATE: OnceLock<ModuleState> = OnceLock::new();
 
-/// Loads configuration, starts Python and the worker pool.
-pub fn init(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
-    let args: Vec<String> = args.iter().map(|a| a.to_string_lossy()).collect();
-    let config = Arc::new(Config::from_args(&args)?);
-    crate::redis::config::set_global(Arc::clone(&config));
-    // Before the pool starts, so `CONFIG rg.execution-threads` given at load applies.
-    crate::redis::ffi::configs::register(ctx)?;
-    // 1.2's OverridePythonAllocators: Python's memory is Redis's, visible to used_memory
-    // and bounded by maxmemory and ExecutionMemoryLimit.
-    let allocator = if config.int("OverridePythonAllocators") != 0 {
-        crate::redis::ffi::memory::python_allocator()
-    } else {
-        None
-    };
-    gearpy::init(
-        config.python_home.as_deref(),
-        Arc::new(RedisHost::new(Arc::clone(&config))),
-        allocator,
-    )?;
-    let threads = config.int("ExecutionThreads").max(1) as usize;
-    let pool = WorkerPool::with_task_end(
-        threads,
-        "gearshift",
-        crate::redis::lock::release_leaked_lock,
-    );
+/// Installs the state (once, at load).
+pub fn install(state: ModuleState) -> Result<(), String> {
     STATE
-        .set(ModuleState {
-            config,
-            pool,
-            registry: Registry::default(),
-            registrations: Registrations::default(),
-            sessions: Sessions::default(),
-            streams: StreamRegistrations::default(),
-            requirements: Requirements::default(),
-        })
+        .set(state)
         .map_err(|_| "Gearshift is already loaded".to_owned())
 }
 
 /// The state; `None` only before a successful load.
 pub fn get() -> Option<&'static ModuleState> {
     STATE.get()
+}
+
+/// How long a shard waits for the others: `ExecutionMaxIdleTime`.
+pub fn wait_bound() -> std::time::Duration {
+    let ms = get().map_or(5000, |s| s.config.int("ExecutionMaxIdleTime"));
+    std::time::Duration::from_millis(ms.max(1) as u64)
+}
+
+impl ModuleState {
+    /// `RG.UNREGISTER <id> [abortpending]` (and its replicated form): removes registration
+    /// `id`; false if there is none. Its queued events still run, in trigger order, on its
+    /// drain, which holds the registration until the queue is empty (1.2 runs the pending
+    /// executions of an unregistered registration); with `abort_pending` they are discarded
+    /// instead (counted as aborted) and never start. An event already running finishes.
+    /// Done executions of the registration are dropped; those finishing later stay listed.
+    pub fn unregister(&self, id: &str, abort_pending: bool) -> bool {
+        let state = self;
+        if let Some(r) = state.streams.remove(id) {
+            state.sessions.forget_registration(&r.session, &r.id);
+            return true;
+        }
+        let Some(reg) = state.registrations.remove(id) else {
+            return false;
+        };
+        state.sessions.forget_registration(&reg.session, &reg.id);
+        if abort_pending {
+            let n = reg.clear_pending();
+            reg.stats().aborted += n as u64;
+        }
+        for id in reg.kept_executions() {
+            let done = state
+                .registry
+                .get(&id)
+                .is_some_and(|e| !matches!(e.status(), Status::Running | Status::Created));
+            if done {
+                state.registry.remove(&id);
+            }
+        }
+        true
+    }
+
+    /// Keeps a registration's execution (listed while it runs), capped per registration
+    /// (`MaxExecutionsPerRegistration`) and in all (`MaxExecutions`).
+    pub fn keep_registered(&self, reg: &Registration, entry: &Arc<Entry>) {
+        self.registry
+            .keep(Arc::clone(entry), self.config.int("MaxExecutions"));
+        let cap = self.config.int("MaxExecutionsPerRegistration");
+        for old in reg.keep_execution(entry.id.clone(), cap) {
+            self.registry.remove(&old);
+        }
+    }
 }

@@ -11,7 +11,8 @@ use std::sync::{Arc, RwLock};
 use engine::shuffle::{key_hash_slot, SlotMap};
 use gearpy::host::CallReply;
 
-use crate::model::executions::STANDALONE_SHARD_ID;
+/// The shard id outside cluster mode (40 zeros, as 1.2).
+pub const STANDALONE_SHARD_ID: &str = "0000000000000000000000000000000000000000";
 
 /// One master of the cluster.
 #[derive(Debug, Clone)]
@@ -77,14 +78,6 @@ fn id_of(n: Option<u64>) -> String {
     }
 }
 
-/// How long a shard waits for the others: `ExecutionMaxIdleTime`.
-pub fn wait_bound() -> std::time::Duration {
-    let ms = crate::redis::config::global()
-        .map(|c| c.int("ExecutionMaxIdleTime"))
-        .unwrap_or(5000);
-    std::time::Duration::from_millis(ms.max(1) as u64)
-}
-
 /// This process's run id (40 hex characters, new on every start), as RG.INFOCLUSTER shows.
 pub fn run_id() -> String {
     static RUN_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -124,12 +117,12 @@ pub fn refresh() -> Option<Arc<Topology>> {
 }
 
 fn read_topology() -> Option<Topology> {
-    let my_id = match crate::redis::lock::call_internal(&[b"CLUSTER".to_vec(), b"MYID".to_vec()]) {
+    let my_id = match crate::redis::call::call_internal(&[b"CLUSTER".to_vec(), b"MYID".to_vec()]) {
         CallReply::Bulk(b) => String::from_utf8(b).ok()?,
         _ => return None,
     };
     let CallReply::Array(ranges) =
-        crate::redis::lock::call_internal(&[b"CLUSTER".to_vec(), b"SLOTS".to_vec()])
+        crate::redis::call::call_internal(&[b"CLUSTER".to_vec(), b"SLOTS".to_vec()])
     else {
         return None;
     };

@@ -47,9 +47,17 @@ pub use engine::wire::run_as::{decode, encode, LEGACY_USER};
 /// code that had none, carried where an identity must be (its calls stay refused).
 pub const NO_USER: &str = " no user";
 
+/// Reads `ExecuteAsSuperuser` from the module's configuration (set once at load).
+static SUPERUSER_PROBE: std::sync::OnceLock<fn() -> bool> = std::sync::OnceLock::new();
+
+/// Installs what `superuser_mode` asks (once, at load).
+pub fn set_superuser_probe(probe: fn() -> bool) {
+    let _ = SUPERUSER_PROBE.set(probe);
+}
+
 /// Whether user code ignores ACLs (`ExecuteAsSuperuser`).
 pub fn superuser_mode() -> bool {
-    crate::model::state::get().is_some_and(|s| s.config.int(SUPERUSER_KEY) != 0)
+    SUPERUSER_PROBE.get().is_some_and(|probe| probe())
 }
 
 /// The ACL that applies to user code right now.

@@ -303,18 +303,6 @@ impl Config {
     }
 }
 
-static GLOBAL: std::sync::OnceLock<std::sync::Arc<Config>> = std::sync::OnceLock::new();
-
-/// Publishes the loaded configuration (for Redis's CONFIG callbacks).
-pub fn set_global(c: std::sync::Arc<Config>) {
-    let _ = GLOBAL.set(c);
-}
-
-/// The loaded configuration, once published.
-pub fn global() -> Option<&'static std::sync::Arc<Config>> {
-    GLOBAL.get()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

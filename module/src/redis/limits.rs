@@ -24,9 +24,6 @@ fn refresh(ctx: &Context) {
 }
 
 fn tick(ctx: &Context, _: ()) {
-    if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| refresh(ctx))) {
-        let text = crate::redis::ffi::panic_text(p);
-        crate::redis::ffi::log::warning(&format!("Gearshift: limits refresh panicked: {text}"));
-    }
+    crate::redis::ffi::trampoline::callback("the limits refresh", (), || refresh(ctx));
     crate::redis::timers::create(ctx, PERIOD, tick, ());
 }

@@ -8,8 +8,10 @@
 pub mod access;
 pub mod access_cache;
 pub mod acl_categories;
+pub mod call;
 pub mod config;
 pub mod ffi;
 pub mod limits;
 pub mod lock;
+pub mod time_event;
 pub mod timers;

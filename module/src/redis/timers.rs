@@ -7,6 +7,7 @@ use std::time::Duration;
 use gearpy::time_event::MAX_PERIOD_SECS;
 use redis_module::{Context, ThreadSafeContext};
 
+use crate::redis::ffi::trampoline::callback;
 use crate::redis::lock::with_lock_held;
 
 struct Tick {
@@ -24,10 +25,7 @@ pub fn create<T: 'static>(ctx: &Context, period: Duration, callback: fn(&Context
 }
 
 fn on_timer(ctx: &Context, mut tick: Tick) {
-    let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        with_lock_held(ctx, || (tick.f)())
-    }))
-    .unwrap_or(false);
+    let again = callback("a timer", false, || with_lock_held(ctx, || (tick.f)()));
     if again {
         let period = tick.period;
         create(ctx, period, on_timer, tick);

@@ -127,7 +127,7 @@ pub fn call_next(args: &[Vec<u8>]) -> Option<CallReply> {
             },
             None,
         )),
-        None => crate::redis::lock::call(Some(&client), &argv),
+        None => crate::redis::call::call(Some(&client), &argv),
     })
 }
 
@@ -158,7 +158,7 @@ pub fn run(ctx: &Context, argv: Vec<Vec<u8>>) -> HookRun {
         // Replicated/AOF traffic, or no hook fires: the real command runs, unhooked, as
         // the client (this thread holds the lock: call on this context).
         return HookRun::Reply(from_call_reply(with_lock_held(ctx, || {
-            crate::redis::lock::call(Some(&client), &argv)
+            crate::redis::call::call(Some(&client), &argv)
         })));
     };
     let frame = Frame {
@@ -184,7 +184,7 @@ pub fn run(ctx: &Context, argv: Vec<Vec<u8>>) -> HookRun {
 /// COMMAND INFO of `command`: (flags, key positions), `None` for an unknown command.
 /// Works from any thread (through `host::call`).
 fn command_info(command: &str) -> Option<(Vec<String>, (i64, i64, i64))> {
-    let reply = crate::redis::lock::call_internal(&[
+    let reply = crate::redis::call::call_internal(&[
         b"COMMAND".to_vec(),
         b"INFO".to_vec(),
         command.as_bytes().to_vec(),

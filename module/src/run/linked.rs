@@ -96,7 +96,7 @@ pub fn run(ctx: &Context, argv: Vec<Vec<u8>>) -> HookRun {
     let client = crate::redis::access::of_client(ctx);
     if flags.intersects(ContextFlags::REPLICATED | ContextFlags::LOADING) {
         return HookRun::Reply(from_call_reply(with_lock_held(ctx, || {
-            crate::redis::lock::call(Some(&client), &argv)
+            crate::redis::call::call(Some(&client), &argv)
         })));
     }
     let link = Arc::new(Link {
@@ -108,7 +108,7 @@ pub fn run(ctx: &Context, argv: Vec<Vec<u8>>) -> HookRun {
         client: Mutex::new(None),
     });
     ACTIVE.with(|a| *a.borrow_mut() = Some(Arc::clone(&link)));
-    let real = with_lock_held(ctx, || crate::redis::lock::call(Some(&client), &argv));
+    let real = with_lock_held(ctx, || crate::redis::call::call(Some(&client), &argv));
     ACTIVE.with(|a| a.borrow_mut().take());
     *link.real.lock().unwrap_or_else(|e| e.into_inner()) = Some(from_call_reply(real));
     if flags.intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING) {
@@ -142,7 +142,7 @@ pub fn trigger(
     }
     reg.count_triggered();
     let entry = Entry::new_registered(state.registry.next_id(), &reg.shape);
-    crate::run::events::track(state, reg, &entry);
+    state.keep_registered(reg, &entry);
     let started = Instant::now();
     if reg.mode == Mode::Sync {
         let mut cols = KeyColumns::new(reg.read_value);
@@ -182,7 +182,7 @@ pub fn trigger(
         done_link.finish_one();
     });
     let host = AsUser::new(ControlledRuntime(Arc::clone(&control)), reg.run_as.clone());
-    match crate::model::executions::start_execution(source, &reg.plan, &host, None, on_done) {
+    match crate::run::start::start_execution(source, &reg.plan, &host, None, on_done) {
         Ok(h) => entry.started(h, Some(control)),
         Err(e) => {
             entry.finish(ExecutionOutput::failed(e));

@@ -6,5 +6,6 @@ pub mod events;
 pub mod hooks;
 pub mod linked;
 pub mod readers;
+pub mod start;
 pub mod streams;
 pub mod time_events;

@@ -3,10 +3,11 @@
 //! `RM_SendClusterMessage` needs a context that names this module, so init keeps one
 //! detached thread-safe context for sends; the Redis lock must be held while sending (the
 //! caller's, or one taken here). Received messages arrive on the main thread and go to
-//! `crate::cluster::bus::on_message`, behind the panic trampoline.
+//! the handler given at install (the cluster layer's dispatch), behind the panic trampoline.
 
 use engine::sync::{AtomicPtr, Ordering};
 use std::ffi::CString;
+use std::sync::OnceLock;
 
 use redis_module::{raw, Context, ThreadSafeContext};
 
@@ -16,8 +17,15 @@ const MSG_TYPE: u8 = 71;
 
 static MODULE_CTX: AtomicPtr<raw::RedisModuleCtx> = AtomicPtr::new(std::ptr::null_mut());
 
-/// Registers the receiver and keeps a context for sends. Call once, from module init.
-pub fn install(ctx: &Context) -> Result<(), String> {
+/// What a received message goes to (main thread, Redis lock held): sender id, payload.
+pub type Handler = fn(&Context, &str, &[u8]);
+
+static HANDLER: OnceLock<Handler> = OnceLock::new();
+
+/// Registers the receiver, which hands every message to `handler`, and keeps a context
+/// for sends. Call once, from module init.
+pub fn install(ctx: &Context, handler: Handler) -> Result<(), String> {
+    let _ = HANDLER.set(handler);
     // SAFETY: called from the module's OnLoad with its valid context; both functions are
     // part of the module API Redis 7 exports, checked for presence before the call.
     unsafe {
@@ -107,16 +115,8 @@ extern "C" fn receive(
         (String::from_utf8_lossy(id).into_owned(), body.to_vec())
     };
     let ctx = Context::new(ctx);
-    crate::redis::ffi::guard_worker(
-        || {
-            crate::redis::lock::with_lock_held(&ctx, || {
-                crate::cluster::bus::on_message(&ctx, &sender, &payload)
-            })
-        },
-        |p| {
-            crate::redis::ffi::log::warning(&format!(
-                "Gearshift: cluster message handler panicked: {p}"
-            ))
-        },
-    );
+    let Some(handler) = HANDLER.get() else { return };
+    super::trampoline::callback("a cluster message handler", (), || {
+        crate::redis::lock::with_lock_held(&ctx, || handler(&ctx, &sender, &payload))
+    });
 }

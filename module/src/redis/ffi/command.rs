@@ -12,11 +12,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use redis_module::{raw, Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
 
-use super::panic_text;
 use super::replies::{write, write_error_bytes, Reply};
+use super::trampoline::panic_text;
 
-/// A command handler as the command table registers it.
-pub type Handler = fn(&Context, Vec<RedisString>) -> RedisResult;
+/// A command handler: it gets the module state (`S`, the composition root's `ModuleState`)
+/// from the wrapper, so no handler looks it up or checks that the module loaded.
+pub type Handler<S> = fn(&Context, &S, Vec<RedisString>) -> RedisResult;
 
 /// An error reply with `text` (any UTF-8), for a handler to return.
 pub fn error(text: impl Into<String>) -> RedisError {
@@ -35,8 +36,17 @@ pub fn error_text(e: RedisError) -> String {
 
 /// Runs handler `h` for one command call: a panic becomes an error reply, an `Err` or a value
 /// is written through `replies::write`. Returns what the crate may still reply itself.
-pub fn run(ctx: &Context, args: Vec<RedisString>, h: Handler) -> RedisResult {
-    let out = catch_unwind(AssertUnwindSafe(|| h(ctx, args))).unwrap_or_else(|p| {
+pub fn run<S>(
+    ctx: &Context,
+    args: Vec<RedisString>,
+    state: Option<&S>,
+    h: Handler<S>,
+) -> RedisResult {
+    let Some(state) = state else {
+        write(ctx, &Reply::Error("Gearshift is not initialised".into()));
+        return Ok(RedisValue::NoReply);
+    };
+    let out = catch_unwind(AssertUnwindSafe(|| h(ctx, state, args))).unwrap_or_else(|p| {
         Err(error(format!(
             "Gearshift internal error: {}",
             panic_text(p)
@@ -55,7 +65,12 @@ pub fn run(ctx: &Context, args: Vec<RedisString>, h: Handler) -> RedisResult {
 /// Runs `h`, a command that runs user code (`code!` in the command table), unless the
 /// caller's ACL rules take it away by category: on Redis 7.0 module commands have none,
 /// so `-@dangerous` / `-@scripting` are applied here (`acl_categories`).
-pub fn run_code(ctx: &Context, args: Vec<RedisString>, h: Handler) -> RedisResult {
+pub fn run_code<S>(
+    ctx: &Context,
+    args: Vec<RedisString>,
+    state: Option<&S>,
+    h: Handler<S>,
+) -> RedisResult {
     // SAFETY: reading a function pointer Redis filled in at load.
     let native = unsafe { raw::RedisModule_SetCommandACLCategories }.is_some();
     let name = args
@@ -67,19 +82,24 @@ pub fn run_code(ctx: &Context, args: Vec<RedisString>, h: Handler) -> RedisResul
         write(ctx, &Reply::Error(refusal));
         return Ok(RedisValue::NoReply);
     }
-    run(ctx, args, h)
+    run(ctx, args, state, h)
 }
 
 /// Runs internal command `h` (`internal!` in the command table) only for the master's
 /// replication stream or while the AOF loads: they install code on the main thread
 /// (`RG.INNERREGISTER`) or drop registrations, so any other caller (a client, MULTI, Lua)
 /// gets exactly the reply Redis gives for an unknown command and nothing runs.
-pub fn run_internal(ctx: &Context, args: Vec<RedisString>, h: Handler) -> RedisResult {
+pub fn run_internal<S>(
+    ctx: &Context,
+    args: Vec<RedisString>,
+    state: Option<&S>,
+    h: Handler<S>,
+) -> RedisResult {
     if ctx
         .get_flags()
         .intersects(ContextFlags::REPLICATED | ContextFlags::LOADING)
     {
-        return run(ctx, args, h);
+        return run(ctx, args, state, h);
     }
     let argv: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
     write_error_bytes(ctx, &unknown_command_text(&argv));

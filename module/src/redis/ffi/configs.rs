@@ -8,7 +8,9 @@ use std::os::raw::{c_char, c_int, c_longlong};
 
 use redis_module::{raw, Context};
 
-use crate::redis::config::{self, SetOutcome};
+use std::sync::{Arc, OnceLock};
+
+use crate::redis::config::{Config, SetOutcome};
 
 struct NumericConfig {
     name: &'static CStr,
@@ -84,12 +86,16 @@ const CONFIGS: &[NumericConfig] = &[
     },
 ];
 
+/// The configuration Redis's callbacks read and set: the same `Arc` as `ModuleState`'s,
+/// reachable here because Redis calls back with no state of ours.
+static CONFIG: OnceLock<Arc<Config>> = OnceLock::new();
+
 fn spec(privdata: *mut c_void) -> Option<&'static NumericConfig> {
     CONFIGS.get(privdata as usize)
 }
 
 unsafe extern "C" fn get(_name: *const c_char, privdata: *mut c_void) -> c_longlong {
-    match (spec(privdata), config::global()) {
+    match (spec(privdata), CONFIG.get()) {
         (Some(s), Some(c)) => c.int(s.key),
         _ => 0,
     }
@@ -101,7 +107,7 @@ unsafe extern "C" fn set(
     privdata: *mut c_void,
     err: *mut *mut raw::RedisModuleString,
 ) -> c_int {
-    let (Some(s), Some(c)) = (spec(privdata), config::global()) else {
+    let (Some(s), Some(c)) = (spec(privdata), CONFIG.get()) else {
         return raw::Status::Err as c_int;
     };
     let outcome = if s.immutable {
@@ -131,10 +137,8 @@ unsafe extern "C" fn set(
 
 /// Registers every config with the current values as defaults, then applies what the
 /// server was started with (`MODULE LOADEX` / config file). Call from OnLoad.
-pub fn register(ctx: &Context) -> Result<(), String> {
-    let Some(c) = config::global() else {
-        return Err("config not loaded".into());
-    };
+pub fn register(ctx: &Context, config: Arc<Config>) -> Result<(), String> {
+    let c = CONFIG.get_or_init(|| config);
     for (i, s) in CONFIGS.iter().enumerate() {
         let flags = if s.immutable {
             raw::REDISMODULE_CONFIG_IMMUTABLE

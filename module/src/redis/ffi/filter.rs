@@ -4,6 +4,7 @@
 //! cheap: one flag check each when nothing is hooked or busy.
 
 use std::os::raw::c_int;
+use std::sync::OnceLock;
 
 use redis_module::{raw, Context};
 
@@ -24,14 +25,25 @@ fn arg(fctx: *mut raw::RedisModuleCommandFilterCtx, i: c_int) -> Vec<u8> {
     }
 }
 
+/// What the filter asks of the registrations (set once at load).
+#[derive(Clone, Copy)]
+pub struct Hooks {
+    /// Whether any registration hooks or links a command (the fast path's check).
+    pub any: fn() -> bool,
+    /// Whether command `name` (lower case) is hooked or linked.
+    pub hooked: fn(&str) -> bool,
+}
+
+static HOOKS: OnceLock<Hooks> = OnceLock::new();
+
 /// Rewrites the command when a hook fires for it.
 fn rewrite_hooked(fctx: *mut raw::RedisModuleCommandFilterCtx) {
-    let Some(state) = crate::model::state::get() else {
+    let Some(hooks) = HOOKS.get() else {
         return;
     };
     // Gearshift's own reads (a KeysReader's GET, a StreamReader's XREADGROUP) are not the
     // user's commands: they fire no hook.
-    if !state.registrations.any_hooks() || super::acl::in_own_call() {
+    if !(hooks.any)() || super::acl::in_own_call() {
         return;
     }
     // SAFETY: live filter context of this callback.
@@ -40,9 +52,7 @@ fn rewrite_hooked(fctx: *mut raw::RedisModuleCommandFilterCtx) {
         return;
     }
     let name = String::from_utf8_lossy(&arg(fctx, 0)).to_ascii_lowercase();
-    if name == "rg.trigger"
-        || (state.registrations.hooks_of(&name).is_empty() && !state.registrations.commanded(&name))
-    {
+    if name == "rg.trigger" || !(hooks.hooked)(&name) {
         return;
     }
     const TRIGGER: &[u8] = b"RG.TRIGGER";
@@ -107,7 +117,7 @@ fn with_name<R>(fctx: *mut raw::RedisModuleCommandFilterCtx, f: impl FnOnce(&[u8
 }
 
 extern "C" fn filter(fctx: *mut raw::RedisModuleCommandFilterCtx) {
-    let _ = std::panic::catch_unwind(|| {
+    super::trampoline::callback("the command filter", (), || {
         // Runs before the command: cached ACL verdicts are stale once it has run.
         if with_name(fctx, crate::redis::access_cache::may_change_acl) {
             crate::redis::access_cache::changed();
@@ -121,7 +131,8 @@ extern "C" fn filter(fctx: *mut raw::RedisModuleCommandFilterCtx) {
 
 /// Installs the command filter (once, at load). Commands this module calls itself
 /// (`call_next`, `execute`) are not filtered.
-pub fn install(ctx: &Context) -> Result<(), String> {
+pub fn install(ctx: &Context, hooks: Hooks) -> Result<(), String> {
+    let _ = HOOKS.set(hooks);
     // SAFETY: OnLoad context; the callback is a plain function.
     let f = unsafe {
         raw::RedisModule_RegisterCommandFilter.expect("filter api")(

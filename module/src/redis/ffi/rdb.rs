@@ -7,8 +7,25 @@ use std::os::raw::c_int;
 use redis_module::native_types::RedisType;
 use redis_module::{raw, Context};
 
-use crate::app::persist;
-use crate::model::state;
+use std::sync::OnceLock;
+
+/// What the aux callbacks call (the app's persistence), set once at load.
+#[derive(Clone, Copy)]
+pub struct Persistence {
+    /// This shard's sessions as one blob.
+    pub save: fn() -> Vec<u8>,
+    /// The blob of no sessions (saved if `save` panics: Redis expects the aux data).
+    pub empty: fn() -> Vec<u8>,
+    /// Replaces this shard's sessions with those of a saved blob (lock held).
+    pub load: fn(&Context, &[u8]),
+}
+
+static PERSISTENCE: OnceLock<Persistence> = OnceLock::new();
+
+/// Installs the persistence callbacks (once, at load, before any RDB is read).
+pub fn set_persistence(p: Persistence) {
+    let _ = PERSISTENCE.set(p);
+}
 
 /// Aux-only data type (no keys of this type exist). Named apart from 1.2's `GEARS_DT0`,
 /// whose pickled payload Gearshift cannot read.
@@ -42,12 +59,9 @@ extern "C" fn aux_save(io: *mut raw::RedisModuleIO, when: c_int) {
     if when != raw::REDISMODULE_AUX_AFTER_RDB as c_int {
         return;
     }
-    let blob = std::panic::catch_unwind(|| {
-        state::get()
-            .map(persist::snapshot)
-            .unwrap_or_else(|| persist::encode(&[]))
-    })
-    .unwrap_or_else(|_| persist::encode(&[]));
+    let Some(p) = PERSISTENCE.get() else { return };
+    let blob = super::trampoline::callback("saving sessions to the RDB", None, || Some((p.save)()))
+        .unwrap_or_else(p.empty);
     raw::save_slice(io, &blob);
 }
 
@@ -63,16 +77,11 @@ extern "C" fn aux_load(io: *mut raw::RedisModuleIO, _encver: c_int, when: c_int)
         return raw::Status::Err as c_int;
     };
     let ctx = &ctx.0;
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let Some(state) = state::get() else { return };
-        // A load replaces whatever this shard had.
-        persist::clear(state);
-        if let Err(e) = persist::load(ctx, state, &bytes) {
-            crate::redis::ffi::log::warning(&format!(
-                "Gearshift: {e}; registrations were not restored"
-            ));
-        }
-    }));
+    if let Some(p) = PERSISTENCE.get() {
+        super::trampoline::callback("loading sessions from the RDB", (), || {
+            (p.load)(ctx, &bytes)
+        });
+    }
     raw::Status::Ok as c_int
 }
 

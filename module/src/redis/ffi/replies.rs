@@ -8,6 +8,11 @@ use redis_module::{raw, Context};
 /// A reply to send; defined with its bus codec in the engine (`engine::wire::reply`).
 pub use engine::wire::Reply;
 
+/// A bulk-string reply of `s`.
+pub fn bulk(s: &str) -> Reply {
+    Reply::Bulk(s.as_bytes().to_vec())
+}
+
 /// Writes `r` on `ctx`.
 pub fn write(ctx: &Context, r: &Reply) {
     let c = ctx.ctx;

@@ -115,13 +115,13 @@ extern "C" fn on_key(
     let read_value = state.out.values.is_some();
     let name = name.to_vec();
     // Panics must not unwind into Redis.
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    super::trampoline::callback("a key scan", (), || {
         if key.is_null() {
             read_key(state.ctx, &name, state.out, read_value);
         } else {
             push_open_key(state.ctx, &name, key, state.out, read_value);
         }
-    }));
+    });
 }
 
 thread_local! {

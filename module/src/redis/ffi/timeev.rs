@@ -13,7 +13,19 @@ use std::time::Duration;
 use redis_module::native_types::RedisType;
 use redis_module::{raw, Context};
 
-use crate::run::time_events::{self, TimeEvent, TimeEventKey};
+use std::sync::OnceLock;
+
+use crate::redis::time_event::{clamp_period, TimeEvent, TimeEventKey};
+
+/// Starts a time event loaded with its key (`run::time_events::schedule`), set at load.
+pub type OnLoad = fn(&Context, Arc<TimeEvent>);
+
+static ON_LOAD: OnceLock<OnLoad> = OnceLock::new();
+
+/// Installs what starts loaded time events (once, at load).
+pub fn set_on_load(f: OnLoad) {
+    let _ = ON_LOAD.set(f);
+}
 
 const ENCODING_VERSION: c_int = 2;
 /// Values saved before ACL support (no user).
@@ -75,7 +87,7 @@ extern "C" fn rdb_load(io: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_voi
     // timer with a log line when it first fires; an unreadable user runs as no user (every
     // call refused), never unrestricted.
     let period = Duration::from_secs(secs);
-    if time_events::clamp_period(period) != period {
+    if clamp_period(period) != period {
         crate::redis::ffi::log::warning(&format!(
             "Gearshift: a time event key had period {secs} s, out of range; clamped"
         ));
@@ -99,11 +111,10 @@ extern "C" fn rdb_load(io: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_voi
         // SAFETY: `io` is the live IO handle of this callback; the context it yields is
         // valid for the callback's duration and belongs to this module (timers need that).
         let ctx = Context::new(unsafe { context_of(io) });
-        let scheduled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            time_events::schedule(&ctx, Arc::clone(&ev));
-        }));
-        if scheduled.is_err() {
-            crate::redis::ffi::log::warning("Gearshift: a loaded time event key could not start");
+        if let Some(start) = ON_LOAD.get() {
+            super::trampoline::callback("starting a loaded time event key", (), || {
+                start(&ctx, Arc::clone(&ev))
+            });
         }
     }
     Box::into_raw(Box::new(TimeEventKey(ev))).cast()

@@ -26,7 +26,6 @@
 //! Other flows run one engine execution per event (`run_next`), chained on completion.
 
 use std::cell::Cell;
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,7 +35,8 @@ use gearpy::{EventPlan, PyRuntime};
 use redis_module::{Context, ContextGuard, ThreadSafeContext};
 
 use super::accounting::{self, Caps};
-use super::{finish, track};
+use super::finish;
+pub use crate::model::drain_state::{DrainState, BURST_MIN_EVENTS, RATE_TAU};
 use crate::model::event_queue::MAX_PENDING_EVENTS;
 use crate::model::executions::Entry;
 use crate::model::registrations::Registration;
@@ -56,11 +56,6 @@ pub const BUSY_WAIT: Duration = Duration::from_micros(50);
 /// Events arriving this fast (per second, while the drain did not hold the lock) mean
 /// the main thread is busy writing.
 pub const BUSY_RATE: f64 = 100_000.0;
-/// Time constant of that arrival-rate average (it smooths over a writer's pauses
-/// between pipelines).
-pub const RATE_TAU: Duration = Duration::from_millis(3);
-/// Fewer events than this between two looks is no burst, however close together.
-pub const BURST_MIN_EVENTS: u64 = 16;
 /// Retry delay while deferring to a busy main thread.
 pub const BACKOFF: Duration = Duration::from_millis(1);
 /// The longest a backlog is deferred.
@@ -69,38 +64,6 @@ pub const MAX_DEFER: Duration = Duration::from_millis(250);
 pub const DEFER_LIMIT: usize = MAX_PENDING_EVENTS / 8;
 /// Pool time of one drain task before it yields its thread (re-queues itself).
 const SLICE: Duration = Duration::from_millis(10);
-
-/// A registration's drain state (only its drain touches it).
-#[derive(Debug, Default)]
-pub struct DrainState {
-    deferring_since: Option<Instant>,
-    /// Arrival rate (events/s) while the drain did not hold the lock, averaged; `None`
-    /// before the backlog's first observation.
-    rate: Option<f64>,
-    /// Events popped but not run (a batch stopped early): (sequence number, key, event),
-    /// read again and run first by the next batch.
-    carry: VecDeque<(u64, Vec<u8>, Vec<u8>)>,
-}
-
-impl DrainState {
-    /// Folds in `arrived` events over `during` (drain not holding the lock); returns
-    /// the average rate. A handful of events close together is no burst.
-    fn observe(&mut self, arrived: u64, during: Duration) -> f64 {
-        let secs = during.as_secs_f64().max(1e-6);
-        let now = if arrived < BURST_MIN_EVENTS {
-            0.0
-        } else {
-            arrived as f64 / secs
-        };
-        let weight = 1.0 - (-secs / RATE_TAU.as_secs_f64()).exp();
-        let rate = match self.rate {
-            None => now,
-            Some(r) => r + weight * (now - r),
-        };
-        self.rate = Some(rate);
-        rate
-    }
-}
 
 thread_local! {
     /// The registration this thread is running a batch of (its address), and whether a
@@ -290,7 +253,7 @@ pub fn run_next(reg: Arc<Registration>) {
         };
         let started = Instant::now();
         let entry = Entry::new_registered(state.registry.next_id(), &reg.shape);
-        track(state, &reg, &entry);
+        state.keep_registered(&reg, &entry);
         let source = access::source(
             Box::new(KeysSource::for_event(key, event, reg.read_value)),
             &reg.run_as,
@@ -301,7 +264,7 @@ pub fn run_next(reg: Arc<Registration>) {
             run_next(done_reg);
         });
         let host = AsUser::new(PyRuntime, reg.run_as.clone());
-        match crate::model::executions::start_execution(source, &reg.plan, &host, None, on_done) {
+        match crate::run::start::start_execution(source, &reg.plan, &host, None, on_done) {
             Ok(h) => {
                 entry.started(h, None);
                 return;

@@ -37,7 +37,7 @@ use accounting::Caps;
 
 /// The keyspace notification handler (Redis lock held).
 pub fn on_keyspace_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[u8]) {
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(ctx, event, key)));
+    crate::redis::ffi::trampoline::callback("a keyspace event", (), || dispatch(ctx, event, key));
 }
 
 fn dispatch(ctx: &Context, event: &str, key: &[u8]) {
@@ -146,7 +146,7 @@ fn run_sync(
     cols.push_event(event.as_bytes());
     let source = Box::new(ReadySource::new(Batch::new(BatchData::Keys(cols))));
     let entry = Entry::new_registered(state.registry.next_id(), &reg.shape);
-    track(state, reg, &entry);
+    state.keep_registered(reg, &entry);
     entry.running();
     let out = with_lock_held(ctx, || {
         gearpy::busy::name_section(&entry.id);
@@ -230,7 +230,7 @@ fn continue_in_background(
 ) {
     let entry = Entry::new_registered(state.registry.next_id(), &reg.shape);
     entry.running();
-    track(state, reg, &entry);
+    state.keep_registered(reg, &entry);
     let reg = Arc::clone(reg);
     state.pool.spawn_fn(move || {
         let out = {
@@ -247,17 +247,6 @@ const SYNC_ROWS_MAX: usize = 256;
 
 thread_local! {
     static SYNC_ROWS: RefCell<Option<KeyColumns>> = const { RefCell::new(None) };
-}
-
-/// Keeps the execution (listed while it runs), capped per registration and globally.
-pub(crate) fn track(state: &ModuleState, reg: &Registration, entry: &Arc<Entry>) {
-    state
-        .registry
-        .keep(Arc::clone(entry), state.config.int("MaxExecutions"));
-    let cap = state.config.int("MaxExecutionsPerRegistration");
-    for old in reg.keep_execution(entry.id.clone(), cap) {
-        state.registry.remove(&old);
-    }
 }
 
 /// Records the run in the registration's stats and completes the execution.

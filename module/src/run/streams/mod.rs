@@ -17,7 +17,7 @@ pub fn on_stream_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[u8
     if event != "xadd" {
         return;
     }
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    crate::redis::ffi::trampoline::callback("a stream event", (), || {
         let Some(state) = crate::model::state::get() else {
             return;
         };
@@ -41,7 +41,7 @@ pub fn on_stream_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[u8
                 Trigger::Timer => run::arm_duration(ctx, &reg, key.to_vec()),
             }
         }
-    }));
+    });
 }
 
 /// Resumes a paused registration.

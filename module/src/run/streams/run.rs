@@ -86,7 +86,7 @@ fn run_batch(reg: Arc<StreamRegistration>, key: Vec<u8>) {
     });
     let source = access::source(source, &reg.run_as);
     let host = AsUser::new(PyRuntime, reg.run_as.clone());
-    match crate::model::executions::start_execution(source, &reg.plan, &host, None, on_done) {
+    match crate::run::start::start_execution(source, &reg.plan, &host, None, on_done) {
         Ok(h) => entry.started(h, None),
         Err(e) => {
             let out = ExecutionOutput::failed(e);
@@ -176,7 +176,7 @@ struct Wake {
 }
 
 fn on_wake(ctx: &Context, w: Wake) {
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    crate::redis::ffi::trampoline::callback("a stream batch timer", (), || {
         let Some(state) = state::get() else { return };
         if !still_registered(state, &w.reg) {
             return;
@@ -191,7 +191,7 @@ fn on_wake(ctx: &Context, w: Wake) {
                 spawn(Arc::clone(&w.reg), w.key.clone());
             }
         }
-    }));
+    });
 }
 
 /// `duration`: runs a partial batch `duration` ms after its first entry (main thread).

@@ -1,0 +1,134 @@
+//! Installing a session's registrations on this shard (a script's `register()` calls, a
+//! saved session rebuilt, another shard's session), activating them (`onRegistered`,
+//! stream processing) and dropping a session with its registrations. Depends on `run`,
+//! `model` and `redis`.
+
+use std::sync::Arc;
+
+use gearpy::{OnRegistered, RegisterRequest};
+
+use crate::model::registrations::Registration;
+use crate::model::sessions::{random_id, Session, SessionArgs};
+use crate::model::state::ModuleState;
+use crate::model::streams::StreamRegistration;
+use crate::redis::access::{RunAs, Scope};
+
+/// Installs a script's registrations as one session, replacing the session it upgrades.
+/// Returns the new registrations (for `onRegistered`).
+pub fn install(
+    state: &ModuleState,
+    a: &SessionArgs,
+    code: &str,
+    regs: Vec<RegisterRequest>,
+    run_as: &RunAs,
+) -> Installed {
+    install_with_ids(state, a, code, regs, run_as, None)
+}
+
+/// What an installation produced.
+#[derive(Debug)]
+pub struct Installed {
+    pub session: String,
+    /// `onRegistered` callbacks to run, in registration order.
+    pub callbacks: Vec<OnRegistered>,
+    /// New StreamReader registrations, to start once installed.
+    pub streams: Vec<Arc<StreamRegistration>>,
+    /// Who the session's code runs as.
+    pub run_as: RunAs,
+}
+
+impl Installed {
+    /// Runs `onRegistered` callbacks (as the session's user) and starts stream processing.
+    pub fn activate(self) {
+        let run_as = self.run_as.clone();
+        for f in self.callbacks {
+            let _as = Scope::enter(run_as.clone());
+            f.call();
+        }
+        for r in self.streams {
+            crate::run::streams::start(r);
+        }
+    }
+}
+
+/// Drops a session and its registrations.
+pub fn drop_session(state: &ModuleState, id: &str) {
+    if let Some(s) = state.sessions.remove(id) {
+        for r in &s.registrations {
+            state.registrations.remove(r);
+            state.streams.remove(r);
+        }
+    }
+}
+
+/// As [`install`], reusing saved registration ids (RDB load, replication).
+pub fn install_with_ids(
+    state: &ModuleState,
+    a: &SessionArgs,
+    code: &str,
+    regs: Vec<RegisterRequest>,
+    run_as: &RunAs,
+    ids: Option<&[String]>,
+) -> Installed {
+    let id = a.id.clone().unwrap_or_else(random_id);
+    // UPGRADE / REPLACE_WITH: the old session's registrations go away atomically (per shard).
+    let old = a
+        .replace_with
+        .as_deref()
+        .or(a.upgrade.then_some(id.as_str()))
+        .map(str::to_owned);
+    if let Some(old) = old {
+        drop_session(state, &old);
+    }
+    let (mut callbacks, mut streams) = (Vec::new(), Vec::new());
+    let mut reg_ids = Vec::new();
+    let mut globals = None;
+    for (i, mut req) in regs.into_iter().enumerate() {
+        if let Some(g) = req.globals.take() {
+            globals.get_or_insert(Arc::new(g));
+        }
+        let cb = req.on_registered.take();
+        let reg_id = match ids.and_then(|ids| ids.get(i)).or(req.id.as_ref()) {
+            Some(saved) => {
+                state.registrations.bump_past(saved);
+                saved.clone()
+            }
+            None => state.registrations.next_id(),
+        };
+        reg_ids.push(reg_id.clone());
+        callbacks.extend(cb);
+        match req.stream.clone() {
+            Some(opts) => {
+                let reg = Arc::new(StreamRegistration::new(
+                    reg_id,
+                    id.clone(),
+                    req,
+                    opts,
+                    run_as.clone(),
+                ));
+                state.streams.add(Arc::clone(&reg));
+                streams.push(reg);
+            }
+            None => {
+                let reg = Arc::new(Registration::new(reg_id, id.clone(), req, run_as.clone()));
+                crate::run::hooks::resolve(&reg);
+                state.registrations.add(reg);
+            }
+        }
+    }
+    state.sessions.list().push(Arc::new(Session {
+        id: id.clone(),
+        desc: a.desc.clone(),
+        code: code.to_owned(),
+        registrations: reg_ids,
+        requirements: Vec::new(),
+        globals,
+        run_as: run_as.clone(),
+    }));
+    Installed {
+        session: id,
+        callbacks,
+        streams,
+        run_as: run_as.clone(),
+    }
+}

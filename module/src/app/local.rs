@@ -1,0 +1,188 @@
+//! This shard's half of the commands that act on every shard (RG.GETEXECUTION,
+//! RG.DROPEXECUTION, RG.ABORTEXECUTION, RG.PAUSEREGISTRATIONS, RG.CLEARREGISTRATIONSSTATS,
+//! unregistering, installing another shard's sessions): called by the command handlers and,
+//! through `LocalShard` (the cluster layer's `ShardHandler`), for other shards' questions.
+//! Depends on `run`, `model` and `redis`.
+
+use redis_module::Context;
+
+use crate::app::persist;
+use crate::model::executions::{Entry, Status};
+use crate::model::state::ModuleState;
+use crate::redis::ffi::replies::{bulk, Reply};
+
+/// RG.GETEXECUTION's text for an unknown id.
+pub const NO_SUCH_PLAN: &str = "execution plan does not exist";
+
+/// Drops `id` on this shard for another shard's RG.DROPEXECUTION (unknown is fine).
+pub fn drop_local(state: &ModuleState, id: &str) -> Result<Reply, String> {
+    if let Some(e) = state.registry.get(id) {
+        if matches!(e.status(), Status::Running | Status::Created) {
+            return Err("can not drop a not yet finished execution, abort it first.".into());
+        }
+        state.registry.remove(id);
+    }
+    Ok(Reply::Status("OK".into()))
+}
+
+/// Aborts `id` on this shard (OK for a finished one, as 1.2).
+pub fn abort_local(state: &ModuleState, id: &str) -> Result<Reply, String> {
+    match state.registry.get(id) {
+        Some(e) => {
+            e.abort();
+        }
+        None => {
+            let in_flight = state
+                .registrations
+                .all()
+                .iter()
+                .any(|r| r.in_flight.abort(id));
+            if !in_flight {
+                return Err("execution does not exist".to_owned());
+            }
+        }
+    }
+    Ok(Reply::Status("OK".into()))
+}
+
+/// This shard's entry of RG.GETEXECUTION for `id`.
+pub fn local_plan(state: &ModuleState, id: &str) -> Result<Reply, String> {
+    let e = state
+        .registry
+        .get(id)
+        .ok_or_else(|| NO_SUCH_PLAN.to_owned())?;
+    Ok(shard_plan(&e, state.config.int("ProfileExecutions") != 0))
+}
+
+/// Drops registration `id` on this shard, silently if unknown (replicas, other shards).
+pub fn unregister_local(state: &ModuleState, id: &str, abort_pending: bool) {
+    state.unregister(id, abort_pending);
+}
+
+/// Installs sessions another shard sent; the error is the reply text for that shard.
+pub fn install_blob(ctx: &Context, state: &ModuleState, blob: &[u8]) -> Result<(), String> {
+    persist::load_strict(ctx, state, blob)
+}
+
+/// Clears this shard's registration stats.
+pub fn clear_stats_local(state: &ModuleState) -> Result<Reply, String> {
+    for r in state.registrations.all() {
+        let mut s = r.stats();
+        let in_flight = s.triggered.saturating_sub(s.finished());
+        *s = crate::model::registrations::Stats {
+            triggered: in_flight,
+            ..Default::default()
+        };
+    }
+    Ok(Reply::Status("OK".into()))
+}
+
+/// Pauses (or unpauses) registration `id` on this shard.
+pub fn pause_local(state: &ModuleState, id: &str, pause: bool) -> Result<Reply, String> {
+    if let Some(r) = state.streams.get(id) {
+        if pause {
+            r.set_status(crate::model::streams::Status::Paused);
+        } else {
+            crate::run::streams::unpause(r);
+        }
+        return Ok(Reply::Status("OK".into()));
+    }
+    let verb = if pause { "pause" } else { "unpause" };
+    Err(match state.registrations.get(id) {
+        Some(r) => format!("Reader {} does not support {verb}", r.reader()),
+        None => format!(
+            "Execution {id} does not exists on shard {}",
+            crate::model::topology::shard_id()
+        ),
+    })
+}
+
+fn shard_plan(e: &Entry, profile: bool) -> Reply {
+    let (results, errors, total_ms) = e.summary();
+    // Total and read durations are always measured; per-step ones only when profiling.
+    let (read_ms, step_ms) = e.durations();
+    // Steps are listed last step first; durations are 0 unless ProfileExecutions.
+    let steps = e
+        .steps()
+        .iter()
+        .zip(step_ms)
+        .rev()
+        .map(|(s, ms)| {
+            Reply::Array(vec![
+                bulk("type"),
+                bulk(&s.kind),
+                bulk("duration"),
+                Reply::Int(if profile { ms as i64 } else { 0 }),
+                bulk("name"),
+                bulk(&s.name),
+                bulk("arg"),
+                bulk(&s.arg),
+            ])
+        })
+        .collect();
+    let plan = vec![
+        bulk("status"),
+        bulk(e.status().name()),
+        bulk("shards_received"),
+        Reply::Int(0),
+        bulk("shards_completed"),
+        Reply::Int(0),
+        bulk("results"),
+        Reply::Int(results),
+        bulk("errors"),
+        Reply::Array(errors.iter().map(|x| bulk(x)).collect()),
+        bulk("total_duration"),
+        Reply::Int(total_ms as i64),
+        bulk("read_duration"),
+        Reply::Int(read_ms as i64),
+        bulk("steps"),
+        Reply::Array(steps),
+    ];
+    Reply::Array(vec![
+        bulk("shard_id"),
+        bulk(&crate::model::topology::shard_id()),
+        bulk("execution_plan"),
+        Reply::Array(plan),
+    ])
+}
+
+/// This shard's answers to the others' questions (`cluster::handler`), on the module state.
+pub struct LocalShard;
+
+impl LocalShard {
+    fn state() -> Result<&'static ModuleState, String> {
+        crate::model::state::get().ok_or_else(|| "Gearshift is not initialised".to_owned())
+    }
+}
+
+impl crate::cluster::handler::ShardHandler for LocalShard {
+    fn execution_plan(&self, id: &str) -> Result<Reply, String> {
+        local_plan(Self::state()?, id)
+    }
+
+    fn drop_execution(&self, id: &str) -> Result<Reply, String> {
+        drop_local(Self::state()?, id)
+    }
+
+    fn abort_execution(&self, id: &str) -> Result<Reply, String> {
+        abort_local(Self::state()?, id)
+    }
+
+    fn install_sessions(&self, ctx: &Context, blob: &[u8]) -> Result<Reply, String> {
+        install_blob(ctx, Self::state()?, blob).map(|()| Reply::Status("OK".into()))
+    }
+
+    fn pause(&self, id: &str, pause: bool) -> Result<Reply, String> {
+        pause_local(Self::state()?, id, pause)
+    }
+
+    fn clear_stats(&self) -> Result<Reply, String> {
+        clear_stats_local(Self::state()?)
+    }
+
+    fn unregister(&self, id: &str, abort_pending: bool) {
+        if let Ok(state) = Self::state() {
+            unregister_local(state, id, abort_pending);
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Calling Redis commands from any thread (`execute()`, Gearshift's own calls), as the
+//! ACL user given, with errors as replies. A key another shard owns is forwarded through
+//! the slot the cluster layer fills at load (`set_forwarder`). Depends on `redis::lock`,
+//! `redis::access` and `redis::ffi`.
+
+use std::sync::OnceLock;
+
+use gearpy::host::CallReply as PyReply;
+use redis_module::{CallReply, CallResult, Context, ThreadSafeContext};
+
+use crate::redis::access::RunAs;
+use crate::redis::lock::held_context;
+
+/// How a call for a key this shard does not own reaches its owner (cluster mode).
+#[derive(Clone, Copy)]
+pub struct Forwarder {
+    /// The owning shard of the call's keys when `reply` says they are not local (lock held).
+    pub owner: fn(&Context, &PyReply, &[Vec<u8>]) -> Option<String>,
+    /// Runs the call on `owner` as `run_as` (no lock held) and returns its reply.
+    pub forward: fn(String, RunAs, &[Vec<u8>]) -> PyReply,
+}
+
+static FORWARDER: OnceLock<Forwarder> = OnceLock::new();
+
+/// Installs the forwarder (once, at load).
+pub fn set_forwarder(f: Forwarder) {
+    let _ = FORWARDER.set(f);
+}
+
+/// Runs a Redis command as `run_as` (`crate::redis::access`) from any thread: directly when this
+/// thread holds the Redis lock, else under the lock (the caller holds no GIL).
+pub fn call(run_as: Option<&RunAs>, args: &[Vec<u8>]) -> PyReply {
+    if let Some(ctx) = held_context() {
+        // This thread's context may be a notification's or a timer's (`access::call_as`).
+        return call_on(&ctx, run_as, true, args);
+    }
+    let tsc = ThreadSafeContext::new();
+    let guard = tsc.lock();
+    let reply = call_on(&guard, run_as, false, args);
+    // In a cluster, a key another shard owns: run the command there (lock released first,
+    // since the owner's answer arrives through this shard's main thread), as the same user.
+    if let Some(fw) = FORWARDER.get() {
+        if let Some(owner) = (fw.owner)(&guard, &reply, args) {
+            drop(guard);
+            // Code without an identity is refused on the owning shard too.
+            let run_as = run_as
+                .cloned()
+                .unwrap_or_else(|| RunAs::user(crate::redis::access::NO_USER));
+            return (fw.forward)(owner, run_as, args);
+        }
+    }
+    reply
+}
+
+/// Gearshift's own commands (never user code's): unrestricted.
+pub fn call_internal(args: &[Vec<u8>]) -> PyReply {
+    call(Some(&RunAs::Superuser), args)
+}
+
+/// Runs a command with errors as replies (real Redis error texts) and replication.
+fn call_on(ctx: &Context, run_as: Option<&RunAs>, temp: bool, args: &[Vec<u8>]) -> PyReply {
+    let Some((cmd, rest)) = args.split_first() else {
+        return PyReply::Error("ERR wrong number of arguments for 'execute' command".into());
+    };
+    // RM_Call takes the name as a C string: a NUL (or non-UTF-8) name names no command, and
+    // the crate would panic on the NUL.
+    let cmd = match std::str::from_utf8(cmd) {
+        Ok(c) if !c.contains('\0') => c,
+        _ => {
+            let shown = String::from_utf8_lossy(cmd).replace('\0', "\\x00");
+            return PyReply::Error(format!("ERR unknown command '{shown}'"));
+        }
+    };
+    let rest: Vec<&[u8]> = rest.iter().map(|a| a.as_slice()).collect();
+    crate::redis::access::call_as(ctx, run_as, temp, cmd, &rest, owned)
+}
+
+/// Copies a call result into owned data while the lock is still held.
+fn owned(r: CallResult) -> PyReply {
+    match r {
+        Err(e) => PyReply::Error(e.to_string()),
+        Ok(reply) => owned_reply(&reply),
+    }
+}
+
+fn owned_reply(r: &CallReply) -> PyReply {
+    match r {
+        CallReply::Unknown => PyReply::Nil,
+        CallReply::Null(_) => PyReply::Nil,
+        CallReply::I64(i) => PyReply::Int(i.to_i64()),
+        CallReply::Bool(b) => PyReply::Int(b.to_bool() as i64),
+        CallReply::Double(d) => PyReply::Double(d.to_double()),
+        CallReply::String(s) => PyReply::Bulk(s.as_bytes().to_vec()),
+        CallReply::BigNumber(b) => PyReply::Bulk(b.to_string().unwrap_or_default().into_bytes()),
+        CallReply::VerbatimString(v) => PyReply::Bulk(format!("{v:?}").into_bytes()),
+        CallReply::Array(a) => PyReply::Array(a.iter().map(owned).collect()),
+        CallReply::Set(s) => PyReply::Array(s.iter().map(owned).collect()),
+        CallReply::Map(m) => {
+            PyReply::Array(m.iter().flat_map(|(k, v)| [owned(k), owned(v)]).collect())
+        }
+    }
+}
+
+/// Sends `command args` to replicas and the AOF from a worker (on a thread-safe context
+/// of its own, so it is not folded into a command's MULTI).
+pub fn replicate(command: &str, args: &[&[u8]]) {
+    let tsc = ThreadSafeContext::new();
+    let guard = tsc.lock();
+    guard.replicate(command, args);
+}

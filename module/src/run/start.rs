@@ -1,0 +1,54 @@
+//! Starting an execution on this shard: the engine source for a run's reader, and the one
+//! way every reader (scripts, triggers, events, streams, cluster parts) starts a plan on the
+//! module's worker pool. Depends on `run::readers`, `model` and `redis`.
+
+use engine::exec::{Execution, Source};
+use engine::plan::Plan;
+use gearpy::ReaderSpec;
+
+use crate::run::readers::key_names::KeyNamesSource;
+use crate::run::readers::keys::KeysSource;
+
+/// The run's source. A plan that starts by counting never looks at values, so the reader
+/// skips reading them (same output, much less work under the Redis lock).
+pub fn source_for(reader: ReaderSpec, plan: &engine::plan::Plan) -> Box<dyn Source> {
+    let counts_first = matches!(plan.steps.first(), Some(engine::plan::StepSpec::Count));
+    match reader {
+        ReaderSpec::Keys {
+            pattern,
+            no_scan,
+            read_value,
+        } => Box::new(KeysSource::new(
+            pattern,
+            no_scan,
+            read_value && !counts_first,
+        )),
+        ReaderSpec::KeyNames { pattern, no_scan } => {
+            Box::new(KeyNamesSource::new(pattern, no_scan))
+        }
+        ReaderSpec::Python(g) => Box::new(g),
+    }
+}
+
+/// Starts `plan` over `source` on the module's worker pool with the default tuning: the
+/// one way every reader (scripts, triggers, events, streams, cluster parts) starts one.
+pub fn start_execution(
+    source: Box<dyn engine::exec::Source>,
+    plan: &Plan,
+    host: &dyn engine::host::HostRuntime,
+    shuffle: Option<&engine::shuffle::ShuffleCtx>,
+    on_done: engine::exec::OnDone,
+) -> Result<Execution, String> {
+    let state = crate::model::state::get().ok_or("Gearshift is not initialised")?;
+    let cfg = engine::exec::ExecConfig::default();
+    Execution::start(
+        source,
+        plan,
+        Some(host),
+        shuffle,
+        &state.pool,
+        &cfg,
+        on_done,
+    )
+    .map_err(|e| e.to_string())
+}

@@ -48,15 +48,15 @@ check_atomics_via_shim() {
 
 # Every reply, error and log line goes through the module's own path: the crate's
 # `Context::reply` mangles non-ASCII error text (and aborts redis-server on U+0100). So only
-# ffi/command.rs may name a textual RedisError, every command in lib.rs's table is wrapped in
-# `command!`, and only ffi/log.rs writes to the Redis log.
+# redis/ffi/command.rs may name a textual RedisError, every command in lib.rs's table is wrapped in
+# `command!`, and only redis/ffi/log.rs writes to the Redis log.
 check_replies_via_trampoline() {
   local hits ok=0
   hits=$(grep -rnE 'RedisError::(String|Str)\b' module/src --include='*.rs' |
-    grep -v '^module/src/ffi/command.rs:') || true
+    grep -v '^module/src/redis/ffi/command.rs:') || true
   if [[ -n $hits ]]; then
     printf '%s\n' "$hits"
-    echo "return crate::ffi::command::error(..) instead of RedisError::String/Str (see the lines above)"
+    echo "return crate::redis::ffi::command::error(..) instead of RedisError::String/Str (see the lines above)"
     ok=1
   fi
   hits=$(grep -nE '^\s*\["rg\.' module/src/lib.rs | grep -vE 'command!\(|internal!\(|code!\(') || true
@@ -74,10 +74,10 @@ check_replies_via_trampoline() {
   fi
   # The crate's log helpers use the message as a printf format: '%s' in user text crashed Redis.
   hits=$(grep -rnE 'log_(warning|notice|debug|verbose)\(|logging::' module/src --include='*.rs' |
-    grep -v '^module/src/ffi/log.rs:') || true
+    grep -v '^module/src/redis/ffi/log.rs:') || true
   if [[ -n $hits ]]; then
     printf '%s\n' "$hits"
-    echo "log through crate::ffi::log, not redis-module's log helpers (see the lines above)"
+    echo "log through crate::redis::ffi::log, not redis-module's log helpers (see the lines above)"
     ok=1
   fi
   return "$ok"
@@ -87,10 +87,10 @@ check_replies_via_trampoline() {
 # panics on a period whose milliseconds do not fit an i64 (an abort inside a callback).
 check_timers_via_create() {
   local hits
-  hits=$(grep -rn 'create_timer(' module/src --include='*.rs' | grep -v '^module/src/timers.rs:') || true
+  hits=$(grep -rn 'create_timer(' module/src --include='*.rs' | grep -v '^module/src/redis/timers.rs:') || true
   if [[ -n $hits ]]; then
     printf '%s\n' "$hits"
-    echo "create timers with crate::timers::create (see the lines above)"
+    echo "create timers with crate::redis::timers::create (see the lines above)"
     return 1
   fi
 }

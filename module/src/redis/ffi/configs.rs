@@ -95,16 +95,30 @@ fn spec(privdata: *mut c_void) -> Option<&'static NumericConfig> {
 }
 
 unsafe extern "C" fn get(_name: *const c_char, privdata: *mut c_void) -> c_longlong {
-    match (spec(privdata), CONFIG.get()) {
-        (Some(s), Some(c)) => c.int(s.key),
-        _ => 0,
-    }
+    super::trampoline::callback("a CONFIG GET callback", 0, || {
+        match (spec(privdata), CONFIG.get()) {
+            (Some(s), Some(c)) => c.int(s.key),
+            _ => 0,
+        }
+    })
 }
 
 unsafe extern "C" fn set(
     _name: *const c_char,
     val: c_longlong,
     privdata: *mut c_void,
+    err: *mut *mut raw::RedisModuleString,
+) -> c_int {
+    let failed = raw::Status::Err as c_int;
+    super::trampoline::callback("a CONFIG SET callback", failed, || {
+        set_value(privdata, val, err)
+    })
+}
+
+/// `set`'s body: applies `val`; on a refusal, hands Redis the reason through `err`.
+fn set_value(
+    privdata: *mut c_void,
+    val: c_longlong,
     err: *mut *mut raw::RedisModuleString,
 ) -> c_int {
     let (Some(s), Some(c)) = (spec(privdata), CONFIG.get()) else {
@@ -121,15 +135,12 @@ unsafe extern "C" fn set(
         SetOutcome::Ok | SetOutcome::SavedInExtra => raw::Status::Ok as c_int,
         SetOutcome::Error(e) => {
             let msg = CString::new(e).unwrap_or_default();
-            // SAFETY: Redis passes a valid out-pointer for the error and takes ownership of
-            // the string we create (NULL ctx: auto-memory does not apply).
-            unsafe {
-                *err = raw::RedisModule_CreateString.expect("api")(
-                    std::ptr::null_mut(),
-                    msg.as_ptr(),
-                    msg.as_bytes().len(),
-                )
-            };
+            // SAFETY: reading a function pointer Redis filled in at load.
+            if let Some(create) = unsafe { raw::RedisModule_CreateString } {
+                // SAFETY: Redis passes a valid out-pointer for the error and takes ownership
+                // of the string we create (NULL ctx: auto-memory does not apply).
+                unsafe { *err = create(std::ptr::null_mut(), msg.as_ptr(), msg.as_bytes().len()) };
+            }
             raw::Status::Err as c_int
         }
     }

@@ -1,6 +1,6 @@
 //! Differential tests: random, type-correct plans over random inputs must give the same
 //! output on the pipelined executor (`testing::run_pipelined`, on 2- and 3-thread
-//! `WorkerPool`s) as on the record-at-a-time oracle (`reference::run_reference`), at
+//! `WorkerPool`s) as on the record-at-a-time oracle (`inline::run_inline`), at
 //! batch sizes 1, 2, 7, 64 and 1000.
 //!
 //! Shaped after DataFusion's `core/tests/fuzz_cases/join_fuzz.rs`: a seeded generator
@@ -26,8 +26,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use engine::exec::{ExecConfig, ExecutionOutput, WorkerPool};
+use engine::inline::run_inline;
 use engine::plan::{Plan, StepSpec};
-use engine::reference::run_reference;
 use engine::testing::{run_pipelined, TestFn, TestHost, VecSource};
 use engine::Datum;
 use std::sync::Arc;
@@ -259,7 +259,7 @@ fn gen_case(rng: &mut StdRng) -> Case {
 fn check_case(seed: u64, pools: &[WorkerPool]) {
     let mut rng = StdRng::seed_from_u64(seed);
     let case = gen_case(&mut rng);
-    let expected = run_reference(
+    let expected = run_inline(
         VecSource::datums(&case.input, 1),
         &case.plan,
         Some(&TestHost),
@@ -360,8 +360,8 @@ fn fixed_shapes_match_the_reference() {
     for (i, steps) in plans.into_iter().enumerate() {
         let plan = Plan::new(steps);
         for input in [common::ints(0..100), Vec::new()] {
-            let want = run_reference(VecSource::datums(&input, 1), &plan, Some(&TestHost))
-                .expect("oracle");
+            let want =
+                run_inline(VecSource::datums(&input, 1), &plan, Some(&TestHost)).expect("oracle");
             for bs in BATCH_SIZES {
                 let got = run_pipelined(
                     VecSource::datums(&input, bs),

@@ -286,7 +286,7 @@ impl Kept {
 pub fn start_execution(
     source: Box<dyn engine::exec::Source>,
     plan: &Plan,
-    host: &dyn engine::host::HostRuntime,
+    host: &dyn engine::udf::UdfRuntime,
     shuffle: Option<&engine::shuffle::ShuffleCtx>,
     on_done: engine::exec::OnDone,
 ) -> Result<Execution, String> {

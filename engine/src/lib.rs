@@ -1,7 +1,7 @@
 //! Gearshift's engine: pure Rust, no Redis and no Python in its dependency tree.
 //!
 //! Layers, bottom up:
-//! - [`sync`]: the std/loom shim every atomic and cell comes from.
+//! - [`sync`]: the std/loom shim every atomic, cell, lock and thread comes from.
 //! - [`queue`]: the bounded lock-free SPSC ring between pipeline stages, and the
 //!   keyspace-event queue of registrations (both loom-tested).
 //! - [`pool`]: a recycling pool of byte buffers for batch columns and shuffle frames.

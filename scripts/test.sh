@@ -34,16 +34,33 @@ check_dependency_direction() {
   return "$ok"
 }
 
-# Every atomic comes from the engine's `sync` shim, so loom can model it (DESIGN §10).
+# Every atomic comes from the engine's `sync` shim, so loom can model it (DESIGN §10); in the
+# engine (the crate loom models) so do Arc, Mutex/MutexGuard, Condvar, RwLock and threads
+# (std::thread, bar sleep). Paths are matched on whole files, so multi-line `use {..}` count.
 check_atomics_via_shim() {
-  local hits
+  local hits ok=0
   hits=$(grep -rn 'std::sync::atomic' engine/src module/src python/src --include='*.rs' |
     grep -v '^engine/src/sync.rs:') || true
   if [[ -n $hits ]]; then
     printf '%s\n' "$hits"
     echo "use engine::sync::{Atomic…} instead of std::sync::atomic (see the lines above)"
-    return 1
+    ok=1
   fi
+  hits=$(find engine/src -name '*.rs' ! -path engine/src/sync.rs -print0 | sort -z |
+    xargs -0 perl -0777 -ne '
+      while (/std::sync::(\{[^}]*\}|\w+)|std::thread\b(?!::sleep\b)(::\w+)?/g) {
+        my ($at, $path, $names) = ($-[0], $&, $1);
+        next if defined $names && $names !~ /\b(Arc|Mutex|MutexGuard|Condvar|RwLock)\b/;
+        my $line = 1 + (substr($_, 0, $at) =~ tr/\n//);
+        $path =~ s/\s+/ /g;
+        print "$ARGV:$line: $path\n";
+      }') || return 1
+  if [[ -n $hits ]]; then
+    printf '%s\n' "$hits"
+    echo "in the engine, use crate::sync::{Arc, Mutex, Condvar, thread} instead of std's (see the lines above)"
+    ok=1
+  fi
+  return "$ok"
 }
 
 # Every reply, error and log line goes through the module's own path: the crate's
@@ -112,7 +129,7 @@ main() {
   step "cargo fmt" cargo fmt --all --check
   step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
   step "dependency direction" check_dependency_direction
-  step "atomics via the sync shim" check_atomics_via_shim
+  step "atomics, locks and threads via the sync shim" check_atomics_via_shim
   step "replies via the command trampoline" check_replies_via_trampoline
   step "timers via timers::create" check_timers_via_create
   step "cargo test" cargo test --workspace

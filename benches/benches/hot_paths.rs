@@ -20,9 +20,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use engine::batch::{BatchData, KeyColumns, KeyType};
-use engine::host::HostRuntime;
 use engine::ops::{CountByOp, Emit, Operator};
 use engine::plan::HostStep;
+use engine::udf::UdfRuntime;
 use engine::{Batch, Datum};
 use gearpy::host::{CallReply, HostServices};
 use gearpy::stage::PyStep;

@@ -4,7 +4,7 @@
 //! - `engine_map/pipelined/<batch size>`: a `TestHost` map (`x * 2 + 1`) over 64k
 //!   `Datum::Int` records through `testing::run_pipelined` on a 2-thread pool: the
 //!   executor's per-batch overhead (queues, wake-ups, stage turns) at several batch sizes.
-//! - `engine_map/reference`: the same plan on `reference::run_reference`, one record at a
+//! - `engine_map/reference`: the same plan on `inline::run_inline`, one record at a
 //!   time, the baseline the batching is meant to beat.
 //! - `shuffle_codec/encode` and `shuffle_codec/decode`: one 4096-row `Datums` batch
 //!   through the shuffle frame codec (`engine::shuffle`).
@@ -23,8 +23,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use engine::exec::WorkerPool;
+use engine::inline::run_inline;
 use engine::plan::Plan;
-use engine::reference::run_reference;
 use engine::shuffle::{decode_frame, encode_data};
 use engine::testing::{run_pipelined, TestFn, TestHost, VecSource};
 use engine::{Batch, Datum};
@@ -92,7 +92,7 @@ fn bench_engine_map(c: &mut Criterion) {
     group.bench_function("reference", |b| {
         b.iter_batched(
             || VecSource::datums(&input, 1024),
-            |src| run_reference(src, &plan, Some(&TestHost)).expect("map runs"),
+            |src| run_inline(src, &plan, Some(&TestHost)).expect("map runs"),
             BatchSize::LargeInput,
         );
     });

@@ -1,16 +1,17 @@
 //! Gearshift's engine: pure Rust, no Redis and no Python in its dependency tree.
 //!
 //! Layers, bottom up:
-//! - [`sync`]: the std/loom shim every atomic and cell comes from.
+//! - [`sync`]: the std/loom shim every atomic, cell, lock and thread comes from.
 //! - [`queue`]: the bounded lock-free SPSC ring between pipeline stages, and the
 //!   keyspace-event queue of registrations (both loom-tested).
 //! - [`pool`]: a recycling pool of byte buffers for batch columns and shuffle frames.
 //! - [`batch`], [`datum`]: the columnar record batches that flow through a plan.
-//! - [`plan`], [`ops`], [`host`]: step specs, native operators, and the seam the host
-//!   (the Python layer) implements for callback steps.
+//! - [`plan`], [`ops`], [`udf`]: step specs, native operators, and the runtime that calls
+//!   user-defined functions (Python in production) for callback steps.
 //! - [`exec`]: the pipelined executor (stages on a bounded worker pool).
 //! - [`shuffle`]: partitioner (Redis hash slots), frame codec and the transport seam.
-//! - [`reference`]: a record-at-a-time executor used as the oracle in differential tests.
+//! - [`inline`]: the record-at-a-time executor on the calling thread, for synchronous runs
+//!   (sync registrations, triggers, hooks, sync streams).
 //! - [`wire`]: the module's byte codecs for input from outside (bus messages, sessions
 //!   blob, time-event values), here so they are fuzzed without Redis.
 //!
@@ -28,7 +29,7 @@ pub mod exec;
 #[cfg(not(loom))]
 pub mod glob;
 #[cfg(not(loom))]
-pub mod host;
+pub mod inline;
 #[cfg(not(loom))]
 pub mod memory;
 #[cfg(not(loom))]
@@ -40,12 +41,12 @@ pub mod plan;
 pub mod pool;
 pub mod queue;
 #[cfg(not(loom))]
-pub mod reference;
-#[cfg(not(loom))]
 pub mod shuffle;
 pub mod sync;
 #[cfg(not(loom))]
 pub mod testing;
+#[cfg(not(loom))]
+pub mod udf;
 #[cfg(not(loom))]
 pub mod wire;
 

@@ -1,5 +1,7 @@
-//! The one import path for atomics, cells and `Arc` in the engine (and for atomics in the
-//! module and Python crates), so loom can model them.
+//! The one import path for atomics, cells, `Arc`, locks (`Mutex`, `Condvar`) and threads
+//! (`thread::spawn`, `thread::Builder`) in the engine (and for atomics in the module and
+//! Python crates), so loom can model them. `scripts/test.sh` (`check_atomics_via_shim`)
+//! rejects std's versions anywhere else.
 //!
 //! Under `cfg(loom)` these are loom's types; otherwise std's. Depends on nothing else.
 
@@ -8,14 +10,18 @@ pub use loom::sync::atomic::{
     AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
 #[cfg(loom)]
-pub use loom::sync::{Arc, Mutex, MutexGuard};
+pub use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
+#[cfg(loom)]
+pub use loom::thread;
 
 #[cfg(not(loom))]
 pub use std::sync::atomic::{
     AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
 #[cfg(not(loom))]
-pub use std::sync::{Arc, Mutex, MutexGuard};
+pub use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+#[cfg(not(loom))]
+pub use std::thread;
 
 /// `UnsafeCell` with loom's closure-based access API on both builds.
 #[derive(Debug)]

@@ -10,11 +10,11 @@ use crate::batch::{Batch, BatchData, BinaryColumn};
 use crate::datum::Datum;
 use crate::error::{EngineError, Result};
 use crate::exec::{ExecConfig, Execution, ExecutionOutput, Source, WorkerPool};
-use crate::host::HostRuntime;
 use crate::ops::{Emit, Operator};
 use crate::plan::{HostStep, Plan, StepSpec};
 use crate::shuffle::ShuffleCtx;
 use crate::sync::Arc;
+use crate::udf::UdfRuntime;
 
 /// Yields pre-built batches.
 #[derive(Debug)]
@@ -78,7 +78,7 @@ struct TestStage {
     sums: Vec<Option<i64>>,
 }
 
-impl HostRuntime for TestHost {
+impl UdfRuntime for TestHost {
     fn build_stage(&self, steps: &[HostStep]) -> Result<Box<dyn Operator>> {
         let fns = steps
             .iter()
@@ -192,7 +192,7 @@ impl Operator for TestStage {
 pub fn run_pipelined(
     source: Box<dyn Source>,
     plan: &Plan,
-    host: &dyn HostRuntime,
+    host: &dyn UdfRuntime,
     shuffle: Option<&ShuffleCtx>,
     pool: &WorkerPool,
 ) -> Result<ExecutionOutput> {

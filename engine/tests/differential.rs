@@ -1,7 +1,11 @@
 //! Differential tests: random, type-correct plans over random inputs must give the same
-//! output on the pipelined executor (`testing::run_pipelined`, on 2- and 3-thread
-//! `WorkerPool`s) as on the record-at-a-time oracle (`reference::run_reference`), at
-//! batch sizes 1, 2, 7, 64 and 1000.
+//! output on both executors — the pipelined one (`testing::run_pipelined`, on 2- and
+//! 3-thread `WorkerPool`s, at batch sizes 1, 2, 7, 64 and 1000) and the inline one
+//! (`inline::run_inline`) — as the oracle in `common::oracle`.
+//!
+//! The oracle is written plainly over `Vec<Datum>`, one function per step, sharing no code
+//! with `engine::ops`: a wrong native operator (limit, count, countby...) fails here as
+//! surely as a wrong executor.
 //!
 //! Shaped after DataFusion's `core/tests/fuzz_cases/join_fuzz.rs`: a seeded generator
 //! builds each case (input and plan), every batch size runs it, and a mismatch reports
@@ -10,15 +14,15 @@
 //! Each case also runs once with capacity-1 queues, so the executor's "output full, wait
 //! for the consumer's wake-up" path is as well covered as the common one.
 //!
-//! Ordering: on one shard the pipelined executor keeps record order (stages are FIFO and
-//! a stage handles one batch at a time), so results are compared exactly; that is also
-//! what makes `limit` comparable. Multi-shard runs, which have no order, are compared as
-//! sorted multisets in `shards.rs`.
+//! Ordering: on one shard both executors keep record order (stages are FIFO and a stage
+//! handles one batch at a time), and groups come out in first-seen key order, so results
+//! are compared exactly; that is also what makes `limit` comparable. Multi-shard runs,
+//! which have no order, are compared as sorted multisets in `shards.rs`.
 //!
 //! Type-correctness: the generator tracks the type of the records flowing at each point
 //! ([`Ty`]) and only appends steps valid for it, e.g. `SumInts` only over ints and
-//! `CountBy` only over strings, so every failure is an executor disagreement, not a
-//! plan that could never run.
+//! `CountBy` only over strings, so every failure is an executor or operator disagreement,
+//! not a plan that could never run.
 
 mod common;
 
@@ -26,15 +30,15 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use engine::exec::{ExecConfig, ExecutionOutput, WorkerPool};
+use engine::inline::run_inline;
 use engine::plan::{Plan, StepSpec};
-use engine::reference::run_reference;
 use engine::testing::{run_pipelined, TestFn, TestHost, VecSource};
 use engine::Datum;
 use std::sync::Arc;
 
 /// Base seed; case `i` uses `SEED + i`, so a failing case is replayed by its seed alone.
 const SEED: u64 = 0x6765_6172_7368_6966;
-/// Random cases per test; each runs once on the oracle and once per batch size.
+/// Random cases per test; each runs once on the oracle, once inline and once per batch size.
 const CASES: u64 = 400;
 const BATCH_SIZES: [usize; 5] = [1, 2, 7, 64, 1000];
 
@@ -64,8 +68,8 @@ struct Case {
 fn int(d: &Datum) -> i64 {
     match d {
         Datum::Int(i) => *i,
-        // Panics only on a generator bug; the oracle runs first, on the test thread, so
-        // such a bug fails fast instead of hanging a worker.
+        // Panics only on a generator bug; the oracle and the inline executor run first, on
+        // the test thread, so such a bug fails fast instead of hanging a worker.
         other => panic!("generator bug: expected an int, got {other:?}"),
     }
 }
@@ -197,7 +201,7 @@ fn str_step(rng: &mut StdRng) -> GenStep {
 }
 
 fn rec_step(rng: &mut StdRng) -> GenStep {
-    match rng.random_range(0..5) {
+    match rng.random_range(0..6) {
         0 => map("map str(r)".into(), Ty::Str, |d| Datum::Str(d.py_str())),
         1 => map("map r['value']".into(), Ty::Int, |d| {
             Datum::Int(rec_value(d))
@@ -208,6 +212,7 @@ fn rec_step(rng: &mut StdRng) -> GenStep {
                 rec_value(d) % 2 == r
             })
         }
+        3 => step(StepSpec::SumByKey, "sumbykey".into(), Ty::Rec),
         _ => any_step(rng, Ty::Rec),
     }
 }
@@ -255,21 +260,28 @@ fn gen_case(rng: &mut StdRng) -> Case {
     }
 }
 
-/// Runs one case on the oracle and at every batch size on the pipelined executor.
+/// The oracle's output for `plan` over `input`, as an execution output.
+fn oracle(input: &[Datum], plan: &Plan) -> ExecutionOutput {
+    ExecutionOutput {
+        results: common::oracle::run(input, plan),
+        ..Default::default()
+    }
+}
+
+/// Runs one case on the oracle, on the inline executor and at every batch size on the
+/// pipelined executor.
 fn check_case(seed: u64, pools: &[WorkerPool]) {
     let mut rng = StdRng::seed_from_u64(seed);
     let case = gen_case(&mut rng);
-    let expected = run_reference(
-        VecSource::datums(&case.input, 1),
+    let expected = oracle(&case.input, &case.plan);
+    let bs = BATCH_SIZES[rng.random_range(0..BATCH_SIZES.len())];
+    let inline = run_inline(
+        VecSource::datums(&case.input, bs),
         &case.plan,
         Some(&TestHost),
     )
-    .unwrap_or_else(|e| panic!("seed {seed}: the oracle failed: {e}; plan {:?}", case.desc));
-    assert!(
-        expected.errors.is_empty(),
-        "seed {seed}: generated plan errs: {:?}",
-        expected.errors
-    );
+    .unwrap_or_else(|e| panic!("seed {seed}: inline run failed: {e}; plan {:?}", case.desc));
+    assert_outputs_equal(&inline, &expected, seed, bs, 0, &case);
     for bs in BATCH_SIZES {
         let pool = &pools[rng.random_range(0..pools.len())];
         let got = run_pipelined(
@@ -302,6 +314,7 @@ fn check_tight_queues(
     assert_outputs_equal(&got, expected, seed, bs, pool.size(), case);
 }
 
+/// `threads` is the pool size, or 0 for the inline executor (the calling thread).
 fn assert_outputs_equal(
     got: &ExecutionOutput,
     want: &ExecutionOutput,
@@ -310,10 +323,14 @@ fn assert_outputs_equal(
     threads: usize,
     case: &Case,
 ) {
+    let on = match threads {
+        0 => "the inline executor".to_string(),
+        n => format!("{n} worker threads"),
+    };
     assert_eq!(
         got,
         want,
-        "seed {seed}, batch size {bs}, {threads} worker threads\nplan: {:?}\ninput ({} records): {:?}",
+        "seed {seed}, batch size {bs}, {on}\nplan: {:?}\ninput ({} records): {:?}",
         case.desc,
         case.input.len(),
         case.input.iter().map(Datum::py_repr).collect::<Vec<_>>(),
@@ -325,7 +342,7 @@ fn pools() -> Vec<WorkerPool> {
 }
 
 #[test]
-fn random_plans_match_the_reference() {
+fn random_plans_match_the_oracle() {
     let pools = pools();
     for i in 0..CASES {
         check_case(SEED + i, &pools);
@@ -334,7 +351,7 @@ fn random_plans_match_the_reference() {
 
 /// A second, disjoint seed range so the two halves run on parallel test threads.
 #[test]
-fn more_random_plans_match_the_reference() {
+fn more_random_plans_match_the_oracle() {
     let pools = pools();
     for i in CASES..2 * CASES {
         check_case(SEED + i, &pools);
@@ -342,9 +359,10 @@ fn more_random_plans_match_the_reference() {
 }
 
 /// Hand-picked shapes the generator reaches only by chance: a limit cutting through
-/// batches after a flat-map, fused host aggregates, and aggregates over nothing.
+/// batches after a flat-map, fused host aggregates, aggregates over nothing, and countby
+/// summed by key through both shuffles.
 #[test]
-fn fixed_shapes_match_the_reference() {
+fn fixed_shapes_match_the_oracle() {
     let pools = pools();
     let twice = TestFn::FlatMap(Arc::new(|d: &Datum| vec![d.clone(), d.clone()])).step("flatmap");
     let plans = [
@@ -356,12 +374,26 @@ fn fixed_shapes_match_the_reference() {
         ],
         vec![StepSpec::Count, StepSpec::SumInts, StepSpec::Count],
         vec![StepSpec::Limit { offset: 0, len: 0 }, StepSpec::Count],
+        vec![
+            StepSpec::CountBy,
+            StepSpec::Repartition,
+            StepSpec::SumByKey,
+            StepSpec::Collect,
+            StepSpec::Limit { offset: 1, len: 5 },
+        ],
     ];
     for (i, steps) in plans.into_iter().enumerate() {
         let plan = Plan::new(steps);
         for input in [common::ints(0..100), Vec::new()] {
-            let want = run_reference(VecSource::datums(&input, 1), &plan, Some(&TestHost))
-                .expect("oracle");
+            let want = oracle(&input, &plan);
+            let inline =
+                run_inline(VecSource::datums(&input, 7), &plan, Some(&TestHost)).expect("inline");
+            assert_eq!(
+                inline,
+                want,
+                "fixed plan {i} inline, {} records",
+                input.len()
+            );
             for bs in BATCH_SIZES {
                 let got = run_pipelined(
                     VecSource::datums(&input, bs),

@@ -6,9 +6,9 @@
 //! finalizer that turns Python results into native values, and `PyRuntime`, the host.
 
 use engine::batch::{Batch, BatchData, BinaryColumn};
-use engine::host::HostRuntime;
 use engine::ops::{Emit, GroupTable, Operator};
 use engine::plan::HostStep;
+use engine::udf::UdfRuntime;
 use engine::{Datum, EngineError, Result};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyList, PySet};
@@ -572,7 +572,7 @@ fn py_steps(steps: &[HostStep]) -> Result<Vec<Arc<PyStep>>> {
         .collect()
 }
 
-impl HostRuntime for PyRuntime {
+impl UdfRuntime for PyRuntime {
     fn build_stage(&self, steps: &[HostStep]) -> Result<Box<dyn Operator>> {
         Ok(Box::new(PyStage::new(py_steps(steps)?)))
     }
@@ -587,7 +587,7 @@ impl HostRuntime for PyRuntime {
 #[derive(Debug)]
 pub struct ControlledRuntime(pub Arc<ExecControl>);
 
-impl HostRuntime for ControlledRuntime {
+impl UdfRuntime for ControlledRuntime {
     fn build_stage(&self, steps: &[HostStep]) -> Result<Box<dyn Operator>> {
         let mut stage = PyStage::new(py_steps(steps)?);
         stage.control = Some(Arc::clone(&self.0));

@@ -7,12 +7,12 @@ use super::pool::WorkerPool;
 use super::stage::{Input, Output, Shared, Stage};
 use super::Source;
 use crate::error::{EngineError, Result};
-use crate::host::HostRuntime;
 use crate::ops::{Chain, CountByOp, CountOp, LimitOp, Operator, SumByKeyOp, SumIntsOp};
 use crate::plan::{HostStep, Plan, StepSpec};
 use crate::queue::spsc;
 use crate::shuffle::{ShuffleCtx, ShuffleOp};
 use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering};
+use crate::udf::UdfRuntime;
 
 /// Tuning of one execution.
 #[derive(Debug, Clone)]
@@ -44,7 +44,7 @@ impl Execution {
     pub fn start(
         source: Box<dyn Source>,
         plan: &Plan,
-        host: Option<&dyn HostRuntime>,
+        host: Option<&dyn UdfRuntime>,
         shuffle: Option<&ShuffleCtx>,
         pool: &WorkerPool,
         config: &ExecConfig,
@@ -112,7 +112,7 @@ impl Execution {
 /// One operator per stage group of the plan, plus the host finalizer when needed.
 pub fn build_operators(
     plan: &Plan,
-    host: Option<&dyn HostRuntime>,
+    host: Option<&dyn UdfRuntime>,
     shuffle: Option<&ShuffleCtx>,
 ) -> Result<Vec<Box<dyn Operator>>> {
     let mut ops: Vec<Box<dyn Operator>> = Vec::new();

@@ -2,9 +2,9 @@
 //! owned by the pool and joined when it is dropped.
 
 use crossbeam::channel::{unbounded, Receiver, Sender};
-use std::thread::JoinHandle;
 
-use crate::sync::Arc;
+use crate::sync::thread::{self, JoinHandle};
+use crate::sync::{Arc, Mutex};
 
 /// A unit of schedulable work (a pipeline stage's quantum).
 pub trait Task: Send + Sync {
@@ -56,7 +56,7 @@ impl WorkerPool {
         let threads = (0..threads.max(1))
             .map(|i| {
                 let rx: Receiver<Arc<dyn Task>> = rx.clone();
-                std::thread::Builder::new()
+                thread::Builder::new()
                     .name(format!("{name}-{i}"))
                     .stack_size(WORKER_STACK)
                     .spawn(move || {
@@ -84,7 +84,7 @@ impl WorkerPool {
     /// Runs a one-off closure on the pool (script runs, replies).
     pub fn spawn_fn(&self, f: impl FnOnce() + Send + 'static) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send(Arc::new(OnceTask(std::sync::Mutex::new(Some(Box::new(f))))));
+            let _ = tx.send(Arc::new(OnceTask(Mutex::new(Some(Box::new(f))))));
         }
     }
 
@@ -98,7 +98,7 @@ impl WorkerPool {
 type BoxedFn = Box<dyn FnOnce() + Send>;
 
 /// A closure run once as a task.
-struct OnceTask(std::sync::Mutex<Option<BoxedFn>>);
+struct OnceTask(Mutex<Option<BoxedFn>>);
 
 impl Task for OnceTask {
     fn run(self: Arc<Self>) {

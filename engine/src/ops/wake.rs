@@ -5,10 +5,10 @@
 //! Spurious wakes are harmless: a woken stage re-runs and re-checks, and a finished stage
 //! ignores wakes. Depends on `sync` only.
 
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Instant;
 
-use crate::sync::Arc;
+use crate::sync::{thread, Arc, Condvar, Mutex};
 
 /// Schedules its stage to run again (a no-op once the stage is done).
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -25,7 +25,7 @@ fn timers() -> &'static Timers {
             due: Mutex::new(Vec::new()),
             changed: Condvar::new(),
         }));
-        let spawned = std::thread::Builder::new()
+        let spawned = thread::Builder::new()
             .name("gearshift-timer".into())
             .spawn(move || run(t));
         // Without the thread, parked operators still wake on arrivals; deadlines are late.

@@ -5,8 +5,7 @@
 //! few pushes.
 
 use super::events::{EventQueue, Pushed};
-use crate::sync::{Arc, AtomicBool, Mutex, Ordering};
-use loom::thread;
+use crate::sync::{thread, Arc, AtomicBool, Mutex, Ordering};
 
 /// A ring of 2 chunks of 4 words.
 fn tiny(max_events: usize) -> EventQueue {

@@ -1,7 +1,7 @@
 //! loom models of the SPSC ring: run with `RUSTFLAGS="--cfg loom" cargo test --lib loom`.
 
 use super::*;
-use loom::thread;
+use crate::sync::thread;
 
 #[test]
 fn loom_spsc_delivers_in_order_through_a_full_queue() {

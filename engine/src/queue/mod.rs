@@ -202,7 +202,7 @@ mod tests {
     fn threads_move_a_million_items_in_order() {
         let (mut p, mut c) = spsc::<u64>(64);
         let n = 1_000_000u64;
-        let t = std::thread::spawn(move || {
+        let t = crate::sync::thread::spawn(move || {
             let mut i = 0;
             while i < n {
                 if p.push(i).is_ok() {

@@ -2,12 +2,11 @@
 //! tests and benches). The module implements it over the Redis Cluster.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Condvar;
 use std::time::{Duration, Instant};
 
 use crate::error::{EngineError, Result};
 use crate::ops::Waker;
-use crate::sync::{Arc, Mutex};
+use crate::sync::{Arc, Condvar, Mutex};
 
 /// Frames of one shuffle step of one execution travel on their own channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -3,7 +3,7 @@
 //! (which may be empty). The Python layer carries the identity (`gearpy::caller`
 //! re-exports it) and the module enforces it (`module/src/acl.rs`).
 
-use std::sync::Arc;
+use crate::sync::Arc;
 
 /// The identity user code runs as.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -5,6 +5,8 @@
 //! it, each crate would warn about the helpers only the others call.
 #![allow(dead_code)]
 
+pub mod oracle;
+
 use std::sync::mpsc;
 
 use rand::rngs::StdRng;

@@ -70,7 +70,7 @@ pub fn trigger(ctx: &Context, state: &ModuleState, args: Vec<RedisString>) -> Re
         let started = Instant::now();
         let out = with_lock_held(ctx, || {
             let _as = Scope::enter(reg.run_as.clone());
-            engine::reference::run_reference(source, &reg.plan, Some(&PyRuntime))
+            engine::inline::run_inline(source, &reg.plan, Some(&PyRuntime))
         })
         .unwrap_or_else(ExecutionOutput::failed);
         reg.stats()

@@ -18,9 +18,9 @@
 //! - `ExecuteAsSuperuser 1` restores RedisGears 1.2, which ignored ACLs.
 
 use engine::exec::Source;
-use engine::host::HostRuntime;
 use engine::ops::{Emit, Finish, Operator};
 use engine::plan::HostStep;
+use engine::udf::UdfRuntime;
 use engine::{Batch, Result};
 use gearpy::host::CallReply as PyReply;
 use redis_module::{raw, CallOptionsBuilder, CallResult, Context};
@@ -316,7 +316,7 @@ impl Operator for AsUser<Box<dyn Operator>> {
     }
 }
 
-impl<H: HostRuntime> HostRuntime for AsUser<H> {
+impl<H: UdfRuntime> UdfRuntime for AsUser<H> {
     fn build_stage(&self, steps: &[HostStep]) -> Result<Box<dyn Operator>> {
         let op = self.inner.build_stage(steps)?;
         Ok(Box::new(AsUser::new(op, self.run_as.clone())))

@@ -83,7 +83,7 @@ fn run_frame(frame: Frame, ctx: Option<&Context>) -> Reply {
     FRAMES.with(|f| f.borrow_mut().push(frame));
     let run = || {
         let _as = Scope::enter(reg.run_as.clone());
-        engine::reference::run_reference(source, &reg.plan, Some(&PyRuntime))
+        engine::inline::run_inline(source, &reg.plan, Some(&PyRuntime))
     };
     let out = match ctx {
         Some(c) => with_lock_held(c, run),

@@ -153,7 +153,7 @@ pub fn trigger(
         let out = gearpy::link::with_link(Some(dyn_link), || {
             with_lock_held(ctx, || {
                 let _as = Scope::enter(reg.run_as.clone());
-                engine::reference::run_reference(source, &reg.plan, Some(&PyRuntime))
+                engine::inline::run_inline(source, &reg.plan, Some(&PyRuntime))
             })
         })
         .unwrap_or_else(ExecutionOutput::failed);

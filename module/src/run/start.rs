@@ -35,7 +35,7 @@ pub fn source_for(reader: ReaderSpec, plan: &engine::plan::Plan) -> Box<dyn Sour
 pub fn start_execution(
     source: Box<dyn engine::exec::Source>,
     plan: &Plan,
-    host: &dyn engine::host::HostRuntime,
+    host: &dyn engine::udf::UdfRuntime,
     shuffle: Option<&engine::shuffle::ShuffleCtx>,
     on_done: engine::exec::OnDone,
 ) -> Result<Execution, String> {

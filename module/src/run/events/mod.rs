@@ -150,7 +150,7 @@ fn run_sync(
     entry.running();
     let out = with_lock_held(ctx, || {
         gearpy::busy::name_section(&entry.id);
-        engine::reference::run_reference(source, &reg.plan, Some(&PyRuntime))
+        engine::inline::run_inline(source, &reg.plan, Some(&PyRuntime))
     })
     .unwrap_or_else(ExecutionOutput::failed);
     finish(reg, &entry, out, started);

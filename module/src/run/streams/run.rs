@@ -110,7 +110,7 @@ pub(super) fn run_sync(ctx: &Context, reg: &Arc<StreamRegistration>, key: &[u8])
         let source = records(key, &entries);
         let out = with_lock_held(ctx, || {
             let _as = Scope::enter(reg.run_as.clone());
-            engine::reference::run_reference(source, &reg.plan, Some(&PyRuntime))
+            engine::inline::run_inline(source, &reg.plan, Some(&PyRuntime))
         })
         .unwrap_or_else(ExecutionOutput::failed);
         // Sync registrations only allow the `continue` policy: always ack.

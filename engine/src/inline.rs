@@ -1,34 +1,48 @@
-//! The reference executor: one record at a time, one step at a time, on the calling thread.
+//! The inline executor: runs a plan one record at a time, one step at a time, on the
+//! calling thread, with no worker pool, queues or stages.
 //!
-//! It is deliberately naive — the oracle the pipelined executor is tested against
-//! (differential tests over random plans and batch sizes). Shuffle steps are no-ops here
-//! (a single shard). Depends on `exec::Source`, `ops`, `plan`, `host`.
+//! Production uses it for every synchronous run, where the caller holds the Redis lock and
+//! must have the output before it returns: sync registrations (keyspace events, and the
+//! commands linked to them), `RG.TRIGGER`, command hooks and sync stream batches. The
+//! differential tests also run it next to the pipelined executor ([`crate::exec`]).
+//!
+//! It owns nothing beyond one run: it builds the plan's operators (native ones through
+//! `exec::native_op`, user-function ones through the [`UdfRuntime`]), pushes each record
+//! through them, then flushes each operator's `finish` output downstream. Shuffle steps
+//! (`Collect`, `Repartition`) are no-ops here: an inline run is on one shard. The first
+//! error record stops reading the source.
+//!
+//! Depends on `batch`, `error`, `exec` (`Source`, `ExecutionOutput`, `native_op`), `ops`,
+//! `plan` and `udf`; never on threads.
 
 use crate::batch::Batch;
 use crate::error::Result;
 use crate::exec::{ExecutionOutput, Source};
-use crate::host::HostRuntime;
 use crate::ops::{Emit, Operator};
 use crate::plan::{Plan, StepSpec};
+use crate::udf::UdfRuntime;
 
-/// Runs `plan` over `source` record by record and returns its output.
-pub fn run_reference(
+/// Runs `plan` over `source` record by record on the calling thread and returns its output.
+///
+/// `udf` builds the plan's user-function steps and the finalizer; plans with such steps
+/// need one.
+pub fn run_inline(
     mut source: Box<dyn Source>,
     plan: &Plan,
-    host: Option<&dyn HostRuntime>,
+    udf: Option<&dyn UdfRuntime>,
 ) -> Result<ExecutionOutput> {
     let mut ops = Vec::new();
     for s in &plan.steps {
         match s {
             StepSpec::Collect | StepSpec::Repartition => {}
             StepSpec::Host(h) => ops.push(
-                host.expect("host steps need a host")
+                udf.expect("user-function steps need a UdfRuntime")
                     .build_stage(std::slice::from_ref(h))?,
             ),
             native => ops.push(crate::exec::native_op(native)?),
         }
     }
-    if let Some(h) = host {
+    if let Some(h) = udf {
         ops.push(h.finalizer());
     }
     let mut out = ExecutionOutput::default();

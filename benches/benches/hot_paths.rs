@@ -24,7 +24,7 @@ use engine::host::HostRuntime;
 use engine::ops::{CountByOp, Emit, Operator};
 use engine::plan::HostStep;
 use engine::{Batch, Datum};
-use gearpy::host::{CallReply, HostServices};
+use gearpy::services::{CallReply, HostServices};
 use gearpy::stage::PyStep;
 use pyo3::prelude::*;
 

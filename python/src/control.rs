@@ -40,7 +40,7 @@ impl ExecControl {
     }
 
     fn with_link(link: Option<Arc<dyn crate::link::CommandLink>>) -> Self {
-        let limit = crate::host::host().map_or(0, |h| h.execution_memory_limit());
+        let limit = crate::services::get().map_or(0, |h| h.execution_memory_limit());
         ExecControl {
             link,
             memory: MemBudget::new(limit),

@@ -2,7 +2,7 @@
 //! runtime functions, and the engine host that runs Python steps a batch at a time.
 //!
 //! Depends on `engine`; never on redis-module — Redis reaches this crate only through
-//! [`host::HostServices`], which the module crate implements.
+//! [`services::HostServices`], which the module crate implements.
 //!
 //! - `embed`, `pymem`, `busy`: interpreter start-up, Python's allocator hooks, and the
 //!   busy watchdog for runaway main-thread Python (the crate's only `unsafe`).
@@ -30,7 +30,6 @@ mod embed;
 pub mod errors;
 pub mod event_batch;
 mod event_defer;
-pub mod host;
 pub mod link;
 pub mod metrics;
 pub mod profile;
@@ -38,6 +37,7 @@ pub mod pymem;
 pub mod reader;
 pub mod register;
 mod runtime;
+pub mod services;
 pub mod session;
 pub mod site;
 pub mod stage;
@@ -68,6 +68,12 @@ macro_rules! embedded_py {
     };
 }
 
+/// The module's former path of [`services`], kept while module/ still names it (issue 12
+/// renames this crate's `host` to `services`; the module crate moves over separately).
+pub mod host {
+    pub use crate::services::{CallReply, HostServices};
+}
+
 const PRELUDE: &std::ffi::CStr = embedded_py!("py/prelude.py");
 
 /// Caps `sys.setrecursionlimit` to what Redis's thread stacks hold (run once at start-up).
@@ -86,10 +92,10 @@ const ARROW_BATCH: &std::ffi::CStr = embedded_py!("py/arrow_batch.py");
 /// `allocator`, Python's memory comes from it (see [`pymem`]).
 pub fn init(
     python_home: Option<&str>,
-    services: Arc<dyn host::HostServices>,
+    services: Arc<dyn services::HostServices>,
     allocator: Option<pymem::HostAllocator>,
 ) -> Result<(), String> {
-    host::install(services);
+    services::install(services);
     if let Some(a) = allocator {
         pymem::route(a);
     }

@@ -48,7 +48,7 @@ impl<'py> Profiling<'py> {
     /// Enables the profiler of the session owning `steps`' callbacks when
     /// `ProfileExecutions` is on.
     pub(crate) fn start(py: Python<'py>, steps: &[std::sync::Arc<PyStep>]) -> Self {
-        let on = crate::host::host().is_some_and(|h| h.profile_executions());
+        let on = crate::services::get().is_some_and(|h| h.profile_executions());
         Profiling(on.then(|| Self::enable(py, steps)).flatten())
     }
 

@@ -170,7 +170,7 @@ pub(crate) fn register(
     PREPARED.with(|p| match p.borrow_mut().as_mut() {
         Some(list) => {
             let mut req = req;
-            req.id = crate::host::host().and_then(|h| h.reserve_registration_id());
+            req.id = crate::services::get().and_then(|h| h.reserve_registration_id());
             let id = req.id.clone();
             list.push(req);
             Ok(id)
@@ -190,7 +190,7 @@ impl OnRegistered {
     pub fn call(&self) {
         Python::attach(|py| {
             if let Err(e) = self.0.bind(py).call0() {
-                if let Some(h) = crate::host::host() {
+                if let Some(h) = crate::services::get() {
                     let text = crate::errors::error_text(py, &e);
                     h.log("warning", &format!("GEARS: onRegistered failed: {text}"));
                 }

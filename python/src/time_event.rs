@@ -15,7 +15,7 @@ use pyo3::types::PyBytes;
 
 use crate::caller::RunAs;
 use crate::errors::{error_text, GearsError};
-use crate::host::host;
+use crate::services;
 
 /// A time event's callback: returns false once the timer must stop (the function raised).
 pub type Tick = Box<dyn FnMut() -> bool + Send>;
@@ -29,7 +29,7 @@ fn tick_for(f: Py<PyAny>, run_as: Option<RunAs>) -> Tick {
         Python::attach(|py| match f.bind(py).call0() {
             Ok(_) => true,
             Err(e) => {
-                if let Some(h) = host() {
+                if let Some(h) = services::get() {
                     let text = error_text(py, &e);
                     h.log("warning", &format!("GEARS: time event stopped: {text}"));
                 }
@@ -86,7 +86,7 @@ pub fn period(seconds: u64) -> PyResult<Duration> {
 /// `registerTE(seconds, fn)`: an in-memory time event.
 #[pyfunction]
 fn register_te(py: Python<'_>, seconds: u64, f: Py<PyAny>) -> PyResult<bool> {
-    let h = host().ok_or_else(|| GearsError::new_err("no Redis host"))?;
+    let h = services::get().ok_or_else(|| GearsError::new_err("no Redis host"))?;
     let period = period(seconds)?;
     let tick = tick_for(f, crate::caller::current(py));
     py.detach(|| h.start_timer(period, tick));
@@ -103,7 +103,7 @@ fn register_te_key(
     key: &str,
     pickled: Vec<u8>,
 ) -> PyResult<bool> {
-    let h = host().ok_or_else(|| GearsError::new_err("no Redis host"))?;
+    let h = services::get().ok_or_else(|| GearsError::new_err("no Redis host"))?;
     let period = period(seconds)?;
     let run_as = crate::caller::current(py);
     let tick = tick_for(f, run_as.clone());

@@ -147,7 +147,7 @@ fn gather<'py>(
     if coros.is_empty() {
         return Ok(which.iter().map(|_| None).collect());
     }
-    if crate::host::host().is_some_and(|h| h.holds_redis_lock()) {
+    if crate::services::get().is_some_and(|h| h.holds_redis_lock()) {
         // Each is refused with 1.2's text by `awaited` (never wait holding the lock).
         return Ok(which.iter().map(|_| None).collect());
     }

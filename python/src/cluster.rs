@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::errors::error_text;
-use crate::session::RunRequest;
+use crate::request::{build_request, RunRequest};
 
 struct View {
     hashtag: String,
@@ -125,7 +125,7 @@ pub fn run_from_wire(bytes: &[u8]) -> Result<RunRequest, String> {
             let arg = spec.get_item(1)?;
             let steps = spec.get_item(2)?;
             let kwargs = spec.get_item(3)?;
-            crate::session::build_request(
+            build_request(
                 &reader,
                 &arg,
                 steps.cast::<PyList>()?,

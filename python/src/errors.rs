@@ -45,7 +45,9 @@ pub fn error_text(py: Python<'_>, err: &PyErr) -> String {
     if value.is_instance_of::<FlatError>() {
         return value.str().map(|s| s.to_string()).unwrap_or_default();
     }
-    let attempt = services::get().map(|h| h.attempt_traceback()).unwrap_or(true);
+    let attempt = services::get()
+        .map(|h| h.attempt_traceback())
+        .unwrap_or(true);
     if attempt {
         if let Some(tb) = err.traceback(py) {
             if let Ok(text) = format_traceback(py, err, &tb) {

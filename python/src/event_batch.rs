@@ -29,7 +29,8 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyList, PyString};
 use crate::asyncio_bridge::{awaited, must_defer};
 use crate::convert::{key_row_to_dict, py_to_datum};
 use crate::errors::error_text;
-use crate::event_defer::{DeferScope, Deferred, Pending};
+use crate::event_defer::{Deferred, Pending};
+use crate::scope::DeferScope;
 use crate::stage::{Local, PyStep};
 
 /// The Python steps of a record-local registration flow.
@@ -112,7 +113,7 @@ impl EventPlan {
             return (run_str_only(cols, first, next, keep), None);
         }
         crate::metrics::attach_batch(|py| {
-            let _scope = crate::session::ExecutionScope::enter();
+            let _scope = crate::scope::ExecutionScope::enter();
             let _profiling = crate::profile::Profiling::start(py, &self.steps);
             let _deferring = DeferScope::enter(may_defer);
             let mut outs: Vec<ExecutionOutput> = Vec::new();

@@ -96,7 +96,7 @@ impl Deferred {
             mut out,
         } = self;
         crate::metrics::attach_batch(|py| {
-            let _scope = crate::session::ExecutionScope::enter();
+            let _scope = crate::scope::ExecutionScope::enter();
             if let Err(e) = resume(py, &plan, pending, &mut done) {
                 out.errors.push(error_text(py, &e));
             }
@@ -127,23 +127,4 @@ fn resume(py: Python<'_>, plan: &EventPlan, p: Pending, done: &mut Vec<Record>) 
         plan.push(py, from, item.into_bound(py), done, None)?;
     }
     Ok(())
-}
-
-/// Marks the current thread as running `sync` events whose awaits are deferred (for
-/// `isAsyncAllow()`), restoring the previous mark on drop (sync events nest when a flow
-/// writes a key).
-pub(crate) struct DeferScope(Option<bool>);
-
-impl DeferScope {
-    pub(crate) fn enter(on: bool) -> Self {
-        DeferScope(on.then(|| crate::session::set_awaits_deferred(true)))
-    }
-}
-
-impl Drop for DeferScope {
-    fn drop(&mut self) {
-        if let Some(prev) = self.0 {
-            crate::session::set_awaits_deferred(prev);
-        }
-    }
 }

@@ -36,7 +36,9 @@ pub mod profile;
 pub mod pymem;
 pub mod reader;
 pub mod register;
+mod request;
 mod runtime;
+mod scope;
 pub mod services;
 pub mod session;
 pub mod site;
@@ -55,7 +57,8 @@ pub use control::ExecControl;
 pub use event_batch::EventPlan;
 pub use event_defer::Deferred;
 pub use register::{OnRegistered, RegisterRequest, StreamOptions};
-pub use session::{run_script, ReaderSpec, RunRequest, ScriptOutcome};
+pub use request::{ReaderSpec, RunRequest};
+pub use session::{run_script, ScriptOutcome};
 pub use stage::{ControlledRuntime, PyRuntime};
 
 /// A Python source file of this crate as a C string (checked at compile time: no NUL).

@@ -70,7 +70,7 @@ impl Source for GeneratorSource {
             return Ok(None);
         }
         Ok(Some(Python::attach(|py| {
-            let _scope = crate::session::ExecutionScope::enter();
+            let _scope = crate::scope::ExecutionScope::enter();
             let (rows, err) = self.pull(py);
             let mut b = Batch::new(BatchData::Foreign(Box::new(PyColumn(rows))));
             if let Some(e) = err {

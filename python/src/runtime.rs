@@ -137,8 +137,9 @@ fn hashtag() -> String {
 /// in the background). Other sync runs, MULTI/Lua-triggered runs and atomic blocks: false.
 #[pyfunction(name = "isAsyncAllow")]
 fn is_async_allow() -> bool {
-    session::in_execution()
-        && (session::awaits_deferred() || !services::get().is_some_and(|h| h.holds_redis_lock()))
+    crate::scope::in_execution()
+        && (crate::scope::awaits_deferred()
+            || !services::get().is_some_and(|h| h.holds_redis_lock()))
 }
 
 /// `run(reader, arg, steps, kwargs)`: called by `GearsBuilder.run`.

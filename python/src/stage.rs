@@ -451,7 +451,7 @@ impl Operator for PyStage {
             return Ok(());
         }
         crate::metrics::attach_batch(|py| {
-            let _scope = crate::session::ExecutionScope::enter();
+            let _scope = crate::scope::ExecutionScope::enter();
             let _running = self.control.as_ref().map(|c| c.enter());
             let _profiling = crate::profile::Profiling::start(py, &self.steps);
             let mut out = Out::default();
@@ -506,7 +506,7 @@ impl Operator for PyStage {
             return Ok(());
         }
         crate::metrics::attach_batch(|py| {
-            let _scope = crate::session::ExecutionScope::enter();
+            let _scope = crate::scope::ExecutionScope::enter();
             let _running = self.control.as_ref().map(|c| c.enter());
             let _profiling = crate::profile::Profiling::start(py, &self.steps);
             let mut errors = Vec::new();

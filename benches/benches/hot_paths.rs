@@ -25,7 +25,7 @@ use engine::ops::{CountByOp, Emit, Operator};
 use engine::plan::HostStep;
 use engine::{Batch, Datum};
 use gearpy::services::{CallReply, HostServices};
-use gearpy::stage::PyStep;
+use gearpy::step::PyStep;
 use pyo3::prelude::*;
 
 const SEED: u64 = 20240601;

@@ -31,7 +31,7 @@ use crate::convert::{key_row_to_dict, py_to_datum};
 use crate::errors::error_text;
 use crate::event_defer::{Deferred, Pending};
 use crate::scope::DeferScope;
-use crate::stage::{Local, PyStep};
+use crate::step::{Local, PyStep};
 
 /// The Python steps of a record-local registration flow.
 #[derive(Debug, Clone)]

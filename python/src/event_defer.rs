@@ -19,7 +19,7 @@ use pyo3::prelude::*;
 use crate::asyncio_bridge::awaited;
 use crate::errors::error_text;
 use crate::event_batch::{finish_records, EventPlan, Record};
-use crate::stage::Local;
+use crate::step::Local;
 
 /// Where a deferred event stopped.
 pub(crate) struct Pending {

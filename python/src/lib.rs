@@ -32,6 +32,7 @@ pub mod event_batch;
 mod event_defer;
 pub mod link;
 pub mod metrics;
+mod plan;
 pub mod profile;
 pub mod pymem;
 pub mod reader;
@@ -43,7 +44,7 @@ pub mod services;
 pub mod session;
 pub mod site;
 pub mod stage;
-mod steps;
+pub mod step;
 pub mod time_event;
 
 use std::sync::Arc;

@@ -7,30 +7,13 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::errors::error_text;
-use crate::stage::PyStep;
+use crate::step::PyStep;
 
 const PROFILER: &str = "__gearshift_profiler__";
 
 /// A session's globals, kept by the module to reach its profiler.
 #[derive(Debug)]
 pub struct SessionGlobals(pub(crate) Py<PyDict>);
-
-impl PyStep {
-    /// A user callback of this step (its `__globals__` name the session).
-    fn callable(&self) -> Option<&Py<PyAny>> {
-        match self {
-            PyStep::Map(f) | PyStep::FlatMap(f) | PyStep::Filter(f) | PyStep::Foreach(f) => Some(f),
-            PyStep::Accumulate(f)
-            | PyStep::ExtractKey(f)
-            | PyStep::SortAll(f)
-            | PyStep::FilterBatch(f) => Some(f),
-            PyStep::GroupBy { reducer, .. } | PyStep::BatchGroupBy { reducer, .. } => Some(reducer),
-            PyStep::KeyOf(f) | PyStep::AvgLocal(f) => f.as_ref(),
-            PyStep::MapBatch { call, .. } => Some(call),
-            _ => None,
-        }
-    }
-}
 
 fn profiler<'py>(py: Python<'py>, globals: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
     if let Some(p) = globals.get_item(PROFILER)? {

@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::errors::GearsError;
-use crate::steps::build_plan;
+use crate::plan::build_plan;
 
 /// A registration prepared by a script (KeysReader).
 #[derive(Debug)]

@@ -3,15 +3,15 @@
 //! 1.2's argument checks. Built for a script's `run()` (`session`) and for a run another
 //! shard shipped (`cluster`).
 //!
-//! Middle layer: depends on `steps` (step tuples → engine plan), `reader` and `errors`.
+//! Middle layer: depends on `plan` (step tuples → engine plan), `reader` and `errors`.
 
 use engine::plan::Plan;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFunction, PyList, PyString};
 
 use crate::errors::GearsError;
+use crate::plan::build_plan;
 use crate::reader::GeneratorSource;
-use crate::steps::build_plan;
 
 /// Where a run reads its input.
 pub enum ReaderSpec {

@@ -2,7 +2,7 @@
 //! one global asyncio event-loop thread; the record waits for its result (the GIL is
 //! released while it waits), so output order is preserved. Where the thread holds the
 //! Redis lock, awaiting is refused, except in a `sync` keyspace event, whose rest then
-//! continues on a worker (`event_defer`).
+//! continues on a worker (`event::defer`).
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;

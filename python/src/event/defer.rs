@@ -13,44 +13,17 @@
 //! Inside MULTI or Lua nothing is deferred: the await fails with 1.2's `Creating async
 //! record is not allowed`.
 
+//!
+//! Depends on `flow` (the plan and where its push stopped), `step`, `asyncio_bridge`,
+//! `scope`, `errors` and `gil`.
+
 use engine::exec::ExecutionOutput;
 use pyo3::prelude::*;
 
+use super::flow::{finish_records, EventPlan, Pending, Record};
 use crate::asyncio_bridge::awaited;
 use crate::errors::error_text;
-use crate::event_batch::{finish_records, EventPlan, Record};
 use crate::step::Local;
-
-/// Where a deferred event stopped.
-pub(crate) struct Pending {
-    /// The step whose callback returned the awaitable.
-    step: usize,
-    /// That step's input record (filter and foreach pass it on).
-    row: Py<PyAny>,
-    awaitable: Py<PyAny>,
-    /// Records still to push after it, in order: (first step, record).
-    rest: Vec<(usize, Py<PyAny>)>,
-}
-
-impl Pending {
-    pub(crate) fn new(step: usize, row: Bound<'_, PyAny>, awaitable: Bound<'_, PyAny>) -> Self {
-        Pending {
-            step,
-            row: row.unbind(),
-            awaitable: awaitable.unbind(),
-            rest: Vec::new(),
-        }
-    }
-
-    /// Queues `items` to push from step `from` once the records queued before them ran.
-    pub(crate) fn then_run<'py>(
-        &mut self,
-        from: usize,
-        items: impl Iterator<Item = Bound<'py, PyAny>>,
-    ) {
-        self.rest.extend(items.map(|i| (from, i.unbind())));
-    }
-}
 
 /// The rest of a `sync` event, to finish on a worker (never under the Redis lock).
 pub struct Deferred {

@@ -218,7 +218,7 @@ fn watchdog() {
         // CPython 3.11 arms the main thread's eval breaker for a pending call only when the
         // caller is the main thread; asking for the GIL arms it (a drop request), and the
         // main thread runs pending calls before it hands the GIL over.
-        Python::attach(|_| ());
+        crate::gil::signal(|_| ());
     }
 }
 
@@ -238,7 +238,7 @@ extern "C" fn on_pending(_arg: *mut std::os::raw::c_void) -> c_int {
         }
         if KILL.load(Ordering::Acquire) {
             // A pending call runs with this thread's GIL: attaching only nests.
-            Python::attach(|py| {
+            crate::gil::signal(|py| {
                 PyErr::new::<ForceStopped, _>("Execution was aborted (busy script killed)")
                     .restore(py)
             });

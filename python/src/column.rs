@@ -39,7 +39,7 @@ impl ForeignColumn for PyColumn {
     }
 
     fn encode(&self, out: &mut Vec<u8>, errors: &mut Vec<String>) -> Result<(), String> {
-        Python::attach(|py| {
+        crate::gil::records(|py| {
             let marshal = py.import("marshal").map_err(|e| e.to_string())?;
             let all =
                 PyList::new(py, self.0.iter().map(|o| o.bind(py))).map_err(|e| e.to_string())?;
@@ -72,7 +72,7 @@ pub struct PyColumnDecoder;
 
 impl ForeignDecoder for PyColumnDecoder {
     fn decode(&self, bytes: &[u8]) -> Result<Box<dyn ForeignColumn>, String> {
-        Python::attach(|py| {
+        crate::gil::records(|py| {
             let marshal = py.import("marshal").map_err(|e| e.to_string())?;
             let loaded = marshal
                 .call_method1("loads", (PyBytes::new(py, bytes),))

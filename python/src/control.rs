@@ -5,8 +5,6 @@
 use engine::sync::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use pyo3::prelude::*;
-
 use crate::embed;
 use crate::errors::ForceStopped;
 use crate::pymem::{BudgetScope, MemBudget};
@@ -104,7 +102,7 @@ impl ExecControl {
 /// Takes the GIL and reads the slot under it: a thread clears its slot with the GIL held,
 /// so the ident is current when the exception is scheduled.
 pub(crate) fn force_stop(slot: &AtomicU64) {
-    Python::attach(|py| {
+    crate::gil::signal(|py| {
         let t = slot.load(Ordering::Acquire);
         if t != 0 {
             embed::raise_in_thread(py, t, &py.get_type::<ForceStopped>());

@@ -29,6 +29,7 @@ mod convert;
 mod embed;
 pub mod errors;
 pub mod event;
+mod gil;
 pub mod link;
 pub mod metrics;
 mod plan;
@@ -102,7 +103,7 @@ pub fn init(
         pymem::route(a);
     }
     embed::initialize(python_home)?;
-    Python::attach(|py| load_runtime(py).map_err(|e| errors::error_text(py, &e)))
+    gil::request(load_runtime)
 }
 
 fn load_runtime(py: Python<'_>) -> PyResult<()> {

@@ -6,7 +6,6 @@
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::errors::error_text;
 use crate::step::PyStep;
 
 const PROFILER: &str = "__gearshift_profiler__";
@@ -64,34 +63,28 @@ impl Drop for Profiling<'_> {
 
 /// `RG.PYPROFILE STATS`: the pstats report; an error when nothing was profiled.
 pub fn stats(g: &SessionGlobals) -> Result<String, String> {
-    Python::attach(|py| {
-        let run = || -> PyResult<String> {
-            let globals = g.0.bind(py);
-            let p = profiler(py, globals)?;
-            let stream = py.import("io")?.getattr("StringIO")?.call0()?;
-            let kwargs = PyDict::new(py);
-            kwargs.set_item("stream", &stream)?;
-            let stats = py
-                .import("pstats")?
-                .getattr("Stats")?
-                .call((p,), Some(&kwargs))?;
-            stats.call_method1("sort_stats", ("tottime",))?;
-            stats.call_method0("print_stats")?;
-            stats.call_method0("print_callers")?;
-            stats.call_method0("print_callees")?;
-            stream.call_method0("getvalue")?.extract()
-        };
-        run().map_err(|e| error_text(py, &e))
+    crate::gil::request(|py| {
+        let globals = g.0.bind(py);
+        let p = profiler(py, globals)?;
+        let stream = py.import("io")?.getattr("StringIO")?.call0()?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("stream", &stream)?;
+        let stats = py
+            .import("pstats")?
+            .getattr("Stats")?
+            .call((p,), Some(&kwargs))?;
+        stats.call_method1("sort_stats", ("tottime",))?;
+        stats.call_method0("print_stats")?;
+        stats.call_method0("print_callers")?;
+        stats.call_method0("print_callees")?;
+        stream.call_method0("getvalue")?.extract()
     })
 }
 
 /// `RG.PYPROFILE RESET`: a fresh profiler for the session.
 pub fn reset(g: &SessionGlobals) -> Result<(), String> {
-    Python::attach(|py| {
-        let run = || -> PyResult<()> {
-            let p = py.import("cProfile")?.getattr("Profile")?.call0()?;
-            g.0.bind(py).set_item(PROFILER, p)
-        };
-        run().map_err(|e| error_text(py, &e))
+    crate::gil::request(|py| {
+        let p = py.import("cProfile")?.getattr("Profile")?.call0()?;
+        g.0.bind(py).set_item(PROFILER, p)
     })
 }

@@ -69,7 +69,7 @@ impl Source for GeneratorSource {
         if self.done {
             return Ok(None);
         }
-        Ok(Some(Python::attach(|py| {
+        Ok(Some(crate::gil::records(|py| {
             let _scope = crate::scope::ExecutionScope::enter();
             let (rows, err) = self.pull(py);
             let mut b = Batch::new(BatchData::Foreign(Box::new(PyColumn(rows))));

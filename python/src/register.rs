@@ -188,13 +188,6 @@ pub struct OnRegistered(Py<PyAny>);
 impl OnRegistered {
     /// Calls it (taking the GIL); exceptions are only logged, as in 1.2.
     pub fn call(&self) {
-        Python::attach(|py| {
-            if let Err(e) = self.0.bind(py).call0() {
-                if let Some(h) = crate::services::get() {
-                    let text = crate::errors::error_text(py, &e);
-                    h.log("warning", &format!("GEARS: onRegistered failed: {text}"));
-                }
-            }
-        });
+        crate::gil::callback(&self.0, "onRegistered failed");
     }
 }

@@ -48,7 +48,7 @@ pub fn run_script(code: &str) -> ScriptOutcome {
                 .into(),
         );
     };
-    Python::attach(|py| {
+    crate::gil::script(|py| {
         let globals = match session_globals(py) {
             Ok(g) => g,
             Err(e) => return ScriptOutcome::Error(error_text(py, &e)),

@@ -61,7 +61,7 @@ impl EventPlan {
         if self.str_only() {
             return (run_str_only(cols, first, next, keep), None);
         }
-        crate::metrics::attach_batch(|py| {
+        crate::gil::batch(|py| {
             let _scope = crate::scope::ExecutionScope::enter();
             let _profiling = crate::profile::Profiling::start(py, &self.steps);
             let _deferring = DeferScope::enter(may_defer);
@@ -116,7 +116,7 @@ fn run_str_only(
     for (i, out) in outs.iter_mut().enumerate().skip(from) {
         let row = cols.row(first + i);
         let text = record_repr(&row).ok_or(()).or_else(|()| {
-            crate::metrics::attach_batch(|py| {
+            crate::gil::batch(|py| {
                 key_row_to_dict(py, &row)
                     .and_then(|r| Ok(r.str()?.to_string()))
                     .map_err(|e| error_text(py, &e))

@@ -68,7 +68,7 @@ impl Deferred {
             mut done,
             mut out,
         } = self;
-        crate::metrics::attach_batch(|py| {
+        crate::gil::batch(|py| {
             let _scope = crate::scope::ExecutionScope::enter();
             if let Err(e) = resume(py, &plan, pending, &mut done) {
                 out.errors.push(error_text(py, &e));

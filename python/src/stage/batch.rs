@@ -230,6 +230,7 @@ fn returned_list<'a, 'py>(
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests take the GIL directly
 mod tests {
     use std::ffi::CStr;
     use std::sync::Once;

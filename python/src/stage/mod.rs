@@ -132,7 +132,7 @@ impl PyStage {
         let mut out: Vec<Option<String>> = values.iter().map(datum_str).collect();
         let mut errors = Vec::new();
         if out.iter().any(Option::is_none) {
-            crate::metrics::attach_batch(|py| {
+            crate::gil::batch(|py| {
                 for (d, slot) in values.iter().zip(out.iter_mut()) {
                     if slot.is_none() {
                         match datum_to_py(py, d).and_then(|o| Ok(o.str()?.to_string())) {
@@ -172,7 +172,7 @@ impl Operator for PyStage {
         if self.control.as_ref().is_some_and(|c| c.stopped()) {
             return Ok(());
         }
-        crate::metrics::attach_batch(|py| {
+        crate::gil::batch(|py| {
             let _scope = crate::scope::ExecutionScope::enter();
             let _running = self.control.as_ref().map(|c| c.enter());
             let _profiling = crate::profile::Profiling::start(py, &self.steps);
@@ -227,7 +227,7 @@ impl Operator for PyStage {
         if self.control.as_ref().is_some_and(|c| c.stopped()) {
             return Ok(());
         }
-        crate::metrics::attach_batch(|py| {
+        crate::gil::batch(|py| {
             let _scope = crate::scope::ExecutionScope::enter();
             let _running = self.control.as_ref().map(|c| c.enter());
             let _profiling = crate::profile::Profiling::start(py, &self.steps);

@@ -11,7 +11,6 @@ use engine::host::HostRuntime;
 use engine::ops::{Emit, Operator};
 use engine::plan::HostStep;
 use engine::{EngineError, Result};
-use pyo3::prelude::*;
 
 use super::PyStage;
 use crate::column::PyColumn;
@@ -34,8 +33,9 @@ impl Operator for PyFinalizer {
                     .into_any()
                     .downcast::<PyColumn>()
                     .map_err(|_| EngineError::Internal("foreign records of another host".into()))?;
-                let datums =
-                    Python::attach(|py| col.0.iter().map(|o| py_to_datum(o.bind(py))).collect());
+                let datums = crate::gil::records(|py| {
+                    col.0.iter().map(|o| py_to_datum(o.bind(py))).collect()
+                });
                 emit.push(Batch::datums(datums));
             }
             other => emit.push(Batch::new(other)),

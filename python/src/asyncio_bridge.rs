@@ -3,6 +3,8 @@
 //! released while it waits), so output order is preserved. Where the thread holds the
 //! Redis lock, awaiting is refused, except in a `sync` keyspace event, whose rest then
 //! continues on a worker (`event::defer`).
+//!
+//! Bottom layer: depends on `errors` and `services`.
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;

@@ -1,7 +1,9 @@
 //! `with atomic():` on a thread: whether a block is open and whether it took the Redis lock,
 //! entering and leaving it (the runtime's `atomic_enter`/`atomic_exit`), and closing one
 //! user code left open once its callback has returned. A worker's block is watched by
-//! `busy` (stopped past the busy threshold). Depends on `services`, `errors`, `busy`, `embed`.
+//! `busy` (stopped past the busy threshold).
+//!
+//! Bottom layer: depends on `services`, `errors`, `busy` and `embed`.
 
 use pyo3::prelude::*;
 

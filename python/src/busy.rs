@@ -8,7 +8,7 @@
 //! Pending calls run only on the interpreter's main thread, which is Redis's (the
 //! interpreter starts in the module's OnLoad). Code blocked in C (e.g. `time.sleep`) is
 //! reached when it returns to bytecode. A named `unsafe` module (`Py_AddPendingCall`).
-//! Depends on `services`, `errors` and `control`.
+//! Bottom layer: depends on `services`, `errors`, `control` and `gil`.
 #![allow(unsafe_code)]
 
 use std::cell::Cell;

@@ -3,6 +3,8 @@
 //!
 //! Also the wire form of a `run()`: its reader, argument, steps and options, cloudpickled
 //! (1.2 ships callbacks the same way), rebuilt on every other shard into the same plan.
+//!
+//! Top layer: depends on `request` (rebuilding a shipped run), `errors` and `gil`.
 
 use std::sync::RwLock;
 

@@ -3,6 +3,8 @@
 //!
 //! Records cross shards with `marshal` (1.2's choice: builtin types only), one call per
 //! batch; a record marshal refuses is replaced by an error, as in 1.2.
+//!
+//! Bottom layer: depends on `gil` (marshal takes the GIL).
 
 use std::any::Any;
 

@@ -1,6 +1,9 @@
 //! Stopping a running execution's Python code (RG.ABORTEXECUTION): the stage records which
 //! thread runs its callbacks, and `interrupt` raises `gears.forcestopped` there, so even a
 //! `while True: pass` callback ends within one bytecode boundary.
+//!
+//! Bottom layer: depends on `embed`, `errors`, `pymem` (the execution's memory budget),
+//! `link`, `services` and `gil`.
 
 use engine::sync::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

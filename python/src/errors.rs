@@ -1,5 +1,8 @@
 //! Python exceptions as RedisGears 1.2 error texts (REFERENCE §10), and the exception
 //! classes scripts see (`GearsError`, `FlatError`).
+//!
+//! Bottom layer: depends on `services` (the traceback setting) and `pymem` (why memory
+//! was refused).
 
 use pyo3::prelude::*;
 use pyo3::types::PyTraceback;

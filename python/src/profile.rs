@@ -2,6 +2,8 @@
 //! globals hold a `cProfile.Profile` that every Python stage running the session's
 //! callbacks enables around its batch. `RG.PYPROFILE STATS` renders it with `pstats`
 //! (stats, callers, callees; sorted by `tottime`, as 1.2 does).
+//!
+//! Middle layer: depends on `step` (the callbacks name the session), `services` and `gil`.
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;

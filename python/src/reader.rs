@@ -1,5 +1,7 @@
 //! `PythonReader`: a generator function as an engine `Source`, pulled a batch at a time
 //! under one GIL hold.
+//!
+//! Middle layer: depends on `column`, `scope`, `errors` and `gil`.
 
 use engine::batch::{Batch, BatchData};
 use engine::exec::Source;

@@ -1,5 +1,8 @@
 //! `register()`: collects the registrations a script prepares. They are installed by the
 //! module after the script ends (REFERENCE §4.2: "register() inside a script only prepares").
+//!
+//! Top layer: depends on `plan`, `profile` (the session's globals), `services`, `errors`
+//! and `gil`.
 
 use std::cell::RefCell;
 

@@ -1,5 +1,9 @@
 //! The native module `_gearshift` behind the runtime API of every session: `execute`,
 //! `log`, `configGet`, `hashtag`, and `run` (which hands a built plan to the session).
+//!
+//! Top layer: the API reaches everything a script may ask for (`session`, `register`,
+//! `time_event`, `cluster`, `atomic`, `scope`, `caller`, `link`, `services`, `convert`,
+//! `errors`); nothing in the crate depends on it but `lib`.
 
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString, PyTuple};

@@ -1,4 +1,6 @@
 //! Making installed requirements importable, and naming the interpreter that installs them.
+//!
+//! Bottom layer: depends on `gil` only.
 
 use pyo3::prelude::*;
 

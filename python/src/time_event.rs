@@ -7,6 +7,8 @@
 //! and deleting it stops the timer. A reloaded key rebuilds its callback with [`restore`]
 //! when the timer first fires (so it does not matter whether keys load before or after
 //! the sessions they came from).
+//!
+//! Top layer: depends on `caller`, `services`, `errors` and `gil`.
 
 use std::time::Duration;
 

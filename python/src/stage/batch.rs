@@ -230,8 +230,10 @@ fn returned_list<'a, 'py>(
 }
 
 #[cfg(test)]
-#[allow(clippy::disallowed_methods)] // tests take the GIL directly
 mod tests {
+    // Tests take the GIL directly, not through `crate::gil`.
+    #![allow(clippy::disallowed_methods)]
+
     use std::ffi::CStr;
     use std::sync::Once;
 

@@ -24,8 +24,8 @@ use engine::ops::{CountByOp, Emit, Operator};
 use engine::plan::HostStep;
 use engine::udf::UdfRuntime;
 use engine::{Batch, Datum};
-use gearpy::host::{CallReply, HostServices};
-use gearpy::stage::PyStep;
+use gearpy::services::{CallReply, HostServices};
+use gearpy::step::PyStep;
 use pyo3::prelude::*;
 
 const SEED: u64 = 20240601;

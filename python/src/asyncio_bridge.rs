@@ -2,7 +2,9 @@
 //! one global asyncio event-loop thread; the record waits for its result (the GIL is
 //! released while it waits), so output order is preserved. Where the thread holds the
 //! Redis lock, awaiting is refused, except in a `sync` keyspace event, whose rest then
-//! continues on a worker (`event_defer`).
+//! continues on a worker (`event::defer`).
+//!
+//! Bottom layer: depends on `errors` and `services`.
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -41,7 +43,7 @@ fn is_future(py: Python<'_>, v: &Bound<'_, PyAny>) -> bool {
 /// this thread holds the Redis lock (the wait could need that lock).
 pub(crate) fn must_defer(py: Python<'_>, v: &Bound<'_, PyAny>) -> bool {
     (is_future(py, v) || is_coroutine(py, v))
-        && crate::host::host().is_some_and(|h| h.holds_redis_lock())
+        && crate::services::get().is_some_and(|h| h.holds_redis_lock())
 }
 
 /// A callback's result, with a coroutine run to completion on the gears event loop and a
@@ -51,7 +53,7 @@ pub(crate) fn awaited<'py>(py: Python<'py>, v: Bound<'py, PyAny>) -> PyResult<Bo
     if !future && !is_coroutine(py, &v) {
         return Ok(v);
     }
-    if crate::host::host().is_some_and(|h| h.holds_redis_lock()) {
+    if crate::services::get().is_some_and(|h| h.holds_redis_lock()) {
         // Waiting here would hold the Redis lock while the coroutine may need it.
         if !future {
             let _ = v.call_method0("close");

@@ -1,12 +1,14 @@
 //! `with atomic():` on a thread: whether a block is open and whether it took the Redis lock,
 //! entering and leaving it (the runtime's `atomic_enter`/`atomic_exit`), and closing one
 //! user code left open once its callback has returned. A worker's block is watched by
-//! `busy` (stopped past the busy threshold). Depends on `host`, `errors`, `busy`, `embed`.
+//! `busy` (stopped past the busy threshold).
+//!
+//! Bottom layer: depends on `services`, `errors`, `busy` and `embed`.
 
 use pyo3::prelude::*;
 
 use crate::errors::GearsError;
-use crate::host::host;
+use crate::services;
 
 thread_local! {
     /// Depth of `atomic()` blocks on this thread and whether the outer one took the lock.
@@ -25,7 +27,7 @@ pub fn release_leaked_atomic() -> bool {
     let (inside, took) = ATOMIC.with(|a| a.replace((false, false)));
     if inside && took {
         crate::busy::worker_unlocked();
-        if let Some(h) = host() {
+        if let Some(h) = services::get() {
             h.unlock_redis();
         }
     }
@@ -38,7 +40,7 @@ pub(crate) fn atomic_enter(py: Python<'_>) -> PyResult<()> {
     if ATOMIC.with(|a| a.get().0) {
         return Err(GearsError::new_err("Already inside an atomic block"));
     }
-    let h = host().ok_or_else(|| GearsError::new_err("no Redis host"))?;
+    let h = services::get().ok_or_else(|| GearsError::new_err("no Redis host"))?;
     let took = py.detach(|| h.lock_redis());
     ATOMIC.with(|a| a.set((true, took)));
     if took {
@@ -53,7 +55,7 @@ pub(crate) fn atomic_exit(py: Python<'_>) {
     let (inside, took) = ATOMIC.with(|a| a.replace((false, false)));
     if inside && took {
         crate::busy::worker_unlocked();
-        if let Some(h) = host() {
+        if let Some(h) = services::get() {
             py.detach(|| h.unlock_redis());
         }
     }

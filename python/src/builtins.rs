@@ -4,6 +4,8 @@
 //!
 //! Every shortcut here must give exactly what 1.2's Python code gives; where it cannot be
 //! sure (big integers, number subclasses, non-ASCII text) it hands over to Python.
+//!
+//! Bottom layer, a leaf: depends on `engine` and pyo3 only.
 
 use engine::datum::{py_float_repr, py_str_repr};
 use engine::Datum;

@@ -8,7 +8,7 @@
 //! Pending calls run only on the interpreter's main thread, which is Redis's (the
 //! interpreter starts in the module's OnLoad). Code blocked in C (e.g. `time.sleep`) is
 //! reached when it returns to bytecode. A named `unsafe` module (`Py_AddPendingCall`).
-//! Depends on `host`, `errors` and `control`.
+//! Bottom layer: depends on `services`, `errors`, `control` and `gil`.
 #![allow(unsafe_code)]
 
 use std::cell::Cell;
@@ -75,7 +75,7 @@ fn stop_overdue_worker() {
     if WORKER_LOGGED.swap(true, Ordering::Relaxed) {
         return;
     }
-    if let Some(h) = crate::host::host() {
+    if let Some(h) = crate::services::get() {
         h.log(
             "warning",
             "Gearshift: an atomic() block held the Redis lock past busy-reply-threshold on a \
@@ -182,7 +182,7 @@ fn start_watchdog() {
         if spawned.is_err() {
             // Without the watchdog a runaway section cannot be interrupted; nothing else
             // changes, so the section still runs.
-            if let Some(h) = crate::host::host() {
+            if let Some(h) = crate::services::get() {
                 h.log(
                     "warning",
                     "Gearshift: could not start the busy watchdog thread",
@@ -218,7 +218,7 @@ fn watchdog() {
         // CPython 3.11 arms the main thread's eval breaker for a pending call only when the
         // caller is the main thread; asking for the GIL arms it (a drop request), and the
         // main thread runs pending calls before it hands the GIL over.
-        Python::attach(|_| ());
+        crate::gil::signal(|_| ());
     }
 }
 
@@ -231,14 +231,14 @@ extern "C" fn on_pending(_arg: *mut std::os::raw::c_void) -> c_int {
         }
         if !KILL.load(Ordering::Acquire) {
             BUSY.store(true, Ordering::Relaxed);
-            if let Some(h) = crate::host::host() {
+            if let Some(h) = crate::services::get() {
                 // Clients are served here; one may ask for the kill.
                 h.yield_to_clients();
             }
         }
         if KILL.load(Ordering::Acquire) {
             // A pending call runs with this thread's GIL: attaching only nests.
-            Python::attach(|py| {
+            crate::gil::signal(|py| {
                 PyErr::new::<ForceStopped, _>("Execution was aborted (busy script killed)")
                     .restore(py)
             });

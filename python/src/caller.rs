@@ -9,6 +9,8 @@
 //! loop thread, interleaved with other executions' coroutines, so the prelude wraps each
 //! coroutine to carry the caller in a context variable instead (each asyncio task has a
 //! context of its own). The thread-local wins where both are set.
+//!
+//! Bottom layer, a leaf: depends on `engine` (`RunAs`) and pyo3 only.
 
 use std::cell::RefCell;
 

@@ -3,14 +3,15 @@
 //!
 //! Also the wire form of a `run()`: its reader, argument, steps and options, cloudpickled
 //! (1.2 ships callbacks the same way), rebuilt on every other shard into the same plan.
+//!
+//! Top layer: depends on `request` (rebuilding a shipped run), `errors` and `gil`.
 
 use std::sync::RwLock;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-use crate::errors::error_text;
-use crate::session::RunRequest;
+use crate::request::{build_request, RunRequest};
 
 struct View {
     hashtag: String,
@@ -115,24 +116,21 @@ fn serialize_error(
 
 /// Rebuilds a run shipped by another shard (`Err`: the reply text of the failure).
 pub fn run_from_wire(bytes: &[u8]) -> Result<RunRequest, String> {
-    Python::attach(|py| {
-        let build = || -> PyResult<RunRequest> {
-            let spec = py
-                .import("cloudpickle")?
-                .call_method1("loads", (PyBytes::new(py, bytes),))?;
-            let spec = spec.cast::<PyTuple>()?;
-            let reader: String = spec.get_item(0)?.extract()?;
-            let arg = spec.get_item(1)?;
-            let steps = spec.get_item(2)?;
-            let kwargs = spec.get_item(3)?;
-            crate::session::build_request(
-                &reader,
-                &arg,
-                steps.cast::<PyList>()?,
-                kwargs.cast::<PyDict>()?,
-                None,
-            )
-        };
-        build().map_err(|e| error_text(py, &e))
+    crate::gil::request(|py| {
+        let spec = py
+            .import("cloudpickle")?
+            .call_method1("loads", (PyBytes::new(py, bytes),))?;
+        let spec = spec.cast::<PyTuple>()?;
+        let reader: String = spec.get_item(0)?.extract()?;
+        let arg = spec.get_item(1)?;
+        let steps = spec.get_item(2)?;
+        let kwargs = spec.get_item(3)?;
+        build_request(
+            &reader,
+            &arg,
+            steps.cast::<PyList>()?,
+            kwargs.cast::<PyDict>()?,
+            None,
+        )
     })
 }

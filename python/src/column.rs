@@ -3,6 +3,8 @@
 //!
 //! Records cross shards with `marshal` (1.2's choice: builtin types only), one call per
 //! batch; a record marshal refuses is replaced by an error, as in 1.2.
+//!
+//! Bottom layer: depends on `gil` (marshal takes the GIL).
 
 use std::any::Any;
 
@@ -39,7 +41,7 @@ impl ForeignColumn for PyColumn {
     }
 
     fn encode(&self, out: &mut Vec<u8>, errors: &mut Vec<String>) -> Result<(), String> {
-        Python::attach(|py| {
+        crate::gil::records(|py| {
             let marshal = py.import("marshal").map_err(|e| e.to_string())?;
             let all =
                 PyList::new(py, self.0.iter().map(|o| o.bind(py))).map_err(|e| e.to_string())?;
@@ -72,7 +74,7 @@ pub struct PyColumnDecoder;
 
 impl ForeignDecoder for PyColumnDecoder {
     fn decode(&self, bytes: &[u8]) -> Result<Box<dyn ForeignColumn>, String> {
-        Python::attach(|py| {
+        crate::gil::records(|py| {
             let marshal = py.import("marshal").map_err(|e| e.to_string())?;
             let loaded = marshal
                 .call_method1("loads", (PyBytes::new(py, bytes),))

@@ -1,11 +1,12 @@
 //! Stopping a running execution's Python code (RG.ABORTEXECUTION): the stage records which
 //! thread runs its callbacks, and `interrupt` raises `gears.forcestopped` there, so even a
 //! `while True: pass` callback ends within one bytecode boundary.
+//!
+//! Bottom layer: depends on `embed`, `errors`, `pymem` (the execution's memory budget),
+//! `link`, `services` and `gil`.
 
 use engine::sync::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-
-use pyo3::prelude::*;
 
 use crate::embed;
 use crate::errors::ForceStopped;
@@ -40,7 +41,7 @@ impl ExecControl {
     }
 
     fn with_link(link: Option<Arc<dyn crate::link::CommandLink>>) -> Self {
-        let limit = crate::host::host().map_or(0, |h| h.execution_memory_limit());
+        let limit = crate::services::get().map_or(0, |h| h.execution_memory_limit());
         ExecControl {
             link,
             memory: MemBudget::new(limit),
@@ -104,7 +105,7 @@ impl ExecControl {
 /// Takes the GIL and reads the slot under it: a thread clears its slot with the GIL held,
 /// so the ident is current when the exception is scheduled.
 pub(crate) fn force_stop(slot: &AtomicU64) {
-    Python::attach(|py| {
+    crate::gil::signal(|py| {
         let t = slot.load(Ordering::Acquire);
         if t != 0 {
             embed::raise_in_thread(py, t, &py.get_type::<ForceStopped>());

@@ -1,5 +1,7 @@
 //! Conversions between engine records and Python objects, done a batch at a time under
 //! one GIL hold: reader rows → 1.2 record dicts, `Datum` ⇄ Python values.
+//!
+//! Bottom layer, a leaf: depends on `engine` and pyo3 only.
 
 use engine::batch::{KeyRow, ValueRef};
 use engine::Datum;

@@ -1,5 +1,7 @@
 //! Starting the embedded interpreter inside redis-server (the verified recipe of
-//! DESIGN.md §8). This is the crate's one `unsafe` module.
+//! DESIGN.md §8). One of the crate's three named `unsafe` modules (with `pymem` and `busy`).
+//!
+//! Bottom layer, a leaf: depends on pyo3's FFI and libc only.
 #![allow(unsafe_code)]
 
 use std::ffi::{c_void, CString};

@@ -1,10 +1,13 @@
 //! Python exceptions as RedisGears 1.2 error texts (REFERENCE §10), and the exception
 //! classes scripts see (`GearsError`, `FlatError`).
+//!
+//! Bottom layer: depends on `services` (the traceback setting) and `pymem` (why memory
+//! was refused).
 
 use pyo3::prelude::*;
 use pyo3::types::PyTraceback;
 
-use crate::host::host;
+use crate::services;
 
 // 1.2 names its exception classes `gears.error` and `gears.flat_error`; the names show in
 // error texts (`Error type: <class 'gears.error'>, ...` and traceback last lines).
@@ -45,7 +48,9 @@ pub fn error_text(py: Python<'_>, err: &PyErr) -> String {
     if value.is_instance_of::<FlatError>() {
         return value.str().map(|s| s.to_string()).unwrap_or_default();
     }
-    let attempt = host().map(|h| h.attempt_traceback()).unwrap_or(true);
+    let attempt = services::get()
+        .map(|h| h.attempt_traceback())
+        .unwrap_or(true);
     if attempt {
         if let Some(tb) = err.traceback(py) {
             if let Ok(text) = format_traceback(py, err, &tb) {

@@ -1,47 +1,64 @@
 //! Gearshift's Python layer (pyo3): the embedded interpreter, the GearsBuilder API and
-//! runtime functions, and the engine host that runs Python steps a batch at a time.
+//! runtime functions, and the engine's `UdfRuntime` that runs Python steps a batch at a
+//! time.
 //!
 //! Depends on `engine`; never on redis-module — Redis reaches this crate only through
-//! [`host::HostServices`], which the module crate implements.
+//! [`services::HostServices`], which the module crate implements.
 //!
-//! - `embed`, `pymem`, `busy`: interpreter start-up, Python's allocator hooks, and the
-//!   busy watchdog for runaway main-thread Python (the crate's only `unsafe`).
-//! - `runtime` + `py/prelude.py`: the API scripts see (`py/arrow_batch.py`: the arrow
-//!   format of the `mapBatch` extension).
-//! - `session`: running a script, collecting its `run()`.
-//! - `caller`: the ACL identity user code runs as (set by the host, read by `execute()`).
-//! - `steps`, `stage`, `builtins`, `column`, `convert`: plans and batched execution of
-//!   callbacks, and the native halves of the built-in operations.
-//! - `reader`: PythonReader as an engine source.
-//! - `register`: registrations a script prepares.
-//! - `time_event`: `registerTE` timers, in memory or persisted in a key.
+//! The files form three layers; a module depends only on its own layer or those below
+//! (no import cycles: `python3 /work/shared/hooks/cycles.py python/src`):
+//!
+//! - **Bottom — services and plumbing**, no plans, no flows:
+//!   `services` (what Redis offers), `caller` and `link` (who code runs for, which command
+//!   it answers), `errors` (1.2's error texts), `gil` (the only place the GIL is taken),
+//!   `metrics`, `convert`, `builtins` and `column` (records between Rust and Python),
+//!   `embed`, `pymem` and `busy` (interpreter start-up, allocator hooks, the busy
+//!   watchdog: the named `unsafe` modules), `control` (aborting an execution),
+//!   `atomic` (`with atomic():`), `scope` (the thread-local execution scope),
+//!   `asyncio_bridge` (awaiting coroutines), `site` (requirements' site dirs).
+//! - **Middle — plans and running them**: `step` (`PyStep`), `plan` (step tuples → engine
+//!   plan), `profile`, `stage/` (`PyStage`, the engine operator, and `PyRuntime`),
+//!   `event/` (keyspace events run many at a time, deferred `sync` awaits), `reader`
+//!   (PythonReader as a source), `request` (building a `run()`'s request).
+//! - **Top — what scripts and the module call**: `register` (registrations a script
+//!   prepares), `time_event` (`registerTE`), `cluster` (the shard's view, a run's wire
+//!   form), `session` (running a script), `runtime` (the `_gearshift` module behind
+//!   `py/prelude.py`, the API scripts see) and this file (start-up).
 #![deny(unsafe_code)]
 
+// Bottom layer.
 mod asyncio_bridge;
 mod atomic;
 mod builtins;
 pub mod busy;
 pub mod caller;
-pub mod cluster;
 mod column;
 pub mod control;
 mod convert;
 mod embed;
 pub mod errors;
-pub mod event_batch;
-mod event_defer;
-pub mod host;
+mod gil;
 pub mod link;
 pub mod metrics;
-pub mod profile;
 pub mod pymem;
+mod scope;
+pub mod services;
+pub mod site;
+
+// Middle layer.
+pub mod event;
+mod plan;
+pub mod profile;
 pub mod reader;
+mod request;
+pub mod stage;
+pub mod step;
+
+// Top layer.
+pub mod cluster;
 pub mod register;
 mod runtime;
 pub mod session;
-pub mod site;
-pub mod stage;
-mod steps;
 pub mod time_event;
 
 use std::sync::Arc;
@@ -52,10 +69,10 @@ use pyo3::types::PyDict;
 pub use atomic::release_leaked_atomic;
 pub use column::PyColumnDecoder;
 pub use control::ExecControl;
-pub use event_batch::EventPlan;
-pub use event_defer::Deferred;
+pub use event::{Deferred, EventPlan};
 pub use register::{OnRegistered, RegisterRequest, StreamOptions};
-pub use session::{run_script, ReaderSpec, RunRequest, ScriptOutcome};
+pub use request::{ReaderSpec, RunRequest};
+pub use session::{run_script, ScriptOutcome};
 pub use stage::{ControlledRuntime, PyRuntime};
 
 /// A Python source file of this crate as a C string (checked at compile time: no NUL).
@@ -86,15 +103,15 @@ const ARROW_BATCH: &std::ffi::CStr = embedded_py!("py/arrow_batch.py");
 /// `allocator`, Python's memory comes from it (see [`pymem`]).
 pub fn init(
     python_home: Option<&str>,
-    services: Arc<dyn host::HostServices>,
+    services: Arc<dyn services::HostServices>,
     allocator: Option<pymem::HostAllocator>,
 ) -> Result<(), String> {
-    host::install(services);
+    services::install(services);
     if let Some(a) = allocator {
         pymem::route(a);
     }
     embed::initialize(python_home)?;
-    Python::attach(|py| load_runtime(py).map_err(|e| errors::error_text(py, &e)))
+    gil::request(load_runtime)
 }
 
 fn load_runtime(py: Python<'_>) -> PyResult<()> {

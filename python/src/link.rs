@@ -1,6 +1,8 @@
 //! The link between a command that triggered executions (KeysReader `commands=[…]`) and
 //! those executions: `override_reply(v)` sets the command's reply, `get_command()` reads
 //! its argv. The module implements the link; this crate only carries it to Python code.
+//!
+//! Bottom layer, a leaf: depends on `engine` (`Datum`) only.
 
 use std::cell::RefCell;
 use std::sync::Arc;

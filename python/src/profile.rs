@@ -2,35 +2,19 @@
 //! globals hold a `cProfile.Profile` that every Python stage running the session's
 //! callbacks enables around its batch. `RG.PYPROFILE STATS` renders it with `pstats`
 //! (stats, callers, callees; sorted by `tottime`, as 1.2 does).
+//!
+//! Middle layer: depends on `step` (the callbacks name the session), `services` and `gil`.
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::errors::error_text;
-use crate::stage::PyStep;
+use crate::step::PyStep;
 
 const PROFILER: &str = "__gearshift_profiler__";
 
 /// A session's globals, kept by the module to reach its profiler.
 #[derive(Debug)]
 pub struct SessionGlobals(pub(crate) Py<PyDict>);
-
-impl PyStep {
-    /// A user callback of this step (its `__globals__` name the session).
-    fn callable(&self) -> Option<&Py<PyAny>> {
-        match self {
-            PyStep::Map(f) | PyStep::FlatMap(f) | PyStep::Filter(f) | PyStep::Foreach(f) => Some(f),
-            PyStep::Accumulate(f)
-            | PyStep::ExtractKey(f)
-            | PyStep::SortAll(f)
-            | PyStep::FilterBatch(f) => Some(f),
-            PyStep::GroupBy { reducer, .. } | PyStep::BatchGroupBy { reducer, .. } => Some(reducer),
-            PyStep::KeyOf(f) | PyStep::AvgLocal(f) => f.as_ref(),
-            PyStep::MapBatch { call, .. } => Some(call),
-            _ => None,
-        }
-    }
-}
 
 fn profiler<'py>(py: Python<'py>, globals: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
     if let Some(p) = globals.get_item(PROFILER)? {
@@ -48,7 +32,7 @@ impl<'py> Profiling<'py> {
     /// Enables the profiler of the session owning `steps`' callbacks when
     /// `ProfileExecutions` is on.
     pub(crate) fn start(py: Python<'py>, steps: &[std::sync::Arc<PyStep>]) -> Self {
-        let on = crate::host::host().is_some_and(|h| h.profile_executions());
+        let on = crate::services::get().is_some_and(|h| h.profile_executions());
         Profiling(on.then(|| Self::enable(py, steps)).flatten())
     }
 
@@ -81,34 +65,28 @@ impl Drop for Profiling<'_> {
 
 /// `RG.PYPROFILE STATS`: the pstats report; an error when nothing was profiled.
 pub fn stats(g: &SessionGlobals) -> Result<String, String> {
-    Python::attach(|py| {
-        let run = || -> PyResult<String> {
-            let globals = g.0.bind(py);
-            let p = profiler(py, globals)?;
-            let stream = py.import("io")?.getattr("StringIO")?.call0()?;
-            let kwargs = PyDict::new(py);
-            kwargs.set_item("stream", &stream)?;
-            let stats = py
-                .import("pstats")?
-                .getattr("Stats")?
-                .call((p,), Some(&kwargs))?;
-            stats.call_method1("sort_stats", ("tottime",))?;
-            stats.call_method0("print_stats")?;
-            stats.call_method0("print_callers")?;
-            stats.call_method0("print_callees")?;
-            stream.call_method0("getvalue")?.extract()
-        };
-        run().map_err(|e| error_text(py, &e))
+    crate::gil::request(|py| {
+        let globals = g.0.bind(py);
+        let p = profiler(py, globals)?;
+        let stream = py.import("io")?.getattr("StringIO")?.call0()?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("stream", &stream)?;
+        let stats = py
+            .import("pstats")?
+            .getattr("Stats")?
+            .call((p,), Some(&kwargs))?;
+        stats.call_method1("sort_stats", ("tottime",))?;
+        stats.call_method0("print_stats")?;
+        stats.call_method0("print_callers")?;
+        stats.call_method0("print_callees")?;
+        stream.call_method0("getvalue")?.extract()
     })
 }
 
 /// `RG.PYPROFILE RESET`: a fresh profiler for the session.
 pub fn reset(g: &SessionGlobals) -> Result<(), String> {
-    Python::attach(|py| {
-        let run = || -> PyResult<()> {
-            let p = py.import("cProfile")?.getattr("Profile")?.call0()?;
-            g.0.bind(py).set_item(PROFILER, p)
-        };
-        run().map_err(|e| error_text(py, &e))
+    crate::gil::request(|py| {
+        let p = py.import("cProfile")?.getattr("Profile")?.call0()?;
+        g.0.bind(py).set_item(PROFILER, p)
     })
 }

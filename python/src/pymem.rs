@@ -12,7 +12,8 @@
 //! - the server's headroom before `maxmemory` (`engine::memory`, refreshed by the host),
 //!   for large allocations only (the headroom is a periodic estimate).
 //!
-//! Depends on `engine::sync` and `engine::memory` only. Install with [`route`] before the interpreter starts.
+//! Bottom layer, a leaf: depends on `engine::sync` and `engine::memory` only. Install
+//! with [`route`] before the interpreter starts.
 #![allow(unsafe_code)]
 
 use std::cell::Cell;

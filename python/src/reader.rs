@@ -1,5 +1,7 @@
 //! `PythonReader`: a generator function as an engine `Source`, pulled a batch at a time
 //! under one GIL hold.
+//!
+//! Middle layer: depends on `column`, `scope`, `errors` and `gil`.
 
 use engine::batch::{Batch, BatchData};
 use engine::exec::Source;
@@ -69,8 +71,8 @@ impl Source for GeneratorSource {
         if self.done {
             return Ok(None);
         }
-        Ok(Some(Python::attach(|py| {
-            let _scope = crate::session::ExecutionScope::enter();
+        Ok(Some(crate::gil::records(|py| {
+            let _scope = crate::scope::ExecutionScope::enter();
             let (rows, err) = self.pull(py);
             let mut b = Batch::new(BatchData::Foreign(Box::new(PyColumn(rows))));
             if let Some(e) = err {

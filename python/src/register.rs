@@ -1,5 +1,8 @@
 //! `register()`: collects the registrations a script prepares. They are installed by the
 //! module after the script ends (REFERENCE §4.2: "register() inside a script only prepares").
+//!
+//! Top layer: depends on `plan`, `profile` (the session's globals), `services`, `errors`
+//! and `gil`.
 
 use std::cell::RefCell;
 
@@ -8,7 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::errors::GearsError;
-use crate::steps::build_plan;
+use crate::plan::build_plan;
 
 /// A registration prepared by a script (KeysReader).
 #[derive(Debug)]
@@ -170,7 +173,7 @@ pub(crate) fn register(
     PREPARED.with(|p| match p.borrow_mut().as_mut() {
         Some(list) => {
             let mut req = req;
-            req.id = crate::host::host().and_then(|h| h.reserve_registration_id());
+            req.id = crate::services::get().and_then(|h| h.reserve_registration_id());
             let id = req.id.clone();
             list.push(req);
             Ok(id)
@@ -188,13 +191,6 @@ pub struct OnRegistered(Py<PyAny>);
 impl OnRegistered {
     /// Calls it (taking the GIL); exceptions are only logged, as in 1.2.
     pub fn call(&self) {
-        Python::attach(|py| {
-            if let Err(e) = self.0.bind(py).call0() {
-                if let Some(h) = crate::host::host() {
-                    let text = crate::errors::error_text(py, &e);
-                    h.log("warning", &format!("GEARS: onRegistered failed: {text}"));
-                }
-            }
-        });
+        crate::gil::callback(&self.0, "onRegistered failed");
     }
 }

@@ -1,5 +1,9 @@
 //! The native module `_gearshift` behind the runtime API of every session: `execute`,
 //! `log`, `configGet`, `hashtag`, and `run` (which hands a built plan to the session).
+//!
+//! Top layer: the API reaches everything a script may ask for (`session`, `register`,
+//! `time_event`, `cluster`, `atomic`, `scope`, `caller`, `link`, `services`, `convert`,
+//! `errors`); nothing in the crate depends on it but `lib`.
 
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString, PyTuple};
@@ -7,7 +11,7 @@ use pyo3::IntoPyObjectExt;
 
 use crate::convert::bytes_to_py;
 use crate::errors::{FlatError, GearsError};
-use crate::host::{host, CallReply};
+use crate::services::{self, CallReply};
 use crate::session;
 
 /// `execute(command, *args)`: runs a Redis command. The GIL is released before the Redis
@@ -28,7 +32,7 @@ fn execute<'py>(py: Python<'py>, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'
         .iter()
         .map(|a| arg_bytes(&a))
         .collect::<PyResult<Vec<_>>>()?;
-    let h = host().ok_or_else(|| GearsError::new_err("no Redis host"))?;
+    let h = services::get().ok_or_else(|| GearsError::new_err("no Redis host"))?;
     // Read before the GIL is released: a coroutine's identity lives in its context.
     let caller = crate::caller::current(py);
     let reply = py.detach(|| h.call(caller.as_ref(), &argv));
@@ -76,7 +80,7 @@ fn log(args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResul
     let msg = match args.len() {
         1 => args.get_item(0)?,
         2 => {
-            if let Some(h) = host() {
+            if let Some(h) = services::get() {
                 h.log(
                     "warning",
                     "Specify log level as the first argument to log function is depricated, \
@@ -114,7 +118,7 @@ fn log(args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResul
             l
         }
     };
-    if let Some(h) = host() {
+    if let Some(h) = services::get() {
         h.log(&level, &format!("GEARS: {text}"));
     }
     Ok(())
@@ -123,7 +127,7 @@ fn log(args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResul
 /// `configGet(key)`: a value of the extra config dictionary, or None.
 #[pyfunction(name = "configGet")]
 fn config_get(key: &str) -> Option<String> {
-    host().and_then(|h| h.config_get(key))
+    services::get().and_then(|h| h.config_get(key))
 }
 
 /// `hashtag()`: a string that hashes to this shard's first slot (`06S` is slot 0).
@@ -137,8 +141,9 @@ fn hashtag() -> String {
 /// in the background). Other sync runs, MULTI/Lua-triggered runs and atomic blocks: false.
 #[pyfunction(name = "isAsyncAllow")]
 fn is_async_allow() -> bool {
-    session::in_execution()
-        && (session::awaits_deferred() || !host().is_some_and(|h| h.holds_redis_lock()))
+    crate::scope::in_execution()
+        && (crate::scope::awaits_deferred()
+            || !services::get().is_some_and(|h| h.holds_redis_lock()))
 }
 
 /// `run(reader, arg, steps, kwargs)`: called by `GearsBuilder.run`.
@@ -161,7 +166,7 @@ fn call_next<'py>(py: Python<'py>, args: &Bound<'py, PyTuple>) -> PyResult<Bound
         .iter()
         .map(|a| arg_bytes(&a))
         .collect::<PyResult<Vec<_>>>()?;
-    let h = host().ok_or_else(|| GearsError::new_err("Can not get CommandHook ctx"))?;
+    let h = services::get().ok_or_else(|| GearsError::new_err("Can not get CommandHook ctx"))?;
     match py.detach(|| h.call_next(&argv)) {
         Some(reply) => reply_to_py(py, reply),
         None => Err(GearsError::new_err("Can not get CommandHook ctx")),
@@ -171,7 +176,7 @@ fn call_next<'py>(py: Python<'py>, args: &Bound<'py, PyTuple>) -> PyResult<Bound
 /// `get_command()`: the argv of the hooked (or linked) command.
 #[pyfunction]
 fn get_command(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    let argv = host()
+    let argv = services::get()
         .and_then(|h| h.hooked_command())
         .or_else(|| crate::link::current().map(|l| l.argv()))
         .ok_or_else(|| GearsError::new_err("Can not get command ctx"))?;

@@ -1,39 +1,19 @@
-//! Sessions: running an RG.PYEXECUTE script in its own globals, and collecting the one
-//! `run()` it may request (REFERENCE §1.1, §5).
+//! Sessions: running an RG.PYEXECUTE script in its own globals (a copy of the prelude's),
+//! and collecting what it asks for: the one `run()` it may request (REFERENCE §1.1, §5) or
+//! the registrations it prepares.
+//!
+//! Top layer: depends on `request` (building the run), `cluster` (its wire form),
+//! `register`, `profile`, `atomic`, `errors` and `gil`.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::ffi::CString;
 use std::sync::OnceLock;
 
-use engine::plan::Plan;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFunction, PyList, PyString};
+use pyo3::types::{PyDict, PyList};
 
 use crate::errors::{error_text, GearsError};
-use crate::reader::GeneratorSource;
-use crate::steps::build_plan;
-
-/// Where a run reads its input.
-pub enum ReaderSpec {
-    /// KeysReader: glob `pattern` (or exact key with `no_scan`).
-    Keys {
-        pattern: Vec<u8>,
-        no_scan: bool,
-        read_value: bool,
-    },
-    /// KeysOnlyReader without a pattern generator: key names straight from the scan.
-    KeyNames { pattern: Vec<u8>, no_scan: bool },
-    /// PythonReader (also ShardsIDReader, StreamReader.run and generated KeysOnlyReader).
-    Python(GeneratorSource),
-}
-
-/// A `run()` requested by a script.
-pub struct RunRequest {
-    pub reader: ReaderSpec,
-    pub plan: Plan,
-    /// The run for the other shards of a cluster (`None`: it runs on this shard only).
-    pub wire: Option<Vec<u8>>,
-}
+use crate::request::{build_request, RunRequest};
 
 /// How a script ended.
 pub enum ScriptOutcome {
@@ -47,31 +27,17 @@ pub enum ScriptOutcome {
 }
 
 thread_local! {
+    /// The `run()` of the script running on this thread: `None` outside a script,
+    /// `Some(None)` until it asks for one.
     static PENDING: RefCell<Option<Option<RunRequest>>> = const { RefCell::new(None) };
-    static IN_EXECUTION: Cell<bool> = const { Cell::new(false) };
-    /// A `sync` event runs on this thread whose awaits continue in the background.
-    static AWAITS_DEFERRED: Cell<bool> = const { Cell::new(false) };
 }
 
+/// The prelude's globals, which every session starts from (a copy).
 static PRELUDE_GLOBALS: OnceLock<Py<PyDict>> = OnceLock::new();
 
+/// Keeps the prelude's globals (once, when the runtime loads).
 pub(crate) fn set_prelude(d: Py<PyDict>) {
     let _ = PRELUDE_GLOBALS.set(d);
-}
-
-pub(crate) fn in_execution() -> bool {
-    IN_EXECUTION.with(|c| c.get())
-}
-
-/// True while a `sync` event that may await (in the background) runs on this thread.
-pub(crate) fn awaits_deferred() -> bool {
-    AWAITS_DEFERRED.with(|c| c.get())
-}
-
-/// Marks (or unmarks) this thread as running a `sync` event that may await; returns the
-/// previous mark, to restore.
-pub(crate) fn set_awaits_deferred(on: bool) -> bool {
-    AWAITS_DEFERRED.with(|c| c.replace(on))
 }
 
 /// Runs `code` as a new session and returns what it asked for.
@@ -82,7 +48,7 @@ pub fn run_script(code: &str) -> ScriptOutcome {
                 .into(),
         );
     };
-    Python::attach(|py| {
+    crate::gil::script(|py| {
         let globals = match session_globals(py) {
             Ok(g) => g,
             Err(e) => return ScriptOutcome::Error(error_text(py, &e)),
@@ -142,100 +108,4 @@ pub(crate) fn request_run(
     let req = build_request(reader, arg, steps, kwargs, wire)?;
     PENDING.with(|p| *p.borrow_mut() = Some(Some(req)));
     Ok(())
-}
-
-pub(crate) fn build_request(
-    reader: &str,
-    arg: &Bound<'_, PyAny>,
-    steps: &Bound<'_, PyList>,
-    kwargs: &Bound<'_, PyDict>,
-    wire: Option<Vec<u8>>,
-) -> PyResult<RunRequest> {
-    Ok(RunRequest {
-        reader: reader_spec(reader, arg, kwargs)?,
-        plan: build_plan(steps)?,
-        wire,
-    })
-}
-
-fn reader_spec(
-    reader: &str,
-    arg: &Bound<'_, PyAny>,
-    kwargs: &Bound<'_, PyDict>,
-) -> PyResult<ReaderSpec> {
-    match reader {
-        "KeysReader" => {
-            let pattern = arg
-                .cast::<PyString>()
-                .map_err(|_| GearsError::new_err("regex argument must be a string"))?
-                .to_string_lossy()
-                .into_owned()
-                .into_bytes();
-            let no_scan = bool_kwarg(kwargs, "noScan", false, "exactMatch value is not boolean")?;
-            let read_value =
-                bool_kwarg(kwargs, "readValue", true, "readValue value is not boolean")?;
-            Ok(ReaderSpec::Keys {
-                pattern,
-                no_scan,
-                read_value,
-            })
-        }
-        "KeysOnlyReader" => Ok(ReaderSpec::KeyNames {
-            pattern: arg.str()?.to_string().into_bytes(),
-            no_scan: bool_kwarg(kwargs, "noScan", false, "noScan value is not boolean")?,
-        }),
-        "PythonReader" => {
-            if !arg.is_instance_of::<PyFunction>() {
-                return Err(GearsError::new_err("pyreader argument must be a function"));
-            }
-            Ok(ReaderSpec::Python(GeneratorSource::new(
-                arg.clone().unbind(),
-            )))
-        }
-        // StreamReader.run is a PythonReader generator by the time it gets here (prelude).
-        _ => Err(GearsError::new_err(
-            "Given reader do not support run or not exists",
-        )),
-    }
-}
-
-/// A boolean keyword argument: absent → `default`, not a bool → `error` (1.2's checks).
-fn bool_kwarg(
-    kwargs: &Bound<'_, PyDict>,
-    name: &str,
-    default: bool,
-    error: &str,
-) -> PyResult<bool> {
-    match kwargs.get_item(name)? {
-        None => Ok(default),
-        Some(v) if v.is_instance_of::<PyBool>() => v.is_truthy(),
-        Some(_) => Err(GearsError::new_err(error.to_owned())),
-    }
-}
-
-/// Marks the current thread as running an execution's Python code.
-pub(crate) struct ExecutionScope {
-    /// An `atomic()` block was already open (a sync flow fired by a write inside one).
-    atomic_before: bool,
-}
-
-impl ExecutionScope {
-    pub(crate) fn enter() -> Self {
-        IN_EXECUTION.with(|c| c.set(true));
-        ExecutionScope {
-            atomic_before: crate::atomic::atomic_open(),
-        }
-    }
-}
-
-impl Drop for ExecutionScope {
-    fn drop(&mut self) {
-        IN_EXECUTION.with(|c| c.set(false));
-        // The callbacks have returned: an atomic() they entered and never left must not
-        // keep the Redis lock (the next lock taken on this thread would wait for itself).
-        // One opened before this scope is not theirs to close.
-        if !self.atomic_before {
-            crate::atomic::release_leaked_atomic();
-        }
-    }
 }

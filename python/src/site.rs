@@ -1,4 +1,6 @@
 //! Making installed requirements importable, and naming the interpreter that installs them.
+//!
+//! Bottom layer: depends on `gil` only.
 
 use pyo3::prelude::*;
 
@@ -11,12 +13,9 @@ pub fn python_executable() -> &'static str {
 /// Adds a site-packages directory to `sys.path` (with `.pth` processing) and drops cached
 /// import failures so new packages are found.
 pub fn add_site_dir(dir: &str) -> Result<(), String> {
-    Python::attach(|py| {
-        let run = || -> PyResult<()> {
-            py.import("site")?.call_method1("addsitedir", (dir,))?;
-            py.import("importlib")?.call_method0("invalidate_caches")?;
-            Ok(())
-        };
-        run().map_err(|e| crate::errors::error_text(py, &e))
+    crate::gil::request(|py| {
+        py.import("site")?.call_method1("addsitedir", (dir,))?;
+        py.import("importlib")?.call_method0("invalidate_caches")?;
+        Ok(())
     })
 }

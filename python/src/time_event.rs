@@ -7,6 +7,8 @@
 //! and deleting it stops the timer. A reloaded key rebuilds its callback with [`restore`]
 //! when the timer first fires (so it does not matter whether keys load before or after
 //! the sessions they came from).
+//!
+//! Top layer: depends on `caller`, `services`, `errors` and `gil`.
 
 use std::time::Duration;
 
@@ -14,8 +16,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::caller::RunAs;
-use crate::errors::{error_text, GearsError};
-use crate::host::host;
+use crate::errors::GearsError;
+use crate::services;
 
 /// A time event's callback: returns false once the timer must stop (the function raised).
 pub type Tick = Box<dyn FnMut() -> bool + Send>;
@@ -26,16 +28,7 @@ pub type Tick = Box<dyn FnMut() -> bool + Send>;
 fn tick_for(f: Py<PyAny>, run_as: Option<RunAs>) -> Tick {
     Box::new(move || {
         let _as = crate::caller::Scope::enter_opt(run_as.clone());
-        Python::attach(|py| match f.bind(py).call0() {
-            Ok(_) => true,
-            Err(e) => {
-                if let Some(h) = host() {
-                    let text = error_text(py, &e);
-                    h.log("warning", &format!("GEARS: time event stopped: {text}"));
-                }
-                false
-            }
-        })
+        crate::gil::callback(&f, "time event stopped")
     })
 }
 
@@ -44,11 +37,10 @@ fn tick_for(f: Py<PyAny>, run_as: Option<RunAs>) -> Tick {
 /// the GIL (it takes the GIL).
 pub fn restore(pickled: &[u8], run_as: RunAs) -> Result<Tick, String> {
     let _as = crate::caller::Scope::enter(run_as.clone());
-    Python::attach(|py| {
+    crate::gil::request(|py| {
         let f = py
-            .import("cloudpickle")
-            .and_then(|cp| cp.call_method1("loads", (PyBytes::new(py, pickled),)))
-            .map_err(|e| error_text(py, &e))?;
+            .import("cloudpickle")?
+            .call_method1("loads", (PyBytes::new(py, pickled),))?;
         Ok(tick_for(f.unbind(), Some(run_as)))
     })
 }
@@ -61,16 +53,19 @@ pub use engine::wire::time_event::MAX_PERIOD_SECS;
 /// which runs none of them), so a time event key never holds bytes that can only fail
 /// later. Unpickling itself waits for the first firing (see the module doc). Takes the GIL.
 pub fn check_pickle(pickled: &[u8]) -> Result<(), String> {
-    Python::attach(|py| {
-        let ops = py
-            .import("pickletools")?
-            .call_method1("genops", (PyBytes::new(py, pickled),))?;
-        for op in ops.try_iter()? {
-            op?;
-        }
-        Ok::<_, PyErr>(())
-    })
-    .map_err(|e| format!("bad time event callback: {e}"))
+    crate::gil::request(|py| {
+        let walk = || -> PyResult<()> {
+            let ops = py
+                .import("pickletools")?
+                .call_method1("genops", (PyBytes::new(py, pickled),))?;
+            for op in ops.try_iter()? {
+                op?;
+            }
+            Ok(())
+        };
+        // The exception's own `str()`, not an execution's error text.
+        Ok(walk().map_err(|e| format!("bad time event callback: {e}")))
+    })?
 }
 
 /// A period given in seconds, checked (`registerTE` already refused non-integers).
@@ -86,7 +81,7 @@ pub fn period(seconds: u64) -> PyResult<Duration> {
 /// `registerTE(seconds, fn)`: an in-memory time event.
 #[pyfunction]
 fn register_te(py: Python<'_>, seconds: u64, f: Py<PyAny>) -> PyResult<bool> {
-    let h = host().ok_or_else(|| GearsError::new_err("no Redis host"))?;
+    let h = services::get().ok_or_else(|| GearsError::new_err("no Redis host"))?;
     let period = period(seconds)?;
     let tick = tick_for(f, crate::caller::current(py));
     py.detach(|| h.start_timer(period, tick));
@@ -103,7 +98,7 @@ fn register_te_key(
     key: &str,
     pickled: Vec<u8>,
 ) -> PyResult<bool> {
-    let h = host().ok_or_else(|| GearsError::new_err("no Redis host"))?;
+    let h = services::get().ok_or_else(|| GearsError::new_err("no Redis host"))?;
     let period = period(seconds)?;
     let run_as = crate::caller::current(py);
     let tick = tick_for(f, run_as.clone());

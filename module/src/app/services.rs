@@ -1,4 +1,4 @@
-//! The services the Python layer gets from Redis (`gearpy::host::HostServices`):
+//! The services the Python layer gets from Redis (`gearpy::services::HostServices`):
 //! commands, logging, config, the Redis lock for `atomic()`, hooks' `call_next`, timers and
 //! time events, registration ids. Honours the lock rule (DESIGN.md §5): the Python layer
 //! releases the GIL before calling in here. Depends on `run`, `model` and `redis`.
@@ -6,7 +6,7 @@
 use std::cell::Cell;
 use std::sync::Arc;
 
-use gearpy::host::{CallReply as PyReply, HostServices};
+use gearpy::services::{CallReply as PyReply, HostServices};
 
 use crate::redis::access::RunAs;
 use crate::redis::config::Config;

@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use engine::shuffle::key_hash_slot;
-use gearpy::host::CallReply;
+use gearpy::services::CallReply;
 use redis_module::Context;
 
 use super::ask::{self, Query};

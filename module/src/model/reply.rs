@@ -6,7 +6,7 @@ use engine::exec::ExecutionOutput;
 use engine::Datum;
 
 use crate::redis::ffi::replies::Reply;
-use gearpy::host::CallReply;
+use gearpy::services::CallReply;
 
 /// A reply as a Redis command's result seen from Python (`call_next`, forwarded calls).
 pub fn to_call_reply(r: Reply) -> CallReply {

@@ -9,7 +9,7 @@
 use std::sync::{Arc, RwLock};
 
 use engine::shuffle::{key_hash_slot, SlotMap};
-use gearpy::host::CallReply;
+use gearpy::services::CallReply;
 
 /// The shard id outside cluster mode (40 zeros, as 1.2).
 pub const STANDALONE_SHARD_ID: &str = "0000000000000000000000000000000000000000";

@@ -22,7 +22,7 @@ use engine::ops::{Emit, Finish, Operator};
 use engine::plan::HostStep;
 use engine::udf::UdfRuntime;
 use engine::{Batch, Result};
-use gearpy::host::CallReply as PyReply;
+use gearpy::services::CallReply as PyReply;
 use redis_module::{raw, CallOptionsBuilder, CallResult, Context};
 
 pub use gearpy::caller::{RunAs, Scope};

@@ -5,7 +5,7 @@
 
 use std::sync::OnceLock;
 
-use gearpy::host::CallReply as PyReply;
+use gearpy::services::CallReply as PyReply;
 use redis_module::{CallReply, CallResult, Context, ThreadSafeContext};
 
 use crate::redis::access::RunAs;

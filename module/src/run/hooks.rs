@@ -12,7 +12,7 @@ use std::time::Instant;
 use engine::batch::Batch;
 use engine::exec::ExecutionOutput;
 use engine::Datum;
-use gearpy::host::CallReply;
+use gearpy::services::CallReply;
 use gearpy::PyRuntime;
 use redis_module::{Context, ContextFlags};
 

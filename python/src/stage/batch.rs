@@ -11,6 +11,8 @@
 //! `mapBatch(f, format='arrow')` (`py/arrow_batch.py`) as the first step of a stage reading
 //! reader key rows skips the record dicts: `columnar_first` hands it the batch's columns as
 //! Arrow-layout buffers.
+//!
+//! Part of `PyStage` (`super`); depends on `step`.
 
 use std::sync::Arc;
 
@@ -19,7 +21,8 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
-use super::{Out, PyStage, PyStep, StepState};
+use super::{Out, PyStage, StepState};
+use crate::step::PyStep;
 
 impl PyStage {
     /// Runs every batch step over the records gathered for it, in plan order, and pushes
@@ -228,6 +231,9 @@ fn returned_list<'a, 'py>(
 
 #[cfg(test)]
 mod tests {
+    // Tests take the GIL directly, not through `crate::gil`.
+    #![allow(clippy::disallowed_methods)]
+
     use std::ffi::CStr;
     use std::sync::Once;
 
@@ -266,7 +272,7 @@ mod tests {
     /// Runs `steps` over batches of ints; the records and errors that leave the stage.
     fn run(steps: Vec<PyStep>, batches: &[&[i64]]) -> (Vec<Datum>, Vec<String>) {
         init();
-        let mut stage = PyStage::new(steps.into_iter().map(Arc::new).collect());
+        let mut stage = PyStage::new(steps.into_iter().map(Arc::new).collect(), None);
         let mut emit = Emit::new();
         for b in batches {
             let input = Batch::datums(b.iter().map(|i| Datum::Int(*i)).collect());

@@ -7,14 +7,16 @@
 //! (chunks of `IN_FLIGHT`), and the results are settled in row order. Records then continue
 //! one at a time through the rest of the stage. Stages without such a step keep
 //! record-at-a-time order, as 1.2 does for plain callbacks.
+//!
+//! Depends on `step`, `asyncio_bridge` and `services` (never on `super`: a leaf of `stage`).
 
 use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use super::{Local, PyStep};
 use crate::asyncio_bridge::awaited;
+use crate::step::{Local, PyStep};
 
 /// Coroutines awaited together at most (1.2's limit per step).
 const IN_FLIGHT: usize = 1000;
@@ -147,7 +149,7 @@ fn gather<'py>(
     if coros.is_empty() {
         return Ok(which.iter().map(|_| None).collect());
     }
-    if crate::host::host().is_some_and(|h| h.holds_redis_lock()) {
+    if crate::services::get().is_some_and(|h| h.holds_redis_lock()) {
         // Each is refused with 1.2's text by `awaited` (never wait holding the lock).
         return Ok(which.iter().map(|_| None).collect());
     }

@@ -8,6 +8,8 @@
 //! `('avg', extractor|None)`, `('sort', reverse)`, `('distinct',)`, `('tostr',)`, and the
 //! Gearshift extensions `('mapbatch', f, call, columns|None)` (`call`: `f` itself, or the
 //! arrow format's wrapper) and `('filterbatch', f)`.
+//!
+//! Middle layer: depends on `step` and `errors`.
 
 use std::sync::Arc;
 
@@ -15,7 +17,7 @@ use engine::plan::{HostStep, Plan, StepSpec};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
-use crate::stage::PyStep;
+use crate::step::PyStep;
 
 /// 1.2's callback names, shown by RG.GETEXECUTION.
 const MAPPER: &str = "RedisGearsPy_PyCallbackMapper";

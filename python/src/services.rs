@@ -1,5 +1,8 @@
 //! `HostServices`: what Python code may ask of the Redis server, implemented by the module
-//! crate (this crate never sees redis-module). Installed once at start-up.
+//! crate (this crate never sees redis-module), and the one installed instance ([`get`]).
+//! Installed once at start-up.
+//!
+//! Bottom layer: depends on `caller` (the `RunAs` type) only.
 
 use std::sync::{Arc, OnceLock};
 
@@ -79,13 +82,14 @@ pub trait HostServices: Send + Sync {
     }
 }
 
-static HOST: OnceLock<Arc<dyn HostServices>> = OnceLock::new();
+static SERVICES: OnceLock<Arc<dyn HostServices>> = OnceLock::new();
 
-/// Installs the host; later calls are ignored.
+/// Installs the services; later calls are ignored.
 pub fn install(h: Arc<dyn HostServices>) {
-    let _ = HOST.set(h);
+    let _ = SERVICES.set(h);
 }
 
-pub(crate) fn host() -> Option<&'static Arc<dyn HostServices>> {
-    HOST.get()
+/// The installed services (`None` before start-up, e.g. in unit tests).
+pub(crate) fn get() -> Option<&'static Arc<dyn HostServices>> {
+    SERVICES.get()
 }

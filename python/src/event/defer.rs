@@ -13,44 +13,17 @@
 //! Inside MULTI or Lua nothing is deferred: the await fails with 1.2's `Creating async
 //! record is not allowed`.
 
+//!
+//! Depends on `flow` (the plan and where its push stopped), `step`, `asyncio_bridge`,
+//! `scope`, `errors` and `gil`.
+
 use engine::exec::ExecutionOutput;
 use pyo3::prelude::*;
 
+use super::flow::{finish_records, EventPlan, Pending, Record};
 use crate::asyncio_bridge::awaited;
 use crate::errors::error_text;
-use crate::event_batch::{finish_records, EventPlan, Record};
-use crate::stage::Local;
-
-/// Where a deferred event stopped.
-pub(crate) struct Pending {
-    /// The step whose callback returned the awaitable.
-    step: usize,
-    /// That step's input record (filter and foreach pass it on).
-    row: Py<PyAny>,
-    awaitable: Py<PyAny>,
-    /// Records still to push after it, in order: (first step, record).
-    rest: Vec<(usize, Py<PyAny>)>,
-}
-
-impl Pending {
-    pub(crate) fn new(step: usize, row: Bound<'_, PyAny>, awaitable: Bound<'_, PyAny>) -> Self {
-        Pending {
-            step,
-            row: row.unbind(),
-            awaitable: awaitable.unbind(),
-            rest: Vec::new(),
-        }
-    }
-
-    /// Queues `items` to push from step `from` once the records queued before them ran.
-    pub(crate) fn then_run<'py>(
-        &mut self,
-        from: usize,
-        items: impl Iterator<Item = Bound<'py, PyAny>>,
-    ) {
-        self.rest.extend(items.map(|i| (from, i.unbind())));
-    }
-}
+use crate::step::Local;
 
 /// The rest of a `sync` event, to finish on a worker (never under the Redis lock).
 pub struct Deferred {
@@ -95,8 +68,8 @@ impl Deferred {
             mut done,
             mut out,
         } = self;
-        crate::metrics::attach_batch(|py| {
-            let _scope = crate::session::ExecutionScope::enter();
+        crate::gil::batch(|py| {
+            let _scope = crate::scope::ExecutionScope::enter();
             if let Err(e) = resume(py, &plan, pending, &mut done) {
                 out.errors.push(error_text(py, &e));
             }
@@ -127,23 +100,4 @@ fn resume(py: Python<'_>, plan: &EventPlan, p: Pending, done: &mut Vec<Record>) 
         plan.push(py, from, item.into_bound(py), done, None)?;
     }
     Ok(())
-}
-
-/// Marks the current thread as running `sync` events whose awaits are deferred (for
-/// `isAsyncAllow()`), restoring the previous mark on drop (sync events nest when a flow
-/// writes a key).
-pub(crate) struct DeferScope(Option<bool>);
-
-impl DeferScope {
-    pub(crate) fn enter(on: bool) -> Self {
-        DeferScope(on.then(|| crate::session::set_awaits_deferred(true)))
-    }
-}
-
-impl Drop for DeferScope {
-    fn drop(&mut self) {
-        if let Some(prev) = self.0 {
-            crate::session::set_awaits_deferred(prev);
-        }
-    }
 }

@@ -1,0 +1,255 @@
+//! `PyStage`: a run of fused Python steps as one engine operator. It takes the GIL once
+//! per batch and pushes each record through every step in order (record-at-a-time inside
+//! the batch, `push`, so errors stop the flow exactly where 1.2's would); batch steps
+//! (`mapBatch`, `filterBatch`, `batch`) gather what reaches them and run once per batch;
+//! leading `async def` steps run a batch's coroutines together (`wave`); at end of input
+//! the accumulating steps release their state (`drain`). `runtime` builds stages for the
+//! engine, and the finalizer.
+//!
+//! Middle layer: depends on `step`, `convert`, `builtins`, `column`, `control`, `scope`,
+//! `profile`, `errors` and `gil`; the submodules extend `PyStage` (`super`), never the
+//! other way round.
+
+use engine::batch::{Batch, BatchData, BinaryColumn};
+use engine::ops::{Emit, GroupTable, Operator};
+use engine::{Datum, Result};
+use pyo3::prelude::*;
+use pyo3::types::PySet;
+use std::sync::Arc;
+
+use crate::builtins::{datum_str, AvgAcc};
+use crate::column::PyColumn;
+use crate::control::ExecControl;
+use crate::convert::{datum_to_py, key_row_to_dict};
+use crate::errors::error_text;
+use crate::step::PyStep;
+
+mod batch;
+mod drain;
+mod push;
+mod runtime;
+mod wave;
+
+pub use runtime::{ControlledRuntime, PyRuntime};
+
+/// Per-step state of accumulating steps.
+enum StepState {
+    None,
+    Acc(Option<Py<PyAny>>),
+    Groups(GroupTable<Py<PyAny>>),
+    Lists(GroupTable<Vec<Py<PyAny>>>),
+    Avg(AvgAcc),
+    Rows(Vec<Py<PyAny>>),
+    Set(Option<Py<PySet>>),
+    /// Records waiting for a batch step's one call per batch (see `batch`).
+    Pending(Vec<Py<PyAny>>),
+}
+
+/// Records leaving the stage, with partition keys when the last step extracts them, or
+/// native records when the last step is `KeyOf`.
+#[derive(Default)]
+struct Out {
+    rows: Vec<Py<PyAny>>,
+    keys: Option<BinaryColumn>,
+    native: Option<Vec<Datum>>,
+}
+
+/// A run of fused Python steps, with the state of its accumulating steps.
+pub struct PyStage {
+    steps: Vec<Arc<PyStep>>,
+    state: Vec<StepState>,
+    failed: bool,
+    /// Set for abortable executions: records the running thread, honours stops.
+    control: Option<Arc<ExecControl>>,
+    /// Leading steps run as a wave (`wave`), found on the first batch.
+    wave_upto: Option<usize>,
+}
+
+impl PyStage {
+    /// A stage running `steps`; with `control`, an abortable execution's.
+    fn new(steps: Vec<Arc<PyStep>>, control: Option<Arc<ExecControl>>) -> Self {
+        let state = steps
+            .iter()
+            .map(|s| match **s {
+                PyStep::Accumulate(_) => StepState::Acc(None),
+                PyStep::GroupBy { .. } => StepState::Groups(GroupTable::new()),
+                PyStep::BatchGroupBy { .. } => StepState::Lists(GroupTable::new()),
+                PyStep::AvgLocal(_) | PyStep::AvgGlobal => StepState::Avg(AvgAcc::default()),
+                PyStep::SortAll(_) => StepState::Rows(Vec::new()),
+                PyStep::DistinctLocal | PyStep::DistinctGlobal => StepState::Set(None),
+                PyStep::MapBatch { .. } | PyStep::FilterBatch(_) => StepState::Pending(Vec::new()),
+                _ => StepState::None,
+            })
+            .collect();
+        PyStage {
+            steps,
+            state,
+            failed: false,
+            control,
+            wave_upto: None,
+        }
+    }
+
+    /// Converts an input batch into Python records.
+    fn rows<'py>(py: Python<'py>, data: BatchData) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        match data {
+            BatchData::Keys(k) => (0..k.len())
+                .map(|i| key_row_to_dict(py, &k.row(i)))
+                .collect(),
+            BatchData::Datums(d) => d.iter().map(|v| datum_to_py(py, v)).collect(),
+            BatchData::Foreign(f) => match f.into_any().downcast::<PyColumn>() {
+                Ok(col) => Ok(col.0.into_iter().map(|o| o.into_bound(py)).collect()),
+                Err(_) => Err(pyo3::exceptions::PyTypeError::new_err(
+                    "foreign records of another host",
+                )),
+            },
+        }
+    }
+
+    fn emit(out: Out, errors: Vec<String>, emit: &mut Emit) {
+        let mut b = match out.native {
+            Some(d) => {
+                debug_assert!(out.rows.is_empty(), "KeyOf ends its stage");
+                Batch::datums(d)
+            }
+            None => Batch::new(BatchData::Foreign(Box::new(PyColumn(out.rows)))),
+        };
+        b.partition_keys = out.keys;
+        b.errors = errors;
+        emit.push(b);
+    }
+
+    /// Records one failure: 1.2 stops the execution's input at the first error.
+    fn fail(&mut self, py: Python<'_>, err: &PyErr, errors: &mut Vec<String>, emit: &mut Emit) {
+        errors.push(error_text(py, err));
+        self.failed = true;
+        emit.stop_upstream();
+    }
+
+    /// `convertToStr` over native records: Rust renders what it can render exactly; the
+    /// rest (rare: bytes, non-ASCII inside containers) goes through Python's `str()`.
+    fn native_tostr(values: Vec<Datum>, emit: &mut Emit) {
+        let mut out: Vec<Option<String>> = values.iter().map(datum_str).collect();
+        let mut errors = Vec::new();
+        if out.iter().any(Option::is_none) {
+            crate::gil::batch(|py| {
+                for (d, slot) in values.iter().zip(out.iter_mut()) {
+                    if slot.is_none() {
+                        match datum_to_py(py, d).and_then(|o| Ok(o.str()?.to_string())) {
+                            Ok(s) => *slot = Some(s),
+                            Err(e) => errors.push(error_text(py, &e)),
+                        }
+                    }
+                }
+            });
+        }
+        let mut b = Batch::datums(out.into_iter().flatten().map(Datum::Str).collect());
+        b.errors = errors;
+        emit.push(b);
+    }
+
+    fn is_tostr_only(&self) -> bool {
+        self.steps.len() == 1 && matches!(*self.steps[0], PyStep::ToStr)
+    }
+}
+
+impl Operator for PyStage {
+    fn name(&self) -> &'static str {
+        "python"
+    }
+
+    fn process(&mut self, mut input: Batch, emit: &mut Emit) -> Result<()> {
+        if self.failed {
+            return Ok(()); // input after the first error is dropped, as in 1.2
+        }
+        if self.is_tostr_only() {
+            if let BatchData::Datums(values) = input.data {
+                Self::native_tostr(values, emit);
+                return Ok(());
+            }
+        }
+        let keys = input.partition_keys.take();
+        if self.control.as_ref().is_some_and(|c| c.stopped()) {
+            return Ok(());
+        }
+        crate::gil::batch(|py| {
+            let _scope = crate::scope::ExecutionScope::enter();
+            let _running = self.control.as_ref().map(|c| c.enter());
+            let _profiling = crate::profile::Profiling::start(py, &self.steps);
+            let mut out = Out::default();
+            let mut errors = Vec::new();
+            let data = match self.columnar_first(py, input.data, &mut out) {
+                Ok(data) => data,
+                Err(e) => {
+                    self.fail(py, &e, &mut errors, emit);
+                    BatchData::Datums(Vec::new())
+                }
+            };
+            match Self::rows(py, data) {
+                Ok(rows) => {
+                    // Leading `async def` steps: the batch's coroutines run together.
+                    let upto = match keys {
+                        None => *self
+                            .wave_upto
+                            .get_or_insert_with(|| wave::async_prefix(py, &self.steps)),
+                        Some(_) => 0,
+                    };
+                    let (rows, wave_err) = match upto {
+                        0 => (rows, None),
+                        _ => wave::run_wave(py, &self.steps, upto, rows),
+                    };
+                    for (i, row) in rows.into_iter().enumerate() {
+                        let key = keys.as_ref().filter(|k| i < k.len()).map(|k| k.get(i));
+                        if let Err(e) = self.push(py, upto, row, key, &mut out) {
+                            self.fail(py, &e, &mut errors, emit);
+                            break;
+                        }
+                    }
+                    if let Some(e) = wave_err.filter(|_| !self.failed) {
+                        self.fail(py, &e, &mut errors, emit);
+                    }
+                }
+                Err(e) => self.fail(py, &e, &mut errors, emit),
+            }
+            // Batch steps run once over what reached them (even after an error there:
+            // those records were read before it, as in 1.2); one error at most.
+            if let Err(e) = self.flush_batches(py, &mut out) {
+                if !self.failed {
+                    self.fail(py, &e, &mut errors, emit);
+                }
+            }
+            Self::emit(out, errors, emit);
+        });
+        Ok(())
+    }
+
+    fn finish(&mut self, emit: &mut Emit) -> Result<()> {
+        if self.control.as_ref().is_some_and(|c| c.stopped()) {
+            return Ok(());
+        }
+        crate::gil::batch(|py| {
+            let _scope = crate::scope::ExecutionScope::enter();
+            let _running = self.control.as_ref().map(|c| c.enter());
+            let _profiling = crate::profile::Profiling::start(py, &self.steps);
+            let mut errors = Vec::new();
+            let mut out = Out::default();
+            'steps: for i in 0..self.steps.len() {
+                let rows = match self.drain_state(py, i) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.fail(py, &e, &mut errors, emit);
+                        break;
+                    }
+                };
+                for row in rows {
+                    if let Err(e) = self.push(py, i + 1, row, None, &mut out) {
+                        self.fail(py, &e, &mut errors, emit);
+                        break 'steps;
+                    }
+                }
+            }
+            Self::emit(out, errors, emit);
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,179 @@
+//! Record-at-a-time: pushing one record through a stage's steps, from a given step on,
+//! until it leaves the stage or a step keeps it (accumulations, groups, batch steps).
+//!
+//! Part of `PyStage` (`super`); depends on `step`, `asyncio_bridge` and `convert`.
+
+use std::sync::Arc;
+
+use engine::batch::BinaryColumn;
+use engine::Datum;
+use pyo3::prelude::*;
+use pyo3::types::{PyFloat, PySet};
+
+use super::{Out, PyStage, StepState};
+use crate::asyncio_bridge::{awaited, not_async};
+use crate::convert::key_text;
+use crate::step::{Local, PyStep};
+
+impl PyStage {
+    /// Pushes one record through steps `from..`. `key` is the record's partition key from
+    /// the input batch; only a keyed group step at `from` uses it.
+    pub(super) fn push<'py>(
+        &mut self,
+        py: Python<'py>,
+        from: usize,
+        row: Bound<'py, PyAny>,
+        key: Option<&[u8]>,
+        out: &mut Out,
+    ) -> PyResult<()> {
+        let mut row = row;
+        for i in from..self.steps.len() {
+            let step = Arc::clone(&self.steps[i]);
+            let given_key = key.filter(|_| i == from);
+            match &*step {
+                local @ (PyStep::Map(_)
+                | PyStep::Filter(_)
+                | PyStep::Foreach(_)
+                | PyStep::FlatMap(_)) => match local.apply_local(py, row)? {
+                    Local::Row(r) => row = r,
+                    Local::Dropped => return Ok(()),
+                    Local::Spread(items) => {
+                        for item in items {
+                            self.push(py, i + 1, item, None, out)?;
+                        }
+                        return Ok(());
+                    }
+                },
+                PyStep::Accumulate(f) => return self.accumulate(py, i, f, row),
+                PyStep::GroupBy {
+                    extractor,
+                    reducer,
+                    keyed,
+                } => {
+                    let k = group_key(py, extractor, &row, given_key.filter(|_| *keyed))?;
+                    return self.group(py, i, k, reducer, row);
+                }
+                PyStep::BatchGroupBy {
+                    extractor, keyed, ..
+                } => {
+                    let k = group_key(py, extractor, &row, given_key.filter(|_| *keyed))?;
+                    if let StepState::Lists(t) = &mut self.state[i] {
+                        t.entry(k.as_bytes(), Vec::new).push(row.unbind());
+                    }
+                    return Ok(());
+                }
+                PyStep::ExtractKey(e) => {
+                    let k = key_text(&not_async(py, e.bind(py).call1((&row,))?, "extractor")?)?;
+                    out.keys
+                        .get_or_insert_with(BinaryColumn::default)
+                        .push(k.as_bytes());
+                }
+                PyStep::KeyOf(e) => {
+                    let k = match e {
+                        Some(e) => {
+                            key_text(&not_async(py, e.bind(py).call1((&row,))?, "extractor")?)?
+                        }
+                        None => key_text(&row)?,
+                    };
+                    out.native.get_or_insert_with(Vec::new).push(Datum::Str(k));
+                    return Ok(());
+                }
+                PyStep::AvgLocal(e) => {
+                    let v = match e {
+                        Some(e) => e.bind(py).call1((row,))?,
+                        None => py.get_type::<PyFloat>().call1((row,))?,
+                    };
+                    if let StepState::Avg(a) = &mut self.state[i] {
+                        a.add_value(py, &v)?;
+                    }
+                    return Ok(());
+                }
+                PyStep::AvgGlobal => {
+                    if let StepState::Avg(a) = &mut self.state[i] {
+                        a.add_partial(py, &row)?;
+                    }
+                    return Ok(());
+                }
+                PyStep::SortAll(_) => {
+                    if let StepState::Rows(v) = &mut self.state[i] {
+                        v.push(row.unbind());
+                    }
+                    return Ok(());
+                }
+                PyStep::DistinctLocal => {
+                    if let StepState::Set(s) = &mut self.state[i] {
+                        let set = s.get_or_insert_with(|| PySet::empty(py).expect("set").unbind());
+                        set.bind(py).add(row)?;
+                    }
+                    return Ok(());
+                }
+                PyStep::DistinctGlobal => {
+                    if let StepState::Set(s) = &mut self.state[i] {
+                        let set = s.get_or_insert_with(|| PySet::empty(py).expect("set").unbind());
+                        set.bind(py).call_method1("update", (row,))?;
+                    }
+                    return Ok(());
+                }
+                PyStep::ToStr => row = row.str()?.into_any(),
+                PyStep::MapBatch { .. } | PyStep::FilterBatch(_) => {
+                    if let StepState::Pending(v) = &mut self.state[i] {
+                        v.push(row.unbind());
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        out.rows.push(row.unbind());
+        Ok(())
+    }
+
+    fn accumulate<'py>(
+        &mut self,
+        py: Python<'py>,
+        i: usize,
+        f: &Py<PyAny>,
+        row: Bound<'py, PyAny>,
+    ) -> PyResult<()> {
+        if let StepState::Acc(acc) = &mut self.state[i] {
+            let a = acc
+                .take()
+                .map(|a| a.into_bound(py))
+                .unwrap_or_else(|| py.None().into_bound(py));
+            *acc = Some(awaited(py, f.bind(py).call1((a, row))?)?.unbind());
+        }
+        Ok(())
+    }
+
+    fn group<'py>(
+        &mut self,
+        py: Python<'py>,
+        i: usize,
+        key: String,
+        r: &Py<PyAny>,
+        row: Bound<'py, PyAny>,
+    ) -> PyResult<()> {
+        if let StepState::Groups(t) = &mut self.state[i] {
+            let slot = t.entry(key.as_bytes(), || py.None());
+            let a = std::mem::replace(slot, py.None());
+            *slot = awaited(py, r.bind(py).call1((key.as_str(), a, row))?)?.unbind();
+        }
+        Ok(())
+    }
+}
+
+/// The group key of `row`: the one carried by the batch, else the extractor's.
+fn group_key(
+    py: Python<'_>,
+    extractor: &Py<PyAny>,
+    row: &Bound<'_, PyAny>,
+    given: Option<&[u8]>,
+) -> PyResult<String> {
+    match given {
+        Some(k) => Ok(String::from_utf8_lossy(k).into_owned()),
+        None => key_text(&not_async(
+            py,
+            extractor.bind(py).call1((row,))?,
+            "extractor",
+        )?),
+    }
+}

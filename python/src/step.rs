@@ -1,0 +1,146 @@
+//! `PyStep`: one Python step of a plan (the payload of an engine `HostStep`), the user
+//! callback it runs, and what a record-local step (map, filter, foreach, flatmap) does
+//! with one record. Shared by `PyStage` and the batched event path (`event`); calling the
+//! callback and settling its (awaited) result are separate so a `sync` event can await in
+//! the background.
+//!
+//! Middle layer: depends on `asyncio_bridge` only.
+
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+
+use crate::asyncio_bridge::awaited;
+
+/// One Python step (the payload of an engine `HostStep`).
+#[derive(Debug)]
+pub enum PyStep {
+    Map(Py<PyAny>),
+    FlatMap(Py<PyAny>),
+    Filter(Py<PyAny>),
+    Foreach(Py<PyAny>),
+    Accumulate(Py<PyAny>),
+    /// Accumulate by key. `keyed`: the step follows the repartition of a `groupby`, so
+    /// the key the extractor produced before the shuffle comes with the batch (the
+    /// extractor runs again only if the shuffle dropped it).
+    GroupBy {
+        extractor: Py<PyAny>,
+        reducer: Py<PyAny>,
+        keyed: bool,
+    },
+    /// `batchgroupby`'s reduce: the reducer gets every record of a key at once.
+    BatchGroupBy {
+        extractor: Py<PyAny>,
+        reducer: Py<PyAny>,
+        keyed: bool,
+    },
+    /// Key extraction for a following repartition.
+    ExtractKey(Py<PyAny>),
+    /// Key extraction feeding a native operator (`countby`): the key text leaves the
+    /// stage as a native `Str` record (`None`: the record itself is the key). Always the
+    /// last step of its stage.
+    KeyOf(Option<Py<PyAny>>),
+    /// `avg`, local half: sum and count of the extracted values (`float(x)` by default).
+    AvgLocal(Option<Py<PyAny>>),
+    /// `avg`, global half: combines the shards' `(sum, count)` and divides.
+    AvgGlobal,
+    /// `sort(reverse)`: gathers every record, one `sorted()`, emits last-first (1.2).
+    SortAll(Py<PyAny>),
+    /// `distinct`, local half: a set of the records.
+    DistinctLocal,
+    /// `distinct`, global half: the union of the shards' sets, emitted last-first.
+    DistinctGlobal,
+    /// `convertToStr`: `str(record)`.
+    ToStr,
+    /// `mapBatch(f)` (Gearshift extension): `call(list of records)` returns the output
+    /// list; `columns`, for the arrow format, takes the reader's columns instead.
+    MapBatch {
+        call: Py<PyAny>,
+        columns: Option<Py<PyAny>>,
+    },
+    /// `filterBatch(f)` (Gearshift extension): `f(list of records)` returns one keep-flag
+    /// per record.
+    FilterBatch(Py<PyAny>),
+}
+
+impl PyStep {
+    /// A user callback of this step (its `__globals__` name the session, see `profile`).
+    pub(crate) fn callable(&self) -> Option<&Py<PyAny>> {
+        match self {
+            PyStep::Map(f) | PyStep::FlatMap(f) | PyStep::Filter(f) | PyStep::Foreach(f) => Some(f),
+            PyStep::Accumulate(f)
+            | PyStep::ExtractKey(f)
+            | PyStep::SortAll(f)
+            | PyStep::FilterBatch(f) => Some(f),
+            PyStep::GroupBy { reducer, .. } | PyStep::BatchGroupBy { reducer, .. } => Some(reducer),
+            PyStep::KeyOf(f) | PyStep::AvgLocal(f) => f.as_ref(),
+            PyStep::MapBatch { call, .. } => Some(call),
+            _ => None,
+        }
+    }
+}
+
+/// What a record-local step did with one record.
+pub(crate) enum Local<'py> {
+    /// The record to pass on.
+    Row(Bound<'py, PyAny>),
+    Dropped,
+    /// Several records to pass on, in emission order.
+    Spread(Vec<Bound<'py, PyAny>>),
+}
+
+impl PyStep {
+    /// Runs a record-local step (map, filter, foreach, flatmap; shared by `PyStage` and
+    /// the batched event path) on `row` (any other step passes it on unchanged).
+    pub(crate) fn apply_local<'py>(
+        &self,
+        py: Python<'py>,
+        row: Bound<'py, PyAny>,
+    ) -> PyResult<Local<'py>> {
+        match self.call_local(py, &row)? {
+            Some(v) => self.settle_local(row, awaited(py, v)?),
+            None => Ok(Local::Row(row)),
+        }
+    }
+
+    /// A record-local step's callback called on `row`, its result not yet awaited
+    /// (`None` for other steps).
+    pub(crate) fn call_local<'py>(
+        &self,
+        py: Python<'py>,
+        row: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        match self {
+            PyStep::Map(f) | PyStep::Filter(f) | PyStep::Foreach(f) | PyStep::FlatMap(f) => {
+                Ok(Some(f.bind(py).call1((row,))?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// What a record-local step does with `row` once its callback's result is `v`
+    /// (awaited).
+    pub(crate) fn settle_local<'py>(
+        &self,
+        row: Bound<'py, PyAny>,
+        v: Bound<'py, PyAny>,
+    ) -> PyResult<Local<'py>> {
+        Ok(match self {
+            PyStep::Map(_) => Local::Row(v),
+            PyStep::Filter(_) => {
+                if v.is_truthy()? {
+                    Local::Row(row)
+                } else {
+                    Local::Dropped
+                }
+            }
+            PyStep::FlatMap(_) if v.is_instance_of::<PyList>() => {
+                // 1.2 emits a returned list's elements in reverse order.
+                let mut items: Vec<Bound<'py, PyAny>> = v.try_iter()?.collect::<PyResult<_>>()?;
+                items.reverse();
+                Local::Spread(items)
+            }
+            PyStep::FlatMap(_) => Local::Row(v),
+            _ => Local::Row(row),
+        })
+    }
+}

@@ -8,7 +8,7 @@ use std::time::Instant;
 use engine::batch::Batch;
 use engine::exec::ExecutionOutput;
 use engine::Datum;
-use gearpy::{ControlledRuntime, ExecControl, PyRuntime};
+use gearpy::{ControlledRuntime, ExecControl};
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
 
 use super::respond;
@@ -16,10 +16,10 @@ use crate::model::executions::Entry;
 use crate::model::registrations::{Mode, Registration};
 use crate::model::reply::datum_reply;
 use crate::model::state::ModuleState;
-use crate::redis::access::{AsUser, Scope};
+use crate::redis::access::AsUser;
 use crate::redis::ffi::command::error;
 use crate::redis::ffi::replies::{block, reply_blocked, Blocked, Reply};
-use crate::redis::lock::with_lock_held;
+use crate::run::inline::Inline;
 use crate::run::readers::ready::ReadySource;
 
 const NOT_SYNC_IN_MULTI: &str =
@@ -68,11 +68,12 @@ pub fn trigger(ctx: &Context, state: &ModuleState, args: Vec<RedisString>) -> Re
     let source = Box::new(ReadySource::new(record(&args)));
     if reg.mode == Mode::Sync {
         let started = Instant::now();
-        let out = with_lock_held(ctx, || {
-            let _as = Scope::enter(reg.run_as.clone());
-            engine::inline::run_inline(source, &reg.plan, Some(&PyRuntime))
-        })
-        .unwrap_or_else(ExecutionOutput::failed);
+        let out = Inline {
+            ctx: Some(ctx),
+            run_as: Some(&reg.run_as),
+            section: None,
+        }
+        .run(&reg.plan, source);
         reg.stats()
             .record(&out, started.elapsed().as_millis() as u64);
         return respond(ctx, trigger_reply(&out));

@@ -13,14 +13,14 @@ use engine::batch::Batch;
 use engine::exec::ExecutionOutput;
 use engine::Datum;
 use gearpy::services::CallReply;
-use gearpy::PyRuntime;
 use redis_module::{Context, ContextFlags};
 
 use crate::model::registrations::{Mode, Registration};
 use crate::model::reply::{datum_reply, from_call_reply, to_call_reply};
-use crate::redis::access::{RunAs, Scope};
+use crate::redis::access::RunAs;
 use crate::redis::ffi::replies::{block, reply_blocked, Reply};
 use crate::redis::lock::with_lock_held;
+use crate::run::inline::Inline;
 use crate::run::readers::ready::ReadySource;
 
 /// One running hook: the command's argv, the hooks that apply, which one runs, and the
@@ -81,15 +81,12 @@ fn run_frame(frame: Frame, ctx: Option<&Context>) -> Reply {
     reg.stats().triggered += 1;
     let started = Instant::now();
     FRAMES.with(|f| f.borrow_mut().push(frame));
-    let run = || {
-        let _as = Scope::enter(reg.run_as.clone());
-        engine::inline::run_inline(source, &reg.plan, Some(&PyRuntime))
-    };
-    let out = match ctx {
-        Some(c) => with_lock_held(c, run),
-        None => run(),
+    let out = Inline {
+        ctx,
+        run_as: Some(&reg.run_as),
+        section: None,
     }
-    .unwrap_or_else(ExecutionOutput::failed);
+    .run(&reg.plan, source);
     FRAMES.with(|f| f.borrow_mut().pop());
     reg.stats()
         .record(&out, started.elapsed().as_millis() as u64);

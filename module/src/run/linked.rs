@@ -13,7 +13,7 @@ use engine::batch::{Batch, BatchData, KeyColumns};
 use engine::exec::ExecutionOutput;
 use engine::Datum;
 use gearpy::link::CommandLink;
-use gearpy::{ControlledRuntime, ExecControl, PyRuntime};
+use gearpy::{ControlledRuntime, ExecControl};
 use redis_module::{Context, ContextFlags};
 
 use crate::model::executions::Entry;
@@ -21,11 +21,12 @@ use crate::model::registrations::{Mode, Registration};
 use crate::model::reply::datum_reply;
 use crate::model::reply::from_call_reply;
 use crate::model::state::ModuleState;
-use crate::redis::access::{AsUser, Scope};
+use crate::redis::access::AsUser;
 use crate::redis::ffi::replies::{block, reply_blocked, Blocked, Reply};
 use crate::redis::ffi::scan::read_key;
 use crate::redis::lock::with_lock_held;
 use crate::run::hooks::HookRun;
+use crate::run::inline::Inline;
 use crate::run::readers::keys::KeysSource;
 use crate::run::readers::ready::ReadySource;
 
@@ -151,12 +152,13 @@ pub fn trigger(
         let source = Box::new(ReadySource::new(Batch::new(BatchData::Keys(cols))));
         let dyn_link: Arc<dyn CommandLink> = Arc::clone(&link) as Arc<dyn CommandLink>;
         let out = gearpy::link::with_link(Some(dyn_link), || {
-            with_lock_held(ctx, || {
-                let _as = Scope::enter(reg.run_as.clone());
-                engine::inline::run_inline(source, &reg.plan, Some(&PyRuntime))
-            })
-        })
-        .unwrap_or_else(ExecutionOutput::failed);
+            Inline {
+                ctx: Some(ctx),
+                run_as: Some(&reg.run_as),
+                section: None,
+            }
+            .run(&reg.plan, source)
+        });
         reg.stats()
             .record(&out, started.elapsed().as_millis() as u64);
         entry.finish(out);

@@ -4,6 +4,7 @@
 
 pub mod events;
 pub mod hooks;
+pub mod inline;
 pub mod linked;
 pub mod readers;
 pub mod start;

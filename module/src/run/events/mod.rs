@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use engine::batch::{Batch, BatchData, KeyColumns};
 use engine::exec::ExecutionOutput;
-use gearpy::{EventPlan, PyRuntime};
+use gearpy::EventPlan;
 use redis_module::{Context, ContextFlags, NotifyEvent};
 
 use crate::model::event_queue::Pushed;
@@ -32,6 +32,7 @@ use crate::model::state::{self, ModuleState};
 use crate::redis::access::Scope;
 use crate::redis::ffi::scan::{key_type_of, read_key};
 use crate::redis::lock::with_lock_held;
+use crate::run::inline::Inline;
 use crate::run::readers::ready::ReadySource;
 use accounting::Caps;
 
@@ -148,11 +149,12 @@ fn run_sync(
     let entry = Entry::new_registered(state.registry.next_id(), &reg.shape);
     state.keep_registered(reg, &entry);
     entry.running();
-    let out = with_lock_held(ctx, || {
-        gearpy::busy::name_section(&entry.id);
-        engine::inline::run_inline(source, &reg.plan, Some(&PyRuntime))
-    })
-    .unwrap_or_else(ExecutionOutput::failed);
+    let out = Inline {
+        ctx: Some(ctx),
+        run_as: None, // entered by run_sync
+        section: Some(&entry.id),
+    }
+    .run(&reg.plan, source);
     finish(reg, &entry, out, started);
 }
 

@@ -13,8 +13,8 @@ use super::io::{self, StreamEntry};
 use crate::model::executions::Entry;
 use crate::model::state::{self, ModuleState};
 use crate::model::streams::{Status, StreamRegistration};
-use crate::redis::access::{self, AsUser, Scope};
-use crate::redis::lock::with_lock_held;
+use crate::redis::access::{self, AsUser};
+use crate::run::inline::Inline;
 use crate::run::readers::ready::ReadySource;
 
 fn records(key: &[u8], entries: &[StreamEntry]) -> Box<ReadySource> {
@@ -108,11 +108,12 @@ pub(super) fn run_sync(ctx: &Context, reg: &Arc<StreamRegistration>, key: &[u8])
         let entry = track(state, reg);
         let started = Instant::now();
         let source = records(key, &entries);
-        let out = with_lock_held(ctx, || {
-            let _as = Scope::enter(reg.run_as.clone());
-            engine::inline::run_inline(source, &reg.plan, Some(&PyRuntime))
-        })
-        .unwrap_or_else(ExecutionOutput::failed);
+        let out = Inline {
+            ctx: Some(ctx),
+            run_as: Some(&reg.run_as),
+            section: None,
+        }
+        .run(&reg.plan, source);
         // Sync registrations only allow the `continue` policy: always ack.
         if !finish(reg, key, &entries, &entry, out, started, Some(ctx)) {
             return;

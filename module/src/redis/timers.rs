@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use gearpy::time_event::MAX_PERIOD_SECS;
-use redis_module::{Context, ThreadSafeContext};
+use redis_module::Context;
 
 use crate::redis::ffi::trampoline::callback;
-use crate::redis::lock::with_lock_held;
+use crate::redis::lock::{with_lock_held, with_redis};
 
 struct Tick {
     period: Duration,
@@ -34,7 +34,5 @@ fn on_timer(ctx: &Context, mut tick: Tick) {
 
 /// Starts a repeating time event (from any thread; takes the Redis lock to create it).
 pub fn start(period: Duration, f: Box<dyn FnMut() -> bool + Send>) {
-    let tsc = ThreadSafeContext::new();
-    let guard = tsc.lock();
-    create(&guard, period, on_timer, Tick { period, f });
+    with_redis(|ctx| create(ctx, period, on_timer, Tick { period, f }));
 }

@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 use engine::batch::Batch;
 use engine::exec::ExecutionOutput;
 use gearpy::PyRuntime;
-use redis_module::{Context, ThreadSafeContext};
+use redis_module::Context;
 
 use super::io::{self, StreamEntry};
 use crate::model::executions::Entry;
 use crate::model::state::{self, ModuleState};
 use crate::model::streams::{Status, StreamRegistration};
 use crate::redis::access::{self, AsUser};
+use crate::redis::lock::with_redis;
 use crate::run::inline::Inline;
 use crate::run::readers::ready::ReadySource;
 
@@ -57,11 +58,7 @@ fn run_batch(reg: Arc<StreamRegistration>, key: Vec<u8>) {
         reg.after_batch(&key, 0, false);
         return;
     }
-    let entries = {
-        let tsc = ThreadSafeContext::new();
-        let guard = tsc.lock();
-        io::read_batch(&guard, &key, reg.opts.batch)
-    };
+    let entries = with_redis(|ctx| io::read_batch(ctx, &key, reg.opts.batch));
     if entries.is_empty() {
         reg.after_batch(&key, 0, false);
         return;
@@ -148,11 +145,7 @@ fn finish(
             let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
             match ctx {
                 Some(c) => io::ack(c, key, &ids, reg.opts.trim),
-                None => {
-                    let tsc = ThreadSafeContext::new();
-                    let guard = tsc.lock();
-                    io::ack(&guard, key, &ids, reg.opts.trim);
-                }
+                None => with_redis(|c| io::ack(c, key, &ids, reg.opts.trim)),
             }
             reg.after_batch(key, entries.len() as u64, false)
         }
@@ -213,33 +206,25 @@ pub(super) fn arm_duration(ctx: &Context, reg: &Arc<StreamRegistration>, key: Ve
 /// `retry`: re-reads the unacked batch after `onFailedRetryInterval` seconds.
 fn arm_retry(reg: Arc<StreamRegistration>, key: Vec<u8>) {
     let period = Duration::from_secs(reg.opts.retry_interval_s.max(1));
-    let tsc = ThreadSafeContext::new();
-    let guard = tsc.lock();
-    crate::redis::timers::create(
-        &guard,
-        period,
-        on_wake,
-        Wake {
-            reg,
-            key,
-            retry: true,
-        },
-    );
+    let wake = Wake {
+        reg,
+        key,
+        retry: true,
+    };
+    with_redis(|ctx| crate::redis::timers::create(ctx, period, on_wake, wake));
 }
 
 /// A new (or restored, or unpaused) registration: process what matching streams hold.
 pub(super) fn scan_existing(reg: Arc<StreamRegistration>) {
-    let keys = {
-        let tsc = ThreadSafeContext::new();
-        let guard = tsc.lock();
-        let mut keys = io::matching_streams(&guard, &reg.prefix);
+    let keys = with_redis(|ctx| {
+        let mut keys = io::matching_streams(ctx, &reg.prefix);
         keys.retain(|k| reg.may_use(k));
         for k in &keys {
-            io::ensure_group(&guard, k);
-            reg.note_existing(k, io::len(&guard, k));
+            io::ensure_group(ctx, k);
+            reg.note_existing(k, io::len(ctx, k));
         }
         keys
-    };
+    });
     for k in keys {
         if reg.claim(&k) {
             run_batch(Arc::clone(&reg), k);

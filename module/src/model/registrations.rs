@@ -224,10 +224,7 @@ impl Registration {
 
     /// `prefix`: trailing `*` = byte-prefix match, otherwise an exact key (not a glob).
     pub fn matches_key(&self, key: &[u8]) -> bool {
-        match self.prefix.strip_suffix('*') {
-            Some(p) => key.starts_with(p.as_bytes()),
-            None => key == self.prefix.as_bytes(),
-        }
+        prefix_matches(&self.prefix, key)
     }
 
     /// `eventTypes`: case-insensitive match on the notification name.
@@ -314,13 +311,7 @@ impl Registration {
 
     /// Remembers a kept execution id; returns ids to drop beyond `max` (≤ 0: unlimited).
     pub fn keep_execution(&self, id: String, max: i64) -> Vec<String> {
-        let mut k = self.kept_ids();
-        k.push_back(id);
-        let mut dropped = Vec::new();
-        while max > 0 && k.len() > max as usize {
-            dropped.extend(k.pop_front());
-        }
-        dropped
+        keep_capped(&mut self.kept_ids(), id, max)
     }
 
     /// Ids of kept executions (dropped on unregister).
@@ -332,6 +323,30 @@ impl Registration {
     pub fn clear_pending(&self) -> usize {
         self.queue.discard_pending()
     }
+}
+
+/// A registration's `prefix` (`name` or `name*`) matches `key` (KeysReader and
+/// StreamReader registrations alike).
+pub fn prefix_matches(prefix: &str, key: &[u8]) -> bool {
+    match prefix.strip_suffix('*') {
+        Some(p) => key.starts_with(p.as_bytes()),
+        None => key == prefix.as_bytes(),
+    }
+}
+
+/// Adds `id` to a registration's kept execution ids, dropping the oldest beyond `max`
+/// (≤ 0: unlimited); returns the dropped ids.
+pub fn keep_capped(
+    kept: &mut std::collections::VecDeque<String>,
+    id: String,
+    max: i64,
+) -> Vec<String> {
+    kept.push_back(id);
+    let mut dropped = Vec::new();
+    while max > 0 && kept.len() > max as usize {
+        dropped.extend(kept.pop_front());
+    }
+    dropped
 }
 
 /// All registrations of this shard, in registration order.

@@ -132,10 +132,7 @@ impl StreamRegistration {
     }
 
     pub fn matches_key(&self, key: &[u8]) -> bool {
-        match self.prefix.strip_suffix('*') {
-            Some(p) => key.starts_with(p.as_bytes()),
-            None => key == self.prefix.as_bytes(),
-        }
+        crate::model::registrations::prefix_matches(&self.prefix, key)
     }
 
     /// Whether its user may process stream `key` (lock held): read it, and update it as
@@ -231,13 +228,7 @@ impl StreamRegistration {
 
     /// Remembers a kept execution id; returns ids to drop beyond `max` (≤ 0: unlimited).
     pub fn keep_execution(&self, id: String, max: i64) -> Vec<String> {
-        let mut s = self.state();
-        s.kept.push_back(id);
-        let mut dropped = Vec::new();
-        while max > 0 && s.kept.len() > max as usize {
-            dropped.extend(s.kept.pop_front());
-        }
-        dropped
+        crate::model::registrations::keep_capped(&mut self.state().kept, id, max)
     }
 }
 

@@ -9,7 +9,7 @@ use gearpy::{ControlledRuntime, ExecControl, RegisterRequest, RunRequest, Script
 use crate::model::executions::Entry;
 use crate::model::reply::execution_reply;
 use crate::model::sessions::SessionArgs;
-use crate::model::state::{self, ModuleState};
+use crate::model::state::{self};
 use crate::redis::access::{self, AsUser, RunAs, Scope};
 use crate::redis::ffi::replies::{reply_blocked, Blocked, Reply};
 use crate::redis::ffi::trampoline::callback;
@@ -257,7 +257,7 @@ fn start_run(mut req: RunRequest, client: Pending, unblocking: bool, run_as: &Ru
             // the slot orders this with the completion, which empties it.
             let slot = lock(&waiting);
             if id_client.is_some() || slot.is_some() {
-                keep(state, &entry);
+                state.keep(&entry);
             }
             drop(slot);
             if let Some(c) = id_client {
@@ -273,12 +273,6 @@ fn start_run(mut req: RunRequest, client: Pending, unblocking: bool, run_as: &Ru
             }
         }
     }
-}
-
-fn keep(state: &ModuleState, entry: &Arc<Entry>) {
-    state
-        .registry
-        .keep(Arc::clone(entry), state.config.int("MaxExecutions"));
 }
 
 fn take(slot: &Mutex<Option<Pending>>) -> Option<Pending> {

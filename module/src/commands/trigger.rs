@@ -142,9 +142,7 @@ fn start(reg: Arc<Registration>, source: Box<ReadySource>, client: Blocked, seri
         Ok(handle) => {
             entry.started(handle, Some(control));
             if held.is_some() {
-                state
-                    .registry
-                    .keep(Arc::clone(&entry), state.config.int("MaxExecutions"));
+                state.keep(&entry);
             }
         }
         Err(e) => {

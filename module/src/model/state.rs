@@ -52,7 +52,31 @@ pub fn wait_bound() -> std::time::Duration {
     std::time::Duration::from_millis(ms.max(1) as u64)
 }
 
+/// A registration that keeps the ids of its executions (KeysReader or StreamReader).
+pub trait KeepsExecutions {
+    /// Adds `id`, dropping the oldest beyond `max`; returns the dropped ids.
+    fn keep_execution(&self, id: String, max: i64) -> Vec<String>;
+}
+
+impl KeepsExecutions for Registration {
+    fn keep_execution(&self, id: String, max: i64) -> Vec<String> {
+        Registration::keep_execution(self, id, max)
+    }
+}
+
+impl KeepsExecutions for crate::model::streams::StreamRegistration {
+    fn keep_execution(&self, id: String, max: i64) -> Vec<String> {
+        crate::model::streams::StreamRegistration::keep_execution(self, id, max)
+    }
+}
+
 impl ModuleState {
+    /// Keeps an execution for RG.DUMPEXECUTIONS / RG.GETRESULTS, capped by `MaxExecutions`.
+    pub fn keep(&self, entry: &Arc<Entry>) {
+        self.registry
+            .keep(Arc::clone(entry), self.config.int("MaxExecutions"));
+    }
+
     /// `RG.UNREGISTER <id> [abortpending]` (and its replicated form): removes registration
     /// `id`; false if there is none. Its queued events still run, in trigger order, on its
     /// drain, which holds the registration until the queue is empty (1.2 runs the pending
@@ -87,9 +111,8 @@ impl ModuleState {
 
     /// Keeps a registration's execution (listed while it runs), capped per registration
     /// (`MaxExecutionsPerRegistration`) and in all (`MaxExecutions`).
-    pub fn keep_registered(&self, reg: &Registration, entry: &Arc<Entry>) {
-        self.registry
-            .keep(Arc::clone(entry), self.config.int("MaxExecutions"));
+    pub fn keep_registered<R: KeepsExecutions + ?Sized>(&self, reg: &R, entry: &Arc<Entry>) {
+        self.keep(entry);
         let cap = self.config.int("MaxExecutionsPerRegistration");
         for old in reg.keep_execution(entry.id.clone(), cap) {
             self.registry.remove(&old);

@@ -143,7 +143,7 @@ pub fn trigger(
     }
     reg.count_triggered();
     let entry = Entry::new_registered(state.registry.next_id(), &reg.shape);
-    state.keep_registered(reg, &entry);
+    state.keep_registered(&**reg, &entry);
     let started = Instant::now();
     if reg.mode == Mode::Sync {
         let mut cols = KeyColumns::new(reg.read_value);

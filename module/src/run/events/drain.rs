@@ -253,7 +253,7 @@ pub fn run_next(reg: Arc<Registration>) {
         };
         let started = Instant::now();
         let entry = Entry::new_registered(state.registry.next_id(), &reg.shape);
-        state.keep_registered(&reg, &entry);
+        state.keep_registered(&*reg, &entry);
         let source = access::source(
             Box::new(KeysSource::for_event(key, event, reg.read_value)),
             &reg.run_as,

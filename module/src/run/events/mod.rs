@@ -147,7 +147,7 @@ fn run_sync(
     cols.push_event(event.as_bytes());
     let source = Box::new(ReadySource::new(Batch::new(BatchData::Keys(cols))));
     let entry = Entry::new_registered(state.registry.next_id(), &reg.shape);
-    state.keep_registered(reg, &entry);
+    state.keep_registered(&**reg, &entry);
     entry.running();
     let out = Inline {
         ctx: Some(ctx),
@@ -232,7 +232,7 @@ fn continue_in_background(
 ) {
     let entry = Entry::new_registered(state.registry.next_id(), &reg.shape);
     entry.running();
-    state.keep_registered(reg, &entry);
+    state.keep_registered(&**reg, &entry);
     let reg = Arc::clone(reg);
     state.pool.spawn_fn(move || {
         let out = {

@@ -31,15 +31,7 @@ fn still_registered(state: &ModuleState, reg: &StreamRegistration) -> bool {
 /// Keeps the execution listed, capped per registration and globally.
 fn track(state: &ModuleState, reg: &StreamRegistration) -> Arc<Entry> {
     let entry = Entry::new_registered(state.registry.next_id(), &reg.shape);
-    state
-        .registry
-        .keep(Arc::clone(&entry), state.config.int("MaxExecutions"));
-    for old in reg.keep_execution(
-        entry.id.clone(),
-        state.config.int("MaxExecutionsPerRegistration"),
-    ) {
-        state.registry.remove(&old);
-    }
+    state.keep_registered(reg, &entry);
     reg.stats().triggered += 1;
     entry
 }

@@ -5,7 +5,7 @@
 //! (little-endian). Decoding never trusts the input: a malformed message is `None`.
 
 use super::run_as::{self, RunAs};
-use super::{put, Reader};
+use super::{put, put_count, Reader};
 
 /// A distributed execution as shipped to every shard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,11 +109,11 @@ impl Message {
                 out.push(2);
                 put(&mut out, id.as_bytes());
                 out.extend_from_slice(&initiator.to_le_bytes());
-                out.extend_from_slice(&(shards.len() as u32).to_le_bytes());
+                put_count(&mut out, shards.len());
                 for s in shards {
                     put(&mut out, s.as_bytes());
                 }
-                out.extend_from_slice(&(ranges.len() as u32).to_le_bytes());
+                put_count(&mut out, ranges.len());
                 for (a, b, i) in ranges {
                     out.extend_from_slice(&a.to_le_bytes());
                     out.extend_from_slice(&b.to_le_bytes());
@@ -265,7 +265,7 @@ impl Message {
 fn put_list<T: AsRef<[u8]>>(items: impl IntoIterator<Item = T>) -> Vec<u8> {
     let items: Vec<T> = items.into_iter().collect();
     let mut b = Vec::new();
-    b.extend_from_slice(&(items.len() as u32).to_le_bytes());
+    put_count(&mut b, items.len());
     for i in &items {
         put(&mut b, i.as_ref());
     }

@@ -69,6 +69,11 @@ impl<'a> Reader<'a> {
 
 /// Appends a length-prefixed field.
 pub(crate) fn put(out: &mut Vec<u8>, field: &[u8]) {
-    out.extend_from_slice(&(field.len() as u32).to_le_bytes());
+    put_count(out, field.len());
     out.extend_from_slice(field);
+}
+
+/// Appends a count (of bytes or items) as a `u32`.
+pub(crate) fn put_count(out: &mut Vec<u8>, n: usize) {
+    out.extend_from_slice(&(n as u32).to_le_bytes());
 }

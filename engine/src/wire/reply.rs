@@ -12,6 +12,8 @@ pub enum Reply {
     Array(Vec<Reply>),
 }
 
+use super::{put, put_count, Reader};
+
 const MAX_DEPTH: usize = 32;
 
 /// A reply in the bus's wire form (tag byte, then the value).
@@ -22,10 +24,6 @@ pub fn encode_reply(r: &Reply) -> Vec<u8> {
 }
 
 fn put_reply(out: &mut Vec<u8>, r: &Reply) {
-    let put = |out: &mut Vec<u8>, b: &[u8]| {
-        out.extend_from_slice(&(b.len() as u32).to_le_bytes());
-        out.extend_from_slice(b);
-    };
     match r {
         Reply::Null => out.push(0),
         Reply::Int(i) => {
@@ -46,7 +44,7 @@ fn put_reply(out: &mut Vec<u8>, r: &Reply) {
         }
         Reply::Array(items) => {
             out.push(5);
-            out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+            put_count(out, items.len());
             for i in items {
                 put_reply(out, i);
             }
@@ -55,47 +53,26 @@ fn put_reply(out: &mut Vec<u8>, r: &Reply) {
 }
 
 pub fn decode_reply(bytes: &[u8]) -> Option<Reply> {
-    let mut buf = bytes;
-    let r = take_reply(&mut buf, 0)?;
-    buf.is_empty().then_some(r)
+    let mut r = Reader(bytes);
+    let reply = take_reply(&mut r, 0)?;
+    r.is_empty().then_some(reply)
 }
 
-fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-    if buf.len() < n {
-        return None;
-    }
-    let (a, b) = buf.split_at(n);
-    *buf = b;
-    Some(a)
-}
-
-fn take_u32(buf: &mut &[u8]) -> Option<usize> {
-    take(buf, 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-}
-
-fn take_text(buf: &mut &[u8]) -> Option<String> {
-    let n = take_u32(buf)?;
-    String::from_utf8(take(buf, n)?.to_vec()).ok()
-}
-
-fn take_reply(buf: &mut &[u8], depth: usize) -> Option<Reply> {
+fn take_reply(r: &mut Reader<'_>, depth: usize) -> Option<Reply> {
     if depth > MAX_DEPTH {
         return None;
     }
-    Some(match take(buf, 1)?[0] {
+    Some(match r.u8()? {
         0 => Reply::Null,
-        1 => Reply::Int(i64::from_le_bytes(take(buf, 8)?.try_into().ok()?)),
-        2 => {
-            let n = take_u32(buf)?;
-            Reply::Bulk(take(buf, n)?.to_vec())
-        }
-        3 => Reply::Status(take_text(buf)?),
-        4 => Reply::Error(take_text(buf)?),
+        1 => Reply::Int(r.u64()? as i64),
+        2 => Reply::Bulk(r.field()?.to_vec()),
+        3 => Reply::Status(r.text()?),
+        4 => Reply::Error(r.text()?),
         5 => {
-            let n = take_u32(buf)?;
+            let n = r.u32()? as usize;
             let mut items = Vec::with_capacity(n.min(1024));
             for _ in 0..n {
-                items.push(take_reply(buf, depth + 1)?);
+                items.push(take_reply(r, depth + 1)?);
             }
             Reply::Array(items)
         }

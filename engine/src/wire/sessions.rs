@@ -10,7 +10,7 @@
 //! authenticated.
 
 use super::run_as::{RunAs, LEGACY_USER};
-use super::{put, Reader};
+use super::{put, put_count, Reader};
 
 const MAGIC: u8 = b'S';
 const VERSION: u8 = 3;
@@ -29,7 +29,7 @@ pub struct SavedSession {
 }
 
 fn put_list(out: &mut Vec<u8>, items: &[String]) {
-    out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+    put_count(out, items.len());
     for i in items {
         put_str(out, i);
     }
@@ -42,7 +42,7 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 /// Encodes sessions into one blob.
 pub fn encode(sessions: &[SavedSession]) -> Vec<u8> {
     let mut out = vec![MAGIC, VERSION];
-    out.extend_from_slice(&(sessions.len() as u32).to_le_bytes());
+    put_count(&mut out, sessions.len());
     for s in sessions {
         put_str(&mut out, &s.id);
         match &s.desc {

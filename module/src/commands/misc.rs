@@ -142,7 +142,7 @@ pub fn pydumpreqs(ctx: &Context, state: &ModuleState, _args: Vec<RedisString>) -
     respond(ctx, Reply::Array(rows))
 }
 
-/// `RG.REFRESHCLUSTER`: nothing to refresh until the cluster transport exists; `OK` as 1.2.
+/// `RG.REFRESHCLUSTER`: re-reads the topology (`CLUSTER SLOTS`, `CLUSTER MYID`); `OK` as 1.2.
 pub fn refreshcluster(ctx: &Context, _state: &ModuleState, _args: Vec<RedisString>) -> RedisResult {
     crate::redis::lock::with_lock_held(ctx, crate::model::topology::refresh);
     respond(ctx, Reply::Status("OK".into()))

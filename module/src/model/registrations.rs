@@ -420,7 +420,6 @@ impl Registrations {
         f(&self.list())
     }
 
-    /// The registration of a CommandReader trigger.
     /// Hooks of `command` (lowercase), newest first (the first one runs first).
     pub fn hooks_of(&self, command: &str) -> Vec<Arc<Registration>> {
         self.list()
@@ -446,6 +445,7 @@ impl Registrations {
         self.rewriting.load(Ordering::Acquire) > 0
     }
 
+    /// The registration of a CommandReader trigger.
     pub fn by_trigger(&self, trigger: &str) -> Option<Arc<Registration>> {
         self.list()
             .iter()

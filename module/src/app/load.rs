@@ -9,7 +9,7 @@ use redis_module::{Context, RedisString};
 
 use crate::app::services::RedisServices;
 use crate::model::executions::Registry;
-use crate::model::registrations::Registrations;
+use crate::model::registration_table::Registrations;
 use crate::model::requirements::Requirements;
 use crate::model::sessions::Sessions;
 use crate::model::state::{self, ModuleState};

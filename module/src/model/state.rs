@@ -8,7 +8,8 @@ use engine::exec::WorkerPool;
 
 use crate::model::executions::Registry;
 use crate::model::executions::{Entry, Status};
-use crate::model::registrations::{Registration, Registrations};
+use crate::model::registration_table::Registrations;
+use crate::model::registrations::Registration;
 use crate::model::requirements::Requirements;
 use crate::model::sessions::Sessions;
 use crate::model::streams::StreamRegistrations;

@@ -352,7 +352,6 @@ pub fn keep_capped(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::registration_table::Registrations;
 
     fn reg(prefix: &str, events: Option<Vec<&str>>) -> Registration {
         let req = RegisterRequest {

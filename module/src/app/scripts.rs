@@ -250,7 +250,14 @@ fn start_run(mut req: RunRequest, client: Pending, unblocking: bool, run_as: &Ru
     };
     let control = ExecControl::new();
     let host = AsUser::new(ControlledRuntime(Arc::clone(&control)), run_as.clone());
-    match crate::run::start::start_execution(source, &req.plan, &host, shuffle.as_ref(), on_done) {
+    match crate::run::start::start_execution(
+        state,
+        source,
+        &req.plan,
+        &host,
+        shuffle.as_ref(),
+        on_done,
+    ) {
         Ok(handle) => {
             entry.started(handle, Some(control));
             // Kept unless it already finished (and was dropped) before this line; holding

@@ -366,11 +366,12 @@ fn start_part(order: &RunOrder, me: usize) -> Result<(), String> {
         })
     };
     part_started(&order.id, &order.shards, me);
-    let handle = crate::run::start::start_execution(source, &req.plan, &host, Some(&ctx), on_done)
-        .map_err(|e| {
-            part_ended(&order.id);
-            e.to_string()
-        })?;
+    let handle =
+        crate::run::start::start_execution(state, source, &req.plan, &host, Some(&ctx), on_done)
+            .map_err(|e| {
+                part_ended(&order.id);
+                e.to_string()
+            })?;
     entry.started(handle, Some(control));
     state
         .registry

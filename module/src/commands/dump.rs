@@ -1,6 +1,7 @@
 //! How registrations look in RG.DUMPREGISTRATIONS and RG.PYDUMPSESSIONS (REFERENCE §1.3).
 
 use crate::model::registrations::{Registration, Stats};
+use crate::model::sessions::Sessions;
 use crate::model::streams::StreamRegistration;
 use crate::redis::ffi::replies::{bulk, Reply};
 
@@ -106,14 +107,14 @@ fn session_text(
     )
 }
 
-/// The 12-element entry around a registration's data (`with_pd`: include the session).
+/// The 12-element entry around a registration's data (`pd`: include the session, found in these sessions).
 fn entry(
     id: &str,
     reader: &str,
     desc: Option<&str>,
     session: &str,
     data: Reply,
-    with_pd: bool,
+    pd: Option<&Sessions>,
 ) -> Reply {
     let mut row = vec![
         bulk("id"),
@@ -125,11 +126,9 @@ fn entry(
         bulk("RegistrationData"),
         data,
     ];
-    if with_pd {
-        if let Some(state) = crate::model::state::get() {
-            row.push(bulk("PD"));
-            row.push(bulk(&session_text(session, id, &state.sessions)));
-        }
+    if let Some(sessions) = pd {
+        row.push(bulk("PD"));
+        row.push(bulk(&session_text(session, id, sessions)));
     }
     row.push(bulk("ExecutionThreadPool"));
     row.push(bulk("DefaultPool"));
@@ -137,19 +136,19 @@ fn entry(
 }
 
 /// A KeysReader or CommandReader registration.
-pub fn keys_dump(r: &Registration, with_pd: bool) -> Reply {
+pub fn keys_dump(r: &Registration, pd: Option<&Sessions>) -> Reply {
     entry(
         &r.id,
         r.reader(),
         r.desc.as_deref(),
         &r.session,
         registration_data(r),
-        with_pd,
+        pd,
     )
 }
 
 /// A StreamReader registration (26-element data ending with its status).
-pub fn stream_dump(r: &StreamRegistration, with_pd: bool) -> Reply {
+pub fn stream_dump(r: &StreamRegistration, pd: Option<&Sessions>) -> Reply {
     let s = r.stats().clone();
     let (lag_last, lag_avg) = r.lag();
     let o = &r.opts;
@@ -186,6 +185,6 @@ pub fn stream_dump(r: &StreamRegistration, with_pd: bool) -> Reply {
         r.desc.as_deref(),
         &r.session,
         Reply::Array(data),
-        with_pd,
+        pd,
     )
 }

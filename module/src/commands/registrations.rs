@@ -19,9 +19,15 @@ pub fn dumpregistrations(
         .registrations
         .all()
         .iter()
-        .map(|r| keys_dump(r, true))
+        .map(|r| keys_dump(r, Some(&state.sessions)))
         .collect();
-    rows.extend(state.streams.all().iter().map(|r| stream_dump(r, true)));
+    rows.extend(
+        state
+            .streams
+            .all()
+            .iter()
+            .map(|r| stream_dump(r, Some(&state.sessions))),
+    );
     respond(ctx, Reply::Array(rows))
 }
 

@@ -9,18 +9,18 @@ use crate::model::state::ModuleState;
 use crate::redis::ffi::command::error;
 use crate::redis::ffi::replies::{bulk, Reply};
 
-fn session_reply(s: &Session, verbose: bool) -> Reply {
-    let state = crate::model::state::get();
+fn session_reply(state: &ModuleState, s: &Session, verbose: bool) -> Reply {
+    let state = Some(state);
     let regs = s
         .registrations
         .iter()
         .map(|id| {
             let st = state.filter(|_| verbose);
             if let Some(r) = st.and_then(|st| st.registrations.get(id)) {
-                return keys_dump(&r, false);
+                return keys_dump(&r, None);
             }
             match st.and_then(|st| st.streams.get(id)) {
-                Some(r) => stream_dump(&r, false),
+                Some(r) => stream_dump(&r, None),
                 None => bulk(id),
             }
         })
@@ -68,12 +68,12 @@ pub fn pydumpsessions(ctx: &Context, state: &ModuleState, args: Vec<RedisString>
         None => sessions
             .all()
             .iter()
-            .map(|s| session_reply(s, verbose))
+            .map(|s| session_reply(state, s, verbose))
             .collect(),
         Some(names) => names
             .iter()
             .map(|n| match sessions.get(n) {
-                Some(s) => session_reply(&s, verbose),
+                Some(s) => session_reply(state, &s, verbose),
                 None => bulk(&format!("Session {n} does not exists")),
             })
             .collect(),

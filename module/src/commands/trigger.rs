@@ -43,7 +43,7 @@ fn record(args: &[RedisString]) -> Batch {
 }
 
 /// `RG.TRIGGER` / `RG.TRIGGERONKEY` (same handler).
-pub fn trigger(ctx: &Context, state: &ModuleState, args: Vec<RedisString>) -> RedisResult {
+pub fn trigger(ctx: &Context, state: &'static ModuleState, args: Vec<RedisString>) -> RedisResult {
     if args.len() < 2 {
         return Err(RedisError::WrongArity);
     }
@@ -92,16 +92,16 @@ pub fn trigger(ctx: &Context, state: &ModuleState, args: Vec<RedisString>) -> Re
 
 fn run_async(
     ctx: &Context,
-    _state: &crate::model::state::ModuleState,
+    state: &'static ModuleState,
     reg: Arc<Registration>,
     source: Box<ReadySource>,
 ) -> RedisResult {
     let client = block(ctx);
     if reg.inorder {
         // `inorder`: one run at a time, in arrival order (1.2 gives it its own worker).
-        reg.run_serial(Box::new(move |reg| start(reg, source, client, true)));
+        reg.run_serial(Box::new(move |reg| start(state, reg, source, client, true)));
     } else {
-        start(reg, source, client, false);
+        start(state, reg, source, client, false);
     }
     Ok(RedisValue::NoReply)
 }
@@ -109,11 +109,13 @@ fn run_async(
 /// Starts one trigger execution; `serial`: start the registration's next one when done.
 /// It is listed while it runs (abortable, also once its client is gone) and dropped before
 /// its reply, as 1.2 drops trigger runs.
-fn start(reg: Arc<Registration>, source: Box<ReadySource>, client: Blocked, serial: bool) {
-    let Some(state) = crate::model::state::get() else {
-        reply_blocked(client, &Reply::Error("Gearshift is not initialised".into()));
-        return;
-    };
+fn start(
+    state: &'static ModuleState,
+    reg: Arc<Registration>,
+    source: Box<ReadySource>,
+    client: Blocked,
+    serial: bool,
+) {
     let started = Instant::now();
     let entry = Entry::new_registered(state.registry.next_id(), &reg.shape);
     let slot = Arc::new(std::sync::Mutex::new(Some(client)));
@@ -138,7 +140,7 @@ fn start(reg: Arc<Registration>, source: Box<ReadySource>, client: Blocked, seri
     let source = crate::redis::access::source(source, &reg.run_as);
     // Listed before it can finish: holding the slot orders this with the completion.
     let held = slot.lock().unwrap_or_else(|e| e.into_inner());
-    match crate::run::start::start_execution(source, &reg.plan, &host, None, on_done) {
+    match crate::run::start::start_execution(state, source, &reg.plan, &host, None, on_done) {
         Ok(handle) => {
             entry.started(handle, Some(control));
             if held.is_some() {

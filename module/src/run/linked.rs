@@ -184,7 +184,7 @@ pub fn trigger(
         done_link.finish_one();
     });
     let host = AsUser::new(ControlledRuntime(Arc::clone(&control)), reg.run_as.clone());
-    match crate::run::start::start_execution(source, &reg.plan, &host, None, on_done) {
+    match crate::run::start::start_execution(state, source, &reg.plan, &host, None, on_done) {
         Ok(h) => entry.started(h, Some(control)),
         Err(e) => {
             entry.finish(ExecutionOutput::failed(e));

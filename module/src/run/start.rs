@@ -6,6 +6,7 @@ use engine::exec::{Execution, Source};
 use engine::plan::Plan;
 use gearpy::ReaderSpec;
 
+use crate::model::state::ModuleState;
 use crate::run::readers::key_names::KeyNamesSource;
 use crate::run::readers::keys::KeysSource;
 
@@ -33,13 +34,13 @@ pub fn source_for(reader: ReaderSpec, plan: &engine::plan::Plan) -> Box<dyn Sour
 /// Starts `plan` over `source` on the module's worker pool with the default tuning: the
 /// one way every reader (scripts, triggers, events, streams, cluster parts) starts one.
 pub fn start_execution(
+    state: &ModuleState,
     source: Box<dyn engine::exec::Source>,
     plan: &Plan,
     host: &dyn engine::udf::UdfRuntime,
     shuffle: Option<&engine::shuffle::ShuffleCtx>,
     on_done: engine::exec::OnDone,
 ) -> Result<Execution, String> {
-    let state = crate::model::state::get().ok_or("Gearshift is not initialised")?;
     let cfg = engine::exec::ExecConfig::default();
     Execution::start(
         source,

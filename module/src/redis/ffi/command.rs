@@ -17,7 +17,7 @@ use super::trampoline::panic_text;
 
 /// A command handler: it gets the module state (`S`, the composition root's `ModuleState`)
 /// from the wrapper, so no handler looks it up or checks that the module loaded.
-pub type Handler<S> = fn(&Context, &S, Vec<RedisString>) -> RedisResult;
+pub type Handler<S> = fn(&Context, &'static S, Vec<RedisString>) -> RedisResult;
 
 /// An error reply with `text` (any UTF-8), for a handler to return.
 pub fn error(text: impl Into<String>) -> RedisError {
@@ -39,7 +39,7 @@ pub fn error_text(e: RedisError) -> String {
 pub fn run<S>(
     ctx: &Context,
     args: Vec<RedisString>,
-    state: Option<&S>,
+    state: Option<&'static S>,
     h: Handler<S>,
 ) -> RedisResult {
     let Some(state) = state else {
@@ -68,7 +68,7 @@ pub fn run<S>(
 pub fn run_code<S>(
     ctx: &Context,
     args: Vec<RedisString>,
-    state: Option<&S>,
+    state: Option<&'static S>,
     h: Handler<S>,
 ) -> RedisResult {
     // SAFETY: reading a function pointer Redis filled in at load.
@@ -92,7 +92,7 @@ pub fn run_code<S>(
 pub fn run_internal<S>(
     ctx: &Context,
     args: Vec<RedisString>,
-    state: Option<&S>,
+    state: Option<&'static S>,
     h: Handler<S>,
 ) -> RedisResult {
     if ctx

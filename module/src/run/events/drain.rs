@@ -264,7 +264,7 @@ pub fn run_next(reg: Arc<Registration>) {
             run_next(done_reg);
         });
         let host = AsUser::new(PyRuntime, reg.run_as.clone());
-        match crate::run::start::start_execution(source, &reg.plan, &host, None, on_done) {
+        match crate::run::start::start_execution(state, source, &reg.plan, &host, None, on_done) {
             Ok(h) => {
                 entry.started(h, None);
                 return;

@@ -75,7 +75,7 @@ fn run_batch(reg: Arc<StreamRegistration>, key: Vec<u8>) {
     });
     let source = access::source(source, &reg.run_as);
     let host = AsUser::new(PyRuntime, reg.run_as.clone());
-    match crate::run::start::start_execution(source, &reg.plan, &host, None, on_done) {
+    match crate::run::start::start_execution(state, source, &reg.plan, &host, None, on_done) {
         Ok(h) => entry.started(h, None),
         Err(e) => {
             let out = ExecutionOutput::failed(e);

@@ -9,7 +9,7 @@ use gearpy::{ControlledRuntime, ExecControl, RegisterRequest, RunRequest, Script
 use crate::model::executions::Entry;
 use crate::model::reply::execution_reply;
 use crate::model::sessions::SessionArgs;
-use crate::model::state::{self};
+use crate::model::state::ModuleState;
 use crate::redis::access::{self, AsUser, RunAs, Scope};
 use crate::redis::ffi::replies::{reply_blocked, Blocked, Reply};
 use crate::redis::ffi::trampoline::callback;
@@ -42,6 +42,8 @@ impl Drop for Pending {
 
 /// One RG.PYEXECUTE to run on a worker.
 pub struct ScriptJob {
+    /// The module state the script runs against.
+    pub state: &'static ModuleState,
     pub code: String,
     pub unblocking: bool,
     pub session: SessionArgs,
@@ -68,8 +70,7 @@ impl ScriptJob {
         if self.requirements.is_empty() {
             return Ok(());
         }
-        let state = state::get().ok_or("Gearshift is not initialised")?;
-        state
+        self.state
             .requirements
             .ensure(&self.requirements, self.force_reinstall)
             .map_err(|e| format!("Could not satisfy requirements, error='{e}'"))?;
@@ -77,7 +78,7 @@ impl ScriptJob {
         if crate::model::topology::current().is_none() {
             return Ok(());
         }
-        let bound = state.config.int("PythonInstallReqMaxIdleTime").max(1) as u64;
+        let bound = self.state.config.int("PythonInstallReqMaxIdleTime").max(1) as u64;
         let answers = crate::cluster::ask::ask_others_and_wait(
             crate::cluster::ask::Query::Install(self.requirements.clone()),
             std::time::Duration::from_millis(bound),
@@ -101,23 +102,28 @@ impl ScriptJob {
         match outcome {
             ScriptOutcome::NoRun => client.send(&Reply::Status("OK".into())),
             ScriptOutcome::Error(e) => client.send(&Reply::Error(e)),
-            ScriptOutcome::Run(req) => start_run(req, client, self.unblocking, &self.run_as),
-            ScriptOutcome::Registered(regs) => match check_triggers(&self.session, &regs)
-                .and_then(|()| check_hooks(&self.session, &regs))
-            {
-                Err(e) => client.send(&Reply::Error(e)),
-                Ok(()) => register(&self, regs, client),
-            },
+            ScriptOutcome::Run(req) => {
+                start_run(self.state, req, client, self.unblocking, &self.run_as)
+            }
+            ScriptOutcome::Registered(regs) => {
+                match check_triggers(self.state, &self.session, &regs)
+                    .and_then(|()| check_hooks(self.state, &self.session, &regs))
+                {
+                    Err(e) => client.send(&Reply::Error(e)),
+                    Ok(()) => register(&self, regs, client),
+                }
+            }
         }
     }
 }
 
 /// One registration per trigger name (1.2): a name may be reused only by the session an
 /// UPGRADE replaces, and only once per script.
-fn check_triggers(args: &SessionArgs, regs: &[RegisterRequest]) -> Result<(), String> {
-    let Some(state) = state::get() else {
-        return Ok(());
-    };
+fn check_triggers(
+    state: &ModuleState,
+    args: &SessionArgs,
+    regs: &[RegisterRequest],
+) -> Result<(), String> {
     let replaced = args
         .replace_with
         .clone()
@@ -138,7 +144,11 @@ fn check_triggers(args: &SessionArgs, regs: &[RegisterRequest]) -> Result<(), St
 }
 
 /// Command hooks must hook an existing, scriptable command and stack only over sync hooks.
-fn check_hooks(args: &SessionArgs, regs: &[RegisterRequest]) -> Result<(), String> {
+fn check_hooks(
+    state: &ModuleState,
+    args: &SessionArgs,
+    regs: &[RegisterRequest],
+) -> Result<(), String> {
     let hooks: Vec<(String, Option<String>)> = regs
         .iter()
         .filter_map(|r| r.hook.clone().map(|h| (h, r.keyprefix.clone())))
@@ -150,7 +160,7 @@ fn check_hooks(args: &SessionArgs, regs: &[RegisterRequest]) -> Result<(), Strin
         .replace_with
         .clone()
         .or_else(|| args.upgrade.then(|| args.id.clone()).flatten());
-    crate::run::hooks::check(&hooks, replaced.as_deref())
+    crate::run::hooks::check(state, &hooks, replaced.as_deref())
 }
 
 /// Installs the registrations as one session, runs their `onRegistered`, and in a cluster
@@ -158,7 +168,7 @@ fn check_hooks(args: &SessionArgs, regs: &[RegisterRequest]) -> Result<(), Strin
 /// shard that failed (`ERR shard-<id>: …`, 1.2's form).
 fn register(job: &ScriptJob, regs: Vec<RegisterRequest>, client: Pending) {
     let (args, code, reqs) = (&job.session, &job.code, &job.requirements);
-    let Some(state) = state::get() else { return };
+    let state = job.state;
     // REPLACE_WITH drops another session: replicas and other shards must drop it too (they
     // rebuild the new session under its own id, which replaces nothing there).
     let replaced: Vec<String> = args
@@ -210,8 +220,13 @@ fn session_reply(answers: crate::cluster::ask::Answers) -> Reply {
 
 /// Starts the requested run (as `run_as`). Blocking: the reply is the output. UNBLOCKING:
 /// the reply is the execution id and the execution is kept for RG.GETRESULTS.
-fn start_run(mut req: RunRequest, client: Pending, unblocking: bool, run_as: &RunAs) {
-    let Some(state) = state::get() else { return };
+fn start_run(
+    state: &'static ModuleState,
+    mut req: RunRequest,
+    client: Pending,
+    unblocking: bool,
+    run_as: &RunAs,
+) {
     let source = access::source(crate::run::start::source_for(req.reader, &req.plan), run_as);
     let entry = Entry::new(state.registry.next_id(), &req.plan);
     // In cluster mode the run goes to every shard; collect/repartition cross the bus.

@@ -67,7 +67,7 @@ pub fn parse_options(args: &[String]) -> Result<Options, String> {
 }
 
 /// The command handler.
-pub fn command(ctx: &Context, state: &ModuleState, args: Vec<RedisString>) -> RedisResult {
+pub fn command(ctx: &Context, state: &'static ModuleState, args: Vec<RedisString>) -> RedisResult {
     if args.len() < 2 {
         return Err(RedisError::WrongArity);
     }
@@ -87,6 +87,7 @@ pub fn command(ctx: &Context, state: &ModuleState, args: Vec<RedisString>) -> Re
     let code = args[1].to_string_lossy();
     let client = Pending::new(block(ctx));
     let job = ScriptJob {
+        state,
         code,
         unblocking: opts.unblocking,
         session,

@@ -48,13 +48,13 @@ pub fn trigger(ctx: &Context, state: &'static ModuleState, args: Vec<RedisString
         return Err(RedisError::WrongArity);
     }
     let argv: Vec<Vec<u8>> = args[1..].iter().map(|a| a.as_slice().to_vec()).collect();
-    match crate::run::hooks::run(ctx, argv) {
+    match crate::run::hooks::run(ctx, state, argv) {
         crate::run::hooks::HookRun::Reply(r) => return respond(ctx, r),
         crate::run::hooks::HookRun::Blocked => return Ok(RedisValue::NoReply),
         crate::run::hooks::HookRun::NotHooked => {}
     }
     let argv: Vec<Vec<u8>> = args[1..].iter().map(|a| a.as_slice().to_vec()).collect();
-    match crate::run::linked::run(ctx, argv) {
+    match crate::run::linked::run(ctx, state, argv) {
         crate::run::hooks::HookRun::Reply(r) => return respond(ctx, r),
         crate::run::hooks::HookRun::Blocked => return Ok(RedisValue::NoReply),
         crate::run::hooks::HookRun::NotHooked => {}

@@ -17,6 +17,7 @@ use redis_module::{Context, ContextFlags};
 
 use crate::model::registrations::{Mode, Registration};
 use crate::model::reply::{datum_reply, from_call_reply, to_call_reply};
+use crate::model::state::ModuleState;
 use crate::redis::access::RunAs;
 use crate::redis::ffi::replies::{block, reply_blocked, Reply};
 use crate::redis::lock::with_lock_held;
@@ -138,10 +139,7 @@ pub enum HookRun {
 }
 
 /// RG.TRIGGER for a hooked command: `argv` is `[command, args...]`.
-pub fn run(ctx: &Context, argv: Vec<Vec<u8>>) -> HookRun {
-    let Some(state) = crate::model::state::get() else {
-        return HookRun::NotHooked;
-    };
+pub fn run(ctx: &Context, state: &ModuleState, argv: Vec<Vec<u8>>) -> HookRun {
     let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
     let hooks = state.registrations.hooks_of(&name);
     if hooks.is_empty() {
@@ -219,10 +217,11 @@ pub fn resolve(reg: &Registration) {
 
 /// Checks a script's hooks before they are installed (1.2's texts). `replaced`: the
 /// session an UPGRADE replaces.
-pub fn check(hooks: &[(String, Option<String>)], replaced: Option<&str>) -> Result<(), String> {
-    let Some(state) = crate::model::state::get() else {
-        return Ok(());
-    };
+pub fn check(
+    state: &ModuleState,
+    hooks: &[(String, Option<String>)],
+    replaced: Option<&str>,
+) -> Result<(), String> {
     for (cmd, keyprefix) in hooks {
         let (flags, _) = command_info(cmd).ok_or("Can not override an unexisting command")?;
         if flags.iter().any(|f| f == "noscript") {

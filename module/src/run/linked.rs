@@ -83,10 +83,7 @@ thread_local! {
 }
 
 /// RG.TRIGGER for a command some registration lists in `commands=`.
-pub fn run(ctx: &Context, argv: Vec<Vec<u8>>) -> HookRun {
-    let Some(state) = crate::model::state::get() else {
-        return HookRun::NotHooked;
-    };
+pub fn run(ctx: &Context, state: &ModuleState, argv: Vec<Vec<u8>>) -> HookRun {
     let command = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
     if !state.registrations.commanded(&command) {
         return HookRun::NotHooked;

@@ -5,7 +5,7 @@ their errors follow the rest of the API (one error, the input stops)."""
 
 import pytest
 import redis
-from conftest import assert_alive, parse, pyexecute
+from conftest import assert_alive, parse, pyexecute, wait_for
 
 N = 5000
 # Batches are at most 1024 records but the reader also yields after 1 ms under the lock, so
@@ -402,8 +402,6 @@ def test_arrow_returns_and_errors(arrow):
 
 
 def test_register_with_map_batch(r):
-    import time
-
     script = "GB().mapBatch(lambda rs: [execute('INCRBY', 'seen', len(rs))]).register('ev:*')"
     assert pyexecute(r, script) == "OK"
     try:
@@ -411,10 +409,7 @@ def test_register_with_map_batch(r):
         for i in range(500):
             pipe.set(f"ev:{i}", "v")
         pipe.execute()
-        deadline = time.time() + 30
-        while time.time() < deadline and r.get("seen") != "500":
-            time.sleep(0.02)
-        assert r.get("seen") == "500"
+        assert wait_for(lambda: r.get("seen") == "500", timeout=30), r.get("seen")
     finally:
         for reg in r.execute_command("RG.DUMPREGISTRATIONS"):
             r.execute_command("RG.UNREGISTER", reg[1])

@@ -4,7 +4,6 @@ globals, and the error texts of a failing script or step."""
 
 import ast
 import threading
-import time
 
 import pytest
 import redis

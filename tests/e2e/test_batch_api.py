@@ -3,6 +3,8 @@
 equal the per-record `map`/`filter` equivalents, they fuse with the other Python steps, and
 their errors follow the rest of the API (one error, the input stops)."""
 
+import os
+
 import pytest
 import redis
 from conftest import assert_alive, parse, pyexecute, wait_for
@@ -307,16 +309,27 @@ def test_build_time_validation(r, script, message):
     assert_alive(r)
 
 
-# -- format='arrow' (optional: only where the server's Python has pyarrow) --------------------
+# -- format='arrow' (optional for users: only where the server's Python has pyarrow) ----------
+
+# CI installs pyarrow (scripts/lib.sh ensure_pip_packages): there a missing pyarrow is a failure,
+# never a silent skip of every Arrow test.
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @pytest.fixture
 def arrow(r):
     try:
         pyexecute(r, "import pyarrow")
-    except redis.ResponseError:
+    except redis.ResponseError as err:
+        if IN_CI:
+            pytest.fail(f"pyarrow does not import in the server's Python under CI: {err}", pytrace=False)
         pytest.skip("pyarrow is not installed for the server's Python")
     return r
+
+
+@pytest.mark.skipif(not IN_CI, reason="only CI promises pyarrow (CI=true)")
+def test_pyarrow_imports_under_ci(r):
+    assert pyexecute(r, "import pyarrow\nGB('ShardsIDReader').map(lambda x: pyarrow.__name__).run()") == [["pyarrow"], []]
 
 
 def test_arrow_without_pyarrow_is_a_build_time_error():

@@ -7,10 +7,11 @@ with every method K times, checks that all methods return the same answer as the
 of the generated data, and writes a Markdown report, a PNG chart and a ledger line.
 
     python3 perf/run.py              # full run: N = 1,000,000, K = 3  (several minutes)
-    python3 perf/run.py --quick      # N = 20,000, K = 1: answers + gross regression guard (CI)
+    python3 perf/run.py --quick      # N = 20,000, K = 3: answers + regression guard vs Lua (CI)
 
-Exit status: 0 all answers right; 1 a wrong answer, an error, a server crash, or (--quick) a
-failed regression guard; 2 a setup problem (missing package, module, redis-server).
+Exit status: 0 all answers right; 1 a wrong answer, an error (a refused W6 register() or W7
+probe included), a server crash, or (--quick) a failed regression guard; 2 a setup problem
+(missing package, module, redis-server).
 See perf/README.md.
 
 Modules: workloads.py (constants, the workload table), answers.py (parsing and comparing
@@ -44,7 +45,7 @@ from methods import Unsupported, probe_gearshift  # noqa: E402
 from report import fmt_rate, machine_info, markdown, plot, stats, summarize  # noqa: E402
 from servers import Server  # noqa: E402
 from suite import ServerDied, Suite  # noqa: E402
-from workloads import ALL_WORKLOADS, PROBE_PATTERN, QUICK_GUARD_RATIO, REPO, RESULTS  # noqa: E402
+from workloads import ALL_WORKLOADS, PROBE_PATTERN, QUICK_GUARD_VS_LUA, QUICK_K, REPO, RESULTS  # noqa: E402
 
 
 def parse_args(argv):
@@ -52,10 +53,11 @@ def parse_args(argv):
         description="Gearshift vs Lua EVAL vs client-side redis-py throughput suite (perf/README.md)."
     )
     ap.add_argument("--quick", action="store_true",
-                    help="N=20,000, K=1, no ledger, report to a temp dir; checks answers and that "
-                         f"Gearshift W1 is >= {QUICK_GUARD_RATIO:g}x client-side (CI)")
+                    help=f"N=20,000, K={QUICK_K}, no ledger, report to a temp dir; checks answers and "
+                         "that Gearshift's median rate is at least a floor times Lua EVAL's in the same "
+                         "run: " + ", ".join(f"{w} {f:g}x" for w, f in QUICK_GUARD_VS_LUA.items()) + " (CI)")
     ap.add_argument("-n", type=int, default=None, help="hashes to load (default 1,000,000; quick 20,000)")
-    ap.add_argument("-k", type=int, default=None, help="runs per workload and method (default 3; quick 1)")
+    ap.add_argument("-k", type=int, default=None, help=f"runs per workload and method (default 3; quick {QUICK_K})")
     ap.add_argument("--events", type=int, default=None,
                     help="W6 SETs per run (default max(5,000, N/5))")
     ap.add_argument("--port", type=int, default=None, help="port for our own redis-server (default: a free one)")
@@ -71,7 +73,7 @@ def parse_args(argv):
     ap.add_argument("--no-ledger", dest="ledger", action="store_false")
     args = ap.parse_args(argv)
     args.n = args.n if args.n is not None else (20_000 if args.quick else 1_000_000)
-    args.k = args.k if args.k is not None else (1 if args.quick else 3)
+    args.k = args.k if args.k is not None else (QUICK_K if args.quick else 3)
     args.events = args.events if args.events is not None else max(5_000, args.n // 5)
     if args.ledger is None:
         args.ledger = not args.quick
@@ -128,6 +130,31 @@ def closing_line(suite, meta):
     # A crash or cross-method disagreement is a problem without a failed cell: count it too.
     failed = max(failed, 1) if suite.problems else failed
     return f"perf: {passed} passed, {failed} failed, {skipped} skipped"
+
+
+def guard_vs_lua(suite, workloads, meta):
+    """Sets meta["guard"]; a workload below its floor (or without timings) is a problem."""
+    parts, ok = [], True
+    for w, floor in QUICK_GUARD_VS_LUA.items():
+        if w not in workloads:
+            continue
+        gs = stats(suite.results.get(w, {}).get("gearshift"))
+        lua = stats(suite.results.get(w, {}).get("lua"))
+        if not (gs and lua):
+            parts.append(f"{w} has no correct timing for both Gearshift and Lua EVAL")
+            ok = False
+            continue
+        ratio = gs["median"] / lua["median"]
+        ok = ok and ratio >= floor
+        parts.append(
+            f"{w} {fmt_rate(gs['median'])}/s vs Lua {fmt_rate(lua['median'])}/s = {ratio:.2f}x "
+            f"({'>=' if ratio >= floor else 'BELOW'} {floor:g}x)"
+        )
+    if not parts:
+        return
+    meta["guard"] = f"{'passed' if ok else 'FAILED'}: " + "; ".join(parts)
+    if not ok:
+        suite.problems.append("quick-mode regression guard " + meta["guard"])
 
 
 def _on_signal(signum, _frame):
@@ -189,22 +216,9 @@ def main(argv=None):
         with contextlib.suppress(OSError):
             meta["machine"]["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
 
-        # Quick-mode gross regression guard.
-        if args.quick and "W1" in args.workloads:
-            gs = stats(suite.results.get("W1", {}).get("gearshift"))
-            cl = stats(suite.results.get("W1", {}).get("client"))
-            if gs and cl:
-                ok = gs["median"] >= QUICK_GUARD_RATIO * cl["median"]
-                meta["guard"] = (
-                    f"{'passed' if ok else 'FAILED'}: Gearshift W1 {fmt_rate(gs['median'])}/s vs client-side "
-                    f"{fmt_rate(cl['median'])}/s = {gs['median'] / cl['median']:.1f}x "
-                    f"(must be >= {QUICK_GUARD_RATIO:g}x)"
-                )
-                if not ok:
-                    suite.problems.append("quick-mode regression guard " + meta["guard"])
-            else:
-                meta["guard"] = "FAILED: W1 has no correct timing for both Gearshift and client-side"
-                suite.problems.append(meta["guard"])
+        # Quick-mode regression guard: Gearshift vs Lua EVAL, medians of this same run.
+        if args.quick:
+            guard_vs_lua(suite, args.workloads, meta)
 
         summary = summarize(suite, args.workloads)
         report = markdown(suite, args.workloads, meta, summary)

@@ -53,13 +53,6 @@ class Suite:
         self.problems.append(f"{w} {METHOD_LABEL.get(m, m)}: {msg}")
         print(f"  !! {w} {m}: {msg}", flush=True)
 
-    def unsupported(self, w, m, msg):
-        c = self.cell(w, m)
-        c["status"] = "unsupported"
-        c["message"] = msg
-        self.notes.append(f"{w} {METHOD_LABEL.get(m, m)} not supported yet, skipped: {msg}")
-        print(f"  -- {w} {m}: not supported, skipped ({msg})", flush=True)
-
     def check_alive(self):
         if not self.srv.alive():
             raise ServerDied(self.srv.log_tail())
@@ -78,7 +71,8 @@ class Suite:
             try:
                 probe_gearshift(self.r, spec["probe"], "probe " + short(spec["probe"], 80))
             except Unsupported as err:
-                self.unsupported(w, "gearshift", str(err))
+                # The batch API exists: a refused probe is a regression, not a missing feature.
+                self.error(w, "gearshift", f"probe failed: {err}")
                 return
         callers["gearshift"] = lambda: parse_gearshift(kind, gearshift_exec(self.r, script))
         if "lua" in methods:
@@ -235,10 +229,10 @@ class Suite:
         try:
             reply = gearshift_exec(self.r, WORKLOADS[w]["gearshift"])
         except redis.ResponseError as err:
-            self.unsupported(w, "gearshift", f"register(): {error_text(err)}")
+            self.error(w, "gearshift", f"register(): {error_text(err)}")
             return
         if reply not in ("OK", b"OK"):
-            self.unsupported(w, "gearshift", f"register() replied {short(reply)}")
+            self.error(w, "gearshift", f"register() replied {short(reply)}")
             return
         self.cell(w, "gearshift")["status"] = "ok"
         try:

@@ -31,11 +31,14 @@ ensure_apt_packages() {
 }
 
 # cloudpickle is a runtime dependency: cluster runs ship their callbacks with it (as 1.2 does).
+# pyarrow is optional for users (mapBatch(format='arrow')) but not for the tests: without it the
+# Arrow e2e tests would skip, and under CI=true they fail instead.
+PIP_PACKAGES=(redis pytest cloudpickle pyarrow)
 ensure_pip_packages() {
-  python3 -c 'import redis, pytest, cloudpickle' 2>/dev/null && return 0
-  log "installing pip packages: redis pytest cloudpickle"
+  python3 -c 'import redis, pytest, cloudpickle, pyarrow' 2>/dev/null && return 0
+  log "installing pip packages: ${PIP_PACKAGES[*]}"
   python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
-    redis pytest cloudpickle </dev/null
+    "${PIP_PACKAGES[@]}" </dev/null
 }
 
 # pyo3 links against whatever PYO3_PYTHON names. A pyenv shim path is not stable, so pin the

@@ -34,6 +34,12 @@ check_dependency_direction() {
   return "$ok"
 }
 
+# No import cycles between the files of a crate, no import from a higher layer of module/src
+# (scripts/deps.py, which first checks itself on a planted cycle and upward `use`).
+check_deps() {
+  python3 scripts/deps.py --selftest && python3 scripts/deps.py
+}
+
 # Every atomic comes from the engine's `sync` shim, so loom can model it (DESIGN §10); in the
 # engine (the crate loom models) so do Arc, Mutex/MutexGuard, Condvar, RwLock and threads
 # (std::thread, bar sleep). Paths are matched on whole files, so multi-line `use {..}` count.
@@ -129,6 +135,7 @@ main() {
   step "cargo fmt" cargo fmt --all --check
   step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
   step "dependency direction" check_dependency_direction
+  step "import cycles and layers" check_deps
   step "atomics, locks and threads via the sync shim" check_atomics_via_shim
   step "replies via the command trampoline" check_replies_via_trampoline
   step "timers via timers::create" check_timers_via_create

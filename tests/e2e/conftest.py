@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 REPO = Path(__file__).resolve().parents[2]
 MODULE = Path(os.environ.get("GEARSHIFT_MODULE", REPO / "target/release/libgearshift.so"))
@@ -204,6 +206,70 @@ def wait_for(fn, timeout=5.0, interval=0.02):
             return v
         time.sleep(interval)
     return fn()
+
+
+def steady(fn, quiet, timeout=10.0, interval=0.05):
+    """Polls fn() until its value has not changed for `quiet` seconds, at most `timeout`
+    seconds; returns that value, or None if it kept changing. For "nothing more happens":
+    e.g. a stopped timer's counter, which a still-running timer would move within `quiet`."""
+    deadline = time.monotonic() + timeout
+    last, since = fn(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(interval)
+        v = fn()
+        if v != last:
+            last, since = v, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return v
+    return None
+
+
+def holds_for(fn, seconds, interval=0.05):
+    """Polls fn() for `seconds`: True if it stayed truthy throughout, else False at the first
+    falsy value. For "nothing more happened" after an action that must have no effect."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not fn():
+            return False
+        time.sleep(interval)
+    return bool(fn())
+
+
+PING_BOUND = 2.0  # seconds a PING may take while a job runs: generous, but a blocked server fails
+
+
+def answered_while_running(srv, eid, bound=PING_BOUND, interval=0.005, timeout=120):
+    """While execution `eid` runs, a second client (socket timeout `bound`) sends PING and
+    RG.DUMPEXECUTIONS in a loop; each must be answered within `bound` seconds. Returns how many
+    RG.DUMPEXECUTIONS replies said the execution was still running: each was answered *during*
+    the job (a server the job blocks answers only after it, and then says `done`), so callers
+    assert it is several. Fails the test on a PING that is late or not PONG."""
+    probe = redis.Redis(host="127.0.0.1", port=srv.port, decode_responses=True,
+                        socket_timeout=bound, socket_connect_timeout=5,
+                        retry=Retry(NoBackoff(), 0))  # fmt: skip  (a late reply is a failure, not a retry)
+    running = 0
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            t0 = time.monotonic()
+            try:
+                pong = probe.ping()
+                took = time.monotonic() - t0
+                dump = probe.execute_command("RG.DUMPEXECUTIONS")
+            except (redis.TimeoutError, redis.ResponseError) as err:
+                pytest.fail(f"not answered within {bound}s while {eid} ran "
+                            f"(after {running} answers): {type(err).__name__}: {err}", pytrace=False)  # fmt: skip
+            if pong is not True or took >= bound:
+                pytest.fail(f"PING not answered within {bound}s while {eid} ran: {pong!r} after {took:.2f}s",
+                            pytrace=False)  # fmt: skip
+            status = [e[3] for e in dump if e[1] == eid]
+            if status != ["running"]:
+                return running
+            running += 1
+            time.sleep(interval)
+        pytest.fail(f"execution {eid} still running after {timeout}s", pytrace=False)
+    finally:
+        probe.close()
 
 
 def unregister_all(client):

@@ -38,11 +38,7 @@ def test_async_in_registration(r):
     pyexecute(r, "async def f(x):\n    execute('INCR', 'areg')\nGB().foreach(f).register('ar:*', eventTypes=['set'])")
     try:
         r.set('ar:1', 'x')
-        import time
-        deadline = time.time() + 5
-        while time.time() < deadline and r.get('areg') != '1':
-            time.sleep(0.02)
-        assert r.get('areg') == '1'
+        assert wait_for(lambda: r.get('areg') == '1'), r.get('areg')
     finally:
         unregister_all(r)
 

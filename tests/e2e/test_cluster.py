@@ -348,7 +348,10 @@ def test_getexecution_gathers_every_shard(cluster, rc):
     plans = wait_for(lambda: _plans(rc, eid, 3))
     assert {p[1] for p in plans} == node_ids
     assert all(p[0] == "shard_id" and p[2] == "execution_plan" for p in plans)
-    assert rc.execute_command("RG.GETEXECUTION", eid, "CLUSTER") is not None
+    # CLUSTER asks every shard, as the default does here: one plan per shard, each done.
+    gathered = rc.execute_command("RG.GETEXECUTION", eid, "CLUSTER")
+    assert sorted(p[1] for p in gathered) == sorted(node_ids)
+    assert all(p[3][0:2] == ["status", "done"] for p in gathered), gathered
     (one,) = rc.execute_command("RG.GETEXECUTION", eid, "SHARD")
     assert one[1] == rc.execute_command("CLUSTER", "MYID")
     with pytest.raises(Exception, match="execution plan does not exist"):

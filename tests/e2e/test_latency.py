@@ -1,8 +1,9 @@
-"""Redis keeps serving while a long UNBLOCKING job runs (issue #4): PINGs from another
-client are answered throughout. The p99 is printed, not asserted (timing is a benchmark's job)."""
-import time
+"""Redis keeps serving while a long UNBLOCKING job runs (issue #4): a second client's PINGs
+are each answered within PING_BOUND seconds, and several of its reads are answered while the
+job is still running. Latency figures are printed by the perf suite, not asserted here."""
+import pytest
 
-from conftest import fresh_server, pyexecute
+from conftest import answered_while_running, fresh_server, pyexecute
 
 N = 200_000
 
@@ -18,23 +19,24 @@ def load(c, n):
 
 def test_ping_answered_during_unblocking_job():
     with fresh_server() as srv:
-        c, probe = srv.client(), srv.client()
+        c = srv.client()
         load(c, N)
         eid = pyexecute(c, "GB().map(lambda x: int(x['value']['age'])).filter(lambda a: a > 50).count().run('person:*')",
                         'UNBLOCKING')
-        latencies = []
-        while True:
-            t0 = time.perf_counter()
-            assert probe.ping() is True
-            latencies.append(time.perf_counter() - t0)
-            status = [e[3] for e in c.execute_command('RG.DUMPEXECUTIONS') if e[1] == eid]
-            if status and status[0] != 'running':
-                break
-            time.sleep(0.001)
+        running = answered_while_running(srv, eid)
+        assert running >= 5, f'only {running} replies came while the job ran'
         res = c.execute_command('RG.GETRESULTSBLOCKING', eid)
         assert res == [[str(sum(1 for i in range(N) if i % 100 > 50))], []]
-        latencies.sort()
-        p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else 0.0
-        print(f"\nPING during a {N}-key job: {len(latencies)} pings, p50 "
-              f"{latencies[len(latencies) // 2] * 1000:.2f} ms, p99 {p99:.2f} ms, max {latencies[-1] * 1000:.2f} ms")
-        assert len(latencies) > 0
+
+
+def test_the_probe_catches_a_job_that_blocks_the_server():
+    # The check above can fail: a job holding the Redis lock (atomic()) for 2.5 s blocks every
+    # client, so a PING with a 1 s bound times out.
+    with fresh_server() as srv:
+        c = srv.client()
+        script = ("import time\ndef hold(x):\n    with atomic():\n        time.sleep(2.5)\n    return x\n"
+                  "GB('ShardsIDReader').map(hold).run()")
+        eid = pyexecute(c, script, 'UNBLOCKING')
+        with pytest.raises(pytest.fail.Exception, match='not answered within 1'):
+            answered_while_running(srv, eid, bound=1.0)
+        assert c.execute_command('RG.GETRESULTSBLOCKING', eid) == [['1'], []]

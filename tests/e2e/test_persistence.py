@@ -1,13 +1,16 @@
 """Registrations through DEBUG RELOAD, restarts (RDB, AOF) and replication (REFERENCE §9)."""
-import time
-
-from conftest import fresh_server, pyexecute
+from conftest import fresh_server, pyexecute, wait_for
 
 SYNC_INCR = "GB().foreach(lambda x: execute('INCR', 'seen')).register('s:*', mode='sync')"
 
 
 def registration_ids(c):
     return [r[1] for r in c.execute_command('RG.DUMPREGISTRATIONS')]
+
+
+def registration_stats(c):
+    data = c.execute_command('RG.DUMPREGISTRATIONS')[0][7]
+    return dict(zip(data[0::2], data[1::2]))
 
 
 def test_debug_reload_keeps_registrations():
@@ -84,25 +87,23 @@ def test_replica_keeps_registration_but_never_fires():
     with fresh_server() as master, fresh_server() as replica:
         m, r = master.client(), replica.client()
         r.execute_command('REPLICAOF', '127.0.0.1', master.port)
-        deadline = time.time() + 10
-        while time.time() < deadline and r.info('replication').get('master_link_status') != 'up':
-            time.sleep(0.05)
+        assert wait_for(lambda: r.info('replication').get('master_link_status') == 'up', timeout=10)
         pyexecute(m, SYNC_INCR)
-        deadline = time.time() + 10
-        while time.time() < deadline and not registration_ids(r):
-            time.sleep(0.05)
+        assert wait_for(lambda: registration_ids(r), timeout=10)
         assert registration_ids(r) == registration_ids(m)
         m.set('s:1', 'x')
-        m.execute_command('WAIT', 1, 2000)
+        assert m.execute_command('WAIT', 1, 2000) == 1
         assert m.get('seen') == '1'
-        # The replica got the master's INCR, but its own copy of the registration did not fire.
+        assert registration_stats(m)['numTriggered'] == 1
+        # The replica got the master's INCR, but its own copy of the registration did not fire
+        # at all (not fired-and-refused: that would count a trigger and a failure).
         assert r.get('seen') == '1'
+        stats = registration_stats(r)
+        assert (stats['numTriggered'], stats['numSuccess'], stats['numFailures'], stats['numAborted'],
+                stats['lastError']) == (0, 0, 0, 0, None), stats  # fmt: skip
         reg = registration_ids(m)[0]
         m.execute_command('RG.UNREGISTER', reg)
-        deadline = time.time() + 10
-        while time.time() < deadline and registration_ids(r):
-            time.sleep(0.05)
-        assert registration_ids(r) == []
+        assert wait_for(lambda: registration_ids(r) == [], timeout=10), registration_ids(r)
 
 
 def test_registrations_survive_aof_rewrite_and_restart():
@@ -111,10 +112,9 @@ def test_registrations_survive_aof_rewrite_and_restart():
         pyexecute(c, SYNC_INCR)
         before = registration_ids(c)
         c.execute_command('BGREWRITEAOF')
-        deadline = time.time() + 20
-        while time.time() < deadline and c.info('persistence').get('aof_rewrite_in_progress'):
-            time.sleep(0.05)
-        time.sleep(0.2)
+        assert wait_for(lambda: c.info('persistence')['aof_rewrite_in_progress'] == 0
+                        and c.info('persistence')['aof_rewrite_scheduled'] == 0
+                        and c.info('persistence')['aof_last_bgrewrite_status'] == 'ok', timeout=20)
         srv.restart()
         c = srv.client()
         assert registration_ids(c) == before

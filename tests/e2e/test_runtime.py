@@ -2,11 +2,12 @@
 configGet/gearsConfigGet, hashtag, flat_error, isAsyncAllow, GearsBuilder(desc=...), sessions'
 globals, and the error texts of a failing script or step."""
 
-import time
+import ast
+import threading
 
 import pytest
 import redis
-from conftest import assert_alive, fresh_server, parse, pyexecute, unregister_all
+from conftest import assert_alive, fresh_server, holds_for, parse, pyexecute, unregister_all, wait_for
 
 
 def one(client, expr, setup=""):
@@ -25,13 +26,14 @@ def run_error(client, script):
 
 
 def wait_for_log(srv, text, timeout=5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        log = srv.logfile.read_text(errors="replace")
-        if text in log:
-            return log
-        time.sleep(0.05)
-    pytest.fail(f"{text!r} not in the Redis log:\n{srv.log_tail()}")
+    def log():
+        text_now = srv.logfile.read_text(errors="replace")
+        return text_now if text in text_now else None
+
+    found = wait_for(log, timeout, interval=0.05)
+    if not found:
+        pytest.fail(f"{text!r} not in the Redis log:\n{srv.log_tail()}")
+    return found
 
 
 # -- execute ---------------------------------------------------------------------------------
@@ -245,17 +247,65 @@ def test_results_parse_back(r):
     assert parse(results) == [{"key": "h", "value": {"a": "1"}, "type": "hash", "event": None}]
 
 
-def test_atomic_block_runs_execute_under_one_lock(r):
-    script = """
+ATOMIC_RACE = """
+import time
 def f(x):
-    with atomic():
-        execute('SET', 'a', '1')
-        execute('INCR', 'a')
-    return execute('GET', 'a')
+    torn, raced = [], 0
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with {block}:
+            execute('SET', 'a', '1')
+            execute('INCR', 'a')
+            v = execute('GET', 'a')
+        if v != '2':
+            torn.append(v)
+        if execute('GET', 'a') == '100':  # the competing writer got in between two blocks
+            raced += 1
+            if raced >= 20:
+                break
+    return (torn, raced)
 GB('ShardsIDReader').map(f).run()
 """
-    assert pyexecute(r, script) == [['2'], []]
+
+
+def atomic_race(server, block):
+    """Runs ATOMIC_RACE while another client SETs `a` to '100' in a loop; returns (the values
+    the block saw that were not its own, how often the writer's value showed between blocks)."""
+    stop = threading.Event()
+    writes = []
+
+    def writer():
+        w = server.client()
+        while not stop.is_set():
+            writes.append(w.set('a', '100'))
+        w.close()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        assert wait_for(lambda: len(writes) >= 10)
+        c = server.client()
+        res, errors = pyexecute(c, ATOMIC_RACE.format(block=block))
+        c.close()
+    finally:
+        stop.set()
+        t.join(10)
+    assert errors == [], errors
+    return ast.literal_eval(res[0])
+
+
+def test_atomic_block_runs_execute_under_one_lock(r, server):
+    torn, raced = atomic_race(server, 'atomic()')
+    assert raced >= 20, 'the writer ran between the blocks'
+    assert torn == [], 'no write of the competing client landed inside an atomic block'
     assert r.ping()
+
+
+def test_without_atomic_the_competing_writer_gets_in():
+    # What the test above would see without the lock: the check can fail.
+    with fresh_server() as srv:
+        torn, raced = atomic_race(srv, "__import__('contextlib').nullcontext()")
+        assert raced >= 20 and torn, (torn, raced)
 
 
 def test_atomic_nesting_is_an_error(r):
@@ -289,9 +339,6 @@ def tick():
 registerTE(1, tick)
 """
     assert pyexecute(r, script) == 'OK'
-    deadline = time.time() + 5
-    while time.time() < deadline and r.get('te:ticks') != '2':
-        time.sleep(0.1)
-    assert r.get('te:ticks') == '2'
-    time.sleep(1.5)
-    assert r.get('te:ticks') == '2', 'the time event stopped when its callback raised'
+    assert wait_for(lambda: r.get('te:ticks') == '2'), r.get('te:ticks')
+    # A live 1 s timer would tick again within 1.5 s.
+    assert holds_for(lambda: r.get('te:ticks') == '2', 1.5), 'the time event stopped when its callback raised'

@@ -68,7 +68,7 @@ def test_internal_commands_refused_in_multi_and_lua(server, r):
     blob = forged_blob("execute('SET', 'pwned', '1')")
     pipe = r.pipeline(transaction=True)
     pipe.execute_command("RG.INNERREGISTER", blob)
-    with pytest.raises(redis.ResponseError):
+    with pytest.raises(redis.ResponseError, match="unknown command 'RG.INNERREGISTER'"):
         pipe.execute()
     with pytest.raises(redis.ResponseError, match="unknown command"):
         r.eval("return redis.call('RG.INNERREGISTER', ARGV[1])", 0, blob)

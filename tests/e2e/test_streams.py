@@ -1,10 +1,8 @@
 """StreamReader register() (REFERENCE §2.2, §4.2, §11 item 50)."""
-import time
-
 import pytest
 import redis
 
-from conftest import assert_alive, pyexecute, unregister_all, wait_for
+from conftest import assert_alive, holds_for, pyexecute, unregister_all, wait_for
 
 
 @pytest.fixture
@@ -81,8 +79,7 @@ def test_pause_and_unpause(rs):
     reg = rs.execute_command('RG.DUMPREGISTRATIONS')[0][1]
     assert rs.execute_command('RG.PAUSEREGISTRATIONS', reg) == 'OK'
     rs.xadd('ps', {'a': 1})
-    time.sleep(0.3)
-    assert rs.get('pn') is None and reg_data(rs)['status'] == 'PAUSED'
+    assert holds_for(lambda: rs.get('pn') is None and reg_data(rs)['status'] == 'PAUSED', 0.5)
     assert rs.execute_command('RG.UNPAUSEREGISTRATIONS', reg) == 'OK'
     assert wait_for(lambda: rs.get('pn') == '1')
 
@@ -111,8 +108,7 @@ def test_unregister_stream_registration(rs):
     reg = rs.execute_command('RG.DUMPREGISTRATIONS')[0][1]
     assert rs.execute_command('RG.UNREGISTER', reg) == 'OK'
     rs.xadd('un', {'a': 1})
-    time.sleep(0.3)
-    assert rs.get('unn') is None
+    assert holds_for(lambda: rs.get('unn') is None, 0.5)
     assert_alive(rs)
 
 

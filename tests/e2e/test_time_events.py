@@ -1,12 +1,10 @@
 """registerTE(seconds, fn, keyName): time events stored in keys of type rg_timeev
 (REFERENCE §5, §9, §11 item 51)."""
 
-import time
-
 import pytest
 import redis
 
-from conftest import Server, assert_alive, fresh_server, pyexecute, wait_for
+from conftest import Server, assert_alive, fresh_server, holds_for, pyexecute, steady, wait_for
 
 TICKER = """
 STEP = 1
@@ -18,6 +16,11 @@ execute('SET', 'te:ret', str(registerTE(1, tick, 'timeEvent')))
 
 def count(c):
     return int(c.get('te:count') or 0)
+
+
+def stopped(c):
+    """The counter once it stops moving for 2.2 s (two periods), or None if it keeps moving."""
+    return steady(lambda: count(c), quiet=2.2, timeout=8)
 
 
 def rising(c, timeout=5):
@@ -45,11 +48,9 @@ def test_second_register_with_the_same_key_returns_false(c):
     assert pyexecute(c, TICKER) == 'OK'
     assert pyexecute(c, TICKER) == 'OK'
     assert c.get('te:ret') == 'False'
-    # Only the first timer runs: one tick per second, not two.
-    time.sleep(0.2)
+    # Only the first timer runs: one tick per second, not two (two would pass 4 within 3 s).
     start = count(c)
-    time.sleep(3)
-    assert count(c) - start <= 4, count(c) - start
+    assert holds_for(lambda: count(c) - start <= 4, 3), count(c) - start
     c.set('plain', 'x')
     script = "execute('SET', 'te:ret', str(registerTE(1, lambda: None, 'plain')))"
     assert pyexecute(c, script) == 'OK'
@@ -61,10 +62,9 @@ def test_del_stops_the_timer(c):
     assert pyexecute(c, TICKER) == 'OK'
     assert rising(c)
     assert c.delete('timeEvent') == 1
-    time.sleep(1.2)  # a tick already due may still land
-    stopped = count(c)
-    time.sleep(2.2)
-    assert count(c) == stopped
+    # A tick already due may still land; then the counter stays put (a live 1 s timer would
+    # move it within any 2.2 s).
+    assert stopped(c) is not None, 'the timer still ticks after DEL'
 
 
 def test_survives_debug_reload(c):
@@ -77,15 +77,10 @@ def test_survives_debug_reload(c):
     assert rising(c)
     assert count(c) % 10 == 0
     # The reloaded timer stops on DEL too, and only one timer runs after the reload.
-    time.sleep(0.2)
     start = count(c)
-    time.sleep(3)
-    assert count(c) - start <= 40
+    assert holds_for(lambda: count(c) - start <= 40, 3), count(c) - start
     c.delete('timeEvent')
-    time.sleep(1.2)
-    stopped = count(c)
-    time.sleep(2.2)
-    assert count(c) == stopped
+    assert stopped(c) is not None, 'the timer still ticks after DEL'
 
 
 def test_survives_restart_and_replaces_the_session_registrations():
@@ -125,12 +120,12 @@ def test_replica_gets_the_key_but_only_the_master_ticks():
         assert pyexecute(m, TICKER) == 'OK'
         assert wait_for(lambda: r.type('timeEvent') == 'rg_timeev', timeout=10)
         assert rising(m)
-        # The replica's count follows the master's (replicated INCRBY), never ahead of it.
-        time.sleep(1.5)
-        assert int(r.get('te:count') or 0) <= count(m)
+        # The replica's count follows the master's (replicated INCRBY), never ahead of it
+        # (the replica is read first: the master's count only grows).
+        assert holds_for(lambda: int(r.get('te:count') or 0) <= count(m), 1.5)
         m.delete('timeEvent')
         assert wait_for(lambda: r.exists('timeEvent') == 0, timeout=10)
-        time.sleep(1.2)
+        assert stopped(m) is not None, "the master's timer still ticks after DEL"
         assert wait_for(lambda: r.get('te:count') == m.get('te:count'), timeout=10), \
             (r.get('te:count'), m.get('te:count'))
 

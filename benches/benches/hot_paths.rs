@@ -21,7 +21,7 @@ use rand::{Rng, SeedableRng};
 
 use engine::batch::{BatchData, KeyColumns, KeyType};
 use engine::ops::{CountByOp, Emit, Operator};
-use engine::plan::HostStep;
+use engine::plan::UdfStep;
 use engine::udf::UdfRuntime;
 use engine::{Batch, Datum};
 use gearpy::services::{CallReply, HostServices};
@@ -116,7 +116,7 @@ fn python_map(c: &mut Criterion) {
             .expect("lambda")
             .unbind()
     });
-    let step = HostStep {
+    let step = UdfStep {
         kind: "map",
         name: "bench".into(),
         arg: String::new(),

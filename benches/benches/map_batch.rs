@@ -1,7 +1,7 @@
 //! Benchmarks of the engine's per-batch hot paths, with no Python involved.
 //!
 //! Benches (layout after DataFusion's `physical-plan/benches/repartition.rs`):
-//! - `engine_map/pipelined/<batch size>`: a `TestHost` map (`x * 2 + 1`) over 64k
+//! - `engine_map/pipelined/<batch size>`: a `TestUdf` map (`x * 2 + 1`) over 64k
 //!   `Datum::Int` records through `testing::run_pipelined` on a 2-thread pool: the
 //!   executor's per-batch overhead (queues, wake-ups, stage turns) at several batch sizes.
 //! - `engine_map/reference`: the same plan on `inline::run_inline`, one record at a
@@ -26,7 +26,7 @@ use engine::exec::WorkerPool;
 use engine::inline::run_inline;
 use engine::plan::Plan;
 use engine::shuffle::{decode_frame, encode_data};
-use engine::testing::{run_pipelined, TestFn, TestHost, VecSource};
+use engine::testing::{run_pipelined, TestFn, TestUdf, VecSource};
 use engine::{Batch, Datum};
 
 const SEED: u64 = 0x62_65_6e_63_68; // "bench"
@@ -84,7 +84,7 @@ fn bench_engine_map(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("pipelined", bs), &bs, |b, &bs| {
             b.iter_batched(
                 || VecSource::datums(&input, bs),
-                |src| run_pipelined(src, &plan, &TestHost, None, &pool).expect("map runs"),
+                |src| run_pipelined(src, &plan, &TestUdf, None, &pool).expect("map runs"),
                 BatchSize::LargeInput,
             );
         });
@@ -92,7 +92,7 @@ fn bench_engine_map(c: &mut Criterion) {
     group.bench_function("reference", |b| {
         b.iter_batched(
             || VecSource::datums(&input, 1024),
-            |src| run_inline(src, &plan, Some(&TestHost)).expect("map runs"),
+            |src| run_inline(src, &plan, Some(&TestUdf)).expect("map runs"),
             BatchSize::LargeInput,
         );
     });

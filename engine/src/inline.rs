@@ -35,7 +35,7 @@ pub fn run_inline(
     for s in &plan.steps {
         match s {
             StepSpec::Collect | StepSpec::Repartition => {}
-            StepSpec::Host(h) => ops.push(
+            StepSpec::Udf(h) => ops.push(
                 udf.expect("user-function steps need a UdfRuntime")
                     .build_stage(std::slice::from_ref(h))?,
             ),

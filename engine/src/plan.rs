@@ -1,6 +1,6 @@
 //! Plans: a reader plus an ordered list of [`StepSpec`]s, as a GearsBuilder chain builds it.
 //!
-//! Host steps (user callbacks) are opaque to the engine: it only groups consecutive ones so
+//! UDF steps (user callbacks) are opaque to the engine: it only groups consecutive ones so
 //! the host can fuse them under one lock hold per batch. Native steps are run by the
 //! engine's own operators. Depends on `error`.
 
@@ -11,10 +11,10 @@ use crate::sync::Arc;
 
 /// A step whose work is done by the host (for example a Python callback).
 #[derive(Clone)]
-pub struct HostStep {
+pub struct UdfStep {
     /// 1.x step type shown by RG.GETEXECUTION (`map`, `filter`, `accumulate`...).
     pub kind: &'static str,
-    /// Host callback name shown by RG.GETEXECUTION.
+    /// User callback name shown by RG.GETEXECUTION.
     pub name: String,
     /// `str()` of the callback argument.
     pub arg: String,
@@ -22,9 +22,9 @@ pub struct HostStep {
     pub payload: Arc<dyn Any + Send + Sync>,
 }
 
-impl fmt::Debug for HostStep {
+impl fmt::Debug for UdfStep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HostStep")
+        f.debug_struct("UdfStep")
             .field("kind", &self.kind)
             .field("name", &self.name)
             .finish()
@@ -34,7 +34,7 @@ impl fmt::Debug for HostStep {
 /// One step of a plan.
 #[derive(Debug, Clone)]
 pub enum StepSpec {
-    Host(HostStep),
+    Udf(UdfStep),
     /// Keep `len` records after skipping `offset` (per shard unless after a collect).
     Limit {
         offset: usize,
@@ -60,7 +60,7 @@ impl StepSpec {
     /// The 1.x step type name.
     pub fn kind(&self) -> &'static str {
         match self {
-            StepSpec::Host(h) => h.kind,
+            StepSpec::Udf(h) => h.kind,
             StepSpec::Limit { .. } => "limit",
             StepSpec::Count | StepSpec::SumInts => "accumulate",
             StepSpec::CountBy | StepSpec::SumByKey => "accumulatebykey",
@@ -70,7 +70,7 @@ impl StepSpec {
     }
 
     pub fn is_host(&self) -> bool {
-        matches!(self, StepSpec::Host(_))
+        matches!(self, StepSpec::Udf(_))
     }
 }
 
@@ -114,7 +114,7 @@ mod tests {
     use super::*;
 
     fn host(kind: &'static str) -> StepSpec {
-        StepSpec::Host(HostStep {
+        StepSpec::Udf(UdfStep {
             kind,
             name: String::new(),
             arg: String::new(),

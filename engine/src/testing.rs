@@ -11,7 +11,7 @@ use crate::datum::Datum;
 use crate::error::{EngineError, Result};
 use crate::exec::{ExecConfig, Execution, ExecutionOutput, Source, WorkerPool};
 use crate::ops::{Emit, Operator};
-use crate::plan::{HostStep, Plan, StepSpec};
+use crate::plan::{Plan, StepSpec, UdfStep};
 use crate::shuffle::ShuffleCtx;
 use crate::sync::Arc;
 use crate::udf::UdfRuntime;
@@ -60,7 +60,7 @@ pub enum TestFn {
 
 impl TestFn {
     pub fn step(self, kind: &'static str) -> StepSpec {
-        StepSpec::Host(HostStep {
+        StepSpec::Udf(UdfStep {
             kind,
             name: "test".into(),
             arg: String::new(),
@@ -71,15 +71,15 @@ impl TestFn {
 
 /// Runs [`TestFn`] steps.
 #[derive(Debug, Default)]
-pub struct TestHost;
+pub struct TestUdf;
 
 struct TestStage {
     fns: Vec<TestFn>,
     sums: Vec<Option<i64>>,
 }
 
-impl UdfRuntime for TestHost {
-    fn build_stage(&self, steps: &[HostStep]) -> Result<Box<dyn Operator>> {
+impl UdfRuntime for TestUdf {
+    fn build_stage(&self, steps: &[UdfStep]) -> Result<Box<dyn Operator>> {
         let fns = steps
             .iter()
             .map(|s| {

@@ -32,7 +32,7 @@ use rand::{Rng, SeedableRng};
 use engine::exec::{ExecConfig, ExecutionOutput, WorkerPool};
 use engine::inline::run_inline;
 use engine::plan::{Plan, StepSpec};
-use engine::testing::{run_pipelined, TestFn, TestHost, VecSource};
+use engine::testing::{run_pipelined, TestFn, TestUdf, VecSource};
 use engine::Datum;
 use std::sync::Arc;
 
@@ -278,7 +278,7 @@ fn check_case(seed: u64, pools: &[WorkerPool]) {
     let inline = run_inline(
         VecSource::datums(&case.input, bs),
         &case.plan,
-        Some(&TestHost),
+        Some(&TestUdf),
     )
     .unwrap_or_else(|e| panic!("seed {seed}: inline run failed: {e}; plan {:?}", case.desc));
     assert_outputs_equal(&inline, &expected, seed, bs, 0, &case);
@@ -287,7 +287,7 @@ fn check_case(seed: u64, pools: &[WorkerPool]) {
         let got = run_pipelined(
             VecSource::datums(&case.input, bs),
             &case.plan,
-            &TestHost,
+            &TestUdf,
             None,
             pool,
         )
@@ -387,7 +387,7 @@ fn fixed_shapes_match_the_oracle() {
         for input in [common::ints(0..100), Vec::new()] {
             let want = oracle(&input, &plan);
             let inline =
-                run_inline(VecSource::datums(&input, 7), &plan, Some(&TestHost)).expect("inline");
+                run_inline(VecSource::datums(&input, 7), &plan, Some(&TestUdf)).expect("inline");
             assert_eq!(
                 inline,
                 want,
@@ -398,7 +398,7 @@ fn fixed_shapes_match_the_oracle() {
                 let got = run_pipelined(
                     VecSource::datums(&input, bs),
                     &plan,
-                    &TestHost,
+                    &TestUdf,
                     None,
                     &pools[i % 2],
                 )

@@ -18,7 +18,7 @@ use std::time::Duration;
 use common::{eventually, ints};
 use engine::exec::{ExecConfig, Execution, ExecutionOutput, Source, WorkerPool};
 use engine::plan::{Plan, StepSpec};
-use engine::testing::{run_pipelined, TestFn, TestHost};
+use engine::testing::{run_pipelined, TestFn, TestUdf};
 use engine::{Batch, Datum, Result};
 
 /// What a [`ProbeSource`] saw: batches read, the threads that read them, and its drop.
@@ -91,7 +91,7 @@ const STOP_SLACK: usize = 100;
 
 fn run(source: Box<dyn Source>, steps: Vec<StepSpec>) -> ExecutionOutput {
     let pool = WorkerPool::new(2, "exec");
-    run_pipelined(source, &Plan::new(steps), &TestHost, None, &pool).expect("execution")
+    run_pipelined(source, &Plan::new(steps), &TestUdf, None, &pool).expect("execution")
 }
 
 fn add_one() -> StepSpec {
@@ -173,7 +173,7 @@ fn endless(
     let exec = Execution::start(
         source,
         &plan,
-        Some(&TestHost),
+        Some(&TestUdf),
         None,
         pool,
         &ExecConfig::default(),
@@ -231,7 +231,7 @@ fn abort_after_completion_reports_nothing_more() {
     let exec = Execution::start(
         source,
         &Plan::new(vec![StepSpec::Count]),
-        Some(&TestHost),
+        Some(&TestUdf),
         None,
         &pool,
         &ExecConfig::default(),
@@ -329,7 +329,7 @@ fn a_panicking_operator_ends_the_execution_with_an_error_and_the_pool_survives()
     let out = run_pipelined(
         engine::testing::VecSource::datums(&ints(0..100), 10),
         &plan,
-        &TestHost,
+        &TestUdf,
         None,
         &pool,
     )
@@ -347,7 +347,7 @@ fn a_panicking_operator_ends_the_execution_with_an_error_and_the_pool_survives()
         let ok = run_pipelined(
             engine::testing::VecSource::datums(&ints(0..10), 3),
             &Plan::new(vec![StepSpec::Count]),
-            &TestHost,
+            &TestUdf,
             None,
             &pool,
         )

@@ -19,7 +19,7 @@ use engine::exec::{ExecConfig, ExecutionOutput, WorkerPool};
 use engine::plan::{Plan, StepSpec};
 use engine::pool::BufferPool;
 use engine::shuffle::{InProcessNetwork, Partitioner, ShuffleCtx, SlotMap};
-use engine::testing::{run_pipelined, TestFn, TestHost, VecSource};
+use engine::testing::{run_pipelined, TestFn, TestUdf, VecSource};
 use engine::Datum;
 use std::sync::Arc;
 
@@ -88,7 +88,7 @@ fn run_all(plan: &Plan, input: &[Datum], n: usize, bs: usize) -> Vec<ExecutionOu
 
 fn single_shard(plan: &Plan, input: &[Datum]) -> ExecutionOutput {
     let pool = WorkerPool::new(2, "single");
-    run_pipelined(VecSource::datums(input, 64), plan, &TestHost, None, &pool)
+    run_pipelined(VecSource::datums(input, 64), plan, &TestUdf, None, &pool)
         .expect("single-shard run")
 }
 

@@ -1,26 +1,20 @@
 //! The Gearshift Redis module (`rg`): RedisGears 1.2 commands on top of the engine and the
-//! Python layer. This file only registers the module; everything else lives in:
+//! Python layer. This file is the composition root: it registers the commands, loads the
+//! module and fills the slots through which lower layers call up. The layers, bottom to
+//! top (docs/architecture.md; `scripts/deps.py` enforces that no file imports a layer above
+//! its own and that no files import each other in a cycle):
 //!
-//! - `ffi`: the one panic trampoline, raw scan, reply and ACL helpers (the crate's `unsafe`).
-//! - `acl`: who user code runs as (the client's ACL user) and what it may read.
-//! - `cluster`: the topology, bus messages between shards and distributed runs.
-//! - `state`: the single owner of module-wide state (worker pool, config).
-//! - `config`: module arguments and the extra config dictionary.
-//! - `executions`: the registry of kept executions (ids, statuses, results).
-//! - `streams`: StreamReader registrations (consumer group batches, failure policies).
-//! - `timers`: registerTE time events on the main thread.
-//! - `hooks`: CommandReader command hooks (`hook=`, `call_next`).
-//! - `linked`: KeysReader `commands=` runs linked to the command (`override_reply`).
-//! - `info`: INFO rg sections and Gearshift's counters.
-//! - `limits`: server limits mirrored for other threads (maxmemory headroom, busy threshold).
-//! - `host`: `HostServices` for the Python layer (execute, log, config).
-//! - `commands`: one file per RG.* command.
-//! - `readers`: engine sources that read Redis (KeysReader).
-//! - `registrations`, `events`: register() flows and the keyspace events that run them.
-//! - `reply`: engine results → RESP replies, with 1.2's rules.
-//! - `requirements`: REQUIREMENTS installed with pip into a per-server venv.
-//! - `persist`: sessions through RDB, AOF and replication (as source, not bytecode).
-//! - `scripts`, `sessions`: running RG.PYEXECUTE scripts; sessions owning registrations.
+//! - `redis`: raw FFI (`redis::ffi`, the crate's only `unsafe`, and the panic trampoline),
+//!   the Redis lock and calls, ACL identities, timers, limits, the configuration.
+//! - `model`: `ModuleState` and its types (executions and ids, topology, registrations,
+//!   sessions, stream registrations, requirements) and 1.2's reply rules.
+//! - `run`: running flows on this shard (readers, events, hooks, linked commands, streams,
+//!   time events, the one inline run).
+//! - `cluster`: the bus protocol, asking and answering other shards, distributed runs,
+//!   forwarding; the app is reached through `cluster::handler::ShardHandler`.
+//! - `app`: loading, scripts, installing sessions, persistence, the local halves of
+//!   cluster-wide commands, the Python layer's services, INFO.
+//! - `commands`: one file per group of RG.* commands.
 #![deny(unsafe_code)]
 
 pub mod app;

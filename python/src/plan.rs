@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use engine::plan::{HostStep, Plan, StepSpec};
+use engine::plan::{Plan, StepSpec, UdfStep};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
@@ -186,7 +186,7 @@ fn host(
         0 | 1 => String::new(),
         _ => t.get_item(1)?.str()?.to_string(),
     };
-    Ok(StepSpec::Host(HostStep {
+    Ok(StepSpec::Udf(UdfStep {
         kind,
         name: name.to_owned(),
         arg,

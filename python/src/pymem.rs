@@ -151,7 +151,7 @@ pub fn take_refusal() -> Option<Refusal> {
     REFUSED.with(|r| r.take())
 }
 
-/// Routes Python's RAW domain and pymalloc's arenas to `host`. Call before the
+/// Routes Python's RAW domain and pymalloc's arenas to the host allocator. Call before the
 /// interpreter initialises (memory Python already holds must be freed by the allocator
 /// that gave it); later calls are ignored.
 pub fn route(host: HostAllocator) {

@@ -1,4 +1,4 @@
-//! `PyStep`: one Python step of a plan (the payload of an engine `HostStep`), the user
+//! `PyStep`: one Python step of a plan (the payload of an engine `UdfStep`), the user
 //! callback it runs, and what a record-local step (map, filter, foreach, flatmap) does
 //! with one record. Shared by `PyStage` and the batched event path (`event`); calling the
 //! callback and settling its (awaited) result are separate so a `sync` event can await in
@@ -11,7 +11,7 @@ use pyo3::types::PyList;
 
 use crate::asyncio_bridge::awaited;
 
-/// One Python step (the payload of an engine `HostStep`).
+/// One Python step (the payload of an engine `UdfStep`).
 #[derive(Debug)]
 pub enum PyStep {
     Map(Py<PyAny>),

@@ -8,7 +8,7 @@ use super::stage::{Input, Output, Shared, Stage};
 use super::Source;
 use crate::error::{EngineError, Result};
 use crate::ops::{Chain, CountByOp, CountOp, LimitOp, Operator, SumByKeyOp, SumIntsOp};
-use crate::plan::{HostStep, Plan, StepSpec};
+use crate::plan::{Plan, StepSpec, UdfStep};
 use crate::queue::spsc;
 use crate::shuffle::{ShuffleCtx, ShuffleOp};
 use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering};
@@ -120,10 +120,10 @@ pub fn build_operators(
         if group[0].is_host() {
             let host =
                 host.ok_or_else(|| EngineError::Plan("plan has host steps but no host".into()))?;
-            let steps: Vec<HostStep> = group
+            let steps: Vec<UdfStep> = group
                 .iter()
                 .filter_map(|s| match s {
-                    StepSpec::Host(h) => Some(h.clone()),
+                    StepSpec::Udf(h) => Some(h.clone()),
                     _ => None,
                 })
                 .collect();

@@ -2,7 +2,7 @@
 //! cooperatively on a bounded worker pool (never a thread per execution).
 //!
 //! A stage never blocks a worker waiting for input or output space: it returns and is
-//! woken by its neighbour (see `stage`). Depends on `queue`, `ops`, `plan`, `host`,
+//! woken by its neighbour (see `stage`). Depends on `queue`, `ops`, `plan`, `udf`,
 //! `shuffle`, `batch`.
 
 mod builder;

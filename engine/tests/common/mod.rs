@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use engine::exec::{ExecConfig, Execution, ExecutionOutput, Source, WorkerPool};
 use engine::plan::Plan;
 use engine::shuffle::ShuffleCtx;
-use engine::testing::TestHost;
+use engine::testing::TestUdf;
 use engine::Datum;
 
 /// How long a test waits for an execution before declaring it hung.
@@ -48,16 +48,8 @@ pub fn start(
     let on_done = Box::new(move |o: ExecutionOutput| {
         let _ = tx.send(o);
     });
-    let exec = Execution::start(
-        source,
-        plan,
-        Some(&TestHost),
-        shuffle,
-        pool,
-        config,
-        on_done,
-    )
-    .expect("plan builds");
+    let exec = Execution::start(source, plan, Some(&TestUdf), shuffle, pool, config, on_done)
+        .expect("plan builds");
     (exec, rx)
 }
 

@@ -10,7 +10,7 @@
 //! `ExtractKey` only matter to them), and plans that raise no errors — `FailOn`/`PanicOn`
 //! steps and type-incorrect records panic here, as generator bugs.
 
-use engine::plan::{HostStep, Plan, StepSpec};
+use engine::plan::{Plan, StepSpec, UdfStep};
 use engine::testing::TestFn;
 use engine::Datum;
 
@@ -23,7 +23,7 @@ pub fn run(input: &[Datum], plan: &Plan) -> Vec<Datum> {
 
 fn apply(s: &StepSpec, records: Vec<Datum>) -> Vec<Datum> {
     match s {
-        StepSpec::Host(h) => host_step(h, records),
+        StepSpec::Udf(h) => host_step(h, records),
         StepSpec::Limit { offset, len } => records.into_iter().skip(*offset).take(*len).collect(),
         StepSpec::Count => nonempty(&records, |r| Datum::Int(r.len() as i64)),
         StepSpec::SumInts => nonempty(&records, |r| Datum::Int(r.iter().map(int).sum())),
@@ -39,7 +39,7 @@ fn apply(s: &StepSpec, records: Vec<Datum>) -> Vec<Datum> {
     }
 }
 
-fn host_step(h: &HostStep, records: Vec<Datum>) -> Vec<Datum> {
+fn host_step(h: &UdfStep, records: Vec<Datum>) -> Vec<Datum> {
     let f = h
         .payload
         .downcast_ref::<TestFn>()

@@ -72,7 +72,7 @@ impl PlanShape {
             .steps
             .iter()
             .map(|s| match s {
-                engine::plan::StepSpec::Host(h) => StepInfo {
+                engine::plan::StepSpec::Udf(h) => StepInfo {
                     kind: h.kind.to_owned(),
                     name: h.name.clone(),
                     arg: h.arg.clone(),

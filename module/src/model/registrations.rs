@@ -2,8 +2,9 @@
 //! their matching rules, their bounded queue of pending events and statistics.
 //!
 //! A registration's events run one at a time, in trigger order (as 1.2's per-registration
-//! worker does), drained by `events::drain`; the queue is bounded so a hot keyspace cannot
-//! grow memory without limit (see `events::queue` for the overflow policy).
+//! worker does), drained by `run::events::drain`; the queue is bounded so a hot keyspace
+//! cannot grow memory without limit (see `model::event_queue` for the overflow policy).
+//! Depends on `model` (queue, drain state) and `redis`.
 
 use engine::sync::{AtomicU64, Ordering};
 use std::collections::VecDeque;
@@ -150,7 +151,7 @@ pub struct Registration {
     /// `inorder` CommandReader runs waiting their turn (one runs at a time).
     serial: SerialLane,
     /// Set when every step is record-local: events then run many per GIL hold
-    /// (`events::drain`); otherwise each event is one engine execution.
+    /// (`run::events::drain`); otherwise each event is one engine execution.
     pub fast: Option<EventPlan>,
     /// Pending events (async modes), filled by the notification callback.
     pub(crate) queue: EventQueue,

@@ -1,10 +1,10 @@
-//! Redis Cluster support (docs/cluster.md): the topology (who owns which slots), the bus
-//! messages between shards, the shuffle transport over them, and distributed runs.
+//! The cluster topology (docs/cluster.md): who owns which slots, this shard's id, and the
+//! ids of executions and registrations, which carry it.
 //!
 //! Cluster mode is on when `CLUSTER SLOTS` shows more than one master (REFERENCE §7):
 //! otherwise everything runs locally and ids use 40 zeros. The topology is re-read when a
 //! script starts and on RG.REFRESHCLUSTER, always from a thread that holds no GIL.
-//! Depends on `host` (commands), `ffi::cluster` (the bus) and the engine's shuffle.
+//! Depends on `redis::call` (CLUSTER SLOTS / MYID) and the engine's slot map.
 
 use std::sync::{Arc, RwLock};
 

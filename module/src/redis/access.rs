@@ -19,7 +19,7 @@
 
 use engine::exec::Source;
 use engine::ops::{Emit, Finish, Operator};
-use engine::plan::HostStep;
+use engine::plan::UdfStep;
 use engine::udf::UdfRuntime;
 use engine::{Batch, Result};
 use gearpy::services::CallReply as PyReply;
@@ -317,7 +317,7 @@ impl Operator for AsUser<Box<dyn Operator>> {
 }
 
 impl<H: UdfRuntime> UdfRuntime for AsUser<H> {
-    fn build_stage(&self, steps: &[HostStep]) -> Result<Box<dyn Operator>> {
+    fn build_stage(&self, steps: &[UdfStep]) -> Result<Box<dyn Operator>> {
         let op = self.inner.build_stage(steps)?;
         Ok(Box::new(AsUser::new(op, self.run_as.clone())))
     }

@@ -39,7 +39,7 @@ impl EventPlan {
             match s {
                 // Moves records to the initiator: the shard that runs the event.
                 StepSpec::Collect => {}
-                StepSpec::Host(h) => {
+                StepSpec::Udf(h) => {
                     let step = Arc::clone(&h.payload).downcast::<PyStep>().ok()?;
                     match *step {
                         PyStep::Map(_)

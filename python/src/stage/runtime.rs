@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use engine::batch::{Batch, BatchData};
 use engine::ops::{Emit, Operator};
-use engine::plan::HostStep;
+use engine::plan::UdfStep;
 use engine::udf::UdfRuntime;
 use engine::{EngineError, Result};
 
@@ -48,7 +48,7 @@ impl Operator for PyFinalizer {
 #[derive(Debug, Default)]
 pub struct PyRuntime;
 
-fn py_steps(steps: &[HostStep]) -> Result<Vec<Arc<PyStep>>> {
+fn py_steps(steps: &[UdfStep]) -> Result<Vec<Arc<PyStep>>> {
     steps
         .iter()
         .map(|s| {
@@ -60,7 +60,7 @@ fn py_steps(steps: &[HostStep]) -> Result<Vec<Arc<PyStep>>> {
 }
 
 impl UdfRuntime for PyRuntime {
-    fn build_stage(&self, steps: &[HostStep]) -> Result<Box<dyn Operator>> {
+    fn build_stage(&self, steps: &[UdfStep]) -> Result<Box<dyn Operator>> {
         Ok(Box::new(PyStage::new(py_steps(steps)?, None)))
     }
 
@@ -75,7 +75,7 @@ impl UdfRuntime for PyRuntime {
 pub struct ControlledRuntime(pub Arc<ExecControl>);
 
 impl UdfRuntime for ControlledRuntime {
-    fn build_stage(&self, steps: &[HostStep]) -> Result<Box<dyn Operator>> {
+    fn build_stage(&self, steps: &[UdfStep]) -> Result<Box<dyn Operator>> {
         let control = Some(Arc::clone(&self.0));
         Ok(Box::new(PyStage::new(py_steps(steps)?, control)))
     }

@@ -153,6 +153,23 @@ impl PyStage {
     }
 }
 
+impl PyStage {
+    /// One GIL hold for a batch of this stage's work, with the execution scope, the
+    /// control's running mark and the session's profiler around `f`; nothing once the
+    /// execution was stopped.
+    fn hold(&mut self, f: impl FnOnce(&mut Self, Python<'_>)) {
+        if self.control.as_ref().is_some_and(|c| c.stopped()) {
+            return;
+        }
+        crate::gil::batch(|py| {
+            let _scope = crate::scope::ExecutionScope::enter();
+            let _running = self.control.as_ref().map(|c| c.enter());
+            let _profiling = crate::profile::Profiling::start(py, &self.steps);
+            f(self, py)
+        });
+    }
+}
+
 impl Operator for PyStage {
     fn name(&self) -> &'static str {
         "python"
@@ -169,19 +186,13 @@ impl Operator for PyStage {
             }
         }
         let keys = input.partition_keys.take();
-        if self.control.as_ref().is_some_and(|c| c.stopped()) {
-            return Ok(());
-        }
-        crate::gil::batch(|py| {
-            let _scope = crate::scope::ExecutionScope::enter();
-            let _running = self.control.as_ref().map(|c| c.enter());
-            let _profiling = crate::profile::Profiling::start(py, &self.steps);
+        self.hold(|this, py| {
             let mut out = Out::default();
             let mut errors = Vec::new();
-            let data = match self.columnar_first(py, input.data, &mut out) {
+            let data = match this.columnar_first(py, input.data, &mut out) {
                 Ok(data) => data,
                 Err(e) => {
-                    self.fail(py, &e, &mut errors, emit);
+                    this.fail(py, &e, &mut errors, emit);
                     BatchData::Datums(Vec::new())
                 }
             };
@@ -189,33 +200,33 @@ impl Operator for PyStage {
                 Ok(rows) => {
                     // Leading `async def` steps: the batch's coroutines run together.
                     let upto = match keys {
-                        None => *self
+                        None => *this
                             .wave_upto
-                            .get_or_insert_with(|| wave::async_prefix(py, &self.steps)),
+                            .get_or_insert_with(|| wave::async_prefix(py, &this.steps)),
                         Some(_) => 0,
                     };
                     let (rows, wave_err) = match upto {
                         0 => (rows, None),
-                        _ => wave::run_wave(py, &self.steps, upto, rows),
+                        _ => wave::run_wave(py, &this.steps, upto, rows),
                     };
                     for (i, row) in rows.into_iter().enumerate() {
                         let key = keys.as_ref().filter(|k| i < k.len()).map(|k| k.get(i));
-                        if let Err(e) = self.push(py, upto, row, key, &mut out) {
-                            self.fail(py, &e, &mut errors, emit);
+                        if let Err(e) = this.push(py, upto, row, key, &mut out) {
+                            this.fail(py, &e, &mut errors, emit);
                             break;
                         }
                     }
-                    if let Some(e) = wave_err.filter(|_| !self.failed) {
-                        self.fail(py, &e, &mut errors, emit);
+                    if let Some(e) = wave_err.filter(|_| !this.failed) {
+                        this.fail(py, &e, &mut errors, emit);
                     }
                 }
-                Err(e) => self.fail(py, &e, &mut errors, emit),
+                Err(e) => this.fail(py, &e, &mut errors, emit),
             }
             // Batch steps run once over what reached them (even after an error there:
             // those records were read before it, as in 1.2); one error at most.
-            if let Err(e) = self.flush_batches(py, &mut out) {
-                if !self.failed {
-                    self.fail(py, &e, &mut errors, emit);
+            if let Err(e) = this.flush_batches(py, &mut out) {
+                if !this.failed {
+                    this.fail(py, &e, &mut errors, emit);
                 }
             }
             Self::emit(out, errors, emit);
@@ -224,26 +235,20 @@ impl Operator for PyStage {
     }
 
     fn finish(&mut self, emit: &mut Emit) -> Result<()> {
-        if self.control.as_ref().is_some_and(|c| c.stopped()) {
-            return Ok(());
-        }
-        crate::gil::batch(|py| {
-            let _scope = crate::scope::ExecutionScope::enter();
-            let _running = self.control.as_ref().map(|c| c.enter());
-            let _profiling = crate::profile::Profiling::start(py, &self.steps);
+        self.hold(|this, py| {
             let mut errors = Vec::new();
             let mut out = Out::default();
-            'steps: for i in 0..self.steps.len() {
-                let rows = match self.drain_state(py, i) {
+            'steps: for i in 0..this.steps.len() {
+                let rows = match this.drain_state(py, i) {
                     Ok(r) => r,
                     Err(e) => {
-                        self.fail(py, &e, &mut errors, emit);
+                        this.fail(py, &e, &mut errors, emit);
                         break;
                     }
                 };
                 for row in rows {
-                    if let Err(e) = self.push(py, i + 1, row, None, &mut out) {
-                        self.fail(py, &e, &mut errors, emit);
+                    if let Err(e) = this.push(py, i + 1, row, None, &mut out) {
+                        this.fail(py, &e, &mut errors, emit);
                         break 'steps;
                     }
                 }

@@ -211,6 +211,36 @@ def test_shards_id_reader_and_infocluster(cluster, rc):
     assert set(ids) == node_ids
 
 
+def test_infocluster_lists_every_shards_runid(cluster):
+    """1.2's client helpers poll RG.INFOCLUSTER until no runid is null: every shard's runid
+    is known once it is reachable, and it is the MyRunId that shard reports itself."""
+    infos = []
+    for i in range(3):
+        c = cluster.client(i)
+        infos.append(c.execute_command("RG.INFOCLUSTER"))
+        c.close()
+    own = {info[1]: info[3] for info in infos}
+    assert len(set(own.values())) == 3
+    for info in infos:
+        runids = {}
+        for s in info[4]:
+            fields = dict(zip(s[::2], s[1::2]))
+            runids[fields["id"]] = fields["runid"]
+        assert runids == own
+
+
+def test_infocluster_inside_multi_still_answers(cluster):
+    """A caller that cannot block gets the reply at once; other shards' runids may be null."""
+    c = cluster.client(0)
+    p = c.pipeline(transaction=True)
+    p.execute_command("RG.INFOCLUSTER")
+    (info,) = p.execute()
+    c.close()
+    assert info[0] == "MyId" and len(info[4]) == 3
+    mine = [dict(zip(s[::2], s[1::2])) for s in info[4] if s[1] == info[1]]
+    assert mine[0]["runid"] == info[3]
+
+
 def test_hashtag_is_local_to_each_shard(cluster, rc):
     for i in range(3):
         c = cluster.client(i)

@@ -74,6 +74,8 @@ pub enum Query {
     Install(Vec<String>),
     /// Is this shard's part of the execution still running? (`1` or `0`)
     IsRunning(String),
+    /// This shard's run id (RG.INFOCLUSTER lists every shard's).
+    RunId,
 }
 
 const MAGIC: &[u8; 2] = b"GS";
@@ -145,6 +147,7 @@ impl Message {
                     Query::Pause(id, false) => (6, id.as_bytes()),
                     Query::ClearStats => (7, &[][..]),
                     Query::IsRunning(id) => (9, id.as_bytes()),
+                    Query::RunId => (11, &[][..]),
                     Query::GetExecution(id) => (0, id.as_bytes()),
                     Query::DropExecution(id) => (1, id.as_bytes()),
                     Query::AbortExecution(id) => (2, id.as_bytes()),
@@ -243,6 +246,7 @@ impl Message {
                     6 => Query::Pause(text()?, false),
                     7 => Query::ClearStats,
                     9 => Query::IsRunning(text()?),
+                    11 => Query::RunId,
                     _ => return None,
                 };
                 Message::Ask { req, query }
@@ -344,6 +348,10 @@ mod tests {
             Message::Ask {
                 req: 9,
                 query: Query::IsRunning("x-1".into()),
+            },
+            Message::Ask {
+                req: 10,
+                query: Query::RunId,
             },
             Message::Ask {
                 req: 8,

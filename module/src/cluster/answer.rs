@@ -59,6 +59,7 @@ fn answer(ctx: &Context, q: Query) -> Reply {
         Query::ClearStats => h.clear_stats(),
         Query::Install(_) => Err("requirements are installed on a worker".into()),
         Query::IsRunning(id) => Ok(Reply::Int(i64::from(dist::is_running(&id)))),
+        Query::RunId => Ok(Reply::Bulk(crate::model::topology::run_id().into_bytes())),
     };
     result.unwrap_or_else(Reply::Error)
 }

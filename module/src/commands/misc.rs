@@ -1,24 +1,58 @@
 //! Small commands: RG.INFOCLUSTER, RG.REFRESHCLUSTER, RG.DUMPPLUGINS, legacy stubs.
 
-use redis_module::{Context, RedisResult, RedisString};
+use std::collections::HashMap;
+use std::time::Duration;
+
+use redis_module::{Context, ContextFlags, RedisResult, RedisString, RedisValue};
 
 use super::respond;
+use crate::cluster::ask::{self, Query};
 use crate::model::state::ModuleState;
-use crate::redis::ffi::replies::Reply;
+use crate::model::topology::Topology;
+use crate::redis::ffi::replies::{block, bulk, reply_blocked, Reply};
 
-/// `RG.INFOCLUSTER`: `no cluster mode`, or this shard's id and every master (§1.3).
+/// `RG.INFOCLUSTER`: `no cluster mode`, or this shard's id and every master (§1.3), each
+/// with its run id. The other shards' run ids are asked over the bus (the client blocks for
+/// at most a second); a shard that does not answer, or a caller that cannot block (MULTI,
+/// Lua), shows `runid` null, as 1.2 does for a shard it has not reached yet.
 pub fn infocluster(ctx: &Context, _state: &ModuleState, _args: Vec<RedisString>) -> RedisResult {
     let topo = crate::redis::lock::with_lock_held(ctx, crate::model::topology::refresh);
     let Some(t) = topo else {
         return respond(ctx, Reply::Bulk(b"no cluster mode".to_vec()));
     };
-    let bulk = |s: &str| Reply::Bulk(s.as_bytes().to_vec());
-    let run_id = crate::model::topology::run_id();
+    let mine = HashMap::from([(t.my_id.clone(), crate::model::topology::run_id())]);
+    let cannot_block = ctx
+        .get_flags()
+        .intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING);
+    if cannot_block || t.shards.len() < 2 {
+        return respond(ctx, infocluster_reply(&t, &mine));
+    }
+    let bc = block(ctx);
+    let bound = crate::model::state::wait_bound().min(Duration::from_secs(1));
+    crate::redis::lock::with_lock_held(ctx, || {
+        ask::ask_others(
+            Query::RunId,
+            bound,
+            Box::new(move |answers| {
+                let mut run_ids = mine;
+                for (node, reply) in answers {
+                    if let Reply::Bulk(id) = reply {
+                        run_ids.insert(node, String::from_utf8_lossy(&id).into_owned());
+                    }
+                }
+                reply_blocked(bc, &infocluster_reply(&t, &run_ids));
+            }),
+        )
+    });
+    Ok(RedisValue::NoReply)
+}
+
+/// RG.INFOCLUSTER's reply for topology `t`, with the run ids known (by node id).
+fn infocluster_reply(t: &Topology, run_ids: &HashMap<String, String>) -> Reply {
     let shards = t
         .shards
         .iter()
-        .enumerate()
-        .map(|(i, s)| {
+        .map(|s| {
             let min = s.ranges.iter().map(|r| r.0).min().unwrap_or(0);
             let max = s.ranges.iter().map(|r| r.1).max().unwrap_or(0);
             Reply::Array(vec![
@@ -31,11 +65,7 @@ pub fn infocluster(ctx: &Context, _state: &ModuleState, _args: Vec<RedisString>)
                 bulk("unixSocket"),
                 bulk("None"),
                 bulk("runid"),
-                if i == t.me {
-                    bulk(&run_id)
-                } else {
-                    Reply::Null
-                },
+                run_ids.get(&s.id).map_or(Reply::Null, |r| bulk(r)),
                 bulk("minHslot"),
                 Reply::Int(i64::from(min)),
                 bulk("maxHslot"),
@@ -45,16 +75,13 @@ pub fn infocluster(ctx: &Context, _state: &ModuleState, _args: Vec<RedisString>)
             ])
         })
         .collect();
-    respond(
-        ctx,
-        Reply::Array(vec![
-            bulk("MyId"),
-            bulk(&t.my_id),
-            bulk("MyRunId"),
-            bulk(&run_id),
-            Reply::Array(shards),
-        ]),
-    )
+    Reply::Array(vec![
+        bulk("MyId"),
+        bulk(&t.my_id),
+        bulk("MyRunId"),
+        bulk(&crate::model::topology::run_id()),
+        Reply::Array(shards),
+    ])
 }
 
 /// `RG.DUMPPLUGINS`: the Python plugin, as clients probe it.

@@ -563,3 +563,81 @@ def test_a_callback_that_cannot_be_shipped_is_named(rc):
     text = str(err.value)
     assert "Error occured when serialized a python callback, callback=keep_lock error=" in text
     assert "lock" in text
+
+
+def _listed(cluster, eid):
+    """Which shards list execution `eid` in RG.DUMPEXECUTIONS."""
+    out = []
+    for i in range(3):
+        c = cluster.client(i)
+        if any(e[1] == eid for e in c.execute_command("RG.DUMPEXECUTIONS")):
+            out.append(i)
+        c.close()
+    return out
+
+
+def test_blocking_distributed_run_is_dropped_on_every_shard(cluster, rc):
+    """1.2 drops a blocking run once it replied, on the initiator and on every other shard."""
+    before = {i: {e[1] for e in cluster.client(i).execute_command("RG.DUMPEXECUTIONS")}
+              for i in range(3)}  # fmt: skip
+    res, errs = pyexecute(rc, "GB().map(lambda r: r['key']).run()")
+    assert errs == [] and len(res) == len(PEOPLE) + 1
+
+    def new_entries():
+        now = {i: {e[1] for e in cluster.client(i).execute_command("RG.DUMPEXECUTIONS")}
+               for i in range(3)}  # fmt: skip
+        extra = {i: now[i] - before[i] for i in range(3)}
+        return extra if all(not v for v in extra.values()) else None
+
+    assert wait_for(new_entries) is not None
+
+
+SLOW_RUN = (
+    "import time\n"
+    "GB().map(lambda r: (time.sleep(0.2), r['key'])[1]).run()"
+)
+
+
+@pytest.mark.parametrize("via", [0, 1])
+def test_abort_a_running_distributed_execution(cluster, rc, via):
+    """A running distributed execution listed by RG.DUMPEXECUTIONS can be aborted, from the
+    initiator or from a shard that lists its part."""
+    cc = cluster.cluster_client()
+    for i in range(60):
+        cc.set(f"slow:{i}", i)
+    cc.close()
+    eid = pyexecute(rc, SLOW_RUN, "UNBLOCKING")
+    c = cluster.client(via)
+    assert wait_for(lambda: any(
+        e[1] == eid and e[3] == "running" for e in c.execute_command("RG.DUMPEXECUTIONS")
+    ))  # fmt: skip
+    assert c.execute_command("RG.ABORTEXECUTION", eid) == "OK"
+    c.close()
+    rc.execute_command("RG.GETRESULTSBLOCKING", eid)
+    listed = [e for e in rc.execute_command("RG.DUMPEXECUTIONS") if e[1] == eid]
+    assert listed and listed[0][3] in ("done", "aborted"), listed
+
+
+@pytest.mark.parametrize("via", [0, 1])
+def test_abort_a_running_blocking_distributed_execution(cluster, rc, via):
+    """A blocking distributed run is listed while it runs and can be aborted; its client
+    then gets the reply."""
+    import threading
+
+    cc = cluster.cluster_client()
+    for i in range(60):
+        cc.set(f"slow:{i}", i)
+    cc.close()
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("r", pyexecute(rc, SLOW_RUN)))
+    t.start()
+    c = cluster.client(via)
+
+    def running():
+        return [e[1] for e in c.execute_command("RG.DUMPEXECUTIONS") if e[3] == "running"]
+
+    (eid,) = wait_for(running)
+    assert c.execute_command("RG.ABORTEXECUTION", eid) == "OK"
+    c.close()
+    t.join(30)
+    assert not t.is_alive() and "r" in out

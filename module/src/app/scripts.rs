@@ -253,6 +253,9 @@ fn start_run(
                     // once its client is gone) and dropped before its reply (1.2).
                     state.registry.remove(&entry.id);
                     c.send(&execution_reply(&out));
+                    if distributed {
+                        crate::cluster::dist::drop_parts(&entry.id);
+                    }
                 }
                 entry.finish(out);
             };

@@ -298,6 +298,17 @@ pub fn is_running(id: &str) -> bool {
         })
 }
 
+/// A blocking run replied: its parts on the other shards are dropped too (1.2 keeps no
+/// trace of a blocking run). Each part finished before it reported done, so none is still
+/// running there; an unknown id is fine.
+pub fn drop_parts(id: &str) {
+    super::ask::ask_others(
+        super::ask::Query::DropExecution(id.to_owned()),
+        crate::model::state::wait_bound(),
+        Box::new(|_| {}),
+    );
+}
+
 /// Another shard asks this one to run its part of an execution (main thread: hand it to
 /// a worker).
 pub fn on_run(order: RunOrder) {

@@ -11,6 +11,9 @@ use crate::model::executions::{Entry, Status};
 use crate::model::state::ModuleState;
 use crate::redis::ffi::replies::{bulk, Reply};
 
+/// RG.ABORTEXECUTION's text for an unknown id.
+const NO_SUCH_EXECUTION: &str = "execution does not exist";
+
 /// RG.GETEXECUTION's text for an unknown id.
 pub const NO_SUCH_PLAN: &str = "execution plan does not exist";
 
@@ -38,7 +41,7 @@ pub fn abort_local(state: &ModuleState, id: &str) -> Result<Reply, String> {
                 .iter()
                 .any(|r| r.in_flight.abort(id));
             if !in_flight {
-                return Err("execution does not exist".to_owned());
+                return Err(NO_SUCH_EXECUTION.to_owned());
             }
         }
     }
@@ -168,7 +171,7 @@ impl crate::cluster::handler::ShardHandler for LocalShard {
         // Another shard aborts a distributed run it knows: this shard's part may not have
         // started yet or may be done and dropped already; neither is an error there.
         match abort_local(Self::state()?, id) {
-            Err(e) if e == "execution does not exist" => Ok(Reply::Status("OK".into())),
+            Err(e) if e == NO_SUCH_EXECUTION => Ok(Reply::Status("OK".into())),
             other => other,
         }
     }

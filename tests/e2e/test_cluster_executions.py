@@ -1,0 +1,111 @@
+"""Distributed executions on a real 3-master Redis Cluster as 1.2 users see them: every
+shard's run id in RG.INFOCLUSTER, blocking runs dropped everywhere once they replied, and
+aborting a running distributed execution from any shard that lists it (REFERENCE §7, §12)."""
+
+import pytest
+from conftest import Cluster, pyexecute, wait_for
+
+from test_cluster import PEOPLE, rc  # noqa: F401  (the seeded-cluster fixture)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with Cluster() as c:
+        yield c
+
+
+def test_infocluster_lists_every_shards_runid(cluster):
+    """1.2's client helpers poll RG.INFOCLUSTER until no runid is null: every shard's runid
+    is known once it is reachable, and it is the MyRunId that shard reports itself."""
+    infos = []
+    for i in range(3):
+        c = cluster.client(i)
+        infos.append(c.execute_command("RG.INFOCLUSTER"))
+        c.close()
+    own = {info[1]: info[3] for info in infos}
+    assert len(set(own.values())) == 3
+    for info in infos:
+        runids = {}
+        for s in info[4]:
+            fields = dict(zip(s[::2], s[1::2]))
+            runids[fields["id"]] = fields["runid"]
+        assert runids == own
+
+
+def test_infocluster_inside_multi_still_answers(cluster):
+    """A caller that cannot block gets the reply at once; other shards' runids may be null."""
+    c = cluster.client(0)
+    p = c.pipeline(transaction=True)
+    p.execute_command("RG.INFOCLUSTER")
+    (info,) = p.execute()
+    c.close()
+    assert info[0] == "MyId" and len(info[4]) == 3
+    mine = [dict(zip(s[::2], s[1::2])) for s in info[4] if s[1] == info[1]]
+    assert mine[0]["runid"] == info[3]
+
+
+def test_blocking_distributed_run_is_dropped_on_every_shard(cluster, rc):
+    """1.2 drops a blocking run once it replied, on the initiator and on every other shard."""
+    before = {i: {e[1] for e in cluster.client(i).execute_command("RG.DUMPEXECUTIONS")}
+              for i in range(3)}  # fmt: skip
+    res, errs = pyexecute(rc, "GB().map(lambda r: r['key']).run()")
+    assert errs == [] and len(res) == len(PEOPLE) + 1
+
+    def new_entries():
+        now = {i: {e[1] for e in cluster.client(i).execute_command("RG.DUMPEXECUTIONS")}
+               for i in range(3)}  # fmt: skip
+        extra = {i: now[i] - before[i] for i in range(3)}
+        return extra if all(not v for v in extra.values()) else None
+
+    assert wait_for(new_entries) is not None
+
+
+SLOW_RUN = (
+    "import time\n"
+    "GB().map(lambda r: (time.sleep(0.2), r['key'])[1]).run()"
+)
+
+
+@pytest.mark.parametrize("via", [0, 1])
+def test_abort_a_running_distributed_execution(cluster, rc, via):
+    """A running distributed execution listed by RG.DUMPEXECUTIONS can be aborted, from the
+    initiator or from a shard that lists its part."""
+    cc = cluster.cluster_client()
+    for i in range(60):
+        cc.set(f"slow:{i}", i)
+    cc.close()
+    eid = pyexecute(rc, SLOW_RUN, "UNBLOCKING")
+    c = cluster.client(via)
+    assert wait_for(lambda: any(
+        e[1] == eid and e[3] == "running" for e in c.execute_command("RG.DUMPEXECUTIONS")
+    ))  # fmt: skip
+    assert c.execute_command("RG.ABORTEXECUTION", eid) == "OK"
+    c.close()
+    rc.execute_command("RG.GETRESULTSBLOCKING", eid)
+    listed = [e for e in rc.execute_command("RG.DUMPEXECUTIONS") if e[1] == eid]
+    assert listed and listed[0][3] in ("done", "aborted"), listed
+
+
+@pytest.mark.parametrize("via", [0, 1])
+def test_abort_a_running_blocking_distributed_execution(cluster, rc, via):
+    """A blocking distributed run is listed while it runs and can be aborted; its client
+    then gets the reply."""
+    import threading
+
+    cc = cluster.cluster_client()
+    for i in range(60):
+        cc.set(f"slow:{i}", i)
+    cc.close()
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("r", pyexecute(rc, SLOW_RUN)))
+    t.start()
+    c = cluster.client(via)
+
+    def running():
+        return [e[1] for e in c.execute_command("RG.DUMPEXECUTIONS") if e[3] == "running"]
+
+    (eid,) = wait_for(running)
+    assert c.execute_command("RG.ABORTEXECUTION", eid) == "OK"
+    c.close()
+    t.join(30)
+    assert not t.is_alive() and "r" in out

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Start redis-server with Gearshift loaded, for trying it by hand.
 #
-#   scripts/server.sh            build, then one server on 127.0.0.1:6379
-#   scripts/server.sh --cluster  build, then a 3-master Redis Cluster on 127.0.0.1:30001-30003
-#   scripts/server.sh stop       stop every server this script started (by pidfile)
+#   scripts/server.sh             build, then one server on 127.0.0.1:6379
+#   scripts/server.sh --port N    the same on port N (e.g. when Debian's redis-server holds 6379)
+#   scripts/server.sh --cluster   build, then a 3-master Redis Cluster on 127.0.0.1:30001-30003
+#   scripts/server.sh stop        stop every server this script started (by pidfile)
+#   scripts/server.sh stop --port N   stop only the standalone server on port N
 #
 # State (pidfiles, logs, nodes.conf) lives in .run/, which is gitignored.
 # GEARSHIFT_SKIP_BUILD=1 skips the cargo build (e.g. while another build holds the lock).
@@ -11,6 +13,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CLUSTER_PORTS=(30001 30002 30003)
+PORT=6379
 WAIT_SECONDS=30
 
 die() { log "error: $*"; exit 1; }
@@ -23,6 +26,9 @@ pid_of() {
   [[ $pid =~ ^[0-9]+$ ]] && grep -qs '^redis-server' "/proc/$pid/comm" || return 1
   echo "$pid"
 }
+
+# True when nothing listens on 127.0.0.1:$1 (bash's /dev/tcp connects or fails at once).
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 ping_ok() { [[ $(redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null) == PONG ]]; }
 
@@ -53,7 +59,11 @@ start_node() {
     log "port $port: already running"
     return 0
   fi
-  ping_ok "$port" && die "port $port is already served by a redis-server this script did not start"
+  if ping_ok "$port"; then
+    die "port $port is already served by a redis-server this script did not start" \
+      "(Debian's own service? 'systemctl stop redis-server'), or pick another: $0 --port N"
+  fi
+  port_free "$port" || die "port $port is in use by another program; pick another: $0 --port N"
   # No persistence: a throwaway dev server should not reload stale state (or RDB aux data
   # from an older build) on its next start.
   redis-server --port "$port" --bind 127.0.0.1 --daemonize yes \
@@ -64,9 +74,13 @@ start_node() {
   log "port $port: up (log: $dir/redis.log)"
 }
 
+standalone_dir() {
+  if [[ $PORT == 6379 ]]; then echo "$RUN_DIR/standalone"; else echo "$RUN_DIR/standalone-$PORT"; fi
+}
+
 start_standalone() {
-  start_node 6379 "$RUN_DIR/standalone"
-  log "try: redis-cli RG.PYEXECUTE \"GB().run()\""
+  start_node "$PORT" "$(standalone_dir)"
+  log "try: redis-cli -p $PORT RG.PYEXECUTE \"GB().run()\""
 }
 
 cluster_state_ok() {
@@ -128,21 +142,37 @@ stop_pidfile() {
 stop_all() {
   local pidfile
   shopt -s nullglob
-  for pidfile in "$RUN_DIR"/standalone/redis.pid "$RUN_DIR"/cluster/*/redis.pid; do
+  for pidfile in "$RUN_DIR"/standalone*/redis.pid "$RUN_DIR"/cluster/*/redis.pid; do
     stop_pidfile "$pidfile"
   done
 }
 
+usage() { die "usage: $0 [--port N | --cluster | stop]"; }
+
 main() {
-  case ${1:-} in
-    stop) stop_all; return ;;
-    '' | --cluster) ;;
-    *) die "usage: $0 [--cluster | stop]" ;;
-  esac
+  local mode=standalone port_given=0
+  while (($#)); do
+    case $1 in
+      stop) mode=stop ;;
+      --cluster) mode=cluster ;;
+      --port)
+        [[ ${2:-} =~ ^[0-9]+$ ]] && (($2 > 0 && $2 < 65536)) || die "--port needs a port number (1-65535)"
+        PORT=$2 port_given=1
+        shift ;;
+      *) usage ;;
+    esac
+    shift
+  done
+  if [[ $mode == stop ]]; then
+    if ((port_given)); then stop_pidfile "$(standalone_dir)/redis.pid"; else stop_all; fi
+    return
+  fi
   ensure_apt_packages
-  [[ ${GEARSHIFT_SKIP_BUILD:-0} == 1 ]] || build_module
+  [[ ${GEARSHIFT_SKIP_BUILD:-0} == 1 ]] || build_module || exit 1
   [[ -f $MODULE_SO ]] || die "$MODULE_SO not found (build failed or was skipped)"
-  if [[ ${1:-} == --cluster ]]; then start_cluster; else start_standalone; fi
+  # The module embeds the interpreter it was built against; it needs cloudpickle there.
+  ensure_pip_packages
+  if [[ $mode == cluster ]]; then start_cluster; else start_standalone; fi
 }
 
 main "$@"

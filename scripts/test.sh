@@ -37,7 +37,7 @@ check_dependency_direction() {
 # No import cycles between the files of a crate, no import from a higher layer of module/src
 # (scripts/deps.py, which first checks itself on a planted cycle and upward `use`).
 check_deps() {
-  python3 scripts/deps.py --selftest && python3 scripts/deps.py
+  "$PYTHON" scripts/deps.py --selftest && "$PYTHON" scripts/deps.py
 }
 
 # Every atomic comes from the engine's `sync` shim, so loom can model it (DESIGN §10); in the
@@ -126,6 +126,28 @@ loom_tests() {
     cargo test -p gearshift-engine --release --lib loom
 }
 
+# The path a newcomer on a stock Debian 12 takes: the module built against Debian's python3
+# (PEP 668, libpython from python3-dev), started by server.sh on a port of its own, and a smoke
+# set of the e2e tests run against it with the test tools from .run/venv. Its own target dir
+# keeps the main build cache (a second pyo3) intact.
+DEBIAN_PYTHON=/usr/bin/python3
+debian_python_check() {
+  local port=6390 target=$ROOT/target/debian-python status=0
+  (
+    export GEARSHIFT_PYTHON=$DEBIAN_PYTHON CARGO_TARGET_DIR=$target
+    unset PYO3_PYTHON GEARSHIFT_MODULE
+    bash scripts/server.sh --port "$port" || exit 1
+    source scripts/lib.sh
+    ensure_pip_packages
+    [[ $(redis-cli -p "$port" RG.PYEXECUTE "import cloudpickle; GB('ShardsIDReader').run()") == 1 ]] ||
+      { echo "the Debian-python server cannot import cloudpickle"; exit 1; }
+    GEARSHIFT_MODULE=$target/release/libgearshift.so \
+      "$TEST_PYTHON" -m pytest -q tests/e2e/test_seed.py tests/e2e/test_requirements.py
+  ) || status=1
+  bash scripts/server.sh stop --port "$port" || true
+  return "$status"
+}
+
 main() {
   local total=$SECONDS
   step "setup: apt packages" ensure_apt_packages
@@ -142,11 +164,14 @@ main() {
   step "cargo test" cargo test --workspace
   step "loom" loom_tests
   step "build module" cargo build --release -p gearshift
-  step "e2e (pytest)" python3 -m pytest -q tests/e2e
+  step "e2e (pytest)" "$TEST_PYTHON" -m pytest -q tests/e2e
   # Quick mode (docs/reliability.md): the command fuzzer and issue 10's hostile cases. Every
   # test bounds its own waits; the outer timeout only guards the step against a stuck runner.
-  step "reliability (quick)" timeout -k 10 300 python3 -m pytest -q -rxX tests/reliability
-  step "perf (quick)" python3 perf/run.py --quick --no-plot
+  step "reliability (quick)" timeout -k 10 300 "$TEST_PYTHON" -m pytest -q -rxX tests/reliability
+  step "perf (quick)" "$TEST_PYTHON" perf/run.py --quick --no-plot
+  if [[ $PYTHON != "$DEBIAN_PYTHON" && -x $DEBIAN_PYTHON ]]; then
+    step "Debian's python3: build, server.sh, smoke" debian_python_check
+  fi
   printf '\n===== all steps passed (%ds)\n' $((SECONDS - total))
 }
 

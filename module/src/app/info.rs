@@ -1,6 +1,7 @@
 //! `INFO rg` (REFERENCE §10): 1.2's sections and fields, plus Gearshift's own counters under
-//! a `gearshift_` prefix (Redis prefixes every module field with `rg_`), which Prometheus'
-//! redis exporter picks up like any INFO field.
+//! a `gearshift_` prefix (Redis prefixes every module field with `rg_`). Prometheus' redis
+//! exporter does not see them on its own (it reads `INFO ALL`, which leaves module sections
+//! out); `tools/prometheus/rg_metrics.lua` as its `-script` publishes them (docs/monitoring.md).
 
 use redis_module::{raw, InfoContext};
 

@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from conftest import REPO, _free_port, fresh_server, pyexecute, wait_for
+from conftest import REPO, _free_port, fresh_server, pyexecute
 
 EXPORTER = shutil.which("prometheus-redis-exporter")
 SCRIPT = REPO / "tools/prometheus/rg_metrics.lua"
@@ -69,7 +69,7 @@ def test_the_script_publishes_rg_fields(exporter_bin):
         assert pyexecute(c, "GB('ShardsIDReader').run()") == [["1"], []]
         # A blocking run is dropped once it replied (as in 1.2); an UNBLOCKING one stays listed.
         eid = pyexecute(c, "GB('ShardsIDReader').run()", "UNBLOCKING")
-        assert wait_for(lambda: c.execute_command("RG.GETRESULTS", eid) == [["1"], []])
+        assert c.execute_command("RG.GETRESULTSBLOCKING", eid) == [["1"], []]
         pyexecute(c, "GB('CommandReader').register(trigger='t')")
         values = script_values(scrape(exporter_bin, srv, "-script", str(SCRIPT)))
     assert values["rg_nexecutions"] >= 1

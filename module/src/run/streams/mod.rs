@@ -53,7 +53,10 @@ pub fn start(reg: Arc<StreamRegistration>) {
     let Some(state) = crate::model::state::get() else {
         return;
     };
-    state
-        .pool
-        .spawn_fn(move || with_redis(|ctx| timers::scan(ctx, &reg)));
+    state.pool.spawn_fn(move || {
+        with_redis(|ctx| {
+            timers::watch_role(ctx);
+            run::scan(ctx, &reg);
+        })
+    });
 }

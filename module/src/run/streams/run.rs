@@ -2,10 +2,12 @@
 //! (`created`); the registration's drain runs them one at a time, in trigger order, on the
 //! worker pool. A batch reads its entries under the Redis lock when it starts, runs the
 //! plan, then acks/trims or applies the failure policy; a failure under `abort`/`retry`,
-//! a `PAUSE` error, a pause or an unregister aborts the batches not started yet.
+//! a `PAUSE` error, a pause or an unregister aborts the batches not started yet. A scan
+//! (registration, unpause, retry, promotion) queues one batch per matching stream that
+//! holds unprocessed entries.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use engine::batch::Batch;
 use engine::exec::ExecutionOutput;
@@ -206,9 +208,49 @@ fn finish(
         _ => {
             // A pause meanwhile wins: the registration stays paused and is not retried.
             if reg.transition(Status::Ok, Status::WaitingForRetry) {
-                super::timers::arm_retry(Arc::clone(reg));
+                arm_retry(Arc::clone(reg));
             }
             state.abort_stream_pending(reg);
+        }
+    }
+}
+
+fn on_retry(ctx: &Context, reg: Arc<StreamRegistration>) {
+    crate::redis::ffi::trampoline::callback("a stream retry timer", (), || {
+        let Some(state) = state::get() else { return };
+        // On a replica the registration waits: becoming a master rescans it.
+        if !still_registered(state, &reg) || !live(ctx) {
+            return;
+        }
+        if reg.transition(Status::WaitingForRetry, Status::Ok) {
+            scan(ctx, &reg);
+        }
+    });
+}
+
+/// `retry`: re-reads the streams `onFailedRetryInterval` seconds after a failure.
+pub(super) fn arm_retry(reg: Arc<StreamRegistration>) {
+    let period = Duration::from_secs(reg.opts.retry_interval_s.max(1));
+    with_redis(|ctx| crate::redis::timers::create(ctx, period, on_retry, reg));
+}
+
+/// Queues one batch reading everything for every matching stream that holds entries not
+/// processed yet (lock held). Nothing on a replica or while loading.
+pub(super) fn scan(ctx: &Context, reg: &Arc<StreamRegistration>) {
+    if !live(ctx) || reg.status() != Status::Ok {
+        return;
+    }
+    let mut keys = io::matching_streams(ctx, &reg.prefix);
+    keys.retain(|k| reg.may_use(k));
+    for k in keys {
+        reg.mark_seen(&k);
+        if io::has_work(ctx, &k) {
+            io::ensure_group(ctx, &k);
+            let read = Read {
+                count: None,
+                arrival: Instant::now(),
+            };
+            enqueue(reg, &k, read);
         }
     }
 }

@@ -236,3 +236,25 @@ def test_replica_runs_no_stream_work_and_resumes_when_promoted():
         assert r.execute_command('SLAVEOF', 'NO', 'ONE')
         assert wait_for(lambda: r.get('rn') == '4', timeout=10)
         assert wait_for(lambda: r.xlen('rep') == 0)
+
+
+def test_replica_runs_no_retries_and_retries_when_promoted():
+    with fresh_server() as master, fresh_server() as replica:
+        m, r = _replica_of(master, replica)
+        pyexecute(m, "def f(x):\n"
+                     "    if execute('GET', 'ok') is None:\n"
+                     "        raise Exception('not yet')\n"
+                     "    execute('INCR', 'rdone')\n"
+                     "GB('StreamReader').foreach(f).register('rret', onFailedPolicy='retry', onFailedRetryInterval=1)")
+        assert wait_for(lambda: r.execute_command('RG.DUMPREGISTRATIONS'), timeout=10)
+        m.xadd('rret', {'a': 1})
+        assert wait_for(lambda: reg_data(m)['numFailures'] >= 2, timeout=10), 'the master retries'
+        assert m.execute_command('WAIT', 1, 2000) == 1
+        d = reg_data(r)
+        assert (d['numTriggered'], d['status']) == (0, 'OK')
+        assert r.xlen('rret') == 1
+        assert r.xpending('rret', '__gears_consumer_group__')['pending'] == 1, 'the read replicated'
+        r.execute_command('REPLICAOF', 'NO', 'ONE')
+        r.set('ok', 1)
+        assert wait_for(lambda: r.get('rdone') == '1', timeout=10)
+        assert wait_for(lambda: r.xlen('rret') == 0)

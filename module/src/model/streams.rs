@@ -347,3 +347,79 @@ impl StreamRegistrations {
         self.list().is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg(batch: u64, duration_ms: u64) -> StreamRegistration {
+        let req = RegisterRequest {
+            reader: "StreamReader".into(),
+            prefix: "s*".into(),
+            event_types: None,
+            key_types: None,
+            read_value: true,
+            mode: "async".into(),
+            desc: None,
+            plan: Plan::default(),
+            on_registered: None,
+            trigger: None,
+            inorder: false,
+            stream: None,
+            globals: None,
+            id: None,
+            hook: None,
+            keyprefix: None,
+            commands: None,
+        };
+        let opts = StreamOptions {
+            batch,
+            duration_ms,
+            on_failed_policy: "continue".into(),
+            retry_interval_s: 1,
+            trim: true,
+        };
+        StreamRegistration::new("r".into(), "s".into(), req, opts, RunAs::user("default"))
+    }
+
+    fn counts(d: &Due) -> Vec<Option<u64>> {
+        d.reads.iter().map(|r| r.count).collect()
+    }
+
+    #[test]
+    fn a_new_stream_reads_everything_at_once_then_counts_batches() {
+        let r = reg(2, 0);
+        assert_eq!(counts(&r.on_entry(b"s1")), vec![None]);
+        assert_eq!(counts(&r.on_entry(b"s1")), vec![Some(2)]);
+        assert_eq!(counts(&r.on_entry(b"s1")), vec![]);
+        let one = reg(1, 0);
+        assert_eq!(counts(&one.on_entry(b"s1")), vec![None, Some(1)]);
+    }
+
+    #[test]
+    fn a_scanned_stream_is_no_news() {
+        let r = reg(1, 0);
+        r.mark_seen(b"s1");
+        assert_eq!(counts(&r.on_entry(b"s1")), vec![Some(1)]);
+    }
+
+    #[test]
+    fn duration_flushes_what_is_left() {
+        let r = reg(3, 5);
+        r.mark_seen(b"s1");
+        let d = r.on_entry(b"s1");
+        assert!(d.arm_timer && d.reads.is_empty());
+        assert!(!r.on_entry(b"s1").arm_timer, "one timer at a time");
+        assert_eq!(r.flush(b"s1").map(|x| x.count), Some(Some(3)));
+        assert!(r.flush(b"s1").is_none(), "nothing left");
+    }
+
+    #[test]
+    fn nothing_is_due_unless_ok() {
+        let r = reg(1, 0);
+        r.set_status(Status::Paused);
+        assert!(r.on_entry(b"s1").reads.is_empty());
+        assert!(!r.transition(Status::Ok, Status::WaitingForRetry));
+        assert_eq!(r.status(), Status::Paused);
+    }
+}

@@ -1,6 +1,7 @@
 //! Timers that start StreamReader batches besides new entries: `duration` (what arrived
 //! since the last batch) and the role watcher (a 1 s timer, as 1.2 has: when a replica
-//! becomes a master, every registration scans its streams). Main thread only.
+//! becomes a master, every registration scans its streams). Main thread only; depends on
+//! `run::streams::run`, `model` and `redis`.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -56,7 +56,9 @@ pub fn drop_session(state: &ModuleState, id: &str) {
     if let Some(s) = state.sessions.remove(id) {
         for r in &s.registrations {
             state.registrations.remove(r);
-            state.streams.remove(r);
+            if let Some(s) = state.streams.remove(r) {
+                state.abort_stream_pending(&s);
+            }
         }
     }
 }

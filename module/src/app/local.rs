@@ -69,6 +69,9 @@ pub fn install_blob(ctx: &Context, state: &ModuleState, blob: &[u8]) -> Result<(
 
 /// Clears this shard's registration stats.
 pub fn clear_stats_local(state: &ModuleState) -> Result<Reply, String> {
+    for r in state.streams.all() {
+        r.clear_stats();
+    }
     for r in state.registrations.all() {
         let mut s = r.stats();
         let in_flight = s.triggered.saturating_sub(s.finished());
@@ -85,6 +88,7 @@ pub fn pause_local(state: &ModuleState, id: &str, pause: bool) -> Result<Reply, 
     if let Some(r) = state.streams.get(id) {
         if pause {
             r.set_status(crate::model::streams::Status::Paused);
+            state.abort_stream_pending(&r);
         } else {
             crate::run::streams::unpause(r);
         }

@@ -12,7 +12,7 @@ use crate::model::registration_table::Registrations;
 use crate::model::registrations::Registration;
 use crate::model::requirements::Requirements;
 use crate::model::sessions::Sessions;
-use crate::model::streams::StreamRegistrations;
+use crate::model::streams::{StreamRegistration, StreamRegistrations};
 use crate::redis::config::Config;
 
 /// Module-wide state.
@@ -88,6 +88,8 @@ impl ModuleState {
         let state = self;
         if let Some(r) = state.streams.remove(id) {
             state.sessions.forget_registration(&r.session, &r.id);
+            self.abort_stream_pending(&r);
+            self.drop_done(&r.kept_executions());
             return true;
         }
         let Some(reg) = state.registrations.remove(id) else {
@@ -98,16 +100,38 @@ impl ModuleState {
             let n = reg.clear_pending();
             reg.stats().aborted += n as u64;
         }
-        for id in reg.kept_executions() {
-            let done = state
+        self.drop_done(&reg.kept_executions());
+        true
+    }
+
+    /// Drops the finished executions among `ids`.
+    fn drop_done(&self, ids: &[String]) {
+        for id in ids {
+            let done = self
                 .registry
-                .get(&id)
+                .get(id)
                 .is_some_and(|e| !matches!(e.status(), Status::Running | Status::Created));
             if done {
-                state.registry.remove(&id);
+                self.registry.remove(id);
             }
         }
-        true
+    }
+
+    /// Aborts a StreamReader registration's batches not started yet (pause, unregister, a
+    /// failure under `abort`/`retry`): each counts in `numAborted` and is no longer listed.
+    pub fn abort_stream_pending(&self, reg: &StreamRegistration) {
+        let jobs = reg.take_pending();
+        if jobs.is_empty() {
+            return;
+        }
+        reg.stats().aborted += jobs.len() as u64;
+        for job in jobs {
+            job.entry.finish(engine::exec::ExecutionOutput {
+                aborted: true,
+                ..Default::default()
+            });
+            self.registry.remove(&job.entry.id);
+        }
     }
 
     /// Keeps a registration's execution (listed while it runs), capped per registration

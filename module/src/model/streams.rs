@@ -2,17 +2,20 @@
 //! processed in batches through the consumer group `__gears_consumer_group__`; processed
 //! entries are acked (and trimmed); failures follow `onFailedPolicy`.
 //!
-//! The `xadd` notification (main thread) only counts new entries per stream and, once a
-//! batch is ready (or `duration` ms passed), starts that stream's run loop on the worker
-//! pool; one batch per stream runs at a time, in order. `sync` registrations run inline.
+//! The `xadd` notification (main thread) counts new entries per stream and, once a batch
+//! is due (the first entry of a stream not seen yet, `batch` entries, or `duration` ms),
+//! queues it as an execution (`created`); the registration's drain runs them one at a
+//! time, in order, on the worker pool. Each reads its entries when it starts. `sync`
+//! registrations run inline.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use engine::plan::Plan;
 use gearpy::{RegisterRequest, StreamOptions};
 
+use crate::model::executions::Entry;
 use crate::model::registrations::{Mode, Stats};
 use crate::redis::access::RunAs;
 
@@ -38,12 +41,38 @@ impl Status {
 
 #[derive(Debug, Default)]
 struct KeyState {
-    /// Entries added since the last batch was read (an estimate; the group is the truth).
+    /// The registration knows this stream (scanned, or an entry was added to it).
+    seen: bool,
+    /// Entries added since the last batch was queued.
     unprocessed: u64,
-    /// When the first entry of the coming batch arrived (for `duration` and lag).
+    /// When the first of those entries arrived (for lag).
     first_arrival: Option<Instant>,
-    running: bool,
     timer_armed: bool,
+}
+
+/// What a queued batch reads when it starts.
+#[derive(Debug, Clone, Copy)]
+pub struct Read {
+    /// At most this many entries; `None`: everything the stream holds.
+    pub count: Option<u64>,
+    /// When the first of its entries arrived (for lag).
+    pub arrival: Instant,
+}
+
+/// One queued batch: its execution (listed `created` until it starts) and what it reads.
+#[derive(Debug)]
+pub struct Job {
+    pub entry: Arc<Entry>,
+    pub key: Vec<u8>,
+    pub read: Read,
+}
+
+/// What an added entry asks for: batches to queue now, and whether to arm the `duration`
+/// timer.
+#[derive(Debug, Default)]
+pub struct Due {
+    pub reads: Vec<Read>,
+    pub arm_timer: bool,
 }
 
 #[derive(Debug)]
@@ -54,6 +83,10 @@ struct State {
     lag_last_ms: u64,
     lag_total_ms: u64,
     lag_runs: u64,
+    /// Batches not started yet, in trigger order.
+    queue: VecDeque<Job>,
+    /// A batch runs (its drain owns the queue's head).
+    busy: bool,
 }
 
 /// One StreamReader registration.
@@ -100,6 +133,8 @@ impl StreamRegistration {
                 lag_last_ms: 0,
                 lag_total_ms: 0,
                 lag_runs: 0,
+                queue: VecDeque::new(),
+                busy: false,
             }),
         }
     }
@@ -118,6 +153,16 @@ impl StreamRegistration {
 
     pub fn set_status(&self, s: Status) {
         self.state().status = s;
+    }
+
+    /// Moves the status from `from` to `to`; false (unchanged) if it was not `from`.
+    pub fn transition(&self, from: Status, to: Status) -> bool {
+        let mut s = self.state();
+        if s.status != from {
+            return false;
+        }
+        s.status = to;
+        true
     }
 
     /// (last, average) estimated lag in ms.
@@ -151,91 +196,122 @@ impl StreamRegistration {
         )
     }
 
-    /// Counts a new entry; returns what should happen now.
-    pub fn on_entry(&self, key: &[u8]) -> Trigger {
+    /// Counts a new entry (main thread, lock held). The first entry of a stream the
+    /// registration has not seen yet queues a batch reading everything at once, whatever
+    /// `batch` is; then every `batch` entries queue one more.
+    pub fn on_entry(&self, key: &[u8]) -> Due {
         let mut s = self.state();
         if s.status != Status::Ok {
-            return Trigger::Nothing;
+            return Due::default();
         }
-        let batch = self.opts.batch;
-        let duration = self.opts.duration_ms;
+        let (batch, duration) = (self.opts.batch.max(1), self.opts.duration_ms);
+        let now = Instant::now();
         let k = s.keys.entry(key.to_vec()).or_default();
+        let mut due = Due::default();
+        if !k.seen {
+            k.seen = true;
+            due.reads.push(Read {
+                count: None,
+                arrival: now,
+            });
+        }
         k.unprocessed += 1;
-        k.first_arrival.get_or_insert_with(Instant::now);
+        let first = *k.first_arrival.get_or_insert(now);
         if k.unprocessed >= batch {
-            if k.running {
-                return Trigger::Nothing; // the running loop picks it up
-            }
-            k.running = true;
-            return Trigger::Run;
-        }
-        if duration > 0 && !k.timer_armed {
+            k.unprocessed = 0;
+            k.first_arrival = None;
+            due.reads.push(Read {
+                count: Some(batch),
+                arrival: first,
+            });
+        } else if duration > 0 && !k.timer_armed {
             k.timer_armed = true;
-            return Trigger::Timer;
+            due.arm_timer = true;
         }
-        Trigger::Nothing
+        due
     }
 
-    /// Marks `key`'s loop as running unless it already is; true if the caller must run it.
-    pub(crate) fn claim(&self, key: &[u8]) -> bool {
+    /// The `duration` timer fired: the entries counted since the last batch, if any, make
+    /// one more batch.
+    pub fn flush(&self, key: &[u8]) -> Option<Read> {
         let mut s = self.state();
+        let ok = s.status == Status::Ok;
         let k = s.keys.entry(key.to_vec()).or_default();
         k.timer_armed = false;
-        if k.running {
-            return false;
+        if !ok || k.unprocessed == 0 {
+            return None;
         }
-        k.running = true;
-        true
+        k.unprocessed = 0;
+        Some(Read {
+            count: Some(self.opts.batch.max(1)),
+            arrival: k.first_arrival.take().unwrap_or_else(Instant::now),
+        })
     }
 
-    /// After a batch of `n` entries: whether another batch should run now (else the loop
-    /// goes idle).
-    pub(crate) fn after_batch(&self, key: &[u8], n: u64, more_pending: bool) -> bool {
+    /// A scan found stream `key`: its first entry is no news any more.
+    pub fn mark_seen(&self, key: &[u8]) {
         let mut s = self.state();
-        let arrival = {
-            let k = s.keys.entry(key.to_vec()).or_default();
-            k.unprocessed = k.unprocessed.saturating_sub(n);
-            let arrival = k.first_arrival.take();
-            if k.unprocessed > 0 {
-                k.first_arrival = Some(Instant::now());
-            }
-            arrival
-        };
-        if let Some(a) = arrival {
-            let lag = a.elapsed().as_millis() as u64;
-            s.lag_last_ms = lag;
-            s.lag_total_ms += lag;
-            s.lag_runs += 1;
-        }
-        let status_ok = s.status == Status::Ok;
         let k = s.keys.entry(key.to_vec()).or_default();
-        let again = status_ok && (more_pending || k.unprocessed >= self.opts.batch);
-        if !again {
-            k.running = false;
-        }
-        again
+        k.seen = true;
+        k.unprocessed = 0;
+        k.first_arrival = None;
     }
 
-    /// Records entries a stream already holds when the registration starts.
-    pub(crate) fn note_existing(&self, key: &[u8], n: u64) {
+    /// Queues a batch; true if no batch runs (the caller starts the drain).
+    pub fn enqueue(&self, job: Job) -> bool {
         let mut s = self.state();
-        let k = s.keys.entry(key.to_vec()).or_default();
-        k.unprocessed = k.unprocessed.max(n);
-        if n > 0 {
-            k.first_arrival.get_or_insert_with(Instant::now);
+        s.queue.push_back(job);
+        !std::mem::replace(&mut s.busy, true)
+    }
+
+    /// The next batch to run; `None` ends the drain.
+    pub fn next_job(&self) -> Option<Job> {
+        let mut s = self.state();
+        let job = s.queue.pop_front();
+        if job.is_none() {
+            s.busy = false;
         }
+        job
+    }
+
+    /// Takes the batches not started yet (to abort them).
+    pub fn take_pending(&self) -> Vec<Job> {
+        self.state().queue.drain(..).collect()
+    }
+
+    /// Records a finished batch's lag: from its first entry arriving until now.
+    pub fn record_lag(&self, arrival: Instant) {
+        let lag = arrival.elapsed().as_millis() as u64;
+        let mut s = self.state();
+        s.lag_last_ms = lag;
+        s.lag_total_ms += lag;
+        s.lag_runs += 1;
+    }
+
+    /// `RG.CLEARREGISTRATIONSSTATS`: counters, lag and `lastError` start again;
+    /// `numTriggered` keeps the batches queued or running.
+    pub fn clear_stats(&self) {
+        {
+            let mut st = self.stats();
+            let in_flight = st.triggered.saturating_sub(st.finished());
+            *st = Stats {
+                triggered: in_flight,
+                ..Default::default()
+            };
+        }
+        let mut s = self.state();
+        (s.lag_last_ms, s.lag_total_ms, s.lag_runs) = (0, 0, 0);
+    }
+
+    /// Ids of its kept executions.
+    pub fn kept_executions(&self) -> Vec<String> {
+        self.state().kept.iter().cloned().collect()
     }
 
     /// Remembers a kept execution id; returns ids to drop beyond `max` (≤ 0: unlimited).
     pub fn keep_execution(&self, id: String, max: i64) -> Vec<String> {
         crate::model::registrations::keep_capped(&mut self.state().kept, id, max)
     }
-}
-
-pub enum Trigger {
-    Nothing,
-    Run,
-    Timer,
 }
 
 /// All StreamReader registrations of this shard.
@@ -269,5 +345,81 @@ impl StreamRegistrations {
 
     pub fn is_empty(&self) -> bool {
         self.list().is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg(batch: u64, duration_ms: u64) -> StreamRegistration {
+        let req = RegisterRequest {
+            reader: "StreamReader".into(),
+            prefix: "s*".into(),
+            event_types: None,
+            key_types: None,
+            read_value: true,
+            mode: "async".into(),
+            desc: None,
+            plan: Plan::default(),
+            on_registered: None,
+            trigger: None,
+            inorder: false,
+            stream: None,
+            globals: None,
+            id: None,
+            hook: None,
+            keyprefix: None,
+            commands: None,
+        };
+        let opts = StreamOptions {
+            batch,
+            duration_ms,
+            on_failed_policy: "continue".into(),
+            retry_interval_s: 1,
+            trim: true,
+        };
+        StreamRegistration::new("r".into(), "s".into(), req, opts, RunAs::user("default"))
+    }
+
+    fn counts(d: &Due) -> Vec<Option<u64>> {
+        d.reads.iter().map(|r| r.count).collect()
+    }
+
+    #[test]
+    fn a_new_stream_reads_everything_at_once_then_counts_batches() {
+        let r = reg(2, 0);
+        assert_eq!(counts(&r.on_entry(b"s1")), vec![None]);
+        assert_eq!(counts(&r.on_entry(b"s1")), vec![Some(2)]);
+        assert_eq!(counts(&r.on_entry(b"s1")), vec![]);
+        let one = reg(1, 0);
+        assert_eq!(counts(&one.on_entry(b"s1")), vec![None, Some(1)]);
+    }
+
+    #[test]
+    fn a_scanned_stream_is_no_news() {
+        let r = reg(1, 0);
+        r.mark_seen(b"s1");
+        assert_eq!(counts(&r.on_entry(b"s1")), vec![Some(1)]);
+    }
+
+    #[test]
+    fn duration_flushes_what_is_left() {
+        let r = reg(3, 5);
+        r.mark_seen(b"s1");
+        let d = r.on_entry(b"s1");
+        assert!(d.arm_timer && d.reads.is_empty());
+        assert!(!r.on_entry(b"s1").arm_timer, "one timer at a time");
+        assert_eq!(r.flush(b"s1").map(|x| x.count), Some(Some(3)));
+        assert!(r.flush(b"s1").is_none(), "nothing left");
+    }
+
+    #[test]
+    fn nothing_is_due_unless_ok() {
+        let r = reg(1, 0);
+        r.set_status(Status::Paused);
+        assert!(r.on_entry(b"s1").reads.is_empty());
+        assert!(!r.transition(Status::Ok, Status::WaitingForRetry));
+        assert_eq!(r.status(), Status::Paused);
     }
 }

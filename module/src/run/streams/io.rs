@@ -1,6 +1,7 @@
 //! Stream commands a StreamReader registration issues, always under the Redis lock: the
 //! consumer group, reading a batch (own pending entries first, for at-least-once), acking
-//! and trimming processed entries.
+//! and trimming processed entries. The group, read, ack and trim calls replicate (to
+//! replicas and the AOF), so a replica holds what its master still has to process.
 
 use engine::Datum;
 use redis_module::{CallOptionsBuilder, CallReply, CallResult, Context};
@@ -21,6 +22,15 @@ fn call(ctx: &Context, cmd: &str, args: &[&[u8]]) -> CallResult<'static> {
     crate::redis::ffi::acl::own_call(|| ctx.call_ext(cmd, &opts, args))
 }
 
+/// A call whose effects replicate.
+fn write(ctx: &Context, cmd: &str, args: &[&[u8]]) -> CallResult<'static> {
+    let opts = CallOptionsBuilder::new()
+        .errors_as_replies()
+        .replicate()
+        .build();
+    crate::redis::ffi::acl::own_call(|| ctx.call_ext(cmd, &opts, args))
+}
+
 fn text(r: &CallResult) -> Option<String> {
     match r {
         Ok(CallReply::String(s)) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
@@ -31,39 +41,73 @@ fn text(r: &CallResult) -> Option<String> {
 /// Creates the consumer group at id 0 (existing entries are processed); an existing
 /// group is fine.
 pub fn ensure_group(ctx: &Context, key: &[u8]) {
-    let _ = call(
+    let _ = write(
         ctx,
         "XGROUP",
         &[b"CREATE", key, GROUP.as_bytes(), b"0", b"MKSTREAM"],
     );
 }
 
-/// Up to `count` entries: this consumer's pending ones first (retries after a failure or
-/// restart), then new ones.
-pub fn read_batch(ctx: &Context, key: &[u8], count: u64) -> Vec<StreamEntry> {
+/// This consumer's pending entries (retries after a failure, pause or restart), then new
+/// ones: at most `count` in all (`None`: all of them).
+pub fn read_batch(ctx: &Context, key: &[u8], count: Option<u64>) -> Vec<StreamEntry> {
     ensure_group(ctx, key);
-    let n = count.to_string();
-    for from in [&b"0"[..], b">"] {
-        let res = call(
-            ctx,
-            "XREADGROUP",
-            &[
-                b"GROUP",
-                GROUP.as_bytes(),
-                CONSUMER.as_bytes(),
-                b"COUNT",
-                n.as_bytes(),
-                b"STREAMS",
-                key,
-                from,
-            ],
-        );
-        let entries = parse_read(&res);
-        if !entries.is_empty() {
-            return entries;
-        }
+    let mut out = read_from(ctx, key, b"0", count);
+    let rest = count.map(|c| c.saturating_sub(out.len() as u64));
+    if rest != Some(0) {
+        out.extend(read_from(ctx, key, b">", rest));
     }
-    Vec::new()
+    out
+}
+
+fn read_from(ctx: &Context, key: &[u8], from: &[u8], count: Option<u64>) -> Vec<StreamEntry> {
+    let n = count.map(|c| c.to_string());
+    let mut args: Vec<&[u8]> = vec![b"GROUP", GROUP.as_bytes(), CONSUMER.as_bytes()];
+    if let Some(n) = &n {
+        args.extend([&b"COUNT"[..], n.as_bytes()]);
+    }
+    args.extend([&b"STREAMS"[..], key, from]);
+    parse_read(&write(ctx, "XREADGROUP", &args))
+}
+
+/// Whether stream `key` holds entries the group has not processed: pending ones, or any
+/// after the group's last delivered id.
+pub fn has_work(ctx: &Context, key: &[u8]) -> bool {
+    let last = match call(ctx, "XREVRANGE", &[key, b"+", b"-", b"COUNT", b"1"]) {
+        Ok(CallReply::Array(a)) => match a.get(0) {
+            Some(Ok(CallReply::Array(e))) => e.get(0).as_ref().and_then(text),
+            _ => None,
+        },
+        _ => None,
+    };
+    let Some(last) = last else { return false };
+    let Ok(CallReply::Array(groups)) = call(ctx, "XINFO", &[b"GROUPS", key]) else {
+        return true;
+    };
+    for g in groups.iter() {
+        let Ok(CallReply::Array(fields)) = g else {
+            continue;
+        };
+        let items: Vec<CallResult> = fields.iter().collect();
+        let field = |name: &str| {
+            items
+                .chunks(2)
+                .find(|c| text(&c[0]).as_deref() == Some(name))
+                .and_then(|c| c.get(1))
+        };
+        if field("name").and_then(text).as_deref() != Some(GROUP) {
+            continue;
+        }
+        let pending = matches!(field("pending"), Some(Ok(CallReply::I64(n))) if n.to_i64() > 0);
+        let delivered = field("last-delivered-id").and_then(text);
+        return pending || delivered.and_then(|d| parse_id(&d)) < parse_id(&last);
+    }
+    true
+}
+
+fn parse_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
 fn parse_read(res: &CallResult) -> Vec<StreamEntry> {
@@ -114,19 +158,11 @@ pub fn ack(ctx: &Context, key: &[u8], ids: &[String], trim: bool) {
     }
     let mut args: Vec<&[u8]> = vec![key, GROUP.as_bytes()];
     args.extend(ids.iter().map(|i| i.as_bytes()));
-    let _ = call(ctx, "XACK", &args);
+    let _ = write(ctx, "XACK", &args);
     if trim {
         if let Some(min) = ids.last().and_then(|l| next_id(l)) {
-            let _ = call(ctx, "XTRIM", &[key, b"MINID", min.as_bytes()]);
+            let _ = write(ctx, "XTRIM", &[key, b"MINID", min.as_bytes()]);
         }
-    }
-}
-
-/// Length of the stream (0 when missing).
-pub fn len(ctx: &Context, key: &[u8]) -> u64 {
-    match call(ctx, "XLEN", &[key]) {
-        Ok(CallReply::I64(n)) => n.to_i64().max(0) as u64,
-        _ => 0,
     }
 }
 

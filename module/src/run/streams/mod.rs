@@ -1,16 +1,17 @@
-//! StreamReader events: the `xadd` notification counts new entries per stream and, once a
-//! batch is ready (or `duration` ms passed), starts that stream's run loop (`run`) on the
-//! worker pool; `io` reads, acks and trims through the consumer group.
+//! StreamReader events: the `xadd` notification counts new entries per stream and queues
+//! the batches that are due (`run`); `timers` adds the `duration` and `retry` timers and
+//! the scans of matching streams; `io` reads, acks and trims through the consumer group.
 
 pub mod io;
 pub mod run;
+pub mod timers;
 
 use std::sync::Arc;
 
-use redis_module::{Context, ContextFlags, NotifyEvent};
+use redis_module::{Context, NotifyEvent};
 
-use crate::model::registrations::Mode;
-use crate::model::streams::{Status, StreamRegistration, Trigger};
+use crate::model::streams::{Status, StreamRegistration};
+use crate::redis::lock::with_redis;
 
 /// The `xadd` notification handler (main thread, Redis lock held).
 pub fn on_stream_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[u8]) {
@@ -21,11 +22,7 @@ pub fn on_stream_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[u8
         let Some(state) = crate::model::state::get() else {
             return;
         };
-        if state.streams.is_empty()
-            || ctx
-                .get_flags()
-                .intersects(ContextFlags::LOADING | ContextFlags::SLAVE)
-        {
+        if state.streams.is_empty() || !run::live(ctx) {
             return;
         }
         for reg in state
@@ -34,17 +31,18 @@ pub fn on_stream_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[u8
             .into_iter()
             .filter(|r| r.matches_key(key) && r.may_use(key))
         {
-            match reg.on_entry(key) {
-                Trigger::Nothing => {}
-                Trigger::Run if reg.mode == Mode::Sync => run::run_sync(ctx, &reg, key),
-                Trigger::Run => run::spawn(reg, key.to_vec()),
-                Trigger::Timer => run::arm_duration(ctx, &reg, key.to_vec()),
+            let due = reg.on_entry(key);
+            if due.arm_timer {
+                timers::arm_duration(ctx, &reg, key.to_vec());
+            }
+            if !due.reads.is_empty() {
+                run::due(Some(ctx), &reg, key, due.reads);
             }
         }
     });
 }
 
-/// Resumes a paused registration.
+/// Resumes a paused registration: processes what its streams hold.
 pub fn unpause(reg: Arc<StreamRegistration>) {
     reg.set_status(Status::Ok);
     start(reg);
@@ -55,5 +53,10 @@ pub fn start(reg: Arc<StreamRegistration>) {
     let Some(state) = crate::model::state::get() else {
         return;
     };
-    state.pool.spawn_fn(move || run::scan_existing(reg));
+    state.pool.spawn_fn(move || {
+        with_redis(|ctx| {
+            timers::watch_role(ctx);
+            run::scan(ctx, &reg);
+        })
+    });
 }

@@ -1,5 +1,10 @@
-//! Running a StreamReader registration's batches: read under the Redis lock, run the plan,
-//! then ack/trim or apply the failure policy. One batch per stream at a time.
+//! Running a StreamReader registration's batches. Each due batch is queued as an execution
+//! (`created`); the registration's drain runs them one at a time, in trigger order, on the
+//! worker pool. A batch reads its entries under the Redis lock when it starts, runs the
+//! plan, then acks/trims or applies the failure policy; a failure under `abort`/`retry`,
+//! a `PAUSE` error, a pause or an unregister aborts the batches not started yet. A scan
+//! (registration, unpause, retry, promotion) queues one batch per matching stream that
+//! holds unprocessed entries.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -7,12 +12,13 @@ use std::time::{Duration, Instant};
 use engine::batch::Batch;
 use engine::exec::ExecutionOutput;
 use gearpy::PyRuntime;
-use redis_module::Context;
+use redis_module::{Context, ContextFlags};
 
 use super::io::{self, StreamEntry};
 use crate::model::executions::Entry;
+use crate::model::registrations::Mode;
 use crate::model::state::{self, ModuleState};
-use crate::model::streams::{Status, StreamRegistration};
+use crate::model::streams::{Job, Read, Status, StreamRegistration};
 use crate::redis::access::{self, AsUser};
 use crate::redis::lock::with_redis;
 use crate::run::inline::Inline;
@@ -24,11 +30,17 @@ fn records(key: &[u8], entries: &[StreamEntry]) -> Box<ReadySource> {
     )))
 }
 
-fn still_registered(state: &ModuleState, reg: &StreamRegistration) -> bool {
+pub(super) fn still_registered(state: &ModuleState, reg: &StreamRegistration) -> bool {
     state.streams.get(&reg.id).is_some()
 }
 
-/// Keeps the execution listed, capped per registration and globally.
+/// Whether this server may do stream work now (a master, not loading).
+pub(super) fn live(ctx: &Context) -> bool {
+    !ctx.get_flags()
+        .intersects(ContextFlags::LOADING | ContextFlags::SLAVE)
+}
+
+/// A new execution of `reg`, listed (`created`) and counted in `numTriggered`.
 fn track(state: &ModuleState, reg: &StreamRegistration) -> Arc<Entry> {
     let entry = Entry::new_registered(state.registry.next_id(), &reg.shape);
     state.keep_registered(reg, &entry);
@@ -36,190 +48,209 @@ fn track(state: &ModuleState, reg: &StreamRegistration) -> Arc<Entry> {
     entry
 }
 
-/// Starts `key`'s run loop on the worker pool.
-pub(super) fn spawn(reg: Arc<StreamRegistration>, key: Vec<u8>) {
-    if let Some(state) = state::get() {
-        state.pool.spawn_fn(move || run_batch(reg, key));
-    }
-}
-
-/// Reads one batch and starts its execution; the completion continues the loop.
-fn run_batch(reg: Arc<StreamRegistration>, key: Vec<u8>) {
-    let Some(state) = state::get() else { return };
-    if !still_registered(state, &reg) || reg.status() != Status::Ok {
-        reg.after_batch(&key, 0, false);
-        return;
-    }
-    let entries = with_redis(|ctx| io::read_batch(ctx, &key, reg.opts.batch));
-    if entries.is_empty() {
-        reg.after_batch(&key, 0, false);
-        return;
-    }
-    let entry = track(state, &reg);
-    let started = Instant::now();
-    let source = records(&key, &entries);
-    let (done_reg, done_key, done_entry) = (Arc::clone(&reg), key.clone(), Arc::clone(&entry));
-    let on_done = Box::new(move |out: ExecutionOutput| {
-        let again = finish(
-            &done_reg,
-            &done_key,
-            &entries,
-            &done_entry,
-            out,
-            started,
-            None,
-        );
-        if again {
-            spawn(done_reg, done_key);
-        }
-    });
-    let source = access::source(source, &reg.run_as);
-    let host = AsUser::new(PyRuntime, reg.run_as.clone());
-    match crate::run::start::start_execution(state, source, &reg.plan, &host, None, on_done) {
-        Ok(h) => entry.started(h, None),
-        Err(e) => {
-            let out = ExecutionOutput::failed(e);
-            entry.finish(out);
-            reg.after_batch(&key, 0, false);
-        }
-    }
-}
-
-/// Runs a `sync` registration's batches inline (main thread, lock held).
-pub(super) fn run_sync(ctx: &Context, reg: &Arc<StreamRegistration>, key: &[u8]) {
-    let Some(state) = state::get() else { return };
-    loop {
-        let entries = io::read_batch(ctx, key, reg.opts.batch);
-        if entries.is_empty() {
-            reg.after_batch(key, 0, false);
-            return;
-        }
-        let entry = track(state, reg);
-        let started = Instant::now();
-        let source = records(key, &entries);
-        let out = Inline {
-            ctx: Some(ctx),
-            run_as: Some(&reg.run_as),
-            section: None,
-        }
-        .run(&reg.plan, source);
-        // Sync registrations only allow the `continue` policy: always ack.
-        if !finish(reg, key, &entries, &entry, out, started, Some(ctx)) {
-            return;
-        }
-    }
-}
-
-/// Records the run and applies the outcome; true if another batch should run now.
-fn finish(
+/// Batches due on `key`: queued (run inline for `sync` registrations, `ctx` given).
+pub(super) fn due(
+    ctx: Option<&Context>,
     reg: &Arc<StreamRegistration>,
     key: &[u8],
-    entries: &[StreamEntry],
-    entry: &Entry,
-    out: ExecutionOutput,
-    started: Instant,
-    ctx: Option<&Context>,
-) -> bool {
-    reg.stats()
-        .record(&out, started.elapsed().as_millis() as u64);
-    let first_error = out.errors.first().cloned();
-    let failed = first_error.is_some() || out.aborted;
-    entry.finish(out);
-    if first_error
-        .as_deref()
-        .is_some_and(|e| e.starts_with("PAUSE"))
-    {
-        reg.set_status(Status::Paused);
-        return reg.after_batch(key, 0, false);
-    }
-    match (failed, reg.opts.on_failed_policy.as_str()) {
-        (false, _) | (true, "continue") => {
-            let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
-            match ctx {
-                Some(c) => io::ack(c, key, &ids, reg.opts.trim),
-                None => with_redis(|c| io::ack(c, key, &ids, reg.opts.trim)),
+    reads: Vec<Read>,
+) {
+    match ctx {
+        Some(ctx) if reg.mode == Mode::Sync => {
+            for read in reads {
+                run_sync(ctx, reg, key, read);
             }
-            reg.after_batch(key, entries.len() as u64, false)
-        }
-        (true, "abort") => {
-            reg.set_status(Status::Aborted);
-            reg.after_batch(key, 0, false)
         }
         _ => {
-            reg.set_status(Status::WaitingForRetry);
-            reg.after_batch(key, 0, false);
-            arm_retry(Arc::clone(reg), key.to_vec());
+            for read in reads {
+                enqueue(reg, key, read);
+            }
+        }
+    }
+}
+
+/// Queues one batch and starts the drain if none runs.
+pub(super) fn enqueue(reg: &Arc<StreamRegistration>, key: &[u8], read: Read) {
+    let Some(state) = state::get() else { return };
+    let job = Job {
+        entry: track(state, reg),
+        key: key.to_vec(),
+        read,
+    };
+    if reg.enqueue(job) {
+        let reg = Arc::clone(reg);
+        state.pool.spawn_fn(move || drain(reg));
+    }
+}
+
+/// Runs queued batches until one is started asynchronously (its completion drains on)
+/// or the queue is empty.
+fn drain(reg: Arc<StreamRegistration>) {
+    while let Some(job) = reg.next_job() {
+        if start_job(&reg, job) {
+            return;
+        }
+    }
+}
+
+/// A batch that will not run: aborted.
+fn abort_job(state: &ModuleState, reg: &StreamRegistration, job: Job) {
+    reg.stats().aborted += 1;
+    job.entry.finish(ExecutionOutput {
+        aborted: true,
+        ..Default::default()
+    });
+    state.registry.remove(&job.entry.id);
+}
+
+/// Starts one batch; true if it runs asynchronously (its completion continues the drain).
+fn start_job(reg: &Arc<StreamRegistration>, job: Job) -> bool {
+    let Some(state) = state::get() else {
+        return false;
+    };
+    if !still_registered(state, reg) || reg.status() != Status::Ok {
+        abort_job(state, reg, job);
+        return false;
+    }
+    let read = with_redis(|ctx| live(ctx).then(|| io::read_batch(ctx, &job.key, job.read.count)));
+    let Some(entries) = read else {
+        abort_job(state, reg, job);
+        return false;
+    };
+    let started = Instant::now();
+    let source = access::source(records(&job.key, &entries), &reg.run_as);
+    let host = AsUser::new(PyRuntime, reg.run_as.clone());
+    let entry = Arc::clone(&job.entry);
+    let batch = Arc::new((job, entries));
+    let (done_reg, done_batch) = (Arc::clone(reg), Arc::clone(&batch));
+    let on_done = Box::new(move |out: ExecutionOutput| {
+        let (job, entries) = &*done_batch;
+        finish(&done_reg, job, entries, out, started, None);
+        if let Some(state) = state::get() {
+            state.pool.spawn_fn(move || drain(done_reg));
+        }
+    });
+    match crate::run::start::start_execution(state, source, &reg.plan, &host, None, on_done) {
+        Ok(h) => {
+            entry.started(h, None);
+            true
+        }
+        Err(e) => {
+            // The completion is not called: record the failure here and drain on.
+            let (job, entries) = &*batch;
+            finish(reg, job, entries, ExecutionOutput::failed(e), started, None);
             false
         }
     }
 }
 
-#[derive(Debug)]
-struct Wake {
-    reg: Arc<StreamRegistration>,
-    key: Vec<u8>,
-    retry: bool,
+/// Runs one batch of a `sync` registration inline (main thread, lock held).
+fn run_sync(ctx: &Context, reg: &Arc<StreamRegistration>, key: &[u8], read: Read) {
+    let Some(state) = state::get() else { return };
+    let job = Job {
+        entry: track(state, reg),
+        key: key.to_vec(),
+        read,
+    };
+    let entries = io::read_batch(ctx, key, read.count);
+    let started = Instant::now();
+    job.entry.running();
+    let out = Inline {
+        ctx: Some(ctx),
+        run_as: Some(&reg.run_as),
+        section: None,
+    }
+    .run(&reg.plan, records(key, &entries));
+    // Sync registrations only allow the `continue` policy: always ack.
+    finish(reg, &job, &entries, out, started, Some(ctx));
 }
 
-fn on_wake(ctx: &Context, w: Wake) {
-    crate::redis::ffi::trampoline::callback("a stream batch timer", (), || {
-        let Some(state) = state::get() else { return };
-        if !still_registered(state, &w.reg) {
-            return;
-        }
-        if w.retry {
-            w.reg.set_status(Status::Ok);
-        }
-        if w.reg.claim(&w.key) {
-            if w.reg.mode == crate::model::registrations::Mode::Sync {
-                run_sync(ctx, &w.reg, &w.key);
-            } else {
-                spawn(Arc::clone(&w.reg), w.key.clone());
+/// Records a finished batch and applies its outcome.
+fn finish(
+    reg: &Arc<StreamRegistration>,
+    job: &Job,
+    entries: &[StreamEntry],
+    out: ExecutionOutput,
+    started: Instant,
+    ctx: Option<&Context>,
+) {
+    let Some(state) = state::get() else { return };
+    reg.stats()
+        .record(&out, started.elapsed().as_millis() as u64);
+    reg.record_lag(job.read.arrival);
+    let first_error = out.errors.first().cloned();
+    let failed = first_error.is_some() || out.aborted;
+    job.entry.finish(out);
+    if !still_registered(state, reg) {
+        state.registry.remove(&job.entry.id); // unregistered meanwhile: not kept
+    }
+    if first_error
+        .as_deref()
+        .is_some_and(|e| e.starts_with("PAUSE"))
+    {
+        // Its entries stay pending: read again after unpause.
+        reg.transition(Status::Ok, Status::Paused);
+        state.abort_stream_pending(reg);
+        return;
+    }
+    match (failed, reg.opts.on_failed_policy.as_str()) {
+        (false, _) | (true, "continue") => {
+            let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
+            match ctx {
+                Some(c) => io::ack(c, &job.key, &ids, reg.opts.trim),
+                None => with_redis(|c| io::ack(c, &job.key, &ids, reg.opts.trim)),
             }
         }
-    });
-}
-
-/// `duration`: runs a partial batch `duration` ms after its first entry (main thread).
-pub(super) fn arm_duration(ctx: &Context, reg: &Arc<StreamRegistration>, key: Vec<u8>) {
-    let period = Duration::from_millis(reg.opts.duration_ms);
-    crate::redis::timers::create(
-        ctx,
-        period,
-        on_wake,
-        Wake {
-            reg: Arc::clone(reg),
-            key,
-            retry: false,
-        },
-    );
-}
-
-/// `retry`: re-reads the unacked batch after `onFailedRetryInterval` seconds.
-fn arm_retry(reg: Arc<StreamRegistration>, key: Vec<u8>) {
-    let period = Duration::from_secs(reg.opts.retry_interval_s.max(1));
-    let wake = Wake {
-        reg,
-        key,
-        retry: true,
-    };
-    with_redis(|ctx| crate::redis::timers::create(ctx, period, on_wake, wake));
-}
-
-/// A new (or restored, or unpaused) registration: process what matching streams hold.
-pub(super) fn scan_existing(reg: Arc<StreamRegistration>) {
-    let keys = with_redis(|ctx| {
-        let mut keys = io::matching_streams(ctx, &reg.prefix);
-        keys.retain(|k| reg.may_use(k));
-        for k in &keys {
-            io::ensure_group(ctx, k);
-            reg.note_existing(k, io::len(ctx, k));
+        (true, "abort") => {
+            reg.transition(Status::Ok, Status::Aborted);
+            state.abort_stream_pending(reg);
         }
-        keys
+        _ => {
+            // A pause meanwhile wins: the registration stays paused and is not retried.
+            if reg.transition(Status::Ok, Status::WaitingForRetry) {
+                arm_retry(Arc::clone(reg));
+            }
+            state.abort_stream_pending(reg);
+        }
+    }
+}
+
+fn on_retry(ctx: &Context, reg: Arc<StreamRegistration>) {
+    crate::redis::ffi::trampoline::callback("a stream retry timer", (), || {
+        let Some(state) = state::get() else { return };
+        // On a replica the registration waits: becoming a master rescans it.
+        if !still_registered(state, &reg) || !live(ctx) {
+            return;
+        }
+        if reg.transition(Status::WaitingForRetry, Status::Ok) {
+            scan(ctx, &reg);
+        }
     });
+}
+
+/// `retry`: re-reads the streams `onFailedRetryInterval` seconds after a failure.
+pub(super) fn arm_retry(reg: Arc<StreamRegistration>) {
+    let period = Duration::from_secs(reg.opts.retry_interval_s.max(1));
+    with_redis(|ctx| crate::redis::timers::create(ctx, period, on_retry, reg));
+}
+
+/// Queues one batch reading everything for every matching stream that holds entries not
+/// processed yet (lock held). Nothing on a replica or while loading.
+pub(super) fn scan(ctx: &Context, reg: &Arc<StreamRegistration>) {
+    if !live(ctx) || reg.status() != Status::Ok {
+        return;
+    }
+    let mut keys = io::matching_streams(ctx, &reg.prefix);
+    keys.retain(|k| reg.may_use(k));
     for k in keys {
-        if reg.claim(&k) {
-            run_batch(Arc::clone(&reg), k);
+        reg.mark_seen(&k);
+        if io::has_work(ctx, &k) {
+            io::ensure_group(ctx, &k);
+            let read = Read {
+                count: None,
+                arrival: Instant::now(),
+            };
+            enqueue(reg, &k, read);
         }
     }
 }

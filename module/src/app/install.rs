@@ -111,7 +111,7 @@ pub fn install_with_ids(
             }
             None => {
                 let reg = Arc::new(Registration::new(reg_id, id.clone(), req, run_as.clone()));
-                crate::run::hooks::resolve(&reg);
+                crate::run::hook_checks::resolve(&reg);
                 state.registrations.add(reg);
             }
         }

@@ -1,8 +1,8 @@
 //! `register()`: collects the registrations a script prepares. They are installed by the
 //! module after the script ends (REFERENCE §4.2: "register() inside a script only prepares").
 //!
-//! Top layer: depends on `plan`, `profile` (the session's globals), `services`, `errors`
-//! and `gil`.
+//! Top layer: depends on `plan`, `profile` (the session's globals), `cluster` (the pickle
+//! check), `services`, `errors` and `gil`.
 
 use std::cell::RefCell;
 
@@ -131,6 +131,8 @@ pub(crate) fn register(
     desc: Option<String>,
 ) -> PyResult<Option<String>> {
     let plan = build_plan(steps)?;
+    let on_registered = opts.get_item("onRegistered")?.filter(|f| !f.is_none());
+    crate::cluster::check_picklable(steps, on_registered)?;
     let req = RegisterRequest {
         reader: reader.to_owned(),
         prefix: prefix.to_owned(),

@@ -208,3 +208,31 @@ def test_pystats_and_reqs(rr):
     total, peak, current = stats[1::2]
     assert total >= peak >= current > 0  # Python's memory goes through Redis's allocator
     assert rr.execute_command('RG.PYDUMPREQS') == []
+
+
+UNPICKLABLE = """
+import threading
+lock = threading.Lock()
+def holds_a_lock(x):
+    return str(lock)
+"""
+NOT_SERIALIZED = ("Error occured when serialized a python callback, callback={} "
+                  "error=cannot pickle '_thread.lock' object")
+
+
+@pytest.mark.parametrize('flow, name', [
+    ("GB().map(holds_a_lock).register()", 'holds_a_lock'),
+    ("GB('KeysReader').register(commands=['set'], onRegistered=holds_a_lock)", 'holds_a_lock'),
+    ("GB('StreamReader').foreach(holds_a_lock).register('s*')", 'holds_a_lock'),
+    ("GB('CommandReader').map(holds_a_lock).register(trigger='t')", 'holds_a_lock'),
+    ("GB('CommandReader').map(holds_a_lock).register(hook='hset', mode='sync')", 'holds_a_lock'),
+    # 1.2 wraps aggregateby's callbacks in lambdas too.
+    ("GB().aggregateby(holds_a_lock, 0, lambda k, a, r: a, lambda k, a, r: a).register()", '<lambda>'),
+])
+def test_a_callback_that_cannot_be_pickled_fails_registration(rr, flow, name):
+    # REFERENCE §12.7: 1.2 pickles a registration's callbacks when it registers.
+    with pytest.raises(redis.ResponseError) as e:
+        pyexecute(rr, UNPICKLABLE + flow)
+    assert NOT_SERIALIZED.format(name) in str(e.value)
+    assert rr.execute_command('RG.DUMPREGISTRATIONS') == []
+    assert rr.execute_command('RG.PYDUMPSESSIONS') == []

@@ -16,6 +16,13 @@ const PROFILER: &str = "__gearshift_profiler__";
 #[derive(Debug)]
 pub struct SessionGlobals(pub(crate) Py<PyDict>);
 
+impl SessionGlobals {
+    /// Whether both are the same globals (the same session's code). No GIL needed.
+    pub fn same(&self, other: &SessionGlobals) -> bool {
+        self.0.as_ptr() == other.0.as_ptr()
+    }
+}
+
 fn profiler<'py>(py: Python<'py>, globals: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
     if let Some(p) = globals.get_item(PROFILER)? {
         return Ok(p);

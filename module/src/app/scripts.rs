@@ -120,7 +120,7 @@ impl ScriptJob {
 
 /// One registration per trigger name (1.2): a name may be reused only by the session an
 /// UPGRADE replaces, and only once per script.
-fn check_triggers(
+pub(crate) fn check_triggers(
     state: &ModuleState,
     args: &SessionArgs,
     regs: &[RegisterRequest],
@@ -146,7 +146,7 @@ fn check_triggers(
 
 /// Command hooks must hook an existing, scriptable command and stack only over sync hooks;
 /// a KeysReader's `commands=[…]` must be hookable by key prefix.
-fn check_hooks(
+pub(crate) fn check_hooks(
     state: &ModuleState,
     args: &SessionArgs,
     regs: &[RegisterRequest],

@@ -2,8 +2,9 @@
 //! instead of the command. A command filter rewrites `hset …` into `RG.TRIGGER hset …`
 //! (as 1.2 does, so slowlog/monitor show RG.TRIGGER); the hook's single output record is
 //! the reply, and `call_next(*args)` runs the next (older) hook or the real command.
-//! Commands the module itself calls are not filtered (NOSELF), and replicated or loaded
-//! traffic runs unhooked.
+//! `call_next` never reaches the hooks again; a flow's `execute()` from the background does
+//! (see `redis::ffi::filter`), where a non-sync hook fails as in MULTI/Lua. Replicated or
+//! loaded traffic runs unhooked. Registration checks are `run::hook_checks`.
 
 use std::cell::RefCell;
 use std::sync::Arc;

@@ -83,13 +83,30 @@ fn serialize_error(
     steps: &Bound<'_, PyList>,
     err: PyErr,
 ) -> PyErr {
-    let mut callables = vec![arg.clone()];
+    let callables = std::iter::once(arg.clone()).chain(step_callables(steps));
+    match first_unpicklable(cloudpickle, callables) {
+        Some(e) => e,
+        None => serialized_error(py, "<plan>".to_owned(), err),
+    }
+}
+
+/// The callables of a `GearsBuilder`'s step tuples (`(op, args...)`).
+fn step_callables<'py>(steps: &Bound<'py, PyList>) -> Vec<Bound<'py, PyAny>> {
+    let mut callables = Vec::new();
     for step in steps.iter() {
         if let Ok(t) = step.cast::<PyTuple>() {
             callables.extend(t.iter().skip(1).filter(|x| x.is_callable()));
         }
     }
-    let failing = callables
+    callables
+}
+
+/// 1.2's error for the first of `callables` that cloudpickle refuses, if any.
+fn first_unpicklable<'py>(
+    cloudpickle: &Bound<'py, PyModule>,
+    callables: impl IntoIterator<Item = Bound<'py, PyAny>>,
+) -> Option<PyErr> {
+    let (c, e) = callables
         .into_iter()
         .filter(|c| c.is_callable())
         .find_map(|c| {
@@ -97,21 +114,33 @@ fn serialize_error(
                 .call_method1("dumps", (&c,))
                 .err()
                 .map(|e| (c, e))
-        });
-    let (name, e) = match failing {
-        Some((c, e)) => {
-            let name = c
-                .getattr("__name__")
-                .and_then(|n| n.extract::<String>())
-                .unwrap_or_else(|_| c.to_string());
-            (name, e)
-        }
-        None => ("<plan>".to_owned(), err),
-    };
+        })?;
+    let name = c
+        .getattr("__name__")
+        .and_then(|n| n.extract::<String>())
+        .unwrap_or_else(|_| c.to_string());
+    Some(serialized_error(c.py(), name, e))
+}
+
+fn serialized_error(py: Python<'_>, name: String, e: PyErr) -> PyErr {
     let text = e.value(py).to_string();
     crate::errors::GearsError::new_err(format!(
         "Error occured when serialized a python callback, callback={name} error={text}"
     ))
+}
+
+/// A registration's callbacks (its steps' and `on_registered`) must pickle, as 1.2 pickles
+/// them when it registers (sessions here are kept as source; the check keeps 1.2's
+/// refusal). Without the cloudpickle package there is nothing to check with.
+pub(crate) fn check_picklable(
+    steps: &Bound<'_, PyList>,
+    on_registered: Option<Bound<'_, PyAny>>,
+) -> PyResult<()> {
+    let Ok(cloudpickle) = steps.py().import("cloudpickle") else {
+        return Ok(());
+    };
+    let callables = step_callables(steps).into_iter().chain(on_registered);
+    first_unpicklable(&cloudpickle, callables).map_or(Ok(()), Err)
 }
 
 /// Rebuilds a run shipped by another shard (`Err`: the reply text of the failure).

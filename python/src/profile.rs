@@ -16,6 +16,13 @@ const PROFILER: &str = "__gearshift_profiler__";
 #[derive(Debug)]
 pub struct SessionGlobals(pub(crate) Py<PyDict>);
 
+impl SessionGlobals {
+    /// Whether both are the same globals (the same session's code). No GIL needed.
+    pub fn same(&self, other: &SessionGlobals) -> bool {
+        self.0.as_ptr() == other.0.as_ptr()
+    }
+}
+
 fn profiler<'py>(py: Python<'py>, globals: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
     if let Some(p) = globals.get_item(PROFILER)? {
         return Ok(p);
@@ -37,22 +44,31 @@ impl<'py> Profiling<'py> {
     }
 
     fn enable(py: Python<'py>, steps: &[std::sync::Arc<PyStep>]) -> Option<Bound<'py, PyAny>> {
-        // The first callback defined by the session's script (wrappers from Gearshift's own
-        // modules have other globals).
+        // The first callback defined by the session's script, or wrapped by one of the
+        // prelude's (`aggregateby`'s lambdas hold the script's callbacks in their closure).
         let globals = steps.iter().filter_map(|s| s.callable()).find_map(|f| {
-            let g = f
-                .bind(py)
-                .getattr("__globals__")
-                .ok()?
-                .cast_into::<PyDict>()
-                .ok()?;
-            let name = g.get_item("__name__").ok()??;
-            (name.extract::<String>().ok()? == "__main__").then_some(g)
+            let f = f.bind(py);
+            script_globals(f).or_else(|| {
+                let cells = f.getattr("__closure__").ok()?;
+                cells
+                    .try_iter()
+                    .ok()?
+                    .filter_map(|c| c.ok()?.getattr("cell_contents").ok())
+                    .find_map(|inner| script_globals(&inner))
+            })
         })?;
         let p = profiler(py, &globals).ok()?;
         p.call_method0("enable").ok()?;
         Some(p)
     }
+}
+
+/// The globals of `f` when a session's script defined it (wrappers from Gearshift's own
+/// modules have other globals).
+fn script_globals<'py>(f: &Bound<'py, PyAny>) -> Option<Bound<'py, PyDict>> {
+    let g = f.getattr("__globals__").ok()?.cast_into::<PyDict>().ok()?;
+    let name = g.get_item("__name__").ok()??;
+    (name.extract::<String>().ok()? == "__main__").then_some(g)
 }
 
 impl Drop for Profiling<'_> {

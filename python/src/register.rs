@@ -1,8 +1,8 @@
 //! `register()`: collects the registrations a script prepares. They are installed by the
 //! module after the script ends (REFERENCE §4.2: "register() inside a script only prepares").
 //!
-//! Top layer: depends on `plan`, `profile` (the session's globals), `services`, `errors`
-//! and `gil`.
+//! Top layer: depends on `plan`, `profile` (the session's globals), `cluster` (the pickle
+//! check), `services`, `errors` and `gil`.
 
 use std::cell::RefCell;
 
@@ -131,6 +131,8 @@ pub(crate) fn register(
     desc: Option<String>,
 ) -> PyResult<Option<String>> {
     let plan = build_plan(steps)?;
+    let on_registered = opts.get_item("onRegistered")?.filter(|f| !f.is_none());
+    crate::cluster::check_picklable(steps, on_registered)?;
     let req = RegisterRequest {
         reader: reader.to_owned(),
         prefix: prefix.to_owned(),
@@ -170,18 +172,64 @@ pub(crate) fn register(
         globals: None,
         id: None,
     };
-    PREPARED.with(|p| match p.borrow_mut().as_mut() {
+    let req = PREPARED.with(|p| match p.borrow_mut().as_mut() {
         Some(list) => {
             let mut req = req;
             req.id = crate::services::get().and_then(|h| h.reserve_registration_id());
             let id = req.id.clone();
             list.push(req);
-            Ok(id)
+            Err(id)
         }
-        None => Err(GearsError::new_err(
-            "register() can only be called from RG.PYEXECUTE",
-        )),
-    })
+        None => Ok(req),
+    });
+    match req {
+        Err(id) => Ok(id),
+        Ok(req) => from_step(steps.py(), req).map(Some),
+    }
+}
+
+/// `register()` called from a running step: the registration joins the session whose
+/// script defined the code calling (REFERENCE §12.7), installed at once.
+fn from_step(py: Python<'_>, mut req: RegisterRequest) -> PyResult<String> {
+    let not_here = || GearsError::new_err("register() can only be called from RG.PYEXECUTE");
+    let globals = calling_script_globals(py).ok_or_else(not_here)?;
+    let install = *STEP_REGISTRAR.get().ok_or_else(not_here)?;
+    req.globals = Some(crate::profile::SessionGlobals(globals.unbind()));
+    let caller = crate::caller::current(py);
+    py.detach(|| install(req, caller))
+        .map_err(GearsError::new_err)
+}
+
+/// How the host installs a registration made from a step: `req.globals` are the globals
+/// of the code calling, `caller` who it runs as; it returns the registration's id or an
+/// error text. Called with the GIL released.
+pub type StepRegistrar =
+    fn(RegisterRequest, Option<crate::caller::RunAs>) -> Result<String, String>;
+
+static STEP_REGISTRAR: std::sync::OnceLock<StepRegistrar> = std::sync::OnceLock::new();
+
+/// Installs the host's [`StepRegistrar`] (once, at load).
+pub fn set_step_registrar(f: StepRegistrar) {
+    let _ = STEP_REGISTRAR.set(f);
+}
+
+/// The globals of the innermost frame run by a session's script code (`__name__` is
+/// `__main__` there; the prelude's and other modules' frames have their own).
+fn calling_script_globals(py: Python<'_>) -> Option<Bound<'_, PyDict>> {
+    let mut frame = py.import("sys").ok()?.call_method0("_getframe").ok()?;
+    while !frame.is_none() {
+        let globals = frame
+            .getattr("f_globals")
+            .ok()?
+            .cast_into::<PyDict>()
+            .ok()?;
+        let name = globals.get_item("__name__").ok().flatten();
+        if name.is_some_and(|n| n.extract::<String>().is_ok_and(|n| n == "__main__")) {
+            return Some(globals);
+        }
+        frame = frame.getattr("f_back").ok()?;
+    }
+    None
 }
 
 /// A registration's `onRegistered` callback.

@@ -56,3 +56,20 @@ def test_override_reply_outside_a_command(rc):
     res = pyexecute(rc, "GB('ShardsIDReader').map(lambda x: override_reply('x')).run()")
     assert 'Can not get command ctx' in res[1][0]
     assert_alive(rc)
+
+
+@pytest.mark.parametrize('commands, error', [
+    (['nosuchcommand'], 'bad reply on COMMAND command'),
+    (['set', 'multi'], 'Can not hook a command which are not allowed inside a script'),
+    (['exec'], 'Can not hook a command which are not allowed inside a script'),
+    (['eval'], 'Can not hook a command which are not allowed inside a script'),
+    (['xread'], 'Can not hook a command with moveable keys by key prefix'),
+    (['ping'], 'Can not hook a command by key prefix with none positive first key'),
+])
+def test_commands_are_validated_at_registration(rc, commands, error):
+    # REFERENCE §12.6: the prefix (default '*') always counts as a key prefix.
+    with pytest.raises(redis.ResponseError) as e:
+        pyexecute(rc, "GB().foreach(lambda x: x).register(commands=%r)" % (commands,))
+    assert str(e.value) == error
+    assert rc.execute_command('RG.DUMPREGISTRATIONS') == []
+    assert rc.execute_command('RG.PYDUMPSESSIONS') == []

@@ -91,3 +91,63 @@ def test_unregistered_hook_stops_hooking(rh):
     reg = rh.execute_command('RG.DUMPREGISTRATIONS')[0][1]
     rh.execute_command('RG.UNREGISTER', reg)
     assert rh.set('x', '1') is True
+
+
+NOT_SYNC = ('can not run a non-sync execution inside a MULTI/LUA (blocking is not allowed) '
+            'or on loading.')
+
+
+def test_call_next_of_an_async_hook_runs_the_hook_once(rh):
+    # REFERENCE §12.6: call_next never runs the hooks again (it ran twice when the hook ran
+    # in the background, where the real command went through the command filter again).
+    pyexecute(rh, "GB('CommandReader').map(lambda x: execute('INCR', 'runs') and call_next(*x[1:])).register(hook='hset')")
+    assert rh.execute_command('HSET', 'h', 'f', 'v') == '1'
+    assert rh.get('runs') == '1'
+    assert rh.hget('h', 'f') == 'v'
+
+
+def test_execute_from_a_background_run_goes_through_a_sync_hook(rh):
+    pyexecute(rh, "GB('CommandReader').map(lambda x: '+hooked').register(hook='hset', mode='sync')")
+    pyexecute(rh, "GB('CommandReader').map(lambda x: execute('HSET', 'bg', 'f', 'v')).register(trigger='bg')")
+    assert rh.execute_command('RG.TRIGGER', 'bg') == ['hooked']
+    assert rh.exists('bg') == 0
+
+
+def test_a_non_sync_hook_where_the_client_cannot_block(rh):
+    # REFERENCE §12.6: background execute(), MULTI and Lua reach the hook with a client
+    # that cannot block.
+    pyexecute(rh, "GB('CommandReader').map(lambda x: execute('INCR', 'runs') and call_next(*x[1:])).register(hook='hset')")
+    pyexecute(rh, "GB('CommandReader').map(lambda x: execute('HSET', 'bg', 'f', 'v')).register(trigger='bg')")
+    with pytest.raises(redis.ResponseError) as e:
+        rh.execute_command('RG.TRIGGER', 'bg')
+    assert NOT_SYNC in str(e.value)
+    pipe = rh.pipeline(transaction=True)
+    pipe.hset('m', 'f', 'v')
+    pipe.set('after', '1')
+    res = pipe.execute(raise_on_error=False)
+    assert isinstance(res[0], redis.ResponseError) and str(res[0]) == NOT_SYNC
+    assert res[1] is True
+    with pytest.raises(redis.ResponseError) as e:
+        rh.eval("return redis.call('HSET', 'l', 'f', 'v')", 0)
+    assert NOT_SYNC in str(e.value)
+    assert rh.exists('bg', 'm', 'l') == 0
+    assert rh.get('runs') is None
+    assert rh.execute_command('HSET', 'ok', 'f', 'v') == '1'  # a client that can block
+    assert rh.get('runs') == '1'
+
+
+def test_a_second_hook_after_a_non_sync_one_in_one_script(rh):
+    script = """
+GB('CommandReader').map(lambda x: call_next(*x[1:])).register(hook='hset')
+GB('CommandReader').map(lambda x: call_next(*x[1:])).register(hook='hset', mode='sync')
+"""
+    with pytest.raises(redis.ResponseError) as e:
+        pyexecute(rh, script)
+    assert str(e.value) == 'Can not override a none sync registration which already created on this session'
+    assert rh.execute_command('RG.DUMPREGISTRATIONS') == []
+    # A sync hook first, then a non-sync one over it: allowed.
+    pyexecute(rh, """
+GB('CommandReader').map(lambda x: call_next(*x[1:])).register(hook='hset', mode='sync')
+GB('CommandReader').map(lambda x: call_next(*x[1:])).register(hook='hset')
+""")
+    assert len(rh.execute_command('RG.DUMPREGISTRATIONS')) == 2

@@ -24,7 +24,19 @@ def test_a_huge_recursion_limit_cannot_overflow_a_worker_stack(r, server):
 
 
 def test_a_huge_recursion_limit_cannot_overflow_the_main_thread(r, server):
-    pyexecute(r, NESTED + "GB().foreach(lambda x: repr(nested)).register(prefix='deep*', mode='sync')")
+    # The nesting is built by the callback: a registration's callbacks must pickle, and
+    # pickling one that holds it already recurses too deep (REFERENCE §12.7).
+    script = """
+import sys
+sys.setrecursionlimit(10**7)
+def deep(x):
+    nested = []
+    for _ in range(200000):
+        nested = [nested]
+    return repr(nested)
+GB().foreach(deep).register(prefix='deep*', mode='sync')
+"""
+    pyexecute(r, script)
     try:
         r.set('deep1', 'x')
         assert_alive(r, server)

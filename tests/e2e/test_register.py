@@ -208,3 +208,71 @@ def test_pystats_and_reqs(rr):
     total, peak, current = stats[1::2]
     assert total >= peak >= current > 0  # Python's memory goes through Redis's allocator
     assert rr.execute_command('RG.PYDUMPREQS') == []
+
+
+UNPICKLABLE = """
+import threading
+lock = threading.Lock()
+def holds_a_lock(x):
+    return str(lock)
+"""
+NOT_SERIALIZED = ("Error occured when serialized a python callback, callback={} "
+                  "error=cannot pickle '_thread.lock' object")
+
+
+@pytest.mark.parametrize('flow, name', [
+    ("GB().map(holds_a_lock).register()", 'holds_a_lock'),
+    ("GB('KeysReader').register(commands=['set'], onRegistered=holds_a_lock)", 'holds_a_lock'),
+    ("GB('StreamReader').foreach(holds_a_lock).register('s*')", 'holds_a_lock'),
+    ("GB('CommandReader').map(holds_a_lock).register(trigger='t')", 'holds_a_lock'),
+    ("GB('CommandReader').map(holds_a_lock).register(hook='hset', mode='sync')", 'holds_a_lock'),
+    # 1.2 wraps aggregateby's callbacks in lambdas too.
+    ("GB().aggregateby(holds_a_lock, 0, lambda k, a, r: a, lambda k, a, r: a).register()", '<lambda>'),
+])
+def test_a_callback_that_cannot_be_pickled_fails_registration(rr, flow, name):
+    # REFERENCE §12.7: 1.2 pickles a registration's callbacks when it registers.
+    with pytest.raises(redis.ResponseError) as e:
+        pyexecute(rr, UNPICKLABLE + flow)
+    assert NOT_SERIALIZED.format(name) in str(e.value)
+    assert rr.execute_command('RG.DUMPREGISTRATIONS') == []
+    assert rr.execute_command('RG.PYDUMPSESSIONS') == []
+
+
+def _session(client, sid):
+    for s in client.execute_command('RG.PYDUMPSESSIONS'):
+        if s[1] == sid:
+            return dict(zip(s[::2], s[1::2]))
+    return None
+
+
+def test_register_from_a_running_step_joins_that_steps_session(rr):
+    # REFERENCE §12.7: a registered flow's step registers another flow.
+    script = """
+def add_flow(x):
+    return GB().foreach(lambda r: execute('INCR', 'seen')).register('new:*', mode='sync')
+GB('CommandReader').map(add_flow).register(trigger='add')
+"""
+    pyexecute(rr, script, 'ID', 'grower')
+    [first] = _session(rr, 'grower')['registrations']
+    [new_id] = rr.execute_command('RG.TRIGGER', 'add')
+    assert new_id.startswith(ZEROS + '-') and new_id != first
+    assert _session(rr, 'grower')['registrations'] == [first, new_id]
+    assert sorted(reg[1] for reg in rr.execute_command('RG.DUMPREGISTRATIONS')) == sorted([first, new_id])
+    rr.set('new:1', 'x')
+    assert rr.get('seen') == '1'
+
+
+def test_register_from_a_sync_step_and_from_a_run(rr):
+    # From a sync registration's step, on the main thread inside the writing command.
+    pyexecute(rr, "GB().foreach(lambda x: GB().foreach(lambda r: execute('INCR', 'seen')).register('n2:*', mode='sync')).register('mk:*', mode='sync')", 'ID', 'inline')
+    rr.set('mk:1', 'x')
+    assert len(_session(rr, 'inline')['registrations']) == 2
+    rr.set('n2:1', 'x')
+    assert rr.get('seen') == '1'
+    # From a run's step: the script keeps no session, so the registration gets one.
+    [[new_id], []] = pyexecute(rr, "GB('ShardsIDReader').map(lambda x: GB().register('n3:*')).run()")
+    assert [s for s in rr.execute_command('RG.PYDUMPSESSIONS') if s[-1] == [new_id]]
+    # The checks of a script's registrations apply.
+    pyexecute(rr, "GB('CommandReader').map(lambda x: GB('CommandReader').register(trigger='mk2')).register(trigger='mk2')", 'ID', 'dup')
+    with pytest.raises(redis.ResponseError, match='trigger already registered'):
+        rr.execute_command('RG.TRIGGER', 'mk2')

@@ -148,6 +148,15 @@ def test_flat_error_at_top_level(r):
     assert run_error(r, "raise flat_error('top text')") == "top text"
 
 
+def test_calling_flat_error_raises_it(r):
+    # REFERENCE §12.7: flat_error(msg) itself raises an error whose text is exactly msg.
+    assert run_error(r, "flat_error('called text')") == "called text"
+    r.set("k", "v")
+    setup = "def boom(x):\n    flat_error('step text')\n    return x\n"
+    assert pyexecute(r, setup + "GB().map(boom).run()") == [[], ["step text"]]
+    assert run_error(r, "import redisgears\nredisgears.flatError('native name')") == "native name"
+
+
 def test_is_async_allow(r):
     assert one(r, "str((outside, isAsyncAllow()))", "outside = isAsyncAllow()") == "(False, True)"
 

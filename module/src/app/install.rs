@@ -82,14 +82,18 @@ pub fn install_with_ids(
     if let Some(old) = old {
         drop_session(state, &old);
     }
-    let (mut callbacks, mut streams) = (Vec::new(), Vec::new());
+    let mut installed = Installed {
+        session: id.clone(),
+        callbacks: Vec::new(),
+        streams: Vec::new(),
+        run_as: run_as.clone(),
+    };
     let mut reg_ids = Vec::new();
     let mut globals = None;
     for (i, mut req) in regs.into_iter().enumerate() {
         if let Some(g) = req.globals.take() {
             globals.get_or_insert(Arc::new(g));
         }
-        let cb = req.on_registered.take();
         let reg_id = match ids.and_then(|ids| ids.get(i)).or(req.id.as_ref()) {
             Some(saved) => {
                 state.registrations.bump_past(saved);
@@ -98,25 +102,7 @@ pub fn install_with_ids(
             None => state.registrations.next_id(),
         };
         reg_ids.push(reg_id.clone());
-        callbacks.extend(cb);
-        match req.stream.clone() {
-            Some(opts) => {
-                let reg = Arc::new(StreamRegistration::new(
-                    reg_id,
-                    id.clone(),
-                    req,
-                    opts,
-                    run_as.clone(),
-                ));
-                state.streams.add(Arc::clone(&reg));
-                streams.push(reg);
-            }
-            None => {
-                let reg = Arc::new(Registration::new(reg_id, id.clone(), req, run_as.clone()));
-                crate::run::hooks::resolve(&reg);
-                state.registrations.add(reg);
-            }
-        }
+        add(state, req, reg_id, &mut installed);
     }
     state.sessions.list().push(Arc::new(Session {
         id: id.clone(),
@@ -127,10 +113,52 @@ pub fn install_with_ids(
         globals,
         run_as: run_as.clone(),
     }));
-    Installed {
-        session: id,
-        callbacks,
-        streams,
-        run_as: run_as.clone(),
+    installed
+}
+
+/// Adds registration `reg_id` of `req` to the installation (not yet to its session).
+fn add(state: &ModuleState, mut req: RegisterRequest, reg_id: String, out: &mut Installed) {
+    out.callbacks.extend(req.on_registered.take());
+    match req.stream.clone() {
+        Some(opts) => {
+            let reg = Arc::new(StreamRegistration::new(
+                reg_id,
+                out.session.clone(),
+                req,
+                opts,
+                out.run_as.clone(),
+            ));
+            state.streams.add(Arc::clone(&reg));
+            out.streams.push(reg);
+        }
+        None => {
+            let reg = Arc::new(Registration::new(
+                reg_id,
+                out.session.clone(),
+                req,
+                out.run_as.clone(),
+            ));
+            crate::run::hook_checks::resolve(&reg);
+            state.registrations.add(reg);
+        }
     }
+}
+
+/// Adds one more registration to an installed session (`register()` from a running
+/// step); returns what to activate and the registration's id.
+pub fn add_to_session(
+    state: &ModuleState,
+    session: &Session,
+    req: RegisterRequest,
+) -> (Installed, String) {
+    let reg_id = state.registrations.next_id();
+    let mut installed = Installed {
+        session: session.id.clone(),
+        callbacks: Vec::new(),
+        streams: Vec::new(),
+        run_as: session.run_as.clone(),
+    };
+    add(state, req, reg_id.clone(), &mut installed);
+    state.sessions.push_registration(&session.id, &reg_id);
+    (installed, reg_id)
 }

@@ -34,6 +34,7 @@ pub fn load(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
         Arc::new(RedisServices::new(Arc::clone(&config))),
         allocator,
     )?;
+    gearpy::register::set_step_registrar(crate::app::step_register::install_from_step);
     let threads = config.int("ExecutionThreads").max(1) as usize;
     let pool = WorkerPool::with_task_end(
         threads,

@@ -9,3 +9,4 @@ pub mod local;
 pub mod persist;
 pub mod scripts;
 pub mod services;
+pub mod step_register;

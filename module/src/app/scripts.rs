@@ -7,6 +7,7 @@ use engine::exec::ExecutionOutput;
 use gearpy::{ControlledRuntime, ExecControl, RegisterRequest, RunRequest, ScriptOutcome};
 
 use crate::model::executions::Entry;
+use crate::model::registrations::Mode;
 use crate::model::reply::execution_reply;
 use crate::model::sessions::SessionArgs;
 use crate::model::state::ModuleState;
@@ -119,7 +120,7 @@ impl ScriptJob {
 
 /// One registration per trigger name (1.2): a name may be reused only by the session an
 /// UPGRADE replaces, and only once per script.
-fn check_triggers(
+pub(crate) fn check_triggers(
     state: &ModuleState,
     args: &SessionArgs,
     regs: &[RegisterRequest],
@@ -143,15 +144,26 @@ fn check_triggers(
     Ok(())
 }
 
-/// Command hooks must hook an existing, scriptable command and stack only over sync hooks.
-fn check_hooks(
+/// Command hooks must hook an existing, scriptable command and stack only over sync hooks;
+/// a KeysReader's `commands=[…]` must be hookable by key prefix.
+pub(crate) fn check_hooks(
     state: &ModuleState,
     args: &SessionArgs,
     regs: &[RegisterRequest],
 ) -> Result<(), String> {
-    let hooks: Vec<(String, Option<String>)> = regs
+    use crate::run::hook_checks::{self, Hooked};
+    for cmds in regs.iter().filter_map(|r| r.commands.as_deref()) {
+        hook_checks::check_commands(cmds)?;
+    }
+    let hooks: Vec<Hooked<'_>> = regs
         .iter()
-        .filter_map(|r| r.hook.clone().map(|h| (h, r.keyprefix.clone())))
+        .filter_map(|r| {
+            r.hook.as_deref().map(|command| Hooked {
+                command,
+                keyprefix: r.keyprefix.as_deref(),
+                mode: Mode::parse(&r.mode),
+            })
+        })
         .collect();
     if hooks.is_empty() {
         return Ok(());
@@ -160,7 +172,7 @@ fn check_hooks(
         .replace_with
         .clone()
         .or_else(|| args.upgrade.then(|| args.id.clone()).flatten());
-    crate::run::hooks::check(state, &hooks, replaced.as_deref())
+    hook_checks::check_hooks(state, &hooks, replaced.as_deref())
 }
 
 /// Installs the registrations as one session, runs their `onRegistered`, and in a cluster

@@ -19,11 +19,9 @@ use crate::model::state::ModuleState;
 use crate::redis::access::AsUser;
 use crate::redis::ffi::command::error;
 use crate::redis::ffi::replies::{block, reply_blocked, Blocked, Reply};
+use crate::run::hooks::NOT_SYNC_IN_MULTI;
 use crate::run::inline::Inline;
 use crate::run::readers::ready::ReadySource;
-
-const NOT_SYNC_IN_MULTI: &str =
-    "ERR can not run a non-sync execution inside a MULTI/LUA (blocking is not allowed) or on loading.";
 
 /// The reply of a trigger run: the first error, else the results.
 fn trigger_reply(out: &ExecutionOutput) -> Reply {

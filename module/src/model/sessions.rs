@@ -107,6 +107,19 @@ impl Sessions {
         }
     }
 
+    /// Adds a registration to a session.
+    pub fn push_registration(&self, id: &str, reg_id: &str) {
+        let mut l = self.list();
+        if let Some(pos) = l.iter().position(|s| s.id == id) {
+            let mut registrations = l[pos].registrations.clone();
+            registrations.push(reg_id.to_owned());
+            l[pos] = Arc::new(Session {
+                registrations,
+                ..(*l[pos]).clone()
+            });
+        }
+    }
+
     /// Removes a registration from its session; drops the session once it owns none.
     pub fn forget_registration(&self, session: &str, reg_id: &str) {
         let mut l = self.list();

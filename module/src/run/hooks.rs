@@ -2,8 +2,9 @@
 //! instead of the command. A command filter rewrites `hset …` into `RG.TRIGGER hset …`
 //! (as 1.2 does, so slowlog/monitor show RG.TRIGGER); the hook's single output record is
 //! the reply, and `call_next(*args)` runs the next (older) hook or the real command.
-//! Commands the module itself calls are not filtered (NOSELF), and replicated or loaded
-//! traffic runs unhooked.
+//! `call_next` never reaches the hooks again; a flow's `execute()` from the background does
+//! (see `redis::ffi::filter`), where a non-sync hook fails as in MULTI/Lua. Replicated or
+//! loaded traffic runs unhooked. Registration checks are `run::hook_checks`.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -23,6 +24,10 @@ use crate::redis::ffi::replies::{block, reply_blocked, Reply};
 use crate::redis::lock::with_lock_held;
 use crate::run::inline::Inline;
 use crate::run::readers::ready::ReadySource;
+
+/// 1.2's error for a non-sync hook or trigger reached by a client that cannot block.
+pub const NOT_SYNC_IN_MULTI: &str =
+    "ERR can not run a non-sync execution inside a MULTI/LUA (blocking is not allowed) or on loading.";
 
 /// One running hook: the command's argv, the hooks that apply, which one runs, and the
 /// client who sent the command.
@@ -125,7 +130,11 @@ pub fn call_next(args: &[Vec<u8>]) -> Option<CallReply> {
             },
             None,
         )),
-        None => crate::redis::call::call(Some(&client), &argv),
+        // The real command: the command filter must not send it through the hooks again
+        // (it would, when called from a background thread).
+        None => {
+            crate::redis::ffi::filter::unhooked(|| crate::redis::call::call(Some(&client), &argv))
+        }
     })
 }
 
@@ -162,10 +171,13 @@ pub fn run(ctx: &Context, state: &ModuleState, argv: Vec<Vec<u8>>) -> HookRun {
         idx,
         client,
     };
-    let blocking_ok =
-        !flags.intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING);
-    if frame.hooks[idx].mode == Mode::Sync || !blocking_ok {
+    if frame.hooks[idx].mode == Mode::Sync {
         return HookRun::Reply(run_frame(frame, Some(ctx)));
+    }
+    // A non-sync hook needs a client that can block: not inside MULTI or Lua, nor a call
+    // made by a module (a background execution's `execute()`).
+    if flags.intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING) {
+        return HookRun::Reply(Reply::Error(NOT_SYNC_IN_MULTI.into()));
     }
     // Async hooks: the client waits; Redis does not.
     let client = block(ctx);
@@ -174,70 +186,4 @@ pub fn run(ctx: &Context, state: &ModuleState, argv: Vec<Vec<u8>>) -> HookRun {
         reply_blocked(client, &r);
     });
     HookRun::Blocked
-}
-
-/// COMMAND INFO of `command`: (flags, key positions), `None` for an unknown command.
-/// Works from any thread (through `host::call`).
-fn command_info(command: &str) -> Option<(Vec<String>, (i64, i64, i64))> {
-    let reply = crate::redis::call::call_internal(&[
-        b"COMMAND".to_vec(),
-        b"INFO".to_vec(),
-        command.as_bytes().to_vec(),
-    ]);
-    let CallReply::Array(outer) = reply else {
-        return None;
-    };
-    let Some(CallReply::Array(info)) = outer.into_iter().next() else {
-        return None;
-    };
-    let flags = match info.get(2) {
-        Some(CallReply::Array(f)) => f
-            .iter()
-            .filter_map(|x| match x {
-                CallReply::Status(s) => Some(s.clone()),
-                CallReply::Bulk(b) => Some(String::from_utf8_lossy(b).into_owned()),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    let int = |i: usize| match info.get(i) {
-        Some(CallReply::Int(v)) => *v,
-        _ => 0,
-    };
-    Some((flags, (int(3), int(4), int(5))))
-}
-
-/// Records the hooked command's key positions on a new hook registration (for keyprefix).
-pub fn resolve(reg: &Registration) {
-    if let Some((_, spec)) = reg.hook.as_deref().and_then(command_info) {
-        *reg.key_spec.lock().unwrap_or_else(|e| e.into_inner()) = spec;
-    }
-}
-
-/// Checks a script's hooks before they are installed (1.2's texts). `replaced`: the
-/// session an UPGRADE replaces.
-pub fn check(
-    state: &ModuleState,
-    hooks: &[(String, Option<String>)],
-    replaced: Option<&str>,
-) -> Result<(), String> {
-    for (cmd, keyprefix) in hooks {
-        let (flags, _) = command_info(cmd).ok_or("Can not override an unexisting command")?;
-        if flags.iter().any(|f| f == "noscript") {
-            return Err("Can not override a command which are not allowed inside a script".into());
-        }
-        if keyprefix.is_some() && flags.iter().any(|f| f == "movablekeys") {
-            return Err("Can not override a command with moveable keys by key prefix".into());
-        }
-        let newest = state
-            .registrations
-            .hooks_of(cmd)
-            .into_iter()
-            .find(|h| Some(h.session.as_str()) != replaced);
-        if newest.is_some_and(|h| h.mode != Mode::Sync) {
-            return Err("Can not override a none sync registration".into());
-        }
-    }
-    Ok(())
 }

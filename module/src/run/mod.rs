@@ -3,6 +3,7 @@
 //! `redis`.
 
 pub mod events;
+pub mod hook_checks;
 pub mod hooks;
 pub mod inline;
 pub mod linked;

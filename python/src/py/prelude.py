@@ -15,7 +15,13 @@ __all__ = ['GearsBuilder', 'GB', 'execute', 'log', 'configGet', 'gearsConfigGet'
            'setFutureException', 'runCoroutine']
 
 GearsError = _gearshift.GearsError
-flat_error = _gearshift.FlatError
+
+
+def flat_error(msg):
+    """Raises an error whose reply text is exactly `msg` (no traceback, no type): calling it
+    raises, as 1.2's does, so `raise flat_error(msg)` and a bare `flat_error(msg)` both work."""
+    raise _gearshift.FlatError(msg)
+
 
 _FUNCTION = (_types.FunctionType,)
 # Readers 1.2 knows at C level, plus its two Python-level aliases of PythonReader.

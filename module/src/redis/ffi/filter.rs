@@ -3,6 +3,7 @@
 //! main-thread Python is busy, SCRIPT KILL / FUNCTION KILL into its kill. It must be
 //! cheap: one flag check each when nothing is hooked or busy.
 
+use std::cell::Cell;
 use std::os::raw::c_int;
 use std::sync::OnceLock;
 
@@ -36,8 +37,28 @@ pub struct Hooks {
 
 static HOOKS: OnceLock<Hooks> = OnceLock::new();
 
+thread_local! {
+    /// Set by [`unhooked`] for the command about to be called on this thread.
+    static UNHOOKED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f`, which calls one command, so that the filter leaves that command alone (a
+/// hook's `call_next` reaching the real command). The filter runs on the calling thread
+/// before the command and consumes the mark, so commands run by that command (a flow its
+/// events trigger) are filtered as usual. Needed off the main thread, where `NOSELF`
+/// does not apply (it only covers calls made while one of this module's commands runs).
+pub fn unhooked<R>(f: impl FnOnce() -> R) -> R {
+    UNHOOKED.with(|u| u.set(true));
+    let r = f();
+    UNHOOKED.with(|u| u.set(false));
+    r
+}
+
 /// Rewrites the command when a hook fires for it.
 fn rewrite_hooked(fctx: *mut raw::RedisModuleCommandFilterCtx) {
+    if UNHOOKED.with(|u| u.replace(false)) {
+        return;
+    }
     let Some(hooks) = HOOKS.get() else {
         return;
     };
@@ -129,8 +150,9 @@ extern "C" fn filter(fctx: *mut raw::RedisModuleCommandFilterCtx) {
     });
 }
 
-/// Installs the command filter (once, at load). Commands this module calls itself
-/// (`call_next`, `execute`) are not filtered.
+/// Installs the command filter (once, at load). Commands this module calls while one of
+/// its commands runs are not filtered (`NOSELF`: a sync hook's own `execute()`); those a
+/// background execution calls are, except a `call_next` to the real command ([`unhooked`]).
 pub fn install(ctx: &Context, hooks: Hooks) -> Result<(), String> {
     let _ = HOOKS.set(hooks);
     // SAFETY: OnLoad context; the callback is a plain function.

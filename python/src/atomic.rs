@@ -20,6 +20,13 @@ pub fn atomic_open() -> bool {
     ATOMIC.with(|a| a.get().0)
 }
 
+/// `_gearshift.atomic_open()`: whether this thread is inside `with atomic():` (the gears
+/// loop checks it at every await, REFERENCE §5).
+#[pyfunction(name = "atomic_open")]
+pub(crate) fn atomic_open_py() -> bool {
+    atomic_open()
+}
+
 /// Ends an `atomic()` block user code entered and never left (`__enter__` without
 /// `__exit__`): called by the host when the callback that could leave it has returned, so a
 /// worker never keeps the Redis lock past it. True if one was open.

@@ -15,7 +15,8 @@
 //!   `embed`, `pymem` and `busy` (interpreter start-up, allocator hooks, the busy
 //!   watchdog: the named `unsafe` modules), `control` (aborting an execution),
 //!   `atomic` (`with atomic():`), `scope` (the thread-local execution scope),
-//!   `asyncio_bridge` (awaiting coroutines), `site` (requirements' site dirs).
+//!   `future` (async records: which callback call created one, completions),
+//!   `asyncio_bridge` (awaiting coroutines and completions), `site` (requirements' site dirs).
 //! - **Middle — plans and running them**: `step` (`PyStep`), `plan` (step tuples → engine
 //!   plan), `profile`, `stage/` (`PyStage`, the engine operator, and `PyRuntime`),
 //!   `event/` (keyspace events run many at a time, deferred `sync` awaits), `reader`
@@ -37,6 +38,7 @@ pub mod control;
 mod convert;
 mod embed;
 pub mod errors;
+mod future;
 mod gil;
 pub mod link;
 pub mod metrics;
@@ -96,6 +98,9 @@ const REDISGEARS_MODULE: &std::ffi::CStr = embedded_py!("py/redisgears_module.py
 /// The readers 1.2 implements in Python (loaded before the prelude, which imports them).
 const READERS: &std::ffi::CStr = embedded_py!("py/readers.py");
 
+/// `gearsFuture()`, completions and the gears asyncio loop (loaded before the prelude).
+const FUTURES: &std::ffi::CStr = embedded_py!("py/futures.py");
+
 /// `mapBatch(f, format='arrow')` support (imports pyarrow only when a flow uses it).
 const ARROW_BATCH: &std::ffi::CStr = embedded_py!("py/arrow_batch.py");
 
@@ -125,6 +130,8 @@ fn load_runtime(py: Python<'_>) -> PyResult<()> {
     modules.set_item("_gearshift", runtime::module(py)?)?;
     let arrow = PyModule::from_code(py, ARROW_BATCH, c"gearshift_arrow.py", c"_gearshift_arrow")?;
     modules.set_item("_gearshift_arrow", &arrow)?;
+    let futures = PyModule::from_code(py, FUTURES, c"gearshift_futures.py", c"_gearshift_futures")?;
+    modules.set_item("_gearshift_futures", &futures)?;
     let readers = PyModule::from_code(py, READERS, c"gearshift_readers.py", c"_gearshift_readers")?;
     modules.set_item("_gearshift_readers", &readers)?;
     let prelude = PyModule::from_code(py, PRELUDE, c"gearshift_prelude.py", c"gearshift_prelude")?;

@@ -208,6 +208,8 @@ pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     m.add_function(wrap_pyfunction!(get_command, &m)?)?;
     m.add_function(wrap_pyfunction!(override_reply, &m)?)?;
     m.add_function(wrap_pyfunction!(crate::atomic::atomic_exit, &m)?)?;
+    m.add_function(wrap_pyfunction!(crate::atomic::atomic_open_py, &m)?)?;
+    crate::future::add_to(&m)?;
     m.add_function(wrap_pyfunction!(crate::register::register, &m)?)?;
     crate::caller::add_to(&m)?;
     m.add("GearsError", py.get_type::<GearsError>())?;

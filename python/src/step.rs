@@ -4,12 +4,13 @@
 //! callback and settling its (awaited) result are separate so a `sync` event can await in
 //! the background.
 //!
-//! Middle layer: depends on `asyncio_bridge` only.
+//! Middle layer: depends on `asyncio_bridge` and `future`.
 
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use crate::asyncio_bridge::awaited;
+use crate::future::{call, Kind};
 
 /// One Python step (the payload of an engine `UdfStep`).
 #[derive(Debug)]
@@ -111,7 +112,7 @@ impl PyStep {
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         match self {
             PyStep::Map(f) | PyStep::Filter(f) | PyStep::Foreach(f) | PyStep::FlatMap(f) => {
-                Ok(Some(f.bind(py).call1((row,))?))
+                Ok(Some(call(py, f.bind(py), (row,), Kind::Record)?))
             }
             _ => Ok(None),
         }

@@ -44,6 +44,8 @@ def gearsConfigGet(key, default=None):
     return val if val is not None else default
 
 
+from _gearshift_futures import (  # noqa: E402  (async records, own file)
+    GearsFuture, createFuture, gearsFuture, runCoroutine, setFutureException, setFutureResults)
 from _gearshift_readers import (  # noqa: E402  (python readers, own file)
     _scan_count_ok, _stream_reader, createKeysOnlyReader, shardReaderCallback)
 
@@ -360,131 +362,6 @@ def _register_options(kwargs):
     opts.update({'eventTypes': event_types, 'keyTypes': key_types, 'readValue': read_value,
                  'commands': commands})
     return opts
-
-
-_gears_loop = None
-_gears_loop_lock = None
-
-
-def _gears_event_loop():
-    """The one asyncio loop `async def` callbacks run on, in a thread of its own."""
-    global _gears_loop, _gears_loop_lock
-    import asyncio
-    import threading
-    if _gears_loop_lock is None:
-        _gears_loop_lock = threading.Lock()
-    with _gears_loop_lock:
-        if _gears_loop is None:
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name='gears-asyncio', daemon=True).start()
-            _gears_loop = loop
-    return _gears_loop
-
-
-def _gears_as_caller(coro):
-    """`coro` wrapped to run (on the gears loop, shared by every execution) as the ACL user
-    of the code creating it: the identity travels in the task's own context."""
-    token = _gearshift.caller_token()
-
-    async def as_caller():
-        _gearshift.caller_var.set(token)
-        return await coro
-    return as_caller()
-
-
-def _gears_await(coro):
-    """Runs a callback's coroutine on the gears loop and waits (GIL released) for it."""
-    import asyncio
-    return asyncio.run_coroutine_threadsafe(_gears_as_caller(coro), _gears_event_loop()).result()
-
-
-def _gears_await_all(coros):
-    """Runs coroutines together on the gears loop (1.2 keeps up to 1000 in flight per step)
-    and waits (GIL released) for all: their results or exceptions, in order."""
-    import asyncio
-
-    async def gather():
-        return await asyncio.gather(*coros, return_exceptions=True)
-    return asyncio.run_coroutine_threadsafe(_gears_as_caller(gather()),
-                                            _gears_event_loop()).result()
-
-
-def createFuture():
-    """An asyncio future bound to the gears event loop."""
-    return _gears_event_loop().create_future()
-
-
-def setFutureResults(f, res):
-    """Sets an asyncio future's result from any thread."""
-    _gears_event_loop().call_soon_threadsafe(f.set_result, res)
-
-
-def setFutureException(f, e):
-    """Sets an asyncio future's exception from any thread (non-exceptions are wrapped)."""
-    if not isinstance(e, BaseException):
-        e = Exception(str(e))
-    _gears_event_loop().call_soon_threadsafe(f.set_exception, e)
-
-
-def runCoroutine(cr, f=None, delay=0):
-    """Runs a coroutine on the gears event loop after `delay` seconds; with `f`, its result
-    (or exception) completes that future."""
-    import asyncio
-
-    async def runner():
-        if delay:
-            await asyncio.sleep(delay)
-        try:
-            res = await cr
-        except Exception as e:  # noqa: BLE001 - handed to the future
-            if f is not None:
-                f.set_exception(e)
-            return
-        if f is not None:
-            f.set_result(res)
-    return asyncio.run_coroutine_threadsafe(_gears_as_caller(runner()), _gears_event_loop())
-
-
-class GearsFuture(object):
-    """A record that continues later: return it from a map/flatmap/filter/foreach/accumulate
-    callback, then call continueRun(value) or continueFailed(error) from elsewhere."""
-
-    def __init__(self):
-        import threading
-        self._event = threading.Event()
-        self._lock = threading.Lock()
-        self._done = False
-        self._value = None
-        self._error = None
-
-    def _finish(self, value, error):
-        with self._lock:
-            if self._done:
-                raise GearsError('Can not continue with the same future twice')
-            self._done = True
-        self._value, self._error = value, error
-        self._event.set()
-
-    def continueRun(self, value):
-        self._finish(value, None)
-
-    def continueFailed(self, error):
-        if not isinstance(error, BaseException):
-            error = Exception(str(error))
-        self._finish(None, error)
-
-    def _wait(self, timeout):
-        if not self._event.wait(timeout):
-            raise GearsError('Async record did not called continue')
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-
-def gearsFuture():
-    if not isAsyncAllow():
-        raise GearsError('Future object can only be created inside certain execution steps')
-    return GearsFuture()
 
 
 def registerTE(seconds, fn, keyName=None):

@@ -1,13 +1,13 @@
 //! End of input: what each accumulating step of a stage releases (accumulators, groups,
 //! averages, sorted and distinct records, batch steps' leftovers).
 //!
-//! Part of `PyStage` (`super`); depends on `step` and `asyncio_bridge`.
+//! Part of `PyStage` (`super`); depends on `step` and `future`.
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use super::{batch, PyStage, StepState};
-use crate::asyncio_bridge::not_async;
+use crate::future::{call, Kind};
 use crate::step::PyStep;
 
 impl PyStage {
@@ -34,7 +34,7 @@ impl PyStage {
                 for (k, items) in t.drain() {
                     let key = String::from_utf8_lossy(&k).into_owned();
                     let list = PyList::new(py, items.into_iter().map(|o| o.into_bound(py)))?;
-                    let v = not_async(py, reducer.bind(py).call1((key.as_str(), list))?, "reduce")?;
+                    let v = call(py, reducer.bind(py), (key.as_str(), list), Kind::NoAsync("reduce"))?;
                     rows.push(key_value(py, &k, v)?);
                 }
                 rows

@@ -1,7 +1,7 @@
 //! Record-at-a-time: pushing one record through a stage's steps, from a given step on,
 //! until it leaves the stage or a step keeps it (accumulations, groups, batch steps).
 //!
-//! Part of `PyStage` (`super`); depends on `step`, `asyncio_bridge` and `convert`.
+//! Part of `PyStage` (`super`); depends on `step`, `future`, `asyncio_bridge` and `convert`.
 
 use std::sync::Arc;
 
@@ -11,7 +11,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyFloat, PySet};
 
 use super::{Out, PyStage, StepState};
-use crate::asyncio_bridge::{awaited, not_async};
+use crate::asyncio_bridge::awaited;
+use crate::future::{call, Kind};
 use crate::convert::key_text;
 use crate::step::{Local, PyStep};
 
@@ -63,7 +64,7 @@ impl PyStage {
                     return Ok(());
                 }
                 PyStep::ExtractKey(e) => {
-                    let k = key_text(&not_async(py, e.bind(py).call1((&row,))?, "extractor")?)?;
+                    let k = key_text(&call(py, e.bind(py), (&row,), Kind::NoAsync("extractor"))?)?;
                     out.keys
                         .get_or_insert_with(BinaryColumn::default)
                         .push(k.as_bytes());
@@ -71,7 +72,7 @@ impl PyStage {
                 PyStep::KeyOf(e) => {
                     let k = match e {
                         Some(e) => {
-                            key_text(&not_async(py, e.bind(py).call1((&row,))?, "extractor")?)?
+                            key_text(&call(py, e.bind(py), (&row,), Kind::NoAsync("extractor"))?)?
                         }
                         None => key_text(&row)?,
                     };
@@ -139,7 +140,7 @@ impl PyStage {
                 .take()
                 .map(|a| a.into_bound(py))
                 .unwrap_or_else(|| py.None().into_bound(py));
-            *acc = Some(awaited(py, f.bind(py).call1((a, row))?)?.unbind());
+            *acc = Some(awaited(py, call(py, f.bind(py), (a, row), Kind::Reducer)?)?.unbind());
         }
         Ok(())
     }
@@ -155,7 +156,8 @@ impl PyStage {
         if let StepState::Groups(t) = &mut self.state[i] {
             let slot = t.entry(key.as_bytes(), || py.None());
             let a = std::mem::replace(slot, py.None());
-            *slot = awaited(py, r.bind(py).call1((key.as_str(), a, row))?)?.unbind();
+            let v = call(py, r.bind(py), (key.as_str(), a, row), Kind::Reducer)?;
+            *slot = awaited(py, v)?.unbind();
         }
         Ok(())
     }
@@ -170,10 +172,11 @@ fn group_key(
 ) -> PyResult<String> {
     match given {
         Some(k) => Ok(String::from_utf8_lossy(k).into_owned()),
-        None => key_text(&not_async(
+        None => key_text(&call(
             py,
-            extractor.bind(py).call1((row,))?,
-            "extractor",
+            extractor.bind(py),
+            (row,),
+            Kind::NoAsync("extractor"),
         )?),
     }
 }

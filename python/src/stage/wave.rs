@@ -154,7 +154,7 @@ fn gather<'py>(
         return Ok(which.iter().map(|_| None).collect());
     }
     let done = py
-        .import("gearshift_prelude")?
+        .import("_gearshift_futures")?
         .getattr("_gears_await_all")?
         .call1((coros,))?;
     let base_exc = py.get_type::<pyo3::exceptions::PyBaseException>();

@@ -185,3 +185,99 @@ async def f(x):
     return execute('GET', 'n')
 """
     assert run_one(r, ".map(f)", script) == [['1'], []]
+
+
+# -- where a run may wait ------------------------------------------------------------------
+
+SYNC_TRIGGER = """
+import asyncio
+import threading
+def later(x):
+    fut = gearsFuture()
+    threading.Timer(0.05, lambda: fut.continueRun('future:' + x[1])).start()
+    return fut
+async def coro(x):
+    await asyncio.sleep(0.05)
+    return 'coro:' + x[1]
+GB('CommandReader').map(lambda x: execute('INCR', 'before') and x).map(later).register(trigger='fut', mode='sync')
+GB('CommandReader').map(coro).register(trigger='coro', mode='sync')
+"""
+
+
+def test_sync_trigger_that_awaits_replies_later(r):
+    pyexecute(r, SYNC_TRIGGER)
+    try:
+        assert r.execute_command('RG.TRIGGER', 'fut', 'a') == ['future:a']
+        assert r.execute_command('RG.TRIGGER', 'coro', 'b') == ['coro:b']
+        assert r.get('before') == '1'  # the steps before the await ran once
+        stats = {}
+        for reg in r.execute_command('RG.DUMPREGISTRATIONS'):
+            data = dict(zip(reg[7][0::2], reg[7][1::2]))
+            stats[data['args'][1]] = (data['numTriggered'], data['numSuccess'], data['numFailures'])
+        assert stats == {'fut': (1, 1, 0), 'coro': (1, 1, 0)}
+    finally:
+        unregister_all(r)
+
+
+def test_sync_trigger_that_awaits_inside_multi_is_refused(r):
+    pyexecute(r, SYNC_TRIGGER)
+    try:
+        pipe = r.pipeline(transaction=True)
+        pipe.execute_command('RG.TRIGGER', 'coro', 'b')
+        pipe.execute_command('RG.TRIGGER', 'fut', 'a')
+        coro, fut = pipe.execute(raise_on_error=False)
+        assert isinstance(coro, redis.ResponseError) and 'Creating async record is not allow' in str(coro)
+        assert isinstance(fut, redis.ResponseError)
+        assert 'Future object can only be created inside certain execution steps' in str(fut)
+    finally:
+        unregister_all(r)
+
+
+def test_async_local_registration_runs_later_events_while_one_awaits(r):
+    script = """
+held = []
+def f(x):
+    if x['key'] == 'al:slow':
+        fut = gearsFuture()
+        held.append(fut)
+        return fut
+    return x['key']
+GB().map(f).foreach(lambda x: execute('RPUSH', 'log', x)).register('al:*', mode='async_local')
+GB('CommandReader').foreach(lambda x: held.pop().continueRun('al:slow done')).register(trigger='go')
+"""
+    pyexecute(r, script)
+    try:
+        r.set('al:slow', '1')
+        r.set('al:fast', '1')
+        # The later event ran while the first one's execution still waits.
+        assert wait_for(lambda: r.lrange('log', 0, -1)) == ['al:fast']
+        listed = {e[1]: e[3] for e in r.execute_command('RG.DUMPEXECUTIONS') if e[5] == 1}
+        assert sorted(listed.values()) == ['done', 'running']
+        r.execute_command('RG.TRIGGER', 'go')
+        assert wait_for(lambda: len(r.lrange('log', 0, -1)) == 2)
+        assert r.lrange('log', 0, -1) == ['al:fast', 'al:slow done']
+        slow = [eid for eid, status in listed.items() if status == 'running'][0]
+        assert wait_for(lambda: r.execute_command('RG.GETRESULTS', slow) == [['al:slow done'], []])
+    finally:
+        unregister_all(r)
+
+
+def test_sync_hook_that_awaits_replies_later(r):
+    script = """
+import threading
+def later(x):
+    fut = gearsFuture()
+    threading.Timer(0.05, lambda: fut.continueRun('hooked:' + x[1])).start()
+    return fut
+GB('CommandReader').map(later).map(lambda x: x + ':' + get_command()[1]).register(hook='echo', mode='sync')
+GB('CommandReader').map(lambda x: str(isAsyncAllow())).register(hook='get', mode='sync')
+"""
+    pyexecute(r, script)
+    try:
+        assert r.execute_command('ECHO', 'hi') == 'hooked:hi:hi'
+        assert r.execute_command('GET', 'x') == 'True'
+        pipe = r.pipeline(transaction=True)
+        pipe.execute_command('GET', 'x')
+        assert pipe.execute() == ['False']
+    finally:
+        unregister_all(r)

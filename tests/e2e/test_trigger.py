@@ -107,8 +107,12 @@ GB('CommandReader').map(f).register(trigger='ord', mode='async_local', inorder=T
     assert rt.lrange('order', 0, -1) == [str(i) for i in range(12)]
 
 
-def test_is_async_allow_false_in_sync_runs(rt):
+def test_is_async_allow_in_sync_runs_only_outside_multi(rt):
+    """1.2 (REFERENCE §12.5): a sync trigger may await outside MULTI/Lua, not inside."""
     pyexecute(rt, "GB('CommandReader').map(lambda x: str(isAsyncAllow())).register(trigger='s', mode='sync')")
     pyexecute(rt, "GB('CommandReader').map(lambda x: str(isAsyncAllow())).register(trigger='a')")
-    assert rt.execute_command('RG.TRIGGER', 's') == ['False']
+    assert rt.execute_command('RG.TRIGGER', 's') == ['True']
     assert rt.execute_command('RG.TRIGGER', 'a') == ['True']
+    pipe = rt.pipeline(transaction=True)
+    pipe.execute_command('RG.TRIGGER', 's')
+    assert pipe.execute() == [['False']]

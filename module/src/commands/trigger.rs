@@ -8,7 +8,7 @@ use std::time::Instant;
 use engine::batch::Batch;
 use engine::exec::ExecutionOutput;
 use engine::Datum;
-use gearpy::{ControlledRuntime, ExecControl};
+use gearpy::{ControlledRuntime, EventPlan, ExecControl};
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
 
 use super::respond;
@@ -16,7 +16,8 @@ use crate::model::executions::Entry;
 use crate::model::registrations::{Mode, Registration};
 use crate::model::reply::datum_reply;
 use crate::model::state::ModuleState;
-use crate::redis::access::AsUser;
+use crate::redis::access::{AsUser, Scope};
+use crate::redis::lock::with_lock_held;
 use crate::redis::ffi::command::error;
 use crate::redis::ffi::replies::{block, reply_blocked, Blocked, Reply};
 use crate::run::hooks::NOT_SYNC_IN_MULTI;
@@ -31,13 +32,18 @@ fn trigger_reply(out: &ExecutionOutput) -> Reply {
     }
 }
 
-fn record(args: &[RedisString]) -> Batch {
+/// The trigger's record: `[trigger, args...]`.
+fn record_datum(args: &[RedisString]) -> Datum {
     let items = args
         .iter()
         .skip(1)
         .map(|a| Datum::text_or_bytes(a.as_slice().to_vec()))
         .collect();
-    Batch::datums(vec![Datum::List(items)])
+    Datum::List(items)
+}
+
+fn record(args: &[RedisString]) -> Batch {
+    Batch::datums(vec![record_datum(args)])
 }
 
 /// `RG.TRIGGER` / `RG.TRIGGERONKEY` (same handler).
@@ -65,6 +71,12 @@ pub fn trigger(ctx: &Context, state: &'static ModuleState, args: Vec<RedisString
     reg.stats().triggered += 1;
     let source = Box::new(ReadySource::new(record(&args)));
     if reg.mode == Mode::Sync {
+        let flags = ctx.get_flags();
+        let may_defer = !flags
+            .intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING);
+        if let (Some(plan), true) = (&reg.fast, may_defer) {
+            return run_sync_deferring(ctx, state, &reg, plan, &record_datum(&args));
+        }
         let started = Instant::now();
         let out = Inline {
             ctx: Some(ctx),
@@ -86,6 +98,45 @@ pub fn trigger(ctx: &Context, state: &'static ModuleState, args: Vec<RedisString
         return Err(error(NOT_SYNC_IN_MULTI));
     }
     run_async(ctx, state, reg, source)
+}
+
+/// A sync trigger of a record-local flow outside MULTI/Lua: `isAsyncAllow()` is True, and
+/// a callback that awaits moves the rest of the run to the background (1.2's async_local);
+/// the client is blocked then and gets the result when it is done (REFERENCE §12.5).
+fn run_sync_deferring(
+    ctx: &Context,
+    state: &'static ModuleState,
+    reg: &Arc<Registration>,
+    plan: &EventPlan,
+    row: &Datum,
+) -> RedisResult {
+    let started = Instant::now();
+    let ran = with_lock_held(ctx, || {
+        let _as = Scope::enter(reg.run_as.clone());
+        plan.run_record(row)
+    });
+    let rest = match ran {
+        Ok(out) => {
+            reg.stats()
+                .record(&out, started.elapsed().as_millis() as u64);
+            return respond(ctx, trigger_reply(&out));
+        }
+        Err(rest) => rest,
+    };
+    let client = block(ctx);
+    let reg = Arc::clone(reg);
+    rest.when_ready(move |rest| {
+        state.pool.spawn_fn(move || {
+            let out = {
+                let _as = Scope::enter(reg.run_as.clone());
+                rest.finish()
+            };
+            reg.stats()
+                .record(&out, started.elapsed().as_millis() as u64);
+            reply_blocked(client, &trigger_reply(&out));
+        })
+    });
+    Ok(RedisValue::NoReply)
 }
 
 fn run_async(

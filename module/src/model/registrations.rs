@@ -151,7 +151,8 @@ pub struct Registration {
     /// `inorder` CommandReader runs waiting their turn (one runs at a time).
     serial: SerialLane,
     /// Set when every step is record-local: events then run many per GIL hold
-    /// (`run::events::drain`); otherwise each event is one engine execution.
+    /// (`run::events::drain`); otherwise each event is one engine execution. A sync
+    /// trigger with one continues in the background when it awaits (`commands::trigger`).
     pub fast: Option<EventPlan>,
     /// Pending events (async modes), filled by the notification callback.
     pub(crate) queue: EventQueue,
@@ -184,10 +185,7 @@ fn key_type_named(name: &str) -> KeyType {
 
 impl Registration {
     pub fn new(id: String, session: String, req: RegisterRequest, run_as: RunAs) -> Registration {
-        let fast = match req.trigger {
-            None => EventPlan::from_plan(&req.plan),
-            Some(_) => None,
-        };
+        let fast = EventPlan::from_plan(&req.plan);
         Registration {
             id,
             session,

@@ -14,12 +14,13 @@ use engine::batch::Batch;
 use engine::exec::ExecutionOutput;
 use engine::Datum;
 use gearpy::services::CallReply;
+use gearpy::EventPlan;
 use redis_module::{Context, ContextFlags};
 
 use crate::model::registrations::{Mode, Registration};
 use crate::model::reply::{datum_reply, from_call_reply, to_call_reply};
 use crate::model::state::ModuleState;
-use crate::redis::access::RunAs;
+use crate::redis::access::{RunAs, Scope};
 use crate::redis::ffi::replies::{block, reply_blocked, Reply};
 use crate::redis::lock::with_lock_held;
 use crate::run::inline::Inline;
@@ -99,6 +100,56 @@ fn run_frame(frame: Frame, ctx: Option<&Context>) -> Reply {
     hook_reply(&out)
 }
 
+/// A sync hook of a record-local flow outside MULTI/Lua (REFERENCE §12.5): run inline,
+/// but a callback that awaits moves the rest of the run to a worker once the await is over;
+/// the client is blocked meanwhile and gets the hook's reply then.
+fn run_frame_deferring(
+    state: &'static ModuleState,
+    frame: Frame,
+    ctx: &Context,
+    plan: &EventPlan,
+) -> HookRun {
+    let reg = Arc::clone(&frame.hooks[frame.idx]);
+    let items = frame
+        .argv
+        .iter()
+        .map(|a| Datum::text_or_bytes(a.clone()))
+        .collect();
+    reg.stats().triggered += 1;
+    let started = Instant::now();
+    FRAMES.with(|f| f.borrow_mut().push(frame));
+    let ran = with_lock_held(ctx, || {
+        let _as = Scope::enter(reg.run_as.clone());
+        plan.run_record(&Datum::List(items))
+    });
+    let frame = FRAMES.with(|f| f.borrow_mut().pop());
+    let rest = match (ran, frame) {
+        (Ok(out), _) => {
+            reg.stats()
+                .record(&out, started.elapsed().as_millis() as u64);
+            return HookRun::Reply(hook_reply(&out));
+        }
+        (Err(rest), Some(frame)) => (rest, frame),
+        (Err(_), None) => return HookRun::Reply(Reply::Error("ERR hook frame lost".into())),
+    };
+    let client = block(ctx);
+    let (rest, frame) = rest;
+    rest.when_ready(move |rest| {
+        state.pool.spawn_fn(move || {
+            FRAMES.with(|f| f.borrow_mut().push(frame));
+            let out = {
+                let _as = Scope::enter(reg.run_as.clone());
+                rest.finish()
+            };
+            FRAMES.with(|f| f.borrow_mut().pop());
+            reg.stats()
+                .record(&out, started.elapsed().as_millis() as u64);
+            reply_blocked(client, &hook_reply(&out));
+        })
+    });
+    HookRun::Blocked
+}
+
 /// The argv of the innermost running hook (`get_command()`).
 pub fn current_argv() -> Option<Vec<Vec<u8>>> {
     FRAMES.with(|f| f.borrow().last().map(|fr| fr.argv.clone()))
@@ -148,7 +199,7 @@ pub enum HookRun {
 }
 
 /// RG.TRIGGER for a hooked command: `argv` is `[command, args...]`.
-pub fn run(ctx: &Context, state: &ModuleState, argv: Vec<Vec<u8>>) -> HookRun {
+pub fn run(ctx: &Context, state: &'static ModuleState, argv: Vec<Vec<u8>>) -> HookRun {
     let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
     let hooks = state.registrations.hooks_of(&name);
     if hooks.is_empty() {
@@ -171,12 +222,18 @@ pub fn run(ctx: &Context, state: &ModuleState, argv: Vec<Vec<u8>>) -> HookRun {
         idx,
         client,
     };
-    if frame.hooks[idx].mode == Mode::Sync {
+    let blocking_ok =
+        !flags.intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING);
+    let reg = Arc::clone(&frame.hooks[idx]);
+    if let (Mode::Sync, true, Some(plan)) = (reg.mode, blocking_ok, &reg.fast) {
+        return run_frame_deferring(state, frame, ctx, plan);
+    }
+    if reg.mode == Mode::Sync {
         return HookRun::Reply(run_frame(frame, Some(ctx)));
     }
     // A non-sync hook needs a client that can block: not inside MULTI or Lua, nor a call
     // made by a module (a background execution's `execute()`).
-    if flags.intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING) {
+    if !blocking_ok {
         return HookRun::Reply(Reply::Error(NOT_SYNC_IN_MULTI.into()));
     }
     // Async hooks: the client waits; Redis does not.

@@ -1,7 +1,7 @@
 //! Running a batch of keyspace events under one GIL hold, one execution per event; the
 //! newest `keep` events' results are converted, the rest only keep their errors.
 //!
-//! Depends on `flow`, `defer` (a `sync` event that awaits ends the batch), `render`,
+//! Depends on `flow`, `defer` (an event that awaits where it may not wait ends the batch), `render`,
 //! `scope`, `profile`, `convert`, `errors` and `gil`.
 
 use std::collections::VecDeque;
@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use super::defer::Deferred;
 use super::flow::{finish_records, EventPlan, Record};
 use super::render::record_repr;
-use crate::convert::key_row_to_dict;
+use crate::convert::{datum_to_py, key_row_to_dict};
 use crate::errors::error_text;
 use crate::scope::DeferScope;
 
@@ -35,12 +35,12 @@ impl EventPlan {
         self.run_events(cols, first, next, keep, false).0
     }
 
-    /// As [`EventPlan::run`], for `sync` events (the caller holds the Redis lock): a
-    /// callback returning a coroutine or `gearsFuture`, which cannot be awaited under the
-    /// lock, ends the batch there, and that event continues in the background as 1.2's
-    /// async_local (its output is not among the returned ones: run `Deferred::finish` on
-    /// a worker).
-    pub fn run_sync(
+    /// As [`EventPlan::run`], where no event may wait for an await: `sync` events (the
+    /// caller holds the Redis lock) outside MULTI/Lua, and async drains (later events must
+    /// not stall behind it). A callback returning a coroutine or `gearsFuture` ends the
+    /// batch there, and that event continues once it is settled (its output is not among
+    /// the returned ones: see [`Deferred::when_ready`]).
+    pub fn run_deferring(
         &self,
         cols: &mut KeyColumns,
         first: usize,
@@ -48,6 +48,31 @@ impl EventPlan {
         keep: usize,
     ) -> (Vec<ExecutionOutput>, Option<Deferred>) {
         self.run_events(cols, first, next, keep, true)
+    }
+
+    /// Runs the flow on one record (a `sync` trigger's arguments, under the Redis lock),
+    /// outside MULTI/Lua: its output, or the rest of it to finish once its await is over.
+    pub fn run_record(&self, record: &Datum) -> Result<ExecutionOutput, Deferred> {
+        crate::gil::batch(|py| {
+            let _scope = crate::scope::ExecutionScope::enter();
+            let _profiling = crate::profile::Profiling::start(py, &self.steps);
+            let _deferring = DeferScope::enter(true);
+            let mut rows = Vec::new();
+            let mut out = ExecutionOutput::default();
+            let mut pending = None;
+            let pushed = datum_to_py(py, record)
+                .and_then(|r| self.push(py, 0, r, &mut rows, Some(&mut pending)));
+            if let Err(e) = pushed {
+                out.errors.push(error_text(py, &e));
+            }
+            match pending {
+                Some(p) => Err(Deferred::new(self.clone(), p, rows, out)),
+                None => {
+                    finish_records(py, rows, &mut out);
+                    Ok(out)
+                }
+            }
+        })
     }
 
     fn run_events(

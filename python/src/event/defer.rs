@@ -1,24 +1,27 @@
-//! A `sync` keyspace event whose callback awaits (REFERENCE §4.2, §8): 1.2 continues such
-//! a run in the background as `async_local`.
+//! A run whose callback awaits, continued once the await is over (REFERENCE §4.2, §8, §12.5).
 //!
-//! A sync event runs on the thread that holds the Redis lock, where a coroutine or
-//! `gearsFuture` cannot be waited for (it may need the lock). When a callback returns one,
-//! the event's run stops there and everything left of it is captured as a [`Deferred`]:
-//! the step, its input record and the awaitable, the records still to push (siblings of a
-//! `flatmap`, in order) and the records that already reached the end. The module runs
-//! [`Deferred::finish`] on a worker, which waits for the awaitable without the lock and
-//! pushes the rest through the flow, where later awaits simply wait. Steps before the
-//! await ran exactly once, inside the writing command, as in 1.2.
+//! A `sync` event or trigger runs on the thread that holds the Redis lock, where a
+//! coroutine or `gearsFuture` cannot be waited for (it may need the lock); 1.2 continues
+//! such a run in the background as `async_local`. An async registration's drain must not
+//! wait either: later events would stall behind the pending one. So when a callback
+//! returns one, the run stops there and everything left of it is captured as a
+//! [`Deferred`]: the step, its input record and the awaited completion, the records still
+//! to push (siblings of a `flatmap`, in order) and the records that already reached the
+//! end. [`Deferred::when_ready`] hands it back once the completion is set (no thread waits
+//! meanwhile); the module then runs [`Deferred::finish`] on a worker, which pushes the rest
+//! through the flow, where later awaits simply wait. Steps before the await ran once.
 //!
 //! Inside MULTI or Lua nothing is deferred: the await fails with 1.2's `Creating async
 //! record is not allowed`.
-
 //!
 //! Depends on `flow` (the plan and where its push stopped), `step`, `asyncio_bridge`,
 //! `scope`, `errors` and `gil`.
 
 use engine::exec::ExecutionOutput;
+use std::sync::{Arc, Mutex};
+
 use pyo3::prelude::*;
+use pyo3::types::PyCFunction;
 
 use super::flow::{finish_records, EventPlan, Pending, Record};
 use crate::asyncio_bridge::awaited;
@@ -59,6 +62,25 @@ impl Deferred {
         }
     }
 
+    /// Calls `then(self)` once the awaited completion is set: at once if it is, else from
+    /// the thread that sets it (holding the GIL: `then` must only hand the work on, say to
+    /// the worker pool, and must not wait for the Redis lock).
+    pub fn when_ready(self, then: impl FnOnce(Deferred) + Send + 'static) {
+        crate::gil::batch(|py| {
+            let completion = self.pending.awaitable.clone_ref(py).into_bound(py);
+            let once = Arc::new(Mutex::new(Some((self, then))));
+            let once_cb = Arc::clone(&once);
+            let registered = PyCFunction::new_closure(py, None, None, move |_, _| {
+                fire(&once_cb);
+            })
+            .and_then(|cb| completion.call_method1("add_done_callback", (cb,)));
+            if registered.is_err() {
+                // Not a completion (cannot happen): `finish` waits or reports the error.
+                fire(&once);
+            }
+        });
+    }
+
     /// Waits for the awaitable and runs the rest of the event; returns its output. Call
     /// on a worker holding neither the Redis lock nor the GIL.
     pub fn finish(self) -> ExecutionOutput {
@@ -76,6 +98,14 @@ impl Deferred {
             finish_records(py, done, &mut out);
             out
         })
+    }
+}
+
+/// Hands `d` to `then`, the first time only.
+fn fire<F: FnOnce(Deferred)>(once: &Mutex<Option<(Deferred, F)>>) {
+    let taken = once.lock().ok().and_then(|mut g| g.take());
+    if let Some((d, then)) = taken {
+        then(d);
     }
 }
 

@@ -1,9 +1,10 @@
 //! [`EventPlan`]: the Python steps of a record-local registration flow, and pushing one
-//! event's record through them (as `PyStage` does for these steps). A `sync` event's push
-//! may stop at an await it cannot make under the Redis lock, leaving a [`Pending`] (see
-//! `defer`).
+//! event's record through them (as `PyStage` does for these steps). A push that may defer
+//! (a `sync` event or trigger, an async registration's drain) stops at an await, leaving a
+//! [`Pending`] (see `defer`).
 //!
-//! Depends on `render` (the final `str()`), `step`, `asyncio_bridge`, `convert`, `errors`.
+//! Depends on `render` (the final `str()`), `step`, `future`, `asyncio_bridge`, `convert`,
+//! `errors`.
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use pyo3::types::PyString;
 
 use super::render::{native_str, str_can_wait, str_of};
 use crate::asyncio_bridge::{awaited, must_defer};
+use crate::future::completion_of;
 use crate::convert::py_to_datum;
 use crate::errors::error_text;
 use crate::step::{Local, PyStep};
@@ -57,8 +59,8 @@ impl EventPlan {
     }
 
     /// Pushes one record through steps `from..` (as `PyStage` does for these steps).
-    /// With `defer` (a `sync` event), a callback result that cannot be awaited here is
-    /// left in it, with the event's records still to run, and the push ends.
+    /// With `defer`, a callback result still to be awaited is left in it (as a completion),
+    /// with the event's records still to run, and the push ends.
     pub(crate) fn push<'py>(
         &self,
         py: Python<'py>,
@@ -80,7 +82,9 @@ impl EventPlan {
                     };
                     if let Some(slot) = defer.as_deref_mut() {
                         if must_defer(py, &v) {
-                            *slot = Some(Pending::new(i, row, v));
+                            // A coroutine starts now; the rest waits for its completion.
+                            let c = completion_of(py, &v)?.unwrap_or(v);
+                            *slot = Some(Pending::new(i, row, c));
                             return Ok(());
                         }
                     }

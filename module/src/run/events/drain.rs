@@ -110,7 +110,7 @@ fn run(reg: Arc<Registration>, since: (u64, Instant)) {
 /// Runs batches until the queue is empty (then releases it) or the slice is used up
 /// (then re-queues itself, still owning the queue).
 fn drain_batches(
-    state: &ModuleState,
+    state: &'static ModuleState,
     reg: Arc<Registration>,
     plan: &EventPlan,
     since: (u64, Instant),
@@ -165,7 +165,7 @@ fn may_defer(reg: &Registration) -> bool {
 }
 
 /// One batch: read under the Redis lock `guard` holds (released here), then run.
-fn run_batch(state: &ModuleState, reg: &Arc<Registration>, plan: &EventPlan, guard: ContextGuard) {
+fn run_batch(state: &'static ModuleState, reg: &Arc<Registration>, plan: &EventPlan, guard: ContextGuard) {
     let caps = Caps::now(state);
     let started = Instant::now();
     let mut cols = KeyColumns::new(reg.read_value);
@@ -191,22 +191,31 @@ fn run_batch(state: &ModuleState, reg: &Arc<Registration>, plan: &EventPlan, gua
         }
         go
     };
-    let outs = {
+    let (outs, deferred) = {
         let _as = Scope::enter(reg.run_as.clone());
-        plan.run(&mut cols, 0, &mut next, caps.keep())
+        plan.run_deferring(&mut cols, 0, &mut next, caps.keep())
     };
     reg.in_flight.stop();
     DRAINING.with(|d| d.set((0, false)));
 
-    // Events not run (the batch stopped early) go first next time, read again.
+    // Events not run (the batch stopped early) go first next time, read again; an event
+    // that awaits ran (its rest continues on its own).
+    let ran = outs.len() + usize::from(deferred.is_some());
     let mut drain = reg.drain_state();
-    for (i, &seq) in seqs.iter().enumerate().skip(outs.len()) {
+    for (i, &seq) in seqs.iter().enumerate().skip(ran) {
         let row = cols.row(i);
         let event = row.event.unwrap_or_default().to_vec();
         drain.carry.push_back((seq, row.key.to_vec(), event));
     }
     drop(drain);
-    accounting::record_numbered(state, reg, outs, &numbers, started.elapsed(), caps);
+    let awaiting = deferred.map(|rest| (rest, numbers.get(outs.len()).copied()));
+    let numbers = &numbers[..numbers.len().min(outs.len())];
+    accounting::record_numbered(state, reg, outs, numbers, started.elapsed(), caps);
+    if let Some((rest, number)) = awaiting {
+        // Later events do not wait for it (each event is its own execution, §12.5).
+        let id = number.map(crate::model::topology::numbered_id);
+        super::continue_in_background(state, reg, rest, running, id);
+    }
 }
 
 /// Pops the batch's events (carried ones first) and reads their values into `cols`;

@@ -125,7 +125,7 @@ fn may_read(reg: &Registration, key: &[u8], in_multi: bool) -> bool {
 /// hold, and `execute()` calls Redis directly on this context.
 fn run_sync(
     ctx: &Context,
-    state: &ModuleState,
+    state: &'static ModuleState,
     reg: &Arc<Registration>,
     key: &[u8],
     event: &str,
@@ -170,7 +170,7 @@ struct SyncEvent<'a> {
 /// A record-local sync flow: one event through the event plan, no engine execution.
 fn run_sync_fast(
     ctx: &Context,
-    state: &ModuleState,
+    state: &'static ModuleState,
     reg: &Arc<Registration>,
     plan: &EventPlan,
     ev: SyncEvent<'_>,
@@ -195,7 +195,7 @@ fn run_sync_fast(
                 true
             };
             if may_defer {
-                plan.run_sync(cols, first, &mut next, caps.keep())
+                plan.run_deferring(cols, first, &mut next, caps.keep())
             } else {
                 (plan.run(cols, first, &mut next, caps.keep()), None)
             }
@@ -219,27 +219,31 @@ fn run_sync_fast(
     });
     accounting::record(state, reg, outs, started.elapsed(), caps);
     if let Some(rest) = deferred {
-        continue_in_background(state, reg, rest, started);
+        continue_in_background(state, reg, rest, started, None);
     }
 }
 
-/// A sync event that awaited: listed as running, it finishes on a worker.
-fn continue_in_background(
-    state: &ModuleState,
+/// An event that awaited (a sync one, or one of an async drain): listed as running (as
+/// execution `id`, or a new one), it finishes on a worker once its await is over.
+pub(crate) fn continue_in_background(
+    state: &'static ModuleState,
     reg: &Arc<Registration>,
     rest: gearpy::Deferred,
     started: Instant,
+    id: Option<String>,
 ) {
-    let entry = Entry::new_registered(state.registry.next_id(), &reg.shape);
+    let entry = Entry::new_registered(id.unwrap_or_else(|| state.registry.next_id()), &reg.shape);
     entry.running();
     state.keep_registered(&**reg, &entry);
     let reg = Arc::clone(reg);
-    state.pool.spawn_fn(move || {
-        let out = {
-            let _as = Scope::enter(reg.run_as.clone());
-            rest.finish()
-        };
-        finish(&reg, &entry, out, started);
+    rest.when_ready(move |rest| {
+        state.pool.spawn_fn(move || {
+            let out = {
+                let _as = Scope::enter(reg.run_as.clone());
+                rest.finish()
+            };
+            finish(&reg, &entry, out, started);
+        })
     });
 }
 

@@ -159,10 +159,7 @@ fn is_handle(py: Python<'_>, v: &Bound<'_, PyAny>) -> bool {
 }
 
 fn is_handle_of(py: Python<'_>, v: &Bound<'_, PyAny>, c: &Bound<'_, PyAny>) -> bool {
-    is_handle(py, v)
-        && v.getattr("_completion")
-            .map(|h| h.is(c))
-            .unwrap_or(false)
+    is_handle(py, v) && v.getattr("_completion").map(|h| h.is(c)).unwrap_or(false)
 }
 
 pub(crate) fn is_coroutine(py: Python<'_>, v: &Bound<'_, PyAny>) -> bool {

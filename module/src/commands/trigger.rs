@@ -17,9 +17,9 @@ use crate::model::registrations::{Mode, Registration};
 use crate::model::reply::datum_reply;
 use crate::model::state::ModuleState;
 use crate::redis::access::{AsUser, Scope};
-use crate::redis::lock::with_lock_held;
 use crate::redis::ffi::command::error;
 use crate::redis::ffi::replies::{block, reply_blocked, Blocked, Reply};
+use crate::redis::lock::with_lock_held;
 use crate::run::hooks::NOT_SYNC_IN_MULTI;
 use crate::run::inline::Inline;
 use crate::run::readers::ready::ReadySource;
@@ -125,7 +125,7 @@ fn run_sync_deferring(
     };
     let client = block(ctx);
     let reg = Arc::clone(reg);
-    rest.when_ready(move |rest| {
+    (*rest).when_ready(move |rest| {
         state.pool.spawn_fn(move || {
             let out = {
                 let _as = Scope::enter(reg.run_as.clone());

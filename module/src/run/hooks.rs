@@ -134,7 +134,7 @@ fn run_frame_deferring(
     };
     let client = block(ctx);
     let (rest, frame) = rest;
-    rest.when_ready(move |rest| {
+    (*rest).when_ready(move |rest| {
         state.pool.spawn_fn(move || {
             FRAMES.with(|f| f.borrow_mut().push(frame));
             let out = {

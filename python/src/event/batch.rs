@@ -52,7 +52,7 @@ impl EventPlan {
 
     /// Runs the flow on one record (a `sync` trigger's arguments, under the Redis lock),
     /// outside MULTI/Lua: its output, or the rest of it to finish once its await is over.
-    pub fn run_record(&self, record: &Datum) -> Result<ExecutionOutput, Deferred> {
+    pub fn run_record(&self, record: &Datum) -> Result<ExecutionOutput, Box<Deferred>> {
         crate::gil::batch(|py| {
             let _scope = crate::scope::ExecutionScope::enter();
             let _profiling = crate::profile::Profiling::start(py, &self.steps);
@@ -66,7 +66,7 @@ impl EventPlan {
                 out.errors.push(error_text(py, &e));
             }
             match pending {
-                Some(p) => Err(Deferred::new(self.clone(), p, rows, out)),
+                Some(p) => Err(Box::new(Deferred::new(self.clone(), p, rows, out))),
                 None => {
                     finish_records(py, rows, &mut out);
                     Ok(out)

@@ -16,9 +16,9 @@ use pyo3::types::PyString;
 
 use super::render::{native_str, str_can_wait, str_of};
 use crate::asyncio_bridge::{awaited, must_defer};
-use crate::future::completion_of;
 use crate::convert::py_to_datum;
 use crate::errors::error_text;
+use crate::future::completion_of;
 use crate::step::{Local, PyStep};
 
 /// The Python steps of a record-local registration flow.

@@ -34,7 +34,12 @@ impl PyStage {
                 for (k, items) in t.drain() {
                     let key = String::from_utf8_lossy(&k).into_owned();
                     let list = PyList::new(py, items.into_iter().map(|o| o.into_bound(py)))?;
-                    let v = call(py, reducer.bind(py), (key.as_str(), list), Kind::NoAsync("reduce"))?;
+                    let v = call(
+                        py,
+                        reducer.bind(py),
+                        (key.as_str(), list),
+                        Kind::NoAsync("reduce"),
+                    )?;
                     rows.push(key_value(py, &k, v)?);
                 }
                 rows

@@ -12,8 +12,8 @@ use pyo3::types::{PyFloat, PySet};
 
 use super::{Out, PyStage, StepState};
 use crate::asyncio_bridge::awaited;
-use crate::future::{call, Kind};
 use crate::convert::key_text;
+use crate::future::{call, Kind};
 use crate::step::{Local, PyStep};
 
 impl PyStage {

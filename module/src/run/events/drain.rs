@@ -13,6 +13,10 @@
 //!    batch stops after that event and the rest are read again for the next batch;
 //! 3. record the finished executions (`accounting`).
 //!
+//! An event whose callback returns a coroutine or `gearsFuture` ends its batch: its rest
+//! continues on its own once the await is over (`continue_in_background`), and the next
+//! batch starts with the event after it (REFERENCE §12.5: later events do not wait).
+//!
 //! Sharing the Redis lock with the main thread: the drain holds it only to read a batch
 //! (its Python phase leaves the main thread free to take it) and for `execute()` calls.
 //! Write bursts: when events arrive faster than `BUSY_RATE` (averaged over `RATE_TAU` of
@@ -165,7 +169,12 @@ fn may_defer(reg: &Registration) -> bool {
 }
 
 /// One batch: read under the Redis lock `guard` holds (released here), then run.
-fn run_batch(state: &'static ModuleState, reg: &Arc<Registration>, plan: &EventPlan, guard: ContextGuard) {
+fn run_batch(
+    state: &'static ModuleState,
+    reg: &Arc<Registration>,
+    plan: &EventPlan,
+    guard: ContextGuard,
+) {
     let caps = Caps::now(state);
     let started = Instant::now();
     let mut cols = KeyColumns::new(reg.read_value);

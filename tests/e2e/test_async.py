@@ -39,6 +39,9 @@ def test_async_in_registration(r):
     try:
         r.set('ar:1', 'x')
         assert wait_for(lambda: r.get('areg') == '1'), r.get('areg')
+        # The event's execution ends after its coroutine (one still running when the
+        # registration goes stays listed).
+        assert wait_for(lambda: reg_stats(r)['numSuccess'] == 1)
     finally:
         unregister_all(r)
 

@@ -132,14 +132,17 @@ fn no_coroutine<'py>(
     Ok(v)
 }
 
-fn futures_type(py: Python<'_>, cell: &'static PyOnceLock<Py<PyType>>, name: &str) -> Py<PyType> {
+fn futures_type<'a>(
+    py: Python<'_>,
+    cell: &'a PyOnceLock<Py<PyType>>,
+    name: &str,
+) -> &'a Py<PyType> {
     cell.get_or_init(py, || {
         py.import("_gearshift_futures")
             .and_then(|m| m.getattr(name))
             .and_then(|t| Ok(t.cast_into::<PyType>()?.unbind()))
             .unwrap_or_else(|_| py.get_type::<PyType>().unbind())
     })
-    .clone_ref(py)
 }
 
 static COMPLETION_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();

@@ -61,6 +61,12 @@ mod registration {
         crate::cluster::handler::install(Box::new(crate::app::local::LocalShard));
         crate::redis::ffi::rdb::set_persistence(crate::app::persist::persistence());
         crate::redis::ffi::timeev::set_on_load(crate::run::time_events::schedule);
+        crate::run::distribute::install(crate::run::distribute::Distributor {
+            launch: crate::cluster::registered::launch,
+            local_done: crate::cluster::dist::local_done,
+            abandon: crate::cluster::dist::abandon,
+            drop_parts: crate::cluster::dist::drop_parts,
+        });
         crate::redis::ffi::filter::install(
             ctx,
             crate::redis::ffi::filter::Hooks {

@@ -15,15 +15,26 @@ use crate::request::{build_request, RunRequest};
 
 struct View {
     hashtag: String,
+    /// The slot ranges this shard owns (`first..=last`).
+    owned: Vec<(u16, u16)>,
 }
 
 static VIEW: RwLock<Option<View>> = RwLock::new(None);
 
-/// Cluster mode on (with this shard's hashtag) or off (`None`).
-pub fn set_cluster(hashtag: Option<String>) {
+/// Cluster mode on (with this shard's hashtag and owned slot ranges) or off (`None`).
+pub fn set_cluster(view: Option<(String, Vec<(u16, u16)>)>) {
     if let Ok(mut v) = VIEW.write() {
-        *v = hashtag.map(|hashtag| View { hashtag });
+        *v = view.map(|(hashtag, owned)| View { hashtag, owned });
     }
+}
+
+/// Whether this shard owns `key` (always outside a cluster).
+pub(crate) fn owns_key(key: &[u8]) -> bool {
+    let slot = engine::shuffle::key_hash_slot(key);
+    VIEW.read().ok().is_none_or(|v| {
+        v.as_ref()
+            .is_none_or(|v| v.owned.iter().any(|&(a, b)| (a..=b).contains(&slot)))
+    })
 }
 
 pub(crate) fn is_cluster() -> bool {

@@ -136,6 +136,17 @@ fn hashtag() -> String {
     crate::cluster::hashtag()
 }
 
+/// `_owns_key(key)`: whether this shard owns `key` (a StreamReader run reads a stream on
+/// its owner only).
+#[pyfunction(name = "_owns_key")]
+fn owns_key(key: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let bytes: Vec<u8> = match key.extract::<String>() {
+        Ok(s) => s.into_bytes(),
+        Err(_) => key.extract::<Vec<u8>>()?,
+    };
+    Ok(crate::cluster::owns_key(&bytes))
+}
+
 /// `isAsyncAllow()`: true inside an execution that may wait for async records: one not
 /// holding the Redis lock, or a `sync` keyspace event outside MULTI/Lua (its wait continues
 /// in the background). Other sync runs, MULTI/Lua-triggered runs and atomic blocks: false.
@@ -200,6 +211,7 @@ pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     m.add_function(wrap_pyfunction!(log, &m)?)?;
     m.add_function(wrap_pyfunction!(config_get, &m)?)?;
     m.add_function(wrap_pyfunction!(hashtag, &m)?)?;
+    m.add_function(wrap_pyfunction!(owns_key, &m)?)?;
     m.add_function(wrap_pyfunction!(is_async_allow, &m)?)?;
     m.add_function(wrap_pyfunction!(run, &m)?)?;
     m.add_function(wrap_pyfunction!(crate::atomic::atomic_enter, &m)?)?;

@@ -23,6 +23,25 @@ pub struct RunOrder {
     pub run_as: RunAs,
 }
 
+/// A registration's distributed run (REFERENCE §7: a registered plan ships as its
+/// registration id): every shard starts the registration's plan under execution `id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredOrder {
+    pub id: String,
+    /// The initiator's index in `shards`.
+    pub initiator: u32,
+    /// Node ids in index order.
+    pub shards: Vec<String>,
+    /// Slot ranges `(first, last, index)`.
+    pub ranges: Vec<(u16, u16, u32)>,
+    /// The registration whose plan runs (same id on every shard).
+    pub registration: String,
+    /// The record every shard's reader yields (a CommandReader trigger's
+    /// `[trigger, args...]`); `None`: the reader yields nothing (a KeysReader event's
+    /// other shards).
+    pub record: Option<Vec<Vec<u8>>>,
+}
+
 /// What one shard tells another.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
@@ -35,6 +54,8 @@ pub enum Message {
     },
     /// Run a part of a distributed execution.
     Run(RunOrder),
+    /// Run a part of a registration's distributed execution.
+    RunRegistered(RegisteredOrder),
     /// A shard finished its part of execution `id`.
     Done { id: String },
     /// The sender's part of execution `id` is still running (a heartbeat).
@@ -79,8 +100,8 @@ pub enum Query {
 }
 
 const MAGIC: &[u8; 2] = b"GS";
-/// 2: runs and forwarded calls carry the ACL user they run as.
-const VERSION: u8 = 2;
+/// 2: runs and forwarded calls carry the ACL user they run as. 3: registered runs.
+const VERSION: u8 = 3;
 
 impl Message {
     pub fn encode(&self) -> Vec<u8> {
@@ -109,20 +130,28 @@ impl Message {
                 run_as,
             }) => {
                 out.push(2);
-                put(&mut out, id.as_bytes());
-                out.extend_from_slice(&initiator.to_le_bytes());
-                put_count(&mut out, shards.len());
-                for s in shards {
-                    put(&mut out, s.as_bytes());
-                }
-                put_count(&mut out, ranges.len());
-                for (a, b, i) in ranges {
-                    out.extend_from_slice(&a.to_le_bytes());
-                    out.extend_from_slice(&b.to_le_bytes());
-                    out.extend_from_slice(&i.to_le_bytes());
-                }
+                put_parts(&mut out, id, *initiator, shards, ranges);
                 put(&mut out, wire);
                 put(&mut out, &run_as::encode(run_as));
+            }
+            Message::RunRegistered(RegisteredOrder {
+                id,
+                initiator,
+                shards,
+                ranges,
+                registration,
+                record,
+            }) => {
+                out.push(9);
+                put_parts(&mut out, id, *initiator, shards, ranges);
+                put(&mut out, registration.as_bytes());
+                match record {
+                    Some(items) => {
+                        out.push(1);
+                        put(&mut out, &put_list(items));
+                    }
+                    None => out.push(0),
+                }
             }
             Message::Done { id } => {
                 out.push(3);
@@ -192,18 +221,7 @@ impl Message {
                 frame: r.field()?.to_vec(),
             },
             2 => {
-                let id = r.text()?;
-                let initiator = r.u32()?;
-                let n = r.u32()? as usize;
-                let mut shards = Vec::with_capacity(n.min(1024));
-                for _ in 0..n {
-                    shards.push(r.text()?);
-                }
-                let n = r.u32()? as usize;
-                let mut ranges = Vec::with_capacity(n.min(16384));
-                for _ in 0..n {
-                    ranges.push((r.u16()?, r.u16()?, r.u32()?));
-                }
+                let (id, initiator, shards, ranges) = take_parts(&mut r)?;
                 Message::Run(RunOrder {
                     id,
                     initiator,
@@ -211,6 +229,23 @@ impl Message {
                     ranges,
                     wire: r.field()?.to_vec(),
                     run_as: run_as::decode(r.field()?)?,
+                })
+            }
+            9 => {
+                let (id, initiator, shards, ranges) = take_parts(&mut r)?;
+                let registration = r.text()?;
+                let record = match r.u8()? {
+                    0 => None,
+                    1 => Some(take_list(r.field()?)?),
+                    _ => return None,
+                };
+                Message::RunRegistered(RegisteredOrder {
+                    id,
+                    initiator,
+                    shards,
+                    ranges,
+                    registration,
+                    record,
                 })
             }
             3 => Message::Done { id: r.text()? },
@@ -265,6 +300,41 @@ impl Message {
     }
 }
 
+/// Ranges `(first, last, shard index)`.
+type Ranges = Vec<(u16, u16, u32)>;
+
+/// A distributed run's id, initiator, shards and slot ranges.
+fn put_parts(out: &mut Vec<u8>, id: &str, initiator: u32, shards: &[String], ranges: &Ranges) {
+    put(out, id.as_bytes());
+    out.extend_from_slice(&initiator.to_le_bytes());
+    put_count(out, shards.len());
+    for s in shards {
+        put(out, s.as_bytes());
+    }
+    put_count(out, ranges.len());
+    for (a, b, i) in ranges {
+        out.extend_from_slice(&a.to_le_bytes());
+        out.extend_from_slice(&b.to_le_bytes());
+        out.extend_from_slice(&i.to_le_bytes());
+    }
+}
+
+fn take_parts(r: &mut Reader<'_>) -> Option<(String, u32, Vec<String>, Ranges)> {
+    let id = r.text()?;
+    let initiator = r.u32()?;
+    let n = r.u32()? as usize;
+    let mut shards = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        shards.push(r.text()?);
+    }
+    let n = r.u32()? as usize;
+    let mut ranges = Vec::with_capacity(n.min(16384));
+    for _ in 0..n {
+        ranges.push((r.u16()?, r.u16()?, r.u32()?));
+    }
+    Some((id, initiator, shards, ranges))
+}
+
 /// A list of byte strings as one field: a count, then each length-prefixed.
 fn put_list<T: AsRef<[u8]>>(items: impl IntoIterator<Item = T>) -> Vec<u8> {
     let items: Vec<T> = items.into_iter().collect();
@@ -306,6 +376,22 @@ mod tests {
                 ranges: vec![(0, 8191, 0), (8192, 16383, 1)],
                 wire: vec![1, 2, 3],
                 run_as: RunAs::user("app"),
+            }),
+            Message::RunRegistered(RegisteredOrder {
+                id: "x-3".into(),
+                initiator: 1,
+                shards: vec!["a".into(), "b".into()],
+                ranges: vec![(0, 16383, 0)],
+                registration: "r-1".into(),
+                record: Some(vec![b"t".to_vec(), vec![], b"x".to_vec()]),
+            }),
+            Message::RunRegistered(RegisteredOrder {
+                id: "x-4".into(),
+                initiator: 0,
+                shards: vec!["a".into()],
+                ranges: vec![],
+                registration: "r-2".into(),
+                record: None,
             }),
             Message::Done { id: "x-1".into() },
             Message::PartFailed {

@@ -6,7 +6,7 @@
 use redis_module::Context;
 
 use super::bus::Message;
-use super::{answer, ask, dist, handler, transport};
+use super::{answer, ask, dist, handler, registered, transport};
 
 /// Dispatches one received message (main thread, Redis lock held).
 pub fn on_message(ctx: &Context, sender: &str, payload: &[u8]) {
@@ -22,6 +22,7 @@ pub fn on_message(ctx: &Context, sender: &str, payload: &[u8]) {
             frame,
         } => transport::deliver(exec, step, from as usize, frame),
         Message::Run(order) => dist::on_run(order),
+        Message::RunRegistered(order) => registered::on_run(order),
         Message::Done { id } => dist::on_done(&id, sender),
         Message::PartFailed { id, from, error } => dist::on_part_failed(&id, from as usize, error),
         Message::Alive { id } => dist::on_alive(&id),

@@ -119,6 +119,28 @@ fn pending() -> std::sync::MutexGuard<'static, HashMap<String, Pending>> {
 /// Ships run `id` (running as `run_as` everywhere) to every other shard and returns this
 /// shard's shuffle context.
 pub fn launch(id: &str, topo: &Topology, wire: Vec<u8>, run_as: &RunAs) -> ShuffleCtx {
+    let m = Message::Run(RunOrder {
+        id: id.to_owned(),
+        initiator: topo.me as u32,
+        shards: topo.ids(),
+        ranges: ranges_of(topo),
+        wire,
+        run_as: run_as.clone(),
+    });
+    launch_with(id, topo, &m)
+}
+
+/// The topology's slot ranges as a run order carries them.
+pub(super) fn ranges_of(topo: &Topology) -> Vec<(u16, u16, u32)> {
+    topo.ranges()
+        .into_iter()
+        .map(|(a, b, i)| (a, b, i as u32))
+        .collect()
+}
+
+/// Sends the run order `m` of run `id` to every other shard, and waits for their parts
+/// (`local_done`); returns this shard's shuffle context.
+pub(super) fn launch_with(id: &str, topo: &Topology, m: &Message) -> ShuffleCtx {
     pending().insert(
         id.to_owned(),
         Pending {
@@ -129,20 +151,8 @@ pub fn launch(id: &str, topo: &Topology, wire: Vec<u8>, run_as: &RunAs) -> Shuff
         },
     );
     let ids = topo.ids();
-    let m = Message::Run(RunOrder {
-        id: id.to_owned(),
-        initiator: topo.me as u32,
-        shards: ids.clone(),
-        ranges: topo
-            .ranges()
-            .into_iter()
-            .map(|(a, b, i)| (a, b, i as u32))
-            .collect(),
-        wire,
-        run_as: run_as.clone(),
-    });
     for (i, s) in topo.shards.iter().enumerate() {
-        if i != topo.me && !bus::send(Some(&s.id), &m) {
+        if i != topo.me && !bus::send(Some(&s.id), m) {
             crate::redis::ffi::log::warning(&format!(
                 "Gearshift: could not send execution {id} to shard {}",
                 s.id
@@ -321,54 +331,95 @@ pub fn on_run(order: RunOrder) {
 }
 
 fn run_part(order: RunOrder) {
+    let part = Part {
+        id: &order.id,
+        shards: &order.shards,
+        ranges: &order.ranges,
+        initiator: order.initiator,
+    };
+    run_remote(&part, |me| start_part(&order, me));
+}
+
+/// Another shard's run, as its order describes it.
+pub(super) struct Part<'a> {
+    pub id: &'a str,
+    pub shards: &'a [String],
+    pub ranges: &'a [(u16, u16, u32)],
+    pub initiator: u32,
+}
+
+/// Runs `start` with this shard's index in `part`; if it fails, the other shards are
+/// told (`fail_part`), so none waits for this part.
+pub(super) fn run_remote(part: &Part<'_>, start: impl FnOnce(usize) -> Result<(), String>) {
     // A shard that has not run a script yet may not know the topology.
     if crate::model::topology::current().is_none() {
         crate::model::topology::refresh();
     }
     let my_id = crate::model::topology::shard_id();
-    let me = order.shards.iter().position(|s| *s == my_id);
+    let me = part.shards.iter().position(|s| *s == my_id);
     if let Err(e) = me
         .ok_or_else(|| format!("execution names shards without this one ({my_id})"))
-        .and_then(|me| start_part(&order, me))
+        .and_then(start)
     {
-        fail_part(&order, me, e);
+        fail_part(part, me, e);
     }
 }
 
 /// Starts this shard's part; on `Err` nothing was started.
 fn start_part(order: &RunOrder, me: usize) -> Result<(), String> {
-    let state = crate::model::state::get().ok_or("Gearshift is not initialised")?;
     // Unpickling may run the initiator's code: as the run's user, like the rest.
     let req = {
         let _as = Scope::enter(order.run_as.clone());
         gearpy::cluster::run_from_wire(&order.wire)?
     };
-    let ranges: Vec<(u16, u16, usize)> = order
-        .ranges
-        .iter()
-        .map(|&(a, b, i)| (a, b, i as usize))
-        .collect();
-    let initiator = order.initiator as usize;
-    let ctx = shuffle_ctx(
-        &order.id,
-        me,
-        initiator,
-        order.shards.clone(),
-        Arc::new(SlotMap::from_ranges(&ranges)),
-    );
     let entry = Entry::new(order.id.clone(), &req.plan);
     let source = access::source(
         crate::run::start::source_for(req.reader, &req.plan),
         &order.run_as,
     );
-    let control = ExecControl::new();
-    let host = AsUser::new(
-        ControlledRuntime(Arc::clone(&control)),
-        order.run_as.clone(),
+    let part = Part {
+        id: &order.id,
+        shards: &order.shards,
+        ranges: &order.ranges,
+        initiator: order.initiator,
+    };
+    start_local_part(&part, me, entry, source, &req.plan, &order.run_as)
+}
+
+/// Starts this shard's part of another shard's run `part`: `source` through `plan` as
+/// `run_as`, listed as `entry`; the initiator is told when it is done.
+pub(super) fn start_local_part(
+    part: &Part<'_>,
+    me: usize,
+    entry: Arc<Entry>,
+    source: Box<dyn engine::exec::Source>,
+    plan: &engine::plan::Plan,
+    run_as: &RunAs,
+) -> Result<(), String> {
+    let state = crate::model::state::get().ok_or("Gearshift is not initialised")?;
+    let ranges: Vec<(u16, u16, usize)> = part
+        .ranges
+        .iter()
+        .map(|&(a, b, i)| (a, b, i as usize))
+        .collect();
+    let initiator = part.initiator as usize;
+    let to = part
+        .shards
+        .get(initiator)
+        .ok_or("execution names no initiator")?
+        .clone();
+    let ctx = shuffle_ctx(
+        part.id,
+        me,
+        initiator,
+        part.shards.to_vec(),
+        Arc::new(SlotMap::from_ranges(&ranges)),
     );
+    let control = ExecControl::new();
+    let host = AsUser::new(ControlledRuntime(Arc::clone(&control)), run_as.clone());
     let on_done = {
         let entry = Arc::clone(&entry);
-        let (id, to) = (order.id.clone(), order.shards[initiator].clone());
+        let id = part.id.to_owned();
         Box::new(move |out: ExecutionOutput| {
             part_ended(&id);
             entry.finish(out);
@@ -376,11 +427,11 @@ fn start_part(order: &RunOrder, me: usize) -> Result<(), String> {
             bus::send(Some(&to), &Message::Done { id });
         })
     };
-    part_started(&order.id, &order.shards, me);
+    part_started(part.id, part.shards, me);
     let handle =
-        crate::run::start::start_execution(state, source, &req.plan, &host, Some(&ctx), on_done)
+        crate::run::start::start_execution(state, source, plan, &host, Some(&ctx), on_done)
             .map_err(|e| {
-                part_ended(&order.id);
+                part_ended(part.id);
                 e.to_string()
             })?;
     entry.started(handle, Some(control));
@@ -392,27 +443,27 @@ fn start_part(order: &RunOrder, me: usize) -> Result<(), String> {
 
 /// This shard's part could not start: every shard that waits for its records is told (so
 /// none waits for the idle bound), and the initiator reports `error`.
-fn fail_part(order: &RunOrder, me: Option<usize>, error: String) {
+fn fail_part(part: &Part<'_>, me: Option<usize>, error: String) {
     crate::redis::ffi::log::warning(&format!(
         "Gearshift: part of execution {} failed here: {error}",
-        order.id
+        part.id
     ));
     let failed = Message::PartFailed {
-        id: order.id.clone(),
+        id: part.id.to_owned(),
         from: me.unwrap_or(usize::MAX) as u32,
         error,
     };
-    for (i, shard) in order.shards.iter().enumerate() {
+    for (i, shard) in part.shards.iter().enumerate() {
         if Some(i) != me {
             bus::send(Some(shard), &failed);
         }
     }
-    transport::forget(exec_key(&order.id));
-    if let Some(to) = order.shards.get(order.initiator as usize) {
+    transport::forget(exec_key(part.id));
+    if let Some(to) = part.shards.get(part.initiator as usize) {
         bus::send(
             Some(to),
             &Message::Done {
-                id: order.id.clone(),
+                id: part.id.to_owned(),
             },
         );
     }

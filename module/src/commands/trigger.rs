@@ -21,6 +21,7 @@ use crate::redis::ffi::command::error;
 use crate::redis::ffi::replies::{block, reply_blocked, Blocked, Reply};
 use crate::redis::lock::with_lock_held;
 use crate::run::hooks::NOT_SYNC_IN_MULTI;
+use crate::run::distribute;
 use crate::run::inline::Inline;
 use crate::run::readers::ready::ReadySource;
 
@@ -97,7 +98,8 @@ pub fn trigger(ctx: &Context, state: &'static ModuleState, args: Vec<RedisString
     ) {
         return Err(error(NOT_SYNC_IN_MULTI));
     }
-    run_async(ctx, state, reg, source)
+    let argv: Vec<Vec<u8>> = args[1..].iter().map(|a| a.as_slice().to_vec()).collect();
+    run_async(ctx, state, reg, source, argv)
 }
 
 /// A sync trigger of a record-local flow outside MULTI/Lua: `isAsyncAllow()` is True, and
@@ -144,33 +146,53 @@ fn run_async(
     state: &'static ModuleState,
     reg: Arc<Registration>,
     source: Box<ReadySource>,
+    argv: Vec<Vec<u8>>,
 ) -> RedisResult {
     let client = block(ctx);
-    if reg.inorder {
-        // `inorder`: one run at a time, in arrival order (1.2 gives it its own worker).
-        reg.run_serial(Box::new(move |reg| start(state, reg, source, client, true)));
-    } else {
-        start(state, reg, source, client, false);
-    }
+    let run = Run {
+        source,
+        argv,
+        client,
+    };
+    // This thread holds the Redis lock: a distributed run's order goes on the bus from here.
+    crate::redis::lock::with_lock_held(ctx, || {
+        if reg.inorder {
+            // `inorder`: one run at a time, in arrival order (1.2 gives it its own worker).
+            reg.run_serial(Box::new(move |reg| start(state, reg, run, true)));
+        } else {
+            start(state, reg, run, false);
+        }
+    });
     Ok(RedisValue::NoReply)
+}
+
+/// One trigger run: its record, the trigger's arguments (every shard's record when the run
+/// is distributed) and the blocked client.
+struct Run {
+    source: Box<ReadySource>,
+    argv: Vec<Vec<u8>>,
+    client: Blocked,
 }
 
 /// Starts one trigger execution; `serial`: start the registration's next one when done.
 /// It is listed while it runs (abortable, also once its client is gone) and dropped before
-/// its reply, as 1.2 drops trigger runs.
-fn start(
-    state: &'static ModuleState,
-    reg: Arc<Registration>,
-    source: Box<ReadySource>,
-    client: Blocked,
-    serial: bool,
-) {
+/// its reply, as 1.2 drops trigger runs. A plan with a collect or repartition runs on
+/// every shard (each shard's reader yields the trigger's arguments) and is collected here
+/// (`run::distribute`).
+fn start(state: &'static ModuleState, reg: Arc<Registration>, run: Run, serial: bool) {
+    let Run {
+        source,
+        argv,
+        client,
+    } = run;
     let started = Instant::now();
     let entry = Entry::new_registered(state.registry.next_id(), &reg.shape);
+    let launched = distribute::launch(&entry.id, &reg, Some(argv)).map(Arc::new);
     let slot = Arc::new(std::sync::Mutex::new(Some(client)));
     let (done_reg, done_slot, done_entry) =
         (Arc::clone(&reg), Arc::clone(&slot), Arc::clone(&entry));
-    let on_done = Box::new(move |out: ExecutionOutput| {
+    let distributed = launched.clone();
+    let complete = move |out: ExecutionOutput| {
         done_reg
             .stats()
             .record(&out, started.elapsed().as_millis() as u64);
@@ -179,17 +201,26 @@ fn start(
         if let Some(c) = client {
             reply_blocked(c, &trigger_reply(&out));
         }
+        if distributed.is_some() {
+            distribute::drop_parts(&done_entry.id);
+        }
         done_entry.finish(out);
         if serial {
             done_reg.next_serial();
         }
+    };
+    let local = launched.clone();
+    let on_done = Box::new(move |out: ExecutionOutput| match local {
+        Some(l) => l.local_done(out, Box::new(complete)),
+        None => complete(out),
     });
     let control = ExecControl::new();
     let host = AsUser::new(ControlledRuntime(Arc::clone(&control)), reg.run_as.clone());
     let source = crate::redis::access::source(source, &reg.run_as);
+    let shuffle = launched.as_ref().map(|l| &l.shuffle);
     // Listed before it can finish: holding the slot orders this with the completion.
     let held = slot.lock().unwrap_or_else(|e| e.into_inner());
-    match crate::run::start::start_execution(state, source, &reg.plan, &host, None, on_done) {
+    match crate::run::start::start_execution(state, source, &reg.plan, &host, shuffle, on_done) {
         Ok(handle) => {
             entry.started(handle, Some(control));
             if held.is_some() {
@@ -198,6 +229,9 @@ fn start(
         }
         Err(e) => {
             drop(held);
+            if let Some(l) = &launched {
+                l.abandon();
+            }
             if let Some(c) = slot.lock().ok().and_then(|mut g| g.take()) {
                 reply_blocked(
                     c,

@@ -105,11 +105,12 @@ pub fn run_id() -> String {
 /// Re-reads the topology (takes the Redis lock unless held; the caller holds no GIL).
 pub fn refresh() -> Option<Arc<Topology>> {
     let topo = read_topology().map(Arc::new);
-    let hashtag = topo.as_ref().map(|t| {
-        let lowest = t.shards[t.me].ranges.iter().map(|r| r.0).min();
-        hashtag_for(lowest.unwrap_or(0))
+    let view = topo.as_ref().map(|t| {
+        let owned = t.shards[t.me].ranges.clone();
+        let lowest = owned.iter().map(|r| r.0).min();
+        (hashtag_for(lowest.unwrap_or(0)), owned)
     });
-    gearpy::cluster::set_cluster(hashtag);
+    gearpy::cluster::set_cluster(view);
     if let Ok(mut cur) = CURRENT.write() {
         cur.clone_from(&topo);
     }

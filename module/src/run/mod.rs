@@ -2,6 +2,7 @@
 //! linked `commands=` runs, StreamReader batches and time events. Depends on `model` and
 //! `redis`.
 
+pub mod distribute;
 pub mod events;
 pub mod hook_checks;
 pub mod hooks;

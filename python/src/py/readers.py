@@ -53,6 +53,9 @@ def shardReaderCallback():
 def _stream_reader(key, fromId):
     """StreamReader.run(key, fromId): the entries of stream `key` after `fromId`."""
     def streamReader():
+        # In a cluster every shard runs the reader: the stream is read on its owner only.
+        if not _gearshift._owns_key(key):
+            return
         last = fromId
         while True:
             try:

@@ -276,18 +276,32 @@ pub fn run_next(reg: Arc<Registration>) {
             Box::new(KeysSource::for_event(key, event, reg.read_value)),
             &reg.run_as,
         );
+        // A repartition moves the event's records to other shards: the run is started on
+        // every shard (their readers yield nothing) and collected here.
+        let launched = crate::run::distribute::launch(&entry.id, &reg, None).map(Arc::new);
         let (done_reg, done_entry) = (Arc::clone(&reg), Arc::clone(&entry));
+        let local = launched.clone();
         let on_done = Box::new(move |out: ExecutionOutput| {
-            finish(&done_reg, &done_entry, out, started);
-            run_next(done_reg);
+            let next = Arc::clone(&done_reg);
+            let complete = move |out: ExecutionOutput| finish(&done_reg, &done_entry, out, started);
+            match local {
+                Some(l) => l.local_done(out, Box::new(complete)),
+                None => complete(out),
+            }
+            run_next(next);
         });
         let host = AsUser::new(PyRuntime, reg.run_as.clone());
-        match crate::run::start::start_execution(state, source, &reg.plan, &host, None, on_done) {
+        let shuffle = launched.as_ref().map(|l| &l.shuffle);
+        match crate::run::start::start_execution(state, source, &reg.plan, &host, shuffle, on_done)
+        {
             Ok(h) => {
                 entry.started(h, None);
                 return;
             }
             Err(e) => {
+                if let Some(l) = &launched {
+                    l.abandon();
+                }
                 let out = ExecutionOutput::failed(e);
                 finish(&reg, &entry, out, started);
             }

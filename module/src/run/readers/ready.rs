@@ -11,6 +11,11 @@ impl ReadySource {
     pub fn new(b: Batch) -> Self {
         ReadySource(Some(b))
     }
+
+    /// A source that yields nothing.
+    pub fn empty() -> Self {
+        ReadySource(None)
+    }
 }
 
 impl Source for ReadySource {

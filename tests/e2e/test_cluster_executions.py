@@ -109,3 +109,51 @@ def test_abort_a_running_blocking_distributed_execution(cluster, rc, via):
     c.close()
     t.join(30)
     assert not t.is_alive() and "r" in out
+
+
+def _config_everywhere(cluster, *pairs):
+    for i in range(3):
+        c = cluster.client(i)
+        assert c.execute_command("RG.CONFIGSET", *pairs) == ["OK"] * (len(pairs) // 2)
+        c.close()
+
+
+# Every shard but the initiator takes 3 s before its record (ShardsIDReader yields the id).
+SLOW_OTHERS = (
+    "import time\n"
+    "GB('ShardsIDReader').map(lambda x: (time.sleep(3) if x != '{me}' else 0, x)[1]).run()"
+)
+
+
+def test_execution_heartbeats_is_a_config_key(cluster):
+    c = cluster.client(0)
+    assert c.execute_command("RG.CONFIGGET", "ExecutionHeartbeats") == [1]
+    assert c.execute_command("RG.CONFIGSET", "ExecutionHeartbeats", "0") == ["OK"]
+    assert c.execute_command("RG.CONFIGGET", "ExecutionHeartbeats") == [0]
+    assert c.execute_command("CONFIG", "GET", "rg.execution-heartbeats") == {"rg.execution-heartbeats": "0"}
+    assert c.execute_command("RG.CONFIGSET", "ExecutionHeartbeats", "1") == ["OK"]
+    c.close()
+
+
+def test_heartbeats_keep_a_slow_working_part(cluster, rc):
+    """Gearshift (default): a part that works longer than ExecutionMaxIdleTime is waited for."""
+    me = rc.execute_command("CLUSTER", "MYID")
+    _config_everywhere(cluster, "ExecutionMaxIdleTime", "1000")
+    try:
+        res, errs = pyexecute(rc, SLOW_OTHERS.format(me=me))
+    finally:
+        _config_everywhere(cluster, "ExecutionMaxIdleTime", "5000")
+    assert errs == [] and len(res) == 3
+
+
+def test_without_heartbeats_a_silent_shard_ends_the_run_as_in_1_2(cluster, rc):
+    """ExecutionHeartbeats 0 gives 1.2's rule back: no shard message within
+    ExecutionMaxIdleTime ends the run with `Execution max idle reached`."""
+    me = rc.execute_command("CLUSTER", "MYID")
+    _config_everywhere(cluster, "ExecutionMaxIdleTime", "1000", "ExecutionHeartbeats", "0")
+    try:
+        res, errs = pyexecute(rc, SLOW_OTHERS.format(me=me))
+    finally:
+        _config_everywhere(cluster, "ExecutionMaxIdleTime", "5000", "ExecutionHeartbeats", "1")
+    assert "Execution max idle reached" in errs
+    assert me in res

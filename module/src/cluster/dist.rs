@@ -76,8 +76,18 @@ fn part_ended(id: &str) {
     live().remove(id);
 }
 
+/// Whether running parts send heartbeats and silent shards are asked before a run ends
+/// (`ExecutionHeartbeats`, default on). Off: 1.2's rule, a run ends when no shard message
+/// arrives within `ExecutionMaxIdleTime`.
+fn heartbeats() -> bool {
+    crate::model::state::get().is_none_or(|s| s.config.int("ExecutionHeartbeats") != 0)
+}
+
 /// Sends `Alive` for every running part (called by the sweeper).
 fn send_heartbeats() {
+    if !heartbeats() {
+        return;
+    }
     let parts: Vec<(String, Vec<String>)> =
         live().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     for (id, peers) in parts {
@@ -214,6 +224,10 @@ pub fn on_done(id: &str, _sender: &str) {
     let mut p = pending();
     let Some(run) = p.get_mut(id) else { return };
     run.remaining = run.remaining.saturating_sub(1);
+    if let Some(local) = run.local.as_mut() {
+        // A shard's message is progress: the idle period starts again.
+        local.2 = Instant::now() + crate::model::state::wait_bound();
+    }
     if run.remaining > 0 || run.local.is_none() {
         return;
     }
@@ -244,7 +258,8 @@ fn check(now: Instant) {
 /// Runs whose deadline passed: the shards still out are asked whether their part is
 /// still running. If one is, the run is progressing and gets another idle period (a part
 /// may run long after the initiator's own ended, e.g. `run(collect=False)`); if none is,
-/// the run ends with 1.2's max-idle error.
+/// the run ends with 1.2's max-idle error. With `ExecutionHeartbeats 0` nobody is asked:
+/// the run ends at once, as in 1.2.
 fn sweep(now: Instant) {
     let due: Vec<String> = {
         let mut p = pending();
@@ -256,7 +271,13 @@ fn sweep(now: Instant) {
             })
             .collect()
     };
+    let probe = heartbeats();
     for id in due {
+        if !probe {
+            // 1.2: silence for the idle time ends the run, working parts or not.
+            after_probe(&id, false);
+            continue;
+        }
         let probe_id = id.clone();
         super::ask::ask_others(
             super::ask::Query::IsRunning(probe_id),

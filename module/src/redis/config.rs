@@ -80,6 +80,17 @@ const KEYS: &[KeySpec] = &[
         runtime: true,
         min: 0,
     },
+    // Gearshift's own: 1 = a running part of a distributed execution tells the other
+    // shards so (heartbeats), so a slow but working part never ends the run with `Execution
+    // max idle reached`; 0 = 1.2: the run ends when no shard message arrives within
+    // `ExecutionMaxIdleTime` (docs/compat.md).
+    KeySpec {
+        name: "ExecutionHeartbeats",
+        default: || Value::Int(1),
+        owner: Owner::Core,
+        runtime: true,
+        min: 0,
+    },
     // Gearshift's own: 1 = user code ignores ACLs, as in 1.2 (docs/security.md, "ACL").
     KeySpec {
         name: "ExecuteAsSuperuser",

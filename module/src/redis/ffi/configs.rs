@@ -64,6 +64,13 @@ const CONFIGS: &[NumericConfig] = &[
         immutable: false,
     },
     NumericConfig {
+        name: c"execution-heartbeats",
+        key: "ExecutionHeartbeats",
+        min: 0,
+        max: 1,
+        immutable: false,
+    },
+    NumericConfig {
         name: c"execute-as-superuser",
         key: "ExecuteAsSuperuser",
         min: 0,

@@ -47,6 +47,12 @@ def test_trigger_with_count_runs_on_every_shard(cluster, rc):
     assert _each(cluster, lambda c: c.execute_command("RG.TRIGGER", "x", "a", "b")) == [["3"]] * 3
 
 
+def test_trigger_with_countby_groups_every_shards_record(cluster, rc):
+    """groupby-family steps repartition across shards: each shard's record is counted."""
+    assert pyexecute(rc, "GB('CommandReader').countby(lambda r: r[0]).register(trigger='cb')") == "OK"
+    assert rc.execute_command("RG.TRIGGER", "cb", "z") == ["{'key': 'cb', 'value': 3}"]
+
+
 def test_trigger_records_come_from_every_shard(cluster, rc):
     script = "GB('CommandReader').map(lambda r: '%s:%s' % (hashtag(), r[1])).register(trigger='where')"
     assert pyexecute(rc, script) == "OK"

@@ -15,11 +15,14 @@ use crate::model::registrations::{Mode, Registration};
 /// Completes a distributed run once every shard's part ended.
 pub type Complete = Box<dyn FnOnce(ExecutionOutput) + Send>;
 
+/// The record every shard's reader yields (`[trigger, args...]`), or none (nothing).
+pub type Record = Option<Vec<Vec<u8>>>;
+
 /// What the cluster layer does for distributed registration runs.
 pub struct Distributor {
     /// Ships run `id` of the registration to every other shard, whose reader yields
     /// `record` (none: nothing); returns this shard's shuffle context.
-    pub launch: fn(&str, &Registration, Option<Vec<Vec<u8>>>) -> Option<ShuffleCtx>,
+    pub launch: fn(&str, &Registration, Record) -> Option<ShuffleCtx>,
     /// This shard's part of run `id` ended: `complete` runs once every shard's did
     /// (bounded by the idle time).
     pub local_done: fn(&str, ExecutionOutput, Complete),
@@ -59,7 +62,7 @@ pub struct Launched {
 }
 
 /// Starts distributing run `id` of `reg` when it crosses shards (`crosses_shards`).
-pub fn launch(id: &str, reg: &Registration, record: Option<Vec<Vec<u8>>>) -> Option<Launched> {
+pub fn launch(id: &str, reg: &Registration, record: Record) -> Option<Launched> {
     if !crosses_shards(reg) {
         return None;
     }

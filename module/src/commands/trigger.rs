@@ -20,8 +20,8 @@ use crate::redis::access::{AsUser, Scope};
 use crate::redis::ffi::command::error;
 use crate::redis::ffi::replies::{block, reply_blocked, Blocked, Reply};
 use crate::redis::lock::with_lock_held;
-use crate::run::hooks::NOT_SYNC_IN_MULTI;
 use crate::run::distribute;
+use crate::run::hooks::NOT_SYNC_IN_MULTI;
 use crate::run::inline::Inline;
 use crate::run::readers::ready::ReadySource;
 
@@ -155,7 +155,7 @@ fn run_async(
         client,
     };
     // This thread holds the Redis lock: a distributed run's order goes on the bus from here.
-    crate::redis::lock::with_lock_held(ctx, || {
+    with_lock_held(ctx, || {
         if reg.inorder {
             // `inorder`: one run at a time, in arrival order (1.2 gives it its own worker).
             reg.run_serial(Box::new(move |reg| start(state, reg, run, true)));

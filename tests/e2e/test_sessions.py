@@ -5,7 +5,7 @@ import re
 import pytest
 import redis
 
-from conftest import fresh_server, pyexecute, unregister_all
+from conftest import fresh_server, pyexecute, unregister_all, wait_for
 
 ZEROS = '0' * 40
 REG = "GB().register('s:*', mode='sync')"
@@ -114,3 +114,45 @@ def test_pyprofile_stats_after_profiled_runs(rs):
             rs.execute_command('RG.PYPROFILE', 'STATS', 'profiled')
     finally:
         rs.execute_command('RG.CONFIGSET', 'ProfileExecutions', '0')
+
+
+def test_a_script_that_registers_and_runs_keeps_both(rs):
+    rs.set('x', '1')
+    script = "GB().register('both:*', mode='sync')\nGB().map(lambda r: r['key']).run('x')"
+    assert pyexecute(rs, script, 'ID', 'both') == [['x'], []]
+    regs = rs.execute_command('RG.DUMPREGISTRATIONS')
+    assert len(regs) == 1 and regs[0][7][-1][1] == 'both:*'
+    assert [s[1] for s in rs.execute_command('RG.PYDUMPSESSIONS')] == ['both']
+
+
+def test_a_script_that_registers_and_runs_unblocking_replies_with_the_id(rs):
+    script = "GB().register('both2:*', mode='sync')\nGB('ShardsIDReader').run()"
+    eid = pyexecute(rs, script, 'UNBLOCKING')
+    assert eid.startswith(ZEROS + '-')
+    assert rs.execute_command('RG.GETRESULTSBLOCKING', eid) == [['1'], []]
+    assert len(rs.execute_command('RG.DUMPREGISTRATIONS')) == 1
+
+
+# A registration whose executions wait until the key `release` exists.
+HOLDING = ("import time\n"
+           "def hold(x):\n"
+           "    execute('SET', 'holding', '1')\n"
+           "    while execute('GET', 'release') is None:\n"
+           "        time.sleep(0.01)\n"
+           "GB().foreach(hold).register('dead:*')")
+
+
+def test_an_upgraded_session_is_dead_while_its_execution_runs(rs):
+    assert pyexecute(rs, HOLDING, 'ID', 'phoenix') == 'OK'
+    assert rs.execute_command('RG.PYDUMPSESSIONS', 'DEAD') == []
+    rs.set('dead:1', '1')
+    assert wait_for(lambda: rs.get('holding') == '1')
+    try:
+        assert pyexecute(rs, REG, 'ID', 'phoenix', 'UPGRADE') == 'OK'
+        live = rs.execute_command('RG.PYDUMPSESSIONS')
+        assert [(s[1], s[9]) for s in live] == [('phoenix', 'false')]
+        dead = rs.execute_command('RG.PYDUMPSESSIONS', 'DEAD')
+        assert [(s[1], s[9]) for s in dead] == [('phoenix', 'true')]
+    finally:
+        rs.set('release', '1')
+    assert wait_for(lambda: rs.execute_command('RG.PYDUMPSESSIONS', 'DEAD') == [])

@@ -24,6 +24,9 @@ pub enum ScriptOutcome {
     Error(String),
     /// The script prepared registrations (and no run).
     Registered(Vec<crate::register::RegisterRequest>),
+    /// The script prepared registrations and asked for a run: 1.2 keeps the registrations
+    /// and replies with the run's result.
+    RegisteredAndRun(Vec<crate::register::RegisterRequest>, RunRequest),
 }
 
 thread_local! {
@@ -67,12 +70,12 @@ pub fn run_script(code: &str) -> ScriptOutcome {
         }
         match res {
             Err(e) => ScriptOutcome::Error(error_text(py, &e)),
-            Ok(()) if pending.is_none() && !registrations.is_empty() => {
-                ScriptOutcome::Registered(registrations)
-            }
-            Ok(()) => pending
-                .map(ScriptOutcome::Run)
-                .unwrap_or(ScriptOutcome::NoRun),
+            Ok(()) => match pending {
+                None if registrations.is_empty() => ScriptOutcome::NoRun,
+                None => ScriptOutcome::Registered(registrations),
+                Some(run) if registrations.is_empty() => ScriptOutcome::Run(run),
+                Some(run) => ScriptOutcome::RegisteredAndRun(registrations, run),
+            },
         }
     })
 }

@@ -11,7 +11,7 @@ use crate::ops::{Chain, CountByOp, CountOp, LimitOp, Operator, SumByKeyOp, SumIn
 use crate::plan::{Plan, StepSpec, UdfStep};
 use crate::queue::spsc;
 use crate::shuffle::{ShuffleCtx, ShuffleOp};
-use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicU8, Mutex, Ordering};
 use crate::udf::UdfRuntime;
 
 /// Tuning of one execution.
@@ -28,6 +28,8 @@ impl Default for ExecConfig {
 }
 
 /// A running execution. Dropping the handle does not stop it; call [`Execution::abort`].
+/// Clones are handles on the same execution.
+#[derive(Clone)]
 pub struct Execution {
     shared: Arc<Shared>,
 }
@@ -56,6 +58,7 @@ impl Execution {
         let shared = Arc::new(Shared {
             stop_source: AtomicBool::new(false),
             cancelled: AtomicBool::new(false),
+            phase: AtomicU8::new(super::stage::CREATED),
             stages: Mutex::new(Vec::new()),
             sink: Mutex::new(Some((ExecutionOutput::default(), on_done))),
             stage_nanos: (0..=ops.len()).map(|_| AtomicU64::new(0)).collect(),
@@ -103,9 +106,16 @@ impl Execution {
 
     /// Stops the execution as soon as each stage next runs; `on_done` then reports
     /// `aborted`. Work already inside a host callback finishes (or is interrupted by the
-    /// host) first.
-    pub fn abort(&self) {
-        self.shared.cancel();
+    /// host) first. True if the execution had started; false: no stage ever runs, and
+    /// `on_done` was called (on this thread) before this returns.
+    pub fn abort(&self) -> bool {
+        self.shared.cancel()
+    }
+
+    /// True once a worker picked the execution up (a stage ran); before that it waits
+    /// for a free worker (1.2's `created`).
+    pub fn has_started(&self) -> bool {
+        self.shared.phase.load(Ordering::Acquire) == super::stage::STARTED
     }
 }
 

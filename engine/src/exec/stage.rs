@@ -28,9 +28,26 @@ const DONE: u8 = 4;
 /// Batches a stage handles per turn before yielding its worker.
 const BATCHES_PER_TURN: usize = 8;
 
+/// `Shared::phase`: no stage has run yet.
+pub(crate) const CREATED: u8 = 0;
+/// `Shared::phase`: a stage has run.
+pub(crate) const STARTED: u8 = 1;
+/// `Shared::phase`: cancelled before any stage ran (nothing of it ever runs).
+pub(crate) const CANCELLED_UNSTARTED: u8 = 2;
+
 impl Shared {
-    /// Marks the execution cancelled and wakes every stage so each one stops.
-    pub(crate) fn cancel(&self) {
+    /// Marks the execution cancelled and wakes every stage so each one stops. True if a
+    /// stage had already run (else none ever will).
+    pub(crate) fn cancel(&self) -> bool {
+        let started = match self.phase.compare_exchange(
+            CREATED,
+            CANCELLED_UNSTARTED,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => false,
+            Err(now) => now == STARTED,
+        };
         self.cancelled.store(true, Ordering::Release);
         let stages = self
             .stages
@@ -40,6 +57,44 @@ impl Shared {
         for s in &stages {
             s.wake();
         }
+        if !started {
+            // Nothing ran and nothing will: it ends now, not when a worker is next free.
+            self.complete(true);
+        }
+        started
+    }
+
+    /// Hands the output to `on_done` (once: later calls find the sink empty) and drops
+    /// the stages.
+    pub(crate) fn complete(&self, aborted: bool) {
+        let done = self.sink.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let stages = std::mem::take(&mut *self.stages.lock().unwrap_or_else(|e| e.into_inner()));
+        if let Some((mut out, on_done)) = done {
+            out.aborted = aborted;
+            let m = crate::metrics::global();
+            m.add(
+                if aborted {
+                    &m.executions_aborted
+                } else {
+                    &m.executions_finished
+                },
+                1,
+            );
+            on_done(out);
+        }
+        drop(stages);
+    }
+
+    /// Called by a stage before it runs: true once the execution has started (this stage
+    /// starts it unless it was cancelled first).
+    fn begin(&self) -> bool {
+        match self
+            .phase
+            .compare_exchange(CREATED, STARTED, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(now) => now == STARTED,
+        }
     }
 }
 
@@ -48,6 +103,9 @@ pub(crate) struct Shared {
     /// Set by a satisfied limit or the first error: the source stops reading.
     pub(crate) stop_source: AtomicBool,
     pub(crate) cancelled: AtomicBool,
+    /// `CREATED` until a stage first runs (a worker picked the execution up), then
+    /// `STARTED`; `CANCELLED_UNSTARTED` if cancelled before that.
+    pub(crate) phase: AtomicU8,
     /// Keeps stages alive until the execution ends (then cleared, breaking the cycle).
     pub(crate) stages: Mutex<Vec<Arc<Stage>>>,
     pub(crate) sink: Mutex<Option<(ExecutionOutput, OnDone)>>,
@@ -176,7 +234,7 @@ impl Stage {
     }
 
     fn turn(&self, inner: &mut Inner) -> Turn {
-        if self.shared.cancelled.load(Ordering::Acquire) {
+        if !self.shared.begin() || self.shared.cancelled.load(Ordering::Acquire) {
             return self.abort(inner);
         }
         for _ in 0..BATCHES_PER_TURN {
@@ -350,28 +408,7 @@ impl Stage {
     }
 
     fn complete(&self, aborted: bool) {
-        let done = self
-            .shared
-            .sink
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        let stages =
-            std::mem::take(&mut *self.shared.stages.lock().unwrap_or_else(|e| e.into_inner()));
-        if let Some((mut out, on_done)) = done {
-            out.aborted = aborted;
-            let m = crate::metrics::global();
-            m.add(
-                if aborted {
-                    &m.executions_aborted
-                } else {
-                    &m.executions_finished
-                },
-                1,
-            );
-            on_done(out);
-        }
-        drop(stages);
+        self.shared.complete(aborted);
     }
 }
 

@@ -3,12 +3,13 @@
 //! stream processing) and dropping a session with its registrations. Depends on `run`,
 //! `model` and `redis`.
 
+use std::any::Any;
 use std::sync::Arc;
 
 use gearpy::{OnRegistered, RegisterRequest};
 
 use crate::model::registrations::Registration;
-use crate::model::sessions::{random_id, Session, SessionArgs};
+use crate::model::sessions::{random_id, Hold, Session, SessionArgs};
 use crate::model::state::ModuleState;
 use crate::model::streams::StreamRegistration;
 use crate::redis::access::{RunAs, Scope};
@@ -51,15 +52,23 @@ impl Installed {
     }
 }
 
-/// Drops a session and its registrations.
+/// Drops a session and its registrations. Work of theirs still running keeps the
+/// session listed as dead until it ends (1.2).
 pub fn drop_session(state: &ModuleState, id: &str) {
     if let Some(s) = state.sessions.remove(id) {
+        let mut holds: Vec<Hold> = Vec::new();
         for r in &s.registrations {
-            state.registrations.remove(r);
-            if let Some(s) = state.streams.remove(r) {
-                state.abort_stream_pending(&s);
+            if let Some(reg) = state.registrations.remove(r) {
+                let reg: Arc<dyn Any + Send + Sync> = reg;
+                holds.push(Arc::downgrade(&reg));
+            }
+            if let Some(reg) = state.streams.remove(r) {
+                state.abort_stream_pending(&reg);
+                let reg: Arc<dyn Any + Send + Sync> = reg;
+                holds.push(Arc::downgrade(&reg));
             }
         }
+        state.sessions.bury(s, holds);
     }
 }
 

@@ -41,9 +41,15 @@ pub fn load(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
         "gearshift",
         crate::redis::lock::release_leaked_lock,
     );
+    let scripts = WorkerPool::with_task_end(
+        state::SCRIPT_THREADS,
+        "gearshift-script",
+        crate::redis::lock::release_leaked_lock,
+    );
     state::install(ModuleState {
         config,
         pool,
+        scripts,
         registry: Registry::default(),
         registrations: Registrations::default(),
         sessions: Sessions::default(),

@@ -68,7 +68,8 @@ pub fn rebuild(ctx: &Context, state: &ModuleState, s: &SavedSession) -> Result<(
         crate::app::services::rebuilding(|| gearpy::run_script(&s.code))
     });
     let regs = match outcome {
-        ScriptOutcome::Registered(regs) => regs,
+        // A run the script also asked for ran when it was first executed, not again.
+        ScriptOutcome::Registered(regs) | ScriptOutcome::RegisteredAndRun(regs, _) => regs,
         ScriptOutcome::Error(e) => {
             crate::redis::ffi::log::warning(&format!(
                 "Gearshift: could not rebuild session {}: {e}",

@@ -107,16 +107,36 @@ impl ScriptJob {
                 start_run(self.state, req, client, self.unblocking, &self.run_as)
             }
             ScriptOutcome::Registered(regs) => {
-                match check_triggers(self.state, &self.session, &regs)
-                    .and_then(|()| check_hooks(self.state, &self.session, &regs))
-                {
-                    Err(e) => client.send(&Reply::Error(e)),
-                    Ok(()) => register(&self, regs, client),
-                }
+                self.register_then(regs, Box::new(move |r| client.send(&r)))
+            }
+            // 1.2 keeps the registrations and replies with the run's result.
+            ScriptOutcome::RegisteredAndRun(regs, req) => {
+                let (state, unblocking, run_as) =
+                    (self.state, self.unblocking, self.run_as.clone());
+                self.register_then(
+                    regs,
+                    Box::new(move |r| match r {
+                        Reply::Status(_) => start_run(state, req, client, unblocking, &run_as),
+                        failed => client.send(&failed),
+                    }),
+                )
             }
         }
     }
+
+    /// Checks and installs the registrations; `then` gets `OK` or the error reply.
+    fn register_then(&self, regs: Vec<RegisterRequest>, then: Then) {
+        match check_triggers(self.state, &self.session, &regs)
+            .and_then(|()| check_hooks(self.state, &self.session, &regs))
+        {
+            Err(e) => then(Reply::Error(e)),
+            Ok(()) => register(self, regs, then),
+        }
+    }
 }
+
+/// What follows a script's registration, given its reply (`OK` or the errors).
+type Then = Box<dyn FnOnce(Reply) + Send>;
 
 /// One registration per trigger name (1.2): a name may be reused only by the session an
 /// UPGRADE replaces, and only once per script.
@@ -178,9 +198,11 @@ pub(crate) fn check_hooks(
 /// Installs the registrations as one session, runs their `onRegistered`, and in a cluster
 /// installs the session on every other master too. The reply is `OK`, or one error per
 /// shard that failed (`ERR shard-<id>: …`, 1.2's form).
-fn register(job: &ScriptJob, regs: Vec<RegisterRequest>, client: Pending) {
+fn register(job: &ScriptJob, regs: Vec<RegisterRequest>, then: Then) {
     let (args, code, reqs) = (&job.session, &job.code, &job.requirements);
     let state = job.state;
+    // 1.2 installs registrations with an internal execution, which takes an id.
+    state.registry.next_number();
     // REPLACE_WITH drops another session: replicas and other shards must drop it too (they
     // rebuild the new session under its own id, which replaces nothing there).
     let replaced: Vec<String> = args
@@ -208,10 +230,10 @@ fn register(job: &ScriptJob, regs: Vec<RegisterRequest>, client: Pending) {
             crate::cluster::ask::ask_others(
                 crate::cluster::ask::Query::Session(blob),
                 std::time::Duration::from_millis(timeout),
-                Box::new(move |answers| client.send(&session_reply(answers))),
+                Box::new(move |answers| then(session_reply(answers))),
             );
         }
-        _ => client.send(&Reply::Status("OK".into())),
+        _ => then(Reply::Status("OK".into())),
     }
 }
 
@@ -258,6 +280,7 @@ fn start_run(
     let on_done = {
         let (entry, waiting) = (Arc::clone(&entry), Arc::clone(&waiting));
         Box::new(move |out: ExecutionOutput| {
+            let out = entry.settle(out);
             let id = entry.id.clone();
             let complete = move |out: ExecutionOutput| {
                 if let Some(c) = take(&waiting) {

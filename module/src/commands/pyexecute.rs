@@ -1,8 +1,9 @@
 //! `RG.PYEXECUTE <script> [UNBLOCKING] [ID id] [DESCRIPTION d] [UPGRADE] [REPLACE_WITH old]
 //! [FORCE_REINSTALL_REQUIREMENTS] [REQUIREMENTS r ...]` (REFERENCE §1.1).
 //!
-//! The client is blocked; the script runs on a worker (never on Redis's main thread); a
-//! requested `run()` becomes an engine execution whose output is the reply.
+//! The client is blocked; the script runs on a script thread (never on Redis's main
+//! thread, never waiting for an execution thread); a requested `run()` becomes an engine
+//! execution whose output is the reply.
 
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
 
@@ -10,7 +11,7 @@ use crate::app::scripts::{Pending, ScriptJob};
 use crate::model::sessions::SessionArgs;
 use crate::model::state::ModuleState;
 use crate::redis::ffi::command::error;
-use crate::redis::ffi::replies::block;
+use crate::redis::ffi::replies::block_measured;
 
 const IN_MULTI: &str =
     "Can not run gears inside a multi exec, lua, or when blocking is not allowed";
@@ -85,7 +86,9 @@ pub fn command(ctx: &Context, state: &'static ModuleState, args: Vec<RedisString
     };
     state.sessions.check(&session).map_err(error)?;
     let code = args[1].to_string_lossy();
-    let client = Pending::new(block(ctx));
+    // Measured: a script or run slower than slowlog-log-slower-than is logged with its
+    // arguments, as a command would be.
+    let client = Pending::new(block_measured(ctx));
     let job = ScriptJob {
         state,
         code,
@@ -95,7 +98,9 @@ pub fn command(ctx: &Context, state: &'static ModuleState, args: Vec<RedisString
         force_reinstall: opts.force_reinstall,
         run_as: crate::redis::access::of_client(ctx),
     };
-    state.pool.spawn_fn(move || job.run(client));
+    // Scripts have threads of their own: a script runs at once even when every execution
+    // thread is busy (its run then waits as `created`).
+    state.scripts.spawn_fn(move || job.run(client));
     Ok(RedisValue::NoReply)
 }
 

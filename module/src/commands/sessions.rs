@@ -9,7 +9,18 @@ use crate::model::state::ModuleState;
 use crate::redis::ffi::command::error;
 use crate::redis::ffi::replies::{bulk, Reply};
 
-fn session_reply(state: &ModuleState, s: &Session, verbose: bool) -> Reply {
+/// Whether a session is listed alive, or dead with how many of its holds still run.
+#[derive(Clone, Copy)]
+enum Life {
+    Alive,
+    Dead(usize),
+}
+
+fn session_reply(state: &ModuleState, s: &Session, verbose: bool, life: Life) -> Reply {
+    let (ref_count, dead) = match life {
+        Life::Alive => (s.registrations.len(), "false"),
+        Life::Dead(n) => (n, "true"),
+    };
     let state = Some(state);
     let regs = s
         .registrations
@@ -31,11 +42,11 @@ fn session_reply(state: &ModuleState, s: &Session, verbose: bool) -> Reply {
         bulk("sessionDescription"),
         s.desc.as_deref().map(bulk).unwrap_or(Reply::Null),
         bulk("refCount"),
-        Reply::Int(s.registrations.len() as i64),
+        Reply::Int(ref_count as i64),
         bulk("linked"),
         bulk("primary"),
         bulk("dead"),
-        bulk("false"),
+        bulk(dead),
         bulk("requirementInstallationNeeded"),
         Reply::Int(0),
         bulk("requirements"),
@@ -48,13 +59,13 @@ fn session_reply(state: &ModuleState, s: &Session, verbose: bool) -> Reply {
 /// `RG.PYDUMPSESSIONS`.
 pub fn pydumpsessions(ctx: &Context, state: &ModuleState, args: Vec<RedisString>) -> RedisResult {
     let a = text_args(&args);
-    let (mut verbose, mut names) = (false, None);
+    let (mut verbose, mut dead, mut names) = (false, false, None);
     let mut i = 0;
     while i < a.len() {
         match a[i].to_ascii_uppercase().as_str() {
             "VERBOSE" => verbose = true,
-            // Gearshift keeps no dead sessions: DEAD lists nothing extra.
-            "DEAD" => {}
+            // Sessions dropped (UPGRADE, REPLACE_WITH) while their work still runs.
+            "DEAD" => dead = true,
             "SESSIONS" => {
                 names = Some(a[i + 1..].to_vec());
                 break;
@@ -65,15 +76,20 @@ pub fn pydumpsessions(ctx: &Context, state: &ModuleState, args: Vec<RedisString>
     }
     let sessions = &state.sessions;
     let rows = match names {
+        None if dead => sessions
+            .dead()
+            .iter()
+            .map(|(s, n)| session_reply(state, s, verbose, Life::Dead(*n)))
+            .collect(),
         None => sessions
             .all()
             .iter()
-            .map(|s| session_reply(state, s, verbose))
+            .map(|s| session_reply(state, s, verbose, Life::Alive))
             .collect(),
         Some(names) => names
             .iter()
             .map(|n| match sessions.get(n) {
-                Some(s) => session_reply(state, &s, verbose),
+                Some(s) => session_reply(state, &s, verbose, Life::Alive),
                 None => bulk(&format!("Session {n} does not exists")),
             })
             .collect(),

@@ -18,7 +18,7 @@ use crate::model::reply::datum_reply;
 use crate::model::state::ModuleState;
 use crate::redis::access::{AsUser, Scope};
 use crate::redis::ffi::command::error;
-use crate::redis::ffi::replies::{block, reply_blocked, Blocked, Reply};
+use crate::redis::ffi::replies::{block_measured, reply_blocked, Blocked, Reply};
 use crate::redis::lock::with_lock_held;
 use crate::run::distribute;
 use crate::run::hooks::NOT_SYNC_IN_MULTI;
@@ -125,7 +125,8 @@ fn run_sync_deferring(
         }
         Err(rest) => rest,
     };
-    let client = block(ctx);
+    // Measured like an async trigger run: the client waits for the rest of the run.
+    let client = block_measured(ctx);
     let reg = Arc::clone(reg);
     (*rest).when_ready(move |rest| {
         state.pool.spawn_fn(move || {
@@ -148,7 +149,8 @@ fn run_async(
     source: Box<ReadySource>,
     argv: Vec<Vec<u8>>,
 ) -> RedisResult {
-    let client = block(ctx);
+    // Measured: a run slower than slowlog-log-slower-than is logged with its arguments.
+    let client = block_measured(ctx);
     let run = Run {
         source,
         argv,
@@ -193,6 +195,7 @@ fn start(state: &'static ModuleState, reg: Arc<Registration>, run: Run, serial: 
         (Arc::clone(&reg), Arc::clone(&slot), Arc::clone(&entry));
     let distributed = launched.clone();
     let complete = move |out: ExecutionOutput| {
+        let out = done_entry.settle(out);
         done_reg
             .stats()
             .record(&out, started.elapsed().as_millis() as u64);

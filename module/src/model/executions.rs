@@ -55,7 +55,12 @@ struct EntryState {
     /// Interrupts the execution's running Python code on abort.
     control: Option<Arc<gearpy::ExecControl>>,
     total_ms: u64,
+    /// RG.ABORTEXECUTION asked to stop it (a running one then ends `done`, one error).
+    abort_requested: bool,
 }
+
+/// The error of an execution aborted while it ran (1.2: `done` with this one error).
+pub const ABORTED_WHILE_RUNNING: &str = "Execution was aborted";
 
 /// What RG.GETEXECUTION shows of a plan: computed once per registration and shared by
 /// every execution it triggers (not rebuilt per event).
@@ -127,6 +132,7 @@ impl Entry {
                 handle: None,
                 control: None,
                 total_ms: 0,
+                abort_requested: false,
             }),
         })
     }
@@ -135,8 +141,13 @@ impl Entry {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Its status; a started execution no worker has picked up yet is `created`.
     pub fn status(&self) -> Status {
-        self.lock().status
+        let s = self.lock();
+        match (&s.status, &s.handle) {
+            (Status::Running, Some(h)) if !h.has_started() => Status::Created,
+            _ => s.status,
+        }
     }
 
     /// Marks the execution running (one without an engine execution to keep).
@@ -157,8 +168,26 @@ impl Entry {
         s.control = control;
     }
 
-    /// Records the output and answers every waiting client.
+    /// The output as 1.2 reports it: an execution RG.ABORTEXECUTION stopped while it ran
+    /// is not `aborted` but done with exactly one error. Call before replying with `out`.
+    pub fn settle(&self, mut out: ExecutionOutput) -> ExecutionOutput {
+        let ran = {
+            let s = self.lock();
+            s.abort_requested && s.handle.as_ref().is_some_and(|h| h.has_started())
+        };
+        if out.aborted && ran {
+            out.aborted = false;
+            out.errors.truncate(1);
+            if out.errors.is_empty() {
+                out.errors.push(ABORTED_WHILE_RUNNING.to_owned());
+            }
+        }
+        out
+    }
+
+    /// Records the output (settled) and answers every waiting client.
     pub fn finish(&self, out: ExecutionOutput) {
+        let out = self.settle(out);
         let waiters = {
             let mut s = self.lock();
             s.status = if out.aborted {
@@ -200,25 +229,27 @@ impl Entry {
         }
     }
 
-    /// Stops a running execution; true if there was one to stop. Running Python code gets
-    /// `gears.forcestopped` raised in it (the GIL is taken: the Redis lock may be held).
+    /// Stops the execution; true if there was one to stop. One no worker picked up yet
+    /// ends `aborted` at once and never runs; running Python code gets `gears.forcestopped`
+    /// raised in it (the GIL is taken: the Redis lock may be held).
     pub fn abort(&self) -> bool {
-        let (control, running) = {
-            let s = self.lock();
-            let running = matches!(s.status, Status::Running | Status::Created);
-            if running {
-                if let Some(h) = &s.handle {
-                    h.abort();
-                }
+        let (handle, control) = {
+            let mut s = self.lock();
+            if !matches!(s.status, Status::Running | Status::Created) {
+                return false;
             }
-            (s.control.clone(), running)
+            s.abort_requested = true;
+            (s.handle.clone(), s.control.clone())
         };
-        if running {
+        // Not under the entry's lock: an execution that never started completes (and
+        // finishes this entry) inside `abort`.
+        let started = handle.map(|h| h.abort()).unwrap_or(true);
+        if started {
             if let Some(c) = control {
                 c.interrupt();
             }
         }
-        running
+        true
     }
 
     /// (read ms, per-step ms in plan order). A fused stage's time is reported on its last

@@ -1,9 +1,11 @@
 //! Sessions (REFERENCE §1.1, §5): each RG.PYEXECUTE is a session; sessions that own
 //! registrations are kept, named by `ID` (else 40 random hex chars), and replaced as a whole
 //! by `UPGRADE` / `REPLACE_WITH`. The session's source is kept with it so registrations can
-//! be rebuilt from source (not pickled bytecode) after a restart.
+//! be rebuilt from source (not pickled bytecode) after a restart. A replaced session whose
+//! registrations' work still runs is kept as dead (`RG.PYDUMPSESSIONS DEAD`) until it ends.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::any::Any;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use crate::redis::access::RunAs;
 
@@ -32,10 +34,15 @@ pub struct SessionArgs {
     pub replace_with: Option<String>,
 }
 
+/// Something a dead session's work holds while it runs (its removed registrations).
+pub type Hold = Weak<dyn Any + Send + Sync>;
+
 /// All kept sessions.
 #[derive(Debug, Default)]
 pub struct Sessions {
     list: Mutex<Vec<Arc<Session>>>,
+    /// Dropped sessions and what their still-running work holds.
+    dead: Mutex<Vec<(Arc<Session>, Vec<Hold>)>>,
 }
 
 /// 40 random hex characters: the default session id.
@@ -68,6 +75,30 @@ impl Sessions {
         let mut l = self.list();
         let pos = l.iter().position(|s| s.id == id)?;
         Some(l.remove(pos))
+    }
+
+    /// Keeps a dropped session as dead while any of `holds` is alive (work of its
+    /// registrations still running).
+    pub fn bury(&self, s: Arc<Session>, holds: Vec<Hold>) {
+        if holds.iter().any(|h| h.strong_count() > 0) {
+            self.dead_list().push((s, holds));
+        }
+    }
+
+    /// Dead sessions whose work still runs, with how many of their holds are alive.
+    pub fn dead(&self) -> Vec<(Arc<Session>, usize)> {
+        let mut l = self.dead_list();
+        l.retain(|(_, holds)| holds.iter().any(|h| h.strong_count() > 0));
+        l.iter()
+            .map(|(s, holds)| {
+                let alive = holds.iter().filter(|h| h.strong_count() > 0).count();
+                (Arc::clone(s), alive)
+            })
+            .collect()
+    }
+
+    fn dead_list(&self) -> MutexGuard<'_, Vec<(Arc<Session>, Vec<Hold>)>> {
+        self.dead.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Checks RG.PYEXECUTE's session arguments before the script runs (1.2's texts).

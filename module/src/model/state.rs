@@ -1,4 +1,4 @@
-//! `ModuleState`, the owner of module-wide state: configuration, the worker pool, kept
+//! `ModuleState`, the owner of module-wide state: configuration, the worker pools, kept
 //! executions, registrations, sessions, stream registrations and requirements. Built and
 //! installed once at load (`app::load`); never `static mut`.
 
@@ -19,8 +19,11 @@ use crate::redis::config::Config;
 #[derive(Debug)]
 pub struct ModuleState {
     pub config: Arc<Config>,
-    /// Runs scripts and execution stages (`ExecutionThreads` threads).
+    /// Runs execution stages (`ExecutionThreads` threads).
     pub pool: WorkerPool,
+    /// Runs RG.PYEXECUTE scripts (`SCRIPT_THREADS` threads), so a script never waits for
+    /// an execution thread.
+    pub scripts: WorkerPool,
     /// Kept executions and the id counter.
     pub registry: Registry,
     /// register() flows of this shard.
@@ -32,6 +35,10 @@ pub struct ModuleState {
     /// Packages installed with REQUIREMENTS.
     pub requirements: Requirements,
 }
+
+/// Threads running RG.PYEXECUTE scripts (they hold the GIL most of the time; more than
+/// one lets a script waiting on other shards or pip not hold up the next).
+pub const SCRIPT_THREADS: usize = 2;
 
 static STATE: OnceLock<ModuleState> = OnceLock::new();
 

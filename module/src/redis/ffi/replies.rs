@@ -79,7 +79,11 @@ fn c_text(s: &str) -> CString {
 
 /// A client blocked by a command, to be answered later from any thread.
 #[derive(Debug)]
-pub struct Blocked(*mut raw::RedisModuleBlockedClient);
+pub struct Blocked {
+    bc: *mut raw::RedisModuleBlockedClient,
+    /// Its blocked time counts as the command's duration (SLOWLOG, command stats).
+    measured: bool,
+}
 
 // SAFETY: a blocked-client handle may be used from any thread (that is its purpose);
 // it is consumed exactly once by `reply_blocked`.
@@ -88,9 +92,26 @@ unsafe impl Send for Blocked {}
 /// Blocks the client of the current command (no timeout, no callbacks).
 pub fn block(ctx: &Context) -> Blocked {
     // SAFETY: `ctx` is the live context of a command being executed on the main thread.
-    Blocked(unsafe {
-        raw::RedisModule_BlockClient.expect("block api")(ctx.ctx, None, None, None, 0)
-    })
+    let bc =
+        unsafe { raw::RedisModule_BlockClient.expect("block api")(ctx.ctx, None, None, None, 0) };
+    Blocked {
+        bc,
+        measured: false,
+    }
+}
+
+/// As [`block`], measuring the time until the reply as the command's own: Redis logs it
+/// in SLOWLOG (with the client's arguments) when it exceeds `slowlog-log-slower-than`.
+pub fn block_measured(ctx: &Context) -> Blocked {
+    let mut b = block(ctx);
+    // SAFETY: the API table is filled once at module load and only read afterwards;
+    // `b.bc` is the live blocked client just created, not yet unblocked.
+    unsafe {
+        if let Some(start) = raw::RedisModule_BlockedClientMeasureTimeStart {
+            b.measured = start(b.bc) == raw::REDISMODULE_OK as i32;
+        }
+    }
+    b
 }
 
 /// Replies to a blocked client and unblocks it.
@@ -99,9 +120,14 @@ pub fn reply_blocked(bc: Blocked, r: &Reply) {
     // blocked client's thread-safe context need no Redis lock; the reply is delivered
     // when the client is unblocked.
     unsafe {
-        let tctx = raw::RedisModule_GetThreadSafeContext.expect("api")(bc.0);
+        if bc.measured {
+            if let Some(end) = raw::RedisModule_BlockedClientMeasureTimeEnd {
+                end(bc.bc);
+            }
+        }
+        let tctx = raw::RedisModule_GetThreadSafeContext.expect("api")(bc.bc);
         write(&Context::new(tctx), r);
         raw::RedisModule_FreeThreadSafeContext.expect("api")(tctx);
-        raw::RedisModule_UnblockClient.expect("api")(bc.0, std::ptr::null_mut());
+        raw::RedisModule_UnblockClient.expect("api")(bc.bc, std::ptr::null_mut());
     }
 }

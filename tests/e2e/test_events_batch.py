@@ -12,6 +12,12 @@ def eid(n):
     return f'{ZEROS}-{n}'
 
 
+def ev(i):
+    """The id of the i-th event after one registering RG.PYEXECUTE on a fresh server: the
+    script took id 0 (1.2 installs registrations with an execution)."""
+    return eid(i + 1)
+
+
 def wait_for(fn, timeout=20.0):
     """conftest.wait_for with this module's longer bound (bursts of 20k events)."""
     return _wait_for(fn, timeout, interval=0.01)
@@ -72,13 +78,13 @@ def test_each_event_is_its_own_kept_execution(srv):
     burst(c, 'k:', n)
     settled(c, n)
     # One id per event, in trigger order; the newest 100 (MaxExecutionsPerRegistration) kept.
-    assert registered_ids(c) == [eid(i) for i in reversed(range(n - 100, n))]
+    assert registered_ids(c) == [ev(i) for i in reversed(range(n - 100, n))]
     for i in (n - 1, n - 50, n - 100):
-        assert c.execute_command('RG.GETRESULTS', eid(i)) == [[f'k:{i}=v{i}'], []]
+        assert c.execute_command('RG.GETRESULTS', ev(i)) == [[f'k:{i}=v{i}'], []]
     with pytest.raises(redis.ResponseError, match='does not exist'):
-        c.execute_command('RG.GETRESULTS', eid(n - 101))
+        c.execute_command('RG.GETRESULTS', ev(n - 101))
     # The next execution of any kind takes the next id.
-    assert pyexecute(c, 'GB().run()', 'UNBLOCKING') == eid(n)
+    assert pyexecute(c, 'GB().run()', 'UNBLOCKING') == ev(n)
 
 
 def test_failures_are_counted_per_event(srv):
@@ -90,9 +96,9 @@ def test_failures_are_counted_per_event(srv):
     s = settled(c, n)
     assert (s['numTriggered'], s['numSuccess'], s['numFailures']) == (n, 20, 10)
     assert 'ZeroDivisionError' in s['lastError']
-    failed = c.execute_command('RG.GETRESULTS', eid(29))
+    failed = c.execute_command('RG.GETRESULTS', ev(29))
     assert failed[0] == [] and 'ZeroDivisionError' in failed[1][0]
-    assert c.execute_command('RG.GETRESULTS', eid(28)) == [['28'], []]
+    assert c.execute_command('RG.GETRESULTS', ev(28)) == [['28'], []]
     # A success clears lastError (1.2).
     c.set('f:x', '1')
     assert wait_for(lambda: reg_stats(c)['numSuccess'] == 21)
@@ -123,9 +129,9 @@ GB().foreach(touch).map(lambda x: x['key'] + '=' + x['value']).register('w:*', e
     p.set('w:b', '1')
     p.execute()
     settled(c, 3)  # w:a, w:b, and w:b again from the write
-    assert c.execute_command('RG.GETRESULTS', eid(0)) == [['w:a=1'], []]
-    assert c.execute_command('RG.GETRESULTS', eid(1)) == [['w:b=changed'], []]
-    assert c.execute_command('RG.GETRESULTS', eid(2)) == [['w:b=changed'], []]
+    assert c.execute_command('RG.GETRESULTS', ev(0)) == [['w:a=1'], []]
+    assert c.execute_command('RG.GETRESULTS', ev(1)) == [['w:b=changed'], []]
+    assert c.execute_command('RG.GETRESULTS', ev(2)) == [['w:b=changed'], []]
 
 
 @pytest.mark.parametrize('per_reg,total,kept', [(7, 1000, 7), (100, 5, 5)])
@@ -137,10 +143,10 @@ def test_kept_executions_are_capped(per_reg, total, kept):
         burst(c, 'c:', n)
         settled(c, n)
         ids = registered_ids(c)
-        assert ids == [eid(i) for i in reversed(range(n - kept, n))]
+        assert ids == [ev(i) for i in reversed(range(n - kept, n))]
         assert len(c.execute_command('RG.DUMPEXECUTIONS')) == kept
         for i in range(n - kept, n):
-            assert c.execute_command('RG.GETRESULTS', eid(i)) == [[f'v{i}'], []]
+            assert c.execute_command('RG.GETRESULTS', ev(i)) == [[f'v{i}'], []]
 
 
 def test_accumulate_flows_still_run_one_execution_per_event(srv):
@@ -152,7 +158,7 @@ def test_accumulate_flows_still_run_one_execution_per_event(srv):
     assert (s['numTriggered'], s['numSuccess']) == (n, n)
     # Each execution accumulated its own single record.
     for i in range(n - 5, n):
-        assert c.execute_command('RG.GETRESULTS', eid(i)) == [['1'], []]
+        assert c.execute_command('RG.GETRESULTS', ev(i)) == [['1'], []]
 
 
 def test_two_registrations_each_count_every_event(srv):
@@ -219,7 +225,7 @@ def test_records_print_as_python_str(srv, flow):
     c.delete('n:plain')
     expected.append(str({'key': 'n:plain', 'value': None, 'type': 'empty', 'event': 'del'}))
     settled(c, len(expected))
-    got = [c.execute_command('RG.GETRESULTS', eid(i))[0] for i in range(len(expected))]
+    got = [c.execute_command('RG.GETRESULTS', ev(i))[0] for i in range(len(expected))]
     assert got == [[e] for e in expected]
 
 
@@ -229,7 +235,7 @@ def test_sync_flow_records_and_ids(srv):
     for i in range(3):
         c.set(f's:{i}', 'v')
         # Finished before the write returns.
-        assert c.execute_command('RG.GETRESULTS', eid(i)) == [[str({'k': f's:{i}', 'ok': True, 'n': None})], []]
+        assert c.execute_command('RG.GETRESULTS', ev(i)) == [[str({'k': f's:{i}', 'ok': True, 'n': None})], []]
     s = reg_stats(c)
     assert (s['numTriggered'], s['numSuccess']) == (3, 3)
 

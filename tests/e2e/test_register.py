@@ -24,9 +24,10 @@ def test_seed_registered_maximum():
         assert pyexecute(c, REGISTERED_MAXIMUM) == 'OK'
         assert c.hset('person:3', mapping={'name': 'Summer Smith', 'age': 17}) == 2
         dump = wait_for(lambda: [e for e in c.execute_command('RG.DUMPEXECUTIONS') if e[3] == 'done' and e[1] != ZEROS + '-0'])
-        assert dump[0][1] == ZEROS + '-1'
+        # -1 went to the registering RG.PYEXECUTE (1.2 installs registrations with an execution).
+        assert dump[0][1] == ZEROS + '-2'
         # 1.2 stringifies registered results too (convertToStr defaults to True).
-        assert c.execute_command('RG.GETRESULTS', ZEROS + '-1') == [['17'], []]
+        assert c.execute_command('RG.GETRESULTS', ZEROS + '-2') == [['17'], []]
 
 
 def test_seed_event_driven_maximum(rr):

@@ -60,7 +60,7 @@ struct EntryState {
 }
 
 /// The error of an execution aborted while it ran (1.2: `done` with this one error).
-pub const ABORTED_WHILE_RUNNING: &str = "Execution was aborted";
+pub const ABORTED_WHILE_RUNNING: &str = "gears.forcestopped: Execution was aborted";
 
 /// What RG.GETEXECUTION shows of a plan: computed once per registration and shared by
 /// every execution it triggers (not rebuilt per event).

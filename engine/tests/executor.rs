@@ -4,6 +4,8 @@
 //! - a satisfied `limit` stops the source early;
 //! - `Execution::abort` ends a long execution with `aborted == true`, calls `on_done`
 //!   exactly once and releases the source;
+//! - an execution no worker picked up yet is not started; aborting it ends it at once
+//!   (`on_done` inside `abort`) and nothing of it ever runs;
 //! - hundreds of concurrent executions share a 2-thread pool (no thread per execution);
 //! - bounded queues give back-pressure: a slow last stage behind capacity-1 queues still
 //!   gets every record, in order, while the source never runs far ahead.
@@ -215,6 +217,42 @@ fn abort_ends_a_long_execution_once() {
         1,
         "on_done must run exactly once"
     );
+}
+
+#[test]
+fn abort_before_any_worker_picked_it_up_never_runs_it() {
+    let pool = WorkerPool::new(1, "queued");
+    // The only worker is busy until `release` is sent.
+    let (release, held) = mpsc::channel::<()>();
+    let (busy_tx, busy) = mpsc::channel::<()>();
+    pool.spawn_fn(move || {
+        let _ = busy_tx.send(());
+        let _ = held.recv();
+    });
+    busy.recv_timeout(Duration::from_secs(10))
+        .expect("the worker is busy");
+    let probe = Arc::new(Probe::default());
+    let (exec, calls, rx) = endless(&pool, &probe);
+    assert!(!exec.has_started(), "no worker was free");
+    assert!(!exec.abort(), "it had not started");
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "on_done ran inside abort");
+    assert!(rx.try_recv().expect("output delivered").aborted);
+    let _ = release.send(());
+    // Whatever the pool had queued has run once a later task runs (one FIFO worker).
+    let (after_tx, after) = mpsc::channel::<()>();
+    pool.spawn_fn(move || {
+        let _ = after_tx.send(());
+    });
+    after
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the queue drained");
+    assert_eq!(
+        probe.read(),
+        0,
+        "an execution aborted before it started never reads"
+    );
+    assert!(!exec.has_started());
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
 #[test]

@@ -88,6 +88,24 @@ def test_abort_a_created_execution(one_thread):
     assert c.execute_command('RG.GETRESULTS', eid) == [[], []]
 
 
+def test_abort_a_created_blocking_execution_answers_its_client_at_once(one_thread):
+    srv, c, busy = one_thread
+    got = {}
+    blocked = short_client(srv)
+
+    def call():
+        got['reply'] = pyexecute(blocked, "GB('ShardsIDReader').run()")
+
+    t = threading.Thread(target=call)
+    t.start()
+    waiting = wait_for(lambda: [e[1] for e in c.execute_command('RG.DUMPEXECUTIONS') if e[1] != busy])
+    assert c.execute_command('RG.ABORTEXECUTION', waiting[0]) == 'OK'
+    # Answered while the only execution thread is still busy (`release` is not set yet).
+    t.join(10)
+    assert got.get('reply') == [[], []], got
+    assert status(c, busy) == 'running'
+
+
 def test_abort_a_running_execution_leaves_it_done_with_one_error(r):
     eid = pyexecute(r, "def spin(x):\n    execute('SET', 'spinning', '1')\n    while True:\n        pass\n"
                        "GB('ShardsIDReader').map(spin).run()", 'UNBLOCKING')

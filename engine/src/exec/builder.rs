@@ -106,10 +106,21 @@ impl Execution {
 
     /// Stops the execution as soon as each stage next runs; `on_done` then reports
     /// `aborted`. Work already inside a host callback finishes (or is interrupted by the
-    /// host) first. True if the execution had started; false: no stage ever runs, and
-    /// `on_done` was called (on this thread) before this returns.
+    /// host) first. True if the execution had started; false: no stage ever runs.
     pub fn abort(&self) -> bool {
         self.shared.cancel()
+    }
+
+    /// As [`Execution::abort`]; an execution that had not started completes at once on
+    /// `pool` (`on_done` reports `aborted`), not when its stages next get a worker of
+    /// their (busy) pool.
+    pub fn abort_on(&self, pool: &WorkerPool) -> bool {
+        let started = self.shared.cancel();
+        if !started {
+            let shared = Arc::clone(&self.shared);
+            pool.spawn_fn(move || shared.complete(true));
+        }
+        started
     }
 
     /// True once a worker picked the execution up (a stage ran); before that it waits

@@ -37,7 +37,8 @@ pub(crate) const CANCELLED_UNSTARTED: u8 = 2;
 
 impl Shared {
     /// Marks the execution cancelled and wakes every stage so each one stops. True if a
-    /// stage had already run (else none ever will).
+    /// stage had already run (else none ever will, and the stages complete it when they
+    /// next get a worker).
     pub(crate) fn cancel(&self) -> bool {
         let started = match self.phase.compare_exchange(
             CREATED,
@@ -56,10 +57,6 @@ impl Shared {
             .clone();
         for s in &stages {
             s.wake();
-        }
-        if !started {
-            // Nothing ran and nothing will: it ends now, not when a worker is next free.
-            self.complete(true);
         }
         started
     }

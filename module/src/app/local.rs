@@ -32,7 +32,7 @@ pub fn drop_local(state: &ModuleState, id: &str) -> Result<Reply, String> {
 pub fn abort_local(state: &ModuleState, id: &str) -> Result<Reply, String> {
     match state.registry.get(id) {
         Some(e) => {
-            e.abort();
+            e.abort(&state.scripts);
         }
         None => {
             let in_flight = state

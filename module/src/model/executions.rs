@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
-use engine::exec::{Execution, ExecutionOutput};
+use engine::exec::{Execution, ExecutionOutput, WorkerPool};
 use engine::plan::Plan;
 
 use crate::model::reply::execution_reply;
@@ -230,9 +230,10 @@ impl Entry {
     }
 
     /// Stops the execution; true if there was one to stop. One no worker picked up yet
-    /// ends `aborted` at once and never runs; running Python code gets `gears.forcestopped`
-    /// raised in it (the GIL is taken: the Redis lock may be held).
-    pub fn abort(&self) -> bool {
+    /// is `aborted` at once and never runs (its completion runs on `completer`); running
+    /// Python code gets `gears.forcestopped` raised in it (the GIL is taken: the Redis
+    /// lock may be held).
+    pub fn abort(&self, completer: &WorkerPool) -> bool {
         let (handle, control) = {
             let mut s = self.lock();
             if !matches!(s.status, Status::Running | Status::Created) {
@@ -241,13 +242,19 @@ impl Entry {
             s.abort_requested = true;
             (s.handle.clone(), s.control.clone())
         };
-        // Not under the entry's lock: an execution that never started completes (and
-        // finishes this entry) inside `abort`.
-        let started = handle.map(|h| h.abort()).unwrap_or(true);
+        let started = handle.is_none_or(|h| h.abort_on(completer));
         if started {
             if let Some(c) = control {
                 c.interrupt();
             }
+        } else {
+            // Listed `aborted` from now on; the completion only confirms it.
+            let mut s = self.lock();
+            s.status = Status::Aborted;
+            s.output.get_or_insert_with(|| ExecutionOutput {
+                aborted: true,
+                ..Default::default()
+            });
         }
         true
     }

@@ -1,0 +1,136 @@
+//! Nested runs (REFERENCE §4.1, §12.3): a `run()` called from a step, a coroutine or a
+//! `registerTE` callback starts here, at once, without waiting, and tells the Python layer
+//! its output when it ends (the `GearsFuture` `run()` returned).
+//!
+//! Deadlock: a worker whose step awaits a nested run is blocked until that run ends, so the
+//! run must not need that worker's pool. A run nested at depth `d` runs on a pool of its
+//! own for depth `d` (`ExecutionThreads` threads, started the first time that depth is
+//! used); code at depth `d` only waits for runs at depth `d + 1`, and the Python layer
+//! refuses depths past `gearpy::nested::MAX_DEPTH`, so no chain of waiters closes a cycle.
+//!
+//! A nested run is listed (`RG.DUMPEXECUTIONS`, abortable) while it runs, and dropped when
+//! done, like a blocking RG.PYEXECUTE run (1.2). It runs as its parent's ACL user, on every
+//! shard in cluster mode unless `mode='async_local'`. Depends on `run`, `cluster`, `model`
+//! and `redis`.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use engine::exec::{ExecutionOutput, WorkerPool};
+use gearpy::nested::{depth::AtDepth, NestedRuns, MAX_DEPTH};
+use gearpy::{ControlledRuntime, ExecControl, RunRequest};
+
+use crate::model::executions::Entry;
+use crate::model::state::ModuleState;
+use crate::redis::access::{self, AsUser, RunAs};
+
+/// The pools of nested runs, one per depth (index `depth - 1`), started on first use.
+static POOLS: [OnceLock<WorkerPool>; MAX_DEPTH as usize] =
+    [const { OnceLock::new() }; MAX_DEPTH as usize];
+
+fn pool(state: &ModuleState, depth: u32) -> Result<&'static WorkerPool, String> {
+    let slot = POOLS
+        .get((depth as usize).wrapping_sub(1))
+        .ok_or_else(|| format!("Can not run: nesting depth {depth} is out of range"))?;
+    Ok(slot.get_or_init(|| {
+        let threads = state.config.int("ExecutionThreads").max(1) as usize;
+        WorkerPool::with_task_end(
+            threads,
+            &format!("gearshift-nested{depth}"),
+            crate::redis::lock::release_leaked_lock,
+        )
+    }))
+}
+
+/// The module's side of `gearpy::nested`.
+pub struct ModuleNestedRuns;
+
+impl NestedRuns for ModuleNestedRuns {
+    fn start_nested(
+        &self,
+        caller: Option<RunAs>,
+        depth: u32,
+        req: RunRequest,
+    ) -> Result<(), String> {
+        let state = crate::model::state::get().ok_or("Gearshift is not initialised")?;
+        // Code without an identity is refused, as `execute()` refuses it.
+        let run_as = caller.unwrap_or_else(|| RunAs::user(access::NO_USER));
+        start(state, depth, req, &run_as)
+    }
+}
+
+/// Starts `req` at `depth` as `run_as`; its `on_done` gets the output.
+fn start(
+    state: &'static ModuleState,
+    depth: u32,
+    mut req: RunRequest,
+    run_as: &RunAs,
+) -> Result<(), String> {
+    let pool = pool(state, depth)?;
+    let notify = req.on_done.take();
+    let source = crate::run::start::source_for(req.reader, &req.plan);
+    let source = access::source(gearpy::nested::depth::source(source, depth), run_as);
+    let entry = Entry::new(state.registry.next_id(), &req.plan);
+    let cluster = req
+        .wire
+        .take()
+        .and_then(|w| crate::model::topology::current().map(|t| (w, t)));
+    let shuffle =
+        cluster.map(|(wire, topo)| crate::cluster::dist::launch(&entry.id, &topo, wire, run_as));
+    let distributed = shuffle.is_some();
+    // Set once the run ended: it is then no longer kept (ordered by this lock).
+    let ended = Arc::new(Mutex::new(false));
+    let on_done = {
+        let (entry, ended) = (Arc::clone(&entry), Arc::clone(&ended));
+        Box::new(move |out: ExecutionOutput| {
+            let id = entry.id.clone();
+            let complete = move |out: ExecutionOutput| {
+                *lock(&ended) = true;
+                state.registry.remove(&entry.id);
+                if distributed {
+                    crate::cluster::dist::drop_parts(&entry.id);
+                }
+                if let Some(n) = notify {
+                    n(&out);
+                }
+                entry.finish(out);
+            };
+            if distributed {
+                crate::cluster::dist::local_done(&id, out, Box::new(complete));
+            } else {
+                complete(out);
+            }
+        })
+    };
+    let control = ExecControl::new();
+    let host = AsUser::new(
+        AtDepth::new(ControlledRuntime(Arc::clone(&control)), depth),
+        run_as.clone(),
+    );
+    match crate::run::start::start_execution_on(
+        pool,
+        source,
+        &req.plan,
+        &host,
+        shuffle.as_ref(),
+        on_done,
+    ) {
+        Ok(handle) => {
+            entry.started(handle, Some(control));
+            let ended = lock(&ended);
+            if !*ended {
+                state.keep(&entry);
+            }
+            Ok(())
+        }
+        Err(e) => {
+            if distributed {
+                crate::cluster::dist::abandon(&entry.id);
+            }
+            Err(e)
+        }
+    }
+}
+
+fn lock(m: &Mutex<bool>) -> std::sync::MutexGuard<'_, bool> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,119 @@
+//! `run()` anywhere but a script's body (REFERENCE §4.1, §12.3): from a step, a coroutine,
+//! a `registerTE` callback. The run starts at once through the host
+//! ([`NestedRuns::start_nested`], installed by the module) and `run()` returns a `GearsFuture` (`py/nested.py`)
+//! that the run's end completes with `[results, errors]`; a coroutine awaits it without
+//! blocking any thread, and one nobody awaits still runs (the host drops it when done).
+//!
+//! Deadlock: a step that waits (a coroutine awaited by its worker) for a nested run must not
+//! wait on the pool it occupies. A run started from code at depth `n` runs at depth `n + 1`
+//! on the host's pool for that depth, so waiters only ever wait for deeper pools; depth is
+//! bounded by [`MAX_DEPTH`] (deeper: an error, never a hang). The depth travels with the
+//! caller's identity (`caller`), set on threads by [`depth::AtDepth`].
+//!
+//! Top layer: depends on `request`, `cluster`, `caller`, `convert`, `gil` and `errors`.
+
+pub mod depth;
+
+use std::sync::OnceLock;
+
+use engine::exec::ExecutionOutput;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyList};
+
+use crate::errors::GearsError;
+use crate::request::{build_request, RunDone, RunRequest};
+
+/// What the host (the module) does for nested runs; installed once at start-up.
+pub trait NestedRuns: Send + Sync {
+    /// Starts `req` now, without waiting for it, at nesting `depth` (>= 1) on a pool for
+    /// that depth, as `caller`; `req.on_done` gets the output when it ends (exactly once).
+    /// Listed while it runs, dropped when done. Called with the GIL released.
+    fn start_nested(
+        &self,
+        caller: Option<crate::caller::RunAs>,
+        depth: u32,
+        req: RunRequest,
+    ) -> Result<(), String>;
+}
+
+static HOST: OnceLock<Box<dyn NestedRuns>> = OnceLock::new();
+
+/// Installs the host's nested runs; later calls are ignored.
+pub fn install(host: Box<dyn NestedRuns>) {
+    let _ = HOST.set(host);
+}
+
+/// The deepest a `run()` may nest: a run started at this depth may not start another.
+pub const MAX_DEPTH: u32 = 8;
+
+/// The awaitable class (`py/nested.py`, loaded with the runtime).
+static FUTURE_CLASS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// Keeps the `GearsFuture` class of `py/nested.py` (once, when the runtime loads).
+pub(crate) fn set_class(py: Python<'_>, class: Py<PyAny>) {
+    let _ = FUTURE_CLASS.set(py, class);
+}
+
+/// A new, pending `GearsFuture`.
+pub(crate) fn new_future(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    FUTURE_CLASS
+        .get(py)
+        .ok_or_else(|| GearsError::new_err("Gearshift Python runtime not initialised"))?
+        .bind(py)
+        .call0()
+}
+
+/// What completes `fut` when its run ends (called once, from any thread, GIL not held).
+pub(crate) fn completer(fut: &Bound<'_, PyAny>) -> RunDone {
+    let fut = fut.clone().unbind();
+    Box::new(move |out: &ExecutionOutput| {
+        crate::gil::completion(|py| {
+            let done =
+                output_to_py(py, out).and_then(|v| fut.bind(py).call_method1("_complete", (v,)));
+            if let Err(e) = done {
+                e.write_unraisable(py, None);
+            }
+        })
+    })
+}
+
+/// `[results, errors]` as a nested run's awaiter gets it.
+fn output_to_py<'py>(py: Python<'py>, out: &ExecutionOutput) -> PyResult<Bound<'py, PyList>> {
+    let results = out
+        .results
+        .iter()
+        .map(|d| crate::convert::datum_to_py(py, d))
+        .collect::<PyResult<Vec<_>>>()?;
+    let results = PyList::new(py, results)?;
+    let errors = PyList::new(py, out.errors.iter())?;
+    PyList::new(py, [results.into_any(), errors.into_any()])
+}
+
+/// Starts the run `reader(arg)` with `steps` one level deeper than the code calling, as
+/// that code's ACL user, and returns its `GearsFuture`.
+pub(crate) fn start<'py>(
+    reader: &str,
+    arg: &Bound<'py, PyAny>,
+    steps: &Bound<'py, PyList>,
+    kwargs: &Bound<'py, PyDict>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = arg.py();
+    let depth = crate::caller::depth(py) + 1;
+    if depth > MAX_DEPTH {
+        return Err(GearsError::new_err(format!(
+            "Can not run: run() nested too deep (at most {MAX_DEPTH} levels of nested executions)"
+        )));
+    }
+    let host = HOST.get().ok_or_else(|| {
+        GearsError::new_err("run() inside an execution is not supported by this host")
+    })?;
+    let wire = crate::cluster::wire_of(py, reader, arg, steps, kwargs)?;
+    let mut req = build_request(reader, arg, steps, kwargs, wire)?;
+    let fut = new_future(py)?;
+    req.on_done = Some(completer(&fut));
+    let caller = crate::caller::current(py);
+    py.detach(|| host.start_nested(caller, depth, req))
+        .map_err(GearsError::new_err)?;
+    Ok(fut)
+}

@@ -167,7 +167,9 @@ fn run<'py>(
     steps: &Bound<'py, PyList>,
     kwargs: &Bound<'py, PyDict>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    if session::in_script() {
+    // A sync registration fired by the script's own write runs its steps on this thread:
+    // a run() there is nested, not the script's.
+    if session::in_script() && !crate::scope::in_execution() {
         session::request_run(reader, arg, steps, kwargs)
     } else {
         crate::nested::start(reader, arg, steps, kwargs)

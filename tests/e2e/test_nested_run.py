@@ -43,6 +43,24 @@ GB('ShardsIDReader').map(f).run()
     assert pyexecute(r, script) == [["8"], []]
 
 
+def test_nested_run_without_convert_gives_the_python_objects(r):
+    script = """
+def gen():
+    yield {'a': 1}
+    yield None
+    yield 'boom'
+def check(x):
+    if x == 'boom':
+        raise Exception('bad record')
+    return x
+async def f(x):
+    res = await GB('PythonReader').map(check).run(gen, convertToStr=False)
+    return [res[0], [('bad record' in e) for e in res[1]]]
+GB('ShardsIDReader').map(f).run()
+"""
+    assert pyexecute(r, script) == [["[[{'a': 1}, None], [True]]"], []]
+
+
 def test_nested_run_not_awaited_still_runs_and_is_dropped():
     with fresh_server() as srv:
         c = srv.client()
@@ -168,3 +186,17 @@ def test_top_level_run_is_still_one_per_script(r):
         raise AssertionError("second run() accepted")
     except redis.ResponseError as e:
         assert "Can not run more then 1 executions in a single script" in str(e)
+
+
+def test_run_in_a_sync_registration_fired_by_the_script_is_nested():
+    with fresh_server() as srv:
+        c = srv.client()
+        reg = ("GB().foreach(lambda x: GB('ShardsIDReader')"
+               ".foreach(lambda y: execute('INCR', 'from_sync')).run())"
+               ".register('trig:*', mode='sync')")
+        assert pyexecute(c, reg) == "OK"
+        c.set("trig:0", "x")  # fired on the main thread
+        assert wait_for(lambda: c.get("from_sync") == "1")
+        script = "execute('SET', 'trig:1', 'x')\nGB('ShardsIDReader').run()"
+        assert pyexecute(c, script) == [["1"], []]
+        assert wait_for(lambda: c.get("from_sync") == "2")

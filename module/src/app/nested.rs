@@ -16,8 +16,8 @@
 use std::sync::{Arc, Mutex, OnceLock};
 
 use engine::exec::{ExecutionOutput, WorkerPool};
-use gearpy::nested::{depth::AtDepth, NestedRuns, MAX_DEPTH};
-use gearpy::{ControlledRuntime, ExecControl, RunRequest};
+use gearpy::nested::{NestedRun, NestedRuns, MAX_DEPTH};
+use gearpy::ExecControl;
 
 use crate::model::executions::Entry;
 use crate::model::state::ModuleState;
@@ -45,27 +45,20 @@ fn pool(state: &ModuleState, depth: u32) -> Result<&'static WorkerPool, String> 
 pub struct ModuleNestedRuns;
 
 impl NestedRuns for ModuleNestedRuns {
-    fn start_nested(
-        &self,
-        caller: Option<RunAs>,
-        depth: u32,
-        req: RunRequest,
-    ) -> Result<(), String> {
+    fn start_nested(&self, caller: Option<RunAs>, run: NestedRun) -> Result<(), String> {
         let state = crate::model::state::get().ok_or("Gearshift is not initialised")?;
         // Code without an identity is refused, as `execute()` refuses it.
         let run_as = caller.unwrap_or_else(|| RunAs::user(access::NO_USER));
-        start(state, depth, req, &run_as)
+        start(state, run, &run_as)
     }
 }
 
-/// Starts `req` at `depth` as `run_as`; its `on_done` gets the output.
-fn start(
-    state: &'static ModuleState,
-    depth: u32,
-    mut req: RunRequest,
-    run_as: &RunAs,
-) -> Result<(), String> {
+/// Starts `run` as `run_as`; its request's `on_done` gets the output.
+fn start(state: &'static ModuleState, run: NestedRun, run_as: &RunAs) -> Result<(), String> {
+    let depth = run.depth;
     let pool = pool(state, depth)?;
+    let control = ExecControl::new();
+    let (mut req, runtime) = run.into_parts(Arc::clone(&control));
     let notify = req.on_done.take();
     let source = crate::run::start::source_for(req.reader, &req.plan);
     let source = access::source(gearpy::nested::depth::source(source, depth), run_as);
@@ -101,11 +94,7 @@ fn start(
             }
         })
     };
-    let control = ExecControl::new();
-    let host = AsUser::new(
-        AtDepth::new(ControlledRuntime(Arc::clone(&control)), depth),
-        run_as.clone(),
-    );
+    let host = AsUser::new(runtime, run_as.clone());
     match crate::run::start::start_execution_on(
         pool,
         source,

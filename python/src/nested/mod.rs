@@ -13,6 +13,10 @@
 //! Top layer: depends on `request`, `cluster`, `caller`, `convert`, `gil` and `errors`.
 
 pub mod depth;
+mod keep;
+
+use keep::Kept;
+pub use keep::NestedRuntime;
 
 use std::sync::OnceLock;
 
@@ -24,16 +28,37 @@ use pyo3::types::{PyDict, PyList};
 use crate::errors::GearsError;
 use crate::request::{build_request, RunDone, RunRequest};
 
+/// A nested run to start: its request and depth, and where its results are kept.
+pub struct NestedRun {
+    /// `req.on_done` must get the output when the run ends (exactly once).
+    pub req: RunRequest,
+    /// 1 for a run started by a top-level execution, one more per level.
+    pub depth: u32,
+    kept: Kept,
+}
+
+impl NestedRun {
+    /// The request, and the run's runtime: its Python stages (abortable through
+    /// `control`) run at its depth and its results are kept as Python objects. Wrap its
+    /// source in [`depth::source`] (a PythonReader's code may `run()` too).
+    pub fn into_parts(
+        self,
+        control: std::sync::Arc<crate::control::ExecControl>,
+    ) -> (RunRequest, NestedRuntime) {
+        let rt = NestedRuntime::new(control, self.depth, self.kept);
+        (self.req, rt)
+    }
+}
+
 /// What the host (the module) does for nested runs; installed once at start-up.
 pub trait NestedRuns: Send + Sync {
-    /// Starts `req` now, without waiting for it, at nesting `depth` (>= 1) on a pool for
-    /// that depth, as `caller`; `req.on_done` gets the output when it ends (exactly once).
-    /// Listed while it runs, dropped when done. Called with the GIL released.
+    /// Starts `run` now, without waiting for it, on a pool for its depth, as `caller`
+    /// (with [`NestedRun::runtime`] and [`NestedRun::source`]). Listed while it runs,
+    /// dropped when done. Called with the GIL released.
     fn start_nested(
         &self,
         caller: Option<crate::caller::RunAs>,
-        depth: u32,
-        req: RunRequest,
+        run: NestedRun,
     ) -> Result<(), String>;
 }
 
@@ -66,11 +91,18 @@ pub(crate) fn new_future(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
 
 /// What completes `fut` when its run ends (called once, from any thread, GIL not held).
 pub(crate) fn completer(fut: &Bound<'_, PyAny>) -> RunDone {
+    completer_keeping(fut, None)
+}
+
+/// As [`completer`]; the results are the records in `kept` (Python objects), followed by
+/// the output's native ones.
+fn completer_keeping(fut: &Bound<'_, PyAny>, kept: Option<Kept>) -> RunDone {
     let fut = fut.clone().unbind();
     Box::new(move |out: &ExecutionOutput| {
         crate::gil::completion(|py| {
-            let done =
-                output_to_py(py, out).and_then(|v| fut.bind(py).call_method1("_complete", (v,)));
+            let kept = kept.map(|k| k.take()).unwrap_or_default();
+            let done = output_to_py(py, kept, out)
+                .and_then(|v| fut.bind(py).call_method1("_complete", (v,)));
             if let Err(e) = done {
                 e.write_unraisable(py, None);
             }
@@ -79,12 +111,15 @@ pub(crate) fn completer(fut: &Bound<'_, PyAny>) -> RunDone {
 }
 
 /// `[results, errors]` as a nested run's awaiter gets it.
-fn output_to_py<'py>(py: Python<'py>, out: &ExecutionOutput) -> PyResult<Bound<'py, PyList>> {
-    let results = out
-        .results
-        .iter()
-        .map(|d| crate::convert::datum_to_py(py, d))
-        .collect::<PyResult<Vec<_>>>()?;
+fn output_to_py<'py>(
+    py: Python<'py>,
+    kept: Vec<Py<PyAny>>,
+    out: &ExecutionOutput,
+) -> PyResult<Bound<'py, PyList>> {
+    let mut results: Vec<Bound<'py, PyAny>> = kept.into_iter().map(|o| o.into_bound(py)).collect();
+    for d in &out.results {
+        results.push(crate::convert::datum_to_py(py, d)?);
+    }
     let results = PyList::new(py, results)?;
     let errors = PyList::new(py, out.errors.iter())?;
     PyList::new(py, [results.into_any(), errors.into_any()])
@@ -111,9 +146,11 @@ pub(crate) fn start<'py>(
     let wire = crate::cluster::wire_of(py, reader, arg, steps, kwargs)?;
     let mut req = build_request(reader, arg, steps, kwargs, wire)?;
     let fut = new_future(py)?;
-    req.on_done = Some(completer(&fut));
+    let kept = Kept::default();
+    req.on_done = Some(completer_keeping(&fut, Some(kept.clone())));
+    let run = NestedRun { req, depth, kept };
     let caller = crate::caller::current(py);
-    py.detach(|| host.start_nested(caller, depth, req))
+    py.detach(|| host.start_nested(caller, run))
         .map_err(GearsError::new_err)?;
     Ok(fut)
 }

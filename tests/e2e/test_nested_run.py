@@ -200,3 +200,30 @@ def test_run_in_a_sync_registration_fired_by_the_script_is_nested():
         script = "execute('SET', 'trig:1', 'x')\nGB('ShardsIDReader').run()"
         assert pyexecute(c, script) == [["1"], []]
         assert wait_for(lambda: c.get("from_sync") == "2")
+
+
+def test_a_running_nested_run_is_listed_and_can_be_aborted():
+    with fresh_server() as srv:
+        c = srv.client()
+        script = """
+def spin(x):
+    execute('SET', 'spinning', '1')
+    while True:
+        pass
+async def report():
+    res = await GB('ShardsIDReader').map(spin).run()
+    execute('SET', 'nested:out', str(len(res[0])))
+def start(x):
+    runCoroutine(report())
+    return 'started'
+GB('ShardsIDReader').map(start).run()
+"""
+        assert pyexecute(c, script) == [["started"], []]
+        assert wait_for(lambda: c.get("spinning") == "1")
+        running = wait_for(lambda: [e[1] for e in c.execute_command("RG.DUMPEXECUTIONS")
+                                    if e[3] == "running"])
+        assert len(running) == 1, running
+        assert c.execute_command("RG.ABORTEXECUTION", running[0]) == "OK"
+        # The loop never ends by itself: its awaiter waking at all is the abort; no results.
+        assert wait_for(lambda: c.get("nested:out") == "0", timeout=10)
+        assert wait_for(lambda: dumped_ids(c) == []), dumped_ids(c)

@@ -3,43 +3,23 @@
 //! its output when it ends (the `GearsFuture` `run()` returned).
 //!
 //! Deadlock: a worker whose step awaits a nested run is blocked until that run ends, so the
-//! run must not need that worker's pool. A run nested at depth `d` runs on a pool of its
-//! own for depth `d` (`ExecutionThreads` threads, started the first time that depth is
-//! used); code at depth `d` only waits for runs at depth `d + 1`, and the Python layer
-//! refuses depths past `gearpy::nested::MAX_DEPTH`, so no chain of waiters closes a cycle.
+//! run must not need that worker's pool: it runs on the pool for its depth
+//! (`run::pools`), on every shard.
 //!
 //! A nested run is listed (`RG.DUMPEXECUTIONS`, abortable) while it runs, and dropped when
 //! done, like a blocking RG.PYEXECUTE run (1.2). It runs as its parent's ACL user, on every
 //! shard in cluster mode unless `mode='async_local'`. Depends on `run`, `cluster`, `model`
 //! and `redis`.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
-use engine::exec::{ExecutionOutput, WorkerPool};
-use gearpy::nested::{NestedRun, NestedRuns, MAX_DEPTH};
+use engine::exec::ExecutionOutput;
+use gearpy::nested::{NestedRun, NestedRuns};
 use gearpy::ExecControl;
 
 use crate::model::executions::Entry;
 use crate::model::state::ModuleState;
 use crate::redis::access::{self, AsUser, RunAs};
-
-/// The pools of nested runs, one per depth (index `depth - 1`), started on first use.
-static POOLS: [OnceLock<WorkerPool>; MAX_DEPTH as usize] =
-    [const { OnceLock::new() }; MAX_DEPTH as usize];
-
-fn pool(state: &ModuleState, depth: u32) -> Result<&'static WorkerPool, String> {
-    let slot = POOLS
-        .get((depth as usize).wrapping_sub(1))
-        .ok_or_else(|| format!("Can not run: nesting depth {depth} is out of range"))?;
-    Ok(slot.get_or_init(|| {
-        let threads = state.config.int("ExecutionThreads").max(1) as usize;
-        WorkerPool::with_task_end(
-            threads,
-            &format!("gearshift-nested{depth}"),
-            crate::redis::lock::release_leaked_lock,
-        )
-    }))
-}
 
 /// The module's side of `gearpy::nested`.
 pub struct ModuleNestedRuns;
@@ -56,7 +36,7 @@ impl NestedRuns for ModuleNestedRuns {
 /// Starts `run` as `run_as`; its request's `on_done` gets the output.
 fn start(state: &'static ModuleState, run: NestedRun, run_as: &RunAs) -> Result<(), String> {
     let depth = run.depth;
-    let pool = pool(state, depth)?;
+    let pool = crate::run::pools::for_depth(state, depth)?;
     let control = ExecControl::new();
     let (mut req, runtime) = run.into_parts(Arc::clone(&control));
     let notify = req.on_done.take();
@@ -67,8 +47,8 @@ fn start(state: &'static ModuleState, run: NestedRun, run_as: &RunAs) -> Result<
         .wire
         .take()
         .and_then(|w| crate::model::topology::current().map(|t| (w, t)));
-    let shuffle =
-        cluster.map(|(wire, topo)| crate::cluster::dist::launch(&entry.id, &topo, wire, run_as));
+    let shuffle = cluster
+        .map(|(wire, topo)| crate::cluster::dist::launch(&entry.id, &topo, wire, run_as, depth));
     let distributed = shuffle.is_some();
     // Set once the run ended: it is then no longer kept (ordered by this lock).
     let ended = Arc::new(Mutex::new(false));

@@ -249,7 +249,7 @@ fn start_run(
         .take()
         .and_then(|w| crate::model::topology::current().map(|t| (w, t)));
     let shuffle =
-        cluster.map(|(wire, topo)| crate::cluster::dist::launch(&entry.id, &topo, wire, run_as));
+        cluster.map(|(wire, topo)| crate::cluster::dist::launch(&entry.id, &topo, wire, run_as, 0));
     let distributed = shuffle.is_some();
     let (waiting, id_client) = if unblocking {
         (None, Some(client))

@@ -1,8 +1,9 @@
 //! `run()` anywhere but a script's body (REFERENCE §4.1, §12.3): from a step, a coroutine,
 //! a `registerTE` callback. The run starts at once through the host
-//! ([`NestedRuns::start_nested`], installed by the module) and `run()` returns a `GearsFuture` (`py/nested.py`)
-//! that the run's end completes with `[results, errors]`; a coroutine awaits it without
-//! blocking any thread, and one nobody awaits still runs (the host drops it when done).
+//! ([`NestedRuns::start_nested`], installed by the module) and `run()` returns a
+//! `GearsFuture` (`py/nested.py`) that the run's end completes with `[results, errors]`; a
+//! coroutine awaits it on its loop without blocking that loop, and a run nobody awaits
+//! still runs (the host drops it when done).
 //!
 //! Deadlock: a step that waits (a coroutine awaited by its worker) for a nested run must not
 //! wait on the pool it occupies. A run started from code at depth `n` runs at depth `n + 1`
@@ -10,7 +11,8 @@
 //! bounded by [`MAX_DEPTH`] (deeper: an error, never a hang). The depth travels with the
 //! caller's identity (`caller`), set on threads by [`depth::AtDepth`].
 //!
-//! Top layer: depends on `request`, `cluster`, `caller`, `convert`, `gil` and `errors`.
+//! Top layer: depends on `request`, `cluster`, `caller`, `convert`, `gil`, `errors`, and
+//! through `keep` on `stage`, `control` and `column`.
 
 pub mod depth;
 mod keep;
@@ -53,8 +55,9 @@ impl NestedRun {
 /// What the host (the module) does for nested runs; installed once at start-up.
 pub trait NestedRuns: Send + Sync {
     /// Starts `run` now, without waiting for it, on a pool for its depth, as `caller`
-    /// (with [`NestedRun::runtime`] and [`NestedRun::source`]). Listed while it runs,
-    /// dropped when done. Called with the GIL released.
+    /// (with the runtime of [`NestedRun::into_parts`] and its source wrapped in
+    /// [`depth::source`]). Listed while it runs, dropped when done. Called with the GIL
+    /// released.
     fn start_nested(
         &self,
         caller: Option<crate::caller::RunAs>,

@@ -108,7 +108,7 @@ pub(crate) fn request_run<'py>(
     let wire = crate::cluster::wire_of(arg.py(), reader, arg, steps, kwargs)?;
     let mut req = build_request(reader, arg, steps, kwargs, wire)?;
     let fut = crate::nested::new_future(arg.py())?;
-    req.on_done = Some(crate::nested::completer(&fut));
+    req.on_done = Some(crate::nested::completer(&fut)?);
     PENDING.with(|p| *p.borrow_mut() = Some(Some(req)));
     Ok(fut)
 }

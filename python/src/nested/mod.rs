@@ -25,7 +25,7 @@ use std::sync::OnceLock;
 use engine::exec::ExecutionOutput;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyDict, PyList, PyWeakrefReference};
 
 use crate::errors::GearsError;
 use crate::request::{build_request, RunDone, RunRequest};
@@ -93,24 +93,46 @@ pub(crate) fn new_future(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
 }
 
 /// What completes `fut` when its run ends (called once, from any thread, GIL not held).
-pub(crate) fn completer(fut: &Bound<'_, PyAny>) -> RunDone {
+pub(crate) fn completer(fut: &Bound<'_, PyAny>) -> PyResult<RunDone> {
     completer_keeping(fut, None)
 }
 
 /// As [`completer`]; the results are the records in `kept` (Python objects), followed by
-/// the output's native ones.
-fn completer_keeping(fut: &Bound<'_, PyAny>, kept: Option<Kept>) -> RunDone {
-    let fut = fut.clone().unbind();
-    Box::new(move |out: &ExecutionOutput| {
-        crate::gil::completion(|py| {
-            let kept = kept.map(|k| k.take()).unwrap_or_default();
-            let done = output_to_py(py, kept, out)
-                .and_then(|v| fut.bind(py).call_method1("_complete", (v,)));
-            if let Err(e) = done {
-                e.write_unraisable(py, None);
+/// the output's native ones. The future is held weakly: once nothing else refers to it
+/// (nobody can await it any more), its output is not converted at all. Never panics (the
+/// run's own completion goes on after it).
+fn completer_keeping(fut: &Bound<'_, PyAny>, kept: Option<Kept>) -> PyResult<RunDone> {
+    let fut = PyWeakrefReference::new(fut)?.unbind();
+    Ok(Box::new(move |out: &ExecutionOutput| {
+        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::gil::completion(|py| complete(py, &fut, kept, out))
+        }));
+        if done.is_err() {
+            if let Some(h) = crate::services::get() {
+                h.log(
+                    "warning",
+                    "Gearshift: a run's output could not reach its GearsFuture",
+                );
             }
-        })
-    })
+        }
+    }))
+}
+
+/// Completes the future `fut` refers to with the output, if it is still alive.
+fn complete(
+    py: Python<'_>,
+    fut: &Py<PyWeakrefReference>,
+    kept: Option<Kept>,
+    out: &ExecutionOutput,
+) {
+    let kept = kept.map(|k| k.take()).unwrap_or_default();
+    let Some(fut) = fut.bind(py).upgrade() else {
+        return;
+    };
+    let done = output_to_py(py, kept, out).and_then(|v| fut.call_method1("_complete", (v,)));
+    if let Err(e) = done {
+        e.write_unraisable(py, None);
+    }
 }
 
 /// `[results, errors]` as a nested run's awaiter gets it.
@@ -150,7 +172,7 @@ pub(crate) fn start<'py>(
     let mut req = build_request(reader, arg, steps, kwargs, wire)?;
     let fut = new_future(py)?;
     let kept = Kept::default();
-    req.on_done = Some(completer_keeping(&fut, Some(kept.clone())));
+    req.on_done = Some(completer_keeping(&fut, Some(kept.clone()))?);
     let run = NestedRun { req, depth, kept };
     let caller = crate::caller::current(py);
     py.detach(|| host.start_nested(caller, run))

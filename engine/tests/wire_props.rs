@@ -97,6 +97,7 @@ fn random_message(rng: &mut StdRng) -> Message {
                 .collect(),
             wire: random_bytes(rng, 16),
             run_as: random_run_as(rng),
+            depth: rng.random(),
         }),
         2 => Message::Done { id: text(rng) },
         3 => Message::Alive { id: text(rng) },

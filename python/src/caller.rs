@@ -10,9 +10,14 @@
 //! coroutine to carry the caller in a context variable instead (each asyncio task has a
 //! context of its own). The thread-local wins where both are set.
 //!
+//! The token also carries the nesting depth of the code calling (0 for top-level
+//! executions, `n` inside an execution a `run()` nested `n` levels deep started): nested
+//! runs of depth `n` get pools of their own, so a waiter never fills the pool it waits on
+//! (`nested`). [`DepthScope`] sets it on a thread as [`Scope`] does the identity.
+//!
 //! Bottom layer, a leaf: depends on `engine` (`RunAs`) and pyo3 only.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -23,6 +28,25 @@ pub use engine::wire::RunAs;
 
 thread_local! {
     static CURRENT: RefCell<Option<RunAs>> = const { RefCell::new(None) };
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+/// While alive, code on this thread runs at the given nesting depth (the previous one
+/// comes back on drop).
+#[derive(Debug)]
+#[must_use = "the depth applies only while the scope lives"]
+pub struct DepthScope(u32);
+
+impl DepthScope {
+    pub fn enter(depth: u32) -> DepthScope {
+        DepthScope(DEPTH.with(|d| d.replace(depth)))
+    }
+}
+
+impl Drop for DepthScope {
+    fn drop(&mut self) {
+        DEPTH.with(|d| d.set(self.0));
+    }
 }
 
 /// While alive, code on this thread runs as the given identity; the previous one comes
@@ -59,7 +83,7 @@ pub fn on_this_thread() -> Option<RunAs> {
 
 /// An identity as Python sees it: opaque, and not constructible from Python.
 #[pyclass(frozen, module = "_gearshift")]
-pub(crate) struct CallerToken(RunAs);
+pub(crate) struct CallerToken(RunAs, u32);
 
 /// The context variable coroutines carry their identity in.
 static CALLER_VAR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -74,22 +98,33 @@ pub(crate) fn caller_var(py: Python<'_>) -> PyResult<&Py<PyAny>> {
     })
 }
 
-/// The identity of the code calling now: this thread's, else the running coroutine's.
-pub fn current(py: Python<'_>) -> Option<RunAs> {
+/// The identity and depth of the code calling now: this thread's, else the running
+/// coroutine's.
+fn current_with_depth(py: Python<'_>) -> Option<(RunAs, u32)> {
     if let Some(r) = on_this_thread() {
-        return Some(r);
+        return Some((r, DEPTH.with(|d| d.get())));
     }
     let var = caller_var(py).ok()?;
     let tok = var.bind(py).call_method1("get", (py.None(),)).ok()?;
     let tok = tok.cast::<CallerToken>().ok()?;
-    Some(tok.get().0.clone())
+    Some((tok.get().0.clone(), tok.get().1))
 }
 
-/// `caller_token()`: the current identity, for a coroutine wrapper to carry (None outside
-/// any execution).
+/// The identity of the code calling now: this thread's, else the running coroutine's.
+pub fn current(py: Python<'_>) -> Option<RunAs> {
+    current_with_depth(py).map(|(r, _)| r)
+}
+
+/// The nesting depth of the code calling now (0 outside nested executions).
+pub fn depth(py: Python<'_>) -> u32 {
+    current_with_depth(py).map_or(0, |(_, d)| d)
+}
+
+/// `caller_token()`: the current identity and depth, for a coroutine wrapper to carry
+/// (None outside any execution).
 #[pyfunction]
 pub(crate) fn caller_token(py: Python<'_>) -> Option<CallerToken> {
-    current(py).map(CallerToken)
+    current_with_depth(py).map(|(r, d)| CallerToken(r, d))
 }
 
 /// Adds the token function and the context variable to the `_gearshift` module.

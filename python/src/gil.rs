@@ -62,6 +62,12 @@ pub(crate) fn callback(f: &Py<PyAny>, what: &str) -> bool {
     })
 }
 
+/// Completing a `GearsFuture` when its run ends (`nested`): no user code runs, only the
+/// wake-up of its awaiters is scheduled on their loops.
+pub(crate) fn completion<R>(f: impl FnOnce(Python<'_>) -> R) -> R {
+    Python::attach(f)
+}
+
 /// A short hold that runs no user code, to act on a thread: scheduling
 /// `gears.forcestopped` in another thread, arming the main thread's eval breaker, or
 /// restoring an exception inside a pending call (which already holds the GIL: this nests).

@@ -23,7 +23,8 @@
 //!   (PythonReader as a source), `request` (building a `run()`'s request).
 //! - **Top — what scripts and the module call**: `register` (registrations a script
 //!   prepares), `time_event` (`registerTE`), `cluster` (the shard's view, a run's wire
-//!   form), `session` (running a script), `runtime` (the `_gearshift` module behind
+//!   form), `nested` (`run()` inside executions, the `GearsFuture` it returns),
+//!   `session` (running a script), `runtime` (the `_gearshift` module behind
 //!   `py/prelude.py`, the API scripts see) and this file (start-up).
 #![deny(unsafe_code)]
 
@@ -58,6 +59,7 @@ pub mod step;
 
 // Top layer.
 pub mod cluster;
+pub mod nested;
 pub mod register;
 mod runtime;
 pub mod session;
@@ -73,7 +75,7 @@ pub use column::PyColumnDecoder;
 pub use control::ExecControl;
 pub use event::{Deferred, EventPlan};
 pub use register::{OnRegistered, RegisterRequest, StreamOptions};
-pub use request::{ReaderSpec, RunRequest};
+pub use request::{ReaderSpec, RunDone, RunRequest};
 pub use session::{run_script, ScriptOutcome};
 pub use stage::{ControlledRuntime, PyRuntime};
 
@@ -100,6 +102,9 @@ const READERS: &std::ffi::CStr = embedded_py!("py/readers.py");
 
 /// `gearsFuture()`, completions and the gears asyncio loop (loaded before the prelude).
 const FUTURES: &std::ffi::CStr = embedded_py!("py/futures.py");
+
+/// The `GearsFuture` that `run()` returns (`nested`).
+const NESTED: &std::ffi::CStr = embedded_py!("py/nested.py");
 
 /// `mapBatch(f, format='arrow')` support (imports pyarrow only when a flow uses it).
 const ARROW_BATCH: &std::ffi::CStr = embedded_py!("py/arrow_batch.py");
@@ -132,6 +137,9 @@ fn load_runtime(py: Python<'_>) -> PyResult<()> {
     modules.set_item("_gearshift_arrow", &arrow)?;
     let futures = PyModule::from_code(py, FUTURES, c"gearshift_futures.py", c"_gearshift_futures")?;
     modules.set_item("_gearshift_futures", &futures)?;
+    let nested = PyModule::from_code(py, NESTED, c"gearshift_nested.py", c"_gearshift_nested")?;
+    modules.set_item("_gearshift_nested", &nested)?;
+    nested::set_class(py, nested.getattr("GearsFuture")?.unbind());
     let readers = PyModule::from_code(py, READERS, c"gearshift_readers.py", c"_gearshift_readers")?;
     modules.set_item("_gearshift_readers", &readers)?;
     let prelude = PyModule::from_code(py, PRELUDE, c"gearshift_prelude.py", c"gearshift_prelude")?;

@@ -27,12 +27,17 @@ pub enum ReaderSpec {
     Python(GeneratorSource),
 }
 
-/// A `run()` requested by a script.
+/// Told a run's output once it ends (completes the `GearsFuture` `run()` returned).
+pub type RunDone = Box<dyn FnOnce(&engine::exec::ExecutionOutput) + Send>;
+
+/// A `run()` requested by a script (or nested in an execution, `nested`).
 pub struct RunRequest {
     pub reader: ReaderSpec,
     pub plan: Plan,
     /// The run for the other shards of a cluster (`None`: it runs on this shard only).
     pub wire: Option<Vec<u8>>,
+    /// Call with the output when the run ends (the host must call it exactly once).
+    pub on_done: Option<RunDone>,
 }
 
 /// The run `reader(arg)` with `steps` and `kwargs` asks for; `wire` is its form for the
@@ -48,6 +53,7 @@ pub(crate) fn build_request(
         reader: reader_spec(reader, arg, kwargs)?,
         plan: build_plan(steps)?,
         wire,
+        on_done: None,
     })
 }
 fn reader_spec(

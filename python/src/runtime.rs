@@ -157,15 +157,23 @@ fn is_async_allow() -> bool {
             || !services::get().is_some_and(|h| h.holds_redis_lock()))
 }
 
-/// `run(reader, arg, steps, kwargs)`: called by `GearsBuilder.run`.
+/// `run(reader, arg, steps, kwargs)`: called by `GearsBuilder.run`. In a script's body it
+/// is the script's run; anywhere else a nested run that starts now. Either way it returns
+/// the run's `GearsFuture`.
 #[pyfunction]
-fn run(
+fn run<'py>(
     reader: &str,
-    arg: &Bound<'_, PyAny>,
-    steps: &Bound<'_, PyList>,
-    kwargs: &Bound<'_, PyDict>,
-) -> PyResult<()> {
-    session::request_run(reader, arg, steps, kwargs)
+    arg: &Bound<'py, PyAny>,
+    steps: &Bound<'py, PyList>,
+    kwargs: &Bound<'py, PyDict>,
+) -> PyResult<Bound<'py, PyAny>> {
+    // A sync registration fired by the script's own write runs its steps on this thread:
+    // a run() there is nested, not the script's.
+    if session::in_script() && !crate::scope::in_execution() {
+        session::request_run(reader, arg, steps, kwargs)
+    } else {
+        crate::nested::start(reader, arg, steps, kwargs)
+    }
 }
 
 /// `call_next(*args)`: inside a command hook, runs the next hook or the real command with

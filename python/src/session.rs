@@ -3,7 +3,8 @@
 //! the registrations it prepares.
 //!
 //! Top layer: depends on `request` (building the run), `cluster` (its wire form),
-//! `register`, `profile`, `atomic`, `errors` and `gil`.
+//! `nested` (the `GearsFuture` `run()` returns), `register`, `profile`, `atomic`, `errors`
+//! and `gil`.
 
 use std::cell::RefCell;
 use std::ffi::CString;
@@ -89,26 +90,28 @@ fn session_globals(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     Ok(g)
 }
 
-/// Records the script's `run()`; a second one is an error (1.2's text).
-pub(crate) fn request_run(
+/// True while a script's body runs on this thread (its `run()` is the script's run).
+pub(crate) fn in_script() -> bool {
+    PENDING.with(|p| p.borrow().is_some())
+}
+
+/// Records the script's `run()` and returns its `GearsFuture` (completed when the run
+/// ends); a second one is an error (1.2's text).
+pub(crate) fn request_run<'py>(
     reader: &str,
-    arg: &Bound<'_, PyAny>,
-    steps: &Bound<'_, PyList>,
-    kwargs: &Bound<'_, PyDict>,
-) -> PyResult<()> {
-    let in_script = PENDING.with(|p| p.borrow().is_some());
-    if !in_script {
-        return Err(GearsError::new_err(
-            "run() inside an execution is not supported by this Gearshift build yet",
-        ));
-    }
+    arg: &Bound<'py, PyAny>,
+    steps: &Bound<'py, PyList>,
+    kwargs: &Bound<'py, PyDict>,
+) -> PyResult<Bound<'py, PyAny>> {
     if PENDING.with(|p| p.borrow().as_ref().map(|r| r.is_some()).unwrap_or(false)) {
         return Err(GearsError::new_err(
             "Can not run more then 1 executions in a single script",
         ));
     }
     let wire = crate::cluster::wire_of(arg.py(), reader, arg, steps, kwargs)?;
-    let req = build_request(reader, arg, steps, kwargs, wire)?;
+    let mut req = build_request(reader, arg, steps, kwargs, wire)?;
+    let fut = crate::nested::new_future(arg.py())?;
+    req.on_done = Some(crate::nested::completer(&fut)?);
     PENDING.with(|p| *p.borrow_mut() = Some(Some(req)));
-    Ok(())
+    Ok(fut)
 }

@@ -21,6 +21,9 @@ pub struct RunOrder {
     pub wire: Vec<u8>,
     /// Who the run runs as on every shard (`crate::acl`).
     pub run_as: RunAs,
+    /// How deeply the run is nested (0: a top-level run; `n`: started by a `run()` inside
+    /// a run at depth `n - 1`): every shard runs its part on its pool for that depth.
+    pub depth: u32,
 }
 
 /// A registration's distributed run (REFERENCE §7: a registered plan ships as its
@@ -128,11 +131,13 @@ impl Message {
                 ranges,
                 wire,
                 run_as,
+                depth,
             }) => {
                 out.push(2);
                 put_parts(&mut out, id, *initiator, shards, ranges);
                 put(&mut out, wire);
                 put(&mut out, &run_as::encode(run_as));
+                out.extend_from_slice(&depth.to_le_bytes());
             }
             Message::RunRegistered(RegisteredOrder {
                 id,
@@ -229,6 +234,7 @@ impl Message {
                     ranges,
                     wire: r.field()?.to_vec(),
                     run_as: run_as::decode(r.field()?)?,
+                    depth: r.u32()?,
                 })
             }
             9 => {
@@ -376,6 +382,7 @@ mod tests {
                 ranges: vec![(0, 8191, 0), (8192, 16383, 1)],
                 wire: vec![1, 2, 3],
                 run_as: RunAs::user("app"),
+                depth: 2,
             }),
             Message::RunRegistered(RegisteredOrder {
                 id: "x-3".into(),

@@ -35,6 +35,7 @@ pub fn load(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
         allocator,
     )?;
     gearpy::register::set_step_registrar(crate::app::step_register::install_from_step);
+    gearpy::nested::install(Box::new(crate::app::nested::ModuleNestedRuns));
     let threads = config.int("ExecutionThreads").max(1) as usize;
     let pool = WorkerPool::with_task_end(
         threads,

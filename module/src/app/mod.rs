@@ -6,6 +6,7 @@ pub mod info;
 pub mod install;
 pub mod load;
 pub mod local;
+pub mod nested;
 pub mod persist;
 pub mod scripts;
 pub mod services;

@@ -263,13 +263,15 @@ fn start_run(
 ) {
     let source = access::source(crate::run::start::source_for(req.reader, &req.plan), run_as);
     let entry = Entry::new(state.registry.next_id(), &req.plan);
+    // Completes the `GearsFuture` the script's `run()` returned.
+    let notify = Arc::new(Mutex::new(req.on_done.take()));
     // In cluster mode the run goes to every shard; collect/repartition cross the bus.
     let cluster = req
         .wire
         .take()
         .and_then(|w| crate::model::topology::current().map(|t| (w, t)));
     let shuffle =
-        cluster.map(|(wire, topo)| crate::cluster::dist::launch(&entry.id, &topo, wire, run_as));
+        cluster.map(|(wire, topo)| crate::cluster::dist::launch(&entry.id, &topo, wire, run_as, 0));
     let distributed = shuffle.is_some();
     let (waiting, id_client) = if unblocking {
         (None, Some(client))
@@ -278,7 +280,11 @@ fn start_run(
     };
     let waiting = Arc::new(Mutex::new(waiting));
     let on_done = {
-        let (entry, waiting) = (Arc::clone(&entry), Arc::clone(&waiting));
+        let (entry, waiting, notify) = (
+            Arc::clone(&entry),
+            Arc::clone(&waiting),
+            Arc::clone(&notify),
+        );
         Box::new(move |out: ExecutionOutput| {
             let out = entry.settle(out);
             let id = entry.id.clone();
@@ -292,6 +298,7 @@ fn start_run(
                         crate::cluster::dist::drop_parts(&entry.id);
                     }
                 }
+                tell(&notify, &out);
                 entry.finish(out);
             };
             if distributed {
@@ -328,10 +335,19 @@ fn start_run(
             if distributed {
                 crate::cluster::dist::abandon(&entry.id);
             }
+            tell(&notify, &ExecutionOutput::failed(&e));
             if let Some(c) = take(&waiting).or(id_client) {
                 c.send(&Reply::Error(e.to_string()));
             }
         }
+    }
+}
+
+/// Tells the script's `GearsFuture` the run's output (once).
+fn tell(notify: &Mutex<Option<gearpy::RunDone>>, out: &ExecutionOutput) {
+    let n = notify.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(n) = n {
+        n(out);
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::Instant;
 use engine::exec::ExecutionOutput;
 use engine::pool::BufferPool;
 use engine::shuffle::{ShuffleCtx, SlotMap};
+use gearpy::nested::depth::AtDepth;
 use gearpy::{ControlledRuntime, ExecControl};
 
 use super::bus::{self, Message, RunOrder};
@@ -117,6 +118,8 @@ struct Pending {
     errors: Vec<String>,
     /// Past its deadline: the silent shards are being asked whether they still run.
     probing: bool,
+    /// The run's nesting depth: it completes on that depth's pool (`run::pools`).
+    depth: u32,
 }
 
 fn pending() -> std::sync::MutexGuard<'static, HashMap<String, Pending>> {
@@ -128,7 +131,7 @@ fn pending() -> std::sync::MutexGuard<'static, HashMap<String, Pending>> {
 
 /// Ships run `id` (running as `run_as` everywhere) to every other shard and returns this
 /// shard's shuffle context.
-pub fn launch(id: &str, topo: &Topology, wire: Vec<u8>, run_as: &RunAs) -> ShuffleCtx {
+pub fn launch(id: &str, topo: &Topology, wire: Vec<u8>, run_as: &RunAs, depth: u32) -> ShuffleCtx {
     let m = Message::Run(RunOrder {
         id: id.to_owned(),
         initiator: topo.me as u32,
@@ -136,6 +139,7 @@ pub fn launch(id: &str, topo: &Topology, wire: Vec<u8>, run_as: &RunAs) -> Shuff
         ranges: ranges_of(topo),
         wire,
         run_as: run_as.clone(),
+        depth,
     });
     launch_with(id, topo, &m)
 }
@@ -151,6 +155,10 @@ pub(super) fn ranges_of(topo: &Topology) -> Vec<(u16, u16, u32)> {
 /// Sends the run order `m` of run `id` to every other shard, and waits for their parts
 /// (`local_done`); returns this shard's shuffle context.
 pub(super) fn launch_with(id: &str, topo: &Topology, m: &Message) -> ShuffleCtx {
+    let depth = match m {
+        Message::Run(order) => order.depth,
+        _ => 0,
+    };
     pending().insert(
         id.to_owned(),
         Pending {
@@ -158,6 +166,7 @@ pub(super) fn launch_with(id: &str, topo: &Topology, m: &Message) -> ShuffleCtx 
             local: None,
             errors: Vec::new(),
             probing: false,
+            depth,
         },
     );
     let ids = topo.ids();
@@ -231,13 +240,14 @@ pub fn on_done(id: &str, _sender: &str) {
     if run.remaining > 0 || run.local.is_none() {
         return;
     }
+    let depth = run.depth;
     let Some((out, complete)) = take_finished(&mut p, id) else {
         return;
     };
     drop(p);
     transport::forget(exec_key(id));
     if let Some(state) = crate::model::state::get() {
-        state.pool.spawn_fn(move || complete(out));
+        on_pool(state, depth, move || complete(out));
     }
 }
 
@@ -346,9 +356,21 @@ pub fn on_run(order: RunOrder) {
     let Some(state) = crate::model::state::get() else {
         return;
     };
-    state.pool.spawn_fn(move || {
+    on_pool(state, order.depth, move || {
         crate::redis::ffi::trampoline::callback("a remote execution", (), || run_part(order))
     });
+}
+
+/// Runs `f` on the pool of runs at `depth`: a nested run's work never queues behind
+/// workers that wait for it (`run::pools`).
+fn on_pool(
+    state: &'static crate::model::state::ModuleState,
+    depth: u32,
+    f: impl FnOnce() + Send + 'static,
+) {
+    crate::run::pools::for_depth(state, depth)
+        .unwrap_or(&state.pool)
+        .spawn_fn(f);
 }
 
 fn run_part(order: RunOrder) {
@@ -357,6 +379,7 @@ fn run_part(order: RunOrder) {
         shards: &order.shards,
         ranges: &order.ranges,
         initiator: order.initiator,
+        depth: order.depth,
     };
     run_remote(&part, |me| start_part(&order, me));
 }
@@ -367,6 +390,8 @@ pub(super) struct Part<'a> {
     pub shards: &'a [String],
     pub ranges: &'a [(u16, u16, u32)],
     pub initiator: u32,
+    /// The run's nesting depth: the part runs on that depth's pool (`run::pools`).
+    pub depth: u32,
 }
 
 /// Runs `start` with this shard's index in `part`; if it fails, the other shards are
@@ -394,8 +419,10 @@ fn start_part(order: &RunOrder, me: usize) -> Result<(), String> {
         gearpy::cluster::run_from_wire(&order.wire)?
     };
     let entry = Entry::new(order.id.clone(), &req.plan);
+    // A nested run's part reads at its depth (a PythonReader may `run()` too).
+    let source = crate::run::start::source_for(req.reader, &req.plan);
     let source = access::source(
-        crate::run::start::source_for(req.reader, &req.plan),
+        gearpy::nested::depth::source(source, order.depth),
         &order.run_as,
     );
     let part = Part {
@@ -403,6 +430,7 @@ fn start_part(order: &RunOrder, me: usize) -> Result<(), String> {
         shards: &order.shards,
         ranges: &order.ranges,
         initiator: order.initiator,
+        depth: order.depth,
     };
     start_local_part(&part, me, entry, source, &req.plan, &order.run_as)
 }
@@ -437,7 +465,10 @@ pub(super) fn start_local_part(
         Arc::new(SlotMap::from_ranges(&ranges)),
     );
     let control = ExecControl::new();
-    let host = AsUser::new(ControlledRuntime(Arc::clone(&control)), run_as.clone());
+    let host = AsUser::new(
+        AtDepth::new(ControlledRuntime(Arc::clone(&control)), part.depth),
+        run_as.clone(),
+    );
     let on_done = {
         let entry = Arc::clone(&entry);
         let id = part.id.to_owned();
@@ -448,9 +479,11 @@ pub(super) fn start_local_part(
             bus::send(Some(&to), &Message::Done { id });
         })
     };
+    // A nested run's part runs on its depth's pool (`run::pools`).
+    let pool = crate::run::pools::for_depth(state, part.depth)?;
     part_started(part.id, part.shards, me);
     let handle =
-        crate::run::start::start_execution(state, source, plan, &host, Some(&ctx), on_done)
+        crate::run::start::start_execution_on(pool, source, plan, &host, Some(&ctx), on_done)
             .map_err(|e| {
                 part_ended(part.id);
                 e.to_string()

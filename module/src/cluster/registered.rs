@@ -49,6 +49,8 @@ pub fn on_run(order: RegisteredOrder) {
                 shards: &order.shards,
                 ranges: &order.ranges,
                 initiator: order.initiator,
+                // A registration's run is never nested.
+                depth: 0,
             };
             dist::run_remote(&part, |me| start(&order, &part, me));
         })

@@ -8,6 +8,7 @@ pub mod hook_checks;
 pub mod hooks;
 pub mod inline;
 pub mod linked;
+pub mod pools;
 pub mod readers;
 pub mod start;
 pub mod streams;

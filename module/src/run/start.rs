@@ -41,15 +41,19 @@ pub fn start_execution(
     shuffle: Option<&engine::shuffle::ShuffleCtx>,
     on_done: engine::exec::OnDone,
 ) -> Result<Execution, String> {
+    start_execution_on(&state.pool, source, plan, host, shuffle, on_done)
+}
+
+/// As [`start_execution`], on `pool` (a nested `run()`'s pool for its depth).
+pub fn start_execution_on(
+    pool: &engine::exec::WorkerPool,
+    source: Box<dyn engine::exec::Source>,
+    plan: &Plan,
+    host: &dyn engine::udf::UdfRuntime,
+    shuffle: Option<&engine::shuffle::ShuffleCtx>,
+    on_done: engine::exec::OnDone,
+) -> Result<Execution, String> {
     let cfg = engine::exec::ExecConfig::default();
-    Execution::start(
-        source,
-        plan,
-        Some(host),
-        shuffle,
-        &state.pool,
-        &cfg,
-        on_done,
-    )
-    .map_err(|e| e.to_string())
+    Execution::start(source, plan, Some(host), shuffle, pool, &cfg, on_done)
+        .map_err(|e| e.to_string())
 }

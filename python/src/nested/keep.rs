@@ -1,0 +1,87 @@
+//! A nested run's results as Python objects: [`NestedRuntime`] runs a nested run's steps at
+//! its depth (`depth::AtDepth`) and ends the flow with a finalizer that keeps the Python
+//! records themselves ([`Kept`]) instead of converting them to native values, so that
+//! `await run(convertToStr=False)` gives back the objects the flow produced (dicts, tuples,
+//! None...), as 1.2 does. Records already native (a native last step) pass through.
+//!
+//! Depends on `depth`, `stage`, `column`, `control` and `gil`.
+
+use std::sync::{Arc, Mutex};
+
+use engine::batch::{Batch, BatchData};
+use engine::ops::{Emit, Operator};
+use engine::plan::UdfStep;
+use engine::udf::UdfRuntime;
+use engine::{EngineError, Result};
+use pyo3::prelude::*;
+
+use super::depth::AtDepth;
+use crate::column::PyColumn;
+use crate::control::ExecControl;
+use crate::stage::ControlledRuntime;
+
+/// The Python records a nested run produced, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Kept(Arc<Mutex<Vec<Py<PyAny>>>>);
+
+impl Kept {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Py<PyAny>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the records kept so far (once the run ended).
+    pub(crate) fn take(&self) -> Vec<Py<PyAny>> {
+        std::mem::take(&mut *self.lock())
+    }
+}
+
+/// Keeps Python records in [`Kept`] (they leave the flow); native ones go on.
+struct KeepFinalizer(Kept);
+
+impl Operator for KeepFinalizer {
+    fn name(&self) -> &'static str {
+        "finalize"
+    }
+
+    fn process(&mut self, input: Batch, emit: &mut Emit) -> Result<()> {
+        match input.data {
+            BatchData::Foreign(f) => {
+                let col = f
+                    .into_any()
+                    .downcast::<PyColumn>()
+                    .map_err(|_| EngineError::Internal("foreign records of another host".into()))?;
+                self.0.lock().extend(col.0);
+            }
+            other => emit.push(Batch::new(other)),
+        }
+        Ok(())
+    }
+}
+
+/// The runtime of a nested run: abortable Python stages at `depth`, results kept.
+pub struct NestedRuntime {
+    inner: ControlledRuntime,
+    depth: u32,
+    kept: Kept,
+}
+
+impl NestedRuntime {
+    pub(crate) fn new(control: Arc<ExecControl>, depth: u32, kept: Kept) -> Self {
+        NestedRuntime {
+            inner: ControlledRuntime(control),
+            depth,
+            kept,
+        }
+    }
+}
+
+impl UdfRuntime for NestedRuntime {
+    fn build_stage(&self, steps: &[UdfStep]) -> Result<Box<dyn Operator>> {
+        let op = self.inner.build_stage(steps)?;
+        Ok(Box::new(AtDepth::new(op, self.depth)))
+    }
+
+    fn finalizer(&self) -> Box<dyn Operator> {
+        Box::new(KeepFinalizer(self.kept.clone()))
+    }
+}

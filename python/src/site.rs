@@ -84,3 +84,12 @@ where
         Ok(())
     })
 }
+
+/// The embedded interpreter's version (`3.11.7`).
+pub fn python_version() -> String {
+    crate::gil::request(|py| {
+        let v = py.version_info();
+        Ok(format!("{}.{}.{}", v.major, v.minor, v.patch))
+    })
+    .unwrap_or_default()
+}

@@ -7,6 +7,7 @@ pub mod install;
 pub mod load;
 pub mod local;
 pub mod persist;
+pub mod pickle_hint;
 pub mod requirements;
 pub mod scripts;
 pub mod services;

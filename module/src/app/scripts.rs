@@ -82,7 +82,10 @@ impl ScriptJob {
         };
         match outcome {
             ScriptOutcome::NoRun => client.send(&Reply::Status("OK".into())),
-            ScriptOutcome::Error(e) => client.send(&Reply::Error(e)),
+            ScriptOutcome::Error(e) => {
+                let e = crate::app::pickle_hint::explain(&self.code, e);
+                client.send(&Reply::Error(e))
+            }
             ScriptOutcome::Run(req) => {
                 start_run(self.state, req, client, self.unblocking, &self.run_as)
             }

@@ -155,3 +155,12 @@ def test_requirement_pins_win_over_the_servers_packages():
         res = pyexecute(c, "import redis\nGB('ShardsIDReader').map(lambda x: redis.__version__).run()",
                         'REQUIREMENTS', 'redis==3.5.3')
         assert res == [['3.5.3'], []]
+
+
+def test_dumpregistrations_session_lists_its_requirements(srv):
+    # gears-cli export-requirements --registration-id reads `depsList` names from PD.
+    c = srv.client()
+    pyexecute(c, "import humanize\nGB().register('pd:*', mode='sync')", 'ID', 'pdreq', 'UPGRADE',
+              'REQUIREMENTS', 'humanize')
+    [reg] = [r for r in c.execute_command('RG.DUMPREGISTRATIONS') if "'sessionName':'pdreq'" in r[9]]
+    assert "'depsList':[{'name':'humanize'}]" in reg[9]

@@ -18,8 +18,9 @@ pub fn venv() -> PathBuf {
     PathBuf::from("gearshift-venv")
 }
 
-/// `pip wheel <spec>` into `wheel_dir`: the requirement's wheel and its dependencies'.
-pub fn wheel(spec: &str, wheel_dir: &Path) -> Result<(), String> {
+/// `pip wheel <spec> …` into `wheel_dir`: the requirements' wheels and their dependencies',
+/// resolved together (one set of versions that satisfies every spec).
+pub fn wheel(specs: &[&str], wheel_dir: &Path) -> Result<(), String> {
     let venv = venv();
     let python = venv.join("bin").join("python");
     if !python.exists() {
@@ -31,23 +32,20 @@ pub fn wheel(spec: &str, wheel_dir: &Path) -> Result<(), String> {
         )?;
     }
     let dir = wheel_dir.to_string_lossy().into_owned();
-    run(
-        &python,
-        &[
-            "-m",
-            "pip",
-            "wheel",
-            "--disable-pip-version-check",
-            "--no-input",
-            "-q",
-            "--wheel-dir",
-            &dir,
-            // The spec is a requirement, never an option (`-r /etc/…`, `--index-url …`).
-            "--",
-            spec,
-        ],
-        "pip wheel",
-    )
+    let mut args = vec![
+        "-m",
+        "pip",
+        "wheel",
+        "--disable-pip-version-check",
+        "--no-input",
+        "-q",
+        "--wheel-dir",
+        &dir,
+        // The specs are requirements, never options (`-r /etc/…`, `--index-url …`).
+        "--",
+    ];
+    args.extend_from_slice(specs);
+    run(&python, &args, "pip wheel")
 }
 
 fn run(program: &Path, args: &[&str], what: &str) -> Result<(), String> {

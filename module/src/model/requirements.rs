@@ -124,18 +124,35 @@ impl Requirements {
         Ok(Staging(dir))
     }
 
-    /// Installs `names` (skipping installed ones unless `force`): every one is downloaded
-    /// first, then all are installed, so one that cannot be downloaded installs none.
-    /// Returns the names it installed.
+    /// Installs `names` (skipping installed ones unless `force`). The missing ones are
+    /// downloaded in one `pip wheel`, so their versions agree (`redgrease[runtime]` with
+    /// `redis<5` gets redis 4 in both), and each gets that whole set of wheels; nothing is
+    /// installed unless the download succeeded. Returns the names it installed.
     pub fn ensure(&self, names: &[String], force: bool) -> Result<Vec<String>, String> {
         let _one = self.one_at_a_time();
-        let mut staged = Vec::new();
+        let mut missing: Vec<&str> = Vec::new();
         for name in names {
-            if (force || !self.is_installed(name)) && !staged.iter().any(|(n, _)| n == name) {
-                let staging = self.staging()?;
-                crate::model::pip::wheel(name, &staging.0.join("wheels"))?;
-                staged.push((name.clone(), staging));
+            if (force || !self.is_installed(name)) && !missing.contains(&name.as_str()) {
+                missing.push(name);
             }
+        }
+        if missing.is_empty() {
+            self.count_sessions(names);
+            return Ok(Vec::new());
+        }
+        let download = self.staging()?;
+        let downloaded = download.0.join("wheels");
+        crate::model::pip::wheel(&missing, &downloaded)?;
+        let mut staged = Vec::new();
+        for name in &missing {
+            let staging = self.staging()?;
+            for file in wheel_files(&downloaded)? {
+                let (from, to) = (downloaded.join(&file), staging.0.join("wheels").join(&file));
+                std::fs::hard_link(&from, &to)
+                    .or_else(|_| std::fs::copy(&from, &to).map(|_| ()))
+                    .map_err(|e| io("staging a wheel", e))?;
+            }
+            staged.push((name.to_string(), staging));
         }
         let mut new = Vec::new();
         for (name, staging) in staged {

@@ -20,6 +20,7 @@ use rand::{Rng, SeedableRng};
 use common::{mutate, random_bytes};
 use engine::wire::bus::{Message, Query, RunOrder};
 use engine::wire::reply::{decode_reply, encode_reply, Reply};
+use engine::wire::requirements::{self, Package, Wheel};
 use engine::wire::run_as::{self, RunAs};
 use engine::wire::sessions::{self, SavedSession};
 use engine::wire::time_event::{check_period, clamp_period, timer_millis, MAX_PERIOD_SECS};
@@ -208,6 +209,44 @@ fn sessions_blobs_never_panic_and_roundtrip_when_accepted() {
         if let Some(s) = sessions::decode(&bytes) {
             assert_eq!(sessions::decode(&sessions::encode(&s)), Some(s));
             accepted += 1;
+        }
+    }
+    assert!(
+        accepted > BYTE_STRINGS / 100,
+        "only {accepted} inputs decoded"
+    );
+}
+
+fn random_packages(rng: &mut StdRng) -> Vec<Package> {
+    (0..rng.random_range(0..3))
+        .map(|i| Package {
+            name: format!("p{i}{}", text(rng)),
+            os: text(rng),
+            wheels: (0..rng.random_range(0..3))
+                .map(|j| Wheel {
+                    file: format!("w{j}.whl"),
+                    bytes: random_bytes(rng, 16),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+#[test]
+fn requirement_packages_never_panic_and_roundtrip_when_accepted() {
+    let mut rng = StdRng::seed_from_u64(SEED + 7);
+    let mut accepted = 0;
+    for _ in 0..BYTE_STRINGS {
+        let bytes = input(&mut rng, |r| requirements::encode_list(&random_packages(r)));
+        if let Some(p) = requirements::decode_list(&bytes) {
+            assert_eq!(
+                requirements::decode_list(&requirements::encode_list(&p)),
+                Some(p)
+            );
+            accepted += 1;
+        }
+        if let Some(p) = requirements::decode(&bytes) {
+            assert_eq!(requirements::decode(&requirements::encode(&p)), Some(p));
         }
     }
     assert!(

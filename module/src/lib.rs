@@ -29,9 +29,10 @@ mod registration {
     use redis_module::{redis_module, Context, RedisString, Status};
 
     use crate::commands::{
-        config, executions, internal, misc, pyexecute, registrations, sessions, trigger,
+        config, executions, internal, misc, pyexecute, registrations, requirements, sessions,
+        trigger,
     };
-    use crate::redis::ffi::rdb::GEARSHIFT_AUX;
+    use crate::redis::ffi::rdb::{GEARSHIFT_AUX, GEARSHIFT_REQ_AUX};
     use crate::redis::ffi::timeev::TIME_EVENT_TYPE;
 
     fn init(ctx: &Context, args: &[RedisString]) -> Status {
@@ -129,7 +130,7 @@ mod registration {
                 name: "rg",
                 version: 10213,
                 allocator: ($alloc_ty, $alloc),
-                data_types: [GEARSHIFT_AUX, TIME_EVENT_TYPE],
+                data_types: [GEARSHIFT_AUX, GEARSHIFT_REQ_AUX, TIME_EVENT_TYPE],
                 init: init,
                 // Flags (docs/security.md): `write` where a command changes data or state
                 // that replicates (refused on read-only replicas); `may-replicate` for
@@ -165,7 +166,10 @@ mod registration {
                     ["rg.pauseregistrations", command!(registrations::pauseregistrations), "admin", 0, 0, 0, "", "admin dangerous"],
                     ["rg.unpauseregistrations", command!(registrations::unpauseregistrations), "admin", 0, 0, 0, "", "admin dangerous"],
                     ["rg.pystats", command!(misc::pystats), "readonly", 0, 0, 0, ""],
-                    ["rg.pydumpreqs", command!(misc::pydumpreqs), "readonly", 0, 0, 0, ""],
+                    ["rg.pydumpreqs", command!(requirements::pydumpreqs), "readonly", 0, 0, 0, ""],
+                    ["rg.pyexportreq", command!(requirements::pyexportreq), "readonly", 0, 0, 0, ""],
+                    ["rg.pyimportreq", command!(requirements::pyimportreq), "write deny-oom", 0, 0, 0, "", "dangerous scripting"],
+                    ["rg.pyimportretinternal", internal!(requirements::pyimportretinternal), "write deny-oom", 0, 0, 0, ""],
                     ["rg.innerregister", internal!(internal::innerregister), "write", 0, 0, 0, ""],
                     ["rg.innerunregister", internal!(internal::innerunregister), "write", 0, 0, 0, ""],
                     ["rg.innertimeevent", internal!(internal::innertimeevent), "write deny-oom", 1, 1, 1, ""],

@@ -96,6 +96,9 @@ pub enum Query {
     ClearStats,
     /// Install these REQUIREMENTS (pip, on a worker) before a script that needs them runs.
     Install(Vec<String>),
+    /// Install these requirement packages (`requirements::encode_list`: wheels included, no
+    /// download) before a script that needs them runs, or for RG.PYIMPORTREQ.
+    Import(Vec<u8>),
     /// Is this shard's part of the execution still running? (`1` or `0`)
     IsRunning(String),
     /// This shard's run id (RG.INFOCLUSTER lists every shard's).
@@ -195,6 +198,7 @@ impl Message {
                         args = put_list(names.iter().map(|n| n.as_bytes()));
                         (8, args.as_slice())
                     }
+                    Query::Import(blob) => (12, blob.as_slice()),
                 };
                 out.push(kind);
                 put(&mut out, field);
@@ -283,6 +287,7 @@ impl Message {
                             .collect::<Result<_, _>>()
                             .ok()?,
                     ),
+                    12 => Query::Import(field.to_vec()),
                     5 => Query::Pause(text()?, true),
                     6 => Query::Pause(text()?, false),
                     7 => Query::ClearStats,
@@ -449,6 +454,10 @@ mod tests {
             Message::Ask {
                 req: 8,
                 query: Query::Install(vec!["six".into(), "humanize".into()]),
+            },
+            Message::Ask {
+                req: 9,
+                query: Query::Import(vec![b'L', 1, 0, 0, 0, 0]),
             },
             Message::Unregister {
                 id: "r".into(),

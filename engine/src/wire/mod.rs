@@ -1,6 +1,7 @@
 //! Byte codecs for what the module reads from outside the process: cluster bus messages
 //! ([`bus`]), the replies they carry ([`reply`]), the sessions blob of the RDB aux data,
-//! replication and AOF ([`sessions`]), time-event values ([`time_event`]), and the ACL
+//! replication and AOF ([`sessions`]), requirement packages with their wheels
+//! ([`requirements`]), time-event values ([`time_event`]), and the ACL
 //! identity all of them carry ([`run_as`]).
 //!
 //! They live here, not in the module, so that cargo-fuzz targets (`fuzz/`) and stable
@@ -13,6 +14,7 @@
 
 pub mod bus;
 pub mod reply;
+pub mod requirements;
 pub mod run_as;
 pub mod sessions;
 pub mod time_event;

@@ -197,4 +197,11 @@ impl crate::cluster::handler::ShardHandler for LocalShard {
             unregister_local(state, id, abort_pending);
         }
     }
+
+    fn import_requirements(&self, blob: &[u8]) -> Reply {
+        match Self::state() {
+            Ok(state) => crate::app::requirements::import_blob(state, blob),
+            Err(e) => Reply::Error(e),
+        }
+    }
 }

@@ -8,6 +8,8 @@ pub mod load;
 pub mod local;
 pub mod nested;
 pub mod persist;
+pub mod pickle_hint;
+pub mod requirements;
 pub mod scripts;
 pub mod services;
 pub mod step_register;

@@ -53,8 +53,8 @@ pub fn clear(state: &ModuleState) {
 /// (the text is returned for callers that report it). Called on the main thread with the
 /// Redis lock held (`ctx`).
 pub fn rebuild(ctx: &Context, state: &ModuleState, s: &SavedSession) -> Result<(), String> {
-    // Requirements are already on disk in the server's venv: make them importable again
-    // (never run pip on the main thread).
+    // Requirements came before the keys (their own aux data) or are on disk already: make
+    // them importable again (never run pip on the main thread).
     if !s.requirements.is_empty() {
         if let Err(e) = state.requirements.activate_existing(&s.requirements) {
             crate::redis::ffi::log::warning(&format!(
@@ -138,6 +138,18 @@ pub fn session_blob(state: &ModuleState, id: &str) -> Option<Vec<u8>> {
         .map(|s: Arc<Session>| encode(&[SavedSession::from(&*s)]))
 }
 
+/// Installs the requirement packages of an RDB or of `RG.PYIMPORTRETINTERNAL` from their
+/// wheels (no download); failures are logged.
+pub fn load_requirements(state: &ModuleState, blob: &[u8]) {
+    let Some(packages) = engine::wire::requirements::decode_list(blob) else {
+        crate::redis::ffi::log::warning("Gearshift: malformed requirements data; not restored");
+        return;
+    };
+    for e in state.requirements.restore(&packages) {
+        crate::redis::ffi::log::warning(&format!("Gearshift: requirement {e}"));
+    }
+}
+
 /// The RDB aux callbacks' view of persistence (`redis::ffi::rdb`, installed at load).
 pub fn persistence() -> crate::redis::ffi::rdb::Persistence {
     crate::redis::ffi::rdb::Persistence {
@@ -146,6 +158,15 @@ pub fn persistence() -> crate::redis::ffi::rdb::Persistence {
             None => encode(&[]),
         },
         empty: || encode(&[]),
+        save_requirements: || match crate::model::state::get() {
+            Some(state) => engine::wire::requirements::encode_list(&state.requirements.packages()),
+            None => engine::wire::requirements::encode_list(&[]),
+        },
+        load_requirements: |blob| {
+            if let Some(state) = crate::model::state::get() {
+                load_requirements(state, blob);
+            }
+        },
         load: |ctx, blob| {
             let Some(state) = crate::model::state::get() else {
                 return;

@@ -71,28 +71,8 @@ impl ScriptJob {
         if self.requirements.is_empty() {
             return Ok(());
         }
-        self.state
-            .requirements
-            .ensure(&self.requirements, self.force_reinstall)
-            .map_err(|e| format!("Could not satisfy requirements, error='{e}'"))?;
-        // Every shard runs the script's callbacks: each installs the requirements first.
-        if crate::model::topology::current().is_none() {
-            return Ok(());
-        }
-        let bound = self.state.config.int("PythonInstallReqMaxIdleTime").max(1) as u64;
-        let answers = crate::cluster::ask::ask_others_and_wait(
-            crate::cluster::ask::Query::Install(self.requirements.clone()),
-            std::time::Duration::from_millis(bound),
-        );
-        match answers
-            .into_iter()
-            .find(|(_, r)| matches!(r, Reply::Error(_)))
-        {
-            Some((shard, Reply::Error(e))) => Err(format!(
-                "Could not satisfy requirements, error='shard-{shard}: {e}'"
-            )),
-            _ => Ok(()),
-        }
+        crate::app::requirements::install(self.state, &self.requirements, self.force_reinstall)
+            .map_err(|e| format!("Could not satisfy requirements, error='{e}'"))
     }
 
     fn run_script(self, client: Pending) {
@@ -102,7 +82,10 @@ impl ScriptJob {
         };
         match outcome {
             ScriptOutcome::NoRun => client.send(&Reply::Status("OK".into())),
-            ScriptOutcome::Error(e) => client.send(&Reply::Error(e)),
+            ScriptOutcome::Error(e) => {
+                let e = crate::app::pickle_hint::explain(&self.code, e);
+                client.send(&Reply::Error(e))
+            }
             ScriptOutcome::Run(req) => {
                 start_run(self.state, req, client, self.unblocking, &self.run_as)
             }

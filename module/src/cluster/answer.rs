@@ -16,6 +16,9 @@ pub fn on_ask(ctx: &Context, sender: &str, req: u64, q: Query) {
     if let Query::Install(names) = q {
         return install_then_answer(sender.to_owned(), req, names);
     }
+    if let Query::Import(blob) = q {
+        return import_then_answer(sender.to_owned(), req, blob);
+    }
     let reply = answer(ctx, q);
     send_answer(sender, req, &reply);
 }
@@ -36,9 +39,20 @@ fn install_then_answer(sender: String, req: u64, names: Vec<String>) {
     };
     state.pool.spawn_fn(move || {
         let reply = match state.requirements.ensure(&names, false) {
-            Ok(()) => Reply::Status("OK".into()),
+            Ok(_) => Reply::Status("OK".into()),
             Err(e) => Reply::Error(e),
         };
+        send_answer(&sender, req, &reply);
+    });
+}
+
+/// Installs requirement packages (unpacking wheels) on a worker, then answers.
+fn import_then_answer(sender: String, req: u64, blob: Vec<u8>) {
+    let (Some(h), Some(state)) = (handler::get(), crate::model::state::get()) else {
+        return;
+    };
+    state.pool.spawn_fn(move || {
+        let reply = h.import_requirements(&blob);
         send_answer(&sender, req, &reply);
     });
 }
@@ -57,7 +71,9 @@ fn answer(ctx: &Context, q: Query) -> Reply {
         )),
         Query::Pause(id, pause) => h.pause(&id, pause),
         Query::ClearStats => h.clear_stats(),
-        Query::Install(_) => Err("requirements are installed on a worker".into()),
+        Query::Install(_) | Query::Import(_) => {
+            Err("requirements are installed on a worker".into())
+        }
         Query::IsRunning(id) => Ok(Reply::Int(i64::from(dist::is_running(&id)))),
         Query::RunId => Ok(Reply::Bulk(crate::model::topology::run_id().into_bytes())),
     };

@@ -25,6 +25,8 @@ pub trait ShardHandler: Send + Sync {
     fn clear_stats(&self) -> Result<Reply, String>;
     /// Drops registration `id`, silently if unknown.
     fn unregister(&self, id: &str, abort_pending: bool);
+    /// Installs requirement packages another shard sent (on a worker: unpacks wheels).
+    fn import_requirements(&self, blob: &[u8]) -> Reply;
 }
 
 static HANDLER: OnceLock<Box<dyn ShardHandler>> = OnceLock::new();

@@ -91,19 +91,34 @@ fn session_text(
     reg_id: &str,
     sessions: &crate::model::sessions::Sessions,
 ) -> String {
-    let (desc, regs) = match sessions.get(session) {
-        Some(s) => (s.desc.clone(), s.registrations.clone()),
-        None => (None, vec![reg_id.to_owned()]),
+    let (desc, regs, reqs) = match sessions.get(session) {
+        Some(s) => (
+            s.desc.clone(),
+            s.registrations.clone(),
+            s.requirements.clone(),
+        ),
+        None => (None, vec![reg_id.to_owned()], Vec::new()),
     };
+    // Each requirement as `{'name':'<spec>'}` (what gears-cli's --registration-id reads).
+    let deps: Vec<String> = reqs
+        .iter()
+        .map(|r| {
+            format!(
+                "{{'name':'{}'}}",
+                r.replace('\\', "\\\\").replace('\'', "\\'")
+            )
+        })
+        .collect();
     let desc = desc
         .map(|d| format!("'{d}'"))
         .unwrap_or_else(|| "null".to_owned());
     let list: Vec<String> = regs.iter().map(|id| format!("'{id}'")).collect();
     format!(
-        "{{'sessionName':'{}', 'sessionDescription':{desc}, 'refCount': {}, 'linkedTo': primary, 'dead': false, 'isInstallationNeeded':0, 'registrationsList':[{}], 'depsList':[]}}",
+        "{{'sessionName':'{}', 'sessionDescription':{desc}, 'refCount': {}, 'linkedTo': primary, 'dead': false, 'isInstallationNeeded':0, 'registrationsList':[{}], 'depsList':[{}]}}",
         session,
         regs.len(),
-        list.join(", ")
+        list.join(", "),
+        deps.join(", ")
     )
 }
 

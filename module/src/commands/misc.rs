@@ -135,40 +135,6 @@ pub fn pystats(ctx: &Context, _state: &ModuleState, _args: Vec<RedisString>) -> 
     )
 }
 
-/// `RG.PYDUMPREQS`: the 18-element metadata of each installed requirement.
-pub fn pydumpreqs(ctx: &Context, state: &ModuleState, _args: Vec<RedisString>) -> RedisResult {
-    let path = state.requirements.venv_dir();
-    let b = |s: &str| Reply::Bulk(s.as_bytes().to_vec());
-    let rows = state
-        .requirements
-        .installed()
-        .iter()
-        .map(|r| {
-            Reply::Array(vec![
-                b("GearReqVersion"),
-                Reply::Int(2),
-                b("Name"),
-                b(&r.name),
-                b("IsDownloaded"),
-                b("yes"),
-                b("IsInstalled"),
-                b("yes"),
-                b("CompiledOs"),
-                b(std::env::consts::OS),
-                b("Wheels"),
-                Reply::Array(Vec::new()),
-                b("Path"),
-                b(&path),
-                b("RefCount"),
-                Reply::Int(r.sessions as i64),
-                b("IsInReqDictionary"),
-                b("yes"),
-            ])
-        })
-        .collect();
-    respond(ctx, Reply::Array(rows))
-}
-
 /// `RG.REFRESHCLUSTER`: re-reads the topology (`CLUSTER SLOTS`, `CLUSTER MYID`); `OK` as 1.2.
 pub fn refreshcluster(ctx: &Context, _state: &ModuleState, _args: Vec<RedisString>) -> RedisResult {
     crate::redis::lock::with_lock_held(ctx, crate::model::topology::refresh);

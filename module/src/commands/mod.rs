@@ -10,6 +10,7 @@ pub mod internal;
 pub mod misc;
 pub mod pyexecute;
 pub mod registrations;
+pub mod requirements;
 pub mod sessions;
 pub mod trigger;
 

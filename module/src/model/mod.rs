@@ -6,6 +6,7 @@ pub mod drain_state;
 pub mod event_queue;
 pub mod executions;
 pub mod in_flight;
+pub mod pip;
 pub mod registration_table;
 pub mod registrations;
 pub mod reply;

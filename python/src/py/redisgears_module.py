@@ -25,3 +25,14 @@ for _name, _value in {
     setattr(redisgears, _name, _value)
 _sys.modules['redisgears'] = redisgears
 del _name, _value
+
+# 1.2 runs scripts in `__main__`, and clients' server-side runtimes rely on it: redgrease
+# does `from __main__ import GB, GearsBuilder, configGet, gearsConfigGet` once it sees
+# `redisgears` (issue #14). The session globals stay separate; `__main__` only names them.
+_main = _sys.modules.get('__main__')
+if _main is not None:
+    for _name in ('GB', 'GearsBuilder', 'configGet', 'gearsConfigGet'):
+        if not hasattr(_main, _name):
+            setattr(_main, _name, globals()[_name])
+    del _name
+del _main

@@ -1,6 +1,7 @@
-//! The RDB aux data type that carries sessions through RDB saves, `DEBUG RELOAD`, restarts
-//! and AOF rewrites (RDB preamble). The logic lives in `persist`; these are the raw
-//! callbacks Redis invokes.
+//! The RDB aux data types that carry sessions (`gearshft0`, after the keys) and installed
+//! requirements with their wheels (`gearshreq`, before the keys, so restored sessions can
+//! import them) through RDB saves, `DEBUG RELOAD`, restarts, full syncs and AOF rewrites
+//! (RDB preamble). The logic lives in `persist`; these are the raw callbacks Redis invokes.
 
 use std::os::raw::c_int;
 
@@ -18,6 +19,10 @@ pub struct Persistence {
     pub empty: fn() -> Vec<u8>,
     /// Replaces this shard's sessions with those of a saved blob (lock held).
     pub load: fn(&Context, &[u8]),
+    /// Every installed requirement with its wheels, as one blob.
+    pub save_requirements: fn() -> Vec<u8>,
+    /// Installs the requirements of a saved blob (lock held).
+    pub load_requirements: fn(&[u8]),
 }
 
 static PERSISTENCE: OnceLock<Persistence> = OnceLock::new();
@@ -54,6 +59,61 @@ pub static GEARSHIFT_AUX: RedisType = RedisType::new(
         aux_save2: None,
     },
 );
+
+/// Aux-only data type of the installed requirements (1.2 has `GEAR_REQ0` for this).
+pub static GEARSHIFT_REQ_AUX: RedisType = RedisType::new(
+    "gearshreq",
+    1,
+    raw::RedisModuleTypeMethods {
+        version: raw::REDISMODULE_TYPE_METHOD_VERSION as u64,
+        rdb_load: None,
+        rdb_save: None,
+        aof_rewrite: None,
+        mem_usage: None,
+        digest: None,
+        free: None,
+        aux_load: Some(req_aux_load),
+        aux_save: Some(req_aux_save),
+        aux_save_triggers: raw::REDISMODULE_AUX_BEFORE_RDB as c_int,
+        free_effort: None,
+        unlink: None,
+        copy: None,
+        defrag: None,
+        mem_usage2: None,
+        free_effort2: None,
+        unlink2: None,
+        copy2: None,
+        aux_save2: None,
+    },
+);
+
+extern "C" fn req_aux_save(io: *mut raw::RedisModuleIO, when: c_int) {
+    if when != raw::REDISMODULE_AUX_BEFORE_RDB as c_int {
+        return;
+    }
+    let Some(p) = PERSISTENCE.get() else { return };
+    let blob = super::trampoline::callback("saving requirements to the RDB", None, || {
+        Some((p.save_requirements)())
+    })
+    .unwrap_or_else(|| engine::wire::requirements::encode_list(&[]));
+    raw::save_slice(io, &blob);
+}
+
+extern "C" fn req_aux_load(io: *mut raw::RedisModuleIO, _encver: c_int, when: c_int) -> c_int {
+    if when != raw::REDISMODULE_AUX_BEFORE_RDB as c_int {
+        return raw::Status::Ok as c_int;
+    }
+    let Ok(buf) = raw::load_string_buffer(io) else {
+        return raw::Status::Err as c_int;
+    };
+    let bytes = buf.as_ref().to_vec();
+    if let Some(p) = PERSISTENCE.get() {
+        super::trampoline::callback("loading requirements from the RDB", (), || {
+            (p.load_requirements)(&bytes)
+        });
+    }
+    raw::Status::Ok as c_int
+}
 
 extern "C" fn aux_save(io: *mut raw::RedisModuleIO, when: c_int) {
     if when != raw::REDISMODULE_AUX_AFTER_RDB as c_int {

@@ -62,6 +62,7 @@ impl Execution {
             stages: Mutex::new(Vec::new()),
             sink: Mutex::new(Some((ExecutionOutput::default(), on_done))),
             stage_nanos: (0..=ops.len()).map(|_| AtomicU64::new(0)).collect(),
+            counts: super::counts::Counts::new(ops.len() + 1),
         });
         let handle = pool.handle();
         let mut stages: Vec<Arc<Stage>> = Vec::with_capacity(ops.len() + 1);
@@ -102,6 +103,12 @@ impl Execution {
             .iter()
             .map(|n| n.load(Ordering::Relaxed))
             .collect()
+    }
+
+    /// Records into and out of each stage so far (index 0 is the source stage: its
+    /// `records_in` is the records read). Counted per batch, so it grows batch by batch.
+    pub fn stage_counts(&self) -> Vec<super::StageCount> {
+        self.shared.counts.snapshot()
     }
 
     /// Stops the execution as soon as each stage next runs; `on_done` then reports

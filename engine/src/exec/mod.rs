@@ -6,11 +6,13 @@
 //! `shuffle`, `batch`.
 
 mod builder;
+mod counts;
 mod output;
 mod pool;
 mod stage;
 
 pub use builder::{build_operators, native_op, ExecConfig, Execution};
+pub use counts::StageCount;
 pub use output::{ExecutionOutput, OnDone};
 pub use pool::WorkerPool;
 

@@ -108,6 +108,8 @@ pub(crate) struct Shared {
     pub(crate) sink: Mutex<Option<(ExecutionOutput, OnDone)>>,
     /// Time each stage spent in its source or operator, by stage index (profiling).
     pub(crate) stage_nanos: Vec<AtomicU64>,
+    /// Records into and out of each stage, by stage index (progress).
+    pub(crate) counts: super::counts::Counts,
 }
 
 pub(crate) enum Input {
@@ -332,6 +334,7 @@ impl Stage {
         let m = crate::metrics::global();
         m.add(&m.batches, 1);
         m.add(&m.records, b.len() as u64);
+        self.shared.counts.add_in(self.index, b.len());
         let res = if !b.is_empty() {
             self.timed(|| inner.op.process(b, &mut emit))
         } else {
@@ -359,10 +362,12 @@ impl Stage {
             None => true,
             Some(Output::Queue(p)) => {
                 while let Some(b) = inner.stash.pop_front() {
+                    let n = b.len();
                     if let Err(b) = p.push(b) {
                         inner.stash.push_front(b);
                         return false;
                     }
+                    self.shared.counts.add_out(self.index, n);
                     Self::wake_link(&self.next);
                 }
                 true
@@ -372,6 +377,7 @@ impl Stage {
                 if let Some((out, _)) = sink.as_mut() {
                     for b in inner.stash.drain(..) {
                         let had_errors = !b.errors.is_empty();
+                        self.shared.counts.add_out(self.index, b.len());
                         if let Err(e) = out.absorb(b) {
                             out.errors.push(e.to_string());
                         }

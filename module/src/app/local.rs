@@ -108,13 +108,16 @@ fn shard_plan(e: &Entry, profile: bool) -> Reply {
     let (results, errors, total_ms) = e.summary();
     // Total and read durations are always measured; per-step ones only when profiling.
     let (read_ms, step_ms) = e.durations();
+    let (records_read, counts) = e.progress();
     // Steps are listed last step first; durations are 0 unless ProfileExecutions.
+    // Gearshift's progress fields follow 1.2's: a 1.2 client reads pairs, extra ones pass.
     let steps = e
         .steps()
         .iter()
         .zip(step_ms)
+        .zip(counts)
         .rev()
-        .map(|(s, ms)| {
+        .map(|((s, ms), c)| {
             Reply::Array(vec![
                 bulk("type"),
                 bulk(&s.kind),
@@ -124,16 +127,22 @@ fn shard_plan(e: &Entry, profile: bool) -> Reply {
                 bulk(&s.name),
                 bulk("arg"),
                 bulk(&s.arg),
+                bulk("records_in"),
+                Reply::Int(c.records_in as i64),
+                bulk("records_out"),
+                Reply::Int(c.records_out as i64),
             ])
         })
         .collect();
+    let count =
+        |a: &engine::sync::AtomicU64| Reply::Int(a.load(engine::sync::Ordering::Relaxed) as i64);
     let plan = vec![
         bulk("status"),
         bulk(e.status().name()),
         bulk("shards_received"),
-        Reply::Int(0),
+        count(&e.shards_received),
         bulk("shards_completed"),
-        Reply::Int(0),
+        count(&e.shards_completed),
         bulk("results"),
         Reply::Int(results),
         bulk("errors"),
@@ -144,6 +153,8 @@ fn shard_plan(e: &Entry, profile: bool) -> Reply {
         Reply::Int(read_ms as i64),
         bulk("steps"),
         Reply::Array(steps),
+        bulk("records_read"),
+        Reply::Int(records_read as i64),
     ];
     Reply::Array(vec![
         bulk("shard_id"),

@@ -187,6 +187,7 @@ pub(super) fn launch_with(id: &str, topo: &Topology, m: &Message) -> ShuffleCtx 
 /// stays silent for `ExecutionMaxIdleTime`. Never blocks the calling worker.
 pub fn local_done(id: &str, mut out: ExecutionOutput, complete: Complete) {
     part_ended(id);
+    count_shard(id, false);
     let mut p = pending();
     match p.get_mut(id) {
         Some(run) if run.remaining > 0 => {
@@ -230,6 +231,9 @@ pub fn abandon(id: &str) {
 /// A shard reported its part of `id` done (main thread): the last report completes the
 /// run, on a worker.
 pub fn on_done(id: &str, _sender: &str) {
+    if pending().contains_key(id) {
+        count_shard(id, true);
+    }
     let mut p = pending();
     let Some(run) = p.get_mut(id) else { return };
     run.remaining = run.remaining.saturating_sub(1);
@@ -249,6 +253,21 @@ pub fn on_done(id: &str, _sender: &str) {
     if let Some(state) = crate::model::state::get() {
         on_pool(state, depth, move || complete(out));
     }
+}
+
+/// RG.GETEXECUTION's counters on the initiator's entry of run `id`: a part finished
+/// (`shards_completed`), and if it is another shard's, its report was received
+/// (`shards_received`).
+fn count_shard(id: &str, other: bool) {
+    let Some(e) = crate::model::state::get().and_then(|s| s.registry.get(id)) else {
+        return;
+    };
+    if other {
+        e.shards_received
+            .fetch_add(1, engine::sync::Ordering::Relaxed);
+    }
+    e.shards_completed
+        .fetch_add(1, engine::sync::Ordering::Relaxed);
 }
 
 /// The sweeper's check for runs: silent shards are probed, and heartbeats go out every

@@ -5,6 +5,8 @@
 //! stay until dropped or evicted.
 
 use engine::sync::{AtomicU64, Ordering};
+
+pub use super::progress::StepCount;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
@@ -102,6 +104,10 @@ pub struct Entry {
     shape: Arc<PlanShape>,
     started: Instant,
     state: Mutex<EntryState>,
+    /// Other shards whose part of this (distributed) run reported back to the initiator.
+    pub shards_received: AtomicU64,
+    /// Shards whose part of this run finished, the initiator's own included.
+    pub shards_completed: AtomicU64,
 }
 
 impl Entry {
@@ -125,6 +131,8 @@ impl Entry {
             registered,
             shape,
             started: Instant::now(),
+            shards_received: AtomicU64::new(0),
+            shards_completed: AtomicU64::new(0),
             state: Mutex::new(EntryState {
                 status: Status::Created,
                 output: None,
@@ -275,6 +283,19 @@ impl Entry {
             steps.push(ms(g + 1));
         }
         (ms(0), steps)
+    }
+
+    /// (records read, per-step records in and out in plan order): progress so far
+    /// (`progress::per_step` maps the stages' counts onto the steps).
+    pub fn progress(&self) -> (u64, Vec<StepCount>) {
+        let counts = self
+            .lock()
+            .handle
+            .as_ref()
+            .map(|h| h.stage_counts())
+            .unwrap_or_default();
+        let kinds: Vec<&str> = self.shape.steps.iter().map(|s| s.kind.as_str()).collect();
+        super::progress::per_step(&counts, &self.shape.group_sizes, &kinds)
     }
 
     /// (results count or -1 while running, errors, total ms).

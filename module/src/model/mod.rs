@@ -7,6 +7,7 @@ pub mod event_queue;
 pub mod executions;
 pub mod in_flight;
 pub mod pip;
+pub mod progress;
 pub mod registration_table;
 pub mod registrations;
 pub mod reply;

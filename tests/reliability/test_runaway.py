@@ -142,7 +142,7 @@ def test_aborted_running_run_ends_done_with_one_error():
         assert answers_ping(srv)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: an aborted execution shows done (1.2 shows aborted)")
+@pytest.mark.xfail(strict=True, reason="issue 10 asked for aborted; REFERENCE §1.1/§12.7 (1.2) say a running execution that is aborted ends done with one error, which Gearshift does")
 def test_aborted_registration_execution_shows_aborted():
     with server() as srv:
         c = client(srv)

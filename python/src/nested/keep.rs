@@ -12,7 +12,7 @@ use engine::batch::{Batch, BatchData};
 use engine::ops::{Emit, Operator};
 use engine::plan::UdfStep;
 use engine::udf::UdfRuntime;
-use engine::{EngineError, Result};
+use engine::Result;
 use pyo3::prelude::*;
 
 use super::depth::AtDepth;
@@ -46,10 +46,7 @@ impl Operator for KeepFinalizer {
     fn process(&mut self, input: Batch, emit: &mut Emit) -> Result<()> {
         match input.data {
             BatchData::Foreign(f) => {
-                let col = f
-                    .into_any()
-                    .downcast::<PyColumn>()
-                    .map_err(|_| EngineError::Internal("foreign records of another host".into()))?;
+                let col = PyColumn::from_foreign(f)?;
                 self.0.lock().extend(col.0);
             }
             other => emit.push(Batch::new(other)),

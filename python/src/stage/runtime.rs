@@ -29,10 +29,7 @@ impl Operator for PyFinalizer {
     fn process(&mut self, input: Batch, emit: &mut Emit) -> Result<()> {
         match input.data {
             BatchData::Foreign(f) => {
-                let col = f
-                    .into_any()
-                    .downcast::<PyColumn>()
-                    .map_err(|_| EngineError::Internal("foreign records of another host".into()))?;
+                let col = PyColumn::from_foreign(f)?;
                 let datums = crate::gil::records(|py| {
                     col.0.iter().map(|o| py_to_datum(o.bind(py))).collect()
                 });

@@ -134,7 +134,6 @@ def test_abort_a_running_blocking_execution_replies_with_one_error(r, server):
     assert got['reply'][0] == [] and len(got['reply'][1]) == 1, got
 
 
-@pytest.mark.xfail(strict=True, reason="queued KeysReader events have no execution entry until they start")
 def test_queued_keysreader_events_are_listed_as_created(one_thread):
     srv, c, busy = one_thread
     pyexecute(c, "GB().foreach(lambda x: None).register('q:*')")
@@ -142,6 +141,77 @@ def test_queued_keysreader_events_are_listed_as_created(one_thread):
     c.set('q:2', '1')
     waiting = wait_for(lambda: [e for e in c.execute_command('RG.DUMPEXECUTIONS') if e[1] != busy])
     assert [e[3] for e in waiting] == ['created', 'created']
+    assert [e[5] for e in waiting] == [1, 1], 'registered executions'
+    plan = c.execute_command('RG.GETEXECUTION', waiting[0][1])[0][3]
+    assert plan[0] == 'status' and plan[1] == 'created'
+
+
+def event_number(eid):
+    return int(eid.rsplit('-', 1)[1])
+
+
+# A record-local flow (batched drain) and one that is not (one engine execution per event).
+EVENT_FLOWS = ["GB().map(lambda x: x['key']).register('q:*')",
+               "GB().map(lambda x: x['key']).limit(5).register('q:*')"]
+
+
+@pytest.mark.parametrize('flow', EVENT_FLOWS, ids=['batched', 'per-event'])
+def test_queued_events_take_ids_in_event_order_then_run_done(one_thread, flow):
+    srv, c, busy = one_thread
+    pyexecute(c, flow)
+    keys = [f'q:{i}' for i in range(4)]
+    for k in keys:
+        c.set(k, '1')
+    waiting = wait_for(lambda: [e[1] for e in c.execute_command('RG.DUMPEXECUTIONS')
+                                if e[3] == 'created'])
+    assert len(waiting) == 4
+    ids = sorted(waiting, key=event_number)
+    assert ids == waiting[::-1], 'listed newest first'
+    assert event_number(ids[0]) > event_number(busy)
+    c.set('release', '1')
+    assert wait_for(lambda: all(status(c, i) == 'done' for i in ids)), \
+        [status(c, i) for i in ids]
+    # The execution created for the i-th event ran the i-th event.
+    assert [c.execute_command('RG.GETRESULTS', i) for i in ids] == [[[k], []] for k in keys]
+
+
+@pytest.mark.parametrize('flow', EVENT_FLOWS, ids=['batched', 'per-event'])
+def test_abort_a_created_event_execution_never_runs_it(one_thread, flow):
+    srv, c, busy = one_thread
+    pyexecute(c, flow.replace("map(lambda x: x['key'])",
+                              "map(lambda x: execute('SET', 'ran:' + x['key'], '1') and x['key'])"))
+    for k in ('q:1', 'q:2', 'q:3'):
+        c.set(k, '1')
+    waiting = wait_for(lambda: sorted((e[1] for e in c.execute_command('RG.DUMPEXECUTIONS')
+                                       if e[3] == 'created'), key=event_number))
+    assert len(waiting) == 3
+    first, second, third = waiting
+    assert c.execute_command('RG.ABORTEXECUTION', second) == 'OK'
+    assert status(c, second) == 'aborted'
+    assert c.execute_command('RG.GETRESULTS', second) == [[], []]
+    plan = c.execute_command('RG.GETEXECUTION', second)[0][3]
+    assert plan[1] == 'aborted'
+    c.set('release', '1')
+    assert wait_for(lambda: status(c, third) == 'done')
+    assert status(c, first) == 'done' and status(c, second) == 'aborted'
+    assert (c.get('ran:q:1'), c.get('ran:q:2'), c.get('ran:q:3')) == ('1', None, '1')
+    data = c.execute_command('RG.DUMPREGISTRATIONS')[0][7]
+    stats = dict(zip(data[0::2], data[1::2]))
+    assert (stats['numTriggered'], stats['numSuccess'], stats['numAborted']) == (3, 2, 1)
+
+
+def test_unregister_abortpending_drops_created_event_executions(one_thread):
+    srv, c, busy = one_thread
+    pyexecute(c, "GB().foreach(lambda x: execute('SET', 'ran', '1')).register('q:*')")
+    c.set('q:1', '1')
+    c.set('q:2', '1')
+    assert wait_for(lambda: [e for e in c.execute_command('RG.DUMPEXECUTIONS') if e[3] == 'created'])
+    rid = c.execute_command('RG.DUMPREGISTRATIONS')[0][1]
+    assert c.execute_command('RG.UNREGISTER', rid, 'abortpending') == 'OK'
+    assert [e for e in c.execute_command('RG.DUMPEXECUTIONS') if e[3] == 'created'] == []
+    c.set('release', '1')
+    assert wait_for(lambda: status(c, busy) == 'done')
+    assert c.get('ran') is None
 
 
 def test_a_registering_script_uses_one_execution_id():

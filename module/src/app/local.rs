@@ -8,6 +8,7 @@ use redis_module::Context;
 
 use crate::app::persist;
 use crate::model::executions::{Entry, Status};
+use crate::model::queued_ids::number_of;
 use crate::model::state::ModuleState;
 use crate::redis::ffi::replies::{bulk, Reply};
 
@@ -40,7 +41,7 @@ pub fn abort_local(state: &ModuleState, id: &str) -> Result<Reply, String> {
                 .all()
                 .iter()
                 .any(|r| r.in_flight.abort(id));
-            if !in_flight {
+            if !in_flight && !abort_queued(state, id) {
                 return Err(NO_SUCH_EXECUTION.to_owned());
             }
         }
@@ -48,13 +49,39 @@ pub fn abort_local(state: &ModuleState, id: &str) -> Result<Reply, String> {
     Ok(Reply::Status("OK".into()))
 }
 
-/// This shard's entry of RG.GETEXECUTION for `id`.
+/// Aborts the queued (`created`) keyspace event `id`: it is kept as an `aborted`
+/// execution, counted in its registration's `numAborted`, and never runs.
+fn abort_queued(state: &ModuleState, id: &str) -> bool {
+    let Some(n) = number_of(id) else { return false };
+    let regs = state.registrations.all();
+    let Some(reg) = regs.iter().find(|r| r.queued_ids.abort(n)) else {
+        return false;
+    };
+    let entry = Entry::new_registered(id.to_owned(), &reg.shape);
+    entry.finish(engine::exec::ExecutionOutput {
+        aborted: true,
+        ..Default::default()
+    });
+    reg.stats().aborted += 1;
+    state.keep_registered(&**reg, &entry);
+    true
+}
+
+/// This shard's entry of RG.GETEXECUTION for `id` (a queued event: a `created` one).
 pub fn local_plan(state: &ModuleState, id: &str) -> Result<Reply, String> {
-    let e = state
-        .registry
-        .get(id)
-        .ok_or_else(|| NO_SUCH_PLAN.to_owned())?;
+    let e = match state.registry.get(id) {
+        Some(e) => e,
+        None => queued_entry(state, id).ok_or_else(|| NO_SUCH_PLAN.to_owned())?,
+    };
     Ok(shard_plan(&e, state.config.int("ProfileExecutions") != 0))
+}
+
+/// A `created` entry for the queued event `id` (not kept: it only shows it).
+fn queued_entry(state: &ModuleState, id: &str) -> Option<std::sync::Arc<Entry>> {
+    let n = number_of(id)?;
+    let regs = state.registrations.all();
+    let reg = regs.iter().find(|r| r.queued_ids.has(n))?;
+    Some(Entry::new_registered(id.to_owned(), &reg.shape))
 }
 
 /// Drops registration `id` on this shard, silently if unknown (replicas, other shards).

@@ -57,15 +57,23 @@ pub fn dumpexecutions(ctx: &Context, state: &ModuleState, _args: Vec<RedisString
             Reply::Int(registered as i64),
         ])
     };
-    // Batched events run before their entries exist: the running ones come first
-    // (they are the newest).
-    let mut rows: Vec<Reply> = state
-        .registrations
-        .all()
-        .iter()
-        .filter_map(|r| r.in_flight.id())
-        .map(|id| row(&id, Status::Running.name(), true))
+    // Queued events (`created`) and batched events running now have no entry yet: they
+    // come first (they are the newest), queued ones newest first.
+    let regs = state.registrations.all();
+    let mut queued: Vec<u64> = regs.iter().flat_map(|r| r.queued_ids.numbers()).collect();
+    queued.sort_unstable_by(|a, b| b.cmp(a));
+    let mut rows: Vec<Reply> = queued
+        .into_iter()
+        .map(|n| {
+            let id = crate::model::topology::numbered_id(n);
+            row(&id, Status::Created.name(), true)
+        })
         .collect();
+    rows.extend(
+        regs.iter()
+            .filter_map(|r| r.in_flight.id())
+            .map(|id| row(&id, Status::Running.name(), true)),
+    );
     rows.extend(
         state
             .registry

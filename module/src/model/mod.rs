@@ -8,6 +8,7 @@ pub mod executions;
 pub mod in_flight;
 pub mod pip;
 pub mod progress;
+pub mod queued_ids;
 pub mod registration_table;
 pub mod registrations;
 pub mod reply;

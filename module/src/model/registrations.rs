@@ -168,6 +168,8 @@ pub struct Registration {
     drain: Mutex<DrainState>,
     /// The event the drain runs now (listed and abortable while it runs).
     pub in_flight: crate::model::in_flight::InFlight,
+    /// Execution numbers of the queued events (listed `created`, abortable).
+    pub queued_ids: crate::model::queued_ids::QueuedIds,
 }
 
 fn key_type_named(name: &str) -> KeyType {
@@ -218,6 +220,7 @@ impl Registration {
             kept: Mutex::new(VecDeque::new()),
             drain: Mutex::new(DrainState::default()),
             in_flight: Default::default(),
+            queued_ids: Default::default(),
         }
     }
 
@@ -290,9 +293,15 @@ impl Registration {
     }
 
     /// Queues an event (notification callback: Redis lock held, never blocks). Counted as
-    /// triggered if accepted; a full queue drops it and counts it in `dropped`.
-    pub fn enqueue(&self, key: &[u8], event: &[u8]) -> Pushed {
-        self.queue.push(key, event)
+    /// triggered if accepted, and given its execution number (`number()`); a full queue
+    /// drops it and counts it in `dropped`.
+    pub fn enqueue(&self, key: &[u8], event: &[u8], number: impl FnOnce() -> u64) -> Pushed {
+        let mut ids = self.queued_ids.pushing();
+        let pushed = self.queue.push(key, event);
+        if let Pushed::Accepted { .. } = pushed {
+            ids.queued(self.queue.pushed() - 1, number());
+        }
+        pushed
     }
 
     /// Events waiting to run.
@@ -320,7 +329,9 @@ impl Registration {
 
     /// Discards queued (not yet started) events; returns how many.
     pub fn clear_pending(&self) -> usize {
-        self.queue.discard_pending()
+        let n = self.queue.discard_pending();
+        self.queued_ids.clear();
+        n
     }
 }
 
@@ -399,14 +410,19 @@ mod tests {
     #[test]
     fn enqueue_counts_triggered_and_clear_discards() {
         let r = reg("*", None);
-        assert_eq!(r.enqueue(b"a", b"set"), Pushed::Accepted { schedule: true });
         assert_eq!(
-            r.enqueue(b"b", b"set"),
+            r.enqueue(b"a", b"set", || 7),
+            Pushed::Accepted { schedule: true }
+        );
+        assert_eq!(
+            r.enqueue(b"b", b"set", || 8),
             Pushed::Accepted { schedule: false }
         );
+        assert_eq!(r.queued_ids.numbers(), vec![7, 8]);
         assert_eq!(r.stats().triggered, 2);
         assert_eq!(r.pending(), 2);
         assert_eq!(r.clear_pending(), 2);
+        assert!(r.queued_ids.numbers().is_empty());
         let mut c = r.queue.consumer();
         assert!(c.pop().is_none(), "cleared events never run");
         assert_eq!(r.pending(), 0);

@@ -43,6 +43,7 @@ use super::finish;
 pub use crate::model::drain_state::{DrainState, BURST_MIN_EVENTS, RATE_TAU};
 use crate::model::event_queue::MAX_PENDING_EVENTS;
 use crate::model::executions::Entry;
+use crate::model::queued_ids::Start;
 use crate::model::registrations::Registration;
 use crate::model::state::{self, ModuleState};
 use crate::redis::access::{self, AsUser, Scope};
@@ -187,18 +188,24 @@ fn run_batch(
     // abortable) while it runs.
     let mut numbers = Vec::with_capacity(seqs.len());
     // An event discarded meanwhile (RG.UNREGISTER) does not start.
+    // An event aborted while queued stops the batch; it is skipped when carried.
     let mut next = |cols: &mut KeyColumns, i: usize| {
         let go = i < cols.len()
             && !reg.queue.discarded(seqs[i])
             && (i == 0 || (!DRAINING.with(|d| d.get().1) && running.elapsed() < RUN_BUDGET));
-        if go {
-            let n = state.registry.next_number();
-            numbers.push(n);
-            reg.in_flight.start(n);
-        } else {
-            reg.in_flight.stop();
+        let number = match go.then(|| reg.queued_ids.start(seqs[i])) {
+            Some(Start::Number(n)) => Some(n),
+            Some(Start::Unnumbered) => Some(state.registry.next_number()),
+            Some(Start::Aborted) | None => None,
+        };
+        match number {
+            Some(n) => {
+                numbers.push(n);
+                reg.in_flight.start(n);
+            }
+            None => reg.in_flight.stop(),
         }
-        go
+        number.is_some()
     };
     let (outs, deferred) = {
         let _as = Scope::enter(reg.run_as.clone());
@@ -212,6 +219,9 @@ fn run_batch(
     let ran = outs.len() + usize::from(deferred.is_some());
     let mut drain = reg.drain_state();
     for (i, &seq) in seqs.iter().enumerate().skip(ran) {
+        if skip_aborted(reg, seq) {
+            continue;
+        }
         let row = cols.row(i);
         let event = row.event.unwrap_or_default().to_vec();
         drain.carry.push_back((seq, row.key.to_vec(), event));
@@ -238,7 +248,7 @@ fn read_batch(
     let mut seqs = Vec::new();
     let carry = std::mem::take(&mut reg.drain_state().carry);
     for (seq, key, event) in carry {
-        if !reg.queue.discarded(seq) {
+        if !reg.queue.discarded(seq) && !skip_aborted(reg, seq) {
             read_key(ctx, &key, cols, reg.read_value);
             cols.push_event(&event);
             seqs.push(seq);
@@ -247,11 +257,23 @@ fn read_batch(
     let mut queue = reg.queue.consumer();
     while seqs.len() < MAX_BATCH && !(seqs.len() % 16 == 15 && started.elapsed() >= READ_BUDGET) {
         let Some(ev) = queue.pop() else { break };
+        if skip_aborted(reg, ev.seq) {
+            continue;
+        }
         read_key(ctx, ev.key, cols, reg.read_value);
         cols.push_event(ev.event);
         seqs.push(ev.seq);
     }
     seqs
+}
+
+/// True (and forgotten) if the event `seq` was aborted while queued: it never runs.
+fn skip_aborted(reg: &Registration, seq: u64) -> bool {
+    let aborted = reg.queued_ids.is_aborted(seq);
+    if aborted {
+        reg.queued_ids.skipped(seq);
+    }
+    aborted
 }
 
 /// Other flows: starts the next queued event as an engine execution; its completion
@@ -261,16 +283,27 @@ pub fn run_next(reg: Arc<Registration>) {
     loop {
         let next = {
             let mut queue = reg.queue.consumer();
-            queue.pop().map(|e| (e.key.to_vec(), e.event.to_vec()))
+            queue
+                .pop()
+                .map(|e| (e.seq, e.key.to_vec(), e.event.to_vec()))
         };
-        let Some((key, event)) = next else {
+        let Some((seq, key, event)) = next else {
             if reg.queue.finish_drain() {
                 continue;
             }
             return;
         };
+        let number = match reg.queued_ids.start(seq) {
+            Start::Number(n) => n,
+            Start::Unnumbered => state.registry.next_number(),
+            Start::Aborted => {
+                reg.queued_ids.skipped(seq);
+                continue;
+            }
+        };
         let started = Instant::now();
-        let entry = Entry::new_registered(state.registry.next_id(), &reg.shape);
+        let id = crate::model::topology::numbered_id(number);
+        let entry = Entry::new_registered(id, &reg.shape);
         state.keep_registered(&*reg, &entry);
         let source = access::source(
             Box::new(KeysSource::for_event(key, event, reg.read_value)),

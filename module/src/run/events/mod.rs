@@ -93,7 +93,10 @@ fn dispatch(ctx: &Context, event: &str, key: &[u8]) {
                 // notifications come back here.
                 Mode::Sync => sync_hits.push(Arc::clone(reg)),
                 Mode::Async | Mode::AsyncLocal => {
-                    if reg.enqueue(key, event.as_bytes()) == (Pushed::Accepted { schedule: true }) {
+                    let number = || state.registry.next_number();
+                    if reg.enqueue(key, event.as_bytes(), number)
+                        == (Pushed::Accepted { schedule: true })
+                    {
                         drain::start(Arc::clone(reg));
                     }
                 }

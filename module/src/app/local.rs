@@ -36,12 +36,12 @@ pub fn abort_local(state: &ModuleState, id: &str) -> Result<Reply, String> {
             e.abort(&state.scripts);
         }
         None => {
-            let in_flight = state
-                .registrations
-                .all()
-                .iter()
-                .any(|r| r.in_flight.abort(id));
-            if !in_flight && !abort_queued(state, id) {
+            let in_flight = |state: &ModuleState| {
+                let regs = state.registrations.all();
+                regs.iter().any(|r| r.in_flight.abort(id))
+            };
+            // A queued event that starts meanwhile is stopped as a running one.
+            if !in_flight(state) && !abort_queued(state, id) && !in_flight(state) {
                 return Err(NO_SUCH_EXECUTION.to_owned());
             }
         }

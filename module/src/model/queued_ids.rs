@@ -1,24 +1,41 @@
 //! Execution ids of a registration's queued keyspace events (REFERENCE §12.7): in 1.2
 //! every event of an async registration is an execution created when it fires, listed as
 //! `created` until a thread runs it. Here an event takes its execution number when it is
-//! queued (one counter increment and a push under this list's lock), is listed `created`
-//! from this light record (no `Entry` until it starts), and the drain binds that number
-//! when the event starts. Aborting a queued event marks its sequence number: the drain
-//! skips it. Depends on `topology` ids only.
+//! queued (one counter increment and a push under this list's lock, which the producer,
+//! holding the Redis lock, only shares with listings and aborts), is listed `created` from
+//! this light record (no `Entry` until it starts), and the drain binds that number when
+//! the event starts.
+//!
+//! The batched drain takes a batch's numbers at once (`bind`, under the Redis lock, so
+//! with no producer competing), and starts each event lock-free (`start`: one atomic
+//! store; the lock only while an abort is pending). Aborting a queued event marks its
+//! sequence number; the drain skips it. An abort racing with the start of that event is
+//! settled Dekker-style: the drain publishes the start then looks for aborts; the abort
+//! publishes its mark then looks for the start; at least one of them sees the other.
+//! Depends on `topology` ids only.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
-/// One registration's queued events: (queue sequence number, execution number), in
-/// trigger order, and the aborted ones' sequence numbers.
+use engine::sync::{AtomicU64, Ordering};
+
+/// One registration's queued events.
 #[derive(Debug, Default)]
 pub struct QueuedIds {
     inner: Mutex<Inner>,
+    /// Events with a sequence number below this have started (or were skipped).
+    started: AtomicU64,
+    /// Aborted events not skipped yet (the lock-free path looks at this first).
+    aborts: AtomicU64,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
+    /// (queue sequence number, execution number) of events not popped, in trigger order.
     waiting: VecDeque<(u64, u64)>,
+    /// The same for the events the batched drain holds (bound, not all started).
+    batch: Vec<(u64, u64)>,
+    /// Sequence numbers of aborted events, not skipped yet.
     aborted: HashSet<u64>,
 }
 
@@ -53,9 +70,58 @@ impl QueuedIds {
         Pushing(self.lock())
     }
 
-    /// The event `seq` starts (events start in sequence order): its execution number.
-    /// An aborted one keeps its mark (the drain skips it and calls `skipped`).
-    pub fn start(&self, seq: u64) -> Start {
+    /// The batched drain now holds the events `seqs` (ascending; carried ones first):
+    /// their execution numbers. They stay listed `created` until `start`.
+    pub fn bind(&self, seqs: &[u64]) -> Vec<Start> {
+        let mut s = self.lock();
+        let old = std::mem::take(&mut s.batch);
+        let mut old = old.into_iter().peekable();
+        let mut out = Vec::with_capacity(seqs.len());
+        for &seq in seqs {
+            while old.peek().is_some_and(|&(q, _)| q < seq) {
+                old.next();
+            }
+            let found = match old.peek() {
+                Some(&(q, n)) if q == seq => old.next().map(|_| (q, n)),
+                _ => {
+                    while s.waiting.front().is_some_and(|&(q, _)| q < seq) {
+                        s.waiting.pop_front();
+                    }
+                    match s.waiting.front() {
+                        Some(&(q, _)) if q == seq => s.waiting.pop_front(),
+                        _ => None,
+                    }
+                }
+            };
+            out.push(match found {
+                Some(e) => {
+                    s.batch.push(e);
+                    Start::Number(e.1)
+                }
+                None if s.aborted.contains(&seq) => Start::Aborted,
+                None => Start::Unnumbered,
+            });
+        }
+        out
+    }
+
+    /// A bound event `seq` starts (lock-free unless an abort is pending); false if it
+    /// was aborted (it must not run; the drain skips it).
+    pub fn start(&self, seq: u64) -> bool {
+        self.started.store(seq + 1, Ordering::SeqCst);
+        if self.aborts.load(Ordering::SeqCst) == 0 {
+            return true;
+        }
+        let s = self.lock();
+        if s.aborted.contains(&seq) {
+            self.started.store(seq, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+
+    /// The per-event drain's start of the event `seq` (popped, events in order).
+    pub fn start_one(&self, seq: u64) -> Start {
         let mut s = self.lock();
         while s.waiting.front().is_some_and(|&(q, _)| q < seq) {
             s.waiting.pop_front();
@@ -72,36 +138,56 @@ impl QueuedIds {
         }
     }
 
-    /// True if the event `seq` was aborted (it is skipped, not run).
-    pub fn is_aborted(&self, seq: u64) -> bool {
-        let s = self.lock();
-        !s.aborted.is_empty() && s.aborted.contains(&seq)
+    /// True if the event `seq` was aborted; it is then forgotten (the caller skips it).
+    pub fn skip_aborted(&self, seq: u64) -> bool {
+        if self.aborts.load(Ordering::SeqCst) == 0 {
+            return false;
+        }
+        let mut s = self.lock();
+        let aborted = s.aborted.remove(&seq);
+        if aborted {
+            self.aborts.fetch_sub(1, Ordering::SeqCst);
+        }
+        aborted
     }
 
-    /// Forgets the aborted mark of `seq` (the drain skipped it).
-    pub fn skipped(&self, seq: u64) {
-        self.lock().aborted.remove(&seq);
-    }
-
-    /// Execution numbers of the queued events, oldest first.
+    /// Execution numbers of the events not started, oldest first.
     pub fn numbers(&self) -> Vec<u64> {
-        self.lock().waiting.iter().map(|&(_, n)| n).collect()
+        let s = self.lock();
+        let started = self.started.load(Ordering::SeqCst);
+        let bound = s.batch.iter().filter(|&&(q, _)| q >= started);
+        bound.chain(s.waiting.iter()).map(|&(_, n)| n).collect()
     }
 
-    /// Whether execution number `number` is queued here.
+    /// Whether execution number `number` is queued here, not started.
     pub fn has(&self, number: u64) -> bool {
-        self.lock().waiting.iter().any(|&(_, n)| n == number)
+        self.numbers().contains(&number)
     }
 
-    /// Aborts the queued event numbered `number`; true if it was queued here.
+    /// Aborts the queued event numbered `number`; true if it was queued here and had
+    /// not started (it never will).
     pub fn abort(&self, number: u64) -> bool {
         let mut s = self.lock();
-        let Some(i) = s.waiting.iter().position(|&(_, n)| n == number) else {
+        if let Some(i) = s.waiting.iter().position(|&(_, n)| n == number) {
+            if let Some((seq, _)) = s.waiting.remove(i) {
+                s.aborted.insert(seq);
+                self.aborts.fetch_add(1, Ordering::SeqCst);
+            }
+            return true;
+        }
+        let Some(i) = s.batch.iter().position(|&(_, n)| n == number) else {
             return false;
         };
-        if let Some((seq, _)) = s.waiting.remove(i) {
-            s.aborted.insert(seq);
+        let seq = s.batch[i].0;
+        s.aborted.insert(seq);
+        self.aborts.fetch_add(1, Ordering::SeqCst);
+        if self.started.load(Ordering::SeqCst) > seq {
+            // It started first: it runs (an abort of a running event stops it).
+            s.aborted.remove(&seq);
+            self.aborts.fetch_sub(1, Ordering::SeqCst);
+            return false;
         }
+        s.batch.remove(i);
         true
     }
 
@@ -109,7 +195,9 @@ impl QueuedIds {
     pub fn clear(&self) {
         let mut s = self.lock();
         s.waiting.clear();
+        s.batch.clear();
         s.aborted.clear();
+        self.aborts.store(0, Ordering::SeqCst);
     }
 }
 
@@ -123,32 +211,73 @@ pub fn number_of(id: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
+    fn nums(ns: &[u64]) -> Vec<Start> {
+        ns.iter().map(|&n| Start::Number(n)).collect()
+    }
+
     #[test]
-    fn numbers_bind_in_order_and_aborted_ones_are_skipped() {
+    fn an_event_aborted_before_it_is_bound_is_reported() {
+        let q = queued(2);
+        assert!(q.abort(10));
+        assert_eq!(q.bind(&[0, 1]), vec![Start::Aborted, Start::Number(11)]);
+    }
+
+    fn queued(n: u64) -> QueuedIds {
         let q = QueuedIds::default();
-        for (seq, n) in [(0, 10), (1, 11), (2, 12)] {
-            q.pushing().queued(seq, n);
+        for seq in 0..n {
+            q.pushing().queued(seq, 10 + seq);
         }
+        q
+    }
+
+    #[test]
+    fn per_event_numbers_bind_in_order_and_aborted_ones_are_skipped() {
+        let q = queued(3);
         assert_eq!(q.numbers(), vec![10, 11, 12]);
         assert!(q.abort(11));
         assert!(!q.abort(11));
         assert_eq!(q.numbers(), vec![10, 12]);
-        assert_eq!(q.start(0), Start::Number(10));
-        assert!(q.is_aborted(1));
-        assert_eq!(q.start(1), Start::Aborted);
-        q.skipped(1);
-        assert!(!q.is_aborted(1));
-        assert_eq!(q.start(2), Start::Number(12));
+        assert_eq!(q.start_one(0), Start::Number(10));
+        assert_eq!(q.start_one(1), Start::Aborted);
+        assert!(q.skip_aborted(1));
+        assert!(!q.skip_aborted(1));
+        assert_eq!(q.start_one(2), Start::Number(12));
         assert!(q.numbers().is_empty());
     }
 
     #[test]
-    fn a_discarded_event_is_passed_over() {
-        let q = QueuedIds::default();
-        q.pushing().queued(0, 1);
-        q.pushing().queued(1, 2);
-        assert_eq!(q.start(1), Start::Number(2));
+    fn a_batch_stays_listed_until_each_event_starts() {
+        let q = queued(4);
+        assert_eq!(q.bind(&[0, 1, 2]), nums(&[10, 11, 12]));
+        assert_eq!(q.numbers(), vec![10, 11, 12, 13]);
+        assert!(q.start(0));
+        assert_eq!(q.numbers(), vec![11, 12, 13]);
+        assert!(!q.abort(10), "started");
+        assert!(q.abort(12));
+        assert!(q.start(1));
+        assert!(!q.start(2), "aborted while bound");
+        assert!(q.skip_aborted(2));
+        // Event 3 carried to the next batch with event 4.
+        q.pushing().queued(4, 14);
+        assert_eq!(q.bind(&[3, 4]), nums(&[13, 14]));
+        assert_eq!(q.numbers(), vec![13, 14]);
+    }
+
+    #[test]
+    fn carried_events_keep_their_numbers() {
+        let q = queued(3);
+        assert_eq!(q.bind(&[0, 1]), nums(&[10, 11]));
+        assert!(q.start(0));
+        assert_eq!(q.bind(&[1, 2]), nums(&[11, 12]));
+        assert_eq!(q.numbers(), vec![11, 12]);
+    }
+
+    #[test]
+    fn a_discarded_event_is_unnumbered() {
+        let q = queued(2);
+        assert_eq!(q.start_one(1), Start::Number(11));
         q.clear();
-        assert_eq!(q.start(2), Start::Unnumbered);
+        assert_eq!(q.start_one(2), Start::Unnumbered);
+        assert_eq!(q.bind(&[3]), vec![Start::Unnumbered]);
     }
 }

@@ -180,6 +180,8 @@ fn run_batch(
     let started = Instant::now();
     let mut cols = KeyColumns::new(reg.read_value);
     let seqs = read_batch(reg, &guard, &mut cols, started);
+    // Their execution numbers, taken when they were queued.
+    let ids = reg.queued_ids.bind(&seqs);
     drop(guard);
 
     DRAINING.with(|d| d.set((Arc::as_ptr(reg) as usize, false)));
@@ -193,9 +195,12 @@ fn run_batch(
         let go = i < cols.len()
             && !reg.queue.discarded(seqs[i])
             && (i == 0 || (!DRAINING.with(|d| d.get().1) && running.elapsed() < RUN_BUDGET));
-        let number = match go.then(|| reg.queued_ids.start(seqs[i])) {
-            Some(Start::Number(n)) => Some(n),
-            Some(Start::Unnumbered) => Some(state.registry.next_number()),
+        let number = match go.then(|| ids[i]) {
+            Some(Start::Number(n)) => reg.queued_ids.start(seqs[i]).then_some(n),
+            Some(Start::Unnumbered) => {
+                reg.queued_ids.start(seqs[i]);
+                Some(state.registry.next_number())
+            }
             Some(Start::Aborted) | None => None,
         };
         match number {
@@ -269,11 +274,7 @@ fn read_batch(
 
 /// True (and forgotten) if the event `seq` was aborted while queued: it never runs.
 fn skip_aborted(reg: &Registration, seq: u64) -> bool {
-    let aborted = reg.queued_ids.is_aborted(seq);
-    if aborted {
-        reg.queued_ids.skipped(seq);
-    }
-    aborted
+    reg.queued_ids.skip_aborted(seq)
 }
 
 /// Other flows: starts the next queued event as an engine execution; its completion
@@ -293,11 +294,11 @@ pub fn run_next(reg: Arc<Registration>) {
             }
             return;
         };
-        let number = match reg.queued_ids.start(seq) {
+        let number = match reg.queued_ids.start_one(seq) {
             Start::Number(n) => n,
             Start::Unnumbered => state.registry.next_number(),
             Start::Aborted => {
-                reg.queued_ids.skipped(seq);
+                reg.queued_ids.skip_aborted(seq);
                 continue;
             }
         };

@@ -168,7 +168,18 @@ def test_queued_events_take_ids_in_event_order_then_run_done(one_thread, flow):
     ids = sorted(waiting, key=event_number)
     assert ids == waiting[::-1], 'listed newest first'
     assert event_number(ids[0]) > event_number(busy)
+    with pytest.raises(redis.ResponseError, match='execution is still running'):
+        c.execute_command('RG.GETRESULTS', ids[1])
+    with pytest.raises(redis.ResponseError, match='can not drop a not yet finished execution'):
+        c.execute_command('RG.DROPEXECUTION', ids[1])
+    got = {}
+    blocked = short_client(srv, timeout=30)
+    t = threading.Thread(target=lambda: got.update(
+        reply=blocked.execute_command('RG.GETRESULTSBLOCKING', ids[2])))
+    t.start()
     c.set('release', '1')
+    t.join(30)
+    assert got.get('reply') == [[keys[2]], []], got
     assert wait_for(lambda: all(status(c, i) == 'done' for i in ids)), \
         [status(c, i) for i in ids]
     # The execution created for the i-th event ran the i-th event.

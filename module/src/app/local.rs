@@ -76,6 +76,15 @@ pub fn local_plan(state: &ModuleState, id: &str) -> Result<Reply, String> {
     Ok(shard_plan(&e, state.config.int("ProfileExecutions") != 0))
 }
 
+/// Whether `id` is a keyspace event of this shard queued, running or finished in a batch
+/// not recorded yet (it has no entry yet).
+pub fn event_pending(state: &ModuleState, id: &str) -> bool {
+    let Some(n) = number_of(id) else { return false };
+    let regs = state.registrations.all();
+    regs.iter()
+        .any(|r| r.queued_ids.pending(n) || r.in_flight.id().as_deref() == Some(id))
+}
+
 /// A `created` entry for the queued event `id` (not kept: it only shows it).
 fn queued_entry(state: &ModuleState, id: &str) -> Option<std::sync::Arc<Entry>> {
     let n = number_of(id)?;

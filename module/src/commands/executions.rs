@@ -4,14 +4,19 @@
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
 use super::{respond, respond_cluster_wide, text_args};
+use crate::app::local;
 use crate::cluster::ask::{self, Query};
 use crate::model::executions::{Entry, Status};
 use crate::model::state::ModuleState;
 use crate::redis::ffi::command::error;
-use crate::redis::ffi::replies::{block, bulk, reply_blocked, Reply};
+use crate::redis::ffi::replies::{block, bulk, reply_blocked, Blocked, Reply};
 use crate::redis::lock::with_lock_held;
 
 const NO_SUCH_PLAN: &str = "execution plan does not exist";
+const STILL_RUNNING: &str = "execution is still running";
+const NOT_FINISHED: &str = "can not drop a not yet finished execution, abort it first.";
+/// How often a client blocked on a queued event looks for its execution.
+const QUEUED_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 
 fn entry(state: &ModuleState, id: &str) -> Result<std::sync::Arc<Entry>, RedisError> {
     state.registry.get(id).ok_or_else(|| error(NO_SUCH_PLAN))
@@ -21,9 +26,12 @@ fn entry(state: &ModuleState, id: &str) -> Result<std::sync::Arc<Entry>, RedisEr
 pub fn getresults(ctx: &Context, state: &ModuleState, args: Vec<RedisString>) -> RedisResult {
     let a = text_args(&args);
     let id = a.first().ok_or(RedisError::WrongArity)?;
+    if state.registry.get(id).is_none() && local::event_pending(state, id) {
+        return Err(error(STILL_RUNNING));
+    }
     match entry(state, id)?.result_reply() {
         Some(r) => respond(ctx, r),
-        None => Err(error("execution is still running")),
+        None => Err(error(STILL_RUNNING)),
     }
 }
 
@@ -37,12 +45,54 @@ pub fn getresultsblocking(
     if a.len() != 1 {
         return Err(RedisError::WrongArity);
     }
+    if state.registry.get(&a[0]).is_none() && local::event_pending(state, &a[0]) {
+        wait_for_event(ctx, block(ctx), a[0].clone());
+        return Ok(RedisValue::NoReply);
+    }
     let e = entry(state, &a[0])?;
     if let Some(r) = e.result_reply() {
         return respond(ctx, r);
     }
     e.reply_when_done(block(ctx));
     Ok(RedisValue::NoReply)
+}
+
+/// Answers `client` once the queued event `id` is done: it has no entry until it starts,
+/// so the main thread looks for one every `QUEUED_POLL` (an event whose execution was
+/// dropped before anyone could read it answers as an unknown id).
+fn wait_for_event(ctx: &Context, client: Blocked, id: String) {
+    let w = EventWaiter {
+        client,
+        id,
+        misses: 0,
+    };
+    crate::redis::timers::create(ctx, QUEUED_POLL, poll_event, w);
+}
+
+/// A client waiting for a queued event's execution.
+struct EventWaiter {
+    client: Blocked,
+    id: String,
+    misses: u32,
+}
+
+fn poll_event(ctx: &Context, mut w: EventWaiter) {
+    let Some(state) = crate::model::state::get() else {
+        return reply_blocked(w.client, &Reply::Error(NO_SUCH_PLAN.into()));
+    };
+    if let Some(e) = state.registry.get(&w.id) {
+        return e.reply_when_done(w.client);
+    }
+    // A per-event run is briefly neither queued nor kept as it starts.
+    w.misses = if local::event_pending(state, &w.id) {
+        0
+    } else {
+        w.misses + 1
+    };
+    if w.misses < 2 {
+        return crate::redis::timers::create(ctx, QUEUED_POLL, poll_event, w);
+    }
+    reply_blocked(w.client, &Reply::Error(NO_SUCH_PLAN.into()));
 }
 
 /// `RG.DUMPEXECUTIONS`: `[executionId, id, status, s, registered, 0|1]`, newest first.
@@ -59,9 +109,18 @@ pub fn dumpexecutions(ctx: &Context, state: &ModuleState, _args: Vec<RedisString
     };
     // Queued events (`created`) and batched events running now have no entry yet: they
     // come first (they are the newest), queued ones newest first.
+    // At most `MaxExecutions` of them (1.2's list holds no more).
+    let cap = match state.config.int("MaxExecutions") {
+        c if c > 0 => c as usize,
+        _ => usize::MAX,
+    };
     let regs = state.registrations.all();
-    let mut queued: Vec<u64> = regs.iter().flat_map(|r| r.queued_ids.numbers()).collect();
+    let mut queued: Vec<u64> = regs
+        .iter()
+        .flat_map(|r| r.queued_ids.numbers(cap))
+        .collect();
     queued.sort_unstable_by(|a, b| b.cmp(a));
+    queued.truncate(cap);
     let mut rows: Vec<Reply> = queued
         .into_iter()
         .map(|n| {
@@ -90,11 +149,12 @@ pub fn dropexecution(ctx: &Context, state: &ModuleState, args: Vec<RedisString>)
     if a.len() != 1 {
         return Err(RedisError::WrongArity);
     }
+    if state.registry.get(&a[0]).is_none() && local::event_pending(state, &a[0]) {
+        return Err(error(NOT_FINISHED));
+    }
     let e = entry(state, &a[0])?;
     if matches!(e.status(), Status::Running | Status::Created) {
-        return Err(error(
-            "can not drop a not yet finished execution, abort it first.",
-        ));
+        return Err(error(NOT_FINISHED));
     }
     state.registry.remove(&a[0]);
     with_lock_held(ctx, || {

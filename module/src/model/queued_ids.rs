@@ -151,17 +151,41 @@ impl QueuedIds {
         aborted
     }
 
-    /// Execution numbers of the events not started, oldest first.
-    pub fn numbers(&self) -> Vec<u64> {
+    /// Execution numbers of the events not started, oldest first (the newest `limit`).
+    pub fn numbers(&self, limit: usize) -> Vec<u64> {
         let s = self.lock();
         let started = self.started.load(Ordering::SeqCst);
         let bound = s.batch.iter().filter(|&&(q, _)| q >= started);
-        bound.chain(s.waiting.iter()).map(|&(_, n)| n).collect()
+        let all = bound.count() + s.waiting.len();
+        let bound = s.batch.iter().filter(|&&(q, _)| q >= started);
+        let skip = all.saturating_sub(limit);
+        bound
+            .chain(s.waiting.iter())
+            .skip(skip)
+            .map(|&(_, n)| n)
+            .collect()
+    }
+
+    /// Whether execution number `number` is queued or in the drain's batch (started or
+    /// not, until the batch is recorded: its entry may not exist yet).
+    pub fn pending(&self, number: u64) -> bool {
+        let s = self.lock();
+        s.batch
+            .iter()
+            .chain(s.waiting.iter())
+            .any(|&(_, n)| n == number)
+    }
+
+    /// The drain's batch is recorded: its started events' entries exist (or were
+    /// dropped); the events carried to the next batch stay.
+    pub fn recorded(&self) {
+        let started = self.started.load(Ordering::SeqCst);
+        self.lock().batch.retain(|&(q, _)| q >= started);
     }
 
     /// Whether execution number `number` is queued here, not started.
     pub fn has(&self, number: u64) -> bool {
-        self.numbers().contains(&number)
+        self.numbers(usize::MAX).contains(&number)
     }
 
     /// Aborts the queued event numbered `number`; true if it was queued here and had
@@ -233,25 +257,25 @@ mod tests {
     #[test]
     fn per_event_numbers_bind_in_order_and_aborted_ones_are_skipped() {
         let q = queued(3);
-        assert_eq!(q.numbers(), vec![10, 11, 12]);
+        assert_eq!(q.numbers(usize::MAX), vec![10, 11, 12]);
         assert!(q.abort(11));
         assert!(!q.abort(11));
-        assert_eq!(q.numbers(), vec![10, 12]);
+        assert_eq!(q.numbers(usize::MAX), vec![10, 12]);
         assert_eq!(q.start_one(0), Start::Number(10));
         assert_eq!(q.start_one(1), Start::Aborted);
         assert!(q.skip_aborted(1));
         assert!(!q.skip_aborted(1));
         assert_eq!(q.start_one(2), Start::Number(12));
-        assert!(q.numbers().is_empty());
+        assert!(q.numbers(usize::MAX).is_empty());
     }
 
     #[test]
     fn a_batch_stays_listed_until_each_event_starts() {
         let q = queued(4);
         assert_eq!(q.bind(&[0, 1, 2]), nums(&[10, 11, 12]));
-        assert_eq!(q.numbers(), vec![10, 11, 12, 13]);
+        assert_eq!(q.numbers(usize::MAX), vec![10, 11, 12, 13]);
         assert!(q.start(0));
-        assert_eq!(q.numbers(), vec![11, 12, 13]);
+        assert_eq!(q.numbers(usize::MAX), vec![11, 12, 13]);
         assert!(!q.abort(10), "started");
         assert!(q.abort(12));
         assert!(q.start(1));
@@ -260,7 +284,7 @@ mod tests {
         // Event 3 carried to the next batch with event 4.
         q.pushing().queued(4, 14);
         assert_eq!(q.bind(&[3, 4]), nums(&[13, 14]));
-        assert_eq!(q.numbers(), vec![13, 14]);
+        assert_eq!(q.numbers(usize::MAX), vec![13, 14]);
     }
 
     #[test]
@@ -269,7 +293,12 @@ mod tests {
         assert_eq!(q.bind(&[0, 1]), nums(&[10, 11]));
         assert!(q.start(0));
         assert_eq!(q.bind(&[1, 2]), nums(&[11, 12]));
-        assert_eq!(q.numbers(), vec![11, 12]);
+        assert_eq!(q.numbers(usize::MAX), vec![11, 12]);
+        assert_eq!(q.numbers(1), vec![12]);
+        assert!(q.pending(11) && !q.pending(10));
+        assert!(q.start(1));
+        q.recorded();
+        assert!(!q.pending(11) && q.pending(12), "12 is carried");
     }
 
     #[test]

@@ -240,6 +240,7 @@ fn run_batch(
         let id = number.map(crate::model::topology::numbered_id);
         super::continue_in_background(state, reg, rest, running, id);
     }
+    reg.queued_ids.recorded();
 }
 
 /// Pops the batch's events (carried ones first) and reads their values into `cols`;

@@ -32,11 +32,12 @@ pub fn set_persistence(p: Persistence) {
     let _ = PERSISTENCE.set(p);
 }
 
-/// Aux-only data type (no keys of this type exist). Named apart from 1.2's `GEARS_DT0`,
-/// whose pickled payload Gearshift cannot read.
-pub static GEARSHIFT_AUX: RedisType = RedisType::new(
-    "gearshft0",
-    1,
+/// The methods of a type that only carries aux data (no keys of it exist).
+const fn aux_only(
+    load: unsafe extern "C" fn(*mut raw::RedisModuleIO, c_int, c_int) -> c_int,
+    save: unsafe extern "C" fn(*mut raw::RedisModuleIO, c_int),
+    triggers: c_int,
+) -> raw::RedisModuleTypeMethods {
     raw::RedisModuleTypeMethods {
         version: raw::REDISMODULE_TYPE_METHOD_VERSION as u64,
         rdb_load: None,
@@ -45,9 +46,9 @@ pub static GEARSHIFT_AUX: RedisType = RedisType::new(
         mem_usage: None,
         digest: None,
         free: None,
-        aux_load: Some(aux_load),
-        aux_save: Some(aux_save),
-        aux_save_triggers: raw::REDISMODULE_AUX_AFTER_RDB as c_int,
+        aux_load: Some(load),
+        aux_save: Some(save),
+        aux_save_triggers: triggers,
         free_effort: None,
         unlink: None,
         copy: None,
@@ -57,34 +58,26 @@ pub static GEARSHIFT_AUX: RedisType = RedisType::new(
         unlink2: None,
         copy2: None,
         aux_save2: None,
-    },
+    }
+}
+
+/// Aux-only data type (no keys of this type exist). Named apart from 1.2's `GEARS_DT0`,
+/// whose pickled payload Gearshift cannot read.
+pub static GEARSHIFT_AUX: RedisType = RedisType::new(
+    "gearshft0",
+    1,
+    aux_only(aux_load, aux_save, raw::REDISMODULE_AUX_AFTER_RDB as c_int),
 );
 
 /// Aux-only data type of the installed requirements (1.2 has `GEAR_REQ0` for this).
 pub static GEARSHIFT_REQ_AUX: RedisType = RedisType::new(
     "gearshreq",
     1,
-    raw::RedisModuleTypeMethods {
-        version: raw::REDISMODULE_TYPE_METHOD_VERSION as u64,
-        rdb_load: None,
-        rdb_save: None,
-        aof_rewrite: None,
-        mem_usage: None,
-        digest: None,
-        free: None,
-        aux_load: Some(req_aux_load),
-        aux_save: Some(req_aux_save),
-        aux_save_triggers: raw::REDISMODULE_AUX_BEFORE_RDB as c_int,
-        free_effort: None,
-        unlink: None,
-        copy: None,
-        defrag: None,
-        mem_usage2: None,
-        free_effort2: None,
-        unlink2: None,
-        copy2: None,
-        aux_save2: None,
-    },
+    aux_only(
+        req_aux_load,
+        req_aux_save,
+        raw::REDISMODULE_AUX_BEFORE_RDB as c_int,
+    ),
 );
 
 extern "C" fn req_aux_save(io: *mut raw::RedisModuleIO, when: c_int) {

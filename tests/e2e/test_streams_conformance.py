@@ -57,6 +57,29 @@ def test_first_xadd_to_a_new_stream_runs_at_once_whatever_the_batch(rs):
     assert rs.get('n2') == '2'
 
 
+def test_a_late_first_scan_does_not_read_a_new_stream_again():
+    # The registration's first scan of existing streams runs on an execution thread; with the
+    # only one busy it runs after the XADDs, which already queued their batches (CI saw 3).
+    hold = ("import time\n"
+            "def hold(x):\n"
+            "    execute('SET', 'holding', '1')\n"
+            "    while execute('GET', 'release') is None:\n"
+            "        time.sleep(0.01)\n"
+            "    return x\n"
+            "GB('ShardsIDReader').map(hold).run()")
+    with fresh_server(ExecutionThreads=1) as srv:
+        c = srv.client()
+        pyexecute(c, hold, 'UNBLOCKING')
+        assert wait_for(lambda: c.get('holding') == '1')
+        pyexecute(c, "GB('StreamReader').foreach(lambda x: execute('INCR', 'n3')).register('late*', batch=2)")
+        c.xadd('late1', {'a': 1})
+        c.xadd('late1', {'a': 2})
+        c.set('release', '1')
+        assert wait_for(lambda: reg_data(c)['numSuccess'] >= 2)
+        assert holds_for(lambda: reg_data(c)['numTriggered'] == 2, 0.5)
+        assert c.get('n3') == '2'
+
+
 def test_first_xadd_with_batch_one_gives_two_runs(rs):
     pyexecute(rs, "GB('StreamReader').foreach(lambda x: execute('INCR', 'n1')).register('new1*')")
     rs.xadd('new1a', {'a': 1})

@@ -248,13 +248,15 @@ impl StreamRegistration {
         })
     }
 
-    /// A scan found stream `key`: its first entry is no news any more.
-    pub fn mark_seen(&self, key: &[u8]) {
+    /// A scan found stream `key`: its first entry is no news any more. Returns whether it
+    /// was seen before (its first XADD already queued a batch reading everything).
+    pub fn mark_seen(&self, key: &[u8]) -> bool {
         let mut s = self.state();
         let k = s.keys.entry(key.to_vec()).or_default();
-        k.seen = true;
+        let was = std::mem::replace(&mut k.seen, true);
         k.unprocessed = 0;
         k.first_arrival = None;
+        was
     }
 
     /// Queues a batch; true if no batch runs (the caller starts the drain).
@@ -399,8 +401,18 @@ mod tests {
     #[test]
     fn a_scanned_stream_is_no_news() {
         let r = reg(1, 0);
-        r.mark_seen(b"s1");
+        assert!(!r.mark_seen(b"s1"));
         assert_eq!(counts(&r.on_entry(b"s1")), vec![Some(1)]);
+    }
+
+    #[test]
+    fn a_stream_whose_first_xadd_came_first_is_known_to_the_scan() {
+        let r = reg(2, 0);
+        assert_eq!(counts(&r.on_entry(b"s1")), vec![None]);
+        assert!(
+            r.mark_seen(b"s1"),
+            "the first scan must not queue a second read-all"
+        );
     }
 
     #[test]

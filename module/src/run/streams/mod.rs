@@ -45,18 +45,22 @@ pub fn on_stream_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[u8
 /// Resumes a paused registration: processes what its streams hold.
 pub fn unpause(reg: Arc<StreamRegistration>) {
     reg.set_status(Status::Ok);
-    start(reg);
+    scan_later(reg, run::Scan::All);
 }
 
 /// Starts a new registration: processes what its streams already hold (from a worker).
 pub fn start(reg: Arc<StreamRegistration>) {
+    scan_later(reg, run::Scan::Unseen);
+}
+
+fn scan_later(reg: Arc<StreamRegistration>, which: run::Scan) {
     let Some(state) = crate::model::state::get() else {
         return;
     };
     state.pool.spawn_fn(move || {
         with_redis(|ctx| {
             timers::watch_role(ctx);
-            run::scan(ctx, &reg);
+            run::scan(ctx, &reg, which);
         })
     });
 }

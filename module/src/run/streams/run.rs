@@ -223,7 +223,7 @@ fn on_retry(ctx: &Context, reg: Arc<StreamRegistration>) {
             return;
         }
         if reg.transition(Status::WaitingForRetry, Status::Ok) {
-            scan(ctx, &reg);
+            scan(ctx, &reg, Scan::All);
         }
     });
 }
@@ -234,16 +234,28 @@ pub(super) fn arm_retry(reg: Arc<StreamRegistration>) {
     with_redis(|ctx| crate::redis::timers::create(ctx, period, on_retry, reg));
 }
 
+/// Which streams a scan looks at.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scan {
+    /// A new registration's first scan: streams whose first XADD already queued a batch
+    /// reading everything are left to it (the scan may run after those XADDs).
+    Unseen,
+    /// Unpause, retry, promotion: every matching stream.
+    All,
+}
+
 /// Queues one batch reading everything for every matching stream that holds entries not
 /// processed yet (lock held). Nothing on a replica or while loading.
-pub(super) fn scan(ctx: &Context, reg: &Arc<StreamRegistration>) {
+pub(super) fn scan(ctx: &Context, reg: &Arc<StreamRegistration>, which: Scan) {
     if !live(ctx) || reg.status() != Status::Ok {
         return;
     }
     let mut keys = io::matching_streams(ctx, &reg.prefix);
     keys.retain(|k| reg.may_use(k));
     for k in keys {
-        reg.mark_seen(&k);
+        if reg.mark_seen(&k) && which == Scan::Unseen {
+            continue;
+        }
         if io::has_work(ctx, &k) {
             io::ensure_group(ctx, &k);
             let read = Read {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use engine::sync::{AtomicBool, Ordering};
 use redis_module::{Context, ContextFlags};
 
-use super::run::{due, live, scan, still_registered};
+use super::run::{due, live, scan, still_registered, Scan};
 use crate::model::state;
 use crate::model::streams::{Status, StreamRegistration};
 
@@ -61,7 +61,7 @@ fn on_role_tick(ctx: &Context, was_replica: bool) {
         let Some(state) = state::get() else { return };
         for reg in state.streams.all() {
             reg.transition(Status::WaitingForRetry, Status::Ok);
-            scan(ctx, &reg);
+            scan(ctx, &reg, Scan::All);
         }
     });
     crate::redis::timers::create(ctx, Duration::from_secs(1), on_role_tick, replica);

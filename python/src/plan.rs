@@ -17,7 +17,7 @@ use engine::plan::{Plan, StepSpec, UdfStep};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
-use crate::step::PyStep;
+use crate::step::{Ending, LastStep, PyStep};
 
 /// 1.2's callback names, shown by RG.GETEXECUTION.
 const MAPPER: &str = "RedisGearsPy_PyCallbackMapper";
@@ -165,7 +165,29 @@ pub fn build_plan(steps: &Bound<'_, PyList>) -> PyResult<Plan> {
             }
         }
     }
+    mark_last(&mut out);
     Ok(Plan::new(out))
+}
+
+/// Marks the plan's last Python step with its [`Ending`] when only limits, collects or
+/// repartitions follow it, so its stage hands native values on (see `stage`).
+fn mark_last(steps: &mut [StepSpec]) {
+    let Some(last) = steps.iter().rposition(StepSpec::is_host) else {
+        return;
+    };
+    let mut ending = Ending::Results;
+    for s in &steps[last + 1..] {
+        match s {
+            StepSpec::Limit { .. } => {}
+            StepSpec::Collect | StepSpec::Repartition => ending = Ending::Shuffled,
+            _ => return, // a counting step: the records stay Python objects
+        }
+    }
+    if let StepSpec::Udf(h) = &mut steps[last] {
+        if let Ok(step) = Arc::clone(&h.payload).downcast::<PyStep>() {
+            h.payload = Arc::new(LastStep { step, ending });
+        }
+    }
 }
 
 /// Key extraction (`t[1]`) then a repartition on the extracted key.

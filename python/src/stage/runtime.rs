@@ -98,3 +98,46 @@ impl UdfRuntime for ControlledRuntime {
         Box::new(PyFinalizer)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    // Tests take the GIL directly, not through `crate::gil`.
+    #![allow(clippy::disallowed_methods)]
+
+    use engine::ops::Emit;
+    use engine::Datum;
+    use pyo3::prelude::*;
+
+    use super::*;
+
+    /// What a one-step `map(lambda x: x * 2)` stage emits for `[1, 2]` with `ending`.
+    fn emitted(ending: Option<Ending>) -> BatchData {
+        crate::embed::initialize(None).expect("python");
+        let f = Python::attach(|py| py.eval(c"lambda x: x * 2", None, None).expect("f").unbind());
+        let stage = PyStage::new(vec![Arc::new(PyStep::Map(f))], None);
+        let mut stage = stage.ending(ending);
+        let mut emit = Emit::new();
+        let input = Batch::datums(vec![Datum::Int(1), Datum::Int(2)]);
+        stage.process(input, &mut emit).expect("process");
+        let batch = emit.drain().next().expect("a batch");
+        batch.data
+    }
+
+    #[test]
+    fn the_last_python_stage_emits_native_values() {
+        match emitted(Some(Ending::Results)) {
+            BatchData::Datums(d) => assert_eq!(d, [Datum::Int(2), Datum::Int(4)]),
+            _ => panic!("expected native values"),
+        }
+        // Outside a cluster a following collect moves nothing: native too.
+        assert!(matches!(
+            emitted(Some(Ending::Shuffled)),
+            BatchData::Datums(_)
+        ));
+    }
+
+    #[test]
+    fn other_stages_emit_python_records() {
+        assert!(matches!(emitted(None), BatchData::Foreign(_)));
+    }
+}

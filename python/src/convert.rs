@@ -3,7 +3,7 @@
 //!
 //! Bottom layer, a leaf: depends on `engine` and pyo3 only.
 
-use engine::batch::{KeyRow, ValueRef};
+use engine::batch::{KeyRow, KeyType, ValueRef};
 use engine::Datum;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
@@ -18,24 +18,100 @@ pub fn bytes_to_py<'py>(py: Python<'py>, b: &[u8]) -> Bound<'py, PyAny> {
 }
 
 /// A KeysReader record: `{'key', 'value', 'type', 'event'}`, or `{'key', 'event'}` when
-/// values were not read (REFERENCE §2.1).
+/// values were not read (REFERENCE §2.1). One record alone; a batch uses [`Records`].
 pub fn key_row_to_dict<'py>(py: Python<'py>, row: &KeyRow<'_>) -> PyResult<Bound<'py, PyAny>> {
-    // Interned names: built once, and dict lookups on them hash-compare by identity.
-    let d = PyDict::new(py);
-    d.set_item(pyo3::intern!(py, "key"), bytes_to_py(py, row.key))?;
-    if let Some(v) = &row.value {
-        d.set_item(pyo3::intern!(py, "value"), value_to_py(py, v)?)?;
-        d.set_item(
-            pyo3::intern!(py, "type"),
-            PyString::intern(py, row.key_type.name()),
-        )?;
+    Records::new(py).dict(row)
+}
+
+/// Builds the record dicts of a batch of reader rows under one GIL hold. The record's
+/// names (`'key'`, `'value'`, `'type'`, `'event'`, the type names) are interned once, and
+/// hash field names are reused across rows: a row whose i-th field has the bytes of the
+/// previous row's i-th field gets the same `str` object (no new string, no intern-table
+/// lookup). Values are new objects per row (one `str` per value: a copy of its bytes).
+pub struct Records<'py> {
+    py: Python<'py>,
+    key: Bound<'py, PyString>,
+    value: Bound<'py, PyString>,
+    type_: Bound<'py, PyString>,
+    event: Bound<'py, PyString>,
+    /// The last key type seen and its interned name.
+    kind: Option<(KeyType, Bound<'py, PyAny>)>,
+    /// The previous hash's field names (bytes, object), by position.
+    fields: Vec<(Box<[u8]>, Bound<'py, PyAny>)>,
+}
+
+impl<'py> Records<'py> {
+    pub fn new(py: Python<'py>) -> Self {
+        Records {
+            py,
+            key: pyo3::intern!(py, "key").clone(),
+            value: pyo3::intern!(py, "value").clone(),
+            type_: pyo3::intern!(py, "type").clone(),
+            event: pyo3::intern!(py, "event").clone(),
+            kind: None,
+            fields: Vec::new(),
+        }
     }
-    let event = pyo3::intern!(py, "event");
-    match row.event {
-        Some(e) => d.set_item(event, bytes_to_py(py, e))?,
-        None => d.set_item(event, py.None())?,
+
+    /// The record dict of `row`.
+    pub fn dict(&mut self, row: &KeyRow<'_>) -> PyResult<Bound<'py, PyAny>> {
+        let py = self.py;
+        let d = PyDict::new(py);
+        d.set_item(&self.key, bytes_to_py(py, row.key))?;
+        if let Some(v) = &row.value {
+            let value = self.value_to_py(v)?;
+            d.set_item(&self.value, value)?;
+            let kind = self.type_name(row.key_type);
+            d.set_item(&self.type_, kind)?;
+        }
+        match row.event {
+            Some(e) => d.set_item(&self.event, bytes_to_py(py, e))?,
+            None => d.set_item(&self.event, py.None())?,
+        }
+        Ok(d.into_any())
     }
-    Ok(d.into_any())
+
+    fn type_name(&mut self, t: KeyType) -> Bound<'py, PyAny> {
+        match &self.kind {
+            Some((k, name)) if *k == t => name.clone(),
+            _ => {
+                let name = PyString::intern(self.py, t.name()).into_any();
+                self.kind = Some((t, name.clone()));
+                name
+            }
+        }
+    }
+
+    /// The name object of the `i`-th field of a hash: the previous hash's when the bytes
+    /// are the same.
+    fn field(&mut self, i: usize, f: &[u8]) -> Bound<'py, PyAny> {
+        if let Some((bytes, name)) = self.fields.get(i) {
+            if **bytes == *f {
+                return name.clone();
+            }
+        }
+        let name = field_name(self.py, f);
+        let entry = (Box::from(f), name.clone());
+        match self.fields.get_mut(i) {
+            Some(slot) => *slot = entry,
+            None => self.fields.push(entry),
+        }
+        name
+    }
+
+    fn value_to_py(&mut self, v: &ValueRef<'_>) -> PyResult<Bound<'py, PyAny>> {
+        let py = self.py;
+        Ok(match v {
+            ValueRef::Hash(fields) => {
+                let d = PyDict::new(py);
+                for (i, (f, val)) in fields.iter().enumerate() {
+                    d.set_item(self.field(i, f), bytes_to_py(py, val))?;
+                }
+                d.into_any()
+            }
+            other => value_to_py(py, other)?,
+        })
+    }
 }
 
 /// Hash field names repeat across records: short UTF-8 ones are interned. A name that is

@@ -14,8 +14,11 @@ const BUILD_EXE: &str = env!("GEARSHIFT_PYTHON_EXE");
 
 /// Initialises CPython once, then releases the GIL so any thread may take it.
 ///
-/// `home` overrides the build-time `sys.base_prefix`.
+/// `home` overrides the build-time `sys.base_prefix`. Safe to call from several threads at
+/// once (unit tests do): the first initialises, the others find it done.
 pub fn initialize(home: Option<&str>) -> Result<(), String> {
+    static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = STARTING.lock().unwrap_or_else(|e| e.into_inner());
     // SAFETY: plain FFI query with no preconditions.
     if unsafe { ffi::Py_IsInitialized() } != 0 {
         return Ok(());

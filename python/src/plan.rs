@@ -17,7 +17,7 @@ use engine::plan::{Plan, StepSpec, UdfStep};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
-use crate::step::PyStep;
+use crate::step::{Ending, LastStep, PyStep};
 
 /// 1.2's callback names, shown by RG.GETEXECUTION.
 const MAPPER: &str = "RedisGearsPy_PyCallbackMapper";
@@ -165,7 +165,29 @@ pub fn build_plan(steps: &Bound<'_, PyList>) -> PyResult<Plan> {
             }
         }
     }
+    mark_last(&mut out);
     Ok(Plan::new(out))
+}
+
+/// Marks the plan's last Python step with its [`Ending`] when only limits, collects or
+/// repartitions follow it, so its stage hands native values on (see `stage`).
+fn mark_last(steps: &mut [StepSpec]) {
+    let Some(last) = steps.iter().rposition(StepSpec::is_host) else {
+        return;
+    };
+    let mut ending = Ending::Results;
+    for s in &steps[last + 1..] {
+        match s {
+            StepSpec::Limit { .. } => {}
+            StepSpec::Collect | StepSpec::Repartition => ending = Ending::Shuffled,
+            _ => return, // a counting step: the records stay Python objects
+        }
+    }
+    if let StepSpec::Udf(h) = &mut steps[last] {
+        if let Ok(step) = Arc::clone(&h.payload).downcast::<PyStep>() {
+            h.payload = Arc::new(LastStep { step, ending });
+        }
+    }
 }
 
 /// Key extraction (`t[1]`) then a repartition on the extracted key.
@@ -192,4 +214,63 @@ fn host(
         arg,
         payload: Arc::new(step),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    // Tests take the GIL directly, not through `crate::gil`.
+    #![allow(clippy::disallowed_methods)]
+
+    use std::ffi::CStr;
+
+    use super::*;
+    use crate::step::{of_payload, Ending};
+
+    /// The ending of each Python step of the plan `steps` builds (a Python list literal).
+    fn endings(steps: &CStr) -> Vec<Option<Ending>> {
+        crate::embed::initialize(None).expect("python");
+        Python::attach(|py| {
+            let list = py.eval(steps, None, None).expect("eval");
+            let plan = build_plan(list.cast::<PyList>().expect("list")).expect("plan");
+            plan.steps
+                .iter()
+                .filter_map(|s| match s {
+                    StepSpec::Udf(h) => Some(of_payload(&h.payload).expect("python step").1),
+                    _ => None,
+                })
+                .collect()
+        })
+    }
+
+    #[test]
+    fn the_last_python_step_is_marked_by_what_follows_it() {
+        use Ending::{Results, Shuffled};
+        let f = "(lambda x: x)";
+        let case = |src: String| endings(&std::ffi::CString::new(src).expect("c string"));
+        assert_eq!(case(format!("[('map', {f})]")), [Some(Results)]);
+        assert_eq!(
+            case(format!("[('map', {f}), ('filter', {f})]")),
+            [None, Some(Results)]
+        );
+        assert_eq!(
+            case(format!("[('map', {f}), ('limit', 3, 0)]")),
+            [Some(Results)]
+        );
+        assert_eq!(
+            case(format!("[('map', {f}), ('collect',)]")),
+            [Some(Shuffled)]
+        );
+        assert_eq!(
+            case(format!("[('map', {f}), ('repartition', {f})]")),
+            [None, Some(Shuffled)]
+        );
+        // Counting steps never look inside a record: it stays a Python object.
+        assert_eq!(case(format!("[('map', {f}), ('count',)]")), [None]);
+        assert_eq!(
+            case(format!("[('map', {f}), ('count',), ('tostr',)]")),
+            [None, Some(Results)]
+        );
+        assert_eq!(case("[('countby', None)]".into()), [None]);
+        assert_eq!(case("[('count',)]".into()), []);
+    }
 }

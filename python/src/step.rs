@@ -6,6 +6,9 @@
 //!
 //! Middle layer: depends on `asyncio_bridge` and `future`.
 
+use std::any::Any;
+use std::sync::Arc;
+
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
@@ -78,6 +81,37 @@ impl PyStep {
             _ => None,
         }
     }
+}
+
+/// Where the records leaving a plan's last Python step go next, when they can become
+/// native values in that step's stage (inside its GIL hold) instead of in a finalizer
+/// stage of their own. Set by `plan`; a step whose records feed a counting step
+/// (`count()`, `sumints`...) has none: those steps never look inside a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Only limits follow, or nothing: the records are the flow's results.
+    Results,
+    /// A collect or repartition follows: results too, unless the run is distributed
+    /// (records then cross shards as marshalled Python objects, as in 1.2).
+    Shuffled,
+}
+
+/// The payload of a plan's last Python step when it has an [`Ending`].
+#[derive(Debug)]
+pub struct LastStep {
+    pub step: Arc<PyStep>,
+    pub ending: Ending,
+}
+
+/// The Python step of a plan step's payload, with its [`Ending`] when it is the last.
+pub(crate) fn of_payload(
+    payload: &Arc<dyn Any + Send + Sync>,
+) -> Option<(Arc<PyStep>, Option<Ending>)> {
+    if let Ok(step) = Arc::clone(payload).downcast::<PyStep>() {
+        return Some((step, None));
+    }
+    let last = Arc::clone(payload).downcast::<LastStep>().ok()?;
+    Some((Arc::clone(&last.step), Some(last.ending)))
 }
 
 /// What a record-local step did with one record.

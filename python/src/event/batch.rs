@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use super::defer::Deferred;
 use super::flow::{finish_records, EventPlan, Record};
 use super::render::record_repr;
-use crate::convert::{datum_to_py, key_row_to_dict};
+use crate::convert::{datum_to_py, key_row_to_dict, Records};
 use crate::errors::error_text;
 use crate::scope::DeferScope;
 
@@ -94,11 +94,12 @@ impl EventPlan {
             let mut deferred = None;
             // (event index, records) of the newest `keep` events.
             let mut recent: VecDeque<(usize, Vec<Record>)> = VecDeque::new();
+            let mut records = Records::new(py);
             let mut i = first;
             while next(cols, i) && i < cols.len() {
                 let mut rows = Vec::new();
                 let mut out = ExecutionOutput::default();
-                let record = key_row_to_dict(py, &cols.row(i));
+                let record = records.dict(&cols.row(i));
                 i += 1;
                 let mut pending = None;
                 let slot = may_defer.then_some(&mut pending);

@@ -42,7 +42,7 @@ impl EventPlan {
                 // Moves records to the initiator: the shard that runs the event.
                 StepSpec::Collect => {}
                 StepSpec::Udf(h) => {
-                    let step = Arc::clone(&h.payload).downcast::<PyStep>().ok()?;
+                    let (step, _) = crate::step::of_payload(&h.payload)?;
                     match *step {
                         PyStep::Map(_)
                         | PyStep::FlatMap(_)

@@ -74,7 +74,8 @@ impl NestedRuntime {
 
 impl UdfRuntime for NestedRuntime {
     fn build_stage(&self, steps: &[UdfStep]) -> Result<Box<dyn Operator>> {
-        let op = self.inner.build_stage(steps)?;
+        // Not `inner.build_stage`: the last stage would hand native values on.
+        let op = crate::stage::keeping(steps, Arc::clone(&self.inner.0))?;
         Ok(Box::new(AtDepth::new(op, self.depth)))
     }
 

@@ -4,9 +4,11 @@
 //! (`mapBatch`, `filterBatch`, `batch`) gather what reaches them and run once per batch;
 //! leading `async def` steps run a batch's coroutines together (`wave`); at end of input
 //! the accumulating steps release their state (`drain`). `runtime` builds stages for the
-//! engine, and the finalizer.
+//! engine, and the finalizer. The stage holding the plan's last Python step converts its
+//! results to native values in its own hold when nothing but limits (or, outside a
+//! cluster, collects and repartitions) follow it (`step::Ending`).
 //!
-//! Middle layer: depends on `step`, `convert`, `builtins`, `column`, `control`, `scope`,
+//! Middle layer: depends on `step`, `convert`, `builtins`, `column`, `control`, `cluster`, `scope`,
 //! `profile`, `errors` and `gil`; the submodules extend `PyStage` (`super`), never the
 //! other way round.
 
@@ -20,9 +22,9 @@ use std::sync::Arc;
 use crate::builtins::{datum_str, AvgAcc};
 use crate::column::PyColumn;
 use crate::control::ExecControl;
-use crate::convert::{datum_to_py, key_row_to_dict};
+use crate::convert::{datum_to_py, py_to_datum, Records};
 use crate::errors::error_text;
-use crate::step::PyStep;
+use crate::step::{Ending, PyStep};
 
 mod batch;
 mod drain;
@@ -30,6 +32,7 @@ mod push;
 mod runtime;
 mod wave;
 
+pub(crate) use runtime::keeping;
 pub use runtime::{ControlledRuntime, PyRuntime};
 
 /// Per-step state of accumulating steps.
@@ -63,6 +66,9 @@ pub struct PyStage {
     control: Option<Arc<ExecControl>>,
     /// Leading steps run as a wave (`wave`), found on the first batch.
     wave_upto: Option<usize>,
+    /// The stage ends the flow's Python steps and its results leave it as native values,
+    /// converted inside its GIL hold (no finalizer hold of their own): see `ending`.
+    native_out: bool,
 }
 
 impl PyStage {
@@ -87,15 +93,28 @@ impl PyStage {
             failed: false,
             control,
             wave_upto: None,
+            native_out: false,
         }
+    }
+
+    /// Converts the stage's results to native values when it holds the plan's last Python
+    /// step (`ending` set) and they do not cross shards as Python records.
+    fn ending(mut self, ending: Option<Ending>) -> Self {
+        self.native_out = match ending {
+            Some(Ending::Results) => true,
+            Some(Ending::Shuffled) => !crate::cluster::is_cluster(),
+            None => false,
+        };
+        self
     }
 
     /// Converts an input batch into Python records.
     fn rows<'py>(py: Python<'py>, data: BatchData) -> PyResult<Vec<Bound<'py, PyAny>>> {
         match data {
-            BatchData::Keys(k) => (0..k.len())
-                .map(|i| key_row_to_dict(py, &k.row(i)))
-                .collect(),
+            BatchData::Keys(k) => {
+                let mut records = Records::new(py);
+                (0..k.len()).map(|i| records.dict(&k.row(i))).collect()
+            }
             BatchData::Datums(d) => d.iter().map(|v| datum_to_py(py, v)).collect(),
             BatchData::Foreign(f) => match f.into_any().downcast::<PyColumn>() {
                 Ok(col) => Ok(col.0.into_iter().map(|o| o.into_bound(py)).collect()),
@@ -106,11 +125,14 @@ impl PyStage {
         }
     }
 
-    fn emit(out: Out, errors: Vec<String>, emit: &mut Emit) {
+    fn emit(&self, py: Python<'_>, out: Out, errors: Vec<String>, emit: &mut Emit) {
         let mut b = match out.native {
             Some(d) => {
                 debug_assert!(out.rows.is_empty(), "KeyOf ends its stage");
                 Batch::datums(d)
+            }
+            None if self.native_out => {
+                Batch::datums(out.rows.iter().map(|o| py_to_datum(o.bind(py))).collect())
             }
             None => Batch::new(BatchData::Foreign(Box::new(PyColumn(out.rows)))),
         };
@@ -229,7 +251,7 @@ impl Operator for PyStage {
                     this.fail(py, &e, &mut errors, emit);
                 }
             }
-            Self::emit(out, errors, emit);
+            this.emit(py, out, errors, emit);
         });
         Ok(())
     }
@@ -253,7 +275,7 @@ impl Operator for PyStage {
                     }
                 }
             }
-            Self::emit(out, errors, emit);
+            this.emit(py, out, errors, emit);
         });
         Ok(())
     }

@@ -24,6 +24,7 @@ use crate::convert::{datum_to_py, key_row_to_dict};
 use crate::errors::error_text;
 use crate::step::PyStep;
 
+mod arrow;
 mod batch;
 mod drain;
 mod push;
@@ -52,6 +53,8 @@ struct Out {
     rows: Vec<Py<PyAny>>,
     keys: Option<BinaryColumn>,
     native: Option<Vec<Datum>>,
+    /// Arrow results of a last arrow-format step (`arrow`), one batch each.
+    arrow: Vec<crate::arrow::ArrowColumn>,
 }
 
 /// A run of fused Python steps, with the state of its accumulating steps.
@@ -77,7 +80,9 @@ impl PyStage {
                 PyStep::AvgLocal(_) | PyStep::AvgGlobal => StepState::Avg(AvgAcc::default()),
                 PyStep::SortAll(_) => StepState::Rows(Vec::new()),
                 PyStep::DistinctLocal | PyStep::DistinctGlobal => StepState::Set(None),
-                PyStep::MapBatch { .. } | PyStep::FilterBatch(_) => StepState::Pending(Vec::new()),
+                PyStep::MapBatch { .. }
+                | PyStep::FilterBatch(_)
+                | PyStep::ArrowFilterBatch { .. } => StepState::Pending(Vec::new()),
                 _ => StepState::None,
             })
             .collect();
@@ -97,12 +102,7 @@ impl PyStage {
                 .map(|i| key_row_to_dict(py, &k.row(i)))
                 .collect(),
             BatchData::Datums(d) => d.iter().map(|v| datum_to_py(py, v)).collect(),
-            BatchData::Foreign(f) => match f.into_any().downcast::<PyColumn>() {
-                Ok(col) => Ok(col.0.into_iter().map(|o| o.into_bound(py)).collect()),
-                Err(_) => Err(pyo3::exceptions::PyTypeError::new_err(
-                    "foreign records of another host",
-                )),
-            },
+            BatchData::Foreign(f) => crate::arrow::py_rows(py, f),
         }
     }
 
@@ -117,6 +117,9 @@ impl PyStage {
         b.partition_keys = out.keys;
         b.errors = errors;
         emit.push(b);
+        for col in out.arrow {
+            emit.push(Batch::new(BatchData::Foreign(Box::new(col))));
+        }
     }
 
     /// Records one failure: 1.2 stops the execution's input at the first error.

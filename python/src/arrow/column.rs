@@ -294,3 +294,146 @@ pub fn py_column(f: Box<dyn ForeignColumn>) -> engine::Result<Box<PyColumn>> {
             .map_err(|_| engine::EngineError::Internal("foreign records of another host".into())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    // Tests take the GIL directly, not through `crate::gil`.
+    #![allow(clippy::disallowed_methods)]
+
+    use std::sync::Arc;
+
+    use arrow_array::{Int64Array, StringArray};
+    use engine::batch::KeyType;
+
+    use super::*;
+
+    fn init() {
+        crate::embed::init_for_tests();
+    }
+
+    /// Whether pyarrow imports; installs a stand-in for the `_gearshift_arrow` module
+    /// (`ffi::pyarrow` imports pyarrow through it; `lib.rs` loads the real one).
+    fn has_pyarrow(py: Python<'_>) -> bool {
+        let stand_in = c"import sys, types\nif '_gearshift_arrow' not in sys.modules:\n    m = types.ModuleType('_gearshift_arrow')\n    m._pyarrow = lambda: __import__('pyarrow')\n    sys.modules['_gearshift_arrow'] = m";
+        py.run(stand_in, None, None).expect("stand-in");
+        py.import("pyarrow").is_ok()
+    }
+
+    fn ints(v: &[i64]) -> ArrowColumn {
+        ArrowColumn::Array {
+            array: Arc::new(Int64Array::from(v.to_vec())),
+            batch: false,
+        }
+    }
+
+    fn values(c: &ArrowColumn) -> Vec<i64> {
+        let ArrowColumn::Array { array, .. } = c else {
+            panic!("an array")
+        };
+        array.as_primitive::<Int64Type>().values().to_vec()
+    }
+
+    #[test]
+    fn slice_partition_and_filter_keep_the_right_rows() {
+        let col: Box<dyn ForeignColumn> = Box::new(ints(&[1, 2, 3, 4, 5]));
+        let parts = col.partition(&[0, 0, 1, 0, 1], 2);
+        let parts: Vec<Vec<i64>> = parts
+            .into_iter()
+            .map(|p| values(&p.into_any().downcast::<ArrowColumn>().unwrap()))
+            .collect();
+        assert_eq!(parts, vec![vec![1, 2, 4], vec![3, 5]]);
+        let kept = ints(&[1, 2, 3]).filter(&[true, false, true]);
+        assert_eq!(values(&kept), vec![1, 3]);
+        let cut = Box::new(ints(&[1, 2, 3, 4])).slice(1, 3);
+        assert_eq!(
+            values(&cut.into_any().downcast::<ArrowColumn>().unwrap()),
+            vec![2, 3]
+        );
+    }
+
+    #[test]
+    fn key_rows_filter_keeps_events() {
+        let mut k = KeyColumns::new(false);
+        for key in [&b"a"[..], b"b", b"c"] {
+            k.push_key(key, KeyType::String);
+            k.push_event(b"set");
+        }
+        let ArrowColumn::Keys(kept) = ArrowColumn::Keys(k).filter(&[false, true, true]) else {
+            panic!("key rows")
+        };
+        assert_eq!(kept.keys.iter().collect::<Vec<_>>(), vec![&b"b"[..], b"c"]);
+        assert_eq!(kept.events.map(|e| e.len()), Some(2));
+    }
+
+    #[test]
+    fn native_reads_match_what_python_would_give() {
+        let strs = ArrowColumn::Array {
+            array: Arc::new(StringArray::from(vec!["x", "é"])),
+            batch: false,
+        };
+        let want = vec![Datum::Str("x".into()), Datum::Str("é".into())];
+        assert_eq!(strs.key_texts(), Some(want));
+        assert_eq!(
+            ints(&[7, -1]).key_texts(),
+            Some(vec![Datum::Str("7".into()), Datum::Str("-1".into())])
+        );
+        assert_eq!(ints(&[7, -1]).floats(), Some(vec![7.0, -1.0]));
+        let with_null = ArrowColumn::Array {
+            array: Arc::new(Int64Array::from(vec![Some(1), None])),
+            batch: false,
+        };
+        assert_eq!(
+            (with_null.key_texts(), with_null.floats()),
+            (None, None),
+            "nulls need Python"
+        );
+        assert_eq!(strs.floats(), None);
+    }
+
+    #[test]
+    fn arrays_cross_to_pyarrow_and_back_without_a_copy() {
+        init();
+        Python::attach(|py| {
+            if !has_pyarrow(py) {
+                eprintln!("pyarrow not installed: skipped");
+                return;
+            }
+            let array: ArrayRef = Arc::new(Int64Array::from(vec![1, 2, 3]));
+            let ptr = array.to_data().buffers()[0].as_ptr();
+            let obj = ffi::to_pyarrow(py, array.as_ref(), false).expect("export");
+            let address: usize = obj
+                .call_method0("buffers")
+                .and_then(|b| b.get_item(1))
+                .and_then(|b| b.getattr("address"))
+                .and_then(|a| a.extract())
+                .expect("address");
+            assert_eq!(address, ptr as usize, "pyarrow reads the Rust buffer");
+            let back = ArrowColumn::from_py(&obj)
+                .expect("import")
+                .expect("arrow data");
+            let ArrowColumn::Array {
+                array: again,
+                batch,
+            } = &back[0]
+            else {
+                panic!("an array")
+            };
+            assert!(!batch);
+            assert_eq!(
+                again.to_data().buffers()[0].as_ptr(),
+                ptr,
+                "and back: same buffer"
+            );
+            assert_eq!(values(&back[0]), vec![1, 2, 3]);
+            let rows: Vec<i64> = back[0]
+                .rows(py)
+                .expect("rows")
+                .iter()
+                .map(|r| r.extract().expect("int"))
+                .collect();
+            assert_eq!(rows, vec![1, 2, 3]);
+            let not_arrow = py.None().into_bound(py);
+            assert!(ArrowColumn::from_py(&not_arrow).expect("none").is_none());
+        });
+    }
+}

@@ -164,7 +164,10 @@ mod tests {
 
     use super::*;
 
-    fn keys(rows: &[(&[u8], KeyType, &[&[u8]])], read_value: bool) -> KeyColumns {
+    /// One row: key, type, value items.
+    type Row<'a> = (&'a [u8], KeyType, &'a [&'a [u8]]);
+
+    fn keys(rows: &[Row<'_>], read_value: bool) -> KeyColumns {
         let mut k = KeyColumns::new(read_value);
         for (key, t, items) in rows {
             k.push_key(key, *t);

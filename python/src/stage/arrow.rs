@@ -39,7 +39,7 @@ impl PyStage {
         data: BatchData,
         out: &mut Out,
     ) -> PyResult<BatchData> {
-        if !self.steps.first().is_some_and(|s| arrow_step(s).is_some()) {
+        if self.steps.first().is_none_or(|s| arrow_step(s).is_none()) {
             return Ok(data);
         }
         let col = match data {

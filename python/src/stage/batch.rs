@@ -145,9 +145,8 @@ mod tests {
     #![allow(clippy::disallowed_methods)]
 
     use std::ffi::CStr;
-    use std::sync::Once;
 
-    use engine::batch::Batch;
+    use engine::batch::{Batch, BatchData};
     use engine::ops::{Emit, Operator};
     use engine::Datum;
 
@@ -156,8 +155,7 @@ mod tests {
     use crate::convert::py_to_datum;
 
     fn init() {
-        static INIT: Once = Once::new();
-        INIT.call_once(|| crate::embed::initialize(None).expect("python"));
+        crate::embed::init_for_tests();
     }
 
     fn eval(src: &CStr) -> Py<PyAny> {

@@ -311,12 +311,8 @@ mod tests {
         crate::embed::init_for_tests();
     }
 
-    /// Whether pyarrow imports; installs a stand-in for the `_gearshift_arrow` module
-    /// (`ffi::pyarrow` imports pyarrow through it; `lib.rs` loads the real one).
     fn has_pyarrow(py: Python<'_>) -> bool {
-        let stand_in = c"import sys, types\nif '_gearshift_arrow' not in sys.modules:\n    m = types.ModuleType('_gearshift_arrow')\n    m._pyarrow = lambda: __import__('pyarrow')\n    sys.modules['_gearshift_arrow'] = m";
-        py.run(stand_in, None, None).expect("stand-in");
-        py.import("pyarrow").is_ok()
+        ffi::pyarrow_for_tests(py)
     }
 
     fn ints(v: &[i64]) -> ArrowColumn {

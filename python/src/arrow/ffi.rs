@@ -96,3 +96,12 @@ pub(crate) fn from_py(obj: &Bound<'_, PyAny>) -> PyResult<Option<Vec<ArrayRef>>>
     }
     Ok(None)
 }
+
+/// Unit tests: whether pyarrow imports, with a stand-in for the `_gearshift_arrow` module
+/// that `pyarrow()` goes through (`lib.rs` loads the real one at start-up).
+#[cfg(test)]
+pub(crate) fn pyarrow_for_tests(py: Python<'_>) -> bool {
+    let stand_in = c"import sys, types\nif '_gearshift_arrow' not in sys.modules:\n    m = types.ModuleType('_gearshift_arrow')\n    m._pyarrow = lambda: __import__('pyarrow')\n    sys.modules['_gearshift_arrow'] = m";
+    py.run(stand_in, None, None).expect("stand-in");
+    py.import("pyarrow").is_ok()
+}

@@ -12,4 +12,7 @@ mod column;
 pub(crate) mod export;
 mod ffi;
 
+#[cfg(test)]
+pub(crate) use ffi::pyarrow_for_tests;
+
 pub use column::{py_column, py_rows, ArrowColumn};

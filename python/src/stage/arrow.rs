@@ -227,3 +227,116 @@ fn mask(ret: &Bound<'_, PyAny>, n: usize) -> PyResult<Vec<bool>> {
     }
     Ok(keep)
 }
+
+#[cfg(test)]
+mod tests {
+    // Tests take the GIL directly, not through `crate::gil`.
+    #![allow(clippy::disallowed_methods)]
+
+    use std::ffi::CStr;
+    use std::sync::Arc;
+
+    use engine::batch::{Batch, KeyColumns, KeyType};
+    use engine::ops::{Emit, Operator};
+    use engine::Datum;
+
+    use super::*;
+
+    fn eval(src: &CStr) -> Option<Py<PyAny>> {
+        crate::embed::init_for_tests();
+        Python::attach(|py| {
+            crate::arrow::pyarrow_for_tests(py)
+                .then(|| py.eval(src, None, None).expect("eval").unbind())
+        })
+    }
+
+    fn arrow_map(f: Py<PyAny>) -> PyStep {
+        let call = Python::attach(|py| f.clone_ref(py));
+        PyStep::MapBatch {
+            call,
+            columns: Some(f),
+        }
+    }
+
+    /// One batch of string keys `s:0..n` with values, through `steps`: what leaves.
+    fn run(steps: Vec<PyStep>, n: usize) -> Vec<Batch> {
+        let mut k = KeyColumns::new(true);
+        for i in 0..n {
+            k.push_key(format!("s:{i}").as_bytes(), KeyType::String);
+            let v = k.values.as_mut().expect("values");
+            v.push_item(i.to_string().as_bytes());
+            v.finish_row();
+        }
+        let mut stage = PyStage::new(steps.into_iter().map(Arc::new).collect(), None);
+        let mut emit = Emit::new();
+        stage
+            .process(Batch::new(BatchData::Keys(k)), &mut emit)
+            .expect("process");
+        stage.finish(&mut emit).expect("finish");
+        emit.drain().filter(|b| !b.is_empty()).collect()
+    }
+
+    #[test]
+    fn an_arrow_result_leaves_the_stage_as_arrow() {
+        let Some(f) = eval(c"lambda rb: rb") else {
+            return;
+        };
+        let out = run(vec![arrow_map(f)], 5);
+        assert_eq!(out.len(), 1);
+        assert!(out[0].errors.is_empty(), "{:?}", out[0].errors);
+        let BatchData::Foreign(col) = &out[0].data else {
+            panic!("a host column")
+        };
+        assert_eq!(col.len(), 5);
+        let BatchData::Foreign(col) = out.into_iter().next().expect("batch").data else {
+            panic!("a host column")
+        };
+        assert!(
+            col.into_any().downcast::<ArrowColumn>().is_ok(),
+            "Arrow, not Python records"
+        );
+    }
+
+    #[test]
+    fn countby_of_an_arrow_result_is_counted_natively() {
+        let Some(f) = eval(c"lambda rb: rb['value']") else {
+            return;
+        };
+        let out = run(vec![arrow_map(f), PyStep::KeyOf(None)], 3);
+        assert_eq!(out.len(), 1);
+        let BatchData::Datums(d) = &out[0].data else {
+            panic!("native records, no Python ones")
+        };
+        let want: Vec<Datum> = ["0", "1", "2"]
+            .iter()
+            .map(|s| Datum::Str((*s).into()))
+            .collect();
+        assert_eq!(d, &want);
+    }
+
+    #[test]
+    fn filter_batch_keeps_the_reader_rows() {
+        let Some(f) = eval(c"lambda rb: [k.endswith('1') for k in rb['key'].to_pylist()]") else {
+            return;
+        };
+        let step = Python::attach(|py| PyStep::ArrowFilterBatch {
+            call: f.clone_ref(py),
+            columns: f,
+        });
+        let out = run(vec![step], 12);
+        assert_eq!(out.len(), 1);
+        let BatchData::Foreign(col) = out.into_iter().next().expect("batch").data else {
+            panic!("a host column")
+        };
+        let Ok(col) = col.into_any().downcast::<ArrowColumn>() else {
+            panic!("arrow column")
+        };
+        let ArrowColumn::Keys(k) = *col else {
+            panic!("key rows")
+        };
+        assert_eq!(
+            k.keys.iter().collect::<Vec<_>>(),
+            vec![&b"s:1"[..], b"s:11"]
+        );
+    }
+}

@@ -102,6 +102,22 @@ impl AvgAcc {
         Ok(())
     }
 
+    /// Local half for a value read natively as the float `v` (an Arrow column, `avg()`
+    /// after an arrow-format step): what `add_value(float(x))` does.
+    pub(crate) fn add_float(&mut self, py: Python<'_>, v: f64) -> PyResult<()> {
+        self.sum = match std::mem::replace(&mut self.sum, Num::Int(0)) {
+            Num::Int(a) => Num::Float(a as f64 + v),
+            Num::Float(a) => Num::Float(a + v),
+            obj => obj.add(py, PyFloat::new(py, v).as_any())?,
+        };
+        self.count = match std::mem::replace(&mut self.count, Num::Int(0)) {
+            Num::Int(c) => Num::Int(c + 1),
+            other => other.add(py, &1i64.into_bound_py_any(py)?)?,
+        };
+        self.seen = true;
+        Ok(())
+    }
+
     /// Global half: one shard's `(sum, count)` (`a = (a[0] + r[0], a[1] + r[1])`).
     pub(crate) fn add_partial(&mut self, py: Python<'_>, r: &Bound<'_, PyAny>) -> PyResult<()> {
         let (s, c) = (r.get_item(0)?, r.get_item(1)?);

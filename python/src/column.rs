@@ -15,15 +15,6 @@ use pyo3::types::{PyBytes, PyList};
 #[derive(Debug, Default)]
 pub struct PyColumn(pub Vec<Py<PyAny>>);
 
-impl PyColumn {
-    /// The Python records of a foreign column, or an internal error if another host made it.
-    pub fn from_foreign(f: Box<dyn ForeignColumn>) -> engine::Result<Box<PyColumn>> {
-        f.into_any()
-            .downcast::<PyColumn>()
-            .map_err(|_| engine::EngineError::Internal("foreign records of another host".into()))
-    }
-}
-
 impl ForeignColumn for PyColumn {
     fn len(&self) -> usize {
         self.0.len()

@@ -120,3 +120,11 @@ pub(crate) fn raise_in_thread(
     // SAFETY: the GIL is held (token); `exc` is a live exception type for the call.
     unsafe { ffi::PyThreadState_SetAsyncExc(ident as std::os::raw::c_long, exc.as_ptr()) == 1 }
 }
+
+/// Unit tests: starts the interpreter once for the whole test binary (test modules that
+/// called `initialize` from their own `Once` raced on it).
+#[cfg(test)]
+pub(crate) fn init_for_tests() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| initialize(None).expect("python"));
+}

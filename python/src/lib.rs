@@ -12,6 +12,7 @@
 //!   `services` (what Redis offers), `caller` and `link` (who code runs for, which command
 //!   it answers), `errors` (1.2's error texts), `gil` (the only place the GIL is taken),
 //!   `metrics`, `convert`, `builtins` and `column` (records between Rust and Python),
+//!   `arrow` (the arrow format's data: Arrow C Data Interface, a named `unsafe` module),
 //!   `embed`, `pymem` and `busy` (interpreter start-up, allocator hooks, the busy
 //!   watchdog: the named `unsafe` modules), `control` (aborting an execution),
 //!   `atomic` (`with atomic():`), `scope` (the thread-local execution scope),
@@ -29,6 +30,7 @@
 #![deny(unsafe_code)]
 
 // Bottom layer.
+mod arrow;
 mod asyncio_bridge;
 mod atomic;
 mod builtins;

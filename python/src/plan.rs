@@ -7,7 +7,8 @@
 //! `('collect',)`, `('count',)`, `('sumints',)`, `('countby', extractor|None)`,
 //! `('avg', extractor|None)`, `('sort', reverse)`, `('distinct',)`, `('tostr',)`, and the
 //! Gearshift extensions `('mapbatch', f, call, columns|None)` (`call`: `f` itself, or the
-//! arrow format's wrapper) and `('filterbatch', f)`.
+//! arrow format's wrapper) and `('filterbatch', f)` or
+//! `('filterbatch', f, call, f)` (arrow format).
 //!
 //! Middle layer: depends on `step` and `errors`.
 
@@ -140,12 +141,16 @@ pub fn build_plan(steps: &Bound<'_, PyList>) -> PyResult<Plan> {
                 },
                 t,
             )?),
-            "filterbatch" => out.push(host(
-                "filter",
-                "Gearshift_PyCallbackFilterBatch",
-                PyStep::FilterBatch(arg(1)?),
-                t,
-            )?),
+            "filterbatch" => {
+                let step = match t.len() {
+                    2 => PyStep::FilterBatch(arg(1)?),
+                    _ => PyStep::ArrowFilterBatch {
+                        call: arg(2)?,
+                        columns: arg(3)?,
+                    },
+                };
+                out.push(host("filter", "Gearshift_PyCallbackFilterBatch", step, t)?)
+            }
             "limit" => {
                 // 1.2 casts both to size_t: a negative value wraps to "no limit".
                 let len: i64 = t.get_item(1)?.extract()?;

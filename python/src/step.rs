@@ -56,7 +56,8 @@ pub enum PyStep {
     /// `convertToStr`: `str(record)`.
     ToStr,
     /// `mapBatch(f)` (Gearshift extension): `call(list of records)` returns the output
-    /// list; `columns`, for the arrow format, takes the reader's columns instead.
+    /// list; for the arrow format `columns` is `f`, called with a `RecordBatch` of Arrow
+    /// data (`stage/arrow.rs`), and `call` wraps it for a list of records.
     MapBatch {
         call: Py<PyAny>,
         columns: Option<Py<PyAny>>,
@@ -64,6 +65,13 @@ pub enum PyStep {
     /// `filterBatch(f)` (Gearshift extension): `f(list of records)` returns one keep-flag
     /// per record.
     FilterBatch(Py<PyAny>),
+    /// `filterBatch(f, format='arrow')`: `columns` is `f`, called with a `RecordBatch` of
+    /// Arrow data (`stage/arrow.rs`); `call` wraps it for a list of records (the batch
+    /// built from them, the flags as a list).
+    ArrowFilterBatch {
+        call: Py<PyAny>,
+        columns: Py<PyAny>,
+    },
 }
 
 impl PyStep {
@@ -77,7 +85,8 @@ impl PyStep {
             | PyStep::FilterBatch(f) => Some(f),
             PyStep::GroupBy { reducer, .. } | PyStep::BatchGroupBy { reducer, .. } => Some(reducer),
             PyStep::KeyOf(f) | PyStep::AvgLocal(f) => f.as_ref(),
-            PyStep::MapBatch { call, .. } => Some(call),
+            PyStep::MapBatch { call, columns } => Some(columns.as_ref().unwrap_or(call)),
+            PyStep::ArrowFilterBatch { columns, .. } => Some(columns),
             _ => None,
         }
     }

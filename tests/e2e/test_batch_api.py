@@ -354,7 +354,7 @@ def test_arrow_columns_of_hashes(arrow, people):
     res, errors = pyexecute(people, script)
     assert errors == []
     assert {(tuple(names), tuple(types)) for names, types, _ in res} == {
-        (("key", "type", "value"), ("string", "string", "map<string, string>"))
+        (("key", "type", "value"), ("string", "dictionary<values=string, indices=uint8, ordered=0>", "map<string, string>"))
     }
     assert sum(int(n) for _, _, n in res) == N
     assert len(res) <= MAX_BATCHES
@@ -405,7 +405,7 @@ def test_arrow_returns_and_errors(arrow):
     assert (res, errors) == (["2"], [])
     res, errors = pyexecute(arrow, "GB().mapBatch(lambda rb: rb.num_rows, format='arrow').run('[ab]')")
     assert res == [] and len(errors) == 1
-    assert "TypeError: mapBatch callback must return a list or a pyarrow RecordBatch, Table or Array, not int" in errors[0]
+    assert "Error type: <class 'TypeError'>, Value: mapBatch callback must return a list or a pyarrow RecordBatch, Table or Array, not int" in errors[0]
     res, errors = pyexecute(arrow, "GB().mapBatch(lambda rb: rb, format='arrow').run('*')")
     assert res == [] and len(errors) == 1
     assert "needs string, hash or list keys of one type per batch, got hash, string" in errors[0]

@@ -16,7 +16,6 @@ use engine::Result;
 use pyo3::prelude::*;
 
 use super::depth::AtDepth;
-use crate::column::PyColumn;
 use crate::control::ExecControl;
 use crate::stage::ControlledRuntime;
 
@@ -46,7 +45,7 @@ impl Operator for KeepFinalizer {
     fn process(&mut self, input: Batch, emit: &mut Emit) -> Result<()> {
         match input.data {
             BatchData::Foreign(f) => {
-                let col = PyColumn::from_foreign(f)?;
+                let col = crate::arrow::py_column(f)?;
                 self.0.lock().extend(col.0);
             }
             other => emit.push(Batch::new(other)),

@@ -147,9 +147,14 @@ class GearsBuilder(object):
             raise GearsError("mapBatch format must be 'list' or 'arrow'")
         return self._add('mapbatch', args[0], args[0], None)
 
-    def filterBatch(self, *args):
+    def filterBatch(self, *args, format='list'):
         _check_arity('filterBatch', args, 1)
         _check_fn('filterBatch', args[0])
+        if format == 'arrow':
+            import _gearshift_arrow
+            return self._add('filterbatch', args[0], *_gearshift_arrow.wrap_filter(args[0]))
+        if format != 'list':
+            raise GearsError("filterBatch format must be 'list' or 'arrow'")
         return self._add('filterbatch', args[0])
 
     # -- sugar (Python-level in 1.2: no validation, callbacks wrapped in lambdas) ---------

@@ -8,18 +8,16 @@
 //! another batch step still costs one call each per input batch. At end of input,
 //! `finish` drains leftovers (records released by an accumulating step) through `call`.
 //!
-//! `mapBatch(f, format='arrow')` (`py/arrow_batch.py`) as the first step of a stage reading
-//! reader key rows skips the record dicts: `columnar_first` hands it the batch's columns as
-//! Arrow-layout buffers.
+//! The arrow format (`format='arrow'`) runs on Arrow data in `super::arrow`; after other
+//! Python steps its wrapper (`py/arrow_batch.py`) builds the batch from the records.
 //!
 //! Part of `PyStage` (`super`); depends on `step`.
 
 use std::sync::Arc;
 
-use engine::batch::{BatchData, BinaryColumn, KeyColumns, KeyType, ValueColumn};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::types::PyList;
 
 use super::{Out, PyStage, StepState};
 use crate::step::PyStep;
@@ -36,6 +34,9 @@ impl PyStage {
                 StepState::Pending(v) if !v.is_empty() => std::mem::take(v),
                 _ => continue,
             };
+            let Some(rows) = self.arrow_from_records(py, i, rows, out)? else {
+                continue;
+            };
             let step = Arc::clone(&self.steps[i]);
             for row in call(py, &step, rows)? {
                 self.push(py, i + 1, row, None, out)?;
@@ -43,121 +44,6 @@ impl PyStage {
         }
         Ok(())
     }
-
-    /// Runs a first step `mapBatch(f, format='arrow')` on reader key rows as columns and
-    /// pushes its outputs on from step 1; then no records are left for the per-record
-    /// path. Any other input or first step: `data` comes back untouched.
-    pub(super) fn columnar_first(
-        &mut self,
-        py: Python<'_>,
-        data: BatchData,
-        out: &mut Out,
-    ) -> PyResult<BatchData> {
-        let (Some(step), BatchData::Keys(keys)) = (self.steps.first(), &data) else {
-            return Ok(data);
-        };
-        let PyStep::MapBatch {
-            columns: Some(columns),
-            ..
-        } = &**step
-        else {
-            return Ok(data);
-        };
-        if keys.is_empty() {
-            return Ok(data);
-        }
-        let ret = columns.bind(py).call1((key_parts(py, keys)?,))?;
-        for row in returned_list(&ret, "mapBatch")?.iter() {
-            self.push(py, 1, row, None, out)?;
-        }
-        Ok(BatchData::Datums(Vec::new()))
-    }
-}
-
-/// `(n, key_offsets, key_data, type_codes, values)`: Arrow-layout buffers (little-endian
-/// int32 offsets) that `py/arrow_batch.py` wraps without per-record objects. `values` is
-/// `None` (`readValue=False`) or, by the batch's key type: `('string', offsets, data)`,
-/// `('hash', entry_offsets, field_offsets, field_data, value_offsets, value_data)`,
-/// `('list', row_offsets, item_offsets, item_data)`; else `('mixed', type_names)` or
-/// `(type_name,)`, which the arrow format rejects.
-fn key_parts<'py>(py: Python<'py>, k: &KeyColumns) -> PyResult<Bound<'py, PyTuple>> {
-    let (key_offsets, key_data) = k.keys.parts();
-    let codes: Vec<u8> = k.types.iter().map(|t| t.code()).collect();
-    let values = match &k.values {
-        None => py.None().into_bound(py),
-        Some(v) => value_parts(py, k, v)?,
-    };
-    let parts = (
-        k.len(),
-        le_bytes(py, key_offsets),
-        PyBytes::new(py, key_data),
-        PyBytes::new(py, &codes),
-        values,
-    );
-    parts.into_pyobject(py)
-}
-
-fn value_parts<'py>(
-    py: Python<'py>,
-    k: &KeyColumns,
-    v: &ValueColumn,
-) -> PyResult<Bound<'py, PyAny>> {
-    let n = k.len();
-    let kind = k.types[0];
-    if k.types.iter().any(|t| *t != kind) {
-        let mut names: Vec<&str> = k.types.iter().map(|t| t.name()).collect();
-        names.sort_unstable();
-        names.dedup();
-        return Ok(("mixed", names).into_pyobject(py)?.into_any());
-    }
-    let col = |c: &BinaryColumn| {
-        let (offsets, data) = c.parts();
-        (le_bytes(py, offsets), PyBytes::new(py, data))
-    };
-    Ok(match kind {
-        KeyType::String => {
-            let mut c = BinaryColumn::with_capacity(n, v.byte_len());
-            (0..n).for_each(|i| c.push(v.row_items(i).next().unwrap_or_default()));
-            let (offsets, data) = col(&c);
-            ("string", offsets, data).into_pyobject(py)?.into_any()
-        }
-        KeyType::Hash => {
-            let (mut fields, mut values) = (BinaryColumn::default(), BinaryColumn::default());
-            let mut entries = Vec::with_capacity(n + 1);
-            entries.push(0u32);
-            for i in 0..n {
-                let mut items = v.row_items(i);
-                while let (Some(f), Some(val)) = (items.next(), items.next()) {
-                    fields.push(f);
-                    values.push(val);
-                }
-                entries.push(fields.len() as u32);
-            }
-            let ((fo, fd), (vo, vd)) = (col(&fields), col(&values));
-            ("hash", le_bytes(py, &entries), fo, fd, vo, vd)
-                .into_pyobject(py)?
-                .into_any()
-        }
-        KeyType::List => {
-            let mut items = BinaryColumn::with_capacity(n, v.byte_len());
-            let mut rows = Vec::with_capacity(n + 1);
-            rows.push(0u32);
-            for i in 0..n {
-                v.row_items(i).for_each(|item| items.push(item));
-                rows.push(items.len() as u32);
-            }
-            let (io, id) = col(&items);
-            ("list", le_bytes(py, &rows), io, id)
-                .into_pyobject(py)?
-                .into_any()
-        }
-        other => (other.name(),).into_pyobject(py)?.into_any(),
-    })
-}
-
-fn le_bytes<'py>(py: Python<'py>, v: &[u32]) -> Bound<'py, PyBytes> {
-    let bytes: Vec<u8> = v.iter().flat_map(|o| o.to_le_bytes()).collect();
-    PyBytes::new(py, &bytes)
 }
 
 /// One call of batch step `step` over `rows`: the records it passes on, in order. No call
@@ -171,8 +57,14 @@ pub(super) fn call<'py>(
         return Ok(Vec::new());
     }
     match step {
+        PyStep::MapBatch {
+            call,
+            columns: Some(_),
+        } => arrow_map_batch(py, call, rows),
         PyStep::MapBatch { call, .. } => map_batch(py, call, rows),
-        PyStep::FilterBatch(f) => filter_batch(py, f, rows),
+        PyStep::FilterBatch(f) | PyStep::ArrowFilterBatch { call: f, .. } => {
+            filter_batch(py, f, rows)
+        }
         _ => Err(PyRuntimeError::new_err("not a batch step")),
     }
 }
@@ -185,6 +77,24 @@ fn map_batch<'py>(
 ) -> PyResult<Vec<Bound<'py, PyAny>>> {
     let ret = f.bind(py).call1((PyList::new(py, rows)?,))?;
     Ok(returned_list(&ret, "mapBatch")?.iter().collect())
+}
+
+/// An arrow `mapBatch` at end of input (after an accumulating step): what its wrapper
+/// returns, as records (Arrow data made into them).
+fn arrow_map_batch<'py>(
+    py: Python<'py>,
+    f: &Py<PyAny>,
+    rows: Vec<Py<PyAny>>,
+) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    let ret = f.bind(py).call1((PyList::new(py, rows)?,))?;
+    match crate::arrow::ArrowColumn::from_py(&ret)? {
+        Some(cols) => Ok(cols
+            .iter()
+            .map(|c| c.rows(py))
+            .collect::<PyResult<Vec<_>>>()?
+            .concat()),
+        None => Ok(super::arrow::returned(&ret)?.iter().collect()),
+    }
 }
 
 /// `filterBatch`: `f(records)` must return a list of as many flags as records; the
@@ -235,9 +145,8 @@ mod tests {
     #![allow(clippy::disallowed_methods)]
 
     use std::ffi::CStr;
-    use std::sync::Once;
 
-    use engine::batch::Batch;
+    use engine::batch::{Batch, BatchData};
     use engine::ops::{Emit, Operator};
     use engine::Datum;
 
@@ -246,8 +155,7 @@ mod tests {
     use crate::convert::py_to_datum;
 
     fn init() {
-        static INIT: Once = Once::new();
-        INIT.call_once(|| crate::embed::initialize(None).expect("python"));
+        crate::embed::init_for_tests();
     }
 
     fn eval(src: &CStr) -> Py<PyAny> {

@@ -26,6 +26,7 @@ use crate::convert::{datum_to_py, py_to_datum, Records};
 use crate::errors::error_text;
 use crate::step::{Ending, PyStep};
 
+mod arrow;
 mod batch;
 mod drain;
 mod push;
@@ -55,6 +56,8 @@ struct Out {
     rows: Vec<Py<PyAny>>,
     keys: Option<BinaryColumn>,
     native: Option<Vec<Datum>>,
+    /// Arrow results of a last arrow-format step (`arrow`), one batch each.
+    arrow: Vec<crate::arrow::ArrowColumn>,
 }
 
 /// A run of fused Python steps, with the state of its accumulating steps.
@@ -83,7 +86,9 @@ impl PyStage {
                 PyStep::AvgLocal(_) | PyStep::AvgGlobal => StepState::Avg(AvgAcc::default()),
                 PyStep::SortAll(_) => StepState::Rows(Vec::new()),
                 PyStep::DistinctLocal | PyStep::DistinctGlobal => StepState::Set(None),
-                PyStep::MapBatch { .. } | PyStep::FilterBatch(_) => StepState::Pending(Vec::new()),
+                PyStep::MapBatch { .. }
+                | PyStep::FilterBatch(_)
+                | PyStep::ArrowFilterBatch { .. } => StepState::Pending(Vec::new()),
                 _ => StepState::None,
             })
             .collect();
@@ -116,12 +121,7 @@ impl PyStage {
                 (0..k.len()).map(|i| records.dict(&k.row(i))).collect()
             }
             BatchData::Datums(d) => d.iter().map(|v| datum_to_py(py, v)).collect(),
-            BatchData::Foreign(f) => match f.into_any().downcast::<PyColumn>() {
-                Ok(col) => Ok(col.0.into_iter().map(|o| o.into_bound(py)).collect()),
-                Err(_) => Err(pyo3::exceptions::PyTypeError::new_err(
-                    "foreign records of another host",
-                )),
-            },
+            BatchData::Foreign(f) => crate::arrow::py_rows(py, f),
         }
     }
 
@@ -139,6 +139,9 @@ impl PyStage {
         b.partition_keys = out.keys;
         b.errors = errors;
         emit.push(b);
+        for col in out.arrow {
+            emit.push(Batch::new(BatchData::Foreign(Box::new(col))));
+        }
     }
 
     /// Records one failure: 1.2 stops the execution's input at the first error.

@@ -116,7 +116,9 @@ impl PyStage {
                     return Ok(());
                 }
                 PyStep::ToStr => row = row.str()?.into_any(),
-                PyStep::MapBatch { .. } | PyStep::FilterBatch(_) => {
+                PyStep::MapBatch { .. }
+                | PyStep::FilterBatch(_)
+                | PyStep::ArrowFilterBatch { .. } => {
                     if let StepState::Pending(v) = &mut self.state[i] {
                         v.push(row.unbind());
                     }

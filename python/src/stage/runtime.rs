@@ -13,7 +13,6 @@ use engine::udf::UdfRuntime;
 use engine::{EngineError, Result};
 
 use super::PyStage;
-use crate::column::PyColumn;
 use crate::control::ExecControl;
 use crate::convert::py_to_datum;
 use crate::step::{of_payload, Ending, PyStep};
@@ -30,7 +29,7 @@ impl Operator for PyFinalizer {
     fn process(&mut self, input: Batch, emit: &mut Emit) -> Result<()> {
         match input.data {
             BatchData::Foreign(f) => {
-                let col = PyColumn::from_foreign(f)?;
+                let col = crate::arrow::py_column(f)?;
                 let datums = crate::gil::records(|py| {
                     col.0.iter().map(|o| py_to_datum(o.bind(py))).collect()
                 });

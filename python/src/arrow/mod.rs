@@ -1,0 +1,18 @@
+//! The Arrow data path of the batch steps with `format='arrow'` (docs/batch-api.md):
+//! `export` builds the reader's key rows as a `RecordBatch` of one fixed schema, `ffi`
+//! hands Arrow arrays to pyarrow and takes them back through the Arrow C Data Interface
+//! (PyCapsules, no copy of column data; the only `unsafe` here), `column` keeps a step's
+//! Arrow result as an engine column until a step needs Python objects.
+//!
+//! pyarrow stays optional: it is imported (by `py/arrow_batch.py`) only when a flow uses
+//! the arrow format. Bottom layer: depends on `engine`, the arrow crates, `column`,
+//! `convert`, `errors` and `gil`.
+
+mod column;
+pub(crate) mod export;
+mod ffi;
+
+#[cfg(test)]
+pub(crate) use ffi::pyarrow_for_tests;
+
+pub use column::{py_column, py_rows, ArrowColumn};

@@ -233,7 +233,7 @@ mod tests {
 
     /// The ending of each Python step of the plan `steps` builds (a Python list literal).
     fn endings(steps: &CStr) -> Vec<Option<Ending>> {
-        crate::embed::initialize(None).expect("python");
+        crate::embed::init_for_tests();
         Python::attach(|py| {
             let list = py.eval(steps, None, None).expect("eval");
             let plan = build_plan(list.cast::<PyList>().expect("list")).expect("plan");

@@ -111,7 +111,7 @@ mod tests {
 
     /// What a one-step `map(lambda x: x * 2)` stage emits for `[1, 2]` with `ending`.
     fn emitted(ending: Option<Ending>) -> BatchData {
-        crate::embed::initialize(None).expect("python");
+        crate::embed::init_for_tests();
         let f = Python::attach(|py| py.eval(c"lambda x: x * 2", None, None).expect("f").unbind());
         let stage = PyStage::new(vec![Arc::new(PyStep::Map(f))], None);
         let mut stage = stage.ending(ending);

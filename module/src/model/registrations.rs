@@ -410,6 +410,7 @@ mod tests {
             stream: None,
             globals: None,
             id: None,
+            wire: None,
             hook: None,
             keyprefix: None,
             commands: None,

@@ -131,6 +131,10 @@ fn random_sessions(rng: &mut StdRng) -> Vec<SavedSession> {
             registrations: texts(rng),
             requirements: texts(rng),
             run_as: random_run_as(rng),
+            from_steps: texts(rng)
+                .into_iter()
+                .map(|id| (id, text(rng).into_bytes()))
+                .collect(),
         })
         .collect()
 }

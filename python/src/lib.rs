@@ -76,7 +76,7 @@ pub use atomic::release_leaked_atomic;
 pub use column::PyColumnDecoder;
 pub use control::ExecControl;
 pub use event::{Deferred, EventPlan};
-pub use register::{OnRegistered, RegisterRequest, StreamOptions};
+pub use register::{register_from_wire, OnRegistered, RegisterRequest, StreamOptions};
 pub use request::{ReaderSpec, RunDone, RunRequest};
 pub use session::{run_script, ScriptOutcome};
 pub use stage::{ControlledRuntime, PyRuntime};

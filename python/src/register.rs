@@ -43,6 +43,9 @@ pub struct RegisterRequest {
     pub globals: Option<crate::profile::SessionGlobals>,
     /// The id `register()` returned (reserved from the host), used when it is installed.
     pub id: Option<String>,
+    /// Made from a running step: its arguments cloudpickled (`register_from_wire` rebuilds
+    /// it), as no session source makes it. None otherwise, or without cloudpickle.
+    pub wire: Option<Vec<u8>>,
 }
 
 /// StreamReader register() settings (REFERENCE §2.2, §4.2).
@@ -130,6 +133,36 @@ pub(crate) fn register(
     opts: &Bound<'_, PyDict>,
     desc: Option<String>,
 ) -> PyResult<Option<String>> {
+    let req = request_of(reader, prefix, steps, opts, desc)?;
+    let req = PREPARED.with(|p| match p.borrow_mut().as_mut() {
+        Some(list) => {
+            let mut req = req;
+            req.id = crate::services::get().and_then(|h| h.reserve_registration_id());
+            let id = req.id.clone();
+            list.push(req);
+            Err(id)
+        }
+        None => Ok(req),
+    });
+    match req {
+        Err(id) => Ok(id),
+        Ok(mut req) => {
+            let py = steps.py();
+            let args = (reader, prefix, steps, opts, req.desc.clone()).into_pyobject(py)?;
+            req.wire = wire_of(py, args);
+            from_step(steps.py(), req).map(Some)
+        }
+    }
+}
+
+/// The registration `register()` asks for.
+fn request_of(
+    reader: &str,
+    prefix: &str,
+    steps: &Bound<'_, PyList>,
+    opts: &Bound<'_, PyDict>,
+    desc: Option<String>,
+) -> PyResult<RegisterRequest> {
     let plan = build_plan(steps)?;
     let on_registered = opts.get_item("onRegistered")?.filter(|f| !f.is_none());
     crate::cluster::check_picklable(steps, on_registered)?;
@@ -171,21 +204,45 @@ pub(crate) fn register(
             .map(|v| v.into_iter().map(|c| c.to_ascii_lowercase()).collect()),
         globals: None,
         id: None,
+        wire: None,
     };
-    let req = PREPARED.with(|p| match p.borrow_mut().as_mut() {
-        Some(list) => {
-            let mut req = req;
-            req.id = crate::services::get().and_then(|h| h.reserve_registration_id());
-            let id = req.id.clone();
-            list.push(req);
-            Err(id)
-        }
-        None => Ok(req),
-    });
-    match req {
-        Err(id) => Ok(id),
-        Ok(req) => from_step(steps.py(), req).map(Some),
-    }
+    Ok(req)
+}
+
+/// A step's registration arguments, cloudpickled (None without cloudpickle: the
+/// registration then lives in memory only).
+fn wire_of(py: Python<'_>, args: Bound<'_, pyo3::types::PyTuple>) -> Option<Vec<u8>> {
+    let dumped = py
+        .import("cloudpickle")
+        .ok()?
+        .call_method1("dumps", (args,))
+        .ok()?;
+    dumped.extract::<Vec<u8>>().ok()
+}
+
+/// Rebuilds a registration made from a step from its wire form (RDB load, replica);
+/// `Err`: the reason it cannot be rebuilt.
+pub fn register_from_wire(bytes: &[u8]) -> Result<RegisterRequest, String> {
+    crate::gil::request(|py| {
+        let args = py
+            .import("cloudpickle")?
+            .call_method1("loads", (pyo3::types::PyBytes::new(py, bytes),))?;
+        let args = args.cast::<pyo3::types::PyTuple>()?;
+        let reader: String = args.get_item(0)?.extract()?;
+        let prefix: String = args.get_item(1)?.extract()?;
+        let steps = args.get_item(2)?;
+        let opts = args.get_item(3)?;
+        let desc: Option<String> = args.get_item(4)?.extract()?;
+        let mut req = request_of(
+            &reader,
+            &prefix,
+            steps.cast::<PyList>()?,
+            opts.cast::<PyDict>()?,
+            desc,
+        )?;
+        req.wire = Some(bytes.to_vec());
+        Ok(req)
+    })
 }
 
 /// `register()` called from a running step: the registration joins the session whose

@@ -211,6 +211,96 @@ def test_abort_a_created_event_execution_never_runs_it(one_thread, flow):
     assert (stats['numTriggered'], stats['numSuccess'], stats['numAborted']) == (3, 2, 1)
 
 
+def registered_rows(c):
+    return [(e[1], e[3]) for e in c.execute_command('RG.DUMPEXECUTIONS') if e[5] == 1]
+
+
+@pytest.fixture
+def capped():
+    """One execution thread and `MaxExecutionsPerRegistration 2`; `hold()` occupies the thread."""
+    with fresh_server(ExecutionThreads=1, MaxExecutionsPerRegistration=2) as srv:
+        c = srv.client()
+
+        def hold():
+            pyexecute(c, HOLD, 'UNBLOCKING')
+            assert wait_for(lambda: c.get('holding') == '1'), 'the execution thread is busy'
+        yield srv, c, hold
+        c.set('release', '1')
+
+
+@pytest.mark.parametrize('flow', EVENT_FLOWS, ids=['batched', 'per-event'])
+def test_queued_events_count_in_max_executions_per_registration(capped, flow):
+    srv, c, hold = capped
+    pyexecute(c, flow)
+    c.set('q:0', '1')
+    c.set('q:1', '1')
+    done = wait_for(lambda: [i for i, st in registered_rows(c) if st == 'done'][1:])
+    assert done, registered_rows(c)
+    old = [i for i, _ in registered_rows(c)]
+    hold()
+    for i in (2, 3, 4):
+        c.set(f'q:{i}', '1')
+    # The registration lists its 2 newest executions: the last two queued events; its
+    # done ones are dropped (1.2 drops the oldest as each event's execution is created).
+    rows = registered_rows(c)
+    assert [st for _, st in rows] == ['created', 'created'], rows
+    queued = [i for i, _ in rows]
+    assert sorted(queued, key=event_number) == queued[::-1]
+    for i in old:
+        with pytest.raises(redis.ResponseError, match='execution plan does not exist'):
+            c.execute_command('RG.GETEXECUTION', i)
+    c.set('release', '1')
+    assert wait_for(lambda: [st for _, st in registered_rows(c)] == ['done', 'done']), registered_rows(c)
+    assert [i for i, _ in registered_rows(c)] == queued
+    assert [c.execute_command('RG.GETRESULTS', i) for i in queued] == [[['q:4'], []], [['q:3'], []]]
+
+
+def blocked_clients(c):
+    return c.info('clients')['blocked_clients']
+
+
+def block_on(srv, eid, got):
+    blocked = short_client(srv, timeout=30)
+    t = threading.Thread(target=lambda: got.update(
+        reply=blocked.execute_command('RG.GETRESULTSBLOCKING', eid)))
+    t.start()
+    return t
+
+
+@pytest.mark.parametrize('flow', EVENT_FLOWS, ids=['batched', 'per-event'])
+def test_getresultsblocking_on_a_queued_event_gets_its_result_even_if_dropped(capped, flow):
+    srv, c, hold = capped
+    pyexecute(c, flow)
+    hold()
+    c.set('q:1', '1')
+    c.set('q:2', '1')
+    first = sorted((i for i, _ in registered_rows(c)), key=event_number)[0]
+    got = {}
+    t = block_on(srv, first, got)
+    assert wait_for(lambda: blocked_clients(c) == 1)
+    # Two more events push it out of the registration's list: its execution is dropped
+    # once done, but the client waiting for it gets its result when it runs.
+    c.set('q:3', '1')
+    c.set('q:4', '1')
+    c.set('release', '1')
+    t.join(30)
+    assert got.get('reply') == [['q:1'], []], got
+
+
+def test_getresultsblocking_on_a_discarded_event_is_answered(one_thread):
+    srv, c, busy = one_thread
+    pyexecute(c, "GB().foreach(lambda x: None).register('q:*')")
+    c.set('q:1', '1')
+    [eid] = [i for i, _ in registered_rows(c)]
+    got = {}
+    t = block_on(srv, eid, got)
+    assert wait_for(lambda: blocked_clients(c) == 1)
+    rid = c.execute_command('RG.DUMPREGISTRATIONS')[0][1]
+    assert c.execute_command('RG.UNREGISTER', rid, 'abortpending') == 'OK'
+    t.join(30)
+    assert got.get('reply') == [[], []], got
+
+
 def test_unregister_abortpending_drops_created_event_executions(one_thread):
     srv, c, busy = one_thread
     pyexecute(c, "GB().foreach(lambda x: execute('SET', 'ran', '1')).register('q:*')")

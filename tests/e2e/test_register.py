@@ -277,3 +277,57 @@ def test_register_from_a_sync_step_and_from_a_run(rr):
     pyexecute(rr, "GB('CommandReader').map(lambda x: GB('CommandReader').register(trigger='mk2')).register(trigger='mk2')", 'ID', 'dup')
     with pytest.raises(redis.ResponseError, match='trigger already registered'):
         rr.execute_command('RG.TRIGGER', 'mk2')
+
+
+def _registration_ids(c):
+    return sorted(reg[1] for reg in c.execute_command('RG.DUMPREGISTRATIONS'))
+
+
+# A step registers another flow: into the step's session (a registered trigger), and
+# into a new session of its own (a script that only ran).
+GROWER = """
+def add_flow(x):
+    return GB().foreach(lambda r: execute('INCR', 'seen:' + r['key'])).register('new:*', mode='sync')
+GB('CommandReader').map(add_flow).register(trigger='add')
+"""
+ONLY_RAN = "GB('ShardsIDReader').map(lambda x: GB().foreach(lambda r: execute('INCR', 'seen:' + r['key'])).register('ran:*', mode='sync')).run()"
+
+
+def test_registrations_made_from_steps_survive_a_reload_and_a_restart():
+    with fresh_server() as srv:
+        c = srv.client()
+        pyexecute(c, GROWER, 'ID', 'grower')
+        c.execute_command('RG.TRIGGER', 'add')
+        pyexecute(c, ONLY_RAN)
+        before = _registration_ids(c)
+        assert len(before) == 3
+        assert c.execute_command('DEBUG', 'RELOAD') == 'OK'
+        assert _registration_ids(c) == before
+        assert len(_session(c, 'grower')['registrations']) == 2
+        c.set('new:1', 'x')
+        c.set('ran:1', 'x')
+        assert (c.get('seen:new:1'), c.get('seen:ran:1')) == ('1', '1')
+        c.execute_command('SAVE')
+        srv.restart()
+        c = srv.client()
+        assert _registration_ids(c) == before
+        c.set('new:2', 'x')
+        assert c.get('seen:new:2') == '1'
+
+
+def test_registrations_made_from_steps_reach_the_replica():
+    with fresh_server() as master, fresh_server() as replica:
+        m, r = master.client(), replica.client()
+        r.execute_command('REPLICAOF', '127.0.0.1', master.port)
+        assert wait_for(lambda: r.info('replication').get('master_link_status') == 'up', timeout=10)
+        pyexecute(m, GROWER, 'ID', 'grower')
+        m.execute_command('RG.TRIGGER', 'add')
+        pyexecute(m, ONLY_RAN)
+        assert len(_registration_ids(m)) == 3
+        assert wait_for(lambda: _registration_ids(r) == _registration_ids(m), timeout=10), \
+            (_registration_ids(r), _registration_ids(m))
+        # Promoted, the replica's copies fire.
+        r.execute_command('REPLICAOF', 'NO', 'ONE')
+        r.set('new:1', 'x')
+        r.set('ran:1', 'x')
+        assert (r.get('seen:new:1'), r.get('seen:ran:1')) == ('1', '1')

@@ -1,19 +1,24 @@
 //! The sessions blob: how sessions travel through the RDB aux data, replication and the
 //! AOF (`RG.INNERREGISTER <blob>`), and to other shards (`bus::Query::Session`). A session
-//! is stored as its source code plus its registration ids, never as pickled bytecode.
+//! is stored as its source code plus its registration ids, never as pickled bytecode (but
+//! for registrations made from a running step, which no source makes: version 4).
 //!
 //! Layout (little-endian): `'S' version | count u32 | per session: id, desc flag +
 //! desc, code, reg count u32, reg ids, requirement count u32, requirement names, user`
 //! (strings are u32 length + bytes). The user (version 3) is who the session's code runs
 //! as: a flag byte, `1` + its ACL user name, or `0` for unrestricted. Version 2 blobs
 //! (before ACL support) load with the `default` user, whom every client was before it
-//! authenticated.
+//! authenticated. Version 4 adds, after the user, the registrations made from a running
+//! step (no source makes them): a count u32, then per registration its id and its
+//! arguments as `register()` got them, cloudpickled (an opaque field here).
 
 use super::run_as::{RunAs, LEGACY_USER};
 use super::{put, put_count, Reader};
 
 const MAGIC: u8 = b'S';
-const VERSION: u8 = 3;
+const VERSION: u8 = 4;
+/// Blobs without the registrations made from steps.
+const VERSION_NO_STEPS: u8 = 3;
 /// Blobs without the session's user.
 const VERSION_NO_USER: u8 = 2;
 
@@ -26,6 +31,8 @@ pub struct SavedSession {
     pub registrations: Vec<String>,
     pub requirements: Vec<String>,
     pub run_as: RunAs,
+    /// Registrations made from a running step: (id, cloudpickled `register()` arguments).
+    pub from_steps: Vec<(String, Vec<u8>)>,
 }
 
 fn put_list(out: &mut Vec<u8>, items: &[String]) {
@@ -62,6 +69,11 @@ pub fn encode(sessions: &[SavedSession]) -> Vec<u8> {
                 put_str(&mut out, name);
             }
         }
+        put_count(&mut out, s.from_steps.len());
+        for (id, wire) in &s.from_steps {
+            put_str(&mut out, id);
+            put(&mut out, wire);
+        }
     }
     out
 }
@@ -79,7 +91,7 @@ fn list(r: &mut Reader<'_>) -> Option<Vec<String>> {
 pub fn decode(bytes: &[u8]) -> Option<Vec<SavedSession>> {
     let mut r = Reader(bytes);
     let version = match r.take(2)? {
-        [MAGIC, v @ (VERSION | VERSION_NO_USER)] => *v,
+        [MAGIC, v @ (VERSION | VERSION_NO_STEPS | VERSION_NO_USER)] => *v,
         _ => return None,
     };
     let n = r.u32()? as usize;
@@ -101,7 +113,15 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<SavedSession>> {
                 _ => return None,
             },
         };
+        let mut from_steps = Vec::new();
+        if version == VERSION {
+            for _ in 0..r.u32()? {
+                let id = r.text()?;
+                from_steps.push((id, r.field()?.to_vec()));
+            }
+        }
         out.push(SavedSession {
+            from_steps,
             requirements,
             id,
             desc,
@@ -127,6 +147,7 @@ mod tests {
                 registrations: vec!["x-1".into()],
                 requirements: vec!["six".into()],
                 run_as: RunAs::user("app"),
+                from_steps: vec![("x-2".into(), vec![0, 1, 2])],
             },
             SavedSession {
                 id: "b".into(),
@@ -135,6 +156,7 @@ mod tests {
                 registrations: vec![],
                 requirements: vec![],
                 run_as: RunAs::Superuser,
+                from_steps: vec![],
             },
         ];
         assert_eq!(decode(&encode(&s)), Some(s.clone()));

@@ -98,6 +98,7 @@ pub fn install_with_ids(
         run_as: run_as.clone(),
     };
     let mut reg_ids = Vec::new();
+    let mut from_steps = Vec::new();
     let mut globals = None;
     for (i, mut req) in regs.into_iter().enumerate() {
         if let Some(g) = req.globals.take() {
@@ -111,6 +112,7 @@ pub fn install_with_ids(
             None => state.registrations.next_id(),
         };
         reg_ids.push(reg_id.clone());
+        from_steps.extend(req.wire.take().map(|w| (reg_id.clone(), w)));
         add(state, req, reg_id, &mut installed);
     }
     state.sessions.list().push(Arc::new(Session {
@@ -121,6 +123,7 @@ pub fn install_with_ids(
         requirements: Vec::new(),
         globals,
         run_as: run_as.clone(),
+        from_steps,
     }));
     installed
 }
@@ -158,7 +161,7 @@ fn add(state: &ModuleState, mut req: RegisterRequest, reg_id: String, out: &mut 
 pub fn add_to_session(
     state: &ModuleState,
     session: &Session,
-    req: RegisterRequest,
+    mut req: RegisterRequest,
 ) -> (Installed, String) {
     let reg_id = state.registrations.next_id();
     let mut installed = Installed {
@@ -167,7 +170,8 @@ pub fn add_to_session(
         streams: Vec::new(),
         run_as: session.run_as.clone(),
     };
+    let wire = req.wire.take();
     add(state, req, reg_id.clone(), &mut installed);
-    state.sessions.push_registration(&session.id, &reg_id);
+    state.sessions.push_registration(&session.id, &reg_id, wire);
     (installed, reg_id)
 }

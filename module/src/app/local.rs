@@ -8,9 +8,9 @@ use redis_module::Context;
 
 use crate::app::persist;
 use crate::model::executions::{Entry, Status};
-use crate::model::queued_ids::number_of;
+use crate::model::queued_ids::{number_of, NotWaiting};
 use crate::model::state::ModuleState;
-use crate::redis::ffi::replies::{bulk, Reply};
+use crate::redis::ffi::replies::{bulk, Blocked, Reply};
 
 /// RG.ABORTEXECUTION's text for an unknown id.
 const NO_SUCH_EXECUTION: &str = "execution does not exist";
@@ -20,6 +20,7 @@ pub const NO_SUCH_PLAN: &str = "execution plan does not exist";
 
 /// Drops `id` on this shard for another shard's RG.DROPEXECUTION (unknown is fine).
 pub fn drop_local(state: &ModuleState, id: &str) -> Result<Reply, String> {
+    state.trim_queued();
     if let Some(e) = state.registry.get(id) {
         if matches!(e.status(), Status::Running | Status::Created) {
             return Err("can not drop a not yet finished execution, abort it first.".into());
@@ -31,6 +32,7 @@ pub fn drop_local(state: &ModuleState, id: &str) -> Result<Reply, String> {
 
 /// Aborts `id` on this shard (OK for a finished one, as 1.2).
 pub fn abort_local(state: &ModuleState, id: &str) -> Result<Reply, String> {
+    state.trim_queued();
     match state.registry.get(id) {
         Some(e) => {
             e.abort(&state.scripts);
@@ -54,7 +56,10 @@ pub fn abort_local(state: &ModuleState, id: &str) -> Result<Reply, String> {
 fn abort_queued(state: &ModuleState, id: &str) -> bool {
     let Some(n) = number_of(id) else { return false };
     let regs = state.registrations.all();
-    let Some(reg) = regs.iter().find(|r| r.queued_ids.abort(n)) else {
+    let Some((reg, clients)) = regs
+        .iter()
+        .find_map(|r| r.queued_ids.abort(n).map(|c| (r, c)))
+    else {
         return false;
     };
     let entry = Entry::new_registered(id.to_owned(), &reg.shape);
@@ -64,11 +69,15 @@ fn abort_queued(state: &ModuleState, id: &str) -> bool {
     });
     reg.stats().aborted += 1;
     state.keep_registered(&**reg, &entry);
+    for client in clients {
+        entry.reply_when_done(client);
+    }
     true
 }
 
 /// This shard's entry of RG.GETEXECUTION for `id` (a queued event: a `created` one).
 pub fn local_plan(state: &ModuleState, id: &str) -> Result<Reply, String> {
+    state.trim_queued();
     let e = match state.registry.get(id) {
         Some(e) => e,
         None => queued_entry(state, id).ok_or_else(|| NO_SUCH_PLAN.to_owned())?,
@@ -83,6 +92,26 @@ pub fn event_pending(state: &ModuleState, id: &str) -> bool {
     let regs = state.registrations.all();
     regs.iter()
         .any(|r| r.queued_ids.pending(n) || r.in_flight.id().as_deref() == Some(id))
+}
+
+/// Parks `client` until the queued (or running, not yet recorded) keyspace event `id` of
+/// this shard is recorded, aborted or discarded (`QueuedIds::wait`).
+pub fn wait_for_event(
+    state: &ModuleState,
+    id: &str,
+    client: Blocked,
+) -> Result<(), NotWaiting<Blocked>> {
+    let Some(n) = number_of(id) else {
+        return Err(NotWaiting::NotPending(client));
+    };
+    let mut client = client;
+    for r in state.registrations.all() {
+        match r.queued_ids.wait(n, client) {
+            Err(NotWaiting::NotPending(c)) => client = c,
+            other => return other,
+        }
+    }
+    Err(NotWaiting::NotPending(client))
 }
 
 /// A `created` entry for the queued event `id` (not kept: it only shows it).

@@ -1,7 +1,8 @@
 //! Persistence and replication of sessions (REFERENCE §9). A session is stored as its
 //! source code plus its registration ids — never as pickled bytecode — so it rebuilds on
-//! a newer interpreter. The same blob travels to replicas and the AOF as
-//! `RG.INNERREGISTER <blob>`.
+//! a newer interpreter. Registrations made from a running step, which the source does not
+//! make, are stored as `register()`'s arguments cloudpickled (as 1.2 stores every one).
+//! The same blob travels to replicas and the AOF as `RG.INNERREGISTER <blob>`.
 //!
 //! Its layout and codec (with the version history) are `engine::wire::sessions`.
 
@@ -27,6 +28,7 @@ impl From<&Session> for SavedSession {
             registrations: s.registrations.clone(),
             requirements: s.requirements.clone(),
             run_as: s.run_as.clone(),
+            from_steps: s.from_steps.clone(),
         }
     }
 }
@@ -63,11 +65,15 @@ pub fn rebuild(ctx: &Context, state: &ModuleState, s: &SavedSession) -> Result<(
             ));
         }
     }
-    let outcome = with_lock_held(ctx, || {
-        let _as = Scope::enter(s.run_as.clone());
-        crate::app::services::rebuilding(|| gearpy::run_script(&s.code))
-    });
-    let regs = match outcome {
+    // A session made for a step's registration has no source.
+    let outcome = match s.code.is_empty() && !s.from_steps.is_empty() {
+        true => ScriptOutcome::Registered(Vec::new()),
+        false => with_lock_held(ctx, || {
+            let _as = Scope::enter(s.run_as.clone());
+            crate::app::services::rebuilding(|| gearpy::run_script(&s.code))
+        }),
+    };
+    let mut regs = match outcome {
         // A run the script also asked for ran when it was first executed, not again.
         ScriptOutcome::Registered(regs) | ScriptOutcome::RegisteredAndRun(regs, _) => regs,
         ScriptOutcome::Error(e) => {
@@ -77,6 +83,7 @@ pub fn rebuild(ctx: &Context, state: &ModuleState, s: &SavedSession) -> Result<(
             ));
             return Err(e);
         }
+        _ if !s.from_steps.is_empty() => Vec::new(),
         _ => {
             crate::redis::ffi::log::warning(&format!(
                 "Gearshift: session {} registered nothing on rebuild",
@@ -85,6 +92,26 @@ pub fn rebuild(ctx: &Context, state: &ModuleState, s: &SavedSession) -> Result<(
             return Err("session registered nothing".into());
         }
     };
+    // The source's registrations take their saved ids in order; those made from steps
+    // are rebuilt from their wire form, with theirs.
+    let source_ids: Vec<String> = s
+        .registrations
+        .iter()
+        .filter(|r| !s.from_steps.iter().any(|(id, _)| id == *r))
+        .cloned()
+        .collect();
+    for (id, wire) in &s.from_steps {
+        match gearpy::register_from_wire(wire) {
+            Ok(mut req) => {
+                req.id = Some(id.clone());
+                regs.push(req);
+            }
+            Err(e) => crate::redis::ffi::log::warning(&format!(
+                "Gearshift: could not rebuild registration {id} of session {}: {e}",
+                s.id
+            )),
+        }
+    }
     let args = SessionArgs {
         id: Some(s.id.clone()),
         desc: s.desc.clone(),
@@ -100,7 +127,7 @@ pub fn rebuild(ctx: &Context, state: &ModuleState, s: &SavedSession) -> Result<(
             &s.code,
             regs,
             &s.run_as,
-            Some(&s.registrations),
+            Some(&source_ids),
         )
     });
     state.sessions.set_requirements(&s.id, &s.requirements);

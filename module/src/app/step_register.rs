@@ -1,9 +1,11 @@
 //! `register()` called from a running step (REFERENCE §12.7): the registration joins the
 //! session whose script defined the code calling, at once, on this shard. When that code's
-//! session is not kept (a script that only ran), a session is made for the registration.
-//! Such registrations live in memory only: a session is saved, replicated and shipped as
-//! its source, which does not make them (docs/compat.md). Depends on `app::install`,
-//! `app::scripts` (the checks), `model` and `redis`.
+//! session is not kept (a script that only ran), a session is made for the registration
+//! (no source). The registration is kept with its session as `register()`'s arguments,
+//! cloudpickled: saved in the RDB and replicated with it (the session is sent to replicas
+//! and the AOF again, `RG.INNERREGISTER`). Not shipped to other shards (a step runs on
+//! each shard). Depends on `app::install`, `app::persist`, `app::scripts` (the checks),
+//! `model` and `redis`.
 
 use gearpy::RegisterRequest;
 
@@ -39,6 +41,16 @@ pub fn install_from_step(req: RegisterRequest, caller: Option<RunAs>) -> Result<
             (installed, id)
         }
     };
+    let session = installed.session.clone();
     installed.activate();
+    replicate(state, &session);
     Ok(id)
+}
+
+/// Sends the session (with the new registration) to replicas and the AOF.
+fn replicate(state: &crate::model::state::ModuleState, session: &str) {
+    let Some(blob) = crate::app::persist::session_blob(state, session) else {
+        return;
+    };
+    crate::redis::lock::with_redis(|ctx| ctx.replicate("RG.INNERREGISTER", &[&blob[..]]));
 }

@@ -7,16 +7,17 @@ use super::{respond, respond_cluster_wide, text_args};
 use crate::app::local;
 use crate::cluster::ask::{self, Query};
 use crate::model::executions::{Entry, Status};
+use crate::model::queued_ids::NotWaiting;
 use crate::model::state::ModuleState;
 use crate::redis::ffi::command::error;
-use crate::redis::ffi::replies::{block, bulk, reply_blocked, Blocked, Reply};
+use crate::redis::ffi::replies::{block, bulk, reply_blocked, Reply};
 use crate::redis::lock::with_lock_held;
 
 const NO_SUCH_PLAN: &str = "execution plan does not exist";
 const STILL_RUNNING: &str = "execution is still running";
 const NOT_FINISHED: &str = "can not drop a not yet finished execution, abort it first.";
-/// How often a client blocked on a queued event looks for its execution.
-const QUEUED_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+/// RG.GETRESULTSBLOCKING's text when `MAX_WAITERS` clients wait on one registration.
+const TOO_MANY: &str = "too many clients wait for this registration's queued executions";
 
 fn entry(state: &ModuleState, id: &str) -> Result<std::sync::Arc<Entry>, RedisError> {
     state.registry.get(id).ok_or_else(|| error(NO_SUCH_PLAN))
@@ -26,6 +27,7 @@ fn entry(state: &ModuleState, id: &str) -> Result<std::sync::Arc<Entry>, RedisEr
 pub fn getresults(ctx: &Context, state: &ModuleState, args: Vec<RedisString>) -> RedisResult {
     let a = text_args(&args);
     let id = a.first().ok_or(RedisError::WrongArity)?;
+    state.trim_queued();
     if state.registry.get(id).is_none() && local::event_pending(state, id) {
         return Err(error(STILL_RUNNING));
     }
@@ -36,6 +38,8 @@ pub fn getresults(ctx: &Context, state: &ModuleState, args: Vec<RedisString>) ->
 }
 
 /// `RG.GETRESULTSBLOCKING <id>`: blocks the client (not Redis) until the execution ends.
+/// A queued event's execution has no entry yet: the client waits on its registration's
+/// list and is answered when the event's execution is recorded, aborted or discarded.
 pub fn getresultsblocking(
     ctx: &Context,
     state: &ModuleState,
@@ -45,8 +49,17 @@ pub fn getresultsblocking(
     if a.len() != 1 {
         return Err(RedisError::WrongArity);
     }
-    if state.registry.get(&a[0]).is_none() && local::event_pending(state, &a[0]) {
-        wait_for_event(ctx, block(ctx), a[0].clone());
+    state.trim_queued();
+    if state.registry.get(&a[0]).is_none() {
+        match local::wait_for_event(state, &a[0], block(ctx)) {
+            Ok(()) => return Ok(RedisValue::NoReply),
+            // Not queued (any more): answered from its entry, if kept.
+            Err(NotWaiting::NotPending(client)) => match state.registry.get(&a[0]) {
+                Some(e) => e.reply_when_done(client),
+                None => reply_blocked(client, &Reply::Error(NO_SUCH_PLAN.into())),
+            },
+            Err(NotWaiting::Full(client)) => reply_blocked(client, &Reply::Error(TOO_MANY.into())),
+        }
         return Ok(RedisValue::NoReply);
     }
     let e = entry(state, &a[0])?;
@@ -55,44 +68,6 @@ pub fn getresultsblocking(
     }
     e.reply_when_done(block(ctx));
     Ok(RedisValue::NoReply)
-}
-
-/// Answers `client` once the queued event `id` is done: it has no entry until it starts,
-/// so the main thread looks for one every `QUEUED_POLL` (an event whose execution was
-/// dropped before anyone could read it answers as an unknown id).
-fn wait_for_event(ctx: &Context, client: Blocked, id: String) {
-    let w = EventWaiter {
-        client,
-        id,
-        misses: 0,
-    };
-    crate::redis::timers::create(ctx, QUEUED_POLL, poll_event, w);
-}
-
-/// A client waiting for a queued event's execution.
-struct EventWaiter {
-    client: Blocked,
-    id: String,
-    misses: u32,
-}
-
-fn poll_event(ctx: &Context, mut w: EventWaiter) {
-    let Some(state) = crate::model::state::get() else {
-        return reply_blocked(w.client, &Reply::Error(NO_SUCH_PLAN.into()));
-    };
-    if let Some(e) = state.registry.get(&w.id) {
-        return e.reply_when_done(w.client);
-    }
-    // A per-event run is briefly neither queued nor kept as it starts.
-    w.misses = if local::event_pending(state, &w.id) {
-        0
-    } else {
-        w.misses + 1
-    };
-    if w.misses < 2 {
-        return crate::redis::timers::create(ctx, QUEUED_POLL, poll_event, w);
-    }
-    reply_blocked(w.client, &Reply::Error(NO_SUCH_PLAN.into()));
 }
 
 /// `RG.DUMPEXECUTIONS`: `[executionId, id, status, s, registered, 0|1]`, newest first.
@@ -109,16 +84,25 @@ pub fn dumpexecutions(ctx: &Context, state: &ModuleState, _args: Vec<RedisString
     };
     // Queued events (`created`) and batched events running now have no entry yet: they
     // come first (they are the newest), queued ones newest first.
-    // At most `MaxExecutions` of them (1.2's list holds no more).
-    let cap = match state.config.int("MaxExecutions") {
+    // At most `MaxExecutions` of them (1.2's list holds no more), and at most
+    // `MaxExecutionsPerRegistration` of a registration, its running event included (its
+    // kept ones are trimmed to fit, `trim_queued`).
+    let cap = |name| match state.config.int(name) {
         c if c > 0 => c as usize,
         _ => usize::MAX,
     };
+    let (cap, per_reg) = (cap("MaxExecutions"), cap("MaxExecutionsPerRegistration"));
+    state.trim_queued();
     let regs = state.registrations.all();
-    let mut queued: Vec<u64> = regs
+    let listed: Vec<(Vec<u64>, Option<String>)> = regs
         .iter()
-        .flat_map(|r| r.queued_ids.numbers(cap))
+        .map(|r| {
+            let queued = r.queued_ids.numbers(cap.min(per_reg));
+            let running = r.in_flight.id().filter(|_| queued.len() < per_reg);
+            (queued, running)
+        })
         .collect();
+    let mut queued: Vec<u64> = listed.iter().flat_map(|(q, _)| q.iter().copied()).collect();
     queued.sort_unstable_by(|a, b| b.cmp(a));
     queued.truncate(cap);
     let mut rows: Vec<Reply> = queued
@@ -129,9 +113,10 @@ pub fn dumpexecutions(ctx: &Context, state: &ModuleState, _args: Vec<RedisString
         })
         .collect();
     rows.extend(
-        regs.iter()
-            .filter_map(|r| r.in_flight.id())
-            .map(|id| row(&id, Status::Running.name(), true)),
+        listed
+            .iter()
+            .filter_map(|(_, running)| running.as_deref())
+            .map(|id| row(id, Status::Running.name(), true)),
     );
     rows.extend(
         state
@@ -149,6 +134,7 @@ pub fn dropexecution(ctx: &Context, state: &ModuleState, args: Vec<RedisString>)
     if a.len() != 1 {
         return Err(RedisError::WrongArity);
     }
+    state.trim_queued();
     if state.registry.get(&a[0]).is_none() && local::event_pending(state, &a[0]) {
         return Err(error(NOT_FINISHED));
     }

@@ -4,6 +4,7 @@
 
 pub mod drain_state;
 pub mod event_queue;
+pub mod event_results;
 pub mod executions;
 pub mod in_flight;
 pub mod pip;

@@ -12,31 +12,90 @@
 //! sequence number; the drain skips it. An abort racing with the start of that event is
 //! settled Dekker-style: the drain publishes the start then looks for aborts; the abort
 //! publishes its mark then looks for the start; at least one of them sees the other.
-//! Depends on `topology` ids only.
+//! The per-event drain takes one event at a time (`start_one`), held as a batch of one.
+//!
+//! Clients blocked on a queued event's result (RG.GETRESULTSBLOCKING) wait here, by
+//! number, at most `MAX_WAITERS` per registration: an event stays pending (`pending`)
+//! until its execution is recorded (`recorded`, which hands its clients over), aborted
+//! (`abort`) or discarded (`clear`), each of which returns the waiting clients, so none
+//! is left blocked. Depends on `topology` ids and `redis::ffi::replies::Blocked`.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use engine::sync::{AtomicU64, Ordering};
 
-/// One registration's queued events.
-#[derive(Debug, Default)]
-pub struct QueuedIds {
-    inner: Mutex<Inner>,
+use crate::redis::ffi::replies::Blocked;
+
+/// Clients one registration's queued events may have waiting on them at once.
+pub const MAX_WAITERS: usize = 4096;
+
+/// One registration's queued events (`W`: a client waiting for one's result).
+#[derive(Debug)]
+pub struct QueuedIds<W = Blocked> {
+    inner: Mutex<Inner<W>>,
     /// Events with a sequence number below this have started (or were skipped).
     started: AtomicU64,
     /// Aborted events not skipped yet (the lock-free path looks at this first).
     aborts: AtomicU64,
 }
 
-#[derive(Debug, Default)]
-struct Inner {
+impl<W> Default for QueuedIds<W> {
+    fn default() -> Self {
+        QueuedIds {
+            inner: Mutex::new(Inner {
+                waiting: VecDeque::new(),
+                batch: Vec::new(),
+                aborted: HashSet::new(),
+                clients: Vec::new(),
+            }),
+            started: AtomicU64::new(0),
+            aborts: AtomicU64::new(0),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner<W> {
     /// (queue sequence number, execution number) of events not popped, in trigger order.
     waiting: VecDeque<(u64, u64)>,
-    /// The same for the events the batched drain holds (bound, not all started).
+    /// The same for the events the drain holds (bound, not all started, or started and
+    /// not recorded yet).
     batch: Vec<(u64, u64)>,
     /// Sequence numbers of aborted events, not skipped yet.
     aborted: HashSet<u64>,
+    /// Clients waiting for a pending event's result, by execution number.
+    clients: Vec<(u64, W)>,
+}
+
+impl<W> Inner<W> {
+    fn is_pending(&self, number: u64) -> bool {
+        self.batch
+            .iter()
+            .chain(self.waiting.iter())
+            .any(|&(_, n)| n == number)
+    }
+
+    /// Takes the clients waiting for `number`.
+    fn clients_of(&mut self, number: u64) -> Vec<W> {
+        if self.clients.is_empty() {
+            return Vec::new();
+        }
+        let (of, rest) = std::mem::take(&mut self.clients)
+            .into_iter()
+            .partition(|(n, _)| *n == number);
+        self.clients = rest;
+        of.into_iter().map(|(_, w)| w).collect()
+    }
+}
+
+/// Why a client could not wait for a queued event.
+#[derive(Debug)]
+pub enum NotWaiting<W> {
+    /// The event is not pending (any more): its execution is kept, or was dropped.
+    NotPending(W),
+    /// `MAX_WAITERS` clients wait already.
+    Full(W),
 }
 
 /// What a starting event is.
@@ -51,22 +110,22 @@ pub enum Start {
 }
 
 /// Holds the list while an event is pushed (so the number goes with the push).
-pub struct Pushing<'a>(MutexGuard<'a, Inner>);
+pub struct Pushing<'a, W>(MutexGuard<'a, Inner<W>>);
 
-impl Pushing<'_> {
+impl<W> Pushing<'_, W> {
     /// The event `seq` was queued as execution number `number`.
     pub fn queued(&mut self, seq: u64, number: u64) {
         self.0.waiting.push_back((seq, number));
     }
 }
 
-impl QueuedIds {
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+impl<W> QueuedIds<W> {
+    fn lock(&self) -> MutexGuard<'_, Inner<W>> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Locks the list for one push (notification callback).
-    pub fn pushing(&self) -> Pushing<'_> {
+    pub fn pushing(&self) -> Pushing<'_, W> {
         Pushing(self.lock())
     }
 
@@ -120,7 +179,8 @@ impl QueuedIds {
         true
     }
 
-    /// The per-event drain's start of the event `seq` (popped, events in order).
+    /// The per-event drain's start of the event `seq` (popped, events in order): a batch
+    /// of one, pending until `recorded`.
     pub fn start_one(&self, seq: u64) -> Start {
         let mut s = self.lock();
         while s.waiting.front().is_some_and(|&(q, _)| q < seq) {
@@ -129,9 +189,11 @@ impl QueuedIds {
         if s.aborted.contains(&seq) {
             return Start::Aborted;
         }
+        self.started.store(seq + 1, Ordering::SeqCst);
         match s.waiting.front() {
             Some(&(q, n)) if q == seq => {
                 s.waiting.pop_front();
+                s.batch.push((q, n));
                 Start::Number(n)
             }
             _ => Start::Unnumbered,
@@ -149,6 +211,13 @@ impl QueuedIds {
             self.aborts.fetch_sub(1, Ordering::SeqCst);
         }
         aborted
+    }
+
+    /// How many events are queued, not started.
+    pub fn count(&self) -> usize {
+        let s = self.lock();
+        let started = self.started.load(Ordering::SeqCst);
+        s.batch.iter().filter(|&&(q, _)| q >= started).count() + s.waiting.len()
     }
 
     /// Execution numbers of the events not started, oldest first (the newest `limit`).
@@ -169,18 +238,59 @@ impl QueuedIds {
     /// Whether execution number `number` is queued or in the drain's batch (started or
     /// not, until the batch is recorded: its entry may not exist yet).
     pub fn pending(&self, number: u64) -> bool {
+        self.lock().is_pending(number)
+    }
+
+    /// Parks `client` until the pending event `number` is recorded, aborted or discarded.
+    pub fn wait(&self, number: u64, client: W) -> Result<(), NotWaiting<W>> {
+        let mut s = self.lock();
+        if !s.is_pending(number) {
+            return Err(NotWaiting::NotPending(client));
+        }
+        if s.clients.len() >= MAX_WAITERS {
+            return Err(NotWaiting::Full(client));
+        }
+        s.clients.push((number, client));
+        Ok(())
+    }
+
+    /// Whether any client waits for one of these events now.
+    pub fn has_clients(&self) -> bool {
+        !self.lock().clients.is_empty()
+    }
+
+    /// The indices of `numbers` some client waits for now.
+    pub fn awaited(&self, numbers: &[u64]) -> Vec<usize> {
         let s = self.lock();
-        s.batch
-            .iter()
-            .chain(s.waiting.iter())
-            .any(|&(_, n)| n == number)
+        if s.clients.is_empty() {
+            return Vec::new();
+        }
+        (0..numbers.len())
+            .filter(|&i| s.clients.iter().any(|&(n, _)| n == numbers[i]))
+            .collect()
     }
 
     /// The drain's batch is recorded: its started events' entries exist (or were
-    /// dropped); the events carried to the next batch stay.
-    pub fn recorded(&self) {
+    /// dropped); the events carried to the next batch stay. Returns the clients that
+    /// waited for the started ones, with the number each waits for.
+    pub fn recorded(&self) -> Vec<(u64, W)> {
         let started = self.started.load(Ordering::SeqCst);
-        self.lock().batch.retain(|&(q, _)| q >= started);
+        let mut s = self.lock();
+        let mut done = Vec::new();
+        s.batch.retain(|&(q, n)| {
+            if q < started {
+                done.push(n);
+            }
+            q >= started
+        });
+        if s.clients.is_empty() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for n in done {
+            out.extend(s.clients_of(n).into_iter().map(|w| (n, w)));
+        }
+        out
     }
 
     /// Whether execution number `number` is queued here, not started.
@@ -188,20 +298,18 @@ impl QueuedIds {
         self.numbers(usize::MAX).contains(&number)
     }
 
-    /// Aborts the queued event numbered `number`; true if it was queued here and had
-    /// not started (it never will).
-    pub fn abort(&self, number: u64) -> bool {
+    /// Aborts the queued event numbered `number`: the clients waiting for it if it was
+    /// queued here and had not started (it never will), else None.
+    pub fn abort(&self, number: u64) -> Option<Vec<W>> {
         let mut s = self.lock();
         if let Some(i) = s.waiting.iter().position(|&(_, n)| n == number) {
             if let Some((seq, _)) = s.waiting.remove(i) {
                 s.aborted.insert(seq);
                 self.aborts.fetch_add(1, Ordering::SeqCst);
             }
-            return true;
+            return Some(s.clients_of(number));
         }
-        let Some(i) = s.batch.iter().position(|&(_, n)| n == number) else {
-            return false;
-        };
+        let i = s.batch.iter().position(|&(_, n)| n == number)?;
         let seq = s.batch[i].0;
         s.aborted.insert(seq);
         self.aborts.fetch_add(1, Ordering::SeqCst);
@@ -209,19 +317,24 @@ impl QueuedIds {
             // It started first: it runs (an abort of a running event stops it).
             s.aborted.remove(&seq);
             self.aborts.fetch_sub(1, Ordering::SeqCst);
-            return false;
+            return None;
         }
         s.batch.remove(i);
-        true
+        Some(s.clients_of(number))
     }
 
-    /// Forgets every queued event (their events were discarded).
-    pub fn clear(&self) {
+    /// Forgets every queued event (their events were discarded); returns the clients
+    /// that waited for them.
+    pub fn clear(&self) -> Vec<W> {
         let mut s = self.lock();
         s.waiting.clear();
         s.batch.clear();
         s.aborted.clear();
         self.aborts.store(0, Ordering::SeqCst);
+        std::mem::take(&mut s.clients)
+            .into_iter()
+            .map(|(_, w)| w)
+            .collect()
     }
 }
 
@@ -235,6 +348,8 @@ pub fn number_of(id: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
+    type Q = QueuedIds<u32>;
+
     fn nums(ns: &[u64]) -> Vec<Start> {
         ns.iter().map(|&n| Start::Number(n)).collect()
     }
@@ -242,12 +357,12 @@ mod tests {
     #[test]
     fn an_event_aborted_before_it_is_bound_is_reported() {
         let q = queued(2);
-        assert!(q.abort(10));
+        assert!(q.abort(10).is_some());
         assert_eq!(q.bind(&[0, 1]), vec![Start::Aborted, Start::Number(11)]);
     }
 
-    fn queued(n: u64) -> QueuedIds {
-        let q = QueuedIds::default();
+    fn queued(n: u64) -> Q {
+        let q = Q::default();
         for seq in 0..n {
             q.pushing().queued(seq, 10 + seq);
         }
@@ -258,8 +373,8 @@ mod tests {
     fn per_event_numbers_bind_in_order_and_aborted_ones_are_skipped() {
         let q = queued(3);
         assert_eq!(q.numbers(usize::MAX), vec![10, 11, 12]);
-        assert!(q.abort(11));
-        assert!(!q.abort(11));
+        assert!(q.abort(11).is_some());
+        assert!(q.abort(11).is_none());
         assert_eq!(q.numbers(usize::MAX), vec![10, 12]);
         assert_eq!(q.start_one(0), Start::Number(10));
         assert_eq!(q.start_one(1), Start::Aborted);
@@ -276,8 +391,8 @@ mod tests {
         assert_eq!(q.numbers(usize::MAX), vec![10, 11, 12, 13]);
         assert!(q.start(0));
         assert_eq!(q.numbers(usize::MAX), vec![11, 12, 13]);
-        assert!(!q.abort(10), "started");
-        assert!(q.abort(12));
+        assert!(q.abort(10).is_none(), "started");
+        assert!(q.abort(12).is_some());
         assert!(q.start(1));
         assert!(!q.start(2), "aborted while bound");
         assert!(q.skip_aborted(2));
@@ -305,8 +420,47 @@ mod tests {
     fn a_discarded_event_is_unnumbered() {
         let q = queued(2);
         assert_eq!(q.start_one(1), Start::Number(11));
+        assert!(q.pending(11), "until recorded");
+        assert!(q.recorded().is_empty());
+        assert!(!q.pending(11));
         q.clear();
         assert_eq!(q.start_one(2), Start::Unnumbered);
         assert_eq!(q.bind(&[3]), vec![Start::Unnumbered]);
+    }
+
+    #[test]
+    fn waiting_clients_are_handed_over_once_their_event_is_recorded() {
+        let q = queued(3);
+        q.wait(10, 1).unwrap();
+        q.wait(11, 2).unwrap();
+        q.wait(12, 3).unwrap();
+        assert!(matches!(q.wait(9, 4), Err(NotWaiting::NotPending(4))));
+        assert_eq!(q.bind(&[0, 1]), nums(&[10, 11]));
+        assert!(q.start(0));
+        assert_eq!(q.recorded(), vec![(10, 1)], "11 is carried");
+        assert_eq!(q.awaited(&[10, 11, 12]), vec![1, 2]);
+        assert_eq!(q.abort(12), Some(vec![3]));
+        assert_eq!(q.clear(), vec![2]);
+    }
+
+    #[test]
+    fn a_per_event_start_is_pending_until_recorded() {
+        let q = queued(2);
+        q.wait(10, 7).unwrap();
+        assert_eq!(q.start_one(0), Start::Number(10));
+        assert_eq!(q.count(), 1);
+        assert_eq!(q.numbers(usize::MAX), vec![11]);
+        q.wait(10, 8).unwrap();
+        assert_eq!(q.recorded(), vec![(10, 7), (10, 8)]);
+        assert!(matches!(q.wait(10, 9), Err(NotWaiting::NotPending(9))));
+    }
+
+    #[test]
+    fn the_waiting_clients_are_bounded() {
+        let q = queued(1);
+        for i in 0..MAX_WAITERS as u32 {
+            q.wait(10, i).unwrap();
+        }
+        assert!(matches!(q.wait(10, 0), Err(NotWaiting::Full(0))));
     }
 }

@@ -317,9 +317,22 @@ impl Registration {
         self.kept.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Remembers a kept execution id; returns ids to drop beyond `max` (≤ 0: unlimited).
+    /// Remembers a kept execution id; returns ids to drop beyond `max` (≤ 0: unlimited),
+    /// its queued events counted (`trim_kept`).
     pub fn keep_execution(&self, id: String, max: i64) -> Vec<String> {
-        keep_capped(&mut self.kept_ids(), id, max)
+        let queued = self.queued_ids.count();
+        let mut kept = self.kept_ids();
+        kept.push_back(id);
+        trim_kept(&mut kept, max, queued)
+    }
+
+    /// Drops the kept executions its queued events push out of its list (`trim_kept`);
+    /// returns their ids.
+    pub fn trim_queued(&self, max: i64) -> Vec<String> {
+        match self.queued_ids.count() {
+            0 => Vec::new(),
+            queued => trim_kept(&mut self.kept_ids(), max, queued),
+        }
     }
 
     /// Ids of kept executions (dropped on unregister).
@@ -327,10 +340,14 @@ impl Registration {
         self.kept_ids().iter().cloned().collect()
     }
 
-    /// Discards queued (not yet started) events; returns how many.
+    /// Discards queued (not yet started) events; returns how many. A client waiting for
+    /// one gets an aborted execution's reply (`[[],[]]`).
     pub fn clear_pending(&self) -> usize {
         let n = self.queue.discard_pending();
-        self.queued_ids.clear();
+        let none = crate::model::reply::execution_reply(&Default::default());
+        for client in self.queued_ids.clear() {
+            crate::redis::ffi::replies::reply_blocked(client, &none);
+        }
         n
     }
 }
@@ -352,8 +369,22 @@ pub fn keep_capped(
     max: i64,
 ) -> Vec<String> {
     kept.push_back(id);
+    trim_kept(kept, max, 0)
+}
+
+/// The one trim rule of a registration's executions, KeysReader and StreamReader alike
+/// (`MaxExecutionsPerRegistration`, REFERENCE §8): it lists at most `max` (≤ 0:
+/// unlimited), `created` ones included, oldest dropped first. `kept` holds the ids of
+/// those with an entry (a StreamReader's queued batches among them); `queued` counts
+/// the newer ones without (a KeysReader's queued events). Returns the ids dropped from
+/// `kept` (their entries leave the registry; one still running finishes unlisted).
+pub fn trim_kept(
+    kept: &mut std::collections::VecDeque<String>,
+    max: i64,
+    queued: usize,
+) -> Vec<String> {
     let mut dropped = Vec::new();
-    while max > 0 && kept.len() > max as usize {
+    while max > 0 && !kept.is_empty() && kept.len() + queued > max as usize {
         dropped.extend(kept.pop_front());
     }
     dropped
@@ -379,6 +410,7 @@ mod tests {
             stream: None,
             globals: None,
             id: None,
+            wire: None,
             hook: None,
             keyprefix: None,
             commands: None,
@@ -450,5 +482,19 @@ mod tests {
         assert!(r.keep_execution("1".into(), 2).is_empty());
         assert!(r.keep_execution("2".into(), 2).is_empty());
         assert_eq!(r.keep_execution("3".into(), 2), vec!["1".to_string()]);
+    }
+
+    #[test]
+    fn queued_events_count_in_the_cap() {
+        let r = reg("*", None);
+        assert!(r.keep_execution("1".into(), 3).is_empty());
+        assert!(r.keep_execution("2".into(), 3).is_empty());
+        r.enqueue(b"k", b"set", || 3);
+        r.enqueue(b"k", b"set", || 4);
+        assert_eq!(r.trim_queued(3), vec!["1".to_string()]);
+        assert!(r.trim_queued(0).is_empty(), "unlimited");
+        r.enqueue(b"k", b"set", || 5);
+        assert_eq!(r.trim_queued(3), vec!["2".to_string()]);
+        assert!(r.kept_executions().is_empty());
     }
 }

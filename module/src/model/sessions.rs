@@ -23,6 +23,9 @@ pub struct Session {
     pub globals: Option<Arc<gearpy::profile::SessionGlobals>>,
     /// Who registered it: its registrations run as this ACL user (`crate::redis::access`).
     pub run_as: RunAs,
+    /// Its registrations made from a running step, which its code does not make: (id,
+    /// `register()`'s arguments cloudpickled), saved and replicated with it.
+    pub from_steps: Vec<(String, Vec<u8>)>,
 }
 
 /// What RG.PYEXECUTE asked of the session.
@@ -138,14 +141,17 @@ impl Sessions {
         }
     }
 
-    /// Adds a registration to a session.
-    pub fn push_registration(&self, id: &str, reg_id: &str) {
+    /// Adds a registration to a session (made from a step: with its wire form).
+    pub fn push_registration(&self, id: &str, reg_id: &str, wire: Option<Vec<u8>>) {
         let mut l = self.list();
         if let Some(pos) = l.iter().position(|s| s.id == id) {
             let mut registrations = l[pos].registrations.clone();
             registrations.push(reg_id.to_owned());
+            let mut from_steps = l[pos].from_steps.clone();
+            from_steps.extend(wire.map(|w| (reg_id.to_owned(), w)));
             l[pos] = Arc::new(Session {
                 registrations,
+                from_steps,
                 ..(*l[pos]).clone()
             });
         }
@@ -167,6 +173,12 @@ impl Sessions {
             } else {
                 l[pos] = Arc::new(Session {
                     registrations: rest,
+                    from_steps: s
+                        .from_steps
+                        .iter()
+                        .filter(|(r, _)| r != reg_id)
+                        .cloned()
+                        .collect(),
                     ..(**s).clone()
                 });
             }

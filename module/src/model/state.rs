@@ -141,6 +141,22 @@ impl ModuleState {
         }
     }
 
+    /// Drops the kept executions of KeysReader registrations that their queued (`created`)
+    /// events push beyond `MaxExecutionsPerRegistration` (`registrations::trim_kept`).
+    /// Queuing an event (the notification callback) does not trim: whatever looks at
+    /// executions calls this first, so none sees the difference.
+    pub fn trim_queued(&self) {
+        let cap = self.config.int("MaxExecutionsPerRegistration");
+        if cap <= 0 {
+            return;
+        }
+        for reg in self.registrations.all() {
+            for old in reg.trim_queued(cap) {
+                self.registry.remove(&old);
+            }
+        }
+    }
+
     /// Keeps a registration's execution (listed while it runs), capped per registration
     /// (`MaxExecutionsPerRegistration`) and in all (`MaxExecutions`).
     pub fn keep_registered<R: KeepsExecutions + ?Sized>(&self, reg: &R, entry: &Arc<Entry>) {

@@ -370,6 +370,7 @@ mod tests {
             stream: None,
             globals: None,
             id: None,
+            wire: None,
             hook: None,
             keyprefix: None,
             commands: None,

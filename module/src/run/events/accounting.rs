@@ -89,6 +89,10 @@ pub fn record_numbered(
         caps,
         &mut next_id,
     );
+    // Its events still queued count in its list too (`registrations::trim_kept`).
+    for old in reg.trim_queued(caps.per_registration) {
+        state.registry.remove(&old);
+    }
 }
 
 /// Ids for `outs`, their entries kept in `registry` and their ids in `kept` (the

@@ -42,6 +42,7 @@ use super::accounting::{self, Caps};
 use super::finish;
 pub use crate::model::drain_state::{DrainState, BURST_MIN_EVENTS, RATE_TAU};
 use crate::model::event_queue::MAX_PENDING_EVENTS;
+use crate::model::event_results::Awaited;
 use crate::model::executions::Entry;
 use crate::model::queued_ids::Start;
 use crate::model::registrations::Registration;
@@ -214,7 +215,13 @@ fn run_batch(
     };
     let (outs, deferred) = {
         let _as = Scope::enter(reg.run_as.clone());
-        plan.run_deferring(&mut cols, 0, &mut next, caps.keep())
+        // A client waiting for a queued event gets its results even if its execution
+        // is dropped at once (one that starts waiting during the run may not).
+        let keep = match reg.queued_ids.has_clients() {
+            true => usize::MAX,
+            false => caps.keep(),
+        };
+        plan.run_deferring(&mut cols, 0, &mut next, keep)
     };
     reg.in_flight.stop();
     DRAINING.with(|d| d.set((0, false)));
@@ -234,13 +241,14 @@ fn run_batch(
     drop(drain);
     let awaiting = deferred.map(|rest| (rest, numbers.get(outs.len()).copied()));
     let numbers = &numbers[..numbers.len().min(outs.len())];
+    let awaited = Awaited::of(reg, numbers, &outs);
     accounting::record_numbered(state, reg, outs, numbers, started.elapsed(), caps);
     if let Some((rest, number)) = awaiting {
         // Later events do not wait for it (each event is its own execution, §12.5).
         let id = number.map(crate::model::topology::numbered_id);
         super::continue_in_background(state, reg, rest, running, id);
     }
-    reg.queued_ids.recorded();
+    awaited.answer(&state.registry, reg);
 }
 
 /// Pops the batch's events (carried ones first) and reads their values into `cols`;
@@ -307,6 +315,9 @@ pub fn run_next(reg: Arc<Registration>) {
         let id = crate::model::topology::numbered_id(number);
         let entry = Entry::new_registered(id, &reg.shape);
         state.keep_registered(&*reg, &entry);
+        for (_, client) in reg.queued_ids.recorded() {
+            entry.reply_when_done(client);
+        }
         let source = access::source(
             Box::new(KeysSource::for_event(key, event, reg.read_value)),
             &reg.run_as,

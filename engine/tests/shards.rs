@@ -440,7 +440,13 @@ fn run_windowed(plan: &Plan, input: &[Datum], window: usize) -> (Vec<ExecutionOu
     let started: Vec<_> = (0..n)
         .map(|me| {
             let source = VecSource::datums(&share(input, me, n), 256);
-            common::start(source, plan, Some(&ctxs[me]), &pools[me], &ExecConfig::default())
+            common::start(
+                source,
+                plan,
+                Some(&ctxs[me]),
+                &pools[me],
+                &ExecConfig::default(),
+            )
         })
         .collect();
     let outs = started.iter().map(|(_, rx)| common::wait(rx)).collect();

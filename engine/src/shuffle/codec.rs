@@ -61,8 +61,7 @@ pub fn encode_data(b: &Batch, out: &mut Vec<u8>) -> Result<()> {
         BatchData::Foreign(f) => {
             out.push(2);
             let at = reserve_u32(out);
-            f.encode(out, &mut errors)
-                .map_err(EngineError::Execution)?;
+            f.encode(out, &mut errors).map_err(EngineError::Execution)?;
             patch_u32(out, at)?;
         }
     }

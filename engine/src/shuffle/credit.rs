@@ -50,8 +50,7 @@ impl<T> Credits<T> {
     /// `n` credits came back from `from`: the queued bundles they release, oldest first.
     /// Credits never exceed the window (a peer granting too many cannot lift the bound).
     pub fn grant(&mut self, from: usize, n: usize) -> Vec<T> {
-        let (Some(avail), Some(queue)) =
-            (self.available.get_mut(from), self.queued.get_mut(from))
+        let (Some(avail), Some(queue)) = (self.available.get_mut(from), self.queued.get_mut(from))
         else {
             return Vec::new();
         };

@@ -352,15 +352,16 @@ mod tests {
         // A credit wakes a parked receiver of its channel.
         let woken = Arc::new(engine::sync::AtomicBool::new(false));
         let flag = Arc::clone(&woken);
-        t.on_arrival(ch, Arc::new(move || flag.store(true, engine::sync::Ordering::SeqCst)));
+        t.on_arrival(
+            ch,
+            Arc::new(move || flag.store(true, engine::sync::Ordering::SeqCst)),
+        );
         t.grant(0, ch, 1).unwrap();
         assert!(woken.load(engine::sync::Ordering::SeqCst));
         assert_eq!(t.take_credits(ch), vec![(0, 1)]);
         forget(91);
         credit(91, 1, 1, 1);
         assert!(t.take_credits(ch).is_empty());
-        assert!(t
-            .take_credits(ChannelId { exec: 91, step: 2 })
-            .is_empty());
+        assert!(t.take_credits(ChannelId { exec: 91, step: 2 }).is_empty());
     }
 }

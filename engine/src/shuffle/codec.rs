@@ -540,64 +540,6 @@ mod tests {
         }
     }
 
-    /// A host column whose serialiser writes part of its blob, then fails.
-    #[derive(Debug)]
-    struct Broken;
-
-    impl crate::batch::ForeignColumn for Broken {
-        fn len(&self) -> usize {
-            1
-        }
-        fn slice(self: Box<Self>, _: usize, _: usize) -> Box<dyn crate::batch::ForeignColumn> {
-            self
-        }
-        fn partition(
-            self: Box<Self>,
-            _dest: &[usize],
-            _n: usize,
-        ) -> Vec<Box<dyn crate::batch::ForeignColumn>> {
-            unimplemented!()
-        }
-        fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
-            self
-        }
-        fn encode(&self, out: &mut Vec<u8>, _errors: &mut Vec<String>) -> Result<(), String> {
-            out.extend_from_slice(b"half a blob");
-            Err("cannot serialise".into())
-        }
-    }
-
-    #[test]
-    fn bundling_in_place_is_framing_a_separate_encoding() {
-        let mut b = Batch::datums(vec![Datum::Int(3), Datum::Str("x".into())]);
-        b.errors.push("e".into());
-        let mut frame = Vec::new();
-        encode_data(&b, &mut frame).unwrap();
-        let mut expected = b"room".to_vec();
-        bundle_push(&mut expected, &frame);
-        let mut done = Vec::new();
-        encode_done(&mut done);
-        bundle_push(&mut expected, &done);
-        let mut bundle = b"room".to_vec();
-        bundle_data(&mut bundle, &b).unwrap();
-        bundle_done(&mut bundle);
-        assert_eq!(bundle, expected);
-        let frames = unbundle(&bundle[4..]).unwrap();
-        assert!(matches!(decode_frame(frames[0]), Ok(Frame::Data(_))));
-        assert!(matches!(decode_frame(frames[1]), Ok(Frame::Done)));
-    }
-
-    #[test]
-    fn a_failed_host_encoding_leaves_the_bundle_as_it_was() {
-        let mut bundle = b"room".to_vec();
-        bundle_data(&mut bundle, &Batch::datums(vec![Datum::Int(1)])).unwrap();
-        let before = bundle.clone();
-        let mut b = Batch::errors_only(Vec::new());
-        b.data = BatchData::Foreign(Box::new(Broken));
-        assert!(bundle_data(&mut bundle, &b).is_err());
-        assert_eq!(bundle, before);
-    }
-
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         for bad in [

@@ -6,6 +6,7 @@
 //!   (`unbundle`) and decoded (`decode_frame`), as the receiving shard does.
 //! - `shuffle_codec/hashes_1024`: the same with each key a hash of two fields (the reader
 //!   batch of `hot_paths`' `keys_batch/build`).
+//! - `.../encode`, `.../decode`: the two halves alone (where the time goes).
 //! - `.../memcpy`: a plain copy of as many bytes as that batch's bundle holds, in the same
 //!   group, so the two GB/s figures (criterion's throughput, bytes = the bundle's size)
 //!   compare directly.
@@ -71,6 +72,17 @@ fn codec(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(bytes as u64));
         g.bench_function(format!("{name}/encode_decode"), |bch| {
             bch.iter(|| round_trip(black_box(&batch), &mut bundle))
+        });
+        g.bench_function(format!("{name}/encode"), |bch| {
+            bch.iter(|| {
+                bundle.clear();
+                bundle_data(&mut bundle, black_box(&batch)).expect("key batches encode");
+                bundle.len()
+            })
+        });
+        let frame = bundle[4..].to_vec();
+        g.bench_function(format!("{name}/decode"), |bch| {
+            bch.iter(|| decode_frame(black_box(&frame)).expect("a valid frame"))
         });
         let src = vec![0x5au8; bytes];
         let mut dst = vec![0u8; bytes];

@@ -25,6 +25,7 @@ use engine::shuffle::{
 };
 use engine::testing::{run_pipelined, TestFn, TestUdf, VecSource};
 use engine::Datum;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 const SEED: u64 = 0x5348_4152_4453; // "SHARDS"
@@ -375,21 +376,25 @@ fn native_countby_sums_partial_counts_across_shards() {
     assert_every_layout(&plan, &input, &want);
 }
 
-/// A transport that records, per (sender, receiver), the bundles sent and not yet given
-/// credit back, and the most ever outstanding.
+/// Bundles sent and not yet given credit back, per (step, sender, receiver), and the most
+/// ever outstanding (each shuffle step has its own window).
+type Flight = Arc<Mutex<(HashMap<(u32, usize, usize), i64>, i64)>>;
+
+/// A transport that records the bundles in flight (`Flight`).
 struct Counted {
     inner: Arc<dyn Transport>,
     me: usize,
-    /// `flight[from][to]`, and the maximum seen.
-    flight: Arc<Mutex<(Vec<Vec<i64>>, i64)>>,
+    flight: Flight,
 }
 
 impl Transport for Counted {
     fn send(&self, to: usize, ch: ChannelId, bundle: Bundle) -> engine::Result<()> {
         {
             let mut f = self.flight.lock().unwrap();
-            f.0[self.me][to] += 1;
-            f.1 = f.1.max(f.0[self.me][to]);
+            let n = f.0.entry((ch.step, self.me, to)).or_default();
+            *n += 1;
+            let n = *n;
+            f.1 = f.1.max(n);
         }
         self.inner.send(to, ch, bundle)
     }
@@ -400,7 +405,13 @@ impl Transport for Counted {
         self.inner.on_arrival(ch, waker)
     }
     fn grant(&self, to: usize, ch: ChannelId, n: u32) -> engine::Result<()> {
-        self.flight.lock().unwrap().0[to][self.me] -= i64::from(n);
+        *self
+            .flight
+            .lock()
+            .unwrap()
+            .0
+            .entry((ch.step, to, self.me))
+            .or_default() -= i64::from(n);
         self.inner.grant(to, ch, n)
     }
     fn take_credits(&self, ch: ChannelId) -> Vec<(usize, u32)> {
@@ -413,7 +424,7 @@ impl Transport for Counted {
 fn run_windowed(plan: &Plan, input: &[Datum], window: usize) -> (Vec<ExecutionOutput>, i64) {
     let n = 3;
     let slots = Arc::new(SlotMap::even(n));
-    let flight = Arc::new(Mutex::new((vec![vec![0; n]; n], 0)));
+    let flight: Flight = Arc::new(Mutex::new((HashMap::new(), 0)));
     let ctxs: Vec<ShuffleCtx> = InProcessNetwork::new(n)
         .into_iter()
         .enumerate()

@@ -5,7 +5,9 @@
 //! Covered edges (after Timely's pacts, STYLE.md 2.3): `collect` (everything to the
 //! initiator, errors included), `repartition` (each record to the owner of its key's hash
 //! slot, and record counts conserved across the edge), and a missing shard, which must end
-//! the execution with `Execution max idle reached` within the idle bound.
+//! the execution with `Execution max idle reached` within the idle bound. With a credit
+//! window of 1 and 2 bundles the results are the same and the window bounds the bundles
+//! in flight.
 
 mod common;
 
@@ -18,10 +20,13 @@ use common::{ints, sorted_reprs};
 use engine::exec::{ExecConfig, ExecutionOutput, WorkerPool};
 use engine::plan::{Plan, StepSpec};
 use engine::pool::BufferPool;
-use engine::shuffle::{InProcessNetwork, Partitioner, ShuffleCtx, SlotMap};
+use engine::shuffle::{
+    Bundle, ChannelId, InProcessNetwork, Partitioner, ShuffleCtx, SlotMap, Transport,
+};
 use engine::testing::{run_pipelined, TestFn, TestUdf, VecSource};
 use engine::Datum;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 const SEED: u64 = 0x5348_4152_4453; // "SHARDS"
 const BATCH_SIZES: [usize; 4] = [1, 7, 64, 1000];
@@ -45,6 +50,7 @@ fn cluster(n: usize, idle_timeout: Duration) -> Vec<ShuffleCtx> {
             idle_timeout,
             pool: BufferPool::new(8, 4096),
             foreign: None,
+            credit_window: 0,
         })
         .collect()
 }
@@ -368,4 +374,128 @@ fn native_countby_sums_partial_counts_across_shards() {
     let want = single_shard(&plan, &input);
     assert_eq!(want.results.len(), 17, "one count per bucket");
     assert_every_layout(&plan, &input, &want);
+}
+
+/// Bundles sent and not yet given credit back, per (step, sender, receiver), and the most
+/// ever outstanding (each shuffle step has its own window).
+type Flight = Arc<Mutex<(HashMap<(u32, usize, usize), i64>, i64)>>;
+
+/// A transport that records the bundles in flight (`Flight`).
+struct Counted {
+    inner: Arc<dyn Transport>,
+    me: usize,
+    flight: Flight,
+}
+
+impl Transport for Counted {
+    fn send(&self, to: usize, ch: ChannelId, bundle: Bundle) -> engine::Result<()> {
+        {
+            let mut f = self.flight.lock().unwrap();
+            let n = f.0.entry((ch.step, self.me, to)).or_default();
+            *n += 1;
+            let n = *n;
+            f.1 = f.1.max(n);
+        }
+        self.inner.send(to, ch, bundle)
+    }
+    fn recv(&self, ch: ChannelId, t: Duration) -> engine::Result<Option<(usize, Bundle)>> {
+        self.inner.recv(ch, t)
+    }
+    fn on_arrival(&self, ch: ChannelId, waker: engine::ops::Waker) {
+        self.inner.on_arrival(ch, waker)
+    }
+    fn grant(&self, to: usize, ch: ChannelId, n: u32) -> engine::Result<()> {
+        *self
+            .flight
+            .lock()
+            .unwrap()
+            .0
+            .entry((ch.step, to, self.me))
+            .or_default() -= i64::from(n);
+        self.inner.grant(to, ch, n)
+    }
+    fn take_credits(&self, ch: ChannelId) -> Vec<(usize, u32)> {
+        self.inner.take_credits(ch)
+    }
+}
+
+/// Runs `plan` on 3 shards with credit window `window`; returns the outputs and the most
+/// bundles one shard ever had in flight to another.
+fn run_windowed(plan: &Plan, input: &[Datum], window: usize) -> (Vec<ExecutionOutput>, i64) {
+    let n = 3;
+    let slots = Arc::new(SlotMap::even(n));
+    let flight: Flight = Arc::new(Mutex::new((HashMap::new(), 0)));
+    let ctxs: Vec<ShuffleCtx> = InProcessNetwork::new(n)
+        .into_iter()
+        .enumerate()
+        .map(|(me, inner)| ShuffleCtx {
+            me,
+            shards: n,
+            initiator: 0,
+            exec_id: EXEC_ID,
+            transport: Arc::new(Counted {
+                inner,
+                me,
+                flight: Arc::clone(&flight),
+            }),
+            slots: Arc::clone(&slots),
+            idle_timeout: IDLE,
+            pool: BufferPool::new(8, 4096),
+            foreign: None,
+            credit_window: window,
+        })
+        .collect();
+    let pools: Vec<WorkerPool> = (0..n)
+        .map(|i| WorkerPool::new(2, &format!("w{i}")))
+        .collect();
+    let started: Vec<_> = (0..n)
+        .map(|me| {
+            let source = VecSource::datums(&share(input, me, n), 256);
+            common::start(
+                source,
+                plan,
+                Some(&ctxs[me]),
+                &pools[me],
+                &ExecConfig::default(),
+            )
+        })
+        .collect();
+    let outs = started.iter().map(|(_, rx)| common::wait(rx)).collect();
+    let most = flight.lock().unwrap().1;
+    (outs, most)
+}
+
+/// With a credit window of 1 and 2 bundles, shuffles of many 64 KiB bundles per
+/// destination (most of them wait for credit) give the single-shard results, and no shard
+/// ever has more than the window in flight to another.
+#[test]
+fn a_credit_window_bounds_bundles_in_flight_and_changes_no_result() {
+    let pad = TestFn::Map(Arc::new(|d: &Datum| {
+        Datum::Str(format!("{:0>120}", d.py_str()))
+    }))
+    .step("map");
+    let by_value = TestFn::ExtractKey(Arc::new(|d: &Datum| d.py_str())).step("extractkey");
+    let collect = Plan::new(vec![pad.clone(), StepSpec::Collect]);
+    let repartition = Plan::new(vec![
+        pad,
+        by_value,
+        StepSpec::Repartition,
+        StepSpec::Count,
+        StepSpec::Collect,
+        StepSpec::SumInts,
+    ]);
+    // About 125 bytes a record: each shard sends ~1.2 MB, ~20 bundles, to the initiator.
+    let input = ints(0..30_000);
+    for plan in [&collect, &repartition] {
+        let want = single_shard(plan, &input);
+        for window in [1, 2] {
+            let (outs, most) = run_windowed(plan, &input, window);
+            assert_collected(&outs, &want, &format!("window {window}"));
+            assert!(most >= 1, "window {window}: something was shuffled");
+            assert!(
+                most <= window as i64,
+                "window {window}: {most} bundles in flight"
+            );
+        }
+    }
 }

@@ -1,10 +1,16 @@
 //! Shuffle frames: the bytes one shard sends another for a `collect`/`repartition` step.
 //!
-//! Layout (little-endian): `magic 'G' | version 1 | kind`; kind 0 = data: error lane,
-//! optional partition keys, then the records (key columns copied as raw column buffers,
-//! tagged datums, or a host-serialised blob of foreign records); kind 1 = "done sending". Decoding never trusts the input: every
-//! length is checked against what remains, nesting depth is bounded, and malformed frames
-//! are errors, never panics (fuzzed in `fuzz/`).
+//! Layout v2 (little-endian): `magic 'G' | version 2 | kind`; kind 1 = "done sending";
+//! kind 0 = data, records first: a shape byte and the records (key columns as raw column
+//! buffers, tagged datums, or the host's serialised blob of foreign records), then the
+//! optional partition keys, then the error lane. Records come first so a host blob is
+//! written straight into the frame (its length patched in afterwards) even when the host
+//! turns unserialisable rows into errors while writing it.
+//!
+//! A bundle is the frames one transport message carries, each length-prefixed;
+//! [`bundle_data`] encodes a batch straight into the bundle (no scratch buffer).
+//! Decoding never trusts the input: every length is checked against what remains, nesting
+//! depth is bounded, and malformed frames are errors, never panics (fuzzed in `fuzz/`).
 
 use crate::batch::{
     Batch, BatchData, BinaryColumn, ForeignDecoder, KeyColumns, KeyType, ValueColumn,
@@ -13,7 +19,8 @@ use crate::datum::Datum;
 use crate::error::{EngineError, Result};
 
 const MAGIC: u8 = b'G';
-const VERSION: u8 = 1;
+/// 2: records before the partition keys and the error lane.
+const VERSION: u8 = 2;
 const KIND_DATA: u8 = 0;
 const KIND_DONE: u8 = 1;
 const MAX_DEPTH: usize = 64;
@@ -34,28 +41,11 @@ pub fn encode_done(out: &mut Vec<u8>) {
 }
 
 /// Appends a data frame for `b`. Host columns are serialised by the host
-/// ([`crate::batch::ForeignColumn::encode`]); rows it cannot serialise become errors.
+/// ([`crate::batch::ForeignColumn::encode`]) straight into `out`; rows it cannot serialise
+/// become errors. On `Err`, `out` may hold a partial frame (see [`bundle_data`]).
 pub fn encode_data(b: &Batch, out: &mut Vec<u8>) -> Result<()> {
     out.extend_from_slice(&[MAGIC, VERSION, KIND_DATA]);
-    let mut blob = Vec::new();
     let mut errors = b.errors.clone();
-    if let BatchData::Foreign(f) = &b.data {
-        f.encode(&mut blob, &mut errors)
-            .map_err(EngineError::Execution)?;
-    }
-    put_u32(out, errors.len());
-    for e in &errors {
-        put_bytes(out, e.as_bytes());
-    }
-    // Rows the host could not serialise are gone, so the keys would no longer line up.
-    let dropped_rows = errors.len() > b.errors.len();
-    match b.partition_keys.as_ref().filter(|_| !dropped_rows) {
-        Some(k) => {
-            out.push(1);
-            put_column(out, k);
-        }
-        None => out.push(0),
-    }
     match &b.data {
         BatchData::Datums(d) => {
             out.push(0);
@@ -68,11 +58,61 @@ pub fn encode_data(b: &Batch, out: &mut Vec<u8>) -> Result<()> {
             out.push(1);
             put_keys(out, k);
         }
-        BatchData::Foreign(_) => {
+        BatchData::Foreign(f) => {
             out.push(2);
-            put_bytes(out, &blob);
+            let at = reserve_u32(out);
+            f.encode(out, &mut errors).map_err(EngineError::Execution)?;
+            patch_u32(out, at)?;
         }
     }
+    // Rows the host could not serialise are gone, so the keys would no longer line up.
+    let dropped_rows = errors.len() > b.errors.len();
+    match b.partition_keys.as_ref().filter(|_| !dropped_rows) {
+        Some(k) => {
+            out.push(1);
+            put_column(out, k);
+        }
+        None => out.push(0),
+    }
+    put_u32(out, errors.len());
+    for e in &errors {
+        put_bytes(out, e.as_bytes());
+    }
+    Ok(())
+}
+
+/// Appends a data frame for `b` to `bundle`, encoded in place (length prefix patched in
+/// afterwards): the only copy of the records on the way to the wire. On `Err` the bundle
+/// is left as it was.
+pub fn bundle_data(bundle: &mut Vec<u8>, b: &Batch) -> Result<()> {
+    let at = reserve_u32(bundle);
+    match encode_data(b, bundle).and_then(|()| patch_u32(bundle, at)) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            bundle.truncate(at);
+            Err(e)
+        }
+    }
+}
+
+/// Appends a "done sending" frame to `bundle`.
+pub fn bundle_done(bundle: &mut Vec<u8>) {
+    put_u32(bundle, 3);
+    encode_done(bundle);
+}
+
+/// Reserves a u32 length at the end of `out`; returns where it is.
+fn reserve_u32(out: &mut Vec<u8>) -> usize {
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    at
+}
+
+/// Writes the length of what follows the u32 at `at`.
+fn patch_u32(out: &mut [u8], at: usize) -> Result<()> {
+    let n = u32::try_from(out.len() - at - 4)
+        .map_err(|_| EngineError::Execution("shuffle frame larger than 4 GiB".into()))?;
+    out[at..at + 4].copy_from_slice(&n.to_le_bytes());
     Ok(())
 }
 
@@ -106,16 +146,6 @@ pub fn decode_frame_with(bytes: &[u8], foreign: Option<&dyn ForeignDecoder>) -> 
     match r.u8()? {
         KIND_DONE => Ok(Frame::Done),
         KIND_DATA => {
-            let n = r.count(4)?;
-            let mut errors = Vec::with_capacity(n);
-            for _ in 0..n {
-                errors.push(r.string()?);
-            }
-            let partition_keys = if r.u8()? == 1 {
-                Some(r.column()?)
-            } else {
-                None
-            };
             let data = match r.u8()? {
                 0 => {
                     let n = r.count(1)?;
@@ -133,6 +163,16 @@ pub fn decode_frame_with(bytes: &[u8], foreign: Option<&dyn ForeignDecoder>) -> 
                 }
                 _ => return Err(bad("unknown record shape")),
             };
+            let partition_keys = match r.u8()? {
+                0 => None,
+                1 => Some(r.column()?),
+                _ => return Err(bad("bad partition key flag")),
+            };
+            let n = r.count(4)?;
+            let mut errors = Vec::with_capacity(n);
+            for _ in 0..n {
+                errors.push(r.string()?);
+            }
             if !r.buf.is_empty() {
                 return Err(bad("trailing bytes"));
             }

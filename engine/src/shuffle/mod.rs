@@ -1,20 +1,24 @@
 //! Moving records between shards: the partitioner (Redis hash slots), the frame codec,
 //! the transport seam and the shuffle operator behind `collect` and `repartition`.
 //!
-//! No I/O lives here: a [`Transport`] moves frames (in-process for tests, the Redis
-//! Cluster in the module). Depends on `batch`, `datum`, `pool`, `ops`, `error`.
+//! No I/O lives here: a [`Transport`] moves bundles of frames (in-process for tests, the
+//! Redis Cluster in the module), and credits for the flow control (`credit`). Depends on
+//! `batch`, `datum`, `pool`, `ops`, `error`.
 
 mod codec;
+mod credit;
 mod op;
 mod partitioner;
 mod transport;
 
 pub use codec::{
-    bundle_push, decode_frame, decode_frame_with, encode_data, encode_done, unbundle, Frame,
+    bundle_data, bundle_done, bundle_push, decode_frame, decode_frame_with, encode_data,
+    encode_done, unbundle, Frame,
 };
+pub use credit::Credits;
 pub use op::ShuffleOp;
 pub use partitioner::{crc16, key_hash_slot, Partitioner, SlotMap, SLOTS};
-pub use transport::{ChannelId, InProcessNetwork, Transport};
+pub use transport::{Bundle, ChannelId, InProcessNetwork, Transport};
 
 use crate::pool::BufferPool;
 use crate::sync::Arc;
@@ -37,6 +41,8 @@ pub struct ShuffleCtx {
     pub pool: Arc<BufferPool>,
     /// Rebuilds host records arriving from other shards (none: only native records travel).
     pub foreign: Option<Arc<dyn crate::batch::ForeignDecoder>>,
+    /// Bundles in flight per destination before the sender queues (0: unlimited).
+    pub credit_window: usize,
 }
 
 impl std::fmt::Debug for ShuffleCtx {

@@ -1,17 +1,24 @@
 //! `ShuffleOp`: the operator behind `collect` (everything to the initiator) and
 //! `repartition` (each record to the owner of its partition key's slot).
 //!
-//! Local records pass straight through; remote ones are encoded and gathered per
-//! destination into bundles sent once they reach `BUNDLE_BYTES` (and at the end), so a
-//! message carries many batch parts. At `finish` the operator announces "done" and waits — with
-//! the execution's idle bound — for every peer that sends to it. In a stage the wait never
-//! holds a worker (`try_finish`): the operator takes what has arrived, then parks, to be
-//! woken by the transport on the next arrival or by the timer at its idle deadline, so
-//! shuffles waiting on each other across shards cannot starve a bounded pool.
+//! Local records pass straight through; remote ones are encoded straight into their
+//! destination's bundle (behind the room the transport keeps for its header), sent once
+//! it reaches `BUNDLE_BYTES` (and at the end), so a message carries many batch parts.
+//! Sends go through the credit window (`credit.rs`): at most `credit_window` bundles in
+//! flight per destination, the rest queued here until the receiver, which returns a credit
+//! for each bundle it takes, catches up. The receiver takes arrived bundles while it
+//! processes its own input too, not only at the end, so credits flow during the run.
+//! At `finish` the operator announces "done" (behind any queued bundles) and waits — with
+//! the execution's idle bound — for every peer that sends to it and for its own queues to
+//! drain. In a stage the wait never holds a worker (`try_finish`): the operator takes what
+//! has arrived, then parks, to be woken by the transport on the next arrival or credit, or
+//! by the timer at its idle deadline, so shuffles waiting on each other across shards
+//! cannot starve a bounded pool.
 
-use super::codec::{bundle_push, decode_frame_with, encode_data, encode_done, unbundle, Frame};
+use super::codec::{bundle_data, bundle_done, decode_frame_with, unbundle, Frame};
+use super::credit::Credits;
 use super::partitioner::Partitioner;
-use super::transport::ChannelId;
+use super::transport::{Bundle, ChannelId};
 use super::ShuffleCtx;
 use crate::batch::Batch;
 use crate::error::{EngineError, Result};
@@ -21,7 +28,8 @@ use std::time::{Duration, Instant};
 
 /// Longest a blocking `finish` waits per receive (outside a stage).
 const POLL_SLICE: Duration = Duration::from_millis(2);
-/// Messages taken per `try_finish` call (the stage flushes between calls).
+/// Messages taken per `try_finish` call (the stage flushes between calls), and per
+/// `process` call.
 const FRAMES_PER_CALL: usize = 8;
 /// A bundle is sent once it holds this much (DESIGN §7: frames of at least 64 KiB).
 const BUNDLE_BYTES: usize = 64 * 1024;
@@ -30,14 +38,19 @@ pub struct ShuffleOp {
     ctx: ShuffleCtx,
     ch: ChannelId,
     collect: bool,
-    /// Set once "done" was sent: peers still to finish, and when one last made progress.
-    waiting: Option<(usize, Instant)>,
+    /// Peers still to send "done" to this shard.
+    left: usize,
+    /// Set once "done" was sent: when the shuffle last made progress (the idle bound).
+    waiting: Option<Instant>,
     /// The stage's waker (none outside a stage: `finish` then blocks).
     waker: Option<Waker>,
     /// When the idle timer last set will fire.
     timer_at: Option<Instant>,
-    /// Encoded batch parts not yet sent, per destination shard.
+    /// Bundles being filled, per destination shard (empty: none started); each starts
+    /// with the transport's header room.
     bundles: Vec<Vec<u8>>,
+    /// Credits per destination, and bundles waiting for one.
+    credits: Credits<Bundle>,
 }
 
 /// What one look at the inbox found.
@@ -54,40 +67,81 @@ impl ShuffleOp {
             exec: ctx.exec_id,
             step,
         };
+        let left = if collect && ctx.me != ctx.initiator {
+            0
+        } else {
+            ctx.shards - 1
+        };
+        let credits = Credits::new(ctx.credit_window, ctx.shards);
         ShuffleOp {
             ctx,
             ch,
             collect,
+            left,
             waiting: None,
             waker: None,
             timer_at: None,
             bundles: Vec::new(),
+            credits,
         }
     }
 
-    /// Adds `b` to `to`'s bundle, sending the bundle once it is large enough.
+    /// Encodes `b` into `to`'s bundle, sending the bundle once it is large enough.
     fn send(&mut self, to: usize, b: &Batch) -> Result<()> {
-        let mut buf = crate::pool::BufferPool::take(&self.ctx.pool);
-        encode_data(b, &mut buf)?;
-        if self.bundles.len() < self.ctx.shards {
-            self.bundles.resize_with(self.ctx.shards, Vec::new);
-        }
-        bundle_push(&mut self.bundles[to], &buf);
-        if self.bundles[to].len() >= BUNDLE_BYTES {
+        let room = self.ctx.transport.headroom();
+        bundle_data(self.bundle_for(to), b)?;
+        if self.bundles[to].len() - room >= BUNDLE_BYTES {
             self.flush(to)?;
         }
         Ok(())
     }
 
-    /// Sends what `to`'s bundle holds.
+    /// `to`'s bundle, started (header room reserved) if it was not.
+    fn bundle_for(&mut self, to: usize) -> &mut Vec<u8> {
+        if self.bundles.len() < self.ctx.shards {
+            self.bundles.resize_with(self.ctx.shards, Vec::new);
+        }
+        if self.bundles[to].is_empty() {
+            let mut buf = self.new_buffer();
+            buf.resize(self.ctx.transport.headroom(), 0);
+            self.bundles[to] = buf;
+        }
+        &mut self.bundles[to]
+    }
+
+    /// A fresh bundle buffer from the pool. Detached from it: the transport owns the
+    /// buffer once the bundle is sent (it does not come back to the pool yet).
+    fn new_buffer(&self) -> Vec<u8> {
+        crate::pool::BufferPool::take(&self.ctx.pool).into_vec()
+    }
+
+    /// Sends what `to`'s bundle holds, or queues it when `to` has no credit left.
     fn flush(&mut self, to: usize) -> Result<()> {
+        let room = self.ctx.transport.headroom();
         match self.bundles.get_mut(to) {
-            Some(b) if !b.is_empty() => {
-                let bundle = std::mem::take(b);
-                self.ctx.transport.send(to, self.ch, bundle)
+            Some(b) if b.len() > room => {
+                let bundle = Bundle {
+                    buf: std::mem::take(b),
+                    start: room,
+                };
+                match self.credits.offer(to, bundle) {
+                    Some(bundle) => self.ctx.transport.send(to, self.ch, bundle),
+                    None => Ok(()),
+                }
             }
             _ => Ok(()),
         }
+    }
+
+    /// Sends the bundles that credits returned since the last look; true if any came.
+    fn release(&mut self) -> Result<bool> {
+        let granted = self.ctx.transport.take_credits(self.ch);
+        for &(from, n) in &granted {
+            for bundle in self.credits.grant(from, n as usize) {
+                self.ctx.transport.send(from, self.ch, bundle)?;
+            }
+        }
+        Ok(!granted.is_empty())
     }
 
     fn destinations(&self, b: &Batch) -> Result<Vec<usize>> {
@@ -96,15 +150,6 @@ impl ShuffleOp {
             .as_ref()
             .ok_or_else(|| EngineError::Internal("repartition without extracted keys".into()))?;
         Ok(keys.iter().map(|k| self.ctx.slots.shard_of(k)).collect())
-    }
-
-    /// How many peers will send to this shard.
-    fn expected_senders(&self) -> usize {
-        if self.collect && self.ctx.me != self.ctx.initiator {
-            0
-        } else {
-            self.ctx.shards - 1
-        }
     }
 }
 
@@ -122,6 +167,11 @@ impl Operator for ShuffleOp {
     }
 
     fn process(&mut self, mut input: Batch, out: &mut Emit) -> Result<()> {
+        // Credits and bundles that came meanwhile: queued sends go on, senders get credit.
+        self.release()?;
+        if self.left > 0 {
+            self.take_arrived(out, Duration::ZERO)?;
+        }
         if self.collect {
             if self.ctx.me == self.ctx.initiator {
                 out.push(input);
@@ -168,14 +218,14 @@ impl Operator for ShuffleOp {
             Poll::Busy => return Ok(Finish::Yield),
             Poll::Empty => {}
         }
-        // Park: woken by the next arrival, or at the idle deadline.
+        // Park: woken by the next arrival or credit, or at the idle deadline.
         self.ctx.transport.on_arrival(self.ch, Arc::clone(&waker));
-        let deadline = self.waiting.map_or_else(Instant::now, |w| w.1) + self.ctx.idle_timeout;
+        let deadline = self.waiting.unwrap_or_else(Instant::now) + self.ctx.idle_timeout;
         if self.timer_at.is_none_or(|t| t <= Instant::now()) {
             self.timer_at = Some(deadline);
             wake_at(deadline, waker);
         }
-        // A frame that came before the waker was registered would not wake us: look again.
+        // What came before the waker was registered would not wake us: look again.
         Ok(match self.poll(out, Duration::ZERO)? {
             Poll::Done => Finish::Done,
             Poll::Busy => Finish::Yield,
@@ -190,34 +240,66 @@ impl Operator for ShuffleOp {
 }
 
 impl ShuffleOp {
-    /// Takes what has arrived (waiting at most `wait` for a frame); the idle bound counts
-    /// from the last frame.
+    /// Announces "done" (the first time), then takes what has arrived (waiting at most
+    /// `wait` for a bundle) and sends what credits release; the idle bound counts from the
+    /// last progress. Done once every peer said "done" and nothing waits for credit.
     fn poll(&mut self, out: &mut Emit, wait: Duration) -> Result<Poll> {
-        let (mut left, mut progress) = match self.waiting {
-            Some(w) => w,
+        let mut progress = match self.waiting {
+            Some(p) => p,
             None => {
                 self.announce_done()?;
-                (self.expected_senders(), Instant::now())
+                Instant::now()
             }
         };
-        let mut taken = 0;
         let mut polled = Poll::Empty;
-        while left > 0 {
-            if taken == FRAMES_PER_CALL {
-                polled = Poll::Busy;
+        loop {
+            if self.release()? {
+                progress = Instant::now();
+            }
+            if self.left == 0 && self.credits.queued() == 0 {
+                polled = Poll::Done;
                 break;
             }
-            let Some((_, bytes)) = self.ctx.transport.recv(self.ch, wait)? else {
-                if progress.elapsed() >= self.ctx.idle_timeout {
-                    return Err(EngineError::Execution("Execution max idle reached".into()));
+            match self.take_arrived(out, wait)? {
+                0 => {
+                    if progress.elapsed() >= self.ctx.idle_timeout {
+                        return Err(EngineError::Execution("Execution max idle reached".into()));
+                    }
+                    break;
                 }
+                FRAMES_PER_CALL => {
+                    progress = Instant::now();
+                    if self.left > 0 {
+                        polled = Poll::Busy;
+                        break;
+                    }
+                }
+                _ => progress = Instant::now(),
+            }
+        }
+        self.waiting = Some(progress);
+        Ok(polled)
+    }
+
+    /// Takes up to `FRAMES_PER_CALL` arrived bundles (waiting at most `wait` for the
+    /// first), decoding their frames into `out`, and gives their senders credit for them.
+    /// Returns how many it took.
+    fn take_arrived(&mut self, out: &mut Emit, wait: Duration) -> Result<usize> {
+        let mut taken = 0;
+        let mut granted = vec![0u32; self.ctx.shards];
+        let mut wait = wait;
+        while taken < FRAMES_PER_CALL {
+            let Some((from, bundle)) = self.ctx.transport.recv(self.ch, wait)? else {
                 break;
             };
+            wait = Duration::ZERO;
             taken += 1;
-            progress = Instant::now();
-            for frame in unbundle(&bytes)? {
+            if let Some(g) = granted.get_mut(from).filter(|_| from != self.ctx.me) {
+                *g += 1;
+            }
+            for frame in unbundle(bundle.body())? {
                 match decode_frame_with(frame, self.ctx.foreign.as_deref())? {
-                    Frame::Done => left = left.saturating_sub(1),
+                    Frame::Done => self.left = self.left.saturating_sub(1),
                     Frame::Data(mut b) => {
                         b.partition_keys = None;
                         out.push(b);
@@ -225,28 +307,23 @@ impl ShuffleOp {
                 }
             }
         }
-        self.waiting = Some((left, progress));
-        Ok(if left == 0 { Poll::Done } else { polled })
+        for (to, n) in granted.into_iter().enumerate().filter(|&(_, n)| n > 0) {
+            self.ctx.transport.grant(to, self.ch, n)?;
+        }
+        Ok(taken)
     }
-}
 
-impl ShuffleOp {
     /// Tells every shard this one sends to that it has sent everything (the "done" rides
-    /// in the last bundle).
+    /// in the last bundle, behind any bundle still waiting for credit).
     fn announce_done(&mut self) -> Result<()> {
         let targets: Vec<usize> = if self.collect {
             vec![self.ctx.initiator]
         } else {
             (0..self.ctx.shards).collect()
         };
-        if self.bundles.len() < self.ctx.shards {
-            self.bundles.resize_with(self.ctx.shards, Vec::new);
-        }
-        let mut done = Vec::new();
-        encode_done(&mut done);
         let me = self.ctx.me;
         for t in targets.into_iter().filter(|&t| t != me) {
-            bundle_push(&mut self.bundles[t], &done);
+            bundle_done(self.bundle_for(t));
             self.flush(t)?;
         }
         Ok(())

@@ -15,22 +15,73 @@ pub struct ChannelId {
     pub step: u32,
 }
 
-/// Moves frames between shards. `send` must not block for long; `recv` waits at most
-/// `timeout` and returns `Ok(None)` when nothing came (`Duration::ZERO`: do not wait).
-/// `on_arrival` registers a one-shot waker for the next frame on a channel: a receiver
-/// that found nothing registers, then checks again, so no arrival is missed.
-pub trait Transport: Send + Sync {
-    fn send(&self, to: usize, ch: ChannelId, frame: Vec<u8>) -> Result<()>;
-    fn recv(&self, ch: ChannelId, timeout: Duration) -> Result<Option<(usize, Vec<u8>)>>;
-    fn on_arrival(&self, ch: ChannelId, waker: Waker);
+/// A bundle of frames as it travels. `buf[start..]` is the payload; the first `start`
+/// bytes are the room the transport asked for (`Transport::headroom`), where it writes its
+/// own message header in place on send, or the header a received message came with. So
+/// the bundle is handed to the wire, and taken from it, without moving its frames.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Bundle {
+    pub buf: Vec<u8>,
+    pub start: usize,
 }
 
-type Inbox = Mutex<HashMap<ChannelId, VecDeque<(usize, Vec<u8>)>>>;
+impl Bundle {
+    /// A bundle whose payload is all of `buf` (no header room).
+    pub fn plain(buf: Vec<u8>) -> Self {
+        Bundle { buf, start: 0 }
+    }
+
+    /// The frames (empty if `start` is past the end).
+    pub fn body(&self) -> &[u8] {
+        self.buf.get(self.start..).unwrap_or(&[])
+    }
+}
+
+/// Moves bundles between shards. `send` must not block for long; `recv` waits at most
+/// `timeout` and returns `Ok(None)` when nothing came (`Duration::ZERO`: do not wait).
+/// `on_arrival` registers a one-shot waker for the next bundle or credit on a channel: a
+/// receiver that found nothing registers, then checks again, so no arrival is missed.
+/// Credits (`grant`, `take_credits`) carry the shuffle's flow control (`credit.rs`).
+pub trait Transport: Send + Sync {
+    /// Bytes a sender leaves free at the front of each bundle for this transport's header.
+    fn headroom(&self) -> usize {
+        0
+    }
+    fn send(&self, to: usize, ch: ChannelId, bundle: Bundle) -> Result<()>;
+    fn recv(&self, ch: ChannelId, timeout: Duration) -> Result<Option<(usize, Bundle)>>;
+    fn on_arrival(&self, ch: ChannelId, waker: Waker);
+    /// Gives shard `to` `n` credits on `ch` (this shard took `n` of its bundles).
+    fn grant(&self, to: usize, ch: ChannelId, n: u32) -> Result<()>;
+    /// Credits granted to this shard on `ch` since the last call: (granting shard, n).
+    fn take_credits(&self, ch: ChannelId) -> Vec<(usize, u32)>;
+}
+
+type Inbox = Mutex<HashMap<ChannelId, VecDeque<(usize, Bundle)>>>;
 type Wakers = Mutex<HashMap<ChannelId, Vec<Waker>>>;
+type CreditBox = Mutex<HashMap<ChannelId, Vec<(usize, u32)>>>;
+
+/// One shard's inbox: bundles, their condvar, parked receivers and credits granted to it.
+struct ShardBox {
+    inbox: Inbox,
+    arrived: Condvar,
+    wakers: Wakers,
+    credits: CreditBox,
+}
+
+impl ShardBox {
+    /// Wakes whoever waits on `ch` here.
+    fn wake(&self, ch: ChannelId) {
+        self.arrived.notify_all();
+        let woken = self.wakers.lock().expect("wakers lock").remove(&ch);
+        for w in woken.into_iter().flatten() {
+            w();
+        }
+    }
+}
 
 /// N shards' inboxes in one process.
 pub struct InProcessNetwork {
-    inboxes: Vec<(Inbox, Condvar, Wakers)>,
+    inboxes: Vec<ShardBox>,
 }
 
 impl std::fmt::Debug for InProcessNetwork {
@@ -48,6 +99,15 @@ pub struct InProcessTransport {
     net: Arc<InProcessNetwork>,
 }
 
+impl InProcessTransport {
+    fn shard(&self, to: usize) -> Result<&ShardBox> {
+        self.net
+            .inboxes
+            .get(to)
+            .ok_or_else(|| EngineError::Internal(format!("no shard {to}")))
+    }
+}
+
 impl InProcessNetwork {
     /// A network of `n` shards; returns each shard's transport.
     // The network itself is only reachable through the transports it hands out, so `new`
@@ -56,12 +116,11 @@ impl InProcessNetwork {
     pub fn new(n: usize) -> Vec<Arc<dyn Transport>> {
         let net = Arc::new(InProcessNetwork {
             inboxes: (0..n)
-                .map(|_| {
-                    (
-                        Mutex::new(HashMap::new()),
-                        Condvar::new(),
-                        Mutex::new(HashMap::new()),
-                    )
+                .map(|_| ShardBox {
+                    inbox: Mutex::new(HashMap::new()),
+                    arrived: Condvar::new(),
+                    wakers: Mutex::new(HashMap::new()),
+                    credits: Mutex::new(HashMap::new()),
                 })
                 .collect(),
         });
@@ -77,29 +136,23 @@ impl InProcessNetwork {
 }
 
 impl Transport for InProcessTransport {
-    fn send(&self, to: usize, ch: ChannelId, frame: Vec<u8>) -> Result<()> {
-        let (inbox, cv, wakers) = self
-            .net
-            .inboxes
-            .get(to)
-            .ok_or_else(|| EngineError::Internal(format!("no shard {to}")))?;
-        inbox
+    fn send(&self, to: usize, ch: ChannelId, bundle: Bundle) -> Result<()> {
+        let shard = self.shard(to)?;
+        shard
+            .inbox
             .lock()
             .expect("inbox lock")
             .entry(ch)
             .or_default()
-            .push_back((self.me, frame));
-        cv.notify_all();
-        let woken = wakers.lock().expect("wakers lock").remove(&ch);
-        for w in woken.into_iter().flatten() {
-            w();
-        }
+            .push_back((self.me, bundle));
+        shard.wake(ch);
         Ok(())
     }
 
     fn on_arrival(&self, ch: ChannelId, waker: Waker) {
-        let (_, _, wakers) = &self.net.inboxes[self.me];
-        wakers
+        let shard = &self.net.inboxes[self.me];
+        shard
+            .wakers
             .lock()
             .expect("wakers lock")
             .entry(ch)
@@ -107,10 +160,10 @@ impl Transport for InProcessTransport {
             .push(waker);
     }
 
-    fn recv(&self, ch: ChannelId, timeout: Duration) -> Result<Option<(usize, Vec<u8>)>> {
-        let (inbox, cv, _) = &self.net.inboxes[self.me];
+    fn recv(&self, ch: ChannelId, timeout: Duration) -> Result<Option<(usize, Bundle)>> {
+        let shard = &self.net.inboxes[self.me];
         let deadline = Instant::now() + timeout;
-        let mut guard = inbox.lock().expect("inbox lock");
+        let mut guard = shard.inbox.lock().expect("inbox lock");
         loop {
             if let Some(q) = guard.get_mut(&ch) {
                 if let Some(item) = q.pop_front() {
@@ -124,10 +177,30 @@ impl Transport for InProcessTransport {
             if now >= deadline {
                 return Ok(None);
             }
-            guard = cv
+            guard = shard
+                .arrived
                 .wait_timeout(guard, deadline - now)
                 .expect("inbox lock")
                 .0;
         }
+    }
+
+    fn grant(&self, to: usize, ch: ChannelId, n: u32) -> Result<()> {
+        let shard = self.shard(to)?;
+        shard
+            .credits
+            .lock()
+            .expect("credits lock")
+            .entry(ch)
+            .or_default()
+            .push((self.me, n));
+        shard.wake(ch);
+        Ok(())
+    }
+
+    fn take_credits(&self, ch: ChannelId) -> Vec<(usize, u32)> {
+        let shard = &self.net.inboxes[self.me];
+        let mut credits = shard.credits.lock().expect("credits lock");
+        credits.remove(&ch).unwrap_or_default()
     }
 }

@@ -3,6 +3,11 @@
 //!
 //! Every payload starts with `GS`, a version byte and a kind, then length-prefixed fields
 //! (little-endian). Decoding never trusts the input: a malformed message is `None`.
+//!
+//! A shuffle frame message has a fixed header of [`FRAME_HEADER_LEN`] bytes before its
+//! bundle, so a sender writes the header in place into room it left before the bundle
+//! ([`write_frame_header`]) and a receiver reads it in place ([`read_frame_header`]):
+//! the bundle never moves to become, or stop being, a message.
 
 use super::run_as::{self, RunAs};
 use super::{put, put_count, Reader};
@@ -48,12 +53,20 @@ pub struct RegisteredOrder {
 /// What one shard tells another.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
-    /// A shuffle frame for channel (`exec`, `step`) from shard index `from`.
+    /// A shuffle bundle for channel (`exec`, `step`) from shard index `from`.
     Frame {
         exec: u64,
         step: u32,
         from: u32,
         frame: Vec<u8>,
+    },
+    /// Shard `from` took `n` of the receiver's bundles on channel (`exec`, `step`): `n`
+    /// more may be in flight (the shuffle's flow control).
+    Credit {
+        exec: u64,
+        step: u32,
+        from: u32,
+        n: u32,
     },
     /// Run a part of a distributed execution.
     Run(RunOrder),
@@ -107,7 +120,59 @@ pub enum Query {
 
 const MAGIC: &[u8; 2] = b"GS";
 /// 2: runs and forwarded calls carry the ACL user they run as. 3: registered runs.
-const VERSION: u8 = 3;
+/// 4: shuffle credits (and shuffle frames v2).
+const VERSION: u8 = 4;
+const KIND_FRAME: u8 = 1;
+
+/// Bytes before the bundle in a frame message: magic, version, kind, exec, step, from,
+/// bundle length.
+pub const FRAME_HEADER_LEN: usize = 24;
+
+/// A frame message's header: the bundle's channel and sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHeader {
+    pub exec: u64,
+    pub step: u32,
+    pub from: u32,
+}
+
+/// Writes a frame message's header into the first [`FRAME_HEADER_LEN`] bytes of `buf`,
+/// whose rest is the bundle: `buf` is then the whole message. False (nothing written):
+/// `buf` has no room for the header, or the bundle is 4 GiB or more.
+pub fn write_frame_header(buf: &mut [u8], h: FrameHeader) -> bool {
+    let Some(len) = buf
+        .len()
+        .checked_sub(FRAME_HEADER_LEN)
+        .and_then(|n| u32::try_from(n).ok())
+    else {
+        return false;
+    };
+    let head = &mut buf[..FRAME_HEADER_LEN];
+    head[..2].copy_from_slice(MAGIC);
+    head[2] = VERSION;
+    head[3] = KIND_FRAME;
+    head[4..12].copy_from_slice(&h.exec.to_le_bytes());
+    head[12..16].copy_from_slice(&h.step.to_le_bytes());
+    head[16..20].copy_from_slice(&h.from.to_le_bytes());
+    head[20..24].copy_from_slice(&len.to_le_bytes());
+    true
+}
+
+/// Reads a frame message's header in place; the bundle is `payload[FRAME_HEADER_LEN..]`.
+/// `None`: not a frame message, or its length does not match the payload.
+pub fn read_frame_header(payload: &[u8]) -> Option<FrameHeader> {
+    let mut r = Reader(payload);
+    if r.take(2)? != MAGIC || r.u8()? != VERSION || r.u8()? != KIND_FRAME {
+        return None;
+    }
+    let h = FrameHeader {
+        exec: r.u64()?,
+        step: r.u32()?,
+        from: r.u32()?,
+    };
+    let len = r.u32()? as usize;
+    (len == payload.len() - FRAME_HEADER_LEN).then_some(h)
+}
 
 impl Message {
     pub fn encode(&self) -> Vec<u8> {
@@ -121,11 +186,23 @@ impl Message {
                 from,
                 frame,
             } => {
-                out.push(1);
+                out.push(KIND_FRAME);
                 out.extend_from_slice(&exec.to_le_bytes());
                 out.extend_from_slice(&step.to_le_bytes());
                 out.extend_from_slice(&from.to_le_bytes());
                 put(&mut out, frame);
+            }
+            Message::Credit {
+                exec,
+                step,
+                from,
+                n,
+            } => {
+                out.push(10);
+                out.extend_from_slice(&exec.to_le_bytes());
+                out.extend_from_slice(&step.to_le_bytes());
+                out.extend_from_slice(&from.to_le_bytes());
+                out.extend_from_slice(&n.to_le_bytes());
             }
             Message::Run(RunOrder {
                 id,
@@ -223,11 +300,17 @@ impl Message {
             return None;
         }
         let m = match r.u8()? {
-            1 => Message::Frame {
+            KIND_FRAME => Message::Frame {
                 exec: r.u64()?,
                 step: r.u32()?,
                 from: r.u32()?,
                 frame: r.field()?.to_vec(),
+            },
+            10 => Message::Credit {
+                exec: r.u64()?,
+                step: r.u32()?,
+                from: r.u32()?,
+                n: r.u32()?,
             },
             2 => {
                 let (id, initiator, shards, ranges) = take_parts(&mut r)?;
@@ -379,6 +462,12 @@ mod tests {
                 step: 2,
                 from: 1,
                 frame: b"abc".to_vec(),
+            },
+            Message::Credit {
+                exec: 7,
+                step: 2,
+                from: 0,
+                n: 3,
             },
             Message::Run(RunOrder {
                 id: "x-1".into(),

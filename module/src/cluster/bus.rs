@@ -8,7 +8,13 @@ pub use engine::wire::bus::{Message, RunOrder};
 
 /// Sends `m` to the node `to` (None: every other node). False: the bus refused it.
 pub fn send(to: Option<&str>, m: &Message) -> bool {
-    crate::redis::ffi::cluster::send(to, &m.encode())
+    send_raw(to, &m.encode())
+}
+
+/// Sends an already encoded message (a shuffle bundle behind its header, written in
+/// place) as it is. False: the bus refused it.
+pub fn send_raw(to: Option<&str>, payload: &[u8]) -> bool {
+    crate::redis::ffi::cluster::send(to, payload)
 }
 
 /// Tells every other shard to drop registration `id`.

@@ -3,14 +3,25 @@
 //! `dist`, questions to `answer`, answers to `ask`; unregistering to the app's
 //! `ShardHandler`). The top of the cluster layer; installed as the bus receiver at load.
 
+use engine::shuffle::Bundle;
+use engine::wire::bus::{read_frame_header, FRAME_HEADER_LEN};
 use redis_module::Context;
 
 use super::bus::Message;
 use super::{answer, ask, dist, handler, registered, transport};
 
-/// Dispatches one received message (main thread, Redis lock held).
-pub fn on_message(ctx: &Context, sender: &str, payload: &[u8]) {
-    let Some(m) = Message::decode(payload) else {
+/// Dispatches one received message (main thread, Redis lock held). A shuffle frame keeps
+/// the received buffer: its bundle is read behind the header, never copied out.
+pub fn on_message(ctx: &Context, sender: &str, payload: Vec<u8>) {
+    if let Some(h) = read_frame_header(&payload) {
+        let bundle = Bundle {
+            buf: payload,
+            start: FRAME_HEADER_LEN,
+        };
+        transport::deliver(h.exec, h.step, h.from as usize, bundle);
+        return;
+    }
+    let Some(m) = Message::decode(&payload) else {
         // Not ours (another module shares the bus id) or malformed: ignore.
         return;
     };
@@ -20,7 +31,13 @@ pub fn on_message(ctx: &Context, sender: &str, payload: &[u8]) {
             step,
             from,
             frame,
-        } => transport::deliver(exec, step, from as usize, frame),
+        } => transport::deliver(exec, step, from as usize, Bundle::plain(frame)),
+        Message::Credit {
+            exec,
+            step,
+            from,
+            n,
+        } => transport::credit(exec, step, from as usize, n),
         Message::Run(order) => dist::on_run(order),
         Message::RunRegistered(order) => registered::on_run(order),
         Message::Done { id } => dist::on_done(&id, sender),

@@ -49,7 +49,15 @@ fn shuffle_ctx(
         idle_timeout: crate::model::state::wait_bound(),
         pool: frame_pool(),
         foreign: Some(Arc::new(gearpy::PyColumnDecoder)),
+        credit_window: credit_window(),
     }
+}
+
+/// `ShuffleCreditWindow`: bundles in flight per destination (0: unlimited).
+fn credit_window() -> usize {
+    crate::model::state::get().map_or(0, |s| {
+        usize::try_from(s.config.int("ShuffleCreditWindow")).unwrap_or(0)
+    })
 }
 
 /// This shard's parts that are running, with the other shards of each: while a part

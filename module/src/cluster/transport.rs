@@ -5,6 +5,11 @@
 //! that reads them has started, so the inbox keeps them until it does; an execution
 //! removes its channels when it ends, and frames arriving for it later (a peer that was
 //! slower than the idle bound) are dropped, so the inbox cannot grow with dead channels.
+//!
+//! A bundle goes out as the message itself: the shuffle left `FRAME_HEADER_LEN` bytes of
+//! room before it, the header is written there and the buffer handed to the bus as is. A
+//! received frame message is kept whole and the bundle read behind its header. Credits
+//! of the shuffle's flow control travel as `Credit` messages and wait here per channel.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
@@ -12,11 +17,12 @@ use std::time::{Duration, Instant};
 
 use engine::error::{EngineError, Result};
 use engine::ops::Waker;
-use engine::shuffle::{ChannelId, Transport};
+use engine::shuffle::{Bundle, ChannelId, Transport};
+use engine::wire::bus::{write_frame_header, FrameHeader, FRAME_HEADER_LEN};
 
 use super::bus::{self, Message};
 
-type Queues = HashMap<ChannelId, VecDeque<(usize, Vec<u8>)>>;
+type Queues = HashMap<ChannelId, VecDeque<(usize, Bundle)>>;
 
 /// Executions that ended here, newest last (bounded).
 #[derive(Default)]
@@ -35,8 +41,10 @@ struct State {
     failed: HashMap<u64, Vec<usize>>,
     /// Channels already given the "done" of a failed shard.
     failed_done: HashSet<(ChannelId, usize)>,
-    /// Parked shuffles to wake on the next frame of their channel.
+    /// Parked shuffles to wake on the next frame or credit of their channel.
     wakers: HashMap<ChannelId, Vec<Waker>>,
+    /// Credits granted to this shard, by channel: (granting shard, n).
+    credits: HashMap<ChannelId, Vec<(usize, u32)>>,
 }
 
 impl State {
@@ -52,18 +60,16 @@ impl State {
 
 impl State {
     /// A "done" frame standing in for a failed shard that `ch` has not had yet.
-    fn failed_shard_done(&mut self, ch: ChannelId) -> Option<(usize, Vec<u8>)> {
+    fn failed_shard_done(&mut self, ch: ChannelId) -> Option<(usize, Bundle)> {
         let shard = *self
             .failed
             .get(&ch.exec)?
             .iter()
             .find(|&&s| !self.failed_done.contains(&(ch, s)))?;
         self.failed_done.insert((ch, shard));
-        let mut done = Vec::new();
-        engine::shuffle::encode_done(&mut done);
         let mut bundle = Vec::new();
-        engine::shuffle::bundle_push(&mut bundle, &done);
-        Some((shard, bundle))
+        engine::shuffle::bundle_done(&mut bundle);
+        Some((shard, Bundle::plain(bundle)))
     }
 }
 
@@ -81,14 +87,31 @@ fn state() -> MutexGuard<'static, State> {
     INBOX.state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A frame from shard `from` for (`exec`, `step`) arrived.
-pub fn deliver(exec: u64, step: u32, from: usize, frame: Vec<u8>) {
+/// A bundle from shard `from` for (`exec`, `step`) arrived.
+pub fn deliver(exec: u64, step: u32, from: usize, bundle: Bundle) {
     let mut st = state();
     if st.ended.set.contains(&exec) {
         return; // too late: the execution ended here
     }
     let ch = ChannelId { exec, step };
-    st.queues.entry(ch).or_default().push_back((from, frame));
+    st.queues.entry(ch).or_default().push_back((from, bundle));
+    let woken = st.take_wakers(|c| *c == ch);
+    drop(st);
+    INBOX.arrived.notify_all();
+    for w in woken {
+        w();
+    }
+}
+
+/// Shard `from` took `n` of this shard's bundles on (`exec`, `step`): the sender may
+/// release as many queued bundles.
+pub fn credit(exec: u64, step: u32, from: usize, n: u32) {
+    let mut st = state();
+    if st.ended.set.contains(&exec) {
+        return;
+    }
+    let ch = ChannelId { exec, step };
+    st.credits.entry(ch).or_default().push((from, n));
     let woken = st.take_wakers(|c| *c == ch);
     drop(st);
     INBOX.arrived.notify_all();
@@ -131,7 +154,7 @@ pub fn touch(exec: u64) {
         st.queues
             .entry(*ch)
             .or_default()
-            .push_back((usize::MAX, Vec::new()));
+            .push_back((usize::MAX, Bundle::default()));
     }
     let woken = st.take_wakers(|c| c.exec == exec);
     drop(st);
@@ -148,6 +171,7 @@ pub fn forget(exec: u64) {
     st.failed.remove(&exec);
     st.failed_done.retain(|(ch, _)| ch.exec != exec);
     st.wakers.retain(|ch, _| ch.exec != exec);
+    st.credits.retain(|ch, _| ch.exec != exec);
     if st.ended.set.insert(exec) {
         st.ended.order.push_back(exec);
         if st.ended.order.len() > ENDED_KEPT {
@@ -164,23 +188,47 @@ pub struct BusTransport {
     pub peers: Arc<Vec<String>>,
 }
 
+impl BusTransport {
+    fn peer(&self, to: usize) -> Result<&String> {
+        self.peers
+            .get(to)
+            .ok_or_else(|| EngineError::Internal(format!("no shard {to}")))
+    }
+}
+
 impl Transport for BusTransport {
-    fn send(&self, to: usize, ch: ChannelId, frame: Vec<u8>) -> Result<()> {
+    fn headroom(&self) -> usize {
+        FRAME_HEADER_LEN
+    }
+
+    fn send(&self, to: usize, ch: ChannelId, mut bundle: Bundle) -> Result<()> {
         if to == self.me {
-            deliver(ch.exec, ch.step, to, frame);
+            deliver(ch.exec, ch.step, to, bundle);
             return Ok(());
         }
-        let peer = self
-            .peers
-            .get(to)
-            .ok_or_else(|| EngineError::Internal(format!("no shard {to}")))?;
-        let m = Message::Frame {
+        let peer = self.peer(to)?;
+        let header = FrameHeader {
             exec: ch.exec,
             step: ch.step,
             from: self.me as u32,
-            frame,
         };
-        if bus::send(Some(peer), &m) {
+        // The header goes into the room left before the bundle; a bundle without that
+        // room (not made by the shuffle) is copied into a message instead.
+        let sent = match bundle.start.checked_sub(FRAME_HEADER_LEN) {
+            Some(at) if write_frame_header(&mut bundle.buf[at..], header) => {
+                bus::send_raw(Some(peer), &bundle.buf[at..])
+            }
+            _ => bus::send(
+                Some(peer),
+                &Message::Frame {
+                    exec: ch.exec,
+                    step: ch.step,
+                    from: self.me as u32,
+                    frame: bundle.body().to_vec(),
+                },
+            ),
+        };
+        if sent {
             Ok(())
         } else {
             Err(EngineError::Execution(format!(
@@ -193,7 +241,7 @@ impl Transport for BusTransport {
         state().wakers.entry(ch).or_default().push(waker);
     }
 
-    fn recv(&self, ch: ChannelId, timeout: Duration) -> Result<Option<(usize, Vec<u8>)>> {
+    fn recv(&self, ch: ChannelId, timeout: Duration) -> Result<Option<(usize, Bundle)>> {
         let deadline = Instant::now() + timeout;
         let mut st = state();
         loop {
@@ -214,6 +262,28 @@ impl Transport for BusTransport {
                 .0;
         }
     }
+
+    fn grant(&self, to: usize, ch: ChannelId, n: u32) -> Result<()> {
+        if to == self.me {
+            credit(ch.exec, ch.step, to, n);
+            return Ok(());
+        }
+        let m = Message::Credit {
+            exec: ch.exec,
+            step: ch.step,
+            from: self.me as u32,
+            n,
+        };
+        // A lost credit only slows that sender down (it ends with the idle bound at worst).
+        if !bus::send(Some(self.peer(to)?), &m) {
+            crate::redis::ffi::log::warning("Gearshift: could not send shuffle credit");
+        }
+        Ok(())
+    }
+
+    fn take_credits(&self, ch: ChannelId) -> Vec<(usize, u32)> {
+        state().credits.remove(&ch).unwrap_or_default()
+    }
 }
 
 #[cfg(test)]
@@ -227,18 +297,18 @@ mod tests {
             peers: Arc::new(vec!["a".into(), "b".into()]),
         };
         let ch = ChannelId { exec: 77, step: 1 };
-        deliver(77, 1, 1, b"early".to_vec());
+        deliver(77, 1, 1, Bundle::plain(b"early".to_vec()));
         let got = t.recv(ch, Duration::from_millis(10)).unwrap();
-        assert_eq!(got, Some((1, b"early".to_vec())));
+        assert_eq!(got, Some((1, Bundle::plain(b"early".to_vec()))));
         forget(77);
-        deliver(77, 1, 1, b"late".to_vec());
+        deliver(77, 1, 1, Bundle::plain(b"late".to_vec()));
         assert_eq!(t.recv(ch, Duration::from_millis(10)).unwrap(), None);
         // A failed shard's "done" comes once per channel.
         fail_shard(79, 1);
         let ch = ChannelId { exec: 79, step: 3 };
         let (from, frame) = t.recv(ch, Duration::ZERO).unwrap().unwrap();
         assert_eq!(from, 1);
-        let frames = engine::shuffle::unbundle(&frame).unwrap();
+        let frames = engine::shuffle::unbundle(frame.body()).unwrap();
         assert_eq!(frames.len(), 1);
         assert!(matches!(
             engine::shuffle::decode_frame(frames[0]),
@@ -247,7 +317,7 @@ mod tests {
         assert_eq!(t.recv(ch, Duration::ZERO).unwrap(), None);
         forget(79);
         // A heartbeat reaches a channel that exists as an empty bundle (no frames).
-        deliver(80, 2, 1, Vec::new());
+        deliver(80, 2, 1, Bundle::default());
         assert!(t
             .recv(ChannelId { exec: 80, step: 2 }, Duration::ZERO)
             .unwrap()
@@ -257,12 +327,41 @@ mod tests {
             .recv(ChannelId { exec: 80, step: 2 }, Duration::ZERO)
             .unwrap()
             .unwrap();
-        assert!(engine::shuffle::unbundle(&beat).unwrap().is_empty());
+        assert!(engine::shuffle::unbundle(beat.body()).unwrap().is_empty());
         forget(80);
         // Sending to oneself never touches the bus.
-        t.send(0, ChannelId { exec: 78, step: 0 }, b"self".to_vec())
+        let own = Bundle::plain(b"self".to_vec());
+        t.send(0, ChannelId { exec: 78, step: 0 }, own.clone())
             .unwrap();
-        let own = t.recv(ChannelId { exec: 78, step: 0 }, Duration::ZERO);
-        assert_eq!(own.unwrap(), Some((0, b"self".to_vec())));
+        let got = t.recv(ChannelId { exec: 78, step: 0 }, Duration::ZERO);
+        assert_eq!(got.unwrap(), Some((0, own)));
+    }
+
+    #[test]
+    fn credits_wait_per_channel_and_die_with_their_execution() {
+        let t = BusTransport {
+            me: 0,
+            peers: Arc::new(vec!["a".into(), "b".into()]),
+        };
+        let ch = ChannelId { exec: 91, step: 1 };
+        credit(91, 1, 1, 2);
+        credit(91, 1, 1, 1);
+        credit(91, 2, 1, 5);
+        assert_eq!(t.take_credits(ch), vec![(1, 2), (1, 1)]);
+        assert!(t.take_credits(ch).is_empty());
+        // A credit wakes a parked receiver of its channel.
+        let woken = Arc::new(engine::sync::AtomicBool::new(false));
+        let flag = Arc::clone(&woken);
+        t.on_arrival(
+            ch,
+            Arc::new(move || flag.store(true, engine::sync::Ordering::SeqCst)),
+        );
+        t.grant(0, ch, 1).unwrap();
+        assert!(woken.load(engine::sync::Ordering::SeqCst));
+        assert_eq!(t.take_credits(ch), vec![(0, 1)]);
+        forget(91);
+        credit(91, 1, 1, 1);
+        assert!(t.take_credits(ch).is_empty());
+        assert!(t.take_credits(ChannelId { exec: 91, step: 2 }).is_empty());
     }
 }

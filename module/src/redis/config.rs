@@ -91,6 +91,17 @@ const KEYS: &[KeySpec] = &[
         runtime: true,
         min: 0,
     },
+    // Gearshift's own: shuffle bundles (about 64 KiB each) a shard keeps in flight to each
+    // other shard before it queues the rest until the receiver catches up (0: unlimited,
+    // no flow control; docs/configuration.md). Default 0: windows of 16 and 64 measured
+    // slower on the cluster bench's collect (perf/results/credit-*.md).
+    KeySpec {
+        name: "ShuffleCreditWindow",
+        default: || Value::Int(0),
+        owner: Owner::Core,
+        runtime: true,
+        min: 0,
+    },
     // Gearshift's own: 1 = user code ignores ACLs, as in 1.2 (docs/security.md, "ACL").
     KeySpec {
         name: "ExecuteAsSuperuser",

@@ -17,8 +17,10 @@ const MSG_TYPE: u8 = 71;
 
 static MODULE_CTX: AtomicPtr<raw::RedisModuleCtx> = AtomicPtr::new(std::ptr::null_mut());
 
-/// What a received message goes to (main thread, Redis lock held): sender id, payload.
-pub type Handler = fn(&Context, &str, &[u8]);
+/// What a received message goes to (main thread, Redis lock held): sender id, payload
+/// (the one copy of the bus's buffer, owned so a shuffle bundle can be kept without
+/// another).
+pub type Handler = fn(&Context, &str, Vec<u8>);
 
 static HANDLER: OnceLock<Handler> = OnceLock::new();
 
@@ -117,6 +119,6 @@ extern "C" fn receive(
     let ctx = Context::new(ctx);
     let Some(handler) = HANDLER.get() else { return };
     super::trampoline::callback("a cluster message handler", (), || {
-        crate::redis::lock::with_lock_held(&ctx, || handler(&ctx, &sender, &payload))
+        crate::redis::lock::with_lock_held(&ctx, || handler(&ctx, &sender, payload))
     });
 }

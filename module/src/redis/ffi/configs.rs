@@ -71,6 +71,13 @@ const CONFIGS: &[NumericConfig] = &[
         immutable: false,
     },
     NumericConfig {
+        name: c"shuffle-credit-window",
+        key: "ShuffleCreditWindow",
+        min: 0,
+        max: 1 << 20,
+        immutable: false,
+    },
+    NumericConfig {
         name: c"execute-as-superuser",
         key: "ExecuteAsSuperuser",
         min: 0,

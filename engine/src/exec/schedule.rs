@@ -177,3 +177,34 @@ impl Schedule {
         }
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wake_during_an_idle_turn_runs_the_stage_again() {
+        let s = Schedule::new();
+        assert!(s.wake(), "idle: the first wake schedules");
+        assert!(!s.wake(), "scheduled: nothing more to hand to the pool");
+        assert!(s.begin());
+        assert!(!s.wake(), "running: notified, not handed to the pool twice");
+        assert!(s.finish(Turn::Idle), "notified: scheduled again");
+        assert!(s.begin());
+        assert!(!s.finish(Turn::Idle), "not notified: idle");
+        assert!(s.wake(), "idle again: the next wake schedules");
+    }
+
+    #[test]
+    fn done_is_final_and_begin_needs_a_schedule() {
+        let s = Schedule::new();
+        assert!(!s.begin(), "an idle stage has no turn to run");
+        assert!(s.wake());
+        assert!(s.begin());
+        assert!(s.finish(Turn::Yield), "a yield is scheduled again");
+        assert!(s.begin());
+        assert!(!s.finish(Turn::Done));
+        assert!(!s.wake(), "a wake after the last turn does nothing");
+        assert!(!s.begin());
+    }
+}

@@ -24,7 +24,6 @@ pub mod batch;
 #[cfg(not(loom))]
 pub mod datum;
 pub mod error;
-#[cfg(not(loom))]
 pub mod exec;
 #[cfg(not(loom))]
 pub mod glob;
@@ -50,7 +49,8 @@ pub mod udf;
 #[cfg(not(loom))]
 pub mod wire;
 
-// Under loom only the lock-free primitives (queue, pool) are built and modelled.
+// Under loom only the lock-free primitives (queue, pool, exec's wake-up state machine) are
+// built and modelled.
 #[cfg(not(loom))]
 pub use batch::{Batch, BatchData};
 #[cfg(not(loom))]

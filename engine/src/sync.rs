@@ -38,6 +38,11 @@ impl<T> UnsafeCell<T> {
         return Self(std::cell::UnsafeCell::new(v));
     }
 
+    /// The contents, moving out of the cell (owning it proves exclusivity).
+    pub fn into_inner(self) -> T {
+        self.0.into_inner()
+    }
+
     /// Runs `f` with a mutable raw pointer to the contents; the caller proves exclusivity.
     pub fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
         #[cfg(loom)]

@@ -11,7 +11,7 @@ use crate::ops::{Chain, CountByOp, CountOp, LimitOp, Operator, SumByKeyOp, SumIn
 use crate::plan::{Plan, StepSpec, UdfStep};
 use crate::queue::spsc;
 use crate::shuffle::{ShuffleCtx, ShuffleOp};
-use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicU8, Mutex, Ordering};
+use crate::sync::{Arc, Ordering};
 use crate::udf::UdfRuntime;
 
 /// Tuning of one execution.
@@ -55,15 +55,7 @@ impl Execution {
         let ops = build_operators(plan, host, shuffle)?;
         let m = crate::metrics::global();
         m.add(&m.executions_started, 1);
-        let shared = Arc::new(Shared {
-            stop_source: AtomicBool::new(false),
-            cancelled: AtomicBool::new(false),
-            phase: AtomicU8::new(super::stage::CREATED),
-            stages: Mutex::new(Vec::new()),
-            sink: Mutex::new(Some((ExecutionOutput::default(), on_done))),
-            stage_nanos: (0..=ops.len()).map(|_| AtomicU64::new(0)).collect(),
-            counts: super::counts::Counts::new(ops.len() + 1),
-        });
+        let shared = Arc::new(Shared::new(ops.len() + 1, on_done));
         let handle = pool.handle();
         let mut stages: Vec<Arc<Stage>> = Vec::with_capacity(ops.len() + 1);
         let mut input = Input::Source(source);
@@ -74,7 +66,7 @@ impl Execution {
         let last = all_ops.len() - 1;
         for (i, op) in all_ops.into_iter().enumerate() {
             let (output, next_input) = if i == last {
-                (Output::Sink, None)
+                (Output::Sink(ExecutionOutput::default()), None)
             } else {
                 let (p, c) = spsc(config.queue_capacity);
                 (Output::Queue(p), Some(Input::Queue(c)))

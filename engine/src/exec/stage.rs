@@ -1,29 +1,26 @@
 //! A pipeline stage as a schedulable task, and the wake-up protocol between stages.
 //!
-//! Scheduling state machine (per stage): `IDLE → SCHEDULED → RUNNING → IDLE`, with
-//! `NOTIFIED` meaning "woken while running: run again". A producer wakes its consumer
-//! after a push; a consumer wakes its producer after a pop (space freed). Because a wake
-//! on a running stage leaves `NOTIFIED`, a stage that found its queue empty (or full) and
-//! went idle can never miss the wake that follows. A stage runs at most a few batches per
-//! turn, then yields its worker so executions share the pool fairly.
+//! A producer wakes its consumer after a push; a consumer wakes its producer after a pop
+//! (space freed). Each stage's wake-up state machine is `schedule` (a wake on a running
+//! stage leaves it `NOTIFIED`, so a stage that found its queue empty, or full, and went
+//! idle never misses the wake that follows). The stage's state lives in a `TurnCell`:
+//! the worker running the turn has it alone, with no lock per turn. A stage runs at most
+//! a few batches per turn, then yields its worker so executions share the pool fairly.
+//! The last stage gathers the output itself and hands it, once, to the completion.
 
 use std::collections::VecDeque;
 use std::sync::{OnceLock, Weak};
 
+use super::handoff::{TakeOnce, TurnCell};
 use super::output::{ExecutionOutput, OnDone};
 use super::pool::{PoolHandle, Task};
+use super::schedule::Turn;
 use super::Source;
 use crate::batch::Batch;
 use crate::error::EngineError;
 use crate::ops::{Emit, Finish, Operator};
 use crate::queue::{Consumer, Pop, Producer};
 use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicU8, Mutex, Ordering};
-
-const IDLE: u8 = 0;
-const SCHEDULED: u8 = 1;
-const RUNNING: u8 = 2;
-const NOTIFIED: u8 = 3;
-const DONE: u8 = 4;
 
 /// Batches a stage handles per turn before yielding its worker.
 const BATCHES_PER_TURN: usize = 8;
@@ -36,6 +33,20 @@ pub(crate) const STARTED: u8 = 1;
 pub(crate) const CANCELLED_UNSTARTED: u8 = 2;
 
 impl Shared {
+    /// The state of an execution of `stages` stages, none of them run yet.
+    pub(crate) fn new(stages: usize, on_done: OnDone) -> Shared {
+        Shared {
+            stop_source: AtomicBool::new(false),
+            cancelled: AtomicBool::new(false),
+            phase: AtomicU8::new(CREATED),
+            stages: Mutex::new(Vec::new()),
+            on_done: TakeOnce::new(on_done),
+            panics: Mutex::new(Vec::new()),
+            stage_nanos: (0..stages).map(|_| AtomicU64::new(0)).collect(),
+            counts: super::counts::Counts::new(stages),
+        }
+    }
+
     /// Marks the execution cancelled and wakes every stage so each one stops. True if a
     /// stage had already run (else none ever will, and the stages complete it when they
     /// next get a worker).
@@ -61,12 +72,20 @@ impl Shared {
         started
     }
 
-    /// Hands the output to `on_done` (once: later calls find the sink empty) and drops
-    /// the stages.
+    /// Completes an execution that produced nothing (cancelled before it started).
     pub(crate) fn complete(&self, aborted: bool) {
-        let done = self.sink.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.complete_with(ExecutionOutput::default(), aborted);
+    }
+
+    /// Hands `out`, with the panics recorded, to `on_done` (once: later calls find it
+    /// taken and drop their output) and drops the stages.
+    fn complete_with(&self, mut out: ExecutionOutput, aborted: bool) {
+        let done = self.on_done.take();
         let stages = std::mem::take(&mut *self.stages.lock().unwrap_or_else(|e| e.into_inner()));
-        if let Some((mut out, on_done)) = done {
+        if let Some(on_done) = done {
+            let panics =
+                std::mem::take(&mut *self.panics.lock().unwrap_or_else(|e| e.into_inner()));
+            out.errors.extend(panics);
             out.aborted = aborted;
             let m = crate::metrics::global();
             m.add(
@@ -85,6 +104,10 @@ impl Shared {
     /// Called by a stage before it runs: true once the execution has started (this stage
     /// starts it unless it was cancelled first).
     fn begin(&self) -> bool {
+        // `STARTED` is final: after the first turn one load answers.
+        if self.phase.load(Ordering::Acquire) == STARTED {
+            return true;
+        }
         match self
             .phase
             .compare_exchange(CREATED, STARTED, Ordering::AcqRel, Ordering::Acquire)
@@ -105,7 +128,11 @@ pub(crate) struct Shared {
     pub(crate) phase: AtomicU8,
     /// Keeps stages alive until the execution ends (then cleared, breaking the cycle).
     pub(crate) stages: Mutex<Vec<Arc<Stage>>>,
-    pub(crate) sink: Mutex<Option<(ExecutionOutput, OnDone)>>,
+    /// Taken by whichever completion comes first (the last stage's, or an abort's).
+    on_done: TakeOnce<OnDone>,
+    /// Internal errors (operator panics) of any stage, added to the output's errors on
+    /// completion. A cold path: a mutex.
+    panics: Mutex<Vec<String>>,
     /// Time each stage spent in its source or operator, by stage index (profiling).
     pub(crate) stage_nanos: Vec<AtomicU64>,
     /// Records into and out of each stage, by stage index (progress).
@@ -119,7 +146,8 @@ pub(crate) enum Input {
 
 pub(crate) enum Output {
     Queue(Producer<Batch>),
-    Sink,
+    /// The end of the plan: the stage gathers the execution's output here.
+    Sink(ExecutionOutput),
 }
 
 struct Inner {
@@ -133,18 +161,12 @@ struct Inner {
 pub(crate) struct Stage {
     /// Position in the pipeline (0 = the source stage).
     index: usize,
-    state: AtomicU8,
-    inner: Mutex<Inner>,
+    /// The stage's state, for the worker running its turn, and its wake-up state.
+    inner: TurnCell<Inner>,
     shared: Arc<Shared>,
     pool: PoolHandle,
     prev: OnceLock<Weak<Stage>>,
     next: OnceLock<Weak<Stage>>,
-}
-
-enum Turn {
-    Idle,
-    Yield,
-    Done,
 }
 
 // A `Next` lives for one step of a turn and is matched at once: boxing the batch would
@@ -165,36 +187,32 @@ impl Stage {
         shared: Arc<Shared>,
         pool: PoolHandle,
     ) -> Arc<Stage> {
-        let inner = Inner {
-            input: Some(input),
-            op,
-            output: Some(output),
-            stash: VecDeque::new(),
-            finished: false,
-        };
-        let stage = Arc::new(Stage {
-            index,
-            state: AtomicU8::new(IDLE),
-            inner: Mutex::new(inner),
-            shared,
-            pool,
-            prev: OnceLock::new(),
-            next: OnceLock::new(),
-        });
-        // Operators that park (shuffles waiting for peers) wake their stage with this.
-        let weak = Arc::downgrade(&stage);
-        let waker: crate::ops::Waker = Arc::new(move || {
-            if let Some(s) = weak.upgrade() {
-                s.wake();
+        Arc::new_cyclic(|weak: &Weak<Stage>| {
+            // Operators that park (shuffles waiting for peers) wake their stage with this.
+            let weak = Weak::clone(weak);
+            let waker: crate::ops::Waker = Arc::new(move || {
+                if let Some(s) = weak.upgrade() {
+                    s.wake();
+                }
+            });
+            let mut op = op;
+            op.set_waker(waker);
+            let inner = Inner {
+                input: Some(input),
+                op,
+                output: Some(output),
+                stash: VecDeque::new(),
+                finished: false,
+            };
+            Stage {
+                index,
+                inner: TurnCell::new(inner),
+                shared,
+                pool,
+                prev: OnceLock::new(),
+                next: OnceLock::new(),
             }
-        });
-        stage
-            .inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .op
-            .set_waker(waker);
-        stage
+        })
     }
 
     pub(crate) fn link(prev: &Arc<Stage>, next: &Arc<Stage>) {
@@ -204,25 +222,8 @@ impl Stage {
 
     /// Makes sure the stage runs (again) soon.
     pub(crate) fn wake(self: &Arc<Self>) {
-        let mut s = self.state.load(Ordering::Acquire);
-        loop {
-            let target = match s {
-                IDLE => SCHEDULED,
-                RUNNING => NOTIFIED,
-                _ => return,
-            };
-            match self
-                .state
-                .compare_exchange(s, target, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => {
-                    if target == SCHEDULED {
-                        self.pool.spawn(Arc::clone(self) as Arc<dyn Task>);
-                    }
-                    return;
-                }
-                Err(now) => s = now,
-            }
+        if self.inner.wake() {
+            self.pool.spawn(Arc::clone(self) as Arc<dyn Task>);
         }
     }
 
@@ -372,19 +373,16 @@ impl Stage {
                 }
                 true
             }
-            Some(Output::Sink) => {
-                let mut sink = self.shared.sink.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some((out, _)) = sink.as_mut() {
-                    for b in inner.stash.drain(..) {
-                        let had_errors = !b.errors.is_empty();
-                        self.shared.counts.add_out(self.index, b.len());
-                        if let Err(e) = out.absorb(b) {
-                            out.errors.push(e.to_string());
-                        }
-                        if had_errors {
-                            // 1.2: once an error reaches the output, the reader stops.
-                            self.shared.stop_source.store(true, Ordering::Release);
-                        }
+            Some(Output::Sink(out)) => {
+                for b in inner.stash.drain(..) {
+                    let had_errors = !b.errors.is_empty();
+                    self.shared.counts.add_out(self.index, b.len());
+                    if let Err(e) = out.absorb(b) {
+                        out.errors.push(e.to_string());
+                    }
+                    if had_errors {
+                        // 1.2: once an error reaches the output, the reader stops.
+                        self.shared.stop_source.store(true, Ordering::Release);
                     }
                 }
                 true
@@ -398,7 +396,7 @@ impl Stage {
                 drop(p); // the consumer sees `Closed` after the last item
                 Self::wake_link(&self.next);
             }
-            Some(Output::Sink) => self.complete(aborted),
+            Some(Output::Sink(out)) => self.shared.complete_with(out, aborted),
             None => {}
         }
     }
@@ -409,62 +407,37 @@ impl Stage {
         self.close_output(inner, true);
         Turn::Done
     }
-
-    fn complete(&self, aborted: bool) {
-        self.shared.complete(aborted);
-    }
 }
 
 impl Stage {
+    /// Runs a turn; a panic in an operator (a bug) must not kill the worker or strand
+    /// the execution: it ends the execution with an internal error instead.
+    fn guarded_turn(&self, inner: &mut Inner) -> Turn {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.turn(inner)))
+            .unwrap_or_else(|p| self.fail_on_panic(inner, p))
+    }
+
     /// Records a panic as the execution's error and aborts every stage.
-    fn fail_on_panic(&self, p: Box<dyn std::any::Any + Send>) -> Turn {
+    fn fail_on_panic(&self, inner: &mut Inner, p: Box<dyn std::any::Any + Send>) -> Turn {
         let text = p
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
             .or_else(|| p.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".to_owned());
-        if let Some((out, _)) = self
-            .shared
-            .sink
+        self.shared
+            .panics
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .as_mut()
-        {
-            out.errors.push(format!("Gearshift internal error: {text}"));
-        }
+            .push(format!("Gearshift internal error: {text}"));
         self.shared.cancel();
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        self.abort(&mut inner)
+        self.abort(inner)
     }
 }
 
 impl Task for Stage {
     fn run(self: Arc<Self>) {
-        self.state.store(RUNNING, Ordering::Release);
-        // A panic in an operator (a bug) must not kill the worker or strand the execution:
-        // it ends the execution with an internal error instead.
-        let turn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-            self.turn(&mut inner)
-        }))
-        .unwrap_or_else(|p| self.fail_on_panic(p));
-        match turn {
-            Turn::Done => self.state.store(DONE, Ordering::Release),
-            Turn::Yield => {
-                self.state.store(SCHEDULED, Ordering::Release);
-                self.pool.spawn(Arc::clone(&self) as Arc<dyn Task>);
-            }
-            Turn::Idle => {
-                if self
-                    .state
-                    .compare_exchange(RUNNING, IDLE, Ordering::AcqRel, Ordering::Acquire)
-                    .is_err()
-                {
-                    // Woken while running: go again.
-                    self.state.store(SCHEDULED, Ordering::Release);
-                    self.pool.spawn(Arc::clone(&self) as Arc<dyn Task>);
-                }
-            }
+        if self.inner.run(|inner| self.guarded_turn(inner)) {
+            self.pool.spawn(Arc::clone(&self) as Arc<dyn Task>);
         }
     }
 }

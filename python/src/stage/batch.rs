@@ -16,7 +16,8 @@
 
 use std::sync::Arc;
 
-use engine::batch::{BatchData, BinaryColumn, KeyColumns, KeyType, ValueColumn};
+use arrow_array::BinaryArray;
+use engine::batch::{BatchData, KeyColumns, KeyType, KeyValues};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
@@ -81,73 +82,50 @@ impl PyStage {
 /// `('list', row_offsets, item_offsets, item_data)`; else `('mixed', type_names)` or
 /// `(type_name,)`, which the arrow format rejects.
 fn key_parts<'py>(py: Python<'py>, k: &KeyColumns) -> PyResult<Bound<'py, PyTuple>> {
-    let (key_offsets, key_data) = k.keys.parts();
-    let codes: Vec<u8> = k.types.iter().map(|t| t.code()).collect();
-    let values = match &k.values {
+    let (key_offsets, key_data) = binary_parts(py, k.keys(), 0..k.len());
+    let values = match k.values() {
         None => py.None().into_bound(py),
         Some(v) => value_parts(py, k, v)?,
     };
     let parts = (
         k.len(),
-        le_bytes(py, key_offsets),
-        PyBytes::new(py, key_data),
-        PyBytes::new(py, &codes),
+        key_offsets,
+        key_data,
+        PyBytes::new(py, k.types().values()),
         values,
     );
     parts.into_pyobject(py)
 }
 
-fn value_parts<'py>(
-    py: Python<'py>,
-    k: &KeyColumns,
-    v: &ValueColumn,
-) -> PyResult<Bound<'py, PyAny>> {
+fn value_parts<'py>(py: Python<'py>, k: &KeyColumns, v: &KeyValues) -> PyResult<Bound<'py, PyAny>> {
     let n = k.len();
-    let kind = k.types[0];
-    if k.types.iter().any(|t| *t != kind) {
-        let mut names: Vec<&str> = k.types.iter().map(|t| t.name()).collect();
+    let kind = k.key_type(0);
+    if (1..n).any(|i| k.key_type(i) != kind) {
+        let mut names: Vec<&str> = (0..n).map(|i| k.key_type(i).name()).collect();
         names.sort_unstable();
         names.dedup();
         return Ok(("mixed", names).into_pyobject(py)?.into_any());
     }
-    let col = |c: &BinaryColumn| {
-        let (offsets, data) = c.parts();
-        (le_bytes(py, offsets), PyBytes::new(py, data))
-    };
     Ok(match kind {
         KeyType::String => {
-            let mut c = BinaryColumn::with_capacity(n, v.byte_len());
-            (0..n).for_each(|i| c.push(v.row_items(i).next().unwrap_or_default()));
-            let (offsets, data) = col(&c);
+            let (offsets, data) = binary_parts(py, &v.strings, 0..n);
             ("string", offsets, data).into_pyobject(py)?.into_any()
         }
         KeyType::Hash => {
-            let (mut fields, mut values) = (BinaryColumn::default(), BinaryColumn::default());
-            let mut entries = Vec::with_capacity(n + 1);
-            entries.push(0u32);
-            for i in 0..n {
-                let mut items = v.row_items(i);
-                while let (Some(f), Some(val)) = (items.next(), items.next()) {
-                    fields.push(f);
-                    values.push(val);
-                }
-                entries.push(fields.len() as u32);
-            }
-            let ((fo, fd), (vo, vd)) = (col(&fields), col(&values));
-            ("hash", le_bytes(py, &entries), fo, fd, vo, vd)
+            let h = &v.hashes;
+            let items = h.offsets[0] as usize..h.offsets[n] as usize;
+            let (fo, fd) = binary_parts(py, &h.children[0], items.clone());
+            let (vo, vd) = binary_parts(py, &h.children[1], items);
+            let entries = le_bytes(py, &h.offsets);
+            ("hash", entries, fo, fd, vo, vd)
                 .into_pyobject(py)?
                 .into_any()
         }
         KeyType::List => {
-            let mut items = BinaryColumn::with_capacity(n, v.byte_len());
-            let mut rows = Vec::with_capacity(n + 1);
-            rows.push(0u32);
-            for i in 0..n {
-                v.row_items(i).for_each(|item| items.push(item));
-                rows.push(items.len() as u32);
-            }
-            let (io, id) = col(&items);
-            ("list", le_bytes(py, &rows), io, id)
+            let l = &v.lists;
+            let items = l.offsets[0] as usize..l.offsets[n] as usize;
+            let (io, id) = binary_parts(py, &l.children[0], items);
+            ("list", le_bytes(py, &l.offsets), io, id)
                 .into_pyobject(py)?
                 .into_any()
         }
@@ -155,8 +133,24 @@ fn value_parts<'py>(
     })
 }
 
-fn le_bytes<'py>(py: Python<'py>, v: &[u32]) -> Bound<'py, PyBytes> {
-    let bytes: Vec<u8> = v.iter().flat_map(|o| o.to_le_bytes()).collect();
+/// Values `rows` of `a` as (offsets from 0, data) bytes.
+fn binary_parts<'py>(
+    py: Python<'py>,
+    a: &BinaryArray,
+    rows: std::ops::Range<usize>,
+) -> (Bound<'py, PyBytes>, Bound<'py, PyBytes>) {
+    let offsets = &a.value_offsets()[rows.start..=rows.end];
+    let (lo, hi) = (offsets[0] as usize, offsets[offsets.len() - 1] as usize);
+    (
+        le_bytes(py, offsets),
+        PyBytes::new(py, &a.value_data()[lo..hi]),
+    )
+}
+
+/// Offsets as little-endian int32 bytes, rebased to start at 0.
+fn le_bytes<'py>(py: Python<'py>, v: &[i32]) -> Bound<'py, PyBytes> {
+    let first = v.first().copied().unwrap_or(0);
+    let bytes: Vec<u8> = v.iter().flat_map(|o| (o - first).to_le_bytes()).collect();
     PyBytes::new(py, &bytes)
 }
 

@@ -52,8 +52,12 @@ impl KeyValues {
 }
 
 /// Reader output: one row per key, as Arrow arrays (cheap to clone: buffers are shared).
+/// Boxed: the arrays' handles are a few hundred bytes, and batches move by value.
 #[derive(Debug, Clone, PartialEq)]
-pub struct KeyColumns {
+pub struct KeyColumns(Box<Columns>);
+
+#[derive(Debug, Clone, PartialEq)]
+struct Columns {
     keys: BinaryArray,
     types: UInt8Array,
     values: Option<KeyValues>,
@@ -90,46 +94,46 @@ impl KeyColumns {
         events: Option<BinaryArray>,
     ) -> Self {
         debug_assert_eq!(keys.len(), types.len());
-        KeyColumns {
+        KeyColumns(Box::new(Columns {
             keys,
             types,
             values,
             events,
-        }
+        }))
     }
 
     pub fn len(&self) -> usize {
-        self.types.len()
+        self.0.types.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.types.is_empty()
+        self.0.types.is_empty()
     }
 
     pub fn keys(&self) -> &BinaryArray {
-        &self.keys
+        &self.0.keys
     }
 
     pub fn types(&self) -> &UInt8Array {
-        &self.types
+        &self.0.types
     }
 
     /// `None` when the reader ran with `readValue=False`.
     pub fn values(&self) -> Option<&KeyValues> {
-        self.values.as_ref()
+        self.0.values.as_ref()
     }
 
     /// The keyspace event of each row (registrations); `None` for `run()`.
     pub fn events(&self) -> Option<&BinaryArray> {
-        self.events.as_ref()
+        self.0.events.as_ref()
     }
 
     pub fn key(&self, i: usize) -> &[u8] {
-        self.keys.value(i)
+        self.0.keys.value(i)
     }
 
     pub fn key_type(&self, i: usize) -> KeyType {
-        KeyType::from_code(self.types.value(i)).unwrap_or(KeyType::Unknown)
+        KeyType::from_code(self.0.types.value(i)).unwrap_or(KeyType::Unknown)
     }
 
     /// A borrowed view of row `i` (`i < len()`).
@@ -138,20 +142,21 @@ impl KeyColumns {
         KeyRow {
             key: self.key(i),
             key_type,
-            value: self.values.as_ref().map(|v| v.value(i, key_type)),
-            event: self.events.as_ref().map(|e| e.value(i)),
+            value: self.0.values.as_ref().map(|v| v.value(i, key_type)),
+            event: self.0.events.as_ref().map(|e| e.value(i)),
         }
     }
 
     /// Rows `start..end`, sharing this batch's buffers (O(1)).
     pub fn slice(&self, start: usize, end: usize) -> KeyColumns {
         let len = end.saturating_sub(start);
-        KeyColumns {
-            keys: self.keys.slice(start, len),
-            types: self.types.slice(start, len),
-            values: self.values.as_ref().map(|v| v.slice(start, len)),
-            events: self.events.as_ref().map(|e| e.slice(start, len)),
-        }
+        let c = &self.0;
+        KeyColumns(Box::new(Columns {
+            keys: c.keys.slice(start, len),
+            types: c.types.slice(start, len),
+            values: c.values.as_ref().map(|v| v.slice(start, len)),
+            events: c.events.as_ref().map(|e| e.slice(start, len)),
+        }))
     }
 
     /// Splits rows into `n` batches by destination (`dest[i] < n`), keeping their order:
@@ -168,16 +173,17 @@ impl KeyColumns {
 
     /// Rows `idx[0], idx[1], ...` as new columns (bulk copies per column).
     pub fn take(&self, idx: &[u32]) -> KeyColumns {
-        KeyColumns {
-            keys: gather::take_bytes(&self.keys, idx),
-            types: gather::take_u8(&self.types, idx),
-            values: self.values.as_ref().map(|v| KeyValues {
+        let c = &self.0;
+        KeyColumns(Box::new(Columns {
+            keys: gather::take_bytes(&c.keys, idx),
+            types: gather::take_u8(&c.types, idx),
+            values: c.values.as_ref().map(|v| KeyValues {
                 strings: gather::take_bytes(&v.strings, idx),
                 hashes: gather::take_nested(&v.hashes, idx),
                 lists: gather::take_nested(&v.lists, idx),
             }),
-            events: self.events.as_ref().map(|e| gather::take_bytes(e, idx)),
-        }
+            events: c.events.as_ref().map(|e| gather::take_bytes(e, idx)),
+        }))
     }
 }
 

@@ -146,7 +146,7 @@ pub fn trigger(
         let mut cols = KeyBuilder::new(reg.read_value);
         read_key(ctx, key, &mut cols, reg.read_value);
         cols.push_event(event.as_bytes());
-        let source = Box::new(ReadySource::new(super::events::key_batch(cols)));
+        let source = Box::new(ReadySource::keys(cols));
         let dyn_link: Arc<dyn CommandLink> = Arc::clone(&link) as Arc<dyn CommandLink>;
         let out = gearpy::link::with_link(Some(dyn_link), || {
             Inline {

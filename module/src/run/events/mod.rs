@@ -20,7 +20,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Instant;
 
-use engine::batch::{Batch, BatchData, KeyBuilder};
+use engine::batch::KeyBuilder;
 use engine::exec::ExecutionOutput;
 use gearpy::EventPlan;
 use redis_module::{Context, ContextFlags, NotifyEvent};
@@ -148,7 +148,7 @@ fn run_sync(
     let mut cols = KeyBuilder::new(reg.read_value);
     read_key(ctx, key, &mut cols, reg.read_value);
     cols.push_event(event.as_bytes());
-    let source = Box::new(ReadySource::new(key_batch(cols)));
+    let source = Box::new(ReadySource::keys(cols));
     let entry = Entry::new_registered(state.registry.next_id(), &reg.shape);
     state.keep_registered(&**reg, &entry);
     entry.running();
@@ -256,14 +256,6 @@ const SYNC_ROWS_MAX: usize = 256;
 
 thread_local! {
     static SYNC_ROWS: RefCell<Option<KeyBuilder>> = const { RefCell::new(None) };
-}
-
-/// The batch of an event's key rows (an error record if they cannot make one).
-pub(crate) fn key_batch(cols: KeyBuilder) -> Batch {
-    match cols.finish() {
-        Ok(k) => Batch::new(BatchData::Keys(k)),
-        Err(e) => Batch::errors_only(vec![e.to_string()]),
-    }
 }
 
 /// Records the run in the registration's stats and completes the execution.

@@ -1,8 +1,11 @@
 //! Benchmarks of the remaining hot paths named by issue #6.
 //!
-//! - `keys_batch/build`: filling a reader batch (`KeyColumns`) with 1024 hashes of two
-//!   fields, as the KeysReader does under the Redis lock (the Redis reads themselves are
-//!   measured end to end by `perf/`).
+//! - `keys_batch/build`: filling a reader batch (`KeyBuilder` → `KeyColumns`) with 1024
+//!   hashes of two fields, as the KeysReader does under the Redis lock (the Redis reads
+//!   themselves are measured end to end by `perf/`).
+//! - `keys_batch/slice`: rows 100..900 of that batch (a batch split at a `limit`).
+//! - `keys_batch/partition`: its rows spread over 3 shards by a fixed pseudo-random
+//!   destination per row (a repartition).
 //! - `native_groupby/countby`: the native `countby` operator over 64k string keys drawn
 //!   from 100 family names.
 //! - `python_map/keys_batch`: a Python `map(lambda x: int(x['value']['age']))` over a
@@ -19,7 +22,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use engine::batch::{BatchData, KeyColumns, KeyType};
+use engine::batch::{BatchData, KeyBuilder, KeyColumns, KeyType};
 use engine::ops::{CountByOp, Emit, Operator};
 use engine::plan::UdfStep;
 use engine::udf::UdfRuntime;
@@ -45,16 +48,13 @@ fn people(rows: usize) -> Vec<(String, String, String)> {
 }
 
 fn build(rows: &[(String, String, String)]) -> KeyColumns {
-    let mut k = KeyColumns::new(true);
+    let mut k = KeyBuilder::new(true);
     for (key, name, age) in rows {
         k.push_key(key.as_bytes(), KeyType::Hash);
-        let v = k.values.as_mut().expect("values");
-        for item in [&b"name"[..], name.as_bytes(), b"age", age.as_bytes()] {
-            v.push_item(item);
-        }
-        v.finish_row();
+        k.push_field(b"name", name.as_bytes());
+        k.push_field(b"age", age.as_bytes());
     }
-    k
+    k.finish().expect("a small batch")
 }
 
 fn keys_batch(c: &mut Criterion) {
@@ -62,6 +62,23 @@ fn keys_batch(c: &mut Criterion) {
     let mut g = c.benchmark_group("keys_batch");
     g.throughput(Throughput::Elements(ROWS as u64));
     g.bench_function("build", |b| b.iter(|| black_box(build(&rows))));
+    let batch = build(&rows);
+    g.bench_function("slice", |b| {
+        b.iter_batched(
+            || batch.clone(),
+            |k| black_box(k.slice(100, 900)),
+            BatchSize::SmallInput,
+        )
+    });
+    let mut rng = StdRng::seed_from_u64(SEED);
+    let dest: Vec<usize> = (0..ROWS).map(|_| rng.random_range(0..3)).collect();
+    g.bench_function("partition", |b| {
+        b.iter_batched(
+            || batch.clone(),
+            |k| black_box(k.partition(&dest, 3)),
+            BatchSize::SmallInput,
+        )
+    });
     g.finish();
 }
 

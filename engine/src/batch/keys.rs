@@ -1,111 +1,67 @@
-//! Key rows produced by Redis readers: key, type and (optionally) value columns.
+//! `KeyColumns`: key rows produced by Redis readers, as Arrow arrays.
 //!
-//! Values are flattened into one [`BinaryColumn`] of items with per-row offsets: a string
-//! is one item, a hash alternates field and value, a list holds its elements, other types
-//! hold none. The row's [`KeyType`] says how to read its items.
+//! Columns: `keys` (binary), `types` (one-byte [`KeyType`] codes), optional values and
+//! optional events (binary). Values keep one slot per row in each of three arrays, like an
+//! Arrow sparse union: `strings` (binary), `hashes` (entry offsets + field and value
+//! arrays, a map layout) and `lists` (offsets + items); a row's type says which slot holds
+//! its value, and the others are null. `slice` is O(1) (Arrow slicing shares the
+//! buffers); `partition` gathers each column once in destination order
+//! ([`super::gather`]) and slices the result. Built by [`super::KeyBuilder`].
+//! Depends on `key_type`, `nested` and `gather`.
 
-use super::BinaryColumn;
+use super::gather;
+use super::nested::Nested;
+use super::KeyType;
+use arrow_array::{Array, BinaryArray, UInt8Array};
 
-/// The Redis type of a key, as RedisGears 1.2 names it in records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum KeyType {
-    String,
-    Hash,
-    List,
-    Set,
-    ZSet,
-    Module,
-    /// Streams and anything else 1.2 does not name (⚠ 1.2 reports streams as `unknown`).
-    Unknown,
-    /// The key does not exist.
-    Empty,
+/// The value columns (`readValue=True`): one slot per row in each.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyValues {
+    /// String keys' values; null on rows of another type.
+    pub strings: BinaryArray,
+    /// Hash keys' fields (`children[0]`) and values (`children[1]`).
+    pub hashes: Nested,
+    /// List keys' elements (`children[0]`).
+    pub lists: Nested,
 }
 
-impl KeyType {
-    /// The `type` field text of a 1.2 record.
-    pub fn name(self) -> &'static str {
-        match self {
-            KeyType::String => "string",
-            KeyType::Hash => "hash",
-            KeyType::List => "list",
-            KeyType::Set => "set",
-            KeyType::ZSet => "zset",
-            KeyType::Module => "module",
-            KeyType::Unknown => "unknown",
-            KeyType::Empty => "empty",
+impl KeyValues {
+    fn slice(&self, start: usize, len: usize) -> KeyValues {
+        KeyValues {
+            strings: self.strings.slice(start, len),
+            hashes: self.hashes.slice(start, len),
+            lists: self.lists.slice(start, len),
         }
     }
 
-    pub fn code(self) -> u8 {
-        self as u8
-    }
-
-    pub fn from_code(c: u8) -> Option<KeyType> {
-        use KeyType::*;
-        [String, Hash, List, Set, ZSet, Module, Unknown, Empty]
-            .get(c as usize)
-            .copied()
-    }
-}
-
-/// Flattened values: row `i` owns items `row_offsets[i]..row_offsets[i+1]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ValueColumn {
-    row_offsets: Vec<u32>,
-    items: BinaryColumn,
-}
-
-impl ValueColumn {
-    pub fn new() -> Self {
-        ValueColumn {
-            row_offsets: vec![0],
-            items: BinaryColumn::default(),
+    fn value(&self, i: usize, t: KeyType) -> ValueRef<'_> {
+        match t {
+            KeyType::String => ValueRef::Str(self.strings.value(i)),
+            KeyType::Hash => {
+                let (f, v) = (&self.hashes.children[0], &self.hashes.children[1]);
+                let range = self.hashes.range(i);
+                ValueRef::Hash(range.map(|j| (f.value(j), v.value(j))).collect())
+            }
+            KeyType::List => {
+                let items = &self.lists.children[0];
+                ValueRef::List(self.lists.range(i).map(|j| items.value(j)).collect())
+            }
+            _ => ValueRef::None,
         }
     }
-
-    /// Appends one item to the row being built.
-    pub fn push_item(&mut self, v: &[u8]) {
-        self.items.push(v);
-    }
-
-    /// Closes the row being built.
-    pub fn finish_row(&mut self) {
-        self.row_offsets.push(self.items.len() as u32);
-    }
-
-    pub fn rows(&self) -> usize {
-        self.row_offsets.len() - 1
-    }
-
-    pub fn row_items(&self, row: usize) -> impl Iterator<Item = &[u8]> + '_ {
-        let (a, b) = (
-            self.row_offsets[row] as usize,
-            self.row_offsets[row + 1] as usize,
-        );
-        (a..b).map(move |i| self.items.get(i))
-    }
-
-    pub fn byte_len(&self) -> usize {
-        self.items.byte_len()
-    }
-
-    fn copy_row(&self, row: usize, to: &mut ValueColumn) {
-        for item in self.row_items(row) {
-            to.push_item(item);
-        }
-        to.finish_row();
-    }
 }
 
-/// Reader output: one row per key.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KeyColumns {
-    pub keys: BinaryColumn,
-    pub types: Vec<KeyType>,
-    /// `None` when the reader ran with `readValue=False`.
-    pub values: Option<ValueColumn>,
-    /// The keyspace event that produced each row (registrations); `None` for `run()`.
-    pub events: Option<BinaryColumn>,
+/// Reader output: one row per key, as Arrow arrays (cheap to clone: buffers are shared).
+/// Boxed: the arrays' handles are a few hundred bytes, and batches move by value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyColumns(Box<Columns>);
+
+#[derive(Debug, Clone, PartialEq)]
+struct Columns {
+    keys: BinaryArray,
+    types: UInt8Array,
+    values: Option<KeyValues>,
+    events: Option<BinaryArray>,
 }
 
 /// A borrowed view of a row's value.
@@ -129,127 +85,108 @@ pub struct KeyRow<'a> {
 }
 
 impl KeyColumns {
-    pub fn new(read_value: bool) -> Self {
-        KeyColumns {
-            keys: BinaryColumn::default(),
-            types: Vec::new(),
-            values: read_value.then(ValueColumn::new),
-            events: None,
-        }
-    }
-
-    /// An empty set of columns shaped like `self` (values and events kept or not).
-    fn empty_like(&self) -> KeyColumns {
-        let mut k = KeyColumns::new(self.values.is_some());
-        k.events = self.events.as_ref().map(|_| BinaryColumn::default());
-        k
-    }
-
-    /// Records the event of the row just pushed (call once per row, or never).
-    pub fn push_event(&mut self, event: &[u8]) {
-        self.events
-            .get_or_insert_with(BinaryColumn::default)
-            .push(event);
+    /// Columns from arrays of equal length (the builder and the codec check that).
+    /// Every type code must be a [`KeyType`] code; a row's value is read by its type.
+    pub(crate) fn from_arrays(
+        keys: BinaryArray,
+        types: UInt8Array,
+        values: Option<KeyValues>,
+        events: Option<BinaryArray>,
+    ) -> Self {
+        debug_assert_eq!(keys.len(), types.len());
+        KeyColumns(Box::new(Columns {
+            keys,
+            types,
+            values,
+            events,
+        }))
     }
 
     pub fn len(&self) -> usize {
-        self.types.len()
+        self.0.types.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.types.is_empty()
+        self.0.types.is_empty()
     }
 
-    /// Starts a row; with values, push its items then call `values.finish_row()`.
-    pub fn push_key(&mut self, key: &[u8], t: KeyType) {
-        self.keys.push(key);
-        self.types.push(t);
+    pub fn keys(&self) -> &BinaryArray {
+        &self.0.keys
     }
 
+    pub fn types(&self) -> &UInt8Array {
+        &self.0.types
+    }
+
+    /// `None` when the reader ran with `readValue=False`.
+    pub fn values(&self) -> Option<&KeyValues> {
+        self.0.values.as_ref()
+    }
+
+    /// The keyspace event of each row (registrations); `None` for `run()`.
+    pub fn events(&self) -> Option<&BinaryArray> {
+        self.0.events.as_ref()
+    }
+
+    pub fn key(&self, i: usize) -> &[u8] {
+        self.0.keys.value(i)
+    }
+
+    pub fn key_type(&self, i: usize) -> KeyType {
+        KeyType::from_code(self.0.types.value(i)).unwrap_or(KeyType::Unknown)
+    }
+
+    /// A borrowed view of row `i` (`i < len()`).
     pub fn row(&self, i: usize) -> KeyRow<'_> {
-        let key_type = self.types[i];
-        let value = self.values.as_ref().map(|v| {
-            let mut items = v.row_items(i);
-            match key_type {
-                KeyType::String => items.next().map(ValueRef::Str).unwrap_or(ValueRef::None),
-                KeyType::Hash => {
-                    let all: Vec<&[u8]> = items.collect();
-                    ValueRef::Hash(
-                        all.chunks(2)
-                            .filter(|c| c.len() == 2)
-                            .map(|c| (c[0], c[1]))
-                            .collect(),
-                    )
-                }
-                KeyType::List => ValueRef::List(items.collect()),
-                _ => ValueRef::None,
-            }
-        });
+        let key_type = self.key_type(i);
         KeyRow {
-            key: self.keys.get(i),
+            key: self.key(i),
             key_type,
-            value,
-            event: self.events.as_ref().map(|e| e.get(i)),
+            value: self.0.values.as_ref().map(|v| v.value(i, key_type)),
+            event: self.0.events.as_ref().map(|e| e.value(i)),
         }
     }
 
-    pub fn slice(self, start: usize, end: usize) -> KeyColumns {
-        let mut out = self.empty_like();
-        for i in start..end {
-            self.copy_row(i, &mut out);
-        }
-        out
+    /// Rows `start..end`, sharing this batch's buffers (O(1)).
+    pub fn slice(&self, start: usize, end: usize) -> KeyColumns {
+        let len = end.saturating_sub(start);
+        let c = &self.0;
+        KeyColumns(Box::new(Columns {
+            keys: c.keys.slice(start, len),
+            types: c.types.slice(start, len),
+            values: c.values.as_ref().map(|v| v.slice(start, len)),
+            events: c.events.as_ref().map(|e| e.slice(start, len)),
+        }))
     }
 
-    pub fn partition(self, dest: &[usize], n: usize) -> Vec<KeyColumns> {
-        let mut out: Vec<KeyColumns> = (0..n).map(|_| self.empty_like()).collect();
-        for (i, &to) in dest.iter().enumerate() {
-            self.copy_row(i, &mut out[to]);
-        }
-        out
+    /// Splits rows into `n` batches by destination (`dest[i] < n`), keeping their order:
+    /// a counting sort gives the destination order, each column is gathered once in that
+    /// order, and each part is a slice of the result. Already grouped rows are not copied.
+    pub fn partition(&self, dest: &[usize], n: usize) -> Vec<KeyColumns> {
+        let (order, starts) = gather::counting_sort(dest, n);
+        let all = match order {
+            None => self.clone(),
+            Some(order) => self.take(&order),
+        };
+        starts.windows(2).map(|w| all.slice(w[0], w[1])).collect()
     }
 
-    fn copy_row(&self, i: usize, to: &mut KeyColumns) {
-        to.push_key(self.keys.get(i), self.types[i]);
-        if let (Some(src), Some(dst)) = (&self.values, &mut to.values) {
-            src.copy_row(i, dst);
-        }
-        if let (Some(src), Some(dst)) = (&self.events, &mut to.events) {
-            dst.push(src.get(i));
-        }
+    /// Rows `idx[0], idx[1], ...` as new columns (bulk copies per column).
+    pub fn take(&self, idx: &[u32]) -> KeyColumns {
+        let c = &self.0;
+        KeyColumns(Box::new(Columns {
+            keys: gather::take_bytes(&c.keys, idx),
+            types: gather::take_u8(&c.types, idx),
+            values: c.values.as_ref().map(|v| KeyValues {
+                strings: gather::take_bytes(&v.strings, idx),
+                hashes: gather::take_nested(&v.hashes, idx),
+                lists: gather::take_nested(&v.lists, idx),
+            }),
+            events: c.events.as_ref().map(|e| gather::take_bytes(e, idx)),
+        }))
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rows_read_back_by_type() {
-        let mut k = KeyColumns::new(true);
-        k.push_key(b"s", KeyType::String);
-        let v = k.values.as_mut().unwrap();
-        v.push_item(b"bar");
-        v.finish_row();
-        k.push_key(b"h", KeyType::Hash);
-        let v = k.values.as_mut().unwrap();
-        for i in [&b"name"[..], b"Rick", b"age", b"70"] {
-            v.push_item(i);
-        }
-        v.finish_row();
-        k.push_key(b"z", KeyType::ZSet);
-        k.values.as_mut().unwrap().finish_row();
-        assert_eq!(k.row(0).value, Some(ValueRef::Str(b"bar")));
-        assert_eq!(
-            k.row(1).value,
-            Some(ValueRef::Hash(vec![
-                (&b"name"[..], &b"Rick"[..]),
-                (b"age", b"70")
-            ]))
-        );
-        assert_eq!(k.row(2).value, Some(ValueRef::None));
-        let sliced = k.slice(1, 3);
-        assert_eq!(sliced.len(), 2);
-        assert_eq!(sliced.row(0).key, b"h");
-    }
-}
+#[path = "keys_tests.rs"]
+mod tests;

@@ -1,18 +1,26 @@
 //! Columnar record batches: what flows between pipeline stages.
 //!
 //! A [`Batch`] holds one of three record shapes ([`BatchData`]): key rows from a Redis
-//! reader (key, type and value columns, Arrow-style offsets + bytes), native [`Datum`]s, or
+//! reader (key, type, value and event columns as Arrow arrays), native [`Datum`]s, or
 //! an opaque host column (for example Python objects) the engine can count, slice and
 //! partition without knowing its type. Every batch also carries an error lane: error records
-//! skip later steps and reach the output as they are. Depends on `datum` only.
+//! skip later steps and reach the output as they are. Depends on `datum` and `error`.
 
 mod binary;
 mod foreign;
+mod gather;
+mod key_arrow;
+mod key_builder;
+mod key_type;
 mod keys;
+mod nested;
 
 pub use binary::BinaryColumn;
 pub use foreign::{ForeignColumn, ForeignDecoder};
-pub use keys::{KeyColumns, KeyRow, KeyType, ValueColumn, ValueRef};
+pub use key_builder::KeyBuilder;
+pub use key_type::{KeyType, KEY_TYPE_NAMES};
+pub use keys::{KeyColumns, KeyRow, KeyValues, ValueRef};
+pub use nested::Nested;
 
 use crate::datum::Datum;
 

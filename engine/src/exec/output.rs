@@ -32,9 +32,9 @@ impl ExecutionOutput {
             BatchData::Datums(d) => self.results.extend(d),
             BatchData::Keys(k) => {
                 // A plan with no host finalizer: render keys as text records.
-                for key in k.keys.iter() {
+                for i in 0..k.len() {
                     self.results
-                        .push(Datum::Str(String::from_utf8_lossy(key).into_owned()));
+                        .push(Datum::Str(String::from_utf8_lossy(k.key(i)).into_owned()));
                 }
             }
             BatchData::Foreign(f) if f.is_empty() => {}

@@ -12,8 +12,10 @@
 //! Decoding never trusts the input: every length is checked against what remains, nesting
 //! depth is bounded, and malformed frames are errors, never panics (fuzzed in `fuzz/`).
 
+use arrow_array::BinaryArray;
+
 use crate::batch::{
-    Batch, BatchData, BinaryColumn, ForeignDecoder, KeyColumns, KeyType, ValueColumn,
+    Batch, BatchData, BinaryColumn, ForeignDecoder, KeyBuilder, KeyColumns, KeyType,
 };
 use crate::datum::Datum;
 use crate::error::{EngineError, Result};
@@ -222,27 +224,60 @@ fn put_column(out: &mut Vec<u8>, c: &BinaryColumn) {
     put_bytes(out, data);
 }
 
+/// An Arrow binary array in `put_column`'s layout (offsets rebased to 0 for a slice).
+fn put_binary(out: &mut Vec<u8>, a: &BinaryArray) {
+    let offsets = a.value_offsets();
+    let (first, last) = (offsets[0], offsets[offsets.len() - 1]);
+    put_u32(out, offsets.len());
+    for o in offsets {
+        out.extend_from_slice(&((o - first) as u32).to_le_bytes());
+    }
+    put_bytes(out, &a.value_data()[first as usize..last as usize]);
+}
+
+/// Key rows: keys, type codes, then per row its value as a counted list of items (a
+/// string is one item, a hash alternates fields and values, a list holds its elements,
+/// other types none), then the events.
 fn put_keys(out: &mut Vec<u8>, k: &KeyColumns) {
-    put_column(out, &k.keys);
-    out.extend(k.types.iter().map(|t| t.code()));
-    match &k.values {
+    put_binary(out, k.keys());
+    out.extend_from_slice(k.types().values());
+    match k.values() {
         None => out.push(0),
         Some(v) => {
             out.push(1);
-            for row in 0..v.rows() {
-                let items: Vec<&[u8]> = v.row_items(row).collect();
-                put_u32(out, items.len());
-                for i in items {
-                    put_bytes(out, i);
+            for i in 0..k.len() {
+                match k.key_type(i) {
+                    KeyType::String => {
+                        put_u32(out, 1);
+                        put_bytes(out, v.strings.value(i));
+                    }
+                    KeyType::Hash => {
+                        let (f, val) = (&v.hashes.children[0], &v.hashes.children[1]);
+                        let r = v.hashes.range(i);
+                        put_u32(out, 2 * r.len());
+                        for j in r {
+                            put_bytes(out, f.value(j));
+                            put_bytes(out, val.value(j));
+                        }
+                    }
+                    KeyType::List => {
+                        let items = &v.lists.children[0];
+                        let r = v.lists.range(i);
+                        put_u32(out, r.len());
+                        for j in r {
+                            put_bytes(out, items.value(j));
+                        }
+                    }
+                    _ => put_u32(out, 0),
                 }
             }
         }
     }
-    match &k.events {
+    match k.events() {
         None => out.push(0),
         Some(e) => {
             out.push(1);
-            put_column(out, e);
+            put_binary(out, e);
         }
     }
 }
@@ -338,43 +373,54 @@ impl<'a> Reader<'a> {
 
     fn keys(&mut self) -> Result<KeyColumns> {
         let keys = self.column()?;
-        let types = self
-            .take(keys.len())?
-            .iter()
-            .map(|&c| KeyType::from_code(c).ok_or_else(|| bad("bad key type")))
-            .collect::<Result<Vec<_>>>()?;
-        let values = match self.u8()? {
-            0 => None,
-            1 => {
-                let mut v = ValueColumn::new();
-                for _ in 0..keys.len() {
-                    let n = self.count(4)?;
-                    for _ in 0..n {
-                        v.push_item(self.bytes()?);
-                    }
-                    v.finish_row();
-                }
-                Some(v)
-            }
+        let types = self.take(keys.len())?;
+        let read_value = match self.u8()? {
+            0 => false,
+            1 => true,
             _ => return Err(bad("bad value flag")),
         };
-        let events = match self.u8()? {
-            0 => None,
+        let mut b = KeyBuilder::new(read_value);
+        for (key, &code) in keys.iter().zip(types) {
+            let t = KeyType::from_code(code).ok_or_else(|| bad("bad key type"))?;
+            b.push_key(key, t);
+            if read_value {
+                self.key_value(&mut b, t)?;
+            }
+        }
+        match self.u8()? {
+            0 => {}
             1 => {
                 let e = self.column()?;
                 if e.len() != keys.len() {
                     return Err(bad("events do not match rows"));
                 }
-                Some(e)
+                e.iter().for_each(|ev| b.push_event(ev));
             }
             _ => return Err(bad("bad event flag")),
-        };
-        Ok(KeyColumns {
-            keys,
-            types,
-            values,
-            events,
-        })
+        }
+        b.finish()
+    }
+
+    /// One row's value items, checked against its type.
+    fn key_value(&mut self, b: &mut KeyBuilder, t: KeyType) -> Result<()> {
+        let n = self.count(4)?;
+        match t {
+            KeyType::String if n == 1 => b.push_str(self.bytes()?),
+            KeyType::Hash if n % 2 == 0 => {
+                for _ in 0..n / 2 {
+                    let field = self.bytes()?;
+                    b.push_field(field, self.bytes()?);
+                }
+            }
+            KeyType::List => {
+                for _ in 0..n {
+                    b.push_item(self.bytes()?);
+                }
+            }
+            _ if n == 0 && t != KeyType::String => {}
+            _ => return Err(bad("value items do not match the key type")),
+        }
+        Ok(())
     }
 
     fn datum(&mut self, depth: usize) -> Result<Datum> {
@@ -525,17 +571,80 @@ mod tests {
 
     #[test]
     fn keys_roundtrip() {
-        let mut k = KeyColumns::new(true);
-        k.push_key(b"a", KeyType::Hash);
-        let v = k.values.as_mut().unwrap();
-        v.push_item(b"f");
-        v.push_item(b"v");
-        v.finish_row();
-        k.push_key(b"b", KeyType::Set);
-        k.values.as_mut().unwrap().finish_row();
+        let mut b = KeyBuilder::new(true);
+        b.push_key(b"a", KeyType::Hash);
+        b.push_field(b"f", b"v");
+        b.push_key(b"b", KeyType::Set);
+        let k = b.finish().unwrap();
         let back = roundtrip(&Batch::new(BatchData::Keys(k.clone())));
         match back.data {
             BatchData::Keys(got) => assert_eq!(got, k),
+            _ => panic!("shape changed"),
+        }
+    }
+
+    /// The frame of one hash row `h` with `items` value items (`f`, `v`, `f`, ...).
+    fn hash_frame(items: usize) -> Vec<u8> {
+        let mut b = KeyBuilder::new(true);
+        b.push_key(b"h", KeyType::Hash);
+        b.push_field(b"f", b"v");
+        let mut buf = Vec::new();
+        encode_data(&Batch::new(BatchData::Keys(b.finish().unwrap())), &mut buf).unwrap();
+        // type code 1 (hash), value flag 1, then the item count.
+        let at = buf
+            .windows(6)
+            .position(|w| w == [1, 1, 2, 0, 0, 0])
+            .unwrap()
+            + 2;
+        buf[at] = items as u8;
+        buf
+    }
+
+    #[test]
+    fn key_values_must_fit_their_type() {
+        assert!(decode_frame(&hash_frame(2)).is_ok());
+        // One item left over: an odd count for a hash is malformed, not a panic.
+        let err = decode_frame(&hash_frame(1)).unwrap_err();
+        assert!(err.message().contains("value items"), "{err}");
+        let k = |t: KeyType, items: &[&[u8]]| {
+            let mut b = KeyBuilder::new(true);
+            b.push_key(b"k", t);
+            items.iter().for_each(|i| b.push_item(i));
+            b.finish().unwrap()
+        };
+        // A set with items, a string with two: both rejected.
+        let mut frame = Vec::new();
+        encode_data(
+            &Batch::new(BatchData::Keys(k(KeyType::List, &[b"x", b"y"]))),
+            &mut frame,
+        )
+        .unwrap();
+        // The type code follows the key column's data (length 1, then `k`).
+        let list_code = frame
+            .windows(5)
+            .position(|w| w == [1, 0, 0, 0, b'k'])
+            .unwrap()
+            + 5;
+        assert_eq!(frame[list_code], KeyType::List.code());
+        for t in [KeyType::Set, KeyType::String] {
+            let mut f = frame.clone();
+            f[list_code] = t.code();
+            assert!(decode_frame(&f).is_err(), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn a_sliced_key_batch_encodes_as_its_own_rows() {
+        let mut b = KeyBuilder::new(true);
+        for (k, v) in [(&b"a"[..], &b"1"[..]), (b"b", b"22"), (b"c", b"333")] {
+            b.push_key(k, KeyType::String);
+            b.push_str(v);
+            b.push_event(b"set");
+        }
+        let all = b.finish().unwrap();
+        let back = roundtrip(&Batch::new(BatchData::Keys(all.slice(1, 3))));
+        match back.data {
+            BatchData::Keys(got) => assert_eq!(got, all.slice(1, 3)),
             _ => panic!("shape changed"),
         }
     }

@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use engine::batch::{Batch, BatchData, KeyColumns};
+use engine::batch::KeyBuilder;
 use engine::exec::ExecutionOutput;
 use engine::Datum;
 use gearpy::link::CommandLink;
@@ -143,10 +143,10 @@ pub fn trigger(
     state.keep_registered(&**reg, &entry);
     let started = Instant::now();
     if reg.mode == Mode::Sync {
-        let mut cols = KeyColumns::new(reg.read_value);
+        let mut cols = KeyBuilder::new(reg.read_value);
         read_key(ctx, key, &mut cols, reg.read_value);
         cols.push_event(event.as_bytes());
-        let source = Box::new(ReadySource::new(Batch::new(BatchData::Keys(cols))));
+        let source = Box::new(ReadySource::keys(cols));
         let dyn_link: Arc<dyn CommandLink> = Arc::clone(&link) as Arc<dyn CommandLink>;
         let out = gearpy::link::with_link(Some(dyn_link), || {
             Inline {

@@ -9,7 +9,7 @@
 //! row becomes a dict, an array element its `to_pylist()` value; key rows a
 //! `filterBatch(format='arrow')` kept become 1.2's record dicts.
 //!
-//! Part of `arrow`; depends on `ffi`, `export`, `column` (marshalling), `convert` and `gil`.
+//! Part of `arrow`; depends on `ffi`, `engine::batch` (key rows as a `RecordBatch`), `column` (marshalling), `convert` and `gil`.
 
 use std::any::Any;
 
@@ -23,7 +23,7 @@ use engine::Datum;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
-use super::{export, ffi};
+use super::ffi;
 use crate::column::PyColumn;
 use crate::convert::key_row_to_dict;
 
@@ -34,7 +34,7 @@ pub enum ArrowColumn {
     /// array whose fields are its columns), handed on as a `RecordBatch`.
     Array { array: ArrayRef, batch: bool },
     /// Reader key rows (a `filterBatch(format='arrow')` kept them): their records are the
-    /// 1.2 dicts, event included; the next arrow step gets them as `export`'s batch.
+    /// 1.2 dicts, event included; the next arrow step gets them as `KeyColumns::to_record_batch`'s batch.
     Keys(KeyColumns),
 }
 
@@ -65,13 +65,14 @@ impl ArrowColumn {
     }
 
     /// What an arrow step's `f` gets: a `pyarrow.RecordBatch` (or `Array`), no copy of an
-    /// Arrow column; key rows go through `export::key_record_batch` (which copies, for now).
+    /// Arrow column; key rows become a `RecordBatch` over the batch's own buffers (no copy).
     pub fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         match self {
             ArrowColumn::Array { array, batch } => ffi::to_pyarrow(py, array.as_ref(), *batch),
             ArrowColumn::Keys(k) => {
-                let rb =
-                    export::key_record_batch(k).map_err(|e| PyTypeError::new_err(e.to_string()))?;
+                let rb = k
+                    .to_record_batch()
+                    .map_err(|e| PyTypeError::new_err(e.to_string()))?;
                 ffi::to_pyarrow(py, &StructArray::from(rb), true)
             }
         }

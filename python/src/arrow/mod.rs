@@ -1,5 +1,6 @@
 //! The Arrow data path of the batch steps with `format='arrow'` (docs/batch-api.md):
-//! `export` builds the reader's key rows as a `RecordBatch` of one fixed schema, `ffi`
+//! the reader's key rows become a `RecordBatch` of one fixed schema over the batch's own
+//! buffers (`engine::batch::KeyColumns::to_record_batch`, no copy), `ffi`
 //! hands Arrow arrays to pyarrow and takes them back through the Arrow C Data Interface
 //! (PyCapsules, no copy of column data; the only `unsafe` here), `column` keeps a step's
 //! Arrow result as an engine column until a step needs Python objects.
@@ -9,7 +10,6 @@
 //! `convert`, `errors` and `gil`.
 
 mod column;
-pub(crate) mod export;
 mod ffi;
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use engine::batch::KeyColumns;
+use engine::batch::KeyBuilder;
 use engine::exec::ExecutionOutput;
 use engine::Datum;
 use pyo3::prelude::*;
@@ -27,9 +27,9 @@ impl EventPlan {
     /// dropped before anyone can read them); every event's errors are kept.
     pub fn run(
         &self,
-        cols: &mut KeyColumns,
+        cols: &mut KeyBuilder,
         first: usize,
-        next: &mut dyn FnMut(&mut KeyColumns, usize) -> bool,
+        next: &mut dyn FnMut(&mut KeyBuilder, usize) -> bool,
         keep: usize,
     ) -> Vec<ExecutionOutput> {
         self.run_events(cols, first, next, keep, false).0
@@ -42,9 +42,9 @@ impl EventPlan {
     /// the returned ones: see [`Deferred::when_ready`]).
     pub fn run_deferring(
         &self,
-        cols: &mut KeyColumns,
+        cols: &mut KeyBuilder,
         first: usize,
-        next: &mut dyn FnMut(&mut KeyColumns, usize) -> bool,
+        next: &mut dyn FnMut(&mut KeyBuilder, usize) -> bool,
         keep: usize,
     ) -> (Vec<ExecutionOutput>, Option<Deferred>) {
         self.run_events(cols, first, next, keep, true)
@@ -77,9 +77,9 @@ impl EventPlan {
 
     fn run_events(
         &self,
-        cols: &mut KeyColumns,
+        cols: &mut KeyBuilder,
         first: usize,
-        next: &mut dyn FnMut(&mut KeyColumns, usize) -> bool,
+        next: &mut dyn FnMut(&mut KeyBuilder, usize) -> bool,
         keep: usize,
         may_defer: bool,
     ) -> (Vec<ExecutionOutput>, Option<Deferred>) {
@@ -129,9 +129,9 @@ impl EventPlan {
 /// `GB().register()`: each event's result is `str()` of its record, rendered from the
 /// row (only for the newest `keep` events; the others are never read).
 fn run_str_only(
-    cols: &mut KeyColumns,
+    cols: &mut KeyBuilder,
     first: usize,
-    next: &mut dyn FnMut(&mut KeyColumns, usize) -> bool,
+    next: &mut dyn FnMut(&mut KeyBuilder, usize) -> bool,
     keep: usize,
 ) -> Vec<ExecutionOutput> {
     let mut outs = Vec::new();

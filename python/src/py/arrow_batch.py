@@ -36,11 +36,11 @@ def _value_type(pa, kind):
 
 
 def _schema(pa, kind):
-    """The schema python/src/arrow/export.rs gives (kind None: no value column)."""
+    """The schema engine::batch::KeyColumns::to_record_batch gives (kind None: no value column)."""
     fields = [pa.field('key', pa.string(), nullable=False),
               pa.field('type', pa.dictionary(pa.uint8(), pa.string()), nullable=False)]
     if kind is not None:
-        fields.append(pa.field('value', _value_type(pa, kind), nullable=False))
+        fields.append(pa.field('value', _value_type(pa, kind)))
     return pa.schema(fields)
 
 

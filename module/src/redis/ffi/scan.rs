@@ -6,7 +6,7 @@ use std::ffi::c_void;
 use std::os::raw::c_int;
 use std::time::{Duration, Instant};
 
-use engine::batch::{KeyColumns, KeyType};
+use engine::batch::{KeyBuilder, KeyType};
 use engine::glob::glob_match;
 use redis_module::{raw, CallOptionsBuilder, CallReply, CallResult, Context};
 
@@ -53,7 +53,7 @@ struct ScanState<'a> {
     match_all: bool,
     /// The user whose read permission each key needs; `None`: every key may be read.
     user: Option<&'a ModuleUser>,
-    out: &'a mut KeyColumns,
+    out: &'a mut KeyBuilder,
 }
 
 /// Scans on from `cursor`, appending matching keys (and values) that `gate` lets through
@@ -63,7 +63,7 @@ pub fn scan_some(
     cursor: &mut ScanCursor,
     pattern: &[u8],
     gate: &KeyGate,
-    out: &mut KeyColumns,
+    out: &mut KeyBuilder,
     budget: ScanBudget,
 ) -> bool {
     let start = Instant::now();
@@ -112,7 +112,7 @@ extern "C" fn on_key(
             return;
         }
     }
-    let read_value = state.out.values.is_some();
+    let read_value = state.out.read_value();
     let name = name.to_vec();
     // Panics must not unwind into Redis.
     super::trampoline::callback("a key scan", (), || {
@@ -174,7 +174,7 @@ fn with_key<R>(ctx: &Context, name: &[u8], f: impl FnOnce(*mut raw::RedisModuleK
 }
 
 /// Appends the row for key `name` (type `empty` when missing). Lock held.
-pub fn read_key(ctx: &Context, name: &[u8], out: &mut KeyColumns, read_value: bool) {
+pub fn read_key(ctx: &Context, name: &[u8], out: &mut KeyBuilder, read_value: bool) {
     with_key(ctx, name, |key| {
         push_open_key(ctx, name, key, out, read_value)
     });
@@ -213,7 +213,7 @@ fn push_open_key(
     ctx: &Context,
     name: &[u8],
     key: *mut raw::RedisModuleKey,
-    out: &mut KeyColumns,
+    out: &mut KeyBuilder,
     read_value: bool,
 ) {
     let t = key_type(key);
@@ -227,21 +227,16 @@ fn push_open_key(
         KeyType::List => push_list(ctx, name, out),
         _ => {}
     }
-    if let Some(v) = out.values.as_mut() {
-        v.finish_row();
-    }
 }
 
 /// A string value read with GET: RM_StringDMA would re-encode int/embstr values as raw
 /// strings (a visible side effect on the user's data), so the value is copied instead.
-fn push_string(ctx: &Context, name: &[u8], out: &mut KeyColumns) {
+fn push_string(ctx: &Context, name: &[u8], out: &mut KeyBuilder) {
     let opts = CallOptionsBuilder::new().errors_as_replies().build();
     let res: CallResult = super::acl::own_call(|| ctx.call_ext("GET", &opts, &[name][..]));
-    if let Some(v) = out.values.as_mut() {
-        match res {
-            Ok(CallReply::String(s)) => v.push_item(s.as_bytes()),
-            _ => v.push_item(&[]),
-        }
+    match res {
+        Ok(CallReply::String(s)) => out.push_str(s.as_bytes()),
+        _ => out.push_str(&[]),
     }
 }
 
@@ -251,37 +246,35 @@ extern "C" fn on_field(
     value: *mut raw::RedisModuleString,
     privdata: *mut c_void,
 ) {
-    // SAFETY: `privdata` is the `KeyColumns` passed by `push_hash`, alive for the call.
-    let out = unsafe { &mut *privdata.cast::<KeyColumns>() };
-    if let Some(v) = out.values.as_mut() {
-        v.push_item(string_bytes(field));
-        v.push_item(if value.is_null() {
-            &[]
-        } else {
-            string_bytes(value)
-        });
-    }
+    // SAFETY: `privdata` is the `KeyBuilder` passed by `push_hash`, alive for the call.
+    let out = unsafe { &mut *privdata.cast::<KeyBuilder>() };
+    let value = if value.is_null() {
+        &[]
+    } else {
+        string_bytes(value)
+    };
+    out.push_field(string_bytes(field), value);
 }
 
-fn push_hash(key: *mut raw::RedisModuleKey, out: &mut KeyColumns) {
+fn push_hash(key: *mut raw::RedisModuleKey, out: &mut KeyBuilder) {
     // SAFETY: lock held; the cursor is created and destroyed here; the callback runs only
     // inside ScanKey and `out` outlives it.
     unsafe {
         let cursor = raw::RedisModule_ScanCursorCreate.expect("api")();
-        let pd = (out as *mut KeyColumns).cast::<c_void>();
+        let pd = (out as *mut KeyBuilder).cast::<c_void>();
         while raw::RedisModule_ScanKey.expect("api")(key, cursor, Some(on_field), pd) != 0 {}
         raw::RedisModule_ScanCursorDestroy.expect("api")(cursor);
     }
 }
 
-fn push_list(ctx: &Context, name: &[u8], out: &mut KeyColumns) {
+fn push_list(ctx: &Context, name: &[u8], out: &mut KeyBuilder) {
     let opts = CallOptionsBuilder::new().errors_as_replies().build();
     let res: CallResult =
         super::acl::own_call(|| ctx.call_ext("LRANGE", &opts, &[name, b"0", b"-1"][..]));
-    if let (Ok(CallReply::Array(items)), Some(v)) = (res, out.values.as_mut()) {
+    if let Ok(CallReply::Array(items)) = res {
         for item in items.iter() {
             if let Ok(CallReply::String(s)) = item {
-                v.push_item(s.as_bytes());
+                out.push_item(s.as_bytes());
             }
         }
     }

@@ -33,7 +33,7 @@ use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use engine::batch::KeyColumns;
+use engine::batch::KeyBuilder;
 use engine::exec::ExecutionOutput;
 use gearpy::{EventPlan, PyRuntime};
 use redis_module::{Context, ContextGuard, ThreadSafeContext};
@@ -179,7 +179,7 @@ fn run_batch(
 ) {
     let caps = Caps::now(state);
     let started = Instant::now();
-    let mut cols = KeyColumns::new(reg.read_value);
+    let mut cols = KeyBuilder::new(reg.read_value);
     let seqs = read_batch(reg, &guard, &mut cols, started);
     // Their execution numbers, taken when they were queued.
     let ids = reg.queued_ids.bind(&seqs);
@@ -192,7 +192,7 @@ fn run_batch(
     let mut numbers = Vec::with_capacity(seqs.len());
     // An event discarded meanwhile (RG.UNREGISTER) does not start.
     // An event aborted while queued stops the batch; it is skipped when carried.
-    let mut next = |cols: &mut KeyColumns, i: usize| {
+    let mut next = |cols: &mut KeyBuilder, i: usize| {
         let go = i < cols.len()
             && !reg.queue.discarded(seqs[i])
             && (i == 0 || (!DRAINING.with(|d| d.get().1) && running.elapsed() < RUN_BUDGET));
@@ -256,7 +256,7 @@ fn run_batch(
 fn read_batch(
     reg: &Registration,
     ctx: &Context,
-    cols: &mut KeyColumns,
+    cols: &mut KeyBuilder,
     started: Instant,
 ) -> Vec<u64> {
     let mut seqs = Vec::new();

@@ -20,7 +20,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Instant;
 
-use engine::batch::{Batch, BatchData, KeyColumns};
+use engine::batch::KeyBuilder;
 use engine::exec::ExecutionOutput;
 use gearpy::EventPlan;
 use redis_module::{Context, ContextFlags, NotifyEvent};
@@ -145,10 +145,10 @@ fn run_sync(
         };
         return run_sync_fast(ctx, state, reg, plan, ev);
     }
-    let mut cols = KeyColumns::new(reg.read_value);
+    let mut cols = KeyBuilder::new(reg.read_value);
     read_key(ctx, key, &mut cols, reg.read_value);
     cols.push_event(event.as_bytes());
-    let source = Box::new(ReadySource::new(Batch::new(BatchData::Keys(cols))));
+    let source = Box::new(ReadySource::keys(cols));
     let entry = Entry::new_registered(state.registry.next_id(), &reg.shape);
     state.keep_registered(&**reg, &entry);
     entry.running();
@@ -185,11 +185,11 @@ fn run_sync_fast(
         may_defer,
     } = ev;
     let caps = Caps::now(state);
-    let run = |cols: &mut KeyColumns| {
+    let run = |cols: &mut KeyBuilder| {
         let first = cols.len();
         with_lock_held(ctx, || {
             // The Redis lock is ours: the key is read as the event runs.
-            let mut next = |cols: &mut KeyColumns, i: usize| {
+            let mut next = |cols: &mut KeyBuilder, i: usize| {
                 if i != first {
                     return false;
                 }
@@ -208,17 +208,17 @@ fn run_sync_fast(
         Ok(mut rows) => {
             let reuse = rows
                 .as_ref()
-                .is_some_and(|c| c.values.is_some() == reg.read_value && c.len() < SYNC_ROWS_MAX);
+                .is_some_and(|c| c.read_value() == reg.read_value && c.len() < SYNC_ROWS_MAX);
             if !reuse {
-                *rows = Some(KeyColumns::new(reg.read_value));
+                *rows = Some(KeyBuilder::new(reg.read_value));
             }
             match rows.as_mut() {
                 Some(cols) => run(cols),
-                None => run(&mut KeyColumns::new(reg.read_value)),
+                None => run(&mut KeyBuilder::new(reg.read_value)),
             }
         }
         // A flow of this thread wrote a key: the nested event gets its own rows.
-        Err(_) => run(&mut KeyColumns::new(reg.read_value)),
+        Err(_) => run(&mut KeyBuilder::new(reg.read_value)),
     });
     accounting::record(state, reg, outs, started.elapsed(), caps);
     if let Some(rest) = deferred {
@@ -255,7 +255,7 @@ pub(crate) fn continue_in_background(
 const SYNC_ROWS_MAX: usize = 256;
 
 thread_local! {
-    static SYNC_ROWS: RefCell<Option<KeyColumns>> = const { RefCell::new(None) };
+    static SYNC_ROWS: RefCell<Option<KeyBuilder>> = const { RefCell::new(None) };
 }
 
 /// Records the run in the registration's stats and completes the execution.

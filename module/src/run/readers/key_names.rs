@@ -33,8 +33,8 @@ impl Source for KeyNamesSource {
         };
         // A missing key read with noScan comes back typed `empty`: KeysOnlyReader skips it.
         let names = (0..k.len())
-            .filter(|&i| k.types[i] != KeyType::Empty)
-            .map(|i| name(k.keys.get(i)))
+            .filter(|&i| k.key_type(i) != KeyType::Empty)
+            .map(|i| name(k.key(i)))
             .collect();
         Ok(Some(Batch::datums(names)))
     }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use engine::batch::{Batch, BatchData, KeyColumns};
+use engine::batch::{Batch, BatchData, KeyBuilder};
 use engine::exec::Source;
 use engine::{EngineError, Result};
 use redis_module::{DetachedFromClient, ThreadSafeContext};
@@ -55,7 +55,7 @@ impl KeysSource {
 impl Source for KeysSource {
     fn next_batch(&mut self) -> Result<Option<Batch>> {
         while !self.done {
-            let mut cols = KeyColumns::new(self.read_value);
+            let mut cols = KeyBuilder::new(self.read_value);
             {
                 let guard = self.tsc.lock();
                 // Resolved per lock hold: a user handle is valid only while the lock is.
@@ -74,7 +74,7 @@ impl Source for KeysSource {
                 }
             }
             if !cols.is_empty() {
-                return Ok(Some(Batch::new(BatchData::Keys(cols))));
+                return Ok(Some(Batch::new(BatchData::Keys(cols.finish()?))));
             }
         }
         // Free the cursor (and its Redis allocation) as soon as the scan ends.

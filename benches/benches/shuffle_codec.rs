@@ -20,7 +20,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use engine::batch::{BatchData, KeyColumns, KeyType};
+use engine::batch::{BatchData, KeyBuilder, KeyType};
 use engine::shuffle::{bundle_data, decode_frame, unbundle, Frame};
 use engine::Batch;
 
@@ -29,7 +29,7 @@ const ROWS: usize = 1024;
 
 fn key_batch(hashes: bool) -> Batch {
     let mut rng = StdRng::seed_from_u64(SEED);
-    let mut k = KeyColumns::new(hashes);
+    let mut k = KeyBuilder::new(hashes);
     for i in 0..ROWS {
         let key = format!("person:{i}");
         if !hashes {
@@ -39,13 +39,10 @@ fn key_batch(hashes: bool) -> Batch {
         k.push_key(key.as_bytes(), KeyType::Hash);
         let name = format!("First Family{}", rng.random_range(0..100));
         let age = rng.random_range(0..100).to_string();
-        let v = k.values.as_mut().expect("values");
-        for item in [&b"name"[..], name.as_bytes(), b"age", age.as_bytes()] {
-            v.push_item(item);
-        }
-        v.finish_row();
+        k.push_field(b"name", name.as_bytes());
+        k.push_field(b"age", age.as_bytes());
     }
-    Batch::new(BatchData::Keys(k))
+    Batch::new(BatchData::Keys(k.finish().expect("a small batch")))
 }
 
 /// Encode into a reused bundle, split and decode: one frame's full trip through the codec.

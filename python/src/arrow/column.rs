@@ -304,7 +304,7 @@ mod tests {
     use std::sync::Arc;
 
     use arrow_array::{Int64Array, StringArray};
-    use engine::batch::KeyType;
+    use engine::batch::{KeyBuilder, KeyType};
 
     use super::*;
 
@@ -350,16 +350,18 @@ mod tests {
 
     #[test]
     fn key_rows_filter_keeps_events() {
-        let mut k = KeyColumns::new(false);
+        let mut b = KeyBuilder::new(false);
         for key in [&b"a"[..], b"b", b"c"] {
-            k.push_key(key, KeyType::String);
-            k.push_event(b"set");
+            b.push_key(key, KeyType::String);
+            b.push_event(b"set");
         }
+        let k = b.finish().expect("finish");
         let ArrowColumn::Keys(kept) = ArrowColumn::Keys(k).filter(&[false, true, true]) else {
             panic!("key rows")
         };
-        assert_eq!(kept.keys.iter().collect::<Vec<_>>(), vec![&b"b"[..], b"c"]);
-        assert_eq!(kept.events.map(|e| e.len()), Some(2));
+        let keys: Vec<&[u8]> = (0..kept.len()).map(|i| kept.key(i)).collect();
+        assert_eq!(keys, vec![&b"b"[..], b"c"]);
+        assert_eq!(kept.events().map(|e| e.len()), Some(2));
     }
 
     #[test]

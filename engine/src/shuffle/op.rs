@@ -36,8 +36,10 @@ pub struct ShuffleOp {
     waker: Option<Waker>,
     /// When the idle timer last set will fire.
     timer_at: Option<Instant>,
-    /// Encoded batch parts not yet sent, per destination shard.
+    /// Encoded batch parts not yet sent, per destination shard (pooled buffers).
     bundles: Vec<Vec<u8>>,
+    /// Largest encoded part so far: the size of the pooled scratch asked for next.
+    scratch_hint: usize,
 }
 
 /// What one look at the inbox found.
@@ -62,15 +64,21 @@ impl ShuffleOp {
             waker: None,
             timer_at: None,
             bundles: Vec::new(),
+            scratch_hint: 0,
         }
     }
 
     /// Adds `b` to `to`'s bundle, sending the bundle once it is large enough.
     fn send(&mut self, to: usize, b: &Batch) -> Result<()> {
-        let mut buf = crate::pool::BufferPool::take(&self.ctx.pool);
+        let mut buf = self.ctx.pool.take_capacity(self.scratch_hint);
         encode_data(b, &mut buf)?;
+        self.scratch_hint = self.scratch_hint.max(buf.len());
         if self.bundles.len() < self.ctx.shards {
             self.bundles.resize_with(self.ctx.shards, Vec::new);
+        }
+        if self.bundles[to].capacity() == 0 {
+            // Room for a full bundle plus this part: no regrowth on the way to BUNDLE_BYTES.
+            self.bundles[to] = self.ctx.pool.take_vec(BUNDLE_BYTES + buf.len() + 8);
         }
         bundle_push(&mut self.bundles[to], &buf);
         if self.bundles[to].len() >= BUNDLE_BYTES {
@@ -224,6 +232,7 @@ impl ShuffleOp {
                     }
                 }
             }
+            self.ctx.pool.recycle(bytes);
         }
         self.waiting = Some((left, progress));
         Ok(if left == 0 { Poll::Done } else { polled })

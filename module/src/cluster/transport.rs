@@ -180,7 +180,11 @@ impl Transport for BusTransport {
             from: self.me as u32,
             frame,
         };
-        if bus::send(Some(peer), &m) {
+        let sent = bus::send(Some(peer), &m);
+        if let Message::Frame { frame, .. } = m {
+            engine::pool::global().recycle(frame); // the bundle, pooled by the shuffle
+        }
+        if sent {
             Ok(())
         } else {
             Err(EngineError::Execution(format!(

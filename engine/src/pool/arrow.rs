@@ -37,7 +37,7 @@ impl PooledBuf {
     pub fn into_buffer(self) -> Buffer {
         let pool = Arc::clone(self.pool());
         let buf = self.into_vec();
-        if buf.capacity() == 0 || (buf.as_ptr() as usize) % ARROW_ALIGN != 0 {
+        if buf.capacity() == 0 || !buf.as_ptr().addr().is_multiple_of(ARROW_ALIGN) {
             return Buffer::from_vec(buf);
         }
         let len = buf.len();

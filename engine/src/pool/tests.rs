@@ -30,7 +30,10 @@ fn buffers_are_reused_cleared_and_counted() {
     assert_eq!(pool.stats().in_use_bytes, 4096);
     drop(a);
     let s = pool.stats();
-    assert_eq!((s.idle_bytes, s.in_use_bytes, s.hits, s.misses), (4096, 0, 0, 1));
+    assert_eq!(
+        (s.idle_bytes, s.in_use_bytes, s.hits, s.misses),
+        (4096, 0, 0, 1)
+    );
     let b = pool.take_capacity(2049);
     assert!(b.is_empty(), "given-back buffers come back cleared");
     assert_eq!(b.as_ptr(), ptr, "the same memory is handed out again");
@@ -80,7 +83,11 @@ fn idle_buffers_are_capped_per_class_and_in_bytes() {
     let pool = BufferPool::new(16, 10 * 1024);
     let bufs: Vec<_> = (0..3).map(|_| pool.take_capacity(4096)).collect();
     drop(bufs);
-    assert_eq!(pool.idle_buffers(), 2, "a third 4 KiB buffer would pass 10 KiB");
+    assert_eq!(
+        pool.idle_buffers(),
+        2,
+        "a third 4 KiB buffer would pass 10 KiB"
+    );
     assert_eq!(pool.stats().idle_bytes, 8192);
     let small: Vec<_> = (0..3).map(|_| pool.take_capacity(1024)).collect();
     drop(small);

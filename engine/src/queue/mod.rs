@@ -238,7 +238,10 @@ mod tests {
             p2.push(i).unwrap();
         }
         drop((p, c, p2, c2));
-        assert!(queued() < N, "popped and dropped items are no longer counted");
+        assert!(
+            queued() < N,
+            "popped and dropped items are no longer counted"
+        );
     }
 
     #[test]

@@ -112,7 +112,11 @@ fn fill(ctx: &InfoContext) {
 fn data_plane(ctx: &InfoContext) {
     let d = engine::metrics::data_plane();
     int(ctx, "gearshift_pool_idle_bytes", d.pool.idle_bytes as i64);
-    int(ctx, "gearshift_pool_in_use_bytes", d.pool.in_use_bytes as i64);
+    int(
+        ctx,
+        "gearshift_pool_in_use_bytes",
+        d.pool.in_use_bytes as i64,
+    );
     int(ctx, "gearshift_pool_hits", d.pool.hits as i64);
     int(ctx, "gearshift_pool_misses", d.pool.misses as i64);
     let rate = d.pool.hit_rate_percent() as i64;

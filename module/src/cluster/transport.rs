@@ -85,6 +85,7 @@ fn state() -> MutexGuard<'static, State> {
 pub fn deliver(exec: u64, step: u32, from: usize, frame: Vec<u8>) {
     let mut st = state();
     if st.ended.set.contains(&exec) {
+        engine::pool::global().recycle(frame);
         return; // too late: the execution ended here
     }
     let ch = ChannelId { exec, step };
@@ -144,7 +145,15 @@ pub fn touch(exec: u64) {
 /// Drops whatever is left for execution `exec` (it ended) and refuses later frames.
 pub fn forget(exec: u64) {
     let mut st = state();
-    st.queues.retain(|ch, _| ch.exec != exec);
+    st.queues.retain(|ch, q| {
+        // Frames nobody will read go back to the pool they came from (bus receive copies).
+        let keep = ch.exec != exec;
+        if !keep {
+            q.drain(..)
+                .for_each(|(_, f)| engine::pool::global().recycle(f));
+        }
+        keep
+    });
     st.failed.remove(&exec);
     st.failed_done.retain(|(ch, _)| ch.exec != exec);
     st.wakers.retain(|ch, _| ch.exec != exec);

@@ -9,6 +9,10 @@ of the generated data, and writes a Markdown report, a PNG chart and a ledger li
     python3 perf/run.py              # full run: N = 1,000,000, K = 3  (several minutes)
     python3 perf/run.py --quick      # N = 20,000, K = 3: answers + regression guard vs Lua (CI)
 
+A full run also builds the module with its opt-in `mimalloc` feature (target/mimalloc) and
+runs the scan workloads once more with it, Gearshift only, reporting the difference
+(perf/mimalloc.py; --no-mimalloc skips it, --quick never runs it).
+
 Exit status: 0 all answers right; 1 a wrong answer, an error (a refused W6 register() or W7
 probe included), a server crash, or (--quick) a failed regression guard; 2 a setup problem
 (missing package, module, redis-server).
@@ -41,6 +45,7 @@ if importlib.util.find_spec("redis") is None:  # before the perf modules, which 
     )
 
 import loader  # noqa: E402
+import mimalloc  # noqa: E402
 from methods import Unsupported, probe_gearshift  # noqa: E402
 from report import fmt_rate, machine_info, markdown, plot, stats, summarize  # noqa: E402
 from servers import Server  # noqa: E402
@@ -71,6 +76,8 @@ def parse_args(argv):
     ap.add_argument("--ledger", dest="ledger", action="store_true", default=None,
                     help="append to perf/results/ledger.jsonl (default on, off with --quick)")
     ap.add_argument("--no-ledger", dest="ledger", action="store_false")
+    ap.add_argument("--no-mimalloc", action="store_true",
+                    help="skip the mimalloc column (a second build and server; never run with --quick)")
     args = ap.parse_args(argv)
     args.n = args.n if args.n is not None else (20_000 if args.quick else 1_000_000)
     args.k = args.k if args.k is not None else (QUICK_K if args.quick else 3)
@@ -157,6 +164,23 @@ def guard_vs_lua(suite, workloads, meta):
         suite.problems.append("quick-mode regression guard " + meta["guard"])
 
 
+def run_mimalloc(args, suite, truth, meta):
+    """The mimalloc column of a full run (meta["mimalloc"]); returns its report section."""
+    if args.quick or args.no_mimalloc:
+        return ""
+    try:
+        mi_suite = mimalloc.run(args, truth)
+    except (RuntimeError, OSError, ServerDied) as err:
+        suite.problems.append(f"mimalloc column: {err}")
+        return mimalloc.markdown({}, [f"not measured: {err}"])
+    suite.problems.extend(f"mimalloc build: {p}" for p in mi_suite.problems)
+    rows = mimalloc.compare(suite, mi_suite, args.workloads)
+    meta["mimalloc"] = rows
+    for w, r in rows.items():
+        print(f"  mimalloc {w}: {r['change_percent']:+.1f}% vs the system allocator", flush=True)
+    return mimalloc.markdown(rows, mi_suite.problems)
+
+
 def _on_signal(signum, _frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -220,8 +244,9 @@ def main(argv=None):
         if args.quick:
             guard_vs_lua(suite, args.workloads, meta)
 
+        mi_section = run_mimalloc(args, suite, truth, meta)
         summary = summarize(suite, args.workloads)
-        report = markdown(suite, args.workloads, meta, summary)
+        report = markdown(suite, args.workloads, meta, summary) + mi_section
         md_path = out_dir / f"{stamp}{'-quick' if args.quick else ''}.md"
         md_path.write_text(report)
         png_path = None

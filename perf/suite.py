@@ -31,6 +31,7 @@ class Suite:
         self.problems = []  # human-readable failures (wrong answers, errors, crashes)
         self.notes = []  # unsupported features and other non-failures
         self.scripts = {}
+        self.gearshift_only = False  # the mimalloc pass (perf/mimalloc.py) times Gearshift alone
 
     # ---- bookkeeping
 
@@ -63,7 +64,7 @@ class Suite:
         spec = WORKLOADS[w]
         kind = spec["kind"]
         expected = self.truth[spec["truth"]]
-        methods = ["gearshift"] if "base" in spec else METHODS
+        methods = ["gearshift"] if "base" in spec or self.gearshift_only else METHODS
         callers = {}
         script = spec["gearshift"]
         self.scripts[w] = {"gearshift": script}

@@ -1,5 +1,6 @@
 //! Process-wide engine counters for operators (INFO): cheap relaxed atomics bumped once per
-//! batch or execution, never per record.
+//! batch or execution, never per record; [`data_plane`] reads the buffer pool's and the
+//! SPSC rings' gauges. Depends on `sync`, `pool`, `queue`.
 
 use crate::sync::{AtomicU64, Ordering};
 
@@ -50,5 +51,22 @@ impl Metrics {
             batches: self.batches.load(Ordering::Relaxed),
             records: self.records.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// The data plane's gauges and counters at one moment: the buffer pool and the SPSC rings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DataPlane {
+    /// `pool::global()`'s counters.
+    pub pool: crate::pool::PoolStats,
+    /// Batches queued between stages (every SPSC ring of the process).
+    pub queued_batches: u64,
+}
+
+/// The data plane now.
+pub fn data_plane() -> DataPlane {
+    DataPlane {
+        pool: crate::pool::global().stats(),
+        queued_batches: crate::queue::queued() as u64,
     }
 }

@@ -48,7 +48,7 @@ fn cluster(n: usize, idle_timeout: Duration) -> Vec<ShuffleCtx> {
             transport,
             slots: Arc::clone(&slots),
             idle_timeout,
-            pool: BufferPool::new(8, 4096),
+            pool: BufferPool::new(8, 1 << 20),
             foreign: None,
             credit_window: 0,
         })

@@ -6,6 +6,10 @@
 //! with `Acquire`, so a slot's write happens-before its read. Capacity is fixed, so a slow
 //! consumer slows the producer (back-pressure) instead of growing memory.
 //!
+//! Every ring adds to one process-wide gauge, [`queued`]: the items (batches between
+//! stages) pushed and not yet popped or dropped, for INFO. Not kept under loom (a static
+//! cannot hold loom's atomics).
+//!
 //! This is one of the engine's named `unsafe` modules. Depends on `sync` only.
 //! [`events`]: the keyspace-event queue of registrations (variable-length records, no
 //! `unsafe`), loom-modelled too.
@@ -20,6 +24,31 @@ mod loom_tests;
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Ordering, UnsafeCell};
 use crossbeam_utils::CachePadded;
 use std::mem::MaybeUninit;
+
+/// Items queued in every ring of the process.
+#[cfg(not(loom))]
+static QUEUED: AtomicUsize = AtomicUsize::new(0);
+
+/// Items pushed to any SPSC ring of the process and not yet popped or dropped (batches
+/// queued between stages); 0 under loom.
+pub fn queued() -> usize {
+    #[cfg(not(loom))]
+    return QUEUED.load(Ordering::Relaxed);
+    #[cfg(loom)]
+    return 0;
+}
+
+fn queued_add(n: usize) {
+    #[cfg(not(loom))]
+    QUEUED.fetch_add(n, Ordering::Relaxed);
+    let _ = n;
+}
+
+fn queued_sub(n: usize) {
+    #[cfg(not(loom))]
+    QUEUED.fetch_sub(n, Ordering::Relaxed);
+    let _ = n;
+}
 
 struct Ring<T> {
     head: CachePadded<AtomicUsize>,
@@ -96,6 +125,8 @@ impl<T> Producer<T> {
         // `head` store was Release and we read it with Acquire) and will not read it until
         // we publish `tail + 1` below. We are the only producer.
         slot.with_mut(|p| unsafe { (*p).write(v) });
+        // Counted before the item is published, so the consumer's decrement comes after.
+        queued_add(1);
         ring.tail.store(tail + 1, Ordering::Release);
         Ok(())
     }
@@ -141,6 +172,7 @@ impl<T> Consumer<T> {
         // touch it again until we publish `head + 1`. We are the only consumer.
         let v = slot.with_mut(|p| unsafe { (*p).assume_init_read() });
         ring.head.store(head + 1, Ordering::Release);
+        queued_sub(1);
         Pop::Item(v)
     }
 
@@ -159,6 +191,7 @@ impl<T> Drop for Ring<T> {
     fn drop(&mut self) {
         let head = self.head.load(Ordering::Relaxed);
         let tail = self.tail.load(Ordering::Relaxed);
+        queued_sub(tail - head);
         for i in head..tail {
             let slot = &self.slots[i % self.slots.len()];
             // SAFETY: we have `&mut self`, so neither half exists any more; slots in
@@ -185,6 +218,30 @@ mod tests {
         assert_eq!(c.pop(), Pop::Empty);
         drop(p);
         assert_eq!(c.pop(), Pop::Closed);
+    }
+
+    #[test]
+    fn the_gauge_counts_items_until_popped_or_dropped() {
+        // Other tests' rings run in parallel: look only at this test's own items, in
+        // amounts no concurrent ring of the other tests reaches at once.
+        const N: usize = 1000;
+        let (mut p, mut c) = spsc(2 * N);
+        for i in 0..2 * N {
+            p.push(i).unwrap();
+        }
+        assert!(queued() >= 2 * N);
+        for _ in 0..N {
+            assert!(matches!(c.pop(), Pop::Item(_)));
+        }
+        let (mut p2, c2) = spsc(N);
+        for i in 0..N {
+            p2.push(i).unwrap();
+        }
+        drop((p, c, p2, c2));
+        assert!(
+            queued() < N,
+            "popped and dropped items are no longer counted"
+        );
     }
 
     #[test]

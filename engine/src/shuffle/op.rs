@@ -109,10 +109,10 @@ impl ShuffleOp {
         &mut self.bundles[to]
     }
 
-    /// A fresh bundle buffer from the pool. Detached from it: the transport owns the
-    /// buffer once the bundle is sent (it does not come back to the pool yet).
+    /// A bundle buffer from the pool (one size class: room for a full bundle and the
+    /// part that tips it over); the bus transport gives it back once Redis copied it.
     fn new_buffer(&self) -> Vec<u8> {
-        crate::pool::BufferPool::take(&self.ctx.pool).into_vec()
+        self.ctx.pool.take_vec(2 * BUNDLE_BYTES)
     }
 
     /// Sends what `to`'s bundle holds, or queues it when `to` has no credit left.
@@ -306,6 +306,7 @@ impl ShuffleOp {
                     }
                 }
             }
+            self.ctx.pool.recycle(bundle.buf);
         }
         for (to, n) in granted.into_iter().enumerate().filter(|&(_, n)| n > 0) {
             self.ctx.transport.grant(to, self.ch, n)?;

@@ -175,8 +175,13 @@ pub fn read_frame_header(payload: &[u8]) -> Option<FrameHeader> {
 }
 
 impl Message {
+    /// The wire form; a frame message's buffer comes from `pool::global()` (give it back
+    /// with `recycle` once sent).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64);
+        let mut out = match self {
+            Message::Frame { frame, .. } => crate::pool::global().take_vec(frame.len() + 32),
+            _ => Vec::with_capacity(64),
+        };
         out.extend_from_slice(MAGIC);
         out.push(VERSION);
         match self {
@@ -304,7 +309,8 @@ impl Message {
                 exec: r.u64()?,
                 step: r.u32()?,
                 from: r.u32()?,
-                frame: r.field()?.to_vec(),
+                // The receive copy comes from the pool; the shuffle gives it back once decoded.
+                frame: crate::pool::global().copy_of(r.field()?),
             },
             10 => Message::Credit {
                 exec: r.u64()?,

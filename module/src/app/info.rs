@@ -84,6 +84,7 @@ fn fill(ctx: &InfoContext) {
         "gearshift_stream_registrations",
         st.streams.all().len() as i64,
     );
+    data_plane(ctx);
     section(ctx, Some("regisrations"));
     for r in st.registrations.all() {
         let s = r.stats().clone();
@@ -105,4 +106,20 @@ fn fill(ctx: &InfoContext) {
     int(ctx, "TotalAllocated", total);
     int(ctx, "PeakAllocated", peak);
     int(ctx, "CurrAllocated", current);
+}
+
+/// The buffer pool's counters and the batches queued between stages (docs/monitoring.md).
+fn data_plane(ctx: &InfoContext) {
+    let d = engine::metrics::data_plane();
+    int(ctx, "gearshift_pool_idle_bytes", d.pool.idle_bytes as i64);
+    int(
+        ctx,
+        "gearshift_pool_in_use_bytes",
+        d.pool.in_use_bytes as i64,
+    );
+    int(ctx, "gearshift_pool_hits", d.pool.hits as i64);
+    int(ctx, "gearshift_pool_misses", d.pool.misses as i64);
+    let rate = d.pool.hit_rate_percent() as i64;
+    int(ctx, "gearshift_pool_hit_rate_percent", rate);
+    int(ctx, "gearshift_queued_batches", d.queued_batches as i64);
 }

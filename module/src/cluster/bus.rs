@@ -6,9 +6,13 @@
 // The wire form lives in the engine so the fuzz targets reach it without Redis.
 pub use engine::wire::bus::{Message, RunOrder};
 
-/// Sends `m` to the node `to` (None: every other node). False: the bus refused it.
+/// Sends `m` to the node `to` (None: every other node). False: the bus refused it. The
+/// encoded bytes (pooled for frames) go back to `pool::global()` once Redis copied them.
 pub fn send(to: Option<&str>, m: &Message) -> bool {
-    send_raw(to, &m.encode())
+    let bytes = m.encode();
+    let sent = send_raw(to, &bytes);
+    engine::pool::global().recycle(bytes);
+    sent
 }
 
 /// Sends an already encoded message (a shuffle bundle behind its header, written in

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use engine::exec::ExecutionOutput;
-use engine::pool::BufferPool;
 use engine::shuffle::{ShuffleCtx, SlotMap};
 use gearpy::nested::depth::AtDepth;
 use gearpy::{ControlledRuntime, ExecControl};
@@ -24,11 +23,6 @@ pub fn exec_key(id: &str) -> u64 {
     id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
-}
-
-fn frame_pool() -> Arc<BufferPool> {
-    static POOL: OnceLock<Arc<BufferPool>> = OnceLock::new();
-    Arc::clone(POOL.get_or_init(|| BufferPool::new(16, 64 * 1024)))
 }
 
 fn shuffle_ctx(
@@ -47,7 +41,7 @@ fn shuffle_ctx(
         transport: Arc::new(BusTransport { me, peers }),
         slots,
         idle_timeout: crate::model::state::wait_bound(),
-        pool: frame_pool(),
+        pool: Arc::clone(engine::pool::global()),
         foreign: Some(Arc::new(gearpy::PyColumnDecoder)),
         credit_window: credit_window(),
     }

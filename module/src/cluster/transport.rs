@@ -91,6 +91,7 @@ fn state() -> MutexGuard<'static, State> {
 pub fn deliver(exec: u64, step: u32, from: usize, bundle: Bundle) {
     let mut st = state();
     if st.ended.set.contains(&exec) {
+        engine::pool::global().recycle(bundle.buf);
         return; // too late: the execution ended here
     }
     let ch = ChannelId { exec, step };
@@ -167,7 +168,15 @@ pub fn touch(exec: u64) {
 /// Drops whatever is left for execution `exec` (it ended) and refuses later frames.
 pub fn forget(exec: u64) {
     let mut st = state();
-    st.queues.retain(|ch, _| ch.exec != exec);
+    st.queues.retain(|ch, q| {
+        // Frames nobody will read go back to the pool they came from (bus receive copies).
+        let keep = ch.exec != exec;
+        if !keep {
+            q.drain(..)
+                .for_each(|(_, f)| engine::pool::global().recycle(f.buf));
+        }
+        keep
+    });
     st.failed.remove(&exec);
     st.failed_done.retain(|(ch, _)| ch.exec != exec);
     st.wakers.retain(|ch, _| ch.exec != exec);
@@ -228,6 +237,7 @@ impl Transport for BusTransport {
                 },
             ),
         };
+        engine::pool::global().recycle(bundle.buf); // Redis copied it
         if sent {
             Ok(())
         } else {

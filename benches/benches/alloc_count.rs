@@ -1,0 +1,213 @@
+//! Heap allocations per batch on the shuffle's send and receive path, with the buffer pool
+//! and without it (issue #13: steady state allocates close to nothing per batch).
+//!
+//! A counting global allocator counts `alloc`/`realloc` calls. Two shards of an
+//! `InProcessNetwork` run a `collect`: shard 1's `ShuffleOp` encodes each batch into a pooled
+//! scratch buffer, gathers the parts into 64 KiB bundles and sends them; shard 0's op
+//! receives, decodes and gives the bundles back to the pool. Rounds of `BATCHES_PER_ROUND`
+//! batches are sent then drained; after `WARMUP_ROUNDS` the next rounds are counted:
+//!
+//! - send: allocations inside `process` (encode, bundle, transport push) per batch sent;
+//! - receive: allocations while draining, per batch received (this includes decoding the
+//!   records themselves: each `Datum` string is its own allocation, pool or not);
+//! - bus: allocations to encode a bundle's cluster-bus message and decode it on the other
+//!   shard (the module's send and receive copies), with `pool::global()`.
+//!
+//! "no pool" gives the op a pool that keeps nothing (every take allocates): the path as it
+//! would be without pooling. Run:
+//!
+//!     cargo bench -p gearshift-benches --bench alloc_count
+//!     cargo test -p gearshift-benches --bench alloc_count -- --quick --max-send-allocs 2
+//!
+//! `--max-send-allocs N` fails (exit 1) when the pooled send path allocates more than N
+//! times per batch in steady state (scripts/test.sh runs the quick form).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::ops::{Emit, Finish, Operator};
+use engine::pool::BufferPool;
+use engine::shuffle::{InProcessNetwork, ShuffleCtx, ShuffleOp, SlotMap, Transport};
+use engine::wire::bus::Message;
+use engine::{Batch, Datum};
+
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract for `alloc` is passed on as is.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System` through this allocator with `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as for `dealloc`; `new_size` is the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const ROWS: usize = 256;
+const BATCHES_PER_ROUND: usize = 64;
+
+fn allocs() -> u64 {
+    ALLOCS.load(Ordering::Relaxed)
+}
+
+/// A batch of `{'key': 'person:i', 'value': {'name': .., 'age': ..}}` records.
+fn batch(round: usize) -> Batch {
+    Batch::datums(
+        (0..ROWS)
+            .map(|i| {
+                Datum::Map(vec![
+                    ("key".into(), Datum::Str(format!("person:{round}:{i}"))),
+                    (
+                        "value".into(),
+                        Datum::Map(vec![
+                            (
+                                "name".into(),
+                                Datum::Str(format!("First Family{}", i % 100)),
+                            ),
+                            ("age".into(), Datum::Str((i % 90).to_string())),
+                        ]),
+                    ),
+                ])
+            })
+            .collect(),
+    )
+}
+
+fn ctx(me: usize, transport: Arc<dyn Transport>, pool: &Arc<BufferPool>) -> ShuffleCtx {
+    ShuffleCtx {
+        me,
+        shards: 2,
+        initiator: 0,
+        exec_id: 1,
+        transport,
+        slots: Arc::new(SlotMap::even(2)),
+        idle_timeout: Duration::from_secs(30),
+        pool: Arc::clone(pool),
+        foreign: None,
+        credit_window: 0,
+    }
+}
+
+/// Allocations per batch in steady state: (send, receive).
+fn measure(pool: Arc<BufferPool>, warmup: usize, rounds: usize) -> (f64, f64) {
+    let net = InProcessNetwork::new(2);
+    let mut receiver = ShuffleOp::new(ctx(0, Arc::clone(&net[0]), &pool), 0, true);
+    let mut sender = ShuffleOp::new(ctx(1, Arc::clone(&net[1]), &pool), 0, true);
+    let mut out = Emit::new();
+    let (mut sent, mut received) = (0usize, 0usize);
+    let (mut send_allocs, mut recv_allocs) = (0u64, 0u64);
+    let (mut sent_counted, mut received_counted) = (0usize, 0usize);
+    for round in 0..warmup + rounds {
+        let counted = round >= warmup;
+        let batches: Vec<Batch> = (0..BATCHES_PER_ROUND).map(|_| batch(round)).collect();
+        for b in batches {
+            let before = allocs();
+            sender.process(b, &mut out).expect("send");
+            if counted {
+                send_allocs += allocs() - before;
+                sent_counted += 1;
+            }
+            sent += 1;
+        }
+        // Drain what was sent (parts still gathering in a bundle come in a later round).
+        let received_before = received;
+        loop {
+            let before = allocs();
+            let r = receiver.try_finish(&mut out).expect("receive");
+            let got = out.drain().count();
+            if counted {
+                recv_allocs += allocs() - before;
+            }
+            received += got;
+            if got == 0 || r != Finish::Yield {
+                break;
+            }
+        }
+        if counted {
+            received_counted += received - received_before;
+        }
+    }
+    assert!(received <= sent);
+    let per = |n: u64, d: usize| n as f64 / d.max(1) as f64;
+    (
+        per(send_allocs, sent_counted),
+        per(recv_allocs, received_counted),
+    )
+}
+
+/// Allocations per bundle carried over the cluster bus (module side): the frame message
+/// encoded for sending, then decoded on the receiving shard (its receive copy), both
+/// given back to `pool::global()` as the module does.
+fn measure_bus(warmup: usize, rounds: usize) -> f64 {
+    let pool = engine::pool::global();
+    let mut counted = 0u64;
+    for i in 0..warmup + rounds {
+        let mut bundle = pool.take_vec(96 * 1024);
+        bundle.resize(70_000, i as u8);
+        let before = allocs();
+        let m = Message::Frame {
+            exec: 1,
+            step: 0,
+            from: 1,
+            frame: bundle,
+        };
+        let bytes = m.encode();
+        if let Message::Frame { frame, .. } = m {
+            pool.recycle(frame);
+        }
+        let Some(Message::Frame { frame, .. }) = Message::decode(&bytes) else {
+            panic!("a frame message decodes");
+        };
+        pool.recycle(bytes);
+        pool.recycle(frame);
+        if i >= warmup {
+            counted += allocs() - before;
+        }
+    }
+    counted as f64 / rounds.max(1) as f64
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let max_send: Option<f64> = args
+        .iter()
+        .position(|a| a == "--max-send-allocs")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.parse().expect("--max-send-allocs N"));
+    let (warmup, rounds) = if quick { (4, 8) } else { (10, 50) };
+    println!(
+        "alloc_count: {ROWS}-record batches, {BATCHES_PER_ROUND} per round, \
+         {warmup} warm-up + {rounds} counted rounds"
+    );
+    let (no_send, no_recv) = measure(BufferPool::new(1, 0), warmup, rounds);
+    println!("  no pool: send {no_send:.2} allocs/batch, receive {no_recv:.2} allocs/batch");
+    let (send, recv) = measure(BufferPool::new(64, 64 << 20), warmup, rounds);
+    println!("  pooled:  send {send:.2} allocs/batch, receive {recv:.2} allocs/batch");
+    println!("  receive includes decoding {ROWS} records per batch (their strings)");
+    let bus = measure_bus(warmup, rounds * 10);
+    println!("  bus frame message (encode + decode of a 70 KB bundle, pooled): {bus:.2} allocs");
+    if let Some(max) = max_send {
+        if send > max {
+            eprintln!("alloc_count: pooled send path allocates {send:.2} per batch > {max}");
+            println!("alloc_count: 0 passed, 1 failed");
+            std::process::exit(1);
+        }
+        println!("alloc_count: 1 passed, 0 failed");
+    }
+}

@@ -23,6 +23,10 @@ pub use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 #[cfg(not(loom))]
 pub use std::thread;
 
+/// std's `Arc` on both builds: for what is handed to crates that take std's own (arrow's
+/// `ArrayRef`, `SchemaRef`, `FieldRef`); never for state threads share in the engine.
+pub use std::sync::Arc as StdArc;
+
 /// `UnsafeCell` with loom's closure-based access API on both builds.
 #[derive(Debug)]
 pub struct UnsafeCell<T>(

@@ -393,3 +393,29 @@ def r(server):
     client.close()
     if not server.alive():
         pytest.fail(f"redis-server died during this test:\n{server.log_tail()}", pytrace=False)
+
+
+# CI installs pyarrow (scripts/lib.sh ensure_pip_packages): there a missing pyarrow is a failure,
+# never a silent skip of every Arrow test.
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture
+def arrow(r):
+    try:
+        pyexecute(r, "import pyarrow")
+    except redis.ResponseError as err:
+        if IN_CI:
+            pytest.fail(f"pyarrow does not import in the server's Python under CI: {err}", pytrace=False)
+        pytest.skip("pyarrow is not installed for the server's Python")
+    return r
+
+
+# Occupies the (single) execution thread until the key `release` exists.
+HOLD = ("import time\n"
+        "def hold(x):\n"
+        "    execute('SET', 'holding', '1')\n"
+        "    while execute('GET', 'release') is None:\n"
+        "        time.sleep(0.01)\n"
+        "    return x\n"
+        "GB('ShardsIDReader').map(hold).run()")

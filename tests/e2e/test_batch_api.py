@@ -3,11 +3,10 @@
 equal the per-record `map`/`filter` equivalents, they fuse with the other Python steps, and
 their errors follow the rest of the API (one error, the input stops)."""
 
-import os
 
 import pytest
 import redis
-from conftest import assert_alive, parse, pyexecute, wait_for
+from conftest import IN_CI, assert_alive, parse, pyexecute, wait_for
 
 N = 5000
 # Batches are at most 1024 records but the reader also yields after 1 ms under the lock, so
@@ -311,20 +310,7 @@ def test_build_time_validation(r, script, message):
 
 # -- format='arrow' (optional for users: only where the server's Python has pyarrow) ----------
 
-# CI installs pyarrow (scripts/lib.sh ensure_pip_packages): there a missing pyarrow is a failure,
-# never a silent skip of every Arrow test.
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
-
-@pytest.fixture
-def arrow(r):
-    try:
-        pyexecute(r, "import pyarrow")
-    except redis.ResponseError as err:
-        if IN_CI:
-            pytest.fail(f"pyarrow does not import in the server's Python under CI: {err}", pytrace=False)
-        pytest.skip("pyarrow is not installed for the server's Python")
-    return r
 
 
 @pytest.mark.skipif(not IN_CI, reason="only CI promises pyarrow (CI=true)")

@@ -6,7 +6,6 @@ steps after them (count, limit, avg, countby, per-record steps, other shards), a
 Needs pyarrow in the server's Python (CI installs it); without it the tests skip, except the
 ones that check the error for a missing pyarrow."""
 
-import os
 
 import pytest
 import redis
@@ -15,7 +14,6 @@ from conftest import Cluster, fresh_server, parse, pyexecute
 N = 3000
 PA = "import pyarrow as pa, pyarrow.compute as pc\n"
 AGE = "pc.cast(pc.map_lookup(rb['value'], 'age', 'first'), pa.int64())"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def run_error(client, script):
@@ -29,16 +27,6 @@ def ok(client, script):
     assert errors == [], errors
     return res
 
-
-@pytest.fixture
-def arrow(r):
-    try:
-        pyexecute(r, "import pyarrow")
-    except redis.ResponseError as err:
-        if IN_CI:
-            pytest.fail(f"pyarrow does not import in the server's Python under CI: {err}", pytrace=False)
-        pytest.skip("pyarrow is not installed for the server's Python")
-    return r
 
 
 @pytest.fixture

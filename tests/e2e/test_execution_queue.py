@@ -6,17 +6,9 @@ import threading
 import pytest
 import redis
 
-from conftest import fresh_server, pyexecute, wait_for
+from conftest import HOLD, fresh_server, pyexecute, wait_for
 
 ZEROS = '0' * 40
-# Occupies the (single) execution thread until the key `release` exists.
-HOLD = ("import time\n"
-        "def hold(x):\n"
-        "    execute('SET', 'holding', '1')\n"
-        "    while execute('GET', 'release') is None:\n"
-        "        time.sleep(0.01)\n"
-        "    return x\n"
-        "GB('ShardsIDReader').map(hold).run()")
 
 
 def status(c, eid):

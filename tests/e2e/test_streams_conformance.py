@@ -1,7 +1,7 @@
 """StreamReader registrations as RedisGears 1.2 runs them (REFERENCE §2.2, §12.4)."""
 import pytest
 
-from conftest import fresh_server, holds_for, pyexecute, unregister_all, wait_for
+from conftest import HOLD, fresh_server, holds_for, pyexecute, unregister_all, wait_for
 
 
 @pytest.fixture
@@ -60,16 +60,9 @@ def test_first_xadd_to_a_new_stream_runs_at_once_whatever_the_batch(rs):
 def test_a_late_first_scan_does_not_read_a_new_stream_again():
     # The registration's first scan of existing streams runs on an execution thread; with the
     # only one busy it runs after the XADDs, which already queued their batches (CI saw 3).
-    hold = ("import time\n"
-            "def hold(x):\n"
-            "    execute('SET', 'holding', '1')\n"
-            "    while execute('GET', 'release') is None:\n"
-            "        time.sleep(0.01)\n"
-            "    return x\n"
-            "GB('ShardsIDReader').map(hold).run()")
     with fresh_server(ExecutionThreads=1) as srv:
         c = srv.client()
-        pyexecute(c, hold, 'UNBLOCKING')
+        pyexecute(c, HOLD, 'UNBLOCKING')
         assert wait_for(lambda: c.get('holding') == '1')
         pyexecute(c, "GB('StreamReader').foreach(lambda x: execute('INCR', 'n3')).register('late*', batch=2)")
         c.xadd('late1', {'a': 1})

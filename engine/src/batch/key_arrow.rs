@@ -10,7 +10,6 @@
 //! over a child array's whole range). Depends on `keys`, `key_type` and `error`.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use arrow_array::types::UInt8Type;
 use arrow_array::{
@@ -22,7 +21,9 @@ use arrow_schema::{DataType, Field, Fields, Schema};
 use super::keys::KeyColumns;
 use super::nested::Nested;
 use super::{KeyType, KEY_TYPE_NAMES};
+use crate::datum::py_bytes_repr;
 use crate::error::{EngineError, Result};
+use crate::sync::StdArc as Arc;
 
 const WHAT: &str = "mapBatch(format='arrow')";
 
@@ -167,34 +168,6 @@ fn utf8(a: &BinaryArray) -> Result<StringArray, usize> {
         let bad = (0..a.len()).find(|&i| std::str::from_utf8(a.value(i)).is_err());
         bad.unwrap_or(0)
     })
-}
-
-/// Python's `repr()` of `bytes`: `b'...'`, or `b"..."` when only `'` needs no escape.
-pub(crate) fn py_bytes_repr(b: &[u8]) -> String {
-    let quote = if b.contains(&b'\'') && !b.contains(&b'"') {
-        b'"'
-    } else {
-        b'\''
-    };
-    let mut s = String::with_capacity(b.len() + 3);
-    s.push('b');
-    s.push(quote as char);
-    for &c in b {
-        match c {
-            b'\\' => s.push_str("\\\\"),
-            b'\t' => s.push_str("\\t"),
-            b'\n' => s.push_str("\\n"),
-            b'\r' => s.push_str("\\r"),
-            c if c == quote => {
-                s.push('\\');
-                s.push(c as char);
-            }
-            0x20..=0x7e => s.push(c as char),
-            c => s.push_str(&format!("\\x{c:02x}")),
-        }
-    }
-    s.push(quote as char);
-    s
 }
 
 #[cfg(test)]

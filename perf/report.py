@@ -147,6 +147,21 @@ def summarize(suite, workloads):
     return out
 
 
+def w1_ratio_table(suite, workloads):
+    """Issue #13's targets are rates relative to W1 in the same run: W2-W4 >= 0.8, W7 >= 0.95."""
+    w1 = stats(suite.results.get("W1", {}).get("gearshift"))
+    rows = [w for w in workloads if w not in ("W1", "W6")]
+    if not w1 or not rows:
+        return []
+    out = ["Gearshift rate ÷ Gearshift W1 rate, same run (issue #13: W2-W4 ≥ 0.80, W7 arrow ≥ 0.95):\n",
+           "| Workload | ÷ W1 |", "|---|---|"]
+    for w in rows:
+        st = stats(suite.results.get(w, {}).get("gearshift"))
+        out.append(f"| {w} | {st['median'] / w1['median']:.2f} |" if st else f"| {w} | — |")
+    out.append("")
+    return out
+
+
 def markdown(suite, workloads, meta, summary):
     n = suite.n
     lines = []
@@ -195,7 +210,7 @@ def markdown(suite, workloads, meta, summary):
     lines.append("")
     lines.append(
         "‡ RedisGears 1.2 on 1,000,000 hashes, measured on this machine kind by an earlier session "
-        f"(issue #6), **not in this run**; {LUA_REFERENCE_TEXT}. Rows W7a-c compare with the Lua and "
+        f"(issue #6), **not in this run**; {LUA_REFERENCE_TEXT}. Rows W7a-f compare with the Lua and "
         "client figures of the workload they vectorise. Targets (issue #6): W1, W5 ≥ 1M/s; "
         "W2-W4 ≥ 500k/s (meant for N = 1,000,000).\n"
     )
@@ -209,6 +224,7 @@ def markdown(suite, workloads, meta, summary):
             f"{fmt_rate(ws.get('gearshift')) + '/s' if ws.get('gearshift') else 'not run'} |"
         )
         lines.append("")
+    lines.extend(w1_ratio_table(suite, workloads))
     lines.append("Median seconds per run:\n")
     lines.append("| Workload | Gearshift | Lua EVAL | client redis-py |")
     lines.append("|---|---|---|---|")

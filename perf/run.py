@@ -70,7 +70,7 @@ def parse_args(argv):
                     help="module to load (default target/release/libgearshift.so or $GEARSHIFT_MODULE)")
     ap.add_argument("--no-plot", action="store_true", help="skip the PNG chart (no matplotlib needed)")
     ap.add_argument("--workloads", default=",".join(ALL_WORKLOADS),
-                    help="comma-separated subset, e.g. W1,W2,W7 (W7 = W7a,W7b,W7c); default all")
+                    help="comma-separated subset, e.g. W1,W2,W7 (W7 = W7a-W7f); default all")
     ap.add_argument("--out", default=None,
                     help="report directory (default perf/results; quick: a temp dir)")
     ap.add_argument("--ledger", dest="ledger", action="store_true", default=None,

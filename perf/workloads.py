@@ -50,6 +50,24 @@ W7C_SCRIPT = (
     "GB().filterBatch(lambda b: [int(r['value']['age']) > 50 for r in b]).count().run('person:*')"
 )
 
+# W7d-f: the same three flows with format='arrow' and pyarrow compute (issue #13's W7 target:
+# >= 95% of W1's rate). `f` gets the batch as a pyarrow.RecordBatch (key, type, value as a map).
+PYARROW = "import pyarrow as pa, pyarrow.compute as pc\n"
+ARROW_AGE = "pc.cast(pc.map_lookup(rb['value'], 'age', 'first'), pa.int64())"
+W7D_SCRIPT = PYARROW + (
+    "GB().mapBatch(lambda rb: " + ARROW_AGE + ", format='arrow').avg().run('person:*')"
+)
+W7E_SCRIPT = PYARROW + """def families(rb):
+    name = pc.map_lookup(rb['value'], 'name', 'first')
+    return pc.value_counts(pc.list_element(pc.split_pattern(name, ' '), 1))
+GB().mapBatch(families, format='arrow').aggregateby(lambda r: r['values'], 0, lambda k, a, r: a + r['counts'], lambda k, a, v: a + v).run('person:*')
+"""
+W7F_SCRIPT = PYARROW + (
+    "GB().filterBatch(lambda rb: pc.greater(" + ARROW_AGE + ", 50), format='arrow')"
+    ".count().run('person:*')"
+)
+ARROW_PROBE = PYARROW + "GB().mapBatch(lambda rb: rb, format='arrow').count().run('%s')" % PROBE_PATTERN
+
 WORKLOADS = {
     "W1": dict(
         title="count records",
@@ -117,6 +135,30 @@ WORKLOADS = {
         base="W4",
         gearshift=W7C_SCRIPT,
         probe="GB().filterBatch(lambda b: b).count().run('%s')" % PROBE_PATTERN,
+    ),
+    "W7d": dict(
+        title="mapBatch arrow: avg age (pyarrow compute)",
+        kind="float",
+        truth="avg_age",
+        base="W2",
+        gearshift=W7D_SCRIPT,
+        probe=ARROW_PROBE,
+    ),
+    "W7e": dict(
+        title="mapBatch arrow: countby family (pyarrow compute)",
+        kind="dict",
+        truth="count_by_family",
+        base="W3",
+        gearshift=W7E_SCRIPT,
+        probe=ARROW_PROBE,
+    ),
+    "W7f": dict(
+        title="filterBatch arrow: count age > 50 (pyarrow compute)",
+        kind="int",
+        truth="count_age_over_50",
+        base="W4",
+        gearshift=W7F_SCRIPT,
+        probe=ARROW_PROBE,
     ),
 }
 ALL_WORKLOADS = list(WORKLOADS)

@@ -209,7 +209,7 @@ def test_without_pyarrow_both_steps_fail_at_build_time():
         c = srv.client()
         for step in ("mapBatch", "filterBatch"):
             script = f"import sys\nsys.modules['pyarrow'] = None\nGB().{step}(lambda rb: rb, format='arrow').run()"
-            assert "mapBatch(format='arrow') needs pyarrow, which is not installed" in run_error(c, script)
+            assert f"{step}(format='arrow') needs pyarrow, which is not installed" in run_error(c, script)
 
 
 # -- across shards ----------------------------------------------------------------------------

@@ -16,13 +16,13 @@ _TYPE_NAMES = ['string', 'hash', 'list', 'set', 'zset', 'module', 'unknown', 'em
 _pa = None
 
 
-def _pyarrow():
+def _pyarrow(step='mapBatch'):
     global _pa
     if _pa is None:
         try:
             import pyarrow
         except ImportError:
-            raise GearsError("mapBatch(format='arrow') needs pyarrow, which is not installed") from None
+            raise GearsError("%s(format='arrow') needs pyarrow, which is not installed" % step) from None
         _pa = pyarrow
     return _pa
 
@@ -44,26 +44,26 @@ def _schema(pa, kind):
     return pa.schema(fields)
 
 
-def _batch_from_records(records):
-    pa = _pyarrow()
+def _batch_from_records(records, step='mapBatch'):
+    pa = _pyarrow(step)
     try:
         keys = [r['key'] for r in records]
         types = [r.get('type') for r in records]
         has_value = all('value' in r for r in records)
         values = [r['value'] for r in records] if has_value else None
     except (TypeError, KeyError, AttributeError):
-        raise TypeError("mapBatch(format='arrow') needs KeysReader records") from None
+        raise TypeError("%s(format='arrow') needs KeysReader records" % step) from None
     try:
         codes = pa.array([_TYPE_NAMES.index(t) for t in types], pa.uint8())
     except ValueError:
-        raise TypeError("mapBatch(format='arrow') needs KeysReader records") from None
+        raise TypeError("%s(format='arrow') needs KeysReader records" % step) from None
     cols = [pa.array(keys, pa.string()), pa.DictionaryArray.from_arrays(codes, _TYPE_NAMES)]
     kind = None
     if values is not None:
         kinds = set(types)
         if len(kinds) != 1 or next(iter(kinds)) not in ('string', 'hash', 'list'):
-            raise TypeError("mapBatch(format='arrow') needs string, hash or list keys of one "
-                            "type per batch, got %s" % ', '.join(sorted(map(str, kinds))))
+            raise TypeError("%s(format='arrow') needs string, hash or list keys of one "
+                            "type per batch, got %s" % (step, ', '.join(sorted(map(str, kinds)))))
         kind = next(iter(kinds))
         if kind == 'hash':
             values = [list(v.items()) for v in values]
@@ -85,10 +85,10 @@ def wrap(f):
 def wrap_filter(f):
     """`(flags_over_records, f)` for `filterBatch(f, format='arrow')`: the first returns
     one flag per record (a boolean Arrow array's nulls are False)."""
-    pa = _pyarrow()
+    pa = _pyarrow('filterBatch')
 
     def from_records(records):
-        ret = f(_batch_from_records(records))
+        ret = f(_batch_from_records(records, 'filterBatch'))
         if isinstance(ret, (pa.Array, pa.ChunkedArray)):
             return [v is True for v in ret.to_pylist()]
         return ret

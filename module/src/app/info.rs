@@ -87,17 +87,23 @@ fn fill(ctx: &InfoContext) {
     data_plane(ctx);
     section(ctx, Some("regisrations"));
     for r in st.registrations.all() {
-        let s = r.stats().clone();
-        let v = format!(
-            "reader=KeysReader,mode={},numTriggered={},numSuccess={},numFailures={},numAborted={},regex={}",
+        // A CommandReader's hook is listed under `trigger`, as RG.DUMPREGISTRATIONS does.
+        let (arg, value) = match (&r.trigger, &r.hook) {
+            (Some(t), _) | (None, Some(t)) => ("trigger", t.as_str()),
+            (None, None) => ("regex", r.prefix.as_str()),
+        };
+        let line = registration_line(r.reader(), r.mode.name(), &r.stats(), arg, value);
+        text(ctx, &r.id, &line);
+    }
+    for r in st.streams.all() {
+        let line = registration_line(
+            "StreamReader",
             r.mode.name(),
-            s.triggered,
-            s.success,
-            s.failures,
-            s.aborted,
-            r.prefix
+            &r.stats(),
+            "stream",
+            &r.prefix,
         );
-        text(ctx, &r.id, &v);
+        text(ctx, &r.id, &line);
     }
     section(ctx, Some("plugins"));
     text(ctx, "GearsPythonPlugin", "version=10000");
@@ -106,6 +112,21 @@ fn fill(ctx: &InfoContext) {
     int(ctx, "TotalAllocated", total);
     int(ctx, "PeakAllocated", peak);
     int(ctx, "CurrAllocated", current);
+}
+
+/// One registration's dict field of the `regisrations` section: reader, mode, counters and
+/// the reader's main argument (named as in RG.DUMPREGISTRATIONS' `args`).
+fn registration_line(
+    reader: &str,
+    mode: &str,
+    s: &crate::model::registrations::Stats,
+    arg: &str,
+    value: &str,
+) -> String {
+    format!(
+        "reader={reader},mode={mode},numTriggered={},numSuccess={},numFailures={},numAborted={},{arg}={value}",
+        s.triggered, s.success, s.failures, s.aborted
+    )
 }
 
 /// The buffer pool's counters and the batches queued between stages (docs/monitoring.md).

@@ -3,10 +3,13 @@ REFERENCE.md, where Gearshift differed from RedisGears 1.2.
 
 - RG.GETEXECUTION has exactly 1.2's fields unless `ExecutionProgress 1` (redgrease maps every
   field to a name of its own and fails on any extra one);
+- `INFO rg`'s `regisrations` section names each registration's real reader and lists
+  StreamReader registrations too;
+- a bad `register()` argument fails with 1.2's single error, not a chained `TypeError`.
 """
 
 import pytest
-from conftest import fresh_server, pyexecute
+from conftest import fresh_server, pyexecute, unregister_all, wait_for
 from test_clients import client_venv, run_py, server_cloudpickle
 
 PLAN_FIELDS = ["status", "shards_received", "shards_completed", "results", "errors",
@@ -60,3 +63,42 @@ def test_redgrease_getexecution_parses_the_reply():
         p = run_py(venv, REDGREASE_GETEXECUTION.format(port=s.port))
         assert p.returncode == 0, p.stderr[-3000:]
         assert p.stdout.strip() == "[('done', ['collect', 'map'])]"
+
+
+def info_registrations(r):
+    info = r.execute_command("INFO", "rg")
+    return {k[3:]: v for k, v in info.items() if k.startswith("rg_0000")}
+
+
+def test_info_names_every_registrations_reader(r):
+    pyexecute(r, "GB().register(prefix='k*')")
+    pyexecute(r, "GB('CommandReader').register(trigger='t1')")
+    pyexecute(r, "GB('CommandReader').map(lambda x: call_next(*x[1:])).register(hook='hset', mode='sync')")
+    pyexecute(r, "GB('StreamReader').register(prefix='s*')")
+    try:
+        regs = {row[1]: row[3] for row in r.execute_command("RG.DUMPREGISTRATIONS")}
+        info = info_registrations(r)
+        assert {k: v["reader"] for k, v in info.items()} == regs
+        by_reader = {v["reader"]: v for v in info.values() if v.get("trigger") != "hset"}
+        assert by_reader["KeysReader"]["regex"] == "k*"
+        assert by_reader["CommandReader"]["trigger"] == "t1"
+        assert by_reader["StreamReader"]["stream"] == "s*"
+        assert by_reader["StreamReader"]["mode"] == "async"
+        assert [v for v in info.values() if v.get("trigger") == "hset"][0]["mode"] == "sync"
+        r.execute_command("RG.TRIGGER", "t1")
+        assert wait_for(lambda: info_registrations(r) and [
+            v for v in info_registrations(r).values() if v.get("trigger") == "t1"][0]["numTriggered"] == 1)
+    finally:
+        unregister_all(r)
+
+
+@pytest.mark.parametrize("kwarg, text", [
+    ("eventTypes=1", "given eventTypes is not iterable"),
+    ("keyTypes=1", "given keyTypes is not iterable"),
+    ("commands=1", "given commands is not iterable"),
+])  # fmt: skip
+def test_not_iterable_register_argument_is_one_error(r, kwarg, text):
+    with pytest.raises(Exception) as err:
+        pyexecute(r, f"GB().register({kwarg})")
+    assert f"gears.error: {text}" in str(err.value)
+    assert "During handling" not in str(err.value) and "TypeError" not in str(err.value)

@@ -279,7 +279,8 @@ def _str_items(value, not_iterable, not_string):
     try:
         items = list(value)
     except TypeError:
-        raise GearsError(not_iterable)
+        # `from None`: the error reads as 1.2's single one, not a chained TypeError.
+        raise GearsError(not_iterable) from None
     for i in items:
         if not isinstance(i, str):
             raise GearsError(not_string)

@@ -5,7 +5,8 @@ REFERENCE.md, where Gearshift differed from RedisGears 1.2.
   field to a name of its own and fails on any extra one);
 - `INFO rg`'s `regisrations` section names each registration's real reader and lists
   StreamReader registrations too;
-- a bad `register()` argument fails with 1.2's single error, not a chained `TypeError`.
+- a bad `register()` argument fails with 1.2's single error, not a chained `TypeError`;
+- RG.DUMPREGISTRATIONS lists a CommandReader hook with CommandReader args, not KeysReader ones.
 """
 
 import pytest
@@ -102,3 +103,14 @@ def test_not_iterable_register_argument_is_one_error(r, kwarg, text):
         pyexecute(r, f"GB().register({kwarg})")
     assert f"gears.error: {text}" in str(err.value)
     assert "During handling" not in str(err.value) and "TypeError" not in str(err.value)
+
+
+def test_dumpregistrations_lists_a_hook_like_a_trigger(r):
+    # REFERENCE §1.3: CommandReader args = [trigger, <trigger name or hooked command>, inorder, 0|1].
+    pyexecute(r, "GB('CommandReader').map(lambda x: call_next(*x[1:])).register(hook='hset', keyprefix='p', mode='sync')")
+    try:
+        (reg,) = r.execute_command("RG.DUMPREGISTRATIONS")
+        assert reg[3] == "CommandReader" and len(reg[7]) == 20
+        assert reg[7][-1] == ["trigger", "hset", "inorder", 0]
+    finally:
+        unregister_all(r)

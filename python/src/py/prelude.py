@@ -55,10 +55,21 @@ def _check_bool(kwargs, name, error):
         raise GearsError(error)
 
 
+def _check_thread():
+    """1.2 refuses to build a flow on a thread the user's code started with `threading`
+    (Gearshift's own threads are not `threading` ones, except the asyncio loop's)."""
+    import threading
+    t = threading.current_thread()
+    if isinstance(t, (threading._MainThread, threading._DummyThread)) or t.name == 'gears-asyncio':
+        return
+    raise GearsError('Can not create a gearsCtx on a python created thread')
+
+
 class GearsBuilder(object):
     """Builds a data flow: a reader, then steps, then run() (or register())."""
 
     def __init__(self, reader='KeysReader', defaultArg='*', desc=None):
+        _check_thread()
         if not isinstance(reader, str):
             raise GearsError('reader argument must be a string')
         if reader not in _C_READERS and reader not in _PY_READERS:

@@ -6,10 +6,12 @@ REFERENCE.md, where Gearshift differed from RedisGears 1.2.
 - `INFO rg`'s `regisrations` section names each registration's real reader and lists
   StreamReader registrations too;
 - a bad `register()` argument fails with 1.2's single error, not a chained `TypeError`;
-- RG.DUMPREGISTRATIONS lists a CommandReader hook with CommandReader args, not KeysReader ones.
+- RG.DUMPREGISTRATIONS lists a CommandReader hook with CommandReader args, not KeysReader ones;
+- `INFO rg` has 1.2's `python_requirements` and `python_sessions` sections.
 """
 
 import pytest
+import redis
 from conftest import fresh_server, pyexecute, unregister_all, wait_for
 from test_clients import client_venv, run_py, server_cloudpickle
 
@@ -113,4 +115,23 @@ def test_dumpregistrations_lists_a_hook_like_a_trigger(r):
         assert reg[3] == "CommandReader" and len(reg[7]) == 20
         assert reg[7][-1] == ["trigger", "hset", "inorder", 0]
     finally:
+        unregister_all(r)
+
+
+
+def test_info_has_the_python_requirements_and_sessions_sections(r):
+    # REFERENCE §10: INFO rg has `rg_python_requirements` and `rg_python_sessions` sections.
+    pyexecute(r, "GB().register(prefix='x')", "ID", "infosess", "DESCRIPTION", "a, b=c")
+    kw = r.connection_pool.connection_kwargs
+    raw = redis.Redis(host=kw["host"], port=kw["port"], decode_responses=True, socket_timeout=30)
+    raw.set_response_callback("INFO", lambda resp, **kw: resp)
+    try:
+        text = raw.execute_command("INFO", "rg")
+        assert "# rg_python_requirements\r\n" in text and "# rg_python_sessions\r\n" in text
+        info = r.execute_command("INFO", "rg")
+        # User text that would break the INFO format is escaped (`,` `=` `:` become `_`).
+        assert info["rg_infosess"] == {"sessionDescription": "a_ b_c", "refCount": 1, "linked": "primary",
+                                       "dead": "false", "requirementInstallationNeeded": 0}  # fmt: skip
+    finally:
+        raw.close()
         unregister_all(r)

@@ -1,4 +1,5 @@
-//! `INFO rg` (REFERENCE §10): 1.2's sections and fields, plus Gearshift's own counters under
+//! `INFO rg` (REFERENCE §10): 1.2's sections and fields (registrations, plugins, Python
+//! memory, requirements and sessions), plus Gearshift's own counters under
 //! a `gearshift_` prefix (Redis prefixes every module field with `rg_`). Prometheus' redis
 //! exporter does not see them on its own (it reads `INFO ALL`, which leaves module sections
 //! out); `tools/prometheus/rg_metrics.lua` as its `-script` publishes them (docs/monitoring.md).
@@ -112,6 +113,43 @@ fn fill(ctx: &InfoContext) {
     int(ctx, "TotalAllocated", total);
     int(ctx, "PeakAllocated", peak);
     int(ctx, "CurrAllocated", current);
+    python_sections(ctx, st);
+}
+
+/// 1.2's `python_requirements` and `python_sessions` sections: one dict field per installed
+/// requirement and per session, with the scalar fields of RG.PYDUMPREQS / RG.PYDUMPSESSIONS.
+fn python_sections(ctx: &InfoContext, st: &crate::model::state::ModuleState) {
+    section(ctx, Some("python_requirements"));
+    for r in st.requirements.installed() {
+        let os = crate::model::requirements::compiled_os();
+        let line = format!(
+            "GearReqVersion=2,Name={},IsDownloaded=yes,IsInstalled=yes,CompiledOs={os},RefCount={}",
+            info_safe(&r.name),
+            r.sessions
+        );
+        text(ctx, &info_safe(&r.name).replace(' ', "_"), &line);
+    }
+    section(ctx, Some("python_sessions"));
+    for s in st.sessions.all() {
+        let desc = s.desc.as_deref().map(info_safe);
+        let line = format!(
+            "sessionDescription={},refCount={},linked=primary,dead=false,requirementInstallationNeeded=0",
+            desc.as_deref().unwrap_or("None"),
+            s.registrations.len()
+        );
+        text(ctx, &s.id, &line);
+    }
+}
+
+/// User text inside an INFO dict field: the characters that separate fields, lines or a
+/// field's name from its value become `_`.
+fn info_safe(v: &str) -> String {
+    v.chars()
+        .map(|c| match c {
+            ',' | '=' | ':' | '\r' | '\n' => '_',
+            c => c,
+        })
+        .collect()
 }
 
 /// One registration's dict field of the `regisrations` section: reader, mode, counters and

@@ -2,7 +2,9 @@
 (REFERENCE §1.3) and adds Gearshift's progress fields after 1.2's: `records_in` /
 `records_out` at the end of each step entry and `records_read` at the end of the shard's
 execution plan (docs/compat.md "RG.GETEXECUTION", docs/monitoring.md). On a cluster the
-initiator's `shards_received` / `shards_completed` count the shards' reports (§7)."""
+initiator's `shards_received` / `shards_completed` count the shards' reports (§7).
+The progress fields are shown with `ExecutionProgress 1` (Gearshift's own setting; off, the
+layout is exactly 1.2's: tests/e2e/test_conformance_replies.py)."""
 
 import pytest
 from conftest import Cluster, pyexecute, wait_for
@@ -46,6 +48,19 @@ def poll_until_done(c, eid):
 
 def assert_grows(values):
     assert all(a <= b for a, b in zip(values, values[1:])), values
+
+
+@pytest.fixture(autouse=True)
+def progress_on(request):
+    """`ExecutionProgress 1` on the shared server for the standalone tests (the cluster's
+    nodes are started with it)."""
+    if "r" not in request.fixturenames:
+        yield
+        return
+    r = request.getfixturevalue("r")
+    assert r.execute_command("RG.CONFIGSET", "ExecutionProgress", "1") == ["OK"]
+    yield
+    r.execute_command("RG.CONFIGSET", "ExecutionProgress", "0")
 
 
 @pytest.fixture
@@ -120,7 +135,7 @@ def test_small_run_and_unknown_id(r):
 
 @pytest.fixture(scope="module")
 def cluster():
-    with Cluster() as c:
+    with Cluster(ExecutionProgress=1) as c:
         yield c
 
 

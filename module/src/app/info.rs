@@ -1,4 +1,5 @@
-//! `INFO rg` (REFERENCE §10): 1.2's sections and fields, plus Gearshift's own counters under
+//! `INFO rg` (REFERENCE §10): 1.2's sections and fields (registrations, plugins, Python
+//! memory, requirements and sessions), plus Gearshift's own counters under
 //! a `gearshift_` prefix (Redis prefixes every module field with `rg_`). Prometheus' redis
 //! exporter does not see them on its own (it reads `INFO ALL`, which leaves module sections
 //! out); `tools/prometheus/rg_metrics.lua` as its `-script` publishes them (docs/monitoring.md).
@@ -87,17 +88,23 @@ fn fill(ctx: &InfoContext) {
     data_plane(ctx);
     section(ctx, Some("regisrations"));
     for r in st.registrations.all() {
-        let s = r.stats().clone();
-        let v = format!(
-            "reader=KeysReader,mode={},numTriggered={},numSuccess={},numFailures={},numAborted={},regex={}",
+        // A CommandReader's hook is listed under `trigger`, as RG.DUMPREGISTRATIONS does.
+        let (arg, value) = match (&r.trigger, &r.hook) {
+            (Some(t), _) | (None, Some(t)) => ("trigger", t.as_str()),
+            (None, None) => ("regex", r.prefix.as_str()),
+        };
+        let line = registration_line(r.reader(), r.mode.name(), &r.stats(), arg, value);
+        text(ctx, &r.id, &line);
+    }
+    for r in st.streams.all() {
+        let line = registration_line(
+            "StreamReader",
             r.mode.name(),
-            s.triggered,
-            s.success,
-            s.failures,
-            s.aborted,
-            r.prefix
+            &r.stats(),
+            "stream",
+            &r.prefix,
         );
-        text(ctx, &r.id, &v);
+        text(ctx, &r.id, &line);
     }
     section(ctx, Some("plugins"));
     text(ctx, "GearsPythonPlugin", "version=10000");
@@ -106,6 +113,58 @@ fn fill(ctx: &InfoContext) {
     int(ctx, "TotalAllocated", total);
     int(ctx, "PeakAllocated", peak);
     int(ctx, "CurrAllocated", current);
+    python_sections(ctx, st);
+}
+
+/// 1.2's `python_requirements` and `python_sessions` sections: one dict field per installed
+/// requirement and per session, with the scalar fields of RG.PYDUMPREQS / RG.PYDUMPSESSIONS.
+fn python_sections(ctx: &InfoContext, st: &crate::model::state::ModuleState) {
+    section(ctx, Some("python_requirements"));
+    for r in st.requirements.installed() {
+        let os = crate::model::requirements::compiled_os();
+        let line = format!(
+            "GearReqVersion=2,Name={},IsDownloaded=yes,IsInstalled=yes,CompiledOs={os},RefCount={}",
+            info_safe(&r.name),
+            r.sessions
+        );
+        text(ctx, &info_safe(&r.name).replace(' ', "_"), &line);
+    }
+    section(ctx, Some("python_sessions"));
+    for s in st.sessions.all() {
+        let desc = s.desc.as_deref().map(info_safe);
+        let line = format!(
+            "sessionDescription={},refCount={},linked=primary,dead=false,requirementInstallationNeeded=0",
+            desc.as_deref().unwrap_or("None"),
+            s.registrations.len()
+        );
+        text(ctx, &s.id, &line);
+    }
+}
+
+/// User text inside an INFO dict field: the characters that separate fields, lines or a
+/// field's name from its value become `_`.
+fn info_safe(v: &str) -> String {
+    v.chars()
+        .map(|c| match c {
+            ',' | '=' | ':' | '\r' | '\n' => '_',
+            c => c,
+        })
+        .collect()
+}
+
+/// One registration's dict field of the `regisrations` section: reader, mode, counters and
+/// the reader's main argument (named as in RG.DUMPREGISTRATIONS' `args`).
+fn registration_line(
+    reader: &str,
+    mode: &str,
+    s: &crate::model::registrations::Stats,
+    arg: &str,
+    value: &str,
+) -> String {
+    format!(
+        "reader={reader},mode={mode},numTriggered={},numSuccess={},numFailures={},numAborted={},{arg}={value}",
+        s.triggered, s.success, s.failures, s.aborted
+    )
 }
 
 /// The buffer pool's counters and the batches queued between stages (docs/monitoring.md).

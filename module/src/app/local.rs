@@ -82,7 +82,11 @@ pub fn local_plan(state: &ModuleState, id: &str) -> Result<Reply, String> {
         Some(e) => e,
         None => queued_entry(state, id).ok_or_else(|| NO_SUCH_PLAN.to_owned())?,
     };
-    Ok(shard_plan(&e, state.config.int("ProfileExecutions") != 0))
+    let shown = Shown {
+        profile: state.config.int("ProfileExecutions") != 0,
+        progress: state.config.int("ExecutionProgress") != 0,
+    };
+    Ok(shard_plan(&e, shown))
 }
 
 /// Whether `id` is a keyspace event of this shard queued, running or finished in a batch
@@ -169,13 +173,22 @@ pub fn pause_local(state: &ModuleState, id: &str, pause: bool) -> Result<Reply, 
     })
 }
 
-fn shard_plan(e: &Entry, profile: bool) -> Reply {
+/// What RG.GETEXECUTION adds to 1.2's always-present fields: real per-step durations
+/// (`ProfileExecutions`) and Gearshift's progress fields (`ExecutionProgress`).
+#[derive(Clone, Copy)]
+struct Shown {
+    profile: bool,
+    progress: bool,
+}
+
+fn shard_plan(e: &Entry, shown: Shown) -> Reply {
     let (results, errors, total_ms) = e.summary();
     // Total and read durations are always measured; per-step ones only when profiling.
     let (read_ms, step_ms) = e.durations();
     let (records_read, counts) = e.progress();
     // Steps are listed last step first; durations are 0 unless ProfileExecutions.
-    // Gearshift's progress fields follow 1.2's: a 1.2 client reads pairs, extra ones pass.
+    // Gearshift's progress fields come after 1.2's, and only with `ExecutionProgress 1`:
+    // redgrease maps every field to a name of its own and fails on any extra one.
     let steps = e
         .steps()
         .iter()
@@ -183,25 +196,30 @@ fn shard_plan(e: &Entry, profile: bool) -> Reply {
         .zip(counts)
         .rev()
         .map(|((s, ms), c)| {
-            Reply::Array(vec![
+            let mut step = vec![
                 bulk("type"),
                 bulk(&s.kind),
                 bulk("duration"),
-                Reply::Int(if profile { ms as i64 } else { 0 }),
+                Reply::Int(if shown.profile { ms as i64 } else { 0 }),
                 bulk("name"),
                 bulk(&s.name),
                 bulk("arg"),
                 bulk(&s.arg),
-                bulk("records_in"),
-                Reply::Int(c.records_in as i64),
-                bulk("records_out"),
-                Reply::Int(c.records_out as i64),
-            ])
+            ];
+            if shown.progress {
+                step.extend([
+                    bulk("records_in"),
+                    Reply::Int(c.records_in as i64),
+                    bulk("records_out"),
+                    Reply::Int(c.records_out as i64),
+                ]);
+            }
+            Reply::Array(step)
         })
         .collect();
     let count =
         |a: &engine::sync::AtomicU64| Reply::Int(a.load(engine::sync::Ordering::Relaxed) as i64);
-    let plan = vec![
+    let mut plan = vec![
         bulk("status"),
         bulk(e.status().name()),
         bulk("shards_received"),
@@ -218,9 +236,10 @@ fn shard_plan(e: &Entry, profile: bool) -> Reply {
         Reply::Int(read_ms as i64),
         bulk("steps"),
         Reply::Array(steps),
-        bulk("records_read"),
-        Reply::Int(records_read as i64),
     ];
+    if shown.progress {
+        plan.extend([bulk("records_read"), Reply::Int(records_read as i64)]);
+    }
     Reply::Array(vec![
         bulk("shard_id"),
         bulk(&crate::model::topology::shard_id()),

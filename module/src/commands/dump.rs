@@ -52,7 +52,8 @@ fn registration_data(r: &Registration) -> Reply {
         .key_types
         .as_ref()
         .map(|ts| ts.iter().map(|t| t.name().to_owned()).collect());
-    let args = match &r.trigger {
+    // A hook is listed like a trigger, under the hooked command's name (REFERENCE §1.3).
+    let args = match r.trigger.as_ref().or(r.hook.as_ref()) {
         Some(t) => Reply::Array(vec![
             bulk("trigger"),
             bulk(t),

@@ -51,6 +51,16 @@ const KEYS: &[KeySpec] = &[
         runtime: true,
         min: 0,
     },
+    // Gearshift's own: 1 = RG.GETEXECUTION appends the progress fields (`records_in`,
+    // `records_out`, `records_read`; docs/monitoring.md). 0 = 1.2's exact layout, which
+    // clients that map every field to a name (redgrease) require.
+    KeySpec {
+        name: "ExecutionProgress",
+        default: || Value::Int(0),
+        owner: Owner::Core,
+        runtime: true,
+        min: 0,
+    },
     KeySpec {
         name: "ExecutionThreads",
         default: || Value::Int(3),

@@ -55,10 +55,21 @@ def _check_bool(kwargs, name, error):
         raise GearsError(error)
 
 
+def _check_thread():
+    """1.2 refuses to build a flow on a thread the user's code started with `threading`
+    (Gearshift's own threads are not `threading` ones, except the asyncio loop's)."""
+    import threading
+    t = threading.current_thread()
+    if isinstance(t, (threading._MainThread, threading._DummyThread)) or t.name == 'gears-asyncio':
+        return
+    raise GearsError('Can not create a gearsCtx on a python created thread')
+
+
 class GearsBuilder(object):
     """Builds a data flow: a reader, then steps, then run() (or register())."""
 
     def __init__(self, reader='KeysReader', defaultArg='*', desc=None):
+        _check_thread()
         if not isinstance(reader, str):
             raise GearsError('reader argument must be a string')
         if reader not in _C_READERS and reader not in _PY_READERS:
@@ -279,7 +290,8 @@ def _str_items(value, not_iterable, not_string):
     try:
         items = list(value)
     except TypeError:
-        raise GearsError(not_iterable)
+        # `from None`: the error reads as 1.2's single one, not a chained TypeError.
+        raise GearsError(not_iterable) from None
     for i in items:
         if not isinstance(i, str):
             raise GearsError(not_string)

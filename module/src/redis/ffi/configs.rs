@@ -43,6 +43,13 @@ const CONFIGS: &[NumericConfig] = &[
         immutable: false,
     },
     NumericConfig {
+        name: c"execution-progress",
+        key: "ExecutionProgress",
+        min: 0,
+        max: 1,
+        immutable: false,
+    },
+    NumericConfig {
         name: c"execution-threads",
         key: "ExecutionThreads",
         min: 1,

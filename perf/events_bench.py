@@ -15,7 +15,15 @@ each K times (median reported):
    `GB().register('ev:*', mode='sync')` (no user code) and
    `GB().foreach(lambda x: None).register('ev:*', mode='sync')` (an empty Python callback).
 
-Usage: python3 perf/events_bench.py [-n 100000] [-k 3] [--pipeline 1000] [--module PATH]
+In 2. it also reports the server's CPU time per event (all redis-server threads: main plus
+Gearshift's workers, from /proc, minus nothing): less sensitive to other load on the machine
+than the rates, which are wall-clock.
+
+Several `--module`s (e.g. `--module OLD.so --module NEW.so`): one server per build, started
+together, each measurement's runs alternated between them (rep 1 of A, rep 1 of B, rep 2 of
+A, ...), so the builds see the same machine load; one table column per build.
+
+Usage: python3 perf/events_bench.py [-n 100000] [-k 3] [--pipeline 1000] [--module PATH ...]
 Exit status: 0 ok, 1 a wrong count or a dead server, 2 a setup problem.
 """
 
@@ -114,97 +122,171 @@ def fmt(x):
     return f"{x / 1000:.1f}k" if x >= 1000 else f"{x:.0f}"
 
 
+def cpu_seconds(pid):
+    """CPU seconds (user + system) used so far by every thread of process `pid`."""
+    tck = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue  # the thread ended
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / tck
+
+
+class Build:
+    """One build under test: its server, client and measurements."""
+
+    def __init__(self, module):
+        self.name = Path(module).name
+        self.srv = Server(module).start()
+        self.r = self.srv.client()
+        self.r.execute_command("RG.CONFIGSET", "MaxExecutions", "1000")
+        self.alone, self.with_reg, self.ev_rate, self.cpu = [], [], [], []
+        self.usec = {}
+        self.failures = []
+
+    def writer_alone(self, rep, n, pipeline):
+        self.r.flushall()
+        self.alone.append(n / write(self.srv.port, set_chunks(f"ev:{rep}:", n, pipeline)))
+        print(f"{self.name}: writer alone      rep {rep + 1}: {fmt(self.alone[-1])} SET/s", flush=True)
+
+    def with_registration(self, rep, n, pipeline, timeout):
+        """One run of 2.; False once events went missing (no further runs)."""
+        r = self.r
+        r.flushall()
+        r.execute_command("RG.CLEARREGISTRATIONSSTATS")
+        chunks = set_chunks(f"ev:{rep}:", n, pipeline)
+        cpu0 = cpu_seconds(self.srv.proc.pid)
+        t0 = time.perf_counter()
+        secs = write(self.srv.port, chunks)
+        t_done, got = wait_counter(r, n, t0, timeout)
+        if t_done is None:
+            self.failures.append(f"rep {rep + 1}: only {got} of {n} events after {timeout:.0f}s")
+            print(self.failures[-1], flush=True)
+            return False
+        cpu = cpu_seconds(self.srv.proc.pid) - cpu0
+        time.sleep(0.3)
+        got = int(r.get(COUNTER) or 0)
+        st = reg_stats(r)
+        if got != n or st["numTriggered"] != n or st["numSuccess"] != n:
+            self.failures.append(f"rep {rep + 1}: events:seen={got} stats={st}")
+        self.with_reg.append(n / secs)
+        self.ev_rate.append(n / t_done)
+        self.cpu.append(cpu / n * 1e6)
+        print(
+            f"{self.name}: with registration rep {rep + 1}: writer {fmt(self.with_reg[-1])} SET/s, "
+            f"{n} events in {t_done:.3f}s = {fmt(self.ev_rate[-1])} events/s, "
+            f"server CPU {self.cpu[-1]:.2f} us/event "
+            f"(numTriggered={st['numTriggered']} numSuccess={st['numSuccess']} "
+            f"numFailures={st['numFailures']})",
+            flush=True,
+        )
+        return True
+
+    def usec_run(self, label, rep, n, pipeline):
+        r = self.r
+        r.flushall()
+        r.config_resetstat()
+        write(self.srv.port, set_chunks(f"ev:{rep}:", n, pipeline))
+        self.usec.setdefault(label, []).append(set_usec(r))
+        print(f"{self.name}: {label:<30} rep {rep + 1}: SET {self.usec[label][-1]:.3f} usec/call", flush=True)
+
+    def close(self):
+        if not self.srv.alive():
+            self.failures.append("server died")
+        self.r.close()
+        self.srv.stop()
+
+
+def table(builds, n, k, pipeline, modules):
+    med = statistics.median
+    cmd = f"python3 perf/events_bench.py -n {n} -k {k} --pipeline {pipeline}"
+    if len(modules) > 1:
+        cmd += "".join(f" --module {m}" for m in modules)
+    print()
+    print(f"Command: `{cmd}`")
+    print(f"N = {n:,} SETs per run, pipelines of {pipeline}, median of {k}\n")
+    print("| measurement | " + " | ".join(f"{b.name} median (runs)" for b in builds) + " |")
+    print("|---|" + "---|" * len(builds))
+
+    def row(label, cell):
+        print(f"| {label} | " + " | ".join(cell(b) for b in builds) + " |")
+
+    def runs(vals, f=fmt):
+        return f"{f(med(vals))} ({', '.join(f(x) for x in vals)})" if vals else "-"
+
+    row("writer alone, SET/s", lambda b: runs(b.alone))
+    row("writer with async registration, SET/s", lambda b: runs(b.with_reg))
+    row("writer ratio (with / alone)", lambda b: f"{med(b.with_reg) / med(b.alone):.1%}" if b.with_reg else "-")
+    row("events processed/s (async foreach INCR)", lambda b: runs(b.ev_rate))
+    row("events/s ÷ writer-alone SET/s", lambda b: f"{med(b.ev_rate) / med(b.alone):.2f}" if b.ev_rate else "-")
+    row("server CPU per event, us (async foreach INCR)", lambda b: runs(b.cpu, lambda x: f"{x:.2f}"))
+    for label in builds[0].usec:
+
+        def cell(b, label=label):
+            vals = b.usec.get(label, [])
+            if not vals:
+                return "-"
+            base = med(b.usec["no registration"])
+            extra = "" if label == "no registration" else f" (+{med(vals) - base:.2f} us)"
+            return f"{med(vals):.3f}{extra} ({', '.join(f'{v:.3f}' for v in vals)})"
+
+        row(f"SET usec_per_call, {label}", cell)
+    if len(builds) == 2 and all(b.ev_rate for b in builds):
+        a, b = builds
+        print(
+            f"\n{b.name} / {a.name}: events/s x{med(b.ev_rate) / med(a.ev_rate):.2f}, "
+            f"server CPU per event x{med(b.cpu) / med(a.cpu):.2f}"
+        )
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-n", type=int, default=100_000, help="SETs per run (default 100000)")
     ap.add_argument("-k", type=int, default=3, help="runs per measurement (median; default 3)")
     ap.add_argument("--pipeline", type=int, default=1000, help="commands per pipeline (1000)")
-    ap.add_argument("--module", default=str(DEFAULT_MODULE))
+    ap.add_argument("--module", action="append", help="a build to measure (repeatable; default: target/release)")
     ap.add_argument("--timeout", type=float, default=120.0, help="max seconds to wait for events")
     args = ap.parse_args()
-    if not Path(args.module).is_file():
-        print(f"module not found: {args.module} (cargo build --release -p gearshift)")
-        return 2
-    n, k = args.n, args.k
-    srv = Server(args.module).start()
-    r = srv.client()
-    failures = []
+    modules = args.module or [str(DEFAULT_MODULE)]
+    for m in modules:
+        if not Path(m).is_file():
+            print(f"module not found: {m} (cargo build --release -p gearshift)")
+            return 2
+    n, k, pipe = args.n, args.k, args.pipeline
+    builds = []
     try:
-        r.execute_command("RG.CONFIGSET", "MaxExecutions", "1000")
+        builds = [Build(m) for m in modules]
         # 1. Writer alone.
-        alone = []
         for rep in range(k):
-            r.flushall()
-            alone.append(n / write(srv.port, set_chunks(f"ev:{rep}:", n, args.pipeline)))
-            print(f"writer alone      rep {rep + 1}: {fmt(alone[-1])} SET/s", flush=True)
-
+            for b in builds:
+                b.writer_alone(rep, n, pipe)
         # 2. Async registration counting every event.
-        assert r.execute_command("RG.PYEXECUTE", ASYNC_REG) == "OK"
-        with_reg, ev_rate = [], []
+        for b in builds:
+            assert b.r.execute_command("RG.PYEXECUTE", ASYNC_REG) == "OK"
+        going = list(builds)
         for rep in range(k):
-            r.flushall()
-            r.execute_command("RG.CLEARREGISTRATIONSSTATS")
-            chunks = set_chunks(f"ev:{rep}:", n, args.pipeline)
-            t0 = time.perf_counter()
-            secs = write(srv.port, chunks)
-            t_done, got = wait_counter(r, n, t0, args.timeout)
-            if t_done is None:
-                failures.append(f"rep {rep + 1}: only {got} of {n} events after {args.timeout:.0f}s")
-                print(failures[-1], flush=True)
-                break
-            time.sleep(0.3)
-            got = int(r.get(COUNTER) or 0)
-            st = reg_stats(r)
-            if got != n or st["numTriggered"] != n or st["numSuccess"] != n:
-                failures.append(f"rep {rep + 1}: events:seen={got} stats={st}")
-            with_reg.append(n / secs)
-            ev_rate.append(n / t_done)
-            print(
-                f"with registration rep {rep + 1}: writer {fmt(with_reg[-1])} SET/s, "
-                f"{n} events in {t_done:.3f}s = {fmt(ev_rate[-1])} events/s "
-                f"(numTriggered={st['numTriggered']} numSuccess={st['numSuccess']} "
-                f"numFailures={st['numFailures']})",
-                flush=True,
-            )
-        unregister_all(r)
-
+            going = [b for b in going if b.with_registration(rep, n, pipe, args.timeout)]
+        for b in builds:
+            unregister_all(b.r)
         # 3. Server time per SET, without and with a sync no-op registration.
-        def usec_runs(label):
-            vals = []
+        for label, script in [("no registration", None), *SYNC_NOOPS.items()]:
+            for b in builds:
+                if script:
+                    assert b.r.execute_command("RG.PYEXECUTE", script) == "OK"
             for rep in range(k):
-                r.flushall()
-                r.config_resetstat()
-                write(srv.port, set_chunks(f"ev:{rep}:", n, args.pipeline))
-                vals.append(set_usec(r))
-                print(f"{label:<30} rep {rep + 1}: SET {vals[-1]:.3f} usec/call", flush=True)
-            return vals
-
-        usec = {"no registration": usec_runs("no registration")}
-        for label, script in SYNC_NOOPS.items():
-            assert r.execute_command("RG.PYEXECUTE", script) == "OK"
-            usec[label] = usec_runs(label)
-            unregister_all(r)
-        if not srv.alive():
-            failures.append("server died")
+                for b in builds:
+                    b.usec_run(label, rep, n, pipe)
+            for b in builds:
+                unregister_all(b.r)
     finally:
-        r.close()
-        srv.stop()
-
-    med = statistics.median
-    print()
-    print(f"Command: `python3 perf/events_bench.py -n {n} -k {k} --pipeline {args.pipeline}`")
-    print(f"N = {n:,} SETs per run, pipelines of {args.pipeline}, median of {k}\n")
-    print("| measurement | median | runs |")
-    print("|---|---|---|")
-    print(f"| writer alone, SET/s | {fmt(med(alone))} | {', '.join(fmt(x) for x in alone)} |")
-    if with_reg:
-        print(f"| writer with async registration, SET/s | {fmt(med(with_reg))} | {', '.join(fmt(x) for x in with_reg)} |")
-        print(f"| writer ratio (with / alone) | {med(with_reg) / med(alone):.1%} | |")
-        print(f"| events processed/s (async foreach INCR) | {fmt(med(ev_rate))} | {', '.join(fmt(x) for x in ev_rate)} |")
-    base = med(usec["no registration"])
-    for label, vals in usec.items():
-        extra = "" if label == "no registration" else f" (+{med(vals) - base:.2f} us)"
-        print(f"| SET usec_per_call, {label} | {med(vals):.3f}{extra} | {', '.join(f'{v:.3f}' for v in vals)} |")
+        for b in builds:
+            b.close()
+    table(builds, n, k, pipe, modules)
+    failures = [f"{b.name}: {f}" for b in builds for f in b.failures]
     if failures:
         print("\nFAILURES:\n" + "\n".join(failures))
         return 1

@@ -174,6 +174,27 @@ def test_async_registration_runs_as_its_user(srv, admin):
     assert admin.get("secret:copy") is None
 
 
+def test_users_do_not_carry_over_between_calls_on_a_worker(srv, admin):
+    """Workers lock on a context of their own, kept between calls (issue #13): the user
+    one registration's call ran as is gone before the next call, whoever made it."""
+    u = as_user(srv, "u")
+    assert pyexec(u, "GB().foreach(lambda x: execute('SET', 'secret:u', '1'))"
+                     ".register(prefix='allowed:*')") == "OK"
+    assert pyexec(admin, "GB().foreach(lambda x: execute('INCR', 'secret:count'))"
+                         ".register(prefix='allowed:*')") == "OK"
+    for i in range(60):
+        admin.set(f"allowed:{i}", i)
+
+    def outcomes():
+        regs = admin.execute_command("RG.DUMPREGISTRATIONS")
+        stats = [reg_stats(admin, i) for i in range(len(regs))]
+        return sorted((st["numSuccess"], st["numFailures"]) for st in stats)
+
+    assert wait_for(lambda: outcomes() == [(0, 60), (60, 0)]), outcomes()
+    assert admin.get("secret:count") == "60"
+    assert admin.get("secret:u") is None
+
+
 def test_registration_does_not_fire_for_keys_its_user_may_not_read(srv, admin):
     u = as_user(srv, "u")
     assert pyexec(u, "GB().foreach(lambda x: execute('SET', 'allowed:seen', x['value']))"

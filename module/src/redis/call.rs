@@ -34,8 +34,8 @@ pub fn call(run_as: Option<&RunAs>, args: &[Vec<u8>]) -> PyReply {
         // This thread's context may be a notification's or a timer's (`access::call_as`).
         return call_on(&ctx, run_as, true, args);
     }
-    let tsc = ThreadSafeContext::new();
-    let guard = tsc.lock();
+    // Locked on this thread's own context (`ffi::own_lock`: no context made per call).
+    let guard = crate::redis::ffi::own_lock::lock();
     let reply = call_on(&guard, run_as, false, args);
     // In a cluster, a key another shard owns: run the command there (lock released first,
     // since the owner's answer arrives through this shard's main thread), as the same user.

@@ -13,6 +13,7 @@ pub mod configs;
 pub mod filter;
 pub mod log;
 pub mod memory;
+pub mod own_lock;
 pub mod rdb;
 pub mod replies;
 pub mod scan;

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use engine::batch::KeyBuilder;
 use engine::exec::ExecutionOutput;
 use gearpy::{EventPlan, PyRuntime};
-use redis_module::{Context, ContextGuard, ThreadSafeContext};
+use redis_module::Context;
 
 use super::accounting::{self, Caps};
 use super::finish;
@@ -48,6 +48,7 @@ use crate::model::queued_ids::Start;
 use crate::model::registrations::Registration;
 use crate::model::state::{self, ModuleState};
 use crate::redis::access::{self, AsUser, Scope};
+use crate::redis::ffi::own_lock::{self, OwnLock};
 use crate::redis::ffi::scan::read_key;
 use crate::run::readers::keys::KeysSource;
 
@@ -121,7 +122,6 @@ fn drain_batches(
     plan: &EventPlan,
     since: (u64, Instant),
 ) {
-    let tsc = ThreadSafeContext::new();
     let slice_end = Instant::now() + SLICE;
     // Events pushed as of when the drain last released the lock, and when that was.
     let mut mark = since;
@@ -143,7 +143,7 @@ fn drain_batches(
             std::thread::sleep(BACKOFF);
         } else {
             let asked = Instant::now();
-            let guard = tsc.lock();
+            let guard = own_lock::lock();
             if asked.elapsed() >= BUSY_WAIT && may_defer(&reg) {
                 drop(guard);
                 mark = (reg.queue.pushed(), Instant::now());
@@ -175,7 +175,7 @@ fn run_batch(
     state: &'static ModuleState,
     reg: &Arc<Registration>,
     plan: &EventPlan,
-    guard: ContextGuard,
+    guard: OwnLock,
 ) {
     let caps = Caps::now(state);
     let started = Instant::now();

@@ -83,6 +83,28 @@ def test_step_registration_made_on_another_shard_reaches_the_others(cluster, rc)
     assert wait_for(lambda: _each(cluster, lambda c: _ids_with(c, "'inner'")) == [[rid]] * 3)
 
 
+def test_step_registrations_made_on_two_shards_are_all_kept(cluster, rc):
+    """Each shard's step registers its own trigger: every shard ends with both, and the
+    one made on a shard is not lost when the other's arrives."""
+    script = (
+        "def inner(x):\n"
+        "    name = 't_' + x['key']\n"
+        "    GB('CommandReader').map(lambda r: 'ok').register(trigger=name, mode='async_local')\n"
+        "GB().foreach(inner).register(prefix='sk:*', mode='sync')"
+    )
+    assert pyexecute(rc, script) == "OK"
+    assert wait_for(lambda: _each(cluster, lambda c: len(c.execute_command("RG.DUMPREGISTRATIONS"))) == [1] * 3)
+    keys = [_key_on(cluster, 1, "sk:"), _key_on(cluster, 2, "sk:")]
+    for shard, key in zip((1, 2), keys):
+        c = cluster.client(shard)
+        c.set(key, "v")
+        c.close()
+    names = sorted(f"t_{k}" for k in keys)
+    listed = lambda c: sorted(n for n in names if _ids_with(c, f"'{n}'"))  # noqa: E731
+    assert wait_for(lambda: _each(cluster, listed) == [names] * 3), _each(cluster, listed)
+    assert _each(cluster, lambda c: len(c.execute_command("RG.DUMPREGISTRATIONS"))) == [3] * 3
+
+
 def _raw(c):
     """`c` replying as the server does (redis-py turns SET's reply into a bool)."""
     c.response_callbacks.pop("SET", None)

@@ -138,25 +138,27 @@ pub fn rebuild(ctx: &Context, state: &ModuleState, s: &SavedSession) -> Result<(
     Ok(())
 }
 
-/// `s` is a session this shard has, with the same source, plus registrations made from
-/// steps (another shard's step in a cluster, the master's on a replica): only those are
-/// added, under their ids; the others keep running with their state. False: `s` is not
-/// that (a new or upgraded session), it is rebuilt.
+/// `s` is a session this shard has, with the same source and the same registrations
+/// from it, plus registrations made from steps (another shard's step in a cluster, the
+/// master's on a replica): those this shard lacks are added, under their ids; the others
+/// keep running with their state (step-made ones of this shard's own included). False:
+/// `s` is not that (a new or upgraded session), it is rebuilt.
 fn add_from_steps(ctx: &Context, state: &ModuleState, s: &SavedSession) -> bool {
     let Some(have) = state.sessions.get(&s.id) else {
         return false;
     };
-    let kept = |id: &String| have.registrations.contains(id);
-    let added: Vec<&(String, Vec<u8>)> = s.from_steps.iter().filter(|(id, _)| !kept(id)).collect();
+    let from_source = |regs: &[String], steps: &[(String, Vec<u8>)]| -> Vec<String> {
+        let by_step = |r: &String| steps.iter().any(|(id, _)| id == r);
+        regs.iter().filter(|r| !by_step(r)).cloned().collect()
+    };
     let same = have.code == s.code
-        && have
-            .registrations
-            .iter()
-            .all(|r| s.registrations.contains(r))
-        && have.registrations.len() + added.len() == s.registrations.len();
+        && from_source(&have.registrations, &have.from_steps)
+            == from_source(&s.registrations, &s.from_steps);
     if !same {
         return false;
     }
+    let kept = |id: &String| have.registrations.contains(id);
+    let added: Vec<&(String, Vec<u8>)> = s.from_steps.iter().filter(|(id, _)| !kept(id)).collect();
     for (id, wire) in added {
         let req = match gearpy::register_from_wire(wire) {
             Ok(mut req) => {

@@ -135,6 +135,21 @@ def test_hook_without_cross_shard_steps_stays_local(cluster, rc):
     assert rc.execute_command("HGET", key, "f") == "v"
 
 
+def test_distributed_hook_calls_next_where_the_command_ran(cluster, rc):
+    """A default (async) hook collects every shard's record; `call_next` runs the real
+    command in the part on the shard where the command ran."""
+    tag = _hashtags(cluster)[0]
+    script = (
+        f"GB('CommandReader').filter(lambda x: hashtag() == '{tag}')"
+        ".map(lambda x: call_next(*x[1:])).register(hook='hset')"
+    )
+    assert pyexecute(rc, script) == "OK"
+    assert wait_for(lambda: _each(cluster, lambda c: len(c.execute_command("RG.DUMPREGISTRATIONS"))) == [1] * 3)
+    key = _key_on(cluster, 0, "hn:")
+    assert int(rc.execute_command("HSET", key, "f", "v")) == 1
+    assert rc.execute_command("HGET", key, "f") == "v"
+
+
 def test_distributed_hook_is_dropped_on_every_shard(cluster, rc):
     assert pyexecute(rc, "GB('CommandReader').count().register(hook='hset')") == "OK"
     assert wait_for(lambda: _each(cluster, lambda c: len(c.execute_command("RG.DUMPREGISTRATIONS"))) == [1] * 3)

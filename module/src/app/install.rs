@@ -157,13 +157,20 @@ fn add(state: &ModuleState, mut req: RegisterRequest, reg_id: String, out: &mut 
 }
 
 /// Adds one more registration to an installed session (`register()` from a running
-/// step); returns what to activate and the registration's id.
+/// step, or another shard's, under its id `req.id`); returns what to activate and the
+/// registration's id.
 pub fn add_to_session(
     state: &ModuleState,
     session: &Session,
     mut req: RegisterRequest,
 ) -> (Installed, String) {
-    let reg_id = state.registrations.next_id();
+    let reg_id = match req.id.take() {
+        Some(saved) => {
+            state.registrations.bump_past(&saved);
+            saved
+        }
+        None => state.registrations.next_id(),
+    };
     let mut installed = Installed {
         session: session.id.clone(),
         callbacks: Vec::new(),

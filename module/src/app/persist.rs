@@ -55,6 +55,9 @@ pub fn clear(state: &ModuleState) {
 /// (the text is returned for callers that report it). Called on the main thread with the
 /// Redis lock held (`ctx`).
 pub fn rebuild(ctx: &Context, state: &ModuleState, s: &SavedSession) -> Result<(), String> {
+    if add_from_steps(ctx, state, s) {
+        return Ok(());
+    }
     // Requirements came before the keys (their own aux data) or are on disk already: make
     // them importable again (never run pip on the main thread).
     if !s.requirements.is_empty() {
@@ -133,6 +136,49 @@ pub fn rebuild(ctx: &Context, state: &ModuleState, s: &SavedSession) -> Result<(
     state.sessions.set_requirements(&s.id, &s.requirements);
     with_lock_held(ctx, || installed.activate());
     Ok(())
+}
+
+/// `s` is a session this shard has, with the same source and the same registrations
+/// from it, plus registrations made from steps (another shard's step in a cluster, the
+/// master's on a replica): those this shard lacks are added, under their ids; the others
+/// keep running with their state (step-made ones of this shard's own included). False:
+/// `s` is not that (a new or upgraded session), it is rebuilt.
+fn add_from_steps(ctx: &Context, state: &ModuleState, s: &SavedSession) -> bool {
+    let Some(have) = state.sessions.get(&s.id) else {
+        return false;
+    };
+    let from_source = |regs: &[String], steps: &[(String, Vec<u8>)]| -> Vec<String> {
+        let by_step = |r: &String| steps.iter().any(|(id, _)| id == r);
+        regs.iter().filter(|r| !by_step(r)).cloned().collect()
+    };
+    let same = have.code == s.code
+        && from_source(&have.registrations, &have.from_steps)
+            == from_source(&s.registrations, &s.from_steps);
+    if !same {
+        return false;
+    }
+    let kept = |id: &String| have.registrations.contains(id);
+    let added: Vec<&(String, Vec<u8>)> = s.from_steps.iter().filter(|(id, _)| !kept(id)).collect();
+    for (id, wire) in added {
+        let req = match gearpy::register_from_wire(wire) {
+            Ok(mut req) => {
+                req.id = Some(id.clone());
+                req
+            }
+            Err(e) => {
+                crate::redis::ffi::log::warning(&format!(
+                    "Gearshift: could not add registration {id} to session {}: {e}",
+                    s.id
+                ));
+                continue;
+            }
+        };
+        with_lock_held(ctx, || {
+            let (installed, _) = crate::app::install::add_to_session(state, &have, req);
+            installed.activate();
+        });
+    }
+    true
 }
 
 /// Rebuilds every session of a blob; only a malformed blob is an error (a session that

@@ -50,11 +50,13 @@ pub fn getresultsblocking(
         return Err(RedisError::WrongArity);
     }
     state.trim_queued();
-    if state.registry.get(&a[0]).is_none() {
+    // An execution dropped from its registration's list while it runs is still waited for.
+    let kept = || state.registry.get_or_running(&a[0]);
+    if kept().is_none() {
         match local::wait_for_event(state, &a[0], block(ctx)) {
             Ok(()) => return Ok(RedisValue::NoReply),
-            // Not queued (any more): answered from its entry, if kept.
-            Err(NotWaiting::NotPending(client)) => match state.registry.get(&a[0]) {
+            // Not queued (any more): answered from its entry, if kept or still running.
+            Err(NotWaiting::NotPending(client)) => match kept() {
                 Some(e) => e.reply_when_done(client),
                 None => reply_blocked(client, &Reply::Error(NO_SUCH_PLAN.into())),
             },
@@ -62,7 +64,7 @@ pub fn getresultsblocking(
         }
         return Ok(RedisValue::NoReply);
     }
-    let e = entry(state, &a[0])?;
+    let e = kept().ok_or_else(|| error(NO_SUCH_PLAN))?;
     if let Some(r) = e.result_reply() {
         return respond(ctx, r);
     }

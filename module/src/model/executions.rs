@@ -316,9 +316,21 @@ impl Entry {
 struct Kept {
     order: VecDeque<Weak<Entry>>,
     by_id: ahash::AHashMap<String, Arc<Entry>>,
+    /// Entries dropped from the list by a cap while they still ran: RG.GETRESULTSBLOCKING
+    /// reaches them until they end (1.2 answers a client that waits on a running
+    /// execution). Weak: an ended one is freed as any dropped one.
+    unlisted: Vec<Weak<Entry>>,
 }
 
 impl Kept {
+    /// `e` was dropped from the list by a cap: remembered while it runs.
+    fn unlist(&mut self, e: Arc<Entry>) {
+        if matches!(e.status(), Status::Running | Status::Created) {
+            self.unlisted.retain(|w| w.strong_count() > 0);
+            self.unlisted.push(Arc::downgrade(&e));
+        }
+    }
+
     /// The entry behind `w` if it is still kept (not removed, not replaced under its id).
     fn live(&self, w: &Weak<Entry>) -> Option<Arc<Entry>> {
         let e = w.upgrade()?;
@@ -372,6 +384,7 @@ impl Registry {
                 };
                 if let Some(old) = k.live(&old) {
                     k.by_id.remove(&old.id);
+                    k.unlist(old);
                 }
             }
         }
@@ -381,6 +394,29 @@ impl Registry {
 
     pub fn get(&self, id: &str) -> Option<Arc<Entry>> {
         self.kept().by_id.get(id).cloned()
+    }
+
+    /// Drops `id` from the list for a cap (`MaxExecutionsPerRegistration`): unlike
+    /// [`Registry::remove`], a client can still wait for it while it runs
+    /// ([`Registry::get_or_running`]).
+    pub fn unlist(&self, id: &str) {
+        let mut k = self.kept();
+        if let Some(e) = k.by_id.remove(id) {
+            k.unlist(e);
+        }
+        k.compact();
+    }
+
+    /// A kept entry, or one dropped by a cap that has not ended yet.
+    pub fn get_or_running(&self, id: &str) -> Option<Arc<Entry>> {
+        let k = self.kept();
+        if let Some(e) = k.by_id.get(id) {
+            return Some(Arc::clone(e));
+        }
+        k.unlisted
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|e| e.id == id && matches!(e.status(), Status::Running | Status::Created))
     }
 
     pub fn remove(&self, id: &str) -> Option<Arc<Entry>> {

@@ -152,7 +152,7 @@ impl ModuleState {
         }
         for reg in self.registrations.all() {
             for old in reg.trim_queued(cap) {
-                self.registry.remove(&old);
+                self.registry.unlist(&old);
             }
         }
     }
@@ -163,7 +163,7 @@ impl ModuleState {
         self.keep(entry);
         let cap = self.config.int("MaxExecutionsPerRegistration");
         for old in reg.keep_execution(entry.id.clone(), cap) {
-            self.registry.remove(&old);
+            self.registry.unlist(&old);
         }
     }
 }

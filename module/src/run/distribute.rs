@@ -1,8 +1,8 @@
 //! Registrations whose plan crosses shards (REFERENCE §7, §12.8): a run a registration
-//! triggers here (a CommandReader trigger, a KeysReader event) runs as a distributed
-//! execution, started on every shard and collected here. Which runs are distributed is
-//! decided here; shipping them is the cluster layer's, reached through the slot `lib.rs`
-//! fills at load (`install`). Depends on `model` and `redis`.
+//! triggers here (a CommandReader trigger or hook, a KeysReader event or hooked command)
+//! runs as a distributed execution, started on every shard and collected here. Which runs
+//! are distributed is decided here; shipping them is the cluster layer's, reached through
+//! the slot `lib.rs` fills at load (`install`). Depends on `model` and `redis`.
 
 use std::sync::OnceLock;
 
@@ -42,12 +42,12 @@ pub fn install(d: Distributor) {
 /// Whether runs of `reg` are distributed: `async` mode in a cluster, with a step that
 /// crosses shards. A KeysReader event is read on the shard where it fired only (the other
 /// shards' readers yield nothing), so only a repartition changes its result there; a
-/// CommandReader trigger is read on every shard, so a collect does too.
+/// CommandReader trigger or hook is read on every shard, so a collect does too.
 pub fn crosses_shards(reg: &Registration) -> bool {
     if reg.mode != Mode::Async || crate::model::topology::current().is_none() {
         return false;
     }
-    let every_shard_reads = reg.trigger.is_some();
+    let every_shard_reads = reg.trigger.is_some() || reg.hook.is_some();
     reg.plan.steps.iter().any(|s| match s {
         StepSpec::Repartition => true,
         StepSpec::Collect => every_shard_reads,

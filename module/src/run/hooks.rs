@@ -5,24 +5,35 @@
 //! `call_next` never reaches the hooks again; a flow's `execute()` from the background does
 //! (see `redis::ffi::filter`), where a non-sync hook fails as in MULTI/Lua. Replicated or
 //! loaded traffic runs unhooked. Registration checks are `run::hook_checks`.
+//!
+//! A non-sync hook whose plan crosses shards (`run::distribute`) runs as 1.2 runs it in a
+//! cluster: a distributed execution started on every shard (each shard's reader yields the
+//! hooked command) and collected here, where its one record is the reply; `call_next`
+//! works in the steps that run here (elsewhere there is no command to call). Listed while it
+//! runs and dropped on every shard once it replied, as a trigger run is.
 
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use engine::batch::Batch;
 use engine::exec::ExecutionOutput;
+use engine::ops::{Emit, Finish, Operator, Waker};
+use engine::plan::UdfStep;
+use engine::udf::UdfRuntime;
 use engine::Datum;
 use gearpy::services::CallReply;
-use gearpy::EventPlan;
+use gearpy::{ControlledRuntime, EventPlan, ExecControl};
 use redis_module::{Context, ContextFlags};
 
+use crate::model::executions::Entry;
 use crate::model::registrations::{Mode, Registration};
 use crate::model::reply::{datum_reply, from_call_reply, to_call_reply};
 use crate::model::state::ModuleState;
-use crate::redis::access::{RunAs, Scope};
+use crate::redis::access::{AsUser, RunAs, Scope};
 use crate::redis::ffi::replies::{block, reply_blocked, Reply};
 use crate::redis::lock::with_lock_held;
+use crate::run::distribute;
 use crate::run::inline::Inline;
 use crate::run::readers::ready::ReadySource;
 
@@ -32,6 +43,7 @@ pub const NOT_SYNC_IN_MULTI: &str =
 
 /// One running hook: the command's argv, the hooks that apply, which one runs, and the
 /// client who sent the command.
+#[derive(Clone)]
 struct Frame {
     argv: Vec<Vec<u8>>,
     hooks: Vec<Arc<Registration>>,
@@ -79,12 +91,7 @@ fn hook_reply(out: &ExecutionOutput) -> Reply {
 /// Runs hook `frame.idx` on `frame.argv` (on this thread; `ctx` when it holds the lock).
 fn run_frame(frame: Frame, ctx: Option<&Context>) -> Reply {
     let reg = Arc::clone(&frame.hooks[frame.idx]);
-    let items = frame
-        .argv
-        .iter()
-        .map(|a| Datum::text_or_bytes(a.clone()))
-        .collect();
-    let source = Box::new(ReadySource::new(Batch::datums(vec![Datum::List(items)])));
+    let source = Box::new(record_of(&frame.argv));
     reg.stats().triggered += 1;
     let started = Instant::now();
     FRAMES.with(|f| f.borrow_mut().push(frame));
@@ -98,6 +105,15 @@ fn run_frame(frame: Frame, ctx: Option<&Context>) -> Reply {
     reg.stats()
         .record(&out, started.elapsed().as_millis() as u64);
     hook_reply(&out)
+}
+
+/// The hook's reader: the one record `[command, args...]`.
+fn record_of(argv: &[Vec<u8>]) -> ReadySource {
+    let items = argv
+        .iter()
+        .map(|a| Datum::text_or_bytes(a.clone()))
+        .collect();
+    ReadySource::new(Batch::datums(vec![Datum::List(items)]))
 }
 
 /// A sync hook of a record-local flow outside MULTI/Lua (REFERENCE §12.5): run inline,
@@ -236,6 +252,10 @@ pub fn run(ctx: &Context, state: &'static ModuleState, argv: Vec<Vec<u8>>) -> Ho
     if !blocking_ok {
         return HookRun::Reply(Reply::Error(NOT_SYNC_IN_MULTI.into()));
     }
+    let frame = match run_distributed(state, ctx, frame) {
+        Ok(blocked) => return blocked,
+        Err(frame) => frame,
+    };
     // Async hooks: the client waits; Redis does not.
     let client = block(ctx);
     state.pool.spawn_fn(move || {
@@ -243,4 +263,129 @@ pub fn run(ctx: &Context, state: &'static ModuleState, argv: Vec<Vec<u8>>) -> Ho
         reply_blocked(client, &r);
     });
     HookRun::Blocked
+}
+
+/// A non-sync hook whose plan crosses shards: started here and on every other shard, the
+/// client blocked until every part ended (`Err` gives the frame back when the run is not
+/// distributed: outside a cluster, or a plan that stays on this shard).
+fn run_distributed(
+    state: &'static ModuleState,
+    ctx: &Context,
+    frame: Frame,
+) -> Result<HookRun, Frame> {
+    let reg = Arc::clone(&frame.hooks[frame.idx]);
+    if !distribute::crosses_shards(&reg) {
+        return Err(frame);
+    }
+    let entry = Entry::new_registered(state.registry.next_id(), &reg.shape);
+    // This thread holds the Redis lock: the order goes on the bus from here.
+    let argv = frame.argv.clone();
+    let Some(launched) = with_lock_held(ctx, || distribute::launch(&entry.id, &reg, Some(argv)))
+    else {
+        return Err(frame);
+    };
+    let launched = Arc::new(launched);
+    reg.stats().triggered += 1;
+    let started = Instant::now();
+    let slot = Arc::new(Mutex::new(Some(block(ctx))));
+    let (done_reg, done_slot, done_entry) =
+        (Arc::clone(&reg), Arc::clone(&slot), Arc::clone(&entry));
+    let complete = move |out: ExecutionOutput| {
+        let out = done_entry.settle(out);
+        done_reg
+            .stats()
+            .record(&out, started.elapsed().as_millis() as u64);
+        state.registry.remove(&done_entry.id);
+        if let Some(c) = done_slot.lock().ok().and_then(|mut g| g.take()) {
+            reply_blocked(c, &hook_reply(&out));
+        }
+        distribute::drop_parts(&done_entry.id);
+        done_entry.finish(out);
+    };
+    let local = Arc::clone(&launched);
+    let on_done = Box::new(move |out: ExecutionOutput| local.local_done(out, Box::new(complete)));
+    let control = ExecControl::new();
+    let host = InFrame {
+        inner: AsUser::new(ControlledRuntime(Arc::clone(&control)), reg.run_as.clone()),
+        frame: frame.clone(),
+    };
+    let source = crate::redis::access::source(Box::new(record_of(&frame.argv)), &reg.run_as);
+    // Listed before it can finish: holding the slot orders this with the completion.
+    let held = slot.lock().unwrap_or_else(|e| e.into_inner());
+    let shuffle = Some(&launched.shuffle);
+    match crate::run::start::start_execution(state, source, &reg.plan, &host, shuffle, on_done) {
+        Ok(handle) => {
+            entry.started(handle, Some(control));
+            if held.is_some() {
+                state.keep(&entry);
+            }
+        }
+        Err(e) => {
+            drop(held);
+            launched.abandon();
+            if let Some(c) = slot.lock().ok().and_then(|mut g| g.take()) {
+                let e = Reply::Error(format!("ERR Could not trigger execution, {e}"));
+                reply_blocked(c, &e);
+            }
+        }
+    }
+    Ok(HookRun::Blocked)
+}
+
+/// The operators of a hook run on this shard, run with its frame pushed (whatever worker
+/// runs them), so that `call_next` and `get_command()` reach the hooked command.
+struct InFrame<T> {
+    inner: T,
+    frame: Frame,
+}
+
+/// Runs `f` with `frame` as the innermost running hook.
+fn in_frame<R>(frame: &Frame, f: impl FnOnce() -> R) -> R {
+    FRAMES.with(|fr| fr.borrow_mut().push(frame.clone()));
+    let r = f();
+    FRAMES.with(|fr| fr.borrow_mut().pop());
+    r
+}
+
+impl<T: UdfRuntime> UdfRuntime for InFrame<T> {
+    fn build_stage(&self, steps: &[UdfStep]) -> engine::Result<Box<dyn Operator>> {
+        let op = self.inner.build_stage(steps)?;
+        Ok(Box::new(InFrame {
+            inner: op,
+            frame: self.frame.clone(),
+        }))
+    }
+
+    fn finalizer(&self) -> Box<dyn Operator> {
+        self.inner.finalizer()
+    }
+}
+
+impl Operator for InFrame<Box<dyn Operator>> {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn process(&mut self, input: Batch, out: &mut Emit) -> engine::Result<()> {
+        let inner = &mut self.inner;
+        in_frame(&self.frame, || inner.process(input, out))
+    }
+
+    fn finish(&mut self, out: &mut Emit) -> engine::Result<()> {
+        let inner = &mut self.inner;
+        in_frame(&self.frame, || inner.finish(out))
+    }
+
+    fn try_finish(&mut self, out: &mut Emit) -> engine::Result<Finish> {
+        let inner = &mut self.inner;
+        in_frame(&self.frame, || inner.try_finish(out))
+    }
+
+    fn set_waker(&mut self, waker: Waker) {
+        self.inner.set_waker(waker)
+    }
+
+    fn handles_errors(&self) -> bool {
+        self.inner.handles_errors()
+    }
 }

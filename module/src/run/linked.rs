@@ -2,7 +2,8 @@
 //! (rewritten into RG.TRIGGER by the command filter), the keyspace events it raises trigger
 //! those registrations linked to it, and the client's reply waits for them: it is the real
 //! reply unless a step called `override_reply(v)` (first caller wins). Inside MULTI/Lua the
-//! client is not blocked and gets the real reply.
+//! client is not blocked and gets the real reply. A non-sync run whose plan crosses shards
+//! (a repartition, `run::distribute`) runs on every shard and is collected here first.
 
 use engine::sync::{AtomicUsize, Ordering};
 use std::cell::RefCell;
@@ -171,19 +172,35 @@ pub fn trigger(
         )),
         &reg.run_as,
     );
+    // A repartition moves the event's record to another shard: the run is started on every
+    // shard (their readers yield nothing) and collected here before the command replies.
+    // This thread holds the Redis lock: the order goes on the bus from here.
+    let launched = with_lock_held(ctx, || crate::run::distribute::launch(&entry.id, reg, None));
+    let launched = launched.map(Arc::new);
     let (done_reg, done_entry, done_link) =
         (Arc::clone(reg), Arc::clone(&entry), Arc::clone(&link));
+    let local = launched.clone();
     let on_done = Box::new(move |out: ExecutionOutput| {
-        done_reg
-            .stats()
-            .record(&out, started.elapsed().as_millis() as u64);
-        done_entry.finish(out);
-        done_link.finish_one();
+        let complete = move |out: ExecutionOutput| {
+            done_reg
+                .stats()
+                .record(&out, started.elapsed().as_millis() as u64);
+            done_entry.finish(out);
+            done_link.finish_one();
+        };
+        match local {
+            Some(l) => l.local_done(out, Box::new(complete)),
+            None => complete(out),
+        }
     });
     let host = AsUser::new(ControlledRuntime(Arc::clone(&control)), reg.run_as.clone());
-    match crate::run::start::start_execution(state, source, &reg.plan, &host, None, on_done) {
+    let shuffle = launched.as_ref().map(|l| &l.shuffle);
+    match crate::run::start::start_execution(state, source, &reg.plan, &host, shuffle, on_done) {
         Ok(h) => entry.started(h, Some(control)),
         Err(e) => {
+            if let Some(l) = &launched {
+                l.abandon();
+            }
             entry.finish(ExecutionOutput::failed(e));
             link.finish_one();
         }

@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use crate::errors::GearsError;
 use crate::future::{abandon, completion_of, is_awaitable, is_completion};
 
-fn holds_redis_lock() -> bool {
+pub(crate) fn holds_redis_lock() -> bool {
     crate::services::get().is_some_and(|h| h.holds_redis_lock())
 }
 
@@ -21,7 +21,7 @@ pub(crate) fn must_defer(py: Python<'_>, v: &Bound<'_, PyAny>) -> bool {
     is_awaitable(py, v) && !(is_completion(py, v) && is_done(v))
 }
 
-fn is_done(c: &Bound<'_, PyAny>) -> bool {
+pub(crate) fn is_done(c: &Bound<'_, PyAny>) -> bool {
     c.call_method0("done")
         .and_then(|d| d.is_truthy())
         .unwrap_or(false)

@@ -1,8 +1,9 @@
 //! Awaiting what a callback returned (REFERENCE §5): a coroutine runs on one global asyncio
-//! event-loop thread and a `gearsFuture` is waited for through its completion (`future`);
-//! the record waits with the GIL released, so output order is preserved. Where the thread
-//! holds the Redis lock, awaiting is refused, except in runs whose awaits continue in the
-//! background (`event::defer`).
+//! event-loop thread and a `gearsFuture` is waited for through its completion (`future`).
+//! [`awaited`] waits on the calling thread with the GIL released, so output order is
+//! preserved; pooled stages park instead where they can (`stage::park`), and sync events
+//! continue in the background (`event::defer`), both using [`must_defer`] and [`is_done`].
+//! Where the thread holds the Redis lock, waiting is refused.
 //!
 //! Bottom layer: depends on `future`, `errors` and `services`.
 

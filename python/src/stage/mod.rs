@@ -6,7 +6,9 @@
 //! the accumulating steps release their state (`drain`). `runtime` builds stages for the
 //! engine, and the finalizer. The stage holding the plan's last Python step converts its
 //! results to native values in its own hold when nothing but limits (or, outside a
-//! cluster, collects and repartitions) follow it (`step::Ending`).
+//! cluster, collects and repartitions) follow it (`step::Ending`). A callback whose result
+//! must still be awaited parks the stage (`park`): its worker is free until the awaited
+//! value is set, and a single record skips the wave to park at its await.
 //!
 //! Middle layer: depends on `step`, `convert`, `builtins`, `column`, `control`, `cluster`, `scope`,
 //! `profile`, `errors` and `gil`; the submodules extend `PyStage` (`super`), never the

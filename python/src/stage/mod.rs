@@ -235,11 +235,14 @@ impl Operator for PyStage {
                     // Leading `async def` steps: the batch's coroutines run together.
                     // A single record rather parks at its await (`park`).
                     let upto = match keys {
-                        None if rows.len() == 1 && this.waker.is_some() => 0,
                         None => *this
                             .wave_upto
                             .get_or_insert_with(|| wave::async_prefix(py, &this.steps)),
                         Some(_) => 0,
+                    };
+                    let upto = match rows.len() == 1 && this.waker.is_some() {
+                        true => 0,
+                        false => upto,
                     };
                     let (rows, wave_err) = match upto {
                         0 => (rows, None),

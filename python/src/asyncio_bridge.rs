@@ -1,8 +1,9 @@
 //! Awaiting what a callback returned (REFERENCE §5): a coroutine runs on one global asyncio
-//! event-loop thread and a `gearsFuture` is waited for through its completion (`future`);
-//! the record waits with the GIL released, so output order is preserved. Where the thread
-//! holds the Redis lock, awaiting is refused, except in runs whose awaits continue in the
-//! background (`event::defer`).
+//! event-loop thread and a `gearsFuture` is waited for through its completion (`future`).
+//! [`awaited`] waits on the calling thread with the GIL released, so output order is
+//! preserved; pooled stages park instead where they can (`stage::park`), and sync events
+//! continue in the background (`event::defer`), both using [`must_defer`] and [`is_done`].
+//! Where the thread holds the Redis lock, waiting is refused.
 //!
 //! Bottom layer: depends on `future`, `errors` and `services`.
 
@@ -11,7 +12,7 @@ use pyo3::prelude::*;
 use crate::errors::GearsError;
 use crate::future::{abandon, completion_of, is_awaitable, is_completion};
 
-fn holds_redis_lock() -> bool {
+pub(crate) fn holds_redis_lock() -> bool {
     crate::services::get().is_some_and(|h| h.holds_redis_lock())
 }
 
@@ -21,7 +22,7 @@ pub(crate) fn must_defer(py: Python<'_>, v: &Bound<'_, PyAny>) -> bool {
     is_awaitable(py, v) && !(is_completion(py, v) && is_done(v))
 }
 
-fn is_done(c: &Bound<'_, PyAny>) -> bool {
+pub(crate) fn is_done(c: &Bound<'_, PyAny>) -> bool {
     c.call_method0("done")
         .and_then(|d| d.is_truthy())
         .unwrap_or(false)

@@ -4,7 +4,7 @@
 //! callback and settling its (awaited) result are separate so a `sync` event can await in
 //! the background.
 //!
-//! Middle layer: depends on `asyncio_bridge` and `future`.
+//! Middle layer: depends on `future`.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -12,7 +12,6 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use crate::asyncio_bridge::awaited;
 use crate::future::{call, Kind};
 
 /// One Python step (the payload of an engine `UdfStep`).
@@ -133,19 +132,6 @@ pub(crate) enum Local<'py> {
 }
 
 impl PyStep {
-    /// Runs a record-local step (map, filter, foreach, flatmap; shared by `PyStage` and
-    /// the batched event path) on `row` (any other step passes it on unchanged).
-    pub(crate) fn apply_local<'py>(
-        &self,
-        py: Python<'py>,
-        row: Bound<'py, PyAny>,
-    ) -> PyResult<Local<'py>> {
-        match self.call_local(py, &row)? {
-            Some(v) => self.settle_local(row, awaited(py, v)?),
-            None => Ok(Local::Row(row)),
-        }
-    }
-
     /// A record-local step's callback called on `row`, its result not yet awaited
     /// (`None` for other steps).
     pub(crate) fn call_local<'py>(

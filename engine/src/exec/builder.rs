@@ -122,6 +122,14 @@ impl Execution {
         started
     }
 
+    /// Calls `f` once, when one of the execution's stages first parks on an await (its
+    /// worker freed until the awaited value is set; at once if that already happened);
+    /// never if none does. A queue of executions run one after the other can start the
+    /// next one then instead of when this one ends.
+    pub fn when_parked(&self, f: Box<dyn FnOnce() + Send>) {
+        self.shared.when_parked(f);
+    }
+
     /// True once a worker picked the execution up (a stage ran); before that it waits
     /// for a free worker (1.2's `created`).
     pub fn has_started(&self) -> bool {

@@ -44,6 +44,34 @@ impl Shared {
             panics: Mutex::new(Vec::new()),
             stage_nanos: (0..stages).map(|_| AtomicU64::new(0)).collect(),
             counts: super::counts::Counts::new(stages),
+            parked: AtomicBool::new(false),
+            on_park: Mutex::new(None),
+        }
+    }
+
+    /// A stage parked on an await: the first time, runs the `when_parked` callback.
+    fn note_parked(&self) {
+        if !self.parked.swap(true, Ordering::SeqCst) {
+            self.take_on_park();
+        }
+    }
+
+    /// Runs `f` once the execution first parks on an await (at once if it has).
+    pub(crate) fn when_parked(&self, f: OnPark) {
+        *self.on_park.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
+        if self.parked.load(Ordering::SeqCst) {
+            self.take_on_park();
+        }
+    }
+
+    fn take_on_park(&self) {
+        let f = self
+            .on_park
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(f) = f {
+            f();
         }
     }
 
@@ -137,7 +165,14 @@ pub(crate) struct Shared {
     pub(crate) stage_nanos: Vec<AtomicU64>,
     /// Records into and out of each stage, by stage index (progress).
     pub(crate) counts: super::counts::Counts,
+    /// Set the first time a stage parks on an await (`Operator::try_resume`).
+    parked: AtomicBool,
+    /// Called once, when `parked` is first set (`Execution::when_parked`).
+    on_park: Mutex<Option<OnPark>>,
 }
+
+/// What runs when an execution first parks on an await.
+pub(crate) type OnPark = Box<dyn FnOnce() + Send>;
 
 pub(crate) enum Input {
     Source(Box<dyn Source>),
@@ -245,6 +280,16 @@ impl Stage {
                 self.close_output(inner, false);
                 return Turn::Done;
             }
+            match self.resume(inner) {
+                Finish::Done => {}
+                Finish::Yield => return Turn::Yield,
+                // Awaiting: the operator's waker runs the stage again.
+                Finish::Parked => {
+                    self.flush(inner);
+                    self.shared.note_parked();
+                    return Turn::Idle;
+                }
+            }
             match self.next_input(inner) {
                 Next::Batch(b) => self.process(inner, b),
                 Next::Empty => return Turn::Idle, // the producer wakes us after a push
@@ -275,6 +320,24 @@ impl Stage {
             }
         }
         Turn::Yield
+    }
+
+    /// Lets an operator with work pending from `process` go on (see
+    /// `Operator::try_resume`); what it emits joins the stash.
+    fn resume(&self, inner: &mut Inner) -> Finish {
+        let mut emit = Emit::new();
+        let res = self.timed(|| inner.op.try_resume(&mut emit));
+        if emit.wants_stop() {
+            self.shared.stop_source.store(true, Ordering::Release);
+        }
+        inner.stash.extend(emit.drain());
+        res.unwrap_or_else(|e| {
+            self.shared.stop_source.store(true, Ordering::Release);
+            inner
+                .stash
+                .push_back(Batch::errors_only(vec![e.to_string()]));
+            Finish::Done
+        })
     }
 
     /// Runs `f`, adding its duration to this stage's profile.

@@ -84,6 +84,14 @@ pub trait Operator: Send {
     fn try_finish(&mut self, out: &mut Emit) -> Result<Finish> {
         self.finish(out).map(|()| Finish::Done)
     }
+    /// Work left over from `process` that waits on something outside the pool (a record
+    /// whose callback awaits): called before each next batch and before the end of input,
+    /// so nothing else enters the operator while it is pending. `Parked` means "call again
+    /// when the waker is called" (the stage frees its worker meanwhile), `Done` that
+    /// nothing is left. The default has nothing pending.
+    fn try_resume(&mut self, _out: &mut Emit) -> Result<Finish> {
+        Ok(Finish::Done)
+    }
     /// The stage's waker, given once before the first batch (operators that park keep it).
     fn set_waker(&mut self, _waker: Waker) {}
     /// True when the operator receives batches with their error lane (shuffles forward

@@ -2,9 +2,12 @@
 //! `registerTE` callback starts here, at once, without waiting, and tells the Python layer
 //! its output when it ends (the `GearsFuture` `run()` returned).
 //!
-//! Deadlock: a worker whose step awaits a nested run is blocked until that run ends, so the
-//! run must not need that worker's pool: it runs on the pool for its depth
-//! (`run::pools`), on every shard.
+//! Deadlock: a step awaiting a nested run is a continuation — its stage parks, freeing the
+//! worker, and resumes when the run's future is set (`gearpy` `stage::park`). Where an
+//! await still waits on its worker (a wave of several `async def` records, steps run at
+//! the end of input), the run must not need that worker's pool: so it runs on the pool
+//! for its depth (`run::pools`), on every shard, and depth is bounded (`MAX_DEPTH`, a
+//! clear error past it).
 //!
 //! A nested run is listed (`RG.DUMPEXECUTIONS`, abortable) while it runs, and dropped when
 //! done, like a blocking RG.PYEXECUTE run (1.2). It runs as its parent's ACL user, on every

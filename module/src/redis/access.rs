@@ -307,6 +307,11 @@ impl Operator for AsUser<Box<dyn Operator>> {
         self.inner.try_finish(out)
     }
 
+    fn try_resume(&mut self, out: &mut Emit) -> Result<Finish> {
+        let _as = self.scope();
+        self.inner.try_resume(out)
+    }
+
     fn set_waker(&mut self, waker: engine::ops::Waker) {
         self.inner.set_waker(waker)
     }

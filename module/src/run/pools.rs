@@ -2,8 +2,10 @@
 //! registration, trigger and cluster part of one) is the module's pool
 //! (`ModuleState::pool`); a run a `run()` nested at depth `d` starts (REFERENCE §12.3) runs
 //! on a pool of its own for `d`, `ExecutionThreads` threads, started the first time that
-//! depth is used, on every shard it runs on. A worker whose step awaits a nested run waits
-//! only on a deeper pool, never on its own, and the Python layer bounds the depth
+//! depth is used, on every shard it runs on. An awaiting step usually parks (its worker is
+//! free while the nested run goes on); where one still waits on its worker (a wave of
+//! several `async def` records, steps at the end of input), it waits only on a deeper
+//! pool, never on its own, and the Python layer bounds the depth
 //! (`gearpy::nested::MAX_DEPTH`), so waiting for nested runs cannot deadlock.
 //! Depends on `model` and `redis`.
 

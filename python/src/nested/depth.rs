@@ -55,6 +55,11 @@ impl Operator for AtDepth<Box<dyn Operator>> {
         self.inner.try_finish(out)
     }
 
+    fn try_resume(&mut self, out: &mut Emit) -> Result<Finish> {
+        let _d = self.scope();
+        self.inner.try_resume(out)
+    }
+
     fn set_waker(&mut self, waker: Waker) {
         self.inner.set_waker(waker)
     }

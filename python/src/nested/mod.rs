@@ -5,8 +5,10 @@
 //! coroutine awaits it on its loop without blocking that loop, and a run nobody awaits
 //! still runs (the host drops it when done).
 //!
-//! Deadlock: a step that waits (a coroutine awaited by its worker) for a nested run must not
-//! wait on the pool it occupies. A run started from code at depth `n` runs at depth `n + 1`
+//! Deadlock: a step awaiting a nested run parks its stage (`stage::park`: the worker is
+//! free meanwhile). One that still waits on its worker (a wave of several `async def`
+//! records, steps at the end of input) must not wait on the pool it occupies. A run
+//! started from code at depth `n` runs at depth `n + 1`
 //! on the host's pool for that depth, so waiters only ever wait for deeper pools; depth is
 //! bounded by [`MAX_DEPTH`] (deeper: an error, never a hang). The depth travels with the
 //! caller's identity (`caller`), set on threads by [`depth::AtDepth`].

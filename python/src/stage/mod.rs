@@ -6,7 +6,9 @@
 //! the accumulating steps release their state (`drain`). `runtime` builds stages for the
 //! engine, and the finalizer. The stage holding the plan's last Python step converts its
 //! results to native values in its own hold when nothing but limits (or, outside a
-//! cluster, collects and repartitions) follow it (`step::Ending`).
+//! cluster, collects and repartitions) follow it (`step::Ending`). A callback whose result
+//! must still be awaited parks the stage (`park`): its worker is free until the awaited
+//! value is set, and a single record skips the wave to park at its await.
 //!
 //! Middle layer: depends on `step`, `convert`, `builtins`, `column`, `control`, `cluster`, `scope`,
 //! `profile`, `errors` and `gil`; the submodules extend `PyStage` (`super`), never the
@@ -29,6 +31,7 @@ use crate::step::{Ending, PyStep};
 mod arrow;
 mod batch;
 mod drain;
+mod park;
 mod push;
 mod runtime;
 mod wave;
@@ -72,6 +75,10 @@ pub struct PyStage {
     /// The stage ends the flow's Python steps and its results leave it as native values,
     /// converted inside its GIL hold (no finalizer hold of their own): see `ending`.
     native_out: bool,
+    /// The stage's waker (pooled executions only): an await parks the stage (`park`).
+    waker: Option<engine::ops::Waker>,
+    /// Where the stage stopped for an await, and the records waiting behind it.
+    parked: Option<Box<park::Parked>>,
 }
 
 impl PyStage {
@@ -99,6 +106,8 @@ impl PyStage {
             control,
             wave_upto: None,
             native_out: false,
+            waker: None,
+            parked: None,
         }
     }
 
@@ -224,20 +233,34 @@ impl Operator for PyStage {
             match Self::rows(py, data) {
                 Ok(rows) => {
                     // Leading `async def` steps: the batch's coroutines run together.
+                    // A single record rather parks at its await (`park`).
                     let upto = match keys {
                         None => *this
                             .wave_upto
                             .get_or_insert_with(|| wave::async_prefix(py, &this.steps)),
                         Some(_) => 0,
                     };
+                    let upto = match rows.len() == 1 && this.waker.is_some() {
+                        true => 0,
+                        false => upto,
+                    };
                     let (rows, wave_err) = match upto {
                         0 => (rows, None),
                         _ => wave::run_wave(py, &this.steps, upto, rows),
                     };
-                    for (i, row) in rows.into_iter().enumerate() {
-                        let key = keys.as_ref().filter(|k| i < k.len()).map(|k| k.get(i));
-                        if let Err(e) = this.push(py, upto, row, key, &mut out) {
+                    let key_of = |i: usize| keys.as_ref().filter(|k| i < k.len()).map(|k| k.get(i));
+                    let mut rows = rows.into_iter().enumerate();
+                    while let Some((i, row)) = rows.next() {
+                        if let Err(e) = this.push(py, upto, row, key_of(i), &mut out) {
                             this.fail(py, &e, &mut errors, emit);
+                            break;
+                        }
+                        if this.is_parked() {
+                            // The rest of the batch waits for the await (`park`).
+                            let rest = rows
+                                .by_ref()
+                                .map(|(i, r)| (upto, r, key_of(i).map(<[u8]>::to_vec)));
+                            this.park_rest(rest);
                             break;
                         }
                     }
@@ -259,7 +282,17 @@ impl Operator for PyStage {
         Ok(())
     }
 
+    fn try_resume(&mut self, emit: &mut Emit) -> Result<engine::ops::Finish> {
+        Ok(self.resume(emit))
+    }
+
+    fn set_waker(&mut self, waker: engine::ops::Waker) {
+        self.waker = Some(waker);
+    }
+
     fn finish(&mut self, emit: &mut Emit) -> Result<()> {
+        // Awaits at the end of input wait on the worker (no parking in `finish`).
+        let waker = self.waker.take();
         self.hold(|this, py| {
             let mut errors = Vec::new();
             let mut out = Out::default();
@@ -280,6 +313,7 @@ impl Operator for PyStage {
             }
             this.emit(py, out, errors, emit);
         });
+        self.waker = waker;
         Ok(())
     }
 }

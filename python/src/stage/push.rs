@@ -1,6 +1,8 @@
 //! Record-at-a-time: pushing one record through a stage's steps, from a given step on,
 //! until it leaves the stage or a step keeps it (accumulations, groups, batch steps).
 //!
+//! A callback whose result must still be awaited may park the stage there (`park`).
+//!
 //! Part of `PyStage` (`super`); depends on `step`, `future`, `asyncio_bridge` and `convert`.
 
 use std::sync::Arc;
@@ -35,16 +37,19 @@ impl PyStage {
                 local @ (PyStep::Map(_)
                 | PyStep::Filter(_)
                 | PyStep::Foreach(_)
-                | PyStep::FlatMap(_)) => match local.apply_local(py, row)? {
-                    Local::Row(r) => row = r,
-                    Local::Dropped => return Ok(()),
-                    Local::Spread(items) => {
-                        for item in items {
-                            self.push(py, i + 1, item, None, out)?;
-                        }
-                        return Ok(());
+                | PyStep::FlatMap(_)) => {
+                    let Some(v) = local.call_local(py, &row)? else {
+                        continue;
+                    };
+                    if self.park_on(py, i, Some(&row), None, &v)? {
+                        return Ok(()); // the rest waits for the await (`park`)
                     }
-                },
+                    match local.settle_local(row, awaited(py, v)?)? {
+                        Local::Row(r) => row = r,
+                        Local::Dropped => return Ok(()),
+                        Local::Spread(items) => return self.push_all(py, i + 1, items, out),
+                    }
+                }
                 PyStep::Accumulate(f) => return self.accumulate(py, i, f, row),
                 PyStep::GroupBy {
                     extractor,
@@ -137,12 +142,19 @@ impl PyStage {
         f: &Py<PyAny>,
         row: Bound<'py, PyAny>,
     ) -> PyResult<()> {
+        let StepState::Acc(acc) = &mut self.state[i] else {
+            return Ok(());
+        };
+        let a = acc
+            .take()
+            .map(|a| a.into_bound(py))
+            .unwrap_or_else(|| py.None().into_bound(py));
+        let v = call(py, f.bind(py), (a, row), Kind::Reducer)?;
+        if self.park_on(py, i, None, None, &v)? {
+            return Ok(()); // the accumulator is set when the await is over (`park`)
+        }
         if let StepState::Acc(acc) = &mut self.state[i] {
-            let a = acc
-                .take()
-                .map(|a| a.into_bound(py))
-                .unwrap_or_else(|| py.None().into_bound(py));
-            *acc = Some(awaited(py, call(py, f.bind(py), (a, row), Kind::Reducer)?)?.unbind());
+            *acc = Some(awaited(py, v)?.unbind());
         }
         Ok(())
     }
@@ -155,11 +167,17 @@ impl PyStage {
         r: &Py<PyAny>,
         row: Bound<'py, PyAny>,
     ) -> PyResult<()> {
+        let StepState::Groups(t) = &mut self.state[i] else {
+            return Ok(());
+        };
+        let slot = t.entry(key.as_bytes(), || py.None());
+        let a = std::mem::replace(slot, py.None());
+        let v = call(py, r.bind(py), (key.as_str(), a, row), Kind::Reducer)?;
+        if self.park_on(py, i, None, Some(&key), &v)? {
+            return Ok(()); // the group's value is set when the await is over (`park`)
+        }
         if let StepState::Groups(t) = &mut self.state[i] {
-            let slot = t.entry(key.as_bytes(), || py.None());
-            let a = std::mem::replace(slot, py.None());
-            let v = call(py, r.bind(py), (key.as_str(), a, row), Kind::Reducer)?;
-            *slot = awaited(py, v)?.unbind();
+            *t.entry(key.as_bytes(), || py.None()) = awaited(py, v)?.unbind();
         }
         Ok(())
     }

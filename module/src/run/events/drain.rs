@@ -27,7 +27,8 @@
 //! first deferral until the queue is next empty) and only while fewer than `DEFER_LIMIT`
 //! events wait. After that it runs batches regardless, and the writer shares the lock.
 //!
-//! Other flows run one engine execution per event (`run_next`), chained on completion.
+//! Other flows run one engine execution per event (`run_next`), chained: the next one
+//! starts when the previous one ends or first parks on an await (REFERENCE §12.5).
 
 use std::cell::Cell;
 use std::sync::Arc;
@@ -35,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use engine::batch::KeyBuilder;
 use engine::exec::ExecutionOutput;
+use engine::sync::{AtomicBool, Ordering};
 use gearpy::{EventPlan, PyRuntime};
 use redis_module::Context;
 
@@ -327,6 +329,10 @@ pub fn run_next(reg: Arc<Registration>) {
         let launched = crate::run::distribute::launch(&entry.id, &reg, None).map(Arc::new);
         let (done_reg, done_entry) = (Arc::clone(&reg), Arc::clone(&entry));
         let local = launched.clone();
+        // The next event starts when this one ends or first awaits, whichever comes first
+        // (an awaiting execution frees its worker: later events do not wait for it).
+        let moved_on = Arc::new(AtomicBool::new(false));
+        let done_moved = Arc::clone(&moved_on);
         let on_done = Box::new(move |out: ExecutionOutput| {
             let next = Arc::clone(&done_reg);
             let complete = move |out: ExecutionOutput| finish(&done_reg, &done_entry, out, started);
@@ -334,13 +340,21 @@ pub fn run_next(reg: Arc<Registration>) {
                 Some(l) => l.local_done(out, Box::new(complete)),
                 None => complete(out),
             }
-            run_next(next);
+            if !done_moved.swap(true, Ordering::AcqRel) {
+                run_next(next);
+            }
         });
         let host = AsUser::new(PyRuntime, reg.run_as.clone());
         let shuffle = launched.as_ref().map(|l| &l.shuffle);
         match crate::run::start::start_execution(state, source, &reg.plan, &host, shuffle, on_done)
         {
             Ok(h) => {
+                let next = Arc::clone(&reg);
+                h.when_parked(Box::new(move || {
+                    if !moved_on.swap(true, Ordering::AcqRel) {
+                        state.pool.spawn_fn(move || run_next(next));
+                    }
+                }));
                 entry.started(h, None);
                 return;
             }

@@ -287,12 +287,13 @@ impl KeyBuilder {
 }
 
 /// Validity of a value column: set on rows of type `t`; `None` when every row is.
-fn nulls_where(types: &[u8], t: KeyType) -> Option<NullBuffer> {
+pub(crate) fn nulls_where(types: &[u8], t: KeyType) -> Option<NullBuffer> {
     let code = t.code();
     if types.iter().all(|&c| c == code) {
         return None;
     }
-    Some(NullBuffer::new(BooleanBuffer::from_iter(
-        types.iter().map(|&c| c == code),
+    Some(NullBuffer::new(BooleanBuffer::collect_bool(
+        types.len(),
+        |i| types[i] == code,
     )))
 }

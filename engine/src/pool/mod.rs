@@ -115,6 +115,16 @@ impl BufferPool {
         }
     }
 
+    /// `buf` as a buffer of this pool, given back here on drop (a received message's
+    /// buffer, made into an Arrow buffer with [`PooledBuf::into_buffer`]).
+    #[cfg(not(loom))]
+    pub fn adopt(self: &Arc<Self>, buf: Vec<u8>) -> PooledBuf {
+        PooledBuf {
+            buf,
+            pool: Arc::clone(self),
+        }
+    }
+
     /// As [`take_capacity`](Self::take_capacity), detached: give it back with
     /// [`recycle`](Self::recycle).
     pub fn take_vec(&self, n: usize) -> Vec<u8> {

@@ -16,6 +16,8 @@
 
 #[cfg(not(loom))]
 mod arrow;
+#[cfg(not(loom))]
+pub use arrow::checked_offsets;
 #[cfg(all(test, not(loom)))]
 mod tests;
 

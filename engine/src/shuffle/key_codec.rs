@@ -14,7 +14,7 @@
 //! type's value slot. Validity (which value slot a row uses) is rebuilt from the types.
 //! Offsets that land misaligned in the received buffer (it was moved by other than a
 //! multiple of 8) are copied into an aligned buffer; nothing else is copied.
-//! Depends on `frame_io`, `batch` and `error`.
+//! Depends on `frame_io`, `batch`, `pool` (offsets checked once) and `error`.
 
 use arrow_array::{Array, BinaryArray, UInt8Array};
 use arrow_buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
@@ -22,6 +22,7 @@ use arrow_buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use super::frame_io::{bad, put_bytes, put_u32, Reader};
 use crate::batch::{value_nulls, KeyColumns, KeyType, KeyValues, Nested};
 use crate::error::Result;
+use crate::pool::checked_offsets;
 
 /// Offsets start this far into the written buffer (a multiple of).
 const ALIGN: usize = 8;
@@ -93,7 +94,7 @@ pub(super) fn read_keys(r: &mut Reader<'_>, frame: &Buffer) -> Result<KeyColumns
     }
     let keys = read_binary(r, frame, rows, None)?;
     let (at, codes) = r.take_at(rows)?;
-    if codes.iter().any(|&c| KeyType::from_code(c).is_none()) {
+    if codes.iter().fold(0, |m, &c| m.max(c)) > KeyType::Empty.code() {
         return Err(bad("bad key type"));
     }
     let types = UInt8Array::new(ScalarBuffer::from(frame.slice_with_length(at, rows)), None);
@@ -134,21 +135,15 @@ fn read_offsets(
         .and_then(|c| c.checked_mul(OFFSET))
         .ok_or_else(|| bad("count exceeds frame"))?;
     let (at, bytes) = r.take_at(len)?;
-    let (mut prev, mut ok) = (0i32, true);
-    for c in bytes.chunks_exact(OFFSET) {
-        let v = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        ok &= v >= prev;
-        prev = v;
-    }
-    if !ok || bytes[..OFFSET] != [0; OFFSET] {
-        return Err(bad("bad column offsets"));
-    }
     let buf = if bytes.as_ptr().align_offset(OFFSET) == 0 {
         frame.slice_with_length(at, len)
     } else {
         Buffer::from_slice_ref(bytes)
     };
-    Ok((OffsetBuffer::new(ScalarBuffer::from(buf)), prev as usize))
+    let offsets = ScalarBuffer::<i32>::from(buf);
+    let last = offsets[n] as usize;
+    let offsets = checked_offsets(offsets).ok_or_else(|| bad("bad column offsets"))?;
+    Ok((offsets, last))
 }
 
 /// A binary column of `n` rows.
@@ -192,15 +187,17 @@ fn read_nested(
 /// Rows hold a value only in their own type's slot (a string row one string; other rows
 /// an empty string, no hash entries, no list items unless of that type).
 fn check_slots(codes: &[u8], v: &KeyValues) -> Result<()> {
-    let s = v.strings.value_offsets();
-    let (h, l) = (&v.hashes.offsets, &v.lists.offsets);
-    let ok = codes.iter().enumerate().all(|(i, &c)| {
-        let empty = |o: &[i32]| o[i] == o[i + 1];
-        (c == KeyType::String.code() || empty(s))
-            && (c == KeyType::Hash.code() || empty(h))
-            && (c == KeyType::List.code() || empty(l))
-    });
-    if ok {
+    let only = |t: KeyType, o: &[i32]| {
+        let code = t.code();
+        codes
+            .iter()
+            .zip(o.iter().zip(&o[1..]))
+            .fold(true, |ok, (&c, (a, b))| ok & ((c == code) | (a == b)))
+    };
+    if only(KeyType::String, v.strings.value_offsets())
+        && only(KeyType::Hash, &v.hashes.offsets)
+        && only(KeyType::List, &v.lists.offsets)
+    {
         Ok(())
     } else {
         Err(bad("value items do not match the key type"))

@@ -286,9 +286,13 @@ impl KeyBuilder {
     }
 }
 
-/// Validity of a value column: set on rows of type `t`; `None` when every row is.
+/// Validity of a value column: set on rows of type `t`; `None` when every row is. A
+/// column no row uses is all null without a pass over the rows.
 pub(crate) fn nulls_where(types: &[u8], t: KeyType) -> Option<NullBuffer> {
     let code = t.code();
+    if !types.contains(&code) {
+        return (!types.is_empty()).then(|| NullBuffer::new_null(types.len()));
+    }
     if types.iter().all(|&c| c == code) {
         return None;
     }

@@ -9,7 +9,8 @@
 //!
 //! - send: allocations inside `process` (encode, bundle, transport push) per batch sent;
 //! - receive: allocations while draining, per batch received (this includes decoding the
-//!   records themselves: each `Datum` string is its own allocation, pool or not);
+//!   records themselves: each `Datum` string is its own allocation, pool or not; a key
+//!   batch's arrays are slices of the received bundle);
 //! - bus: allocations to encode a bundle's cluster-bus message and decode it on the other
 //!   shard (the module's send and receive copies), with `pool::global()`.
 //!
@@ -17,16 +18,19 @@
 //! would be without pooling. Run:
 //!
 //!     cargo bench -p gearshift-benches --bench alloc_count
-//!     cargo test -p gearshift-benches --bench alloc_count -- --quick --max-send-allocs 2
+//!     cargo test -p gearshift-benches --bench alloc_count -- --quick --max-send-allocs 1 --max-key-recv-allocs 10
 //!
 //! `--max-send-allocs N` fails (exit 1) when the pooled send path allocates more than N
-//! times per batch in steady state (scripts/test.sh runs the quick form).
+//! times per batch in steady state; `--max-key-recv-allocs N` likewise for receiving a
+//! batch of 256 hash keys (decoded in place: the columns' box, validity bitmaps, handles).
+//! scripts/test.sh runs the quick form.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use engine::batch::{BatchData, KeyBuilder, KeyType};
 use engine::ops::{Emit, Finish, Operator};
 use engine::pool::BufferPool;
 use engine::shuffle::{InProcessNetwork, ShuffleCtx, ShuffleOp, SlotMap, Transport};
@@ -103,8 +107,24 @@ fn ctx(me: usize, transport: Arc<dyn Transport>, pool: &Arc<BufferPool>) -> Shuf
     }
 }
 
-/// Allocations per batch in steady state: (send, receive).
-fn measure(pool: Arc<BufferPool>, warmup: usize, rounds: usize) -> (f64, f64) {
+/// A batch of 256 hash keys `person:i` (`name`, `age`), as a reader makes them.
+fn key_batch(_round: usize) -> Batch {
+    let mut k = KeyBuilder::new(true);
+    for i in 0..ROWS {
+        k.push_key(format!("person:{i}").as_bytes(), KeyType::Hash);
+        k.push_field(b"name", format!("First Family{}", i % 100).as_bytes());
+        k.push_field(b"age", (i % 90).to_string().as_bytes());
+    }
+    Batch::new(BatchData::Keys(k.finish().expect("a small batch")))
+}
+
+/// Allocations per batch in steady state, for batches made by `make`: (send, receive).
+fn measure(
+    pool: Arc<BufferPool>,
+    make: fn(usize) -> Batch,
+    warmup: usize,
+    rounds: usize,
+) -> (f64, f64) {
     let net = InProcessNetwork::new(2);
     let mut receiver = ShuffleOp::new(ctx(0, Arc::clone(&net[0]), &pool), 0, true);
     let mut sender = ShuffleOp::new(ctx(1, Arc::clone(&net[1]), &pool), 0, true);
@@ -114,7 +134,7 @@ fn measure(pool: Arc<BufferPool>, warmup: usize, rounds: usize) -> (f64, f64) {
     let (mut sent_counted, mut received_counted) = (0usize, 0usize);
     for round in 0..warmup + rounds {
         let counted = round >= warmup;
-        let batches: Vec<Batch> = (0..BATCHES_PER_ROUND).map(|_| batch(round)).collect();
+        let batches: Vec<Batch> = (0..BATCHES_PER_ROUND).map(|_| make(round)).collect();
         for b in batches {
             let before = allocs();
             sender.process(b, &mut out).expect("send");
@@ -190,21 +210,40 @@ fn main() {
         .position(|a| a == "--max-send-allocs")
         .and_then(|i| args.get(i + 1))
         .map(|v| v.parse().expect("--max-send-allocs N"));
+    let max_key_recv: Option<f64> = args
+        .iter()
+        .position(|a| a == "--max-key-recv-allocs")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.parse().expect("--max-key-recv-allocs N"));
     let (warmup, rounds) = if quick { (4, 8) } else { (10, 50) };
     println!(
         "alloc_count: {ROWS}-record batches, {BATCHES_PER_ROUND} per round, \
          {warmup} warm-up + {rounds} counted rounds"
     );
-    let (no_send, no_recv) = measure(BufferPool::new(1, 0), warmup, rounds);
+    let (no_send, no_recv) = measure(BufferPool::new(1, 0), batch, warmup, rounds);
     println!("  no pool: send {no_send:.2} allocs/batch, receive {no_recv:.2} allocs/batch");
-    let (send, recv) = measure(BufferPool::new(64, 64 << 20), warmup, rounds);
+    let (send, recv) = measure(BufferPool::new(64, 64 << 20), batch, warmup, rounds);
     println!("  pooled:  send {send:.2} allocs/batch, receive {recv:.2} allocs/batch");
     println!("  receive includes decoding {ROWS} records per batch (their strings)");
+    let (key_send, key_recv) = measure(BufferPool::new(64, 64 << 20), key_batch, warmup, rounds);
+    println!(
+        "  pooled, {ROWS} hash keys per batch: send {key_send:.2} allocs/batch, \
+         receive {key_recv:.2} allocs/batch (arrays read in place)"
+    );
     let bus = measure_bus(warmup, rounds * 10);
     println!("  bus frame message (encode + decode of a 70 KB bundle, pooled): {bus:.2} allocs");
-    if let Some(max) = max_send {
-        if send > max {
-            eprintln!("alloc_count: pooled send path allocates {send:.2} per batch > {max}");
+    let mut failed = Vec::new();
+    if max_send.is_some_and(|max| send > max) {
+        failed.push(format!("pooled send path allocates {send:.2} per batch"));
+    }
+    if max_key_recv.is_some_and(|max| key_recv > max) {
+        failed.push(format!(
+            "key batch receive allocates {key_recv:.2} per batch"
+        ));
+    }
+    if max_send.is_some() || max_key_recv.is_some() {
+        if !failed.is_empty() {
+            eprintln!("alloc_count: {} (over the limit)", failed.join("; "));
             println!("alloc_count: 0 passed, 1 failed");
             std::process::exit(1);
         }

@@ -2,8 +2,10 @@
 //! key batch at memcpy-class speed).
 //!
 //! - `shuffle_codec/keys_1024`: a batch of 1,024 key names (`person:N`, strings), encoded
-//!   in place into a bundle (`bundle_data`, as the shuffle sends it), then split
-//!   (`unbundle`) and decoded (`decode_frame`), as the receiving shard does.
+//!   in place into a pooled bundle (`bundle_data`, as the shuffle sends it), the bundle
+//!   turned into an Arrow buffer (`into_buffer`) and decoded in place (`decode_bundle`:
+//!   the arrays are slices of it), as the receiving shard does; dropping the batch gives
+//!   the bundle back to the pool.
 //! - `shuffle_codec/hashes_1024`: the same with each key a hash of two fields (the reader
 //!   batch of `hot_paths`' `keys_batch/build`).
 //! - `.../encode`, `.../decode`: the two halves alone (where the time goes).
@@ -11,7 +13,8 @@
 //!   group, so the two GB/s figures (criterion's throughput, bytes = the bundle's size)
 //!   compare directly.
 //!
-//! Fixed `SEED`; buffers are reused across iterations, as the shuffle's are. Run:
+//! Fixed `SEED`; buffers come from a pool and are reused across iterations, as the
+//! shuffle's are. Run:
 //! `cargo bench -p gearshift-benches --bench shuffle_codec`.
 
 use std::hint::black_box;
@@ -20,9 +23,12 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use arrow_buffer::Buffer;
 use engine::batch::{BatchData, KeyBuilder, KeyType};
-use engine::shuffle::{bundle_data, decode_frame, unbundle, Frame};
+use engine::pool::BufferPool;
+use engine::shuffle::{bundle_data, decode_bundle, Frame};
 use engine::Batch;
+use std::sync::Arc;
 
 const SEED: u64 = 20240613;
 const ROWS: usize = 1024;
@@ -45,30 +51,38 @@ fn key_batch(hashes: bool) -> Batch {
     Batch::new(BatchData::Keys(k.finish().expect("a small batch")))
 }
 
-/// Encode into a reused bundle, split and decode: one frame's full trip through the codec.
-fn round_trip(b: &Batch, bundle: &mut Vec<u8>) -> usize {
-    bundle.clear();
-    bundle_data(bundle, b).expect("key batches encode");
+/// Rows of the data frames in `body`, decoded in place.
+fn decode(body: &Buffer) -> usize {
     let mut rows = 0;
-    for frame in unbundle(bundle).expect("a valid bundle") {
-        match decode_frame(frame).expect("a valid frame") {
-            Frame::Data(got) => rows += got.len(),
-            Frame::Done => {}
+    decode_bundle(body, None, |f| {
+        if let Frame::Data(got) = f {
+            rows += got.len();
         }
-    }
+    })
+    .expect("a valid bundle");
     rows
+}
+
+/// Encode into a pooled bundle, then decode it in place: one frame's full trip through
+/// the codec (the bundle goes back to the pool when the decoded batch drops).
+fn round_trip(b: &Batch, pool: &Arc<BufferPool>, bytes: usize) -> usize {
+    let mut bundle = pool.take_capacity(bytes);
+    bundle_data(&mut bundle, b).expect("key batches encode");
+    decode(&bundle.into_buffer())
 }
 
 fn codec(c: &mut Criterion) {
     let mut g = c.benchmark_group("shuffle_codec");
+    let pool = BufferPool::new(8, 64 << 20);
     for (name, hashes) in [("keys_1024", false), ("hashes_1024", true)] {
         let batch = key_batch(hashes);
         let mut bundle = Vec::new();
-        assert_eq!(round_trip(&batch, &mut bundle), ROWS);
+        bundle_data(&mut bundle, &batch).expect("key batches encode");
         let bytes = bundle.len();
+        assert_eq!(round_trip(&batch, &pool, bytes), ROWS);
         g.throughput(Throughput::Bytes(bytes as u64));
         g.bench_function(format!("{name}/encode_decode"), |bch| {
-            bch.iter(|| round_trip(black_box(&batch), &mut bundle))
+            bch.iter(|| round_trip(black_box(&batch), &pool, bytes))
         });
         g.bench_function(format!("{name}/encode"), |bch| {
             bch.iter(|| {
@@ -77,9 +91,9 @@ fn codec(c: &mut Criterion) {
                 bundle.len()
             })
         });
-        let frame = bundle[4..].to_vec();
+        let body = Buffer::from_vec(bundle.clone());
         g.bench_function(format!("{name}/decode"), |bch| {
-            bch.iter(|| decode_frame(black_box(&frame)).expect("a valid frame"))
+            bch.iter(|| decode(black_box(&body)))
         });
         let src = vec![0x5au8; bytes];
         let mut dst = vec![0u8; bytes];

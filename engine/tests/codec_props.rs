@@ -175,7 +175,7 @@ fn arbitrary_bytes_never_panic_and_roundtrip_when_accepted() {
         let bytes = match rng.random_range(0..4) {
             0 => random_bytes(&mut rng, 64),
             // A valid header, so the body decoder sees random input too.
-            1 => [&b"G\x01\x00"[..], &random_bytes(&mut rng, 64)].concat(),
+            1 => [&b"G\x03\x00"[..], &random_bytes(&mut rng, 64)].concat(),
             _ => {
                 let valid = encode(&random_batch(&mut rng));
                 mutate(&mut rng, valid)

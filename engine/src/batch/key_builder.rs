@@ -286,13 +286,18 @@ impl KeyBuilder {
     }
 }
 
-/// Validity of a value column: set on rows of type `t`; `None` when every row is.
-fn nulls_where(types: &[u8], t: KeyType) -> Option<NullBuffer> {
+/// Validity of a value column: set on rows of type `t`; `None` when every row is. A
+/// column no row uses is all null without a pass over the rows.
+pub(crate) fn nulls_where(types: &[u8], t: KeyType) -> Option<NullBuffer> {
     let code = t.code();
+    if !types.contains(&code) {
+        return (!types.is_empty()).then(|| NullBuffer::new_null(types.len()));
+    }
     if types.iter().all(|&c| c == code) {
         return None;
     }
-    Some(NullBuffer::new(BooleanBuffer::from_iter(
-        types.iter().map(|&c| c == code),
+    Some(NullBuffer::new(BooleanBuffer::collect_bool(
+        types.len(),
+        |i| types[i] == code,
     )))
 }

@@ -2,13 +2,17 @@
 //! `arrow_buffer::Buffer` without copying; the buffer's owner gives the memory back to its
 //! pool when the last clone of the buffer (or of an array built on it) drops.
 //!
-//! This is one of the engine's named `unsafe` modules (one call:
-//! `Buffer::from_custom_allocation`). Depends on the pool (its parent) and `arrow-buffer`.
+//! [`checked_offsets`] makes Arrow offsets out of received (pooled) memory after checking
+//! them once, in a pass that vectorises, rather than again in Arrow's constructor.
+//!
+//! This is one of the engine's named `unsafe` modules (two calls:
+//! `Buffer::from_custom_allocation`, `OffsetBuffer::new_unchecked`). Depends on the pool
+//! (its parent) and `arrow-buffer`.
 #![allow(unsafe_code)]
 
 use super::{BufferPool, PooledBuf};
 use crate::sync::Arc;
-use arrow_buffer::Buffer;
+use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use std::panic::AssertUnwindSafe;
 use std::ptr::NonNull;
 
@@ -52,4 +56,13 @@ impl PooledBuf {
         // the last reference to this buffer is gone (it holds `owner` for exactly that long).
         unsafe { Buffer::from_custom_allocation(ptr, len, owner) }
     }
+}
+
+/// `o` as Arrow offsets when it is not empty, starts at 0 and never decreases (one
+/// branch-free pass); `None` otherwise.
+pub fn checked_offsets(o: ScalarBuffer<i32>) -> Option<OffsetBuffer<i32>> {
+    let ok = o.first() == Some(&0) && o.iter().zip(&o[1..]).fold(true, |ok, (a, b)| ok & (a <= b));
+    // SAFETY: `new_unchecked` requires a non-empty buffer of values >= 0 that never
+    // decrease: `o[0]` exists and is 0, and each value is >= the one before it.
+    ok.then(|| unsafe { OffsetBuffer::new_unchecked(o) })
 }

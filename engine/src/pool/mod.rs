@@ -16,6 +16,8 @@
 
 #[cfg(not(loom))]
 mod arrow;
+#[cfg(not(loom))]
+pub use arrow::checked_offsets;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
@@ -111,6 +113,16 @@ impl BufferPool {
     pub fn take_capacity(self: &Arc<Self>, n: usize) -> PooledBuf {
         PooledBuf {
             buf: self.take_vec(n),
+            pool: Arc::clone(self),
+        }
+    }
+
+    /// `buf` as a buffer of this pool, given back here on drop (a received message's
+    /// buffer, made into an Arrow buffer with [`PooledBuf::into_buffer`]).
+    #[cfg(not(loom))]
+    pub fn adopt(self: &Arc<Self>, buf: Vec<u8>) -> PooledBuf {
+        PooledBuf {
+            buf,
             pool: Arc::clone(self),
         }
     }

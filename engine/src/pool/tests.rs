@@ -120,3 +120,22 @@ fn arrow_buffers_give_their_memory_back_when_the_last_clone_drops() {
 fn global_is_one_pool() {
     assert!(Arc::ptr_eq(global(), global()));
 }
+
+#[test]
+fn checked_offsets_take_only_what_arrow_allows() {
+    let o = |v: &[i32]| checked_offsets(arrow_buffer::ScalarBuffer::from(v.to_vec()));
+    assert_eq!(o(&[0, 0, 3, 7]).map(|b| b.to_vec()), Some(vec![0, 0, 3, 7]));
+    assert!(o(&[0]).is_some());
+    for bad in [&[][..], &[1, 2], &[-1, 0], &[0, 5, 4], &[0, -3]] {
+        assert!(o(bad).is_none(), "{bad:?}");
+    }
+}
+
+#[test]
+fn adopted_vectors_come_back_to_the_pool() {
+    let pool = BufferPool::new(4, 1 << 20);
+    let v = Vec::with_capacity(4096);
+    let ptr = v.as_ptr();
+    drop(pool.adopt(v).into_buffer());
+    assert_eq!(pool.take_capacity(4096).as_ptr(), ptr);
+}

@@ -1,6 +1,8 @@
 //! Unit tests of the frame codec (included by `codec.rs`).
 
 use super::*;
+use crate::batch::{BinaryColumn, KeyBuilder, KeyColumns, KeyType};
+use crate::datum::Datum;
 
 /// A host column of strings; rows starting with '!' cannot be serialised.
 #[derive(Debug)]
@@ -121,28 +123,35 @@ fn keys_roundtrip() {
     }
 }
 
-/// The frame of one hash row `h` with `items` value items (`f`, `v`, `f`, ...).
-fn hash_frame(items: usize) -> Vec<u8> {
+/// A frame of a hash row `h` (`f` = `v`, `g` = `w`) and a string row `s` (`x`).
+fn hash_frame() -> Vec<u8> {
     let mut b = KeyBuilder::new(true);
     b.push_key(b"h", KeyType::Hash);
     b.push_field(b"f", b"v");
+    b.push_field(b"g", b"w");
+    b.push_key(b"s", KeyType::String);
+    b.push_str(b"x");
     let mut buf = Vec::new();
     encode_data(&Batch::new(BatchData::Keys(b.finish().unwrap())), &mut buf).unwrap();
-    // type code 1 (hash), value flag 1, then the item count.
-    let at = buf
-        .windows(6)
-        .position(|w| w == [1, 1, 2, 0, 0, 0])
-        .unwrap()
-        + 2;
-    buf[at] = items as u8;
     buf
+}
+
+/// Where the hash entry offsets `[0, 2, 2]` are in `frame`.
+fn hash_offsets_at(frame: &[u8]) -> usize {
+    let want: Vec<u8> = [0i32, 2, 2].iter().flat_map(|o| o.to_le_bytes()).collect();
+    frame.windows(12).position(|w| w == want).unwrap()
 }
 
 #[test]
 fn key_values_must_fit_their_type() {
-    assert!(decode_frame(&hash_frame(2)).is_ok());
-    // One item left over: an odd count for a hash is malformed, not a panic.
-    let err = decode_frame(&hash_frame(1)).unwrap_err();
+    let frame = hash_frame();
+    assert!(decode_frame(&frame).is_ok());
+    // The string row given a hash entry: items outside the row's type slot.
+    let at = hash_offsets_at(&frame);
+    let mut f = frame.clone();
+    f[at + 4] = 1;
+    f[at + 8] = 2;
+    let err = decode_frame(&f).unwrap_err();
     assert!(err.message().contains("value items"), "{err}");
     let k = |t: KeyType, items: &[&[u8]]| {
         let mut b = KeyBuilder::new(true);
@@ -193,12 +202,150 @@ fn garbage_is_an_error_not_a_panic() {
         &b""[..],
         b"G",
         b"G\x01\x00\xff\xff\xff\xff",
-        b"G\x01\x07",
-        b"X\x01\x01",
+        b"G\x03\x00\x01\xff\xff\xff\xff",
+        b"G\x02\x01",
+        b"G\x03\x07",
+        b"X\x03\x01",
     ] {
         assert!(decode_frame(bad).is_err(), "{bad:?}");
     }
     let mut done = Vec::new();
     encode_done(&mut done);
     assert!(matches!(decode_frame(&done), Ok(Frame::Done)));
+}
+
+#[test]
+fn hostile_key_offsets_are_errors() {
+    let frame = hash_frame();
+    let at = hash_offsets_at(&frame);
+    let set = |i: usize, v: i32| {
+        let mut f = frame.clone();
+        f[at + 4 * i..at + 4 * i + 4].copy_from_slice(&v.to_le_bytes());
+        decode_frame(&f).unwrap_err().message().to_string()
+    };
+    // Not starting at 0, decreasing, negative, past the items.
+    for (i, v) in [(0, 1), (1, 3), (2, 1), (1, -1), (2, 9), (2, i32::MAX)] {
+        assert!(set(i, v).contains("malformed"), "offset {i} = {v}");
+    }
+    // The key column's padding: header (3), shape (1), rows (4), flags (1), count (4),
+    // then the pad byte; its offsets start 8-byte aligned, after 2 zero bytes.
+    assert_eq!(frame[13..16], [2, 0, 0]);
+    for pad in [8, 9, 0xff] {
+        let mut f = frame.clone();
+        f[13] = pad;
+        assert!(decode_frame(&f).is_err(), "pad {pad}");
+    }
+}
+
+#[test]
+fn every_byte_mutation_of_a_key_frame_is_an_error_or_a_valid_batch() {
+    let frame = hash_frame();
+    for i in 0..frame.len() {
+        for v in [0u8, 1, 2, 7, 8, 0x7f, 0x80, 0xff, frame[i].wrapping_add(1)] {
+            let mut f = frame.clone();
+            f[i] = v;
+            if let Ok(Frame::Data(b)) = decode_frame(&f) {
+                let again = roundtrip(&b);
+                match (&b.data, &again.data) {
+                    (BatchData::Keys(x), BatchData::Keys(y)) => assert_eq!(x, y, "byte {i} = {v}"),
+                    _ => panic!("shape changed"),
+                }
+            }
+        }
+        assert!(decode_frame(&frame[..i]).is_err(), "cut at {i}");
+    }
+}
+
+/// Every row of `k`, as a comparable view.
+fn rows(k: &KeyColumns) -> Vec<String> {
+    (0..k.len()).map(|i| format!("{:?}", k.row(i))).collect()
+}
+
+fn mixed_keys() -> KeyColumns {
+    let mut b = KeyBuilder::new(true);
+    for i in 0..12u8 {
+        let key = [b'k', i];
+        match i % 3 {
+            0 => {
+                b.push_key(&key, KeyType::Hash);
+                (0..i % 4).for_each(|j| b.push_field(&[b'f', j], &[b'v', i]));
+            }
+            1 => {
+                b.push_key(&key, KeyType::List);
+                (0..i % 5).for_each(|j| b.push_item(&[j; 3]));
+            }
+            _ => {
+                b.push_key(&key, KeyType::String);
+                b.push_str(&[i; 2]);
+            }
+        }
+        b.push_event(b"hset");
+    }
+    b.finish().unwrap()
+}
+
+#[test]
+fn partitioned_key_batches_travel_as_their_own_rows() {
+    let all = mixed_keys();
+    let dest: Vec<usize> = (0..all.len()).map(|i| (i * 7) % 3).collect();
+    for part in all.partition(&dest, 3) {
+        let back = roundtrip(&Batch::new(BatchData::Keys(part.clone())));
+        let BatchData::Keys(got) = back.data else {
+            panic!("shape changed")
+        };
+        assert_eq!(rows(&got), rows(&part));
+        // Only the part's own items travel.
+        let items = |k: &KeyColumns| k.values().unwrap().lists.children[0].value_data().len();
+        assert!(items(&got) <= items(&part));
+    }
+}
+
+#[test]
+fn decoded_key_arrays_borrow_the_received_buffer() {
+    let mut bundle = vec![0u8; 24]; // transport header room, as the shuffle leaves it
+    bundle_data(&mut bundle, &Batch::new(BatchData::Keys(mixed_keys()))).unwrap();
+    bundle_done(&mut bundle);
+    let body = Buffer::from_vec(bundle).slice(24);
+    let range = body.as_ptr().addr()..body.as_ptr().addr() + body.len();
+    let mut got = Vec::new();
+    decode_bundle(&body, None, |f| got.push(f)).unwrap();
+    assert!(matches!(got[1], Frame::Done));
+    let Frame::Data(Batch {
+        data: BatchData::Keys(k),
+        ..
+    }) = &got[0]
+    else {
+        panic!("key batch expected")
+    };
+    assert_eq!(rows(k), rows(&mixed_keys()));
+    let v = k.values().unwrap();
+    for p in [
+        k.keys().value_data().as_ptr(),
+        k.keys().value_offsets().as_ptr().cast(),
+        k.types().values().as_ptr(),
+        v.hashes.offsets.as_ptr().cast(),
+        v.hashes.children[1].value_data().as_ptr(),
+        v.lists.children[0].value_offsets().as_ptr().cast(),
+        k.events().unwrap().value_data().as_ptr(),
+    ] {
+        assert!(range.contains(&p.addr()), "a column was copied");
+    }
+}
+
+#[test]
+fn a_frame_moved_off_its_alignment_still_decodes() {
+    let mut frame = Vec::new();
+    encode_data(&Batch::new(BatchData::Keys(mixed_keys())), &mut frame).unwrap();
+    for shift in 1..8 {
+        let mut moved = vec![0u8; shift];
+        moved.extend_from_slice(&frame);
+        let buf = Buffer::from_vec(moved).slice(shift);
+        let Ok(Frame::Data(b)) = decode_shared(&buf, None) else {
+            panic!("shift {shift}: not decoded")
+        };
+        let BatchData::Keys(k) = b.data else {
+            panic!("shape changed")
+        };
+        assert_eq!(rows(&k), rows(&mixed_keys()), "shift {shift}");
+    }
 }

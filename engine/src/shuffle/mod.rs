@@ -7,13 +7,15 @@
 
 mod codec;
 mod credit;
+mod frame_io;
+mod key_codec;
 mod op;
 mod partitioner;
 mod transport;
 
 pub use codec::{
-    bundle_data, bundle_done, bundle_push, decode_frame, decode_frame_with, encode_data,
-    encode_done, unbundle, Frame,
+    bundle_data, bundle_done, bundle_push, decode_bundle, decode_frame, decode_frame_with,
+    decode_shared, encode_data, encode_done, unbundle, Frame,
 };
 pub use credit::Credits;
 pub use op::ShuffleOp;

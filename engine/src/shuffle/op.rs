@@ -15,7 +15,7 @@
 //! by the timer at its idle deadline, so shuffles waiting on each other across shards
 //! cannot starve a bounded pool.
 
-use super::codec::{bundle_data, bundle_done, decode_frame_with, unbundle, Frame};
+use super::codec::{bundle_data, bundle_done, decode_bundle, Frame};
 use super::credit::Credits;
 use super::partitioner::Partitioner;
 use super::transport::{Bundle, ChannelId};
@@ -297,16 +297,19 @@ impl ShuffleOp {
             if let Some(g) = granted.get_mut(from).filter(|_| from != self.ctx.me) {
                 *g += 1;
             }
-            for frame in unbundle(bundle.body())? {
-                match decode_frame_with(frame, self.ctx.foreign.as_deref())? {
-                    Frame::Done => self.left = self.left.saturating_sub(1),
-                    Frame::Data(mut b) => {
-                        b.partition_keys = None;
-                        out.push(b);
-                    }
+            // Key batches borrow the received buffer; it goes back to the pool when the
+            // last of them drops.
+            let Bundle { buf, start } = bundle;
+            let body = self.ctx.pool.adopt(buf).into_buffer();
+            let body = body.slice(start.min(body.len()));
+            let left = &mut self.left;
+            decode_bundle(&body, self.ctx.foreign.as_deref(), |f| match f {
+                Frame::Done => *left = left.saturating_sub(1),
+                Frame::Data(mut b) => {
+                    b.partition_keys = None;
+                    out.push(b);
                 }
-            }
-            self.ctx.pool.recycle(bundle.buf);
+            })?;
         }
         for (to, n) in granted.into_iter().enumerate().filter(|&(_, n)| n > 0) {
             self.ctx.transport.grant(to, self.ch, n)?;

@@ -284,8 +284,7 @@ impl ShuffleOp {
     }
 
     /// Takes up to `FRAMES_PER_CALL` arrived bundles (waiting at most `wait` for the
-    /// first), decoding their frames into `out`, and gives their senders credit for them
-    /// (only with a credit window: at window 0 senders never wait for credit).
+    /// first), decoding their frames into `out`, and gives their senders credit for them.
     /// Returns how many it took.
     fn take_arrived(&mut self, out: &mut Emit, wait: Duration) -> Result<usize> {
         let mut taken = 0;
@@ -311,11 +310,8 @@ impl ShuffleOp {
             }
             self.ctx.pool.recycle(bundle.buf);
         }
-        // Window 0 is no flow control: a credit would only cost a bus message each way.
-        if self.ctx.credit_window > 0 {
-            for (to, n) in granted.into_iter().enumerate().filter(|&(_, n)| n > 0) {
-                self.ctx.transport.grant(to, self.ch, n)?;
-            }
+        for (to, n) in granted.into_iter().enumerate().filter(|&(_, n)| n > 0) {
+            self.ctx.transport.grant(to, self.ch, n)?;
         }
         Ok(taken)
     }

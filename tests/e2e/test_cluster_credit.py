@@ -71,6 +71,17 @@ def test_big_collect_completes_with_window_one(loaded):
     assert sorted(int(v[:4]) for v in res) == sorted(i % 1000 for i in range(ROWS))
 
 
+def test_an_initiator_at_window_zero_still_returns_credits(loaded):
+    """Windows are each shard's own config: shards at window 1 send a big collect to an
+    initiator at window 0, which must still return their credits (else they wait for the
+    idle bound and the run fails with max idle)."""
+    loaded.execute_command("RG.CONFIGSET", "ShuffleCreditWindow", "0")
+    try:
+        test_big_collect_completes_with_window_one(loaded)
+    finally:
+        loaded.execute_command("RG.CONFIGSET", "ShuffleCreditWindow", "1")
+
+
 def test_big_repartition_completes_with_window_one(loaded):
     script = (
         "GB().repartition(lambda r: r['value'][:4])"

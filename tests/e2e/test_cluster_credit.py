@@ -1,6 +1,6 @@
 """The shuffle's credit-based flow control on a real 3-master Redis Cluster: with a window
 of one bundle in flight per destination (`ShuffleCreditWindow 1`, the tightest), collect
-and repartition give the same answers, big ones (many 64 KiB bundles per shard, most of
+and repartition give the same answers, big ones (many 256 KiB bundles per shard, most of
 them waiting for credit) complete, and the window is a config key (docs/configuration.md)."""
 
 import pytest

@@ -1,6 +1,6 @@
 """The shuffle's credit-based flow control on a real 3-master Redis Cluster: with a window
 of one bundle in flight per destination (`ShuffleCreditWindow 1`, the tightest), collect
-and repartition give the same answers, big ones (many 64 KiB bundles per shard, most of
+and repartition give the same answers, big ones (many 256 KiB bundles per shard, most of
 them waiting for credit) complete, and the window is a config key (docs/configuration.md)."""
 
 import pytest
@@ -69,6 +69,17 @@ def test_big_collect_completes_with_window_one(loaded):
     assert errs == []
     assert len(res) == ROWS
     assert sorted(int(v[:4]) for v in res) == sorted(i % 1000 for i in range(ROWS))
+
+
+def test_an_initiator_at_window_zero_still_returns_credits(loaded):
+    """Windows are each shard's own config: shards at window 1 send a big collect to an
+    initiator at window 0, which must still return their credits (else they wait for the
+    idle bound and the run fails with max idle)."""
+    loaded.execute_command("RG.CONFIGSET", "ShuffleCreditWindow", "0")
+    try:
+        test_big_collect_completes_with_window_one(loaded)
+    finally:
+        loaded.execute_command("RG.CONFIGSET", "ShuffleCreditWindow", "1")
 
 
 def test_big_repartition_completes_with_window_one(loaded):

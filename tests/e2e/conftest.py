@@ -326,6 +326,17 @@ class Cluster:
     def client(self, i=0):
         return self.nodes[i].client()
 
+    def each(self, fn):
+        """`fn(client)` on every node in order, each with its own connection; the results."""
+        out = []
+        for i in range(len(self.nodes)):
+            c = self.client(i)
+            try:
+                out.append(fn(c))
+            finally:
+                c.close()
+        return out
+
     def cluster_client(self):
         """A cluster-aware client (follows MOVED), for loading data and reading results."""
         from redis.cluster import RedisCluster

@@ -16,21 +16,10 @@ def cluster():
         yield c
 
 
-def _each(cluster, fn):
-    out = []
-    for i in range(len(cluster.nodes)):
-        c = cluster.client(i)
-        try:
-            out.append(fn(c))
-        finally:
-            c.close()
-    return out
-
-
 def _hashtags(cluster):
     """Each shard's hashtag(), in node order."""
     script = "GB('ShardsIDReader').map(lambda x: hashtag()).run(mode='async_local')"
-    return _each(cluster, lambda c: pyexecute(c, script)[0][0])
+    return cluster.each(lambda c: pyexecute(c, script)[0][0])
 
 
 def _owner(cluster, key):
@@ -44,7 +33,7 @@ def test_trigger_with_count_runs_on_every_shard(cluster, rc):
     """1.2: each shard's reader yields the trigger's arguments; the count is collected on
     the shard where RG.TRIGGER ran."""
     assert pyexecute(rc, "GB('CommandReader').count().register(trigger='x')") == "OK"
-    assert _each(cluster, lambda c: c.execute_command("RG.TRIGGER", "x", "a", "b")) == [["3"]] * 3
+    assert cluster.each(lambda c: c.execute_command("RG.TRIGGER", "x", "a", "b")) == [["3"]] * 3
 
 
 def test_trigger_with_countby_groups_every_shards_record(cluster, rc):
@@ -78,7 +67,7 @@ def test_distributed_trigger_is_dropped_on_every_shard(cluster, rc):
     """A trigger run is dropped once it replied, on every shard (as 1.2 drops it)."""
     assert pyexecute(rc, "GB('CommandReader').count().register(trigger='gone')") == "OK"
     assert rc.execute_command("RG.TRIGGER", "gone") == ["3"]
-    assert wait_for(lambda: _each(cluster, lambda c: c.execute_command("RG.DUMPEXECUTIONS")) == [[]] * 3)
+    assert wait_for(lambda: cluster.each(lambda c: c.execute_command("RG.DUMPEXECUTIONS")) == [[]] * 3, timeout=20)
 
 
 def test_inorder_distributed_triggers_each_reply(cluster, rc):

@@ -16,17 +16,6 @@ def cluster():
         yield c
 
 
-def _each(cluster, fn):
-    out = []
-    for i in range(len(cluster.nodes)):
-        c = cluster.client(i)
-        try:
-            out.append(fn(c))
-        finally:
-            c.close()
-    return out
-
-
 def _owner(cluster, key):
     cc = cluster.cluster_client()
     port = cc.get_node_from_key(key).port
@@ -36,7 +25,7 @@ def _owner(cluster, key):
 
 def _hashtags(cluster):
     script = "GB('ShardsIDReader').map(lambda x: hashtag()).run(mode='async_local')"
-    return _each(cluster, lambda c: pyexecute(c, script)[0][0])
+    return cluster.each(lambda c: pyexecute(c, script)[0][0])
 
 
 def _ids_with(c, text):
@@ -55,9 +44,9 @@ def test_step_registration_reaches_every_shard(cluster, rc):
     assert pyexecute(rc, STEP_REGISTERS) == "OK"
     rc.execute_command("RG.TRIGGER", "outer")
     [rid] = _ids_with(rc, "'inner'")
-    assert wait_for(lambda: _each(cluster, lambda c: _ids_with(c, "'inner'")) == [[rid]] * 3)
+    assert wait_for(lambda: cluster.each(lambda c: _ids_with(c, "'inner'")) == [[rid]] * 3)
     tags = _hashtags(cluster)
-    got = _each(cluster, lambda c: c.execute_command("RG.TRIGGER", "inner"))
+    got = cluster.each(lambda c: c.execute_command("RG.TRIGGER", "inner"))
     assert got == [[f"inner:{t}"] for t in tags]
 
 
@@ -65,22 +54,22 @@ def test_step_registration_unregister_reaches_every_shard(cluster, rc):
     assert pyexecute(rc, STEP_REGISTERS) == "OK"
     rc.execute_command("RG.TRIGGER", "outer")
     [rid] = _ids_with(rc, "'inner'")
-    assert wait_for(lambda: _each(cluster, lambda c: _ids_with(c, "'inner'")) == [[rid]] * 3)
+    assert wait_for(lambda: cluster.each(lambda c: _ids_with(c, "'inner'")) == [[rid]] * 3)
     assert rc.execute_command("RG.UNREGISTER", rid) == "OK"
-    assert wait_for(lambda: _each(cluster, lambda c: _ids_with(c, "'inner'")) == [[]] * 3)
+    assert wait_for(lambda: cluster.each(lambda c: _ids_with(c, "'inner'")) == [[]] * 3)
     # The step's session keeps its own registration on every shard.
-    assert _each(cluster, lambda c: len(_ids_with(c, "'outer'"))) == [1] * 3
+    assert cluster.each(lambda c: len(_ids_with(c, "'outer'"))) == [1] * 3
 
 
 def test_step_registration_made_on_another_shard_reaches_the_others(cluster, rc):
     """The outer trigger fires on shard C: its step's registration reaches A and B."""
     assert pyexecute(rc, STEP_REGISTERS) == "OK"
-    assert wait_for(lambda: _each(cluster, lambda c: len(_ids_with(c, "'outer'"))) == [1] * 3)
+    assert wait_for(lambda: cluster.each(lambda c: len(_ids_with(c, "'outer'"))) == [1] * 3)
     c = cluster.client(2)
     c.execute_command("RG.TRIGGER", "outer")
     [rid] = _ids_with(c, "'inner'")
     c.close()
-    assert wait_for(lambda: _each(cluster, lambda c: _ids_with(c, "'inner'")) == [[rid]] * 3)
+    assert wait_for(lambda: cluster.each(lambda c: _ids_with(c, "'inner'")) == [[rid]] * 3)
 
 
 def test_step_registrations_made_on_two_shards_are_all_kept(cluster, rc):
@@ -93,7 +82,7 @@ def test_step_registrations_made_on_two_shards_are_all_kept(cluster, rc):
         "GB().foreach(inner).register(prefix='sk:*', mode='sync')"
     )
     assert pyexecute(rc, script) == "OK"
-    assert wait_for(lambda: _each(cluster, lambda c: len(c.execute_command("RG.DUMPREGISTRATIONS"))) == [1] * 3)
+    assert wait_for(lambda: cluster.each(lambda c: len(c.execute_command("RG.DUMPREGISTRATIONS"))) == [1] * 3)
     keys = [_key_on(cluster, 1, "sk:"), _key_on(cluster, 2, "sk:")]
     for shard, key in zip((1, 2), keys):
         c = cluster.client(shard)
@@ -101,8 +90,8 @@ def test_step_registrations_made_on_two_shards_are_all_kept(cluster, rc):
         c.close()
     names = sorted(f"t_{k}" for k in keys)
     listed = lambda c: sorted(n for n in names if _ids_with(c, f"'{n}'"))  # noqa: E731
-    assert wait_for(lambda: _each(cluster, listed) == [names] * 3), _each(cluster, listed)
-    assert _each(cluster, lambda c: len(c.execute_command("RG.DUMPREGISTRATIONS"))) == [3] * 3
+    assert wait_for(lambda: cluster.each(listed) == [names] * 3), cluster.each(listed)
+    assert cluster.each(lambda c: len(c.execute_command("RG.DUMPREGISTRATIONS"))) == [3] * 3
 
 
 def _raw(c):
@@ -119,7 +108,7 @@ def test_hook_with_count_runs_on_every_shard(cluster, rc):
     """1.2 runs a hook like a trigger: an async plan that crosses shards is distributed,
     each shard's reader yields the hooked command; the one record is the reply."""
     assert pyexecute(rc, "GB('CommandReader').count().register(hook='hset')") == "OK"
-    assert wait_for(lambda: _each(cluster, lambda c: len(c.execute_command("RG.DUMPREGISTRATIONS"))) == [1] * 3)
+    assert wait_for(lambda: cluster.each(lambda c: len(c.execute_command("RG.DUMPREGISTRATIONS"))) == [1] * 3)
     for shard in range(3):
         c = cluster.client(shard)
         key = _key_on(cluster, shard, "hh:")
@@ -144,7 +133,7 @@ def test_distributed_hook_calls_next_where_the_command_ran(cluster, rc):
         ".map(lambda x: call_next(*x[1:])).register(hook='hset')"
     )
     assert pyexecute(rc, script) == "OK"
-    assert wait_for(lambda: _each(cluster, lambda c: len(c.execute_command("RG.DUMPREGISTRATIONS"))) == [1] * 3)
+    assert wait_for(lambda: cluster.each(lambda c: len(c.execute_command("RG.DUMPREGISTRATIONS"))) == [1] * 3)
     key = _key_on(cluster, 0, "hn:")
     assert int(rc.execute_command("HSET", key, "f", "v")) == 1
     assert rc.execute_command("HGET", key, "f") == "v"
@@ -152,9 +141,9 @@ def test_distributed_hook_calls_next_where_the_command_ran(cluster, rc):
 
 def test_distributed_hook_is_dropped_on_every_shard(cluster, rc):
     assert pyexecute(rc, "GB('CommandReader').count().register(hook='hset')") == "OK"
-    assert wait_for(lambda: _each(cluster, lambda c: len(c.execute_command("RG.DUMPREGISTRATIONS"))) == [1] * 3)
+    assert wait_for(lambda: cluster.each(lambda c: len(c.execute_command("RG.DUMPREGISTRATIONS"))) == [1] * 3)
     assert int(rc.execute_command("HSET", _key_on(cluster, 0, "hd:"), "f", "v")) == 3
-    assert wait_for(lambda: _each(cluster, lambda c: c.execute_command("RG.DUMPEXECUTIONS")) == [[]] * 3)
+    assert wait_for(lambda: cluster.each(lambda c: c.execute_command("RG.DUMPEXECUTIONS")) == [[]] * 3)
 
 
 def test_commands_registration_repartition_runs_on_every_shard(cluster, rc):
@@ -166,7 +155,7 @@ def test_commands_registration_repartition_runs_on_every_shard(cluster, rc):
         ".register(prefix='ck:*', commands=['set'])"
     )
     assert pyexecute(rc, script) == "OK"
-    assert wait_for(lambda: _each(cluster, lambda c: len(c.execute_command("RG.DUMPREGISTRATIONS"))) == [1] * 3)
+    assert wait_for(lambda: cluster.each(lambda c: len(c.execute_command("RG.DUMPREGISTRATIONS"))) == [1] * 3)
     tags = _hashtags(cluster)
     pin = _owner(cluster, "pin")
     fired = (pin + 1) % 3
@@ -186,7 +175,7 @@ def test_commands_registration_override_reply_with_count(cluster, rc):
         ".register(prefix='ok:*', commands=['set'])"
     )
     assert pyexecute(rc, script) == "OK"
-    assert wait_for(lambda: _each(cluster, lambda c: len(c.execute_command("RG.DUMPREGISTRATIONS"))) == [1] * 3)
+    assert wait_for(lambda: cluster.each(lambda c: len(c.execute_command("RG.DUMPREGISTRATIONS"))) == [1] * 3)
     fired = (_owner(cluster, "pin") + 1) % 3
     c = _raw(cluster.client(fired))
     assert c.execute_command("SET", _key_on(cluster, fired, "ok:"), "v") == "seen"

@@ -1,5 +1,6 @@
-"""W1 (count) vs format='arrow' flows on one server, same data, alternated rep by rep (#13's
-W7 target: the vectorised path at >= 95% of W1's rate).
+"""W1 (count) vs the value-reading flows on one server, same data, alternated rep by rep (#13's
+W7 target: the vectorised path at >= 95% of W1's rate). W1 reads no values; the
+'read values, no Python' row is the reader alone with values, the bound of the others.
 
 Usage: python3 perf/arrow_vs_w1.py MODULE.so N K
 """
@@ -7,14 +8,17 @@ import shutil
 import statistics
 import sys
 
-from arrow_batch_bench import AGE, PA, start, timed
+from arrow_batch_bench import start, timed
+from workloads import WORKLOADS
 
 FLOWS = {
     'W1 count': "GB().count().run('person:*')",
-    'arrow identity->count': PA + "GB().mapBatch(lambda rb: rb, format='arrow').count().run('person:*')",
-    'arrow pc avg age': PA + "GB().mapBatch(lambda rb: " + AGE + ", format='arrow').avg().run('person:*')",
-    'arrow pc filter->count': PA + "GB().filterBatch(lambda rb: pc.greater(" + AGE + ", 50), format='arrow')"
-                              ".count().run('person:*')",
+    # The bound of every value-reading flow: the reader with values, no Python at all.
+    'read values, no Python': "GB().limit(10000000).count().run('person:*')",
+    'W2 (per-record Python)': WORKLOADS['W2']['gearshift'],
+    'W7d arrow avg age': WORKLOADS['W7d']['gearshift'],
+    'W7e arrow countby family': WORKLOADS['W7e']['gearshift'],
+    'W7f arrow filter count': WORKLOADS['W7f']['gearshift'],
 }
 
 

@@ -178,3 +178,28 @@ GB('ShardsIDReader').map(outer).run()
         ids = [pyexecute(c, script, "UNBLOCKING") for _ in range(6)]
         for eid in ids:
             assert c.execute_command("RG.GETRESULTSBLOCKING", eid) == [["1"], []]
+
+
+def test_aborting_a_run_parked_on_a_future_leaves_it_done_with_one_error():
+    """1.2's rule for aborting a running execution holds for one parked on a held future:
+    `done`, exactly one error, and nothing left waiting."""
+    script = (
+        "held = []\n"
+        "def f(r):\n"
+        "    fut = gearsFuture()\n"
+        "    held.append(fut)\n"
+        "    return fut\n"
+        "GB('ShardsIDReader').map(f).run()\n"
+    )
+    with fresh_server() as srv:
+        c = srv.client()
+        eid = c.execute_command("RG.PYEXECUTE", script, "UNBLOCKING")
+
+        def status():
+            return {e[1]: e[3] for e in c.execute_command("RG.DUMPEXECUTIONS")}.get(eid)
+
+        assert wait_for(lambda: status() == "running")
+        assert c.execute_command("RG.ABORTEXECUTION", eid) == "OK"
+        assert wait_for(lambda: status() == "done")
+        results, errors = c.execute_command("RG.GETRESULTS", eid)
+        assert results == [] and len(errors) == 1 and "aborted" in errors[0]

@@ -113,13 +113,12 @@ extern "C" fn on_key(
         }
     }
     let read_value = state.out.read_value();
-    let name = name.to_vec();
-    // Panics must not unwind into Redis.
+    // Panics must not unwind into Redis. `name` borrows `keyname`, alive for this call.
     super::trampoline::callback("a key scan", (), || {
         if key.is_null() {
-            read_key(state.ctx, &name, state.out, read_value);
+            read_key(state.ctx, name, state.out, read_value);
         } else {
-            push_open_key(state.ctx, &name, key, state.out, read_value);
+            push_open_key(state.ctx, name, key, state.out, read_value);
         }
     });
 }
@@ -280,15 +279,22 @@ extern "C" fn on_field(
     out.push_field(string_bytes(field), value);
 }
 
+thread_local! {
+    /// One field cursor per thread, restarted for each hash: a create and a destroy per
+    /// hash were an allocation pair per row of every scan that reads hash values.
+    static FIELD_CURSOR: ScanCursor = ScanCursor::new();
+}
+
 fn push_hash(key: *mut raw::RedisModuleKey, out: &mut KeyBuilder) {
-    // SAFETY: lock held; the cursor is created and destroyed here; the callback runs only
-    // inside ScanKey and `out` outlives it.
-    unsafe {
-        let cursor = raw::RedisModule_ScanCursorCreate.expect("api")();
-        let pd = (out as *mut KeyBuilder).cast::<c_void>();
-        while raw::RedisModule_ScanKey.expect("api")(key, cursor, Some(on_field), pd) != 0 {}
-        raw::RedisModule_ScanCursorDestroy.expect("api")(cursor);
-    }
+    FIELD_CURSOR.with(|cursor| {
+        // SAFETY: lock held; the cursor is this thread's own and is restarted before use;
+        // the callback runs only inside ScanKey and `out` outlives it.
+        unsafe {
+            raw::RedisModule_ScanCursorRestart.expect("api")(cursor.0);
+            let pd = (out as *mut KeyBuilder).cast::<c_void>();
+            while raw::RedisModule_ScanKey.expect("api")(key, cursor.0, Some(on_field), pd) != 0 {}
+        }
+    })
 }
 
 fn push_list(ctx: &Context, name: &[u8], out: &mut KeyBuilder) {

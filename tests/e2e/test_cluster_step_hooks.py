@@ -139,6 +139,25 @@ def test_distributed_hook_calls_next_where_the_command_ran(cluster, rc):
     assert rc.execute_command("HGET", key, "f") == "v"
 
 
+def test_distributed_hook_calls_next_after_an_await(cluster, rc):
+    """A distributed hook whose step awaits parks and resumes with the hooked command still
+    in reach: `call_next` in the step after the await runs the real command."""
+    tag = _hashtags(cluster)[0]
+    script = (
+        "import asyncio\n"
+        "async def pause(x):\n"
+        "    await asyncio.sleep(0.05)\n"
+        "    return x\n"
+        f"GB('CommandReader').filter(lambda x: hashtag() == '{tag}').map(pause)"
+        ".map(lambda x: call_next(*x[1:])).register(hook='hset')"
+    )
+    assert pyexecute(rc, script) == "OK"
+    assert wait_for(lambda: cluster.each(lambda c: len(c.execute_command("RG.DUMPREGISTRATIONS"))) == [1] * 3)
+    key = _key_on(cluster, 0, "ha:")
+    assert int(rc.execute_command("HSET", key, "f", "v")) == 1
+    assert rc.execute_command("HGET", key, "f") == "v"
+
+
 def test_distributed_hook_is_dropped_on_every_shard(cluster, rc):
     assert pyexecute(rc, "GB('CommandReader').count().register(hook='hset')") == "OK"
     assert wait_for(lambda: cluster.each(lambda c: len(c.execute_command("RG.DUMPREGISTRATIONS"))) == [1] * 3)

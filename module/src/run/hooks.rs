@@ -381,6 +381,11 @@ impl Operator for InFrame<Box<dyn Operator>> {
         in_frame(&self.frame, || inner.try_finish(out))
     }
 
+    fn try_resume(&mut self, out: &mut Emit) -> engine::Result<Finish> {
+        let inner = &mut self.inner;
+        in_frame(&self.frame, || inner.try_resume(out))
+    }
+
     fn set_waker(&mut self, waker: Waker) {
         self.inner.set_waker(waker)
     }

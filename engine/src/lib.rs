@@ -40,6 +40,8 @@ pub mod plan;
 pub mod pool;
 pub mod queue;
 #[cfg(not(loom))]
+pub mod scoped;
+#[cfg(not(loom))]
 pub mod shuffle;
 pub mod sync;
 #[cfg(not(loom))]

@@ -55,6 +55,24 @@ impl Drop for DepthScope {
 #[must_use = "the identity applies only while the scope lives"]
 pub struct Scope(Option<RunAs>);
 
+/// An identity as the scope of an `engine::scoped::Scoped` (the host's `AsUser`).
+#[derive(Debug, Clone)]
+pub struct ActingAs(pub RunAs);
+
+impl From<RunAs> for ActingAs {
+    fn from(run_as: RunAs) -> ActingAs {
+        ActingAs(run_as)
+    }
+}
+
+impl engine::scoped::CallScope for ActingAs {
+    type Guard = Scope;
+
+    fn enter(&self) -> Scope {
+        Scope::enter(self.0.clone())
+    }
+}
+
 impl Scope {
     pub fn enter(run_as: RunAs) -> Scope {
         Scope(CURRENT.with(|c| c.replace(Some(run_as))))

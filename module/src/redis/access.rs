@@ -18,10 +18,6 @@
 //! - `ExecuteAsSuperuser 1` restores RedisGears 1.2, which ignored ACLs.
 
 use engine::exec::Source;
-use engine::ops::{Emit, Finish, Operator};
-use engine::plan::UdfStep;
-use engine::udf::UdfRuntime;
-use engine::{Batch, Result};
 use gearpy::services::CallReply as PyReply;
 use redis_module::{raw, CallOptionsBuilder, CallResult, Context};
 
@@ -264,73 +260,9 @@ pub const READ_UPDATE: u32 = raw::REDISMODULE_CMD_KEY_ACCESS | raw::REDISMODULE_
 /// Delete permission (a StreamReader that trims).
 pub const DELETE: u32 = raw::REDISMODULE_CMD_KEY_DELETE;
 
-/// An engine source or operator that runs as `run_as` on whatever thread calls it.
-pub struct AsUser<T> {
-    inner: T,
-    run_as: RunAs,
-}
-
-impl<T> AsUser<T> {
-    pub fn new(inner: T, run_as: RunAs) -> Self {
-        AsUser { inner, run_as }
-    }
-
-    fn scope(&self) -> Scope {
-        Scope::enter(self.run_as.clone())
-    }
-}
-
-impl Source for AsUser<Box<dyn Source>> {
-    fn next_batch(&mut self) -> Result<Option<Batch>> {
-        let _as = self.scope();
-        self.inner.next_batch()
-    }
-}
-
-impl Operator for AsUser<Box<dyn Operator>> {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-
-    fn process(&mut self, input: Batch, out: &mut Emit) -> Result<()> {
-        let _as = self.scope();
-        self.inner.process(input, out)
-    }
-
-    fn finish(&mut self, out: &mut Emit) -> Result<()> {
-        let _as = self.scope();
-        self.inner.finish(out)
-    }
-
-    fn try_finish(&mut self, out: &mut Emit) -> Result<Finish> {
-        let _as = self.scope();
-        self.inner.try_finish(out)
-    }
-
-    fn try_resume(&mut self, out: &mut Emit) -> Result<Finish> {
-        let _as = self.scope();
-        self.inner.try_resume(out)
-    }
-
-    fn set_waker(&mut self, waker: engine::ops::Waker) {
-        self.inner.set_waker(waker)
-    }
-
-    fn handles_errors(&self) -> bool {
-        self.inner.handles_errors()
-    }
-}
-
-impl<H: UdfRuntime> UdfRuntime for AsUser<H> {
-    fn build_stage(&self, steps: &[UdfStep]) -> Result<Box<dyn Operator>> {
-        let op = self.inner.build_stage(steps)?;
-        Ok(Box::new(AsUser::new(op, self.run_as.clone())))
-    }
-
-    fn finalizer(&self) -> Box<dyn Operator> {
-        Box::new(AsUser::new(self.inner.finalizer(), self.run_as.clone()))
-    }
-}
+/// An engine source, operator or runtime that runs as `run_as` on whatever thread calls it
+/// (`AsUser::new(inner, run_as)`; the scope is `gearpy::caller::ActingAs`).
+pub type AsUser<T> = engine::scoped::Scoped<gearpy::caller::ActingAs, T>;
 
 /// A source that reads as `run_as`.
 pub fn source(inner: Box<dyn Source>, run_as: &RunAs) -> Box<dyn Source> {

@@ -18,9 +18,7 @@ use std::time::Instant;
 
 use engine::batch::Batch;
 use engine::exec::ExecutionOutput;
-use engine::ops::{Emit, Finish, Operator, Waker};
-use engine::plan::UdfStep;
-use engine::udf::UdfRuntime;
+use engine::scoped::{CallScope, Scoped};
 use engine::Datum;
 use gearpy::services::CallReply;
 use gearpy::{ControlledRuntime, EventPlan, ExecControl};
@@ -305,10 +303,10 @@ fn run_distributed(
     let local = Arc::clone(&launched);
     let on_done = Box::new(move |out: ExecutionOutput| local.local_done(out, Box::new(complete)));
     let control = ExecControl::new();
-    let host = InFrame {
-        inner: AsUser::new(ControlledRuntime(Arc::clone(&control)), reg.run_as.clone()),
-        frame: frame.clone(),
-    };
+    let host = Scoped::<Frame, _>::new(
+        AsUser::new(ControlledRuntime(Arc::clone(&control)), reg.run_as.clone()),
+        frame.clone(),
+    );
     let source = crate::redis::access::source(Box::new(record_of(&frame.argv)), &reg.run_as);
     // Listed before it can finish: holding the slot orders this with the completion.
     let held = slot.lock().unwrap_or_else(|e| e.into_inner());
@@ -332,65 +330,23 @@ fn run_distributed(
     Ok(HookRun::Blocked)
 }
 
-/// The operators of a hook run on this shard, run with its frame pushed (whatever worker
-/// runs them), so that `call_next` and `get_command()` reach the hooked command.
-struct InFrame<T> {
-    inner: T,
-    frame: Frame,
-}
+/// A hook run's operators run with its frame pushed (whatever worker runs them), so that
+/// `call_next` and `get_command()` reach the hooked command: the frame is the scope of an
+/// `engine::scoped::Scoped`.
+impl CallScope for Frame {
+    type Guard = FramePushed;
 
-/// Runs `f` with `frame` as the innermost running hook.
-fn in_frame<R>(frame: &Frame, f: impl FnOnce() -> R) -> R {
-    FRAMES.with(|fr| fr.borrow_mut().push(frame.clone()));
-    let r = f();
-    FRAMES.with(|fr| fr.borrow_mut().pop());
-    r
-}
-
-impl<T: UdfRuntime> UdfRuntime for InFrame<T> {
-    fn build_stage(&self, steps: &[UdfStep]) -> engine::Result<Box<dyn Operator>> {
-        let op = self.inner.build_stage(steps)?;
-        Ok(Box::new(InFrame {
-            inner: op,
-            frame: self.frame.clone(),
-        }))
-    }
-
-    fn finalizer(&self) -> Box<dyn Operator> {
-        self.inner.finalizer()
+    fn enter(&self) -> FramePushed {
+        FRAMES.with(|fr| fr.borrow_mut().push(self.clone()));
+        FramePushed
     }
 }
 
-impl Operator for InFrame<Box<dyn Operator>> {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
+/// While alive, a frame is the innermost running hook of this thread.
+struct FramePushed;
 
-    fn process(&mut self, input: Batch, out: &mut Emit) -> engine::Result<()> {
-        let inner = &mut self.inner;
-        in_frame(&self.frame, || inner.process(input, out))
-    }
-
-    fn finish(&mut self, out: &mut Emit) -> engine::Result<()> {
-        let inner = &mut self.inner;
-        in_frame(&self.frame, || inner.finish(out))
-    }
-
-    fn try_finish(&mut self, out: &mut Emit) -> engine::Result<Finish> {
-        let inner = &mut self.inner;
-        in_frame(&self.frame, || inner.try_finish(out))
-    }
-
-    fn try_resume(&mut self, out: &mut Emit) -> engine::Result<Finish> {
-        let inner = &mut self.inner;
-        in_frame(&self.frame, || inner.try_resume(out))
-    }
-
-    fn set_waker(&mut self, waker: Waker) {
-        self.inner.set_waker(waker)
-    }
-
-    fn handles_errors(&self) -> bool {
-        self.inner.handles_errors()
+impl Drop for FramePushed {
+    fn drop(&mut self) {
+        FRAMES.with(|fr| fr.borrow_mut().pop());
     }
 }

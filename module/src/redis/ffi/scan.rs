@@ -174,11 +174,13 @@ fn with_key<R>(ctx: &Context, name: &[u8], f: impl FnOnce(*mut raw::RedisModuleK
 
 /// Appends the row for key `name` (type `empty` when missing). Lock held.
 ///
-/// With its value: a GET is tried first, which answers for strings and missing keys with
-/// one lookup (opening the key to learn its type and then calling GET looked it up twice,
-/// a third of an event's read); other types are opened as before.
+/// With its value: while the keys this thread reads are strings (or missing), a GET is
+/// tried first, which answers with one lookup (opening the key to learn its type and then
+/// calling GET looked it up twice, a third of an event's read). Once another type comes,
+/// keys are opened first until a string comes again: a GET failing with WRONGTYPE on every
+/// hash event would cost more than it saves.
 pub fn read_key(ctx: &Context, name: &[u8], out: &mut KeyBuilder, read_value: bool) {
-    if read_value {
+    if read_value && STRINGS_FIRST.with(|s| s.get()) {
         let opts = CallOptionsBuilder::new().errors_as_replies().build();
         let res: CallResult = {
             // A missing key raises `keymiss`: ours, as for `with_key`.
@@ -198,9 +200,18 @@ pub fn read_key(ctx: &Context, name: &[u8], out: &mut KeyBuilder, read_value: bo
             _ => {} // WRONGTYPE: another type
         }
     }
-    with_key(ctx, name, |key| {
+    let t = with_key(ctx, name, |key| {
         push_open_key(ctx, name, key, out, read_value)
     });
+    if read_value {
+        STRINGS_FIRST.with(|s| s.set(matches!(t, KeyType::String | KeyType::Empty)));
+    }
+}
+
+thread_local! {
+    /// Whether `read_key` tries GET first on this thread: the last key it read was a
+    /// string or missing (events come in runs of one type).
+    static STRINGS_FIRST: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
 }
 
 fn string_bytes<'a>(s: *mut raw::RedisModuleString) -> &'a [u8] {
@@ -238,11 +249,11 @@ fn push_open_key(
     key: *mut raw::RedisModuleKey,
     out: &mut KeyBuilder,
     read_value: bool,
-) {
+) -> KeyType {
     let t = key_type(key);
     out.push_key(name, t);
     if !read_value {
-        return;
+        return t;
     }
     match t {
         KeyType::String => push_string(ctx, name, out),
@@ -250,6 +261,7 @@ fn push_open_key(
         KeyType::List => push_list(ctx, name, out),
         _ => {}
     }
+    t
 }
 
 /// A string value read with GET: RM_StringDMA would re-encode int/embstr values as raw

@@ -52,7 +52,7 @@ def test_first_xadd_to_a_new_stream_runs_at_once_whatever_the_batch(rs):
     pyexecute(rs, "GB('StreamReader').foreach(lambda x: execute('INCR', 'n2')).register('new2*', batch=2)")
     rs.xadd('new2a', {'a': 1})
     rs.xadd('new2a', {'a': 2})
-    assert wait_for(lambda: reg_data(rs)['numSuccess'] == 2)
+    assert wait_for(lambda: reg_data(rs)['numSuccess'] == 2, timeout=20)
     assert holds_for(lambda: reg_data(rs)['numTriggered'] == 2, 0.3)
     assert rs.get('n2') == '2'
 

@@ -31,10 +31,12 @@ def test_ping_answered_during_unblocking_job():
 
 def test_the_probe_catches_a_job_that_blocks_the_server():
     # The check above can fail: a job holding the Redis lock (atomic()) for 2.5 s blocks every
-    # client, so a PING with a 1 s bound times out.
+    # client, so a PING with a 1 s bound times out. The job first sleeps outside the lock: a job
+    # that took the lock at once could hold it before the UNBLOCKING reply was written, and the
+    # client would only see the id once the job had ended (it would then look never blocked).
     with fresh_server() as srv:
         c = srv.client()
-        script = ("import time\ndef hold(x):\n    with atomic():\n        time.sleep(2.5)\n    return x\n"
+        script = ("import time\ndef hold(x):\n    time.sleep(0.5)\n    with atomic():\n        time.sleep(2.5)\n    return x\n"
                   "GB('ShardsIDReader').map(hold).run()")
         eid = pyexecute(c, script, 'UNBLOCKING')
         with pytest.raises(pytest.fail.Exception, match='not answered within 1'):

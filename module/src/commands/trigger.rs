@@ -221,29 +221,18 @@ fn start(state: &'static ModuleState, reg: Arc<Registration>, run: Run, serial: 
     let host = AsUser::new(ControlledRuntime(Arc::clone(&control)), reg.run_as.clone());
     let source = crate::redis::access::source(source, &reg.run_as);
     let shuffle = launched.as_ref().map(|l| &l.shuffle);
-    // Listed before it can finish: holding the slot orders this with the completion.
-    let held = slot.lock().unwrap_or_else(|e| e.into_inner());
-    match crate::run::start::start_execution(state, source, &reg.plan, &host, shuffle, on_done) {
-        Ok(handle) => {
-            entry.started(handle, Some(control));
-            if held.is_some() {
-                state.keep(&entry);
-            }
+    let start =
+        || crate::run::start::start_execution(state, source, &reg.plan, &host, shuffle, on_done);
+    if let Err(e) = crate::run::start::start_listed(state, &entry, &slot, control, start) {
+        if let Some(l) = &launched {
+            l.abandon();
         }
-        Err(e) => {
-            drop(held);
-            if let Some(l) = &launched {
-                l.abandon();
-            }
-            if let Some(c) = slot.lock().ok().and_then(|mut g| g.take()) {
-                reply_blocked(
-                    c,
-                    &Reply::Error(format!("ERR Could not trigger execution, {e}")),
-                );
-            }
-            if serial {
-                reg.next_serial();
-            }
+        if let Some(c) = slot.lock().ok().and_then(|mut g| g.take()) {
+            let e = Reply::Error(format!("ERR Could not trigger execution, {e}"));
+            reply_blocked(c, &e);
+        }
+        if serial {
+            reg.next_serial();
         }
     }
 }

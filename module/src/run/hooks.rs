@@ -308,23 +308,14 @@ fn run_distributed(
         frame.clone(),
     );
     let source = crate::redis::access::source(Box::new(record_of(&frame.argv)), &reg.run_as);
-    // Listed before it can finish: holding the slot orders this with the completion.
-    let held = slot.lock().unwrap_or_else(|e| e.into_inner());
     let shuffle = Some(&launched.shuffle);
-    match crate::run::start::start_execution(state, source, &reg.plan, &host, shuffle, on_done) {
-        Ok(handle) => {
-            entry.started(handle, Some(control));
-            if held.is_some() {
-                state.keep(&entry);
-            }
-        }
-        Err(e) => {
-            drop(held);
-            launched.abandon();
-            if let Some(c) = slot.lock().ok().and_then(|mut g| g.take()) {
-                let e = Reply::Error(format!("ERR Could not trigger execution, {e}"));
-                reply_blocked(c, &e);
-            }
+    let start =
+        || crate::run::start::start_execution(state, source, &reg.plan, &host, shuffle, on_done);
+    if let Err(e) = crate::run::start::start_listed(state, &entry, &slot, control, start) {
+        launched.abandon();
+        if let Some(c) = slot.lock().ok().and_then(|mut g| g.take()) {
+            let e = Reply::Error(format!("ERR Could not trigger execution, {e}"));
+            reply_blocked(c, &e);
         }
     }
     Ok(HookRun::Blocked)

@@ -2,10 +2,13 @@
 //! way every reader (scripts, triggers, events, streams, cluster parts) starts a plan on the
 //! module's worker pool. Depends on `run::readers`, `model` and `redis`.
 
+use std::sync::{Arc, Mutex};
+
 use engine::exec::{Execution, Source};
 use engine::plan::Plan;
-use gearpy::ReaderSpec;
+use gearpy::{ExecControl, ReaderSpec};
 
+use crate::model::executions::Entry;
 use crate::model::state::ModuleState;
 use crate::run::readers::key_names::KeyNamesSource;
 use crate::run::readers::keys::KeysSource;
@@ -56,4 +59,24 @@ pub fn start_execution_on(
     let cfg = engine::exec::ExecConfig::default();
     Execution::start(source, plan, Some(host), shuffle, pool, &cfg, on_done)
         .map_err(|e| e.to_string())
+}
+
+/// Starts (with `start`) a run that a blocked client in `slot` waits for, listed as `entry`.
+/// The slot is held while it starts: a run that ends at once takes the client only after
+/// `entry` is kept, so a listing never outlives its run. On an error nothing is listed, the
+/// slot is free again, and the caller replies.
+pub fn start_listed<C>(
+    state: &ModuleState,
+    entry: &Arc<Entry>,
+    slot: &Mutex<Option<C>>,
+    control: Arc<ExecControl>,
+    start: impl FnOnce() -> Result<Execution, String>,
+) -> Result<(), String> {
+    let held = slot.lock().unwrap_or_else(|e| e.into_inner());
+    let handle = start()?;
+    entry.started(handle, Some(control));
+    if held.is_some() {
+        state.keep(entry);
+    }
+    Ok(())
 }

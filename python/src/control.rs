@@ -17,6 +17,11 @@ use crate::pymem::{BudgetScope, MemBudget};
 pub struct ExecControl {
     /// Python thread ident running this execution's callbacks, 0 when none.
     thread: AtomicU64,
+    /// That thread's Python thread state, when claimed with
+    /// [`ExecControl::claim_thread_stoppable`] (0 otherwise).
+    tstate: AtomicU64,
+    /// A stop tracer is set on the claimed thread (`stop_hard`).
+    traced: AtomicBool,
     stopped: AtomicBool,
     /// The command this execution is linked to (`override_reply`), if any.
     link: Option<Arc<dyn crate::link::CommandLink>>,
@@ -78,6 +83,43 @@ impl ExecControl {
     /// Ends [`ExecControl::claim_thread`] (GIL held, on the same thread).
     pub fn release_thread(&self) {
         self.thread.store(0, Ordering::Release);
+    }
+
+    /// As [`ExecControl::claim_thread`], and [`ExecControl::stop_hard`] can reach the thread.
+    pub fn claim_thread_stoppable(&self, py: pyo3::Python<'_>) {
+        self.tstate
+            .store(embed::current_thread_state(py), Ordering::Release);
+        self.claim_thread();
+    }
+
+    /// Ends [`ExecControl::claim_thread_stoppable`] (GIL held, on the same thread): a stop
+    /// tracer set meanwhile is removed, so the thread's later Python runs normally.
+    pub fn release_thread_stoppable(&self, py: pyo3::Python<'_>) {
+        self.release_thread();
+        self.tstate.store(0, Ordering::Release);
+        if self.traced.swap(false, Ordering::AcqRel) {
+            embed::untrace_this_thread(py);
+            embed::clear_raise_in_thread(py, embed::current_thread_ident());
+        }
+    }
+
+    /// Stops the Python of a thread claimed with [`ExecControl::claim_thread_stoppable`]:
+    /// `gears.forcestopped` is raised now and at every line it runs after, so catching it
+    /// does not keep the code alive. Takes the GIL.
+    pub fn stop_hard(&self) {
+        crate::gil::signal(|py| {
+            let (t, ts) = (
+                self.thread.load(Ordering::Acquire),
+                self.tstate.load(Ordering::Acquire),
+            );
+            if t == 0 || ts == 0 {
+                return;
+            }
+            let exc = py.get_type::<ForceStopped>();
+            embed::raise_in_thread(py, t, &exc);
+            embed::trace_to_stop(py, ts, &exc);
+            self.traced.store(true, Ordering::Release);
+        });
     }
 
     /// Raises `gears.forcestopped` in the claimed thread, if any, without marking the

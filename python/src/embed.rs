@@ -121,6 +121,80 @@ pub(crate) fn raise_in_thread(
     unsafe { ffi::PyThreadState_SetAsyncExc(ident as std::os::raw::c_long, exc.as_ptr()) == 1 }
 }
 
+/// Drops an exception [`raise_in_thread`] scheduled for thread `ident` and not yet raised
+/// (the code it was meant for has ended). The caller holds the GIL (`_py`).
+pub(crate) fn clear_raise_in_thread(_py: pyo3::Python<'_>, ident: u64) {
+    // SAFETY: the GIL is held (token); a NULL exception clears the pending one.
+    unsafe {
+        ffi::PyThreadState_SetAsyncExc(ident as std::os::raw::c_long, std::ptr::null_mut());
+    }
+}
+
+/// The calling thread's Python thread state, as an address (GIL held: `_py`).
+pub(crate) fn current_thread_state(_py: pyo3::Python<'_>) -> u64 {
+    // SAFETY: the GIL is held, so the calling thread has a current thread state.
+    unsafe { ffi::PyThreadState_Get() as u64 }
+}
+
+extern "C" {
+    /// CPython's setter of another thread's trace function (exported since 3.x; what
+    /// `threading.settrace_all_threads` uses in 3.12). Needs the GIL.
+    fn _PyEval_SetTrace(
+        tstate: *mut ffi::PyThreadState,
+        func: Option<ffi::Py_tracefunc>,
+        arg: *mut ffi::PyObject,
+    ) -> std::os::raw::c_int;
+}
+
+/// The exception [`stop_tracer`] raises (set once; a class that lives as long as Python).
+static STOP_EXC: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// A trace function that raises the stop exception at every line and call: code that
+/// catches one (a bare `except` in a loop) gets it again at the handler's first line.
+unsafe extern "C" fn stop_tracer(
+    _obj: *mut ffi::PyObject,
+    _frame: *mut ffi::PyFrameObject,
+    what: std::os::raw::c_int,
+    _arg: *mut ffi::PyObject,
+) -> std::os::raw::c_int {
+    let raising = matches!(what, ffi::PyTrace_LINE | ffi::PyTrace_CALL);
+    match STOP_EXC.get() {
+        Some(&exc) if raising => {
+            // SAFETY: called by the eval loop with the GIL held; `exc` is a live class.
+            unsafe { ffi::PyErr_SetNone(exc as *mut ffi::PyObject) };
+            -1
+        }
+        _ => 0,
+    }
+}
+
+/// Makes the thread whose state is `tstate` raise `exc` at every line it runs, until it
+/// calls [`untrace_this_thread`]. The caller holds the GIL and knows `tstate` is live (its
+/// thread cannot end or clear it without the GIL).
+pub(crate) fn trace_to_stop(
+    _py: pyo3::Python<'_>,
+    tstate: u64,
+    exc: &pyo3::Bound<'_, pyo3::types::PyType>,
+) {
+    STOP_EXC.get_or_init(|| exc.as_ptr() as usize);
+    // SAFETY: GIL held (token); `tstate` is a live thread state (caller's contract); the
+    // tracer is a plain function that lives as long as the module.
+    unsafe {
+        _PyEval_SetTrace(
+            tstate as *mut ffi::PyThreadState,
+            Some(stop_tracer),
+            std::ptr::null_mut(),
+        )
+    };
+}
+
+/// Removes the calling thread's trace function (GIL held: `_py`).
+pub(crate) fn untrace_this_thread(_py: pyo3::Python<'_>) {
+    // SAFETY: GIL held (token); clearing the current thread's tracer has no other
+    // precondition.
+    unsafe { ffi::PyEval_SetTrace(None, std::ptr::null_mut()) };
+}
+
 /// Unit tests: starts the interpreter once for the whole test binary (test modules that
 /// called `initialize` from their own `Once` raced on it).
 #[cfg(test)]

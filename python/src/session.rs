@@ -44,8 +44,9 @@ pub(crate) fn set_prelude(d: Py<PyDict>) {
     let _ = PRELUDE_GLOBALS.set(d);
 }
 
-/// Runs `code` as a new session and returns what it asked for.
-pub fn run_script(code: &str) -> ScriptOutcome {
+/// Runs `code` as a new session and returns what it asked for; `control`, if given, can
+/// stop the body while it runs.
+pub fn run_script(code: &str, control: Option<&crate::ExecControl>) -> ScriptOutcome {
     let Ok(code) = CString::new(code) else {
         return ScriptOutcome::Error(
             "Error type: <class 'ValueError'>, Value: source code string cannot contain null bytes"
@@ -60,7 +61,14 @@ pub fn run_script(code: &str) -> ScriptOutcome {
         PENDING.with(|p| *p.borrow_mut() = Some(None));
         crate::register::begin();
         let atomic_before = crate::atomic::atomic_open();
+        // While the body runs, `control` can stop it (`ExecControl::interrupt_thread`).
+        if let Some(c) = control {
+            c.claim_thread_stoppable(py);
+        }
         let res = py.run(&code, Some(&globals), None);
+        if let Some(c) = control {
+            c.release_thread_stoppable(py);
+        }
         if !atomic_before {
             crate::atomic::release_leaked_atomic();
         }

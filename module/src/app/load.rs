@@ -42,8 +42,9 @@ pub fn load(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
         "gearshift",
         crate::redis::lock::release_leaked_lock,
     );
-    let scripts = WorkerPool::with_task_end(
+    let scripts = WorkerPool::elastic(
         state::SCRIPT_THREADS,
+        state::MAX_SCRIPT_THREADS,
         "gearshift-script",
         crate::redis::lock::release_leaked_lock,
     );

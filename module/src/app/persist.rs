@@ -73,7 +73,7 @@ pub fn rebuild(ctx: &Context, state: &ModuleState, s: &SavedSession) -> Result<(
         true => ScriptOutcome::Registered(Vec::new()),
         false => with_lock_held(ctx, || {
             let _as = Scope::enter(s.run_as.clone());
-            crate::app::services::rebuilding(|| gearpy::run_script(&s.code))
+            crate::app::services::rebuilding(|| gearpy::run_script(&s.code, None))
         }),
     };
     let mut regs = match outcome {

@@ -2,8 +2,10 @@
 //! (blocking or UNBLOCKING), registrations (a session), or nothing (`OK`).
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use engine::exec::ExecutionOutput;
+use engine::sync::{AtomicBool, Ordering};
 use gearpy::{ControlledRuntime, ExecControl, RegisterRequest, RunRequest, ScriptOutcome};
 
 use crate::model::executions::Entry;
@@ -41,6 +43,56 @@ impl Drop for Pending {
     }
 }
 
+/// How often a script body whose client has gone is told again to stop (a bare `except`
+/// in it catches one `gears.forcestopped`, not every one).
+const STOP_AGAIN_EVERY: Duration = Duration::from_millis(20);
+
+/// A script body's stop switch: the client that sent RG.PYEXECUTE disconnecting stops the
+/// body (`gears.forcestopped` at its next bytecode and every line after, again every 20 ms
+/// until it ends), so a script that never ends holds its thread only while someone waits
+/// for it.
+#[derive(Clone, Default)]
+pub struct BodyControl {
+    control: Arc<ExecControl>,
+    ended: Arc<AtomicBool>,
+}
+
+impl BodyControl {
+    /// What the client's disconnection does (main thread, Redis lock held).
+    pub fn on_disconnect(&self) -> Box<dyn FnOnce(&redis_module::Context) + Send> {
+        let me = self.clone();
+        Box::new(move |ctx| {
+            crate::redis::lock::with_lock_held(ctx, || {
+                if me.stop_once() {
+                    let again = Box::new(move || me.stop_once());
+                    crate::redis::timers::start(STOP_AGAIN_EVERY, again);
+                }
+            })
+        })
+    }
+
+    /// Stops the body if it still runs; false once it has ended.
+    fn stop_once(&self) -> bool {
+        if self.ended.load(Ordering::Acquire) {
+            return false;
+        }
+        self.control.stop_hard();
+        true
+    }
+
+    /// Runs the body of `code` under this switch.
+    fn run(&self, code: &str) -> ScriptOutcome {
+        struct Ended<'a>(&'a AtomicBool);
+        impl Drop for Ended<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Release);
+            }
+        }
+        let _ended = Ended(&self.ended);
+        gearpy::run_script(code, Some(&self.control))
+    }
+}
+
 /// One RG.PYEXECUTE to run on a worker.
 pub struct ScriptJob {
     /// The module state the script runs against.
@@ -53,6 +105,8 @@ pub struct ScriptJob {
     pub force_reinstall: bool,
     /// Who RG.PYEXECUTE's client is: the script, its run and its registrations run as it.
     pub run_as: RunAs,
+    /// Stops the body when the client disconnects.
+    pub body: BodyControl,
 }
 
 impl ScriptJob {
@@ -78,7 +132,7 @@ impl ScriptJob {
     fn run_script(self, client: Pending) {
         let outcome = {
             let _as = Scope::enter(self.run_as.clone());
-            gearpy::run_script(&self.code)
+            self.body.run(&self.code)
         };
         match outcome {
             ScriptOutcome::NoRun => client.send(&Reply::Status("OK".into())),

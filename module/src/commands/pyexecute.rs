@@ -7,7 +7,7 @@
 
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
 
-use crate::app::scripts::{Pending, ScriptJob};
+use crate::app::scripts::{BodyControl, Pending, ScriptJob};
 use crate::model::sessions::SessionArgs;
 use crate::model::state::ModuleState;
 use crate::redis::ffi::command::error;
@@ -88,7 +88,10 @@ pub fn command(ctx: &Context, state: &'static ModuleState, args: Vec<RedisString
     let code = args[1].to_string_lossy();
     // Measured: a script or run slower than slowlog-log-slower-than is logged with its
     // arguments, as a command would be.
-    let client = Pending::new(block_measured(ctx));
+    let mut blocked = block_measured(ctx);
+    let body = BodyControl::default();
+    blocked.on_disconnect(body.on_disconnect());
+    let client = Pending::new(blocked);
     let job = ScriptJob {
         state,
         code,
@@ -97,6 +100,7 @@ pub fn command(ctx: &Context, state: &'static ModuleState, args: Vec<RedisString
         requirements: opts.requirements,
         force_reinstall: opts.force_reinstall,
         run_as: crate::redis::access::of_client(ctx),
+        body,
     };
     // Scripts have threads of their own: a script runs at once even when every execution
     // thread is busy (its run then waits as `created`).

@@ -21,8 +21,8 @@ pub struct ModuleState {
     pub config: Arc<Config>,
     /// Runs execution stages (`ExecutionThreads` threads).
     pub pool: WorkerPool,
-    /// Runs RG.PYEXECUTE scripts (`SCRIPT_THREADS` threads), so a script never waits for
-    /// an execution thread.
+    /// Runs RG.PYEXECUTE scripts (`SCRIPT_THREADS` threads, growing to
+    /// `MAX_SCRIPT_THREADS`), so a script never waits for an execution thread.
     pub scripts: WorkerPool,
     /// Kept executions and the id counter.
     pub registry: Registry,
@@ -39,6 +39,11 @@ pub struct ModuleState {
 /// Threads running RG.PYEXECUTE scripts (they hold the GIL most of the time; more than
 /// one lets a script waiting on other shards or pip not hold up the next).
 pub const SCRIPT_THREADS: usize = 2;
+
+/// The script pool grows to this many threads while every one is busy, so a script that
+/// runs long (or forever, until its client goes: `app::scripts`) does not hold up the
+/// next ones; past it scripts wait.
+pub const MAX_SCRIPT_THREADS: usize = 64;
 
 static STATE: OnceLock<ModuleState> = OnceLock::new();
 

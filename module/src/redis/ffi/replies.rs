@@ -1,7 +1,10 @@
 //! Writing RESP replies with the raw reply API, so arrays can hold error elements with
-//! any text (1.2 replies `'-1'` as an error element) — `RedisValue` cannot.
+//! any text (1.2 replies `'-1'` as an error element) — `RedisValue` cannot. Also blocked
+//! clients: blocking, replying from any thread, and acting when one disconnects first.
 
+use std::collections::HashMap;
 use std::ffi::CString;
+use std::sync::Mutex;
 
 use redis_module::{raw, Context};
 
@@ -83,6 +86,43 @@ pub struct Blocked {
     bc: *mut raw::RedisModuleBlockedClient,
     /// Its blocked time counts as the command's duration (SLOWLOG, command stats).
     measured: bool,
+    /// An action waits in `ON_DISCONNECT` for this client.
+    watched: bool,
+}
+
+/// What runs when a watched blocked client disconnects before its reply, by the blocked
+/// client's address (taken out by the reply, so an address Redis reuses finds nothing).
+type OnDisconnect = Box<dyn FnOnce(&Context) + Send>;
+static ON_DISCONNECT: Mutex<Option<HashMap<usize, OnDisconnect>>> = Mutex::new(None);
+
+fn watchers() -> std::sync::MutexGuard<'static, Option<HashMap<usize, OnDisconnect>>> {
+    ON_DISCONNECT.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Blocked {
+    /// Runs `f` on the main thread, Redis lock held, if the client disconnects before it
+    /// gets its reply. Call on the main thread, right after blocking.
+    pub fn on_disconnect(&mut self, f: OnDisconnect) {
+        // SAFETY: the API table is filled once at module load and only read afterwards.
+        let Some(set) = (unsafe { raw::RedisModule_SetDisconnectCallback }) else {
+            return;
+        };
+        watchers()
+            .get_or_insert_with(HashMap::new)
+            .insert(self.bc as usize, f);
+        self.watched = true;
+        // SAFETY: `self.bc` is a live blocked client not yet unblocked; the callback is an
+        // `extern "C"` function that lives as long as the module.
+        unsafe { set(self.bc, Some(disconnected)) };
+    }
+}
+
+/// Redis's disconnect callback of a watched blocked client (main thread, lock held).
+extern "C" fn disconnected(ctx: *mut raw::RedisModuleCtx, bc: *mut raw::RedisModuleBlockedClient) {
+    let f = watchers().as_mut().and_then(|m| m.remove(&(bc as usize)));
+    if let Some(f) = f {
+        super::trampoline::callback("a client disconnect", (), || f(&Context::new(ctx)));
+    }
 }
 
 // SAFETY: a blocked-client handle may be used from any thread (that is its purpose);
@@ -97,6 +137,7 @@ pub fn block(ctx: &Context) -> Blocked {
     Blocked {
         bc,
         measured: false,
+        watched: false,
     }
 }
 
@@ -116,6 +157,11 @@ pub fn block_measured(ctx: &Context) -> Blocked {
 
 /// Replies to a blocked client and unblocks it.
 pub fn reply_blocked(bc: Blocked, r: &Reply) {
+    if bc.watched {
+        if let Some(m) = watchers().as_mut() {
+            m.remove(&(bc.bc as usize));
+        }
+    }
     // SAFETY: `bc.0` is a live blocked client (consumed here, once). Reply functions on a
     // blocked client's thread-safe context need no Redis lock; the reply is delivered
     // when the client is unblocked.

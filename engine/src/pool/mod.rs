@@ -18,6 +18,8 @@
 mod arrow;
 #[cfg(not(loom))]
 pub use arrow::checked_offsets;
+#[cfg(all(test, loom))]
+mod loom_tests;
 #[cfg(all(test, not(loom)))]
 mod tests;
 

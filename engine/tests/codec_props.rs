@@ -15,9 +15,10 @@ mod common;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use common::keys::random_keys;
 use common::{mutate, random_bytes};
 
-use engine::batch::{BinaryColumn, KeyBuilder, KeyColumns, KeyType};
+use engine::batch::BinaryColumn;
 use engine::shuffle::{bundle_push, decode_frame, encode_data, encode_done, unbundle, Frame};
 use engine::{Batch, BatchData, Datum};
 
@@ -109,30 +110,6 @@ fn random_datum(rng: &mut StdRng, depth: usize) -> Datum {
                 .collect(),
         ),
     }
-}
-
-/// Key rows of every type, each value shaped as its type allows (a string has one, a
-/// hash field/value pairs, a list items, other types none); events on some batches.
-fn random_keys(rng: &mut StdRng, rows: usize) -> KeyColumns {
-    let mut k = KeyBuilder::new(rng.random_bool(0.7));
-    let events = rng.random_bool(0.3);
-    for _ in 0..rows {
-        let t = KeyType::from_code(rng.random_range(0..8)).expect("codes 0..8 are key types");
-        k.push_key(&random_bytes(rng, 8), t);
-        let n = rng.random_range(0..4);
-        match t {
-            KeyType::String => k.push_str(&random_bytes(rng, 6)),
-            KeyType::Hash => {
-                (0..n).for_each(|_| k.push_field(&random_bytes(rng, 4), &random_bytes(rng, 6)))
-            }
-            KeyType::List => (0..n).for_each(|_| k.push_item(&random_bytes(rng, 6))),
-            _ => {}
-        }
-        if events {
-            k.push_event(&random_bytes(rng, 5));
-        }
-    }
-    k.finish().expect("small batch")
 }
 
 fn random_batch(rng: &mut StdRng) -> Batch {

@@ -2,7 +2,12 @@
 //! per record). Dropping it without the GIL is safe: pyo3 defers the decrefs.
 //!
 //! Records cross shards with `marshal` (1.2's choice: builtin types only), one call per
-//! batch; a record marshal refuses is replaced by an error, as in 1.2.
+//! batch; a record marshal refuses is replaced by an error, as in 1.2. Copies of a record's
+//! bytes: sending, `marshal.dumps` writes the batch into one `bytes` object, which is copied
+//! into the shuffle's bundle (2); receiving, the blob is copied into a `bytes` object for
+//! `marshal.loads`, which makes the records (2, after the bus's copy out of Redis; a
+//! memoryview over the received buffer would save one, not done). Slicing and partitioning
+//! move object handles. Nothing here is pooled (docs/data-path.md).
 //!
 //! Bottom layer: depends on `gil` (marshal takes the GIL).
 

@@ -1,5 +1,7 @@
 //! `ForeignColumn`: a column of host objects (e.g. Python values) the engine treats as
-//! opaque. The host implements it; the engine only counts, slices and partitions rows.
+//! opaque. The host implements it; the engine only counts, slices and partitions rows
+//! (moving handles, no copy) and, to send them to another shard, asks the host to encode
+//! them into the frame (Python: `marshal`, `python/src/column.rs`).
 
 use std::any::Any;
 use std::fmt::Debug;

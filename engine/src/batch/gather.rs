@@ -1,6 +1,7 @@
 //! Gather kernels for the key columns: rows picked by index into new Arrow arrays, with
 //! one bulk copy per row (or per row's item range) rather than a record at a time, and
-//! the counting sort that orders rows by destination for `partition`. Depends on `nested`.
+//! the counting sort that orders rows by destination for `partition`. The gathered arrays
+//! are new allocations (a copy of the rows' bytes, not pooled). Depends on `nested`.
 
 use arrow_array::{Array, BinaryArray, UInt8Array};
 use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};

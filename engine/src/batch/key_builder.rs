@@ -1,7 +1,9 @@
 //! `KeyBuilder`: what Redis readers fill, row by row, to make a [`KeyColumns`].
 //!
 //! Each column is built as Arrow buffers (int32 offsets + bytes, one-byte type codes), so
-//! [`KeyBuilder::finish`] hands the vectors to Arrow arrays without copying them. Rows can
+//! [`KeyBuilder::finish`] hands the vectors to Arrow arrays without copying them (plain
+//! vectors, not from the buffer pool; each `push_*` is the one copy of a reader's bytes
+//! into the batch). Rows can
 //! be read back while the builder is still being filled (`row(i)`): keyspace events run
 //! each row as soon as it is read. Depends on `keys`, `nested`, `key_type` and `error`.
 

@@ -4,7 +4,16 @@
 //! reader (key, type, value and event columns as Arrow arrays), native [`Datum`]s, or
 //! an opaque host column (for example Python objects) the engine can count, slice and
 //! partition without knowing its type. Every batch also carries an error lane: error records
-//! skip later steps and reach the output as they are. Depends on `datum` and `error`.
+//! skip later steps and reach the output as they are.
+//!
+//! Copies (the whole table is docs/data-path.md): a reader copies each key's bytes once into
+//! a [`KeyBuilder`], whose vectors become the arrays without a copy; after that a key batch
+//! moves by handle — `slice` and `clone` share the buffers, `to_record_batch` hands them to
+//! Arrow consumers as they are, and a shuffle's receiver gets arrays that are slices of the
+//! received buffer. `partition` (repartition) and `take` gather into new arrays, one copy,
+//! unless the rows are already grouped. Datums own their values (an allocation per string
+//! and container); a host column moves object handles. Nothing here comes from the buffer
+//! pool. Depends on `datum` and `error`.
 
 mod binary;
 mod foreign;

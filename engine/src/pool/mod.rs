@@ -1,5 +1,11 @@
-//! Size-classed pool of reusable byte buffers (shuffle encode scratch, bundles, bus receive
-//! copies; batch columns through [`PooledBuf::into_buffer`]).
+//! Size-classed pool of reusable byte buffers. What uses it now: the shuffle's bundles
+//! (taken here, given back once the transport sent them), received bundles (the module's
+//! bus copies each out of Redis's buffer with a plain allocation, the shuffle [`adopt`]s it
+//! and reads key batches in place through [`PooledBuf::into_buffer`]; it comes here when
+//! the last array over it drops) and the bus's fallback frame message. Reader batches,
+//! datums and Python objects are not pooled (docs/data-path.md).
+//!
+//! [`adopt`]: BufferPool::adopt
 //!
 //! Classes are powers of two from [`MIN_CLASS`] (1 KiB) to [`MAX_CLASS`] (4 MiB). A request
 //! for `n` bytes is served from the smallest class holding `n`; a buffer given back goes to
@@ -11,6 +17,13 @@
 //! it back later with [`BufferPool::recycle`]); [`PooledBuf::into_buffer`] turns it into an
 //! Arrow buffer that gives it back when the last reference drops ([`arrow`], the one
 //! `unsafe` of this module). [`global`] is the process-wide pool; its [`PoolStats`] feed INFO.
+//! An adopted buffer was never counted in use, so giving it back lowers the in-use gauge by
+//! bytes it never added (the gauge stops at 0): on a shard that receives, `in_use_bytes`
+//! can read lower than what is out.
+//!
+//! Any thread may give back a buffer another took (the last clone of an Arrow buffer drops
+//! wherever it is): the counters are single read-modify-writes and the free lists are
+//! lock-free queues; `loom_tests` models that protocol.
 //!
 //! Depends on `sync` and crossbeam's `ArrayQueue` (lock-free bounded free lists).
 
@@ -18,6 +31,8 @@
 mod arrow;
 #[cfg(not(loom))]
 pub use arrow::checked_offsets;
+#[cfg(all(test, loom))]
+mod loom_tests;
 #[cfg(all(test, not(loom)))]
 mod tests;
 

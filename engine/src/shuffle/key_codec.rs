@@ -12,8 +12,11 @@
 //! Decoding checks everything in one pass per buffer: offsets start at 0, never decrease
 //! and end at their data's length; type codes are known; a row has items only in its own
 //! type's value slot. Validity (which value slot a row uses) is rebuilt from the types.
-//! Offsets that land misaligned in the received buffer (it was moved by other than a
-//! multiple of 8) are copied into an aligned buffer; nothing else is copied.
+//! Offsets that land at an address that is not a multiple of 4 (`i32`'s alignment: the
+//! received buffer was moved by other than a multiple of 4 from where it was written) are
+//! copied into an aligned buffer; nothing else is copied. The bus's receive copy keeps the
+//! sender's alignment, so in the module offsets are read in place
+//! (`engine/tests/key_batch_props.rs` checks both cases, and hostile frames).
 //! Depends on `frame_io`, `batch`, `pool` (offsets checked once) and `error`.
 
 use arrow_array::{Array, BinaryArray, UInt8Array};

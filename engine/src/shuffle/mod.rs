@@ -2,8 +2,15 @@
 //! the transport seam and the shuffle operator behind `collect` and `repartition`.
 //!
 //! No I/O lives here: a [`Transport`] moves bundles of frames (in-process for tests, the
-//! Redis Cluster in the module), and credits for the flow control (`credit`). Depends on
-//! `batch`, `datum`, `pool`, `ops`, `error`.
+//! Redis Cluster in the module), and credits for the flow control (`credit`).
+//!
+//! Copies per record (docs/data-path.md has the table): sending, a batch is encoded
+//! straight into its destination's bundle, a pooled buffer (one copy; `repartition` of key
+//! rows gathers them per destination first, one more); receiving, the transport's buffer is
+//! made an Arrow buffer given back to the pool when its last user drops, key batches are
+//! slices of it (no copy), datums and host records are decoded out of it (one copy, the
+//! host's own for Python records). The module's bus adds one copy out of Redis's buffer on
+//! receipt. Depends on `batch`, `datum`, `pool`, `ops`, `error`.
 
 mod codec;
 mod credit;

@@ -5,6 +5,7 @@
 //! it, each crate would warn about the helpers only the others call.
 #![allow(dead_code)]
 
+pub mod keys;
 pub mod oracle;
 
 use std::sync::mpsc;

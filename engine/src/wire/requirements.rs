@@ -84,6 +84,12 @@ pub fn decode(bytes: &[u8]) -> Option<Package> {
     (r.is_empty() && !name.is_empty()).then_some(Package { name, os, wheels })
 }
 
+/// Whether `bytes` is a package of a newer layout than this build reads (its version byte
+/// is higher), so that RG.PYIMPORTREQ can say so rather than call it malformed.
+pub fn is_newer_version(bytes: &[u8]) -> bool {
+    matches!(bytes, [PACKAGE, v, ..] if *v > VERSION)
+}
+
 /// Encodes a list of packages.
 pub fn encode_list(packages: &[Package]) -> Vec<u8> {
     let mut out = vec![LIST, VERSION];
@@ -121,6 +127,16 @@ mod tests {
                 bytes: vec![1, 2, 3],
             }],
         }
+    }
+
+    #[test]
+    fn a_newer_version_is_told_apart() {
+        let mut enc = encode(&sample());
+        assert!(!is_newer_version(&enc));
+        enc[1] = VERSION + 1;
+        assert!(is_newer_version(&enc));
+        assert_eq!(decode(&enc), None);
+        assert!(!is_newer_version(b"R"));
     }
 
     #[test]

@@ -116,29 +116,60 @@ fn fill(ctx: &InfoContext) {
     python_sections(ctx, st);
 }
 
-/// 1.2's `python_requirements` and `python_sessions` sections: one dict field per installed
-/// requirement and per session, with the scalar fields of RG.PYDUMPREQS / RG.PYDUMPSESSIONS.
+/// 1.2's `python_requirements` section (one dict field per requirement, named by its spec:
+/// `IsDownloaded`, `IsInstalled`, `CompiledOs`, `Wheels` as `['a.whl'|'b.whl']`) and
+/// `python_sessions` (one field per session, live then dead, whose value is the session's
+/// description string, as RG.DUMPREGISTRATIONS' `PD`).
 fn python_sections(ctx: &InfoContext, st: &crate::model::state::ModuleState) {
     section(ctx, Some("python_requirements"));
+    let os = crate::model::requirements::compiled_os();
     for r in st.requirements.installed() {
-        let os = crate::model::requirements::compiled_os();
+        let wheels: Vec<String> = r.wheels.iter().map(|w| format!("'{w}'")).collect();
         let line = format!(
-            "GearReqVersion=2,Name={},IsDownloaded=yes,IsInstalled=yes,CompiledOs={os},RefCount={}",
-            info_safe(&r.name),
-            r.sessions
+            "IsDownloaded=yes,IsInstalled=yes,CompiledOs={os},Wheels=[{}]",
+            info_safe(&wheels.join("|"))
         );
-        text(ctx, &info_safe(&r.name).replace(' ', "_"), &line);
+        text(ctx, &info_name(&r.name), &line);
     }
     section(ctx, Some("python_sessions"));
-    for s in st.sessions.all() {
-        let desc = s.desc.as_deref().map(info_safe);
-        let line = format!(
-            "sessionDescription={},refCount={},linked=primary,dead=false,requirementInstallationNeeded=0",
-            desc.as_deref().unwrap_or("None"),
-            s.registrations.len()
-        );
-        text(ctx, &s.id, &line);
+    let live = st.sessions.all().into_iter().map(|s| (s, None));
+    let dead = st.sessions.dead().into_iter().map(|(s, n)| (s, Some(n)));
+    for (s, dead) in live.chain(dead) {
+        text(ctx, &info_name(&s.id), &session_line(&s, dead));
     }
+}
+
+/// A session as 1.2 describes it in INFO (`dead`: how many of its holds still run).
+fn session_line(s: &crate::model::sessions::Session, dead: Option<usize>) -> String {
+    let quoted = |v: &str| format!("'{}'", v.replace('\'', "\\'"));
+    let desc = s.desc.as_deref().map(quoted);
+    let regs: Vec<String> = s.registrations.iter().map(|r| quoted(r)).collect();
+    let deps: Vec<String> = s
+        .requirements
+        .iter()
+        .map(|r| format!("{{'name':{}}}", quoted(r)))
+        .collect();
+    let line = format!(
+        "{{'sessionName':{}, 'sessionDescription':{}, 'refCount': {}, 'linkedTo': {}, 'dead': {}, 'isInstallationNeeded':0, 'registrationsList':[{}], 'depsList':[{}]}}",
+        quoted(&s.id),
+        desc.as_deref().unwrap_or("null"),
+        dead.unwrap_or(s.registrations.len()),
+        if dead.is_some() { "None" } else { "primary" },
+        dead.is_some(),
+        regs.join(", "),
+        deps.join(", ")
+    );
+    line.replace(['\r', '\n'], " ")
+}
+
+/// A field name as Redis writes it: the characters that end a name or a line become `_`.
+fn info_name(v: &str) -> String {
+    v.chars()
+        .map(|c| match c {
+            ':' | '#' | '\r' | '\n' | ' ' | ',' => '_',
+            c => c,
+        })
+        .collect()
 }
 
 /// User text inside an INFO dict field: the characters that separate fields, lines or a

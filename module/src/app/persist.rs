@@ -104,6 +104,9 @@ pub fn rebuild(ctx: &Context, state: &ModuleState, s: &SavedSession) -> Result<(
         .cloned()
         .collect();
     for (id, wire) in &s.from_steps {
+        if state.sessions.was_unregistered(id) {
+            continue;
+        }
         match gearpy::register_from_wire(wire) {
             Ok(mut req) => {
                 req.id = Some(id.clone());
@@ -140,7 +143,8 @@ pub fn rebuild(ctx: &Context, state: &ModuleState, s: &SavedSession) -> Result<(
 
 /// `s` is a session this shard has, with the same source and the same registrations
 /// from it, plus registrations made from steps (another shard's step in a cluster, the
-/// master's on a replica): those this shard lacks are added, under their ids; the others
+/// master's on a replica): those this shard lacks, and has not unregistered (the sender
+/// may not have heard of that yet), are added, under their ids; the others
 /// keep running with their state (step-made ones of this shard's own included). False:
 /// `s` is not that (a new or upgraded session), it is rebuilt.
 fn add_from_steps(ctx: &Context, state: &ModuleState, s: &SavedSession) -> bool {
@@ -157,8 +161,14 @@ fn add_from_steps(ctx: &Context, state: &ModuleState, s: &SavedSession) -> bool 
     if !same {
         return false;
     }
+    // Neither those it has nor those unregistered here (the sender may not have heard yet).
     let kept = |id: &String| have.registrations.contains(id);
-    let added: Vec<&(String, Vec<u8>)> = s.from_steps.iter().filter(|(id, _)| !kept(id)).collect();
+    let gone = |id: &String| state.sessions.was_unregistered(id);
+    let added: Vec<&(String, Vec<u8>)> = s
+        .from_steps
+        .iter()
+        .filter(|(id, _)| !kept(id) && !gone(id))
+        .collect();
     for (id, wire) in added {
         let req = match gearpy::register_from_wire(wire) {
             Ok(mut req) => {

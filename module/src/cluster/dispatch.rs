@@ -25,6 +25,12 @@ pub fn on_message(ctx: &Context, sender: &str, payload: Vec<u8>) {
         // Not ours (another module shares the bus id) or malformed: ignore.
         return;
     };
+    // A shard that has run no script yet learns the cluster from the first shard that
+    // writes to it, so that its own broadcasts (unregister, registrations made in a step)
+    // reach the others.
+    if crate::model::topology::current().is_none() {
+        crate::model::topology::refresh();
+    }
     match m {
         Message::Frame {
             exec,

@@ -82,6 +82,10 @@ fn pause_common(
 ) -> RedisResult {
     let a = text_args(&args);
     let id = match a.as_slice() {
+        // 1.2 takes every argument after the flags as an id: none left is its error.
+        [flag] if pause && flag.eq_ignore_ascii_case("abortpending") => {
+            return Err(error("ERR no registration to pause"));
+        }
         [id] => id,
         [flag, id] if pause && flag.eq_ignore_ascii_case("abortpending") => id,
         _ => return Err(RedisError::WrongArity),

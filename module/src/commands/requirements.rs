@@ -17,15 +17,17 @@ const CHUNK: usize = 10 * 1024 * 1024;
 
 const NO_SUCH_REQUIREMENT: &str = "requirement does not exists";
 const BAD_DATA: &str = "failed deserializing requirement (bad or partial data)";
+const NEWER_VERSION: &str = "Requirement version is not compatible, upgrade to newer RedisGears.";
 const IN_MULTI: &str =
     "Can not import requirements inside a multi exec, lua, or when blocking is not allowed";
 
-/// A requirement's 18-element metadata (RG.PYDUMPREQS row, RG.PYEXPORTREQ's first part).
+/// A requirement's metadata (RG.PYDUMPREQS row, RG.PYEXPORTREQ's first part): 1.2's six
+/// fields, `GearReqVersion` 1 (what 1.2 servers reply and what its clients parse; they
+/// refuse fields they do not know).
 fn metadata(r: &Requirement) -> Reply {
-    let dir = r.dir.to_string_lossy();
     Reply::Array(vec![
         bulk("GearReqVersion"),
-        Reply::Int(2),
+        Reply::Int(1),
         bulk("Name"),
         bulk(&r.name),
         bulk("IsDownloaded"),
@@ -36,16 +38,10 @@ fn metadata(r: &Requirement) -> Reply {
         bulk(&compiled_os()),
         bulk("Wheels"),
         Reply::Array(r.wheels.iter().map(|w| bulk(w)).collect()),
-        bulk("Path"),
-        bulk(&dir),
-        bulk("RefCount"),
-        Reply::Int(r.sessions as i64),
-        bulk("IsInReqDictionary"),
-        bulk("yes"),
     ])
 }
 
-/// `RG.PYDUMPREQS`: the 18-element metadata of each installed requirement.
+/// `RG.PYDUMPREQS`: the metadata of each installed requirement.
 pub fn pydumpreqs(ctx: &Context, state: &ModuleState, _args: Vec<RedisString>) -> RedisResult {
     let rows = state
         .requirements
@@ -94,9 +90,21 @@ pub fn pyimportreq(ctx: &Context, _state: &ModuleState, args: Vec<RedisString>) 
         .iter()
         .flat_map(|a| a.as_slice().to_vec())
         .collect();
+    if engine::wire::requirements::is_newer_version(&data) {
+        return respond(ctx, Reply::Error(NEWER_VERSION.into()));
+    }
     let Some(pkg) = engine::wire::requirements::decode(&data) else {
         return respond(ctx, Reply::Error(BAD_DATA.into()));
     };
+    // Wheels built elsewhere may not load here: 1.2 refuses them.
+    let here = compiled_os();
+    if pkg.os != here {
+        let e = format!(
+            "Requirement was compiled on different os (compiled_os = {}, current_os = {here})",
+            pkg.os
+        );
+        return respond(ctx, Reply::Error(e));
+    }
     let cannot_block = ctx
         .get_flags()
         .intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING);

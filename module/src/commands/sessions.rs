@@ -17,9 +17,10 @@ enum Life {
 }
 
 fn session_reply(state: &ModuleState, s: &Session, verbose: bool, life: Life) -> Reply {
-    let (ref_count, dead) = match life {
-        Life::Alive => (s.registrations.len(), "false"),
-        Life::Dead(n) => (n, "true"),
+    // A dead session is in no dictionary any more: 1.2 shows it linked to `None`.
+    let (ref_count, dead, linked) = match life {
+        Life::Alive => (s.registrations.len(), "false", "primary"),
+        Life::Dead(n) => (n, "true", "None"),
     };
     let state = Some(state);
     let regs = s
@@ -44,15 +45,44 @@ fn session_reply(state: &ModuleState, s: &Session, verbose: bool, life: Life) ->
         bulk("refCount"),
         Reply::Int(ref_count as i64),
         bulk("linked"),
-        bulk("primary"),
+        bulk(linked),
         bulk("dead"),
         bulk(dead),
         bulk("requirementInstallationNeeded"),
         Reply::Int(0),
         bulk("requirements"),
-        Reply::Array(s.requirements.iter().map(|r| bulk(r)).collect()),
+        Reply::Array(
+            s.requirements
+                .iter()
+                .map(|r| requirement_reply(state, r, verbose))
+                .collect(),
+        ),
         bulk("registrations"),
         Reply::Array(regs),
+    ])
+}
+
+/// A session's requirement: its name, or with VERBOSE 1.2's 10-element summary (`name`,
+/// `refCount`, `isDownloaded`, `isInstalled` as 0/1, `wheels`).
+fn requirement_reply(state: Option<&ModuleState>, name: &str, verbose: bool) -> Reply {
+    let found = state.filter(|_| verbose).and_then(|st| {
+        let installed = st.requirements.installed();
+        installed.into_iter().find(|r| r.name == name)
+    });
+    let Some(r) = found else {
+        return bulk(name);
+    };
+    Reply::Array(vec![
+        bulk("name"),
+        bulk(&r.name),
+        bulk("refCount"),
+        Reply::Int(r.sessions as i64),
+        bulk("isDownloaded"),
+        Reply::Int(1),
+        bulk("isInstalled"),
+        Reply::Int(1),
+        bulk("wheels"),
+        Reply::Array(r.wheels.iter().map(|w| bulk(w)).collect()),
     ])
 }
 

@@ -46,7 +46,14 @@ pub struct Sessions {
     list: Mutex<Vec<Arc<Session>>>,
     /// Dropped sessions and what their still-running work holds.
     dead: Mutex<Vec<(Arc<Session>, Vec<Hold>)>>,
+    /// The ids of the last registrations unregistered here (at most [`UNREGISTERED_KEPT`]),
+    /// so that a session another shard sent before it heard of the unregister does not
+    /// bring one back.
+    unregistered: Mutex<std::collections::VecDeque<String>>,
 }
+
+/// How many unregistered ids a shard remembers.
+const UNREGISTERED_KEPT: usize = 1024;
 
 /// 40 random hex characters: the default session id.
 pub fn random_id() -> String {
@@ -157,8 +164,22 @@ impl Sessions {
         }
     }
 
-    /// Removes a registration from its session; drops the session once it owns none.
+    /// Whether registration `id` was unregistered here (one of the last ones).
+    pub fn was_unregistered(&self, id: &str) -> bool {
+        let l = self.unregistered.lock().unwrap_or_else(|e| e.into_inner());
+        l.iter().any(|r| r == id)
+    }
+
+    /// Removes a registration from its session (RG.UNREGISTER); drops the session once it
+    /// owns none. The id is remembered ([`Sessions::was_unregistered`]).
     pub fn forget_registration(&self, session: &str, reg_id: &str) {
+        {
+            let mut u = self.unregistered.lock().unwrap_or_else(|e| e.into_inner());
+            if u.len() == UNREGISTERED_KEPT {
+                u.pop_front();
+            }
+            u.push_back(reg_id.to_owned());
+        }
         let mut l = self.list();
         if let Some(pos) = l.iter().position(|s| s.id == session) {
             let s = &l[pos];
@@ -183,5 +204,27 @@ impl Sessions {
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unregistered_ids_are_remembered_up_to_the_bound() {
+        let s = Sessions::default();
+        assert!(!s.was_unregistered("a-1"));
+        s.forget_registration("no-such-session", "a-1");
+        assert!(s.was_unregistered("a-1"));
+        assert!(!s.was_unregistered("a-2"));
+        for n in 0..UNREGISTERED_KEPT {
+            s.forget_registration("x", &format!("b-{n}"));
+        }
+        assert!(
+            !s.was_unregistered("a-1"),
+            "the oldest id is forgotten past the bound"
+        );
+        assert!(s.was_unregistered(&format!("b-{}", UNREGISTERED_KEPT - 1)));
     }
 }

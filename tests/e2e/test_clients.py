@@ -73,7 +73,7 @@ def test_gears_cli_requirements_and_export_import_round_trip(gears_cli, tmp_path
         p = cli(gears_cli, 'export-requirements', '--port', s.port, '--all', '--save-directory', out)
         assert p.returncode == 0, p.stdout + p.stderr
     [zipped] = os.listdir(out)
-    assert zipped.startswith('redisgears-requirement-v1-humanize-') and zipped.endswith('.zip')
+    assert zipped.startswith('redisgears-requirement-v2-humanize-') and zipped.endswith('.zip')
     with zipfile.ZipFile(out / zipped) as z:
         assert sorted(z.namelist()) == ['Data.bin', 'MetaData.json']
     with offline_server() as other:

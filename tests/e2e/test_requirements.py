@@ -18,8 +18,8 @@ def test_requirement_is_installed_and_importable(srv):
     reqs = c.execute_command('RG.PYDUMPREQS')
     assert len(reqs) == 1
     meta = dict(zip(reqs[0][0::2], reqs[0][1::2]))
-    assert meta['Name'] == 'humanize' and meta['IsInstalled'] == 'yes' and meta['GearReqVersion'] == 1
-    assert (srv.dir / 'gearshift-requirements').is_dir()
+    assert meta['Name'] == 'humanize' and meta['IsInstalled'] == 'yes' and meta['GearReqVersion'] == 2
+    assert 'gearshift-requirements' in meta['Path']
 
 
 def test_session_lists_its_requirements_and_survives_reload(srv):

@@ -38,10 +38,12 @@ def test_dumpreqs_layout_for_a_pinned_requirement(srv):
     rows = {meta(r)['Name']: r for r in srv.client().execute_command('RG.PYDUMPREQS')}
     assert sorted(rows) == [PINNED, 'six']
     row = rows[PINNED]
-    # 1.2's six fields exactly (its clients, redgrease among them, refuse any other field).
-    assert row[0::2] == ['GearReqVersion', 'Name', 'IsDownloaded', 'IsInstalled', 'CompiledOs', 'Wheels']
+    # REFERENCE §1.3's 18 elements, GearReqVersion 2.
+    assert row[0::2] == ['GearReqVersion', 'Name', 'IsDownloaded', 'IsInstalled', 'CompiledOs', 'Wheels',
+                         'Path', 'RefCount', 'IsInReqDictionary']
     m = meta(row)
-    assert (m['GearReqVersion'], m['IsDownloaded'], m['IsInstalled']) == (1, 'yes', 'yes')
+    assert (m['GearReqVersion'], m['IsDownloaded'], m['IsInstalled']) == (2, 'yes', 'yes')
+    assert m['IsInReqDictionary'] == 'yes' and m['RefCount'] >= 1
     assert m['Wheels'] == [WHEEL]
 
 

@@ -21,13 +21,15 @@ const NEWER_VERSION: &str = "Requirement version is not compatible, upgrade to n
 const IN_MULTI: &str =
     "Can not import requirements inside a multi exec, lua, or when blocking is not allowed";
 
-/// A requirement's metadata (RG.PYDUMPREQS row, RG.PYEXPORTREQ's first part): 1.2's six
-/// fields, `GearReqVersion` 1 (what 1.2 servers reply and what its clients parse; they
-/// refuse fields they do not know).
+/// A requirement's 18-element metadata (RG.PYDUMPREQS row, RG.PYEXPORTREQ's first part),
+/// REFERENCE §1.3's layout: `GearReqVersion` 2 with `Path`, `RefCount` and
+/// `IsInReqDictionary` after 1.0's six fields (clients written for the six, redgrease's
+/// `pydumpreqs` among them, refuse the extra fields, on 1.2 too: docs/compat.md).
 fn metadata(r: &Requirement) -> Reply {
+    let dir = r.dir.to_string_lossy();
     Reply::Array(vec![
         bulk("GearReqVersion"),
-        Reply::Int(1),
+        Reply::Int(2),
         bulk("Name"),
         bulk(&r.name),
         bulk("IsDownloaded"),
@@ -38,6 +40,12 @@ fn metadata(r: &Requirement) -> Reply {
         bulk(&compiled_os()),
         bulk("Wheels"),
         Reply::Array(r.wheels.iter().map(|w| bulk(w)).collect()),
+        bulk("Path"),
+        bulk(&dir),
+        bulk("RefCount"),
+        Reply::Int(r.sessions as i64),
+        bulk("IsInReqDictionary"),
+        bulk("yes"),
     ])
 }
 

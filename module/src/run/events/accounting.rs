@@ -71,11 +71,21 @@ pub fn record_numbered(
     elapsed: Duration,
     caps: Caps,
 ) {
-    let n = outs.len();
-    if n == 0 {
+    if outs.is_empty() {
         return;
     }
     reg.stats().record_batch(&outs, elapsed.as_micros() as u64);
+    keep_numbered(state, reg, outs, numbers, caps);
+}
+
+/// Keeps `outs` (already counted in the stats) as [`record_numbered`] does.
+pub fn keep_numbered(
+    state: &ModuleState,
+    reg: &Registration,
+    outs: Vec<ExecutionOutput>,
+    numbers: &[u64],
+    caps: Caps,
+) {
     let mut numbers = numbers.iter();
     let mut next_id = || match numbers.next() {
         Some(&n) => crate::model::topology::numbered_id(n),

@@ -12,9 +12,12 @@
 //! record-local flows (`gearpy::EventPlan`) the drain reads up to hundreds of events'
 //! values under one Redis-lock hold, runs them under one GIL hold and builds the finished
 //! executions directly (`accounting`); other flows run one engine execution per event.
+//! A record-local sync flow's executions are kept lazily, in batches (`lazy`), with the
+//! same ids, lists and stats as if kept one by one.
 
 pub mod accounting;
 pub mod drain;
+pub mod lazy;
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -220,7 +223,8 @@ fn run_sync_fast(
         // A flow of this thread wrote a key: the nested event gets its own rows.
         Err(_) => run(&mut KeyBuilder::new(reg.read_value)),
     });
-    accounting::record(state, reg, outs, started.elapsed(), caps);
+    // Kept lazily (`lazy`): listed, counted and trimmed before anything looks.
+    lazy::record(state, reg, outs, started.elapsed().as_micros() as u64);
     if let Some(rest) = deferred {
         continue_in_background(state, reg, rest, started, None);
     }

@@ -20,7 +20,7 @@ use crate::model::state::{self, ModuleState};
 
 /// Executions a batch holds before it is kept anyway (bounds the memory of the results it
 /// holds).
-pub const BATCH_MAX: usize = 1024;
+pub const BATCH_MAX: usize = 4096;
 
 /// One finished sync event execution, not kept yet.
 struct Pending {

@@ -37,7 +37,6 @@ use crate::redis::ffi::scan::{key_type_of, read_key};
 use crate::redis::lock::with_lock_held;
 use crate::run::inline::Inline;
 use crate::run::readers::ready::ReadySource;
-use accounting::Caps;
 
 /// The keyspace notification handler (Redis lock held).
 pub fn on_keyspace_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[u8]) {
@@ -187,7 +186,9 @@ fn run_sync_fast(
         started,
         may_defer,
     } = ev;
-    let caps = Caps::now(state);
+    // One event: it is listed once it ends whatever the caps (`accounting::Caps::keep` is
+    // at least 1), so its results are always converted.
+    let keep = usize::MAX;
     let run = |cols: &mut KeyBuilder| {
         let first = cols.len();
         with_lock_held(ctx, || {
@@ -201,9 +202,9 @@ fn run_sync_fast(
                 true
             };
             if may_defer {
-                plan.run_deferring(cols, first, &mut next, caps.keep())
+                plan.run_deferring(cols, first, &mut next, keep)
             } else {
-                (plan.run(cols, first, &mut next, caps.keep()), None)
+                (plan.run(cols, first, &mut next, keep), None)
             }
         })
     };

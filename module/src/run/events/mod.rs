@@ -191,7 +191,7 @@ fn run_sync_fast(
     let keep = usize::MAX;
     let run = |cols: &mut KeyBuilder| {
         let first = cols.len();
-        with_lock_held(ctx, || {
+        let mut go = || {
             // The Redis lock is ours: the key is read as the event runs.
             let mut next = |cols: &mut KeyBuilder, i: usize| {
                 if i != first {
@@ -206,7 +206,14 @@ fn run_sync_fast(
             } else {
                 (plan.run(cols, first, &mut next, keep), None)
             }
-        })
+        };
+        if plan.str_only() {
+            // No user code runs (records are rendered in Rust): no `execute()` needs the
+            // held lock marked, and no busy section can be long.
+            go()
+        } else {
+            with_lock_held(ctx, go)
+        }
     };
     let (outs, deferred) = SYNC_ROWS.with(|rows| match rows.try_borrow_mut() {
         Ok(mut rows) => {

@@ -50,19 +50,9 @@ fn cap(c: i64) -> Option<usize> {
     (c > 0).then_some(c as usize)
 }
 
-/// Records `outs` (one per event, in trigger order) that ran in `elapsed`.
-pub fn record(
-    state: &ModuleState,
-    reg: &Registration,
-    outs: Vec<ExecutionOutput>,
-    elapsed: Duration,
-    caps: Caps,
-) {
-    record_numbered(state, reg, outs, &[], elapsed, caps);
-}
-
-/// As [`record`], for events numbered as they started (`numbers[i]` is event i's
-/// execution number; events past its end get the next ones).
+/// Records `outs` (one per event, in trigger order) that ran in `elapsed`, for events
+/// numbered as they started (`numbers[i]` is event i's execution number; events past its
+/// end get the next ones).
 pub fn record_numbered(
     state: &ModuleState,
     reg: &Registration,

@@ -15,6 +15,10 @@ each K times (median reported):
    `GB().register('ev:*', mode='sync')` (no user code) and
    `GB().foreach(lambda x: None).register('ev:*', mode='sync')` (an empty Python callback).
 
+In 3. it also reports the main thread's CPU time per SET (from /proc schedstat): sync
+registrations run there, and CPU time moves less than `usec_per_call` (wall clock inside the
+command) when other processes load the machine.
+
 In 2. it also reports the server's CPU time per event (all redis-server threads: main plus
 Gearshift's workers, from /proc, minus nothing): less sensitive to other load on the machine
 than the rates, which are wall-clock.
@@ -136,6 +140,12 @@ def cpu_seconds(pid):
     return total / tck
 
 
+def main_thread_ns(pid):
+    """CPU nanoseconds used so far by the main thread of process `pid` (schedstat: finer
+    than the clock ticks of `stat`). Sync registrations run there, inside the SET."""
+    return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[0])
+
+
 class Build:
     """One build under test: its server, client and measurements."""
 
@@ -146,6 +156,7 @@ class Build:
         self.r.execute_command("RG.CONFIGSET", "MaxExecutions", "1000")
         self.alone, self.with_reg, self.ev_rate, self.cpu = [], [], [], []
         self.usec = {}
+        self.main_cpu = {}
         self.failures = []
 
     def writer_alone(self, rep, n, pipeline):
@@ -190,9 +201,17 @@ class Build:
         r = self.r
         r.flushall()
         r.config_resetstat()
-        write(self.srv.port, set_chunks(f"ev:{rep}:", n, pipeline))
+        chunks = set_chunks(f"ev:{rep}:", n, pipeline)
+        ns0 = main_thread_ns(self.srv.proc.pid)
+        write(self.srv.port, chunks)
+        main_us = (main_thread_ns(self.srv.proc.pid) - ns0) / n / 1000
         self.usec.setdefault(label, []).append(set_usec(r))
-        print(f"{self.name}: {label:<30} rep {rep + 1}: SET {self.usec[label][-1]:.3f} usec/call", flush=True)
+        self.main_cpu.setdefault(label, []).append(main_us)
+        print(
+            f"{self.name}: {label:<30} rep {rep + 1}: SET {self.usec[label][-1]:.3f} usec/call, "
+            f"main thread CPU {main_us:.3f} us/SET",
+            flush=True,
+        )
 
     def close(self):
         if not self.srv.alive():
@@ -224,17 +243,19 @@ def table(builds, n, k, pipeline, modules):
     row("events processed/s (async foreach INCR)", lambda b: runs(b.ev_rate))
     row("events/s ÷ writer-alone SET/s", lambda b: f"{med(b.ev_rate) / med(b.alone):.2f}" if b.ev_rate else "-")
     row("server CPU per event, us (async foreach INCR)", lambda b: runs(b.cpu, lambda x: f"{x:.2f}"))
-    for label in builds[0].usec:
+    for what, name in [("usec", "SET usec_per_call"), ("main_cpu", "main-thread CPU per SET, us")]:
+        for label in getattr(builds[0], what):
 
-        def cell(b, label=label):
-            vals = b.usec.get(label, [])
-            if not vals:
-                return "-"
-            base = med(b.usec["no registration"])
-            extra = "" if label == "no registration" else f" (+{med(vals) - base:.2f} us)"
-            return f"{med(vals):.3f}{extra} ({', '.join(f'{v:.3f}' for v in vals)})"
+            def cell(b, label=label, what=what):
+                got = getattr(b, what)
+                vals = got.get(label, [])
+                if not vals:
+                    return "-"
+                base = med(got["no registration"])
+                extra = "" if label == "no registration" else f" (+{med(vals) - base:.2f} us)"
+                return f"{med(vals):.3f}{extra} ({', '.join(f'{v:.3f}' for v in vals)})"
 
-        row(f"SET usec_per_call, {label}", cell)
+            row(f"{name}, {label}", cell)
     if len(builds) == 2 and all(b.ev_rate for b in builds):
         a, b = builds
         print(

@@ -352,7 +352,8 @@ impl Kept {
     }
 }
 
-/// All kept executions, oldest first.
+/// All kept executions, oldest first. Every use but taking an id settles deferred
+/// executions first (`deferred`): they are kept as if they had been one by one.
 #[derive(Debug, Default)]
 pub struct Registry {
     next_id: AtomicU64,
@@ -376,6 +377,7 @@ impl Registry {
 
     /// Keeps `e`, evicting the oldest entries beyond `max` (≤ 0: unlimited).
     pub fn keep(&self, e: Arc<Entry>, max: i64) {
+        super::deferred::settle();
         let mut k = self.kept();
         if max > 0 {
             while k.by_id.len() >= max as usize {
@@ -393,6 +395,7 @@ impl Registry {
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Entry>> {
+        super::deferred::settle();
         self.kept().by_id.get(id).cloned()
     }
 
@@ -400,6 +403,7 @@ impl Registry {
     /// [`Registry::remove`], a client can still wait for it while it runs
     /// ([`Registry::get_or_running`]).
     pub fn unlist(&self, id: &str) {
+        super::deferred::settle();
         let mut k = self.kept();
         if let Some(e) = k.by_id.remove(id) {
             k.unlist(e);
@@ -409,6 +413,7 @@ impl Registry {
 
     /// A kept entry, or one dropped by a cap that has not ended yet.
     pub fn get_or_running(&self, id: &str) -> Option<Arc<Entry>> {
+        super::deferred::settle();
         let k = self.kept();
         if let Some(e) = k.by_id.get(id) {
             return Some(Arc::clone(e));
@@ -420,6 +425,7 @@ impl Registry {
     }
 
     pub fn remove(&self, id: &str) -> Option<Arc<Entry>> {
+        super::deferred::settle();
         let mut k = self.kept();
         let e = k.by_id.remove(id);
         k.compact();
@@ -428,11 +434,13 @@ impl Registry {
 
     /// Newest first, as RG.DUMPEXECUTIONS lists them.
     pub fn newest_first(&self) -> Vec<Arc<Entry>> {
+        super::deferred::settle();
         let k = self.kept();
         k.order.iter().rev().filter_map(|w| k.live(w)).collect()
     }
 
     pub fn len(&self) -> usize {
+        super::deferred::settle();
         self.kept().by_id.len()
     }
 

@@ -2,6 +2,7 @@
 //! registrations, sessions, StreamReader registrations, requirements, and `ModuleState`
 //! that owns them. Depends on `redis` only.
 
+pub mod deferred;
 pub mod drain_state;
 pub mod event_queue;
 pub mod event_results;

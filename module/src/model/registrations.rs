@@ -277,8 +277,10 @@ impl Registration {
         }
     }
 
-    /// The statistics, with events counted by the notification callback folded in.
+    /// The statistics, with events counted by the notification callback folded in (and
+    /// deferred executions settled, `deferred`).
     pub fn stats(&self) -> MutexGuard<'_, Stats> {
+        super::deferred::settle();
         let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
         let pushed = self.queue.pushed();
         let folded = self.folded_pushed.swap(pushed, Ordering::Relaxed);
@@ -314,6 +316,7 @@ impl Registration {
     }
 
     pub(crate) fn kept_ids(&self) -> MutexGuard<'_, VecDeque<String>> {
+        super::deferred::settle();
         self.kept.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -28,8 +28,8 @@ pub struct EventPlan {
 }
 
 impl EventPlan {
-    /// The flow is `str(record)` alone.
-    pub(super) fn str_only(&self) -> bool {
+    /// The flow is `str(record)` alone (no user code runs).
+    pub fn str_only(&self) -> bool {
         self.steps.len() == 1 && matches!(*self.steps[0], PyStep::ToStr)
     }
 

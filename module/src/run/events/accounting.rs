@@ -50,19 +50,9 @@ fn cap(c: i64) -> Option<usize> {
     (c > 0).then_some(c as usize)
 }
 
-/// Records `outs` (one per event, in trigger order) that ran in `elapsed`.
-pub fn record(
-    state: &ModuleState,
-    reg: &Registration,
-    outs: Vec<ExecutionOutput>,
-    elapsed: Duration,
-    caps: Caps,
-) {
-    record_numbered(state, reg, outs, &[], elapsed, caps);
-}
-
-/// As [`record`], for events numbered as they started (`numbers[i]` is event i's
-/// execution number; events past its end get the next ones).
+/// Records `outs` (one per event, in trigger order) that ran in `elapsed`, for events
+/// numbered as they started (`numbers[i]` is event i's execution number; events past its
+/// end get the next ones).
 pub fn record_numbered(
     state: &ModuleState,
     reg: &Registration,
@@ -71,15 +61,33 @@ pub fn record_numbered(
     elapsed: Duration,
     caps: Caps,
 ) {
-    let n = outs.len();
-    if n == 0 {
+    if outs.is_empty() {
         return;
     }
     reg.stats().record_batch(&outs, elapsed.as_micros() as u64);
+    keep_numbered(state, reg, outs, numbers, caps);
+}
+
+/// Keeps `outs` (already counted in the stats) as [`record_numbered`] does.
+pub fn keep_numbered(
+    state: &ModuleState,
+    reg: &Registration,
+    outs: Vec<ExecutionOutput>,
+    numbers: &[u64],
+    caps: Caps,
+) {
     let mut numbers = numbers.iter();
-    let mut next_id = || match numbers.next() {
-        Some(&n) => crate::model::topology::numbered_id(n),
-        None => state.registry.next_id(),
+    // Every execution consumes its number; only kept ones get their id formatted.
+    let mut next_id = |kept: bool| {
+        let n = match numbers.next() {
+            Some(&n) => n,
+            None => state.registry.next_number(),
+        };
+        if kept {
+            crate::model::topology::numbered_id(n)
+        } else {
+            String::new()
+        }
     };
     keep_batch(
         &state.registry,
@@ -97,20 +105,22 @@ pub fn record_numbered(
 
 /// Ids for `outs`, their entries kept in `registry` and their ids in `kept` (the
 /// registration's list, oldest first), as one-by-one keeping would leave both.
+/// `next_id(kept)` consumes the next execution's number and returns its id when `kept`
+/// (an execution the batch also trims needs no id text).
 pub(crate) fn keep_batch(
     registry: &Registry,
     kept: &mut VecDeque<String>,
     plan: &Arc<PlanShape>,
     outs: Vec<ExecutionOutput>,
     caps: Caps,
-    next_id: &mut dyn FnMut() -> String,
+    next_id: &mut dyn FnMut(bool) -> String,
 ) {
     let n = outs.len();
     let per_reg = cap(caps.per_registration);
     let total = cap(caps.total);
     if n == 1 {
         // One execution (sync flows): kept as such.
-        let entry = Entry::new_registered(next_id(), plan);
+        let entry = Entry::new_registered(next_id(true), plan);
         entry.finish(outs.into_iter().next().unwrap_or_default());
         kept.push_back(entry.id.clone());
         registry.keep(entry, caps.total);
@@ -136,7 +146,7 @@ pub(crate) fn keep_batch(
     let mut len = old_present;
 
     for (j, out) in outs.into_iter().enumerate() {
-        let id = next_id();
+        let id = next_id(j >= survivors_from);
         if j < survivors_from {
             // Keep it (virtually), evicting the front while the registry is full.
             while total.is_some_and(|m| len >= m) {
@@ -278,7 +288,7 @@ mod tests {
                                 &PlanShape::of(&engine::plan::Plan::default()),
                                 outs,
                                 caps,
-                                &mut || b.next_id(),
+                                &mut |_| b.next_id(),
                             );
                             let ctx = format!("{caps:?} others={others} prior={prior} n={n}");
                             assert_eq!(ids(&a), ids(&b), "{ctx}");

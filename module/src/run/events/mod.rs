@@ -12,9 +12,12 @@
 //! record-local flows (`gearpy::EventPlan`) the drain reads up to hundreds of events'
 //! values under one Redis-lock hold, runs them under one GIL hold and builds the finished
 //! executions directly (`accounting`); other flows run one engine execution per event.
+//! A record-local sync flow's executions are kept lazily, in batches (`lazy`), with the
+//! same ids, lists and stats as if kept one by one.
 
 pub mod accounting;
 pub mod drain;
+pub mod lazy;
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -34,7 +37,6 @@ use crate::redis::ffi::scan::{key_type_of, read_key};
 use crate::redis::lock::with_lock_held;
 use crate::run::inline::Inline;
 use crate::run::readers::ready::ReadySource;
-use accounting::Caps;
 
 /// The keyspace notification handler (Redis lock held).
 pub fn on_keyspace_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[u8]) {
@@ -184,10 +186,12 @@ fn run_sync_fast(
         started,
         may_defer,
     } = ev;
-    let caps = Caps::now(state);
+    // One event: it is listed once it ends whatever the caps (`accounting::Caps::keep` is
+    // at least 1), so its results are always converted.
+    let keep = usize::MAX;
     let run = |cols: &mut KeyBuilder| {
         let first = cols.len();
-        with_lock_held(ctx, || {
+        let mut go = || {
             // The Redis lock is ours: the key is read as the event runs.
             let mut next = |cols: &mut KeyBuilder, i: usize| {
                 if i != first {
@@ -198,11 +202,18 @@ fn run_sync_fast(
                 true
             };
             if may_defer {
-                plan.run_deferring(cols, first, &mut next, caps.keep())
+                plan.run_deferring(cols, first, &mut next, keep)
             } else {
-                (plan.run(cols, first, &mut next, caps.keep()), None)
+                (plan.run(cols, first, &mut next, keep), None)
             }
-        })
+        };
+        if plan.str_only() {
+            // No user code runs (records are rendered in Rust): no `execute()` needs the
+            // held lock marked, and no busy section can be long.
+            go()
+        } else {
+            with_lock_held(ctx, go)
+        }
     };
     let (outs, deferred) = SYNC_ROWS.with(|rows| match rows.try_borrow_mut() {
         Ok(mut rows) => {
@@ -220,7 +231,8 @@ fn run_sync_fast(
         // A flow of this thread wrote a key: the nested event gets its own rows.
         Err(_) => run(&mut KeyBuilder::new(reg.read_value)),
     });
-    accounting::record(state, reg, outs, started.elapsed(), caps);
+    // Kept lazily (`lazy`): listed, counted and trimmed before anything looks.
+    lazy::record(state, reg, outs, started.elapsed().as_micros() as u64);
     if let Some(rest) = deferred {
         continue_in_background(state, reg, rest, started, None);
     }

@@ -82,6 +82,9 @@ GB().groupby(extract, lambda k, a, r: (a or 0) + 1).run('p:*')
         "GB().batchgroupby(lambda x: x['key'][:3], lambda k, rs: sorted(r['key'] for r in rs)).run('p:1*')",
         "GB().repartition(lambda x: x['key']).map(lambda x: (x['key'], x['type'], x['value'])).run()",
         "GB().repartition(lambda x: x['type']).map(lambda x: x['key']).run()",
+        # convertToStr results cross as native strings: non-ASCII text and Python reprs.
+        r"GB().map(lambda x: x['key'] + ' \u00e9\u4e2d\U0001f600').run()",
+        r"GB().map(lambda x: (x['key'], [1.5, None, b'\xff'], {'a': x['type']})).run()",
     ],
 )
 def test_results_are_a_single_servers(rc, single, script):

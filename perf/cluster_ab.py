@@ -21,21 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loader  # noqa: E402
-from cluster_bench import WORKLOADS  # noqa: E402
+from cluster_bench import WORKLOADS, cpu_seconds  # noqa: E402
 from servers import Cluster, Server  # noqa: E402
 
-TICK = os.sysconf("SC_CLK_TCK")
 SHORT = {"groupby": "groupby age (repartition every record)", "collect": "collect every key"}
-
-
-def cpu_seconds(pids):
-    """User + system CPU seconds of the processes `pids` so far."""
-    total = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
-    return total / TICK
 
 
 def timed(client, pids, script):

@@ -5,7 +5,10 @@ Both get the same N hashes `person:i {name, age}` (perf/loader.py). Each workloa
 times on each, alternating, and the answers must agree (order aside). Reported: median
 seconds, records/s and cluster/standalone ratio. The cluster's shards share this machine's
 cores with each other, so the ratio shows the distributed path's cost as much as its
-parallelism: collect and repartition move records over the Redis Cluster bus.
+parallelism: collect and repartition move records over the Redis Cluster bus. Also reported:
+the median CPU seconds the servers spent per run (user + system from /proc, summed over the
+three shards); on a shared machine the wall-clock ratio shows the other processes' load as
+much as the builds' work.
 
     python3 perf/cluster_bench.py                 # N = 1,000,000, K = 3
     python3 perf/cluster_bench.py -n 200000 -k 5
@@ -57,10 +60,20 @@ def normalise(reply):
     return sorted(vals, key=repr)
 
 
-def measure(client, script):
-    t0 = time.perf_counter()
+def cpu_seconds(pids):
+    """User + system CPU seconds the processes `pids` have used so far."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def measure(client, pids, script):
+    c0, t0 = cpu_seconds(pids), time.perf_counter()
     reply = client.execute_command("RG.PYEXECUTE", script)
-    return time.perf_counter() - t0, reply
+    return time.perf_counter() - t0, cpu_seconds(pids) - c0, reply
 
 
 def main():
@@ -84,22 +97,27 @@ def run(a, single, cluster):
     _, t_cluster = loader.load_cluster(cluster.slot_owners(), a.n)
     print(f"loaded {a.n} hashes: standalone {t_single:.1f} s, cluster {t_cluster:.1f} s")
     s, c = single.client(), cluster.nodes[0].client()
+    pids = {"standalone": [single.proc.pid], "cluster": [n.proc.pid for n in cluster.nodes]}
     rows = []
     for name, script in WORKLOADS.items():
         times = {"standalone": [], "cluster": []}
+        cpus = {"standalone": [], "cluster": []}
         answers = {}
         for _ in range(a.k):
             for label, client in (("standalone", s), ("cluster", c)):
-                t, reply = measure(client, script)
+                t, cpu, reply = measure(client, pids[label], script)
                 times[label].append(t)
+                cpus[label].append(cpu)
                 answers[label] = normalise(reply)
         if answers["standalone"] != answers["cluster"]:
             raise SystemExit(f"{name}: answers differ: {answers['standalone'][:3]} vs {answers['cluster'][:3]}")
         med = {k: statistics.median(v) for k, v in times.items()}
-        rows.append((name, script, med, times))
+        cpu = {k: statistics.median(v) for k, v in cpus.items()}
+        rows.append((name, script, med, cpu))
         print(
             f"{name:40s} standalone {med['standalone']:.3f} s  cluster {med['cluster']:.3f} s  "
-            f"cluster/standalone speed {med['standalone'] / med['cluster']:.2f}x"
+            f"cluster/standalone speed {med['standalone'] / med['cluster']:.2f}x  "
+            f"CPU s standalone {cpu['standalone']:.2f} cluster {cpu['cluster']:.2f}"
         )
     return rows
 
@@ -112,14 +130,14 @@ def report(a, rows):
         f"N = {a.n} hashes, K = {a.k} runs each (alternating), medians; 3 masters on one "
         f"machine ({os.cpu_count()} cores). Command: `python3 perf/cluster_bench.py -n {a.n} -k {a.k}`",
         "",
-        "| Workload | Standalone | 3-shard cluster | Speed ratio |",
-        "|---|---|---|---|",
+        "| Workload | Standalone | 3-shard cluster | Speed ratio | CPU s standalone / cluster |",
+        "|---|---|---|---|---|",
     ]
-    for name, _, med, _ in rows:
+    for name, _, med, cpu in rows:
         rate = lambda t: f"{t:.3f} s ({a.n / t / 1000:.0f}k rec/s)"  # noqa: E731
         lines.append(
             f"| {name} | {rate(med['standalone'])} | {rate(med['cluster'])} | "
-            f"{med['standalone'] / med['cluster']:.2f}x |"
+            f"{med['standalone'] / med['cluster']:.2f}x | {cpu['standalone']:.2f} / {cpu['cluster']:.2f} |"
         )
     lines += ["", "Scripts:", ""] + [f"- {name}: `{script}`" for name, script, _, _ in rows]
     out = REPO / "perf" / "results" / f"cluster-{stamp}.md"

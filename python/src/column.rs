@@ -7,13 +7,15 @@
 //! into the shuffle's bundle (2); receiving, the blob is copied into a `bytes` object for
 //! `marshal.loads`, which makes the records (2, after the bus's copy out of Redis; a
 //! memoryview over the received buffer would save one, not done). Slicing and partitioning
-//! move object handles. Nothing here is pooled (docs/data-path.md).
+//! move object handles. Nothing here is pooled (docs/data-path.md). `KeyedRows` are Python
+//! reader records still equal to the key batch they were made from: they cross shards as
+//! that key batch instead (no marshal; the receiver makes the records from it).
 //!
 //! Bottom layer: depends on `gil` (marshal takes the GIL).
 
 use std::any::Any;
 
-use engine::batch::{ForeignColumn, ForeignDecoder};
+use engine::batch::{ForeignColumn, ForeignDecoder, KeyColumns};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
@@ -25,18 +27,13 @@ impl ForeignColumn for PyColumn {
         self.0.len()
     }
 
-    fn slice(mut self: Box<Self>, start: usize, end: usize) -> Box<dyn ForeignColumn> {
-        self.0.truncate(end);
-        let tail = self.0.split_off(start.min(self.0.len()));
-        Box::new(PyColumn(tail))
+    fn slice(self: Box<Self>, start: usize, end: usize) -> Box<dyn ForeignColumn> {
+        Box::new(PyColumn(slice_rows(self.0, start, end)))
     }
 
     fn partition(self: Box<Self>, dest: &[usize], n: usize) -> Vec<Box<dyn ForeignColumn>> {
-        let mut out: Vec<Vec<Py<PyAny>>> = (0..n).map(|_| Vec::new()).collect();
-        for (obj, &to) in self.0.into_iter().zip(dest) {
-            out[to].push(obj);
-        }
-        out.into_iter()
+        partition_rows(self.0, dest, n)
+            .into_iter()
             .map(|v| Box::new(PyColumn(v)) as Box<dyn ForeignColumn>)
             .collect()
     }
@@ -71,6 +68,71 @@ impl ForeignColumn for PyColumn {
             Ok(())
         })
     }
+}
+
+/// Python reader records (`rows`) and the key batch they were made from, row for row,
+/// known to be unchanged: on this shard the Python objects are used, to another shard the
+/// key batch is sent (`as_keys`). The host sees a `PyColumn` (`into_any`).
+#[derive(Debug)]
+pub struct KeyedRows {
+    pub rows: PyColumn,
+    pub keys: KeyColumns,
+}
+
+impl ForeignColumn for KeyedRows {
+    fn len(&self) -> usize {
+        self.rows.0.len()
+    }
+
+    fn slice(self: Box<Self>, start: usize, end: usize) -> Box<dyn ForeignColumn> {
+        let end = end.min(self.keys.len());
+        let start = start.min(end);
+        Box::new(KeyedRows {
+            keys: self.keys.slice(start, end),
+            rows: PyColumn(slice_rows(self.rows.0, start, end)),
+        })
+    }
+
+    fn partition(self: Box<Self>, dest: &[usize], n: usize) -> Vec<Box<dyn ForeignColumn>> {
+        let keys = self.keys.partition(dest, n);
+        partition_rows(self.rows.0, dest, n)
+            .into_iter()
+            .zip(keys)
+            .map(|(rows, keys)| {
+                Box::new(KeyedRows {
+                    rows: PyColumn(rows),
+                    keys,
+                }) as Box<dyn ForeignColumn>
+            })
+            .collect()
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        Box::new(self.rows)
+    }
+
+    fn encode(&self, out: &mut Vec<u8>, errors: &mut Vec<String>) -> Result<(), String> {
+        self.rows.encode(out, errors)
+    }
+
+    fn as_keys(&self) -> Option<&KeyColumns> {
+        Some(&self.keys)
+    }
+}
+
+/// Rows `start..end` of `rows` (clamped to its length).
+fn slice_rows(mut rows: Vec<Py<PyAny>>, start: usize, end: usize) -> Vec<Py<PyAny>> {
+    rows.truncate(end);
+    rows.split_off(start.min(rows.len()))
+}
+
+/// `rows` split into `n` vectors by `dest`.
+fn partition_rows(rows: Vec<Py<PyAny>>, dest: &[usize], n: usize) -> Vec<Vec<Py<PyAny>>> {
+    let mut out: Vec<Vec<Py<PyAny>>> = (0..n).map(|_| Vec::new()).collect();
+    for (obj, &to) in rows.into_iter().zip(dest) {
+        out[to].push(obj);
+    }
+    out
 }
 
 /// Rebuilds marshalled records on the receiving shard.

@@ -9,10 +9,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
 use pyo3::IntoPyObjectExt;
 
-/// Text as `str`, or `bytearray` when it is not UTF-8 (as 1.2 does).
+/// Text as `str`, or `bytearray` when it is not UTF-8 (as 1.2 does). Python's decoder
+/// checks the bytes as it copies them (no separate Rust UTF-8 pass first).
 pub fn bytes_to_py<'py>(py: Python<'py>, b: &[u8]) -> Bound<'py, PyAny> {
-    match std::str::from_utf8(b) {
-        Ok(s) => PyString::new(py, s).into_any(),
+    match PyString::from_bytes(py, b) {
+        Ok(s) => s.into_any(),
         Err(_) => PyByteArray::new(py, b).into_any(),
     }
 }
@@ -219,4 +220,27 @@ pub fn key_text(obj: &Bound<'_, PyAny>) -> PyResult<String> {
         return Ok("None".to_owned());
     }
     Ok(obj.repr()?.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::disallowed_methods)] // tests take the GIL directly
+
+    use super::*;
+
+    #[test]
+    fn text_is_str_and_other_bytes_are_bytearray() {
+        crate::embed::init_for_tests();
+        Python::attach(|py| {
+            let s = bytes_to_py(py, "é中😀".as_bytes());
+            assert_eq!(s.extract::<String>().unwrap(), "é中😀");
+            // Invalid UTF-8: a stray byte, an encoded surrogate, an overlong encoding.
+            for b in [&b"a\xff"[..], b"\xed\xa0\x80", b"\xc0\xaf"] {
+                let o = bytes_to_py(py, b);
+                assert!(o.is_instance_of::<PyByteArray>(), "{b:?}");
+                assert_eq!(o.extract::<Vec<u8>>().unwrap(), b);
+            }
+            assert!(!PyErr::occurred(py));
+        });
+    }
 }

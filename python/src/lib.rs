@@ -12,6 +12,7 @@
 //!   `services` (what Redis offers), `caller` and `link` (who code runs for, which command
 //!   it answers), `errors` (1.2's error texts), `gil` (the only place the GIL is taken),
 //!   `metrics`, `convert`, `builtins` and `column` (records between Rust and Python),
+//!   `dict_version` (a dict's change tag: a named `unsafe` module),
 //!   `arrow` (the arrow format's data: Arrow C Data Interface, a named `unsafe` module),
 //!   `embed`, `pymem` and `busy` (interpreter start-up, allocator hooks, the busy
 //!   watchdog: the named `unsafe` modules), `control` (aborting an execution),
@@ -39,6 +40,7 @@ pub mod caller;
 mod column;
 pub mod control;
 mod convert;
+mod dict_version;
 mod embed;
 pub mod errors;
 mod future;

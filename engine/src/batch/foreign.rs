@@ -23,6 +23,12 @@ pub trait ForeignColumn: Send + Debug {
     fn encode(&self, _out: &mut Vec<u8>, _errors: &mut Vec<String>) -> Result<(), String> {
         Err("Failed serializing record".into())
     }
+    /// The same records as a native key batch, when the host's rows are reader records
+    /// it made from that batch and has not changed: a shuffle then sends the key batch
+    /// instead of serialising host objects (the receiver gets a key batch).
+    fn as_keys(&self) -> Option<&super::KeyColumns> {
+        None
+    }
 }
 
 /// Rebuilds a [`ForeignColumn`] from [`ForeignColumn::encode`]'s bytes on the receiving

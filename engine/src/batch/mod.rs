@@ -107,7 +107,8 @@ impl Batch {
         }
     }
 
-    /// Splits rows into `n` batches by destination (`dest[i]` < n). Errors stay in the
+    /// Splits rows (and their partition keys) into `n` batches by destination
+    /// (`dest[i]` < n). Errors stay in the
     /// first output (they are routed by the caller).
     pub fn partition(self, dest: &[usize], n: usize) -> Vec<Batch> {
         debug_assert_eq!(dest.len(), self.len());
@@ -133,6 +134,16 @@ impl Batch {
         let mut batches: Vec<Batch> = parts.into_iter().map(Batch::new).collect();
         if let Some(first) = batches.first_mut() {
             first.errors = self.errors;
+        }
+        // The partition keys follow their rows (a keyed step after a shuffle uses them).
+        if let Some(keys) = self.partition_keys {
+            let mut cols: Vec<BinaryColumn> = (0..n).map(|_| BinaryColumn::default()).collect();
+            for (k, &to) in keys.iter().zip(dest) {
+                cols[to].push(k);
+            }
+            for (b, k) in batches.iter_mut().zip(cols) {
+                b.partition_keys = Some(k);
+            }
         }
         batches
     }

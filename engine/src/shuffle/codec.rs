@@ -2,7 +2,8 @@
 //!
 //! Layout v3 (little-endian): `magic 'G' | version 3 | kind`; kind 1 = "done sending";
 //! kind 0 = data, records first: a shape byte and the records (key columns as their Arrow
-//! buffers, [`super::key_codec`]; tagged datums; or the host's serialised blob of foreign
+//! buffers, [`super::key_codec`] — also for host rows that are unchanged reader records,
+//! `ForeignColumn::as_keys`; tagged datums; or the host's serialised blob of foreign
 //! records), then the optional partition keys, then the error lane. Records come first so a
 //! host blob is written straight into the frame (its length patched in afterwards) even
 //! when the host turns unserialisable rows into errors while writing it.
@@ -67,12 +68,19 @@ pub fn encode_data(b: &Batch, out: &mut Vec<u8>) -> Result<()> {
             out.push(1);
             put_keys(out, k);
         }
-        BatchData::Foreign(f) => {
-            out.push(2);
-            let at = reserve_u32(out);
-            f.encode(out, &mut errors).map_err(EngineError::Execution)?;
-            patch_u32(out, at)?;
-        }
+        // Host rows that are unchanged reader records travel as their key batch.
+        BatchData::Foreign(f) => match f.as_keys() {
+            Some(k) => {
+                out.push(1);
+                put_keys(out, k);
+            }
+            None => {
+                out.push(2);
+                let at = reserve_u32(out);
+                f.encode(out, &mut errors).map_err(EngineError::Execution)?;
+                patch_u32(out, at)?;
+            }
+        },
     }
     // Rows the host could not serialise are gone, so the keys would no longer line up.
     let dropped_rows = errors.len() > b.errors.len();

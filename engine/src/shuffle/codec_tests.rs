@@ -349,3 +349,55 @@ fn a_frame_moved_off_its_alignment_still_decodes() {
         assert_eq!(rows(&k), rows(&mixed_keys()), "shift {shift}");
     }
 }
+
+/// Host rows that are the unchanged records of a key batch.
+#[derive(Debug)]
+struct KeyedTexts(KeyColumns);
+
+impl crate::batch::ForeignColumn for KeyedTexts {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn slice(self: Box<Self>, a: usize, b: usize) -> Box<dyn crate::batch::ForeignColumn> {
+        Box::new(KeyedTexts(self.0.slice(a, b)))
+    }
+    fn partition(
+        self: Box<Self>,
+        _dest: &[usize],
+        _n: usize,
+    ) -> Vec<Box<dyn crate::batch::ForeignColumn>> {
+        unimplemented!()
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+        self
+    }
+    fn encode(&self, _out: &mut Vec<u8>, _errors: &mut Vec<String>) -> Result<(), String> {
+        panic!("host rows with a key batch are sent as that batch")
+    }
+    fn as_keys(&self) -> Option<&KeyColumns> {
+        Some(&self.0)
+    }
+}
+
+#[test]
+fn host_rows_with_their_key_batch_travel_as_that_key_batch() {
+    let mut kb = KeyBuilder::new(true);
+    kb.push_key(b"a", KeyType::String);
+    kb.push_str(b"1");
+    kb.push_key(b"b", KeyType::Hash);
+    kb.push_field(b"f", b"2");
+    let keys = kb.finish().unwrap();
+    let mut b = Batch::new(BatchData::Foreign(Box::new(KeyedTexts(keys.clone()))));
+    b.partition_keys = Some(BinaryColumn::from_iter([&b"x"[..], b"y"]));
+    let mut out = Vec::new();
+    encode_data(&b, &mut out).unwrap();
+    let Frame::Data(got) = decode_frame(&out).unwrap() else {
+        panic!("data frame expected");
+    };
+    match got.data {
+        BatchData::Keys(k) => assert_eq!(k, keys),
+        other => panic!("key batch expected, got {other:?}"),
+    }
+    let k = got.partition_keys.unwrap();
+    assert_eq!((k.get(0), k.get(1)), (&b"x"[..], &b"y"[..]));
+}

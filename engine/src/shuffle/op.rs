@@ -191,9 +191,10 @@ impl Operator for ShuffleOp {
         }
         let dest = self.destinations(&input)?;
         let mut parts = input.partition(&dest, self.ctx.shards);
-        for (shard, mut part) in parts.drain(..).enumerate() {
+        // Each part keeps its keys: a keyed step after the shuffle (groupby's reduce) uses
+        // them instead of calling the extractor again (1.2 calls it once per record).
+        for (shard, part) in parts.drain(..).enumerate() {
             if shard == self.ctx.me {
-                part.partition_keys = None;
                 out.push(part);
             } else if !part.is_empty() {
                 self.send(shard, &part)?;
@@ -307,10 +308,7 @@ impl ShuffleOp {
             let left = &mut self.left;
             decode_bundle(&body, self.ctx.foreign.as_deref(), |f| match f {
                 Frame::Done => *left = left.saturating_sub(1),
-                Frame::Data(mut b) => {
-                    b.partition_keys = None;
-                    out.push(b);
-                }
+                Frame::Data(b) => out.push(b),
             })?;
         }
         for (to, n) in granted.into_iter().enumerate().filter(|&(_, n)| n > 0) {
@@ -335,3 +333,7 @@ impl ShuffleOp {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "op_tests.rs"]
+mod tests;

@@ -8,7 +8,9 @@
 //! results to native values in its own hold when nothing but limits (or, outside a
 //! cluster, collects and repartitions) follow it (`step::Ending`). A callback whose result
 //! must still be awaited parks the stage (`park`): its worker is free until the awaited
-//! value is set, and a single record skips the wave to park at its await.
+//! value is set, and a single record skips the wave to park at its await. A stage that
+//! only extracts keys in a cluster hands unchanged reader records on with their key batch
+//! (`through`), which crosses shards instead of marshalled records.
 //!
 //! Middle layer: depends on `step`, `convert`, `builtins`, `column`, `control`, `cluster`, `scope`,
 //! `profile`, `errors` and `gil`; the submodules extend `PyStage` (`super`), never the
@@ -22,7 +24,7 @@ use pyo3::types::PySet;
 use std::sync::Arc;
 
 use crate::builtins::{datum_str, AvgAcc};
-use crate::column::PyColumn;
+use crate::column::{KeyedRows, PyColumn};
 use crate::control::ExecControl;
 use crate::convert::{datum_to_py, py_to_datum, Records};
 use crate::errors::error_text;
@@ -34,6 +36,7 @@ mod drain;
 mod park;
 mod push;
 mod runtime;
+mod through;
 mod wave;
 
 pub(crate) use runtime::keeping;
@@ -61,6 +64,8 @@ struct Out {
     native: Option<Vec<Datum>>,
     /// Arrow results of a last arrow-format step (`arrow`), one batch each.
     arrow: Vec<crate::arrow::ArrowColumn>,
+    /// The key batch `rows` were made from, unchanged (`through`).
+    through: Option<engine::batch::KeyColumns>,
 }
 
 /// A run of fused Python steps, with the state of its accumulating steps.
@@ -79,6 +84,8 @@ pub struct PyStage {
     waker: Option<engine::ops::Waker>,
     /// Where the stage stopped for an await, and the records waiting behind it.
     parked: Option<Box<park::Parked>>,
+    /// The stage only extracts keys, in a cluster: see `through`.
+    extracts_only: bool,
 }
 
 impl PyStage {
@@ -99,7 +106,9 @@ impl PyStage {
                 _ => StepState::None,
             })
             .collect();
+        let extracts_only = Self::extracts_only(&steps);
         PyStage {
+            extracts_only,
             steps,
             state,
             failed: false,
@@ -112,11 +121,14 @@ impl PyStage {
     }
 
     /// Converts the stage's results to native values when it holds the plan's last Python
-    /// step (`ending` set) and they do not cross shards as Python records.
+    /// step (`ending` set) and they do not cross shards as Python records — or when they
+    /// are `str()`s (`convertToStr`, a run's default): a native string crosses as exactly
+    /// the text a marshalled one would, and the initiator needs no Python for it.
     fn ending(mut self, ending: Option<Ending>) -> Self {
+        let strings = matches!(self.steps.last().map(|s| &**s), Some(PyStep::ToStr));
         self.native_out = match ending {
             Some(Ending::Results) => true,
-            Some(Ending::Shuffled) => !crate::cluster::is_cluster(),
+            Some(Ending::Shuffled) => strings || !crate::cluster::is_cluster(),
             None => false,
         };
         self
@@ -143,7 +155,13 @@ impl PyStage {
             None if self.native_out => {
                 Batch::datums(out.rows.iter().map(|o| py_to_datum(o.bind(py))).collect())
             }
-            None => Batch::new(BatchData::Foreign(Box::new(PyColumn(out.rows)))),
+            None => match out.through {
+                Some(keys) => Batch::new(BatchData::Foreign(Box::new(KeyedRows {
+                    rows: PyColumn(out.rows),
+                    keys,
+                }))),
+                None => Batch::new(BatchData::Foreign(Box::new(PyColumn(out.rows)))),
+            },
         };
         b.partition_keys = out.keys;
         b.errors = errors;
@@ -230,8 +248,13 @@ impl Operator for PyStage {
                     BatchData::Datums(Vec::new())
                 }
             };
+            let candidate = this.extracts_only.then(|| through::candidate(&data));
+            let mut watch = None;
             match Self::rows(py, data) {
                 Ok(rows) => {
+                    watch = candidate
+                        .flatten()
+                        .and_then(|k| through::Watch::new(k, &rows));
                     // Leading `async def` steps: the batch's coroutines run together.
                     // A single record rather parks at its await (`park`).
                     let upto = match keys {
@@ -276,6 +299,9 @@ impl Operator for PyStage {
                 if !this.failed {
                     this.fail(py, &e, &mut errors, emit);
                 }
+            }
+            if let Some(w) = watch.filter(|_| errors.is_empty() && !this.is_parked()) {
+                out.through = w.unchanged(py, &out.rows);
             }
             this.emit(py, out, errors, emit);
         });

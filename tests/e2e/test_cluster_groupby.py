@@ -1,0 +1,126 @@
+"""groupby and repartition on a real 3-master Redis Cluster (issue #13): the records a
+reducer gets after the shuffle are the records the extractor saw (as it left them), the
+extractor runs once per record as in 1.2 (the key travels with the record), and the
+results are a single server's. Reader records the extractor did not change cross shards
+as their key batch, changed ones as marshalled records: both must give the same records."""
+
+import pytest
+from conftest import Cluster, fresh_server, parse, pyexecute
+
+PEOPLE = 90  # hashes p:0..89, spread over the three shards
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with Cluster() as c:
+        cc = c.cluster_client()
+        load(cc)
+        cc.close()
+        yield c
+
+
+def load(client):
+    for i in range(PEOPLE):
+        client.hset(f"p:{i}", mapping={"name": f"n{i}", "age": str(i % 7)})
+    for i in range(10):
+        client.set(f"s:{i}", f"v{i}")
+    client.rpush("l:1", "a", "b", "c")
+    client.sadd("t:1", "x")
+
+
+@pytest.fixture
+def rc(cluster):
+    assert cluster.alive(), "a cluster node died in an earlier test"
+    c = cluster.client(0)
+    yield c
+    c.close()
+    assert cluster.alive(), "a cluster node died during this test"
+
+
+@pytest.fixture(scope="module")
+def single():
+    with fresh_server() as srv:
+        c = srv.client()
+        load(c)
+        yield c
+        c.close()
+
+
+def results(client, script):
+    res, errs = pyexecute(client, script)
+    assert errs == []
+    return sorted(res)
+
+
+COUNTER = "__import__('sys').__dict__"
+
+
+def test_the_extractor_runs_once_per_record(rc):
+    reset = f"GB('ShardsIDReader').foreach(lambda x: {COUNTER}.__setitem__('gs_calls', 0)).run()"
+    assert pyexecute(rc, reset)[1] == []
+    script = f"""
+def extract(x):
+    d = {COUNTER}
+    d['gs_calls'] = d.get('gs_calls', 0) + 1
+    return x['value']['age']
+GB().groupby(extract, lambda k, a, r: (a or 0) + 1).run('p:*')
+"""
+    res = parse(pyexecute(rc, script)[0])
+    assert sum(r["value"] for r in res) == PEOPLE
+    calls, errs = pyexecute(rc, f"GB('ShardsIDReader').map(lambda x: {COUNTER}.get('gs_calls', 0)).run()")
+    assert errs == [] and sum(int(c) for c in calls) == PEOPLE
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        # Hashes, strings, a list and a set in one run: every record as the reducer sees it.
+        "GB().groupby(lambda x: x['type'], lambda k, a, r: (a or []) + [repr(sorted(r.items(), key=str))])"
+        ".flatmap(lambda x: [x['key'] + ' ' + v for v in x['value']]).run()",
+        "GB().groupby(lambda x: x['value']['age'], lambda k, a, r: (a or 0) + len(r['value']['name']))"
+        ".map(lambda x: (x['key'], x['value'])).run('p:*')",
+        "GB().batchgroupby(lambda x: x['key'][:3], lambda k, rs: sorted(r['key'] for r in rs)).run('p:1*')",
+        "GB().repartition(lambda x: x['key']).map(lambda x: (x['key'], x['type'], x['value'])).run()",
+        "GB().repartition(lambda x: x['type']).map(lambda x: x['key']).run()",
+        # convertToStr results cross as native strings: non-ASCII text and Python reprs.
+        r"GB().map(lambda x: x['key'] + ' \u00e9\u4e2d\U0001f600').run()",
+        r"GB().map(lambda x: (x['key'], [1.5, None, b'\xff'], {'a': x['type']})).run()",
+    ],
+)
+def test_results_are_a_single_servers(rc, single, script):
+    assert results(rc, script) == results(single, script)
+
+
+def test_a_value_the_extractor_changed_reaches_the_reducer_changed(rc):
+    script = """
+def extract(x):
+    x['value']['seen'] = 'yes'
+    return x['key']
+GB().groupby(extract, lambda k, a, r: r['value'].get('seen')).map(lambda x: x['value']).run('p:*')
+"""
+    assert results(rc, script) == ["yes"] * PEOPLE
+
+
+def test_a_record_the_extractor_changed_reaches_the_reducer_changed(rc):
+    script = """
+def extract(x):
+    x['extra'] = len(x['key'])
+    x.pop('event', None)
+    return x['key']
+GB().groupby(extract, lambda k, a, r: (r.get('extra'), 'event' in r)).map(lambda x: x['value'][0]).run('s:*')
+"""
+    assert results(rc, script) == ["3"] * 10
+
+
+def test_only_the_changed_records_of_a_batch_change(rc):
+    # One record in ten gets a field: the others keep theirs, whichever way they travel.
+    script = """
+def extract(x):
+    if x['key'].endswith('7'):
+        x['value']['mark'] = '1'
+    return x['value']['age']
+GB().groupby(extract, lambda k, a, r: (a or []) + [r['key'] + ':' + r['value'].get('mark', '0')])\
+.flatmap(lambda x: x['value']).run('p:*')
+"""
+    want = sorted(f"p:{i}:{1 if str(i).endswith('7') else 0}" for i in range(PEOPLE))
+    assert results(rc, script) == want

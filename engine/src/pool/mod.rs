@@ -17,9 +17,7 @@
 //! it back later with [`BufferPool::recycle`]); [`PooledBuf::into_buffer`] turns it into an
 //! Arrow buffer that gives it back when the last reference drops ([`arrow`], the one
 //! `unsafe` of this module). [`global`] is the process-wide pool; its [`PoolStats`] feed INFO.
-//! An adopted buffer was never counted in use, so giving it back lowers the in-use gauge by
-//! bytes it never added (the gauge stops at 0): on a shard that receives, `in_use_bytes`
-//! can read lower than what is out.
+//! An adopted buffer counts in use from its adoption, as a taken one does.
 //!
 //! Any thread may give back a buffer another took (the last clone of an Arrow buffer drops
 //! wherever it is): the counters are single read-modify-writes and the free lists are
@@ -136,6 +134,11 @@ impl BufferPool {
     /// buffer, made into an Arrow buffer with [`PooledBuf::into_buffer`]).
     #[cfg(not(loom))]
     pub fn adopt(self: &Arc<Self>, buf: Vec<u8>) -> PooledBuf {
+        // Counted in use as a taken buffer is, when `recycle` will count it back.
+        if class_for_capacity(buf.capacity()).is_some() {
+            self.in_use_bytes
+                .fetch_add(buf.capacity(), Ordering::Relaxed);
+        }
         PooledBuf {
             buf,
             pool: Arc::clone(self),

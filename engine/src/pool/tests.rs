@@ -139,3 +139,15 @@ fn adopted_vectors_come_back_to_the_pool() {
     drop(pool.adopt(v).into_buffer());
     assert_eq!(pool.take_capacity(4096).as_ptr(), ptr);
 }
+
+#[test]
+fn an_adopted_buffer_counts_in_use_until_it_comes_back() {
+    let pool = BufferPool::new(4, 1 << 20);
+    let taken = pool.take_capacity(4096);
+    let adopted = pool.adopt(Vec::with_capacity(8192));
+    assert_eq!(pool.stats().in_use_bytes, 4096 + 8192);
+    drop(adopted);
+    assert_eq!(pool.stats().in_use_bytes, 4096);
+    drop(taken);
+    assert_eq!(pool.stats().in_use_bytes, 0);
+}

@@ -3,8 +3,9 @@
 //! entries are acked (and trimmed); failures follow `onFailedPolicy`.
 //!
 //! The `xadd` notification (main thread) counts new entries per stream and, once a batch
-//! is due (the first entry of a stream not seen yet, `batch` entries, or `duration` ms),
-//! queues it as an execution (`created`); the registration's drain runs them one at a
+//! is due (`batch` entries, or `duration` ms), queues it as an execution (`created`); the
+//! first entry of a stream not seen yet also queues a run of the consumer's pending
+//! entries and counts what the stream still holds undelivered, as 1.2 does; the registration's drain runs them one at a
 //! time, in order, on the worker pool. Each reads its entries when it starts. `sync`
 //! registrations run inline.
 
@@ -55,6 +56,9 @@ struct KeyState {
 pub struct Read {
     /// At most this many entries; `None`: everything the stream holds.
     pub count: Option<u64>,
+    /// Only entries delivered before and not acked (a failure, pause or restart left
+    /// them), none of the new ones.
+    pub pending_only: bool,
     /// When the first of its entries arrived (for lag).
     pub arrival: Instant,
 }
@@ -197,9 +201,11 @@ impl StreamRegistration {
     }
 
     /// Counts a new entry (main thread, lock held). The first entry of a stream the
-    /// registration has not seen yet queues a batch reading everything at once, whatever
-    /// `batch` is; then every `batch` entries queue one more.
-    pub fn on_entry(&self, key: &[u8]) -> Due {
+    /// registration has not seen yet queues a run of the pending entries at once, whatever
+    /// `batch` is, and counts `undelivered()` (what the stream holds that the group has not
+    /// delivered, this entry included) instead of one; then every `batch` entries queue one
+    /// more batch.
+    pub fn on_entry(&self, key: &[u8], undelivered: impl FnOnce() -> u64) -> Due {
         let mut s = self.state();
         if s.status != Status::Ok {
             return Due::default();
@@ -208,25 +214,33 @@ impl StreamRegistration {
         let now = Instant::now();
         let k = s.keys.entry(key.to_vec()).or_default();
         let mut due = Due::default();
-        if !k.seen {
+        let added = if k.seen {
+            1
+        } else {
             k.seen = true;
             due.reads.push(Read {
                 count: None,
+                pending_only: true,
                 arrival: now,
             });
-        }
-        k.unprocessed += 1;
+            undelivered().max(1)
+        };
+        k.unprocessed += added;
         let first = *k.first_arrival.get_or_insert(now);
-        if k.unprocessed >= batch {
-            k.unprocessed = 0;
-            k.first_arrival = None;
+        while k.unprocessed >= batch {
+            k.unprocessed -= batch;
             due.reads.push(Read {
                 count: Some(batch),
-                arrival: first,
+                pending_only: false,
+                arrival: k.first_arrival.take().unwrap_or(first),
             });
-        } else if duration > 0 && !k.timer_armed {
-            k.timer_armed = true;
-            due.arm_timer = true;
+        }
+        if k.unprocessed > 0 {
+            k.first_arrival.get_or_insert(now);
+            if duration > 0 && !k.timer_armed {
+                k.timer_armed = true;
+                due.arm_timer = true;
+            }
         }
         due
     }
@@ -244,12 +258,13 @@ impl StreamRegistration {
         k.unprocessed = 0;
         Some(Read {
             count: Some(self.opts.batch.max(1)),
+            pending_only: false,
             arrival: k.first_arrival.take().unwrap_or_else(Instant::now),
         })
     }
 
     /// A scan found stream `key`: its first entry is no news any more. Returns whether it
-    /// was seen before (its first XADD already queued a batch reading everything).
+    /// was seen before (its first XADD already counted what it holds).
     pub fn mark_seen(&self, key: &[u8]) -> bool {
         let mut s = self.state();
         let k = s.keys.entry(key.to_vec()).or_default();
@@ -389,30 +404,46 @@ mod tests {
         d.reads.iter().map(|r| r.count).collect()
     }
 
+    fn one() -> u64 {
+        1
+    }
+
     #[test]
-    fn a_new_stream_reads_everything_at_once_then_counts_batches() {
+    fn a_new_stream_runs_its_pending_entries_at_once_then_counts_batches() {
         let r = reg(2, 0);
-        assert_eq!(counts(&r.on_entry(b"s1")), vec![None]);
-        assert_eq!(counts(&r.on_entry(b"s1")), vec![Some(2)]);
-        assert_eq!(counts(&r.on_entry(b"s1")), vec![]);
-        let one = reg(1, 0);
-        assert_eq!(counts(&one.on_entry(b"s1")), vec![None, Some(1)]);
+        let d = r.on_entry(b"s1", one);
+        assert_eq!(counts(&d), vec![None]);
+        assert!(d.reads[0].pending_only);
+        assert_eq!(counts(&r.on_entry(b"s1", one)), vec![Some(2)]);
+        assert_eq!(counts(&r.on_entry(b"s1", one)), vec![]);
+        let b1 = reg(1, 0);
+        assert_eq!(counts(&b1.on_entry(b"s1", one)), vec![None, Some(1)]);
+    }
+
+    #[test]
+    fn a_new_stream_counts_what_it_already_holds() {
+        let r = reg(2, 5);
+        let d = r.on_entry(b"s1", || 5);
+        assert_eq!(counts(&d), vec![None, Some(2), Some(2)]);
+        assert!(d.arm_timer, "the fifth waits for duration");
+        let seen = r.on_entry(b"s1", || panic!("asked only for a stream not seen"));
+        assert_eq!(counts(&seen), vec![Some(2)]);
     }
 
     #[test]
     fn a_scanned_stream_is_no_news() {
         let r = reg(1, 0);
         assert!(!r.mark_seen(b"s1"));
-        assert_eq!(counts(&r.on_entry(b"s1")), vec![Some(1)]);
+        assert_eq!(counts(&r.on_entry(b"s1", one)), vec![Some(1)]);
     }
 
     #[test]
     fn a_stream_whose_first_xadd_came_first_is_known_to_the_scan() {
         let r = reg(2, 0);
-        assert_eq!(counts(&r.on_entry(b"s1")), vec![None]);
+        assert_eq!(counts(&r.on_entry(b"s1", one)), vec![None]);
         assert!(
             r.mark_seen(b"s1"),
-            "the first scan must not queue a second read-all"
+            "the first scan must not queue a second read"
         );
     }
 
@@ -420,9 +451,9 @@ mod tests {
     fn duration_flushes_what_is_left() {
         let r = reg(3, 5);
         r.mark_seen(b"s1");
-        let d = r.on_entry(b"s1");
+        let d = r.on_entry(b"s1", one);
         assert!(d.arm_timer && d.reads.is_empty());
-        assert!(!r.on_entry(b"s1").arm_timer, "one timer at a time");
+        assert!(!r.on_entry(b"s1", one).arm_timer, "one timer at a time");
         assert_eq!(r.flush(b"s1").map(|x| x.count), Some(Some(3)));
         assert!(r.flush(b"s1").is_none(), "nothing left");
     }
@@ -431,7 +462,7 @@ mod tests {
     fn nothing_is_due_unless_ok() {
         let r = reg(1, 0);
         r.set_status(Status::Paused);
-        assert!(r.on_entry(b"s1").reads.is_empty());
+        assert!(r.on_entry(b"s1", one).reads.is_empty());
         assert!(!r.transition(Status::Ok, Status::WaitingForRetry));
         assert_eq!(r.status(), Status::Paused);
     }

@@ -31,7 +31,7 @@ pub fn on_stream_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[u8
             .into_iter()
             .filter(|r| r.matches_key(key) && r.may_use(key))
         {
-            let due = reg.on_entry(key);
+            let due = reg.on_entry(key, || io::undelivered(ctx, key));
             if due.arm_timer {
                 timers::arm_duration(ctx, &reg, key.to_vec());
             }

@@ -48,13 +48,20 @@ fn track(state: &ModuleState, reg: &StreamRegistration) -> Arc<Entry> {
     entry
 }
 
-/// Batches due on `key`: queued (run inline for `sync` registrations, `ctx` given).
+/// Batches due on `key`: queued (run inline for `sync` registrations, `ctx` given). A run
+/// of pending entries when the group has none is done at once (main thread), so the new
+/// entries' first batch is not held behind it.
 pub(super) fn due(
     ctx: Option<&Context>,
     reg: &Arc<StreamRegistration>,
     key: &[u8],
-    reads: Vec<Read>,
+    mut reads: Vec<Read>,
 ) {
+    if let Some(ctx) = ctx {
+        reads.retain(|r| {
+            !(r.pending_only && io::pending(ctx, key) == 0 && done_empty(ctx, reg, key, *r))
+        });
+    }
     match ctx {
         Some(ctx) if reg.mode == Mode::Sync => {
             for read in reads {
@@ -112,12 +119,29 @@ fn start_job(reg: &Arc<StreamRegistration>, job: Job) -> bool {
         abort_job(state, reg, job);
         return false;
     }
-    let read = with_redis(|ctx| live(ctx).then(|| io::read_batch(ctx, &job.key, job.read.count)));
+    let read = with_redis(|ctx| {
+        live(ctx).then(|| io::read_batch(ctx, &job.key, job.read.count, job.read.pending_only))
+    });
     let Some(entries) = read else {
         abort_job(state, reg, job);
         return false;
     };
     let started = Instant::now();
+    if job.read.pending_only && entries.is_empty() {
+        // A new stream's run of pending entries found none (the usual case): it is done
+        // at once, without starting the plan, so the first batch of the new entries is
+        // not held behind it.
+        job.entry.running();
+        finish(
+            reg,
+            &job,
+            &entries,
+            ExecutionOutput::default(),
+            started,
+            None,
+        );
+        return false;
+    }
     let source = access::source(records(&job.key, &entries), &reg.run_as);
     let host = AsUser::new(PyRuntime, reg.run_as.clone());
     let entry = Arc::clone(&job.entry);
@@ -144,6 +168,22 @@ fn start_job(reg: &Arc<StreamRegistration>, job: Job) -> bool {
     }
 }
 
+/// Records a run that found nothing to read as a finished execution (lock held).
+fn done_empty(ctx: &Context, reg: &Arc<StreamRegistration>, key: &[u8], read: Read) -> bool {
+    let Some(state) = state::get() else {
+        return false;
+    };
+    let job = Job {
+        entry: track(state, reg),
+        key: key.to_vec(),
+        read,
+    };
+    job.entry.running();
+    let out = ExecutionOutput::default();
+    finish(reg, &job, &[], out, Instant::now(), Some(ctx));
+    true
+}
+
 /// Runs one batch of a `sync` registration inline (main thread, lock held).
 fn run_sync(ctx: &Context, reg: &Arc<StreamRegistration>, key: &[u8], read: Read) {
     let Some(state) = state::get() else { return };
@@ -152,7 +192,7 @@ fn run_sync(ctx: &Context, reg: &Arc<StreamRegistration>, key: &[u8], read: Read
         key: key.to_vec(),
         read,
     };
-    let entries = io::read_batch(ctx, key, read.count);
+    let entries = io::read_batch(ctx, key, read.count, read.pending_only);
     let started = Instant::now();
     job.entry.running();
     let out = Inline {
@@ -237,8 +277,8 @@ pub(super) fn arm_retry(reg: Arc<StreamRegistration>) {
 /// Which streams a scan looks at.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Scan {
-    /// A new registration's first scan: streams whose first XADD already queued a batch
-    /// reading everything are left to it (the scan may run after those XADDs).
+    /// A new registration's first scan: streams whose first XADD already counted what they
+    /// hold are left to it (the scan may run after those XADDs).
     Unseen,
     /// Unpause, retry, promotion: every matching stream.
     All,
@@ -260,6 +300,7 @@ pub(super) fn scan(ctx: &Context, reg: &Arc<StreamRegistration>, which: Scan) {
             io::ensure_group(ctx, &k);
             let read = Read {
                 count: None,
+                pending_only: false,
                 arrival: Instant::now(),
             };
             enqueue(reg, &k, read);

@@ -205,6 +205,8 @@ def test_max_executions_per_registration_keeps_one():
 
 
 def test_unregister_abortpending_with_one_thread():
+    # One execution per stream at a time: entries added while a batch runs make its next
+    # batch when it ends (1.2 counts 5 triggers here, not one per entry).
     script = (
         "counter = 0\n"
         "def loop(r):\n"
@@ -223,10 +225,10 @@ def test_unregister_abortpending_with_one_thread():
         assert wait_for(lambda: counts(c)[:2] == (2, 2), timeout=4)
         for _ in range(4):
             c.xadd("s", {"foo": "bar"})
-        assert wait_for(lambda: counts(c)[:2] == (6, 4), timeout=4), counts(c)
+        assert wait_for(lambda: counts(c)[:2] == (5, 4), timeout=4), counts(c)
         eid = pyexecute(c, "GB('KeysOnlyReader').run()", "UNBLOCKING")
         st = sorted(e[3] for e in c.execute_command("RG.DUMPEXECUTIONS"))
-        assert st == ["created", "created", "done", "done", "done", "done", "running"], st
+        assert st == ["created", "done", "done", "done", "done", "running"], st
         assert c.execute_command("RG.UNREGISTER", reg_id(c), "abortpending") == "OK"
         c.set("stop", 1)
         assert wait_for(lambda: [e[1] for e in c.execute_command("RG.DUMPEXECUTIONS")] == [eid], timeout=4), \

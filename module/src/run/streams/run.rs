@@ -236,9 +236,13 @@ fn finish(
     match (failed, reg.opts.on_failed_policy.as_str()) {
         (false, _) | (true, "continue") => {
             let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
+            let acked = |c: &Context| {
+                io::ack(c, &job.key, &ids, reg.opts.trim);
+                next_batch(c, reg, &job.key, ctx.is_some());
+            };
             match ctx {
-                Some(c) => io::ack(c, &job.key, &ids, reg.opts.trim),
-                None => with_redis(|c| io::ack(c, &job.key, &ids, reg.opts.trim)),
+                Some(c) => acked(c),
+                None => with_redis(acked),
             }
         }
         (true, "abort") => {
@@ -252,6 +256,21 @@ fn finish(
             }
             state.abort_stream_pending(reg);
         }
+    }
+}
+
+/// Queues (or, for a `sync` registration on the main thread, runs) the next batch of `key`
+/// once one finished, or arms the `duration` timer for what is left (lock held).
+fn next_batch(ctx: &Context, reg: &Arc<StreamRegistration>, key: &[u8], main_thread: bool) {
+    if !live(ctx) {
+        return;
+    }
+    let next = reg.after_batch(key);
+    if next.arm_timer {
+        super::timers::arm_duration(ctx, reg, key.to_vec());
+    }
+    if !next.reads.is_empty() {
+        due(main_thread.then_some(ctx), reg, key, next.reads);
     }
 }
 
@@ -298,6 +317,7 @@ pub(super) fn scan(ctx: &Context, reg: &Arc<StreamRegistration>, which: Scan) {
         }
         if io::has_work(ctx, &k) {
             io::ensure_group(ctx, &k);
+            reg.scanned(&k);
             let read = Read {
                 count: None,
                 pending_only: false,

@@ -1,7 +1,8 @@
 //! Stream commands a StreamReader registration issues, always under the Redis lock: the
 //! consumer group, reading a batch (own pending entries first, for at-least-once), acking
 //! and trimming processed entries. The group, read, ack and trim calls replicate (to
-//! replicas and the AOF), so a replica holds what its master still has to process.
+//! replicas and the AOF), so a replica holds what its master still has to process; acks
+//! made inside the adding command replicate after it (`ack_in_command`).
 
 use engine::Datum;
 use redis_module::{CallOptionsBuilder, CallReply, CallResult, Context};
@@ -214,6 +215,42 @@ pub fn ack(ctx: &Context, key: &[u8], ids: &[String], trim: bool) {
             let _ = write(ctx, "XTRIM", &[key, b"MINID", min.as_bytes()]);
         }
     }
+}
+
+/// [`ack`] from inside the command that added the entries (a `sync` registration runs in
+/// the `xadd` notification): applied at once, but replicated only after that command. Redis
+/// 7.0 sends writes made in a notification before the command itself, so a replica would
+/// trim before it has the entries and keep them.
+pub fn ack_in_command(ctx: &Context, key: &[u8], ids: &[String], trim: bool) {
+    if ids.is_empty() {
+        return;
+    }
+    let mut later = Vec::new();
+    let mut ack: Vec<Vec<u8>> = vec![key.to_vec(), GROUP.into()];
+    ack.extend(ids.iter().map(|i| i.clone().into_bytes()));
+    later.push(("XACK", ack));
+    if trim {
+        if let Some(min) = ids.last().and_then(|l| next_id(l)) {
+            later.push((
+                "XTRIM",
+                vec![key.to_vec(), b"MINID".to_vec(), min.into_bytes()],
+            ));
+        }
+    }
+    for (cmd, args) in &later {
+        let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        let _ = call(ctx, cmd, &args);
+    }
+    crate::redis::timers::create(ctx, std::time::Duration::ZERO, replicate_later, later);
+}
+
+fn replicate_later(ctx: &Context, cmds: Vec<(&'static str, Vec<Vec<u8>>)>) {
+    crate::redis::ffi::trampoline::callback("a stream ack's replication", (), || {
+        for (cmd, args) in &cmds {
+            let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+            ctx.replicate(cmd, &args[..]);
+        }
+    });
 }
 
 /// Stream keys matching a registration prefix (trailing `*` = prefix, else exact).

@@ -237,7 +237,10 @@ fn finish(
         (false, _) | (true, "continue") => {
             let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
             let acked = |c: &Context| {
-                io::ack(c, &job.key, &ids, reg.opts.trim);
+                match ctx {
+                    Some(_) => io::ack_in_command(c, &job.key, &ids, reg.opts.trim),
+                    None => io::ack(c, &job.key, &ids, reg.opts.trim),
+                }
                 next_batch(c, reg, &job.key, ctx.is_some());
             };
             match ctx {

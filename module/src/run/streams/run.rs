@@ -1,10 +1,12 @@
 //! Running a StreamReader registration's batches. Each due batch is queued as an execution
 //! (`created`); the registration's drain runs them one at a time, in trigger order, on the
 //! worker pool. A batch reads its entries under the Redis lock when it starts, runs the
-//! plan, then acks/trims or applies the failure policy; a failure under `abort`/`retry`,
+//! plan, then acks/trims (and queues its stream's next batch if one waits) or applies the
+//! failure policy; a failure under `abort`/`retry`,
 //! a `PAUSE` error, a pause or an unregister aborts the batches not started yet. A scan
 //! (registration, unpause, retry, promotion) queues one batch per matching stream that
-//! holds unprocessed entries.
+//! holds unprocessed entries. The `duration` timer queues what waits `duration` ms after its
+//! first entry.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -70,23 +72,45 @@ pub(super) fn due(
         }
         _ => {
             for read in reads {
-                enqueue(reg, key, read);
+                enqueue(ctx, reg, key, read);
             }
         }
     }
 }
 
-/// Queues one batch and starts the drain if none runs.
-pub(super) fn enqueue(reg: &Arc<StreamRegistration>, key: &[u8], read: Read) {
+/// Queues one batch and starts the drain if none runs. On the main thread (`ctx` given) a
+/// registration with nothing queued or running starts the batch at once (`running`
+/// before the command that made it due replies), so a pause or unregister sent next lets
+/// it finish, as 1.2's current batch does.
+pub(super) fn enqueue(
+    ctx: Option<&Context>,
+    reg: &Arc<StreamRegistration>,
+    key: &[u8],
+    read: Read,
+) {
     let Some(state) = state::get() else { return };
     let job = Job {
         entry: track(state, reg),
         key: key.to_vec(),
         read,
     };
-    if reg.enqueue(job) {
-        let reg = Arc::clone(reg);
-        state.pool.spawn_fn(move || drain(reg));
+    if !reg.enqueue(job) {
+        return;
+    }
+    let reg = Arc::clone(reg);
+    let now = ctx.and_then(|_| reg.next_job());
+    match now {
+        Some(job) => {
+            // Started here; read and run on the pool. Entries are read there, not in
+            // the notification: Redis 7.0 would replicate that read before the XADD.
+            job.entry.running();
+            state.pool.spawn_fn(move || {
+                if !launch(&reg, job) {
+                    drain(reg);
+                }
+            });
+        }
+        None => state.pool.spawn_fn(move || drain(reg)),
     }
 }
 
@@ -119,6 +143,15 @@ fn start_job(reg: &Arc<StreamRegistration>, job: Job) -> bool {
         abort_job(state, reg, job);
         return false;
     }
+    launch(reg, job)
+}
+
+/// Reads and starts one batch whatever the registration's status (a batch already
+/// started finishes, as 1.2's current batch does); true if it runs asynchronously.
+fn launch(reg: &Arc<StreamRegistration>, job: Job) -> bool {
+    let Some(state) = state::get() else {
+        return false;
+    };
     let read = with_redis(|ctx| {
         live(ctx).then(|| io::read_batch(ctx, &job.key, job.read.count, job.read.pending_only))
     });
@@ -270,11 +303,40 @@ fn next_batch(ctx: &Context, reg: &Arc<StreamRegistration>, key: &[u8], main_thr
     }
     let next = reg.after_batch(key);
     if next.arm_timer {
-        super::timers::arm_duration(ctx, reg, key.to_vec());
+        arm_duration(ctx, reg, key.to_vec());
     }
     if !next.reads.is_empty() {
         due(main_thread.then_some(ctx), reg, key, next.reads);
     }
+}
+
+#[derive(Debug)]
+struct Wake {
+    reg: Arc<StreamRegistration>,
+    key: Vec<u8>,
+}
+
+fn on_duration(ctx: &Context, w: Wake) {
+    crate::redis::ffi::trampoline::callback("a stream batch timer", (), || {
+        let Some(state) = state::get() else { return };
+        if !still_registered(state, &w.reg) || !live(ctx) {
+            return;
+        }
+        if let Some(read) = w.reg.flush(&w.key) {
+            due(Some(ctx), &w.reg, &w.key, vec![read]);
+        }
+    });
+}
+
+/// `duration`: queues what arrived since the last batch `duration` ms after its first
+/// entry, whether or not a batch runs then (main thread).
+pub(super) fn arm_duration(ctx: &Context, reg: &Arc<StreamRegistration>, key: Vec<u8>) {
+    let period = Duration::from_millis(reg.opts.duration_ms);
+    let wake = Wake {
+        reg: Arc::clone(reg),
+        key,
+    };
+    crate::redis::timers::create(ctx, period, on_duration, wake);
 }
 
 fn on_retry(ctx: &Context, reg: Arc<StreamRegistration>) {
@@ -326,7 +388,7 @@ pub(super) fn scan(ctx: &Context, reg: &Arc<StreamRegistration>, which: Scan) {
                 pending_only: false,
                 arrival: Instant::now(),
             };
-            enqueue(reg, &k, read);
+            enqueue(None, reg, &k, read);
         }
     }
 }

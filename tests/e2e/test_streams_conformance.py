@@ -107,12 +107,16 @@ def test_upgrade_keeps_processing_untrimmed_streams(rs):
 
 
 def _queue_three(rs, prefix, kwargs='batch=1'):
-    """Registers GATED; the stream already exists, so each XADD is one batch."""
-    rs.xadd(prefix, {'i': 0})
-    pyexecute(rs, GATED % (prefix, kwargs))
+    """Registers GATED on `prefix*`; stream `prefix0` holds an entry, three more streams
+    exist, empty, so each XADD to one of them is one batch. (A stream has one batch queued
+    or running at a time, as in 1.2: its entries added meanwhile make its next batch.)"""
+    rs.xadd(prefix + '0', {'i': 0})
+    for i in range(1, 4):
+        rs.xgroup_create(prefix + str(i), 'other', mkstream=True)
+    pyexecute(rs, GATED % (prefix + '*', kwargs))
     assert wait_for(lambda: statuses(rs) == ['running'])
     for i in range(1, 4):
-        rs.xadd(prefix, {'i': i})
+        rs.xadd(prefix + str(i), {'i': i})
     assert wait_for(lambda: statuses(rs) == ['created'] * 3 + ['running'])
 
 

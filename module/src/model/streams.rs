@@ -3,8 +3,11 @@
 //! entries are acked (and trimmed); failures follow `onFailedPolicy`.
 //!
 //! The `xadd` notification (main thread) counts new entries per stream and, once a batch
-//! is due (the first entry of a stream not seen yet, `batch` entries, or `duration` ms),
-//! queues it as an execution (`created`); the registration's drain runs them one at a
+//! is due (`batch` entries, or `duration` ms) and none of that stream is queued or running,
+//! queues it as an execution (`created`); a finished batch queues the next one of its
+//! stream if enough entries wait. The first entry of a stream not seen yet queues a run of
+//! the consumer's pending entries and counts what the stream still holds undelivered, as
+//! 1.2 does; the registration's drain runs them one at a
 //! time, in order, on the worker pool. Each reads its entries when it starts. `sync`
 //! registrations run inline.
 
@@ -48,6 +51,10 @@ struct KeyState {
     /// When the first of those entries arrived (for lag).
     first_arrival: Option<Instant>,
     timer_armed: bool,
+    /// A batch of this stream is queued or runs: new entries are only counted, and the
+    /// next batch is queued when it finishes (`after_batch`), as 1.2 runs one execution
+    /// per stream at a time.
+    active: bool,
 }
 
 /// What a queued batch reads when it starts.
@@ -55,6 +62,9 @@ struct KeyState {
 pub struct Read {
     /// At most this many entries; `None`: everything the stream holds.
     pub count: Option<u64>,
+    /// Only entries delivered before and not acked (a failure, pause or restart left
+    /// them), none of the new ones.
+    pub pending_only: bool,
     /// When the first of its entries arrived (for lag).
     pub arrival: Instant,
 }
@@ -197,9 +207,11 @@ impl StreamRegistration {
     }
 
     /// Counts a new entry (main thread, lock held). The first entry of a stream the
-    /// registration has not seen yet queues a batch reading everything at once, whatever
-    /// `batch` is; then every `batch` entries queue one more.
-    pub fn on_entry(&self, key: &[u8]) -> Due {
+    /// registration has not seen yet queues a run of the pending entries at once, whatever
+    /// `batch` is, and counts `undelivered()` (what the stream holds that the group has not
+    /// delivered, this entry included) instead of one. Once `batch` entries wait and no
+    /// batch of the stream is queued or running, one is queued.
+    pub fn on_entry(&self, key: &[u8], undelivered: impl FnOnce() -> u64) -> Due {
         let mut s = self.state();
         if s.status != Status::Ok {
             return Due::default();
@@ -208,22 +220,25 @@ impl StreamRegistration {
         let now = Instant::now();
         let k = s.keys.entry(key.to_vec()).or_default();
         let mut due = Due::default();
-        if !k.seen {
+        let added = if k.seen {
+            1
+        } else {
             k.seen = true;
+            k.active = true;
             due.reads.push(Read {
                 count: None,
+                pending_only: true,
                 arrival: now,
             });
+            undelivered().max(1)
+        };
+        k.unprocessed += added;
+        k.first_arrival.get_or_insert(now);
+        if k.active {
+            return due;
         }
-        k.unprocessed += 1;
-        let first = *k.first_arrival.get_or_insert(now);
-        if k.unprocessed >= batch {
-            k.unprocessed = 0;
-            k.first_arrival = None;
-            due.reads.push(Read {
-                count: Some(batch),
-                arrival: first,
-            });
+        if let Some(read) = take_batch(k, batch) {
+            due.reads.push(read);
         } else if duration > 0 && !k.timer_armed {
             k.timer_armed = true;
             due.arm_timer = true;
@@ -231,8 +246,31 @@ impl StreamRegistration {
         due
     }
 
+    /// A batch of `key` finished and was acked: the next one if `batch` entries wait, else
+    /// the `duration` timer to arm for what is left (lock held).
+    pub fn after_batch(&self, key: &[u8]) -> Due {
+        let mut s = self.state();
+        let ok = s.status == Status::Ok;
+        let (batch, duration) = (self.opts.batch.max(1), self.opts.duration_ms);
+        let Some(k) = s.keys.get_mut(key) else {
+            return Due::default();
+        };
+        k.active = false;
+        let mut due = Due::default();
+        if !ok {
+            return due;
+        }
+        if let Some(read) = take_batch(k, batch) {
+            due.reads.push(read);
+        } else if k.unprocessed > 0 && duration > 0 && !k.timer_armed {
+            k.timer_armed = true;
+            due.arm_timer = true;
+        }
+        due
+    }
+
     /// The `duration` timer fired: the entries counted since the last batch, if any, make
-    /// one more batch.
+    /// one more batch, even while one runs (1.2 flushes them then too).
     pub fn flush(&self, key: &[u8]) -> Option<Read> {
         let mut s = self.state();
         let ok = s.status == Status::Ok;
@@ -242,21 +280,29 @@ impl StreamRegistration {
             return None;
         }
         k.unprocessed = 0;
+        k.active = true;
         Some(Read {
             count: Some(self.opts.batch.max(1)),
+            pending_only: false,
             arrival: k.first_arrival.take().unwrap_or_else(Instant::now),
         })
     }
 
     /// A scan found stream `key`: its first entry is no news any more. Returns whether it
-    /// was seen before (its first XADD already queued a batch reading everything).
+    /// was seen before (its first XADD already counted what it holds).
     pub fn mark_seen(&self, key: &[u8]) -> bool {
         let mut s = self.state();
         let k = s.keys.entry(key.to_vec()).or_default();
         let was = std::mem::replace(&mut k.seen, true);
         k.unprocessed = 0;
         k.first_arrival = None;
+        k.active = false;
         was
+    }
+
+    /// A scan queued a batch reading everything `key` holds.
+    pub fn scanned(&self, key: &[u8]) {
+        self.state().keys.entry(key.to_vec()).or_default().active = true;
     }
 
     /// Queues a batch; true if no batch runs (the caller starts the drain).
@@ -276,9 +322,13 @@ impl StreamRegistration {
         job
     }
 
-    /// Takes the batches not started yet (to abort them).
+    /// Takes the batches not started yet (to abort them) and forgets what it knew of its
+    /// streams, as 1.2 does when a registration stops: the next scan or first XADD of a
+    /// stream starts again from the consumer group.
     pub fn take_pending(&self) -> Vec<Job> {
-        self.state().queue.drain(..).collect()
+        let mut s = self.state();
+        s.keys.clear();
+        s.queue.drain(..).collect()
     }
 
     /// Records a finished batch's lag: from its first entry arriving until now.
@@ -314,6 +364,24 @@ impl StreamRegistration {
     pub fn keep_execution(&self, id: String, max: i64) -> Vec<String> {
         crate::model::registrations::keep_capped(&mut self.state().kept, id, max)
     }
+}
+
+/// A batch of `batch` entries if that many wait (their arrival starts its lag).
+fn take_batch(k: &mut KeyState, batch: u64) -> Option<Read> {
+    if k.unprocessed < batch {
+        return None;
+    }
+    k.unprocessed -= batch;
+    k.active = true;
+    let arrival = k.first_arrival.take().unwrap_or_else(Instant::now);
+    if k.unprocessed > 0 {
+        k.first_arrival = Some(Instant::now());
+    }
+    Some(Read {
+        count: Some(batch),
+        pending_only: false,
+        arrival,
+    })
 }
 
 /// All StreamReader registrations of this shard.
@@ -389,40 +457,75 @@ mod tests {
         d.reads.iter().map(|r| r.count).collect()
     }
 
+    fn one() -> u64 {
+        1
+    }
+
     #[test]
-    fn a_new_stream_reads_everything_at_once_then_counts_batches() {
+    fn a_new_stream_runs_its_pending_entries_at_once_then_counts_batches() {
         let r = reg(2, 0);
-        assert_eq!(counts(&r.on_entry(b"s1")), vec![None]);
-        assert_eq!(counts(&r.on_entry(b"s1")), vec![Some(2)]);
-        assert_eq!(counts(&r.on_entry(b"s1")), vec![]);
-        let one = reg(1, 0);
-        assert_eq!(counts(&one.on_entry(b"s1")), vec![None, Some(1)]);
+        let d = r.on_entry(b"s1", one);
+        assert_eq!(counts(&d), vec![None]);
+        assert!(d.reads[0].pending_only);
+        assert!(
+            counts(&r.on_entry(b"s1", one)).is_empty(),
+            "one run at a time"
+        );
+        assert_eq!(counts(&r.after_batch(b"s1")), vec![Some(2)]);
+        assert!(counts(&r.on_entry(b"s1", one)).is_empty());
+        assert!(counts(&r.after_batch(b"s1")).is_empty(), "1 < batch");
+        assert_eq!(counts(&r.on_entry(b"s1", one)), vec![Some(2)]);
+    }
+
+    #[test]
+    fn a_new_stream_counts_what_it_already_holds() {
+        let r = reg(2, 5);
+        assert_eq!(counts(&r.on_entry(b"s1", || 5)), vec![None]);
+        assert_eq!(counts(&r.after_batch(b"s1")), vec![Some(2)]);
+        assert_eq!(counts(&r.after_batch(b"s1")), vec![Some(2)]);
+        let last = r.after_batch(b"s1");
+        assert!(
+            last.reads.is_empty() && last.arm_timer,
+            "the fifth waits for duration"
+        );
+        let seen = r.on_entry(b"s1", || panic!("asked only for a stream not seen"));
+        assert_eq!(counts(&seen), vec![Some(2)]);
     }
 
     #[test]
     fn a_scanned_stream_is_no_news() {
         let r = reg(1, 0);
         assert!(!r.mark_seen(b"s1"));
-        assert_eq!(counts(&r.on_entry(b"s1")), vec![Some(1)]);
+        assert_eq!(counts(&r.on_entry(b"s1", one)), vec![Some(1)]);
     }
 
     #[test]
     fn a_stream_whose_first_xadd_came_first_is_known_to_the_scan() {
         let r = reg(2, 0);
-        assert_eq!(counts(&r.on_entry(b"s1")), vec![None]);
+        assert_eq!(counts(&r.on_entry(b"s1", one)), vec![None]);
         assert!(
             r.mark_seen(b"s1"),
-            "the first scan must not queue a second read-all"
+            "the first scan must not queue a second read"
         );
+    }
+
+    #[test]
+    fn stopping_forgets_the_streams() {
+        let r = reg(1, 0);
+        r.mark_seen(b"s1");
+        assert_eq!(counts(&r.on_entry(b"s1", one)), vec![Some(1)]);
+        assert!(r.take_pending().is_empty());
+        let d = r.on_entry(b"s1", one);
+        assert!(d.reads[0].pending_only, "seen anew: pending entries first");
     }
 
     #[test]
     fn duration_flushes_what_is_left() {
         let r = reg(3, 5);
         r.mark_seen(b"s1");
-        let d = r.on_entry(b"s1");
+        let d = r.on_entry(b"s1", one);
         assert!(d.arm_timer && d.reads.is_empty());
-        assert!(!r.on_entry(b"s1").arm_timer, "one timer at a time");
+        assert!(!r.on_entry(b"s1", one).arm_timer, "one timer at a time");
         assert_eq!(r.flush(b"s1").map(|x| x.count), Some(Some(3)));
         assert!(r.flush(b"s1").is_none(), "nothing left");
     }
@@ -431,7 +534,7 @@ mod tests {
     fn nothing_is_due_unless_ok() {
         let r = reg(1, 0);
         r.set_status(Status::Paused);
-        assert!(r.on_entry(b"s1").reads.is_empty());
+        assert!(r.on_entry(b"s1", one).reads.is_empty());
         assert!(!r.transition(Status::Ok, Status::WaitingForRetry));
         assert_eq!(r.status(), Status::Paused);
     }

@@ -1,7 +1,8 @@
 //! Stream commands a StreamReader registration issues, always under the Redis lock: the
 //! consumer group, reading a batch (own pending entries first, for at-least-once), acking
 //! and trimming processed entries. The group, read, ack and trim calls replicate (to
-//! replicas and the AOF), so a replica holds what its master still has to process.
+//! replicas and the AOF), so a replica holds what its master still has to process; acks
+//! made inside the adding command replicate after it (`ack_in_command`).
 
 use engine::Datum;
 use redis_module::{CallOptionsBuilder, CallReply, CallResult, Context};
@@ -49,12 +50,17 @@ pub fn ensure_group(ctx: &Context, key: &[u8]) {
 }
 
 /// This consumer's pending entries (retries after a failure, pause or restart), then new
-/// ones: at most `count` in all (`None`: all of them).
-pub fn read_batch(ctx: &Context, key: &[u8], count: Option<u64>) -> Vec<StreamEntry> {
+/// ones unless `pending_only`: at most `count` in all (`None`: all of them).
+pub fn read_batch(
+    ctx: &Context,
+    key: &[u8],
+    count: Option<u64>,
+    pending_only: bool,
+) -> Vec<StreamEntry> {
     ensure_group(ctx, key);
     let mut out = read_from(ctx, key, b"0", count);
     let rest = count.map(|c| c.saturating_sub(out.len() as u64));
-    if rest != Some(0) {
+    if !pending_only && rest != Some(0) {
         out.extend(read_from(ctx, key, b">", rest));
     }
     out
@@ -103,6 +109,51 @@ pub fn has_work(ctx: &Context, key: &[u8]) -> bool {
         return pending || delivered.and_then(|d| parse_id(&d)) < parse_id(&last);
     }
     true
+}
+
+/// Our group's integer field `name` in `XINFO GROUPS key`: `None` without the group,
+/// `Some(None)` when the field is not an integer (a nil `lag`).
+fn group_int(ctx: &Context, key: &[u8], name: &str) -> Option<Option<u64>> {
+    let Ok(CallReply::Array(groups)) = call(ctx, "XINFO", &[b"GROUPS", key]) else {
+        return None;
+    };
+    for g in groups.iter() {
+        let Ok(CallReply::Array(fields)) = g else {
+            continue;
+        };
+        let items: Vec<CallResult> = fields.iter().collect();
+        let field = |f: &str| {
+            items
+                .chunks(2)
+                .find(|c| text(&c[0]).as_deref() == Some(f))
+                .and_then(|c| c.get(1))
+        };
+        if field("name").and_then(text).as_deref() == Some(GROUP) {
+            return Some(field(name).and_then(int));
+        }
+    }
+    None
+}
+
+fn int(r: &CallResult) -> Option<u64> {
+    match r {
+        Ok(CallReply::I64(n)) => Some(n.to_i64().max(0) as u64),
+        _ => None,
+    }
+}
+
+/// How many entries of stream `key` the group has not delivered yet (the group's `lag`;
+/// the stream's length when there is no group or Redis cannot tell).
+pub fn undelivered(ctx: &Context, key: &[u8]) -> u64 {
+    if let Some(Some(n)) = group_int(ctx, key, "lag") {
+        return n;
+    }
+    int(&call(ctx, "XLEN", &[key])).unwrap_or(0)
+}
+
+/// How many entries the group delivered and nobody acked yet (0 without a group).
+pub fn pending(ctx: &Context, key: &[u8]) -> u64 {
+    group_int(ctx, key, "pending").flatten().unwrap_or(0)
 }
 
 fn parse_id(id: &str) -> Option<(u64, u64)> {
@@ -164,6 +215,42 @@ pub fn ack(ctx: &Context, key: &[u8], ids: &[String], trim: bool) {
             let _ = write(ctx, "XTRIM", &[key, b"MINID", min.as_bytes()]);
         }
     }
+}
+
+/// [`ack`] from inside the command that added the entries (a `sync` registration runs in
+/// the `xadd` notification): applied at once, but replicated only after that command. Redis
+/// 7.0 sends writes made in a notification before the command itself, so a replica would
+/// trim before it has the entries and keep them.
+pub fn ack_in_command(ctx: &Context, key: &[u8], ids: &[String], trim: bool) {
+    if ids.is_empty() {
+        return;
+    }
+    let mut later = Vec::new();
+    let mut ack: Vec<Vec<u8>> = vec![key.to_vec(), GROUP.into()];
+    ack.extend(ids.iter().map(|i| i.clone().into_bytes()));
+    later.push(("XACK", ack));
+    if trim {
+        if let Some(min) = ids.last().and_then(|l| next_id(l)) {
+            later.push((
+                "XTRIM",
+                vec![key.to_vec(), b"MINID".to_vec(), min.into_bytes()],
+            ));
+        }
+    }
+    for (cmd, args) in &later {
+        let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        let _ = call(ctx, cmd, &args);
+    }
+    crate::redis::timers::create(ctx, std::time::Duration::ZERO, replicate_later, later);
+}
+
+fn replicate_later(ctx: &Context, cmds: Vec<(&'static str, Vec<Vec<u8>>)>) {
+    crate::redis::ffi::trampoline::callback("a stream ack's replication", (), || {
+        for (cmd, args) in &cmds {
+            let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+            ctx.replicate(cmd, &args[..]);
+        }
+    });
 }
 
 /// Stream keys matching a registration prefix (trailing `*` = prefix, else exact).

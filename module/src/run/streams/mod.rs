@@ -1,6 +1,7 @@
 //! StreamReader events: the `xadd` notification counts new entries per stream and queues
-//! the batches that are due (`run`); `timers` adds the `duration` and `retry` timers and
-//! the scans of matching streams; `io` reads, acks and trims through the consumer group.
+//! the batches that are due (`run`, with the `duration` and `retry` timers and the scans of
+//! matching streams); `timers` watches for a replica's promotion; `io` reads, acks and
+//! trims through the consumer group.
 
 pub mod io;
 pub mod run;
@@ -31,9 +32,9 @@ pub fn on_stream_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[u8
             .into_iter()
             .filter(|r| r.matches_key(key) && r.may_use(key))
         {
-            let due = reg.on_entry(key);
+            let due = reg.on_entry(key, || io::undelivered(ctx, key));
             if due.arm_timer {
-                timers::arm_duration(ctx, &reg, key.to_vec());
+                run::arm_duration(ctx, &reg, key.to_vec());
             }
             if !due.reads.is_empty() {
                 run::due(Some(ctx), &reg, key, due.reads);

@@ -1,10 +1,12 @@
 //! Running a StreamReader registration's batches. Each due batch is queued as an execution
 //! (`created`); the registration's drain runs them one at a time, in trigger order, on the
 //! worker pool. A batch reads its entries under the Redis lock when it starts, runs the
-//! plan, then acks/trims or applies the failure policy; a failure under `abort`/`retry`,
+//! plan, then acks/trims (and queues its stream's next batch if one waits) or applies the
+//! failure policy; a failure under `abort`/`retry`,
 //! a `PAUSE` error, a pause or an unregister aborts the batches not started yet. A scan
 //! (registration, unpause, retry, promotion) queues one batch per matching stream that
-//! holds unprocessed entries.
+//! holds unprocessed entries. The `duration` timer queues what waits `duration` ms after its
+//! first entry.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,13 +50,20 @@ fn track(state: &ModuleState, reg: &StreamRegistration) -> Arc<Entry> {
     entry
 }
 
-/// Batches due on `key`: queued (run inline for `sync` registrations, `ctx` given).
+/// Batches due on `key`: queued (run inline for `sync` registrations, `ctx` given). A run
+/// of pending entries when the group has none is done at once (main thread), so the new
+/// entries' first batch is not held behind it.
 pub(super) fn due(
     ctx: Option<&Context>,
     reg: &Arc<StreamRegistration>,
     key: &[u8],
-    reads: Vec<Read>,
+    mut reads: Vec<Read>,
 ) {
+    if let Some(ctx) = ctx {
+        reads.retain(|r| {
+            !(r.pending_only && io::pending(ctx, key) == 0 && done_empty(ctx, reg, key, *r))
+        });
+    }
     match ctx {
         Some(ctx) if reg.mode == Mode::Sync => {
             for read in reads {
@@ -63,23 +72,45 @@ pub(super) fn due(
         }
         _ => {
             for read in reads {
-                enqueue(reg, key, read);
+                enqueue(ctx, reg, key, read);
             }
         }
     }
 }
 
-/// Queues one batch and starts the drain if none runs.
-pub(super) fn enqueue(reg: &Arc<StreamRegistration>, key: &[u8], read: Read) {
+/// Queues one batch and starts the drain if none runs. On the main thread (`ctx` given) a
+/// registration with nothing queued or running starts the batch at once (`running`
+/// before the command that made it due replies), so a pause or unregister sent next lets
+/// it finish, as 1.2's current batch does.
+pub(super) fn enqueue(
+    ctx: Option<&Context>,
+    reg: &Arc<StreamRegistration>,
+    key: &[u8],
+    read: Read,
+) {
     let Some(state) = state::get() else { return };
     let job = Job {
         entry: track(state, reg),
         key: key.to_vec(),
         read,
     };
-    if reg.enqueue(job) {
-        let reg = Arc::clone(reg);
-        state.pool.spawn_fn(move || drain(reg));
+    if !reg.enqueue(job) {
+        return;
+    }
+    let reg = Arc::clone(reg);
+    let now = ctx.and_then(|_| reg.next_job());
+    match now {
+        Some(job) => {
+            // Started here; read and run on the pool. Entries are read there, not in
+            // the notification: Redis 7.0 would replicate that read before the XADD.
+            job.entry.running();
+            state.pool.spawn_fn(move || {
+                if !launch(&reg, job) {
+                    drain(reg);
+                }
+            });
+        }
+        None => state.pool.spawn_fn(move || drain(reg)),
     }
 }
 
@@ -112,12 +143,38 @@ fn start_job(reg: &Arc<StreamRegistration>, job: Job) -> bool {
         abort_job(state, reg, job);
         return false;
     }
-    let read = with_redis(|ctx| live(ctx).then(|| io::read_batch(ctx, &job.key, job.read.count)));
+    launch(reg, job)
+}
+
+/// Reads and starts one batch whatever the registration's status (a batch already
+/// started finishes, as 1.2's current batch does); true if it runs asynchronously.
+fn launch(reg: &Arc<StreamRegistration>, job: Job) -> bool {
+    let Some(state) = state::get() else {
+        return false;
+    };
+    let read = with_redis(|ctx| {
+        live(ctx).then(|| io::read_batch(ctx, &job.key, job.read.count, job.read.pending_only))
+    });
     let Some(entries) = read else {
         abort_job(state, reg, job);
         return false;
     };
     let started = Instant::now();
+    if job.read.pending_only && entries.is_empty() {
+        // A new stream's run of pending entries found none (the usual case): it is done
+        // at once, without starting the plan, so the first batch of the new entries is
+        // not held behind it.
+        job.entry.running();
+        finish(
+            reg,
+            &job,
+            &entries,
+            ExecutionOutput::default(),
+            started,
+            None,
+        );
+        return false;
+    }
     let source = access::source(records(&job.key, &entries), &reg.run_as);
     let host = AsUser::new(PyRuntime, reg.run_as.clone());
     let entry = Arc::clone(&job.entry);
@@ -144,6 +201,22 @@ fn start_job(reg: &Arc<StreamRegistration>, job: Job) -> bool {
     }
 }
 
+/// Records a run that found nothing to read as a finished execution (lock held).
+fn done_empty(ctx: &Context, reg: &Arc<StreamRegistration>, key: &[u8], read: Read) -> bool {
+    let Some(state) = state::get() else {
+        return false;
+    };
+    let job = Job {
+        entry: track(state, reg),
+        key: key.to_vec(),
+        read,
+    };
+    job.entry.running();
+    let out = ExecutionOutput::default();
+    finish(reg, &job, &[], out, Instant::now(), Some(ctx));
+    true
+}
+
 /// Runs one batch of a `sync` registration inline (main thread, lock held).
 fn run_sync(ctx: &Context, reg: &Arc<StreamRegistration>, key: &[u8], read: Read) {
     let Some(state) = state::get() else { return };
@@ -152,7 +225,7 @@ fn run_sync(ctx: &Context, reg: &Arc<StreamRegistration>, key: &[u8], read: Read
         key: key.to_vec(),
         read,
     };
-    let entries = io::read_batch(ctx, key, read.count);
+    let entries = io::read_batch(ctx, key, read.count, read.pending_only);
     let started = Instant::now();
     job.entry.running();
     let out = Inline {
@@ -196,9 +269,16 @@ fn finish(
     match (failed, reg.opts.on_failed_policy.as_str()) {
         (false, _) | (true, "continue") => {
             let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
+            let acked = |c: &Context| {
+                match ctx {
+                    Some(_) => io::ack_in_command(c, &job.key, &ids, reg.opts.trim),
+                    None => io::ack(c, &job.key, &ids, reg.opts.trim),
+                }
+                next_batch(c, reg, &job.key, ctx.is_some());
+            };
             match ctx {
-                Some(c) => io::ack(c, &job.key, &ids, reg.opts.trim),
-                None => with_redis(|c| io::ack(c, &job.key, &ids, reg.opts.trim)),
+                Some(c) => acked(c),
+                None => with_redis(acked),
             }
         }
         (true, "abort") => {
@@ -213,6 +293,50 @@ fn finish(
             state.abort_stream_pending(reg);
         }
     }
+}
+
+/// Queues (or, for a `sync` registration on the main thread, runs) the next batch of `key`
+/// once one finished, or arms the `duration` timer for what is left (lock held).
+fn next_batch(ctx: &Context, reg: &Arc<StreamRegistration>, key: &[u8], main_thread: bool) {
+    if !live(ctx) {
+        return;
+    }
+    let next = reg.after_batch(key);
+    if next.arm_timer {
+        arm_duration(ctx, reg, key.to_vec());
+    }
+    if !next.reads.is_empty() {
+        due(main_thread.then_some(ctx), reg, key, next.reads);
+    }
+}
+
+#[derive(Debug)]
+struct Wake {
+    reg: Arc<StreamRegistration>,
+    key: Vec<u8>,
+}
+
+fn on_duration(ctx: &Context, w: Wake) {
+    crate::redis::ffi::trampoline::callback("a stream batch timer", (), || {
+        let Some(state) = state::get() else { return };
+        if !still_registered(state, &w.reg) || !live(ctx) {
+            return;
+        }
+        if let Some(read) = w.reg.flush(&w.key) {
+            due(Some(ctx), &w.reg, &w.key, vec![read]);
+        }
+    });
+}
+
+/// `duration`: queues what arrived since the last batch `duration` ms after its first
+/// entry, whether or not a batch runs then (main thread).
+pub(super) fn arm_duration(ctx: &Context, reg: &Arc<StreamRegistration>, key: Vec<u8>) {
+    let period = Duration::from_millis(reg.opts.duration_ms);
+    let wake = Wake {
+        reg: Arc::clone(reg),
+        key,
+    };
+    crate::redis::timers::create(ctx, period, on_duration, wake);
 }
 
 fn on_retry(ctx: &Context, reg: Arc<StreamRegistration>) {
@@ -237,8 +361,8 @@ pub(super) fn arm_retry(reg: Arc<StreamRegistration>) {
 /// Which streams a scan looks at.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Scan {
-    /// A new registration's first scan: streams whose first XADD already queued a batch
-    /// reading everything are left to it (the scan may run after those XADDs).
+    /// A new registration's first scan: streams whose first XADD already counted what they
+    /// hold are left to it (the scan may run after those XADDs).
     Unseen,
     /// Unpause, retry, promotion: every matching stream.
     All,
@@ -258,11 +382,13 @@ pub(super) fn scan(ctx: &Context, reg: &Arc<StreamRegistration>, which: Scan) {
         }
         if io::has_work(ctx, &k) {
             io::ensure_group(ctx, &k);
+            reg.scanned(&k);
             let read = Read {
                 count: None,
+                pending_only: false,
                 arrival: Instant::now(),
             };
-            enqueue(reg, &k, read);
+            enqueue(None, reg, &k, read);
         }
     }
 }

@@ -53,6 +53,27 @@ impl Execution {
         on_done: OnDone,
     ) -> Result<Execution> {
         let ops = build_operators(plan, host, shuffle)?;
+        Ok(Self::start_ops(
+            source,
+            ops,
+            Vec::new(),
+            pool,
+            config,
+            on_done,
+        ))
+    }
+
+    /// Starts stages running `ops` (built already, maybe with state: an inline run that
+    /// parked, `inline::Parked`) over `source` on `pool`. `held` gives batches that wait
+    /// as an operator's input, by operator index, ahead of anything from upstream.
+    pub fn start_ops(
+        source: Box<dyn Source>,
+        ops: Vec<Box<dyn Operator>>,
+        mut held: Vec<(usize, Vec<crate::batch::Batch>)>,
+        pool: &WorkerPool,
+        config: &ExecConfig,
+        on_done: OnDone,
+    ) -> Execution {
         let m = crate::metrics::global();
         m.add(&m.executions_started, 1);
         let shared = Arc::new(Shared::new(ops.len() + 1, on_done));
@@ -71,7 +92,15 @@ impl Execution {
                 let (p, c) = spsc(config.queue_capacity);
                 (Output::Queue(p), Some(Input::Queue(c)))
             };
-            let stage = Stage::new(i, input, op, output, Arc::clone(&shared), handle.clone());
+            // Stage `i`'s output feeds operator `i` (stage 0 is the source's pass-through):
+            // batches held for that operator leave stage `i` first.
+            let stash = held
+                .iter_mut()
+                .filter(|(at, _)| *at == i)
+                .flat_map(|(_, b)| b.drain(..))
+                .collect();
+            let parts = (input, op, output);
+            let stage = Stage::new(i, parts, stash, Arc::clone(&shared), handle.clone());
             if let Some(prev) = stages.last() {
                 Stage::link(prev, &stage);
             }
@@ -85,7 +114,7 @@ impl Execution {
         for s in &stages {
             s.wake();
         }
-        Ok(Execution { shared })
+        Execution { shared }
     }
 
     /// Time spent by each stage so far (index 0 is the source stage), in nanoseconds.

@@ -79,12 +79,16 @@ pub fn trigger(ctx: &Context, state: &'static ModuleState, args: Vec<RedisString
             return run_sync_deferring(ctx, state, &reg, plan, &record_datum(&args));
         }
         let started = Instant::now();
-        let out = Inline {
+        let ran = Inline {
             ctx: Some(ctx),
             run_as: Some(&reg.run_as),
             section: None,
         }
-        .run(&reg.plan, source);
+        .run_or_park(&reg.plan, source, may_defer);
+        let out = match ran {
+            Ok(out) => out,
+            Err(rest) => return Ok(reply_later(ctx, state, reg, *rest, started)),
+        };
         reg.stats()
             .record(&out, started.elapsed().as_millis() as u64);
         return respond(ctx, trigger_reply(&out));
@@ -140,6 +144,27 @@ fn run_sync_deferring(
         })
     });
     Ok(RedisValue::NoReply)
+}
+
+/// A sync trigger run whose step awaits (outside MULTI/Lua): the rest goes on in the
+/// background and the client, blocked meanwhile, gets the result then (REFERENCE §12.5).
+fn reply_later(
+    ctx: &Context,
+    state: &'static ModuleState,
+    reg: Arc<Registration>,
+    rest: engine::inline::Parked,
+    started: Instant,
+) -> RedisValue {
+    let client = block_measured(ctx);
+    let done_reg = Arc::clone(&reg);
+    let on_done = Box::new(move |out: ExecutionOutput| {
+        done_reg
+            .stats()
+            .record(&out, started.elapsed().as_millis() as u64);
+        reply_blocked(client, &trigger_reply(&out));
+    });
+    crate::run::inline::go_on(state, rest, &reg.run_as, on_done);
+    RedisValue::NoReply
 }
 
 fn run_async(

@@ -24,7 +24,7 @@
 
 use crate::batch::Batch;
 use crate::error::{EngineError, Result};
-use crate::exec::{ExecConfig, Execution, ExecutionOutput, OnDone, Source, WorkerPool};
+use crate::exec::{Continued, ExecConfig, Execution, ExecutionOutput, OnDone, Source, WorkerPool};
 use crate::ops::{Emit, Finish, Operator, Waker};
 use crate::plan::{Plan, StepSpec};
 use crate::sync::Arc;
@@ -77,6 +77,11 @@ pub struct Parked {
 }
 
 impl Parked {
+    /// The output the run gave before it parked.
+    pub fn output(&self) -> &ExecutionOutput {
+        &self.out
+    }
+
     /// Continues the run as a pooled execution on `pool`: each operator and the source
     /// through `wrap_op` / `wrap_source` (to run them in the caller's scope on the
     /// workers); `on_done` gets the whole run's output, what came before the await first.
@@ -102,7 +107,8 @@ impl Parked {
             all.aborted = later.aborted;
             on_done(all)
         });
-        Execution::start_ops(source, ops, held, pool, &ExecConfig::default(), merged)
+        let config = ExecConfig::default();
+        Execution::start_ops(source, ops, Continued::Held(held), pool, &config, merged)
     }
 }
 

@@ -53,23 +53,18 @@ impl Execution {
         on_done: OnDone,
     ) -> Result<Execution> {
         let ops = build_operators(plan, host, shuffle)?;
-        Ok(Self::start_ops(
-            source,
-            ops,
-            Vec::new(),
-            pool,
-            config,
-            on_done,
-        ))
+        let fresh = Continued::No;
+        Ok(Self::start_ops(source, ops, fresh, pool, config, on_done))
     }
 
     /// Starts stages running `ops` (built already, maybe with state: an inline run that
-    /// parked, `inline::Parked`) over `source` on `pool`. `held` gives batches that wait
-    /// as an operator's input, by operator index, ahead of anything from upstream.
+    /// parked, `inline::Parked`) over `source` on `pool`. A continued run has started
+    /// already (aborting it ends it as a running one), and its held batches wait as an
+    /// operator's input, by operator index, ahead of anything from upstream.
     pub fn start_ops(
         source: Box<dyn Source>,
         ops: Vec<Box<dyn Operator>>,
-        mut held: Vec<(usize, Vec<crate::batch::Batch>)>,
+        continued: Continued,
         pool: &WorkerPool,
         config: &ExecConfig,
         on_done: OnDone,
@@ -77,6 +72,13 @@ impl Execution {
         let m = crate::metrics::global();
         m.add(&m.executions_started, 1);
         let shared = Arc::new(Shared::new(ops.len() + 1, on_done));
+        let mut held = match continued {
+            Continued::No => Vec::new(),
+            Continued::Held(held) => {
+                shared.phase.store(super::stage::STARTED, Ordering::Release);
+                held
+            }
+        };
         let handle = pool.handle();
         let mut stages: Vec<Arc<Stage>> = Vec::with_capacity(ops.len() + 1);
         let mut input = Input::Source(source);
@@ -164,6 +166,13 @@ impl Execution {
     pub fn has_started(&self) -> bool {
         self.shared.phase.load(Ordering::Acquire) == super::stage::STARTED
     }
+}
+
+/// Whether [`Execution::start_ops`] continues a run that started elsewhere.
+pub enum Continued {
+    No,
+    /// An inline run that parked: batches its operators have still to take, by index.
+    Held(Vec<(usize, Vec<crate::batch::Batch>)>),
 }
 
 /// One operator per stage group of the plan, plus the host finalizer when needed.

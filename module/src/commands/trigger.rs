@@ -131,18 +131,14 @@ fn run_sync_deferring(
     };
     // Measured like an async trigger run: the client waits for the rest of the run.
     let client = block_measured(ctx);
-    let reg = Arc::clone(reg);
-    (*rest).when_ready(move |rest| {
-        state.pool.spawn_fn(move || {
-            let out = {
-                let _as = Scope::enter(reg.run_as.clone());
-                rest.finish()
-            };
-            reg.stats()
-                .record(&out, started.elapsed().as_millis() as u64);
-            reply_blocked(client, &trigger_reply(&out));
-        })
+    let done_reg = Arc::clone(reg);
+    let then = Box::new(move |out: ExecutionOutput| {
+        done_reg
+            .stats()
+            .record(&out, started.elapsed().as_millis() as u64);
+        reply_blocked(client, &trigger_reply(&out));
     });
+    crate::run::inline::finish_deferred(state, *rest, reg.run_as.clone(), then);
     Ok(RedisValue::NoReply)
 }
 

@@ -78,3 +78,26 @@ pub fn go_on(state: &ModuleState, rest: Parked, run_as: &RunAs, on_done: OnDone)
         on_done,
     )
 }
+
+/// Finishes an event's rest (`gearpy::Deferred`, a record-local flow's) once its await is
+/// over, on the worker pool as `run_as`; a later await hands it back and it goes on once
+/// that one is over too, so no worker waits. `then` gets the output.
+pub fn finish_deferred(
+    state: &'static ModuleState,
+    rest: gearpy::Deferred,
+    run_as: RunAs,
+    then: Box<dyn FnOnce(ExecutionOutput) + Send>,
+) {
+    rest.when_ready(move |rest| {
+        state.pool.spawn_fn(move || {
+            let ran = {
+                let _as = Scope::enter(run_as.clone());
+                rest.finish_or_defer()
+            };
+            match ran {
+                Ok(out) => then(out),
+                Err(again) => finish_deferred(state, *again, run_as, then),
+            }
+        })
+    });
+}

@@ -258,19 +258,13 @@ pub(crate) fn continue_in_background(
             finish(&abort_reg, &abort_entry, out, started);
         }
     });
-    let reg = Arc::clone(reg);
-    rest.when_ready(move |rest| {
-        state.pool.spawn_fn(move || {
-            if ended.swap(true, Ordering::AcqRel) {
-                return;
-            }
-            let out = {
-                let _as = Scope::enter(reg.run_as.clone());
-                rest.finish()
-            };
-            finish(&reg, &entry, out, started);
-        })
+    let done_reg = Arc::clone(reg);
+    let then = Box::new(move |out| {
+        if !ended.swap(true, Ordering::AcqRel) {
+            finish(&done_reg, &entry, out, started);
+        }
     });
+    crate::run::inline::finish_deferred(state, rest, reg.run_as.clone(), then);
 }
 
 /// Rows a thread's sync events are read into, one after another, before a fresh set

@@ -257,6 +257,41 @@ GB('CommandReader').map(f).count().register(trigger='cm', mode='sync')
         unregister_all(r)
 
 
+# -- record-local event flows with a second await ---------------------------------------
+
+SECOND_GATE = """
+GB('CommandReader').foreach(lambda x: execute('SET', 'gate2', '1')).register(trigger='open2', mode='async')
+async def gated2(x):
+    execute('INCR', 'waiting2')
+    while execute('GET', 'gate2') != '1':
+        await asyncio.sleep(0.01)
+    return x
+"""
+
+
+@pytest.mark.parametrize("mode", ["sync", "async_local"])
+def test_a_second_await_in_an_event_flow_does_not_hold_a_worker(mode):
+    flow = """
+GB().map(gated).map(gated2).foreach(lambda x: execute('RPUSH', 'log', x['key'])).register('tw:*', mode='%s')
+""" % mode
+    with fresh_server(ExecutionThreads=1) as srv:
+        c = srv.client()
+        pyexecute(c, GATE + SECOND_GATE + flow)
+        c.set("tw:1", "x")
+        assert wait_for(lambda: c.get("waiting") == "1")
+        open_gate(srv)
+        assert wait_for(lambda: c.get("waiting2") == "1")
+        t = redis.Redis(port=srv.port, decode_responses=True, socket_timeout=10)
+        try:
+            t.execute_command("RG.TRIGGER", "open2")
+        except redis.TimeoutError:
+            pytest.fail("the second gate's execution never got a worker", pytrace=False)
+        finally:
+            t.close()
+        assert wait_for(lambda: c.lrange("log", 0, -1) == ["tw:1"]), c.lrange("log", 0, -1)
+        assert wait_for(lambda: reg_stats(c, "tw:*")["numSuccess"] == 1)
+
+
 # -- aborting a parked registration event ------------------------------------------------
 
 def test_aborting_a_parked_async_local_event_ends_done_with_one_error():

@@ -72,6 +72,10 @@ impl<S: CallScope> Operator for Scoped<S, Box<dyn Operator>> {
     fn handles_errors(&self) -> bool {
         self.inner.handles_errors()
     }
+
+    fn is_parked(&self) -> bool {
+        self.inner.is_parked()
+    }
 }
 
 /// A runtime whose stages and finalizer run inside `scope`.

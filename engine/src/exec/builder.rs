@@ -53,9 +53,32 @@ impl Execution {
         on_done: OnDone,
     ) -> Result<Execution> {
         let ops = build_operators(plan, host, shuffle)?;
+        let fresh = Continued::No;
+        Ok(Self::start_ops(source, ops, fresh, pool, config, on_done))
+    }
+
+    /// Starts stages running `ops` (built already, maybe with state: an inline run that
+    /// parked, `inline::Parked`) over `source` on `pool`. A continued run has started
+    /// already (aborting it ends it as a running one), and its held batches wait as an
+    /// operator's input, by operator index, ahead of anything from upstream.
+    pub fn start_ops(
+        source: Box<dyn Source>,
+        ops: Vec<Box<dyn Operator>>,
+        continued: Continued,
+        pool: &WorkerPool,
+        config: &ExecConfig,
+        on_done: OnDone,
+    ) -> Execution {
         let m = crate::metrics::global();
         m.add(&m.executions_started, 1);
         let shared = Arc::new(Shared::new(ops.len() + 1, on_done));
+        let mut held = match continued {
+            Continued::No => Vec::new(),
+            Continued::Held(held) => {
+                shared.phase.store(super::stage::STARTED, Ordering::Release);
+                held
+            }
+        };
         let handle = pool.handle();
         let mut stages: Vec<Arc<Stage>> = Vec::with_capacity(ops.len() + 1);
         let mut input = Input::Source(source);
@@ -71,7 +94,15 @@ impl Execution {
                 let (p, c) = spsc(config.queue_capacity);
                 (Output::Queue(p), Some(Input::Queue(c)))
             };
-            let stage = Stage::new(i, input, op, output, Arc::clone(&shared), handle.clone());
+            // Stage `i`'s output feeds operator `i` (stage 0 is the source's pass-through):
+            // batches held for that operator leave stage `i` first.
+            let stash = held
+                .iter_mut()
+                .filter(|(at, _)| *at == i)
+                .flat_map(|(_, b)| b.drain(..))
+                .collect();
+            let parts = (input, op, output);
+            let stage = Stage::new(i, parts, stash, Arc::clone(&shared), handle.clone());
             if let Some(prev) = stages.last() {
                 Stage::link(prev, &stage);
             }
@@ -85,7 +116,7 @@ impl Execution {
         for s in &stages {
             s.wake();
         }
-        Ok(Execution { shared })
+        Execution { shared }
     }
 
     /// Time spent by each stage so far (index 0 is the source stage), in nanoseconds.
@@ -135,6 +166,13 @@ impl Execution {
     pub fn has_started(&self) -> bool {
         self.shared.phase.load(Ordering::Acquire) == super::stage::STARTED
     }
+}
+
+/// Whether [`Execution::start_ops`] continues a run that started elsewhere.
+pub enum Continued {
+    No,
+    /// An inline run that parked: batches its operators have still to take, by index.
+    Held(Vec<(usize, Vec<crate::batch::Batch>)>),
 }
 
 /// One operator per stage group of the plan, plus the host finalizer when needed.

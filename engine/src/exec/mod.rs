@@ -24,7 +24,7 @@ mod schedule;
 mod stage;
 
 #[cfg(not(loom))]
-pub use builder::{build_operators, native_op, ExecConfig, Execution};
+pub use builder::{build_operators, native_op, Continued, ExecConfig, Execution};
 #[cfg(not(loom))]
 pub use counts::StageCount;
 #[cfg(not(loom))]

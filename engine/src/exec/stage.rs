@@ -214,11 +214,12 @@ enum Next {
 }
 
 impl Stage {
+    /// Stage `index` running `op` between `input` and `output`; `stash` holds batches
+    /// to pass on before anything else (an inline run's, continued here).
     pub(crate) fn new(
         index: usize,
-        input: Input,
-        op: Box<dyn Operator>,
-        output: Output,
+        (input, op, output): (Input, Box<dyn Operator>, Output),
+        stash: VecDeque<Batch>,
         shared: Arc<Shared>,
         pool: PoolHandle,
     ) -> Arc<Stage> {
@@ -236,7 +237,7 @@ impl Stage {
                 input: Some(input),
                 op,
                 output: Some(output),
-                stash: VecDeque::new(),
+                stash,
                 finished: false,
             };
             Stage {

@@ -93,7 +93,14 @@ pub trait Operator: Send {
         Ok(Finish::Done)
     }
     /// The stage's waker, given once before the first batch (operators that park keep it).
+    /// An inline run that may park gives one too, and a later stage a new one (see
+    /// `inline::run_inline_parking`): an operator parked then re-arms with the new one.
     fn set_waker(&mut self, _waker: Waker) {}
+    /// True while work from `process` or `try_finish` waits for an await (an inline run
+    /// then stops and may go on as a pooled execution). The default never waits.
+    fn is_parked(&self) -> bool {
+        false
+    }
     /// True when the operator receives batches with their error lane (shuffles forward
     /// errors to other shards); otherwise the executor routes errors past it.
     fn handles_errors(&self) -> bool {

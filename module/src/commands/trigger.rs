@@ -79,12 +79,16 @@ pub fn trigger(ctx: &Context, state: &'static ModuleState, args: Vec<RedisString
             return run_sync_deferring(ctx, state, &reg, plan, &record_datum(&args));
         }
         let started = Instant::now();
-        let out = Inline {
+        let ran = Inline {
             ctx: Some(ctx),
             run_as: Some(&reg.run_as),
             section: None,
         }
-        .run(&reg.plan, source);
+        .run_or_park(&reg.plan, source, may_defer);
+        let out = match ran {
+            Ok(out) => out,
+            Err(rest) => return Ok(reply_later(ctx, state, reg, *rest, started)),
+        };
         reg.stats()
             .record(&out, started.elapsed().as_millis() as u64);
         return respond(ctx, trigger_reply(&out));
@@ -127,19 +131,36 @@ fn run_sync_deferring(
     };
     // Measured like an async trigger run: the client waits for the rest of the run.
     let client = block_measured(ctx);
-    let reg = Arc::clone(reg);
-    (*rest).when_ready(move |rest| {
-        state.pool.spawn_fn(move || {
-            let out = {
-                let _as = Scope::enter(reg.run_as.clone());
-                rest.finish()
-            };
-            reg.stats()
-                .record(&out, started.elapsed().as_millis() as u64);
-            reply_blocked(client, &trigger_reply(&out));
-        })
+    let done_reg = Arc::clone(reg);
+    let then = Box::new(move |out: ExecutionOutput| {
+        done_reg
+            .stats()
+            .record(&out, started.elapsed().as_millis() as u64);
+        reply_blocked(client, &trigger_reply(&out));
     });
+    crate::run::inline::finish_deferred(state, *rest, reg.run_as.clone(), then);
     Ok(RedisValue::NoReply)
+}
+
+/// A sync trigger run whose step awaits (outside MULTI/Lua): the rest goes on in the
+/// background and the client, blocked meanwhile, gets the result then (REFERENCE §12.5).
+fn reply_later(
+    ctx: &Context,
+    state: &'static ModuleState,
+    reg: Arc<Registration>,
+    rest: engine::inline::Parked,
+    started: Instant,
+) -> RedisValue {
+    let client = block_measured(ctx);
+    let done_reg = Arc::clone(&reg);
+    let on_done = Box::new(move |out: ExecutionOutput| {
+        done_reg
+            .stats()
+            .record(&out, started.elapsed().as_millis() as u64);
+        reply_blocked(client, &trigger_reply(&out));
+    });
+    crate::run::inline::go_on(state, rest, &reg.run_as, on_done);
+    RedisValue::NoReply
 }
 
 fn run_async(

@@ -59,6 +59,17 @@ struct EntryState {
     total_ms: u64,
     /// RG.ABORTEXECUTION asked to stop it (a running one then ends `done`, one error).
     abort_requested: bool,
+    /// Stops a run that has no engine execution (an event's rest waiting on an await).
+    on_abort: Option<OnAbort>,
+}
+
+/// What aborts a run without an engine execution (`Entry::on_abort`).
+pub struct OnAbort(Box<dyn FnOnce() + Send>);
+
+impl std::fmt::Debug for OnAbort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnAbort")
+    }
 }
 
 /// The error of an execution aborted while it ran (1.2: `done` with this one error).
@@ -141,6 +152,7 @@ impl Entry {
                 control: None,
                 total_ms: 0,
                 abort_requested: false,
+                on_abort: None,
             }),
         })
     }
@@ -193,6 +205,12 @@ impl Entry {
         out
     }
 
+    /// Has RG.ABORTEXECUTION call `stop` (once, outside the entry's lock) for a run
+    /// without an engine execution: `stop` ends it as 1.2 ends a running one.
+    pub fn on_abort(&self, stop: impl FnOnce() + Send + 'static) {
+        self.lock().on_abort = Some(OnAbort(Box::new(stop)));
+    }
+
     /// Records the output (settled) and answers every waiting client.
     pub fn finish(&self, out: ExecutionOutput) {
         let out = self.settle(out);
@@ -242,14 +260,18 @@ impl Entry {
     /// Python code gets `gears.forcestopped` raised in it (the GIL is taken: the Redis
     /// lock may be held).
     pub fn abort(&self, completer: &WorkerPool) -> bool {
-        let (handle, control) = {
+        let (handle, control, hook) = {
             let mut s = self.lock();
             if !matches!(s.status, Status::Running | Status::Created) {
                 return false;
             }
             s.abort_requested = true;
-            (s.handle.clone(), s.control.clone())
+            (s.handle.clone(), s.control.clone(), s.on_abort.take())
         };
+        if let Some(OnAbort(stop)) = hook {
+            stop();
+            return true;
+        }
         let started = handle.is_none_or(|h| h.abort_on(completer));
         if started {
             if let Some(c) = control {

@@ -8,8 +8,10 @@
 //! [`Deferred`]: the step, its input record and the awaited completion, the records still
 //! to push (siblings of a `flatmap`, in order) and the records that already reached the
 //! end. [`Deferred::when_ready`] hands it back once the completion is set (no thread waits
-//! meanwhile); the module then runs [`Deferred::finish`] on a worker, which pushes the rest
-//! through the flow, where later awaits simply wait. Steps before the await ran once.
+//! meanwhile); the module then runs [`Deferred::finish_or_defer`] on a worker, which
+//! pushes the rest through the flow and stops again at a later await (handing the rest
+//! back), so no worker waits; [`Deferred::finish`] (hooks) lets later awaits wait.
+//! Steps before the await ran once.
 //!
 //! Inside MULTI or Lua nothing is deferred: the await fails with 1.2's `Creating async
 //! record is not allowed`.
@@ -18,6 +20,7 @@
 //! `scope`, `errors` and `gil`.
 
 use engine::exec::ExecutionOutput;
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
@@ -99,6 +102,66 @@ impl Deferred {
             out
         })
     }
+}
+
+impl Deferred {
+    /// As [`Deferred::finish`], but a later step that awaits stops the rest again: it is
+    /// handed back (`Err`) to continue once that await is over, so no worker waits.
+    pub fn finish_or_defer(self) -> Result<ExecutionOutput, Box<Deferred>> {
+        let Deferred {
+            plan,
+            pending,
+            mut done,
+            mut out,
+        } = self;
+        crate::gil::batch(|py| {
+            let _scope = crate::scope::ExecutionScope::enter();
+            let mut next = None;
+            if let Err(e) = resume_until(py, &plan, pending, &mut done, &mut next) {
+                out.errors.push(error_text(py, &e));
+                next = None;
+            }
+            match next {
+                Some(p) => Err(Box::new(Deferred::new(plan, p, done, out))),
+                None => {
+                    finish_records(py, done, &mut out);
+                    Ok(out)
+                }
+            }
+        })
+    }
+}
+
+/// As `resume`, stopping at the next await (`next` then holds it, with the records
+/// still to push after it).
+fn resume_until(
+    py: Python<'_>,
+    plan: &EventPlan,
+    p: Pending,
+    done: &mut Vec<Record>,
+    next: &mut Option<Pending>,
+) -> PyResult<()> {
+    let v = awaited(py, p.awaitable.into_bound(py))?;
+    let row = p.row.into_bound(py);
+    let local = match plan.step(p.step) {
+        Some(step) => step.settle_local(row, v)?,
+        None => Local::Dropped,
+    };
+    let mut queue: VecDeque<(usize, Bound<'_, PyAny>)> = match local {
+        Local::Row(r) => VecDeque::from([(p.step + 1, r)]),
+        Local::Dropped => VecDeque::new(),
+        Local::Spread(items) => items.into_iter().map(|i| (p.step + 1, i)).collect(),
+    };
+    queue.extend(p.rest.into_iter().map(|(from, i)| (from, i.into_bound(py))));
+    while let Some((from, item)) = queue.pop_front() {
+        plan.push(py, from, item, done, Some(next))?;
+        if let Some(n) = next {
+            n.rest
+                .extend(queue.drain(..).map(|(from, i)| (from, i.unbind())));
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Hands `d` to `then`, the first time only.

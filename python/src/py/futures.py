@@ -192,18 +192,48 @@ def _gears_await(coro):
     return completion_of(coro).result()
 
 
-def _gears_await_all(coros):
-    """Runs coroutines together on the gears loop (1.2 keeps up to 1000 in flight per step)
-    and waits (GIL released) for all: their results or errors (`FlatError(str(e))`), in
-    order."""
+def _gears_gather(coros):
+    """Starts coroutines together on the gears loop (1.2 keeps up to 1000 in flight per
+    step) in one task; returns a completion set to their results or errors
+    (`FlatError(str(e))`), in order."""
     import asyncio
+    c = Completion()
+    c.returned = True
 
     async def gather():
-        return await asyncio.gather(*(_NoAwaitInAtomic(c) for c in coros),
+        return await asyncio.gather(*(_NoAwaitInAtomic(x) for x in coros),
                                     return_exceptions=True)
-    done = asyncio.run_coroutine_threadsafe(_gears_as_caller(gather()),
-                                            _gears_event_loop()).result()
-    return [FlatError(str(r)) if isinstance(r, BaseException) else r for r in done]
+    running = asyncio.run_coroutine_threadsafe(_gears_as_caller(gather()), _gears_event_loop())
+
+    def done(f):
+        try:
+            rs = f.result()
+        except BaseException as e:  # noqa: BLE001 - the chunk's error
+            c.settle(None, str(e))
+            return
+        c.settle([FlatError(str(r)) if isinstance(r, BaseException) else r for r in rs], None)
+    running.add_done_callback(done)
+    return c
+
+
+def _gears_all_done(completions):
+    """A completion set (to None) once every one of `completions` is."""
+    c = Completion()
+    c.returned = True
+    left = [len(completions)]
+    lock = _threading.Lock()
+
+    def one():
+        with lock:
+            left[0] -= 1
+            last = left[0] == 0
+        if last:
+            c.settle()
+    if not completions:
+        c.settle()
+    for x in completions:
+        x.add_done_callback(one)
+    return c
 
 
 def createFuture():

@@ -7,6 +7,9 @@
 //! and pushes each one's outputs through the steps after it, so a batch step feeding
 //! another batch step still costs one call each per input batch. At end of input,
 //! `finish` drains leftovers (records released by an accumulating step) through `call`.
+//! A batch callback may not return what must be awaited (`call_no_async`); the records
+//! reaching it may have awaited before (a parked stage runs its batch steps once the
+//! batch's records went through, `park`).
 //!
 //! The arrow format (`format='arrow'`) runs on Arrow data in `super::arrow`; after other
 //! Python steps its wrapper (`py/arrow_batch.py`) builds the batch from the records.
@@ -30,6 +33,9 @@ impl PyStage {
             return Ok(()); // aborted: no more callbacks
         }
         for i in 0..self.steps.len() {
+            if self.is_parked() {
+                break; // the later batch steps run once the records that wait went through
+            }
             let rows = match &mut self.state[i] {
                 StepState::Pending(v) if !v.is_empty() => std::mem::take(v),
                 _ => continue,
@@ -38,8 +44,12 @@ impl PyStage {
                 continue;
             };
             let step = Arc::clone(&self.steps[i]);
-            for row in call(py, &step, rows)? {
+            let mut rows = call(py, &step, rows)?.into_iter();
+            while let Some(row) = rows.next() {
                 self.push(py, i + 1, row, None, out)?;
+                if self.is_parked() {
+                    self.park_rest(rows.by_ref().map(|r| (i + 1, r, None)));
+                }
             }
         }
         Ok(())
@@ -75,7 +85,7 @@ fn map_batch<'py>(
     f: &Py<PyAny>,
     rows: Vec<Py<PyAny>>,
 ) -> PyResult<Vec<Bound<'py, PyAny>>> {
-    let ret = f.bind(py).call1((PyList::new(py, rows)?,))?;
+    let ret = call_no_async(py, f, (PyList::new(py, rows)?,), "mapBatch")?;
     Ok(returned_list(&ret, "mapBatch")?.iter().collect())
 }
 
@@ -105,7 +115,7 @@ fn filter_batch<'py>(
     rows: Vec<Py<PyAny>>,
 ) -> PyResult<Vec<Bound<'py, PyAny>>> {
     let list = PyList::new(py, rows.iter().map(|r| r.bind(py)))?;
-    let ret = f.bind(py).call1((list,))?;
+    let ret = call_no_async(py, f, (list,), "filterBatch")?;
     let flags = returned_list(&ret, "filterBatch")?;
     if flags.len() != rows.len() {
         return Err(PyValueError::new_err(format!(
@@ -121,6 +131,18 @@ fn filter_batch<'py>(
         }
     }
     Ok(kept)
+}
+
+/// A batch callback's call: a coroutine or a `gearsFuture` it returns is refused with
+/// 1.2's texts for steps that cannot wait (`coroutine are not allow on mapBatch`,
+/// `Step does not support async`), so a batch step never awaits.
+fn call_no_async<'py>(
+    py: Python<'py>,
+    f: &Py<PyAny>,
+    args: impl pyo3::call::PyCallArgs<'py>,
+    what: &'static str,
+) -> PyResult<Bound<'py, PyAny>> {
+    crate::future::call(py, f.bind(py), args, crate::future::Kind::NoAsync(what))
 }
 
 fn returned_list<'a, 'py>(

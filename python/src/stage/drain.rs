@@ -1,16 +1,57 @@
 //! End of input: what each accumulating step of a stage releases (accumulators, groups,
-//! averages, sorted and distinct records, batch steps' leftovers).
+//! averages, sorted and distinct records, batch steps' leftovers), pushed through the
+//! steps after it. A record whose step awaits there parks the stage (`park`); the drain
+//! goes on from the next step when the engine calls `try_finish` again.
 //!
 //! Part of `PyStage` (`super`); depends on `step` and `future`.
 
+use engine::ops::{Emit, Finish};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use super::{batch, PyStage, StepState};
+use super::{batch, Out, PyStage, StepState};
 use crate::future::{call, Kind};
 use crate::step::PyStep;
 
 impl PyStage {
+    /// `Operator::try_finish` under the stage's hold: releases each step's state in
+    /// order, from where it stopped; `Parked` when a released record awaits.
+    pub(super) fn finish_held(&mut self, py: Python<'_>, emit: &mut Emit) -> Finish {
+        let mut errors = Vec::new();
+        let mut out = Out::default();
+        let mut progress = Finish::Done;
+        while self.finishing < self.steps.len() {
+            let i = self.finishing;
+            self.finishing += 1;
+            let rows = match self.drain_state(py, i) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.fail(py, &e, &mut errors, emit);
+                    self.finishing = self.steps.len();
+                    break;
+                }
+            };
+            let mut rows = rows.into_iter();
+            while let Some(row) = rows.next() {
+                if let Err(e) = self.push(py, i + 1, row, None, &mut out) {
+                    self.fail(py, &e, &mut errors, emit);
+                    self.finishing = self.steps.len();
+                    break;
+                }
+                if self.is_parked() {
+                    self.park_rest(rows.by_ref().map(|r| (i + 1, r, None)));
+                    break;
+                }
+            }
+            if self.is_parked() {
+                progress = Finish::Parked;
+                break;
+            }
+        }
+        self.emit(py, out, errors, emit);
+        progress
+    }
+
     /// Outputs of accumulating step `i` at the end of input.
     pub(super) fn drain_state<'py>(
         &mut self,

@@ -86,6 +86,8 @@ pub struct PyStage {
     parked: Option<Box<park::Parked>>,
     /// The stage only extracts keys, in a cluster: see `through`.
     extracts_only: bool,
+    /// At end of input: the next step whose state `finish` releases (`drain`).
+    finishing: usize,
 }
 
 impl PyStage {
@@ -117,6 +119,7 @@ impl PyStage {
             native_out: false,
             waker: None,
             parked: None,
+            finishing: 0,
         }
     }
 
@@ -213,7 +216,11 @@ impl PyStage {
         if self.control.as_ref().is_some_and(|c| c.stopped()) {
             return;
         }
+        // A stage that may park under the Redis lock is an inline run that goes on in the
+        // background when it awaits: `isAsyncAllow()` is True there (1.2).
+        let deferring = self.waker.is_some() && crate::asyncio_bridge::holds_redis_lock();
         crate::gil::batch(|py| {
+            let _defer = crate::scope::DeferScope::enter(deferring);
             let _scope = crate::scope::ExecutionScope::enter();
             let _running = self.control.as_ref().map(|c| c.enter());
             let _profiling = crate::profile::Profiling::start(py, &self.steps);
@@ -263,41 +270,29 @@ impl Operator for PyStage {
                             .get_or_insert_with(|| wave::async_prefix(py, &this.steps)),
                         Some(_) => 0,
                     };
-                    let upto = match rows.len() == 1 && this.waker.is_some() {
+                    let upto = match rows.len() == 1 && this.may_park() {
                         true => 0,
                         false => upto,
                     };
-                    let (rows, wave_err) = match upto {
-                        0 => (rows, None),
-                        _ => wave::run_wave(py, &this.steps, upto, rows),
-                    };
-                    let key_of = |i: usize| keys.as_ref().filter(|k| i < k.len()).map(|k| k.get(i));
-                    let mut rows = rows.into_iter().enumerate();
-                    while let Some((i, row)) = rows.next() {
-                        if let Err(e) = this.push(py, upto, row, key_of(i), &mut out) {
+                    if upto > 0 {
+                        let w = Box::new(wave::Wave::new(&this.steps, upto, rows));
+                        if let Err(e) = this.run_wave(py, w, &mut out) {
                             this.fail(py, &e, &mut errors, emit);
-                            break;
                         }
-                        if this.is_parked() {
-                            // The rest of the batch waits for the await (`park`).
-                            let rest = rows
-                                .by_ref()
-                                .map(|(i, r)| (upto, r, key_of(i).map(<[u8]>::to_vec)));
-                            this.park_rest(rest);
-                            break;
-                        }
-                    }
-                    if let Some(e) = wave_err.filter(|_| !this.failed) {
-                        this.fail(py, &e, &mut errors, emit);
+                    } else {
+                        this.push_batch(py, rows, keys.as_ref(), &mut out, &mut errors, emit);
                     }
                 }
                 Err(e) => this.fail(py, &e, &mut errors, emit),
             }
             // Batch steps run once over what reached them (even after an error there:
-            // those records were read before it, as in 1.2); one error at most.
-            if let Err(e) = this.flush_batches(py, &mut out) {
-                if !this.failed {
-                    this.fail(py, &e, &mut errors, emit);
+            // those records were read before it, as in 1.2); one error at most. While
+            // the stage is parked, once the batch's last records went through (`park`).
+            if !this.is_parked() {
+                if let Err(e) = this.flush_batches(py, &mut out) {
+                    if !this.failed {
+                        this.fail(py, &e, &mut errors, emit);
+                    }
                 }
             }
             if let Some(w) = watch.filter(|_| errors.is_empty() && !this.is_parked()) {
@@ -314,32 +309,33 @@ impl Operator for PyStage {
 
     fn set_waker(&mut self, waker: engine::ops::Waker) {
         self.waker = Some(waker);
+        if let Some(p) = &mut self.parked {
+            p.rearm();
+        }
+    }
+
+    fn is_parked(&self) -> bool {
+        self.parked.is_some()
+    }
+
+    fn try_finish(&mut self, emit: &mut Emit) -> Result<engine::ops::Finish> {
+        use engine::ops::Finish;
+        loop {
+            let mut progress = Finish::Done;
+            self.hold(|this, py| progress = this.finish_held(py, emit));
+            // Parked: the completion must call the waker (`resume` arms it), unless it
+            // is set by now and the drain can go on.
+            if progress != Finish::Parked || self.resume(emit) == Finish::Parked {
+                return Ok(progress);
+            }
+        }
     }
 
     fn finish(&mut self, emit: &mut Emit) -> Result<()> {
-        // Awaits at the end of input wait on the worker (no parking in `finish`).
+        // Without a waker awaits at the end of input wait on the thread (no parking).
         let waker = self.waker.take();
-        self.hold(|this, py| {
-            let mut errors = Vec::new();
-            let mut out = Out::default();
-            'steps: for i in 0..this.steps.len() {
-                let rows = match this.drain_state(py, i) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        this.fail(py, &e, &mut errors, emit);
-                        break;
-                    }
-                };
-                for row in rows {
-                    if let Err(e) = this.push(py, i + 1, row, None, &mut out) {
-                        this.fail(py, &e, &mut errors, emit);
-                        break 'steps;
-                    }
-                }
-            }
-            this.emit(py, out, errors, emit);
-        });
+        let finished = self.try_finish(emit);
         self.waker = waker;
-        Ok(())
+        finished.map(|_| ())
     }
 }

@@ -8,14 +8,17 @@
 //! settles the step with the awaited value and pushes the rest. Nothing else enters the
 //! stage meanwhile, so record order and the accumulators' order are those of waiting.
 //!
-//! A stage parks only inside a pooled execution (it has a waker: never in an inline run),
-//! never while this thread holds the Redis lock, and not when it holds batch steps
-//! (`mapBatch`, ...: they run once per input batch). Still waiting on their worker (GIL
-//! released): the awaits of a wave of several records through leading `async def` steps
-//! (`wave`, which awaits them together) and those of steps run at the end of input (after
-//! an accumulation, `finish`).
+//! A stage parks only where it has a waker: a pooled execution's stage, or an inline run
+//! that may go on in the background (`engine::inline::run_inline_parking`: a sync run
+//! outside MULTI/Lua, which holds the Redis lock but never waits under it). A wave of
+//! records through leading `async def` steps parks as a whole ([`Wave`]); batch steps
+//! run once the records that waited went through (`flush_batches`); at end of input a
+//! parked step stops the drain (`finish`), which goes on from the next step. Where the
+//! stage has no waker (an inline run inside MULTI/Lua), awaits wait on the thread
+//! (`awaited`, which refuses under the Redis lock).
 //!
-//! Part of `PyStage` (`super`); depends on `step`, `future`, `asyncio_bridge`, `errors`.
+//! Part of `PyStage` (`super`); depends on `wave`, `step`, `future`, `asyncio_bridge`,
+//! `errors`.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -24,41 +27,66 @@ use engine::ops::{Emit, Finish};
 use pyo3::prelude::*;
 use pyo3::types::PyCFunction;
 
+use super::wave::{Progress, Wave};
 use super::{Out, PyStage, StepState};
-use crate::asyncio_bridge::{awaited, holds_redis_lock, is_done, must_defer};
+use crate::asyncio_bridge::{awaited, is_done, must_defer};
 use crate::future::completion_of;
 use crate::step::{Local, PyStep};
 
 /// Where a parked stage stopped.
 pub(super) struct Parked {
-    /// The step whose callback returned the awaitable.
-    step: usize,
-    /// That step's input record (filter and foreach pass it on).
-    row: Option<Py<PyAny>>,
-    /// The group of an accumulate-by-key step.
-    group: Option<String>,
+    at: At,
     /// The completion the awaitable sets.
     completion: Py<PyAny>,
     /// The awaitable itself, referenced until the stage resumes: a coroutine's task on the
     /// gears loop is only weakly held there, and what it awaits (a nested run's future)
     /// may be weakly held by whoever sets it, so without this the garbage collector can
     /// destroy the pending task and the completion would never be set.
-    _awaitable: Py<PyAny>,
+    _awaitable: Option<Py<PyAny>>,
     /// Records still to push, in order: (first step, record, partition key).
     rest: VecDeque<(usize, Py<PyAny>, Option<Vec<u8>>)>,
+    /// An error to report once `rest` went through (a wave's, after the rows before it).
+    then_fail: Option<PyErr>,
     /// Whether the completion calls the waker yet.
     armed: bool,
 }
 
+/// The awaiting work of a parked stage.
+enum At {
+    /// Step `step`'s callback returned the awaitable for `row` (filter and foreach pass
+    /// it on) or for group `group` (accumulate-by-key).
+    Step {
+        step: usize,
+        row: Option<Py<PyAny>>,
+        group: Option<String>,
+    },
+    /// A wave's chunk in flight.
+    Wave(Box<Wave>),
+}
+
+impl Parked {
+    fn new(at: At, completion: Bound<'_, PyAny>, awaitable: Option<Bound<'_, PyAny>>) -> Self {
+        Parked {
+            at,
+            completion: completion.unbind(),
+            _awaitable: awaitable.map(Bound::unbind),
+            rest: VecDeque::new(),
+            then_fail: None,
+            armed: false,
+        }
+    }
+
+    /// A new waker (an inline run's parked stage continued in a pooled execution): the
+    /// completion calls the new one once armed again.
+    pub(super) fn rearm(&mut self) {
+        self.armed = false;
+    }
+}
+
 impl PyStage {
-    /// True when an await may park this stage rather than wait on its worker.
-    fn may_park(&self) -> bool {
+    /// True when an await may park this stage rather than wait on its thread.
+    pub(super) fn may_park(&self) -> bool {
         self.waker.is_some()
-            && !self
-                .state
-                .iter()
-                .any(|s| matches!(s, StepState::Pending(_)))
-            && !holds_redis_lock()
     }
 
     /// True when the stage is parked (the record that parked it and the records after
@@ -82,16 +110,44 @@ impl PyStage {
         }
         // A coroutine starts on the gears loop now.
         let completion = completion_of(py, v)?.unwrap_or_else(|| v.clone());
-        self.parked = Some(Box::new(Parked {
+        let at = At::Step {
             step,
             row: row.map(|r| r.clone().unbind()),
             group: group.map(str::to_owned),
-            completion: completion.unbind(),
-            _awaitable: v.clone().unbind(),
-            rest: VecDeque::new(),
-            armed: false,
-        }));
+        };
+        self.parked = Some(Box::new(Parked::new(at, completion, Some(v.clone()))));
         Ok(true)
+    }
+
+    /// Runs `wave` on (the leading steps `0..upto` over a batch): parks the stage while a
+    /// chunk awaits, else pushes the rows that passed through the steps after the wave.
+    pub(super) fn run_wave(
+        &mut self,
+        py: Python<'_>,
+        mut wave: Box<Wave>,
+        out: &mut Out,
+    ) -> PyResult<()> {
+        match wave.advance(py, self.may_park()) {
+            Progress::Waiting(c) => {
+                self.parked = Some(Box::new(Parked::new(At::Wave(wave), c, None)));
+                Ok(())
+            }
+            Progress::Done(rows, err) => {
+                let upto = wave.upto();
+                let mut rows = rows.into_iter();
+                while let Some(row) = rows.next() {
+                    self.push(py, upto, row, None, out)?;
+                    if self.is_parked() {
+                        self.park_rest(rows.map(|r| (upto, r, None)));
+                        if let Some(p) = &mut self.parked {
+                            p.then_fail = err;
+                        }
+                        return Ok(());
+                    }
+                }
+                err.map_or(Ok(()), Err)
+            }
+        }
     }
 
     /// After a push that parked the stage, `rest` waits too (after what is already queued).
@@ -160,13 +216,17 @@ impl PyStage {
                 break Finish::Parked;
             }
             let Parked {
-                step,
-                row,
-                group,
+                at,
                 mut rest,
+                then_fail,
                 ..
             } = *p;
-            let settled = self.settle(py, step, row, group, completion, &mut out);
+            let settled = match at {
+                At::Step { step, row, group } => {
+                    self.settle(py, step, row, group, completion, &mut out)
+                }
+                At::Wave(wave) => self.run_wave(py, wave, &mut out),
+            };
             if let Err(e) = settled {
                 self.fail(py, &e, &mut errors, emit);
                 break Finish::Done;
@@ -187,6 +247,17 @@ impl PyStage {
             }
             if let Some(p) = &mut self.parked {
                 p.rest.extend(rest);
+                p.then_fail = p.then_fail.take().or(then_fail);
+                continue; // the next await may be over by now
+            }
+            if let Some(e) = then_fail {
+                self.fail(py, &e, &mut errors, emit);
+                break Finish::Done;
+            }
+            // Every record of the batch went through: the batch steps run over theirs.
+            if let Err(e) = self.flush_batches(py, &mut out) {
+                self.fail(py, &e, &mut errors, emit);
+                break Finish::Done;
             }
         };
         self.emit(py, out, errors, emit);

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use engine::batch::BinaryColumn;
+use engine::ops::Emit;
 use engine::Datum;
 use pyo3::prelude::*;
 use pyo3::types::{PyFloat, PySet};
@@ -19,6 +20,35 @@ use crate::future::{call, Kind};
 use crate::step::{Local, PyStep};
 
 impl PyStage {
+    /// Pushes an input batch's records through the stage, record at a time; the first
+    /// error stops it, and an await parks the records after it (`park`).
+    pub(super) fn push_batch<'py>(
+        &mut self,
+        py: Python<'py>,
+        rows: Vec<Bound<'py, PyAny>>,
+        keys: Option<&BinaryColumn>,
+        out: &mut Out,
+        errors: &mut Vec<String>,
+        emit: &mut Emit,
+    ) {
+        let key_of = |i: usize| keys.filter(|k| i < k.len()).map(|k| k.get(i));
+        let mut rows = rows.into_iter().enumerate();
+        while let Some((i, row)) = rows.next() {
+            if let Err(e) = self.push(py, 0, row, key_of(i), out) {
+                self.fail(py, &e, errors, emit);
+                break;
+            }
+            if self.is_parked() {
+                // The rest of the batch waits for the await (`park`).
+                let rest = rows
+                    .by_ref()
+                    .map(|(i, r)| (0, r, key_of(i).map(<[u8]>::to_vec)));
+                self.park_rest(rest);
+                break;
+            }
+        }
+    }
+
     /// Pushes one record through steps `from..`. `key` is the record's partition key from
     /// the input batch; only a keyed group step at `from` uses it.
     pub(super) fn push<'py>(

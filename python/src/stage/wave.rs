@@ -2,20 +2,27 @@
 //! coroutines in flight per map/filter/foreach step, output order preserved).
 //!
 //! When a stage starts with record-local steps and one of them is a coroutine function,
-//! those leading steps run step by step over the whole batch (a "wave"): each async step
-//! calls its callback on every row, the coroutines run together on the gears event loop
-//! (chunks of `IN_FLIGHT`), and the results are settled in row order. Records then continue
-//! one at a time through the rest of the stage. Stages without such a step keep
-//! record-at-a-time order, as 1.2 does for plain callbacks.
+//! those leading steps run step by step over the whole batch (a [`Wave`]): each step calls
+//! its callback on every row, the coroutines run together on the gears event loop (chunks
+//! of `IN_FLIGHT`, one gathering task each), and the results are settled in row order.
+//! Records then continue one at a time through the rest of the stage. Stages without such
+//! a step keep record-at-a-time order, as 1.2 does for plain callbacks.
 //!
-//! Depends on `step`, `asyncio_bridge` and `services` (never on `super`: a leaf of `stage`).
+//! A wave is resumable: while a chunk's awaits are not all over, [`Wave::advance`] either
+//! hands back one completion set when they are (the stage parks on it, `park`) or waits
+//! for it on the calling thread (GIL released) where the stage may not park.
+//!
+//! Depends on `step`, `future`, `asyncio_bridge` and `services` (never on `super`: a leaf
+//! of `stage`).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use crate::asyncio_bridge::awaited;
+use crate::asyncio_bridge::{awaited, holds_redis_lock, is_done, must_defer};
+use crate::future::{completion_of, is_coroutine};
 use crate::step::{Local, PyStep};
 
 /// Coroutines awaited together at most (1.2's limit per step).
@@ -47,133 +54,191 @@ pub(crate) fn async_prefix(py: Python<'_>, steps: &[Arc<PyStep>]) -> usize {
     upto
 }
 
-/// Runs steps `0..upto` over `rows`. Returns the rows that passed them, in order, and the
-/// first error (rows before it are kept; processing stops there, as in 1.2).
-pub(crate) fn run_wave<'py>(
-    py: Python<'py>,
-    steps: &[Arc<PyStep>],
-    upto: usize,
-    mut rows: Vec<Bound<'py, PyAny>>,
-) -> (Vec<Bound<'py, PyAny>>, Option<PyErr>) {
-    for step in &steps[..upto] {
-        let (next, err) = step_over(py, step, rows);
-        rows = next;
-        if err.is_some() {
-            return (rows, err);
-        }
-    }
-    (rows, None)
+/// One row's callback result in a chunk.
+enum Slot {
+    /// A value, a `gearsFuture`'s completion, or what cannot be awaited here (refused
+    /// when settled).
+    Value(Py<PyAny>),
+    /// The coroutine at this position of the chunk's gathering task.
+    Gathered(usize),
 }
 
-/// One step over every row: callbacks called in row order, coroutines awaited together.
-fn step_over<'py>(
-    py: Python<'py>,
-    step: &PyStep,
-    rows: Vec<Bound<'py, PyAny>>,
-) -> (Vec<Bound<'py, PyAny>>, Option<PyErr>) {
-    let mut out = Vec::with_capacity(rows.len());
-    let mut pending = Vec::new();
-    let mut rows = rows.into_iter();
-    loop {
-        // Call the callback on up to IN_FLIGHT rows, then settle them in order.
-        pending.clear();
-        for row in rows.by_ref().take(IN_FLIGHT) {
-            match step.call_local(py, &row) {
-                Ok(Some(v)) => pending.push((row, v)),
-                Ok(None) => out.push(row),
-                Err(e) => {
-                    let err = settle_all(py, step, std::mem::take(&mut pending), &mut out);
-                    return (out, Some(err.unwrap_or(e)));
+/// Leading steps `0..upto` of a stage over a batch of rows, step by step.
+pub(crate) struct Wave {
+    steps: Vec<Arc<PyStep>>,
+    /// The step running now.
+    step: usize,
+    /// Rows still to call the step on.
+    todo: VecDeque<Py<PyAny>>,
+    /// Rows that passed the step, in order.
+    done: Vec<Py<PyAny>>,
+    /// The chunk in flight: each row with its callback's result.
+    pending: Vec<(Py<PyAny>, Slot)>,
+    /// The chunk's coroutines' gathering completion (a list of results or errors).
+    gathered: Option<Py<PyAny>>,
+    /// Set once the chunk's awaits are all over.
+    all_over: Option<Py<PyAny>>,
+    /// A callback's error: it stops the step once the rows before it are settled.
+    cut: Option<PyErr>,
+    /// The wave's first error.
+    err: Option<PyErr>,
+}
+
+/// How far [`Wave::advance`] got.
+pub(crate) enum Progress<'py> {
+    /// The rows that passed every step of the wave, in order, and the first error (rows
+    /// before it went on; processing stopped there, as in 1.2).
+    Done(Vec<Bound<'py, PyAny>>, Option<PyErr>),
+    /// The chunk in flight waits: this completion is set when its awaits are all over.
+    Waiting(Bound<'py, PyAny>),
+}
+
+impl Wave {
+    /// A wave of steps `steps` (the stage's first `upto`) over `rows`.
+    pub(crate) fn new(steps: &[Arc<PyStep>], upto: usize, rows: Vec<Bound<'_, PyAny>>) -> Self {
+        Wave {
+            steps: steps[..upto].to_vec(),
+            step: 0,
+            todo: rows.into_iter().map(Bound::unbind).collect(),
+            done: Vec::new(),
+            pending: Vec::new(),
+            gathered: None,
+            all_over: None,
+            cut: None,
+            err: None,
+        }
+    }
+
+    /// How many leading steps of the stage the wave runs.
+    pub(crate) fn upto(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Goes on until every row went through, or (with `park`) until a chunk must wait;
+    /// without `park` it waits here for each chunk (GIL released).
+    pub(crate) fn advance<'py>(&mut self, py: Python<'py>, park: bool) -> Progress<'py> {
+        loop {
+            if !self.pending.is_empty() {
+                if let Some(over) = self.all_over.as_ref().map(|c| c.bind(py).clone()) {
+                    if !is_done(&over) && park {
+                        return Progress::Waiting(over);
+                    }
+                    if let Err(e) = over.call_method0("result") {
+                        self.fail(e);
+                    }
+                }
+                if let Err(e) = self.settle(py) {
+                    self.fail(e);
                 }
             }
-        }
-        if pending.is_empty() {
-            return (out, None);
-        }
-        if let Some(e) = settle_all(py, step, std::mem::take(&mut pending), &mut out) {
-            return (out, Some(e));
+            if let Some(e) = self.cut.take() {
+                self.fail(e);
+            }
+            if self.todo.is_empty() && self.pending.is_empty() {
+                self.step += 1;
+                if self.step >= self.steps.len() {
+                    let rows = self.done.drain(..).map(|r| r.into_bound(py)).collect();
+                    return Progress::Done(rows, self.err.take());
+                }
+                self.todo = self.done.drain(..).collect();
+                continue;
+            }
+            if let Err(e) = self.call_chunk(py) {
+                self.fail(e);
+            }
         }
     }
-}
 
-/// Awaits the coroutines among `pending` together, then settles every row in order; the
-/// first error stops it (rows before it are in `out`).
-fn settle_all<'py>(
-    py: Python<'py>,
-    step: &PyStep,
-    pending: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>,
-    out: &mut Vec<Bound<'py, PyAny>>,
-) -> Option<PyErr> {
-    let results = match gather(py, &pending) {
-        Ok(r) => r,
-        Err(e) => return Some(e),
-    };
-    for ((row, v), r) in pending.into_iter().zip(results) {
-        let v = match r {
-            Some(Ok(done)) => done,
-            Some(Err(e)) => return Some(e),
-            // Not a coroutine (a plain value or a gearsFuture): settled on its own.
-            None => match awaited(py, v) {
-                Ok(done) => done,
-                Err(e) => return Some(e),
-            },
+    /// Error `e` stops the step there: the rows after it are dropped, the rows before it
+    /// go on through the later steps; the first error is the wave's.
+    fn fail(&mut self, e: PyErr) {
+        self.err.get_or_insert(e);
+        self.todo.clear();
+        self.pending.clear();
+        self.gathered = None;
+        self.all_over = None;
+    }
+
+    /// Calls the step on up to `IN_FLIGHT` rows, and starts their awaits.
+    fn call_chunk(&mut self, py: Python<'_>) -> PyResult<()> {
+        let step = Arc::clone(&self.steps[self.step]);
+        let mut coros = Vec::new();
+        let mut completions = Vec::new();
+        let may_start = !holds_redis_lock();
+        while self.pending.len() < IN_FLIGHT {
+            let Some(row) = self.todo.pop_front() else {
+                break;
+            };
+            let row = row.into_bound(py);
+            let v = match step.call_local(py, &row) {
+                Ok(Some(v)) => v,
+                Ok(None) => {
+                    self.done.push(row.unbind());
+                    continue;
+                }
+                Err(e) => {
+                    // The rows before it are settled first.
+                    self.cut = Some(e);
+                    self.todo.clear();
+                    break;
+                }
+            };
+            let slot = if may_start && is_coroutine(py, &v) {
+                coros.push(v);
+                Slot::Gathered(coros.len() - 1)
+            } else if may_start && must_defer(py, &v) {
+                let c = completion_of(py, &v)?.unwrap_or(v);
+                completions.push(c.clone());
+                Slot::Value(c.unbind())
+            } else {
+                // Settled as it is (a coroutine under the Redis lock is refused then).
+                Slot::Value(v.unbind())
+            };
+            self.pending.push((row.unbind(), slot));
+        }
+        let futures = py.import("_gearshift_futures")?;
+        if !coros.is_empty() {
+            let g = futures.getattr("_gears_gather")?.call1((coros,))?;
+            completions.push(g.clone());
+            self.gathered = Some(g.unbind());
+        }
+        if !completions.is_empty() {
+            let over = futures.getattr("_gears_all_done")?.call1((completions,))?;
+            self.all_over = Some(over.unbind());
+        }
+        Ok(())
+    }
+
+    /// Settles the chunk's rows in order (its awaits are over); the first error stops it
+    /// (rows before it are in `done`).
+    fn settle(&mut self, py: Python<'_>) -> PyResult<()> {
+        self.all_over = None;
+        let gathered = match self.gathered.take() {
+            Some(g) => Some(awaited(py, g.into_bound(py))?.cast_into::<PyList>()?),
+            None => None,
         };
-        match step.settle_local(row, v) {
-            Ok(Local::Row(r)) => out.push(r),
-            Ok(Local::Dropped) => {}
-            Ok(Local::Spread(items)) => out.extend(items),
-            Err(e) => return Some(e),
+        let base_exc = py.get_type::<pyo3::exceptions::PyBaseException>();
+        let step = Arc::clone(&self.steps[self.step]);
+        for (row, slot) in std::mem::take(&mut self.pending) {
+            let v = match (slot, &gathered) {
+                (Slot::Value(v), _) => awaited(py, v.into_bound(py))?,
+                (Slot::Gathered(i), Some(results)) => {
+                    let r = results.get_item(i)?;
+                    if r.is_instance(&base_exc)? {
+                        return Err(PyErr::from_value(r));
+                    }
+                    r
+                }
+                (Slot::Gathered(_), None) => {
+                    return Err(pyo3::exceptions::PyRuntimeError::new_err("missing result"))
+                }
+            };
+            match step.settle_local(row.into_bound(py), v)? {
+                Local::Row(r) => self.done.push(r.unbind()),
+                Local::Dropped => {}
+                Local::Spread(items) => self.done.extend(items.into_iter().map(Bound::unbind)),
+            }
         }
+        Ok(())
     }
-    None
-}
-
-/// Results of the coroutines among `pending` (by position; `None` for other values),
-/// run together on the gears loop with the GIL released while waiting.
-type Gathered<'py> = Vec<Option<PyResult<Bound<'py, PyAny>>>>;
-
-fn gather<'py>(
-    py: Python<'py>,
-    pending: &[(Bound<'py, PyAny>, Bound<'py, PyAny>)],
-) -> PyResult<Gathered<'py>> {
-    let is_coro = py.import("asyncio")?.getattr("iscoroutine")?;
-    let mut which = Vec::with_capacity(pending.len());
-    let coros = PyList::empty(py);
-    for (_, v) in pending {
-        let c = is_coro.call1((v,))?.is_truthy()?;
-        if c {
-            coros.append(v)?;
-        }
-        which.push(c);
-    }
-    if coros.is_empty() {
-        return Ok(which.iter().map(|_| None).collect());
-    }
-    if crate::services::get().is_some_and(|h| h.holds_redis_lock()) {
-        // Each is refused with 1.2's text by `awaited` (never wait holding the lock).
-        return Ok(which.iter().map(|_| None).collect());
-    }
-    let done = py
-        .import("_gearshift_futures")?
-        .getattr("_gears_await_all")?
-        .call1((coros,))?;
-    let base_exc = py.get_type::<pyo3::exceptions::PyBaseException>();
-    let mut results = done.try_iter()?;
-    let mut out = Vec::with_capacity(which.len());
-    for c in which {
-        if !c {
-            out.push(None);
-            continue;
-        }
-        let r = results
-            .next()
-            .transpose()?
-            .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("missing result"))?;
-        out.push(Some(if r.is_instance(&base_exc)? {
-            Err(PyErr::from_value(r))
-        } else {
-            Ok(r)
-        }));
-    }
-    Ok(out)
 }

@@ -19,6 +19,7 @@ pub mod accounting;
 pub mod drain;
 pub mod lazy;
 
+use engine::sync::{AtomicBool, Ordering};
 use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Instant;
@@ -29,13 +30,13 @@ use gearpy::EventPlan;
 use redis_module::{Context, ContextFlags, NotifyEvent};
 
 use crate::model::event_queue::Pushed;
-use crate::model::executions::Entry;
+use crate::model::executions::{Entry, ABORTED_WHILE_RUNNING};
 use crate::model::registrations::{Mode, Registration};
 use crate::model::state::{self, ModuleState};
 use crate::redis::access::Scope;
 use crate::redis::ffi::scan::{key_type_of, read_key};
 use crate::redis::lock::with_lock_held;
-use crate::run::inline::Inline;
+use crate::run::inline::{go_on, Inline};
 use crate::run::readers::ready::ReadySource;
 
 /// The keyspace notification handler (Redis lock held).
@@ -154,13 +155,21 @@ fn run_sync(
     let entry = Entry::new_registered(state.registry.next_id(), &reg.shape);
     state.keep_registered(&**reg, &entry);
     entry.running();
-    let out = Inline {
+    let ran = Inline {
         ctx: Some(ctx),
         run_as: None, // entered by run_sync
         section: Some(&entry.id),
     }
-    .run(&reg.plan, source);
-    finish(reg, &entry, out, started);
+    .run_or_park(&reg.plan, source, may_defer);
+    match ran {
+        Ok(out) => finish(reg, &entry, out, started),
+        // A step awaits: the rest goes on in the background (1.2's async_local).
+        Err(rest) => {
+            let (r, e) = (Arc::clone(reg), Arc::clone(&entry));
+            let on_done = Box::new(move |out| finish(&r, &e, out, started));
+            entry.started(go_on(state, *rest, &reg.run_as, on_done), None);
+        }
+    }
 }
 
 /// One event for a sync flow.
@@ -250,16 +259,24 @@ pub(crate) fn continue_in_background(
     let entry = Entry::new_registered(id.unwrap_or_else(|| state.registry.next_id()), &reg.shape);
     entry.running();
     state.keep_registered(&**reg, &entry);
-    let reg = Arc::clone(reg);
-    rest.when_ready(move |rest| {
-        state.pool.spawn_fn(move || {
-            let out = {
-                let _as = Scope::enter(reg.run_as.clone());
-                rest.finish()
-            };
-            finish(&reg, &entry, out, started);
-        })
+    // Ended once: by the rest, or by RG.ABORTEXECUTION while it waits (1.2: `done`, one
+    // error; the awaited value, if it ever comes, is dropped).
+    let ended = Arc::new(AtomicBool::new(false));
+    let (abort_reg, abort_entry, abort_ended) =
+        (Arc::clone(reg), Arc::clone(&entry), Arc::clone(&ended));
+    entry.on_abort(move || {
+        if !abort_ended.swap(true, Ordering::AcqRel) {
+            let out = ExecutionOutput::failed(ABORTED_WHILE_RUNNING);
+            finish(&abort_reg, &abort_entry, out, started);
+        }
     });
+    let done_reg = Arc::clone(reg);
+    let then = Box::new(move |out| {
+        if !ended.swap(true, Ordering::AcqRel) {
+            finish(&done_reg, &entry, out, started);
+        }
+    });
+    crate::run::inline::finish_deferred(state, rest, reg.run_as.clone(), then);
 }
 
 /// Rows a thread's sync events are read into, one after another, before a fresh set
@@ -272,6 +289,8 @@ thread_local! {
 
 /// Records the run in the registration's stats and completes the execution.
 fn finish(reg: &Registration, entry: &Arc<Entry>, out: ExecutionOutput, started: Instant) {
+    // Counted as RG.DUMPEXECUTIONS shows it: aborted while running is a failure (1.2).
+    let out = entry.settle(out);
     reg.stats()
         .record(&out, started.elapsed().as_millis() as u64);
     entry.finish(out);

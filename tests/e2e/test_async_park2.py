@@ -8,6 +8,8 @@ With `ExecutionThreads 1`, an await that held the only worker would leave the ex
 that opens its gate (an `async` trigger, which needs a worker) queued for ever: every such
 test bounds its waits, so a held worker fails it instead of hanging it."""
 
+import threading
+
 import pytest
 import redis
 
@@ -290,6 +292,34 @@ GB().map(gated).map(gated2).foreach(lambda x: execute('RPUSH', 'log', x['key']))
             t.close()
         assert wait_for(lambda: c.lrange("log", 0, -1) == ["tw:1"]), c.lrange("log", 0, -1)
         assert wait_for(lambda: reg_stats(c, "tw:*")["numSuccess"] == 1)
+
+
+def test_a_second_await_in_a_sync_hook_does_not_hold_a_worker():
+    # The hook's rest goes on in the background after its first await; at its second, the
+    # one execution thread must be free again for the run that opens the second gate.
+    flow = """
+GB('CommandReader').map(gated).map(gated2).map(lambda x: call_next(*x[1:])).register(hook='hset', mode='sync')
+"""
+    with fresh_server(ExecutionThreads=1) as srv:
+        c = srv.client()
+        pyexecute(c, GATE + SECOND_GATE + flow)
+        replies = []
+        writer = redis.Redis(port=srv.port, decode_responses=True, socket_timeout=30)
+        th = threading.Thread(target=lambda: replies.append(writer.hset("hk", "f", "v")), daemon=True)
+        th.start()
+        assert wait_for(lambda: c.get("waiting") == "1")
+        open_gate(srv)
+        assert wait_for(lambda: c.get("waiting2") == "1")
+        t = redis.Redis(port=srv.port, decode_responses=True, socket_timeout=10)
+        try:
+            t.execute_command("RG.TRIGGER", "open2")
+        except redis.TimeoutError:
+            pytest.fail("the second gate's execution never got a worker", pytrace=False)
+        finally:
+            t.close()
+        th.join(20)
+        assert replies == ["1"]  # a hook replies call_next's integer as 1.2 does here (test_hooks)
+        assert c.hget("hk", "f") == "v"
 
 
 # -- aborting a parked registration event ------------------------------------------------

@@ -148,20 +148,43 @@ fn run_frame_deferring(
     };
     let client = block(ctx);
     let (rest, frame) = rest;
-    (*rest).when_ready(move |rest| {
+    finish_rest(state, *rest, frame, reg, (client, started));
+    HookRun::Blocked
+}
+
+/// Finishes a sync hook's deferred rest on the worker pool, inside its frame, once its
+/// await is over; a later await hands it back and it goes on once that one is over too, so
+/// no worker waits. The blocked client then gets the hook's reply.
+fn finish_rest(
+    state: &'static ModuleState,
+    rest: gearpy::Deferred,
+    frame: Frame,
+    reg: Arc<Registration>,
+    (client, started): (crate::redis::ffi::replies::Blocked, Instant),
+) {
+    rest.when_ready(move |rest| {
         state.pool.spawn_fn(move || {
             FRAMES.with(|f| f.borrow_mut().push(frame));
-            let out = {
+            let ran = {
                 let _as = Scope::enter(reg.run_as.clone());
-                rest.finish()
+                rest.finish_or_defer()
             };
-            FRAMES.with(|f| f.borrow_mut().pop());
-            reg.stats()
-                .record(&out, started.elapsed().as_millis() as u64);
-            reply_blocked(client, &hook_reply(&out));
+            let frame = FRAMES.with(|f| f.borrow_mut().pop());
+            match (ran, frame) {
+                (Ok(out), _) => {
+                    reg.stats()
+                        .record(&out, started.elapsed().as_millis() as u64);
+                    reply_blocked(client, &hook_reply(&out));
+                }
+                (Err(again), Some(frame)) => {
+                    finish_rest(state, *again, frame, reg, (client, started))
+                }
+                (Err(_), None) => {
+                    reply_blocked(client, &Reply::Error("ERR hook frame lost".into()))
+                }
+            }
         })
     });
-    HookRun::Blocked
 }
 
 /// The argv of the innermost running hook (`get_command()`).

@@ -10,7 +10,7 @@
 //! end. [`Deferred::when_ready`] hands it back once the completion is set (no thread waits
 //! meanwhile); the module then runs [`Deferred::finish_or_defer`] on a worker, which
 //! pushes the rest through the flow and stops again at a later await (handing the rest
-//! back), so no worker waits; [`Deferred::finish`] (hooks) lets later awaits wait.
+//! back), so no worker waits (events, triggers and hooks alike).
 //! Steps before the await ran once.
 //!
 //! Inside MULTI or Lua nothing is deferred: the await fails with 1.2's `Creating async
@@ -78,35 +78,16 @@ impl Deferred {
             })
             .and_then(|cb| completion.call_method1("add_done_callback", (cb,)));
             if registered.is_err() {
-                // Not a completion (cannot happen): `finish` waits or reports the error.
+                // Not a completion (cannot happen): `finish_or_defer` reports the error.
                 fire(&once);
             }
         });
     }
 
-    /// Waits for the awaitable and runs the rest of the event; returns its output. Call
-    /// on a worker holding neither the Redis lock nor the GIL.
-    pub fn finish(self) -> ExecutionOutput {
-        let Deferred {
-            plan,
-            pending,
-            mut done,
-            mut out,
-        } = self;
-        crate::gil::batch(|py| {
-            let _scope = crate::scope::ExecutionScope::enter();
-            if let Err(e) = resume(py, &plan, pending, &mut done) {
-                out.errors.push(error_text(py, &e));
-            }
-            finish_records(py, done, &mut out);
-            out
-        })
-    }
-}
-
-impl Deferred {
-    /// As [`Deferred::finish`], but a later step that awaits stops the rest again: it is
-    /// handed back (`Err`) to continue once that await is over, so no worker waits.
+    /// Runs the rest of the event once its awaitable is done (call on a worker holding
+    /// neither the Redis lock nor the GIL); returns its output. A later step that awaits
+    /// stops the rest again: it is handed back (`Err`) to continue once that await is over,
+    /// so no worker waits.
     pub fn finish_or_defer(self) -> Result<ExecutionOutput, Box<Deferred>> {
         let Deferred {
             plan,
@@ -170,27 +151,4 @@ fn fire<F: FnOnce(Deferred)>(once: &Mutex<Option<(Deferred, F)>>) {
     if let Some((d, then)) = taken {
         then(d);
     }
-}
-
-/// Settles the awaited step, then pushes its output and the queued records.
-fn resume(py: Python<'_>, plan: &EventPlan, p: Pending, done: &mut Vec<Record>) -> PyResult<()> {
-    let v = awaited(py, p.awaitable.into_bound(py))?;
-    let row = p.row.into_bound(py);
-    let local = match plan.step(p.step) {
-        Some(step) => step.settle_local(row, v)?,
-        None => Local::Dropped,
-    };
-    match local {
-        Local::Row(r) => plan.push(py, p.step + 1, r, done, None)?,
-        Local::Dropped => {}
-        Local::Spread(items) => {
-            for item in items {
-                plan.push(py, p.step + 1, item, done, None)?;
-            }
-        }
-    }
-    for (from, item) in p.rest {
-        plan.push(py, from, item.into_bound(py), done, None)?;
-    }
-    Ok(())
 }

@@ -290,10 +290,16 @@ impl StreamRegistration {
 
     /// A scan found stream `key`: its first entry is no news any more. Returns whether it
     /// was seen before (its first XADD already counted what it holds).
-    pub fn mark_seen(&self, key: &[u8]) -> bool {
+    /// A stream seen before keeps its counts unless `reset_seen` (a scan that reads all it
+    /// holds): the first scan of a new registration may run after that stream's first XADDs,
+    /// whose counts must stand.
+    pub fn mark_seen(&self, key: &[u8], reset_seen: bool) -> bool {
         let mut s = self.state();
         let k = s.keys.entry(key.to_vec()).or_default();
         let was = std::mem::replace(&mut k.seen, true);
+        if was && !reset_seen {
+            return true;
+        }
         k.unprocessed = 0;
         k.first_arrival = None;
         k.active = false;
@@ -495,7 +501,7 @@ mod tests {
     #[test]
     fn a_scanned_stream_is_no_news() {
         let r = reg(1, 0);
-        assert!(!r.mark_seen(b"s1"));
+        assert!(!r.mark_seen(b"s1", false));
         assert_eq!(counts(&r.on_entry(b"s1", one)), vec![Some(1)]);
     }
 
@@ -504,15 +510,25 @@ mod tests {
         let r = reg(2, 0);
         assert_eq!(counts(&r.on_entry(b"s1", one)), vec![None]);
         assert!(
-            r.mark_seen(b"s1"),
+            r.mark_seen(b"s1", false),
             "the first scan must not queue a second read"
         );
     }
 
     #[test]
+    fn a_late_first_scan_keeps_the_counts_of_the_first_xadds() {
+        let r = reg(3, 0);
+        assert_eq!(counts(&r.on_entry(b"s1", one)), vec![None]);
+        r.after_batch(b"s1"); // the pending run finished: one entry counted
+        assert!(r.on_entry(b"s1", one).reads.is_empty());
+        assert!(r.mark_seen(b"s1", false));
+        assert_eq!(counts(&r.on_entry(b"s1", one)), vec![Some(3)]);
+    }
+
+    #[test]
     fn stopping_forgets_the_streams() {
         let r = reg(1, 0);
-        r.mark_seen(b"s1");
+        r.mark_seen(b"s1", false);
         assert_eq!(counts(&r.on_entry(b"s1", one)), vec![Some(1)]);
         assert!(r.take_pending().is_empty());
         let d = r.on_entry(b"s1", one);
@@ -522,7 +538,7 @@ mod tests {
     #[test]
     fn duration_flushes_what_is_left() {
         let r = reg(3, 5);
-        r.mark_seen(b"s1");
+        r.mark_seen(b"s1", false);
         let d = r.on_entry(b"s1", one);
         assert!(d.arm_timer && d.reads.is_empty());
         assert!(!r.on_entry(b"s1", one).arm_timer, "one timer at a time");

@@ -377,7 +377,7 @@ pub(super) fn scan(ctx: &Context, reg: &Arc<StreamRegistration>, which: Scan) {
     let mut keys = io::matching_streams(ctx, &reg.prefix);
     keys.retain(|k| reg.may_use(k));
     for k in keys {
-        if reg.mark_seen(&k) && which == Scan::Unseen {
+        if reg.mark_seen(&k, which == Scan::All) && which == Scan::Unseen {
             continue;
         }
         if io::has_work(ctx, &k) {

@@ -196,6 +196,15 @@ def fresh_server(server_args=(), **module_args):
         yield srv
 
 
+def burst(c, prefix, n, value=lambda i: f"v{i}", chunk=1000):
+    """Pipelined SETs prefix0..prefix{n-1}, in order (sync events run inside each SET)."""
+    for start in range(0, n, chunk):
+        p = c.pipeline(transaction=False)
+        for i in range(start, min(n, start + chunk)):
+            p.set(f"{prefix}{i}", value(i))
+        p.execute()
+
+
 def wait_for(fn, timeout=5.0, interval=0.02):
     """Polls fn() until it returns something truthy (async work finishes soon after), at
     most `timeout` seconds; returns its last value."""

@@ -28,13 +28,14 @@ async def gated(x):
 """
 
 
-def open_gate(srv):
-    """Triggers 'open' (an async run: it needs a free worker) with a bounded wait."""
+def open_gate(srv, trigger="open"):
+    """Triggers `trigger` (an async run: it needs a free worker) with a bounded wait."""
     t = redis.Redis(port=srv.port, decode_responses=True, socket_timeout=10)
     try:
-        return t.execute_command("RG.TRIGGER", "open")
+        return t.execute_command("RG.TRIGGER", trigger)
     except redis.TimeoutError:
-        pytest.fail("the gate's execution never got a worker (an await held it)", pytrace=False)
+        pytest.fail(f"the {trigger!r} gate's execution never got a worker (an await held it)",
+                    pytrace=False)
     finally:
         t.close()
 
@@ -283,13 +284,7 @@ GB().map(gated).map(gated2).foreach(lambda x: execute('RPUSH', 'log', x['key']))
         assert wait_for(lambda: c.get("waiting") == "1")
         open_gate(srv)
         assert wait_for(lambda: c.get("waiting2") == "1")
-        t = redis.Redis(port=srv.port, decode_responses=True, socket_timeout=10)
-        try:
-            t.execute_command("RG.TRIGGER", "open2")
-        except redis.TimeoutError:
-            pytest.fail("the second gate's execution never got a worker", pytrace=False)
-        finally:
-            t.close()
+        open_gate(srv, "open2")
         assert wait_for(lambda: c.lrange("log", 0, -1) == ["tw:1"]), c.lrange("log", 0, -1)
         assert wait_for(lambda: reg_stats(c, "tw:*")["numSuccess"] == 1)
 
@@ -310,13 +305,7 @@ GB('CommandReader').map(gated).map(gated2).map(lambda x: call_next(*x[1:])).regi
         assert wait_for(lambda: c.get("waiting") == "1")
         open_gate(srv)
         assert wait_for(lambda: c.get("waiting2") == "1")
-        t = redis.Redis(port=srv.port, decode_responses=True, socket_timeout=10)
-        try:
-            t.execute_command("RG.TRIGGER", "open2")
-        except redis.TimeoutError:
-            pytest.fail("the second gate's execution never got a worker", pytrace=False)
-        finally:
-            t.close()
+        open_gate(srv, "open2")
         th.join(20)
         assert replies == ["1"]  # a hook replies call_next's integer as 1.2 does here (test_hooks)
         assert c.hget("hk", "f") == "v"

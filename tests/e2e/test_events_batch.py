@@ -3,7 +3,7 @@ execution with 1.2's accounting (REFERENCE §2.1, §8), in trigger order, under 
 import pytest
 import redis
 
-from conftest import assert_alive, fresh_server, holds_for, pyexecute, steady, unregister_all, wait_for as _wait_for
+from conftest import assert_alive, burst, fresh_server, holds_for, pyexecute, steady, unregister_all, wait_for as _wait_for
 
 ZEROS = '0' * 40
 
@@ -34,15 +34,6 @@ def settled(c, n, i=0):
         s = reg_stats(c, i)
         return s if s['numSuccess'] + s['numFailures'] + s['numAborted'] >= n else None
     return wait_for(done) or reg_stats(c, i)
-
-
-def burst(c, prefix, n, value=lambda i: f'v{i}', chunk=1000):
-    """Pipelined SETs prefix0..prefix{n-1}, in trigger order."""
-    for start in range(0, n, chunk):
-        p = c.pipeline(transaction=False)
-        for i in range(start, min(n, start + chunk)):
-            p.set(f'{prefix}{i}', value(i))
-        p.execute()
 
 
 def registered_ids(c):

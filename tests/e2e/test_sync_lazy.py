@@ -6,7 +6,7 @@ MaxExecutions trimming, across registrations and other executions."""
 import pytest
 import redis
 
-from conftest import assert_alive, fresh_server, pyexecute
+from conftest import assert_alive, burst, fresh_server, pyexecute
 
 ZEROS = '0' * 40
 
@@ -18,15 +18,6 @@ def eid(n):
 def reg_stats(c, i=0):
     data = c.execute_command('RG.DUMPREGISTRATIONS')[i][7]
     return dict(zip(data[0::2], data[1::2]))
-
-
-def burst(c, prefix, n, value=lambda i: f'v{i}', chunk=1000):
-    """Pipelined SETs prefix0..prefix{n-1}: sync events run inside each SET."""
-    for start in range(0, n, chunk):
-        p = c.pipeline(transaction=False)
-        for i in range(start, min(n, start + chunk)):
-            p.set(f'{prefix}{i}', value(i))
-        p.execute()
 
 
 def listed(c):

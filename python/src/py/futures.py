@@ -197,23 +197,12 @@ def _gears_gather(coros):
     step) in one task; returns a completion set to their results or errors
     (`FlatError(str(e))`), in order."""
     import asyncio
-    c = Completion()
-    c.returned = True
 
     async def gather():
-        return await asyncio.gather(*(_NoAwaitInAtomic(x) for x in coros),
-                                    return_exceptions=True)
-    running = asyncio.run_coroutine_threadsafe(_gears_as_caller(gather()), _gears_event_loop())
-
-    def done(f):
-        try:
-            rs = f.result()
-        except BaseException as e:  # noqa: BLE001 - the chunk's error
-            c.settle(None, str(e))
-            return
-        c.settle([FlatError(str(r)) if isinstance(r, BaseException) else r for r in rs], None)
-    running.add_done_callback(done)
-    return c
+        rs = await asyncio.gather(*(_NoAwaitInAtomic(x) for x in coros),
+                                  return_exceptions=True)
+        return [FlatError(str(r)) if isinstance(r, BaseException) else r for r in rs]
+    return completion_of(gather())
 
 
 def _gears_all_done(completions):

@@ -87,33 +87,24 @@ pub fn has_work(ctx: &Context, key: &[u8]) -> bool {
         _ => None,
     };
     let Some(last) = last else { return false };
-    let Ok(CallReply::Array(groups)) = call(ctx, "XINFO", &[b"GROUPS", key]) else {
-        return true;
-    };
-    for g in groups.iter() {
-        let Ok(CallReply::Array(fields)) = g else {
-            continue;
-        };
-        let items: Vec<CallResult> = fields.iter().collect();
-        let field = |name: &str| {
-            items
-                .chunks(2)
-                .find(|c| text(&c[0]).as_deref() == Some(name))
-                .and_then(|c| c.get(1))
-        };
-        if field("name").and_then(text).as_deref() != Some(GROUP) {
-            continue;
-        }
+    our_group(ctx, key, |items| {
+        let field = |name| field(items, name);
         let pending = matches!(field("pending"), Some(Ok(CallReply::I64(n))) if n.to_i64() > 0);
         let delivered = field("last-delivered-id").and_then(text);
-        return pending || delivered.and_then(|d| parse_id(&d)) < parse_id(&last);
-    }
-    true
+        pending || delivered.and_then(|d| parse_id(&d)) < parse_id(&last)
+    })
+    .unwrap_or(true)
 }
 
 /// Our group's integer field `name` in `XINFO GROUPS key`: `None` without the group,
 /// `Some(None)` when the field is not an integer (a nil `lag`).
 fn group_int(ctx: &Context, key: &[u8], name: &str) -> Option<Option<u64>> {
+    our_group(ctx, key, |items| field(items, name).and_then(int))
+}
+
+/// Runs `f` on our group's fields in `XINFO GROUPS key` (name, value, name, value, ...);
+/// `None` when the stream or the group is missing.
+fn our_group<R>(ctx: &Context, key: &[u8], f: impl FnOnce(&[CallResult<'_>]) -> R) -> Option<R> {
     let Ok(CallReply::Array(groups)) = call(ctx, "XINFO", &[b"GROUPS", key]) else {
         return None;
     };
@@ -122,17 +113,19 @@ fn group_int(ctx: &Context, key: &[u8], name: &str) -> Option<Option<u64>> {
             continue;
         };
         let items: Vec<CallResult> = fields.iter().collect();
-        let field = |f: &str| {
-            items
-                .chunks(2)
-                .find(|c| text(&c[0]).as_deref() == Some(f))
-                .and_then(|c| c.get(1))
-        };
-        if field("name").and_then(text).as_deref() == Some(GROUP) {
-            return Some(field(name).and_then(int));
+        if field(&items, "name").and_then(text).as_deref() == Some(GROUP) {
+            return Some(f(&items));
         }
     }
     None
+}
+
+/// The value of field `name` in an `XINFO` name/value list.
+fn field<'a, 'r>(items: &'a [CallResult<'r>], name: &str) -> Option<&'a CallResult<'r>> {
+    items
+        .chunks(2)
+        .find(|c| text(&c[0]).as_deref() == Some(name))
+        .and_then(|c| c.get(1))
 }
 
 fn int(r: &CallResult) -> Option<u64> {

@@ -14,17 +14,20 @@
 
 mod common;
 
+#[path = "common/key_batch_use.rs"]
+mod key_batch_use;
+
 use std::ops::Range;
 
-use arrow_array::Array;
 use arrow_buffer::{Buffer, MutableBuffer};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use common::keys::random_keys;
-use engine::batch::{KeyBuilder, KeyColumns, KeyRow, KeyType};
-use engine::shuffle::{bundle_data, decode_bundle, Frame};
+use engine::batch::{KeyBuilder, KeyType};
+use engine::shuffle::bundle_data;
 use engine::{Batch, BatchData, Datum};
+use key_batch_use::{bundle_of, decode_keys, exercise, rows_of};
 
 const SEED: u64 = 0x6b_65_79_73; // "keys"
 
@@ -36,69 +39,9 @@ fn received_at(bundle: &[u8], skew: usize) -> Buffer {
     Buffer::from(buf).slice(skew)
 }
 
-/// The key batches of a received bundle, or the decoder's error.
-fn decode_keys(received: &Buffer) -> Result<Vec<KeyColumns>, String> {
-    let mut keys = Vec::new();
-    decode_bundle(received, None, |f| {
-        if let Frame::Data(Batch {
-            data: BatchData::Keys(k),
-            ..
-        }) = f
-        {
-            keys.push(k);
-        }
-    })
-    .map_err(|e| e.to_string())?;
-    Ok(keys)
-}
-
-fn bundle_of(k: &KeyColumns) -> Vec<u8> {
-    let mut bundle = Vec::new();
-    bundle_data(&mut bundle, &Batch::new(BatchData::Keys(k.clone()))).expect("keys encode");
-    bundle
-}
-
-/// The rows of `k`: what a batch means (a sliced batch's arrays still hold the rows
-/// around its slice, so arrays are not compared directly).
-fn rows_of(k: &KeyColumns) -> Vec<KeyRow<'_>> {
-    (0..k.len()).map(|i| k.row(i)).collect()
-}
-
 fn inside(p: *const u8, buf: &Buffer) -> bool {
     let r: Range<usize> = buf.as_ptr().addr()..buf.as_ptr().addr() + buf.len();
     r.contains(&p.addr())
-}
-
-/// Uses every part of a decoded batch; panics where any of it is inconsistent.
-fn exercise(k: &KeyColumns) {
-    for i in 0..k.len() {
-        let row = k.row(i);
-        if let Some(v) = k.values() {
-            let t = row.key_type;
-            assert_eq!(v.strings.is_valid(i), t == KeyType::String, "row {i}");
-            let valid = |n: &engine::batch::Nested| n.nulls.as_ref().is_none_or(|b| b.is_valid(i));
-            assert_eq!(valid(&v.hashes), t == KeyType::Hash, "row {i}");
-            assert_eq!(valid(&v.lists), t == KeyType::List, "row {i}");
-        }
-    }
-    let n = k.len();
-    let half = k.slice(n / 2, n);
-    (0..half.len()).for_each(|i| drop(half.row(i)));
-    let reversed: Vec<u32> = (0..n as u32).rev().collect();
-    let taken = k.take(&reversed);
-    (0..taken.len()).for_each(|i| drop(taken.row(i)));
-    let dest: Vec<usize> = (0..n).map(|i| i % 3).collect();
-    assert_eq!(
-        k.partition(&dest, 3)
-            .iter()
-            .map(KeyColumns::len)
-            .sum::<usize>(),
-        n
-    );
-    let _ = k.to_record_batch();
-    let again = decode_keys(&Buffer::from_vec(bundle_of(k))).expect("a re-encoding decodes");
-    assert_eq!(again.len(), 1);
-    assert_eq!(rows_of(&again[0]), rows_of(k), "changed on a round trip");
 }
 
 #[test]

@@ -10,14 +10,18 @@
 //! path received bundles take). Every accepted batch is used whole: every row read (its
 //! value slot's validity agrees with its type), sliced, gathered, made a record batch,
 //! and re-encoded, which must decode to an equal batch.
-//! `engine/tests/key_batch_props.rs` runs the same checks on stable.
+//! `engine/tests/key_batch_props.rs` runs the same checks on stable: [`exercise`] is
+//! shared with it by path.
 #![no_main]
 
-use arrow_array::Array;
+#[path = "../../engine/tests/common/key_batch_use.rs"]
+mod key_batch_use;
+
 use arrow_buffer::{Buffer, MutableBuffer};
-use engine::batch::{KeyBuilder, KeyColumns, KeyType};
+use engine::batch::{KeyBuilder, KeyType};
 use engine::shuffle::{bundle_data, decode_bundle, Frame};
 use engine::{Batch, BatchData};
+use key_batch_use::exercise;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -86,45 +90,4 @@ fn corrupt(recipe: &[u8]) -> Vec<u8> {
         frame[at..end].copy_from_slice(&value[..end - at]);
     }
     frame
-}
-
-/// Uses every part of an accepted batch; panics if any of it is inconsistent.
-fn exercise(k: &KeyColumns) {
-    for i in 0..k.len() {
-        let row = k.row(i);
-        if let Some(v) = k.values() {
-            assert_eq!(
-                v.strings.is_valid(i),
-                row.key_type == KeyType::String,
-                "row {i}: string slot validity disagrees with its type"
-            );
-        }
-    }
-    let n = k.len();
-    let half = k.slice(n / 2, n);
-    (0..half.len()).for_each(|i| drop(half.row(i)));
-    let reversed: Vec<u32> = (0..n as u32).rev().collect();
-    let taken = k.take(&reversed);
-    (0..taken.len()).for_each(|i| drop(taken.row(i)));
-    let _ = k.to_record_batch();
-    let mut again = Vec::new();
-    bundle_data(&mut again, &Batch::new(BatchData::Keys(k.clone())))
-        .expect("an accepted key batch re-encodes");
-    let mut back = None;
-    decode_bundle(&Buffer::from_vec(again), None, |f| back = Some(f))
-        .expect("a re-encoded key batch decodes");
-    match back {
-        Some(Frame::Data(Batch {
-            data: BatchData::Keys(b),
-            ..
-        })) => {
-            let rows = |k: &KeyColumns| {
-                (0..k.len())
-                    .map(|i| format!("{:?}", k.row(i)))
-                    .collect::<Vec<_>>()
-            };
-            assert_eq!(rows(&b), rows(k), "a key batch changed on its round trip");
-        }
-        other => panic!("re-encoded key batch decoded as {other:?}"),
-    }
 }

@@ -42,7 +42,9 @@ def ignores_third(f):
         op = ins.opname
         if op.startswith(("CALL", "PRECALL", "IMPORT", "MAKE_FUNCTION")):
             return False
-        if ("FAST" in op or "DEREF" in op or "CLOSURE" in op or "CELL" in op) and ins.argval == name:
+        # argval is a pair of names for 3.13's superinstructions (LOAD_FAST_LOAD_FAST).
+        names = ins.argval if isinstance(ins.argval, tuple) else (ins.argval,)
+        if ("FAST" in op or "DEREF" in op or "CLOSURE" in op or "CELL" in op) and name in names:
             return False
     return True
 

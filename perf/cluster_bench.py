@@ -22,6 +22,7 @@ pure-Python parser is mostly the client parsing 300,000 reply strings.
 import argparse
 import ast
 import datetime as dt
+import hashlib
 import os
 import statistics
 import sys
@@ -134,6 +135,12 @@ def run(a, single, cluster):
     return rows
 
 
+def module_digest(path):
+    """The first 12 hex digits of the module's sha256: which build a results file measured."""
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:12]
+
+
 def report(a, rows):
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     lines = [
@@ -142,7 +149,8 @@ def report(a, rows):
         f"N = {a.n} hashes, K = {a.k} runs each (alternating), medians; 3 masters on one "
         f"machine ({os.cpu_count()} cores), load average {os.getloadavg()[0]:.1f} at the end; client "
         f"redis-py with the {a.parser} reply parser on both sides. Command: "
-        f"`python3 perf/cluster_bench.py -n {a.n} -k {a.k} --parser {a.parser}`",
+        f"`python3 perf/cluster_bench.py -n {a.n} -k {a.k} --parser {a.parser}`; module {a.module} "
+        f"(sha256 {module_digest(a.module)}).",
         "",
         "| Workload | Standalone | 3-shard cluster | Speed ratio | CPU s standalone / cluster |",
         "|---|---|---|---|---|",

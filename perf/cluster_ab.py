@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loader  # noqa: E402
-from cluster_bench import WORKLOADS, cpu_seconds  # noqa: E402
+from cluster_bench import WORKLOADS, add_parser_arg, cpu_seconds  # noqa: E402
 from servers import Cluster, Server  # noqa: E402
 
 SHORT = {"groupby": "groupby age (repartition every record)", "collect": "collect every key"}
@@ -44,6 +44,7 @@ def main():
     ap.add_argument("-k", type=int, default=7)
     ap.add_argument("-w", action="append", help="workload (groupby, collect or a cluster_bench name)")
     ap.add_argument("--no-standalone", action="store_true")
+    add_parser_arg(ap)
     a = ap.parse_args()
     names = [SHORT.get(w, w) for w in (a.w or ["groupby", "collect"])]
     targets = {}  # label -> (client, pids)
@@ -53,13 +54,14 @@ def main():
             cl = Cluster(so).start()
             started.append(cl)
             loader.load_cluster(cl.slot_owners(), a.n)
-            targets[f"{build} cluster"] = (cl.nodes[0].client(), [n.proc.pid for n in cl.nodes])
+            targets[f"{build} cluster"] = (cl.nodes[0].client(parser=a.parser), [n.proc.pid for n in cl.nodes])
             if not a.no_standalone:
                 s = Server(so).start()
                 started.append(s)
                 loader.load("127.0.0.1", s.port, a.n)
-                targets[f"{build} standalone"] = (s.client(), [s.proc.pid])
-        print(f"N = {a.n}, K = {a.k} rounds alternated; medians of wall s / CPU s of the servers")
+                targets[f"{build} standalone"] = (s.client(parser=a.parser), [s.proc.pid])
+        print(f"N = {a.n}, K = {a.k} rounds alternated, {a.parser} reply parser; "
+              "medians of wall s / CPU s of the servers")  # fmt: skip
         for name in names:
             runs = {label: [] for label in targets}
             for _ in range(a.k):

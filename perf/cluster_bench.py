@@ -12,11 +12,17 @@ much as the builds' work.
 
     python3 perf/cluster_bench.py                 # N = 1,000,000, K = 3
     python3 perf/cluster_bench.py -n 200000 -k 5
+    python3 perf/cluster_bench.py -n 300000 -k 3 --parser python   # redis-py's pure-Python parser
+
+The client is redis-py on both sides, with its C reply parser (`hiredis`, what redis-py uses
+when the package is installed) unless `--parser python`: collect's wall time with the
+pure-Python parser is mostly the client parsing 300,000 reply strings.
 """
 
 import argparse
 import ast
 import datetime as dt
+import hashlib
 import os
 import statistics
 import sys
@@ -25,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loader  # noqa: E402
-from servers import Cluster, Server  # noqa: E402
+from servers import PARSERS, Cluster, Server  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODULE = Path(os.environ.get("GEARSHIFT_MODULE", REPO / "target/release/libgearshift.so"))
@@ -76,11 +82,18 @@ def measure(client, pids, script):
     return time.perf_counter() - t0, cpu_seconds(pids) - c0, reply
 
 
+def add_parser_arg(ap):
+    ap.add_argument("--parser", choices=sorted(PARSERS), default="hiredis",
+                    help="redis-py's reply parser, the same for both sides (default hiredis, "
+                    "its C parser; python: the pure-Python one)")  # fmt: skip
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=1_000_000)
     ap.add_argument("-k", type=int, default=3)
     ap.add_argument("--module", default=str(DEFAULT_MODULE))
+    add_parser_arg(ap)
     a = ap.parse_args()
     single = Server(a.module).start()
     cluster = Cluster(a.module).start()
@@ -96,7 +109,7 @@ def run(a, single, cluster):
     _, t_single = loader.load("127.0.0.1", single.port, a.n)
     _, t_cluster = loader.load_cluster(cluster.slot_owners(), a.n)
     print(f"loaded {a.n} hashes: standalone {t_single:.1f} s, cluster {t_cluster:.1f} s")
-    s, c = single.client(), cluster.nodes[0].client()
+    s, c = single.client(parser=a.parser), cluster.nodes[0].client(parser=a.parser)
     pids = {"standalone": [single.proc.pid], "cluster": [n.proc.pid for n in cluster.nodes]}
     rows = []
     for name, script in WORKLOADS.items():
@@ -122,13 +135,22 @@ def run(a, single, cluster):
     return rows
 
 
+def module_digest(path):
+    """The first 12 hex digits of the module's sha256: which build a results file measured."""
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:12]
+
+
 def report(a, rows):
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     lines = [
         f"# Cluster vs standalone, {stamp}",
         "",
         f"N = {a.n} hashes, K = {a.k} runs each (alternating), medians; 3 masters on one "
-        f"machine ({os.cpu_count()} cores). Command: `python3 perf/cluster_bench.py -n {a.n} -k {a.k}`",
+        f"machine ({os.cpu_count()} cores), load average {os.getloadavg()[0]:.1f} at the end; client "
+        f"redis-py with the {a.parser} reply parser on both sides. Command: "
+        f"`python3 perf/cluster_bench.py -n {a.n} -k {a.k} --parser {a.parser}`; module {a.module} "
+        f"(sha256 {module_digest(a.module)}).",
         "",
         "| Workload | Standalone | 3-shard cluster | Speed ratio | CPU s standalone / cluster |",
         "|---|---|---|---|---|",

@@ -12,6 +12,23 @@ import time
 from pathlib import Path
 
 import redis
+import redis.connection
+
+# The reply parser a client uses: redis-py's C one (the `hiredis` package, what redis-py picks
+# when it is installed) or its pure-Python one. Parsing a 300,000-string reply in pure Python
+# takes longer than the server's work, so the cluster benches name the parser they used.
+PARSERS = {"hiredis": "_HiredisParser", "python": "_RESP2Parser"}
+
+
+def parser_class(name):
+    """redis-py's parser class called `name` (`hiredis` or `python`), or exit if unavailable."""
+    if name == "hiredis":
+        try:
+            import hiredis  # noqa: F401
+        except ImportError:
+            raise SystemExit("the hiredis parser needs `python3 -m pip install hiredis` (scripts/lib.sh installs it)")
+    # With RESP3 (redis-py's default protocol) redis-py swaps the RESP2 parser for its RESP3 one.
+    return getattr(redis.connection, PARSERS[name])
 
 START_TIMEOUT = 20  # seconds until a new server must answer PING
 CLIENT_TIMEOUT = 1800  # a blocking call over 1M keys may take a while on 2 busy cores
@@ -102,14 +119,15 @@ class Server:
         finally:
             probe.close()
 
-    def client(self, decode=True, timeout=CLIENT_TIMEOUT):
-        return redis.Redis(
-            host="127.0.0.1",
-            port=self.port,
-            decode_responses=decode,
-            socket_timeout=timeout,
-            socket_connect_timeout=5,
-        )
+    def client(self, decode=True, timeout=CLIENT_TIMEOUT, parser=None):
+        """A redis-py client; `parser` (`hiredis` or `python`) picks its reply parser, else
+        redis-py's default (hiredis when installed)."""
+        kwargs = dict(host="127.0.0.1", port=self.port, decode_responses=decode,
+                      socket_timeout=timeout, socket_connect_timeout=5)  # fmt: skip
+        if parser is None:
+            return redis.Redis(**kwargs)
+        pool = redis.ConnectionPool(parser_class=parser_class(parser), **kwargs)
+        return redis.Redis(connection_pool=pool)
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None

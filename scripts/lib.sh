@@ -62,7 +62,7 @@ sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNA
 # apt (python3-cloudpickle; Debian 12 has no pyarrow package, so format='arrow' stays off) and
 # the test tools live in a venv, .run/venv, that also sees the system's packages. TEST_PYTHON
 # is the interpreter that runs the tests either way.
-PIP_PACKAGES=(redis pytest cloudpickle pyarrow mypy)
+PIP_PACKAGES=(redis hiredis pytest cloudpickle pyarrow mypy)
 TEST_VENV=$RUN_DIR/venv
 TEST_PYTHON=$PYTHON
 ensure_pip_packages() {
@@ -70,7 +70,7 @@ ensure_pip_packages() {
     ensure_debian_python_packages
     return
   fi
-  "$PYTHON" -c 'import redis, pytest, cloudpickle, pyarrow, mypy' 2>/dev/null && return 0
+  "$PYTHON" -c 'import redis, hiredis, pytest, cloudpickle, pyarrow, mypy' 2>/dev/null && return 0
   log "installing pip packages: ${PIP_PACKAGES[*]}"
   "$PYTHON" -m pip install -q --disable-pip-version-check --root-user-action=ignore \
     "${PIP_PACKAGES[@]}" </dev/null
@@ -83,9 +83,9 @@ ensure_debian_python_packages() {
     log "creating the test tools' venv: $TEST_VENV"
     "$PYTHON" -m venv --system-site-packages "$TEST_VENV"
   fi
-  "$TEST_PYTHON" -c 'import redis, pytest' 2>/dev/null && return 0
-  log "installing pip packages into $TEST_VENV: redis pytest"
-  "$TEST_PYTHON" -m pip install -q --disable-pip-version-check redis pytest </dev/null
+  "$TEST_PYTHON" -c 'import redis, hiredis, pytest' 2>/dev/null && return 0
+  log "installing pip packages into $TEST_VENV: redis hiredis pytest"
+  "$TEST_PYTHON" -m pip install -q --disable-pip-version-check redis hiredis pytest </dev/null
 }
 
 # pyo3 links against whatever PYO3_PYTHON names. A pyenv shim path is not stable, so pin the

@@ -2,7 +2,10 @@
 reducer gets after the shuffle are the records the extractor saw (as it left them), the
 extractor runs once per record as in 1.2 (the key travels with the record), and the
 results are a single server's. Reader records the extractor did not change cross shards
-as their key batch, changed ones as marshalled records: both must give the same records."""
+as their key batch, changed ones as marshalled records: both must give the same records.
+A reducer that never reads its record gets `None` for the records that crossed as a key
+batch (python/src/stage/unread.rs): its results and errors must still be a single
+server's, also while a profiler runs."""
 
 import pytest
 from conftest import Cluster, fresh_server, parse, pyexecute
@@ -80,6 +83,11 @@ GB().groupby(extract, lambda k, a, r: (a or 0) + 1).run('p:*')
         "GB().groupby(lambda x: x['value']['age'], lambda k, a, r: (a or 0) + len(r['value']['name']))"
         ".map(lambda x: (x['key'], x['value'])).run('p:*')",
         "GB().batchgroupby(lambda x: x['key'][:3], lambda k, rs: sorted(r['key'] for r in rs)).run('p:1*')",
+        # Reducers that never read the record: counts per key (records cross as key batches).
+        "GB().groupby(lambda x: x['value']['age'], lambda k, a, r: (a or 0) + 1)"
+        ".map(lambda x: (x['key'], x['value'])).run('p:*')",
+        "GB().groupby(lambda x: x['type'], lambda k, a, _: (a or 0) + 1).map(lambda x: (x['key'], x['value'])).run()",
+        "GB().groupby(lambda x: x['key'][-1], lambda k, a, r: k if a is None else a + k).run('s:*')",
         "GB().repartition(lambda x: x['key']).map(lambda x: (x['key'], x['type'], x['value'])).run()",
         "GB().repartition(lambda x: x['type']).map(lambda x: x['key']).run()",
         # convertToStr results cross as native strings: non-ASCII text and Python reprs.
@@ -124,3 +132,23 @@ GB().groupby(extract, lambda k, a, r: (a or []) + [r['key'] + ':' + r['value'].g
 """
     want = sorted(f"p:{i}:{1 if str(i).endswith('7') else 0}" for i in range(PEOPLE))
     assert results(rc, script) == want
+
+
+def test_a_reducer_that_ignores_its_record_fails_as_a_single_servers(rc, single):
+    script = "GB().groupby(lambda x: x['value']['age'], lambda k, a, r: a + 1).run('p:*')"
+    # Which groups were made before the first error stopped the input depends on the
+    # order records arrive in, so only the errors are compared.
+    cluster_errs = pyexecute(rc, script)[1]
+    single_errs = pyexecute(single, script)[1]
+    assert cluster_errs and single_errs
+    assert {e.split("\n")[0] for e in cluster_errs} == {e.split("\n")[0] for e in single_errs}
+
+
+def test_counts_are_right_while_the_shards_profile(cluster, rc):
+    script = "GB().groupby(lambda x: x['value']['age'], lambda k, a, r: (a or 0) + 1).run('p:*')"
+    cluster.each(lambda c: c.execute_command("RG.CONFIGSET", "ProfileExecutions", "1"))
+    try:
+        res = parse(pyexecute(rc, script)[0])
+    finally:
+        cluster.each(lambda c: c.execute_command("RG.CONFIGSET", "ProfileExecutions", "0"))
+    assert sorted((r["key"], r["value"]) for r in res) == [(str(a), 13 - (a > 5)) for a in range(7)]

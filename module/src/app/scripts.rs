@@ -10,11 +10,11 @@ use gearpy::{ControlledRuntime, ExecControl, RegisterRequest, RunRequest, Script
 
 use crate::model::executions::Entry;
 use crate::model::registrations::Mode;
-use crate::model::reply::execution_reply;
+use crate::model::reply::ExecutionReply;
 use crate::model::sessions::SessionArgs;
 use crate::model::state::ModuleState;
 use crate::redis::access::{self, AsUser, RunAs, Scope};
-use crate::redis::ffi::replies::{reply_blocked, Blocked, Reply};
+use crate::redis::ffi::replies::{reply_blocked, Blocked, Reply, WriteReply};
 use crate::redis::ffi::trampoline::callback;
 
 /// A blocked client that must get exactly one reply: dropped unreplied (a panic), it gets
@@ -26,7 +26,7 @@ impl Pending {
         Pending(Some(bc))
     }
 
-    pub fn send(mut self, r: &Reply) {
+    pub fn send(mut self, r: &(impl WriteReply + ?Sized)) {
         if let Some(bc) = self.0.take() {
             reply_blocked(bc, r);
         }
@@ -330,7 +330,7 @@ fn start_run(
                     // A blocking run is listed while it runs (so it can be aborted, even
                     // once its client is gone) and dropped before its reply (1.2).
                     state.registry.remove(&entry.id);
-                    c.send(&execution_reply(&out));
+                    c.send(&ExecutionReply(&out));
                     if distributed {
                         crate::cluster::dist::drop_parts(&entry.id);
                     }

@@ -1,11 +1,14 @@
 //! Engine results as RESP replies, with RedisGears 1.2's rules (REFERENCE §10): text
 //! starting with `+`/`-` (and longer than one char) becomes a status/error, floats are
-//! printed `%lf`, lists recurse, other records are `PY RECORD`.
+//! printed `%lf`, lists recurse, other records are `PY RECORD`. A run's reply to its
+//! client is written straight from its output (`ExecutionReply`).
 
 use engine::exec::ExecutionOutput;
 use engine::Datum;
 
-use crate::redis::ffi::replies::Reply;
+use redis_module::Context;
+
+use crate::redis::ffi::replies::{write, write_array_len, write_bulk, Reply, WriteReply};
 use gearpy::services::CallReply;
 
 /// A reply as a Redis command's result seen from Python (`call_next`, forwarded calls).
@@ -44,11 +47,42 @@ pub fn execution_reply(out: &ExecutionOutput) -> Reply {
     Reply::Array(vec![Reply::Array(results), Reply::Array(errors)])
 }
 
+/// `[[results...], [errors...]]` written straight from the output: the same reply as
+/// [`execution_reply`]'s, without a copy of every result string into a reply tree first
+/// (a 300,000-key `collect` spent more time copying than writing).
+pub struct ExecutionReply<'a>(pub &'a ExecutionOutput);
+
+impl WriteReply for ExecutionReply<'_> {
+    fn write_to(&self, ctx: &Context) {
+        let out = self.0;
+        write_array_len(ctx, 2);
+        write_array_len(ctx, out.results.len());
+        for d in &out.results {
+            match d {
+                Datum::Str(s) if !is_status_or_error(s) => write_bulk(ctx, s.as_bytes()),
+                Datum::Bytes(b) => write_bulk(ctx, b),
+                other => write(ctx, &datum_reply(other)),
+            }
+        }
+        write_array_len(ctx, out.errors.len());
+        for e in &out.errors {
+            write_bulk(ctx, e.as_bytes());
+        }
+    }
+}
+
+/// Text 1.2 replies as a status (`+…`) or an error (`-…`) rather than a bulk string.
+fn is_status_or_error(s: &str) -> bool {
+    s.len() > 1 && (s.starts_with('+') || s.starts_with('-'))
+}
+
 /// One record as a reply element.
 pub fn datum_reply(d: &Datum) -> Reply {
     match d {
-        Datum::Str(s) if s.len() > 1 && s.starts_with('+') => Reply::Status(s[1..].to_owned()),
-        Datum::Str(s) if s.len() > 1 && s.starts_with('-') => Reply::Error(s[1..].to_owned()),
+        Datum::Str(s) if is_status_or_error(s) && s.starts_with('+') => {
+            Reply::Status(s[1..].to_owned())
+        }
+        Datum::Str(s) if is_status_or_error(s) => Reply::Error(s[1..].to_owned()),
         Datum::Str(s) => Reply::Bulk(s.clone().into_bytes()),
         Datum::Bytes(b) => Reply::Bulk(b.clone()),
         Datum::Int(i) => Reply::Int(*i),

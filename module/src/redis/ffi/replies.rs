@@ -16,6 +16,36 @@ pub fn bulk(s: &str) -> Reply {
     Reply::Bulk(s.as_bytes().to_vec())
 }
 
+/// Something that writes itself as one reply: a [`Reply`], or a view that writes straight
+/// from the data it borrows (no reply tree; see `model::reply::ExecutionReply`).
+pub trait WriteReply {
+    fn write_to(&self, ctx: &Context);
+}
+
+impl WriteReply for Reply {
+    fn write_to(&self, ctx: &Context) {
+        write(ctx, self);
+    }
+}
+
+/// Starts an array reply of `len` elements; the next `len` replies written are its items.
+pub fn write_array_len(ctx: &Context, len: usize) {
+    // SAFETY: as in `write`.
+    unsafe { raw::RedisModule_ReplyWithArray.expect("reply api")(ctx.ctx, len as _) };
+}
+
+/// Writes a bulk string of `b`.
+pub fn write_bulk(ctx: &Context, b: &[u8]) {
+    // SAFETY: as in `write`; Redis copies `b` before returning.
+    unsafe {
+        raw::RedisModule_ReplyWithStringBuffer.expect("reply api")(
+            ctx.ctx,
+            b.as_ptr().cast(),
+            b.len(),
+        )
+    };
+}
+
 /// Writes `r` on `ctx`.
 pub fn write(ctx: &Context, r: &Reply) {
     let c = ctx.ctx;
@@ -156,7 +186,7 @@ pub fn block_measured(ctx: &Context) -> Blocked {
 }
 
 /// Replies to a blocked client and unblocks it.
-pub fn reply_blocked(bc: Blocked, r: &Reply) {
+pub fn reply_blocked(bc: Blocked, r: &(impl WriteReply + ?Sized)) {
     if bc.watched {
         if let Some(m) = watchers().as_mut() {
             m.remove(&(bc.bc as usize));
@@ -172,7 +202,7 @@ pub fn reply_blocked(bc: Blocked, r: &Reply) {
             }
         }
         let tctx = raw::RedisModule_GetThreadSafeContext.expect("api")(bc.bc);
-        write(&Context::new(tctx), r);
+        r.write_to(&Context::new(tctx));
         raw::RedisModule_FreeThreadSafeContext.expect("api")(tctx);
         raw::RedisModule_UnblockClient.expect("api")(bc.bc, std::ptr::null_mut());
     }

@@ -3,9 +3,8 @@ reducer gets after the shuffle are the records the extractor saw (as it left the
 extractor runs once per record as in 1.2 (the key travels with the record), and the
 results are a single server's. Reader records the extractor did not change cross shards
 as their key batch, changed ones as marshalled records: both must give the same records.
-A reducer that never reads its record gets `None` for the records that crossed as a key
-batch (python/src/stage/unread.rs): its results and errors must still be a single
-server's, also while a profiler runs."""
+Reducers that ignore their record (counting ones) give a single server's results and
+errors, also while a profiler runs."""
 
 import pytest
 from conftest import Cluster, fresh_server, parse, pyexecute

@@ -10,8 +10,7 @@
 //! must still be awaited parks the stage (`park`): its worker is free until the awaited
 //! value is set, and a single record skips the wave to park at its await. A stage that
 //! only extracts keys in a cluster hands unchanged reader records on with their key batch
-//! (`through`), which crosses shards instead of marshalled records; on the receiving shard
-//! a `groupby` reducer that never reads its record gets none made (`unread`).
+//! (`through`), which crosses shards instead of marshalled records.
 //!
 //! Middle layer: depends on `step`, `convert`, `builtins`, `column`, `control`, `cluster`, `scope`,
 //! `profile`, `errors` and `gil`; the submodules extend `PyStage` (`super`), never the
@@ -38,7 +37,6 @@ mod park;
 mod push;
 mod runtime;
 mod through;
-mod unread;
 mod wave;
 
 pub(crate) use runtime::keeping;
@@ -90,9 +88,6 @@ pub struct PyStage {
     extracts_only: bool,
     /// At end of input: the next step whose state `finish` releases (`drain`).
     finishing: usize,
-    /// Whether a leading keyed `groupby`'s reducer never reads its record (`unread`),
-    /// found on the first key batch that comes with its keys.
-    record_unread: Option<bool>,
 }
 
 impl PyStage {
@@ -125,7 +120,6 @@ impl PyStage {
             waker: None,
             parked: None,
             finishing: 0,
-            record_unread: None,
         }
     }
 
@@ -263,11 +257,7 @@ impl Operator for PyStage {
             };
             let candidate = this.extracts_only.then(|| through::candidate(&data));
             let mut watch = None;
-            let rows = match this.unread_rows(py, &data, keys.as_ref()) {
-                Some(rows) => Ok(rows),
-                None => Self::rows(py, data),
-            };
-            match rows {
+            match Self::rows(py, data) {
                 Ok(rows) => {
                     watch = candidate
                         .flatten()

@@ -7,6 +7,7 @@
 
 pub mod acl;
 pub mod busy;
+pub mod call;
 pub mod cluster;
 pub mod command;
 pub mod configs;

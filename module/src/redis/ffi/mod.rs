@@ -14,6 +14,7 @@ pub mod configs;
 pub mod filter;
 pub mod log;
 pub mod memory;
+pub mod mget;
 pub mod own_lock;
 pub mod rdb;
 pub mod replies;

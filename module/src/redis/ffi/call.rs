@@ -14,7 +14,7 @@ use gearpy::services::CallReply as PyReply;
 use redis_module::{raw, Context};
 
 /// Arguments after the command name this path takes.
-pub const MAX_ARGS: usize = 6;
+pub const MAX_ARGS: usize = 4;
 /// Command names shorter than this (bytes) are copied to a NUL-terminated stack buffer.
 const NAME_MAX: usize = 48;
 
@@ -57,39 +57,7 @@ fn call(
             1 => f(c, name, fmt, p(0), l(0)),
             2 => f(c, name, fmt, p(0), l(0), p(1), l(1)),
             3 => f(c, name, fmt, p(0), l(0), p(1), l(1), p(2), l(2)),
-            4 => f(c, name, fmt, p(0), l(0), p(1), l(1), p(2), l(2), p(3), l(3)),
-            5 => f(
-                c,
-                name,
-                fmt,
-                p(0),
-                l(0),
-                p(1),
-                l(1),
-                p(2),
-                l(2),
-                p(3),
-                l(3),
-                p(4),
-                l(4),
-            ),
-            _ => f(
-                c,
-                name,
-                fmt,
-                p(0),
-                l(0),
-                p(1),
-                l(1),
-                p(2),
-                l(2),
-                p(3),
-                l(3),
-                p(4),
-                l(4),
-                p(5),
-                l(5),
-            ),
+            _ => f(c, name, fmt, p(0), l(0), p(1), l(1), p(2), l(2), p(3), l(3)),
         }
     }
 }

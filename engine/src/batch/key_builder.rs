@@ -46,6 +46,11 @@ impl ByteBuf {
         self.offsets.len() - 1
     }
 
+    fn clear(&mut self) {
+        self.offsets.truncate(1);
+        self.data.clear();
+    }
+
     fn get(&self, i: usize) -> &[u8] {
         &self.data[self.offsets[i] as usize..self.offsets[i + 1] as usize]
     }
@@ -71,6 +76,11 @@ impl NestedBuf {
             offsets: vec![0],
             children: vec![ByteBuf::default(); children],
         }
+    }
+
+    fn clear(&mut self) {
+        self.offsets.truncate(1);
+        self.children.iter_mut().for_each(ByteBuf::clear);
     }
 
     fn open_row(&mut self) {
@@ -154,6 +164,23 @@ impl KeyBuilder {
             events: None,
             overflow: false,
         }
+    }
+
+    /// Removes every row, keeping the vectors' capacity (a thread's sync events reuse one
+    /// builder instead of regrowing a new one). An events column stays, empty: use it for
+    /// builders whose rows all carry events.
+    pub fn clear(&mut self) {
+        self.keys.clear();
+        self.types.clear();
+        if let Some(v) = &mut self.values {
+            v.strings.clear();
+            v.hashes.clear();
+            v.lists.clear();
+        }
+        if let Some(e) = &mut self.events {
+            e.clear();
+        }
+        self.overflow = false;
     }
 
     /// Whether rows carry values (`readValue=True`).

@@ -51,6 +51,10 @@ impl ByteBuf {
         self.data.clear();
     }
 
+    fn capacity_bytes(&self) -> usize {
+        self.offsets.capacity() * 4 + self.data.capacity()
+    }
+
     fn get(&self, i: usize) -> &[u8] {
         &self.data[self.offsets[i] as usize..self.offsets[i + 1] as usize]
     }
@@ -81,6 +85,15 @@ impl NestedBuf {
     fn clear(&mut self) {
         self.offsets.truncate(1);
         self.children.iter_mut().for_each(ByteBuf::clear);
+    }
+
+    fn capacity_bytes(&self) -> usize {
+        self.offsets.capacity() * 4
+            + self
+                .children
+                .iter()
+                .map(ByteBuf::capacity_bytes)
+                .sum::<usize>()
     }
 
     fn open_row(&mut self) {
@@ -181,6 +194,15 @@ impl KeyBuilder {
             e.clear();
         }
         self.overflow = false;
+    }
+
+    /// The bytes its vectors hold (capacity, not length): what a cleared builder keeps.
+    pub fn capacity_bytes(&self) -> usize {
+        let values = self.values.as_ref().map_or(0, |v| {
+            v.strings.capacity_bytes() + v.hashes.capacity_bytes() + v.lists.capacity_bytes()
+        });
+        let events = self.events.as_ref().map_or(0, ByteBuf::capacity_bytes);
+        self.keys.capacity_bytes() + self.types.capacity() + values + events
     }
 
     /// Whether rows carry values (`readValue=True`).

@@ -133,8 +133,9 @@ fn a_cleared_builder_fills_again_like_a_new_one() {
     for read_value in [true, false] {
         let fresh = sample(read_value);
         let mut reused = sample(read_value);
+        let held = reused.capacity_bytes();
         reused.clear();
-        assert!(reused.is_empty());
+        assert!(reused.is_empty() && reused.capacity_bytes() == held && held > 0);
         fill(&mut reused);
         let show = |b: &KeyBuilder| {
             (0..b.len())

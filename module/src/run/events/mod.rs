@@ -227,10 +227,11 @@ fn run_sync_fast(
     let (outs, deferred) = SYNC_ROWS.with(|rows| match rows.try_borrow_mut() {
         Ok(mut rows) => {
             match rows.as_mut() {
-                Some(c) if c.read_value() == reg.read_value => {
-                    if c.len() >= SYNC_ROWS_MAX {
-                        c.clear(); // keeps its capacity: no regrowing per 256 events
-                    }
+                // Cleared, it keeps its capacity (no regrowing per 256 events), unless a big
+                // value grew it: that memory goes back.
+                Some(c) if c.read_value() == reg.read_value && c.len() < SYNC_ROWS_MAX => {}
+                Some(c) if c.read_value() == reg.read_value && c.capacity_bytes() <= KEPT_BYTES => {
+                    c.clear();
                 }
                 _ => *rows = Some(KeyBuilder::new(reg.read_value)),
             }
@@ -284,6 +285,8 @@ pub(crate) fn continue_in_background(
 /// Rows a thread's sync events are read into, one after another, before they are cleared
 /// (saves allocating columns per event).
 const SYNC_ROWS_MAX: usize = 256;
+/// The most memory those rows keep between sets.
+const KEPT_BYTES: usize = 1 << 20;
 
 thread_local! {
     static SYNC_ROWS: RefCell<Option<KeyBuilder>> = const { RefCell::new(None) };

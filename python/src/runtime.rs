@@ -40,6 +40,10 @@ fn execute<'py>(py: Python<'py>, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'
 }
 
 fn arg_bytes(a: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    // A plain str is its own str(): its text, without the str() call and formatting.
+    if let Ok(s) = a.cast_exact::<PyString>() {
+        return Ok(s.to_string_lossy().as_bytes().to_vec());
+    }
     if let Ok(b) = a.cast::<PyBytes>() {
         return Ok(b.as_bytes().to_vec());
     }

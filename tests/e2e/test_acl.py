@@ -2,6 +2,8 @@
 the client that started the code (RG.PYEXECUTE's caller; the registering user for whatever
 a registration runs), and `ExecuteAsSuperuser 1` restores 1.2, which ignored ACLs."""
 
+import time
+
 import pytest
 import redis
 
@@ -305,3 +307,25 @@ def test_superuser_config_as_module_argument():
         c.execute_command("RG.CONFIGSET", "ExecuteAsSuperuser", "0")
         with pytest.raises(redis.ResponseError, match="no permissions"):
             pyexec(as_user(s, "u"), "execute('SET', 'secret:1', 'y')")
+
+
+
+def test_async_execute_follows_a_user_deleted_and_made_again(srv, admin):
+    # execute() keeps the user it last ran as on each thread until an ACL change: a user
+    # deleted (its memory freed) and made again must be run as the new one.
+    admin.execute_command("ACL", "SETUSER", "w", "reset", "on", ">pw", "~*", "+@all")
+    w = as_user(srv, "w")
+    script = "GB().foreach(lambda x: execute('SET', 'out:' + x['key'], '1')).register('in:*')"
+    assert pyexec(w, script) == "OK"
+    admin.set("in:1", "x")
+    assert wait_for(lambda: admin.get("out:in:1"), timeout=10)
+    admin.execute_command("ACL", "DELUSER", "w")
+    admin.execute_command("ACL", "SETUSER", "w", "reset", "on", ">pw", "~in:*", "+@all")
+    admin.set("in:2", "x")
+    assert wait_for(lambda: reg_stats(admin)["numFailures"] == 1, timeout=10)
+    assert "NOPERM" in reg_stats(admin)["lastError"]
+    assert admin.get("out:in:2") is None
+    admin.execute_command("ACL", "DELUSER", "w")
+    admin.set("in:3", "x")  # a user that is gone: its registration no longer fires
+    time.sleep(0.3)
+    assert reg_stats(admin)["numTriggered"] == 2 and srv.alive()

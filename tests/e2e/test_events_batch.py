@@ -242,3 +242,39 @@ def test_deleting_a_key_does_not_retrigger_forever(r):
         assert triggered is not None and triggered <= 3, triggered
     finally:
         unregister_all(r)
+
+
+def test_batched_reads_of_mixed_types_match_reads_one_by_one(r):
+    # A drain reads the string values of a batch with one MGET and opens the other keys
+    # (missing, hashes, lists, sets) one by one: every record must be what a sync flow,
+    # which reads each key as its event fires, makes of it. Each key is written once.
+    try:
+        r.set('m:gone', 'x')
+        for mode, out in (('async', 'out:async'), ('sync', 'out:sync')):
+            assert pyexecute(r, f"GB().foreach(lambda x: execute('RPUSH', '{out}', str(x)))"
+                                f".register(prefix='m:*', mode='{mode}')") == 'OK'
+        p = r.pipeline(transaction=False)
+        for i in range(40):
+            kind = i % 8
+            if kind == 0:
+                p.set(f'm:{i}', i)  # an int-encoded string
+            elif kind == 1:
+                p.set(f'm:{i}', f'short {i}')
+            elif kind == 2:
+                p.set(f'm:{i}', 'long value ' * 8 + str(i))  # a raw string (over 44 bytes)
+            elif kind == 3:
+                p.hset(f'm:{i}', mapping={'a': i, 'b': 'x'})
+            elif kind == 4:
+                p.rpush(f'm:{i}', 'a', i)
+            elif kind == 5:
+                p.sadd(f'm:{i}', 'a')
+            elif kind == 6:
+                p.set(f'm:{i}', b'\xff\x00bin')
+            else:
+                p.set(f'm:{i}', '')
+        p.delete('m:gone')
+        p.execute()
+        assert wait_for(lambda: r.llen('out:async') == 41)
+        assert r.lrange('out:async', 0, -1) == r.lrange('out:sync', 0, -1)
+    finally:
+        unregister_all(r)

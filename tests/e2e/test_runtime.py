@@ -51,6 +51,33 @@ def test_execute_reply_mapping(r):
     assert one(r, "repr(execute('GET', 'bin'))") == "bytearray(b'\\xff')"
 
 
+def test_execute_replies_of_every_shape_and_arity(r):
+    # Calls of up to 4 arguments pass them as buffers, longer ones through module strings:
+    # the same replies either way (nested arrays, nil elements, integers, errors, binary).
+    r.delete("h", "z", "st")
+    assert one(r, "repr(execute('PING'))") == "'PONG'"
+    assert one(r, "repr(execute('HSET', 'h', 'a', '1', 'b', '2'))") == "2"  # 5 arguments
+    assert one(r, "repr(execute('HMGET', 'h', 'a', 'nosuch', 'b'))") == "['1', None, '2']"
+    assert one(r, "repr(execute('HMGET', 'h', 'a', 'b', 'a', 'nosuch', 'b'))") == (
+        "['1', '2', '1', None, '2']")
+    assert one(r, "repr(execute('ZADD', 'z', 1, 'm'))") == "1"
+    assert one(r, "repr(execute('ZRANGE', 'z', 0, -1, 'WITHSCORES'))") == "['m', '1']"
+    one(r, "execute('XADD', 'st', '1-1', 'f', 'v')")
+    assert one(r, "repr(execute('XRANGE', 'st', '-', '+'))") == "[['1-1', ['f', 'v']]]"
+    one(r, "execute('SET', 'k\\x00', b'\\x00\\xff')")  # binary, NULs included
+    assert one(r, "repr(execute('GET', 'k\\x00'))") == "bytearray(b'\\x00\\xff')"
+    setup = """
+def err(*a):
+    try:
+        execute(*a)
+    except Exception as e:
+        return str(e)
+"""
+    assert one(r, "err('NOSUCHCMD', 'a')", setup).startswith("ERR unknown command 'NOSUCHCMD'")
+    assert one(r, "err('GET')", setup).startswith("ERR wrong number of arguments for 'get'")
+    assert one(r, "err('SET', 'a', 'b', 'c', 'd', 'e')", setup) == "ERR syntax error"
+
+
 def test_execute_arguments_are_str_or_raw_bytes(r):
     assert one(r, "execute('SET', 'num', 42) and execute('GET', 'num')") == "42"
     one(r, "execute('SET', b'raw', bytearray(b'\\x00\\x01'))")

@@ -46,6 +46,15 @@ impl ByteBuf {
         self.offsets.len() - 1
     }
 
+    fn clear(&mut self) {
+        self.offsets.truncate(1);
+        self.data.clear();
+    }
+
+    fn capacity_bytes(&self) -> usize {
+        self.offsets.capacity() * 4 + self.data.capacity()
+    }
+
     fn get(&self, i: usize) -> &[u8] {
         &self.data[self.offsets[i] as usize..self.offsets[i + 1] as usize]
     }
@@ -71,6 +80,20 @@ impl NestedBuf {
             offsets: vec![0],
             children: vec![ByteBuf::default(); children],
         }
+    }
+
+    fn clear(&mut self) {
+        self.offsets.truncate(1);
+        self.children.iter_mut().for_each(ByteBuf::clear);
+    }
+
+    fn capacity_bytes(&self) -> usize {
+        self.offsets.capacity() * 4
+            + self
+                .children
+                .iter()
+                .map(ByteBuf::capacity_bytes)
+                .sum::<usize>()
     }
 
     fn open_row(&mut self) {
@@ -154,6 +177,32 @@ impl KeyBuilder {
             events: None,
             overflow: false,
         }
+    }
+
+    /// Removes every row, keeping the vectors' capacity (a thread's sync events reuse one
+    /// builder instead of regrowing a new one). An events column stays, empty: use it for
+    /// builders whose rows all carry events.
+    pub fn clear(&mut self) {
+        self.keys.clear();
+        self.types.clear();
+        if let Some(v) = &mut self.values {
+            v.strings.clear();
+            v.hashes.clear();
+            v.lists.clear();
+        }
+        if let Some(e) = &mut self.events {
+            e.clear();
+        }
+        self.overflow = false;
+    }
+
+    /// The bytes its vectors hold (capacity, not length): what a cleared builder keeps.
+    pub fn capacity_bytes(&self) -> usize {
+        let values = self.values.as_ref().map_or(0, |v| {
+            v.strings.capacity_bytes() + v.hashes.capacity_bytes() + v.lists.capacity_bytes()
+        });
+        let events = self.events.as_ref().map_or(0, ByteBuf::capacity_bytes);
+        self.keys.capacity_bytes() + self.types.capacity() + values + events
     }
 
     /// Whether rows carry values (`readValue=True`).

@@ -6,6 +6,11 @@ use crate::batch::KeyBuilder;
 /// A string, a hash, a zset, a list, and a second string; events `e0..e4`.
 fn sample(read_value: bool) -> KeyBuilder {
     let mut b = KeyBuilder::new(read_value);
+    fill(&mut b);
+    b
+}
+
+fn fill(b: &mut KeyBuilder) {
     b.push_key(b"s", KeyType::String);
     b.push_str(b"bar");
     b.push_event(b"e0");
@@ -22,7 +27,6 @@ fn sample(read_value: bool) -> KeyBuilder {
     b.push_key(b"s2", KeyType::String);
     b.push_str(b"");
     b.push_event(b"e4");
-    b
 }
 
 fn rows(k: &KeyColumns) -> Vec<KeyRow<'_>> {
@@ -122,4 +126,28 @@ fn events_for_some_rows_only_is_an_error() {
     b.push_key(b"b", KeyType::String);
     b.push_event(b"x");
     assert!(b.finish().is_err());
+}
+
+#[test]
+fn a_cleared_builder_fills_again_like_a_new_one() {
+    for read_value in [true, false] {
+        let fresh = sample(read_value);
+        let mut reused = sample(read_value);
+        let held = reused.capacity_bytes();
+        reused.clear();
+        assert!(reused.is_empty() && reused.capacity_bytes() == held && held > 0);
+        fill(&mut reused);
+        let show = |b: &KeyBuilder| {
+            (0..b.len())
+                .map(|i| format!("{:?}", b.row(i)))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(show(&reused), show(&fresh));
+        let (a, b) = (
+            fresh.finish().expect("fresh"),
+            reused.finish().expect("reused"),
+        );
+        let show = |k: &KeyColumns| rows(k).iter().map(|r| format!("{r:?}")).collect::<Vec<_>>();
+        assert_eq!(show(&a), show(&b));
+    }
 }

@@ -19,11 +19,15 @@
 
 use engine::exec::Source;
 use gearpy::services::CallReply as PyReply;
-use redis_module::{raw, CallOptionsBuilder, CallResult, Context};
+use std::sync::OnceLock;
+
+use redis_module::{raw, CallOptions, CallOptionsBuilder, CallResult, Context};
 
 pub use gearpy::caller::{RunAs, Scope};
 
+use crate::redis::acl_generation;
 use crate::redis::ffi::acl::{client_user, with_own_client, ClientUser, ContextUser, ModuleUser};
+use crate::redis::ffi::call::call_buffers;
 
 /// The config key that restores 1.2's unrestricted `execute()`.
 pub const SUPERUSER_KEY: &str = "ExecuteAsSuperuser";
@@ -96,40 +100,106 @@ pub fn call_as(
     rest: &[&[u8]],
     convert: impl FnOnce(CallResult) -> PyReply,
 ) -> PyReply {
-    let user = match effective(run_as) {
-        Ok(Effective::Unrestricted) => None,
-        Ok(Effective::User(u)) => Some(u),
-        Err(e) => return PyReply::Error(e),
-    };
+    // The command filter skips this module's own calls while one of its commands runs.
+    if acl_generation::may_change_acl(cmd.as_bytes()) {
+        acl_generation::changed();
+    }
     // Script mode, as Lua: commands flagged `noscript` are refused. Through RM_Call several
     // of them crash Redis 7.0 (WAIT asserts on a blocked client, PSYNC dereferences NULL).
     // CONFIG GET stays allowed: it is harmless and 1.2 scripts read configs with it.
-    let opts = CallOptionsBuilder::new().errors_as_replies().replicate();
-    let opts = if is_config_get(cmd, rest) {
-        opts
-    } else {
-        opts.script_mode()
-    };
-    let Some(user) = user else {
-        return convert(ctx.call_ext(cmd, &opts.build(), rest));
-    };
+    let opts = call_options(!is_config_get(cmd, rest));
+    if superuser_mode() {
+        return run(ctx, cmd, opts.unrestricted, rest, convert);
+    }
+    match run_as {
+        None => PyReply::Error(
+            "NOPERM this code runs outside any execution, so it has no ACL user".into(),
+        ),
+        Some(RunAs::Superuser) => run(ctx, cmd, opts.unrestricted, rest, convert),
+        Some(RunAs::User(n)) => acl_generation::with_user(n, |user| match user {
+            Some(user) => call_as_user(ctx, user, temp_client, cmd, rest, (opts.as_user, convert)),
+            None => PyReply::Error(gone(n)),
+        }),
+    }
+}
+
+/// `call_as` for a named user (lock held); `how`: the call's options and reply conversion.
+fn call_as_user(
+    ctx: &Context,
+    user: &ModuleUser,
+    temp_client: bool,
+    cmd: &str,
+    rest: &[&[u8]],
+    how: (Flags, impl FnOnce(CallResult) -> PyReply),
+) -> PyReply {
+    let (opts, convert) = how;
     if temp_client {
         let mut argv = Vec::with_capacity(rest.len() + 1);
         argv.push(cmd.as_bytes());
         argv.extend_from_slice(rest);
         if !user.may_run(&argv) {
-            return PyReply::Error(refusal(&user, cmd, rest));
+            return PyReply::Error(refusal(user, cmd, rest));
         }
     }
     let reply = {
-        let _as = ContextUser::attach(ctx, &user);
-        convert(ctx.call_ext(cmd, &opts.verify_acl().build(), rest))
+        let _as = ContextUser::attach(ctx, user);
+        run(ctx, cmd, opts, rest, convert)
     };
     match reply {
         PyReply::Error(e) if e.starts_with(REFUSED_7_0) => {
             PyReply::Error(noperm_text(ctx, &e, cmd, rest))
         }
         other => other,
+    }
+}
+
+/// Runs the call: with its arguments as buffers (`ffi::call`), or through the crate's
+/// `call_ext` when it has too many arguments for that path.
+fn run(
+    ctx: &Context,
+    cmd: &str,
+    flags: Flags,
+    rest: &[&[u8]],
+    convert: impl FnOnce(CallResult) -> PyReply,
+) -> PyReply {
+    match call_buffers(ctx, cmd.as_bytes(), flags.0, rest) {
+        Some(reply) => reply,
+        None => convert(ctx.call_ext(cmd, flags.1, rest)),
+    }
+}
+
+/// RM_Call flags, as text and as the crate's options.
+type Flags = (&'static str, &'static CallOptions);
+
+/// `execute()`'s RM_Call flags, without and with the ACL check.
+struct Options {
+    unrestricted: Flags,
+    as_user: Flags,
+}
+
+/// The flags of a call in script mode or not: errors as replies (`E`), replicated (`!`),
+/// script mode (`S`), checked as the context's user (`C`). The crate's options are built
+/// once (the builder allocates).
+fn call_options(script: bool) -> Options {
+    static BUILT: OnceLock<[CallOptions; 4]> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let base = || CallOptionsBuilder::new().errors_as_replies().replicate();
+        [
+            base().build(),
+            base().verify_acl().build(),
+            base().script_mode().build(),
+            base().script_mode().verify_acl().build(),
+        ]
+    });
+    match script {
+        false => Options {
+            unrestricted: ("E!", &built[0]),
+            as_user: ("E!C", &built[1]),
+        },
+        true => Options {
+            unrestricted: ("E!S", &built[2]),
+            as_user: ("E!SC", &built[3]),
+        },
     }
 }
 

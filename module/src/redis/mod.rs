@@ -8,6 +8,7 @@
 pub mod access;
 pub mod access_cache;
 pub mod acl_categories;
+pub mod acl_generation;
 pub mod call;
 pub mod config;
 pub mod ffi;

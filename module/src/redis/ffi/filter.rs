@@ -140,8 +140,8 @@ fn with_name<R>(fctx: *mut raw::RedisModuleCommandFilterCtx, f: impl FnOnce(&[u8
 extern "C" fn filter(fctx: *mut raw::RedisModuleCommandFilterCtx) {
     super::trampoline::callback("the command filter", (), || {
         // Runs before the command: cached ACL verdicts are stale once it has run.
-        if with_name(fctx, crate::redis::access_cache::may_change_acl) {
-            crate::redis::access_cache::changed();
+        if with_name(fctx, crate::redis::acl_generation::may_change_acl) {
+            crate::redis::acl_generation::changed();
         }
         if gearpy::busy::is_busy() {
             rewrite_kill(fctx);

@@ -7,12 +7,14 @@
 
 pub mod acl;
 pub mod busy;
+pub mod call;
 pub mod cluster;
 pub mod command;
 pub mod configs;
 pub mod filter;
 pub mod log;
 pub mod memory;
+pub mod mget;
 pub mod own_lock;
 pub mod rdb;
 pub mod replies;

@@ -128,10 +128,10 @@ thread_local! {
 }
 
 /// While alive, keyspace notifications on this thread come from Gearshift's own key reads.
-struct OwnRead;
+pub(super) struct OwnRead;
 
 impl OwnRead {
-    fn start() -> Self {
+    pub(super) fn start() -> Self {
         OWN_READ.with(|r| r.set(true));
         OwnRead
     }
@@ -150,7 +150,11 @@ pub fn own_read() -> bool {
 }
 
 /// Runs `f` with key `name` opened for reading (null when missing). Lock held.
-fn with_key<R>(ctx: &Context, name: &[u8], f: impl FnOnce(*mut raw::RedisModuleKey) -> R) -> R {
+pub(super) fn with_key<R>(
+    ctx: &Context,
+    name: &[u8],
+    f: impl FnOnce(*mut raw::RedisModuleKey) -> R,
+) -> R {
     // SAFETY: lock held (caller contract); the string and key are created, used and freed
     // here, and `f` does not keep the key.
     unsafe {
@@ -242,7 +246,7 @@ fn key_type(key: *mut raw::RedisModuleKey) -> KeyType {
     }
 }
 
-fn push_open_key(
+pub(super) fn push_open_key(
     ctx: &Context,
     name: &[u8],
     key: *mut raw::RedisModuleKey,

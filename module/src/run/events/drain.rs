@@ -50,8 +50,8 @@ use crate::model::queued_ids::Start;
 use crate::model::registrations::Registration;
 use crate::model::state::{self, ModuleState};
 use crate::redis::access::{self, AsUser, Scope};
+use crate::redis::ffi::mget::read_keys;
 use crate::redis::ffi::own_lock::{self, OwnLock};
-use crate::redis::ffi::scan::read_key;
 use crate::run::readers::keys::KeysSource;
 
 /// Events per batch (one Redis-lock hold to read them, one GIL hold to run them).
@@ -253,8 +253,8 @@ fn run_batch(
     awaited.answer(&state.registry, reg);
 }
 
-/// Pops the batch's events (carried ones first) and reads their values into `cols`;
-/// returns their sequence numbers.
+/// Pops the batch's events (carried ones first) and reads their values into `cols`, a
+/// chunk of events at a time (`mget::read_keys`); returns their sequence numbers.
 fn read_batch(
     reg: &Registration,
     ctx: &Context,
@@ -262,25 +262,67 @@ fn read_batch(
     started: Instant,
 ) -> Vec<u64> {
     let mut seqs = Vec::new();
+    let mut chunk = Chunk::default();
     let carry = std::mem::take(&mut reg.drain_state().carry);
     for (seq, key, event) in carry {
         if !reg.queue.discarded(seq) && !skip_aborted(reg, seq) {
-            read_key(ctx, &key, cols, reg.read_value);
-            cols.push_event(&event);
-            seqs.push(seq);
+            chunk.add(seq, &key, &event);
         }
     }
+    chunk.read(ctx, cols, &mut seqs);
     let mut queue = reg.queue.consumer();
-    while seqs.len() < MAX_BATCH && !(seqs.len() % 16 == 15 && started.elapsed() >= READ_BUDGET) {
-        let Some(ev) = queue.pop() else { break };
-        if skip_aborted(reg, ev.seq) {
-            continue;
+    while seqs.len() < MAX_BATCH && started.elapsed() < READ_BUDGET {
+        let room = READ_CHUNK.min(MAX_BATCH - seqs.len());
+        while chunk.len() < room {
+            let Some(ev) = queue.pop() else { break };
+            if !skip_aborted(reg, ev.seq) {
+                chunk.add(ev.seq, ev.key, ev.event);
+            }
         }
-        read_key(ctx, ev.key, cols, reg.read_value);
-        cols.push_event(ev.event);
-        seqs.push(ev.seq);
+        if chunk.len() == 0 {
+            break;
+        }
+        chunk.read(ctx, cols, &mut seqs);
     }
     seqs
+}
+
+/// Events read in one go (between checks of `READ_BUDGET`).
+const READ_CHUNK: usize = 32;
+
+/// Popped events waiting to be read: their keys and events in one buffer.
+#[derive(Default)]
+struct Chunk {
+    bytes: Vec<u8>,
+    /// (sequence number, key start, event start, event end) in `bytes`.
+    rows: Vec<(u64, usize, usize, usize)>,
+}
+
+impl Chunk {
+    fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    fn add(&mut self, seq: u64, key: &[u8], event: &[u8]) {
+        let at = self.bytes.len();
+        self.bytes.extend_from_slice(key);
+        self.bytes.extend_from_slice(event);
+        self.rows.push((seq, at, at + key.len(), self.bytes.len()));
+    }
+
+    /// Reads the chunk's keys into `cols` (each row followed by its event), appends their
+    /// sequence numbers to `seqs` and empties the chunk.
+    fn read(&mut self, ctx: &Context, cols: &mut KeyBuilder, seqs: &mut Vec<u64>) {
+        let b = &self.bytes;
+        let keys: Vec<&[u8]> = self.rows.iter().map(|r| &b[r.1..r.2]).collect();
+        read_keys(ctx, &keys, cols, |i, cols| {
+            let (seq, _, e0, e1) = self.rows[i];
+            cols.push_event(&b[e0..e1]);
+            seqs.push(seq);
+        });
+        self.bytes.clear();
+        self.rows.clear();
+    }
 }
 
 /// True (and forgotten) if the event `seq` was aborted while queued: it never runs.

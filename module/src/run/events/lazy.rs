@@ -44,6 +44,9 @@ pub fn record(state: &ModuleState, reg: &Arc<Registration>, outs: Vec<ExecutionO
         return;
     }
     let mut b = batch();
+    if b.capacity() == 0 {
+        b.reserve(BATCH_MAX);
+    }
     for out in outs {
         b.push(Pending {
             reg: Arc::clone(reg),
@@ -64,29 +67,59 @@ pub fn settle() {
     keep_all(state, &mut batch());
 }
 
-/// Keeps `b`'s executions, run by run of one registration, and empties it.
+/// Keeps `b`'s executions, run by run of one registration, and empties it (keeping its
+/// capacity: a batch regrown from empty, and each run copied out of it, cost the main
+/// thread fresh pages — a sixth of a sync event's time in page faults, perf issue #13).
 fn keep_all(state: &ModuleState, b: &mut Vec<Pending>) {
     let settling = Settling::start();
     let caps = Caps::now(state);
-    let mut rest = std::mem::take(b).into_iter().peekable();
-    while let Some(first) = rest.next() {
-        let reg = Arc::clone(&first.reg);
-        let mut run = vec![first];
-        while let Some(next) = rest.next_if(|p| Arc::ptr_eq(&p.reg, &reg)) {
-            run.push(next);
+    let runs = runs_of(b);
+    let mut rest = b.drain(..);
+    for len in runs {
+        let run = rest.by_ref().take(len);
+        let mut reg = None;
+        let mut numbers = Vec::with_capacity(len);
+        let mut outs = Vec::with_capacity(len);
+        let mut times = Vec::with_capacity(len);
+        for p in run {
+            reg.get_or_insert(p.reg);
+            numbers.push(p.number);
+            outs.push(p.out);
+            times.push(p.us);
         }
-        keep_run(state, &reg, run, caps);
+        if let Some(reg) = reg {
+            keep_run(state, &reg, (numbers, outs, times), caps);
+        }
     }
+    drop(rest);
     settling.done();
 }
 
-/// Keeps one registration's consecutive executions: stats as one by one would count them
-/// (`lastRunDurationMS` is the last one's), then ids and lists (`accounting`).
-fn keep_run(state: &ModuleState, reg: &Registration, run: Vec<Pending>, caps: Caps) {
-    let last_us = run.last().map_or(0, |p| p.us);
-    let before_last: u64 = run.iter().map(|p| p.us).sum::<u64>() - last_us;
-    let numbers: Vec<u64> = run.iter().map(|p| p.number).collect();
-    let outs: Vec<ExecutionOutput> = run.into_iter().map(|p| p.out).collect();
+/// The lengths of `b`'s runs of consecutive executions of one registration.
+fn runs_of(b: &[Pending]) -> Vec<usize> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for i in 1..=b.len() {
+        if i == b.len() || !Arc::ptr_eq(&b[i].reg, &b[start].reg) {
+            runs.push(i - start);
+            start = i;
+        }
+    }
+    runs
+}
+
+/// Keeps one registration's consecutive executions (their numbers, outputs and run
+/// times): stats as one by one would count them (`lastRunDurationMS` is the last one's),
+/// then ids and lists (`accounting`).
+fn keep_run(
+    state: &ModuleState,
+    reg: &Registration,
+    run: (Vec<u64>, Vec<ExecutionOutput>, Vec<u64>),
+    caps: Caps,
+) {
+    let (numbers, outs, times) = run;
+    let last_us = times.last().copied().unwrap_or(0);
+    let before_last: u64 = times.iter().sum::<u64>() - last_us;
     {
         let mut stats = reg.stats();
         let (earlier, last) = outs.split_at(outs.len() - 1);

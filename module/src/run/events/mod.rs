@@ -226,11 +226,14 @@ fn run_sync_fast(
     };
     let (outs, deferred) = SYNC_ROWS.with(|rows| match rows.try_borrow_mut() {
         Ok(mut rows) => {
-            let reuse = rows
-                .as_ref()
-                .is_some_and(|c| c.read_value() == reg.read_value && c.len() < SYNC_ROWS_MAX);
-            if !reuse {
-                *rows = Some(KeyBuilder::new(reg.read_value));
+            match rows.as_mut() {
+                // Cleared, it keeps its capacity (no regrowing per 256 events), unless a big
+                // value grew it: that memory goes back.
+                Some(c) if c.read_value() == reg.read_value && c.len() < SYNC_ROWS_MAX => {}
+                Some(c) if c.read_value() == reg.read_value && c.capacity_bytes() <= KEPT_BYTES => {
+                    c.clear();
+                }
+                _ => *rows = Some(KeyBuilder::new(reg.read_value)),
             }
             match rows.as_mut() {
                 Some(cols) => run(cols),
@@ -279,9 +282,11 @@ pub(crate) fn continue_in_background(
     crate::run::inline::finish_deferred(state, rest, reg.run_as.clone(), then);
 }
 
-/// Rows a thread's sync events are read into, one after another, before a fresh set
+/// Rows a thread's sync events are read into, one after another, before they are cleared
 /// (saves allocating columns per event).
 const SYNC_ROWS_MAX: usize = 256;
+/// The most memory those rows keep between sets.
+const KEPT_BYTES: usize = 1 << 20;
 
 thread_local! {
     static SYNC_ROWS: RefCell<Option<KeyBuilder>> = const { RefCell::new(None) };

@@ -1,11 +1,14 @@
 //! Unit tests of `KeyBuilder` + `KeyColumns` (included by `keys.rs`).
 
 use super::*;
-use crate::batch::KeyBuilder;
+use crate::batch::{BuilderSizes, KeyBuilder};
 
 /// A string, a hash, a zset, a list, and a second string; events `e0..e4`.
 fn sample(read_value: bool) -> KeyBuilder {
-    let mut b = KeyBuilder::new(read_value);
+    fill(KeyBuilder::new(read_value))
+}
+
+fn fill(mut b: KeyBuilder) -> KeyBuilder {
     b.push_key(b"s", KeyType::String);
     b.push_str(b"bar");
     b.push_event(b"e0");
@@ -122,4 +125,53 @@ fn events_for_some_rows_only_is_an_error() {
     b.push_key(b"b", KeyType::String);
     b.push_event(b"x");
     assert!(b.finish().is_err());
+}
+
+#[test]
+fn a_builder_sized_from_another_holds_the_same_rows() {
+    for read_value in [true, false] {
+        let first = sample(read_value);
+        let sizes = first.sizes();
+        let again = fill(KeyBuilder::sized(read_value, &sizes));
+        assert_eq!(again.sizes(), sizes);
+        let a = first.finish().expect("finish");
+        let b = again.finish().expect("finish");
+        let show = |k: &KeyColumns| format!("{:?}", rows(k));
+        assert_eq!(show(&a), show(&b));
+        // A sized builder that gets fewer rows (or none) is still exact.
+        let mut few = KeyBuilder::sized(read_value, &sizes);
+        few.push_key(b"only", KeyType::Hash);
+        few.push_field(b"f", b"v");
+        let k = few.finish().expect("finish");
+        assert_eq!(k.len(), 1);
+        let want = read_value.then(|| ValueRef::Hash(vec![(&b"f"[..], &b"v"[..])]));
+        assert_eq!(k.row(0).value, want);
+    }
+    let empty = KeyBuilder::sized(true, &Default::default());
+    assert!(empty.is_empty());
+}
+
+#[test]
+fn sizes_are_capped_and_work_counts_bytes_and_items() {
+    let mut b = KeyBuilder::new(true);
+    assert_eq!(b.work_done(), 0);
+    b.push_key(b"big", KeyType::List);
+    let before = b.work_done();
+    for _ in 0..10 {
+        b.push_item(b"");
+    }
+    assert_eq!(b.work_done(), before + 10, "empty items are work too");
+    b.push_key(b"h", KeyType::Hash);
+    let before = b.work_done();
+    b.push_field(b"ab", &vec![b'x'; (1 << 20) + 5]);
+    assert_eq!(b.work_done(), before + 2 + (1 << 20) + 5 + 1);
+    let capped = KeyBuilder::sized(true, &b.sizes()).sizes();
+    assert_eq!(
+        capped,
+        BuilderSizes::default(),
+        "an empty builder holds nothing"
+    );
+    let s = format!("{:?}", b.sizes());
+    assert!(s.contains(&format!("{}", 1 << 20)), "{s}");
+    assert!(!s.contains(&format!("{}", (1 << 20) + 5)), "{s}");
 }

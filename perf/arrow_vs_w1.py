@@ -1,6 +1,7 @@
 """W1 (count) vs the value-reading flows on one server, same data, alternated rep by rep (#13's
 W7 target: the vectorised path at >= 95% of W1's rate). W1 reads no values; the
-'read values, no Python' row is the reader alone with values, the bound of the others.
+'read values, no Python' row is the reader alone with values, the bound of the others;
+W5 (KeysOnlyReader + count) should cost what W1 does.
 
 Usage: python3 perf/arrow_vs_w1.py MODULE.so N K
 """
@@ -15,6 +16,7 @@ FLOWS = {
     'W1 count': "GB().count().run('person:*')",
     # The bound of every value-reading flow: the reader with values, no Python at all.
     'read values, no Python': "GB().limit(10000000).count().run('person:*')",
+    'W5 KeysOnlyReader count': WORKLOADS['W5']['gearshift'],
     'W2 (per-record Python)': WORKLOADS['W2']['gearshift'],
     'W7d arrow avg age': WORKLOADS['W7d']['gearshift'],
     'W7e arrow countby family': WORKLOADS['W7e']['gearshift'],

@@ -100,6 +100,37 @@ pub fn literal_prefix(pattern: &[u8]) -> &[u8] {
     &pattern[..end]
 }
 
+/// A pattern prepared once to match many names (a scan's keys): `*` and `<literal>*`, the
+/// patterns readers mostly get, skip the general matcher (same answers as [`glob_match`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Matcher<'a> {
+    All,
+    Prefix(&'a [u8]),
+    Glob(&'a [u8]),
+}
+
+impl<'a> Matcher<'a> {
+    pub fn new(pattern: &'a [u8]) -> Self {
+        let lit = literal_prefix(pattern);
+        let rest = &pattern[lit.len()..];
+        if rest.is_empty() || rest.iter().any(|&c| c != b'*') {
+            Matcher::Glob(pattern)
+        } else if lit.is_empty() {
+            Matcher::All
+        } else {
+            Matcher::Prefix(lit)
+        }
+    }
+
+    pub fn matches(&self, s: &[u8]) -> bool {
+        match self {
+            Matcher::All => true,
+            Matcher::Prefix(p) => s.starts_with(p),
+            Matcher::Glob(p) => glob_match(p, s),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +162,44 @@ mod tests {
         for (p, s) in no {
             assert!(!glob_match(p.as_bytes(), s.as_bytes()), "{p} !~ {s}");
         }
+    }
+
+    #[test]
+    fn matcher_answers_as_glob_match() {
+        let patterns = [
+            "*",
+            "**",
+            "person:*",
+            "person:**",
+            "person:",
+            "p*",
+            "",
+            "a\\*",
+            "a\\**",
+            "a?*",
+            "a[bc]*",
+            "*x",
+            "a*b*",
+        ];
+        let names = [
+            "", "p", "person:", "person:1", "persons", "a*", "a*b", "ab", "ax", "abx",
+        ];
+        for p in patterns {
+            let m = Matcher::new(p.as_bytes());
+            for s in names {
+                assert_eq!(
+                    m.matches(s.as_bytes()),
+                    glob_match(p.as_bytes(), s.as_bytes()),
+                    "{p} ~ {s} ({m:?})"
+                );
+            }
+        }
+        assert!(matches!(Matcher::new(b"*"), Matcher::All));
+        assert!(matches!(
+            Matcher::new(b"person:*"),
+            Matcher::Prefix(b"person:")
+        ));
+        assert!(matches!(Matcher::new(b"a\\*"), Matcher::Glob(_)));
     }
 
     #[test]

@@ -32,6 +32,15 @@ impl Default for ByteBuf {
 }
 
 impl ByteBuf {
+    fn with_capacity(items: usize, bytes: usize) -> Self {
+        let mut offsets = Vec::with_capacity(items + 1);
+        offsets.push(0);
+        ByteBuf {
+            offsets,
+            data: Vec::with_capacity(bytes),
+        }
+    }
+
     /// Appends `v`; false (nothing appended) if the column would pass Arrow's 2 GiB.
     fn push(&mut self, v: &[u8]) -> bool {
         let Ok(end) = i32::try_from(self.data.len() + v.len()) else {
@@ -96,6 +105,27 @@ impl NestedBuf {
                 .sum::<usize>()
     }
 
+    /// Room for `rows` rows and `items` items whose children take `bytes` bytes each.
+    fn with_capacity(rows: usize, items: usize, bytes: &[usize]) -> Self {
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0);
+        NestedBuf {
+            offsets,
+            children: bytes
+                .iter()
+                .map(|&b| ByteBuf::with_capacity(items, b))
+                .collect(),
+        }
+    }
+
+    fn items(&self) -> usize {
+        self.children.first().map_or(0, ByteBuf::len)
+    }
+
+    fn child_bytes(&self, i: usize) -> usize {
+        self.children.get(i).map_or(0, |c| c.data.len())
+    }
+
     fn open_row(&mut self) {
         let last = *self.offsets.last().unwrap_or(&0);
         self.offsets.push(last);
@@ -153,7 +183,57 @@ impl ValueBuf {
             lists: NestedBuf::new(1),
         }
     }
+
+    fn sized(s: &BuilderSizes) -> Self {
+        ValueBuf {
+            strings: ByteBuf::with_capacity(s.rows, s.string_bytes),
+            hashes: NestedBuf::with_capacity(s.rows, s.hash_items, &s.hash_bytes),
+            lists: NestedBuf::with_capacity(s.rows, s.list_items, &[s.list_bytes]),
+        }
+    }
+
+    fn work_done(&self) -> usize {
+        self.strings.data.len()
+            + self.hashes.child_bytes(0)
+            + self.hashes.child_bytes(1)
+            + self.hashes.items()
+            + self.lists.child_bytes(0)
+            + self.lists.items()
+    }
 }
+
+/// The sizes a builder reached, to size the next one up front: a scan's batches are much
+/// alike, and growing a dozen vectors by doubling cost a realloc and a copy each time
+/// (perf, issue #13). Each figure is capped, so one huge key does not make every later
+/// batch reserve as much.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BuilderSizes {
+    rows: usize,
+    key_bytes: usize,
+    string_bytes: usize,
+    hash_items: usize,
+    hash_bytes: [usize; 2],
+    list_items: usize,
+    list_bytes: usize,
+}
+
+impl BuilderSizes {
+    fn with_room(&self) -> Self {
+        let r = |n: usize| n + n / 8;
+        BuilderSizes {
+            rows: r(self.rows),
+            key_bytes: r(self.key_bytes),
+            string_bytes: r(self.string_bytes),
+            hash_items: r(self.hash_items),
+            hash_bytes: self.hash_bytes.map(r),
+            list_items: r(self.list_items),
+            list_bytes: r(self.list_bytes),
+        }
+    }
+}
+
+/// The most any one vector of a builder is sized up front (items or bytes).
+const SIZE_CAP: usize = 1 << 20;
 
 /// Reader output being built: one row per key.
 #[derive(Debug, Clone)]
@@ -203,6 +283,43 @@ impl KeyBuilder {
         });
         let events = self.events.as_ref().map_or(0, ByteBuf::capacity_bytes);
         self.keys.capacity_bytes() + self.types.capacity() + values + events
+    }
+
+    /// A builder with room for what `sizes` (from an earlier builder) held, and an eighth
+    /// more: the next batch of a scan is often a little bigger.
+    pub fn sized(read_value: bool, sizes: &BuilderSizes) -> Self {
+        let sizes = &sizes.with_room();
+        KeyBuilder {
+            keys: ByteBuf::with_capacity(sizes.rows, sizes.key_bytes),
+            types: Vec::with_capacity(sizes.rows),
+            values: read_value.then(|| ValueBuf::sized(sizes)),
+            events: None,
+            overflow: false,
+        }
+    }
+
+    /// What this builder holds now, capped, for [`KeyBuilder::sized`].
+    pub fn sizes(&self) -> BuilderSizes {
+        let cap = |n: usize| n.min(SIZE_CAP);
+        let mut s = BuilderSizes {
+            rows: cap(self.len()),
+            key_bytes: cap(self.keys.data.len()),
+            ..BuilderSizes::default()
+        };
+        if let Some(v) = &self.values {
+            s.string_bytes = cap(v.strings.data.len());
+            s.hash_items = cap(v.hashes.items());
+            s.hash_bytes = [cap(v.hashes.child_bytes(0)), cap(v.hashes.child_bytes(1))];
+            s.list_items = cap(v.lists.items());
+            s.list_bytes = cap(v.lists.child_bytes(0));
+        }
+        s
+    }
+
+    /// A scan's measure of the work done so far: the bytes of key names and values read,
+    /// plus one per hash field and list item (a list of empty strings is work too).
+    pub fn work_done(&self) -> usize {
+        self.keys.data.len() + self.values.as_ref().map_or(0, ValueBuf::work_done)
     }
 
     /// Whether rows carry values (`readValue=True`).

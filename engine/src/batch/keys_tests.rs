@@ -1,16 +1,14 @@
 //! Unit tests of `KeyBuilder` + `KeyColumns` (included by `keys.rs`).
 
 use super::*;
-use crate::batch::KeyBuilder;
+use crate::batch::{BuilderSizes, KeyBuilder};
 
 /// A string, a hash, a zset, a list, and a second string; events `e0..e4`.
 fn sample(read_value: bool) -> KeyBuilder {
-    let mut b = KeyBuilder::new(read_value);
-    fill(&mut b);
-    b
+    fill(KeyBuilder::new(read_value))
 }
 
-fn fill(b: &mut KeyBuilder) {
+fn fill(mut b: KeyBuilder) -> KeyBuilder {
     b.push_key(b"s", KeyType::String);
     b.push_str(b"bar");
     b.push_event(b"e0");
@@ -27,6 +25,7 @@ fn fill(b: &mut KeyBuilder) {
     b.push_key(b"s2", KeyType::String);
     b.push_str(b"");
     b.push_event(b"e4");
+    b
 }
 
 fn rows(k: &KeyColumns) -> Vec<KeyRow<'_>> {
@@ -136,7 +135,7 @@ fn a_cleared_builder_fills_again_like_a_new_one() {
         let held = reused.capacity_bytes();
         reused.clear();
         assert!(reused.is_empty() && reused.capacity_bytes() == held && held > 0);
-        fill(&mut reused);
+        let reused = fill(reused);
         let show = |b: &KeyBuilder| {
             (0..b.len())
                 .map(|i| format!("{:?}", b.row(i)))
@@ -150,4 +149,53 @@ fn a_cleared_builder_fills_again_like_a_new_one() {
         let show = |k: &KeyColumns| rows(k).iter().map(|r| format!("{r:?}")).collect::<Vec<_>>();
         assert_eq!(show(&a), show(&b));
     }
+}
+
+#[test]
+fn a_builder_sized_from_another_holds_the_same_rows() {
+    for read_value in [true, false] {
+        let first = sample(read_value);
+        let sizes = first.sizes();
+        let again = fill(KeyBuilder::sized(read_value, &sizes));
+        assert_eq!(again.sizes(), sizes);
+        let a = first.finish().expect("finish");
+        let b = again.finish().expect("finish");
+        let show = |k: &KeyColumns| format!("{:?}", rows(k));
+        assert_eq!(show(&a), show(&b));
+        // A sized builder that gets fewer rows (or none) is still exact.
+        let mut few = KeyBuilder::sized(read_value, &sizes);
+        few.push_key(b"only", KeyType::Hash);
+        few.push_field(b"f", b"v");
+        let k = few.finish().expect("finish");
+        assert_eq!(k.len(), 1);
+        let want = read_value.then(|| ValueRef::Hash(vec![(&b"f"[..], &b"v"[..])]));
+        assert_eq!(k.row(0).value, want);
+    }
+    let empty = KeyBuilder::sized(true, &Default::default());
+    assert!(empty.is_empty());
+}
+
+#[test]
+fn sizes_are_capped_and_work_counts_bytes_and_items() {
+    let mut b = KeyBuilder::new(true);
+    assert_eq!(b.work_done(), 0);
+    b.push_key(b"big", KeyType::List);
+    let before = b.work_done();
+    for _ in 0..10 {
+        b.push_item(b"");
+    }
+    assert_eq!(b.work_done(), before + 10, "empty items are work too");
+    b.push_key(b"h", KeyType::Hash);
+    let before = b.work_done();
+    b.push_field(b"ab", &vec![b'x'; (1 << 20) + 5]);
+    assert_eq!(b.work_done(), before + 2 + (1 << 20) + 5 + 1);
+    let capped = KeyBuilder::sized(true, &b.sizes()).sizes();
+    assert_eq!(
+        capped,
+        BuilderSizes::default(),
+        "an empty builder holds nothing"
+    );
+    let s = format!("{:?}", b.sizes());
+    assert!(s.contains(&format!("{}", 1 << 20)), "{s}");
+    assert!(!s.contains(&format!("{}", (1 << 20) + 5)), "{s}");
 }

@@ -27,7 +27,7 @@ mod nested;
 pub use binary::BinaryColumn;
 pub use foreign::{ForeignColumn, ForeignDecoder};
 pub(crate) use key_builder::nulls_where as value_nulls;
-pub use key_builder::KeyBuilder;
+pub use key_builder::{BuilderSizes, KeyBuilder};
 pub use key_type::{KeyType, KEY_TYPE_NAMES};
 pub use keys::{KeyColumns, KeyRow, KeyValues, ValueRef};
 pub use nested::Nested;

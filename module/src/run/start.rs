@@ -14,7 +14,8 @@ use crate::run::readers::key_names::KeyNamesSource;
 use crate::run::readers::keys::KeysSource;
 
 /// The run's source. A plan that starts by counting never looks at values, so the reader
-/// skips reading them (same output, much less work under the Redis lock).
+/// skips reading them (same output, much less work under the Redis lock), nor at key
+/// names, so KeysOnlyReader leaves them in their key batch.
 pub fn source_for(reader: ReaderSpec, plan: &engine::plan::Plan) -> Box<dyn Source> {
     let counts_first = matches!(plan.steps.first(), Some(engine::plan::StepSpec::Count));
     match reader {
@@ -28,7 +29,7 @@ pub fn source_for(reader: ReaderSpec, plan: &engine::plan::Plan) -> Box<dyn Sour
             read_value && !counts_first,
         )),
         ReaderSpec::KeyNames { pattern, no_scan } => {
-            Box::new(KeyNamesSource::new(pattern, no_scan))
+            Box::new(KeyNamesSource::new(pattern, no_scan, counts_first))
         }
         ReaderSpec::Python(g) => Box::new(g),
     }

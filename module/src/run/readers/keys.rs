@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use engine::batch::{Batch, BatchData, KeyBuilder};
+use engine::batch::{Batch, BatchData, BuilderSizes, KeyBuilder};
 use engine::exec::Source;
 use engine::{EngineError, Result};
 use redis_module::{DetachedFromClient, ThreadSafeContext};
@@ -28,6 +28,8 @@ pub struct KeysSource {
     done: bool,
     /// The keyspace event that triggered this read (registrations).
     event: Option<Vec<u8>>,
+    /// What the last batch held: the next one is sized so up front.
+    sizes: BuilderSizes,
     tsc: ThreadSafeContext<DetachedFromClient>,
 }
 
@@ -40,6 +42,7 @@ impl KeysSource {
             cursor: None,
             done: false,
             event: None,
+            sizes: BuilderSizes::default(),
             tsc: ThreadSafeContext::new(),
         }
     }
@@ -55,7 +58,7 @@ impl KeysSource {
 impl Source for KeysSource {
     fn next_batch(&mut self) -> Result<Option<Batch>> {
         while !self.done {
-            let mut cols = KeyBuilder::new(self.read_value);
+            let mut cols = KeyBuilder::sized(self.read_value, &self.sizes);
             {
                 let guard = self.tsc.lock();
                 // Resolved per lock hold: a user handle is valid only while the lock is.
@@ -74,6 +77,7 @@ impl Source for KeysSource {
                 }
             }
             if !cols.is_empty() {
+                self.sizes = cols.sizes();
                 return Ok(Some(Batch::new(BatchData::Keys(cols.finish()?))));
             }
         }

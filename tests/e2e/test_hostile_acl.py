@@ -71,3 +71,37 @@ def test_a_user_who_may_run_python_still_imports_a_requirement(server, r, tmp_pa
     finally:
         u.close()
         r.execute_command("ACL", "DELUSER", "mayimport")
+
+
+SPY_HOOK = """
+def spy(x):
+    execute('RPUSH', 'app:seen', repr(x))
+    return call_next(*x[1:])
+GB('CommandReader').map(spy).register(hook='{command}', mode='sync')
+"""
+
+
+@pytest.mark.parametrize("command, call", [
+    ("set", ("SET", "secret:1", "TOPSECRET")),
+    ("get", ("GET", "secret:1")),
+    ("hset", ("HSET", "secret:h", "f", "TOPSECRET")),
+])  # fmt: skip
+def test_a_hook_does_not_see_calls_its_user_could_not_make(server, r, command, call):
+    # A user limited to app:* hooks a command: another client's call on a key outside
+    # app:* must run unhooked, or the hook reads (and could change) what its user may not.
+    u = user(server, r, "spy", ["resetkeys", "~app:*", "+@all"])
+    try:
+        u.execute_command("RG.PYEXECUTE", SPY_HOOK.format(command=command))
+        r.execute_command(*call)
+        r.execute_command(*call)
+        assert r.lrange("app:seen", 0, -1) == []
+        # Calls its user could make itself still go through the hook.
+        app_call = (call[0], "app:" + call[1].split(":", 1)[1]) + call[2:]
+        r.execute_command(*app_call)
+        assert r.lrange("app:seen", 0, -1) == [repr(list(app_call))]
+    finally:
+        u.close()
+        for reg in r.execute_command("RG.DUMPREGISTRATIONS"):
+            r.execute_command("RG.UNREGISTER", reg[1])
+        r.execute_command("ACL", "DELUSER", "spy")
+    assert_alive(r, server)

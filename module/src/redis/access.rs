@@ -243,6 +243,16 @@ pub fn may_access(run_as: &RunAs, key: &[u8], flags: u32) -> bool {
     }
 }
 
+/// Whether code running as `run_as` could run `argv` itself (lock held): the command, its
+/// keys and channels; false for a user that is gone.
+pub fn may_run(run_as: &RunAs, argv: &[&[u8]]) -> bool {
+    match effective(Some(run_as)) {
+        Ok(Effective::Unrestricted) => true,
+        Ok(Effective::User(u)) => u.may_run(argv),
+        Err(_) => false,
+    }
+}
+
 /// Whether `run_as` may read every key (lock held): unrestricted, or a user whose root
 /// selector reads all keys. False for a user that is gone.
 pub fn reads_all_keys(run_as: &RunAs) -> bool {

@@ -105,3 +105,21 @@ def test_a_hook_does_not_see_calls_its_user_could_not_make(server, r, command, c
             r.execute_command("RG.UNREGISTER", reg[1])
         r.execute_command("ACL", "DELUSER", "spy")
     assert_alive(r, server)
+
+
+def test_a_time_event_key_needs_write_permission_on_it(server, r):
+    # registerTE(…, keyName) creates keyName: a user limited to app:* must not create keys
+    # elsewhere (nor learn, from registerTE's False, that one exists there).
+    r.set("secret:taken", "precious")
+    u = user(server, r, "timer", ["resetkeys", "~app:*", "+@all"])
+    try:
+        for key in ("secret:new", "secret:taken"):
+            with pytest.raises(redis.ResponseError, match="NOPERM"):
+                u.execute_command("RG.PYEXECUTE", f"registerTE(1000, lambda: None, {key!r})")
+        assert r.exists("secret:new") == 0
+        assert r.get("secret:taken") == "precious"
+        assert u.execute_command("RG.PYEXECUTE", "registerTE(1000, lambda: None, 'app:te')") == b"OK"
+        assert r.type("app:te") == "rg_timeev"
+    finally:
+        u.close()
+        r.execute_command("ACL", "DELUSER", "timer")

@@ -267,6 +267,8 @@ pub fn reads_all_keys(run_as: &RunAs) -> bool {
 pub const READ: u32 = raw::REDISMODULE_CMD_KEY_ACCESS;
 /// Read and update permission (a StreamReader reads, acks and creates its group).
 pub const READ_UPDATE: u32 = raw::REDISMODULE_CMD_KEY_ACCESS | raw::REDISMODULE_CMD_KEY_UPDATE;
+/// Permission to create a key (a time event stored in one).
+pub const INSERT: u32 = raw::REDISMODULE_CMD_KEY_INSERT;
 /// Delete permission (a StreamReader that trims).
 pub const DELETE: u32 = raw::REDISMODULE_CMD_KEY_DELETE;
 

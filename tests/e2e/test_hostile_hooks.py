@@ -30,3 +30,18 @@ def test_commands_of_a_keys_reader_may_not_be_gearshift_commands(r, server):
         pyexecute(r, script)
     assert r.execute_command("RG.DUMPREGISTRATIONS") == []
     assert_alive(r, server)
+
+
+def test_gearshifts_own_calls_do_not_go_through_user_hooks(r, server):
+    # Registering a hook asks COMMAND INFO itself: that call is Gearshift's, not a user's,
+    # and reached the hook on COMMAND with no ACL user (redis-server died on a NULL user).
+    pyexecute(r, "GB('CommandReader').map(lambda x: 'hijacked')"
+                 ".register(hook='command', mode='sync')")  # fmt: skip
+    try:
+        assert pyexecute(r, "GB('CommandReader').map(lambda x: call_next(*x[1:]))"
+                            ".register(hook='get', mode='sync')") == "OK"  # fmt: skip
+        r.set("k", "v")
+        assert r.get("k") == "v"
+    finally:
+        unregister_all(r)
+    assert_alive(r, server)

@@ -88,9 +88,10 @@ pub fn call(run_as: Option<&RunAs>, args: &[Vec<u8>]) -> PyReply {
     reply
 }
 
-/// Gearshift's own commands (never user code's): unrestricted.
+/// Gearshift's own commands (never user code's): unrestricted, and past every hook (a
+/// user's hook on COMMAND must not answer the COMMAND INFO a registration asks).
 pub fn call_internal(args: &[Vec<u8>]) -> PyReply {
-    call(Some(&RunAs::Superuser), args)
+    crate::redis::ffi::acl::own_call(|| call(Some(&RunAs::Superuser), args))
 }
 
 /// Runs a command with errors as replies (real Redis error texts) and replication.

@@ -167,7 +167,10 @@ fn refusal(user: &ModuleUser, cmd: &str, rest: &[&[u8]]) -> String {
             .build();
         let text = {
             let _as = ContextUser::attach(own, user);
-            let r: CallResult = own.call_ext(cmd, &opts, rest);
+            // Past the hooks: a hooked command would travel as RG.TRIGGER, which the user
+            // may run, and then run unchecked instead of being refused again.
+            let r: CallResult =
+                crate::redis::ffi::filter::unhooked(|| own.call_ext(cmd, &opts, rest));
             match r {
                 Err(e) => e.to_utf8_string().unwrap_or_default(),
                 Ok(_) => String::new(),
@@ -185,8 +188,9 @@ fn full_name(ctx: &Context, cmd: &str, sub: Option<&[u8]>) -> String {
     let name = cmd.to_ascii_lowercase();
     let Some(sub) = sub else { return name };
     let opts = CallOptionsBuilder::new().errors_as_replies().build();
-    let info: CallResult =
-        ctx.call_ext("COMMAND", &opts, &[b"INFO".as_slice(), cmd.as_bytes()][..]);
+    let info: CallResult = crate::redis::ffi::acl::own_call(|| {
+        ctx.call_ext("COMMAND", &opts, &[b"INFO".as_slice(), cmd.as_bytes()][..])
+    });
     let has_subcommands = matches!(&info, Ok(redis_module::CallReply::Array(outer))
         if matches!(outer.get(0), Some(Ok(redis_module::CallReply::Array(entry)))
             if matches!(entry.get(9), Some(Ok(redis_module::CallReply::Array(subs))) if subs.len() > 0)));

@@ -91,7 +91,12 @@ pub fn client_user(ctx: &Context) -> ClientUser {
                 if in_own_call() {
                     return ClientUser::Unrestricted;
                 }
-                // A script's client carries its caller's user.
+                // A script's client carries its caller's user. Any other module call's
+                // client may have none (asking its name would dereference NULL): its
+                // commands are refused rather than run unrestricted.
+                if !ctx.get_flags().contains(ContextFlags::LUA) {
+                    return ClientUser::Named(crate::redis::access::NO_USER.to_owned());
+                }
                 let s = raw::RedisModule_GetCurrentUserName.expect("api")(ctx.ctx);
                 if s.is_null() {
                     return ClientUser::Unrestricted;

@@ -39,9 +39,7 @@ pub fn of_client(ctx: &Context) -> RunAs {
 // The identity's wire form lives in the engine so the fuzz targets reach it without Redis.
 pub use engine::wire::run_as::{decode, encode, LEGACY_USER};
 
-/// A name no ACL user can have (Redis refuses user names with spaces): the identity of
-/// code that had none, carried where an identity must be (its calls stay refused).
-pub const NO_USER: &str = " no user";
+pub use crate::redis::ffi::acl::NO_USER;
 
 /// Reads `ExecuteAsSuperuser` from the module's configuration (set once at load).
 static SUPERUSER_PROBE: std::sync::OnceLock<fn() -> bool> = std::sync::OnceLock::new();
@@ -169,8 +167,7 @@ fn refusal(user: &ModuleUser, cmd: &str, rest: &[&[u8]]) -> String {
             let _as = ContextUser::attach(own, user);
             // Past the hooks: a hooked command would travel as RG.TRIGGER, which the user
             // may run, and then run unchecked instead of being refused again.
-            let r: CallResult =
-                crate::redis::ffi::filter::unhooked(|| own.call_ext(cmd, &opts, rest));
+            let r: CallResult = crate::redis::ffi::acl::unhooked(|| own.call_ext(cmd, &opts, rest));
             match r {
                 Err(e) => e.to_utf8_string().unwrap_or_default(),
                 Ok(_) => String::new(),

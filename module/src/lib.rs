@@ -168,7 +168,7 @@ mod registration {
                     ["rg.pystats", command!(misc::pystats), "readonly", 0, 0, 0, ""],
                     ["rg.pydumpreqs", command!(requirements::pydumpreqs), "readonly", 0, 0, 0, ""],
                     ["rg.pyexportreq", command!(requirements::pyexportreq), "readonly", 0, 0, 0, ""],
-                    ["rg.pyimportreq", command!(requirements::pyimportreq), "write deny-oom", 0, 0, 0, "", "dangerous scripting"],
+                    ["rg.pyimportreq", code!(requirements::pyimportreq), "write deny-oom", 0, 0, 0, "", "dangerous scripting"],
                     ["rg.pyimportretinternal", internal!(requirements::pyimportretinternal), "write deny-oom", 0, 0, 0, ""],
                     ["rg.innerregister", internal!(internal::innerregister), "write", 0, 0, 0, ""],
                     ["rg.innerunregister", internal!(internal::innerunregister), "write", 0, 0, 0, ""],

@@ -35,10 +35,50 @@ mod classes {
 
 pub use classes::{error as GearsError, flat_error as FlatError, forcestopped as ForceStopped};
 
+/// The longest error text kept (bytes). Without a bound, an error that travels up through
+/// nested calls (a trigger that `execute()`s a trigger that fails) doubles at every level,
+/// since each level's traceback list escapes the one below: 40 levels would be a TiB.
+pub const MAX_ERROR_TEXT: usize = 64 * 1024;
+
 /// The text users see for `err`: a `traceback.format_exception` list when tracebacks are
 /// on and one exists, `Error type: <class>, Value: <msg>` otherwise, the bare message
-/// for `FlatError`.
+/// for `FlatError`; cut to [`MAX_ERROR_TEXT`] (see [`bounded`]).
 pub fn error_text(py: Python<'_>, err: &PyErr) -> String {
+    bounded(full_error_text(py, err))
+}
+
+/// `text` if it is at most [`MAX_ERROR_TEXT`] bytes, else its start and its end (where
+/// the exception is named) around a note of how much was cut.
+pub fn bounded(text: String) -> String {
+    if text.len() <= MAX_ERROR_TEXT {
+        return text;
+    }
+    let keep = MAX_ERROR_TEXT / 2;
+    let head = floor_char_boundary(&text, keep);
+    let tail = ceil_char_boundary(&text, text.len() - keep);
+    format!(
+        "{} ... ({} bytes of error text cut) ... {}",
+        &text[..head],
+        tail - head,
+        &text[tail..]
+    )
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn ceil_char_boundary(s: &str, mut i: usize) -> usize {
+    while !s.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
+fn full_error_text(py: Python<'_>, err: &PyErr) -> String {
     if err.is_instance_of::<pyo3::exceptions::PyMemoryError>(py) {
         if let Some(r) = crate::pymem::take_refusal() {
             return refusal_text(r);
@@ -93,4 +133,19 @@ fn plain_text(py: Python<'_>, err: &PyErr) -> String {
         .map(|s| s.to_string())
         .unwrap_or_default();
     format!("Error type: {t}, Value: {v}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_texts_are_kept_and_long_ones_keep_both_ends() {
+        assert_eq!(bounded("boom".into()), "boom");
+        let long = format!("Traceback{}ValueError: bottom", "é".repeat(MAX_ERROR_TEXT));
+        let cut = bounded(long.clone());
+        assert!(cut.len() <= MAX_ERROR_TEXT + 64, "{}", cut.len());
+        assert!(cut.starts_with("Traceback") && cut.ends_with("ValueError: bottom"));
+        assert!(cut.contains("bytes of error text cut"));
+    }
 }

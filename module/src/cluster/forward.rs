@@ -31,7 +31,7 @@ pub fn owner(ctx: &Context, args: &[Vec<u8>]) -> Option<String> {
     let topo = crate::model::topology::current()?;
     let mut argv: Vec<&[u8]> = vec![b"GETKEYS"];
     argv.extend(args.iter().map(|a| a.as_slice()));
-    let keys = ctx.call("COMMAND", argv.as_slice()).ok()?;
+    let keys = crate::redis::ffi::acl::own_call(|| ctx.call("COMMAND", argv.as_slice())).ok()?;
     let redis_module::RedisValue::Array(keys) = keys else {
         return None;
     };

@@ -3,7 +3,7 @@
 
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
-use super::{respond, respond_cluster_wide, text_args};
+use super::{cannot_block, respond, respond_cluster_wide, text_args};
 use crate::app::local;
 use crate::cluster::ask::{self, Query};
 use crate::model::executions::{Entry, Status};
@@ -18,6 +18,9 @@ const STILL_RUNNING: &str = "execution is still running";
 const NOT_FINISHED: &str = "can not drop a not yet finished execution, abort it first.";
 /// RG.GETRESULTSBLOCKING's text when `MAX_WAITERS` clients wait on one registration.
 const TOO_MANY: &str = "too many clients wait for this registration's queued executions";
+/// RG.GETRESULTSBLOCKING's text for an unfinished execution where no client can wait.
+const CANNOT_WAIT: &str =
+    "ERR can not wait for an execution inside a MULTI/LUA or execute() (blocking is not allowed)";
 
 fn entry(state: &ModuleState, id: &str) -> Result<std::sync::Arc<Entry>, RedisError> {
     state.registry.get(id).ok_or_else(|| error(NO_SUCH_PLAN))
@@ -52,6 +55,14 @@ pub fn getresultsblocking(
     state.trim_queued();
     // An execution dropped from its registration's list while it runs is still waited for.
     let kept = || state.registry.get_or_running(&a[0]);
+    if cannot_block(ctx) {
+        return match kept().map(|e| e.result_reply()) {
+            Some(Some(r)) => respond(ctx, r),
+            Some(None) => Err(error(CANNOT_WAIT)),
+            None if local::event_pending(state, &a[0]) => Err(error(CANNOT_WAIT)),
+            None => Err(error(NO_SUCH_PLAN)),
+        };
+    }
     if kept().is_none() {
         match local::wait_for_event(state, &a[0], block(ctx)) {
             Ok(()) => return Ok(RedisValue::NoReply),
@@ -211,6 +222,11 @@ pub fn getexecution(ctx: &Context, state: &ModuleState, args: Vec<RedisString>) 
         return respond(ctx, Reply::Array(vec![plan]));
     }
     let local = crate::app::local::local_plan(state, &a[0]).ok();
+    if cannot_block(ctx) {
+        // No client to wait with: this shard's entry only (as RG.INFOCLUSTER does).
+        let plan = local.ok_or_else(|| error(NO_SUCH_PLAN))?;
+        return respond(ctx, Reply::Array(vec![plan]));
+    }
     let bc = block(ctx);
     with_lock_held(ctx, || {
         ask::ask_others(

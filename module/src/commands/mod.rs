@@ -14,7 +14,7 @@ pub mod requirements;
 pub mod sessions;
 pub mod trigger;
 
-use redis_module::{Context, RedisResult, RedisString, RedisValue};
+use redis_module::{Context, ContextFlags, RedisResult, RedisString, RedisValue};
 
 use crate::cluster::ask::{self, Query};
 use crate::redis::ffi::command::error;
@@ -24,6 +24,13 @@ use crate::redis::ffi::replies::{block, reply_blocked, write, Reply};
 pub(crate) fn respond(ctx: &Context, r: Reply) -> RedisResult {
     write(ctx, &r);
     Ok(RedisValue::NoReply)
+}
+
+/// Whether the client of `ctx` cannot be blocked: inside MULTI or a Lua script, or a
+/// module's call (user code's `execute()`), where Redis 7.0 aborts once the call blocks.
+pub(crate) fn cannot_block(ctx: &Context) -> bool {
+    ctx.get_flags()
+        .intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING)
 }
 
 /// Arguments after the command name, as text.
@@ -41,6 +48,13 @@ pub(crate) fn respond_cluster_wide(
 ) -> RedisResult {
     let local = local.map_err(error)?;
     if crate::model::topology::current().is_none() {
+        return respond(ctx, local);
+    }
+    if cannot_block(ctx) {
+        // The other shards still act; their answers are not waited for.
+        crate::redis::lock::with_lock_held(ctx, || {
+            ask::ask_others(q, crate::model::state::wait_bound(), Box::new(|_| {}))
+        });
         return respond(ctx, local);
     }
     let bc = block(ctx);

@@ -10,6 +10,7 @@ use super::respond;
 use crate::app::scripts::Pending;
 use crate::model::requirements::{compiled_os, Requirement};
 use crate::model::state::ModuleState;
+use crate::redis::acl_categories::{refusal, RUNS_CODE};
 use crate::redis::ffi::replies::{block, bulk, Reply};
 
 /// The largest chunk of an exported requirement (1.2's limit).
@@ -93,6 +94,12 @@ pub fn pyexportreq(ctx: &Context, state: &ModuleState, args: Vec<RedisString>) -
 pub fn pyimportreq(ctx: &Context, _state: &ModuleState, args: Vec<RedisString>) -> RedisResult {
     if args.len() < 2 {
         return Err(RedisError::WrongArity);
+    }
+    // Installing runs the wheels' code (a `.pth` file runs when its site dir is added, and
+    // their modules come first on sys.path), so only a user who may run Python may import.
+    // The rules are replayed on every Redis: 7.2's own check covers RG.PYIMPORTREQ only.
+    if let Some(e) = refusal(ctx, "rg.pyexecute", RUNS_CODE, false) {
+        return respond(ctx, Reply::Error(e));
     }
     let data: Vec<u8> = args[1..]
         .iter()

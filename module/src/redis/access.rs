@@ -43,9 +43,7 @@ pub fn of_client(ctx: &Context) -> RunAs {
 // The identity's wire form lives in the engine so the fuzz targets reach it without Redis.
 pub use engine::wire::run_as::{decode, encode, LEGACY_USER};
 
-/// A name no ACL user can have (Redis refuses user names with spaces): the identity of
-/// code that had none, carried where an identity must be (its calls stay refused).
-pub const NO_USER: &str = " no user";
+pub use crate::redis::ffi::acl::NO_USER;
 
 /// Reads `ExecuteAsSuperuser` from the module's configuration (set once at load).
 static SUPERUSER_PROBE: std::sync::OnceLock<fn() -> bool> = std::sync::OnceLock::new();
@@ -237,7 +235,9 @@ fn refusal(user: &ModuleUser, cmd: &str, rest: &[&[u8]]) -> String {
             .build();
         let text = {
             let _as = ContextUser::attach(own, user);
-            let r: CallResult = own.call_ext(cmd, &opts, rest);
+            // Past the hooks: a hooked command would travel as RG.TRIGGER, which the user
+            // may run, and then run unchecked instead of being refused again.
+            let r: CallResult = crate::redis::ffi::acl::unhooked(|| own.call_ext(cmd, &opts, rest));
             match r {
                 Err(e) => e.to_utf8_string().unwrap_or_default(),
                 Ok(_) => String::new(),
@@ -255,8 +255,9 @@ fn full_name(ctx: &Context, cmd: &str, sub: Option<&[u8]>) -> String {
     let name = cmd.to_ascii_lowercase();
     let Some(sub) = sub else { return name };
     let opts = CallOptionsBuilder::new().errors_as_replies().build();
-    let info: CallResult =
-        ctx.call_ext("COMMAND", &opts, &[b"INFO".as_slice(), cmd.as_bytes()][..]);
+    let info: CallResult = crate::redis::ffi::acl::own_call(|| {
+        ctx.call_ext("COMMAND", &opts, &[b"INFO".as_slice(), cmd.as_bytes()][..])
+    });
     let has_subcommands = matches!(&info, Ok(redis_module::CallReply::Array(outer))
         if matches!(outer.get(0), Some(Ok(redis_module::CallReply::Array(entry)))
             if matches!(entry.get(9), Some(Ok(redis_module::CallReply::Array(subs))) if subs.len() > 0)));
@@ -313,6 +314,16 @@ pub fn may_access(run_as: &RunAs, key: &[u8], flags: u32) -> bool {
     }
 }
 
+/// Whether code running as `run_as` could run `argv` itself (lock held): the command, its
+/// keys and channels; false for a user that is gone.
+pub fn may_run(run_as: &RunAs, argv: &[&[u8]]) -> bool {
+    match effective(Some(run_as)) {
+        Ok(Effective::Unrestricted) => true,
+        Ok(Effective::User(u)) => u.may_run(argv),
+        Err(_) => false,
+    }
+}
+
 /// Whether `run_as` may read every key (lock held): unrestricted, or a user whose root
 /// selector reads all keys. False for a user that is gone.
 pub fn reads_all_keys(run_as: &RunAs) -> bool {
@@ -327,6 +338,8 @@ pub fn reads_all_keys(run_as: &RunAs) -> bool {
 pub const READ: u32 = raw::REDISMODULE_CMD_KEY_ACCESS;
 /// Read and update permission (a StreamReader reads, acks and creates its group).
 pub const READ_UPDATE: u32 = raw::REDISMODULE_CMD_KEY_ACCESS | raw::REDISMODULE_CMD_KEY_UPDATE;
+/// Permission to create a key (a time event stored in one).
+pub const INSERT: u32 = raw::REDISMODULE_CMD_KEY_INSERT;
 /// Delete permission (a StreamReader that trims).
 pub const DELETE: u32 = raw::REDISMODULE_CMD_KEY_DELETE;
 

@@ -27,9 +27,45 @@ pub fn set_forwarder(f: Forwarder) {
     let _ = FORWARDER.set(f);
 }
 
+/// How deep calls may nest on one thread. A call can run user code that calls again
+/// (`execute('RG.TRIGGER', …)` of a trigger that does the same, or through `EVAL`); every
+/// level takes some KiB of C stack (about 10 KiB for a trigger), and the main thread has
+/// only the process's (8 MiB by default): past this, the call is refused instead.
+pub const MAX_NESTED_CALLS: u32 = 100;
+
+thread_local! {
+    static DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts one call in progress on this thread for as long as it lives.
+struct Nested;
+
+impl Nested {
+    fn enter() -> Option<Nested> {
+        let depth = DEPTH.with(|d| d.get());
+        if depth >= MAX_NESTED_CALLS {
+            return None;
+        }
+        DEPTH.with(|d| d.set(depth + 1));
+        Some(Nested)
+    }
+}
+
+impl Drop for Nested {
+    fn drop(&mut self) {
+        DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+    }
+}
+
 /// Runs a Redis command as `run_as` (`crate::redis::access`) from any thread: directly when this
 /// thread holds the Redis lock, else under the lock (the caller holds no GIL).
 pub fn call(run_as: Option<&RunAs>, args: &[Vec<u8>]) -> PyReply {
+    let Some(_nested) = Nested::enter() else {
+        return PyReply::Error(format!(
+            "ERR execute() calls nested too deep (more than {MAX_NESTED_CALLS} levels of \
+             commands that run user code that calls again)"
+        ));
+    };
     if let Some(ctx) = held_context() {
         // This thread's context may be a notification's or a timer's (`access::call_as`).
         return call_on(&ctx, run_as, true, args);
@@ -52,9 +88,10 @@ pub fn call(run_as: Option<&RunAs>, args: &[Vec<u8>]) -> PyReply {
     reply
 }
 
-/// Gearshift's own commands (never user code's): unrestricted.
+/// Gearshift's own commands (never user code's): unrestricted, and past every hook (a
+/// user's hook on COMMAND must not answer the COMMAND INFO a registration asks).
 pub fn call_internal(args: &[Vec<u8>]) -> PyReply {
-    call(Some(&RunAs::Superuser), args)
+    crate::redis::ffi::acl::own_call(|| call(Some(&RunAs::Superuser), args))
 }
 
 /// Runs a command with errors as replies (real Redis error texts) and replication.

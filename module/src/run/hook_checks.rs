@@ -64,6 +64,18 @@ pub fn resolve(reg: &Registration) {
     }
 }
 
+/// Gearshift's own commands are never hooked: a hook on RG.PYEXECUTE or RG.UNREGISTER would
+/// see every user's scripts and could refuse its own removal.
+const OWN_HOOK: &str = "Can not override a Gearshift command (RG.*)";
+const OWN_COMMAND: &str = "Can not hook a Gearshift command (RG.*)";
+
+/// Whether `command` is one of Gearshift's (`RG.*`), which are never hooked.
+fn is_own(command: &str) -> bool {
+    command
+        .get(..3)
+        .is_some_and(|p| p.eq_ignore_ascii_case("rg."))
+}
+
 /// One command a script's registration hooks.
 pub struct Hooked<'a> {
     pub command: &'a str,
@@ -79,6 +91,9 @@ pub fn check_hooks(
     replaced: Option<&str>,
 ) -> Result<(), String> {
     for (i, h) in hooks.iter().enumerate() {
+        if is_own(h.command) {
+            return Err(OWN_HOOK.into());
+        }
         let info = command_info(h.command).ok_or("Can not override an unexisting command")?;
         if info.has("noscript") {
             return Err("Can not override a command which are not allowed inside a script".into());
@@ -112,6 +127,9 @@ pub fn check_hooks(
 /// default) always counts as a key prefix, so the command's keys must be findable.
 pub fn check_commands(commands: &[String]) -> Result<(), String> {
     for c in commands {
+        if is_own(c) {
+            return Err(OWN_COMMAND.into());
+        }
         let info = command_info(c).ok_or("bad reply on COMMAND command")?;
         if info.has("noscript") {
             return Err("Can not hook a command which are not allowed inside a script".into());

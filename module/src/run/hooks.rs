@@ -238,10 +238,14 @@ pub enum HookRun {
 /// RG.TRIGGER for a hooked command: `argv` is `[command, args...]`.
 pub fn run(ctx: &Context, state: &'static ModuleState, argv: Vec<Vec<u8>>) -> HookRun {
     let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
-    let hooks = state.registrations.hooks_of(&name);
+    let mut hooks = state.registrations.hooks_of(&name);
     if hooks.is_empty() {
         return HookRun::NotHooked;
     }
+    // A hook sees (and may change) the call: it fires only for calls its registration's
+    // user could make itself, or a user limited to some keys would read others' writes.
+    let args: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+    hooks.retain(|h| crate::redis::access::may_run(&h.run_as, &args));
     let flags = ctx.get_flags();
     let first = hooks.iter().position(|h| fires_for(h, &argv));
     let replicated = flags.intersects(ContextFlags::REPLICATED | ContextFlags::LOADING);

@@ -26,6 +26,10 @@ use crate::redis::ffi::timeev::TIME_EVENT_TYPE;
 use crate::redis::lock::with_redis;
 pub use crate::redis::time_event::{clamp_period, TimeEvent, TimeEventKey};
 
+/// Redis's refusal of a key the user may not access.
+const NO_KEY_PERMISSION: &str =
+    "NOPERM this user has no permissions to access one of the keys used as arguments";
+
 /// Schedules `ev`'s next firing (main thread or a holder of the Redis lock, through `ctx`).
 pub fn schedule(ctx: &Context, ev: Arc<TimeEvent>) {
     let period = ev.period;
@@ -66,6 +70,11 @@ pub fn create(
             .intersects(ContextFlags::LOADING | ContextFlags::SLAVE)
         {
             return Ok(false);
+        }
+        // The key is created as the code's user would create it (asked before whether it
+        // exists, so the answer does not tell about keys the user may not reach).
+        if !crate::redis::access::may_access(&run_as, key, crate::redis::access::INSERT) {
+            return Err(NO_KEY_PERMISSION.to_owned());
         }
         let name = RedisString::create_from_slice(std::ptr::null_mut(), key);
         let k = ctx.open_key_writable(&name);

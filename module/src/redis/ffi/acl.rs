@@ -3,6 +3,8 @@
 //! attaching a user to a context so `RM_Call` with the `C` flag runs as that user (on
 //! 7.0.15 the command's temporary client then carries the user too, so an `EVAL` it runs
 //! is checked as that user). The policy around them lives in `crate::redis::access`.
+//! Also the marks of Gearshift's own calls on a thread (`own_call`, and `unhooked`, which
+//! the command filter reads) that decide who such a call runs as and whether hooks see it.
 //!
 //! Every function here must be called with the Redis lock held.
 
@@ -38,6 +40,10 @@ unsafe fn take_string(ctx: *mut raw::RedisModuleCtx, s: *mut raw::RedisModuleStr
     text
 }
 
+/// A name no ACL user can have (Redis refuses user names with spaces): the identity of
+/// code that had none, carried where an identity must be (its calls stay refused).
+pub const NO_USER: &str = " no user";
+
 thread_local! {
     /// Depth of Gearshift's own `RM_Call`s on this thread made without an ACL user.
     static OWN_CALLS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
@@ -55,6 +61,28 @@ pub fn own_call<R>(f: impl FnOnce() -> R) -> R {
 /// True inside [`own_call`] on this thread.
 pub fn in_own_call() -> bool {
     OWN_CALLS.with(|c| c.get()) > 0
+}
+
+thread_local! {
+    /// Set by [`unhooked`] for the command about to be called on this thread.
+    static UNHOOKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, which calls one command, so that the filter leaves that command alone (a
+/// hook's `call_next` reaching the real command). The filter runs on the calling thread
+/// before the command and consumes the mark, so commands run by that command (a flow its
+/// events trigger) are filtered as usual. Needed off the main thread, where `NOSELF`
+/// does not apply (it only covers calls made while one of this module's commands runs).
+pub fn unhooked<R>(f: impl FnOnce() -> R) -> R {
+    UNHOOKED.with(|u| u.set(true));
+    let r = f();
+    UNHOOKED.with(|u| u.set(false));
+    r
+}
+
+/// Takes the [`unhooked`] mark of this thread (the filter, for the command it sees).
+pub fn take_unhooked() -> bool {
+    UNHOOKED.with(|u| u.replace(false))
 }
 
 /// The ACL user of the client running the command of `ctx`.
@@ -91,7 +119,12 @@ pub fn client_user(ctx: &Context) -> ClientUser {
                 if in_own_call() {
                     return ClientUser::Unrestricted;
                 }
-                // A script's client carries its caller's user.
+                // A script's client carries its caller's user. Any other module call's
+                // client may have none (asking its name would dereference NULL): its
+                // commands are refused rather than run unrestricted.
+                if !ctx.get_flags().contains(ContextFlags::LUA) {
+                    return ClientUser::Named(NO_USER.to_owned());
+                }
                 let s = raw::RedisModule_GetCurrentUserName.expect("api")(ctx.ctx);
                 if s.is_null() {
                     return ClientUser::Unrestricted;

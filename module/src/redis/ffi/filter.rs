@@ -3,7 +3,6 @@
 //! main-thread Python is busy, SCRIPT KILL / FUNCTION KILL into its kill. It must be
 //! cheap: one flag check each when nothing is hooked or busy.
 
-use std::cell::Cell;
 use std::os::raw::c_int;
 use std::sync::OnceLock;
 
@@ -37,26 +36,11 @@ pub struct Hooks {
 
 static HOOKS: OnceLock<Hooks> = OnceLock::new();
 
-thread_local! {
-    /// Set by [`unhooked`] for the command about to be called on this thread.
-    static UNHOOKED: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Runs `f`, which calls one command, so that the filter leaves that command alone (a
-/// hook's `call_next` reaching the real command). The filter runs on the calling thread
-/// before the command and consumes the mark, so commands run by that command (a flow its
-/// events trigger) are filtered as usual. Needed off the main thread, where `NOSELF`
-/// does not apply (it only covers calls made while one of this module's commands runs).
-pub fn unhooked<R>(f: impl FnOnce() -> R) -> R {
-    UNHOOKED.with(|u| u.set(true));
-    let r = f();
-    UNHOOKED.with(|u| u.set(false));
-    r
-}
+pub use super::acl::unhooked;
 
 /// Rewrites the command when a hook fires for it.
 fn rewrite_hooked(fctx: *mut raw::RedisModuleCommandFilterCtx) {
-    if UNHOOKED.with(|u| u.replace(false)) {
+    if super::acl::take_unhooked() {
         return;
     }
     let Some(hooks) = HOOKS.get() else {
@@ -73,7 +57,9 @@ fn rewrite_hooked(fctx: *mut raw::RedisModuleCommandFilterCtx) {
         return;
     }
     let name = String::from_utf8_lossy(&arg(fctx, 0)).to_ascii_lowercase();
-    if name == "rg.trigger" || !(hooks.hooked)(&name) {
+    // Gearshift's own commands are never hooked (registration refuses them; this also
+    // covers a session saved by a build that did not).
+    if name.starts_with("rg.") || !(hooks.hooked)(&name) {
         return;
     }
     const TRIGGER: &[u8] = b"RG.TRIGGER";

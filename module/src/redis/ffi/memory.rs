@@ -29,7 +29,7 @@ pub fn headroom(ctx: &Context) -> Option<i64> {
 
 /// An integer server config (`CONFIG GET name`).
 pub fn config_int(ctx: &Context, name: &str) -> Option<i64> {
-    let reply = ctx.call("CONFIG", &["GET", name]).ok()?;
+    let reply = super::acl::own_call(|| ctx.call("CONFIG", &["GET", name])).ok()?;
     let redis_module::RedisValue::Array(items) = reply else {
         return None;
     };

@@ -1,0 +1,130 @@
+"""Faults on a real 3-master cluster: a shard stopped (SIGSTOP) while distributed work is in
+flight. The initiator must answer within a bound, no execution may stay `running` once the
+shard is back, and the cluster must work normally afterwards.
+
+The cluster's node timeout is long (60 s) so that a stopped shard is never declared failed
+during a test: what ends a run is Gearshift's own idle bound (`ExecutionMaxIdleTime`, 1 s
+here), not Redis noticing the node is gone. Every stopped process is resumed in `finally`.
+"""
+
+import contextlib
+import os
+import signal
+import threading
+import time
+
+import pytest
+import redis
+from conftest import Cluster, wait_for
+
+IDLE_MS = 1000
+NODE_TIMEOUT_MS = 60000
+# Seconds the initiator may take to answer while a shard is stopped: a few idle periods
+# (the step's idle bound, the wait for the part's `Done`, the probe of silent shards) plus
+# slack for a loaded 2-core machine; far below the node timeout, which ends a hung run too.
+ANSWER_BOUND = 20.0
+KEYS = 300
+
+GROUPBY = "GB().groupby(lambda r: r['key'], lambda k, a, r: (a or 0) + 1).run()"
+REPARTITION = "GB().repartition(lambda r: r['key']).map(lambda r: r['key']).run()"
+COLLECT = "GB().map(lambda r: r['key']).collect().run()"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    cl = Cluster(ExecutionMaxIdleTime=IDLE_MS)
+    for n in cl.nodes:
+        n.server_args += ["--cluster-node-timeout", str(NODE_TIMEOUT_MS)]
+    with cl:
+        cc = cl.cluster_client()
+        for i in range(KEYS):
+            cc.set(f"k{i}", i)
+        cc.close()
+        yield cl
+
+
+@contextlib.contextmanager
+def stopped(node):
+    """`node` SIGSTOPped for the block, always resumed."""
+    os.kill(node.proc.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(node.proc.pid, signal.SIGCONT)
+
+
+def timed(node, *args, timeout=ANSWER_BOUND + 15):
+    """(seconds, reply or the error) of one command, on its own connection."""
+    c = redis.Redis(host="127.0.0.1", port=node.port, decode_responses=True,
+                    socket_timeout=timeout, socket_connect_timeout=5)  # fmt: skip
+    t0 = time.monotonic()
+    try:
+        reply = c.execute_command(*args)
+    except redis.RedisError as err:
+        reply = err
+    finally:
+        c.close()
+    return time.monotonic() - t0, reply
+
+
+def unfinished(cluster):
+    """Executions not `done` on any node: (node index, id, status)."""
+    out = []
+    for i, n in enumerate(cluster.nodes):
+        c = n.client()
+        try:
+            out += [(i, e[1], e[3]) for e in c.execute_command("RG.DUMPEXECUTIONS") if e[3] != "done"]
+        finally:
+            c.close()
+    return out
+
+
+def assert_recovers(cluster):
+    """Once the shard is back: nothing stays running anywhere, and a distributed count works."""
+    assert wait_for(lambda: not unfinished(cluster), timeout=ANSWER_BOUND), unfinished(cluster)
+    took, reply = timed(cluster.nodes[0], "RG.PYEXECUTE", "GB().count().run()")
+    assert reply == [[str(KEYS)], []], reply
+    assert all(n.alive() for n in cluster.nodes)
+
+
+@pytest.mark.parametrize("script", [GROUPBY, REPARTITION, COLLECT], ids=["groupby", "repartition", "collect"])
+def test_a_run_with_a_stopped_shard_ends_within_the_bound(cluster, script):
+    # Before the fix, groupby and repartition (two shards waiting on the stopped third)
+    # never ended: each waiting shard's heartbeats counted as progress from every shard,
+    # so the two kept each other waiting until Redis declared the node failed.
+    with stopped(cluster.nodes[2]):
+        took, reply = timed(cluster.nodes[0], "RG.PYEXECUTE", script)
+    assert not isinstance(reply, redis.TimeoutError), f"no answer within {took:.1f} s"
+    assert took <= ANSWER_BOUND, f"answered only after {took:.1f} s: {reply!r}"[:300]
+    assert not isinstance(reply, redis.RedisError), reply
+    assert "Execution max idle reached" in reply[1], reply[1]
+    assert_recovers(cluster)
+
+
+def test_a_stopped_shard_does_not_hang_a_blocking_wait_for_an_unblocking_run(cluster):
+    with stopped(cluster.nodes[2]):
+        _, eid = timed(cluster.nodes[0], "RG.PYEXECUTE", GROUPBY, "UNBLOCKING")
+        took, reply = timed(cluster.nodes[0], "RG.GETRESULTSBLOCKING", eid)
+    assert took <= ANSWER_BOUND, f"answered only after {took:.1f} s"
+    assert not isinstance(reply, redis.RedisError), reply
+    assert "Execution max idle reached" in reply[1], reply[1]
+    assert_recovers(cluster)
+
+
+def test_two_initiators_with_a_stopped_shard_both_answer(cluster):
+    replies = {}
+
+    def run(i):
+        replies[i] = timed(cluster.nodes[i], "RG.PYEXECUTE", GROUPBY)
+
+    with stopped(cluster.nodes[2]):
+        threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(ANSWER_BOUND + 20)
+    for i in (0, 1):
+        took, reply = replies[i]
+        assert took <= ANSWER_BOUND, f"node {i} answered only after {took:.1f} s"
+        assert "Execution max idle reached" in reply[1], reply
+    assert_recovers(cluster)

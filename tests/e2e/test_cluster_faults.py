@@ -10,6 +10,7 @@ here), not Redis noticing the node is gone. Every stopped process is resumed in 
 import contextlib
 import os
 import signal
+import subprocess
 import threading
 import time
 
@@ -128,3 +129,57 @@ def test_two_initiators_with_a_stopped_shard_both_answer(cluster):
         assert took <= ANSWER_BOUND, f"node {i} answered only after {took:.1f} s"
         assert "Execution max idle reached" in reply[1], reply
     assert_recovers(cluster)
+
+
+def restart_on_same_port(node):
+    """Starts a killed node again on its port and dir: nodes.conf brings it back as the same
+    cluster member, and its AOF brings back what it had."""
+    node.proc = subprocess.Popen(node._argv(), cwd=node.dir, stdin=subprocess.DEVNULL)
+    assert node._wait_ready(), f"the killed node did not come back:\n{node.log_tail()}"
+
+
+def registration_ids(node):
+    c = node.client()
+    try:
+        return sorted(r[1] for r in c.execute_command("RG.DUMPREGISTRATIONS"))
+    finally:
+        c.close()
+
+
+def test_a_killed_shard_restarted_from_its_aof_has_the_registrations_of_the_others():
+    # Before the fix, a shard wrote to its AOF only the registrations made through itself:
+    # those it got from another shard over the bus (and unregistrations likewise) were not
+    # there, so a shard restarted from its AOF, or its promoted replica, fired nothing. And
+    # a restarted shard ran its registrations as a standalone server (ids of 40 zeros, the
+    # wrong hashtag()) until a script or another shard's message made it read the topology.
+    cl = Cluster(ExecutionMaxIdleTime=IDLE_MS)
+    for n in cl.nodes:
+        n.server_args += ["--cluster-node-timeout", "3000", "--appendonly", "yes", "--appendfsync", "always"]
+    with cl:
+        c = cl.client(0)
+        c.execute_command("RG.PYEXECUTE", "GB().foreach(lambda r: execute('INCR', 'n{%s}' % hashtag())).register('ev*')")
+        c.execute_command("RG.PYEXECUTE", "GB().register('gone*')")
+        gone = [r[1] for r in c.execute_command("RG.DUMPREGISTRATIONS") if "gone*" in str(r)]
+        assert len(gone) == 1
+        assert c.execute_command("RG.UNREGISTER", gone[0]) == "OK"
+        expected = registration_ids(cl.nodes[0])
+        assert wait_for(lambda: registration_ids(cl.nodes[2]) == expected)
+        victim = cl.nodes[2]
+        os.kill(victim.proc.pid, signal.SIGKILL)
+        victim.proc.wait(timeout=10)
+        restart_on_same_port(victim)
+        assert registration_ids(victim) == expected
+        # Its registration fires on a key it owns, once it is back in the cluster.
+        vc = victim.client()
+        assert wait_for(lambda: "cluster_state:ok" in vc.execute_command("CLUSTER", "INFO"), timeout=30)
+        key = next(f"ev{i}" for i in range(1000) if vc.execute_command("CLUSTER", "KEYSLOT", f"ev{i}") in owned_slots(vc))
+        vc.set(key, 1)
+        tag = vc.execute_command("RG.PYEXECUTE", "GB('ShardsIDReader').map(lambda x: hashtag()).run(collect=False)")[0][0]
+        assert wait_for(lambda: vc.get(f"n{{{tag}}}") == "1"), vc.execute_command("RG.DUMPEXECUTIONS")
+        vc.close()
+        c.close()
+
+
+def owned_slots(c):
+    me = c.execute_command("CLUSTER", "MYID")
+    return {s for lo, hi, master, *_ in c.execute_command("CLUSTER", "SLOTS") if master[2] == me for s in range(lo, hi + 1)}

@@ -53,7 +53,7 @@ pub fn on_message(ctx: &Context, sender: &str, payload: Vec<u8>) {
         Message::Answer { req, reply } => ask::on_answer(sender, req, &reply),
         Message::Unregister { id, abort_pending } => {
             if let Some(h) = handler::get() {
-                h.unregister(&id, abort_pending);
+                h.unregister(ctx, &id, abort_pending);
             }
         }
     }

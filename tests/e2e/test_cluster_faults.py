@@ -154,7 +154,8 @@ def test_a_killed_shard_restarted_from_its_aof_has_the_registrations_of_the_othe
     # wrong hashtag()) until a script or another shard's message made it read the topology.
     cl = Cluster(ExecutionMaxIdleTime=IDLE_MS)
     for n in cl.nodes:
-        n.server_args += ["--cluster-node-timeout", "3000", "--appendonly", "yes", "--appendfsync", "always"]
+        n.server_args += ["--cluster-node-timeout", "3000",
+                          "--appendonly", "yes", "--appendfsync", "always"]  # fmt: skip
     with cl:
         c = cl.client(0)
         c.execute_command("RG.PYEXECUTE", "GB().foreach(lambda r: execute('INCR', 'n{%s}' % hashtag())).register('ev*')")
@@ -172,7 +173,8 @@ def test_a_killed_shard_restarted_from_its_aof_has_the_registrations_of_the_othe
         # Its registration fires on a key it owns, once it is back in the cluster.
         vc = victim.client()
         assert wait_for(lambda: "cluster_state:ok" in vc.execute_command("CLUSTER", "INFO"), timeout=30)
-        key = next(f"ev{i}" for i in range(1000) if vc.execute_command("CLUSTER", "KEYSLOT", f"ev{i}") in owned_slots(vc))
+        own = owned_slots(vc)
+        key = next(f"ev{i}" for i in range(1000) if vc.execute_command("CLUSTER", "KEYSLOT", f"ev{i}") in own)
         vc.set(key, 1)
         tag = vc.execute_command("RG.PYEXECUTE", "GB('ShardsIDReader').map(lambda x: hashtag()).run(collect=False)")[0][0]
         assert wait_for(lambda: vc.get(f"n{{{tag}}}") == "1"), vc.execute_command("RG.DUMPEXECUTIONS")
@@ -182,4 +184,27 @@ def test_a_killed_shard_restarted_from_its_aof_has_the_registrations_of_the_othe
 
 def owned_slots(c):
     me = c.execute_command("CLUSTER", "MYID")
-    return {s for lo, hi, master, *_ in c.execute_command("CLUSTER", "SLOTS") if master[2] == me for s in range(lo, hi + 1)}
+    ranges = [(lo, hi) for lo, hi, master, *_ in c.execute_command("CLUSTER", "SLOTS") if master[2] == me]
+    return {s for lo, hi in ranges for s in range(lo, hi + 1)}
+
+
+def test_runs_while_a_slot_migrates_count_each_key_once():
+    # A slot MIGRATING from shard A to B, a key of it moved already: every run reads
+    # each key once (A its keys, B the imported one), with no error and no lost key.
+    with Cluster(ExecutionMaxIdleTime=IDLE_MS) as cl:
+        cc = cl.cluster_client()
+        for i in range(KEYS):
+            cc.set(f"k{i}", i)
+        cc.close()
+        a, b = cl.client(0), cl.client(1)
+        ida, idb = a.execute_command("CLUSTER", "MYID"), b.execute_command("CLUSTER", "MYID")
+        slot = next(s for s in owned_slots(a) if a.execute_command("CLUSTER", "COUNTKEYSINSLOT", s) >= 1)
+        key = a.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1)[0]
+        b.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ida)
+        a.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", idb)
+        a.execute_command("MIGRATE", "127.0.0.1", cl.nodes[1].port, "", 0, 5000, "KEYS", key)
+        counts = [REPARTITION.removesuffix(".run()"), GROUPBY.removesuffix(".run()"), "GB()"]
+        for script in (f"{c}.count().run()" for c in counts):
+            assert a.execute_command("RG.PYEXECUTE", script) == [[str(KEYS)], []], script
+        a.close()
+        b.close()

@@ -40,6 +40,7 @@ mod registration {
             crate::redis::lock::mark_main_thread();
             crate::app::load::load(ctx, args)?;
             fill_slots(ctx)?;
+            crate::cluster::startup::learn_topology(ctx);
             crate::redis::limits::start(ctx);
             // Replaces the crate's default INFO callback with ours.
             redis_module::raw::register_info_function(

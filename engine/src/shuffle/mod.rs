@@ -18,6 +18,7 @@ mod frame_io;
 mod key_codec;
 mod op;
 mod partitioner;
+mod peers;
 mod transport;
 
 pub use codec::{

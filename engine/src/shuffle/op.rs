@@ -18,6 +18,7 @@
 use super::codec::{bundle_data, bundle_done, decode_bundle, Frame};
 use super::credit::Credits;
 use super::partitioner::Partitioner;
+use super::peers::Peers;
 use super::transport::{Bundle, ChannelId};
 use super::ShuffleCtx;
 use crate::batch::Batch;
@@ -42,7 +43,10 @@ pub struct ShuffleOp {
     collect: bool,
     /// Peers still to send "done" to this shard.
     left: usize,
-    /// Set once "done" was sent: when the shuffle last made progress (the idle bound).
+    /// Those peers, each with when it was last heard from (the idle bound is per peer).
+    peers: Peers,
+    /// Set once "done" was sent: when the shuffle last made progress (the idle bound
+    /// while only credits are awaited).
     waiting: Option<Instant>,
     /// The stage's waker (none outside a stage: `finish` then blocks).
     waker: Option<Waker>,
@@ -75,11 +79,13 @@ impl ShuffleOp {
             ctx.shards - 1
         };
         let credits = Credits::new(ctx.credit_window, ctx.shards);
+        let peers = Peers::new(ctx.shards, ctx.me, left > 0);
         ShuffleOp {
             ctx,
             ch,
             collect,
             left,
+            peers,
             waiting: None,
             waker: None,
             timer_at: None,
@@ -223,7 +229,8 @@ impl Operator for ShuffleOp {
         }
         // Park: woken by the next arrival or credit, or at the idle deadline.
         self.ctx.transport.on_arrival(self.ch, Arc::clone(&waker));
-        let deadline = self.waiting.unwrap_or_else(Instant::now) + self.ctx.idle_timeout;
+        let deadline =
+            self.idle_since(self.waiting.unwrap_or_else(Instant::now)) + self.ctx.idle_timeout;
         if self.timer_at.is_none_or(|t| t <= Instant::now()) {
             self.timer_at = Some(deadline);
             wake_at(deadline, waker);
@@ -251,6 +258,7 @@ impl ShuffleOp {
             Some(p) => p,
             None => {
                 self.announce_done()?;
+                self.peers.start(Instant::now());
                 Instant::now()
             }
         };
@@ -265,7 +273,7 @@ impl ShuffleOp {
             }
             match self.take_arrived(out, wait)? {
                 0 => {
-                    if progress.elapsed() >= self.ctx.idle_timeout {
+                    if self.idle_since(progress).elapsed() >= self.ctx.idle_timeout {
                         return Err(EngineError::Execution("Execution max idle reached".into()));
                     }
                     break;
@@ -284,6 +292,12 @@ impl ShuffleOp {
         Ok(polled)
     }
 
+    /// Where the idle bound counts from: the longest-silent peer still to say "done", or,
+    /// once none is, the last progress (`progress`) of the sends waiting for credit.
+    fn idle_since(&self, progress: Instant) -> Instant {
+        self.peers.oldest().unwrap_or(progress)
+    }
+
     /// Takes up to `FRAMES_PER_CALL` arrived bundles (waiting at most `wait` for the
     /// first), decoding their frames into `out`, and gives their senders credit for them.
     /// Returns how many it took.
@@ -297,6 +311,7 @@ impl ShuffleOp {
             };
             wait = Duration::ZERO;
             taken += 1;
+            self.peers.heard(from, Instant::now());
             if let Some(g) = granted.get_mut(from).filter(|_| from != self.ctx.me) {
                 *g += 1;
             }
@@ -305,9 +320,12 @@ impl ShuffleOp {
             let Bundle { buf, start } = bundle;
             let body = self.ctx.pool.adopt(buf).into_buffer();
             let body = body.slice(start.min(body.len()));
-            let left = &mut self.left;
+            let (left, peers) = (&mut self.left, &mut self.peers);
             decode_bundle(&body, self.ctx.foreign.as_deref(), |f| match f {
-                Frame::Done => *left = left.saturating_sub(1),
+                Frame::Done => {
+                    *left = left.saturating_sub(1);
+                    peers.done(from);
+                }
                 Frame::Data(b) => out.push(b),
             })?;
         }

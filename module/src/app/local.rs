@@ -132,8 +132,14 @@ pub fn unregister_local(state: &ModuleState, id: &str, abort_pending: bool) {
 }
 
 /// Installs sessions another shard sent; the error is the reply text for that shard.
+/// What was installed also goes to this shard's replicas and AOF (as the initiating shard
+/// does for its own), so a restart from the AOF, or a promoted replica, still has it.
 pub fn install_blob(ctx: &Context, state: &ModuleState, blob: &[u8]) -> Result<(), String> {
-    persist::load_strict(ctx, state, blob)
+    let loaded = persist::load_strict(ctx, state, blob);
+    if loaded.is_ok() {
+        ctx.replicate("RG.INNERREGISTER", &[blob]);
+    }
+    loaded
 }
 
 /// Clears this shard's registration stats.
@@ -287,9 +293,16 @@ impl crate::cluster::handler::ShardHandler for LocalShard {
         clear_stats_local(Self::state()?)
     }
 
-    fn unregister(&self, id: &str, abort_pending: bool) {
+    fn unregister(&self, ctx: &Context, id: &str, abort_pending: bool) {
         if let Ok(state) = Self::state() {
             unregister_local(state, id, abort_pending);
+            // Replicas and the AOF drop it too, or a restart would bring it back.
+            let id = id.as_bytes();
+            if abort_pending {
+                ctx.replicate("RG.INNERUNREGISTER", &[id, b"abortpending"]);
+            } else {
+                ctx.replicate("RG.INNERUNREGISTER", &[id]);
+            }
         }
     }
 

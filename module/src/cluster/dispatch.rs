@@ -48,12 +48,12 @@ pub fn on_message(ctx: &Context, sender: &str, payload: Vec<u8>) {
         Message::RunRegistered(order) => registered::on_run(order),
         Message::Done { id } => dist::on_done(&id, sender),
         Message::PartFailed { id, from, error } => dist::on_part_failed(&id, from as usize, error),
-        Message::Alive { id } => dist::on_alive(&id),
+        Message::Alive { id } => dist::on_alive(&id, sender),
         Message::Ask { req, query } => answer::on_ask(ctx, sender, req, query),
         Message::Answer { req, reply } => ask::on_answer(sender, req, &reply),
         Message::Unregister { id, abort_pending } => {
             if let Some(h) = handler::get() {
-                h.unregister(&id, abort_pending);
+                h.unregister(ctx, &id, abort_pending);
             }
         }
     }

@@ -101,9 +101,13 @@ fn send_heartbeats() {
     }
 }
 
-/// Another shard's part of `id` is alive (main thread): its channels see progress.
-pub fn on_alive(id: &str) {
-    transport::touch(exec_key(id));
+/// Another shard's part of `id` is alive (main thread): its channels see progress from
+/// that shard (`sender`, a node id); one unknown to the topology counts for no shard.
+pub fn on_alive(id: &str, sender: &str) {
+    let from = crate::model::topology::current()
+        .and_then(|t| t.shards.iter().position(|s| s.id == sender))
+        .unwrap_or(usize::MAX);
+    transport::touch(exec_key(id), from);
 }
 
 /// Completes a run once every shard is done.

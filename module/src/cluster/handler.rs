@@ -24,7 +24,7 @@ pub trait ShardHandler: Send + Sync {
     /// Clears registration stats.
     fn clear_stats(&self) -> Result<Reply, String>;
     /// Drops registration `id`, silently if unknown.
-    fn unregister(&self, id: &str, abort_pending: bool);
+    fn unregister(&self, ctx: &Context, id: &str, abort_pending: bool);
     /// Installs requirement packages another shard sent (on a worker: unpacks wheels).
     fn import_requirements(&self, blob: &[u8]) -> Reply;
 }

@@ -137,9 +137,10 @@ pub fn fail_shard(exec: u64, from: usize) {
     }
 }
 
-/// A peer of execution `exec` is alive: every channel of it that exists here gets an
-/// empty bundle (no records, but progress for the idle bound) and its waker is called.
-pub fn touch(exec: u64) {
+/// Peer `from` of execution `exec` is alive: every channel of it that exists here gets an
+/// empty bundle from `from` (no records, but progress for the idle bound of that peer
+/// only) and its waker is called.
+pub fn touch(exec: u64, from: usize) {
     let mut st = state();
     if st.ended.set.contains(&exec) {
         return;
@@ -155,7 +156,7 @@ pub fn touch(exec: u64) {
         st.queues
             .entry(*ch)
             .or_default()
-            .push_back((usize::MAX, Bundle::default()));
+            .push_back((from, Bundle::default()));
     }
     let woken = st.take_wakers(|c| c.exec == exec);
     drop(st);
@@ -332,12 +333,13 @@ mod tests {
             .recv(ChannelId { exec: 80, step: 2 }, Duration::ZERO)
             .unwrap()
             .is_some());
-        touch(80);
-        let (_, beat) = t
+        touch(80, 2);
+        let (from, beat) = t
             .recv(ChannelId { exec: 80, step: 2 }, Duration::ZERO)
             .unwrap()
             .unwrap();
         assert!(engine::shuffle::unbundle(beat.body()).unwrap().is_empty());
+        assert_eq!(from, 2, "a heartbeat is progress of the shard that sent it");
         forget(80);
         // Sending to oneself never touches the bus.
         let own = Bundle::plain(b"self".to_vec());

@@ -117,6 +117,18 @@ pub fn refresh() -> Option<Arc<Topology>> {
     topo
 }
 
+/// Whether this node sees every slot served (`cluster_state:ok`). While a cluster forms, a
+/// node may know only some masters: a topology read then would be kept with shards missing
+/// (a count over 3 shards answered 2), so a read at startup waits for this state.
+pub fn cluster_ok() -> bool {
+    match crate::redis::call::call_internal(&[b"CLUSTER".to_vec(), b"INFO".to_vec()]) {
+        CallReply::Bulk(b) => b
+            .split(|&c| c == b'\n')
+            .any(|l| l.trim_ascii() == b"cluster_state:ok"),
+        _ => false,
+    }
+}
+
 fn read_topology() -> Option<Topology> {
     let my_id = match crate::redis::call::call_internal(&[b"CLUSTER".to_vec(), b"MYID".to_vec()]) {
         CallReply::Bulk(b) => String::from_utf8(b).ok()?,

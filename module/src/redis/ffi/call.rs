@@ -78,9 +78,9 @@ fn owned(r: *mut raw::RedisModuleCallReply) -> PyReply {
     // SAFETY: `r` is a live reply (the root, or an element of it, freed with the root).
     unsafe {
         match raw::RedisModule_CallReplyType.expect("api")(r) as isize {
-            raw::REDISMODULE_REPLY_STRING => PyReply::Bulk(bytes(r).to_vec()),
+            raw::REDISMODULE_REPLY_STRING => PyReply::Bulk(reply_bytes(r).to_vec()),
             raw::REDISMODULE_REPLY_ERROR => {
-                PyReply::Error(String::from_utf8_lossy(bytes(r)).into_owned())
+                PyReply::Error(String::from_utf8_lossy(reply_bytes(r)).into_owned())
             }
             raw::REDISMODULE_REPLY_INTEGER => {
                 PyReply::Int(raw::RedisModule_CallReplyInteger.expect("api")(r))
@@ -103,11 +103,12 @@ fn owned_element(e: *mut raw::RedisModuleCallReply) -> PyReply {
     owned(e)
 }
 
-/// The bytes of a string or error reply.
+/// The bytes of a string or error reply (shared by this module's RM_Call readers:
+/// `scan::get`, `mget`).
 ///
 /// # Safety
 /// `r` must be a live string or error reply; the bytes live as long as it.
-unsafe fn bytes<'a>(r: *mut raw::RedisModuleCallReply) -> &'a [u8] {
+pub(super) unsafe fn reply_bytes<'a>(r: *mut raw::RedisModuleCallReply) -> &'a [u8] {
     let mut len = 0usize;
     // SAFETY: `r` is live (caller contract); Redis returns `len` bytes owned by it.
     unsafe {

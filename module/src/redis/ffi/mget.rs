@@ -84,12 +84,7 @@ impl Reply {
             {
                 return None;
             }
-            let mut len = 0usize;
-            let p = raw::RedisModule_CallReplyStringPtr.expect("api")(e, &mut len);
-            if p.is_null() {
-                return Some(&[]);
-            }
-            Some(std::slice::from_raw_parts(p.cast::<u8>(), len))
+            Some(super::call::reply_bytes(e))
         }
     }
 }

@@ -324,15 +324,7 @@ fn get<R>(ctx: &Context, name: &[u8], f: impl FnOnce(Got<'_>) -> R) -> R {
                 return f(Got::Other);
             }
             let got = match raw::RedisModule_CallReplyType.expect("api")(reply) as isize {
-                raw::REDISMODULE_REPLY_STRING => {
-                    let mut len = 0usize;
-                    let p = raw::RedisModule_CallReplyStringPtr.expect("api")(reply, &mut len);
-                    if p.is_null() {
-                        Got::String(&[])
-                    } else {
-                        Got::String(std::slice::from_raw_parts(p.cast::<u8>(), len))
-                    }
-                }
+                raw::REDISMODULE_REPLY_STRING => Got::String(super::call::reply_bytes(reply)),
                 raw::REDISMODULE_REPLY_NULL => Got::Null,
                 _ => Got::Other,
             };

@@ -13,6 +13,8 @@ use std::os::raw::c_char;
 use gearpy::services::CallReply as PyReply;
 use redis_module::{raw, Context};
 
+use super::reply::{Element, OwnedReply};
+
 /// Arguments after the command name this path takes.
 pub const MAX_ARGS: usize = 4;
 /// Command names shorter than this (bytes) are copied to a NUL-terminated stack buffer.
@@ -64,58 +66,24 @@ fn call(
 
 /// Copies a call's reply and frees it. NULL (no reply) reads as nil, as in the crate.
 fn take_reply(reply: *mut raw::RedisModuleCallReply) -> PyReply {
-    if reply.is_null() {
-        return PyReply::Nil;
-    }
-    let out = owned(reply);
-    // SAFETY: a reply RM_Call returned, freed once, after it was copied.
-    unsafe { raw::RedisModule_FreeCallReply.expect("api")(reply) };
-    out
+    // SAFETY: what RM_Call just returned; nothing else frees it.
+    let reply = unsafe { OwnedReply::new(reply) };
+    owned(reply.root())
 }
 
 /// A reply (or an element of one) as owned data.
-fn owned(r: *mut raw::RedisModuleCallReply) -> PyReply {
-    // SAFETY: `r` is a live reply (the root, or an element of it, freed with the root).
-    unsafe {
-        match raw::RedisModule_CallReplyType.expect("api")(r) as isize {
-            raw::REDISMODULE_REPLY_STRING => PyReply::Bulk(reply_bytes(r).to_vec()),
-            raw::REDISMODULE_REPLY_ERROR => {
-                PyReply::Error(String::from_utf8_lossy(reply_bytes(r)).into_owned())
-            }
-            raw::REDISMODULE_REPLY_INTEGER => {
-                PyReply::Int(raw::RedisModule_CallReplyInteger.expect("api")(r))
-            }
-            raw::REDISMODULE_REPLY_ARRAY => {
-                let n = raw::RedisModule_CallReplyLength.expect("api")(r);
-                let item = raw::RedisModule_CallReplyArrayElement.expect("api");
-                PyReply::Array((0..n).map(|i| owned_element(item(r, i))).collect())
-            }
-            // Null, unknown, and the RESP3 types a RESP2 call never returns.
-            _ => PyReply::Nil,
+fn owned(r: Element<'_>) -> PyReply {
+    match r.kind() {
+        raw::REDISMODULE_REPLY_STRING => PyReply::Bulk(r.bytes().to_vec()),
+        raw::REDISMODULE_REPLY_ERROR => {
+            PyReply::Error(String::from_utf8_lossy(r.bytes()).into_owned())
         }
-    }
-}
-
-fn owned_element(e: *mut raw::RedisModuleCallReply) -> PyReply {
-    if e.is_null() {
-        return PyReply::Nil;
-    }
-    owned(e)
-}
-
-/// The bytes of a string or error reply (shared by this module's RM_Call readers:
-/// `scan::get`, `mget`).
-///
-/// # Safety
-/// `r` must be a live string or error reply; the bytes live as long as it.
-pub(super) unsafe fn reply_bytes<'a>(r: *mut raw::RedisModuleCallReply) -> &'a [u8] {
-    let mut len = 0usize;
-    // SAFETY: `r` is live (caller contract); Redis returns `len` bytes owned by it.
-    unsafe {
-        let p = raw::RedisModule_CallReplyStringPtr.expect("api")(r, &mut len);
-        if p.is_null() {
-            return &[];
+        raw::REDISMODULE_REPLY_INTEGER => PyReply::Int(r.integer()),
+        raw::REDISMODULE_REPLY_ARRAY => {
+            let n = r.len().unwrap_or(0);
+            PyReply::Array((0..n).map(|i| owned(r.at(i))).collect())
         }
-        std::slice::from_raw_parts(p.cast::<u8>(), len)
+        // Null (or no reply), unknown, and the RESP3 types a RESP2 call never returns.
+        _ => PyReply::Nil,
     }
 }

@@ -8,6 +8,7 @@
 use engine::batch::{KeyBuilder, KeyType};
 use redis_module::{raw, Context, ContextFlags};
 
+use super::reply::OwnedReply;
 use super::scan::{push_open_key, read_key, with_key, OwnRead};
 
 /// Reads `names` into `out` in order, as `read_key` reads each; `then(i, out)` runs after
@@ -28,9 +29,9 @@ pub fn read_keys(
         return;
     }
     let reply = mget(ctx, names);
-    let answered = reply.len() == Some(names.len());
+    let answered = reply.root().len() == Some(names.len());
     for (i, name) in names.iter().enumerate() {
-        match reply.string_at(i) {
+        match string_at(&reply, i) {
             Some(v) if answered => {
                 out.push_key(name, KeyType::String);
                 out.push_str(v);
@@ -45,58 +46,20 @@ pub fn read_keys(
     }
 }
 
-/// A call reply, freed on drop.
-struct Reply(*mut raw::RedisModuleCallReply);
-
-impl Drop for Reply {
-    fn drop(&mut self) {
-        if !self.0.is_null() {
-            // SAFETY: a reply RM_Call returned, freed once.
-            unsafe { raw::RedisModule_FreeCallReply.expect("api")(self.0) };
-        }
-    }
-}
-
-impl Reply {
-    /// Its length if it is an array.
-    fn len(&self) -> Option<usize> {
-        if self.0.is_null() {
-            return None;
-        }
-        // SAFETY: a live reply.
-        unsafe {
-            (raw::RedisModule_CallReplyType.expect("api")(self.0) as isize
-                == raw::REDISMODULE_REPLY_ARRAY)
-                .then(|| raw::RedisModule_CallReplyLength.expect("api")(self.0))
-        }
-    }
-
-    /// The bytes of element `i` if it is a string (borrowed from the reply).
-    fn string_at(&self, i: usize) -> Option<&[u8]> {
-        self.len()?;
-        // SAFETY: a live array reply; an element past its end is NULL; a string element's
-        // bytes live as long as the reply, which the returned slice borrows.
-        unsafe {
-            let e = raw::RedisModule_CallReplyArrayElement.expect("api")(self.0, i);
-            if e.is_null()
-                || raw::RedisModule_CallReplyType.expect("api")(e) as isize
-                    != raw::REDISMODULE_REPLY_STRING
-            {
-                return None;
-            }
-            Some(super::call::reply_bytes(e))
-        }
-    }
+/// The bytes of element `i` of an array reply if it is a string (borrowed from the reply).
+fn string_at(reply: &OwnedReply, i: usize) -> Option<&[u8]> {
+    let e = reply.root().at(i);
+    (e.kind() == raw::REDISMODULE_REPLY_STRING).then(|| e.bytes())
 }
 
 /// `MGET names…` as Gearshift's own call (`acl::own_call`); a missing key's `keymiss`
 /// is marked as its own read.
-fn mget(ctx: &Context, names: &[&[u8]]) -> Reply {
+fn mget(ctx: &Context, names: &[&[u8]]) -> OwnedReply {
     let _own = OwnRead::start();
     super::acl::own_call(|| {
         // SAFETY: lock held (caller contract); the argument strings are created here,
         // handed to RM_Call as a vector of `names.len()` strings (format `v`, which only
-        // takes references), and freed after it returns.
+        // takes references), and freed after it returns; the reply is owned by nothing else.
         unsafe {
             let create = raw::RedisModule_CreateString.expect("api");
             let mut argv: Vec<*mut raw::RedisModuleString> = names
@@ -113,7 +76,7 @@ fn mget(ctx: &Context, names: &[&[u8]]) -> Reply {
             for s in argv {
                 raw::RedisModule_FreeString.expect("api")(std::ptr::null_mut(), s);
             }
-            Reply(reply)
+            OwnedReply::new(reply)
         }
     })
 }

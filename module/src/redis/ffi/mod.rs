@@ -18,6 +18,7 @@ pub mod mget;
 pub mod own_lock;
 pub mod rdb;
 pub mod replies;
+mod reply;
 pub mod scan;
 pub mod timeev;
 pub mod trampoline;

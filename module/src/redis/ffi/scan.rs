@@ -310,28 +310,23 @@ fn get<R>(ctx: &Context, name: &[u8], f: impl FnOnce(Got<'_>) -> R) -> R {
     super::acl::own_call(|| {
         // SAFETY: lock held (caller contract); the command and format are NUL-terminated
         // literals and format `b` takes exactly a pointer and a length, which `name`
-        // provides. The reply is read before it is freed, once, here; `f` gets a borrow that
-        // does not outlive it.
-        unsafe {
-            let reply = raw::RedisModule_Call.expect("api")(
+        // provides. The reply is owned by nothing else; `f` gets a borrow that does not
+        // outlive it.
+        let reply = unsafe {
+            super::reply::OwnedReply::new(raw::RedisModule_Call.expect("api")(
                 ctx.ctx,
                 c"GET".as_ptr(),
                 c"bE".as_ptr(),
                 name.as_ptr().cast::<std::os::raw::c_char>(),
                 name.len(),
-            );
-            if reply.is_null() {
-                return f(Got::Other);
-            }
-            let got = match raw::RedisModule_CallReplyType.expect("api")(reply) as isize {
-                raw::REDISMODULE_REPLY_STRING => Got::String(super::call::reply_bytes(reply)),
-                raw::REDISMODULE_REPLY_NULL => Got::Null,
-                _ => Got::Other,
-            };
-            let r = f(got);
-            raw::RedisModule_FreeCallReply.expect("api")(reply);
-            r
-        }
+            ))
+        };
+        let r = reply.root();
+        f(match r.kind() {
+            raw::REDISMODULE_REPLY_STRING => Got::String(r.bytes()),
+            raw::REDISMODULE_REPLY_NULL => Got::Null,
+            _ => Got::Other,
+        })
     })
 }
 

@@ -1,15 +1,18 @@
-//! The executor's two lock-free hand-offs: a stage's state to whichever worker runs its
+//! The executor's hand-offs between threads: a stage's state to whichever worker runs its
 //! turn ([`TurnCell`], exclusive by the [`Schedule`] state machine instead of a mutex per
-//! turn), and a one-shot value to whichever caller takes it first ([`TakeOnce`], one swap
-//! instead of a mutex: the execution's completion callback).
+//! turn), a one-shot value to whichever caller takes it first ([`TakeOnce`], one swap
+//! instead of a mutex: the execution's completion callback), and a callback waiting for a
+//! one-time event that may happen before or after it is set ([`OnceNotice`]: "the execution
+//! parked on an await", which a blocked client's caller waits for).
 //!
-//! A named unsafe module: both hold an [`UnsafeCell`] whose exclusive access the atomics
-//! prove. Built under loom too, where loom's cell checks that no two accesses overlap
-//! (`loom_schedule`). Depends on `sync` and `schedule`.
+//! A named unsafe module: the first two hold an [`UnsafeCell`] whose exclusive access the
+//! atomics prove. Built under loom too, where loom's cell checks that no two accesses
+//! overlap and the models in `loom_schedule` look for lost notices. Depends on `sync` and
+//! `schedule`.
 #![allow(unsafe_code)]
 
 use super::schedule::{Schedule, Turn};
-use crate::sync::{AtomicBool, Ordering, UnsafeCell};
+use crate::sync::{AtomicBool, Mutex, Ordering, UnsafeCell};
 
 /// A value that only the worker running the stage's turn touches.
 #[derive(Debug)]
@@ -94,5 +97,76 @@ impl<T> TakeOnce<T> {
             // SAFETY: only the caller whose swap read `false` gets here, once.
             unsafe { (*p).take() }
         })
+    }
+}
+
+/// A one-time event and the callback waiting for it: the callback runs exactly once, on the
+/// thread that completes the pair (the one noticing the event, or the one setting the
+/// callback after it happened).
+///
+/// `notify` sets the flag, then takes the slot; `when` fills the slot, then reads the flag.
+/// The slot's mutex orders the two: whichever takes it second sees the other's write, so
+/// the callback is never left waiting for an event that already happened.
+#[derive(Debug)]
+pub(crate) struct OnceNotice<F> {
+    happened: AtomicBool,
+    waiting: Mutex<Option<F>>,
+    /// Injected on purpose (loom only): `when` reads the flag before it fills the slot.
+    #[cfg(loom)]
+    check_first: bool,
+}
+
+impl<F: FnOnce()> OnceNotice<F> {
+    pub(crate) fn new() -> Self {
+        OnceNotice {
+            happened: AtomicBool::new(false),
+            waiting: Mutex::new(None),
+            #[cfg(loom)]
+            check_first: false,
+        }
+    }
+
+    /// As [`OnceNotice::new`], with the check-then-fill mistake injected.
+    #[cfg(loom)]
+    pub(crate) fn with_check_first() -> Self {
+        OnceNotice {
+            check_first: true,
+            ..Self::new()
+        }
+    }
+
+    /// The event happened (only the first call counts): runs the callback if it is set.
+    pub(crate) fn notify(&self) {
+        if !self.happened.swap(true, Ordering::SeqCst) {
+            self.run_waiting();
+        }
+    }
+
+    /// Runs `f` once the event happens (at once if it has).
+    pub(crate) fn when(&self, f: F) {
+        #[cfg(loom)]
+        if self.check_first {
+            if self.happened.load(Ordering::SeqCst) {
+                return f();
+            }
+            *self.waiting.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
+            return;
+        }
+        *self.waiting.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
+        if self.happened.load(Ordering::SeqCst) {
+            self.run_waiting();
+        }
+    }
+
+    fn run_waiting(&self) {
+        // Taken under the lock, called after it is released: the callback may take locks.
+        let f = self
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(f) = f {
+            f();
+        }
     }
 }

@@ -11,7 +11,7 @@
 //!
 //! The `#[should_panic]` models inject each known mistake ([`Bug`]) and must fail.
 
-use super::handoff::{TakeOnce, TurnCell};
+use super::handoff::{OnceNotice, TakeOnce, TurnCell};
 use super::schedule::{Bug, Schedule, Turn};
 use crate::sync::{thread, Arc, AtomicUsize, Ordering};
 
@@ -188,4 +188,38 @@ fn loom_take_once_gives_the_value_to_exactly_one_taker() {
         got.extend(once.take());
         assert_eq!(got, vec![7]);
     });
+}
+
+/// A notice and a callback set from two threads: the callback must run exactly once
+/// (loom checks the other orders: notice first, callback first, and their overlaps).
+fn notice_runs_once(notice: OnceNotice<Box<dyn FnOnce() + Send>>) {
+    let notice = Arc::new(notice);
+    let ran = Arc::new(AtomicUsize::new(0));
+    let notifier = {
+        let notice = Arc::clone(&notice);
+        thread::spawn(move || notice.notify())
+    };
+    let r = Arc::clone(&ran);
+    notice.when(Box::new(move || {
+        r.fetch_add(1, Ordering::SeqCst);
+    }));
+    notifier.join().unwrap();
+    // A second notice changes nothing.
+    notice.notify();
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        1,
+        "lost notice: the callback never ran"
+    );
+}
+
+#[test]
+fn loom_once_notice_runs_the_callback_once() {
+    builder(3).check(|| notice_runs_once(OnceNotice::new()));
+}
+
+#[test]
+#[should_panic(expected = "lost notice")]
+fn loom_once_notice_catches_check_then_fill() {
+    builder(3).check(|| notice_runs_once(OnceNotice::with_check_first()));
 }

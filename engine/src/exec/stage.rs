@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::sync::{OnceLock, Weak};
 
-use super::handoff::{TakeOnce, TurnCell};
+use super::handoff::{OnceNotice, TakeOnce, TurnCell};
 use super::output::{ExecutionOutput, OnDone};
 use super::pool::{PoolHandle, Task};
 use super::schedule::Turn;
@@ -44,35 +44,18 @@ impl Shared {
             panics: Mutex::new(Vec::new()),
             stage_nanos: (0..stages).map(|_| AtomicU64::new(0)).collect(),
             counts: super::counts::Counts::new(stages),
-            parked: AtomicBool::new(false),
-            on_park: Mutex::new(None),
+            parked: OnceNotice::new(),
         }
     }
 
     /// A stage parked on an await: the first time, runs the `when_parked` callback.
     fn note_parked(&self) {
-        if !self.parked.swap(true, Ordering::SeqCst) {
-            self.take_on_park();
-        }
+        self.parked.notify();
     }
 
     /// Runs `f` once the execution first parks on an await (at once if it has).
     pub(crate) fn when_parked(&self, f: OnPark) {
-        *self.on_park.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
-        if self.parked.load(Ordering::SeqCst) {
-            self.take_on_park();
-        }
-    }
-
-    fn take_on_park(&self) {
-        let f = self
-            .on_park
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(f) = f {
-            f();
-        }
+        self.parked.when(f);
     }
 
     /// Marks the execution cancelled and wakes every stage so each one stops. True if a
@@ -165,10 +148,9 @@ pub(crate) struct Shared {
     pub(crate) stage_nanos: Vec<AtomicU64>,
     /// Records into and out of each stage, by stage index (progress).
     pub(crate) counts: super::counts::Counts,
-    /// Set the first time a stage parks on an await (`Operator::try_resume`).
-    parked: AtomicBool,
-    /// Called once, when `parked` is first set (`Execution::when_parked`).
-    on_park: Mutex<Option<OnPark>>,
+    /// The first time a stage parks on an await (`Operator::try_resume`), and what runs
+    /// then (`Execution::when_parked`).
+    parked: OnceNotice<OnPark>,
 }
 
 /// What runs when an execution first parks on an await.

@@ -126,6 +126,27 @@ loom_tests() {
     cargo test -p gearshift-engine --release --lib loom
 }
 
+# The cargo-fuzz targets (fuzz/run.sh), 10 s each, when rustup has or can fetch a nightly
+# toolchain (libFuzzer's instrumentation needs one). Without one, or when this nightly cannot
+# build the targets, the step says so and passes: the same properties ran on stable above.
+# A crashing input fails it.
+fuzz_quick() {
+  if ! cargo +nightly --version >/dev/null 2>&1; then
+    timeout 300 rustup toolchain install nightly --profile minimal >/dev/null 2>&1 || true
+  fi
+  if ! cargo +nightly --version >/dev/null 2>&1; then
+    echo "SKIPPED: no nightly toolchain (rustup could not install one); fuzz targets not run"
+    return 0
+  fi
+  local rc=0
+  bash fuzz/run.sh "${GEARSHIFT_FUZZ_SECS:-10}" || rc=$?
+  if [[ $rc == 3 ]]; then
+    echo "SKIPPED: this nightly cannot build the fuzz targets; fuzz targets not run"
+    return 0
+  fi
+  return "$rc"
+}
+
 # The path a newcomer on a stock Debian 12 takes: the module built against Debian's python3
 # (PEP 668, libpython from python3-dev), started by server.sh on a port of its own, and a smoke
 # set of the e2e tests run against it with the test tools from .run/venv. Its own target dir
@@ -174,6 +195,7 @@ main() {
   # test bounds its own waits; the outer timeout only guards the step against a stuck runner.
   step "reliability (quick)" timeout -k 10 300 "$TEST_PYTHON" -m pytest -q -rxX tests/reliability
   step "perf (quick)" "$TEST_PYTHON" perf/run.py --quick --no-plot
+  step "fuzz targets (quick)" fuzz_quick
   if [[ $PYTHON != "$DEBIAN_PYTHON" && -x $DEBIAN_PYTHON ]]; then
     step "Debian's python3: build, server.sh, smoke" debian_python_check
   fi

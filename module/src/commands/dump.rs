@@ -82,7 +82,7 @@ fn keys_args(r: &Registration, key_types: &Option<Vec<String>>) -> Reply {
         bulk("keyTypes"),
         opt_list(key_types),
         bulk("hookCommands"),
-        Reply::Null,
+        opt_list(&r.commands),
     ])
 }
 

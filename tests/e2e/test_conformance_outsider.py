@@ -1,0 +1,51 @@
+"""Outside conformance sweep (2026-12-03): behaviours of RedisGears 1.2 (REFERENCE.md §1-§11)
+that still differed when probed from outside with redis-py and 1.2's clients.
+
+- RG.DUMPREGISTRATIONS lists a KeysReader's `commands=[...]` under `hookCommands` (§1.3);
+- a non-sync trigger refused inside MULTI/Lua starts nothing, so it is not counted in
+  `numTriggered` (§1.1 RG.CLEARREGISTRATIONSSTATS: numTriggered = finished + in flight).
+"""
+
+import redis
+from conftest import pyexecute, unregister_all
+
+
+def reg_data(c, reg_id):
+    (entry,) = [e for e in c.execute_command("RG.DUMPREGISTRATIONS") if e[1] == reg_id]
+    data = entry[7]
+    return dict(zip(data[0::2], data[1::2]))
+
+
+def test_dumpregistrations_lists_hooked_commands(r):
+    try:
+        pyexecute(r, "GB().register('k*', commands=['get', 'set'])")
+        pyexecute(r, "GB().register('j*', eventTypes=['del'])")
+        args = {e[7][-1][1]: e[7][-1] for e in r.execute_command("RG.DUMPREGISTRATIONS")}
+        assert args["k*"] == ["regex", "k*", "eventTypes", None, "keyTypes", None,
+                              "hookCommands", ["get", "set"]]  # fmt: skip
+        assert args["j*"] == ["regex", "j*", "eventTypes", ["del"], "keyTypes", None,
+                              "hookCommands", None]  # fmt: skip
+    finally:
+        unregister_all(r)
+
+
+def test_trigger_refused_in_multi_or_lua_is_not_counted(r):
+    try:
+        pyexecute(r, "GB('CommandReader').map(lambda x: len(x)).register(trigger='t')")
+        reg_id = r.execute_command("RG.DUMPREGISTRATIONS")[0][1]
+        assert r.execute_command("RG.TRIGGER", "t", "a") == ["2"]
+        pipe = r.pipeline(transaction=True)
+        pipe.execute_command("RG.TRIGGER", "t", "a")
+        (refused,) = pipe.execute(raise_on_error=False)
+        assert "can not run a non-sync execution" in str(refused)
+        try:
+            r.eval("return redis.call('RG.TRIGGER', 't', 'x')", 0)
+            raise AssertionError("a non-sync trigger ran inside Lua")
+        except redis.ResponseError as e:
+            assert "can not run a non-sync execution" in str(e)
+        data = reg_data(r, reg_id)
+        assert (data["numTriggered"], data["numSuccess"], data["numFailures"]) == (1, 1, 0)
+        assert r.execute_command("RG.CLEARREGISTRATIONSSTATS") == "OK"
+        assert reg_data(r, reg_id)["numTriggered"] == 0
+    finally:
+        unregister_all(r)

@@ -3,7 +3,9 @@ that still differed when probed from outside with redis-py and 1.2's clients.
 
 - RG.DUMPREGISTRATIONS lists a KeysReader's `commands=[...]` under `hookCommands` (§1.3);
 - a non-sync trigger refused inside MULTI/Lua starts nothing, so it is not counted in
-  `numTriggered` (§1.1 RG.CLEARREGISTRATIONSSTATS: numTriggered = finished + in flight).
+  `numTriggered` (§1.1 RG.CLEARREGISTRATIONSSTATS: numTriggered = finished + in flight);
+- KeysReader records are dicts even when no Python step sees them: `GB().run(convertToStr=False)`
+  replies `PY RECORD` per key (§10), not the key name, and an awaited nested run gives the dicts.
 """
 
 import redis
@@ -49,3 +51,18 @@ def test_trigger_refused_in_multi_or_lua_is_not_counted(r):
         assert reg_data(r, reg_id)["numTriggered"] == 0
     finally:
         unregister_all(r)
+
+
+def test_keysreader_records_without_python_steps_are_dicts(r):
+    r.set("k1", "1")
+    for flow in ("GB()", "GB().limit(1)", "GB().collect()"):
+        assert pyexecute(r, f"{flow}.run('k1', convertToStr=False)") == [["PY RECORD"], []]
+    assert pyexecute(r, "GB().run('k1', convertToStr=False, readValue=False)") == [["PY RECORD"], []]
+    # KeysOnlyReader's records are the key names themselves.
+    assert pyexecute(r, "GB('KeysOnlyReader').run(convertToStr=False)") == [["k1"], []]
+    nested = ("async def f(x):\n"
+              "    return repr(await GB().run('k1', convertToStr=False))\n"
+              "GB('ShardsIDReader').map(f).run()")  # fmt: skip
+    (res,), errors = pyexecute(r, nested)
+    assert errors == []
+    assert res == repr([[{"key": "k1", "value": "1", "type": "string", "event": None}], []])

@@ -5,7 +5,9 @@ that still differed when probed from outside with redis-py and 1.2's clients.
 - a non-sync trigger refused inside MULTI/Lua starts nothing, so it is not counted in
   `numTriggered` (§1.1 RG.CLEARREGISTRATIONSSTATS: numTriggered = finished + in flight);
 - KeysReader records are dicts even when no Python step sees them: `GB().run(convertToStr=False)`
-  replies `PY RECORD` per key (§10), not the key name, and an awaited nested run gives the dicts.
+  replies `PY RECORD` per key (§10), not the key name, and an awaited nested run gives the dicts;
+- `avgRunDurationMS`/`avgEstimatedLagMS` are doubles (§1.3): Redis prints them, a bulk in RESP2
+  (`%.17g` on Redis 7.0) and a double in RESP3 (redis-py >= 5 speaks RESP3 by default).
 """
 
 import redis
@@ -66,3 +68,24 @@ def test_keysreader_records_without_python_steps_are_dicts(r):
     (res,), errors = pyexecute(r, nested)
     assert errors == []
     assert res == repr([[{"key": "k1", "value": "1", "type": "string", "event": None}], []])
+
+
+def test_registration_averages_are_doubles(r):
+    port = r.connection_pool.connection_kwargs["port"]
+    try:
+        pyexecute(r, "GB('CommandReader').register(trigger='avg')")
+        pyexecute(r, "GB('StreamReader').register('avgstream')")
+        ids = {e[7][-1][1] if e[3] == "CommandReader" else "stream": e[1]
+               for e in r.execute_command("RG.DUMPREGISTRATIONS")}  # fmt: skip
+        r.execute_command("RG.TRIGGER", "avg")
+        for proto, zero in ((2, "0"), (3, 0.0)):
+            c = redis.Redis(port=port, protocol=proto, decode_responses=True, socket_timeout=30)
+            try:
+                avg = reg_data(c, ids["avg"])["avgRunDurationMS"]
+                assert type(avg) is type(zero) and float(avg) >= 0
+                lag = reg_data(c, ids["stream"])["avgEstimatedLagMS"]
+                assert type(lag) is type(zero) and lag == zero
+            finally:
+                c.close()
+    finally:
+        unregister_all(r)

@@ -51,7 +51,10 @@ impl Operator for KeepFinalizer {
             // KeysReader rows that met no Python step: their record dicts, as in 1.2.
             keys @ BatchData::Keys(_) => {
                 let rows = crate::gil::records(|py| -> Result<Vec<Py<PyAny>>> {
-                    Ok(crate::stage::key_dicts(py, keys)?.into_iter().map(Bound::unbind).collect())
+                    Ok(crate::stage::key_dicts(py, keys)?
+                        .into_iter()
+                        .map(Bound::unbind)
+                        .collect())
                 })?;
                 self.0.lock().extend(rows);
             }

@@ -11,7 +11,7 @@ that still differed when probed from outside with redis-py and 1.2's clients.
 """
 
 import redis
-from conftest import pyexecute, unregister_all
+from conftest import pyexecute, unregister_all, wait_for
 
 
 def reg_data(c, reg_id):
@@ -68,6 +68,15 @@ def test_keysreader_records_without_python_steps_are_dicts(r):
     (res,), errors = pyexecute(r, nested)
     assert errors == []
     assert res == repr([[{"key": "k1", "value": "1", "type": "string", "event": None}], []])
+    # A registration's runs too.
+    try:
+        pyexecute(r, "GB().limit(1).register('nr*', convertToStr=False, mode='async_local')")
+        r.set("nr1", "1")
+        assert wait_for(lambda: any(e[5] == 1 for e in r.execute_command("RG.DUMPEXECUTIONS")))
+        (eid,) = [e[1] for e in r.execute_command("RG.DUMPEXECUTIONS") if e[5] == 1]
+        assert r.execute_command("RG.GETRESULTSBLOCKING", eid) == [["PY RECORD"], []]
+    finally:
+        unregister_all(r)
 
 
 def test_registration_averages_are_doubles(r):

@@ -7,7 +7,9 @@ that still differed when probed from outside with redis-py and 1.2's clients.
 - KeysReader records are dicts even when no Python step sees them: `GB().run(convertToStr=False)`
   replies `PY RECORD` per key (§10), not the key name, and an awaited nested run gives the dicts;
 - `avgRunDurationMS`/`avgEstimatedLagMS` are doubles (§1.3): Redis prints them, a bulk in RESP2
-  (`%.17g` on Redis 7.0) and a double in RESP3 (redis-py >= 5 speaks RESP3 by default).
+  (`%.17g` on Redis 7.0) and a double in RESP3 (redis-py >= 5 speaks RESP3 by default);
+- `avg(extractor)` with an `async def` extractor awaits it, as 1.2's map step does (§3: avg is
+  map(extractor) + aggregate).
 """
 
 import redis
@@ -98,3 +100,11 @@ def test_registration_averages_are_doubles(r):
                 c.close()
     finally:
         unregister_all(r)
+
+
+def test_avg_awaits_an_async_extractor(r):
+    for i in range(4):
+        r.set(f"a{i}", i)
+    script = "async def e(x):\n    return int(x['value'])\nGB().avg(e).run()"
+    assert pyexecute(r, script) == [["1.5"], []]
+    assert pyexecute(r, script.replace("run()", "run('nomatch*')")) == [[], []]

@@ -9,7 +9,9 @@ that still differed when probed from outside with redis-py and 1.2's clients.
 - `avgRunDurationMS`/`avgEstimatedLagMS` are doubles (§1.3): Redis prints them, a bulk in RESP2
   (`%.17g` on Redis 7.0) and a double in RESP3 (redis-py >= 5 speaks RESP3 by default);
 - `avg(extractor)` with an `async def` extractor awaits it, as 1.2's map step does (§3: avg is
-  map(extractor) + aggregate).
+  map(extractor) + aggregate);
+- RG.ABORTEXECUTION, RG.PAUSEREGISTRATIONS and RG.UNPAUSEREGISTRATIONS take an execution id, as
+  the internal gear 1.2 runs them with does (§1.1, §7), even when they fail.
 """
 
 import redis
@@ -108,3 +110,28 @@ def test_avg_awaits_an_async_extractor(r):
     script = "async def e(x):\n    return int(x['value'])\nGB().avg(e).run()"
     assert pyexecute(r, script) == [["1.5"], []]
     assert pyexecute(r, script.replace("run()", "run('nomatch*')")) == [[], []]
+
+
+def test_abort_and_pause_take_an_execution_id(r):
+    def run_id():
+        eid = pyexecute(r, "GB('ShardsIDReader').run()", "UNBLOCKING")
+        r.execute_command("RG.GETRESULTSBLOCKING", eid)
+        return int(eid.rsplit("-", 1)[1])
+
+    try:
+        first = run_id()
+        assert r.execute_command("RG.ABORTEXECUTION", f"{'0' * 40}-{first}") == "OK"
+        assert run_id() == first + 2
+        try:
+            r.execute_command("RG.ABORTEXECUTION", "nosuch")
+            raise AssertionError("aborting an unknown execution succeeded")
+        except redis.ResponseError as e:
+            assert str(e) == "execution does not exist"
+        assert run_id() == first + 4
+        pyexecute(r, "GB('StreamReader').register('idstream')")  # the install takes one too
+        reg_id = r.execute_command("RG.DUMPREGISTRATIONS")[0][1]
+        assert r.execute_command("RG.PAUSEREGISTRATIONS", reg_id) == "OK"
+        assert r.execute_command("RG.UNPAUSEREGISTRATIONS", reg_id) == "OK"
+        assert run_id() == first + 8
+    finally:
+        unregister_all(r)

@@ -186,6 +186,8 @@ pub fn abortexecution(ctx: &Context, state: &ModuleState, args: Vec<RedisString>
             },
         );
     }
+    // 1.2 aborts with an internal gear, which takes an execution id (REFERENCE §7).
+    state.registry.next_number();
     if gearpy::busy::kill(Some(&a[0])) {
         return respond(ctx, Reply::Status("OK".into()));
     }

@@ -7,7 +7,7 @@ that still differed when probed from outside with redis-py and 1.2's clients.
 - KeysReader records are dicts even when no Python step sees them: `GB().run(convertToStr=False)`
   replies `PY RECORD` per key (§10), not the key name, and an awaited nested run gives the dicts;
 - `avgRunDurationMS`/`avgEstimatedLagMS` are doubles (§1.3): Redis prints them, a bulk in RESP2
-  (`%.17g` on Redis 7.0) and a double in RESP3 (redis-py >= 5 speaks RESP3 by default);
+  (`%.17g` on Redis 7.0) and a double in RESP3 (redis-py 8 speaks RESP3 by default);
 - `avg(extractor)` with an `async def` extractor awaits it, as 1.2's map step does (§3: avg is
   map(extractor) + aggregate);
 - RG.ABORTEXECUTION, RG.PAUSEREGISTRATIONS and RG.UNPAUSEREGISTRATIONS take an execution id, as
@@ -63,7 +63,8 @@ def test_keysreader_records_without_python_steps_are_dicts(r):
     r.set("k1", "1")
     for flow in ("GB()", "GB().limit(1)", "GB().collect()"):
         assert pyexecute(r, f"{flow}.run('k1', convertToStr=False)") == [["PY RECORD"], []]
-    assert pyexecute(r, "GB().run('k1', convertToStr=False, readValue=False)") == [["PY RECORD"], []]
+    no_values = "GB().run('k1', convertToStr=False, readValue=False)"
+    assert pyexecute(r, no_values) == [["PY RECORD"], []]
     # KeysOnlyReader's records are the key names themselves.
     assert pyexecute(r, "GB('KeysOnlyReader').run(convertToStr=False)") == [["k1"], []]
     nested = ("async def f(x):\n"

@@ -157,3 +157,23 @@ def test_without_heartbeats_a_silent_shard_ends_the_run_as_in_1_2(cluster, rc):
         _config_everywhere(cluster, "ExecutionMaxIdleTime", "5000", "ExecutionHeartbeats", "1")
     assert "Execution max idle reached" in errs
     assert me in res
+
+
+def test_cluster_getexecution_and_abort_take_an_execution_id(cluster):
+    """1.2 gathers RG.GETEXECUTION's CLUSTER form and aborts with internal gears, each taking
+    an execution id on the shard that received the command (REFERENCE §7); SHARD takes none."""
+    c = cluster.client(0)
+
+    def run_number():
+        eid = pyexecute(c, "GB('ShardsIDReader').run()", "UNBLOCKING")
+        c.execute_command("RG.GETRESULTSBLOCKING", eid)
+        return eid, int(eid.rsplit("-", 1)[1])
+
+    eid, n = run_number()
+    assert len(c.execute_command("RG.GETEXECUTION", eid)) == 3
+    assert run_number()[1] == n + 2
+    assert len(c.execute_command("RG.GETEXECUTION", eid, "SHARD")) == 1
+    assert run_number()[1] == n + 3
+    assert c.execute_command("RG.ABORTEXECUTION", eid) == "OK"
+    assert run_number()[1] == n + 5
+    c.close()

@@ -191,8 +191,8 @@ def test_clear_stats_resets_stream_registrations(rs):
                               'totalRunDurationMS', 'avgRunDurationMS', 'lastEstimatedLagMS',
                               'avgEstimatedLagMS', 'lastError')} == {
         'numTriggered': 0, 'numSuccess': 0, 'numFailures': 0, 'numAborted': 0, 'lastRunDurationMS': 0,
-        'totalRunDurationMS': 0, 'avgRunDurationMS': '0', 'lastEstimatedLagMS': 0,
-        'avgEstimatedLagMS': '0', 'lastError': None}  # fmt: skip
+        'totalRunDurationMS': 0, 'avgRunDurationMS': 0.0, 'lastEstimatedLagMS': 0,
+        'avgEstimatedLagMS': 0.0, 'lastError': None}  # fmt: skip
 
 
 def test_pause_while_a_retry_batch_fails_stays_paused(rs):

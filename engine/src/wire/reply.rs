@@ -6,6 +6,8 @@
 pub enum Reply {
     Null,
     Int(i64),
+    /// A double: a bulk of its text in RESP2, a double in RESP3 (Redis formats it).
+    Double(f64),
     Bulk(Vec<u8>),
     Status(String),
     Error(String),
@@ -29,6 +31,10 @@ fn put_reply(out: &mut Vec<u8>, r: &Reply) {
         Reply::Int(i) => {
             out.push(1);
             out.extend_from_slice(&i.to_le_bytes());
+        }
+        Reply::Double(d) => {
+            out.push(6);
+            out.extend_from_slice(&d.to_bits().to_le_bytes());
         }
         Reply::Bulk(b) => {
             out.push(2);
@@ -65,6 +71,7 @@ fn take_reply(r: &mut Reader<'_>, depth: usize) -> Option<Reply> {
     Some(match r.u8()? {
         0 => Reply::Null,
         1 => Reply::Int(r.u64()? as i64),
+        6 => Reply::Double(f64::from_bits(r.u64()?)),
         2 => Reply::Bulk(r.field()?.to_vec()),
         3 => Reply::Status(r.text()?),
         4 => Reply::Error(r.text()?),
@@ -89,6 +96,7 @@ mod tests {
         let r = Reply::Array(vec![
             Reply::Null,
             Reply::Int(-5),
+            Reply::Double(1.5),
             Reply::Bulk(b"x\x00y".to_vec()),
             Reply::Status("OK".into()),
             Reply::Error("ERR no".into()),

@@ -12,15 +12,6 @@ fn opt_list(v: &Option<Vec<String>>) -> Reply {
     }
 }
 
-/// A double as RESP2 prints it (bulk), `0` when there is no finished run.
-fn double_text(f: f64) -> String {
-    if f.fract() == 0.0 {
-        format!("{}", f as i64)
-    } else {
-        format!("{f}")
-    }
-}
-
 /// `numTriggered` … `avgRunDurationMS`, shared by every reader's RegistrationData.
 fn stats_fields(s: &Stats) -> Vec<Reply> {
     let avg = if s.finished() == 0 {
@@ -42,7 +33,8 @@ fn stats_fields(s: &Stats) -> Vec<Reply> {
         bulk("totalRunDurationMS"),
         Reply::Int(s.total_run_ms as i64),
         bulk("avgRunDurationMS"),
-        bulk(&double_text(avg)),
+        // A double, as 1.2 replies it (Redis prints it: a bulk `0` in RESP2).
+        Reply::Double(avg),
     ]
 }
 
@@ -82,7 +74,7 @@ fn keys_args(r: &Registration, key_types: &Option<Vec<String>>) -> Reply {
         bulk("keyTypes"),
         opt_list(key_types),
         bulk("hookCommands"),
-        Reply::Null,
+        opt_list(&r.commands),
     ])
 }
 
@@ -174,7 +166,7 @@ pub fn stream_dump(r: &StreamRegistration, pd: Option<&Sessions>) -> Reply {
         bulk("lastEstimatedLagMS"),
         Reply::Int(lag_last as i64),
         bulk("avgEstimatedLagMS"),
-        bulk(&double_text(lag_avg)),
+        Reply::Double(lag_avg),
         bulk("lastError"),
         s.last_error.as_deref().map(bulk).unwrap_or(Reply::Null),
         bulk("args"),

@@ -186,6 +186,8 @@ pub fn abortexecution(ctx: &Context, state: &ModuleState, args: Vec<RedisString>
             },
         );
     }
+    // 1.2 aborts with an internal gear, which takes an execution id (REFERENCE §7).
+    state.registry.next_number();
     if gearpy::busy::kill(Some(&a[0])) {
         return respond(ctx, Reply::Status("OK".into()));
     }
@@ -221,6 +223,8 @@ pub fn getexecution(ctx: &Context, state: &ModuleState, args: Vec<RedisString>) 
         let plan = crate::app::local::local_plan(state, &a[0]).map_err(error)?;
         return respond(ctx, Reply::Array(vec![plan]));
     }
+    // 1.2 gathers the shards' entries with an internal gear, which takes an execution id.
+    state.registry.next_number();
     let local = crate::app::local::local_plan(state, &a[0]).ok();
     if cannot_block(ctx) {
         // No client to wait with: this shard's entry only (as RG.INFOCLUSTER does).

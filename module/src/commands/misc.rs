@@ -117,8 +117,8 @@ pub fn pyfreeinterpreter(
     )
 }
 
-/// `RG.PYSTATS`: Python allocator statistics (Gearshift does not route Python's allocator
-/// through Redis, so they are zero).
+/// `RG.PYSTATS`: Python allocator statistics (Python allocates through Redis, as in 1.2's
+/// `OverridePythonAllocators 1`).
 pub fn pystats(ctx: &Context, _state: &ModuleState, _args: Vec<RedisString>) -> RedisResult {
     let f = |k: &str| Reply::Bulk(k.as_bytes().to_vec());
     let (total, peak, current) = gearpy::pymem::stats();

@@ -90,6 +90,8 @@ fn pause_common(
         [flag, id] if pause && flag.eq_ignore_ascii_case("abortpending") => id,
         _ => return Err(RedisError::WrongArity),
     };
+    // 1.2 pauses with an internal gear, which takes an execution id (REFERENCE §7).
+    state.registry.next_number();
     respond_cluster_wide(
         ctx,
         crate::app::local::pause_local(state, id, pause),

@@ -69,9 +69,9 @@ pub fn trigger(ctx: &Context, state: &'static ModuleState, args: Vec<RedisString
         .registrations
         .by_trigger(&name)
         .ok_or_else(|| error("ERR subcommand not found"))?;
-    reg.stats().triggered += 1;
     let source = Box::new(ReadySource::new(record(&args)));
     if reg.mode == Mode::Sync {
+        reg.stats().triggered += 1;
         let flags = ctx.get_flags();
         let may_defer = !flags
             .intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING);
@@ -102,6 +102,9 @@ pub fn trigger(ctx: &Context, state: &'static ModuleState, args: Vec<RedisString
     ) {
         return Err(error(NOT_SYNC_IN_MULTI));
     }
+    // Counted only once it runs: a refused trigger started nothing (numTriggered stays
+    // numSuccess + numFailures + numAborted + in flight).
+    reg.stats().triggered += 1;
     let argv: Vec<Vec<u8>> = args[1..].iter().map(|a| a.as_slice().to_vec()).collect();
     run_async(ctx, state, reg, source, argv)
 }

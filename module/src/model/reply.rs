@@ -16,6 +16,7 @@ pub fn to_call_reply(r: Reply) -> CallReply {
     match r {
         Reply::Null => CallReply::Nil,
         Reply::Int(i) => CallReply::Int(i),
+        Reply::Double(d) => CallReply::Double(d),
         Reply::Bulk(b) => CallReply::Bulk(b),
         Reply::Status(s) => CallReply::Status(s),
         Reply::Error(e) => CallReply::Error(e),

@@ -48,6 +48,16 @@ impl Operator for KeepFinalizer {
                 let col = crate::arrow::py_column(f)?;
                 self.0.lock().extend(col.0);
             }
+            // KeysReader rows that met no Python step: their record dicts, as in 1.2.
+            keys @ BatchData::Keys(_) => {
+                let rows = crate::gil::records(|py| -> Result<Vec<Py<PyAny>>> {
+                    Ok(crate::stage::key_dicts(py, keys)?
+                        .into_iter()
+                        .map(Bound::unbind)
+                        .collect())
+                })?;
+                self.0.lock().extend(rows);
+            }
             other => emit.push(Batch::new(other)),
         }
         Ok(())

@@ -4,6 +4,7 @@
 # (`_gearshift.run`) turns them into an engine plan. Built-ins (count, countby, avg, sort,
 # distinct, limit) are recorded as their own tuples and run natively, with 1.2's output.
 import copy as _copy
+import inspect as _inspect
 import types as _types
 
 import _gearshift
@@ -37,6 +38,10 @@ def _check_arity(op, args, low, high=None):
 def _check_fn(what, f):
     if not isinstance(f, _FUNCTION):
         raise GearsError('%s argument must be a function' % what)
+
+
+def _identity(x):
+    return x
 
 
 def gearsConfigGet(key, default=None):
@@ -210,6 +215,9 @@ class GearsBuilder(object):
         # 1.2 adds the extractor as a map step (validated as one); float() by default.
         if extractor is not None:
             _check_fn('map', extractor)
+            if _inspect.iscoroutinefunction(extractor):
+                # An `async def` one is awaited, as a map step's is: it runs as one.
+                return self.map(extractor)._add('avg', _identity)
         return self._add('avg', extractor)
 
     # -- actions ------------------------------------------------------------------------

@@ -39,7 +39,7 @@ mod runtime;
 mod through;
 mod wave;
 
-pub(crate) use runtime::keeping;
+pub(crate) use runtime::{keeping, key_dicts};
 pub use runtime::{ControlledRuntime, PyRuntime};
 
 /// Per-step state of accumulating steps.

@@ -2,7 +2,7 @@
 //! build a `PyStage` from a run of fused plan steps, and the finalizer that turns a flow's
 //! Python results into native values.
 //!
-//! Depends on `stage` (`super`), `step`, `control`, `column`, `convert` and `gil`.
+//! Depends on `stage` (`super`), `step`, `control`, `column`, `convert`, `errors` and `gil`.
 
 use std::sync::Arc;
 
@@ -11,6 +11,8 @@ use engine::ops::{Emit, Operator};
 use engine::plan::UdfStep;
 use engine::udf::UdfRuntime;
 use engine::{EngineError, Result};
+
+use pyo3::prelude::*;
 
 use super::PyStage;
 use crate::control::ExecControl;
@@ -35,10 +37,23 @@ impl Operator for PyFinalizer {
                 });
                 emit.push(Batch::datums(datums));
             }
+            keys @ BatchData::Keys(_) => {
+                let datums = crate::gil::records(|py| -> Result<Vec<_>> {
+                    Ok(key_dicts(py, keys)?.iter().map(py_to_datum).collect())
+                })?;
+                emit.push(Batch::datums(datums));
+            }
             other => emit.push(Batch::new(other)),
         }
         Ok(())
     }
+}
+
+/// KeysReader rows that met no Python step (`GB().run(convertToStr=False)`, or only
+/// `limit`/`collect`) as their record dicts: 1.2's records are dicts there too (a dict
+/// replies `PY RECORD`), not key names.
+pub(crate) fn key_dicts<'py>(py: Python<'py>, keys: BatchData) -> Result<Vec<Bound<'py, PyAny>>> {
+    PyStage::rows(py, keys).map_err(|e| EngineError::Execution(crate::errors::error_text(py, &e)))
 }
 
 /// The engine's host: builds `PyStage`s from plan steps.

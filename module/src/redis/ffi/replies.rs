@@ -59,6 +59,9 @@ pub fn write(ctx: &Context, r: &Reply) {
             Reply::Int(i) => {
                 raw::RedisModule_ReplyWithLongLong.expect("reply api")(c, *i);
             }
+            Reply::Double(d) => {
+                raw::RedisModule_ReplyWithDouble.expect("reply api")(c, *d);
+            }
             Reply::Bulk(b) => {
                 raw::RedisModule_ReplyWithStringBuffer.expect("reply api")(
                     c,

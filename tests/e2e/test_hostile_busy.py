@@ -41,6 +41,19 @@ def in_multi(c):
     return pipe.execute()
 
 
+def busy_reply(probe):
+    """The error PING gets while the server is busy, or None if it ran."""
+    try:
+        probe.ping()
+        return None
+    except redis.ResponseError as err:
+        return str(err)
+
+
+def wait_busy(probe):
+    assert (wait_for(lambda: busy_reply(probe), timeout=10) or "").startswith("BUSY"), "never busy"
+
+
 def registration_stats(r):
     reg = r.execute_command("RG.DUMPREGISTRATIONS")[0]
     data = dict(zip(reg[::2], reg[1::2]))["RegistrationData"]
@@ -81,18 +94,38 @@ def test_script_kill_stops_a_runaway_keys_reader_commands_registration(srv):
     try:
         sock.sendall(b"*2\r\n$3\r\nGET\r\n$2\r\ng1\r\n")
         probe = redis.Redis(host="127.0.0.1", port=srv.port, socket_timeout=5)
-
-        def busy():
-            try:
-                probe.ping()
-                return None
-            except redis.ResponseError as err:
-                return str(err)
-
-        assert (wait_for(busy, timeout=10) or "").startswith("BUSY"), "never busy"
+        wait_busy(probe)
         assert probe.execute_command("SCRIPT", "KILL") == b"OK"
-        assert wait_for(lambda: busy() is None, timeout=5), "still busy after SCRIPT KILL"
+        assert wait_for(lambda: busy_reply(probe) is None, timeout=5), "still busy"
         assert sock.recv(1024).startswith((b"$", b"-", b"*")), "the GET got no reply"
     finally:
         sock.close()
     assert r.ping() is True
+
+
+LISTED = {
+    "commands=": (SPIN + "GB().map(spin).register(prefix='g*', commands=['get'], mode='sync')",
+                  b"*2\r\n$3\r\nGET\r\n$2\r\ng1\r\n"),
+    "stream batch": (SPIN + "GB('StreamReader').foreach(spin).register(prefix='st*', mode='sync')",
+                     b"*5\r\n$4\r\nXADD\r\n$3\r\nst1\r\n$1\r\n*\r\n$1\r\na\r\n$1\r\n1\r\n"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(LISTED))
+def test_rg_abortexecution_of_the_listed_id_stops_a_busy_run(srv, case):
+    # RG.ABORTEXECUTION answered OK for these ids, and the run went on spinning.
+    script, command = LISTED[case]
+    r = srv.client()
+    pyexecute(r, script)
+    sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    try:
+        sock.sendall(command)
+        probe = redis.Redis(host="127.0.0.1", port=srv.port, socket_timeout=5,
+                            decode_responses=True)  # fmt: skip
+        wait_busy(probe)
+        running = [e[1] for e in probe.execute_command("RG.DUMPEXECUTIONS") if e[3] == "running"]
+        assert len(running) == 1, probe.execute_command("RG.DUMPEXECUTIONS")
+        assert probe.execute_command("RG.ABORTEXECUTION", running[0]) == "OK"
+        assert wait_for(lambda: busy_reply(probe) is None, timeout=5), "still busy"
+    finally:
+        sock.close()

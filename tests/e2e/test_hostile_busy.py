@@ -12,8 +12,7 @@ import pytest
 import redis
 
 from conftest import fresh_server, pyexecute, wait_for
-
-SPIN = "def spin(x):\n    while True:\n        pass\n"
+from test_busy import SPIN, busy_reply, wait_busy
 BUSY_MS = 300
 STOPPED_LOG = "it was stopped"
 
@@ -41,19 +40,6 @@ def in_multi(c):
     return pipe.execute()
 
 
-def busy_reply(probe):
-    """The error PING gets while the server is busy, or None if it ran."""
-    try:
-        probe.ping()
-        return None
-    except redis.ResponseError as err:
-        return str(err)
-
-
-def wait_busy(probe):
-    assert (wait_for(lambda: busy_reply(probe), timeout=10) or "").startswith("BUSY"), "never busy"
-
-
 def registration_stats(r):
     reg = r.execute_command("RG.DUMPREGISTRATIONS")[0]
     data = dict(zip(reg[::2], reg[1::2]))["RegistrationData"]
@@ -64,9 +50,8 @@ def registration_stats(r):
 def test_a_runaway_sync_callback_inside_a_script_or_transaction_is_stopped(srv, write):
     r = srv.client()
     pyexecute(r, SPIN + "GB().foreach(spin).register(prefix='spin:*', mode='sync')")
-    c = srv.client()
     out = {}
-    t = threading.Thread(target=lambda: out.setdefault("reply", write(c)))
+    t = threading.Thread(target=lambda c=srv.client(): out.setdefault("reply", write(c)))
     t.start()
     # No client can be answered -BUSY (nor send a kill) there: past the threshold the
     # callback is stopped, and the script or transaction finishes. Another client's
@@ -94,7 +79,7 @@ def test_script_kill_stops_a_runaway_keys_reader_commands_registration(srv):
     try:
         sock.sendall(b"*2\r\n$3\r\nGET\r\n$2\r\ng1\r\n")
         probe = redis.Redis(host="127.0.0.1", port=srv.port, socket_timeout=5)
-        wait_busy(probe)
+        assert (wait_busy(probe) or "").startswith("BUSY"), "never busy"
         assert probe.execute_command("SCRIPT", "KILL") == b"OK"
         assert wait_for(lambda: busy_reply(probe) is None, timeout=5), "still busy"
         assert sock.recv(1024).startswith((b"$", b"-", b"*")), "the GET got no reply"
@@ -122,7 +107,7 @@ def test_rg_abortexecution_of_the_listed_id_stops_a_busy_run(srv, case):
         sock.sendall(command)
         probe = redis.Redis(host="127.0.0.1", port=srv.port, socket_timeout=5,
                             decode_responses=True)  # fmt: skip
-        wait_busy(probe)
+        assert (wait_busy(probe) or "").startswith("BUSY"), "never busy"
         running = [e[1] for e in probe.execute_command("RG.DUMPEXECUTIONS") if e[3] == "running"]
         assert len(running) == 1, probe.execute_command("RG.DUMPEXECUTIONS")
         assert probe.execute_command("RG.ABORTEXECUTION", running[0]) == "OK"

@@ -62,6 +62,7 @@ mod registration {
         crate::redis::call::set_forwarder(crate::cluster::forward::forwarder());
         crate::cluster::handler::install(Box::new(crate::app::local::LocalShard));
         crate::redis::ffi::rdb::set_persistence(crate::app::persist::persistence());
+        crate::redis::ffi::rdb::handle_io_errors(ctx);
         crate::redis::ffi::timeev::set_on_load(crate::run::time_events::schedule);
         crate::run::distribute::install(crate::run::distribute::Distributor {
             launch: crate::cluster::registered::launch,

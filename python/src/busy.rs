@@ -84,6 +84,21 @@ fn stop_overdue_worker() {
     }
 }
 
+/// A section past the threshold inside a Lua script or MULTI/EXEC: no client can be
+/// answered `-BUSY` or send a kill there, so it is stopped (as an overdue worker block).
+fn stop_unservable() {
+    BUSY.store(false, Ordering::Relaxed);
+    KILL.store(true, Ordering::Release);
+    if let Some(h) = crate::services::get() {
+        h.log(
+            "warning",
+            "Gearshift: a Python callback held the Redis lock past busy-reply-threshold inside \
+             a Lua script, Function or MULTI/EXEC (where Redis cannot answer -BUSY); it was \
+             stopped",
+        );
+    }
+}
+
 fn epoch() -> Instant {
     static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     *EPOCH.get_or_init(Instant::now)
@@ -231,9 +246,10 @@ extern "C" fn on_pending(_arg: *mut std::os::raw::c_void) -> c_int {
         }
         if !KILL.load(Ordering::Acquire) {
             BUSY.store(true, Ordering::Relaxed);
-            if let Some(h) = crate::services::get() {
-                // Clients are served here; one may ask for the kill.
-                h.yield_to_clients();
+            // Clients are served here; one may ask for the kill.
+            let served = crate::services::get().is_none_or(|h| h.yield_to_clients());
+            if !served {
+                stop_unservable();
             }
         }
         if KILL.load(Ordering::Acquire) {

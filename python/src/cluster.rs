@@ -4,7 +4,7 @@
 //! Also the wire form of a `run()`: its reader, argument, steps and options, cloudpickled
 //! (1.2 ships callbacks the same way), rebuilt on every other shard into the same plan.
 //!
-//! Top layer: depends on `request` (rebuilding a shipped run), `errors` and `gil`.
+//! Top layer: depends on `request` (rebuilding a shipped run), `convert`, `errors` and `gil`.
 
 use std::sync::RwLock;
 
@@ -159,7 +159,7 @@ pub fn run_from_wire(bytes: &[u8]) -> Result<RunRequest, String> {
     crate::gil::request(|py| {
         let spec = py
             .import("cloudpickle")?
-            .call_method1("loads", (PyBytes::new(py, bytes),))?;
+            .call_method1("loads", (crate::convert::py_bytes(py, bytes)?,))?;
         let spec = spec.cast::<PyTuple>()?;
         let reader: String = spec.get_item(0)?.extract()?;
         let arg = spec.get_item(1)?;

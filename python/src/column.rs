@@ -11,7 +11,7 @@
 //! reader records still equal to the key batch they were made from: they cross shards as
 //! that key batch instead (no marshal; the receiver makes the records from it).
 //!
-//! Bottom layer: depends on `gil` (marshal takes the GIL).
+//! Bottom layer: depends on `gil` (marshal takes the GIL) and `convert`.
 
 use std::any::Any;
 
@@ -143,8 +143,9 @@ impl ForeignDecoder for PyColumnDecoder {
     fn decode(&self, bytes: &[u8]) -> Result<Box<dyn ForeignColumn>, String> {
         crate::gil::records(|py| {
             let marshal = py.import("marshal").map_err(|e| e.to_string())?;
+            let bytes = crate::convert::py_bytes(py, bytes).map_err(|e| e.to_string())?;
             let loaded = marshal
-                .call_method1("loads", (PyBytes::new(py, bytes),))
+                .call_method1("loads", (bytes,))
                 .map_err(|e| format!("Failed deserializing record, {e}"))?;
             let list = loaded
                 .cast::<PyList>()

@@ -5,17 +5,52 @@
 
 use engine::batch::{KeyRow, KeyType, ValueRef};
 use engine::Datum;
+use pyo3::exceptions::PyUnicodeDecodeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
 use pyo3::IntoPyObjectExt;
 
 /// Text as `str`, or `bytearray` when it is not UTF-8 (as 1.2 does). Python's decoder
-/// checks the bytes as it copies them (no separate Rust UTF-8 pass first).
-pub fn bytes_to_py<'py>(py: Python<'py>, b: &[u8]) -> Bound<'py, PyAny> {
+/// checks the bytes as it copies them (no separate Rust UTF-8 pass first). A refused
+/// allocation (`maxmemory`, `ExecutionMemoryLimit`) is the `MemoryError` it raised: pyo3's
+/// infallible constructors panic on it.
+pub fn bytes_to_py<'py>(py: Python<'py>, b: &[u8]) -> PyResult<Bound<'py, PyAny>> {
     match PyString::from_bytes(py, b) {
-        Ok(s) => s.into_any(),
-        Err(_) => PyByteArray::new(py, b).into_any(),
+        Ok(s) => Ok(s.into_any()),
+        Err(e) if e.is_instance_of::<PyUnicodeDecodeError>(py) => {
+            let copy = |buf: &mut [u8]| {
+                buf.copy_from_slice(b);
+                Ok(())
+            };
+            Ok(PyByteArray::new_with(py, b.len(), copy)?.into_any())
+        }
+        Err(e) => Err(e),
     }
+}
+
+/// `bytes` of `b`; a refused allocation is the `MemoryError` (see [`bytes_to_py`]).
+pub fn py_bytes<'py>(py: Python<'py>, b: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    PyBytes::new_with(py, b.len(), |buf| {
+        buf.copy_from_slice(b);
+        Ok(())
+    })
+}
+
+/// `str` of `s`; a refused allocation is the `MemoryError` (see [`bytes_to_py`]).
+pub fn py_str<'py>(py: Python<'py>, s: &str) -> PyResult<Bound<'py, PyString>> {
+    PyString::from_bytes(py, s.as_bytes())
+}
+
+/// A Python list of `bytes_to_py` of each item.
+pub fn bytes_list<'py, 'a>(
+    py: Python<'py>,
+    items: impl IntoIterator<Item = &'a [u8]>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let objs = items
+        .into_iter()
+        .map(|i| bytes_to_py(py, i))
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok(PyList::new(py, objs)?.into_any())
 }
 
 /// A KeysReader record: `{'key', 'value', 'type', 'event'}`, or `{'key', 'event'}` when
@@ -58,7 +93,7 @@ impl<'py> Records<'py> {
     pub fn dict(&mut self, row: &KeyRow<'_>) -> PyResult<Bound<'py, PyAny>> {
         let py = self.py;
         let d = PyDict::new(py);
-        d.set_item(&self.key, bytes_to_py(py, row.key))?;
+        d.set_item(&self.key, bytes_to_py(py, row.key)?)?;
         if let Some(v) = &row.value {
             let value = self.value_to_py(v)?;
             d.set_item(&self.value, value)?;
@@ -66,7 +101,7 @@ impl<'py> Records<'py> {
             d.set_item(&self.type_, kind)?;
         }
         match row.event {
-            Some(e) => d.set_item(&self.event, bytes_to_py(py, e))?,
+            Some(e) => d.set_item(&self.event, bytes_to_py(py, e)?)?,
             None => d.set_item(&self.event, py.None())?,
         }
         Ok(d.into_any())
@@ -85,19 +120,19 @@ impl<'py> Records<'py> {
 
     /// The name object of the `i`-th field of a hash: the previous hash's when the bytes
     /// are the same.
-    fn field(&mut self, i: usize, f: &[u8]) -> Bound<'py, PyAny> {
+    fn field(&mut self, i: usize, f: &[u8]) -> PyResult<Bound<'py, PyAny>> {
         if let Some((bytes, name)) = self.fields.get(i) {
             if **bytes == *f {
-                return name.clone();
+                return Ok(name.clone());
             }
         }
-        let name = field_name(self.py, f);
+        let name = field_name(self.py, f)?;
         let entry = (Box::from(f), name.clone());
         match self.fields.get_mut(i) {
             Some(slot) => *slot = entry,
             None => self.fields.push(entry),
         }
-        name
+        Ok(name)
     }
 
     fn value_to_py(&mut self, v: &ValueRef<'_>) -> PyResult<Bound<'py, PyAny>> {
@@ -106,7 +141,7 @@ impl<'py> Records<'py> {
             ValueRef::Hash(fields) => {
                 let d = PyDict::new(py);
                 for (i, (f, val)) in fields.iter().enumerate() {
-                    d.set_item(self.field(i, f), bytes_to_py(py, val))?;
+                    d.set_item(self.field(i, f)?, bytes_to_py(py, val)?)?;
                 }
                 d.into_any()
             }
@@ -117,28 +152,26 @@ impl<'py> Records<'py> {
 
 /// Hash field names repeat across records: short UTF-8 ones are interned. A name that is
 /// not UTF-8 becomes `bytes`, not `bytearray`: a dict key must be hashable.
-fn field_name<'py>(py: Python<'py>, f: &[u8]) -> Bound<'py, PyAny> {
-    match std::str::from_utf8(f) {
+fn field_name<'py>(py: Python<'py>, f: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match std::str::from_utf8(f) {
         Ok(s) if s.len() <= 32 => PyString::intern(py, s).into_any(),
-        Ok(s) => PyString::new(py, s).into_any(),
-        Err(_) => PyBytes::new(py, f).into_any(),
-    }
+        Ok(s) => py_str(py, s)?.into_any(),
+        Err(_) => py_bytes(py, f)?.into_any(),
+    })
 }
 
 fn value_to_py<'py>(py: Python<'py>, v: &ValueRef<'_>) -> PyResult<Bound<'py, PyAny>> {
     Ok(match v {
         ValueRef::None => py.None().into_bound(py),
-        ValueRef::Str(s) => bytes_to_py(py, s),
+        ValueRef::Str(s) => bytes_to_py(py, s)?,
         ValueRef::Hash(fields) => {
             let d = PyDict::new(py);
             for (f, val) in fields {
-                d.set_item(field_name(py, f), bytes_to_py(py, val))?;
+                d.set_item(field_name(py, f)?, bytes_to_py(py, val)?)?;
             }
             d.into_any()
         }
-        ValueRef::List(items) => {
-            PyList::new(py, items.iter().map(|i| bytes_to_py(py, i)))?.into_any()
-        }
+        ValueRef::List(items) => bytes_list(py, items.iter().copied())?,
     })
 }
 
@@ -149,8 +182,8 @@ pub fn datum_to_py<'py>(py: Python<'py>, d: &Datum) -> PyResult<Bound<'py, PyAny
         Datum::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
         Datum::Int(i) => i.into_bound_py_any(py)?,
         Datum::Float(f) => PyFloat::new(py, *f).into_any(),
-        Datum::Str(s) => PyString::new(py, s).into_any(),
-        Datum::Bytes(b) => PyBytes::new(py, b).into_any(),
+        Datum::Str(s) => py_str(py, s)?.into_any(),
+        Datum::Bytes(b) => py_bytes(py, b)?.into_any(),
         Datum::List(items) => {
             let objs = items
                 .iter()
@@ -232,11 +265,11 @@ mod tests {
     fn text_is_str_and_other_bytes_are_bytearray() {
         crate::embed::init_for_tests();
         Python::attach(|py| {
-            let s = bytes_to_py(py, "é中😀".as_bytes());
+            let s = bytes_to_py(py, "é中😀".as_bytes()).unwrap();
             assert_eq!(s.extract::<String>().unwrap(), "é中😀");
             // Invalid UTF-8: a stray byte, an encoded surrogate, an overlong encoding.
             for b in [&b"a\xff"[..], b"\xed\xa0\x80", b"\xc0\xaf"] {
-                let o = bytes_to_py(py, b);
+                let o = bytes_to_py(py, b).unwrap();
                 assert!(o.is_instance_of::<PyByteArray>(), "{b:?}");
                 assert_eq!(o.extract::<Vec<u8>>().unwrap(), b);
             }

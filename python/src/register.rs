@@ -2,7 +2,7 @@
 //! module after the script ends (REFERENCE §4.2: "register() inside a script only prepares").
 //!
 //! Top layer: depends on `plan`, `profile` (the session's globals), `cluster` (the pickle
-//! check), `services`, `errors` and `gil`.
+//! check), `convert`, `services`, `errors` and `gil`.
 
 use std::cell::RefCell;
 
@@ -226,7 +226,7 @@ pub fn register_from_wire(bytes: &[u8]) -> Result<RegisterRequest, String> {
     crate::gil::request(|py| {
         let args = py
             .import("cloudpickle")?
-            .call_method1("loads", (pyo3::types::PyBytes::new(py, bytes),))?;
+            .call_method1("loads", (crate::convert::py_bytes(py, bytes)?,))?;
         let args = args.cast::<pyo3::types::PyTuple>()?;
         let reader: String = args.get_item(0)?.extract()?;
         let prefix: String = args.get_item(1)?.extract()?;

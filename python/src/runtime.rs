@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString, PyTuple};
 use pyo3::IntoPyObjectExt;
 
-use crate::convert::bytes_to_py;
+use crate::convert::{bytes_list, bytes_to_py};
 use crate::errors::{FlatError, GearsError};
 use crate::services::{self, CallReply};
 use crate::session;
@@ -58,7 +58,7 @@ fn reply_to_py(py: Python<'_>, r: CallReply) -> PyResult<Bound<'_, PyAny>> {
         CallReply::Nil => py.None().into_bound(py),
         CallReply::Int(i) => i.into_bound_py_any(py)?,
         CallReply::Double(d) => d.into_bound_py_any(py)?,
-        CallReply::Bulk(b) => bytes_to_py(py, &b),
+        CallReply::Bulk(b) => bytes_to_py(py, &b)?,
         CallReply::Status(s) => s.into_bound_py_any(py)?,
         CallReply::Error(e) => return Err(GearsError::new_err(e)),
         CallReply::Array(items) => {
@@ -203,7 +203,7 @@ fn get_command(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
         .and_then(|h| h.hooked_command())
         .or_else(|| crate::link::current().map(|l| l.argv()))
         .ok_or_else(|| GearsError::new_err("Can not get command ctx"))?;
-    Ok(PyList::new(py, argv.iter().map(|a| bytes_to_py(py, a)))?.into_any())
+    bytes_list(py, argv.iter().map(|a| &a[..]))
 }
 
 /// `override_reply(value)`: replaces the reply of the command that triggered this

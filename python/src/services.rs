@@ -45,8 +45,11 @@ pub trait HostServices: Send + Sync {
         None
     }
     /// Lets Redis serve clients (answering `-BUSY`) while Python that holds the Redis lock
-    /// on the main thread runs long. Called there, with the GIL.
-    fn yield_to_clients(&self) {}
+    /// on the main thread runs long. Called there, with the GIL. False when Redis cannot
+    /// serve clients from there (the callback runs inside a Lua script or MULTI/EXEC).
+    fn yield_to_clients(&self) -> bool {
+        true
+    }
     /// Whether Python stages profile their callbacks (`ProfileExecutions`).
     fn profile_executions(&self) -> bool {
         false

@@ -8,12 +8,11 @@
 //! when the timer first fires (so it does not matter whether keys load before or after
 //! the sessions they came from).
 //!
-//! Top layer: depends on `caller`, `services`, `errors` and `gil`.
+//! Top layer: depends on `caller`, `services`, `convert`, `errors` and `gil`.
 
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
 
 use crate::caller::RunAs;
 use crate::errors::GearsError;
@@ -40,7 +39,7 @@ pub fn restore(pickled: &[u8], run_as: RunAs) -> Result<Tick, String> {
     crate::gil::request(|py| {
         let f = py
             .import("cloudpickle")?
-            .call_method1("loads", (PyBytes::new(py, pickled),))?;
+            .call_method1("loads", (crate::convert::py_bytes(py, pickled)?,))?;
         Ok(tick_for(f.unbind(), Some(run_as)))
     })
 }
@@ -57,7 +56,7 @@ pub fn check_pickle(pickled: &[u8]) -> Result<(), String> {
         let walk = || -> PyResult<()> {
             let ops = py
                 .import("pickletools")?
-                .call_method1("genops", (PyBytes::new(py, pickled),))?;
+                .call_method1("genops", (crate::convert::py_bytes(py, pickled)?,))?;
             for op in ops.try_iter()? {
                 op?;
             }

@@ -26,7 +26,7 @@ COMMANDS = [
     "RG.UNREGISTER", "RG.PYDUMPSESSIONS", "RG.PYPROFILE", "RG.TRIGGER", "RG.TRIGGERONKEY",
     "RG.CLEARREGISTRATIONSSTATS", "RG.PAUSEREGISTRATIONS", "RG.UNPAUSEREGISTRATIONS",
     "RG.PYSTATS", "RG.PYDUMPREQS", "RG.INNERREGISTER", "RG.INNERUNREGISTER",
-    "RG.INNERTIMEEVENT",
+    "RG.INNERTIMEEVENT", "RG.PYEXPORTREQ", "RG.PYIMPORTREQ", "RG.PYIMPORTRETINTERNAL",
 ]  # fmt: skip
 
 # PYEXECUTE and TRIGGER reach the most code (scripts, executions, registrations, hooks);
@@ -114,6 +114,24 @@ SCRIPTS = [
     f"GB().map(lambda x: x).register(prefix='{P}*', commands=['get'])",
     "x = 'Ā' * 10",
     "'\\x00'",
+    # Hooks, linked commands, futures, coroutines and timers (the second sweep's shapes).
+    "GB('CommandReader').map(lambda x: call_next(*x[1:])).register(hook='hset', mode='sync')",
+    "GB('CommandReader').map(lambda x: 'no').register(hook='rpush', mode='sync', keyprefix='fuzz:l')",
+    f"GB().foreach(lambda x: override_reply('over')).register(prefix='{P}o*', commands=['get'], mode='sync')",
+    "def f(x):\n    fu = gearsFuture()\n    fu.continueRun('later')\n    return fu\n"
+    "GB('CommandReader').map(f).register(trigger='fuzztrig', mode='async_local')",
+    "async def f(x):\n    return x\nGB('ShardsIDReader').map(f).run()",
+    "import asyncio\nasync def f(x):\n    await asyncio.sleep(0.01)\n    return x\n"
+    "GB('CommandReader').map(f).register(trigger='fuzztrig2')",
+    "def f(x):\n    with atomic():\n        execute('INCR', 'fuzz:n')\n    return x\n"
+    "GB('ShardsIDReader').foreach(f).run()",
+    f"registerTE(1, lambda: execute('INCR', '{P}te'), '{P}tekey')",
+    "registerTE(0, lambda: None)",
+    "GB('ShardsIDReader').map(lambda x: execute('RG.DUMPEXECUTIONS')).run()",
+    "GB('ShardsIDReader').map(lambda x: execute('RG.TRIGGER', 'fuzztrig')).run()",
+    f"GB('StreamReader').map(lambda x: x['id']).run('{P}st')",
+    "GB('PythonReader').batchgroupby(lambda x: x % 3, lambda k, l: len(l)).run(lambda: iter(range(30)))",
+    "GB('ShardsIDReader').map(lambda x: 'Ā\\x00' * 100000).run()",
 ]  # fmt: skip
 
 
@@ -234,6 +252,10 @@ class Generator:
             return [rng.choice([b"fuzztrig", b"fuzztrig2"]), b"fuzz:tk"] + self.values(0, 2)
         if cmd == "RG.INNERREGISTER":
             return [self.blob()]
+        if cmd in ("RG.PYIMPORTREQ", "RG.PYIMPORTRETINTERNAL"):
+            return ([b"WORKERS"] if rng.random() < 0.1 else []) + [self.requirement()]
+        if cmd == "RG.PYEXPORTREQ":
+            return [rng.choice([b"fuzzreq", b"fuzzreq==1.0", self.value()])]
         if cmd == "RG.INNERTIMEEVENT":
             # Out-of-range periods once stored keys that failed every RDB load (issue 10);
             # the DEBUG RELOAD probe catches that.
@@ -258,6 +280,29 @@ class Generator:
             return self.value()
         code = rng.choice([s for s in SCRIPTS if "register(" in s])
         return session_blob(f"fz{rng.randrange(5)}", code, [])
+
+    def requirement(self):
+        """An RG.PYIMPORTREQ payload (engine::wire::requirements): well formed with a wheel
+        that is not a zip, mutated, or random."""
+        rng = self.rng
+        f = lambda b: len(b).to_bytes(4, "little") + b  # noqa: E731
+        wheel = f(b"fuzzreq-1.0-py3-none-any.whl") + f(self.value())
+        blob = b"R\x01" + f(b"fuzzreq") + f(b"linux-x86_64") + (1).to_bytes(4, "little") + wheel
+        r = rng.random()
+        if r < 0.4:
+            return blob
+        if r < 0.7:
+            b = bytearray(blob)
+            for _ in range(rng.randint(1, 4)):
+                b[rng.randrange(len(b))] = rng.randrange(256)
+            return bytes(b)
+        return self.value()
+
+    def wrapping(self):
+        """How the fuzzer sends the next command: plainly, or from Lua, in MULTI, or on a
+        RESP3 connection (each a different reply path into the server)."""
+        r = self.rng.random()
+        return "plain" if r < 0.85 else "lua" if r < 0.9 else "multi" if r < 0.95 else "resp3"
 
     def command(self):
         """One command as a list of bytes, the first being its name."""

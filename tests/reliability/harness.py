@@ -36,10 +36,10 @@ FULL = os.environ.get("GEARSHIFT_RELIABILITY", "quick").lower() == "full"
 PING_BOUND = 5.0
 
 
-def client(srv, timeout=PING_BOUND, decode=True):
+def client(srv, timeout=PING_BOUND, decode=True, protocol=2):
     """A client whose every command is bounded by `timeout` seconds. redis-py retries a timed
     out command three times by default (reconnecting each time), which turns a 3 s bound into
-    more than 30 s: no retries."""
+    more than 30 s: no retries. `protocol=3` speaks RESP3 (HELLO 3)."""
     return redis.Redis(
         host="127.0.0.1",
         port=srv.port,
@@ -47,6 +47,7 @@ def client(srv, timeout=PING_BOUND, decode=True):
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
+        protocol=protocol,
     )
 
 

@@ -77,19 +77,22 @@ class Fuzzer:
         self.gen = Generator(seed, known_crashes)
         self.history = deque(maxlen=HISTORY)
         self.findings = []
-        self.srv = start_server()
-        self.conn = client(self.srv, timeout=COMMAND_BOUND, decode=False)
         self.sent = 0
+        self.connect(start_server())
+
+    def connect(self, srv):
+        self.srv = srv
+        self.conn = client(srv, timeout=COMMAND_BOUND, decode=False)
+        self.conn3 = client(srv, timeout=COMMAND_BOUND, decode=False, protocol=3)
 
     def close(self):
         self.conn.close()
+        self.conn3.close()
         kill_hard(self.srv)
 
     def restart(self):
-        self.conn.close()
-        kill_hard(self.srv)
-        self.srv = start_server()
-        self.conn = client(self.srv, timeout=COMMAND_BOUND, decode=False)
+        self.close()
+        self.connect(start_server())
 
     def report(self, kind, detail):
         lines = [
@@ -102,11 +105,11 @@ class Fuzzer:
         ]
         return "\n".join(lines)
 
-    def send(self, cmd):
-        self.history.append(cmd)
+    def send(self, cmd, conn=None):
+        self.history.append(cmd if conn is None else [b"(on RESP3)", *cmd])
         self.sent += 1
         try:
-            return self.conn.execute_command(*cmd)
+            return (conn or self.conn).execute_command(*cmd)
         except redis.ResponseError as e:
             return e
         except redis.TimeoutError:
@@ -164,8 +167,21 @@ class Fuzzer:
             self.probe_reload()
         if n and n % CLEAN_EVERY == 0:
             self.clean()
-        self.send(self.gen.command())
+        self.send_wrapped(self.gen.command(), self.gen.wrapping())
         self.check_alive()
+
+    def send_wrapped(self, cmd, how):
+        """`cmd` plainly, from a Lua script, queued in MULTI, or on the RESP3 connection."""
+        if how == "lua":
+            self.send([b"EVAL", b"return redis.pcall(unpack(ARGV))", b"0", *cmd])
+        elif how == "multi":
+            self.send([b"MULTI"])
+            self.send(cmd)
+            self.send([b"EXEC"])
+        elif how == "resp3":
+            self.send(cmd, self.conn3)
+        else:
+            self.send(cmd)
 
     def run(self, commands, budget=None):
         t0 = time.monotonic()

@@ -137,7 +137,7 @@ pub fn unregister_local(state: &ModuleState, id: &str, abort_pending: bool) {
 pub fn install_blob(ctx: &Context, state: &ModuleState, blob: &[u8]) -> Result<(), String> {
     let loaded = persist::load_strict(ctx, state, blob);
     if loaded.is_ok() {
-        ctx.replicate("RG.INNERREGISTER", &[blob]);
+        crate::redis::call::replicate_on(ctx, "RG.INNERREGISTER", &[blob]);
     }
     loaded
 }
@@ -299,9 +299,9 @@ impl crate::cluster::handler::ShardHandler for LocalShard {
             // Replicas and the AOF drop it too, or a restart would bring it back.
             let id = id.as_bytes();
             if abort_pending {
-                ctx.replicate("RG.INNERUNREGISTER", &[id, b"abortpending"]);
+                crate::redis::call::replicate_on(ctx, "RG.INNERUNREGISTER", &[id, b"abortpending"]);
             } else {
-                ctx.replicate("RG.INNERUNREGISTER", &[id]);
+                crate::redis::call::replicate_on(ctx, "RG.INNERUNREGISTER", &[id]);
             }
         }
     }

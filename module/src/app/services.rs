@@ -80,8 +80,8 @@ impl HostServices for RedisServices {
         crate::model::state::get().map(|s| s.registrations.next_id())
     }
 
-    fn yield_to_clients(&self) {
-        lock::yield_to_clients();
+    fn yield_to_clients(&self) -> bool {
+        lock::yield_to_clients()
     }
 
     fn holds_redis_lock(&self) -> bool {

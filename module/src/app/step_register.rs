@@ -61,7 +61,9 @@ fn replicate(state: &crate::model::state::ModuleState, session: &str) {
     let Some(blob) = crate::app::persist::session_blob(state, session) else {
         return;
     };
-    crate::redis::lock::with_redis(|ctx| ctx.replicate("RG.INNERREGISTER", &[&blob[..]]));
+    crate::redis::lock::with_redis(|ctx| {
+        crate::redis::call::replicate_on(ctx, "RG.INNERREGISTER", &[&blob[..]])
+    });
     ship(state, blob);
 }
 

@@ -105,7 +105,29 @@ pub fn call_as(
     // Script mode, as Lua: commands flagged `noscript` are refused. Through RM_Call several
     // of them crash Redis 7.0 (WAIT asserts on a blocked client, PSYNC dereferences NULL).
     // CONFIG GET stays allowed: it is harmless and 1.2 scripts read configs with it.
-    let opts = call_options(!is_config_get(cmd, rest));
+    let paused = crate::redis::ffi::call::writes_paused();
+    let opts = call_options(!is_config_get(cmd, rest), paused);
+    let reply = call_with(ctx, run_as, temp_client, (cmd, rest), opts, convert);
+    match reply {
+        PyReply::Error(e) if paused && e.starts_with(NO_WRITES) => PyReply::Error(format!(
+            "ERR writes are paused (CLIENT PAUSE or a failover): '{cmd}' was not run"
+        )),
+        other => other,
+    }
+}
+
+/// How RM_Call refuses a write command under the `W` flag.
+const NO_WRITES: &str = "ERR Write command";
+
+/// `call_as` with its options chosen.
+fn call_with(
+    ctx: &Context,
+    run_as: Option<&RunAs>,
+    temp_client: bool,
+    (cmd, rest): (&str, &[&[u8]]),
+    opts: Options,
+    convert: impl FnOnce(CallResult) -> PyReply,
+) -> PyReply {
     if superuser_mode() {
         return run(ctx, cmd, opts.unrestricted, rest, convert);
     }
@@ -177,27 +199,42 @@ struct Options {
 
 /// The flags of a call in script mode or not: errors as replies (`E`), replicated (`!`),
 /// script mode (`S`), checked as the context's user (`C`). The crate's options are built
-/// once (the builder allocates).
-fn call_options(script: bool) -> Options {
-    static BUILT: OnceLock<[CallOptions; 4]> = OnceLock::new();
+/// once (the builder allocates). While clients are paused (`CLIENT PAUSE`, a failover)
+/// writes are refused (`W`): Redis 7.0 asserts that nothing propagates to replicas or the
+/// AOF during a pause, and a module's write would.
+fn call_options(script: bool, paused: bool) -> Options {
+    static BUILT: OnceLock<[CallOptions; 8]> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
-        let base = || CallOptionsBuilder::new().errors_as_replies().replicate();
+        let o = |no_writes: bool, script: bool, acl: bool| {
+            let mut b = CallOptionsBuilder::new().errors_as_replies().replicate();
+            if no_writes {
+                b = b.no_writes();
+            }
+            if script {
+                b = b.script_mode();
+            }
+            if acl {
+                b = b.verify_acl();
+            }
+            b.build()
+        };
+        let (f, t) = (false, true);
         [
-            base().build(),
-            base().verify_acl().build(),
-            base().script_mode().build(),
-            base().script_mode().verify_acl().build(),
+            o(f, f, f),
+            o(f, f, t),
+            o(f, t, f),
+            o(f, t, t),
+            o(t, f, f),
+            o(t, f, t),
+            o(t, t, f),
+            o(t, t, t),
         ]
     });
-    match script {
-        false => Options {
-            unrestricted: ("E!", &built[0]),
-            as_user: ("E!C", &built[1]),
-        },
-        true => Options {
-            unrestricted: ("E!S", &built[2]),
-            as_user: ("E!SC", &built[3]),
-        },
+    let at = 4 * usize::from(paused) + 2 * usize::from(script);
+    let text: [&'static str; 8] = ["E!", "E!C", "E!S", "E!SC", "E!W", "E!CW", "E!SW", "E!SCW"];
+    Options {
+        unrestricted: (text[at], &built[at]),
+        as_user: (text[at + 1], &built[at + 1]),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Calling Redis commands from any thread (`execute()`, Gearshift's own calls), as the
 //! ACL user given, with errors as replies. A key another shard owns is forwarded through
-//! the slot the cluster layer fills at load (`set_forwarder`). Depends on `redis::lock`,
+//! the slot the cluster layer fills at load (`set_forwarder`). Gearshift's own replication
+//! goes through `replicate_on`, which holds it while clients are paused. Depends on `redis::lock`,
 //! `redis::access` and `redis::ffi`.
 
 use std::sync::OnceLock;
@@ -143,5 +144,40 @@ fn owned_reply(r: &CallReply) -> PyReply {
 pub fn replicate(command: &str, args: &[&[u8]]) {
     let tsc = ThreadSafeContext::new();
     let guard = tsc.lock();
-    guard.replicate(command, args);
+    replicate_on(&guard, command, args);
+}
+
+/// Replication held while clients are paused, in order.
+type Held = Vec<(String, Vec<Vec<u8>>)>;
+
+fn held() -> std::sync::MutexGuard<'static, Held> {
+    static HELD: std::sync::Mutex<Held> = std::sync::Mutex::new(Vec::new());
+    HELD.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `ctx.replicate(command, args)` (lock held), except while clients are paused
+/// (`CLIENT PAUSE`, a failover): Redis 7.0 asserts that nothing propagates then, so the
+/// command is held and sent, after what was held before it, by [`flush_held`] once the
+/// pause ends.
+pub fn replicate_on(ctx: &Context, command: &str, args: &[&[u8]]) {
+    if crate::redis::ffi::call::writes_paused() {
+        let owned = args.iter().map(|a| a.to_vec()).collect();
+        held().push((command.to_owned(), owned));
+        return;
+    }
+    flush_held(ctx);
+    ctx.replicate(command, args);
+}
+
+/// Sends the replication held during a pause, once it ended (lock held; the limits
+/// refresh calls it every tenth of a second).
+pub fn flush_held(ctx: &Context) {
+    let mut held = held();
+    if held.is_empty() || crate::redis::ffi::call::writes_paused() {
+        return;
+    }
+    for (command, args) in held.drain(..) {
+        let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        ctx.replicate(&command, &args[..]);
+    }
 }

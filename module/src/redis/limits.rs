@@ -1,8 +1,9 @@
 //! Server limits mirrored for threads that cannot ask Redis: a main-thread timer reads
 //! `maxmemory` with Redis's used-memory ratio (the headroom of `engine::memory`, which stops
 //! executions and large Python allocations at the limit) and `busy-reply-threshold` (when
-//! long main-thread Python lets clients in, `gearpy::busy`) every tenth of a second.
-//! Depends on `ffi` and `timers`.
+//! long main-thread Python lets clients in, `gearpy::busy`) every tenth of a second, and
+//! sends the replication held while clients were paused (`call::flush_held`). Depends on
+//! `ffi`, `timers` and `call`.
 
 use std::time::Duration;
 
@@ -24,6 +25,9 @@ fn refresh(ctx: &Context) {
 }
 
 fn tick(ctx: &Context, _: ()) {
-    crate::redis::ffi::trampoline::callback("the limits refresh", (), || refresh(ctx));
+    crate::redis::ffi::trampoline::callback("the limits refresh", (), || {
+        refresh(ctx);
+        crate::redis::call::flush_held(ctx);
+    });
     crate::redis::timers::create(ctx, PERIOD, tick, ());
 }

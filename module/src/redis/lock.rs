@@ -84,12 +84,14 @@ pub fn unlock_atomic() {
     }
 }
 
-/// On the main thread inside a busy section: lets clients in (`-BUSY` replies).
-pub fn yield_to_clients() {
+/// On the main thread inside a busy section: lets clients in (`-BUSY` replies). False when
+/// Redis cannot serve them from here (a script or MULTI/EXEC runs).
+pub fn yield_to_clients() -> bool {
     let held = LOCKED_CTX.with(|c| c.get());
     if !held.is_null() && MAIN_THREAD.with(|m| m.get()) {
-        crate::redis::ffi::busy::yield_to_clients(&Context::new(held));
+        return crate::redis::ffi::busy::yield_to_clients(&Context::new(held));
     }
+    true
 }
 
 /// The context of the lock this thread holds, if any.

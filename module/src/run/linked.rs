@@ -149,11 +149,13 @@ pub fn trigger(
         cols.push_event(event.as_bytes());
         let source = Box::new(ReadySource::keys(cols));
         let dyn_link: Arc<dyn CommandLink> = Arc::clone(&link) as Arc<dyn CommandLink>;
+        // Listed as running under the id that RG.ABORTEXECUTION stops.
+        entry.running();
         let out = gearpy::link::with_link(Some(dyn_link), || {
             Inline {
                 ctx: Some(ctx),
                 run_as: Some(&reg.run_as),
-                section: None,
+                section: Some(&entry.id),
             }
             .run(&reg.plan, source)
         });

@@ -86,7 +86,8 @@ pub fn create(
             .map_err(|e| e.to_string())?;
         let secs_text = ev.period.as_secs().to_string();
         let user = crate::redis::access::encode(&ev.run_as);
-        ctx.replicate(
+        crate::redis::call::replicate_on(
+            ctx,
             "RG.INNERTIMEEVENT",
             &[key, secs_text.as_bytes(), ev.pickled.as_slice(), &user][..],
         );

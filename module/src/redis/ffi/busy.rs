@@ -4,14 +4,20 @@
 use std::ffi::CStr;
 use std::os::raw::c_int;
 
-use redis_module::{raw, Context};
+use redis_module::{raw, Context, ContextFlags};
 
 /// What clients get while a section is busy (Redis prefixes `-BUSY `).
 const BUSY_REPLY: &CStr = c"Gearshift is busy running a Python callback that holds the Redis lock. You can only call RG.ABORTEXECUTION, SCRIPT KILL, FUNCTION KILL or SHUTDOWN NOSAVE.";
 
 /// Processes pending client events once; other clients' commands are refused with
-/// `-BUSY` unless flagged allow-busy. Main thread, Redis lock held through `ctx`.
-pub fn yield_to_clients(ctx: &Context) {
+/// `-BUSY` unless flagged allow-busy. Main thread, Redis lock held through `ctx`. False,
+/// without yielding, inside a Lua script, a Function or MULTI/EXEC: Redis asserts that
+/// none runs when it processes a client's command, so serving one there kills the server.
+pub fn yield_to_clients(ctx: &Context) -> bool {
+    let flags = ctx.get_flags();
+    if flags.intersects(ContextFlags::LUA | ContextFlags::MULTI) {
+        return false;
+    }
     // SAFETY: `ctx` is the live context of the running section on the main thread; the
     // reply text is static.
     unsafe {
@@ -23,4 +29,5 @@ pub fn yield_to_clients(ctx: &Context) {
             );
         }
     }
+    true
 }

@@ -39,6 +39,13 @@ pub fn call_buffers(ctx: &Context, cmd: &[u8], flags: &str, args: &[&[u8]]) -> O
     Some(take_reply(reply))
 }
 
+/// Whether clients are paused (`CLIENT PAUSE`, `FAILOVER`, a cluster manual failover):
+/// Redis 7.0 must then propagate nothing. Lock held.
+pub fn writes_paused() -> bool {
+    // SAFETY: a plain query of the server's pause state, lock held (caller contract).
+    unsafe { raw::RedisModule_AvoidReplicaTraffic.is_some_and(|f| f() != 0) }
+}
+
 /// The variadic RM_Call for `args.len()` ≤ `MAX_ARGS` buffers.
 fn call(
     ctx: &Context,

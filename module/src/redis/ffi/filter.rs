@@ -129,11 +129,17 @@ extern "C" fn filter(fctx: *mut raw::RedisModuleCommandFilterCtx) {
         if with_name(fctx, crate::redis::acl_generation::may_change_acl) {
             crate::redis::acl_generation::changed();
         }
-        if gearpy::busy::is_busy() {
-            rewrite_kill(fctx);
-        }
         rewrite_hooked(fctx)
     });
+}
+
+/// The kill rewrite has a filter of its own, without `NOSELF`: while a section runs inside
+/// one of this module's calls (a KeysReader `commands=` registration runs in one), Redis
+/// skips `NOSELF` filters for every command, and `SCRIPT KILL` answered `NOTBUSY`.
+extern "C" fn kill_filter(fctx: *mut raw::RedisModuleCommandFilterCtx) {
+    if gearpy::busy::is_busy() {
+        super::trampoline::callback("the kill filter", (), || rewrite_kill(fctx));
+    }
 }
 
 /// Installs the command filter (once, at load). Commands this module calls while one of
@@ -151,6 +157,13 @@ pub fn install(ctx: &Context, hooks: Hooks) -> Result<(), String> {
     };
     if f.is_null() {
         return Err("could not register the command filter".into());
+    }
+    // SAFETY: as above.
+    let k = unsafe {
+        raw::RedisModule_RegisterCommandFilter.expect("filter api")(ctx.ctx, Some(kill_filter), 0)
+    };
+    if k.is_null() {
+        return Err("could not register the kill command filter".into());
     }
     Ok(())
 }

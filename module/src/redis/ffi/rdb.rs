@@ -1,7 +1,8 @@
 //! The RDB aux data types that carry sessions (`gearshft0`, after the keys) and installed
 //! requirements with their wheels (`gearshreq`, before the keys, so restored sessions can
 //! import them) through RDB saves, `DEBUG RELOAD`, restarts, full syncs and AOF rewrites
-//! (RDB preamble). The logic lives in `persist`; these are the raw callbacks Redis invokes.
+//! (RDB preamble), and the module option that short reads are errors, not panics. The logic
+//! lives in `persist`; these are the raw callbacks Redis invokes.
 
 use std::os::raw::c_int;
 
@@ -79,6 +80,18 @@ pub static GEARSHIFT_REQ_AUX: RedisType = RedisType::new(
         raw::REDISMODULE_AUX_BEFORE_RDB as c_int,
     ),
 );
+
+/// Every loader here checks for a short read (`raw::load_*` answer `Err`) and fails its
+/// value: told so, Redis refuses a truncated RDB, `RESTORE` payload or replication stream
+/// with an error instead of its panic (a crash on a client's `RESTORE`).
+pub fn handle_io_errors(ctx: &Context) {
+    // SAFETY: OnLoad context; the option is a flag word Redis copies.
+    unsafe {
+        if let Some(set) = raw::RedisModule_SetModuleOptions {
+            set(ctx.ctx, raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS as c_int);
+        }
+    }
+}
 
 extern "C" fn req_aux_save(io: *mut raw::RedisModuleIO, when: c_int) {
     if when != raw::REDISMODULE_AUX_BEFORE_RDB as c_int {

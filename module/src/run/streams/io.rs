@@ -23,12 +23,14 @@ fn call(ctx: &Context, cmd: &str, args: &[&[u8]]) -> CallResult<'static> {
     crate::redis::ffi::acl::own_call(|| ctx.call_ext(cmd, &opts, args))
 }
 
-/// A call whose effects replicate.
+/// A call whose effects replicate. While clients are paused it is refused (`W`): Redis
+/// 7.0 must propagate nothing then; unacked entries stay pending and are read again.
 fn write(ctx: &Context, cmd: &str, args: &[&[u8]]) -> CallResult<'static> {
-    let opts = CallOptionsBuilder::new()
-        .errors_as_replies()
-        .replicate()
-        .build();
+    let mut opts = CallOptionsBuilder::new().errors_as_replies().replicate();
+    if crate::redis::ffi::call::writes_paused() {
+        opts = opts.no_writes();
+    }
+    let opts = opts.build();
     crate::redis::ffi::acl::own_call(|| ctx.call_ext(cmd, &opts, args))
 }
 
@@ -241,7 +243,7 @@ fn replicate_later(ctx: &Context, cmds: Vec<(&'static str, Vec<Vec<u8>>)>) {
     crate::redis::ffi::trampoline::callback("a stream ack's replication", (), || {
         for (cmd, args) in &cmds {
             let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-            ctx.replicate(cmd, &args[..]);
+            crate::redis::call::replicate_on(ctx, cmd, &args[..]);
         }
     });
 }

@@ -231,7 +231,7 @@ fn run_sync(ctx: &Context, reg: &Arc<StreamRegistration>, key: &[u8], read: Read
     let out = Inline {
         ctx: Some(ctx),
         run_as: Some(&reg.run_as),
-        section: None,
+        section: Some(&job.entry.id),
     }
     .run(&reg.plan, records(key, &entries));
     // Sync registrations only allow the `continue` policy: always ack.

@@ -44,6 +44,7 @@ mod dict_version;
 mod embed;
 pub mod errors;
 mod future;
+mod gc_pause;
 mod gil;
 pub mod link;
 pub mod metrics;

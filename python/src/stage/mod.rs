@@ -140,10 +140,10 @@ impl PyStage {
     /// Converts an input batch into Python records.
     fn rows<'py>(py: Python<'py>, data: BatchData) -> PyResult<Vec<Bound<'py, PyAny>>> {
         match data {
-            BatchData::Keys(k) => {
+            BatchData::Keys(k) => crate::gc_pause::building(py, || {
                 let mut records = Records::new(py);
                 (0..k.len()).map(|i| records.dict(&k.row(i))).collect()
-            }
+            }),
             BatchData::Datums(d) => d.iter().map(|v| datum_to_py(py, v)).collect(),
             BatchData::Foreign(f) => crate::arrow::py_rows(py, f),
         }

@@ -378,3 +378,44 @@ registerTE(1, tick)
     assert wait_for(lambda: r.get('te:ticks') == '2'), r.get('te:ticks')
     # A live 1 s timer would tick again within 1.5 s.
     assert holds_for(lambda: r.get('te:ticks') == '2', 1.5), 'the time event stopped when its callback raised'
+
+
+# -- gc ----------------------------------------------------------------------------------------
+
+
+def test_user_code_sees_the_collector_as_the_script_left_it(r):
+    # Records are built with the cyclic collector paused (python/src/gc_pause.rs); a step
+    # never runs inside that pause, and a collector a script turned off stays off.
+    with r.pipeline() as p:
+        for i in range(2500):
+            p.hset(f"gcrec:{i}", mapping={"a": str(i), "b": "x"})
+        p.execute()
+    on = "GB().map(lambda x: __import__('gc').isenabled()).run('gcrec:*')"
+    results, errors = pyexecute(r, on)
+    assert errors == [] and len(results) == 2500 and set(results) == {"True"}
+    try:
+        results, errors = pyexecute(r, "import gc\ngc.disable()\n" + on)
+        assert errors == [] and set(results) == {"False"}
+        assert one(r, "__import__('gc').isenabled()") == "False"
+    finally:
+        pyexecute(r, "import gc\ngc.enable()\nGB('ShardsIDReader').run()")
+    assert one(r, "__import__('gc').isenabled()") == "True"
+    # Cycles made by steps are still collected: none is left after a run and a collection.
+    script = (
+        "import sys, weakref\n"
+        "class Node:\n"
+        "    pass\n"
+        "sys.gcrefs = []\n"
+        "def cyc(x):\n"
+        "    n = Node(); n.me = n; n.rec = x; sys.gcrefs.append(weakref.ref(n))\n"
+        "    return x['key']\n"
+        "GB().map(cyc).count().run('gcrec:*')"
+    )
+    assert pyexecute(r, script) == [["2500"], []]
+    # The collector ran by itself during the run (its young generation is 700 objects)...
+    alive = "import sys\nGB('ShardsIDReader').map(lambda _: sum(w() is not None for w in sys.gcrefs)).run()"
+    (left,), errors = pyexecute(r, alive)
+    assert errors == [] and int(left) < 1000, left
+    # ... and a collection frees the rest.
+    assert pyexecute(r, "import gc\ngc.collect()\n" + alive) == [["0"], []]
+    r.delete(*[f"gcrec:{i}" for i in range(2500)])

@@ -142,7 +142,7 @@ impl PyStage {
         match data {
             BatchData::Keys(k) => crate::gc_pause::building(py, || {
                 let mut records = Records::new(py);
-                (0..k.len()).map(|i| records.dict(&k.row(i))).collect()
+                (0..k.len()).map(|i| records.dict_at(&k, i)).collect()
             }),
             BatchData::Datums(d) => d.iter().map(|v| datum_to_py(py, v)).collect(),
             BatchData::Foreign(f) => crate::arrow::py_rows(py, f),

@@ -46,13 +46,29 @@ pub use runtime::{ControlledRuntime, PyRuntime};
 enum StepState {
     None,
     Acc(Option<Py<PyAny>>),
-    Groups(GroupTable<Py<PyAny>>),
+    Groups(GroupTable<Group>),
     Lists(GroupTable<Vec<Py<PyAny>>>),
     Avg(AvgAcc),
     Rows(Vec<Py<PyAny>>),
     Set(Option<Py<PySet>>),
     /// Records waiting for a batch step's one call per batch (see `batch`).
     Pending(Vec<Py<PyAny>>),
+}
+
+/// A `groupby` group: its key as the `str` every reducer call of the group gets (made
+/// once per group, not per record) and its accumulator.
+struct Group {
+    key: Py<PyAny>,
+    acc: Py<PyAny>,
+}
+
+impl Group {
+    fn new(py: Python<'_>, key: &str) -> Group {
+        Group {
+            key: pyo3::types::PyString::new(py, key).into_any().unbind(),
+            acc: py.None(),
+        }
+    }
 }
 
 /// Records leaving the stage, with partition keys when the last step extracts them, or

@@ -17,8 +17,9 @@
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
-/// `gc.isenabled`, `gc.disable` and `gc.enable`, looked up once (a script that replaces
-/// the `gc` module's attributes does not change what this module calls).
+/// `gc.isenabled`, `gc.disable` and `gc.enable`, looked up once at start-up, before any
+/// script runs (`prepare`): a script that replaces the `gc` module's attributes does not
+/// change what this module calls, so no user code runs inside a window.
 struct Gc {
     isenabled: Py<PyAny>,
     disable: Py<PyAny>,
@@ -37,6 +38,11 @@ fn gc(py: Python<'_>) -> Option<&Gc> {
         })
     })
     .as_ref()
+}
+
+/// Looks the functions up; call at start-up, before any script runs.
+pub(crate) fn prepare(py: Python<'_>) {
+    gc(py);
 }
 
 /// Turns the collector back on when dropped (also if `f` panics).

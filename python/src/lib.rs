@@ -130,6 +130,7 @@ pub fn init(
 }
 
 fn load_runtime(py: Python<'_>) -> PyResult<()> {
+    gc_pause::prepare(py);
     PyModule::from_code(
         py,
         STACK_GUARD,

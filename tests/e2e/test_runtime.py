@@ -419,3 +419,23 @@ def test_user_code_sees_the_collector_as_the_script_left_it(r):
     # ... and a collection frees the rest.
     assert pyexecute(r, "import gc\ngc.collect()\n" + alive) == [["0"], []]
     r.delete(*[f"gcrec:{i}" for i in range(2500)])
+
+
+def test_a_script_replacing_gc_functions_never_runs_inside_a_record_build():
+    # The module looks gc's functions up at start-up (python/src/gc_pause.rs), so a script
+    # that replaces them before the first run does not get them called by the module.
+    with fresh_server() as srv:
+        c = srv.client()
+        c.hset("h:1", mapping={"a": "1"})
+        patch = (
+            "import gc, sys\n"
+            "sys.gc_calls = []\n"
+            "def spy(name, f):\n"
+            "    return lambda *a: (sys.gc_calls.append(name), f(*a))[1]\n"
+            "for name in ('isenabled', 'disable', 'enable'):\n"
+            "    setattr(gc, name, spy(name, getattr(gc, name)))\n"
+            "GB().map(lambda x: x['key']).run('h:*')"
+        )
+        assert pyexecute(c, patch) == [["h:1"], []]
+        calls = "import sys\nGB('ShardsIDReader').map(lambda _: len(sys.gc_calls)).run()"
+        assert pyexecute(c, calls) == [["0"], []]

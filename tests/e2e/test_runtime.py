@@ -401,16 +401,16 @@ def test_user_code_sees_the_collector_as_the_script_left_it(r):
         pyexecute(r, "import gc\ngc.enable()\nGB('ShardsIDReader').run()")
     assert one(r, "__import__('gc').isenabled()") == "True"
     # Cycles made by steps are still collected: none is left after a run and a collection.
-    script = (
-        "import sys, weakref\n"
-        "class Node:\n"
-        "    pass\n"
-        "sys.gcrefs = []\n"
-        "def cyc(x):\n"
-        "    n = Node(); n.me = n; n.rec = x; sys.gcrefs.append(weakref.ref(n))\n"
-        "    return x['key']\n"
-        "GB().map(cyc).count().run('gcrec:*')"
-    )
+    script = """
+import sys, weakref
+class Node:
+    pass
+sys.gcrefs = []
+def cyc(x):
+    n = Node(); n.me = n; n.rec = x; sys.gcrefs.append(weakref.ref(n))
+    return x['key']
+GB().map(cyc).count().run('gcrec:*')
+"""
     assert pyexecute(r, script) == [["2500"], []]
     # The collector ran by itself during the run (its young generation is 700 objects)...
     alive = "import sys\nGB('ShardsIDReader').map(lambda _: sum(w() is not None for w in sys.gcrefs)).run()"
@@ -427,15 +427,15 @@ def test_a_script_replacing_gc_functions_never_runs_inside_a_record_build():
     with fresh_server() as srv:
         c = srv.client()
         c.hset("h:1", mapping={"a": "1"})
-        patch = (
-            "import gc, sys\n"
-            "sys.gc_calls = []\n"
-            "def spy(name, f):\n"
-            "    return lambda *a: (sys.gc_calls.append(name), f(*a))[1]\n"
-            "for name in ('isenabled', 'disable', 'enable'):\n"
-            "    setattr(gc, name, spy(name, getattr(gc, name)))\n"
-            "GB().map(lambda x: x['key']).run('h:*')"
-        )
+        patch = """
+import gc, sys
+sys.gc_calls = []
+def spy(name, f):
+    return lambda *a: (sys.gc_calls.append(name), f(*a))[1]
+for name in ('isenabled', 'disable', 'enable'):
+    setattr(gc, name, spy(name, getattr(gc, name)))
+GB().map(lambda x: x['key']).run('h:*')
+"""
         assert pyexecute(c, patch) == [["h:1"], []]
         calls = "import sys\nGB('ShardsIDReader').map(lambda _: len(sys.gc_calls)).run()"
         assert pyexecute(c, calls) == [["0"], []]

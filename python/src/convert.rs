@@ -3,7 +3,7 @@
 //!
 //! Bottom layer, a leaf: depends on `engine` and pyo3 only.
 
-use engine::batch::{KeyRow, KeyType, ValueRef};
+use engine::batch::{KeyColumns, KeyRow, KeyType, ValueRef};
 use engine::Datum;
 use pyo3::exceptions::PyUnicodeDecodeError;
 use pyo3::prelude::*;
@@ -91,16 +91,40 @@ impl<'py> Records<'py> {
 
     /// The record dict of `row`.
     pub fn dict(&mut self, row: &KeyRow<'_>) -> PyResult<Bound<'py, PyAny>> {
+        let value = match &row.value {
+            Some(v) => Some(self.value_to_py(v)?),
+            None => None,
+        };
+        self.assemble(row.key, row.key_type, value, row.event)
+    }
+
+    /// The record dict of row `i` of `keys`: `dict(&keys.row(i))`, with a hash's fields
+    /// read in place (no `Vec` of them per record).
+    pub fn dict_at(&mut self, keys: &KeyColumns, i: usize) -> PyResult<Bound<'py, PyAny>> {
+        let Some(fields) = keys.hash_fields(i) else {
+            return self.dict(&keys.row(i));
+        };
+        let value = self.hash_dict(fields)?;
+        let event = keys.events().map(|e| e.value(i));
+        self.assemble(keys.key(i), KeyType::Hash, Some(value), event)
+    }
+
+    fn assemble(
+        &mut self,
+        key: &[u8],
+        key_type: KeyType,
+        value: Option<Bound<'py, PyAny>>,
+        event: Option<&[u8]>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let py = self.py;
         let d = PyDict::new(py);
-        d.set_item(&self.key, bytes_to_py(py, row.key)?)?;
-        if let Some(v) = &row.value {
-            let value = self.value_to_py(v)?;
+        d.set_item(&self.key, bytes_to_py(py, key)?)?;
+        if let Some(value) = value {
             d.set_item(&self.value, value)?;
-            let kind = self.type_name(row.key_type);
+            let kind = self.type_name(key_type);
             d.set_item(&self.type_, kind)?;
         }
-        match row.event {
+        match event {
             Some(e) => d.set_item(&self.event, bytes_to_py(py, e)?)?,
             None => d.set_item(&self.event, py.None())?,
         }
@@ -138,15 +162,20 @@ impl<'py> Records<'py> {
     fn value_to_py(&mut self, v: &ValueRef<'_>) -> PyResult<Bound<'py, PyAny>> {
         let py = self.py;
         Ok(match v {
-            ValueRef::Hash(fields) => {
-                let d = PyDict::new(py);
-                for (i, (f, val)) in fields.iter().enumerate() {
-                    d.set_item(self.field(i, f)?, bytes_to_py(py, val)?)?;
-                }
-                d.into_any()
-            }
+            ValueRef::Hash(fields) => self.hash_dict(fields.iter().copied())?,
             other => value_to_py(py, other)?,
         })
+    }
+
+    fn hash_dict<'a>(
+        &mut self,
+        fields: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let d = PyDict::new(self.py);
+        for (i, (f, val)) in fields.enumerate() {
+            d.set_item(self.field(i, f)?, bytes_to_py(self.py, val)?)?;
+        }
+        Ok(d.into_any())
     }
 }
 

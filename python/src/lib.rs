@@ -44,6 +44,7 @@ mod dict_version;
 mod embed;
 pub mod errors;
 mod future;
+mod gc_pause;
 mod gil;
 pub mod link;
 pub mod metrics;
@@ -129,6 +130,7 @@ pub fn init(
 }
 
 fn load_runtime(py: Python<'_>) -> PyResult<()> {
+    gc_pause::prepare(py);
     PyModule::from_code(
         py,
         STACK_GUARD,

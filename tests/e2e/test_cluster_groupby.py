@@ -151,3 +151,28 @@ def test_counts_are_right_while_the_shards_profile(cluster, rc):
     finally:
         cluster.each(lambda c: c.execute_command("RG.CONFIGSET", "ProfileExecutions", "0"))
     assert sorted((r["key"], r["value"]) for r in res) == [(str(a), 13 - (a > 5)) for a in range(7)]
+
+
+# Hashes of several shapes (field sets and orders) in one batch: the records made from key batches on either side of the shuffle read as a single server's.
+
+SHAPES = [{"a": "1"}, {"a": "2", "b": "x"}, {"b": "y", "a": "3"}, {"name": "n", "age": "4"},
+          {"age": "5", "name": "m", "more": "z"}]  # fmt: skip
+ALL_RECORDS = (
+    "GB().groupby(lambda x: x['key'][:2], lambda k, a, r: (a or []) + [repr(list(r.items()))"
+    " + repr(list(r['value'].items()) if isinstance(r['value'], dict) else r['value'])])"
+    ".flatmap(lambda x: x['value']).run()"
+)
+
+
+def test_hash_records_of_every_shape_read_as_a_single_servers(cluster, rc, single):
+    cc = cluster.cluster_client()
+    try:
+        for c in (cc, single):
+            for i in range(60):
+                c.hset(f"q{i % 3}:{i}", mapping=SHAPES[i % len(SHAPES)])
+        assert results(rc, ALL_RECORDS) == results(single, ALL_RECORDS)
+    finally:
+        for c in (cc, single):
+            c.delete(*[f"q{i % 3}:{i}" for i in range(60)])
+        cc.close()
+

@@ -378,3 +378,64 @@ registerTE(1, tick)
     assert wait_for(lambda: r.get('te:ticks') == '2'), r.get('te:ticks')
     # A live 1 s timer would tick again within 1.5 s.
     assert holds_for(lambda: r.get('te:ticks') == '2', 1.5), 'the time event stopped when its callback raised'
+
+
+# -- gc ----------------------------------------------------------------------------------------
+
+
+def test_user_code_sees_the_collector_as_the_script_left_it(r):
+    # Records are built with the cyclic collector paused (python/src/gc_pause.rs); a step
+    # never runs inside that pause, and a collector a script turned off stays off.
+    with r.pipeline() as p:
+        for i in range(2500):
+            p.hset(f"gcrec:{i}", mapping={"a": str(i), "b": "x"})
+        p.execute()
+    on = "GB().map(lambda x: __import__('gc').isenabled()).run('gcrec:*')"
+    results, errors = pyexecute(r, on)
+    assert errors == [] and len(results) == 2500 and set(results) == {"True"}
+    try:
+        results, errors = pyexecute(r, "import gc\ngc.disable()\n" + on)
+        assert errors == [] and set(results) == {"False"}
+        assert one(r, "__import__('gc').isenabled()") == "False"
+    finally:
+        pyexecute(r, "import gc\ngc.enable()\nGB('ShardsIDReader').run()")
+    assert one(r, "__import__('gc').isenabled()") == "True"
+    # Cycles made by steps are still collected: none is left after a run and a collection.
+    script = """
+import sys, weakref
+class Node:
+    pass
+sys.gcrefs = []
+def cyc(x):
+    n = Node(); n.me = n; n.rec = x; sys.gcrefs.append(weakref.ref(n))
+    return x['key']
+GB().map(cyc).count().run('gcrec:*')
+"""
+    assert pyexecute(r, script) == [["2500"], []]
+    # The collector ran by itself during the run (its young generation is 700 objects)...
+    alive = "import sys\nGB('ShardsIDReader').map(lambda _: sum(w() is not None for w in sys.gcrefs)).run()"
+    (left,), errors = pyexecute(r, alive)
+    assert errors == [] and int(left) < 1000, left
+    # ... and a collection frees the rest.
+    assert pyexecute(r, "import gc\ngc.collect()\n" + alive) == [["0"], []]
+    r.delete(*[f"gcrec:{i}" for i in range(2500)])
+
+
+def test_a_script_replacing_gc_functions_never_runs_inside_a_record_build():
+    # The module looks gc's functions up at start-up (python/src/gc_pause.rs), so a script
+    # that replaces them before the first run does not get them called by the module.
+    with fresh_server() as srv:
+        c = srv.client()
+        c.hset("h:1", mapping={"a": "1"})
+        patch = """
+import gc, sys
+sys.gc_calls = []
+def spy(name, f):
+    return lambda *a: (sys.gc_calls.append(name), f(*a))[1]
+for name in ('isenabled', 'disable', 'enable'):
+    setattr(gc, name, spy(name, getattr(gc, name)))
+GB().map(lambda x: x['key']).run('h:*')
+"""
+        assert pyexecute(c, patch) == [["h:1"], []]
+        calls = "import sys\nGB('ShardsIDReader').map(lambda _: len(sys.gc_calls)).run()"
+        assert pyexecute(c, calls) == [["0"], []]

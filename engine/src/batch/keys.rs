@@ -147,6 +147,17 @@ impl KeyColumns {
         }
     }
 
+    /// The fields and values of row `i` when it is a hash read with its value: what
+    /// `row(i)` holds as `ValueRef::Hash`, without collecting them into a `Vec`.
+    pub fn hash_fields(&self, i: usize) -> Option<impl Iterator<Item = (&[u8], &[u8])> + '_> {
+        let values = self.0.values.as_ref()?;
+        if self.key_type(i) != KeyType::Hash {
+            return None;
+        }
+        let (f, v) = (&values.hashes.children[0], &values.hashes.children[1]);
+        Some(values.hashes.range(i).map(|j| (f.value(j), v.value(j))))
+    }
+
     /// Rows `start..end`, sharing this batch's buffers (O(1)).
     pub fn slice(&self, start: usize, end: usize) -> KeyColumns {
         let len = end.saturating_sub(start);

@@ -199,3 +199,20 @@ fn sizes_are_capped_and_work_counts_bytes_and_items() {
     assert!(s.contains(&format!("{}", 1 << 20)), "{s}");
     assert!(!s.contains(&format!("{}", (1 << 20) + 5)), "{s}");
 }
+
+#[test]
+fn hash_fields_are_the_hash_rows_values_in_place() {
+    for read_value in [true, false] {
+        let k = sample(read_value).finish().expect("finish");
+        let sliced = k.slice(1, 4);
+        for k in [&k, &sliced] {
+            for i in 0..k.len() {
+                let fields = k.hash_fields(i).map(|f| f.collect::<Vec<_>>());
+                match &k.row(i).value {
+                    Some(ValueRef::Hash(h)) => assert_eq!(fields.as_ref(), Some(h), "row {i}"),
+                    _ => assert_eq!(fields, None, "row {i}"),
+                }
+            }
+        }
+    }
+}

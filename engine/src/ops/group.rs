@@ -28,7 +28,14 @@ impl<A> GroupTable<A> {
 
     /// The accumulator for `key`, created with `init` on first sight.
     pub fn entry(&mut self, key: &[u8], init: impl FnOnce() -> A) -> &mut A {
-        let idx = match self.index.get(key) {
+        let i = self.slot(key, init);
+        &mut self.groups[i].1
+    }
+
+    /// Where `key`'s group is (created with `init` on first sight): its accumulator is
+    /// `at(slot)` until the table is drained (groups are only ever appended).
+    pub fn slot(&mut self, key: &[u8], init: impl FnOnce() -> A) -> usize {
+        match self.index.get(key) {
             Some(&i) => i,
             None => {
                 let i = self.groups.len();
@@ -36,8 +43,12 @@ impl<A> GroupTable<A> {
                 self.groups.push((key.to_vec(), init()));
                 i
             }
-        };
-        &mut self.groups[idx].1
+        }
+    }
+
+    /// The accumulator of group `slot` (see [`GroupTable::slot`]); none after a drain.
+    pub fn at(&mut self, slot: usize) -> Option<&mut A> {
+        self.groups.get_mut(slot).map(|g| &mut g.1)
     }
 
     pub fn len(&self) -> usize {

@@ -65,7 +65,7 @@ impl PyStage {
             StepState::Groups(mut t) => t
                 .drain()
                 .into_iter()
-                .map(|(k, a)| key_value(py, &k, a.into_bound(py)))
+                .map(|(k, g)| key_value(py, &k, g.acc.into_bound(py)))
                 .collect::<PyResult<_>>()?,
             StepState::Lists(mut t) => {
                 let PyStep::BatchGroupBy { reducer, .. } = &*self.steps[i] else {

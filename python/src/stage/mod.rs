@@ -46,13 +46,29 @@ pub use runtime::{ControlledRuntime, PyRuntime};
 enum StepState {
     None,
     Acc(Option<Py<PyAny>>),
-    Groups(GroupTable<Py<PyAny>>),
+    Groups(GroupTable<Group>),
     Lists(GroupTable<Vec<Py<PyAny>>>),
     Avg(AvgAcc),
     Rows(Vec<Py<PyAny>>),
     Set(Option<Py<PySet>>),
     /// Records waiting for a batch step's one call per batch (see `batch`).
     Pending(Vec<Py<PyAny>>),
+}
+
+/// A `groupby` group: its key as the `str` every reducer call of the group gets (made
+/// once per group, not per record) and its accumulator.
+struct Group {
+    key: Py<PyAny>,
+    acc: Py<PyAny>,
+}
+
+impl Group {
+    fn new(py: Python<'_>, key: &str) -> Group {
+        Group {
+            key: pyo3::types::PyString::new(py, key).into_any().unbind(),
+            acc: py.None(),
+        }
+    }
 }
 
 /// Records leaving the stage, with partition keys when the last step extracts them, or
@@ -140,10 +156,10 @@ impl PyStage {
     /// Converts an input batch into Python records.
     fn rows<'py>(py: Python<'py>, data: BatchData) -> PyResult<Vec<Bound<'py, PyAny>>> {
         match data {
-            BatchData::Keys(k) => {
+            BatchData::Keys(k) => crate::gc_pause::building(py, || {
                 let mut records = Records::new(py);
-                (0..k.len()).map(|i| records.dict(&k.row(i))).collect()
-            }
+                (0..k.len()).map(|i| records.dict_at(&k, i)).collect()
+            }),
             BatchData::Datums(d) => d.iter().map(|v| datum_to_py(py, v)).collect(),
             BatchData::Foreign(f) => crate::arrow::py_rows(py, f),
         }

@@ -5,6 +5,7 @@
 //!
 //! Part of `PyStage` (`super`); depends on `step`, `future`, `asyncio_bridge` and `convert`.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use engine::batch::BinaryColumn;
@@ -13,7 +14,7 @@ use engine::Datum;
 use pyo3::prelude::*;
 use pyo3::types::{PyFloat, PySet};
 
-use super::{Out, PyStage, StepState};
+use super::{Group, Out, PyStage, StepState};
 use crate::asyncio_bridge::awaited;
 use crate::convert::key_text;
 use crate::future::{call, Kind};
@@ -193,40 +194,49 @@ impl PyStage {
         &mut self,
         py: Python<'py>,
         i: usize,
-        key: String,
+        key: Cow<'_, str>,
         r: &Py<PyAny>,
         row: Bound<'py, PyAny>,
     ) -> PyResult<()> {
         let StepState::Groups(t) = &mut self.state[i] else {
             return Ok(());
         };
-        let slot = t.entry(key.as_bytes(), || py.None());
-        let a = std::mem::replace(slot, py.None());
-        let v = call(py, r.bind(py), (key.as_str(), a, row), Kind::Reducer)?;
+        let slot = t.slot(key.as_bytes(), || Group::new(py, &key));
+        let Some(g) = t.at(slot) else {
+            return Ok(());
+        };
+        let a = std::mem::replace(&mut g.acc, py.None());
+        let k = g.key.clone_ref(py);
+        let v = call(py, r.bind(py), (k, a, row), Kind::Reducer)?;
         if self.park_on(py, i, None, Some(&key), &v)? {
             return Ok(()); // the group's value is set when the await is over (`park`)
         }
         if let StepState::Groups(t) = &mut self.state[i] {
-            *t.entry(key.as_bytes(), || py.None()) = awaited(py, v)?.unbind();
+            let v = awaited(py, v)?.unbind();
+            match t.at(slot) {
+                Some(g) => g.acc = v,
+                None => t.entry(key.as_bytes(), || Group::new(py, &key)).acc = v,
+            }
         }
         Ok(())
     }
 }
 
-/// The group key of `row`: the one carried by the batch, else the extractor's.
-fn group_key(
+/// The group key of `row`: the one carried by the batch (borrowed when UTF-8), else the
+/// extractor's.
+fn group_key<'k>(
     py: Python<'_>,
     extractor: &Py<PyAny>,
     row: &Bound<'_, PyAny>,
-    given: Option<&[u8]>,
-) -> PyResult<String> {
+    given: Option<&'k [u8]>,
+) -> PyResult<Cow<'k, str>> {
     match given {
-        Some(k) => Ok(String::from_utf8_lossy(k).into_owned()),
-        None => key_text(&call(
+        Some(k) => Ok(String::from_utf8_lossy(k)),
+        None => Ok(Cow::Owned(key_text(&call(
             py,
             extractor.bind(py),
             (row,),
             Kind::NoAsync("extractor"),
-        )?),
+        )?)?)),
     }
 }

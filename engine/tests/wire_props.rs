@@ -48,7 +48,9 @@ fn random_run_as(rng: &mut StdRng) -> RunAs {
 }
 
 fn random_reply(rng: &mut StdRng, depth: usize) -> Reply {
-    match rng.random_range(0..if depth < 3 { 6 } else { 5 }) {
+    match rng.random_range(0..if depth < 3 { 7 } else { 6 }) {
+        // Any bits: NaNs and negative zero included.
+        5 => Reply::Double(f64::from_bits(rng.random())),
         0 => Reply::Null,
         1 => Reply::Int(rng.random()),
         2 => Reply::Bulk(random_bytes(rng, 8)),
@@ -327,4 +329,17 @@ fn regression_huge_counts_do_not_allocate() {
     let blob = [b'S', 3, 0xff, 0xff, 0xff, 0xff];
     assert_eq!(sessions::decode(&blob), None);
     assert_eq!(decode_reply(&[5, 0xff, 0xff, 0xff, 0xff]), None);
+}
+
+/// A NaN double (found by the `bus_reply` fuzz target): it decodes, and re-encodes to the
+/// same bytes and an equal reply (doubles compare by their bits).
+#[test]
+fn regression_nan_double_round_trips() {
+    let bytes = [
+        5u8, 3, 0, 0, 0, 0, 6, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0,
+    ];
+    let r = decode_reply(&bytes).expect("an array of a null, a NaN and a null");
+    assert_eq!(encode_reply(&r), bytes);
+    assert_eq!(decode_reply(&encode_reply(&r)), Some(r));
+    assert_ne!(Reply::Double(0.0), Reply::Double(-0.0));
 }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use redis_module::{Context, ContextFlags, RedisResult, RedisString, RedisValue};
+use redis_module::{Context, RedisResult, RedisString, RedisValue};
 
 use super::respond;
 use crate::cluster::ask::{self, Query};
@@ -21,10 +21,7 @@ pub fn infocluster(ctx: &Context, _state: &ModuleState, _args: Vec<RedisString>)
         return respond(ctx, Reply::Bulk(b"no cluster mode".to_vec()));
     };
     let mine = HashMap::from([(t.my_id.clone(), crate::model::topology::run_id())]);
-    let cannot_block = ctx
-        .get_flags()
-        .intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING);
-    if cannot_block || t.shards.len() < 2 {
+    if super::cannot_block(ctx) || t.shards.len() < 2 {
         return respond(ctx, infocluster_reply(&t, &mine));
     }
     let bc = block(ctx);

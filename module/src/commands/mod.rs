@@ -14,7 +14,7 @@ pub mod requirements;
 pub mod sessions;
 pub mod trigger;
 
-use redis_module::{Context, ContextFlags, RedisResult, RedisString, RedisValue};
+use redis_module::{Context, RedisResult, RedisString, RedisValue};
 
 use crate::cluster::ask::{self, Query};
 use crate::redis::ffi::command::error;
@@ -26,12 +26,7 @@ pub(crate) fn respond(ctx: &Context, r: Reply) -> RedisResult {
     Ok(RedisValue::NoReply)
 }
 
-/// Whether the client of `ctx` cannot be blocked: inside MULTI or a Lua script, or a
-/// module's call (user code's `execute()`), where Redis 7.0 aborts once the call blocks.
-pub(crate) fn cannot_block(ctx: &Context) -> bool {
-    ctx.get_flags()
-        .intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING)
-}
+pub(crate) use crate::redis::ffi::replies::cannot_block;
 
 /// Arguments after the command name, as text.
 pub(crate) fn text_args(args: &[RedisString]) -> Vec<String> {

@@ -5,7 +5,7 @@
 //! thread, never waiting for an execution thread); a requested `run()` becomes an engine
 //! execution whose output is the reply.
 
-use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
+use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
 use crate::app::scripts::{BodyControl, Pending, ScriptJob};
 use crate::model::sessions::SessionArgs;
@@ -72,8 +72,7 @@ pub fn command(ctx: &Context, state: &'static ModuleState, args: Vec<RedisString
     if args.len() < 2 {
         return Err(RedisError::WrongArity);
     }
-    let flags = ctx.get_flags();
-    if flags.intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING) {
+    if super::cannot_block(ctx) {
         return Err(error(IN_MULTI));
     }
     let rest: Vec<String> = args[2..].iter().map(|a| a.to_string_lossy()).collect();

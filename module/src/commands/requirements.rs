@@ -4,7 +4,7 @@
 //! replicas and the AOF. Importing unpacks wheels, so it runs on a worker while the client
 //! is blocked.
 
-use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
+use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
 use super::respond;
 use crate::app::scripts::Pending;
@@ -120,10 +120,7 @@ pub fn pyimportreq(ctx: &Context, _state: &ModuleState, args: Vec<RedisString>) 
         );
         return respond(ctx, Reply::Error(e));
     }
-    let cannot_block = ctx
-        .get_flags()
-        .intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING);
-    if cannot_block {
+    if super::cannot_block(ctx) {
         return respond(ctx, Reply::Error(IN_MULTI.into()));
     }
     let client = Pending::new(block(ctx));

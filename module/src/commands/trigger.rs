@@ -18,7 +18,7 @@ use crate::model::reply::datum_reply;
 use crate::model::state::ModuleState;
 use crate::redis::access::{AsUser, Scope};
 use crate::redis::ffi::command::error;
-use crate::redis::ffi::replies::{block_measured, reply_blocked, Blocked, Reply};
+use crate::redis::ffi::replies::{block_measured, reply_blocked, Blocked, Reply, CANNOT_BLOCK};
 use crate::redis::lock::with_lock_held;
 use crate::run::distribute;
 use crate::run::hooks::NOT_SYNC_IN_MULTI;
@@ -72,9 +72,7 @@ pub fn trigger(ctx: &Context, state: &'static ModuleState, args: Vec<RedisString
     let source = Box::new(ReadySource::new(record(&args)));
     if reg.mode == Mode::Sync {
         reg.stats().triggered += 1;
-        let flags = ctx.get_flags();
-        let may_defer = !flags
-            .intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING);
+        let may_defer = !super::cannot_block(ctx);
         if let (Some(plan), true) = (&reg.fast, may_defer) {
             return run_sync_deferring(ctx, state, &reg, plan, &record_datum(&args));
         }
@@ -93,13 +91,10 @@ pub fn trigger(ctx: &Context, state: &'static ModuleState, args: Vec<RedisString
             .record(&out, started.elapsed().as_millis() as u64);
         return respond(ctx, trigger_reply(&out));
     }
-    let flags = ctx.get_flags();
-    if flags.intersects(
-        ContextFlags::MULTI
-            | ContextFlags::LUA
-            | ContextFlags::DENY_BLOCKING
-            | ContextFlags::LOADING,
-    ) {
+    if ctx
+        .get_flags()
+        .intersects(CANNOT_BLOCK | ContextFlags::LOADING)
+    {
         return Err(error(NOT_SYNC_IN_MULTI));
     }
     // Counted only once it runs: a refused trigger started nothing (numTriggered stays

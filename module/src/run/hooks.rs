@@ -263,8 +263,7 @@ pub fn run(ctx: &Context, state: &'static ModuleState, argv: Vec<Vec<u8>>) -> Ho
         idx,
         client,
     };
-    let blocking_ok =
-        !flags.intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING);
+    let blocking_ok = !flags.intersects(crate::redis::ffi::replies::CANNOT_BLOCK);
     let reg = Arc::clone(&frame.hooks[idx]);
     if let (Mode::Sync, true, Some(plan)) = (reg.mode, blocking_ok, &reg.fast) {
         return run_frame_deferring(state, frame, ctx, plan);

@@ -110,7 +110,7 @@ pub fn run(ctx: &Context, state: &ModuleState, argv: Vec<Vec<u8>>) -> HookRun {
     let real = with_lock_held(ctx, || crate::redis::call::call(Some(&client), &argv));
     ACTIVE.with(|a| a.borrow_mut().take());
     *link.real.lock().unwrap_or_else(|e| e.into_inner()) = Some(from_call_reply(real));
-    if flags.intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING) {
+    if flags.intersects(crate::redis::ffi::replies::CANNOT_BLOCK) {
         return HookRun::Reply(link.reply());
     }
     if link.pending.load(Ordering::Acquire) == 1 {

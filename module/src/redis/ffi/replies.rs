@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::sync::Mutex;
 
-use redis_module::{raw, Context};
+use redis_module::{raw, Context, ContextFlags};
 
 /// A reply to send; defined with its bus codec in the engine (`engine::wire::reply`).
 pub use engine::wire::Reply;
@@ -161,6 +161,17 @@ extern "C" fn disconnected(ctx: *mut raw::RedisModuleCtx, bc: *mut raw::RedisMod
 // SAFETY: a blocked-client handle may be used from any thread (that is its purpose);
 // it is consumed exactly once by `reply_blocked`.
 unsafe impl Send for Blocked {}
+
+/// Where a client cannot be blocked: inside MULTI or a Lua script, or a module's call
+/// (user code's `execute()`), where Redis 7.0 aborts once the call blocks.
+pub const CANNOT_BLOCK: ContextFlags = ContextFlags::MULTI
+    .union(ContextFlags::LUA)
+    .union(ContextFlags::DENY_BLOCKING);
+
+/// Whether the client of `ctx` cannot be blocked ([`CANNOT_BLOCK`]).
+pub fn cannot_block(ctx: &Context) -> bool {
+    ctx.get_flags().intersects(CANNOT_BLOCK)
+}
 
 /// Blocks the client of the current command (no timeout, no callbacks).
 pub fn block(ctx: &Context) -> Blocked {

@@ -110,7 +110,7 @@ fn dispatch(ctx: &Context, event: &str, key: &[u8]) {
     // inside MULTI/Lua.
     let may_defer = !flags
         .unwrap_or(ContextFlags::empty())
-        .intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING);
+        .intersects(crate::redis::ffi::replies::CANNOT_BLOCK);
     for reg in sync_hits {
         reg.count_triggered();
         run_sync(ctx, state, &reg, key, event, may_defer);

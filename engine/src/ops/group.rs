@@ -3,6 +3,8 @@
 //! Keys are byte strings hashed with ahash; groups keep first-seen order so output is
 //! deterministic for a given input order.
 
+use std::convert::Infallible;
+
 use ahash::AHashMap;
 
 /// Accumulators by key, in first-seen order.
@@ -28,22 +30,33 @@ impl<A> GroupTable<A> {
 
     /// The accumulator for `key`, created with `init` on first sight.
     pub fn entry(&mut self, key: &[u8], init: impl FnOnce() -> A) -> &mut A {
-        let i = self.slot(key, init);
-        &mut self.groups[i].1
+        let Ok(a) = self.try_entry(key, || Ok::<A, Infallible>(init()));
+        a
     }
 
-    /// Where `key`'s group is (created with `init` on first sight): its accumulator is
-    /// `at(slot)` until the table is drained (groups are only ever appended).
-    pub fn slot(&mut self, key: &[u8], init: impl FnOnce() -> A) -> usize {
-        match self.index.get(key) {
+    /// [`GroupTable::entry`] with an `init` that may fail (then no group is made).
+    pub fn try_entry<E>(
+        &mut self,
+        key: &[u8],
+        init: impl FnOnce() -> Result<A, E>,
+    ) -> Result<&mut A, E> {
+        let i = self.slot(key, init)?;
+        Ok(&mut self.groups[i].1)
+    }
+
+    /// Where `key`'s group is (created with `init` on first sight; none when `init` fails):
+    /// its accumulator is `at(slot)` until the table is drained (groups are only appended).
+    pub fn slot<E>(&mut self, key: &[u8], init: impl FnOnce() -> Result<A, E>) -> Result<usize, E> {
+        Ok(match self.index.get(key) {
             Some(&i) => i,
             None => {
                 let i = self.groups.len();
+                let a = init()?;
                 self.index.insert(key.to_vec(), i);
-                self.groups.push((key.to_vec(), init()));
+                self.groups.push((key.to_vec(), a));
                 i
             }
-        }
+        })
     }
 
     /// The accumulator of group `slot` (see [`GroupTable::slot`]); none after a drain.

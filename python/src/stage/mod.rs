@@ -63,11 +63,12 @@ struct Group {
 }
 
 impl Group {
-    fn new(py: Python<'_>, key: &str) -> Group {
-        Group {
-            key: pyo3::types::PyString::new(py, key).into_any().unbind(),
+    /// A refused allocation is its `MemoryError` (`convert::py_str`).
+    fn new(py: Python<'_>, key: &str) -> PyResult<Group> {
+        Ok(Group {
+            key: crate::convert::py_str(py, key)?.into_any().unbind(),
             acc: py.None(),
-        }
+        })
     }
 }
 

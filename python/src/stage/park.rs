@@ -292,7 +292,8 @@ impl PyStage {
             (PyStep::Accumulate(_), StepState::Acc(acc)) => *acc = Some(v.unbind()),
             (PyStep::GroupBy { .. }, StepState::Groups(t)) => {
                 let key = group.unwrap_or_default();
-                t.entry(key.as_bytes(), || super::Group::new(py, &key)).acc = v.unbind();
+                t.try_entry(key.as_bytes(), || super::Group::new(py, &key))?
+                    .acc = v.unbind();
             }
             (local, _) => {
                 let row = row.map_or_else(|| py.None().into_bound(py), |r| r.into_bound(py));

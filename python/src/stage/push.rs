@@ -201,7 +201,7 @@ impl PyStage {
         let StepState::Groups(t) = &mut self.state[i] else {
             return Ok(());
         };
-        let slot = t.slot(key.as_bytes(), || Group::new(py, &key));
+        let slot = t.slot(key.as_bytes(), || Group::new(py, &key))?;
         let Some(g) = t.at(slot) else {
             return Ok(());
         };
@@ -215,7 +215,7 @@ impl PyStage {
             let v = awaited(py, v)?.unbind();
             match t.at(slot) {
                 Some(g) => g.acc = v,
-                None => t.entry(key.as_bytes(), || Group::new(py, &key)).acc = v,
+                None => t.try_entry(key.as_bytes(), || Group::new(py, &key))?.acc = v,
             }
         }
         Ok(())
